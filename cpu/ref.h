@@ -1,0 +1,50 @@
+/* The scalar reference kernels: the specification of every op (design.md §5). Plain loops, no
+ * intrinsics. SIMD kernels and OpenCL kernels are tested against these. Output first, then inputs,
+ * then sizes. */
+#ifndef TERN_CPU_REF_H
+#define TERN_CPU_REF_H
+
+#include <stdint.h>
+
+#include "../scheduler/device.h"
+
+/* Per-token int8 quantization of one activation row x[n]:
+ * s = 127 / max(max|x_i|, 1e-5); q_i = clamp(round_half_even(x_i * s), -128, 127).
+ * q[n .. n_pad) is zero-filled. Returns s (the "act scale"); sum_q, if not NULL, gets sum q_i. */
+float tern_ref_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_pad, int32_t *sum_q);
+
+/* Exact integer ternary dot of one packed row (k_pad/4 bytes) with q[k_pad]: sum t_k * q_k. */
+int32_t tern_ref_ternary_dot(const uint8_t *row, const int8_t *q, int64_t k_pad);
+
+/* y[t][r] = dot(row r, q[t]) / act_scale[t] * w->scale * w->out_scale for t < n_tok, r < n_out.
+ * q rows have stride w->k_pad; y rows have stride w->n_out. */
+void tern_ref_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q,
+                             const float *act_scale, int64_t n_tok);
+
+/* out = x / sqrt(mean(x^2) + eps) * w  (out may alias x) */
+void tern_ref_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);
+
+/* Rotate the first n_rot dims of each of n_head heads (head_dim apart) of x for position pos.
+ * Frequencies theta^(-2i/n_rot); pairing per style (NEOX: i with i+n_rot/2; NORM: 2i with 2i+1). */
+void tern_ref_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float theta,
+                   enum tern_rope_style style);
+
+/* Causal attention of one query token at position pos over cached positions 0..pos.
+ * q[n_head*head_dim]; k_cache/v_cache are f16 [n_ctx][n_head_kv*head_dim]; head h uses kv head
+ * h / (n_head/n_head_kv). out[n_head*head_dim]. scratch holds pos+1 floats. */
+void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
+                        int pos, int n_head, int n_head_kv, int head_dim, float *scratch);
+
+/* out[i] = act(gate[i]) * up[i], act = relu(x)^2 or silu(x) (out may alias gate or up) */
+void tern_ref_ffn_act(float *out, const float *gate, const float *up, int64_t n,
+                      enum tern_ffn_act act);
+
+/* Decode n elements (a multiple of the type's block size) of a row of F32/F16/BF16/Q8_0/Q4_K/Q6_K. */
+void tern_ref_dequant_row(float *out, const void *row, uint32_t type, int64_t n);
+
+/* out[r - row_begin] = dot(row r of t, x) for r in [row_begin, row_end): embedding-head matvec,
+ * rows decoded to f32 per the tensor's type. x has t->ne0 elements. */
+void tern_ref_matvec(float *out, const struct tern_tensor *t, const float *x, int64_t row_begin,
+                     int64_t row_end);
+
+#endif

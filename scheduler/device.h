@@ -1,0 +1,120 @@
+/* The device interface: what every device (CPU, OpenCL) sees of a model, and the few coarse
+ * operations the executor asks of it. A device owns the layers it loaded and their KV cache;
+ * the hidden state (n_tokens x n_embd f32, host memory) is the only thing that crosses devices. */
+#ifndef TERN_DEVICE_H
+#define TERN_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+#include "types.h"
+
+enum tern_ffn_act { TERN_FFN_RELU2 = 0, TERN_FFN_SILU = 1 };
+
+enum tern_rope_style {
+    TERN_ROPE_NEOX = 0, /* pairs (i, i + n_rot/2): bitnet archs, HF row order */
+    TERN_ROPE_NORM = 1  /* adjacent pairs (2i, 2i+1): llama arch files */
+};
+
+struct tern_hparams {
+    int32_t n_vocab;
+    int32_t n_embd;      /* hidden size */
+    int32_t n_ff;        /* FFN inner size */
+    int32_t n_layer;
+    int32_t n_head;
+    int32_t n_head_kv;
+    int32_t head_dim;    /* per head; n_head * head_dim is the q width */
+    int32_t n_rot;       /* rotated dims per head (<= head_dim) */
+    int32_t n_ctx_train; /* context length the model was trained with */
+    float rope_theta;
+    float norm_eps;
+    enum tern_ffn_act ffn_act;
+    enum tern_rope_style rope_style;
+    bool has_sub_norms;  /* attn_sub_norm and ffn_sub_norm present (bitnet archs) */
+};
+
+/* A ternary weight in the shared packed format (design.md §4): n_out rows, each row_bytes =
+ * k_pad/4 bytes of I2_S blocks (128 weights per 32 bytes, byte i of a block holds weights i, i+32,
+ * i+64, i+96 in bit pairs 7:6, 5:4, 3:2, 1:0; codes 0,1,2 = -1,0,+1), rows padded with code 1. */
+struct tern_ternary {
+    const uint8_t *codes; /* n_out * row_bytes bytes; may point into the file mapping */
+    int64_t n_in;         /* K: logical input length */
+    int64_t k_pad;        /* K rounded up to a multiple of 128 */
+    int64_t row_bytes;    /* k_pad / 4 */
+    int64_t n_out;        /* rows */
+    float scale;          /* W = t * scale */
+    float out_scale;      /* extra multiplier from a bitnet `.scale` tensor; 1 when absent */
+};
+
+/* A non-ternary tensor as stored in the file (embedding, head, norms). Rows of ne0 elements. */
+struct tern_tensor {
+    const void *data;
+    uint32_t type;     /* enum tern_type */
+    int64_t ne0, ne1;  /* row length, rows */
+    size_t row_bytes;  /* bytes per row */
+};
+
+struct tern_layer_weights {
+    const float *attn_norm;     /* n_embd */
+    const float *attn_sub_norm; /* n_head*head_dim; NULL without sub-norms */
+    const float *ffn_norm;      /* n_embd */
+    const float *ffn_sub_norm;  /* n_ff; NULL without sub-norms */
+    struct tern_ternary wq;     /* n_embd -> n_head*head_dim */
+    struct tern_ternary wk;     /* n_embd -> n_head_kv*head_dim */
+    struct tern_ternary wv;     /* n_embd -> n_head_kv*head_dim */
+    struct tern_ternary wo;     /* n_head*head_dim -> n_embd */
+    struct tern_ternary wgate;  /* n_embd -> n_ff */
+    struct tern_ternary wup;    /* n_embd -> n_ff */
+    struct tern_ternary wdown;  /* n_ff -> n_embd */
+};
+
+/* Everything a device needs to know of a model; owned by host/, valid while the model is open. */
+struct tern_model_view {
+    struct tern_hparams hp;
+    const struct tern_layer_weights *layers; /* n_layer */
+    struct tern_tensor tok_embd;             /* n_vocab rows of n_embd */
+    const float *output_norm;                /* n_embd */
+    struct tern_tensor output;               /* head: n_vocab rows of n_embd (tok_embd when tied) */
+};
+
+enum tern_device_kind { TERN_DEVICE_CPU = 0, TERN_DEVICE_GPU = 1, TERN_DEVICE_ACCEL = 2 };
+
+struct tern_device_info {
+    char name[128];
+    enum tern_device_kind kind;
+    uint64_t mem_bytes;    /* memory the device can use for weights and KV cache */
+    bool unified_memory;   /* shares physical memory with the host */
+    bool shares_cpu_cores; /* runs on the CPU's cores (CPU device, PoCL): never concurrent with it */
+};
+
+/* Parts a device may own besides layers. */
+enum { TERN_PART_EMBED = 1u << 0, TERN_PART_HEAD = 1u << 1 };
+
+struct tern_device_ops {
+    tern_status (*describe)(void *ctx, struct tern_device_info *out);
+    /* Take layers [layer_begin, layer_end) and the parts in `parts`; sets up KV cache for n_ctx
+     * positions for those layers. May be called again to change the set (frees the old one). */
+    tern_status (*load)(void *ctx, const struct tern_model_view *model, int layer_begin, int layer_end,
+                        unsigned parts, int n_ctx);
+    /* hidden[n_tokens][n_embd] <- embedding rows of tokens (TERN_PART_EMBED). */
+    tern_status (*embed)(void *ctx, float *hidden, const int32_t *tokens, int n_tokens);
+    /* Run layers [layer_begin, layer_end) (a subrange of what was loaded) in place on
+     * hidden[n_tokens][n_embd], tokens at positions pos0 .. pos0+n_tokens-1 (causal). */
+    tern_status (*run_layers)(void *ctx, float *hidden, int n_tokens, int pos0, int layer_begin,
+                              int layer_end);
+    /* logits[n_vocab] <- head(final_norm(hidden[n_embd])) for one token (TERN_PART_HEAD). */
+    tern_status (*logits)(void *ctx, float *logits, const float *hidden);
+    /* Wait for queued work. Optional (NULL: synchronous device). */
+    tern_status (*sync)(void *ctx);
+    /* Free everything; ctx is invalid afterwards. */
+    void (*release)(void *ctx);
+};
+
+struct tern_device {
+    const struct tern_device_ops *ops;
+    void *ctx;
+};
+
+#endif

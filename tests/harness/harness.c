@@ -1,0 +1,69 @@
+/* The test harness (see harness.h). */
+#include "harness.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int harness_case_failed;
+static int n_passed, n_failed;
+
+void harness_fail(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s:%d: ", file, line);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    harness_case_failed = 1;
+}
+
+void harness_run(const char *name, void (*fn)(void)) {
+    harness_case_failed = 0;
+    fn();
+    if (harness_case_failed) {
+        n_failed++;
+        fprintf(stderr, "FAIL %s\n", name);
+    } else {
+        n_passed++;
+        fprintf(stderr, "ok   %s\n", name);
+    }
+}
+
+int harness_finish(void) {
+    fprintf(stderr, "%d passed, %d failed\n", n_passed, n_failed);
+    return n_failed ? 1 : 0;
+}
+
+static const char *join(const char *env, const char *fallback, const char *rel, int slot) {
+    static char buf[4][4096];
+    const char *dir = getenv(env);
+    if (!dir)
+        dir = fallback;
+    snprintf(buf[slot & 3], sizeof buf[0], "%s/%s", dir, rel);
+    return buf[slot & 3];
+}
+
+const char *test_data(const char *rel, int slot) { return join("TERN_TEST_DATA", "tests/data", rel, slot); }
+const char *test_tmp(const char *name, int slot) { return join("TERN_BUILD_TMP", "/tmp", name, slot); }
+const char *test_bin(const char *name, int slot) { return join("TERN_BIN_DIR", ".", name, slot); }
+
+uint64_t test_rand_u64(uint64_t *s) {
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+float test_rand_uniform(uint64_t *s, float lo, float hi) {
+    return lo + (hi - lo) * (float)((test_rand_u64(s) >> 40) * (1.0 / 16777216.0));
+}
+
+float test_rand_normal(uint64_t *s) {
+    double u1 = ((test_rand_u64(s) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+    double u2 = (test_rand_u64(s) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}

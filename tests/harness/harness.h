@@ -1,0 +1,59 @@
+/* Minimal test harness: checks that print expected and actual, per-case reporting, and helpers
+ * to find fixtures. Each test_*.c has a main() that calls RUN(case) for each case and returns
+ * harness_finish(). */
+#ifndef TERN_TEST_HARNESS_H
+#define TERN_TEST_HARNESS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+extern int harness_case_failed;
+
+void harness_fail(const char *file, int line, const char *fmt, ...);
+void harness_run(const char *name, void (*fn)(void));
+int harness_finish(void);
+
+/* Absolute path of a fixture: $TERN_TEST_DATA/rel (static buffer, one at a time per slot 0..3). */
+const char *test_data(const char *rel, int slot);
+/* Path in the build's scratch folder: $TERN_BUILD_TMP/name (static buffer per slot 0..3). */
+const char *test_tmp(const char *name, int slot);
+/* Path of a built binary: $TERN_BIN_DIR/name (static buffer per slot 0..3). */
+const char *test_bin(const char *name, int slot);
+
+/* Deterministic random numbers for tests (xorshift64*). */
+uint64_t test_rand_u64(uint64_t *state);
+float test_rand_uniform(uint64_t *state, float lo, float hi);
+float test_rand_normal(uint64_t *state);
+
+#define RUN(fn) harness_run(#fn, fn)
+
+#define CHECK(cond)                                                  \
+    do {                                                             \
+        if (!(cond))                                                 \
+            harness_fail(__FILE__, __LINE__, "CHECK(%s) failed", #cond); \
+    } while (0)
+
+#define CHECK_INT(expected, actual)                                                       \
+    do {                                                                                  \
+        long long e_ = (long long)(expected), a_ = (long long)(actual);                   \
+        if (e_ != a_)                                                                     \
+            harness_fail(__FILE__, __LINE__, "%s: expected %lld, got %lld", #actual, e_, a_); \
+    } while (0)
+
+#define CHECK_FLOAT(expected, actual, tol)                                                  \
+    do {                                                                                    \
+        double e_ = (double)(expected), a_ = (double)(actual);                              \
+        if (!(e_ - a_ <= (tol) && a_ - e_ <= (tol)))                                        \
+            harness_fail(__FILE__, __LINE__, "%s: expected %.9g, got %.9g (tol %g)", #actual, e_, \
+                         a_, (double)(tol));                                                \
+    } while (0)
+
+#define CHECK_STATUS(expected, actual)                                                        \
+    do {                                                                                      \
+        int e_ = (int)(expected), a_ = (int)(actual);                                         \
+        if (e_ != a_)                                                                         \
+            harness_fail(__FILE__, __LINE__, "%s: expected %s, got %s", #actual,              \
+                         tern_status_name((tern_status)e_), tern_status_name((tern_status)a_)); \
+    } while (0)
+
+#endif
