@@ -16,10 +16,10 @@ float tern_ref_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_pad,
 /* Exact integer ternary dot of one packed row (k_pad/4 bytes) with q[k_pad]: sum t_k * q_k. */
 int32_t tern_ref_ternary_dot(const uint8_t *row, const int8_t *q, int64_t k_pad);
 
-/* y[t][r] = dot(row r, q[t]) / act_scale[t] * w->scale * w->out_scale for t < n_tok, r < n_out.
- * q rows have stride w->k_pad; y rows have stride w->n_out. */
+/* y[t][r] = dot(row r, q[t]) / act_scale[t] * w->scale * w->out_scale for t < n_tok and
+ * r in [row_begin, row_end). q rows have stride w->k_pad; y rows have stride w->n_out. */
 void tern_ref_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q,
-                             const float *act_scale, int64_t n_tok);
+                             const float *act_scale, int64_t n_tok, int64_t row_begin, int64_t row_end);
 
 /* out = x / sqrt(mean(x^2) + eps) * w  (out may alias x) */
 void tern_ref_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);

@@ -39,9 +39,9 @@ int32_t tern_ref_ternary_dot(const uint8_t *row, const int8_t *q, int64_t k_pad)
 }
 
 void tern_ref_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q,
-                             const float *act_scale, int64_t n_tok) {
+                             const float *act_scale, int64_t n_tok, int64_t row_begin, int64_t row_end) {
     for (int64_t t = 0; t < n_tok; t++) {
-        for (int64_t r = 0; r < w->n_out; r++) {
+        for (int64_t r = row_begin; r < row_end; r++) {
             int32_t acc = tern_ref_ternary_dot(w->codes + r * w->row_bytes, q + t * w->k_pad, w->k_pad);
             /* bitnet.cpp's order: integer sum / act scale * weight scale */
             y[t * w->n_out + r] = (float)acc / act_scale[t] * w->scale * w->out_scale;

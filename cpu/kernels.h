@@ -1,0 +1,37 @@
+/* The CPU device's kernel table. One table per ISA level (scalar reference, AVX2, AVX-512, NEON),
+ * chosen once at start; every entry computes the same function as the reference in ref.h
+ * (integer parts bit-exact, float parts within NMSE limits). Entries that split work across threads
+ * take a row range so the thread pool can hand out slices. */
+#ifndef TERN_CPU_KERNELS_H
+#define TERN_CPU_KERNELS_H
+
+#include <stdint.h>
+
+#include "../scheduler/device.h"
+
+struct tern_cpu_kernels {
+    const char *name; /* "scalar", "avx2", "avx512", "neon" */
+    /* see tern_ref_quantize_act */
+    float (*quantize_act)(int8_t *q, const float *x, int64_t n, int64_t n_pad, int32_t *sum_q);
+    /* rows [row_begin, row_end) of tern_ref_ternary_matmul; y keeps stride w->n_out */
+    void (*ternary_matmul)(float *y, const struct tern_ternary *w, const int8_t *q, const float *act_scale,
+                           int64_t n_tok, int64_t row_begin, int64_t row_end);
+    /* see tern_ref_matvec (head / embedding-type matvec over a row range) */
+    void (*matvec)(float *out, const struct tern_tensor *t, const float *x, int64_t row_begin,
+                   int64_t row_end);
+    void (*rmsnorm)(float *out, const float *x, const float *w, int64_t n, float eps);
+    void (*rope)(float *x, int n_head, int head_dim, int n_rot, int pos, float theta,
+                 enum tern_rope_style style);
+    void (*attention)(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache, int pos,
+                      int n_head, int n_head_kv, int head_dim, float *scratch);
+    void (*ffn_act)(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act);
+};
+
+/* The scalar reference table. */
+extern const struct tern_cpu_kernels tern_cpu_kernels_scalar;
+
+/* The table for this machine: the best level the CPU and OS support, or the one TERN_CPU_ISA
+ * forces (an unsupported forced level is an error: returns NULL and logs why). */
+const struct tern_cpu_kernels *tern_cpu_kernels_select(void);
+
+#endif
