@@ -1,0 +1,314 @@
+/* Ternary weight formats on the host: I2_S stream <-> shared packed format, TQ2_0/TQ1_0 block codecs
+ * and whole-tensor repacking, absmean ternarization. See ternary.h. */
+#include "ternary.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../scheduler/fp16.h"
+#include "../scheduler/log.h"
+#include "../scheduler/types.h"
+
+static uint16_t u16_at(const uint8_t *p) {
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static void put_u16(uint8_t *p, uint16_t v) {
+    p[0] = (uint8_t)(v & 0xff);
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static const char *name_or(const char *name) {
+    return name ? name : "(unnamed)";
+}
+
+void tern_packed_fill_zero(uint8_t *packed, int64_t k, int64_t n_out) {
+    /* code 1 in all four bit pairs */
+    memset(packed, 0x55, (size_t)tern_packed_nbytes(k, n_out));
+}
+
+tern_status tern_packed_verify(const uint8_t *packed, int64_t k, int64_t n_out, const char *name) {
+    const int64_t k_pad = tern_ternary_k_pad(k), row_bytes = k_pad / 4;
+    for (int64_t r = 0; r < n_out; r++) {
+        const uint8_t *row = packed + r * row_bytes;
+        for (int64_t j = 0; j < k_pad; j++) {
+            const int c = tern_packed_get(row, j);
+            if (c == 3 || (j >= k && c != 1)) {
+                tern_log_error("tensor %s: invalid ternary code %d at row %lld, column %lld", name_or(name),
+                               c, (long long)r, (long long)j);
+                return TERN_ERR_FORMAT;
+            }
+        }
+    }
+    return TERN_OK;
+}
+
+/* ---- I2_S ---- */
+
+static tern_status i2s_check(const void *data, uint64_t nbytes, int64_t ne0, int64_t ne1, const char *name) {
+    if (!data || ne0 <= 0 || ne1 <= 0 || (uint64_t)ne0 > UINT64_MAX / 4 / (uint64_t)ne1) {
+        tern_log_error("tensor %s: invalid I2_S shape [%lld, %lld]", name_or(name), (long long)ne0,
+                       (long long)ne1);
+        return TERN_ERR_FORMAT;
+    }
+    const uint64_t n = (uint64_t)ne0 * (uint64_t)ne1;
+    if (n % 128 != 0) {
+        tern_log_error("tensor %s: I2_S element count %llu is not a multiple of 128", name_or(name),
+                       (unsigned long long)n);
+        return TERN_ERR_FORMAT;
+    }
+    /* the 28 padding bytes are never read, but a file must hold them to be an I2_S tensor */
+    if (nbytes < n / 4 + 32) {
+        tern_log_error("tensor %s: I2_S data is %llu bytes, expected %llu", name_or(name),
+                       (unsigned long long)nbytes, (unsigned long long)(n / 4 + 32));
+        return TERN_ERR_FORMAT;
+    }
+    return TERN_OK;
+}
+
+tern_status tern_i2s_scale(float *scale, const void *data, uint64_t nbytes, int64_t ne0, int64_t ne1,
+                           const char *name) {
+    tern_status st = i2s_check(data, nbytes, ne0, ne1, name);
+    if (st != TERN_OK)
+        return st;
+    const uint64_t n = (uint64_t)ne0 * (uint64_t)ne1;
+    uint32_t bits;
+    memcpy(&bits, (const uint8_t *)data + n / 4, 4); /* GGUF is little-endian, as is every host we run on */
+    const float s = tern_f32_from_bits(bits);
+    if (!isfinite(s)) {
+        tern_log_error("tensor %s: I2_S scale is not finite", name_or(name));
+        return TERN_ERR_FORMAT;
+    }
+    *scale = s;
+    return TERN_OK;
+}
+
+tern_status tern_i2s_to_packed(uint8_t *dst, float *scale, const void *data, uint64_t nbytes, int64_t ne0,
+                               int64_t ne1, const char *name) {
+    tern_status st = tern_i2s_scale(scale, data, nbytes, ne0, ne1, name);
+    if (st != TERN_OK)
+        return st;
+    const uint8_t *src = data;
+    const int64_t k_pad = tern_ternary_k_pad(ne0), row_bytes = k_pad / 4;
+    tern_packed_fill_zero(dst, ne0, ne1);
+    for (int64_t r = 0; r < ne1; r++) {
+        uint8_t *row = dst + r * row_bytes;
+        const int64_t base = r * ne0; /* element index of the row's start in the stream */
+        for (int64_t j = 0; j < ne0; j++) {
+            const int c = tern_packed_get(src, base + j);
+            if (c == 3) {
+                tern_log_error("tensor %s: I2_S code 3 at row %lld, column %lld", name_or(name), (long long)r,
+                               (long long)j);
+                return TERN_ERR_FORMAT;
+            }
+            tern_packed_set(row, j, c);
+        }
+    }
+    return TERN_OK;
+}
+
+tern_status tern_packed_to_i2s(uint8_t *dst, const uint8_t *packed, int64_t ne0, int64_t ne1, float scale) {
+    if (ne0 <= 0 || ne1 <= 0 || ((uint64_t)ne0 * (uint64_t)ne1) % 128 != 0)
+        return TERN_ERR_SHAPE;
+    const uint64_t n = (uint64_t)ne0 * (uint64_t)ne1;
+    const int64_t row_bytes = tern_ternary_k_pad(ne0) / 4;
+    if (ne0 % 128 == 0) {
+        memcpy(dst, packed, (size_t)(n / 4));
+    } else {
+        memset(dst, 0, (size_t)(n / 4));
+        for (int64_t r = 0; r < ne1; r++)
+            for (int64_t j = 0; j < ne0; j++)
+                tern_packed_set(dst, r * ne0 + j, tern_packed_get(packed + r * row_bytes, j));
+    }
+    const uint32_t bits = tern_f32_bits(scale);
+    memcpy(dst + n / 4, &bits, 4);
+    memset(dst + n / 4 + 4, 0, 28);
+    return TERN_OK;
+}
+
+/* ---- TQ2_0 ---- */
+
+void tern_tq2_0_decode(uint8_t *codes, float *d, const struct tern_block_tq2_0 *b) {
+    for (int e = 0; e < 256; e++)
+        codes[e] = (uint8_t)((b->qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3);
+    *d = tern_fp16_to_fp32(u16_at(b->d));
+}
+
+void tern_tq2_0_encode(struct tern_block_tq2_0 *b, const uint8_t *codes, float d) {
+    memset(b->qs, 0, sizeof b->qs);
+    for (int e = 0; e < 256; e++)
+        b->qs[32 * (e / 128) + e % 32] |= (uint8_t)((codes[e] & 3) << (2 * ((e % 128) / 32)));
+    put_u16(b->d, tern_fp32_to_fp16(d));
+}
+
+/* ---- TQ1_0 ---- */
+
+uint8_t tern_tq1_0_pack5(const uint8_t *digits) {
+    unsigned q = 0;
+    for (int n = 0; n < 5; n++)
+        q = q * 3 + digits[n];
+    /* fixed-point base-3 fraction q/243, rounded up so that digit n is ((byte*3^n mod 256)*3) >> 8 */
+    return (uint8_t)((q * 256 + 242) / 243);
+}
+
+/* Element of a TQ1_0 block carried by digit n of byte i (i 0..47 of qs, 48..51 of qh). */
+static int tq1_0_element(int i, int n) {
+    if (i < 32)
+        return i + 32 * n;
+    if (i < 48)
+        return 160 + (i - 32) + 16 * n;
+    return 240 + (i - 48) + 4 * n; /* n < 4 */
+}
+
+void tern_tq1_0_decode(uint8_t *codes, float *d, const struct tern_block_tq1_0 *b) {
+    for (int i = 0; i < 48; i++)
+        for (int n = 0; n < 5; n++)
+            codes[tq1_0_element(i, n)] = (uint8_t)tern_tq1_0_digit(b->qs[i], n);
+    for (int i = 0; i < 4; i++)
+        for (int n = 0; n < 4; n++)
+            codes[tq1_0_element(48 + i, n)] = (uint8_t)tern_tq1_0_digit(b->qh[i], n);
+    *d = tern_fp16_to_fp32(u16_at(b->d));
+}
+
+void tern_tq1_0_encode(struct tern_block_tq1_0 *b, const uint8_t *codes, float d) {
+    uint8_t dig[5];
+    for (int i = 0; i < 48; i++) {
+        for (int n = 0; n < 5; n++)
+            dig[n] = codes[tq1_0_element(i, n)];
+        b->qs[i] = tern_tq1_0_pack5(dig);
+    }
+    for (int i = 0; i < 4; i++) {
+        for (int n = 0; n < 4; n++)
+            dig[n] = codes[tq1_0_element(48 + i, n)];
+        dig[4] = 0;
+        b->qh[i] = tern_tq1_0_pack5(dig);
+    }
+    put_u16(b->d, tern_fp32_to_fp16(d));
+}
+
+/* ---- TQ tensors <-> packed ---- */
+
+/* Two f16 scales agree when they are within one f16 step of each other (relative 2^-10): the
+ * rounding a converter may introduce when it computes d per block from slightly different maxima. */
+static bool same_scale(float a, float b) {
+    return fabsf(a - b) <= ldexpf(fmaxf(fabsf(a), fabsf(b)), -10);
+}
+
+tern_status tern_tq_to_packed(uint8_t *dst, float *scale, uint32_t type, const void *data, uint64_t nbytes,
+                              int64_t ne0, int64_t ne1, const char *name) {
+    if (type != TERN_TYPE_TQ2_0 && type != TERN_TYPE_TQ1_0)
+        return TERN_ERR_ARG;
+    const size_t bb =
+        type == TERN_TYPE_TQ2_0 ? sizeof(struct tern_block_tq2_0) : sizeof(struct tern_block_tq1_0);
+    if (!data || ne0 <= 0 || ne1 <= 0 || ne0 % 256 != 0 ||
+        (uint64_t)(ne0 / 256) > UINT64_MAX / bb / (uint64_t)ne1) {
+        tern_log_error("tensor %s: invalid %s shape [%lld, %lld]", name_or(name), tern_type_name(type),
+                       (long long)ne0, (long long)ne1);
+        return TERN_ERR_FORMAT;
+    }
+    const uint64_t n_blocks = (uint64_t)(ne0 / 256) * (uint64_t)ne1;
+    if (nbytes < n_blocks * bb) {
+        tern_log_error("tensor %s: %s data is %llu bytes, expected %llu", name_or(name), tern_type_name(type),
+                       (unsigned long long)nbytes, (unsigned long long)(n_blocks * bb));
+        return TERN_ERR_FORMAT;
+    }
+    const uint8_t *src = data;
+    const int64_t row_bytes = tern_ternary_k_pad(ne0) / 4;
+    const int64_t blocks_per_row = ne0 / 256;
+    float common = 0.0f;
+    uint8_t codes[256];
+    tern_packed_fill_zero(dst, ne0, ne1);
+    for (int64_t r = 0; r < ne1; r++) {
+        for (int64_t b = 0; b < blocks_per_row; b++) {
+            const uint8_t *blk = src + (uint64_t)(r * blocks_per_row + b) * bb;
+            float d;
+            if (type == TERN_TYPE_TQ2_0)
+                tern_tq2_0_decode(codes, &d, (const struct tern_block_tq2_0 *)blk);
+            else
+                tern_tq1_0_decode(codes, &d, (const struct tern_block_tq1_0 *)blk);
+            if (!isfinite(d)) {
+                tern_log_error("tensor %s: %s block %lld of row %lld has a non-finite scale", name_or(name),
+                               tern_type_name(type), (long long)b, (long long)r);
+                return TERN_ERR_FORMAT;
+            }
+            if (d != 0.0f) {
+                if (common == 0.0f) {
+                    common = d;
+                } else if (!same_scale(common, d)) {
+                    tern_log_error("tensor %s: %s block scales differ (%g at row %lld, block %lld vs %g); "
+                                   "tern needs one scale per tensor",
+                                   name_or(name), tern_type_name(type), (double)d, (long long)r, (long long)b,
+                                   (double)common);
+                    return TERN_ERR_FORMAT;
+                }
+            }
+            uint8_t *row = dst + r * row_bytes;
+            for (int e = 0; e < 256; e++) {
+                if (codes[e] == 3) {
+                    tern_log_error("tensor %s: TQ2_0 code 3 at row %lld, column %lld", name_or(name),
+                                   (long long)r, (long long)(256 * b + e));
+                    return TERN_ERR_FORMAT;
+                }
+                /* a block with d = 0 is all zero whatever its codes say; it keeps the fill code 1
+                 * so the common scale does not bring its codes to life */
+                if (d != 0.0f)
+                    tern_packed_set(row, 256 * b + e, codes[e]);
+            }
+        }
+    }
+    *scale = common;
+    return TERN_OK;
+}
+
+tern_status tern_packed_to_tq(void *dst, uint32_t type, const uint8_t *packed, int64_t ne0, int64_t ne1,
+                              float scale) {
+    if (type != TERN_TYPE_TQ2_0 && type != TERN_TYPE_TQ1_0)
+        return TERN_ERR_ARG;
+    if (ne0 <= 0 || ne1 <= 0 || ne0 % 256 != 0)
+        return TERN_ERR_SHAPE;
+    const size_t bb =
+        type == TERN_TYPE_TQ2_0 ? sizeof(struct tern_block_tq2_0) : sizeof(struct tern_block_tq1_0);
+    const int64_t row_bytes = tern_ternary_k_pad(ne0) / 4;
+    uint8_t *out = dst;
+    uint8_t codes[256];
+    for (int64_t r = 0; r < ne1; r++) {
+        for (int64_t b = 0; b < ne0 / 256; b++) {
+            bool any = false;
+            for (int e = 0; e < 256; e++) {
+                codes[e] = (uint8_t)tern_packed_get(packed + r * row_bytes, 256 * b + e);
+                any |= codes[e] != 1;
+            }
+            uint8_t *blk = out + (size_t)(r * (ne0 / 256) + b) * bb;
+            const float d = any ? fabsf(scale) : 0.0f;
+            /* a negative scale flips every sign: keep W = t*scale with d = |scale| */
+            if (scale < 0.0f)
+                for (int e = 0; e < 256; e++)
+                    codes[e] = (uint8_t)(2 - codes[e]);
+            if (type == TERN_TYPE_TQ2_0)
+                tern_tq2_0_encode((struct tern_block_tq2_0 *)blk, codes, d);
+            else
+                tern_tq1_0_encode((struct tern_block_tq1_0 *)blk, codes, d);
+        }
+    }
+    return TERN_OK;
+}
+
+/* ---- ternarization ---- */
+
+void tern_ternarize(uint8_t *packed, float *scale, const float *w, int64_t n_out, int64_t k) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n_out * k; i++)
+        sum += fabs((double)w[i]);
+    const float s = fmaxf(n_out * k > 0 ? (float)(sum / (double)(n_out * k)) : 0.0f, 1e-5f);
+    const int64_t row_bytes = tern_ternary_k_pad(k) / 4;
+    tern_packed_fill_zero(packed, k, n_out);
+    for (int64_t r = 0; r < n_out; r++) {
+        for (int64_t j = 0; j < k; j++) {
+            /* torch.round is half to even, as is nearbyintf in the default rounding mode */
+            float t = nearbyintf(w[r * k + j] / s);
+            t = fminf(fmaxf(t, -1.0f), 1.0f);
+            tern_packed_set(packed + r * row_bytes, j, (int)t + 1);
+        }
+    }
+    *scale = s;
+}
