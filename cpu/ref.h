@@ -31,7 +31,10 @@ void tern_ref_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float
 
 /* Causal attention of one query token at position pos over cached positions 0..pos.
  * q[n_head*head_dim]; k_cache/v_cache are f16 [n_ctx][n_head_kv*head_dim]; head h uses kv head
- * h / (n_head/n_head_kv). out[n_head*head_dim]. scratch holds pos+1 floats. */
+ * h / (n_head/n_head_kv). out[n_head*head_dim]. scratch holds head_dim + pos + 1 floats.
+ * As in ggml's f16 KV path: the query is rounded to f16 before Q.K, scores are scaled by
+ * 1/sqrt(head_dim), softmax sums in double, and the weights are rounded to f16 before the sum
+ * over V (f32 accumulation). */
 void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
                         int pos, int n_head, int n_head_kv, int head_dim, float *scratch);
 

@@ -37,31 +37,39 @@ void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, con
     const int group = n_head / n_head_kv;
     const int64_t kv_stride = (int64_t)n_head_kv * head_dim;
     const float scale = 1.0f / sqrtf((float)head_dim);
+    float *q16 = scratch;             /* [head_dim] the query rounded to f16 */
+    float *w = scratch + head_dim;    /* [pos + 1] scores, then weights */
     for (int h = 0; h < n_head; h++) {
-        const float *qh = q + (int64_t)h * head_dim;
         const int64_t kv_off = (int64_t)(h / group) * head_dim;
+        /* The f16 KV path of ggml (bitnet.cpp's reference) rounds the query to f16 for Q.K and the
+         * softmax weights to f16 for the weighted sum of V; doing the same keeps greedy tokens
+         * identical to bitnet.cpp's on near ties. */
+        for (int d = 0; d < head_dim; d++)
+            q16[d] = tern_fp16_to_fp32(tern_fp32_to_fp16(q[(int64_t)h * head_dim + d]));
         float max = -INFINITY;
         for (int p = 0; p <= pos; p++) {
             const uint16_t *k = k_cache + p * kv_stride + kv_off;
             float dot = 0.0f;
             for (int d = 0; d < head_dim; d++)
-                dot += qh[d] * tern_fp16_to_fp32(k[d]);
-            scratch[p] = dot * scale;
-            max = fmaxf(max, scratch[p]);
+                dot += q16[d] * tern_fp16_to_fp32(k[d]);
+            w[p] = dot * scale;
+            max = fmaxf(max, w[p]);
         }
-        float sum = 0.0f;
+        double sum = 0.0;
         for (int p = 0; p <= pos; p++) {
-            scratch[p] = expf(scratch[p] - max);
-            sum += scratch[p];
+            w[p] = expf(w[p] - max);
+            sum += (double)w[p];
         }
+        const float inv_sum = (float)(1.0 / sum);
+        for (int p = 0; p <= pos; p++)
+            w[p] = tern_fp16_to_fp32(tern_fp32_to_fp16(w[p] * inv_sum));
         float *oh = out + (int64_t)h * head_dim;
         for (int d = 0; d < head_dim; d++)
             oh[d] = 0.0f;
         for (int p = 0; p <= pos; p++) {
             const uint16_t *v = v_cache + p * kv_stride + kv_off;
-            const float wgt = scratch[p] / sum;
             for (int d = 0; d < head_dim; d++)
-                oh[d] += wgt * tern_fp16_to_fp32(v[d]);
+                oh[d] += w[p] * tern_fp16_to_fp32(v[d]);
         }
     }
 }

@@ -1,0 +1,288 @@
+/* The CPU device: the forward pass of design.md §5 over the kernel table, for a layer range, the
+ * embedding and the head. Scratch is sized for the largest batch seen and reused, so the decode
+ * loop allocates nothing. */
+#include "cpu_device.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../scheduler/fp16.h"
+#include "../scheduler/log.h"
+#include "kernels.h"
+#include "ref.h"
+
+struct cpu_layer_kv {
+    uint16_t *k; /* f16 [n_ctx][n_head_kv*head_dim] */
+    uint16_t *v; /* f16 [n_ctx][n_head_kv*head_dim] */
+};
+
+struct cpu_scratch {
+    int cap;          /* tokens the buffers below hold */
+    float *x;         /* [cap][max(n_embd, n_ff)] normed input of a BitLinear */
+    int8_t *q;        /* [cap][k_pad max] quantized activations */
+    float *act_scale; /* [cap] */
+    float *qh;        /* [cap][n_head*head_dim] queries */
+    float *kh;        /* [cap][n_kv] keys */
+    float *vh;        /* [cap][n_kv] values */
+    float *attn;      /* [cap][n_head*head_dim] attention output */
+    float *gate;      /* [cap][n_ff] */
+    float *up;        /* [cap][n_ff] */
+    float *out;       /* [cap][n_embd] projection output */
+    float *scores;    /* [head_dim + n_ctx] attention scratch (one token at a time) */
+};
+
+struct cpu_device {
+    const struct tern_cpu_kernels *k;
+    int n_threads;
+    const struct tern_model_view *model;
+    int layer_begin, layer_end;
+    unsigned parts;
+    int n_ctx;
+    struct cpu_layer_kv *kv; /* [layer_end - layer_begin] */
+    struct cpu_scratch s;
+};
+
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+static void scratch_free(struct cpu_scratch *s) {
+    free(s->x);
+    free(s->q);
+    free(s->act_scale);
+    free(s->qh);
+    free(s->kh);
+    free(s->vh);
+    free(s->attn);
+    free(s->gate);
+    free(s->up);
+    free(s->out);
+    free(s->scores);
+    memset(s, 0, sizeof *s);
+}
+
+static tern_status scratch_reserve(struct cpu_device *d, int n_tokens) {
+    struct cpu_scratch *s = &d->s;
+    if (n_tokens <= s->cap)
+        return TERN_OK;
+    scratch_free(s);
+    const struct tern_hparams *hp = &d->model->hp;
+    const size_t n = (size_t)n_tokens;
+    const size_t n_q = (size_t)hp->n_head * hp->head_dim;
+    const size_t n_kv = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t widest = (size_t)(hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd);
+    const size_t widest_q = (size_t)round_up((int64_t)(widest > n_q ? widest : n_q), 128);
+    s->x = malloc(n * widest_q * sizeof(float));
+    s->q = malloc(n * widest_q);
+    s->act_scale = malloc(n * sizeof(float));
+    s->qh = malloc(n * n_q * sizeof(float));
+    s->kh = malloc(n * n_kv * sizeof(float));
+    s->vh = malloc(n * n_kv * sizeof(float));
+    s->attn = malloc(n * n_q * sizeof(float));
+    s->gate = malloc(n * (size_t)hp->n_ff * sizeof(float));
+    s->up = malloc(n * (size_t)hp->n_ff * sizeof(float));
+    s->out = malloc(n * (size_t)hp->n_embd * sizeof(float));
+    s->scores = malloc((size_t)(hp->head_dim + d->n_ctx) * sizeof(float));
+    if (!s->x || !s->q || !s->act_scale || !s->qh || !s->kh || !s->vh || !s->attn || !s->gate ||
+        !s->up || !s->out || !s->scores) {
+        scratch_free(s);
+        tern_log_error("cpu: out of memory for a batch of %d tokens", n_tokens);
+        return TERN_ERR_NOMEM;
+    }
+    s->cap = n_tokens;
+    return TERN_OK;
+}
+
+static void kv_free(struct cpu_device *d) {
+    if (d->kv)
+        for (int l = 0; l < d->layer_end - d->layer_begin; l++) {
+            free(d->kv[l].k);
+            free(d->kv[l].v);
+        }
+    free(d->kv);
+    d->kv = NULL;
+}
+
+static tern_status cpu_describe(void *ctx, struct tern_device_info *out) {
+    struct cpu_device *d = ctx;
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "CPU (%s, %d threads)", d->k->name, d->n_threads);
+    out->kind = TERN_DEVICE_CPU;
+    out->unified_memory = true;
+    out->shares_cpu_cores = true;
+    return TERN_OK;
+}
+
+static tern_status cpu_load(void *ctx, const struct tern_model_view *model, int layer_begin, int layer_end,
+                            unsigned parts, int n_ctx) {
+    struct cpu_device *d = ctx;
+    kv_free(d);
+    scratch_free(&d->s);
+    if (layer_begin < 0 || layer_end < layer_begin || layer_end > model->hp.n_layer || n_ctx <= 0)
+        return TERN_ERR_ARG;
+    d->model = model;
+    d->layer_begin = layer_begin;
+    d->layer_end = layer_end;
+    d->parts = parts;
+    d->n_ctx = n_ctx;
+    const int n_layers = layer_end - layer_begin;
+    const size_t kv_elems = (size_t)n_ctx * model->hp.n_head_kv * model->hp.head_dim;
+    d->kv = calloc((size_t)(n_layers > 0 ? n_layers : 1), sizeof *d->kv);
+    if (!d->kv)
+        return TERN_ERR_NOMEM;
+    for (int l = 0; l < n_layers; l++) {
+        d->kv[l].k = malloc(kv_elems * sizeof(uint16_t));
+        d->kv[l].v = malloc(kv_elems * sizeof(uint16_t));
+        if (!d->kv[l].k || !d->kv[l].v) {
+            kv_free(d);
+            tern_log_error("cpu: out of memory for the KV cache (%d positions)", n_ctx);
+            return TERN_ERR_NOMEM;
+        }
+    }
+    return scratch_reserve(d, 1);
+}
+
+static tern_status cpu_embed(void *ctx, float *hidden, const int32_t *tokens, int n_tokens) {
+    struct cpu_device *d = ctx;
+    const struct tern_tensor *e = &d->model->tok_embd;
+    for (int t = 0; t < n_tokens; t++) {
+        if (tokens[t] < 0 || tokens[t] >= e->ne1) {
+            tern_log_error("token id %d is outside the vocabulary (%lld tokens)", tokens[t], (long long)e->ne1);
+            return TERN_ERR_ARG;
+        }
+        tern_ref_dequant_row(hidden + (size_t)t * e->ne0, (const uint8_t *)e->data + (size_t)tokens[t] * e->row_bytes,
+                             e->type, e->ne0);
+    }
+    return TERN_OK;
+}
+
+/* y[n][w->n_out] = BitLinear(x[n][n_in]) with x rows of stride x_stride. */
+static void bitlinear(struct cpu_device *d, float *y, const struct tern_ternary *w, const float *x,
+                      int64_t x_stride, int n) {
+    struct cpu_scratch *s = &d->s;
+    for (int t = 0; t < n; t++)
+        s->act_scale[t] = d->k->quantize_act(s->q + t * w->k_pad, x + t * x_stride, w->n_in, w->k_pad, NULL);
+    d->k->ternary_matmul(y, w, s->q, s->act_scale, n, 0, w->n_out);
+}
+
+/* Quantize x once and apply several weights that share that input (q/k/v, gate/up). */
+static void bitlinear_shared(struct cpu_device *d, float *const *ys, const struct tern_ternary *const *ws,
+                             int n_w, const float *x, int64_t x_stride, int n) {
+    struct cpu_scratch *s = &d->s;
+    const struct tern_ternary *w0 = ws[0];
+    for (int t = 0; t < n; t++)
+        s->act_scale[t] = d->k->quantize_act(s->q + t * w0->k_pad, x + t * x_stride, w0->n_in, w0->k_pad, NULL);
+    for (int i = 0; i < n_w; i++)
+        d->k->ternary_matmul(ys[i], ws[i], s->q, s->act_scale, n, 0, ws[i]->n_out);
+}
+
+static void run_layer(struct cpu_device *d, int il, float *h, int n, int pos0) {
+    const struct tern_hparams *hp = &d->model->hp;
+    const struct tern_layer_weights *L = &d->model->layers[il];
+    struct cpu_layer_kv *kv = &d->kv[il - d->layer_begin];
+    struct cpu_scratch *s = &d->s;
+    const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff;
+    const int64_t n_q = (int64_t)hp->n_head * hp->head_dim;
+    const int64_t n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
+
+    /* attention */
+    for (int t = 0; t < n; t++)
+        d->k->rmsnorm(s->x + t * n_embd, h + t * n_embd, L->attn_norm, n_embd, hp->norm_eps);
+    {
+        float *ys[3] = {s->qh, s->kh, s->vh};
+        const struct tern_ternary *ws[3] = {&L->wq, &L->wk, &L->wv};
+        bitlinear_shared(d, ys, ws, 3, s->x, n_embd, n);
+    }
+    for (int t = 0; t < n; t++) {
+        const int pos = pos0 + t;
+        d->k->rope(s->qh + t * n_q, hp->n_head, hp->head_dim, hp->n_rot, pos, hp->rope_theta, hp->rope_style);
+        d->k->rope(s->kh + t * n_kv, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_theta, hp->rope_style);
+        for (int64_t i = 0; i < n_kv; i++) {
+            kv->k[(size_t)pos * n_kv + i] = tern_fp32_to_fp16(s->kh[t * n_kv + i]);
+            kv->v[(size_t)pos * n_kv + i] = tern_fp32_to_fp16(s->vh[t * n_kv + i]);
+        }
+    }
+    for (int t = 0; t < n; t++)
+        d->k->attention(s->attn + t * n_q, s->qh + t * n_q, kv->k, kv->v, pos0 + t, hp->n_head, hp->n_head_kv,
+                        hp->head_dim, s->scores);
+    if (L->attn_sub_norm)
+        for (int t = 0; t < n; t++)
+            d->k->rmsnorm(s->attn + t * n_q, s->attn + t * n_q, L->attn_sub_norm, n_q, hp->norm_eps);
+    bitlinear(d, s->out, &L->wo, s->attn, n_q, n);
+    for (int64_t i = 0; i < (int64_t)n * n_embd; i++)
+        h[i] += s->out[i];
+
+    /* feed-forward */
+    for (int t = 0; t < n; t++)
+        d->k->rmsnorm(s->x + t * n_embd, h + t * n_embd, L->ffn_norm, n_embd, hp->norm_eps);
+    {
+        float *ys[2] = {s->gate, s->up};
+        const struct tern_ternary *ws[2] = {&L->wgate, &L->wup};
+        bitlinear_shared(d, ys, ws, 2, s->x, n_embd, n);
+    }
+    d->k->ffn_act(s->gate, s->gate, s->up, (int64_t)n * n_ff, hp->ffn_act);
+    if (L->ffn_sub_norm)
+        for (int t = 0; t < n; t++)
+            d->k->rmsnorm(s->gate + t * n_ff, s->gate + t * n_ff, L->ffn_sub_norm, n_ff, hp->norm_eps);
+    bitlinear(d, s->out, &L->wdown, s->gate, n_ff, n);
+    for (int64_t i = 0; i < (int64_t)n * n_embd; i++)
+        h[i] += s->out[i];
+}
+
+static tern_status cpu_run_layers(void *ctx, float *hidden, int n_tokens, int pos0, int layer_begin,
+                                  int layer_end) {
+    struct cpu_device *d = ctx;
+    if (layer_begin < d->layer_begin || layer_end > d->layer_end || n_tokens <= 0 || pos0 < 0)
+        return TERN_ERR_ARG;
+    if (pos0 + n_tokens > d->n_ctx) {
+        tern_log_error("context is full: %d positions needed, %d available", pos0 + n_tokens, d->n_ctx);
+        return TERN_ERR_CONTEXT_FULL;
+    }
+    tern_status st = scratch_reserve(d, n_tokens);
+    if (st != TERN_OK)
+        return st;
+    for (int il = layer_begin; il < layer_end; il++)
+        run_layer(d, il, hidden, n_tokens, pos0);
+    return TERN_OK;
+}
+
+static tern_status cpu_logits(void *ctx, float *logits, const float *hidden) {
+    struct cpu_device *d = ctx;
+    const struct tern_model_view *m = d->model;
+    float *x = d->s.x;
+    d->k->rmsnorm(x, hidden, m->output_norm, m->hp.n_embd, m->hp.norm_eps);
+    d->k->matvec(logits, &m->output, x, 0, m->output.ne1);
+    return TERN_OK;
+}
+
+static void cpu_release(void *ctx) {
+    struct cpu_device *d = ctx;
+    if (!d)
+        return;
+    kv_free(d);
+    scratch_free(&d->s);
+    free(d);
+}
+
+static const struct tern_device_ops cpu_ops = {
+    .describe = cpu_describe,
+    .load = cpu_load,
+    .embed = cpu_embed,
+    .run_layers = cpu_run_layers,
+    .logits = cpu_logits,
+    .sync = NULL,
+    .release = cpu_release,
+};
+
+tern_status tern_cpu_device_create(int n_threads, struct tern_device *out) {
+    const struct tern_cpu_kernels *k = tern_cpu_kernels_select();
+    if (!k)
+        return TERN_ERR_UNSUPPORTED;
+    struct cpu_device *d = calloc(1, sizeof *d);
+    if (!d)
+        return TERN_ERR_NOMEM;
+    d->k = k;
+    d->n_threads = n_threads > 0 ? n_threads : 1;
+    out->ops = &cpu_ops;
+    out->ctx = d;
+    return TERN_OK;
+}

@@ -1,0 +1,44 @@
+/* tern: the command-line front end over the library (host/tern.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "tern.h"
+
+static const char usage[] =
+    "tern " TERN_VERSION " - ternary (BitNet b1.58) LLM runtime\n"
+    "\n"
+    "Usage: tern COMMAND [options]   (tern COMMAND --help for its options)\n"
+    "\n"
+    "Commands:\n"
+    "  run       generate text from a prompt\n"
+    "  info      print a model's architecture, hyperparameters, tensors and memory needs\n"
+    "  tokenize  print the token ids (and pieces) of a text\n"
+    "  help      print this help\n"
+    "  version   print the version\n"
+    "\n"
+    "Environment: TERN_LOG=debug|info|warn|error, TERN_CPU_ISA=scalar (force a kernel level).\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0)
+        return cli_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "info") == 0)
+        return cli_info(argc - 1, argv + 1);
+    if (strcmp(cmd, "tokenize") == 0)
+        return cli_tokenize(argc - 1, argv + 1);
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        fputs(usage, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("tern %s\n", TERN_VERSION);
+        return CLI_EXIT_OK;
+    }
+    tern_log_error("unknown command '%s' (see tern help)", cmd);
+    return CLI_EXIT_USAGE;
+}

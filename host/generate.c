@@ -1,0 +1,67 @@
+/* The generation loop (see generate.h). */
+#include "generate.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "../scheduler/log.h"
+
+double tern_time_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampler *smp, const int32_t *prompt,
+                          int n_prompt, int n_predict, tern_token_fn on_token, void *user,
+                          struct tern_generate_stats *stats) {
+    memset(stats, 0, sizeof *stats);
+    if (n_prompt <= 0) {
+        tern_log_error("the prompt is empty");
+        return TERN_ERR_ARG;
+    }
+    const int room = tern_session_n_ctx(s) - tern_session_pos(s);
+    if (n_prompt > room) {
+        tern_log_error("the prompt has %d tokens but the context has room for %d (raise -c)", n_prompt, room);
+        return TERN_ERR_CONTEXT_FULL;
+    }
+    for (int i = 0; i < n_prompt; i++)
+        tern_sampler_accept(smp, prompt[i]);
+    const float *logits;
+    double t0 = tern_time_s();
+    tern_status st = tern_session_eval(s, prompt, n_prompt, &logits);
+    if (st != TERN_OK)
+        return st;
+    stats->n_prompt = n_prompt;
+    stats->prompt_s = tern_time_s() - t0;
+
+    const int n_vocab = tern_tokenizer_n_vocab(tok);
+    struct tern_detok dt;
+    tern_detok_init(&dt, tok);
+    char text[256];
+    const double t1 = tern_time_s();
+    bool go = true;
+    while (go && (n_predict < 0 || stats->n_generated < n_predict)) {
+        /* the sampler may modify logits: they belong to this step only */
+        int32_t id = tern_sampler_sample(smp, (float *)logits);
+        stats->n_generated++;
+        if (tern_tokenizer_is_eog(tok, id) || id >= n_vocab) {
+            stats->stopped_eog = true;
+            break;
+        }
+        tern_sampler_accept(smp, id);
+        size_t n = tern_detok_push(&dt, tok, id, text, sizeof text);
+        go = on_token(id, text, n, user);
+        if (!go || (n_predict >= 0 && stats->n_generated >= n_predict) || tern_session_pos(s) >= tern_session_n_ctx(s))
+            break;
+        st = tern_session_eval(s, &id, 1, &logits);
+        if (st != TERN_OK)
+            return st;
+        stats->n_decoded++;
+    }
+    stats->gen_s = tern_time_s() - t1;
+    size_t n = tern_detok_flush(&dt, text, sizeof text);
+    if (n)
+        on_token(-1, text, n, user);
+    return TERN_OK;
+}

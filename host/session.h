@@ -1,0 +1,33 @@
+/* A session: one model on the devices chosen for it, with its KV cache and position. It embeds
+ * tokens, runs the layers as one batch, and computes the logits of the last token. */
+#ifndef TERN_SESSION_H
+#define TERN_SESSION_H
+
+#include "model.h"
+
+struct tern_session_params {
+    int n_ctx;          /* positions; <= 0: the model's training context, capped at 4096 */
+    int n_threads;      /* CPU threads; <= 0: physical cores */
+    const char *device; /* "cpu" (default when NULL), "auto", "cl:N" or "cl:NAME" */
+};
+
+typedef struct tern_session tern_session;
+
+tern_status tern_session_create(const tern_model *m, const struct tern_session_params *p, tern_session **out);
+void tern_session_free(tern_session *s);
+
+int tern_session_n_ctx(const tern_session *s);
+int tern_session_pos(const tern_session *s); /* tokens evaluated so far */
+const char *tern_session_device_name(const tern_session *s);
+
+/* Evaluate n tokens at the current position as one batch and advance. *logits (may be NULL)
+ * receives the last token's n_vocab logits, owned by the session until the next call.
+ * TERN_ERR_CONTEXT_FULL (logged) when they do not fit. */
+tern_status tern_session_eval(tern_session *s, const int32_t *tokens, int n, const float **logits);
+/* Forget all positions (the KV cache is overwritten from position 0). */
+void tern_session_reset(tern_session *s);
+
+/* Open one device by spec ("cpu", "auto", "cl:N", "cl:NAME"). One line is logged on failure. */
+tern_status tern_device_open(const char *spec, int n_threads, struct tern_device *out);
+
+#endif

@@ -1,0 +1,24 @@
+/* tern's public API: everything another program needs to embed the runtime.
+ *
+ *   tern_model_open      map and validate a GGUF model          (model.h)
+ *   tern_tokenizer_load  its tokenizer                          (tokenizer.h)
+ *   tern_session_create  the model on a device, with a KV cache (session.h)
+ *   tern_generate        prompt -> streamed continuation         (generate.h)
+ *
+ * Every fallible function returns a tern_status (scheduler/status.h); diagnostics go through the
+ * log callback (scheduler/log.h), never to stdout. */
+#ifndef TERN_H
+#define TERN_H
+
+#define TERN_VERSION "0.1.0"
+
+#include "../scheduler/log.h"
+#include "../scheduler/status.h"
+#include "generate.h"
+#include "gguf.h"
+#include "model.h"
+#include "sampler.h"
+#include "session.h"
+#include "tokenizer.h"
+
+#endif
