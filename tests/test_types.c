@@ -601,6 +601,178 @@ static void ternarize(void) {
         CHECK_INT(1, tern_packed_get(packed, j));
 }
 
+/* ---- the conformance vectors: the same ternary weights as I2_S, TQ2_0, TQ1_0 and F16 ---- */
+
+/* Just enough GGUF (v3, little-endian) to find a tensor; the real reader is host/gguf.c. */
+struct mini_gguf {
+    uint8_t *buf;
+    size_t size, data_off, pos;
+    int ok;
+};
+
+static uint64_t rd(struct mini_gguf *g, size_t n) {
+    uint64_t v = 0;
+    if (g->pos + n > g->size) {
+        g->ok = 0;
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        v |= (uint64_t)g->buf[g->pos + i] << (8 * i);
+    g->pos += n;
+    return v;
+}
+
+static void skip_value(struct mini_gguf *g, uint32_t type) {
+    static const uint8_t sizes[13] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    if (type == 8) {
+        g->pos += rd(g, 8);
+    } else if (type == 9) {
+        const uint32_t at = (uint32_t)rd(g, 4);
+        const uint64_t n = rd(g, 8);
+        for (uint64_t i = 0; i < n && g->ok; i++)
+            skip_value(g, at);
+    } else if (type < 13) {
+        g->pos += sizes[type];
+    } else {
+        g->ok = 0;
+    }
+}
+
+static int mini_gguf_load(struct mini_gguf *g, const char *path) {
+    memset(g, 0, sizeof *g);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    fseek(f, 0, SEEK_END);
+    g->size = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    g->buf = malloc(g->size);
+    g->ok = g->buf && fread(g->buf, 1, g->size, f) == g->size;
+    fclose(f);
+    return g->ok;
+}
+
+/* Find tensor `name`: its data, type and ne0/ne1 (alignment 32, as every vector file uses). */
+static const uint8_t *mini_gguf_tensor(struct mini_gguf *g, const char *name, uint32_t *type, int64_t *ne) {
+    g->pos = 8;
+    const uint64_t n_tensors = rd(g, 8), n_kv = rd(g, 8);
+    for (uint64_t i = 0; i < n_kv && g->ok; i++) {
+        g->pos += rd(g, 8);
+        skip_value(g, (uint32_t)rd(g, 4));
+    }
+    const uint8_t *found = NULL;
+    uint64_t found_off = 0;
+    for (uint64_t i = 0; i < n_tensors && g->ok; i++) {
+        const uint64_t len = rd(g, 8);
+        const int match =
+            g->pos + len <= g->size && len == strlen(name) && !memcmp(g->buf + g->pos, name, len);
+        g->pos += len;
+        const uint32_t nd = (uint32_t)rd(g, 4);
+        int64_t dims[4] = {1, 1, 1, 1};
+        for (uint32_t d = 0; d < nd && d < 4; d++)
+            dims[d] = (int64_t)rd(g, 8);
+        const uint32_t t = (uint32_t)rd(g, 4);
+        const uint64_t off = rd(g, 8);
+        if (match) {
+            *type = t;
+            ne[0] = dims[0];
+            ne[1] = dims[1];
+            found = g->buf;
+            found_off = off;
+        }
+    }
+    if (!found || !g->ok)
+        return NULL;
+    g->data_off = (g->pos + 31) / 32 * 32;
+    return g->buf + g->data_off + found_off;
+}
+
+static void conformance_vectors(void) {
+    static const char *files[4] = {"vectors/mini-b158-i2s.gguf", "vectors/mini-bitnet-tq2.gguf",
+                                   "vectors/mini-bitnet-tq1.gguf", "vectors/mini-b158-f16.gguf"};
+    static const uint32_t want_type[4] = {TERN_TYPE_I2_S, TERN_TYPE_TQ2_0, TERN_TYPE_TQ1_0, TERN_TYPE_F16};
+    static const struct {
+        const char *name;
+        float scale;
+    } tensors[] = {{"blk.0.attn_q.weight", 0.8125f},       {"blk.0.attn_k.weight", 0.6015625f},
+                   {"blk.0.ffn_down.weight", 0.35546875f}, {"blk.1.attn_output.weight", 0.27734375f},
+                   {"blk.1.ffn_up.weight", 0.84765625f},   {"blk.1.ffn_down.weight", 0.326171875f}};
+    struct mini_gguf g[4];
+    for (int f = 0; f < 4; f++) {
+        if (!mini_gguf_load(&g[f], test_data(files[f], 0))) {
+            harness_fail(__FILE__, __LINE__, "cannot read %s", test_data(files[f], 0));
+            for (int k = 0; k < f; k++)
+                free(g[k].buf);
+            free(g[f].buf);
+            return;
+        }
+    }
+    for (size_t ti = 0; ti < sizeof tensors / sizeof tensors[0]; ti++) {
+        uint8_t *packed[3] = {NULL, NULL, NULL};
+        float scales[3] = {0, 0, 0};
+        int64_t ne[2] = {0, 0};
+        for (int f = 0; f < 4; f++) {
+            uint32_t type = 0;
+            const uint8_t *data = mini_gguf_tensor(&g[f], tensors[ti].name, &type, ne);
+            if (!data) {
+                harness_fail(__FILE__, __LINE__, "%s: no tensor %s", files[f], tensors[ti].name);
+                continue;
+            }
+            CHECK_INT(want_type[f], type);
+            uint64_t nbytes = 0;
+            CHECK_STATUS(TERN_OK, tern_type_nbytes(type, 2, ne, &nbytes));
+            CHECK(data + nbytes <= g[f].buf + g[f].size);
+            if (f < 3) {
+                packed[f] = malloc((size_t)tern_packed_nbytes(ne[0], ne[1]));
+                if (f == 0) {
+                    CHECK(tern_i2s_is_packed(ne[0]));
+                    CHECK_STATUS(TERN_OK, tern_i2s_to_packed(packed[0], &scales[0], data, nbytes, ne[0],
+                                                             ne[1], tensors[ti].name));
+                    CHECK(memcmp(packed[0], data, (size_t)(ne[0] * ne[1] / 4)) == 0); /* in place */
+                } else {
+                    CHECK_STATUS(TERN_OK, tern_tq_to_packed(packed[f], &scales[f], type, data, nbytes, ne[0],
+                                                            ne[1], tensors[ti].name));
+                    /* and our writer reproduces llama.cpp's bytes from the packed codes */
+                    uint8_t *again = malloc((size_t)nbytes);
+                    CHECK_STATUS(TERN_OK, tern_packed_to_tq(again, type, packed[f], ne[0], ne[1], scales[f]));
+                    CHECK(memcmp(again, data, (size_t)nbytes) == 0);
+                    free(again);
+                }
+                CHECK_FLOAT(tensors[ti].scale, scales[f], 0.0);
+                CHECK_STATUS(TERN_OK, tern_packed_verify(packed[f], ne[0], ne[1], tensors[ti].name));
+            } else if (packed[0]) {
+                /* the F16 source holds W = t*scale: decoded rows equal (code-1)*scale exactly */
+                float *row = malloc(sizeof(float) * (size_t)ne[0]);
+                int bad = 0;
+                for (int64_t r = 0; r < ne[1] && !bad; r++) {
+                    tern_ref_dequant_row(row, data + r * ne[0] * 2, TERN_TYPE_F16, ne[0]);
+                    for (int64_t j = 0; j < ne[0]; j++) {
+                        const float want =
+                            (float)(tern_packed_get(packed[0] + r * (ne[0] / 4), j) - 1) * tensors[ti].scale;
+                        if (row[j] != want) {
+                            harness_fail(__FILE__, __LINE__, "%s row %lld col %lld: F16 %g, I2_S %g",
+                                         tensors[ti].name, (long long)r, (long long)j, (double)row[j],
+                                         (double)want);
+                            bad = 1;
+                            break;
+                        }
+                    }
+                }
+                free(row);
+            }
+        }
+        if (packed[0] && packed[1] && packed[2]) {
+            const size_t nb = (size_t)tern_packed_nbytes(ne[0], ne[1]);
+            CHECK(memcmp(packed[0], packed[1], nb) == 0);
+            CHECK(memcmp(packed[0], packed[2], nb) == 0);
+        }
+        for (int f = 0; f < 3; f++)
+            free(packed[f]);
+    }
+    for (int f = 0; f < 4; f++)
+        free(g[f].buf);
+}
+
 int main(void) {
     RUN(f32_f16_bf16);
     RUN(q8_0_blocks);
@@ -614,5 +786,6 @@ int main(void) {
     RUN(tq_blocks);
     RUN(tq_repack);
     RUN(ternarize);
+    RUN(conformance_vectors);
     return harness_finish();
 }
