@@ -100,7 +100,8 @@ static void rope(void) {
     }
 }
 
-/* GQA attention in double: head h reads kv head h / (n_head / n_head_kv). */
+/* GQA attention in double: head h reads kv head h / (n_head / n_head_kv). The query is rounded to
+ * f16 first, as the reference's contract says (ggml's f16 KV path); the weights stay exact here. */
 static void attention_double(double *out, const float *q, const uint16_t *k, const uint16_t *v, int pos,
                              int n_head, int n_head_kv, int hd) {
     const int kvw = n_head_kv * hd;
@@ -110,7 +111,8 @@ static void attention_double(double *out, const float *q, const uint16_t *k, con
         for (int p = 0; p <= pos; p++) {
             double dot = 0.0;
             for (int d = 0; d < hd; d++)
-                dot += (double)q[h * hd + d] * tern_fp16_to_fp32(k[p * kvw + kvh * hd + d]);
+                dot += (double)tern_fp16_to_fp32(tern_fp32_to_fp16(q[h * hd + d])) *
+                       tern_fp16_to_fp32(k[p * kvw + kvh * hd + d]);
             s[p] = dot / sqrt((double)hd);
             mx = fmax(mx, s[p]);
         }
@@ -129,30 +131,45 @@ static void attention(void) {
     enum { NH = 4, NKV = 2, HD = 32, CTX = 40 };
     uint64_t rng = 3;
     static uint16_t k[CTX * NKV * HD], v[CTX * NKV * HD];
+    double vmax = 0.0;
     for (int i = 0; i < CTX * NKV * HD; i++) {
         k[i] = tern_fp32_to_fp16(test_rand_normal(&rng));
         v[i] = tern_fp32_to_fp16(test_rand_normal(&rng));
+        vmax = fmax(vmax, fabs(tern_fp16_to_fp32(v[i])));
     }
+    /* the reference rounds each softmax weight to f16 (relative error <= 2^-11) before the sum
+     * over V: the output may move by up to 2^-11 * max|v| from the exact-weight value */
+    const double tol = ldexp(vmax, -11) + 1e-5;
     static const int positions[4] = {0, 1, 9, CTX - 1};
     for (int pi = 0; pi < 4; pi++) {
         const int pos = positions[pi];
-        float q[NH * HD], out[NH * HD + 1], scratch[CTX + 1];
+        float q[NH * HD], out[NH * HD + 1], scratch[HD + CTX + 1];
         double want[NH * HD];
         for (int i = 0; i < NH * HD; i++)
             q[i] = test_rand_normal(&rng) * 2.0f;
         out[NH * HD] = 777.0f;
-        scratch[pos + 1] = 555.0f;
+        scratch[HD + pos + 1] = 555.0f;
         tern_ref_attention(out, q, k, v, pos, NH, NKV, HD, scratch);
         attention_double(want, q, k, v, pos, NH, NKV, HD);
         for (int i = 0; i < NH * HD; i++)
-            CHECK_FLOAT(want[i], out[i], 1e-5);
+            CHECK_FLOAT(want[i], out[i], tol);
         CHECK_FLOAT(777.0, out[NH * HD], 0.0);
-        CHECK_FLOAT(555.0, scratch[pos + 1], 0.0); /* scratch holds pos+1 floats */
+        CHECK_FLOAT(555.0, scratch[HD + pos + 1], 0.0); /* scratch holds head_dim + pos + 1 floats */
         if (pos == 0) /* one position: the output is that position's value row of the head's kv head */
             for (int h = 0; h < NH; h++)
                 for (int d = 0; d < HD; d++)
-                    CHECK_FLOAT(tern_fp16_to_fp32(v[(h / 2) * HD + d]), out[h * HD + d], 1e-6);
+                    CHECK_FLOAT(tern_fp16_to_fp32(v[(h / 2) * HD + d]), out[h * HD + d], 0.0);
     }
+    /* the query is rounded to f16 before Q.K: a query that differs only below f16 precision gives
+     * the same output bit for bit */
+    float qa[NH * HD], qb[NH * HD], oa[NH * HD], ob[NH * HD], scratch[HD + CTX + 1];
+    for (int i = 0; i < NH * HD; i++) {
+        qa[i] = tern_fp16_to_fp32(tern_fp32_to_fp16(test_rand_normal(&rng)));
+        qb[i] = qa[i] * (1.0f + 1e-5f);
+    }
+    tern_ref_attention(oa, qa, k, v, 9, NH, NKV, HD, scratch);
+    tern_ref_attention(ob, qb, k, v, 9, NH, NKV, HD, scratch);
+    CHECK(memcmp(oa, ob, sizeof oa) == 0);
 }
 
 static void ffn_act(void) {
