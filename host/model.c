@@ -224,7 +224,7 @@ static tern_status bind_ternary(tern_model *m, struct tern_ternary *w, const cha
     const struct tern_type_traits *tr = tern_type_traits(t->type);
     if (!tr || tr->cls != TERN_CLASS_TERNARY) {
         tern_log_error("%s: linear weight %s has type %s; tern runs ternary linear weights (I2_S, TQ2_0, "
-                       "TQ1_0): quantize the model with llama-quantize or tern convert",
+                       "TQ1_0): quantize it with llama.cpp's llama-quantize (TQ1_0, TQ2_0) or bitnet.cpp's (I2_S)",
                        path_of(m->g), name, tern_type_name(t->type));
         return TERN_ERR_UNSUPPORTED;
     }
