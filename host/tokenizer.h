@@ -41,8 +41,10 @@ struct tern_str tern_tokenizer_token_text(const tern_tokenizer *tok, int32_t id)
 /* id of a vocabulary string, -1 if absent */
 int32_t tern_tokenizer_find(const tern_tokenizer *tok, const char *text, size_t len);
 
-/* Encode text[len] (UTF-8). add_bos prepends BOS when the model has one; parse_special matches
- * control tokens written in the text. *ids is malloc'd (free() it); *n_ids its length. */
+/* Encode text[len] (UTF-8; invalid bytes are kept as byte tokens). add_bos prepends BOS when the
+ * model has one; parse_special matches control tokens written in the text (leftmost, longest);
+ * user-defined tokens always match, as in llama.cpp and Hugging Face. *ids is malloc'd (free()
+ * it, also when *n_ids is 0); *n_ids its length. Safe to call from several threads at once. */
 tern_status tern_tokenize(const tern_tokenizer *tok, const char *text, size_t len, bool add_bos,
                           bool parse_special, int32_t **ids, size_t *n_ids);
 
@@ -59,7 +61,9 @@ struct tern_detok {
     bool at_start; /* SentencePiece: drop the leading space of the first piece */
 };
 void tern_detok_init(struct tern_detok *d, const tern_tokenizer *tok);
-/* Appends complete characters to out (cap bytes), returns the number written (always < 256). */
+/* Appends complete characters to out (cap bytes) and returns the number written. Control tokens
+ * give nothing. Output that does not fit is dropped at a character boundary: give it room for one
+ * token's bytes plus 4 (1 KiB is plenty for the known vocabularies). */
 size_t tern_detok_push(struct tern_detok *d, const tern_tokenizer *tok, int32_t id, char *out, size_t cap);
 size_t tern_detok_flush(struct tern_detok *d, char *out, size_t cap);
 
