@@ -409,16 +409,22 @@ static tern_status check_regions(struct parser *p, tern_gguf *g) {
     for (int64_t i = 0; i < g->n_tensors; i++)
         order[i] = &g->tensors[i];
     qsort(order, (size_t)g->n_tensors, sizeof *order, cmp_by_offset);
+    /* Sorted by offset, a region overlaps an earlier one exactly when it starts before the furthest
+     * end seen so far. Zero-byte tensors occupy nothing: they are skipped, not compared. */
     tern_status st = TERN_OK;
-    for (int64_t i = 1; i < g->n_tensors && !st; i++) {
-        const struct tern_gguf_tensor *a = order[i - 1], *b = order[i];
-        /* Zero-byte tensors occupy nothing and cannot overlap anything. */
-        if (a->nbytes && b->nbytes && a->offset + a->nbytes > b->offset)
+    const struct tern_gguf_tensor *last = NULL; /* the non-empty region with the furthest end */
+    for (int64_t i = 0; i < g->n_tensors && !st; i++) {
+        const struct tern_gguf_tensor *b = order[i];
+        if (b->nbytes == 0)
+            continue;
+        if (last && b->offset < last->offset + last->nbytes)
             st = fail(p, TERN_ERR_FORMAT,
                       "tensors '%s' (offset %llu, %llu bytes) and '%s' (offset %llu) overlap",
-                      printable(pa, sizeof pa, a->name, strlen(a->name)), (unsigned long long)a->offset,
-                      (unsigned long long)a->nbytes, printable(pb, sizeof pb, b->name, strlen(b->name)),
-                      (unsigned long long)b->offset);
+                      printable(pa, sizeof pa, last->name, strlen(last->name)),
+                      (unsigned long long)last->offset, (unsigned long long)last->nbytes,
+                      printable(pb, sizeof pb, b->name, strlen(b->name)), (unsigned long long)b->offset);
+        if (!last || b->offset + b->nbytes > last->offset + last->nbytes)
+            last = b;
     }
     free(order);
     return st;

@@ -275,6 +275,12 @@ int main(int argc, char **argv) {
     tinfo(&b, "c", 1, (const uint64_t[]){16}, F32, 32); /* overlaps a, found only after sorting */
     pad(&b), zeros(&b, 96);
     save(&b, "overlap_unsorted");
+    valid_prefix(&b, 3, 1);
+    tinfo(&b, "a", 1, (const uint64_t[]){16}, F32, 0);
+    tinfo(&b, "empty", 1, (const uint64_t[]){0}, F32, 32); /* between a and b, occupies nothing */
+    tinfo(&b, "b", 1, ne8, F32, 32);                       /* overlaps a, not its sorted neighbour */
+    pad(&b), zeros(&b, 64);
+    save(&b, "overlap_across_empty");
     valid_prefix(&b, 1, 1);
     tinfo(&b, "t", 1, (const uint64_t[]){0}, F32, 0); /* 0 bytes, but the data section is missing */
     if (b.n % 32 == 0)
