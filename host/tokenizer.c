@@ -16,7 +16,8 @@ tern_status tern_tok_ids_push(struct tern_tok_ids *ids, int32_t id) {
     if (ids->n == ids->cap) {
         size_t nc = ids->cap ? ids->cap * 2 : 64;
         int32_t *nv = realloc(ids->v, nc * sizeof *nv);
-        if (!nv) return TERN_ERR_NOMEM;
+        if (!nv)
+            return TERN_ERR_NOMEM;
         ids->v = nv;
         ids->cap = nc;
     }
@@ -27,7 +28,8 @@ tern_status tern_tok_ids_push(struct tern_tok_ids *ids, int32_t id) {
 uint64_t tern_tok_hash_bytes(const char *s, size_t len) {
     /* FNV-1a with a final mix: short keys, and the table only needs a good spread of low bits. */
     uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)s[i]) * 0x100000001b3ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)s[i]) * 0x100000001b3ULL;
     h ^= h >> 29;
     return h;
 }
@@ -35,8 +37,10 @@ uint64_t tern_tok_hash_bytes(const char *s, size_t len) {
 int32_t tern_tok_lookup(const tern_tokenizer *tok, const char *s, size_t len) {
     for (uint32_t i = (uint32_t)tern_tok_hash_bytes(s, len) & tok->tok_mask;; i = (i + 1) & tok->tok_mask) {
         int32_t id = tok->tok_hash[i];
-        if (id < 0) return -1;
-        if (tok->text_len[id] == len && memcmp(tern_tok_text(tok, id), s, len) == 0) return id;
+        if (id < 0)
+            return -1;
+        if (tok->text_len[id] == len && memcmp(tern_tok_text(tok, id), s, len) == 0)
+            return id;
     }
 }
 
@@ -52,10 +56,11 @@ static tern_status read_id(const tern_gguf *g, const char *key, int32_t n_vocab,
         *id = dflt < n_vocab ? dflt : -1;
         return TERN_OK;
     }
-    if (st != TERN_OK) return st;
+    if (st != TERN_OK)
+        return st;
     if (v >= n_vocab) {
-        tern_log_error("%s: %s: id %lld out of range (vocabulary of %d tokens)", tern_gguf_path(g), key, (long long)v,
-                       n_vocab);
+        tern_log_error("%s: %s: id %lld out of range (vocabulary of %d tokens)", tern_gguf_path(g), key,
+                       (long long)v, n_vocab);
         return TERN_ERR_FORMAT;
     }
     *id = v < 0 ? -1 : (int32_t)v;
@@ -73,7 +78,8 @@ static tern_status load_tokens(tern_tokenizer *tok, const tern_gguf *g) {
         tern_log_error("%s: %s: missing", tern_gguf_path(g), key);
         return TERN_ERR_FORMAT;
     }
-    if (st != TERN_OK) return st;
+    if (st != TERN_OK)
+        return st;
     if (et != TERN_GGUF_STRING || n == 0 || n > (uint64_t)INT32_MAX / 4) {
         tern_log_error("%s: %s: expected a non-empty array of strings", tern_gguf_path(g), key);
         return TERN_ERR_FORMAT;
@@ -82,7 +88,8 @@ static tern_status load_tokens(tern_tokenizer *tok, const tern_gguf *g) {
     uint64_t total = 0;
     for (uint64_t i = 0; i < n; i++) {
         struct tern_str s;
-        if ((st = tern_gguf_get_arr_str(g, key, i, &s)) != TERN_OK) return st;
+        if ((st = tern_gguf_get_arr_str(g, key, i, &s)) != TERN_OK)
+            return st;
         if (s.len > UINT32_MAX / 2) {
             tern_log_error("%s: %s[%llu]: token too long", tern_gguf_path(g), key, (unsigned long long)i);
             return TERN_ERR_FORMAT;
@@ -90,12 +97,14 @@ static tern_status load_tokens(tern_tokenizer *tok, const tern_gguf *g) {
         total += s.len + 1;
     }
     uint64_t cap = 16;
-    while (cap < n * 2) cap <<= 1;
+    while (cap < n * 2)
+        cap <<= 1;
     tok->arena = malloc(total);
     tok->text_off = malloc(n * sizeof *tok->text_off);
     tok->text_len = malloc(n * sizeof *tok->text_len);
     tok->tok_hash = malloc(cap * sizeof *tok->tok_hash);
-    if (!tok->arena || !tok->text_off || !tok->text_len || !tok->tok_hash) return TERN_ERR_NOMEM;
+    if (!tok->arena || !tok->text_off || !tok->text_len || !tok->tok_hash)
+        return TERN_ERR_NOMEM;
     tok->tok_mask = (uint32_t)(cap - 1);
     memset(tok->tok_hash, 0xff, cap * sizeof *tok->tok_hash);
     uint64_t off = 0;
@@ -108,9 +117,11 @@ static tern_status load_tokens(tern_tokenizer *tok, const tern_gguf *g) {
         tok->text_len[i] = (uint32_t)s.len;
         off += s.len + 1;
         /* Duplicate strings: the first id keeps the string, later ones stay reachable by id only. */
-        if (tern_tok_lookup(tok, s.ptr, s.len) >= 0) continue;
+        if (tern_tok_lookup(tok, s.ptr, s.len) >= 0)
+            continue;
         uint32_t h = (uint32_t)tern_tok_hash_bytes(s.ptr, s.len) & tok->tok_mask;
-        while (tok->tok_hash[h] >= 0) h = (h + 1) & tok->tok_mask;
+        while (tok->tok_hash[h] >= 0)
+            h = (h + 1) & tok->tok_mask;
         tok->tok_hash[h] = (int32_t)i;
     }
     return TERN_OK;
@@ -123,12 +134,14 @@ static tern_status load_token_array(const tern_gguf *g, const char *key, int32_t
     uint64_t n = 0;
     *data = NULL;
     tern_status st = tern_gguf_get_arr(g, key, &et, &n, data);
-    if (st == TERN_ERR_NOT_FOUND) return TERN_OK;
-    if (st != TERN_OK) return st;
+    if (st == TERN_ERR_NOT_FOUND)
+        return TERN_OK;
+    if (st != TERN_OK)
+        return st;
     bool type_ok = et == want || (want == TERN_GGUF_I32 && et == TERN_GGUF_U32);
     if (!type_ok || n != (uint64_t)n_vocab) {
-        tern_log_error("%s: %s: expected %d elements of type %d, found %llu of type %d", tern_gguf_path(g), key,
-                       n_vocab, (int)want, (unsigned long long)n, (int)et);
+        tern_log_error("%s: %s: expected %d elements of type %d, found %llu of type %d", tern_gguf_path(g),
+                       key, n_vocab, (int)want, (unsigned long long)n, (int)et);
         return TERN_ERR_FORMAT;
     }
     return TERN_OK;
@@ -139,22 +152,27 @@ static const tern_tokenizer *sort_tok;
 static int special_cmp(const void *a, const void *b) {
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
     uint8_t fx = (uint8_t)tern_tok_text(sort_tok, x)[0], fy = (uint8_t)tern_tok_text(sort_tok, y)[0];
-    if (fx != fy) return fx < fy ? -1 : 1;
+    if (fx != fy)
+        return fx < fy ? -1 : 1;
     uint32_t lx = sort_tok->text_len[x], ly = sort_tok->text_len[y];
-    if (lx != ly) return lx > ly ? -1 : 1;
+    if (lx != ly)
+        return lx > ly ? -1 : 1;
     return x < y ? -1 : x > y;
 }
 
 static tern_status build_specials(tern_tokenizer *tok) {
     int32_t n = 0;
     for (int32_t i = 0; i < tok->n_vocab; i++)
-        if ((tok->types[i] == TERN_TOKEN_CONTROL || tok->types[i] == TERN_TOKEN_USER_DEFINED) && tok->text_len[i] > 0)
+        if ((tok->types[i] == TERN_TOKEN_CONTROL || tok->types[i] == TERN_TOKEN_USER_DEFINED) &&
+            tok->text_len[i] > 0)
             n++;
     tok->specials = malloc((size_t)(n ? n : 1) * sizeof *tok->specials);
-    if (!tok->specials) return TERN_ERR_NOMEM;
+    if (!tok->specials)
+        return TERN_ERR_NOMEM;
     n = 0;
     for (int32_t i = 0; i < tok->n_vocab; i++)
-        if ((tok->types[i] == TERN_TOKEN_CONTROL || tok->types[i] == TERN_TOKEN_USER_DEFINED) && tok->text_len[i] > 0)
+        if ((tok->types[i] == TERN_TOKEN_CONTROL || tok->types[i] == TERN_TOKEN_USER_DEFINED) &&
+            tok->text_len[i] > 0)
             tok->specials[n++] = i;
     tok->n_specials = n;
     /* qsort has no context argument in C11; loads are not expected to race on this. */
@@ -163,7 +181,8 @@ static tern_status build_specials(tern_tokenizer *tok) {
     int32_t k = 0;
     for (int b = 0; b < 256; b++) {
         tok->special_start[b] = k;
-        while (k < n && (uint8_t)tern_tok_text(tok, tok->specials[k])[0] == b) k++;
+        while (k < n && (uint8_t)tern_tok_text(tok, tok->specials[k])[0] == b)
+            k++;
     }
     tok->special_start[256] = n;
     return TERN_OK;
@@ -177,7 +196,8 @@ static tern_status load(tern_tokenizer *tok, const tern_gguf *g, const char *pre
         tern_log_error("%s: tokenizer.ggml.model: missing", path);
         return TERN_ERR_FORMAT;
     }
-    if (st != TERN_OK) return st;
+    if (st != TERN_OK)
+        return st;
     if (str_eq(model, "gpt2")) {
         tok->model = TERN_TOK_GPT2;
     } else if (str_eq(model, "llama")) {
@@ -187,61 +207,79 @@ static tern_status load(tern_tokenizer *tok, const tern_gguf *g, const char *pre
                        (int)(model.len > 64 ? 64 : model.len), model.ptr);
         return TERN_ERR_UNSUPPORTED;
     }
-    if ((st = load_tokens(tok, g)) != TERN_OK) return st;
+    if ((st = load_tokens(tok, g)) != TERN_OK)
+        return st;
     int32_t n = tok->n_vocab;
 
     const void *types_data, *scores_data;
-    if ((st = load_token_array(g, "tokenizer.ggml.token_type", n, TERN_GGUF_I32, &types_data)) != TERN_OK) return st;
-    if ((st = load_token_array(g, "tokenizer.ggml.scores", n, TERN_GGUF_F32, &scores_data)) != TERN_OK) return st;
+    if ((st = load_token_array(g, "tokenizer.ggml.token_type", n, TERN_GGUF_I32, &types_data)) != TERN_OK)
+        return st;
+    if ((st = load_token_array(g, "tokenizer.ggml.scores", n, TERN_GGUF_F32, &scores_data)) != TERN_OK)
+        return st;
     tok->types = malloc((size_t)n);
     tok->eog = calloc((size_t)n, 1);
     tok->scores = calloc((size_t)n, sizeof *tok->scores);
-    if (!tok->types || !tok->eog || !tok->scores) return TERN_ERR_NOMEM;
+    if (!tok->types || !tok->eog || !tok->scores)
+        return TERN_ERR_NOMEM;
     for (int32_t i = 0; i < n; i++) {
         int32_t t = TERN_TOKEN_NORMAL;
-        if (types_data) memcpy(&t, (const char *)types_data + 4 * (size_t)i, 4);
+        if (types_data)
+            memcpy(&t, (const char *)types_data + 4 * (size_t)i, 4);
         if (t < TERN_TOKEN_NORMAL || t > TERN_TOKEN_BYTE) {
             tern_log_error("%s: tokenizer.ggml.token_type[%d]: unknown type %d", path, i, t);
             return TERN_ERR_FORMAT;
         }
         tok->types[i] = (uint8_t)t;
-        if (scores_data) memcpy(&tok->scores[i], (const char *)scores_data + 4 * (size_t)i, 4);
+        if (scores_data)
+            memcpy(&tok->scores[i], (const char *)scores_data + 4 * (size_t)i, 4);
     }
 
     /* llama.cpp's defaults for SentencePiece files without the keys: <unk> 0, <s> 1, </s> 2. */
     bool spm = tok->model == TERN_TOK_SPM;
-    if ((st = read_id(g, "tokenizer.ggml.bos_token_id", n, spm ? 1 : -1, &tok->bos)) != TERN_OK) return st;
-    if ((st = read_id(g, "tokenizer.ggml.eos_token_id", n, spm ? 2 : -1, &tok->eos)) != TERN_OK) return st;
-    if ((st = read_id(g, "tokenizer.ggml.eot_token_id", n, -1, &tok->eot)) != TERN_OK) return st;
-    if ((st = read_id(g, "tokenizer.ggml.unknown_token_id", n, spm ? 0 : -1, &tok->unk)) != TERN_OK) return st;
+    if ((st = read_id(g, "tokenizer.ggml.bos_token_id", n, spm ? 1 : -1, &tok->bos)) != TERN_OK)
+        return st;
+    if ((st = read_id(g, "tokenizer.ggml.eos_token_id", n, spm ? 2 : -1, &tok->eos)) != TERN_OK)
+        return st;
+    if ((st = read_id(g, "tokenizer.ggml.eot_token_id", n, -1, &tok->eot)) != TERN_OK)
+        return st;
+    if ((st = read_id(g, "tokenizer.ggml.unknown_token_id", n, spm ? 0 : -1, &tok->unk)) != TERN_OK)
+        return st;
     bool b = true;
     st = tern_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b);
-    if (st != TERN_OK && st != TERN_ERR_NOT_FOUND) return st;
+    if (st != TERN_OK && st != TERN_ERR_NOT_FOUND)
+        return st;
     tok->add_bos = b && tok->bos >= 0;
     b = true;
     st = tern_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &b);
-    if (st != TERN_OK && st != TERN_ERR_NOT_FOUND) return st;
+    if (st != TERN_OK && st != TERN_ERR_NOT_FOUND)
+        return st;
     tok->add_space_prefix = spm && b;
 
-    if (tok->eos >= 0) tok->eog[tok->eos] = 1;
-    if (tok->eot >= 0) tok->eog[tok->eot] = 1;
+    if (tok->eos >= 0)
+        tok->eog[tok->eos] = 1;
+    if (tok->eot >= 0)
+        tok->eog[tok->eot] = 1;
     for (size_t i = 0; i < sizeof EOG_NAMES / sizeof EOG_NAMES[0]; i++) {
         int32_t id = tern_tok_lookup(tok, EOG_NAMES[i], strlen(EOG_NAMES[i]));
-        if (id >= 0 && tok->types[id] == TERN_TOKEN_CONTROL) tok->eog[id] = 1;
+        if (id >= 0 && tok->types[id] == TERN_TOKEN_CONTROL)
+            tok->eog[id] = 1;
     }
-    if ((st = build_specials(tok)) != TERN_OK) return st;
+    if ((st = build_specials(tok)) != TERN_OK)
+        return st;
 
     if (spm) {
         tok->pre_name = "";
         tern_spm_load(tok);
         return TERN_OK;
     }
-    if ((st = tern_bpe_load(tok, g)) != TERN_OK) return st;
+    if ((st = tern_bpe_load(tok, g)) != TERN_OK)
+        return st;
     const char *pre = NULL;
     if (pre_override) {
         pre = tern_pretok_canonical(pre_override, strlen(pre_override));
         if (!pre) {
-            tern_log_error("--pre %s: unknown pre-tokenizer (known: %s)", pre_override, tern_pretok_known_names());
+            tern_log_error("--pre %s: unknown pre-tokenizer (known: %s)", pre_override,
+                           tern_pretok_known_names());
             return TERN_ERR_UNSUPPORTED;
         }
     } else {
@@ -269,10 +307,12 @@ static tern_status load(tern_tokenizer *tok, const tern_gguf *g, const char *pre
 }
 
 tern_status tern_tokenizer_load(const tern_gguf *g, const char *pre_override, tern_tokenizer **out) {
-    if (!g || !out) return TERN_ERR_ARG;
+    if (!g || !out)
+        return TERN_ERR_ARG;
     *out = NULL;
     tern_tokenizer *tok = calloc(1, sizeof *tok);
-    if (!tok) return TERN_ERR_NOMEM;
+    if (!tok)
+        return TERN_ERR_NOMEM;
     tern_status st = load(tok, g, pre_override);
     if (st != TERN_OK) {
         tern_tokenizer_free(tok);
@@ -283,7 +323,8 @@ tern_status tern_tokenizer_load(const tern_gguf *g, const char *pre_override, te
 }
 
 void tern_tokenizer_free(tern_tokenizer *tok) {
-    if (!tok) return;
+    if (!tok)
+        return;
     tern_pretok_free(tok->pretok);
     free(tok->specials);
     free(tok->merges);
@@ -297,27 +338,39 @@ void tern_tokenizer_free(tern_tokenizer *tok) {
     free(tok);
 }
 
-int32_t tern_tokenizer_n_vocab(const tern_tokenizer *tok) { return tok->n_vocab; }
+int32_t tern_tokenizer_n_vocab(const tern_tokenizer *tok) {
+    return tok->n_vocab;
+}
 const char *tern_tokenizer_model_name(const tern_tokenizer *tok) {
     return tok->model == TERN_TOK_GPT2 ? "gpt2" : "llama";
 }
-const char *tern_tokenizer_pre_name(const tern_tokenizer *tok) { return tok->pre_name; }
-int32_t tern_tokenizer_bos(const tern_tokenizer *tok) { return tok->bos; }
-int32_t tern_tokenizer_eos(const tern_tokenizer *tok) { return tok->eos; }
-bool tern_tokenizer_add_bos(const tern_tokenizer *tok) { return tok->add_bos; }
+const char *tern_tokenizer_pre_name(const tern_tokenizer *tok) {
+    return tok->pre_name;
+}
+int32_t tern_tokenizer_bos(const tern_tokenizer *tok) {
+    return tok->bos;
+}
+int32_t tern_tokenizer_eos(const tern_tokenizer *tok) {
+    return tok->eos;
+}
+bool tern_tokenizer_add_bos(const tern_tokenizer *tok) {
+    return tok->add_bos;
+}
 
 bool tern_tokenizer_is_eog(const tern_tokenizer *tok, int32_t id) {
     return id >= 0 && id < tok->n_vocab && tok->eog[id];
 }
 
 enum tern_token_type tern_tokenizer_token_type(const tern_tokenizer *tok, int32_t id) {
-    if (id < 0 || id >= tok->n_vocab) return TERN_TOKEN_UNUSED;
+    if (id < 0 || id >= tok->n_vocab)
+        return TERN_TOKEN_UNUSED;
     return (enum tern_token_type)tok->types[id];
 }
 
 struct tern_str tern_tokenizer_token_text(const tern_tokenizer *tok, int32_t id) {
     struct tern_str s = {"", 0};
-    if (id < 0 || id >= tok->n_vocab) return s;
+    if (id < 0 || id >= tok->n_vocab)
+        return s;
     s.ptr = tern_tok_text(tok, id);
     s.len = tok->text_len[id];
     return s;
@@ -341,7 +394,8 @@ static tern_status bpe_piece(void *user, const char *piece, size_t len) {
  * so SentencePiece prepends its space to each one, as llama.cpp does. */
 static tern_status encode_fragment(const tern_tokenizer *tok, const char *text, size_t len,
                                    struct tern_tok_ids *out) {
-    if (tok->model == TERN_TOK_SPM) return tern_spm_encode(tok, text, len, tok->add_space_prefix, out);
+    if (tok->model == TERN_TOK_SPM)
+        return tern_spm_encode(tok, text, len, tok->add_space_prefix, out);
     struct bpe_ctx c = {tok, out};
     return tern_pretok_split(tok->pretok, text, len, bpe_piece, &c);
 }
@@ -352,21 +406,25 @@ static int32_t match_special(const tern_tokenizer *tok, const char *text, size_t
     uint8_t b = (uint8_t)text[0];
     for (int32_t k = tok->special_start[b]; k < tok->special_start[b + 1]; k++) {
         int32_t id = tok->specials[k];
-        if (!parse_special && tok->types[id] != TERN_TOKEN_USER_DEFINED) continue;
+        if (!parse_special && tok->types[id] != TERN_TOKEN_USER_DEFINED)
+            continue;
         uint32_t l = tok->text_len[id];
-        if (l <= len && memcmp(tern_tok_text(tok, id), text, l) == 0) return id;
+        if (l <= len && memcmp(tern_tok_text(tok, id), text, l) == 0)
+            return id;
     }
     return -1;
 }
 
 tern_status tern_tokenize(const tern_tokenizer *tok, const char *text, size_t len, bool add_bos,
                           bool parse_special, int32_t **ids, size_t *n_ids) {
-    if (!tok || (!text && len) || !ids || !n_ids) return TERN_ERR_ARG;
+    if (!tok || (!text && len) || !ids || !n_ids)
+        return TERN_ERR_ARG;
     *ids = NULL;
     *n_ids = 0;
     struct tern_tok_ids out = {0};
     tern_status st = TERN_OK;
-    if (add_bos && tok->bos >= 0) st = tern_tok_ids_push(&out, tok->bos);
+    if (add_bos && tok->bos >= 0)
+        st = tern_tok_ids_push(&out, tok->bos);
     size_t seg = 0;
     for (size_t pos = 0; pos < len && st == TERN_OK;) {
         int32_t id = tok->n_specials ? match_special(tok, text + pos, len - pos, parse_special) : -1;
@@ -374,18 +432,22 @@ tern_status tern_tokenize(const tern_tokenizer *tok, const char *text, size_t le
             pos++;
             continue;
         }
-        if (pos > seg) st = encode_fragment(tok, text + seg, pos - seg, &out);
-        if (st == TERN_OK) st = tern_tok_ids_push(&out, id);
+        if (pos > seg)
+            st = encode_fragment(tok, text + seg, pos - seg, &out);
+        if (st == TERN_OK)
+            st = tern_tok_ids_push(&out, id);
         pos += tok->text_len[id];
         seg = pos;
     }
-    if (st == TERN_OK && len > seg) st = encode_fragment(tok, text + seg, len - seg, &out);
+    if (st == TERN_OK && len > seg)
+        st = encode_fragment(tok, text + seg, len - seg, &out);
     if (st != TERN_OK) {
         free(out.v);
         return st;
     }
     *ids = out.v ? out.v : malloc(sizeof(int32_t));
-    if (!*ids) return TERN_ERR_NOMEM;
+    if (!*ids)
+        return TERN_ERR_NOMEM;
     *n_ids = out.n;
     return TERN_OK;
 }

@@ -30,7 +30,7 @@ void tern_tokenizer_free(tern_tokenizer *tok);
 int32_t tern_tokenizer_n_vocab(const tern_tokenizer *tok);
 const char *tern_tokenizer_model_name(const tern_tokenizer *tok); /* "gpt2" or "llama" */
 const char *tern_tokenizer_pre_name(const tern_tokenizer *tok);   /* "llama-bpe", ...; "" for llama */
-int32_t tern_tokenizer_bos(const tern_tokenizer *tok); /* -1 when the model has none */
+int32_t tern_tokenizer_bos(const tern_tokenizer *tok);            /* -1 when the model has none */
 int32_t tern_tokenizer_eos(const tern_tokenizer *tok);
 bool tern_tokenizer_add_bos(const tern_tokenizer *tok); /* tokenizer.ggml.add_bos_token, default true */
 /* End of generation: EOS, EOT, and other end-of-turn control tokens (<|eot_id|>, <|end_of_text|>, ...). */

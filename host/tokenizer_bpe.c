@@ -19,9 +19,11 @@ static bool byte_is_printable(int b) {
 
 static void byte_map_init(void) {
     /* Idempotent and deterministic, so a race between two loads writes the same values. */
-    if (byte_map_ready) return;
+    if (byte_map_ready)
+        return;
     int n = 0;
-    for (int i = 0; i < 256 + 68; i++) char_bytes[i] = -1;
+    for (int i = 0; i < 256 + 68; i++)
+        char_bytes[i] = -1;
     for (int b = 0; b < 256; b++) {
         uint32_t cp = byte_is_printable(b) ? (uint32_t)b : 256u + (uint32_t)n++;
         char_bytes[cp] = (int16_t)b;
@@ -59,18 +61,22 @@ static uint32_t pair_hash(uint64_t key) {
 }
 
 static const struct tern_merge_slot *merge_find(const tern_tokenizer *tok, int32_t a, int32_t b) {
-    if (!tok->merges) return NULL;
+    if (!tok->merges)
+        return NULL;
     uint64_t key = pair_key(a, b);
     for (uint32_t i = pair_hash(key) & tok->merge_mask;; i = (i + 1) & tok->merge_mask) {
         const struct tern_merge_slot *s = &tok->merges[i];
-        if (s->key == key) return s;
-        if (s->key == 0) return NULL;
+        if (s->key == key)
+            return s;
+        if (s->key == 0)
+            return NULL;
     }
 }
 
 tern_status tern_bpe_load(tern_tokenizer *tok, const tern_gguf *g) {
     byte_map_init();
-    for (int b = 0; b < 256; b++) tok->byte_to_id[b] = tern_tok_lookup(tok, byte_chars[b], strlen(byte_chars[b]));
+    for (int b = 0; b < 256; b++)
+        tok->byte_to_id[b] = tern_tok_lookup(tok, byte_chars[b], strlen(byte_chars[b]));
 
     const char *key = "tokenizer.ggml.merges";
     enum tern_gguf_vtype et;
@@ -81,15 +87,18 @@ tern_status tern_bpe_load(tern_tokenizer *tok, const tern_gguf *g) {
         tern_log_error("%s: %s: missing (gpt2 tokenizers need their merges)", tern_gguf_path(g), key);
         return TERN_ERR_FORMAT;
     }
-    if (st != TERN_OK) return st;
+    if (st != TERN_OK)
+        return st;
     if (et != TERN_GGUF_STRING || n > INT32_MAX) {
         tern_log_error("%s: %s: expected an array of strings", tern_gguf_path(g), key);
         return TERN_ERR_FORMAT;
     }
     uint64_t cap = 16;
-    while (cap < n * 2) cap <<= 1;
+    while (cap < n * 2)
+        cap <<= 1;
     tok->merges = calloc(cap, sizeof *tok->merges);
-    if (!tok->merges) return TERN_ERR_NOMEM;
+    if (!tok->merges)
+        return TERN_ERR_NOMEM;
     tok->merge_mask = (uint32_t)(cap - 1);
 
     char *buf = NULL;
@@ -98,11 +107,13 @@ tern_status tern_bpe_load(tern_tokenizer *tok, const tern_gguf *g) {
     for (uint64_t i = 0; i < n; i++) {
         struct tern_str s;
         st = tern_gguf_get_arr_str(g, key, i, &s);
-        if (st != TERN_OK) break;
+        if (st != TERN_OK)
+            break;
         /* Search from 1 like llama.cpp, so a part may itself start with a space. */
         const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
         if (!sp || sp == s.ptr + s.len - 1) {
-            tern_log_error("%s: %s[%llu]: not of the form \"a b\"", tern_gguf_path(g), key, (unsigned long long)i);
+            tern_log_error("%s: %s[%llu]: not of the form \"a b\"", tern_gguf_path(g), key,
+                           (unsigned long long)i);
             st = TERN_ERR_FORMAT;
             break;
         }
@@ -123,14 +134,16 @@ tern_status tern_bpe_load(tern_tokenizer *tok, const tern_gguf *g) {
         int32_t r = (a >= 0 && b >= 0) ? tern_tok_lookup(tok, buf, la + lb) : -1;
         if (r < 0) {
             /* Trimmed vocabularies keep merges whose parts are gone; they can never apply. */
-            if (first_skipped < 0) first_skipped = (int64_t)i;
+            if (first_skipped < 0)
+                first_skipped = (int64_t)i;
             skipped++;
             continue;
         }
         uint64_t k = pair_key(a, b);
         for (uint32_t h = pair_hash(k) & tok->merge_mask;; h = (h + 1) & tok->merge_mask) {
             struct tern_merge_slot *slot = &tok->merges[h];
-            if (slot->key == k) break; /* duplicate pair: the first (lowest) rank stays */
+            if (slot->key == k)
+                break; /* duplicate pair: the first (lowest) rank stays */
             if (slot->key == 0) {
                 slot->key = k;
                 slot->rank = (int32_t)i;
@@ -141,10 +154,12 @@ tern_status tern_bpe_load(tern_tokenizer *tok, const tern_gguf *g) {
         }
     }
     free(buf);
-    if (st != TERN_OK) return st;
+    if (st != TERN_OK)
+        return st;
     if (skipped)
-        tern_log_warn("%s: %s: skipped %lld merges that name tokens not in the vocabulary (first: index %lld)",
-                      tern_gguf_path(g), key, (long long)skipped, (long long)first_skipped);
+        tern_log_warn(
+            "%s: %s: skipped %lld merges that name tokens not in the vocabulary (first: index %lld)",
+            tern_gguf_path(g), key, (long long)skipped, (long long)first_skipped);
     return TERN_OK;
 }
 
@@ -152,8 +167,8 @@ tern_status tern_bpe_load(tern_tokenizer *tok, const tern_gguf *g) {
  * equal pairs merge left to right, as in Hugging Face tokenizers. */
 struct cand {
     int32_t rank;
-    int32_t pos;   /* index of the left symbol */
-    int32_t left;  /* ids expected at pos and at its right neighbour (stale entries are skipped) */
+    int32_t pos;  /* index of the left symbol */
+    int32_t left; /* ids expected at pos and at its right neighbour (stale entries are skipped) */
     int32_t right;
 };
 
@@ -175,14 +190,16 @@ static tern_status heap_push(struct heap *h, struct cand c) {
     if (h->n == h->cap) {
         size_t nc = h->cap ? h->cap * 2 : 64;
         struct cand *nv = realloc(h->v, nc * sizeof *nv);
-        if (!nv) return TERN_ERR_NOMEM;
+        if (!nv)
+            return TERN_ERR_NOMEM;
         h->v = nv;
         h->cap = nc;
     }
     size_t i = h->n++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!cand_less(&c, &h->v[p])) break;
+        if (!cand_less(&c, &h->v[p]))
+            break;
         h->v[i] = h->v[p];
         i = p;
     }
@@ -196,70 +213,88 @@ static struct cand heap_pop(struct heap *h) {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
         const struct cand *mv = &last;
-        if (l < h->n && cand_less(&h->v[l], mv)) m = l, mv = &h->v[l];
-        if (r < h->n && cand_less(&h->v[r], mv)) m = r;
-        if (m == i) break;
+        if (l < h->n && cand_less(&h->v[l], mv))
+            m = l, mv = &h->v[l];
+        if (r < h->n && cand_less(&h->v[r], mv))
+            m = r;
+        if (m == i)
+            break;
         h->v[i] = h->v[m];
         i = m;
     }
-    if (h->n) h->v[i] = last;
+    if (h->n)
+        h->v[i] = last;
     return top;
 }
 
 static tern_status try_pair(const tern_tokenizer *tok, struct heap *h, const struct sym *syms, int32_t pos) {
-    if (pos < 0 || syms[pos].next < 0) return TERN_OK;
+    if (pos < 0 || syms[pos].next < 0)
+        return TERN_OK;
     int32_t a = syms[pos].id, b = syms[syms[pos].next].id;
-    if (a < 0 || b < 0) return TERN_OK;
+    if (a < 0 || b < 0)
+        return TERN_OK;
     const struct tern_merge_slot *m = merge_find(tok, a, b);
-    if (!m) return TERN_OK;
+    if (!m)
+        return TERN_OK;
     return heap_push(h, (struct cand){m->rank, pos, a, b});
 }
 
 tern_status tern_bpe_encode_word(const tern_tokenizer *tok, const char *word, size_t len,
                                  struct tern_tok_ids *out) {
-    if (len == 0) return TERN_OK;
+    if (len == 0)
+        return TERN_OK;
     tern_status st = TERN_OK;
     if (tok->ignore_merges && len <= 256) {
         char enc[512];
         size_t n = 0;
         for (size_t i = 0; i < len; i++) {
             const char *c = byte_chars[(uint8_t)word[i]];
-            while (*c) enc[n++] = *c++;
+            while (*c)
+                enc[n++] = *c++;
         }
         int32_t id = tern_tok_lookup(tok, enc, n);
-        if (id >= 0) return tern_tok_ids_push(out, id);
+        if (id >= 0)
+            return tern_tok_ids_push(out, id);
     }
     if (len == 1) {
         int32_t id = tok->byte_to_id[(uint8_t)word[0]];
-        if (id < 0) id = tok->unk;
+        if (id < 0)
+            id = tok->unk;
         return id >= 0 ? tern_tok_ids_push(out, id) : TERN_OK;
     }
-    if (len > INT32_MAX / 2) return TERN_ERR_ARG;
+    if (len > INT32_MAX / 2)
+        return TERN_ERR_ARG;
     struct sym *syms = malloc(len * sizeof *syms);
     struct heap h = {0};
-    if (!syms) return TERN_ERR_NOMEM;
+    if (!syms)
+        return TERN_ERR_NOMEM;
     for (size_t i = 0; i < len; i++) {
         syms[i].id = tok->byte_to_id[(uint8_t)word[i]];
         syms[i].prev = (int32_t)i - 1;
         syms[i].next = i + 1 < len ? (int32_t)i + 1 : -1;
     }
-    for (int32_t i = 0; i + 1 < (int32_t)len && st == TERN_OK; i++) st = try_pair(tok, &h, syms, i);
+    for (int32_t i = 0; i + 1 < (int32_t)len && st == TERN_OK; i++)
+        st = try_pair(tok, &h, syms, i);
     while (st == TERN_OK && h.n) {
         struct cand c = heap_pop(&h);
         struct sym *l = &syms[c.pos];
-        if (l->id != c.left || l->next < 0 || syms[l->next].id != c.right) continue; /* stale */
+        if (l->id != c.left || l->next < 0 || syms[l->next].id != c.right)
+            continue; /* stale */
         const struct tern_merge_slot *m = merge_find(tok, c.left, c.right);
         struct sym *r = &syms[l->next];
         l->id = m->result;
         l->next = r->next;
-        if (r->next >= 0) syms[r->next].prev = c.pos;
+        if (r->next >= 0)
+            syms[r->next].prev = c.pos;
         r->id = -2; /* dead */
         st = try_pair(tok, &h, syms, l->prev);
-        if (st == TERN_OK) st = try_pair(tok, &h, syms, c.pos);
+        if (st == TERN_OK)
+            st = try_pair(tok, &h, syms, c.pos);
     }
     for (int32_t i = 0; st == TERN_OK && i >= 0; i = syms[i].next) {
         int32_t id = syms[i].id >= 0 ? syms[i].id : tok->unk; /* a byte with no token of its own */
-        if (id >= 0) st = tern_tok_ids_push(out, id);
+        if (id >= 0)
+            st = tern_tok_ids_push(out, id);
     }
     free(h.v);
     free(syms);

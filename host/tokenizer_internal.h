@@ -24,17 +24,17 @@ struct tern_pretok;
 
 struct tern_tokenizer {
     enum tern_tok_model model;
-    const char *pre_name;        /* static string; "" for SPM */
+    const char *pre_name; /* static string; "" for SPM */
     int32_t n_vocab;
 
-    char *arena;                 /* all token strings, each NUL-terminated */
-    uint64_t *text_off;          /* [n_vocab] offset of each token string in arena */
-    uint32_t *text_len;          /* [n_vocab] byte length */
-    float *scores;               /* [n_vocab], 0 when the file has none */
-    uint8_t *types;              /* [n_vocab] enum tern_token_type */
-    uint8_t *eog;                /* [n_vocab] 1 for end-of-generation tokens */
+    char *arena;        /* all token strings, each NUL-terminated */
+    uint64_t *text_off; /* [n_vocab] offset of each token string in arena */
+    uint32_t *text_len; /* [n_vocab] byte length */
+    float *scores;      /* [n_vocab], 0 when the file has none */
+    uint8_t *types;     /* [n_vocab] enum tern_token_type */
+    uint8_t *eog;       /* [n_vocab] 1 for end-of-generation tokens */
 
-    int32_t *tok_hash;           /* [tok_mask + 1] token ids, -1 empty */
+    int32_t *tok_hash; /* [tok_mask + 1] token ids, -1 empty */
     uint32_t tok_mask;
 
     struct tern_merge_slot *merges; /* [merge_mask + 1] */
@@ -45,16 +45,16 @@ struct tern_tokenizer {
      * SPM: id of the <0xXX> token. -1 when absent. */
     int32_t byte_to_id[256];
 
-    int32_t bos, eos, eot, unk;  /* -1 when absent */
+    int32_t bos, eos, eot, unk; /* -1 when absent */
     bool add_bos;
-    bool add_space_prefix;       /* SPM: prepend U+2581 to the text */
-    bool ignore_merges;          /* gpt2 llama-bpe/falcon3: a whole word found in the vocab wins */
+    bool add_space_prefix; /* SPM: prepend U+2581 to the text */
+    bool ignore_merges;    /* gpt2 llama-bpe/falcon3: a whole word found in the vocab wins */
 
-    int32_t *specials;           /* control + user-defined token ids, by first byte then longest first */
+    int32_t *specials; /* control + user-defined token ids, by first byte then longest first */
     int32_t n_specials;
-    int32_t special_start[257];  /* specials[special_start[b] .. special_start[b+1]) start with byte b */
+    int32_t special_start[257]; /* specials[special_start[b] .. special_start[b+1]) start with byte b */
 
-    struct tern_pretok *pretok;  /* gpt2 only */
+    struct tern_pretok *pretok; /* gpt2 only */
 };
 
 /* Growable id list. */
@@ -102,10 +102,14 @@ tern_status tern_pretok_split(const struct tern_pretok *p, const char *text, siz
 
 /* UTF-8 length of the sequence that starts with byte c (1 for an invalid lead byte). */
 static inline size_t tern_utf8_len(unsigned char c) {
-    if (c < 0x80) return 1;
-    if ((c & 0xE0) == 0xC0) return 2;
-    if ((c & 0xF0) == 0xE0) return 3;
-    if ((c & 0xF8) == 0xF0) return 4;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xE0) == 0xC0)
+        return 2;
+    if ((c & 0xF0) == 0xE0)
+        return 3;
+    if ((c & 0xF8) == 0xF0)
+        return 4;
     return 1;
 }
 

@@ -16,14 +16,14 @@ void tern_spm_load(tern_tokenizer *tok) {
 }
 
 struct spm_sym {
-    uint32_t off, n;    /* bytes of the escaped text; n = 0 once merged into its left neighbour */
+    uint32_t off, n; /* bytes of the escaped text; n = 0 once merged into its left neighbour */
     int32_t prev, next;
 };
 
 struct bigram {
     float score;
     int32_t left;
-    uint32_t size;      /* byte length when pushed: a mismatch later means the pair went stale */
+    uint32_t size; /* byte length when pushed: a mismatch later means the pair went stale */
 };
 
 /* Max-heap: higher score first, then the smaller left index. */
@@ -40,14 +40,16 @@ static tern_status bheap_push(struct bheap *h, struct bigram b) {
     if (h->n == h->cap) {
         size_t nc = h->cap ? h->cap * 2 : 64;
         struct bigram *nv = realloc(h->v, nc * sizeof *nv);
-        if (!nv) return TERN_ERR_NOMEM;
+        if (!nv)
+            return TERN_ERR_NOMEM;
         h->v = nv;
         h->cap = nc;
     }
     size_t i = h->n++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!bigram_before(&b, &h->v[p])) break;
+        if (!bigram_before(&b, &h->v[p]))
+            break;
         h->v[i] = h->v[p];
         i = p;
     }
@@ -61,29 +63,37 @@ static struct bigram bheap_pop(struct bheap *h) {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
         const struct bigram *mv = &last;
-        if (l < h->n && bigram_before(&h->v[l], mv)) m = l, mv = &h->v[l];
-        if (r < h->n && bigram_before(&h->v[r], mv)) m = r;
-        if (m == i) break;
+        if (l < h->n && bigram_before(&h->v[l], mv))
+            m = l, mv = &h->v[l];
+        if (r < h->n && bigram_before(&h->v[r], mv))
+            m = r;
+        if (m == i)
+            break;
         h->v[i] = h->v[m];
         i = m;
     }
-    if (h->n) h->v[i] = last;
+    if (h->n)
+        h->v[i] = last;
     return top;
 }
 
 static tern_status try_bigram(const tern_tokenizer *tok, struct bheap *h, const char *text,
                               const struct spm_sym *syms, int32_t left) {
-    if (left < 0 || syms[left].next < 0) return TERN_OK;
+    if (left < 0 || syms[left].next < 0)
+        return TERN_OK;
     const struct spm_sym *l = &syms[left], *r = &syms[l->next];
     int32_t id = tern_tok_lookup(tok, text + l->off, l->n + r->n);
-    if (id < 0) return TERN_OK;
+    if (id < 0)
+        return TERN_OK;
     return bheap_push(h, (struct bigram){tok->scores[id], left, l->n + r->n});
 }
 
 tern_status tern_spm_encode(const tern_tokenizer *tok, const char *text, size_t len, bool prefix_space,
                             struct tern_tok_ids *out) {
-    if (len == 0 && !prefix_space) return TERN_OK;
-    if (len > UINT32_MAX / 4) return TERN_ERR_ARG;
+    if (len == 0 && !prefix_space)
+        return TERN_OK;
+    if (len > UINT32_MAX / 4)
+        return TERN_ERR_ARG;
     size_t cap = (len + 1) * 3;
     char *esc = malloc(cap);
     struct spm_sym *syms = malloc((len + 1) * sizeof *syms);
@@ -94,7 +104,8 @@ tern_status tern_spm_encode(const tern_tokenizer *tok, const char *text, size_t 
         goto done;
     }
     size_t n = 0;
-    if (prefix_space) n += (size_t)(memcpy(esc, "\xE2\x96\x81", 3), 3);
+    if (prefix_space)
+        n += (size_t)(memcpy(esc, "\xE2\x96\x81", 3), 3);
     for (size_t i = 0; i < len; i++) {
         if (text[i] == ' ') {
             memcpy(esc + n, "\xE2\x96\x81", 3);
@@ -106,25 +117,32 @@ tern_status tern_spm_encode(const tern_tokenizer *tok, const char *text, size_t 
     int32_t n_syms = 0;
     for (size_t off = 0; off < n;) {
         size_t cl = tern_utf8_len((unsigned char)esc[off]);
-        if (cl > n - off) cl = n - off;
+        if (cl > n - off)
+            cl = n - off;
         syms[n_syms] = (struct spm_sym){(uint32_t)off, (uint32_t)cl, n_syms - 1, -1};
-        if (n_syms > 0) syms[n_syms - 1].next = n_syms;
+        if (n_syms > 0)
+            syms[n_syms - 1].next = n_syms;
         n_syms++;
         off += cl;
     }
-    for (int32_t i = 0; i + 1 < n_syms && st == TERN_OK; i++) st = try_bigram(tok, &h, esc, syms, i);
+    for (int32_t i = 0; i + 1 < n_syms && st == TERN_OK; i++)
+        st = try_bigram(tok, &h, esc, syms, i);
     while (st == TERN_OK && h.n) {
         struct bigram b = bheap_pop(&h);
         struct spm_sym *l = &syms[b.left];
-        if (l->n == 0 || l->next < 0) continue;
+        if (l->n == 0 || l->next < 0)
+            continue;
         struct spm_sym *r = &syms[l->next];
-        if (r->n == 0 || l->n + r->n != b.size) continue;
+        if (r->n == 0 || l->n + r->n != b.size)
+            continue;
         l->n += r->n;
         r->n = 0;
         l->next = r->next;
-        if (r->next >= 0) syms[r->next].prev = b.left;
+        if (r->next >= 0)
+            syms[r->next].prev = b.left;
         st = try_bigram(tok, &h, esc, syms, l->prev);
-        if (st == TERN_OK) st = try_bigram(tok, &h, esc, syms, b.left);
+        if (st == TERN_OK)
+            st = try_bigram(tok, &h, esc, syms, b.left);
     }
     for (int32_t i = n_syms ? 0 : -1; st == TERN_OK && i >= 0; i = syms[i].next) {
         int32_t id = tern_tok_lookup(tok, esc + syms[i].off, syms[i].n);
@@ -136,7 +154,8 @@ tern_status tern_spm_encode(const tern_tokenizer *tok, const char *text, size_t 
         for (uint32_t k = 0; k < syms[i].n && st == TERN_OK; k++) {
             int32_t bid = tok->byte_to_id[(uint8_t)esc[syms[i].off + k]];
             if (bid < 0) {
-                if (tok->unk >= 0) st = tern_tok_ids_push(out, tok->unk);
+                if (tok->unk >= 0)
+                    st = tern_tok_ids_push(out, tok->unk);
                 break; /* one unknown token for the whole character */
             }
             st = tern_tok_ids_push(out, bid);

@@ -38,7 +38,8 @@ static void gpt2_base(struct vocab *v, const char *pre) {
     v->model = "gpt2";
     v->pre = pre;
     v->bos = v->eos = -1;
-    for (int b = 0; b < 256; b++) add(v, tern_bpe_byte_char((uint8_t)b), TERN_TOKEN_NORMAL, 0);
+    for (int b = 0; b < 256; b++)
+        add(v, tern_bpe_byte_char((uint8_t)b), TERN_TOKEN_NORMAL, 0);
 }
 
 static void spm_base(struct vocab *v) {
@@ -59,36 +60,46 @@ static void spm_base(struct vocab *v) {
 static tern_status write_vocab(const struct vocab *v, const char *path) {
     tern_gguf_writer *w;
     tern_status st = tern_gguf_writer_init(&w);
-    if (st != TERN_OK) return st;
+    if (st != TERN_OK)
+        return st;
     st = tern_gguf_writer_set_str(w, "general.architecture", "test");
-    if (st == TERN_OK && v->model) st = tern_gguf_writer_set_str(w, "tokenizer.ggml.model", v->model);
-    if (st == TERN_OK && v->pre) st = tern_gguf_writer_set_str(w, "tokenizer.ggml.pre", v->pre);
+    if (st == TERN_OK && v->model)
+        st = tern_gguf_writer_set_str(w, "tokenizer.ggml.model", v->model);
+    if (st == TERN_OK && v->pre)
+        st = tern_gguf_writer_set_str(w, "tokenizer.ggml.pre", v->pre);
     if (st == TERN_OK && !v->skip_tokens)
         st = tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", v->tokens, (uint64_t)v->n);
     if (st == TERN_OK)
         st = tern_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", TERN_GGUF_I32, v->types,
                                       (uint64_t)(v->n - (v->skip_types_entry ? 1 : 0)));
-    if (st == TERN_OK) st = tern_gguf_writer_set_arr(w, "tokenizer.ggml.scores", TERN_GGUF_F32, v->scores, (uint64_t)v->n);
+    if (st == TERN_OK)
+        st = tern_gguf_writer_set_arr(w, "tokenizer.ggml.scores", TERN_GGUF_F32, v->scores, (uint64_t)v->n);
     if (st == TERN_OK && !v->skip_merges)
         st = tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", v->merges, (uint64_t)v->n_merges);
-    if (st == TERN_OK && v->bos >= 0) st = tern_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos);
-    if (st == TERN_OK && v->eos >= 0) st = tern_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)v->eos);
-    if (st == TERN_OK) st = tern_gguf_writer_write(w, path);
+    if (st == TERN_OK && v->bos >= 0)
+        st = tern_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos);
+    if (st == TERN_OK && v->eos >= 0)
+        st = tern_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)v->eos);
+    if (st == TERN_OK)
+        st = tern_gguf_writer_write(w, path);
     tern_gguf_writer_free(w);
     return st;
 }
 
 /* Write, open and load; returns the load status (tok and g set only on success). */
-static tern_status load_vocab(const struct vocab *v, const char *pre_override, tern_gguf **g, tern_tokenizer **tok) {
+static tern_status load_vocab(const struct vocab *v, const char *pre_override, tern_gguf **g,
+                              tern_tokenizer **tok) {
     const char *path = test_tmp("tok_test.gguf", 0);
     *g = NULL;
     *tok = NULL;
     tern_status st = write_vocab(v, path);
     CHECK_STATUS(TERN_OK, st);
-    if (st != TERN_OK) return st;
+    if (st != TERN_OK)
+        return st;
     st = tern_gguf_open(path, g);
     CHECK_STATUS(TERN_OK, st);
-    if (st != TERN_OK) return st;
+    if (st != TERN_OK)
+        return st;
     st = tern_tokenizer_load(*g, pre_override, tok);
     if (st != TERN_OK) {
         tern_gguf_close(*g);
@@ -109,10 +120,12 @@ static void expect_ids(const tern_tokenizer *tok, const char *text, bool add_bos
     size_t n = 0;
     tern_status st = tern_tokenize(tok, text, strlen(text), add_bos, parse_special, &got, &n);
     bool same = st == TERN_OK && n == n_want;
-    for (size_t i = 0; same && i < n; i++) same = got[i] == want[i];
+    for (size_t i = 0; same && i < n; i++)
+        same = got[i] == want[i];
     if (!same) {
         char exp[512] = "", act[512] = "";
-        for (size_t i = 0; i < n_want; i++) snprintf(exp + strlen(exp), sizeof exp - strlen(exp), " %d", want[i]);
+        for (size_t i = 0; i < n_want; i++)
+            snprintf(exp + strlen(exp), sizeof exp - strlen(exp), " %d", want[i]);
         for (size_t i = 0; i < n && st == TERN_OK; i++)
             snprintf(act + strlen(act), sizeof act - strlen(act), " %d", got[i]);
         harness_fail(__FILE__, line, "tokenize \"%s\": expected [%s ], got [%s ] (%s)", text, exp, act,
@@ -120,10 +133,10 @@ static void expect_ids(const tern_tokenizer *tok, const char *text, bool add_bos
     }
     free(got);
 }
-#define EXPECT_IDS(tok, text, bos, special, ...)                                                       \
-    do {                                                                                               \
-        const int32_t want_[] = {__VA_ARGS__};                                                         \
-        expect_ids(tok, text, bos, special, want_, sizeof want_ / sizeof want_[0], __LINE__);          \
+#define EXPECT_IDS(tok, text, bos, special, ...)                                                             \
+    do {                                                                                                     \
+        const int32_t want_[] = {__VA_ARGS__};                                                               \
+        expect_ids(tok, text, bos, special, want_, sizeof want_ / sizeof want_[0], __LINE__);                \
     } while (0)
 
 static void test_bpe_merge_order(void) {
@@ -135,7 +148,8 @@ static void test_bpe_merge_order(void) {
     v.merges[v.n_merges++] = "a a";
     tern_gguf *g;
     tern_tokenizer *tok;
-    if (load_vocab(&v, NULL, &g, &tok) != TERN_OK) return;
+    if (load_vocab(&v, NULL, &g, &tok) != TERN_OK)
+        return;
     CHECK(strcmp(tern_tokenizer_model_name(tok), "gpt2") == 0);
     CHECK(strcmp(tern_tokenizer_pre_name(tok), "default") == 0);
     EXPECT_IDS(tok, "abc", false, false, 'a', bc); /* "b c" has the lower rank */
@@ -152,7 +166,8 @@ static void test_bpe_merge_order(void) {
     /* The other order of ranks gives the other split. */
     v.merges[0] = "a b";
     v.merges[1] = "b c";
-    if (load_vocab(&v, NULL, &g, &tok) != TERN_OK) return;
+    if (load_vocab(&v, NULL, &g, &tok) != TERN_OK)
+        return;
     EXPECT_IDS(tok, "abc", false, false, ab, 'c');
     unload(g, tok);
 }
@@ -161,14 +176,18 @@ static void test_bpe_pretok_and_ignore_merges(void) {
     struct vocab v;
     gpt2_base(&v, "llama-bpe");
     /* "Ġ" is the byte-level image of the space. */
-    int sp_a = add(&v, "\xC4\xA0" "a", 1, 0);
+    int sp_a = add(&v,
+                   "\xC4\xA0"
+                   "a",
+                   1, 0);
     int abc = add(&v, "abc", 1, 0);
     v.merges[v.n_merges++] = "\xC4\xA0 a";
-    v.merges[v.n_merges++] = "a b";     /* unknown result "ab": skipped with a warning */
-    v.merges[v.n_merges++] = "zz q";    /* unknown parts: skipped */
+    v.merges[v.n_merges++] = "a b";  /* unknown result "ab": skipped with a warning */
+    v.merges[v.n_merges++] = "zz q"; /* unknown parts: skipped */
     tern_gguf *g;
     tern_tokenizer *tok;
-    if (load_vocab(&v, NULL, &g, &tok) != TERN_OK) return;
+    if (load_vocab(&v, NULL, &g, &tok) != TERN_OK)
+        return;
     /* llama-bpe: a word found whole in the vocabulary wins without merges */
     EXPECT_IDS(tok, "abc", false, false, abc);
     EXPECT_IDS(tok, "a a", false, false, 'a', sp_a);
@@ -176,7 +195,8 @@ static void test_bpe_pretok_and_ignore_merges(void) {
     EXPECT_IDS(tok, "1234", false, false, '1', '2', '3', '4');
     unload(g, tok);
     /* --pre default: no ignore_merges, so "abc" stays in characters */
-    if (load_vocab(&v, "default", &g, &tok) != TERN_OK) return;
+    if (load_vocab(&v, "default", &g, &tok) != TERN_OK)
+        return;
     CHECK(strcmp(tern_tokenizer_pre_name(tok), "default") == 0);
     EXPECT_IDS(tok, "abc", false, false, 'a', 'b', 'c');
     unload(g, tok);
@@ -184,7 +204,8 @@ static void test_bpe_pretok_and_ignore_merges(void) {
     CHECK_STATUS(TERN_ERR_UNSUPPORTED, load_vocab(&v, "nonsense", &g, &tok));
     /* no pre key and a small vocabulary: default */
     v.pre = NULL;
-    if (load_vocab(&v, NULL, &g, &tok) != TERN_OK) return;
+    if (load_vocab(&v, NULL, &g, &tok) != TERN_OK)
+        return;
     CHECK(strcmp(tern_tokenizer_pre_name(tok), "default") == 0);
     unload(g, tok);
 }
@@ -201,7 +222,8 @@ static void test_special_tokens(void) {
     v.eos = eot;
     tern_gguf *g;
     tern_tokenizer *tok;
-    if (load_vocab(&v, NULL, &g, &tok) != TERN_OK) return;
+    if (load_vocab(&v, NULL, &g, &tok) != TERN_OK)
+        return;
     CHECK_INT(bos, tern_tokenizer_bos(tok));
     CHECK(tern_tokenizer_add_bos(tok));
     CHECK(tern_tokenizer_is_eog(tok, eot));    /* EOS */
@@ -234,13 +256,17 @@ static void test_spm_scores_and_byte_fallback(void) {
     spm_base(&v);
     int sp = add(&v, "\xE2\x96\x81", 1, -5);
     int a = add(&v, "a", 1, -6), b = add(&v, "b", 1, -6), h = add(&v, "h", 1, -6), i = add(&v, "i", 1, -6);
-    int sp_a = add(&v, "\xE2\x96\x81" "a", 1, -2);
+    int sp_a = add(&v,
+                   "\xE2\x96\x81"
+                   "a",
+                   1, -2);
     int ab = add(&v, "ab", 1, -1);
     int sp_h = add(&v, "\xE2\x96\x81h", 1, -1);
     int sp_hi = add(&v, "\xE2\x96\x81hi", 1, -0.5f);
     tern_gguf *g;
     tern_tokenizer *tok;
-    if (load_vocab(&v, NULL, &g, &tok) != TERN_OK) return;
+    if (load_vocab(&v, NULL, &g, &tok) != TERN_OK)
+        return;
     CHECK(strcmp(tern_tokenizer_model_name(tok), "llama") == 0);
     CHECK(strcmp(tern_tokenizer_pre_name(tok), "") == 0);
     /* "ab" (-1) beats "▁a" (-2) */
@@ -257,7 +283,8 @@ static void test_spm_scores_and_byte_fallback(void) {
     char out[64];
     size_t n = 0;
     int32_t ids[] = {1, sp_h, 3 + 0xC3, 3 + 0xA9, sp_hi};
-    for (size_t k = 0; k < 5; k++) n += tern_detok_push(&d, tok, ids[k], out + n, sizeof out - n);
+    for (size_t k = 0; k < 5; k++)
+        n += tern_detok_push(&d, tok, ids[k], out + n, sizeof out - n);
     n += tern_detok_flush(&d, out + n, sizeof out - n);
     CHECK_INT(6, n);
     CHECK(memcmp(out, "h\xC3\xA9 hi", 6) == 0);
@@ -265,7 +292,8 @@ static void test_spm_scores_and_byte_fallback(void) {
 
     /* scores flipped: "▁a" now merges first */
     v.scores[sp_a] = -0.5f;
-    if (load_vocab(&v, NULL, &g, &tok) != TERN_OK) return;
+    if (load_vocab(&v, NULL, &g, &tok) != TERN_OK)
+        return;
     EXPECT_IDS(tok, "ab", false, false, sp_a, b);
     unload(g, tok);
 
@@ -278,7 +306,8 @@ static void test_spm_scores_and_byte_fallback(void) {
     add(&w, "<s>", TERN_TOKEN_CONTROL, 0);
     add(&w, "</s>", TERN_TOKEN_CONTROL, 0);
     int wsp = add(&w, "\xE2\x96\x81", 1, 0);
-    if (load_vocab(&w, NULL, &g, &tok) != TERN_OK) return;
+    if (load_vocab(&w, NULL, &g, &tok) != TERN_OK)
+        return;
     EXPECT_IDS(tok, "\xC3\xA9", false, false, wsp, 0);
     unload(g, tok);
 }
@@ -294,7 +323,8 @@ static void test_detok_streaming(void) {
     int smile_b = add(&v, half_b, 1, 0);
     tern_gguf *g;
     tern_tokenizer *tok;
-    if (load_vocab(&v, NULL, &g, &tok) != TERN_OK) return;
+    if (load_vocab(&v, NULL, &g, &tok) != TERN_OK)
+        return;
     char tb[8];
     CHECK_INT(2, tern_token_to_bytes(tok, smile_a, false, tb, sizeof tb));
     CHECK(memcmp(tb, "\xF0\x9F", 2) == 0);
@@ -313,7 +343,8 @@ static void test_detok_streaming(void) {
 
     /* byte by byte */
     const uint8_t emoji[] = {0xF0, 0x9F, 0x98, 0x80};
-    for (int k = 0; k < 3; k++) CHECK_INT(0, tern_detok_push(&d, tok, emoji[k], out, sizeof out));
+    for (int k = 0; k < 3; k++)
+        CHECK_INT(0, tern_detok_push(&d, tok, emoji[k], out, sizeof out));
     CHECK_INT(4, tern_detok_push(&d, tok, emoji[3], out, sizeof out));
 
     /* a tail that never completes becomes U+FFFD at flush */
@@ -338,7 +369,8 @@ static void test_detok_streaming(void) {
     CHECK_STATUS(TERN_OK, tern_tokenize(tok, text, strlen(text), false, false, &ids, &n_ids));
     size_t m = 0;
     tern_detok_init(&d, tok);
-    for (size_t k = 0; k < n_ids; k++) m += tern_detok_push(&d, tok, ids[k], out + m, sizeof out - m);
+    for (size_t k = 0; k < n_ids; k++)
+        m += tern_detok_push(&d, tok, ids[k], out + m, sizeof out - m);
     m += tern_detok_flush(&d, out + m, sizeof out - m);
     CHECK_INT(strlen(text), m);
     CHECK(memcmp(out, text, m) == 0);
@@ -349,7 +381,8 @@ static void test_detok_streaming(void) {
 static int n_errors;
 static void count_errors(enum tern_log_level level, const char *msg, void *user) {
     (void)msg, (void)user;
-    if (level == TERN_LOG_ERROR) n_errors++;
+    if (level == TERN_LOG_ERROR)
+        n_errors++;
 }
 
 static void expect_reject(struct vocab *v, tern_status want, const char *what) {
@@ -360,8 +393,10 @@ static void expect_reject(struct vocab *v, tern_status want, const char *what) {
     tern_status st = load_vocab(v, NULL, &g, &tok);
     tern_log_set_callback(NULL, NULL);
     if (st != want)
-        harness_fail(__FILE__, __LINE__, "%s: expected %s, got %s", what, tern_status_name(want), tern_status_name(st));
-    if (st == TERN_OK) unload(g, tok);
+        harness_fail(__FILE__, __LINE__, "%s: expected %s, got %s", what, tern_status_name(want),
+                     tern_status_name(st));
+    if (st == TERN_OK)
+        unload(g, tok);
     else if (n_errors != 1)
         harness_fail(__FILE__, __LINE__, "%s: expected one error line, got %d", what, n_errors);
 }
@@ -400,7 +435,8 @@ static void test_mini_vector(void) {
     tern_tokenizer *tok;
     tern_status st = tern_gguf_open(test_data("vectors/mini-b158-i2s.gguf", 0), &g);
     CHECK_STATUS(TERN_OK, st);
-    if (st != TERN_OK) return;
+    if (st != TERN_OK)
+        return;
     st = tern_tokenizer_load(g, NULL, &tok);
     CHECK_STATUS(TERN_OK, st);
     if (st != TERN_OK) {
@@ -413,7 +449,8 @@ static void test_mini_vector(void) {
     CHECK_INT(999, tern_tokenizer_eos(tok));
     CHECK(tern_tokenizer_add_bos(tok));
     CHECK(tern_tokenizer_is_eog(tok, 999));
-    EXPECT_IDS(tok, "The capital of France is", true, true, 998, 791, 272, 391, 275, 278, 315, 435, 81, 685, 374);
+    EXPECT_IDS(tok, "The capital of France is", true, true, 998, 791, 272, 391, 275, 278, 315, 435, 81, 685,
+               374);
     EXPECT_IDS(tok, "Once upon a time", true, true, 998, 46, 77, 346, 709, 263, 264, 892);
     EXPECT_IDS(tok, "1, 2, 3, 4,", true, true, 998, 16, 11, 220, 17, 11, 220, 18, 11, 220, 19, 11);
     EXPECT_IDS(tok, "<|begin_of_text|>Once upon a time", false, true, 998, 46, 77, 346, 709, 263, 264, 892);
@@ -423,7 +460,8 @@ static void test_mini_vector(void) {
     char out[64];
     size_t n = 0;
     tern_detok_init(&d, tok);
-    for (size_t k = 0; k < 10; k++) n += tern_detok_push(&d, tok, ids[k], out + n, sizeof out - n);
+    for (size_t k = 0; k < 10; k++)
+        n += tern_detok_push(&d, tok, ids[k], out + n, sizeof out - n);
     n += tern_detok_flush(&d, out + n, sizeof out - n);
     CHECK_INT(24, n);
     CHECK(memcmp(out, "The capital of France is", 24) == 0);

@@ -13,13 +13,13 @@
 
 struct tern_hf_vocab {
     int32_t n_tokens;
-    char **tokens;        /* [n_tokens] NUL-terminated token strings (byte-level encoded) */
-    int32_t *types;       /* [n_tokens] enum tern_token_type */
+    char **tokens;  /* [n_tokens] NUL-terminated token strings (byte-level encoded) */
+    int32_t *types; /* [n_tokens] enum tern_token_type */
     uint64_t n_merges;
-    char **merges;        /* [n_merges] "a b" */
+    char **merges;         /* [n_merges] "a b" */
     int32_t bos, eos, eot; /* -1 when unknown */
-    bool add_bos;         /* tokenizer_config.json add_bos_token, default true */
-    char pre[32];         /* tokenizer.ggml.pre to write; "llama-bpe" unless the caller changes it */
+    bool add_bos;          /* tokenizer_config.json add_bos_token, default true */
+    char pre[32];          /* tokenizer.ggml.pre to write; "llama-bpe" unless the caller changes it */
 };
 
 /* Parse tokenizer.json (and the tokenizer_config.json next to it, if any). TERN_ERR_FORMAT with

@@ -18,12 +18,15 @@ struct parser {
 };
 
 static void fail(struct parser *p, const char *what) {
-    if (p->failed) return;
+    if (p->failed)
+        return;
     p->failed = true;
     size_t line = 1, col = 1;
     for (size_t i = 0; i < p->pos && i < p->n; i++) {
-        if (p->s[i] == '\n') line++, col = 1;
-        else col++;
+        if (p->s[i] == '\n')
+            line++, col = 1;
+        else
+            col++;
     }
     tern_log_error("%s: line %zu col %zu: %s", p->name, line, col, what);
 }
@@ -31,17 +34,20 @@ static void fail(struct parser *p, const char *what) {
 static void skip_ws(struct parser *p) {
     while (p->pos < p->n) {
         char c = p->s[p->pos];
-        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+            break;
         p->pos++;
     }
 }
 
 static void free_value(struct tern_json *v) {
-    if (v->type == TERN_JSON_STRING) free(v->str);
+    if (v->type == TERN_JSON_STRING)
+        free(v->str);
     if (v->type == TERN_JSON_ARRAY || v->type == TERN_JSON_OBJECT) {
         for (size_t i = 0; i < v->len; i++) {
             free_value(&v->items[i]);
-            if (v->keys) free(v->keys[i]);
+            if (v->keys)
+                free(v->keys[i]);
         }
         free(v->items);
         free(v->keys);
@@ -50,7 +56,8 @@ static void free_value(struct tern_json *v) {
 }
 
 void tern_json_free(struct tern_json *v) {
-    if (!v) return;
+    if (!v)
+        return;
     free_value(v);
     free(v);
 }
@@ -59,8 +66,12 @@ static int hex4(const char *s) {
     int v = 0;
     for (int i = 0; i < 4; i++) {
         char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (d < 0) return -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
         v = v * 16 + d;
     }
     return v;
@@ -94,7 +105,8 @@ static char *parse_string(struct parser *p, size_t *out_len) {
     p->pos++;
     size_t start = p->pos;
     size_t end = start;
-    while (end < p->n && p->s[end] != '"') end += p->s[end] == '\\' ? 2 : 1;
+    while (end < p->n && p->s[end] != '"')
+        end += p->s[end] == '\\' ? 2 : 1;
     if (end >= p->n) {
         fail(p, "unterminated string");
         return NULL;
@@ -120,14 +132,30 @@ static char *parse_string(struct parser *p, size_t *out_len) {
         char e = p->s[p->pos + 1];
         p->pos += 2;
         switch (e) {
-        case '"': o[n++] = '"'; break;
-        case '\\': o[n++] = '\\'; break;
-        case '/': o[n++] = '/'; break;
-        case 'b': o[n++] = '\b'; break;
-        case 'f': o[n++] = '\f'; break;
-        case 'n': o[n++] = '\n'; break;
-        case 'r': o[n++] = '\r'; break;
-        case 't': o[n++] = '\t'; break;
+        case '"':
+            o[n++] = '"';
+            break;
+        case '\\':
+            o[n++] = '\\';
+            break;
+        case '/':
+            o[n++] = '/';
+            break;
+        case 'b':
+            o[n++] = '\b';
+            break;
+        case 'f':
+            o[n++] = '\f';
+            break;
+        case 'n':
+            o[n++] = '\n';
+            break;
+        case 'r':
+            o[n++] = '\r';
+            break;
+        case 't':
+            o[n++] = '\t';
+            break;
         case 'u': {
             int u = p->pos + 4 <= end ? hex4(p->s + p->pos) : -1;
             if (u < 0) {
@@ -138,7 +166,9 @@ static char *parse_string(struct parser *p, size_t *out_len) {
             p->pos += 4;
             uint32_t cp = (uint32_t)u;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
-                int lo = p->pos + 6 <= end && p->s[p->pos] == '\\' && p->s[p->pos + 1] == 'u' ? hex4(p->s + p->pos + 2) : -1;
+                int lo = p->pos + 6 <= end && p->s[p->pos] == '\\' && p->s[p->pos + 1] == 'u'
+                             ? hex4(p->s + p->pos + 2)
+                             : -1;
                 if (lo >= 0xDC00 && lo <= 0xDFFF) {
                     cp = 0x10000 + ((cp - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
                     p->pos += 6;
@@ -167,16 +197,21 @@ static char *parse_string(struct parser *p, size_t *out_len) {
 static bool parse_value(struct parser *p, struct tern_json *v, int depth);
 
 static bool grow(struct parser *p, struct tern_json *v, size_t *cap, bool object) {
-    if (v->len < *cap) return true;
+    if (v->len < *cap)
+        return true;
     size_t nc = *cap ? *cap * 2 : 8;
     struct tern_json *ni = realloc(v->items, nc * sizeof *ni);
-    if (ni) v->items = ni;
+    if (ni)
+        v->items = ni;
     if (object && ni) {
         char **nk = realloc(v->keys, nc * sizeof *nk);
-        if (nk) v->keys = nk;
+        if (nk)
+            v->keys = nk;
         size_t *nl = nk ? realloc(v->key_lens, nc * sizeof *nl) : NULL;
-        if (nl) v->key_lens = nl;
-        if (!nk || !nl) ni = NULL;
+        if (nl)
+            v->key_lens = nl;
+        if (!nk || !nl)
+            ni = NULL;
     }
     if (!ni) {
         fail(p, "out of memory");
@@ -198,7 +233,8 @@ static bool parse_container(struct parser *p, struct tern_json *v, int depth, bo
     }
     for (;;) {
         skip_ws(p);
-        if (!grow(p, v, &cap, object)) return false;
+        if (!grow(p, v, &cap, object))
+            return false;
         if (object) {
             if (p->pos >= p->n || p->s[p->pos] != '"') {
                 fail(p, "expected a member name");
@@ -206,7 +242,8 @@ static bool parse_container(struct parser *p, struct tern_json *v, int depth, bo
             }
             size_t kl;
             char *k = parse_string(p, &kl);
-            if (!k) return false;
+            if (!k)
+                return false;
             v->keys[v->len] = k;
             v->key_lens[v->len] = kl;
             skip_ws(p);
@@ -220,7 +257,8 @@ static bool parse_container(struct parser *p, struct tern_json *v, int depth, bo
         struct tern_json *item = &v->items[v->len];
         memset(item, 0, sizeof *item);
         v->len++; /* counted now so that a failure below frees what was built */
-        if (!parse_value(p, item, depth + 1)) return false;
+        if (!parse_value(p, item, depth + 1))
+            return false;
         skip_ws(p);
         if (p->pos < p->n && p->s[p->pos] == ',') {
             p->pos++;
@@ -238,9 +276,11 @@ static bool parse_container(struct parser *p, struct tern_json *v, int depth, bo
 static bool parse_number(struct parser *p, struct tern_json *v) {
     size_t start = p->pos;
     bool is_int = true;
-    if (p->pos < p->n && p->s[p->pos] == '-') p->pos++;
+    if (p->pos < p->n && p->s[p->pos] == '-')
+        p->pos++;
     size_t digits = p->pos;
-    while (p->pos < p->n && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') p->pos++;
+    while (p->pos < p->n && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
+        p->pos++;
     if (p->pos == digits || (p->s[digits] == '0' && p->pos - digits > 1)) {
         fail(p, "bad number");
         return false;
@@ -248,7 +288,8 @@ static bool parse_number(struct parser *p, struct tern_json *v) {
     if (p->pos < p->n && p->s[p->pos] == '.') {
         is_int = false;
         size_t f = ++p->pos;
-        while (p->pos < p->n && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') p->pos++;
+        while (p->pos < p->n && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
+            p->pos++;
         if (p->pos == f) {
             fail(p, "bad number");
             return false;
@@ -257,9 +298,11 @@ static bool parse_number(struct parser *p, struct tern_json *v) {
     if (p->pos < p->n && (p->s[p->pos] == 'e' || p->s[p->pos] == 'E')) {
         is_int = false;
         p->pos++;
-        if (p->pos < p->n && (p->s[p->pos] == '+' || p->s[p->pos] == '-')) p->pos++;
+        if (p->pos < p->n && (p->s[p->pos] == '+' || p->s[p->pos] == '-'))
+            p->pos++;
         size_t f = p->pos;
-        while (p->pos < p->n && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') p->pos++;
+        while (p->pos < p->n && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
+            p->pos++;
         if (p->pos == f) {
             fail(p, "bad number");
             return false;
@@ -284,7 +327,8 @@ static bool parse_number(struct parser *p, struct tern_json *v) {
             v->integer = ll;
         }
     }
-    if (buf != tmp) free(buf);
+    if (buf != tmp)
+        free(buf);
     return true;
 }
 
@@ -309,11 +353,14 @@ static bool parse_value(struct parser *p, struct tern_json *v, int depth) {
         return false;
     }
     switch (p->s[p->pos]) {
-    case '{': return parse_container(p, v, depth, true);
-    case '[': return parse_container(p, v, depth, false);
+    case '{':
+        return parse_container(p, v, depth, true);
+    case '[':
+        return parse_container(p, v, depth, false);
     case '"':
         v->str = parse_string(p, &v->len);
-        if (!v->str) return false;
+        if (!v->str)
+            return false;
         v->type = TERN_JSON_STRING;
         return true;
     case 't':
@@ -326,16 +373,19 @@ static bool parse_value(struct parser *p, struct tern_json *v, int depth) {
     case 'n':
         v->type = TERN_JSON_NULL;
         return literal(p, "null");
-    default: return parse_number(p, v);
+    default:
+        return parse_number(p, v);
     }
 }
 
 tern_status tern_json_parse(const char *text, size_t len, const char *name, struct tern_json **out) {
-    if (!out || (!text && len)) return TERN_ERR_ARG;
+    if (!out || (!text && len))
+        return TERN_ERR_ARG;
     *out = NULL;
     struct parser p = {text, len, 0, name ? name : "json", false};
     struct tern_json *v = calloc(1, sizeof *v);
-    if (!v) return TERN_ERR_NOMEM;
+    if (!v)
+        return TERN_ERR_NOMEM;
     bool ok = parse_value(&p, v, 0);
     if (ok) {
         skip_ws(&p);
@@ -353,7 +403,8 @@ tern_status tern_json_parse(const char *text, size_t len, const char *name, stru
 }
 
 tern_status tern_json_parse_file(const char *path, struct tern_json **out) {
-    if (!path || !out) return TERN_ERR_ARG;
+    if (!path || !out)
+        return TERN_ERR_ARG;
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -375,7 +426,8 @@ tern_status tern_json_parse_file(const char *path, struct tern_json **out) {
         }
         size_t r = fread(buf + n, 1, cap - n, f);
         n += r;
-        if (r == 0) break;
+        if (r == 0)
+            break;
     }
     bool err = ferror(f);
     fclose(f);
@@ -390,14 +442,17 @@ tern_status tern_json_parse_file(const char *path, struct tern_json **out) {
 }
 
 const struct tern_json *tern_json_get(const struct tern_json *v, const char *key) {
-    if (!v || v->type != TERN_JSON_OBJECT) return NULL;
+    if (!v || v->type != TERN_JSON_OBJECT)
+        return NULL;
     size_t kl = strlen(key);
     for (size_t i = 0; i < v->len; i++)
-        if (v->key_lens[i] == kl && memcmp(v->keys[i], key, kl) == 0) return &v->items[i];
+        if (v->key_lens[i] == kl && memcmp(v->keys[i], key, kl) == 0)
+            return &v->items[i];
     return NULL;
 }
 
-const struct tern_json *tern_json_get_type(const struct tern_json *v, const char *key, enum tern_json_type type) {
+const struct tern_json *tern_json_get_type(const struct tern_json *v, const char *key,
+                                           enum tern_json_type type) {
     const struct tern_json *m = tern_json_get(v, key);
     return m && m->type == type ? m : NULL;
 }

@@ -43,6 +43,7 @@ void tern_json_free(struct tern_json *v);
 /* Member of an object by key (first match), NULL when absent or v is not an object. */
 const struct tern_json *tern_json_get(const struct tern_json *v, const char *key);
 /* Member of the given type, NULL when absent or of another type. */
-const struct tern_json *tern_json_get_type(const struct tern_json *v, const char *key, enum tern_json_type type);
+const struct tern_json *tern_json_get_type(const struct tern_json *v, const char *key,
+                                           enum tern_json_type type);
 
 #endif

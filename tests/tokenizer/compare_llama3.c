@@ -23,7 +23,8 @@ static double now_s(void) {
 
 static void print_ids(const char *label, const int32_t *ids, size_t n) {
     printf("  %s (%zu):", label, n);
-    for (size_t i = 0; i < n; i++) printf(" %d", ids[i]);
+    for (size_t i = 0; i < n; i++)
+        printf(" %d", ids[i]);
     printf("\n");
 }
 
@@ -40,23 +41,29 @@ int main(int argc, char **argv) {
     double t0 = now_s();
     struct tern_hf_vocab *v;
     tern_status st = tern_hf_vocab_load(argv[1], &v);
-    if (st != TERN_OK) return die("tern_hf_vocab_load", st);
+    if (st != TERN_OK)
+        return die("tern_hf_vocab_load", st);
     tern_gguf_writer *w;
-    if ((st = tern_gguf_writer_init(&w)) != TERN_OK) return die("tern_gguf_writer_init", st);
+    if ((st = tern_gguf_writer_init(&w)) != TERN_OK)
+        return die("tern_gguf_writer_init", st);
     st = tern_hf_vocab_write(v, w);
-    if (st == TERN_OK) st = tern_gguf_writer_write(w, argv[3]);
+    if (st == TERN_OK)
+        st = tern_gguf_writer_write(w, argv[3]);
     tern_gguf_writer_free(w);
     tern_hf_vocab_free(v);
-    if (st != TERN_OK) return die("writing the vocab GGUF", st);
+    if (st != TERN_OK)
+        return die("writing the vocab GGUF", st);
     double t1 = now_s();
 
     tern_gguf *g;
-    if ((st = tern_gguf_open(argv[3], &g)) != TERN_OK) return die("tern_gguf_open", st);
+    if ((st = tern_gguf_open(argv[3], &g)) != TERN_OK)
+        return die("tern_gguf_open", st);
     tern_tokenizer *tok;
     double t2 = now_s();
     st = tern_tokenizer_load(g, NULL, &tok);
     double t3 = now_s();
-    if (st != TERN_OK) return die("tern_tokenizer_load", st);
+    if (st != TERN_OK)
+        return die("tern_tokenizer_load", st);
     printf("vocab: %d tokens, model %s, pre %s; hf -> gguf %.3f s, tokenizer load %.3f s\n",
            tern_tokenizer_n_vocab(tok), tern_tokenizer_model_name(tok), tern_tokenizer_pre_name(tok), t1 - t0,
            t3 - t2);
@@ -74,32 +81,40 @@ int main(int argc, char **argv) {
         size_t len = 0;
         int c;
         while ((c = fgetc(f)) != EOF && c != '\n') {
-            if (len + 1 >= cap) line = realloc(line, cap *= 2);
+            if (len + 1 >= cap)
+                line = realloc(line, cap *= 2);
             line[len++] = (char)c;
         }
-        if (len == 0 && c == EOF) break;
-        if (len == 0) continue;
+        if (len == 0 && c == EOF)
+            break;
+        if (len == 0)
+            continue;
         struct tern_json *rec;
-        if ((st = tern_json_parse(line, len, argv[2], &rec)) != TERN_OK) return die("parsing a reference line", st);
+        if ((st = tern_json_parse(line, len, argv[2], &rec)) != TERN_OK)
+            return die("parsing a reference line", st);
         const struct tern_json *text = tern_json_get_type(rec, "text", TERN_JSON_STRING);
         const struct tern_json *ids = tern_json_get_type(rec, "ids", TERN_JSON_ARRAY);
-        if (!text || !ids) return die("reference line without text/ids", TERN_ERR_FORMAT);
+        if (!text || !ids)
+            return die("reference line without text/ids", TERN_ERR_FORMAT);
         int32_t *got;
         size_t n_got;
         double a = now_s();
         st = tern_tokenize(tok, text->str, text->len, false, true, &got, &n_got);
         t_tok += now_s() - a;
-        if (st != TERN_OK) return die("tern_tokenize", st);
+        if (st != TERN_OK)
+            return die("tern_tokenize", st);
         n_lines++;
         n_tokens += n_got;
         n_bytes += text->len;
         bool same = n_got == ids->len;
-        for (size_t i = 0; same && i < n_got; i++) same = ids->items[i].integer == got[i];
+        for (size_t i = 0; same && i < n_got; i++)
+            same = ids->items[i].integer == got[i];
         if (!same) {
             if (n_bad < 20) {
                 printf("MISMATCH line %zu: %s\n", n_lines, line);
                 int32_t *want = malloc((ids->len + 1) * sizeof *want);
-                for (size_t i = 0; i < ids->len; i++) want[i] = (int32_t)ids->items[i].integer;
+                for (size_t i = 0; i < ids->len; i++)
+                    want[i] = (int32_t)ids->items[i].integer;
                 print_ids("reference", want, ids->len);
                 print_ids("tern     ", got, n_got);
                 free(want);
@@ -110,7 +125,8 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < n_got; i++)
             dn += tern_token_to_bytes(tok, got[i], true, dec + dn, dn < (1 << 20) ? (1 << 20) - dn : 0);
         if (dn != text->len || memcmp(dec, text->str, dn) != 0) {
-            if (n_bad_decode < 5) printf("DECODE MISMATCH line %zu: %s\n", n_lines, line);
+            if (n_bad_decode < 5)
+                printf("DECODE MISMATCH line %zu: %s\n", n_lines, line);
             n_bad_decode++;
         }
         free(got);
@@ -121,7 +137,8 @@ int main(int argc, char **argv) {
     free(dec);
     printf("compared %zu lines (%zu bytes, %zu tokens): %zu mismatches, %zu decode mismatches; "
            "tokenize %.3f s (%.1f MB/s)\n",
-           n_lines, n_bytes, n_tokens, n_bad, n_bad_decode, t_tok, t_tok > 0 ? (double)n_bytes / t_tok / 1e6 : 0.0);
+           n_lines, n_bytes, n_tokens, n_bad, n_bad_decode, t_tok,
+           t_tok > 0 ? (double)n_bytes / t_tok / 1e6 : 0.0);
     tern_tokenizer_free(tok);
     tern_gguf_close(g);
     if (n_lines < 2000) {
