@@ -19,8 +19,31 @@ static const char usage[] =
     "\n"
     "Environment: TERN_LOG=debug|info|warn|error, TERN_CPU_ISA=scalar (force a kernel level).\n";
 
+static int n_errors;
+
+/* stderr sink that counts errors, so that every failure reports exactly one line */
+static void log_to_stderr(enum tern_log_level level, const char *msg, void *user) {
+    (void)user;
+    static const char *const prefix[TERN_LOG_COUNT] = {"debug: ", "", "warning: ", "error: "};
+    if (level == TERN_LOG_ERROR)
+        n_errors++;
+    if (level >= tern_log_get_level())
+        fprintf(stderr, "tern: %s%s\n", prefix[level], msg);
+}
+
+static int dispatch(int argc, char **argv);
+
 int main(int argc, char **argv) {
+    tern_log_set_callback(log_to_stderr, NULL);
+    int rc = dispatch(argc, argv);
+    if (rc != CLI_EXIT_OK && n_errors == 0)
+        fprintf(stderr, "tern: error: %s failed\n", argc > 1 ? argv[1] : "tern");
+    return rc;
+}
+
+static int dispatch(int argc, char **argv) {
     if (argc < 2) {
+        tern_log_error("no command given");
         fputs(usage, stderr);
         return CLI_EXIT_USAGE;
     }

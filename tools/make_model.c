@@ -26,6 +26,17 @@ static const char usage[] =
     "  --seed S             weights seed (default 1)\n"
     "  -o PATH              output file (written atomically)\n";
 
+static int n_errors;
+
+/* stderr sink that counts errors, so a failure is reported exactly once */
+static void log_to_stderr(enum tern_log_level level, const char *msg, void *user) {
+    (void)user;
+    if (level == TERN_LOG_ERROR)
+        n_errors++;
+    if (level >= tern_log_get_level())
+        fprintf(stderr, "tern-make-model: %s%s\n", level == TERN_LOG_ERROR ? "error: " : "", msg);
+}
+
 static bool parse_type(const char *s, uint32_t *out) {
     static const struct {
         const char *name;
@@ -53,6 +64,7 @@ static bool parse_int(const char *flag, const char *s, int *out) {
 }
 
 int main(int argc, char **argv) {
+    tern_log_set_callback(log_to_stderr, NULL);
     struct tern_maker_params p;
     const char *preset = "tiny", *out = NULL, *vocab_json = NULL, *arch = NULL;
     bool vocab_only = false;
@@ -153,7 +165,8 @@ int main(int argc, char **argv) {
     tern_hf_vocab_free(vocab);
     tern_gguf_writer_free(w);
     if (st != TERN_OK) {
-        tern_log_error("%s: not written (%s)", out, tern_status_message(st));
+        if (n_errors == 0) /* every failure names its cause once; add one line if none did */
+            tern_log_error("%s: not written (%s)", out, tern_status_message(st));
         return 1;
     }
     return 0;

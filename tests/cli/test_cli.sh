@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# End-to-end checks of the tern CLI. Usage: test_cli.sh BIN_DIR DATA_DIR TMP_DIR
+set -u
+bin=$1 data=$2 tmp=$3
+rm -rf "$tmp" && mkdir -p "$tmp"
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; [ $# -gt 1 ] && echo "     $2"; }
+
+# expect_error NAME EXIT_CODE PATTERN -- COMMAND...: exit code, exactly one stderr line matching
+# PATTERN, nothing on stdout.
+expect_error() {
+    local name=$1 code=$2 pattern=$3
+    shift 4
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$? lines
+    lines=$(wc -l <"$tmp/err")
+    if [ "$rc" -ne "$code" ]; then bad "$name" "exit $rc, expected $code: $(head -c 300 "$tmp/err")"
+    elif [ "$lines" -ne 1 ]; then bad "$name" "$lines stderr lines: $(head -c 500 "$tmp/err")"
+    elif ! grep -q -- "$pattern" "$tmp/err"; then bad "$name" "stderr lacks '$pattern': $(cat "$tmp/err")"
+    elif [ -s "$tmp/out" ]; then bad "$name" "unexpected stdout: $(head -c 200 "$tmp/out")"
+    else ok "$name"; fi
+}
+
+tern=$bin/tern
+maker=$bin/tern-make-model
+vec=$data/vectors
+model=$tmp/tiny.gguf
+
+# --- the main path -----------------------------------------------------------------------------
+if "$maker" --preset tiny --seed 3 -o "$model" 2>"$tmp/err" && [ -s "$model" ]; then ok make_model
+else bad make_model "$(cat "$tmp/err")"; fi
+
+"$tern" run -m "$model" -p "Hello there" -n 12 --temp 0 >"$tmp/g1" 2>"$tmp/e1"
+rc=$?
+"$tern" run -m "$model" -p "Hello there" -n 12 --temp 0 >"$tmp/g2" 2>/dev/null
+if [ $rc -eq 0 ] && [ -s "$tmp/g1" ] && cmp -s "$tmp/g1" "$tmp/g2" && grep -q "generation 12 tokens" "$tmp/e1" &&
+   grep -q "t/s" "$tmp/e1"; then ok run_greedy_repeatable
+else bad run_greedy_repeatable "rc $rc: $(cat "$tmp/e1")"; fi
+
+"$tern" run -m "$model" -p "Hello" -n 20 --temp 1.0 --seed 77 >"$tmp/s1" 2>/dev/null
+"$tern" run -m "$model" -p "Hello" -n 20 --temp 1.0 --seed 77 >"$tmp/s2" 2>/dev/null
+"$tern" run -m "$model" -p "Hello" -n 20 --temp 1.0 --seed 78 >"$tmp/s3" 2>/dev/null
+if cmp -s "$tmp/s1" "$tmp/s2" && ! cmp -s "$tmp/s1" "$tmp/s3"; then ok run_seeded_sampling
+else bad run_seeded_sampling; fi
+
+printf 'Hello there' >"$tmp/prompt.txt"
+"$tern" run -m "$model" -f "$tmp/prompt.txt" -n 12 --temp 0 >"$tmp/g3" 2>/dev/null
+if cmp -s "$tmp/g1" "$tmp/g3"; then ok run_prompt_file; else bad run_prompt_file; fi
+
+"$tern" run -m "$model" -p "Hello there" -n 12 --temp 0 --echo >"$tmp/g4" 2>/dev/null
+if [ "$(cat "$tmp/g4")" = "Hello there$(cat "$tmp/g1")" ]; then ok run_echo; else bad run_echo; fi
+
+# bitnet.cpp's I2_S file, greedy: the continuation starts with bitnet.cpp's bytes "($_id"
+"$tern" run -m "$vec/mini-b158-i2s.gguf" -p "The capital of France is" -n 16 --temp 0 >"$tmp/v" 2>/dev/null
+if [ "$(head -c 5 "$tmp/v")" = '($_id' ]; then ok run_conformance_vector; else bad run_conformance_vector "$(xxd -p "$tmp/v")"; fi
+
+"$tern" info "$model" >"$tmp/info" 2>"$tmp/err"
+if [ $? -eq 0 ] && grep -q "architecture: bitnet-b1.58" "$tmp/info" && grep -q "blk.1.ffn_down.weight" "$tmp/info" &&
+   grep -q "KV cache" "$tmp/info"; then ok info
+else bad info "$(cat "$tmp/err")"; fi
+
+out=$("$tern" tokenize -m "$vec/mini-b158-i2s.gguf" -p "The capital of France is" --ids 2>&1)
+if [ "$out" = "[998, 791, 272, 391, 275, 278, 315, 435, 81, 685, 374]" ]; then ok tokenize_ids
+else bad tokenize_ids "$out"; fi
+out=$("$tern" tokenize -m "$vec/mini-b158-i2s.gguf" -p "1, 2" 2>&1)
+if echo "$out" | grep -q "16 -> '1'" && echo "$out" | grep -q "220 -> ' '"; then ok tokenize_pieces
+else bad tokenize_pieces "$out"; fi
+
+for cmd in run info tokenize; do
+    if "$tern" $cmd --help | grep -q "Usage: tern $cmd"; then ok "help_$cmd"; else bad "help_$cmd"; fi
+done
+
+# --- bad input ---------------------------------------------------------------------------------
+expect_error unknown_command 2 "unknown command 'frobnicate'" -- "$tern" frobnicate
+expect_error unknown_flag 2 "unknown option '--bogus'" -- "$tern" run -m "$model" -p x --bogus
+expect_error bad_flag_value 2 "option -n" -- "$tern" run -m "$model" -p x -n many
+expect_error missing_flag_value 2 "needs a value" -- "$tern" run -m "$model" -p
+expect_error no_prompt 2 "exactly one of -p" -- "$tern" run -m "$model"
+expect_error bad_temp 2 "option --temp" -- "$tern" run -m "$model" -p x --temp -1
+expect_error missing_model 1 "$tmp/nope.gguf" -- "$tern" run -m "$tmp/nope.gguf" -p x
+expect_error missing_prompt_file 1 "$tmp/nope.txt" -- "$tern" run -m "$model" -f "$tmp/nope.txt"
+expect_error not_a_model 1 "prompt.txt" -- "$tern" info "$tmp/prompt.txt"
+expect_error f16_linears 1 "quantize it" -- "$tern" info "$vec/mini-b158-f16.gguf"
+long=$(printf 'word %.0s' $(seq 1 200))
+expect_error prompt_too_long 1 "context" -- "$tern" run -m "$model" -c 16 -p "$long"
+expect_error bad_isa 1 "TERN_CPU_ISA=bogus" -- env TERN_CPU_ISA=bogus "$tern" run -m "$model" -p x -n 1
+expect_error bad_device 1 "unknown device" -- "$tern" run -m "$model" -p x --device gpu7
+expect_error maker_unwritable 1 "$tmp/no/such/dir/x.gguf" -- "$maker" --preset tiny -o "$tmp/no/such/dir/x.gguf"
+if ls "$tmp/no/such/dir" >/dev/null 2>&1; then bad maker_no_partial_file; else ok maker_no_partial_file; fi
+
+n=0
+for f in "$data"/malformed/*.gguf; do
+    expect_error "malformed_$(basename "$f" .gguf)" 1 "$(basename "$f")" -- "$tern" info "$f"
+    n=$((n + 1))
+done
+[ $n -ge 20 ] && ok "malformed_corpus_size_$n" || bad malformed_corpus_size "$n files"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

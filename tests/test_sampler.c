@@ -1,0 +1,163 @@
+/* The sampler: greedy is argmax, the same seed gives the same tokens, each filter removes what it
+ * should, and the draw follows the softmax distribution. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "host/sampler.h"
+
+enum { NV = 1000 };
+
+static void fill_logits(float *l, uint64_t seed) {
+    uint64_t r = seed;
+    for (int i = 0; i < NV; i++)
+        l[i] = test_rand_normal(&r) * 3.0f;
+}
+
+static tern_sampler *make(struct tern_sampler_params p) {
+    tern_sampler *s = NULL;
+    CHECK_STATUS(TERN_OK, tern_sampler_init(&p, NV, &s));
+    return s;
+}
+
+static void greedy_is_argmax(void) {
+    struct tern_sampler_params p = tern_sampler_default_params();
+    p.temperature = 0.0f;
+    tern_sampler *s = make(p);
+    float l[NV];
+    for (int t = 0; t < 20 && s; t++) {
+        fill_logits(l, 100 + t);
+        int best = 0;
+        for (int i = 1; i < NV; i++)
+            if (l[i] > l[best])
+                best = i;
+        CHECK_INT(best, tern_sampler_sample(s, l));
+    }
+    tern_sampler_free(s);
+    /* top-k 1 with a temperature is also greedy */
+    p = tern_sampler_default_params();
+    p.top_k = 1;
+    s = make(p);
+    fill_logits(l, 7);
+    int best = 0;
+    for (int i = 1; i < NV; i++)
+        if (l[i] > l[best])
+            best = i;
+    CHECK_INT(best, tern_sampler_sample(s, l));
+    tern_sampler_free(s);
+}
+
+static void same_seed_same_tokens(void) {
+    int32_t a[200], b[200], c[200];
+    for (int run = 0; run < 3; run++) {
+        struct tern_sampler_params p = tern_sampler_default_params();
+        p.seed = run == 2 ? 43 : 42;
+        p.top_k = 0;
+        p.top_p = 1.0f;
+        p.min_p = 0.0f;
+        p.temperature = 1.5f;
+        tern_sampler *s = make(p);
+        float l[NV];
+        for (int t = 0; t < 200 && s; t++) {
+            fill_logits(l, 1000 + t);
+            (run == 0 ? a : run == 1 ? b : c)[t] = tern_sampler_sample(s, l);
+        }
+        tern_sampler_free(s);
+    }
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    CHECK(memcmp(a, c, sizeof a) != 0);
+}
+
+static void filters_restrict_the_choice(void) {
+    float base[NV];
+    for (int i = 0; i < NV; i++)
+        base[i] = -(float)i * 0.05f; /* token 0 most likely, then 1, 2, ... */
+    /* top-k 5: only tokens 0..4 ever come out */
+    struct tern_sampler_params p = tern_sampler_default_params();
+    p.top_k = 5, p.top_p = 1.0f, p.min_p = 0.0f, p.temperature = 5.0f, p.seed = 3;
+    tern_sampler *s = make(p);
+    float l[NV];
+    int max_id = 0;
+    for (int t = 0; t < 500 && s; t++) {
+        memcpy(l, base, sizeof l);
+        int id = tern_sampler_sample(s, l);
+        max_id = id > max_id ? id : max_id;
+    }
+    CHECK_INT(4, max_id);
+    tern_sampler_free(s);
+    /* min-p 0.5 at temperature 1: p_i / p_0 = exp(-0.05 i) >= 0.5 for i <= 13 */
+    p = tern_sampler_default_params();
+    p.top_k = 0, p.top_p = 1.0f, p.min_p = 0.5f, p.temperature = 1.0f, p.seed = 4;
+    s = make(p);
+    max_id = 0;
+    for (int t = 0; t < 2000 && s; t++) {
+        memcpy(l, base, sizeof l);
+        int id = tern_sampler_sample(s, l);
+        max_id = id > max_id ? id : max_id;
+    }
+    CHECK_INT(13, max_id);
+    tern_sampler_free(s);
+    /* top-p: with two tokens holding 0.6 and 0.3 of the mass, p = 0.5 keeps only the first */
+    float two[NV];
+    for (int i = 0; i < NV; i++)
+        two[i] = -1e9f;
+    two[10] = logf(0.6f), two[20] = logf(0.3f), two[30] = logf(0.1f);
+    p = tern_sampler_default_params();
+    p.top_k = 0, p.top_p = 0.5f, p.min_p = 0.0f, p.temperature = 1.0f, p.seed = 5;
+    s = make(p);
+    for (int t = 0; t < 200 && s; t++) {
+        memcpy(l, two, sizeof l);
+        CHECK_INT(10, tern_sampler_sample(s, l));
+    }
+    tern_sampler_free(s);
+}
+
+static void draws_follow_softmax(void) {
+    float three[NV];
+    for (int i = 0; i < NV; i++)
+        three[i] = -1e9f;
+    three[1] = logf(0.5f), three[2] = logf(0.3f), three[3] = logf(0.2f);
+    struct tern_sampler_params p = tern_sampler_default_params();
+    p.top_k = 0, p.top_p = 1.0f, p.min_p = 0.0f, p.temperature = 1.0f, p.seed = 9;
+    tern_sampler *s = make(p);
+    int count[4] = {0};
+    float l[NV];
+    const int n = 20000;
+    for (int t = 0; t < n && s; t++) {
+        memcpy(l, three, sizeof l);
+        int id = tern_sampler_sample(s, l);
+        if (id >= 1 && id <= 3)
+            count[id]++;
+    }
+    CHECK_FLOAT(0.5, count[1] / (double)n, 0.02);
+    CHECK_FLOAT(0.3, count[2] / (double)n, 0.02);
+    CHECK_FLOAT(0.2, count[3] / (double)n, 0.02);
+    tern_sampler_free(s);
+}
+
+static void repeat_penalty_demotes_recent_tokens(void) {
+    struct tern_sampler_params p = tern_sampler_default_params();
+    p.temperature = 0.0f, p.repeat_penalty = 2.0f, p.repeat_last_n = 4;
+    tern_sampler *s = make(p);
+    float l[NV];
+    for (int i = 0; i < NV; i++)
+        l[i] = 0.0f;
+    l[5] = 3.0f, l[6] = 2.0f;
+    tern_sampler_accept(s, 5); /* 3 / 2 = 1.5 < 2: token 6 wins */
+    CHECK_INT(6, tern_sampler_sample(s, l));
+    for (int i = 0; i < 4; i++)
+        tern_sampler_accept(s, 100 + i); /* 5 leaves the window of 4 */
+    l[5] = 3.0f, l[6] = 2.0f;
+    CHECK_INT(5, tern_sampler_sample(s, l));
+    tern_sampler_free(s);
+}
+
+int main(void) {
+    RUN(greedy_is_argmax);
+    RUN(same_seed_same_tokens);
+    RUN(filters_restrict_the_choice);
+    RUN(draws_follow_softmax);
+    RUN(repeat_penalty_demotes_recent_tokens);
+    return harness_finish();
+}
