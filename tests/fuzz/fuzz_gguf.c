@@ -22,6 +22,22 @@ static void count_log(enum tern_log_level level, const char *msg, void *user) {
 
 static volatile uint64_t sink; /* keeps the reads of the walk alive */
 
+/* Independent checks of what the reader promises about accepted files: every tensor lies inside
+ * the input, and no two non-empty tensors overlap (pairwise, so only for small tables). */
+static void check_tensors(const tern_gguf *g, const uint8_t *data, size_t size) {
+    int64_t n = tern_gguf_n_tensors(g);
+    for (int64_t i = 0; i < n; i++) {
+        const struct tern_gguf_tensor *a = tern_gguf_tensor(g, i);
+        if (a->data < data || a->nbytes > size || a->data > data + (size - a->nbytes))
+            abort();
+        for (int64_t j = i + 1; j < n && n <= 64; j++) {
+            const struct tern_gguf_tensor *b = tern_gguf_tensor(g, j);
+            if (a->nbytes && b->nbytes && a->data < b->data + b->nbytes && b->data < a->data + a->nbytes)
+                abort();
+        }
+    }
+}
+
 static void walk(const tern_gguf *g) {
     char key[256];
     uint64_t sum = tern_gguf_version(g) + tern_gguf_alignment(g) + tern_gguf_file_size(g);
@@ -82,6 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         abort(); /* the one-line-per-failure contract is broken */
     if (st != TERN_OK)
         return 0;
+    check_tensors(g, data, size);
     walk(g);
     tern_gguf_close(g);
     return 0;
