@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../scheduler/fp16.h"
 #include "../scheduler/log.h"
@@ -273,6 +274,41 @@ static const struct tern_device_ops cpu_ops = {
     .release = cpu_release,
 };
 
+int tern_cpu_physical_cores(void) {
+    /* count distinct (package, core) pairs in sysfs; fall back to the online CPU count */
+    long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n_cpu < 1)
+        return 1;
+    int n_cores = 0;
+    long seen[1024];
+    for (long cpu = 0; cpu < n_cpu && cpu < 1024; cpu++) {
+        char path[128];
+        long core = -1, pkg = -1;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%ld/topology/core_id", cpu);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (fscanf(f, "%ld", &core) != 1)
+                core = -1;
+            fclose(f);
+        }
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%ld/topology/physical_package_id", cpu);
+        if ((f = fopen(path, "r"))) {
+            if (fscanf(f, "%ld", &pkg) != 1)
+                pkg = -1;
+            fclose(f);
+        }
+        if (core < 0 || pkg < 0)
+            return (int)n_cpu;
+        const long key = pkg * 65536 + core;
+        bool dup = false;
+        for (int i = 0; i < n_cores; i++)
+            dup |= seen[i] == key;
+        if (!dup)
+            seen[n_cores++] = key;
+    }
+    return n_cores > 0 ? n_cores : 1;
+}
+
 tern_status tern_cpu_device_create(int n_threads, struct tern_device *out) {
     const struct tern_cpu_kernels *k = tern_cpu_kernels_select();
     if (!k)
@@ -281,7 +317,7 @@ tern_status tern_cpu_device_create(int n_threads, struct tern_device *out) {
     if (!d)
         return TERN_ERR_NOMEM;
     d->k = k;
-    d->n_threads = n_threads > 0 ? n_threads : 1;
+    d->n_threads = n_threads > 0 ? n_threads : tern_cpu_physical_cores();
     out->ops = &cpu_ops;
     out->ctx = d;
     return TERN_OK;

@@ -9,4 +9,7 @@
  * forces a level this machine lacks. */
 tern_status tern_cpu_device_create(int n_threads, struct tern_device *out);
 
+/* Physical cores of this machine (SMT siblings counted once); at least 1. */
+int tern_cpu_physical_cores(void);
+
 #endif

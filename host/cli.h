@@ -27,5 +27,6 @@ extern const char cli_sampling_help[];
 int cli_run(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
+int cli_bench(int argc, char **argv);
 
 #endif

@@ -109,15 +109,23 @@ static tern_status add_ternary(tern_maker *m, tern_gguf_writer *w, struct rng *r
     if (!packed)
         return TERN_ERR_NOMEM;
     tern_packed_fill_zero(packed, k, n_out);
+    /* whole 128-weight blocks a byte (4 codes) at a time: one of the 81 bytes whose four 2-bit
+     * codes are each 0..2, ten draws per random word; the tail block weight by weight */
+    uint8_t four[81];
+    for (int i = 0; i < 81; i++)
+        four[i] = (uint8_t)((i / 27) << 6 | (i / 9 % 3) << 4 | (i / 3 % 3) << 2 | (i % 3));
+    const int64_t full = k / 128 * 32;
     for (int64_t o = 0; o < n_out; o++) {
         uint8_t *row = packed + o * row_bytes;
         uint64_t bits = 0;
-        for (int64_t j = 0; j < k; j++) {
-            if (j % 8 == 0)
+        for (int64_t b = 0; b < full; b++) {
+            if (b % 10 == 0)
                 bits = rng_next(r);
-            tern_packed_set(row, j, (int)((bits & 0xff) % 3));
-            bits >>= 8;
+            row[b] = four[bits % 81];
+            bits /= 81;
         }
+        for (int64_t j = k / 128 * 128; j < k; j++)
+            tern_packed_set(row, j, (int)(rng_next(r) % 3));
     }
     /* bf16-exact scales, like the conformance vectors */
     const float scale = (float)((int)(rng_uniform(r, 0.25f, 1.0f) * 256.0f)) / 256.0f;

@@ -1,0 +1,301 @@
+/* tern bench: prompt-processing and generation speed in llama-bench's spirit, on a model file or
+ * on a random model of a known shape built in memory, with the achieved memory bandwidth of
+ * generation as a share of the machine's read bandwidth measured in the same run. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../cpu/cpu_device.h"
+#include "../cpu/membw.h"
+#include "cli.h"
+#include "maker.h"
+#include "tern.h"
+
+static const char bench_usage[] =
+    "Usage: tern bench (-m MODEL | --shape NAME) [options]\n"
+    "\n"
+    "  -m, --model PATH    benchmark a model file\n"
+    "      --shape NAME    build a random model in memory: tiny, 2b4t (BitNet b1.58 2B-4T), 3b\n"
+    "      --type T        ternary type of the built model: i2_s (default), tq2_0, tq1_0\n"
+    "      --head T        head (tied embedding) type of the built model: f16 (default), q6_k,\n"
+    "                      q8_0, q4_k, bf16, f32\n"
+    "  -p, --n-prompt N    prompt tokens evaluated as one batch; 0 skips the test (default 512)\n"
+    "  -n, --n-gen N       tokens generated one at a time; 0 skips the test (default 128)\n"
+    "  -r, --repetitions N runs of each test (default 5)\n"
+    "  -t, --threads N     CPU threads (default: physical cores)\n"
+    "      --device LIST   comma-separated devices to compare (default cpu)\n"
+    "      --json          print the results as JSON instead of a table\n"
+    "  -h, --help          this help\n"
+    "\n"
+    "Generation reads every weight once per token, so its speed is bounded by memory bandwidth:\n"
+    "the table reports bytes per token x tokens/s and its share of the measured read bandwidth.\n";
+
+struct bench_opts {
+    const char *model, *shape, *devices;
+    uint32_t type, head;
+    long long n_prompt, n_gen, reps, threads;
+    bool json;
+};
+
+struct result {
+    char device[128];
+    char test[32];
+    double mean, sd; /* tokens/s */
+    double gbps;     /* generation only: achieved bandwidth */
+};
+
+static bool type_arg(const char *flag, const char *v, bool ternary, uint32_t *out) {
+    static const struct {
+        const char *name;
+        uint32_t type;
+        bool ternary;
+    } names[] = {{"i2_s", TERN_TYPE_I2_S, true},  {"tq2_0", TERN_TYPE_TQ2_0, true}, {"tq1_0", TERN_TYPE_TQ1_0, true},
+                 {"f16", TERN_TYPE_F16, false},   {"q6_k", TERN_TYPE_Q6_K, false},  {"q8_0", TERN_TYPE_Q8_0, false},
+                 {"q4_k", TERN_TYPE_Q4_K, false}, {"bf16", TERN_TYPE_BF16, false},  {"f32", TERN_TYPE_F32, false}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(v, names[i].name) && names[i].ternary == ternary) {
+            *out = names[i].type;
+            return true;
+        }
+    tern_log_error("option %s: '%s' is not a valid type", flag, v);
+    return false;
+}
+
+static int parse(int argc, char **argv, struct bench_opts *o) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(bench_usage, stdout);
+            exit(CLI_EXIT_OK);
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!(o->model = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--shape")) {
+            if (!(o->shape = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--device")) {
+            if (!(o->devices = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--type")) {
+            if (!(v = cli_value(argc, argv, &i)) || !type_arg(a, v, true, &o->type))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--head")) {
+            if (!(v = cli_value(argc, argv, &i)) || !type_arg(a, v, false, &o->head))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1 << 16, &o->n_prompt))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1 << 16, &o->n_gen))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1000, &o->reps))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1024, &o->threads))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--json")) {
+            o->json = true;
+        } else {
+            cli_unknown("bench", a);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (!o->model == !o->shape) {
+        tern_log_error("tern bench needs exactly one of -m MODEL or --shape NAME");
+        return CLI_EXIT_USAGE;
+    }
+    if (o->model && (o->type || o->head)) {
+        tern_log_error("--type and --head describe a built model; they go with --shape, not -m");
+        return CLI_EXIT_USAGE;
+    }
+    if (o->n_prompt == 0 && o->n_gen == 0) {
+        tern_log_error("nothing to measure: -p and -n are both 0");
+        return CLI_EXIT_USAGE;
+    }
+    return CLI_EXIT_OK;
+}
+
+/* Build a random model of a preset shape into a file in memory (/dev/shm when present), open it
+ * and unlink the file: the mapping keeps the pages alive until the model is closed. */
+static tern_status build_shape(const struct bench_opts *o, tern_model **out) {
+    struct tern_maker_params p;
+    tern_status st = tern_maker_preset(o->shape, &p);
+    if (st != TERN_OK)
+        return st;
+    if (o->type)
+        p.linear_type = o->type;
+    if (o->head)
+        p.embd_type = o->head;
+    const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char path[512];
+    snprintf(path, sizeof path, "%s/tern-bench-%ld.gguf", dir, (long)getpid());
+    tern_log_info("building a random %s model in %s ...", o->shape, dir);
+    tern_gguf_writer *w = NULL;
+    tern_maker *mk = NULL;
+    st = tern_gguf_writer_init(&w);
+    if (st == TERN_OK)
+        st = tern_maker_add_synthetic_vocab(w, p.n_vocab, p.seed);
+    if (st == TERN_OK)
+        st = tern_maker_build(&p, w, &mk);
+    if (st == TERN_OK)
+        st = tern_gguf_writer_write(w, path);
+    tern_maker_free(mk);
+    tern_gguf_writer_free(w);
+    if (st == TERN_OK) {
+        st = tern_model_open(path, out);
+        unlink(path);
+    }
+    return st;
+}
+
+static void mean_sd(const double *v, int n, double *mean, double *sd) {
+    double s = 0, q = 0;
+    for (int i = 0; i < n; i++)
+        s += v[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++)
+        q += (v[i] - *mean) * (v[i] - *mean);
+    *sd = n > 1 ? sqrt(q / (n - 1)) : 0.0;
+}
+
+/* Run the tests on one device; appends to res. */
+static tern_status bench_device(const struct bench_opts *o, const tern_model *m, const char *dev, int threads,
+                                uint64_t bytes_per_token, struct result *res, int *n_res) {
+    const int n_vocab = tern_model_view(m)->hp.n_vocab;
+    struct tern_session_params sp = {.n_ctx = (int)(o->n_prompt > o->n_gen ? o->n_prompt : o->n_gen) + 8,
+                                     .n_threads = threads,
+                                     .device = dev};
+    tern_session *s = NULL;
+    tern_status st = tern_session_create(m, &sp, &s);
+    if (st != TERN_OK)
+        return st;
+    const int n_tok = (int)(o->n_prompt > 8 ? o->n_prompt : 8);
+    int32_t *tokens = malloc((size_t)n_tok * sizeof *tokens);
+    double *samples = malloc((size_t)o->reps * sizeof *samples);
+    if (!tokens || !samples) {
+        st = TERN_ERR_NOMEM;
+        goto done;
+    }
+    uint64_t r = 0x2545F4914F6CDD1DULL;
+    for (int i = 0; i < n_tok; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        tokens[i] = (int32_t)(r % (uint64_t)n_vocab);
+    }
+    /* warm-up: fault in the weights and size the scratch buffers */
+    if ((st = tern_session_eval(s, tokens, n_tok < 16 ? n_tok : 16, NULL)) != TERN_OK)
+        goto done;
+    tern_session_reset(s);
+    if (o->n_prompt > 0) {
+        for (int rep = 0; rep < o->reps && st == TERN_OK; rep++) {
+            tern_session_reset(s);
+            const float *logits;
+            const double t0 = tern_time_s();
+            st = tern_session_eval(s, tokens, (int)o->n_prompt, &logits);
+            samples[rep] = (double)o->n_prompt / (tern_time_s() - t0);
+        }
+        struct result *x = &res[(*n_res)++];
+        snprintf(x->device, sizeof x->device, "%s", tern_session_device_name(s));
+        snprintf(x->test, sizeof x->test, "pp%lld", o->n_prompt);
+        mean_sd(samples, (int)o->reps, &x->mean, &x->sd);
+        x->gbps = 0;
+    }
+    if (o->n_gen > 0 && st == TERN_OK) {
+        for (int rep = 0; rep < o->reps && st == TERN_OK; rep++) {
+            tern_session_reset(s);
+            const float *logits;
+            const double t0 = tern_time_s();
+            for (int i = 0; i < o->n_gen && st == TERN_OK; i++)
+                st = tern_session_eval(s, &tokens[i % n_tok], 1, &logits);
+            samples[rep] = (double)o->n_gen / (tern_time_s() - t0);
+        }
+        struct result *x = &res[(*n_res)++];
+        snprintf(x->device, sizeof x->device, "%s", tern_session_device_name(s));
+        snprintf(x->test, sizeof x->test, "tg%lld", o->n_gen);
+        mean_sd(samples, (int)o->reps, &x->mean, &x->sd);
+        x->gbps = x->mean * (double)bytes_per_token / 1e9;
+    }
+done:
+    free(tokens);
+    free(samples);
+    tern_session_free(s);
+    return st;
+}
+
+int cli_bench(int argc, char **argv) {
+    struct bench_opts o = {.n_prompt = 512, .n_gen = 128, .reps = 5, .devices = "cpu"};
+    int rc = parse(argc, argv, &o);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    tern_model *m = NULL;
+    if ((o.model ? tern_model_open(o.model, &m) : build_shape(&o, &m)) != TERN_OK)
+        return CLI_EXIT_FAIL;
+    const struct tern_model_view *v = tern_model_view(m);
+    const tern_gguf *g = tern_model_gguf(m);
+    uint64_t params = 0, file_bytes = 0;
+    for (int64_t i = 0; i < tern_gguf_n_tensors(g); i++) {
+        const struct tern_gguf_tensor *t = tern_gguf_tensor(g, i);
+        params += (uint64_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
+        file_bytes += t->nbytes;
+    }
+    /* generation reads every ternary weight and the whole head once per token */
+    const uint64_t bytes_per_token = tern_model_mapped_bytes(m) + tern_model_owned_bytes(m);
+    const int threads = o.threads > 0 ? (int)o.threads : tern_cpu_physical_cores();
+    double bw = 0;
+    if (o.n_gen > 0 && tern_cpu_read_bandwidth(threads, (size_t)1 << 30, 5, &bw) != TERN_OK)
+        bw = 0;
+
+    struct result res[64];
+    int n_res = 0;
+    char devs[256];
+    snprintf(devs, sizeof devs, "%s", o.devices);
+    rc = CLI_EXIT_OK;
+    for (char *save = NULL, *d = strtok_r(devs, ",", &save); d && n_res < 60; d = strtok_r(NULL, ",", &save))
+        if (bench_device(&o, m, d, threads, bytes_per_token, res, &n_res) != TERN_OK) {
+            rc = CLI_EXIT_FAIL;
+            break;
+        }
+
+    char model_desc[160];
+    struct tern_str name = {"", 0};
+    tern_gguf_get_str(g, "general.name", &name);
+    snprintf(model_desc, sizeof model_desc, "%.*s %s, %s head", (int)(name.len > 60 ? 60 : name.len), name.ptr,
+             tern_type_name(tern_gguf_find_tensor(g, "blk.0.attn_q.weight")->type), tern_type_name(v->output.type));
+    if (o.json) {
+        printf("[\n");
+        for (int i = 0; i < n_res; i++)
+            printf("  {\"model\": \"%s\", \"size_bytes\": %llu, \"params\": %llu, \"device\": \"%s\", \"threads\": %d, "
+                   "\"test\": \"%s\", \"tokens_per_s\": %.3f, \"stddev\": %.3f, \"bytes_per_token\": %llu, "
+                   "\"achieved_gb_per_s\": %.2f, \"read_gb_per_s\": %.2f}%s\n",
+                   model_desc, (unsigned long long)file_bytes, (unsigned long long)params, res[i].device, threads,
+                   res[i].test, res[i].mean, res[i].sd, (unsigned long long)bytes_per_token, res[i].gbps, bw,
+                   i + 1 < n_res ? "," : "");
+        printf("]\n");
+    } else {
+        printf("| %-40s | %9s | %7s | %-28s | %7s | %6s | %16s | %-26s |\n", "model", "size", "params", "device",
+               "threads", "test", "t/s", "bandwidth");
+        printf("| %.40s | %.9s | %.7s | %.28s | %.7s | %.6s | %.16s | %.26s |\n", "----------------------------------------",
+               "---------", "-------", "----------------------------", "-------", "------", "----------------",
+               "--------------------------");
+        for (int i = 0; i < n_res; i++) {
+            char bwcol[64] = "";
+            if (res[i].gbps > 0)
+                snprintf(bwcol, sizeof bwcol, "%.1f GB/s (%.0f%% of %.1f)", res[i].gbps,
+                         bw > 0 ? 100.0 * res[i].gbps / bw : 0.0, bw);
+            char tps[32];
+            snprintf(tps, sizeof tps, "%.2f ± %.2f", res[i].mean, res[i].sd);
+            char pcol[16];
+            snprintf(pcol, sizeof pcol, params >= 1000000000 ? "%.2f B" : "%.1f M",
+                     (double)params / (params >= 1000000000 ? 1e9 : 1e6));
+            char scol[16];
+            snprintf(scol, sizeof scol, file_bytes >= (1u << 30) ? "%.2f GiB" : "%.1f MiB",
+                     (double)file_bytes / (file_bytes >= (1u << 30) ? 1073741824.0 : 1048576.0));
+            printf("| %-40s | %9s | %7s | %-28s | %7d | %6s | %16s | %-26s |\n", model_desc, scol, pcol,
+                   res[i].device, threads, res[i].test, tps, bwcol);
+        }
+    }
+    tern_model_close(m);
+    return rc;
+}
