@@ -38,7 +38,7 @@ tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampl
     const int n_vocab = tern_tokenizer_n_vocab(tok);
     struct tern_detok dt;
     tern_detok_init(&dt, tok);
-    char text[256];
+    char text[1024]; /* a token decodes to at most a few hundred bytes */
     const double t1 = tern_time_s();
     bool go = true;
     while (go && (n_predict < 0 || stats->n_generated < n_predict)) {
