@@ -1,0 +1,27 @@
+/* Internal to cpu/: the per-ISA kernel tables (each defined in its own translation unit, compiled
+ * with that ISA's flags and only when the compiler supports them) and what this machine can run. */
+#ifndef TERN_CPU_ISA_H
+#define TERN_CPU_ISA_H
+
+#include <stdbool.h>
+
+#include "kernels.h"
+
+/* Defined in cpu/isa_avx2.c (AVX2 + FMA + F16C), cpu/isa_avx512.c (AVX-512 F/BW/DQ/VL + VNNI),
+ * cpu/isa_neon.c (AArch64 Advanced SIMD). Present only when dispatch.c sees TERN_BUILT_<ISA>. */
+extern const struct tern_cpu_kernels tern_cpu_kernels_avx2;
+extern const struct tern_cpu_kernels tern_cpu_kernels_avx512;
+extern const struct tern_cpu_kernels tern_cpu_kernels_neon;
+
+/* The level names in preference order, best last: "scalar", "avx2", "avx512", "neon". */
+enum { TERN_CPU_ISA_COUNT = 4 };
+extern const char *const tern_cpu_isa_names[TERN_CPU_ISA_COUNT];
+
+/* Whether this build holds the level's table. */
+bool tern_cpu_isa_built(const char *name);
+/* Whether this CPU and OS can run the level (cpuid + XGETBV on x86, getauxval on ARM). */
+bool tern_cpu_isa_supported(const char *name);
+/* The table of a level that is built and supported, else NULL (no log). */
+const struct tern_cpu_kernels *tern_cpu_kernels_get(const char *name);
+
+#endif

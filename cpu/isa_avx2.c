@@ -1,0 +1,566 @@
+/* AVX2 kernel table (AVX2 + FMA + F16C): this file alone is compiled with those flags
+ * (cpu/CMakeLists.txt) and is chosen at run time only on CPUs and OSes that support them.
+ *
+ * Ternary product: each 32-byte I2_S block is split into its four bit-pair planes (shift + AND),
+ * which are the codes of weights 0..31, 32..63, 64..95, 96..127 in natural q order. maddubs
+ * (unsigned codes 0..2 x signed q) cannot saturate: a pair sums to at most 2*2*128 = 512, and the
+ * four planes' int16 sums stay within 2048; madd with ones widens to int32. sum q is subtracted at
+ * the end, so acc = sum (c - 1) q is the reference's integer. Decode shares each q load across 4
+ * rows; prefill reuses each unpacked weight block for 4 tokens. */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "isa.h"
+#include "ref.h"
+
+#define TERN_INLINE static inline __attribute__((always_inline))
+
+TERN_INLINE float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+TERN_INLINE int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* ---- activation quantization ---- */
+
+static float avx2_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_pad, int32_t *sum_q) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 vmax = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) /* max(a, b) returns b when a is NaN, like fmaxf(m, NaN) = m */
+        vmax = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), absmask), vmax);
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float m = _mm_cvtss_f32(m4);
+    for (; i < n; i++)
+        m = fmaxf(m, fabsf(x[i]));
+    const float s = 127.0f / fmaxf(m, 1e-5f);
+    const __m256 vs = _mm256_set1_ps(s);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256i ones8 = _mm256_set1_epi8(1);
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    __m256i vsum = _mm256_setzero_si256();
+    for (i = 0; i + 32 <= n; i += 32) {
+        /* cvtps_epi32 rounds half to even under the default MXCSR; the saturating packs clamp to
+         * [-128, 127] (NaN gives INT_MIN -> -128, as the reference's fmaxf/fminf do) */
+        const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs));
+        const __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8), vs));
+        const __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 16), vs));
+        const __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 24), vs));
+        const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        const __m256i b = _mm256_permutevar8x32_epi32(p, perm);
+        _mm256_storeu_si256((__m256i *)(q + i), b);
+        vsum = _mm256_add_epi32(vsum, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, b), ones16));
+    }
+    int32_t sum = hsum_epi32(vsum);
+    for (; i < n; i++) {
+        float v = nearbyintf(x[i] * s);
+        v = fminf(fmaxf(v, -128.0f), 127.0f);
+        q[i] = (int8_t)v;
+        sum += q[i];
+    }
+    if (n_pad > n)
+        memset(q + n, 0, (size_t)(n_pad - n));
+    if (sum_q)
+        *sum_q = sum;
+    return s;
+}
+
+/* ---- ternary matmul ---- */
+
+static int32_t sum_q_row(const int8_t *q, int64_t k_pad) {
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    __m256i acc = _mm256_setzero_si256();
+    for (int64_t i = 0; i < k_pad; i += 32) {
+        const __m256i v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + i)), bias);
+        acc = _mm256_add_epi64(acc, _mm256_sad_epu8(v, _mm256_setzero_si256()));
+    }
+    __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    s = _mm_add_epi64(s, _mm_unpackhi_epi64(s, s));
+    return (int32_t)(_mm_cvtsi128_si64(s) - 128 * k_pad);
+}
+
+/* R rows x T tokens of integer dots sum c*q (codes 0..2, before the sum-q correction). */
+TERN_INLINE void ternary_tile(int32_t *dots, const uint8_t *w, int64_t row_bytes, const int8_t *q,
+                              int64_t k_pad, const int R, const int T) {
+    const __m256i m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
+    __m256i acc[4][4];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            acc[r][t] = _mm256_setzero_si256();
+    const int64_t n_blk = k_pad / 128;
+    for (int64_t b = 0; b < n_blk; b++) {
+        if (T == 1) {
+            /* decode: the four q planes are loaded once for R rows */
+            const int8_t *qb = q + 128 * b;
+            const __m256i q0 = _mm256_loadu_si256((const __m256i *)qb);
+            const __m256i q1 = _mm256_loadu_si256((const __m256i *)(qb + 32));
+            const __m256i q2 = _mm256_loadu_si256((const __m256i *)(qb + 64));
+            const __m256i q3 = _mm256_loadu_si256((const __m256i *)(qb + 96));
+            for (int r = 0; r < R; r++) {
+                const uint8_t *p = w + r * row_bytes + 32 * b;
+                _mm_prefetch((const char *)(p + 512), _MM_HINT_T0);
+                const __m256i raw = _mm256_loadu_si256((const __m256i *)p);
+                __m256i s = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(raw, 6), m3), q0);
+                s = _mm256_add_epi16(
+                    s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(raw, 4), m3), q1));
+                s = _mm256_add_epi16(
+                    s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(raw, 2), m3), q2));
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(raw, m3), q3));
+                acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(s, ones16));
+            }
+        } else {
+            for (int r = 0; r < R; r++) {
+                const uint8_t *p = w + r * row_bytes + 32 * b;
+                const __m256i raw = _mm256_loadu_si256((const __m256i *)p);
+                const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(raw, 6), m3);
+                const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m3);
+                const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(raw, 2), m3);
+                const __m256i c3 = _mm256_and_si256(raw, m3);
+                for (int t = 0; t < T; t++) {
+                    const int8_t *qb = q + t * k_pad + 128 * b;
+                    __m256i s = _mm256_maddubs_epi16(c0, _mm256_loadu_si256((const __m256i *)qb));
+                    s = _mm256_add_epi16(
+                        s, _mm256_maddubs_epi16(c1, _mm256_loadu_si256((const __m256i *)(qb + 32))));
+                    s = _mm256_add_epi16(
+                        s, _mm256_maddubs_epi16(c2, _mm256_loadu_si256((const __m256i *)(qb + 64))));
+                    s = _mm256_add_epi16(
+                        s, _mm256_maddubs_epi16(c3, _mm256_loadu_si256((const __m256i *)(qb + 96))));
+                    acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(s, ones16));
+                }
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            dots[r * 4 + t] = hsum_epi32(acc[r][t]);
+}
+
+#define TERN_TILE_FN(R, T)                                                                                   \
+    static void ternary_tile_##R##x##T(int32_t *dots, const uint8_t *w, int64_t row_bytes, const int8_t *q,  \
+                                       int64_t k_pad) {                                                      \
+        ternary_tile(dots, w, row_bytes, q, k_pad, R, T);                                                    \
+    }
+TERN_TILE_FN(4, 1)
+TERN_TILE_FN(1, 4)
+TERN_TILE_FN(1, 3)
+TERN_TILE_FN(1, 2)
+TERN_TILE_FN(1, 1)
+
+typedef void (*ternary_tile_fn)(int32_t *, const uint8_t *, int64_t, const int8_t *, int64_t);
+static const ternary_tile_fn tiles_r1[5] = {NULL, ternary_tile_1x1, ternary_tile_1x2, ternary_tile_1x3,
+                                            ternary_tile_1x4};
+
+enum { ROW_CHUNK = 64 };
+
+static void avx2_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q,
+                                const float *act_scale, int64_t n_tok, int64_t row_begin, int64_t row_end) {
+    const float wscale = w->scale, oscale = w->out_scale;
+    const int64_t chunk = n_tok == 1 ? row_end - row_begin : ROW_CHUNK;
+    for (int64_t c0 = row_begin; c0 < row_end; c0 += chunk) {
+        const int64_t c1 = c0 + chunk < row_end ? c0 + chunk : row_end;
+        for (int64_t t0 = 0; t0 < n_tok; t0 += 4) {
+            const int T = n_tok - t0 < 4 ? (int)(n_tok - t0) : 4;
+            const int8_t *qt = q + t0 * w->k_pad;
+            int32_t sq[4];
+            for (int t = 0; t < T; t++)
+                sq[t] = sum_q_row(qt + t * w->k_pad, w->k_pad);
+            for (int64_t r = c0; r < c1;) {
+                const int R = T == 1 && c1 - r >= 4 ? 4 : 1;
+                int32_t dots[16];
+                (R == 4 ? ternary_tile_4x1 : tiles_r1[T])(dots, w->codes + r * w->row_bytes, w->row_bytes, qt,
+                                                          w->k_pad);
+                for (int i = 0; i < R; i++)
+                    for (int t = 0; t < T; t++)
+                        y[(t0 + t) * w->n_out + r + i] =
+                            (float)(dots[i * 4 + t] - sq[t]) / act_scale[t0 + t] * wscale * oscale;
+                r += R;
+            }
+        }
+    }
+}
+
+/* ---- float matvec ---- */
+
+static float half_at(const uint8_t *p) {
+    return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8)));
+}
+
+enum { ELT_F32 = 0, ELT_F16 = 1, ELT_BF16 = 2 };
+
+TERN_INLINE __m256 load_elt(const void *row, int64_t i, int elt) {
+    if (elt == ELT_F32)
+        return _mm256_loadu_ps((const float *)row + i);
+    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + i));
+    if (elt == ELT_F16)
+        return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+/* Four rows at a time share each x load; the tail past a multiple of 16 columns is scalar. */
+TERN_INLINE void matvec_plain(float *out, const struct tern_tensor *t, const float *x, int64_t r0, int64_t r1,
+                              const int elt) {
+    const int64_t n = t->ne0;
+    const int64_t n16 = n & ~(int64_t)15;
+    int64_t r = r0;
+    for (; r < r1;) {
+        const int R = r1 - r >= 4 ? 4 : 1;
+        const uint8_t *rows[4];
+        __m256 a[4], b[4];
+        for (int k = 0; k < 4; k++) {
+            rows[k] = (const uint8_t *)t->data + (size_t)(r + (k < R ? k : 0)) * t->row_bytes;
+            a[k] = _mm256_setzero_ps();
+            b[k] = _mm256_setzero_ps();
+        }
+        for (int64_t i = 0; i < n16; i += 16) {
+            const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+            for (int k = 0; k < R; k++) {
+                a[k] = _mm256_fmadd_ps(load_elt(rows[k], i, elt), x0, a[k]);
+                b[k] = _mm256_fmadd_ps(load_elt(rows[k], i + 8, elt), x1, b[k]);
+            }
+        }
+        for (int k = 0; k < R; k++) {
+            float s = hsum_ps(_mm256_add_ps(a[k], b[k]));
+            if (n16 < n) {
+                float tail[16];
+                tern_ref_dequant_row(tail, rows[k] + (size_t)n16 * (elt == ELT_F32 ? 4 : 2), t->type,
+                                     n - n16);
+                for (int64_t i = n16; i < n; i++)
+                    s += tail[i - n16] * x[i];
+            }
+            out[r + k - r0] = s;
+        }
+        r += R;
+    }
+}
+
+static void matvec_q8_0(float *out, const struct tern_tensor *t, const float *x, int64_t r0, int64_t r1) {
+    const int64_t nb = t->ne0 / 32;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = row + 34 * b;
+            const float *xb = x + 32 * b;
+            __m256 s = _mm256_setzero_ps();
+            for (int j = 0; j < 4; j++) {
+                const __m256 qv = _mm256_cvtepi32_ps(
+                    _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * j))));
+                s = _mm256_fmadd_ps(qv, _mm256_loadu_ps(xb + 8 * j), s);
+            }
+            acc = _mm256_fmadd_ps(s, _mm256_set1_ps(half_at(blk)), acc);
+        }
+        out[r - r0] = hsum_ps(acc);
+    }
+}
+
+/* Q6_K: quants rebuilt 32 at a time with byte ops into natural element order, then widened to f32
+ * per 8 and scaled by d*scale of their 16-element sub-block, as the reference dequantizes. */
+static void matvec_q6_k(float *out, const struct tern_tensor *t, const float *x, int64_t r0, int64_t r1) {
+    const int64_t nb = t->ne0 / 256;
+    const __m256i m0f = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30), m32 = _mm256_set1_epi8(32);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = row + 210 * b;
+            const float d = half_at(blk + 208);
+            const int8_t *scales = (const int8_t *)(blk + 192);
+            for (int h = 0; h < 2; h++) {
+                const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h));
+                const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32));
+                const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+                int8_t qs[128];
+                _mm256_storeu_si256(
+                    (__m256i *)qs,
+                    _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql0, m0f),
+                                                    _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)),
+                                    m32));
+                _mm256_storeu_si256(
+                    (__m256i *)(qs + 32),
+                    _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql1, m0f),
+                                                    _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)),
+                                    m32));
+                _mm256_storeu_si256(
+                    (__m256i *)(qs + 64),
+                    _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m0f),
+                                                    _mm256_and_si256(qh, m30)),
+                                    m32));
+                _mm256_storeu_si256(
+                    (__m256i *)(qs + 96),
+                    _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m0f),
+                                                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)),
+                                    m32));
+                const float *xh = x + 256 * b + 128 * h;
+                for (int c = 0; c < 8; c++) {
+                    const __m256 dsc = _mm256_set1_ps(d * (float)scales[8 * h + c]);
+                    const __m256 v0 = _mm256_cvtepi32_ps(
+                        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 16 * c))));
+                    const __m256 v1 = _mm256_cvtepi32_ps(
+                        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 16 * c + 8))));
+                    acc0 = _mm256_fmadd_ps(_mm256_mul_ps(v0, dsc), _mm256_loadu_ps(xh + 16 * c), acc0);
+                    acc1 = _mm256_fmadd_ps(_mm256_mul_ps(v1, dsc), _mm256_loadu_ps(xh + 16 * c + 8), acc1);
+                }
+            }
+        }
+        out[r - r0] = hsum_ps(_mm256_add_ps(acc0, acc1));
+    }
+}
+
+static void q4_k_scale_min(int j, const uint8_t *s, int *scale, int *min) {
+    if (j < 4) {
+        *scale = s[j] & 63;
+        *min = s[j + 4] & 63;
+    } else {
+        *scale = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
+        *min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+static void matvec_q4_k(float *out, const struct tern_tensor *t, const float *x, int64_t r0, int64_t r1) {
+    const int64_t nb = t->ne0 / 256;
+    const __m256i m0f = _mm256_set1_epi8(0x0f);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = row + 144 * b;
+            const float d = half_at(blk), dmin = half_at(blk + 2);
+            for (int g = 0; g < 4; g++) {
+                int sc0, mn0, sc1, mn1;
+                q4_k_scale_min(2 * g, blk + 4, &sc0, &mn0);
+                q4_k_scale_min(2 * g + 1, blk + 4, &sc1, &mn1);
+                const __m256 dd[2] = {_mm256_set1_ps(d * (float)sc0), _mm256_set1_ps(d * (float)sc1)};
+                const __m256 mm[2] = {_mm256_set1_ps(dmin * (float)mn0), _mm256_set1_ps(dmin * (float)mn1)};
+                const __m256i qv = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * g));
+                uint8_t qs[64];
+                _mm256_storeu_si256((__m256i *)qs, _mm256_and_si256(qv, m0f));
+                _mm256_storeu_si256((__m256i *)(qs + 32), _mm256_and_si256(_mm256_srli_epi16(qv, 4), m0f));
+                const float *xg = x + 256 * b + 64 * g;
+                for (int c = 0; c < 8; c += 2) {
+                    const __m256 v0 = _mm256_cvtepi32_ps(
+                        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * c))));
+                    const __m256 v1 = _mm256_cvtepi32_ps(
+                        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * c + 8))));
+                    acc0 = _mm256_fmadd_ps(_mm256_fmsub_ps(v0, dd[c / 4], mm[c / 4]),
+                                           _mm256_loadu_ps(xg + 8 * c), acc0);
+                    acc1 = _mm256_fmadd_ps(_mm256_fmsub_ps(v1, dd[c / 4], mm[c / 4]),
+                                           _mm256_loadu_ps(xg + 8 * c + 8), acc1);
+                }
+            }
+        }
+        out[r - r0] = hsum_ps(_mm256_add_ps(acc0, acc1));
+    }
+}
+
+static void avx2_matvec(float *out, const struct tern_tensor *t, const float *x, int64_t row_begin,
+                        int64_t row_end) {
+    switch (t->type) {
+    case TERN_TYPE_F32:
+        matvec_plain(out, t, x, row_begin, row_end, ELT_F32);
+        break;
+    case TERN_TYPE_F16:
+        matvec_plain(out, t, x, row_begin, row_end, ELT_F16);
+        break;
+    case TERN_TYPE_BF16:
+        matvec_plain(out, t, x, row_begin, row_end, ELT_BF16);
+        break;
+    case TERN_TYPE_Q8_0:
+        matvec_q8_0(out, t, x, row_begin, row_end);
+        break;
+    case TERN_TYPE_Q6_K:
+        matvec_q6_k(out, t, x, row_begin, row_end);
+        break;
+    case TERN_TYPE_Q4_K:
+        matvec_q4_k(out, t, x, row_begin, row_end);
+        break;
+    default:
+        tern_ref_matvec(out, t, x, row_begin, row_end);
+        break;
+    }
+}
+
+/* ---- float ops ---- */
+
+static void avx2_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m256 sq = _mm256_mul_ps(v, v);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(sq)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(sq, 1)));
+    }
+    double lanes[4];
+    _mm256_storeu_pd(lanes, _mm256_add_pd(s0, s1));
+    double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    for (; i < n; i++)
+        sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    const __m256 vs = _mm256_set1_ps(scale);
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i,
+                         _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), _mm256_loadu_ps(w + i)));
+    for (; i < n; i++)
+        out[i] = (x[i] * scale) * w[i];
+}
+
+/* Angles computed once per pair index by the reference's product sequence and applied to every
+ * head with separate multiplies (no FMA): bit-identical to the reference. */
+enum { ROPE_MAX_PAIRS = 512 };
+
+static void avx2_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float theta,
+                      enum tern_rope_style style) {
+    const int half = n_rot / 2;
+    if (half > ROPE_MAX_PAIRS || style != TERN_ROPE_NEOX || half % 8 != 0) {
+        tern_ref_rope(x, n_head, head_dim, n_rot, pos, theta, style);
+        return;
+    }
+    float cs[ROPE_MAX_PAIRS], sn[ROPE_MAX_PAIRS];
+    const float theta_scale = powf(theta, -2.0f / (float)n_rot);
+    float angle = (float)pos;
+    for (int i = 0; i < half; i++) {
+        cs[i] = cosf(angle);
+        sn[i] = sinf(angle);
+        angle *= theta_scale;
+    }
+    for (int h = 0; h < n_head; h++) {
+        float *v = x + (int64_t)h * head_dim;
+        for (int i = 0; i < half; i += 8) {
+            const __m256 c = _mm256_loadu_ps(cs + i), s = _mm256_loadu_ps(sn + i);
+            const __m256 x0 = _mm256_loadu_ps(v + i), x1 = _mm256_loadu_ps(v + i + half);
+            _mm256_storeu_ps(v + i, _mm256_sub_ps(_mm256_mul_ps(x0, c), _mm256_mul_ps(x1, s)));
+            _mm256_storeu_ps(v + i + half, _mm256_add_ps(_mm256_mul_ps(x0, s), _mm256_mul_ps(x1, c)));
+        }
+    }
+}
+
+/* e^x for x <= 0: Cephes-style range reduction, degree-6 polynomial, 2^n built in the exponent
+ * field (n clamped so the result underflows to ~0 instead of wrapping). */
+TERN_INLINE __m256 exp_ps(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* Follows the reference's f16 KV-path contract: scratch = [head_dim] query rounded to f16, then
+ * [pos + 1] scores/weights; softmax sums in f64 and the weights are rounded to f16 before the sum
+ * over V. */
+static void avx2_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
+                           int pos, int n_head, int n_head_kv, int head_dim, float *scratch) {
+    if (head_dim % 32 != 0) {
+        tern_ref_attention(out, q, k_cache, v_cache, pos, n_head, n_head_kv, head_dim, scratch);
+        return;
+    }
+    const int group = n_head / n_head_kv;
+    const int64_t kv_stride = (int64_t)n_head_kv * head_dim;
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    const int n_pos = pos + 1;
+    float *q16 = scratch, *wts = scratch + head_dim;
+    for (int h = 0; h < n_head; h++) {
+        const float *qh = q + (int64_t)h * head_dim;
+        const int64_t kv_off = (int64_t)(h / group) * head_dim;
+        for (int d = 0; d < head_dim; d += 8)
+            _mm256_storeu_ps(q16 + d,
+                             _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(qh + d),
+                                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+        float max = -INFINITY;
+        for (int p = 0; p < n_pos; p++) {
+            const uint16_t *k = k_cache + p * kv_stride + kv_off;
+            __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+            for (int d = 0; d < head_dim; d += 16) {
+                a = _mm256_fmadd_ps(_mm256_loadu_ps(q16 + d),
+                                    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + d))), a);
+                b = _mm256_fmadd_ps(_mm256_loadu_ps(q16 + d + 8),
+                                    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + d + 8))), b);
+            }
+            wts[p] = hsum_ps(_mm256_add_ps(a, b)) * scale;
+            max = fmaxf(max, wts[p]);
+        }
+        const __m256 vm = _mm256_set1_ps(max);
+        __m256d vsum = _mm256_setzero_pd();
+        int p = 0;
+        for (; p + 8 <= n_pos; p += 8) {
+            const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(wts + p), vm));
+            _mm256_storeu_ps(wts + p, e);
+            vsum = _mm256_add_pd(vsum, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+            vsum = _mm256_add_pd(vsum, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+        }
+        double lanes[4];
+        _mm256_storeu_pd(lanes, vsum);
+        double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+        for (; p < n_pos; p++) {
+            wts[p] = expf(wts[p] - max);
+            sum += (double)wts[p];
+        }
+        const __m256 inv = _mm256_set1_ps((float)(1.0 / sum));
+        for (p = 0; p + 8 <= n_pos; p += 8)
+            _mm256_storeu_ps(wts + p,
+                             _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(wts + p), inv),
+                                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+        for (; p < n_pos; p++)
+            wts[p] = _cvtsh_ss(_cvtss_sh(wts[p] * _mm256_cvtss_f32(inv), _MM_FROUND_TO_NEAREST_INT));
+        float *oh = out + (int64_t)h * head_dim;
+        for (int d = 0; d < head_dim; d += 32) {
+            __m256 o[4];
+            for (int j = 0; j < 4; j++)
+                o[j] = _mm256_setzero_ps();
+            for (p = 0; p < n_pos; p++) {
+                const uint16_t *v = v_cache + p * kv_stride + kv_off + d;
+                const __m256 wgt = _mm256_set1_ps(wts[p]);
+                for (int j = 0; j < 4; j++)
+                    o[j] = _mm256_fmadd_ps(
+                        wgt, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + 8 * j))), o[j]);
+            }
+            for (int j = 0; j < 4; j++)
+                _mm256_storeu_ps(oh + d + 8 * j, o[j]);
+        }
+    }
+}
+
+static void avx2_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act) {
+    if (act != TERN_FFN_RELU2) {
+        tern_ref_ffn_act(out, gate, up, n, act);
+        return;
+    }
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 r = _mm256_max_ps(_mm256_loadu_ps(gate + i), _mm256_setzero_ps());
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(r, r), _mm256_loadu_ps(up + i)));
+    }
+    if (i < n)
+        tern_ref_ffn_act(out + i, gate + i, up + i, n - i, act);
+}
+
+const struct tern_cpu_kernels tern_cpu_kernels_avx2 = {
+    .name = "avx2",
+    .quantize_act = avx2_quantize_act,
+    .ternary_matmul = avx2_ternary_matmul,
+    .matvec = avx2_matvec,
+    .rmsnorm = avx2_rmsnorm,
+    .rope = avx2_rope,
+    .attention = avx2_attention,
+    .ffn_act = avx2_ffn_act,
+};

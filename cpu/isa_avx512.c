@@ -1,0 +1,575 @@
+/* AVX-512 kernel table (F, BW, DQ, VL + VNNI; F16C and FMA): this file alone is compiled with those
+ * flags (cpu/CMakeLists.txt) and is chosen at run time only on CPUs and OSes that support them.
+ *
+ * Ternary product: a 32-byte I2_S block is broadcast to both 256-bit halves of a zmm; one shift and
+ * two ANDs with the per-half mask (0x0C | 0x03) give the codes of weights 0..63 and 64..127 in
+ * natural q order, scaled by 4 in the low half (bits 7:6 and 3:2 stay in place two bits up) and by 1
+ * in the high half. vpdpbusd (unsigned codes x signed q) accumulates exact int32 sums; the low half
+ * is shifted right by 2 at the end (exact: every product there is a multiple of 4) and sum q is
+ * subtracted, so acc = sum (c - 1) q is the reference's integer. Prefill reuses each unpacked
+ * weight block for 4 tokens; decode shares each q load across 4 rows. */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "isa.h"
+#include "ref.h"
+
+#define TERN_INLINE static inline __attribute__((always_inline))
+
+/* ---- activation quantization ---- */
+
+static float avx512_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_pad, int32_t *sum_q) {
+    __m512 vmax = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) /* max(a, b) returns b when a is NaN, like fmaxf(m, NaN) = m */
+        vmax = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), vmax);
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        vmax = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(m, x + i)), vmax);
+    }
+    const float s = 127.0f / fmaxf(_mm512_reduce_max_ps(vmax), 1e-5f);
+    const __m512 vs = _mm512_set1_ps(s);
+    const __m512i lo = _mm512_set1_epi32(-128), hi = _mm512_set1_epi32(127);
+    __m512i vsum = _mm512_setzero_si512();
+    for (i = 0; i + 16 <= n; i += 16) {
+        /* cvtps_epi32 rounds half to even under the default MXCSR; NaN gives INT_MIN -> -128 */
+        __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs));
+        v = _mm512_max_epi32(_mm512_min_epi32(v, hi), lo);
+        vsum = _mm512_add_epi32(vsum, v);
+        _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtepi32_epi8(v));
+    }
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs));
+        v = _mm512_maskz_mov_epi32(m, _mm512_max_epi32(_mm512_min_epi32(v, hi), lo));
+        vsum = _mm512_add_epi32(vsum, v);
+        _mm512_mask_cvtepi32_storeu_epi8(q + i, m, v);
+    }
+    if (n_pad > n)
+        memset(q + n, 0, (size_t)(n_pad - n));
+    if (sum_q)
+        *sum_q = _mm512_reduce_add_epi32(vsum);
+    return s;
+}
+
+/* ---- ternary matmul ---- */
+
+/* sum of q[0 .. k_pad): signed bytes biased to unsigned, summed by vpsadbw */
+static int32_t sum_q_row(const int8_t *q, int64_t k_pad) {
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    __m512i acc = _mm512_setzero_si512();
+    for (int64_t i = 0; i < k_pad; i += 64) {
+        const __m512i v = _mm512_xor_si512(_mm512_loadu_si512(q + i), bias);
+        acc = _mm512_add_epi64(acc, _mm512_sad_epu8(v, _mm512_setzero_si512()));
+    }
+    return (int32_t)(_mm512_reduce_add_epi64(acc) - 128 * k_pad);
+}
+
+/* R rows x T tokens of integer dots sum c*q (codes 0..2, before the sum-q correction). */
+TERN_INLINE void ternary_tile(int32_t *dots, const uint8_t *w, int64_t row_bytes, const int8_t *q,
+                              int64_t k_pad, const int R, const int T) {
+    const __m512i mask = _mm512_inserti64x4(_mm512_set1_epi8(0x0c), _mm256_set1_epi8(0x03), 1);
+    __m512i acc[4][4];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            acc[r][t] = _mm512_setzero_si512();
+    const int64_t n_blk = k_pad / 128;
+    for (int64_t b = 0; b < n_blk; b++) {
+        __m512i wa[4], wb[4];
+        for (int r = 0; r < R; r++) {
+            const uint8_t *p = w + r * row_bytes + 32 * b;
+            _mm_prefetch((const char *)(p + 512), _MM_HINT_T0);
+            const __m512i raw = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
+            wa[r] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
+            wb[r] = _mm512_and_si512(raw, mask);
+        }
+        for (int t = 0; t < T; t++) {
+            const int8_t *qb = q + t * k_pad + 128 * b;
+            const __m512i qa = _mm512_loadu_si512(qb), qc = _mm512_loadu_si512(qb + 64);
+            for (int r = 0; r < R; r++) {
+                acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], wa[r], qa);
+                acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], wb[r], qc);
+            }
+        }
+    }
+    const __m512i shift = _mm512_inserti64x4(_mm512_set1_epi32(2), _mm256_setzero_si256(), 1);
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            dots[r * 4 + t] = _mm512_reduce_add_epi32(_mm512_srav_epi32(acc[r][t], shift));
+}
+
+#define TERN_TILE_FN(R, T)                                                                                   \
+    static void ternary_tile_##R##x##T(int32_t *dots, const uint8_t *w, int64_t row_bytes, const int8_t *q,  \
+                                       int64_t k_pad) {                                                      \
+        ternary_tile(dots, w, row_bytes, q, k_pad, R, T);                                                    \
+    }
+TERN_TILE_FN(4, 4)
+TERN_TILE_FN(4, 3)
+TERN_TILE_FN(4, 2)
+TERN_TILE_FN(4, 1)
+TERN_TILE_FN(1, 4)
+TERN_TILE_FN(1, 3)
+TERN_TILE_FN(1, 2)
+TERN_TILE_FN(1, 1)
+
+typedef void (*ternary_tile_fn)(int32_t *, const uint8_t *, int64_t, const int8_t *, int64_t);
+static const ternary_tile_fn tiles_r4[5] = {NULL, ternary_tile_4x1, ternary_tile_4x2, ternary_tile_4x3,
+                                            ternary_tile_4x4};
+static const ternary_tile_fn tiles_r1[5] = {NULL, ternary_tile_1x1, ternary_tile_1x2, ternary_tile_1x3,
+                                            ternary_tile_1x4};
+
+/* Rows per chunk in prefill: 64 rows of up to ~1.7 KB stay in L2 while every token tile passes. */
+enum { ROW_CHUNK = 64 };
+
+static void avx512_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q,
+                                  const float *act_scale, int64_t n_tok, int64_t row_begin, int64_t row_end) {
+    const float wscale = w->scale, oscale = w->out_scale;
+    const int64_t chunk = n_tok == 1 ? row_end - row_begin : ROW_CHUNK;
+    for (int64_t c0 = row_begin; c0 < row_end; c0 += chunk) {
+        const int64_t c1 = c0 + chunk < row_end ? c0 + chunk : row_end;
+        for (int64_t t0 = 0; t0 < n_tok; t0 += 4) {
+            const int T = n_tok - t0 < 4 ? (int)(n_tok - t0) : 4;
+            const int8_t *qt = q + t0 * w->k_pad;
+            int32_t sq[4];
+            for (int t = 0; t < T; t++)
+                sq[t] = sum_q_row(qt + t * w->k_pad, w->k_pad);
+            int64_t r = c0;
+            for (; r < c1; r += 4) {
+                const int R = c1 - r >= 4 ? 4 : 1;
+                int32_t dots[16];
+                (R == 4 ? tiles_r4 : tiles_r1)[T](dots, w->codes + r * w->row_bytes, w->row_bytes, qt,
+                                                  w->k_pad);
+                for (int i = 0; i < R; i++)
+                    for (int t = 0; t < T; t++)
+                        y[(t0 + t) * w->n_out + r + i] =
+                            (float)(dots[i * 4 + t] - sq[t]) / act_scale[t0 + t] * wscale * oscale;
+                if (R == 1)
+                    r -= 3;
+            }
+        }
+    }
+}
+
+/* ---- float matvec (head / embedding types) ---- */
+
+TERN_INLINE __m512 load_f16(const uint16_t *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+TERN_INLINE __m512 load_f16_mask(const uint16_t *p, __mmask16 m) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+TERN_INLINE __m512 load_bf16(const uint16_t *p) {
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+TERN_INLINE __m512 load_bf16_mask(const uint16_t *p, __mmask16 m) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+
+enum { ELT_F32 = 0, ELT_F16 = 1, ELT_BF16 = 2 };
+
+TERN_INLINE __m512 load_elt(const void *row, int64_t i, int elt) {
+    if (elt == ELT_F32)
+        return _mm512_loadu_ps((const float *)row + i);
+    if (elt == ELT_F16)
+        return load_f16((const uint16_t *)row + i);
+    return load_bf16((const uint16_t *)row + i);
+}
+TERN_INLINE __m512 load_elt_mask(const void *row, int64_t i, int elt, __mmask16 m) {
+    if (elt == ELT_F32)
+        return _mm512_maskz_loadu_ps(m, (const float *)row + i);
+    if (elt == ELT_F16)
+        return load_f16_mask((const uint16_t *)row + i, m);
+    return load_bf16_mask((const uint16_t *)row + i, m);
+}
+
+/* Four rows at a time share each x load; two accumulators per row hide the FMA latency. */
+TERN_INLINE void matvec_plain(float *out, const struct tern_tensor *t, const float *x, int64_t r0, int64_t r1,
+                              const int elt) {
+    const int64_t n = t->ne0;
+    const int64_t n32 = n & ~(int64_t)31;
+    const __mmask16 tail_lo = n - n32 >= 16 ? 0xffff : (__mmask16)((1u << (n - n32)) - 1);
+    const __mmask16 tail_hi = n - n32 > 16 ? (__mmask16)((1u << (n - n32 - 16)) - 1) : 0;
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const uint8_t *rows[4];
+        __m512 a[4], b[4];
+        for (int k = 0; k < 4; k++) {
+            rows[k] = (const uint8_t *)t->data + (size_t)(r + k) * t->row_bytes;
+            a[k] = _mm512_setzero_ps();
+            b[k] = _mm512_setzero_ps();
+        }
+        for (int64_t i = 0; i < n32; i += 32) {
+            const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+            for (int k = 0; k < 4; k++) {
+                a[k] = _mm512_fmadd_ps(load_elt(rows[k], i, elt), x0, a[k]);
+                b[k] = _mm512_fmadd_ps(load_elt(rows[k], i + 16, elt), x1, b[k]);
+            }
+        }
+        if (n32 < n) {
+            const __m512 x0 = _mm512_maskz_loadu_ps(tail_lo, x + n32);
+            const __m512 x1 = _mm512_maskz_loadu_ps(tail_hi, x + n32 + 16);
+            for (int k = 0; k < 4; k++) {
+                a[k] = _mm512_fmadd_ps(load_elt_mask(rows[k], n32, elt, tail_lo), x0, a[k]);
+                b[k] = _mm512_fmadd_ps(load_elt_mask(rows[k], n32 + 16, elt, tail_hi), x1, b[k]);
+            }
+        }
+        for (int k = 0; k < 4; k++)
+            out[r + k - r0] = _mm512_reduce_add_ps(_mm512_add_ps(a[k], b[k]));
+    }
+    for (; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
+        __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+        for (int64_t i = 0; i < n32; i += 32) {
+            a = _mm512_fmadd_ps(load_elt(row, i, elt), _mm512_loadu_ps(x + i), a);
+            b = _mm512_fmadd_ps(load_elt(row, i + 16, elt), _mm512_loadu_ps(x + i + 16), b);
+        }
+        if (n32 < n) {
+            a = _mm512_fmadd_ps(load_elt_mask(row, n32, elt, tail_lo),
+                                _mm512_maskz_loadu_ps(tail_lo, x + n32), a);
+            b = _mm512_fmadd_ps(load_elt_mask(row, n32 + 16, elt, tail_hi),
+                                _mm512_maskz_loadu_ps(tail_hi, x + n32 + 16), b);
+        }
+        out[r - r0] = _mm512_reduce_add_ps(_mm512_add_ps(a, b));
+    }
+}
+
+static float half_at(const uint8_t *p) {
+    return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8)));
+}
+
+/* Q8_0: 34-byte blocks (f16 d, 32 int8); block sums scaled by d once. */
+static void matvec_q8_0(float *out, const struct tern_tensor *t, const float *x, int64_t r0, int64_t r1) {
+    const int64_t nb = t->ne0 / 32;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = row + 34 * b;
+            const __m512 q0 =
+                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2))));
+            const __m512 q1 =
+                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18))));
+            const __m512 s = _mm512_fmadd_ps(q1, _mm512_loadu_ps(x + 32 * b + 16),
+                                             _mm512_mul_ps(q0, _mm512_loadu_ps(x + 32 * b)));
+            acc = _mm512_fmadd_ps(s, _mm512_set1_ps(half_at(blk)), acc);
+        }
+        out[r - r0] = _mm512_reduce_add_ps(acc);
+    }
+}
+
+/* Q6_K: 210-byte blocks of 256 (ql[128], qh[64], int8 scales[16], f16 d). The 6-bit quants of a
+ * 128-element half are rebuilt 64 at a time with byte ops into natural element order, then each
+ * 16-element sub-block is widened to f32 and scaled by d*scale, as the reference dequantizes. */
+static void matvec_q6_k(float *out, const struct tern_tensor *t, const float *x, int64_t r0, int64_t r1) {
+    const int64_t nb = t->ne0 / 256;
+    const __m512i m0f = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30), m32 = _mm512_set1_epi8(32);
+    const __m512i shl_a = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i shr_b = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = row + 210 * b;
+            _mm_prefetch((const char *)(blk + 1024), _MM_HINT_T0);
+            _mm_prefetch((const char *)(blk + 1088), _MM_HINT_T0);
+            _mm_prefetch((const char *)(blk + 1152), _MM_HINT_T0);
+            _mm_prefetch((const char *)(blk + 1216), _MM_HINT_T0);
+            const float d = half_at(blk + 208);
+            float dsc[16];
+            _mm512_storeu_ps(
+                dsc, _mm512_mul_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                          _mm_loadu_si128((const __m128i *)(blk + 192))))));
+            const float *xb = x + 256 * b;
+            for (int h = 0; h < 2; h++) {
+                const __m512i ql = _mm512_loadu_si512(blk + 64 * h);
+                const __m512i qh =
+                    _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h)));
+                const __m512i qa =
+                    _mm512_sub_epi8(_mm512_or_si512(_mm512_and_si512(ql, m0f),
+                                                    _mm512_and_si512(_mm512_sllv_epi16(qh, shl_a), m30)),
+                                    m32);
+                const __m512i qb =
+                    _mm512_sub_epi8(_mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m0f),
+                                                    _mm512_and_si512(_mm512_srlv_epi16(qh, shr_b), m30)),
+                                    m32);
+                int8_t qs[128];
+                _mm512_storeu_si512(qs, qa);
+                _mm512_storeu_si512(qs + 64, qb);
+                const float *xh = xb + 128 * h;
+                const float *sc = dsc + 8 * h;
+                for (int c = 0; c < 8; c += 2) {
+                    const __m512 v0 = _mm512_cvtepi32_ps(
+                        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16 * c))));
+                    const __m512 v1 = _mm512_cvtepi32_ps(
+                        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16 * c + 16))));
+                    acc0 = _mm512_fmadd_ps(_mm512_mul_ps(v0, _mm512_set1_ps(sc[c])),
+                                           _mm512_loadu_ps(xh + 16 * c), acc0);
+                    acc1 = _mm512_fmadd_ps(_mm512_mul_ps(v1, _mm512_set1_ps(sc[c + 1])),
+                                           _mm512_loadu_ps(xh + 16 * c + 16), acc1);
+                }
+            }
+        }
+        out[r - r0] = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    }
+}
+
+/* Q4_K's packed 6-bit scale and min of sub-block j (as the reference reads them). */
+static void q4_k_scale_min(int j, const uint8_t *s, int *scale, int *min) {
+    if (j < 4) {
+        *scale = s[j] & 63;
+        *min = s[j + 4] & 63;
+    } else {
+        *scale = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
+        *min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+/* Q4_K: 144-byte blocks of 256 (f16 d, f16 dmin, 12 scale bytes, 128 nibble bytes); element value
+ * d*sc*q - dmin*m per 32-element sub-block. */
+static void matvec_q4_k(float *out, const struct tern_tensor *t, const float *x, int64_t r0, int64_t r1) {
+    const int64_t nb = t->ne0 / 256;
+    const __m256i m0f = _mm256_set1_epi8(0x0f);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = row + 144 * b;
+            _mm_prefetch((const char *)(blk + 1024), _MM_HINT_T0);
+            _mm_prefetch((const char *)(blk + 1088), _MM_HINT_T0);
+            _mm_prefetch((const char *)(blk + 1152), _MM_HINT_T0);
+            const float d = half_at(blk), dmin = half_at(blk + 2);
+            for (int g = 0; g < 4; g++) {
+                int sc0, mn0, sc1, mn1;
+                q4_k_scale_min(2 * g, blk + 4, &sc0, &mn0);
+                q4_k_scale_min(2 * g + 1, blk + 4, &sc1, &mn1);
+                const __m512 d0 = _mm512_set1_ps(d * (float)sc0), m0 = _mm512_set1_ps(dmin * (float)mn0);
+                const __m512 d1 = _mm512_set1_ps(d * (float)sc1), m1 = _mm512_set1_ps(dmin * (float)mn1);
+                const __m256i qv = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * g));
+                const __m256i lo = _mm256_and_si256(qv, m0f);
+                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m0f);
+                const float *xg = x + 256 * b + 64 * g;
+                const __m512 l0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(lo)));
+                const __m512 l1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(lo, 1)));
+                const __m512 h0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(hi)));
+                const __m512 h1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(hi, 1)));
+                acc0 = _mm512_fmadd_ps(_mm512_fmsub_ps(l0, d0, m0), _mm512_loadu_ps(xg), acc0);
+                acc1 = _mm512_fmadd_ps(_mm512_fmsub_ps(l1, d0, m0), _mm512_loadu_ps(xg + 16), acc1);
+                acc0 = _mm512_fmadd_ps(_mm512_fmsub_ps(h0, d1, m1), _mm512_loadu_ps(xg + 32), acc0);
+                acc1 = _mm512_fmadd_ps(_mm512_fmsub_ps(h1, d1, m1), _mm512_loadu_ps(xg + 48), acc1);
+            }
+        }
+        out[r - r0] = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    }
+}
+
+static void avx512_matvec(float *out, const struct tern_tensor *t, const float *x, int64_t row_begin,
+                          int64_t row_end) {
+    switch (t->type) {
+    case TERN_TYPE_F32:
+        matvec_plain(out, t, x, row_begin, row_end, ELT_F32);
+        break;
+    case TERN_TYPE_F16:
+        matvec_plain(out, t, x, row_begin, row_end, ELT_F16);
+        break;
+    case TERN_TYPE_BF16:
+        matvec_plain(out, t, x, row_begin, row_end, ELT_BF16);
+        break;
+    case TERN_TYPE_Q8_0:
+        matvec_q8_0(out, t, x, row_begin, row_end);
+        break;
+    case TERN_TYPE_Q6_K:
+        matvec_q6_k(out, t, x, row_begin, row_end);
+        break;
+    case TERN_TYPE_Q4_K:
+        matvec_q4_k(out, t, x, row_begin, row_end);
+        break;
+    default:
+        tern_ref_matvec(out, t, x, row_begin, row_end);
+        break;
+    }
+}
+
+/* ---- float ops ---- */
+
+static void avx512_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
+    /* squares in f32 summed in f64, as the reference (only the summation order differs) */
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x + i);
+        const __m512 sq = _mm512_mul_ps(v, v);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(sq)));
+        s1 = _mm512_add_pd(
+            s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sq), 1))));
+    }
+    double sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    for (; i < n; i++)
+        sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (i = 0; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(out + i,
+                         _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs), _mm512_loadu_ps(w + i)));
+    for (; i < n; i++)
+        out[i] = (x[i] * scale) * w[i];
+}
+
+/* The angles depend only on the pair index, so they are computed once (by the reference's own
+ * product sequence, hence bit-identical) and applied to every head with separate multiplies and a
+ * subtract (no FMA), which makes the result bit-identical too. */
+enum { ROPE_MAX_PAIRS = 512 };
+
+static void avx512_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float theta,
+                        enum tern_rope_style style) {
+    const int half = n_rot / 2;
+    if (half > ROPE_MAX_PAIRS || style != TERN_ROPE_NEOX || half % 16 != 0) {
+        tern_ref_rope(x, n_head, head_dim, n_rot, pos, theta, style);
+        return;
+    }
+    float cs[ROPE_MAX_PAIRS], sn[ROPE_MAX_PAIRS];
+    const float theta_scale = powf(theta, -2.0f / (float)n_rot);
+    float angle = (float)pos;
+    for (int i = 0; i < half; i++) {
+        cs[i] = cosf(angle);
+        sn[i] = sinf(angle);
+        angle *= theta_scale;
+    }
+    for (int h = 0; h < n_head; h++) {
+        float *v = x + (int64_t)h * head_dim;
+        for (int i = 0; i < half; i += 16) {
+            const __m512 c = _mm512_loadu_ps(cs + i), s = _mm512_loadu_ps(sn + i);
+            const __m512 x0 = _mm512_loadu_ps(v + i), x1 = _mm512_loadu_ps(v + i + half);
+            _mm512_storeu_ps(v + i, _mm512_sub_ps(_mm512_mul_ps(x0, c), _mm512_mul_ps(x1, s)));
+            _mm512_storeu_ps(v + i + half, _mm512_add_ps(_mm512_mul_ps(x0, s), _mm512_mul_ps(x1, c)));
+        }
+    }
+}
+
+/* e^x for x <= 0 (softmax arguments): Cephes-style range reduction and a degree-6 polynomial,
+ * scaled by 2^n with vscalefps; relative error ~1e-7, exact 0 far below the f32 range. */
+TERN_INLINE __m512 exp_ps(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* Follows the reference's f16 KV-path contract: scratch = [head_dim] query rounded to f16, then
+ * [pos + 1] scores/weights; softmax sums in f64 and the weights are rounded to f16 before the sum
+ * over V. Scores take four positions at a time for independent FMA chains. */
+static void avx512_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
+                             int pos, int n_head, int n_head_kv, int head_dim, float *scratch) {
+    if (head_dim % 64 != 0) {
+        tern_ref_attention(out, q, k_cache, v_cache, pos, n_head, n_head_kv, head_dim, scratch);
+        return;
+    }
+    const int group = n_head / n_head_kv;
+    const int64_t kv_stride = (int64_t)n_head_kv * head_dim;
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    const int n_pos = pos + 1;
+    float *q16 = scratch, *wts = scratch + head_dim;
+    for (int h = 0; h < n_head; h++) {
+        const float *qh = q + (int64_t)h * head_dim;
+        const int64_t kv_off = (int64_t)(h / group) * head_dim;
+        for (int d = 0; d < head_dim; d += 16)
+            _mm512_storeu_ps(q16 + d,
+                             _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(qh + d),
+                                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+        int p = 0;
+        for (; p + 4 <= n_pos; p += 4) {
+            __m512 a[4];
+            for (int j = 0; j < 4; j++)
+                a[j] = _mm512_setzero_ps();
+            for (int d = 0; d < head_dim; d += 16) {
+                const __m512 qv = _mm512_loadu_ps(q16 + d);
+                for (int j = 0; j < 4; j++)
+                    a[j] = _mm512_fmadd_ps(qv, load_f16(k_cache + (p + j) * kv_stride + kv_off + d), a[j]);
+            }
+            for (int j = 0; j < 4; j++)
+                wts[p + j] = _mm512_reduce_add_ps(a[j]) * scale;
+        }
+        for (; p < n_pos; p++) {
+            __m512 a = _mm512_setzero_ps();
+            for (int d = 0; d < head_dim; d += 16)
+                a = _mm512_fmadd_ps(_mm512_loadu_ps(q16 + d), load_f16(k_cache + p * kv_stride + kv_off + d),
+                                    a);
+            wts[p] = _mm512_reduce_add_ps(a) * scale;
+        }
+        __m512 vmax = _mm512_set1_ps(-INFINITY);
+        for (p = 0; p + 16 <= n_pos; p += 16)
+            vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(wts + p));
+        float max = _mm512_reduce_max_ps(vmax);
+        for (; p < n_pos; p++)
+            max = fmaxf(max, wts[p]);
+        const __m512 vm = _mm512_set1_ps(max);
+        __m512d vsum = _mm512_setzero_pd();
+        for (p = 0; p < n_pos; p += 16) {
+            const __mmask16 m = n_pos - p >= 16 ? 0xffff : (__mmask16)((1u << (n_pos - p)) - 1);
+            const __m512 e =
+                _mm512_maskz_mov_ps(m, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, wts + p), vm)));
+            _mm512_mask_storeu_ps(wts + p, m, e);
+            vsum = _mm512_add_pd(vsum, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+            vsum = _mm512_add_pd(
+                vsum, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+        }
+        const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(vsum)));
+        for (p = 0; p < n_pos; p += 16) {
+            const __mmask16 m = n_pos - p >= 16 ? 0xffff : (__mmask16)((1u << (n_pos - p)) - 1);
+            const __m256i w16 = _mm512_cvtps_ph(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, wts + p), inv),
+                                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm512_mask_storeu_ps(wts + p, m, _mm512_cvtph_ps(w16));
+        }
+        /* weighted sum of V, 64 dims per pass */
+        float *oh = out + (int64_t)h * head_dim;
+        for (int d = 0; d < head_dim; d += 64) {
+            __m512 o[4];
+            for (int j = 0; j < 4; j++)
+                o[j] = _mm512_setzero_ps();
+            for (p = 0; p < n_pos; p++) {
+                const uint16_t *v = v_cache + p * kv_stride + kv_off + d;
+                const __m512 wgt = _mm512_set1_ps(wts[p]);
+                for (int j = 0; j < 4; j++)
+                    o[j] = _mm512_fmadd_ps(wgt, load_f16(v + 16 * j), o[j]);
+            }
+            for (int j = 0; j < 4; j++)
+                _mm512_storeu_ps(oh + d + 16 * j, o[j]);
+        }
+    }
+}
+
+static void avx512_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act) {
+    if (act != TERN_FFN_RELU2) {
+        tern_ref_ffn_act(out, gate, up, n, act);
+        return;
+    }
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 r = _mm512_max_ps(_mm512_loadu_ps(gate + i), _mm512_setzero_ps());
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(r, r), _mm512_loadu_ps(up + i)));
+    }
+    if (i < n)
+        tern_ref_ffn_act(out + i, gate + i, up + i, n - i, act);
+}
+
+const struct tern_cpu_kernels tern_cpu_kernels_avx512 = {
+    .name = "avx512",
+    .quantize_act = avx512_quantize_act,
+    .ternary_matmul = avx512_ternary_matmul,
+    .matvec = avx512_matvec,
+    .rmsnorm = avx512_rmsnorm,
+    .rope = avx512_rope,
+    .attention = avx512_attention,
+    .ffn_act = avx512_ffn_act,
+};

@@ -1,0 +1,218 @@
+/* The CPU thread pool (see pool.h).
+ *
+ * One 64-bit word publishes each call and hands out its tasks: the high 32 bits are the call's
+ * generation, the low 32 bits the next unclaimed task index. A thread claims a task by a
+ * compare-and-swap that keeps the generation, so a worker that wakes up late (or is preempted by
+ * another process) can never claim a task of a later call, and the caller never waits for workers
+ * that have nothing to do: it returns as soon as every task of its call has finished. Idle workers
+ * spin on the word for up to TERN_POOL_SPIN_NS (yielding now and then, since the two cores may be
+ * shared with other processes), then sleep on a condition variable. */
+#include "pool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../scheduler/log.h"
+
+/* How long an idle worker spins before sleeping: longer than the serial gaps between the kernel
+ * calls of one token (norms, quantization, attention bookkeeping: tens of microseconds), short
+ * enough that an idle pool stops costing CPU almost at once. */
+enum { TERN_POOL_SPIN_NS = 1000000 };
+/* Spins between sched_yield() calls, for workers and for the caller waiting on running tasks. */
+enum { TERN_POOL_YIELD_SPINS = 1024 };
+
+struct tern_pool_worker {
+    struct tern_pool *pool;
+    int index; /* 1 .. n_threads-1; the caller is 0 */
+    pthread_t thread;
+};
+
+struct tern_pool {
+    /* the current call; written by the caller before it publishes a new generation, and stable
+     * until every task of that generation has finished */
+    tern_pool_fn fn;
+    void *arg;
+    int64_t n_tasks;
+    int n_threads;
+    int n_started; /* workers actually created */
+    struct tern_pool_worker *workers;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    /* hot words, each on its own cache line */
+    alignas(64) atomic_uint_least64_t work; /* generation << 32 | next task */
+    alignas(64) atomic_llong done;          /* tasks of the current call that have finished */
+    alignas(64) atomic_int sleepers;
+    atomic_int stop;
+};
+
+static uint32_t gen_of(uint64_t w) {
+    return (uint32_t)(w >> 32);
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Claims and runs tasks of generation gen until none are left (or a later call began). */
+static void run_tasks(struct tern_pool *pool, uint32_t gen, int thread) {
+    uint64_t w = atomic_load(&pool->work);
+    for (;;) {
+        if (gen_of(w) != gen)
+            return;
+        /* read before the claim: a successful claim proves the call is still running, so these
+         * were not yet replaced by the next call (see the file comment) */
+        const tern_pool_fn fn = pool->fn;
+        void *arg = pool->arg;
+        const int64_t idx = (int64_t)(uint32_t)w;
+        if (idx >= pool->n_tasks)
+            return;
+        if (atomic_compare_exchange_weak(&pool->work, &w, w + 1)) {
+            fn(arg, idx, thread);
+            atomic_fetch_add_explicit(&pool->done, 1, memory_order_release);
+            w = atomic_load(&pool->work);
+        }
+    }
+}
+
+/* Waits until the generation differs from seen; returns the new one. */
+static uint32_t wait_generation(struct tern_pool *pool, uint32_t seen) {
+    uint32_t g = gen_of(atomic_load_explicit(&pool->work, memory_order_acquire));
+    if (g != seen)
+        return g;
+    const int64_t t0 = now_ns();
+    for (unsigned spins = 1;; spins++) {
+        g = gen_of(atomic_load_explicit(&pool->work, memory_order_acquire));
+        if (g != seen)
+            return g;
+        if (spins % TERN_POOL_YIELD_SPINS == 0) {
+            if (now_ns() - t0 > TERN_POOL_SPIN_NS)
+                break;
+            sched_yield();
+        }
+    }
+    pthread_mutex_lock(&pool->mutex);
+    atomic_fetch_add(&pool->sleepers, 1);
+    while ((g = gen_of(atomic_load(&pool->work))) == seen)
+        pthread_cond_wait(&pool->cond, &pool->mutex);
+    atomic_fetch_sub(&pool->sleepers, 1);
+    pthread_mutex_unlock(&pool->mutex);
+    return g;
+}
+
+static void *worker_main(void *p) {
+    struct tern_pool_worker *w = p;
+    struct tern_pool *pool = w->pool;
+    uint32_t seen = 0;
+    for (;;) {
+        seen = wait_generation(pool, seen);
+        if (atomic_load(&pool->stop))
+            break;
+        run_tasks(pool, seen, w->index);
+    }
+    return NULL;
+}
+
+/* Starts a new generation with task 0 next and wakes sleeping workers. The seq_cst store of work
+ * followed by the seq_cst read of sleepers pairs with the worker's increment of sleepers before its
+ * re-check of work under the mutex: a worker either sees the new generation or is counted and
+ * woken. */
+static void publish(struct tern_pool *pool) {
+    const uint32_t gen = gen_of(atomic_load(&pool->work)) + 1;
+    atomic_store(&pool->work, (uint64_t)gen << 32);
+    if (atomic_load(&pool->sleepers) > 0) {
+        pthread_mutex_lock(&pool->mutex);
+        pthread_cond_broadcast(&pool->cond);
+        pthread_mutex_unlock(&pool->mutex);
+    }
+}
+
+tern_status tern_pool_create(int n_threads, struct tern_pool **out) {
+    *out = NULL;
+    if (n_threads < 1)
+        n_threads = 1;
+    const size_t size = (sizeof(struct tern_pool) + 63) / 64 * 64;
+    struct tern_pool *pool = aligned_alloc(64, size);
+    if (!pool)
+        return TERN_ERR_NOMEM;
+    memset(pool, 0, sizeof *pool);
+    pool->n_threads = n_threads;
+    atomic_init(&pool->work, 0);
+    atomic_init(&pool->done, 0);
+    atomic_init(&pool->sleepers, 0);
+    atomic_init(&pool->stop, 0);
+    if (pthread_mutex_init(&pool->mutex, NULL) != 0) {
+        free(pool);
+        return TERN_ERR_INTERNAL;
+    }
+    if (pthread_cond_init(&pool->cond, NULL) != 0) {
+        pthread_mutex_destroy(&pool->mutex);
+        free(pool);
+        return TERN_ERR_INTERNAL;
+    }
+    if (n_threads > 1) {
+        pool->workers = calloc((size_t)(n_threads - 1), sizeof *pool->workers);
+        if (!pool->workers) {
+            tern_pool_free(pool);
+            return TERN_ERR_NOMEM;
+        }
+        for (int i = 0; i < n_threads - 1; i++) {
+            pool->workers[i].pool = pool;
+            pool->workers[i].index = i + 1;
+            if (pthread_create(&pool->workers[i].thread, NULL, worker_main, &pool->workers[i]) != 0) {
+                tern_log_error("thread pool: could not start worker %d of %d", i + 1, n_threads - 1);
+                tern_pool_free(pool);
+                return TERN_ERR_INTERNAL;
+            }
+            pool->n_started = i + 1;
+        }
+    }
+    *out = pool;
+    return TERN_OK;
+}
+
+void tern_pool_free(struct tern_pool *pool) {
+    if (!pool)
+        return;
+    if (pool->n_started > 0) {
+        atomic_store(&pool->stop, 1);
+        pool->n_tasks = 0;
+        publish(pool);
+        for (int i = 0; i < pool->n_started; i++)
+            pthread_join(pool->workers[i].thread, NULL);
+    }
+    free(pool->workers);
+    pthread_cond_destroy(&pool->cond);
+    pthread_mutex_destroy(&pool->mutex);
+    free(pool);
+}
+
+int tern_pool_size(const struct tern_pool *pool) {
+    return pool ? pool->n_threads : 1;
+}
+
+void tern_pool_run(struct tern_pool *pool, int64_t n_tasks, tern_pool_fn fn, void *arg) {
+    if (n_tasks <= 0)
+        return;
+    if (!pool || pool->n_started == 0 || n_tasks == 1 || n_tasks > UINT32_MAX) {
+        for (int64_t i = 0; i < n_tasks; i++)
+            fn(arg, i, 0);
+        return;
+    }
+    pool->fn = fn;
+    pool->arg = arg;
+    pool->n_tasks = n_tasks;
+    atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
+    publish(pool); /* seq_cst: orders the job fields above before the new generation */
+    run_tasks(pool, gen_of(atomic_load(&pool->work)), 0);
+    /* every task is claimed; wait for the ones still running on workers */
+    for (unsigned spins = 1; atomic_load_explicit(&pool->done, memory_order_acquire) < n_tasks; spins++)
+        if (spins % TERN_POOL_YIELD_SPINS == 0)
+            sched_yield();
+}
