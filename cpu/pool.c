@@ -1,10 +1,11 @@
 /* The CPU thread pool (see pool.h).
  *
- * One 64-bit word publishes each call and hands out its tasks: the high 32 bits are the call's
- * generation, the low 32 bits the next unclaimed task index. A thread claims a task by a
- * compare-and-swap that keeps the generation, so a worker that wakes up late (or is preempted by
- * another process) can never claim a task of a later call, and the caller never waits for workers
- * that have nothing to do: it returns as soon as every task of its call has finished. Idle workers
+ * One 64-bit word publishes each call and hands out its tasks: the call's generation (24 bits), its
+ * task count and the next unclaimed task index (20 bits each). A thread claims a task by a
+ * compare-and-swap of the whole word, so a worker that wakes up late (or is preempted by another
+ * process) can never claim a task of another call (the count it checks is in the same word it
+ * swaps), and the caller never waits for workers that have nothing to do: it returns as soon as
+ * every task of its call has finished. Idle workers
  * spin on the word for up to TERN_POOL_SPIN_NS (yielding now and then, since the two cores may be
  * shared with other processes), then sleep on a condition variable. */
 #include "pool.h"
@@ -37,21 +38,30 @@ struct tern_pool {
      * until every task of that generation has finished */
     tern_pool_fn fn;
     void *arg;
-    int64_t n_tasks;
     int n_threads;
     int n_started; /* workers actually created */
     struct tern_pool_worker *workers;
     pthread_mutex_t mutex;
     pthread_cond_t cond;
     /* hot words, each on its own cache line */
-    alignas(64) atomic_uint_least64_t work; /* generation << 32 | next task */
+    alignas(64) atomic_uint_least64_t work; /* generation << 40 | n_tasks << 20 | next task */
     alignas(64) atomic_llong done;          /* tasks of the current call that have finished */
     alignas(64) atomic_int sleepers;
     atomic_int stop;
 };
 
+enum { TASK_BITS = 20 };
+#define TASK_MASK ((UINT64_C(1) << TASK_BITS) - 1)
+#define GEN_MASK ((UINT64_C(1) << (64 - 2 * TASK_BITS)) - 1)
+
 static uint32_t gen_of(uint64_t w) {
-    return (uint32_t)(w >> 32);
+    return (uint32_t)(w >> (2 * TASK_BITS));
+}
+static int64_t count_of(uint64_t w) {
+    return (int64_t)((w >> TASK_BITS) & TASK_MASK);
+}
+static int64_t next_of(uint64_t w) {
+    return (int64_t)(w & TASK_MASK);
 }
 
 static int64_t now_ns(void) {
@@ -66,13 +76,13 @@ static void run_tasks(struct tern_pool *pool, uint32_t gen, int thread) {
     for (;;) {
         if (gen_of(w) != gen)
             return;
-        /* read before the claim: a successful claim proves the call is still running, so these
-         * were not yet replaced by the next call (see the file comment) */
+        const int64_t idx = next_of(w);
+        if (idx >= count_of(w))
+            return;
+        /* read before the claim: a successful claim proves this call still has unfinished tasks,
+         * so the caller has not yet replaced them with the next call's */
         const tern_pool_fn fn = pool->fn;
         void *arg = pool->arg;
-        const int64_t idx = (int64_t)(uint32_t)w;
-        if (idx >= pool->n_tasks)
-            return;
         if (atomic_compare_exchange_weak(&pool->work, &w, w + 1)) {
             fn(arg, idx, thread);
             atomic_fetch_add_explicit(&pool->done, 1, memory_order_release);
@@ -119,13 +129,13 @@ static void *worker_main(void *p) {
     return NULL;
 }
 
-/* Starts a new generation with task 0 next and wakes sleeping workers. The seq_cst store of work
- * followed by the seq_cst read of sleepers pairs with the worker's increment of sleepers before its
+/* Starts a new generation of n_tasks tasks, task 0 next, and wakes sleeping workers. The seq_cst store of
+ * work followed by the seq_cst read of sleepers pairs with the worker's increment of sleepers before its
  * re-check of work under the mutex: a worker either sees the new generation or is counted and
  * woken. */
-static void publish(struct tern_pool *pool) {
-    const uint32_t gen = gen_of(atomic_load(&pool->work)) + 1;
-    atomic_store(&pool->work, (uint64_t)gen << 32);
+static void publish(struct tern_pool *pool, int64_t n_tasks) {
+    const uint64_t gen = (gen_of(atomic_load(&pool->work)) + 1) & GEN_MASK;
+    atomic_store(&pool->work, gen << (2 * TASK_BITS) | (uint64_t)n_tasks << TASK_BITS);
     if (atomic_load(&pool->sleepers) > 0) {
         pthread_mutex_lock(&pool->mutex);
         pthread_cond_broadcast(&pool->cond);
@@ -182,8 +192,7 @@ void tern_pool_free(struct tern_pool *pool) {
         return;
     if (pool->n_started > 0) {
         atomic_store(&pool->stop, 1);
-        pool->n_tasks = 0;
-        publish(pool);
+        publish(pool, 0);
         for (int i = 0; i < pool->n_started; i++)
             pthread_join(pool->workers[i].thread, NULL);
     }
@@ -200,16 +209,15 @@ int tern_pool_size(const struct tern_pool *pool) {
 void tern_pool_run(struct tern_pool *pool, int64_t n_tasks, tern_pool_fn fn, void *arg) {
     if (n_tasks <= 0)
         return;
-    if (!pool || pool->n_started == 0 || n_tasks == 1 || n_tasks > UINT32_MAX) {
+    if (!pool || pool->n_started == 0 || n_tasks == 1 || n_tasks > (int64_t)TASK_MASK) {
         for (int64_t i = 0; i < n_tasks; i++)
             fn(arg, i, 0);
         return;
     }
     pool->fn = fn;
     pool->arg = arg;
-    pool->n_tasks = n_tasks;
     atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
-    publish(pool); /* seq_cst: orders the job fields above before the new generation */
+    publish(pool, n_tasks); /* seq_cst: orders the job fields above before the new generation */
     run_tasks(pool, gen_of(atomic_load(&pool->work)), 0);
     /* every task is claimed; wait for the ones still running on workers */
     for (unsigned spins = 1; atomic_load_explicit(&pool->done, memory_order_acquire) < n_tasks; spins++)

@@ -24,8 +24,8 @@ int tern_pool_size(const struct tern_pool *pool);
 
 /* Runs fn(arg, i, thread) for i in [0, n_tasks) across the pool and returns when all are done.
  * Tasks are handed out one index at a time from a shared counter, so a thread slowed by another
- * process takes fewer. pool may be NULL (runs inline). Not reentrant: call from one thread at a
- * time, never from inside a task. */
+ * process takes fewer. pool may be NULL (runs inline); more than 2^20 - 1 tasks also run inline. Not
+ * reentrant: call from one thread at a time, never from inside a task. */
 void tern_pool_run(struct tern_pool *pool, int64_t n_tasks, tern_pool_fn fn, void *arg);
 
 #endif

@@ -527,10 +527,14 @@ struct stress_job {
     atomic_int hits[STRESS_MAX_TASKS];
     atomic_int bad_thread;
     int n_threads;
+    int busy; /* spin iterations per task, so workers take part and tasks overlap */
 };
 
 static void stress_task(void *arg, int64_t task, int thread) {
     struct stress_job *j = arg;
+    volatile int sink = 0;
+    for (int i = 0; i < j->busy; i++)
+        sink += i;
     atomic_fetch_add_explicit(&j->hits[task], 1, memory_order_relaxed);
     if (thread < 0 || thread >= j->n_threads)
         atomic_store(&j->bad_thread, 1);
@@ -544,13 +548,15 @@ static double now_s(void) {
 
 static void test_pool_stress(void) {
     static const int counts[] = {1, 2, 3, 4, 8};
-    for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++) {
+    for (size_t ci = 0; ci < 2 * sizeof counts / sizeof counts[0]; ci++) {
+        const int busy = ci % 2 ? 300 : 0;
         struct tern_pool *pool = NULL;
-        CHECK_STATUS(TERN_OK, tern_pool_create(counts[ci], &pool));
+        CHECK_STATUS(TERN_OK, tern_pool_create(counts[ci / 2], &pool));
         static struct stress_job j;
-        j.n_threads = counts[ci];
+        j.n_threads = counts[ci / 2];
+        j.busy = busy;
         atomic_store(&j.bad_thread, 0);
-        const int n_calls = 20000;
+        const int n_calls = busy ? 5000 : 20000;
         int64_t expected[STRESS_MAX_TASKS] = {0};
         for (int i = 0; i < STRESS_MAX_TASKS; i++)
             atomic_store(&j.hits[i], 0);
@@ -565,8 +571,8 @@ static void test_pool_stress(void) {
         for (int i = 0; i < STRESS_MAX_TASKS; i++)
             CHECK_INT(expected[i], atomic_load(&j.hits[i]));
         CHECK_INT(0, atomic_load(&j.bad_thread));
-        fprintf(stderr, "  pool %d threads: %.2f us per call (%d calls of 0..%d tiny tasks)\n", counts[ci],
-                1e6 * dt / n_calls, n_calls, STRESS_MAX_TASKS);
+        fprintf(stderr, "  pool %d threads: %.2f us per call (%d calls of 0..%d %s tasks)\n", counts[ci / 2],
+                1e6 * dt / n_calls, n_calls, STRESS_MAX_TASKS, busy ? "short" : "empty");
         tern_pool_free(pool);
     }
     /* a pool that sleeps between calls must wake up */
