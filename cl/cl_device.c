@@ -1,0 +1,426 @@
+/* The OpenCL device behind scheduler/device.h: it owns its layers' weights (on unified-memory devices
+ * the buffers wrap the host copy, CL_MEM_USE_HOST_PTR, so weights are not held twice), their f16 KV
+ * cache and the batch scratch; run_layers uploads the hidden state, runs the layers with the kernels
+ * of cl/kernels/ and downloads it. The forward pass is the one of cpu/cpu_device.c, op for op. */
+#include "cl_device.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../scheduler/log.h"
+#include "cl_runtime.h"
+
+/* Tokens per pass through the layers: bounds the scratch; larger batches run in causal chunks. */
+#define TERN_CL_MAX_BATCH 256
+
+enum { W_Q, W_K, W_V, W_O, W_GATE, W_UP, W_DOWN, W_COUNT };
+
+struct cl_layer {
+    cl_mem attn_norm, attn_sub_norm, ffn_norm, ffn_sub_norm; /* f32 vectors (sub-norms may be NULL) */
+    cl_mem w[W_COUNT];                                       /* packed codes, n_out * row_bytes */
+    struct tern_ternary desc[W_COUNT];                       /* shapes and scales (codes unused) */
+    cl_mem k_cache, v_cache;                                 /* f16 [n_ctx][n_head_kv*head_dim] */
+};
+
+struct cl_scratch {
+    int cap;           /* tokens the buffers hold */
+    cl_mem h;          /* [cap][n_embd] hidden state */
+    cl_mem x;          /* [cap][max(n_embd, q_dim)] normed input */
+    cl_mem q8;         /* [cap][k_pad max] int8 activations */
+    cl_mem act_scale;  /* [cap] */
+    cl_mem sum_q;      /* [cap] */
+    cl_mem qh, kh, vh; /* [cap][q_dim], [cap][kv_dim] x 2 */
+    cl_mem attn;       /* [cap][q_dim] */
+    cl_mem gate, up;   /* [cap][n_ff] */
+    cl_mem tokens;     /* [cap] int32 */
+};
+
+struct cl_device {
+    struct tern_cl_rt *rt;
+    const struct tern_model_view *model;
+    struct tern_hparams hp;
+    int layer_begin, layer_end, n_ctx;
+    unsigned parts;
+    struct cl_layer *layers; /* layer_end - layer_begin */
+    cl_mem embd, head, out_norm, logits;
+    int64_t kpad_max;
+    struct cl_scratch s;
+};
+
+static void rel(struct cl_device *d, cl_mem *m) { tern_cl_buf_free(d->rt, m); }
+
+static void scratch_free(struct cl_device *d) {
+    struct cl_scratch *s = &d->s;
+    cl_mem *all[] = {&s->h, &s->x, &s->q8, &s->act_scale, &s->sum_q, &s->qh, &s->kh,
+                     &s->vh, &s->attn, &s->gate, &s->up, &s->tokens};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        rel(d, all[i]);
+    s->cap = 0;
+}
+
+static void unload(struct cl_device *d) {
+    if (d->layers) {
+        for (int i = 0; i < d->layer_end - d->layer_begin; i++) {
+            struct cl_layer *L = &d->layers[i];
+            rel(d, &L->attn_norm);
+            rel(d, &L->attn_sub_norm);
+            rel(d, &L->ffn_norm);
+            rel(d, &L->ffn_sub_norm);
+            for (int w = 0; w < W_COUNT; w++)
+                rel(d, &L->w[w]);
+            rel(d, &L->k_cache);
+            rel(d, &L->v_cache);
+        }
+        free(d->layers);
+        d->layers = NULL;
+    }
+    rel(d, &d->embd);
+    rel(d, &d->head);
+    rel(d, &d->out_norm);
+    rel(d, &d->logits);
+    scratch_free(d);
+    d->model = NULL;
+    d->layer_begin = d->layer_end = 0;
+    d->parts = 0;
+}
+
+static tern_status cl_describe(void *ctx, struct tern_device_info *out) {
+    struct cl_device *d = ctx;
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%.127s", d->rt->name);
+    out->kind = (d->rt->type & CL_DEVICE_TYPE_GPU)   ? TERN_DEVICE_GPU
+                : (d->rt->type & CL_DEVICE_TYPE_CPU) ? TERN_DEVICE_CPU
+                                                     : TERN_DEVICE_ACCEL;
+    out->mem_bytes = d->rt->global_mem;
+    out->unified_memory = d->rt->unified;
+    out->shares_cpu_cores = (d->rt->type & CL_DEVICE_TYPE_CPU) != 0;
+    return TERN_OK;
+}
+
+/* A read-only weight buffer over host data: wrapped on unified memory, copied otherwise. */
+static tern_status weight_buf(struct cl_device *d, const void *data, size_t size, const char *what, cl_mem *out) {
+    cl_mem_flags flags = CL_MEM_READ_ONLY | (d->rt->unified ? CL_MEM_USE_HOST_PTR : CL_MEM_COPY_HOST_PTR);
+    /* the device only reads it; OpenCL's API takes a non-const pointer */
+    void *host;
+    memcpy(&host, &data, sizeof host);
+    return tern_cl_buf(d->rt, flags, size, host, what, out);
+}
+
+static tern_status small_buf(struct cl_device *d, const float *data, int64_t n, const char *what, cl_mem *out) {
+    void *host;
+    memcpy(&host, &data, sizeof host);
+    return tern_cl_buf(d->rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (size_t)n * sizeof(float), host, what, out);
+}
+
+static tern_status check_ternary(const struct tern_ternary *w, int64_t n_in, int64_t n_out, int il, const char *nm) {
+    if (w->n_in != n_in || w->n_out != n_out || w->k_pad < w->n_in || w->k_pad % 128 ||
+        w->row_bytes != w->k_pad / 4 || !w->codes) {
+        tern_log_error("cl: layer %d %s: shape %lldx%lld (k_pad %lld) does not match the model (%lldx%lld)", il, nm,
+                       (long long)w->n_in, (long long)w->n_out, (long long)w->k_pad, (long long)n_in,
+                       (long long)n_out);
+        return TERN_ERR_SHAPE;
+    }
+    return TERN_OK;
+}
+
+static tern_status cl_load(void *ctx, const struct tern_model_view *model, int layer_begin, int layer_end,
+                           unsigned parts, int n_ctx) {
+    struct cl_device *d = ctx;
+    unload(d);
+    const struct tern_hparams *hp = &model->hp;
+    if (layer_begin < 0 || layer_end < layer_begin || layer_end > hp->n_layer || n_ctx <= 0)
+        return TERN_ERR_ARG;
+    if (hp->head_dim <= 0 || hp->head_dim > 256 || hp->n_head_kv <= 0 || hp->n_head % hp->n_head_kv ||
+        hp->n_rot > hp->head_dim || hp->n_rot % 2) {
+        tern_log_error("cl: head_dim %d / n_rot %d / %d heads / %d kv heads are not supported by the OpenCL device",
+                       hp->head_dim, hp->n_rot, hp->n_head, hp->n_head_kv);
+        return TERN_ERR_UNSUPPORTED;
+    }
+    d->model = model;
+    d->hp = *hp;
+    d->n_ctx = n_ctx;
+    d->parts = parts;
+    const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff;
+    const int64_t q_dim = (int64_t)hp->n_head * hp->head_dim, kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+    d->kpad_max = 128;
+    tern_status st = TERN_OK;
+    int n_l = layer_end - layer_begin;
+    d->layers = calloc(n_l ? (size_t)n_l : 1, sizeof *d->layers);
+    if (!d->layers)
+        return TERN_ERR_NOMEM;
+    d->layer_begin = layer_begin;
+    d->layer_end = layer_end;
+    static const char *const wnames[W_COUNT] = {"attn_q", "attn_k", "attn_v", "attn_output",
+                                                "ffn_gate", "ffn_up", "ffn_down"};
+    for (int il = layer_begin; il < layer_end && st == TERN_OK; il++) {
+        const struct tern_layer_weights *W = &model->layers[il];
+        struct cl_layer *L = &d->layers[il - layer_begin];
+        const struct tern_ternary *src[W_COUNT] = {&W->wq, &W->wk, &W->wv, &W->wo, &W->wgate, &W->wup, &W->wdown};
+        const int64_t n_in[W_COUNT] = {n_embd, n_embd, n_embd, q_dim, n_embd, n_embd, n_ff};
+        const int64_t n_out[W_COUNT] = {q_dim, kv_dim, kv_dim, n_embd, n_ff, n_ff, n_embd};
+        for (int w = 0; w < W_COUNT && st == TERN_OK; w++) {
+            st = check_ternary(src[w], n_in[w], n_out[w], il, wnames[w]);
+            if (st == TERN_OK)
+                st = weight_buf(d, src[w]->codes, (size_t)(src[w]->n_out * src[w]->row_bytes), wnames[w], &L->w[w]);
+            L->desc[w] = *src[w];
+            L->desc[w].codes = NULL;
+            if (src[w]->k_pad > d->kpad_max)
+                d->kpad_max = src[w]->k_pad;
+        }
+        if (st == TERN_OK)
+            st = small_buf(d, W->attn_norm, n_embd, "attn_norm", &L->attn_norm);
+        if (st == TERN_OK)
+            st = small_buf(d, W->ffn_norm, n_embd, "ffn_norm", &L->ffn_norm);
+        if (st == TERN_OK && W->attn_sub_norm)
+            st = small_buf(d, W->attn_sub_norm, q_dim, "attn_sub_norm", &L->attn_sub_norm);
+        if (st == TERN_OK && W->ffn_sub_norm)
+            st = small_buf(d, W->ffn_sub_norm, n_ff, "ffn_sub_norm", &L->ffn_sub_norm);
+        const size_t kv_bytes = (size_t)n_ctx * (size_t)kv_dim * 2;
+        if (st == TERN_OK)
+            st = tern_cl_buf(d->rt, CL_MEM_READ_WRITE, kv_bytes, NULL, "k cache", &L->k_cache);
+        if (st == TERN_OK)
+            st = tern_cl_buf(d->rt, CL_MEM_READ_WRITE, kv_bytes, NULL, "v cache", &L->v_cache);
+    }
+    if (st == TERN_OK && (parts & TERN_PART_EMBED))
+        st = weight_buf(d, model->tok_embd.data, model->tok_embd.row_bytes * (size_t)model->tok_embd.ne1,
+                        "token_embd", &d->embd);
+    if (st == TERN_OK && (parts & TERN_PART_HEAD)) {
+        if (model->output.ne0 != n_embd) {
+            tern_log_error("cl: output head rows hold %lld values, not n_embd %lld", (long long)model->output.ne0,
+                           (long long)n_embd);
+            st = TERN_ERR_SHAPE;
+        }
+        if (st == TERN_OK && model->output.data == model->tok_embd.data && d->embd)
+            d->head = NULL; /* tied: the embedding buffer serves as the head (see head_buf) */
+        else if (st == TERN_OK)
+            st = weight_buf(d, model->output.data, model->output.row_bytes * (size_t)model->output.ne1, "output",
+                            &d->head);
+        if (st == TERN_OK)
+            st = small_buf(d, model->output_norm, n_embd, "output_norm", &d->out_norm);
+        if (st == TERN_OK)
+            st = tern_cl_buf(d->rt, CL_MEM_WRITE_ONLY, (size_t)model->output.ne1 * sizeof(float), NULL, "logits",
+                             &d->logits);
+    }
+    if (st != TERN_OK)
+        unload(d);
+    return st;
+}
+
+static cl_mem head_buf(struct cl_device *d) { return d->head ? d->head : d->embd; }
+
+static tern_status scratch_reserve(struct cl_device *d, int n) {
+    if (n <= d->s.cap)
+        return TERN_OK;
+    scratch_free(d);
+    const struct tern_hparams *hp = &d->hp;
+    const size_t q_dim = (size_t)hp->n_head * hp->head_dim, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t x_dim = q_dim > (size_t)hp->n_embd ? q_dim : (size_t)hp->n_embd;
+    struct cl_scratch *s = &d->s;
+    const size_t f = sizeof(float), N = (size_t)n;
+    struct {
+        cl_mem *m;
+        size_t bytes;
+        const char *what;
+    } bufs[] = {
+        {&s->h, N * (size_t)hp->n_embd * f, "hidden"}, {&s->x, N * x_dim * f, "normed input"},
+        {&s->q8, N * (size_t)d->kpad_max, "int8 activations"}, {&s->act_scale, N * f, "act scales"},
+        {&s->sum_q, N * sizeof(cl_int), "act sums"}, {&s->qh, N * q_dim * f, "q"},
+        {&s->kh, N * kv_dim * f, "k"}, {&s->vh, N * kv_dim * f, "v"},
+        {&s->attn, N * q_dim * f, "attention output"}, {&s->gate, N * (size_t)hp->n_ff * f, "ffn gate"},
+        {&s->up, N * (size_t)hp->n_ff * f, "ffn up"}, {&s->tokens, N * sizeof(cl_int), "tokens"},
+    };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        tern_status st = tern_cl_buf(d->rt, CL_MEM_READ_WRITE, bufs[i].bytes, NULL, bufs[i].what, bufs[i].m);
+        if (st != TERN_OK) {
+            scratch_free(d);
+            return st;
+        }
+    }
+    s->cap = n;
+    return TERN_OK;
+}
+
+static tern_status cl_embed(void *ctx, float *hidden, const int32_t *tokens, int n_tokens) {
+    struct cl_device *d = ctx;
+    if (!(d->parts & TERN_PART_EMBED) || !d->embd || n_tokens < 0)
+        return TERN_ERR_ARG;
+    const struct tern_tensor *e = &d->model->tok_embd;
+    for (int t = 0; t < n_tokens; t++) {
+        if (tokens[t] < 0 || tokens[t] >= e->ne1) {
+            tern_log_error("cl: token id %d out of range (vocabulary of %lld)", tokens[t], (long long)e->ne1);
+            return TERN_ERR_ARG;
+        }
+    }
+    for (int t0 = 0; t0 < n_tokens; t0 += TERN_CL_MAX_BATCH) {
+        int n = n_tokens - t0 < TERN_CL_MAX_BATCH ? n_tokens - t0 : TERN_CL_MAX_BATCH;
+        tern_status st = scratch_reserve(d, n);
+        if (st == TERN_OK)
+            st = tern_cl_write(d->rt, d->s.tokens, 0, (size_t)n * sizeof(cl_int), tokens + t0);
+        if (st == TERN_OK)
+            st = tern_cl_embed(d->rt, d->s.h, d->embd, e, d->s.tokens, n);
+        if (st == TERN_OK)
+            st = tern_cl_read(d->rt, d->s.h, 0, (size_t)n * (size_t)e->ne0 * sizeof(float),
+                              hidden + (size_t)t0 * (size_t)e->ne0);
+        if (st != TERN_OK)
+            return st;
+    }
+    return TERN_OK;
+}
+
+/* BitLinear of weights ws[0..n_w) sharing one input x[n][stride] (quantized once). */
+static tern_status bitlinear(struct cl_device *d, struct cl_layer *L, const int *wi, cl_mem *ys, int n_w, cl_mem x,
+                             int x_stride, int n, bool accumulate) {
+    struct tern_cl_rt *rt = d->rt;
+    const struct tern_ternary *w0 = &L->desc[wi[0]];
+    tern_status st = tern_cl_quantize_act(rt, d->s.q8, d->s.act_scale, d->s.sum_q, x, (int)w0->n_in, (int)w0->k_pad,
+                                          x_stride, n);
+    for (int i = 0; i < n_w && st == TERN_OK; i++) {
+        const struct tern_ternary *w = &L->desc[wi[i]];
+        st = tern_cl_ternary(rt, ys[i], NULL, L->w[wi[i]], w, d->s.q8, d->s.act_scale, d->s.sum_q, n, (int)w->n_out,
+                             accumulate, TERN_CL_TERNARY_AUTO);
+    }
+    return st;
+}
+
+static tern_status run_layer(struct cl_device *d, int il, int n, int pos0) {
+    const struct tern_hparams *hp = &d->hp;
+    struct cl_layer *L = &d->layers[il - d->layer_begin];
+    struct cl_scratch *s = &d->s;
+    struct tern_cl_rt *rt = d->rt;
+    const int n_embd = hp->n_embd, n_ff = hp->n_ff;
+    const int q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
+    tern_status st;
+
+    /* attention */
+    st = tern_cl_rmsnorm(rt, s->x, s->h, L->attn_norm, n_embd, hp->norm_eps, n);
+    if (st == TERN_OK) {
+        const int wi[3] = {W_Q, W_K, W_V};
+        cl_mem ys[3] = {s->qh, s->kh, s->vh};
+        st = bitlinear(d, L, wi, ys, 3, s->x, n_embd, n, false);
+    }
+    if (st == TERN_OK)
+        st = tern_cl_rope(rt, s->qh, hp->n_head, hp->head_dim, hp->n_rot, q_dim, pos0, hp->rope_theta,
+                          hp->rope_style, n);
+    if (st == TERN_OK)
+        st = tern_cl_rope(rt, s->kh, hp->n_head_kv, hp->head_dim, hp->n_rot, kv_dim, pos0, hp->rope_theta,
+                          hp->rope_style, n);
+    if (st == TERN_OK)
+        st = tern_cl_kv_store(rt, L->k_cache, L->v_cache, s->kh, s->vh, kv_dim, pos0, n);
+    if (st == TERN_OK)
+        st = tern_cl_attention(rt, s->attn, s->qh, L->k_cache, L->v_cache, hp->n_head, hp->n_head_kv, hp->head_dim,
+                               pos0, n);
+    if (st == TERN_OK && L->attn_sub_norm)
+        st = tern_cl_rmsnorm(rt, s->attn, s->attn, L->attn_sub_norm, q_dim, hp->norm_eps, n);
+    if (st == TERN_OK) {
+        const int wi[1] = {W_O};
+        st = bitlinear(d, L, wi, &s->h, 1, s->attn, q_dim, n, true); /* h += o */
+    }
+
+    /* feed-forward */
+    if (st == TERN_OK)
+        st = tern_cl_rmsnorm(rt, s->x, s->h, L->ffn_norm, n_embd, hp->norm_eps, n);
+    if (st == TERN_OK) {
+        const int wi[2] = {W_GATE, W_UP};
+        cl_mem ys[2] = {s->gate, s->up};
+        st = bitlinear(d, L, wi, ys, 2, s->x, n_embd, n, false);
+    }
+    if (st == TERN_OK)
+        st = tern_cl_ffn_act(rt, s->gate, s->gate, s->up, (int64_t)n * n_ff, hp->ffn_act);
+    if (st == TERN_OK && L->ffn_sub_norm)
+        st = tern_cl_rmsnorm(rt, s->gate, s->gate, L->ffn_sub_norm, n_ff, hp->norm_eps, n);
+    if (st == TERN_OK) {
+        const int wi[1] = {W_DOWN};
+        st = bitlinear(d, L, wi, &s->h, 1, s->gate, n_ff, n, true); /* h += down */
+    }
+    return st;
+}
+
+static tern_status cl_run_layers(void *ctx, float *hidden, int n_tokens, int pos0, int layer_begin, int layer_end) {
+    struct cl_device *d = ctx;
+    if (!d->model || layer_begin < d->layer_begin || layer_end > d->layer_end || layer_begin > layer_end ||
+        n_tokens <= 0 || pos0 < 0)
+        return TERN_ERR_ARG;
+    if (pos0 + n_tokens > d->n_ctx) {
+        tern_log_error("context is full: %d positions needed, %d available", pos0 + n_tokens, d->n_ctx);
+        return TERN_ERR_CONTEXT_FULL;
+    }
+    const size_t row = (size_t)d->hp.n_embd * sizeof(float);
+    /* Causal chunks: a chunk's layers see earlier chunks through the KV cache. */
+    for (int t0 = 0; t0 < n_tokens; t0 += TERN_CL_MAX_BATCH) {
+        int n = n_tokens - t0 < TERN_CL_MAX_BATCH ? n_tokens - t0 : TERN_CL_MAX_BATCH;
+        float *h = hidden + (size_t)t0 * (size_t)d->hp.n_embd;
+        tern_status st = scratch_reserve(d, n);
+        if (st == TERN_OK)
+            st = tern_cl_write(d->rt, d->s.h, 0, (size_t)n * row, h);
+        for (int il = layer_begin; il < layer_end && st == TERN_OK; il++)
+            st = run_layer(d, il, n, pos0 + t0);
+        if (st == TERN_OK)
+            st = tern_cl_read(d->rt, d->s.h, 0, (size_t)n * row, h);
+        if (st != TERN_OK)
+            return st;
+    }
+    return TERN_OK;
+}
+
+static tern_status cl_logits(void *ctx, float *logits, const float *hidden) {
+    struct cl_device *d = ctx;
+    if (!(d->parts & TERN_PART_HEAD) || !d->logits)
+        return TERN_ERR_ARG;
+    const struct tern_tensor *o = &d->model->output;
+    tern_status st = scratch_reserve(d, 1);
+    if (st == TERN_OK)
+        st = tern_cl_write(d->rt, d->s.h, 0, (size_t)d->hp.n_embd * sizeof(float), hidden);
+    if (st == TERN_OK)
+        st = tern_cl_rmsnorm(d->rt, d->s.x, d->s.h, d->out_norm, d->hp.n_embd, d->hp.norm_eps, 1);
+    if (st == TERN_OK)
+        st = tern_cl_matvec(d->rt, d->logits, head_buf(d), o, d->s.x, 0, o->ne1);
+    if (st == TERN_OK)
+        st = tern_cl_read(d->rt, d->logits, 0, (size_t)o->ne1 * sizeof(float), logits);
+    return st;
+}
+
+static tern_status cl_sync(void *ctx) {
+    struct cl_device *d = ctx;
+    return tern_cl_finish(d->rt);
+}
+
+static void cl_release(void *ctx) {
+    struct cl_device *d = ctx;
+    if (!d)
+        return;
+    unload(d);
+    tern_cl_rt_close(d->rt);
+    free(d);
+}
+
+static const struct tern_device_ops cl_ops = {
+    .describe = cl_describe,
+    .load = cl_load,
+    .embed = cl_embed,
+    .run_layers = cl_run_layers,
+    .logits = cl_logits,
+    .sync = cl_sync,
+    .release = cl_release,
+};
+
+tern_status tern_cl_device_count(int *n) {
+    *n = tern_cl_rt_count();
+    return TERN_OK;
+}
+
+tern_status tern_cl_device_create(const char *spec, struct tern_device *out) {
+    out->ops = NULL;
+    out->ctx = NULL;
+    struct cl_device *d = calloc(1, sizeof *d);
+    if (!d)
+        return TERN_ERR_NOMEM;
+    tern_status st = tern_cl_rt_open(spec, false, &d->rt);
+    if (st != TERN_OK) {
+        free(d);
+        return st;
+    }
+    out->ops = &cl_ops;
+    out->ctx = d;
+    return TERN_OK;
+}

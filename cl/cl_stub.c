@@ -1,0 +1,17 @@
+/* The OpenCL device when tern is built without the Khronos headers: no devices, a clear message. */
+#include "cl_device.h"
+
+#include "../scheduler/log.h"
+
+tern_status tern_cl_device_count(int *n) {
+    *n = 0;
+    return TERN_OK;
+}
+
+tern_status tern_cl_device_create(const char *spec, struct tern_device *out) {
+    out->ops = NULL;
+    out->ctx = NULL;
+    tern_log_error("cl: device '%s' unavailable: this tern was built without OpenCL headers (opencl-headers)",
+                   spec ? spec : "0");
+    return TERN_ERR_NO_DEVICE;
+}

@@ -1,0 +1,141 @@
+/* Ternary products on the shared packed format (design.md §4): rows of k_pad/4 bytes, 32-byte
+ * blocks of 128 weights, byte i of a block holding weights i, i+32, i+64, i+96 in bit pairs
+ * 7:6, 5:4, 3:2, 1:0, codes c = t + 1 in {0,1,2}.
+ *
+ * One 32-bit word of a row (bytes 4u..4u+3 of block b) masked with (w >> (6-2j)) & 0x03030303 gives
+ * four codes that multiply four *consecutive* activations, q[128b + 32j + 4(u%8) .. +3]: so the inner
+ * loop is four packed 4x8-bit dot products per word (cl_khr_integer_dot_product when present), with
+ * no per-element branch on the codes. acc = sum c*q - sum q = sum t*q exactly (int32).
+ * Output, in the reference's order: y = (float)acc / act_scale * scale * out_scale (+ y with
+ * accumulate, for the residual adds), optional acc_out[] gets acc itself (tests compare it exactly).
+ *
+ * tern_ternary_matvec (decode, few tokens): TERN_RPW rows per work-group, TERN_LPR lanes per row
+ *   reading consecutive words of the row (coalesced), the token's activations staged in local memory
+ *   TERN_KCHUNK bytes at a time, lane sums reduced in local memory. Grid: (row groups, tokens).
+ * tern_ternary_matmul (prefill): a tile of TERN_WG/4 rows x 32 tokens per work-group; each item owns
+ *   one row and 8 tokens (8 int accumulators); per stage TERN_MM_KB blocks of the rows' codes and of
+ *   the 32 tokens' activations are staged in local memory with coalesced loads. */
+
+#define TERN_MM_TM (TERN_WG / 4)        /* rows per matmul tile */
+#define TERN_MM_TN 32                   /* tokens per matmul tile */
+#define TERN_MM_WPR (8 * TERN_MM_KB + 1) /* words per staged row (+1 against bank conflicts) */
+
+float tern_ternary_out(int acc, float act_scale, float scale, float out_scale) {
+    return tern_div((float)acc, act_scale) * scale * out_scale;
+}
+
+__kernel void tern_ternary_matvec(__global float *y, __global int *acc_out, __global const uint *w,
+                                  __global const uint *q, __global const float *act_scale,
+                                  __global const int *sum_q, int n_out, int row_words, int y_stride,
+                                  float scale, float out_scale, int accumulate) {
+    __local uint qs[TERN_KCHUNK / 4];
+    __local int red[TERN_WG];
+    const int lid = get_local_id(0);
+    const int lane = lid % TERN_LPR;
+    const int row = get_group_id(0) * TERN_RPW + lid / TERN_LPR;
+    const int t = get_group_id(1);
+    const int q_words = row_words * 4; /* k_pad / 4 */
+    __global const uint *qt = q + (size_t)t * q_words;
+    __global const uint *wr = w + (size_t)min(row, n_out - 1) * row_words;
+
+    int acc = 0;
+    for (int c0 = 0; c0 < q_words; c0 += TERN_KCHUNK / 4) {
+        const int len = min(TERN_KCHUNK / 4, q_words - c0); /* words of q, a multiple of 32 */
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int i = lid; i < len; i += TERN_WG)
+            qs[i] = qt[c0 + i];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        __global const uint *wc = wr + c0 / 4;
+        for (int u = lane; u < len / 4; u += TERN_LPR) {
+            const uint word = wc[u];
+            __local const uint *qb = qs + (u >> 3) * 32 + (u & 7);
+            acc += tern_dot4_us((word >> 6) & 0x03030303u, qb[0]);
+            acc += tern_dot4_us((word >> 4) & 0x03030303u, qb[8]);
+            acc += tern_dot4_us((word >> 2) & 0x03030303u, qb[16]);
+            acc += tern_dot4_us(word & 0x03030303u, qb[24]);
+        }
+    }
+    red[lid] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = TERN_LPR / 2; s > 0; s >>= 1) {
+        if (lane < s)
+            red[lid] += red[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lane == 0 && row < n_out) {
+        const int a = red[lid] - sum_q[t];
+        const size_t o = (size_t)t * y_stride + row;
+        if (acc_out)
+            acc_out[o] = a;
+        const float v = tern_ternary_out(a, act_scale[t], scale, out_scale);
+        y[o] = accumulate ? y[o] + v : v;
+    }
+}
+
+__kernel void tern_ternary_matmul(__global float *y, __global int *acc_out, __global const uint *w,
+                                  __global const uint *q, __global const float *act_scale,
+                                  __global const int *sum_q, int n_out, int row_words, int y_stride,
+                                  float scale, float out_scale, int accumulate, int n_tok) {
+    __local uint ws[TERN_MM_TM * TERN_MM_WPR];
+    __local uint qs[TERN_MM_TN * 32 * TERN_MM_KB];
+    const int lid = get_local_id(0);
+    const int r_loc = lid % TERN_MM_TM;
+    const int tg = lid / TERN_MM_TM; /* token group 0..3: tokens tg*8 .. tg*8+7 of the tile */
+    const int row0 = get_group_id(0) * TERN_MM_TM;
+    const int tok0 = get_group_id(1) * TERN_MM_TN;
+    const int q_words = row_words * 4;
+    const int n_blocks = row_words / 8;
+
+    int acc[8];
+    for (int i = 0; i < 8; i++)
+        acc[i] = 0;
+
+    for (int b0 = 0; b0 < n_blocks; b0 += TERN_MM_KB) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        /* codes: TM rows x 8*KB words; consecutive items read consecutive words of a row */
+        for (int i = lid; i < TERN_MM_TM * 8 * TERN_MM_KB; i += TERN_WG) {
+            const int r = i / (8 * TERN_MM_KB), u = i % (8 * TERN_MM_KB);
+            const int row = row0 + r, blk = b0 + u / 8;
+            uint v = 0x55555555u; /* code 1 = zero weight outside the matrix */
+            if (row < n_out && blk < n_blocks)
+                v = w[(size_t)row * row_words + b0 * 8 + u];
+            ws[r * TERN_MM_WPR + u] = v;
+        }
+        /* activations: TN tokens x 32*KB words */
+        for (int i = lid; i < TERN_MM_TN * 32 * TERN_MM_KB; i += TERN_WG) {
+            const int tt = i / (32 * TERN_MM_KB), u = i % (32 * TERN_MM_KB);
+            const int tok = tok0 + tt, blk = b0 + u / 32;
+            uint v = 0;
+            if (tok < n_tok && blk < n_blocks)
+                v = q[(size_t)tok * q_words + b0 * 32 + u];
+            qs[i] = v;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int kb = 0; kb < TERN_MM_KB; kb++) {
+            for (int u = 0; u < 8; u++) {
+                const uint word = ws[r_loc * TERN_MM_WPR + kb * 8 + u];
+                const uint c0 = (word >> 6) & 0x03030303u, c1 = (word >> 4) & 0x03030303u;
+                const uint c2 = (word >> 2) & 0x03030303u, c3 = word & 0x03030303u;
+                for (int i = 0; i < 8; i++) {
+                    __local const uint *qb = qs + (tg * 8 + i) * 32 * TERN_MM_KB + kb * 32 + u;
+                    acc[i] += tern_dot4_us(c0, qb[0]) + tern_dot4_us(c1, qb[8]) + tern_dot4_us(c2, qb[16]) +
+                              tern_dot4_us(c3, qb[24]);
+                }
+            }
+        }
+    }
+    const int row = row0 + r_loc;
+    if (row >= n_out)
+        return;
+    for (int i = 0; i < 8; i++) {
+        const int t = tok0 + tg * 8 + i;
+        if (t < n_tok) {
+            const int a = acc[i] - sum_q[t];
+            const size_t o = (size_t)t * y_stride + row;
+            if (acc_out)
+                acc_out[o] = a;
+            const float v = tern_ternary_out(a, act_scale[t], scale, out_scale);
+            y[o] = accumulate ? y[o] + v : v;
+        }
+    }
+}

@@ -1,0 +1,17 @@
+# OpenCL suites (included by tests/CMakeLists.txt): the kernel binary cache lives in the build tree
+# so PoCL compiles the kernels once per build, and "no platform" runs with an empty ICD vendor folder.
+set(TERN_CL_TEST_CACHE ${CMAKE_CURRENT_BINARY_DIR}/cl-cache)
+file(MAKE_DIRECTORY ${TERN_CL_TEST_CACHE} ${CMAKE_CURRENT_BINARY_DIR}/cl-no-vendors)
+foreach(t test_cl_kernels test_cl_model)
+  if(TEST ${t})
+    set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT
+                 TERN_CACHE_DIR=${TERN_CL_TEST_CACHE}
+                 LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_SOURCE_DIR}/cl_lsan.supp:print_suppressions=0)
+  endif()
+endforeach()
+if(TARGET test_cl_kernels)
+  add_test(NAME test_cl_no_platform COMMAND test_cl_kernels --no-platform)
+  set_tests_properties(test_cl_no_platform PROPERTIES ENVIRONMENT
+                       "${TERN_TEST_ENV};OCL_ICD_VENDORS=${CMAKE_CURRENT_BINARY_DIR}/cl-no-vendors;OPENCL_VENDOR_PATH=${CMAKE_CURRENT_BINARY_DIR}/cl-no-vendors"
+                       TIMEOUT 60)
+endif()
