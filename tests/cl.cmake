@@ -15,3 +15,13 @@ if(TARGET test_cl_kernels)
                        "${TERN_TEST_ENV};OCL_ICD_VENDORS=${CMAKE_CURRENT_BINARY_DIR}/cl-no-vendors;OPENCL_VENDOR_PATH=${CMAKE_CURRENT_BINARY_DIR}/cl-no-vendors"
                        TIMEOUT 60)
 endif()
+# `tern run --device cl:0` with no OpenCL platform: one clear line, no crash.
+if(TARGET tern)
+  add_test(NAME test_cl_cli_no_platform
+           COMMAND tern run -m ${CMAKE_CURRENT_SOURCE_DIR}/data/vectors/mini-b158-i2s.gguf -p "Hi" -n 1
+                   --device cl:0)
+  set_tests_properties(test_cl_cli_no_platform PROPERTIES
+                       ENVIRONMENT "OCL_ICD_VENDORS=${CMAKE_CURRENT_BINARY_DIR}/cl-no-vendors"
+                       PASS_REGULAR_EXPRESSION "device '0' unavailable: the OpenCL loader found no platform"
+                       TIMEOUT 60)
+endif()

@@ -1,0 +1,236 @@
+/* Whole models on the OpenCL device (PoCL in CI) against the CPU device: the conformance vectors
+ * (bitnet.cpp's recorded greedy ids on the I2_S file; cl:0 == cpu on the TQ2_0/TQ1_0 files) and
+ * random models of odd shapes, every embedding/head type and every architecture from the model
+ * maker. Greedy tokens must be identical and logits close (NMSE). Without any OpenCL platform this
+ * suite FAILS unless TERN_CL_OPTIONAL=1. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "cl/cl_device.h"
+#include "host/maker.h"
+#include "host/tern.h"
+
+#define MAX_GEN 16
+/* Per step, cl vs cpu. Integer parts are exact and floats differ in ulps, but an ulp can move one
+ * activation across a rounding boundary of the int8 quantization, which then shows in the logits
+ * (seen: up to 4e-4 with SiLU, whose exp differs by an ulp or two between libm and OpenCL; 1e-12
+ * otherwise). Greedy tokens are the hard criterion. */
+#define NMSE_LOGITS 2e-3
+
+struct run {
+    int32_t tokens[MAX_GEN];
+    float *logits; /* [n_gen][n_vocab] */
+    int n_vocab;
+};
+
+/* Greedy: evaluate the prompt as one batch, then n_gen - 1 single-token steps. */
+static bool run_greedy(const char *path, const char *device, const int32_t *prompt, int n_prompt, int n_gen,
+                       struct run *out) {
+    tern_model *m = NULL;
+    tern_session *s = NULL;
+    memset(out, 0, sizeof *out);
+    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    if (!m)
+        return false;
+    const int nv = tern_model_view(m)->hp.n_vocab;
+    struct tern_session_params sp = {.n_ctx = n_prompt + n_gen + 8, .device = device};
+    tern_status st = tern_session_create(m, &sp, &s);
+    CHECK_STATUS(TERN_OK, st);
+    out->n_vocab = nv;
+    out->logits = malloc((size_t)n_gen * (size_t)nv * sizeof(float));
+    const float *logits = NULL;
+    if (st == TERN_OK)
+        st = tern_session_eval(s, prompt, n_prompt, &logits);
+    for (int i = 0; i < n_gen && st == TERN_OK; i++) {
+        int32_t best = 0;
+        for (int k = 1; k < nv; k++)
+            if (logits[k] > logits[best])
+                best = k;
+        out->tokens[i] = best;
+        memcpy(out->logits + (size_t)i * nv, logits, (size_t)nv * sizeof(float));
+        if (i + 1 < n_gen)
+            st = tern_session_eval(s, &best, 1, &logits);
+    }
+    CHECK_STATUS(TERN_OK, st);
+    tern_session_free(s);
+    tern_model_close(m);
+    return st == TERN_OK;
+}
+
+static double nmse(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]) || !isfinite(b[i]))
+            return INFINITY;
+        double d = (double)a[i] - b[i];
+        num += d * d;
+        den += (double)a[i] * a[i];
+    }
+    return den > 0 ? num / den : num;
+}
+
+/* cl:0 against cpu on one prompt; expected (may be NULL) are reference ids for both. */
+static void compare_devices(const char *path, const int32_t *prompt, int n_prompt, int n_gen,
+                            const int32_t *expected, const char *label) {
+    struct run cpu, cl;
+    bool ok_cpu = run_greedy(path, "cpu", prompt, n_prompt, n_gen, &cpu);
+    bool ok_cl = run_greedy(path, "cl:0", prompt, n_prompt, n_gen, &cl);
+    if (ok_cpu && ok_cl) {
+        for (int i = 0; i < n_gen; i++) {
+            if (cpu.tokens[i] != cl.tokens[i]) {
+                harness_fail(__FILE__, __LINE__, "%s: token %d: cpu %d, cl:0 %d", label, i, cpu.tokens[i],
+                             cl.tokens[i]);
+                break;
+            }
+            if (expected && expected[i] != cl.tokens[i]) {
+                harness_fail(__FILE__, __LINE__, "%s: token %d: reference %d, cl:0 %d", label, i, expected[i],
+                             cl.tokens[i]);
+                break;
+            }
+        }
+        double worst = 0;
+        for (int i = 0; i < n_gen; i++) {
+            double e = nmse(cpu.logits + (size_t)i * cpu.n_vocab, cl.logits + (size_t)i * cl.n_vocab,
+                            (size_t)cpu.n_vocab);
+            worst = e > worst ? e : worst;
+        }
+        if (!(worst <= NMSE_LOGITS))
+            harness_fail(__FILE__, __LINE__, "%s: logits NMSE %.3g > %.3g", label, worst, NMSE_LOGITS);
+        fprintf(stderr, "     %s: %d tokens equal, worst logits NMSE %.2g\n", label, n_gen, worst);
+    }
+    free(cpu.logits);
+    free(cl.logits);
+}
+
+/* The prompts and bitnet.cpp's greedy ids of tests/data/vectors/mini-refs.json. */
+static const int32_t prompts[3][12] = {{998, 791, 272, 391, 275, 278, 315, 435, 81, 685, 374},
+                                       {998, 46, 77, 346, 709, 263, 264, 892},
+                                       {998, 16, 11, 220, 17, 11, 220, 18, 11, 220, 19, 11}};
+static const int n_prompts[3] = {11, 8, 12};
+static const int32_t bitnet_cpp_ids[3][16] = {
+    {703, 851, 164, 5, 74, 708, 458, 713, 19, 638, 751, 261, 261, 261, 261, 261},
+    {323, 140, 145, 277, 962, 962, 962, 962, 962, 951, 478, 708, 277, 489, 321, 473},
+    {161, 49, 487, 673, 839, 263, 74, 189, 121, 697, 655, 276, 554, 79, 26, 697}};
+
+static void vectors_i2s_match_bitnet_cpp(void) {
+    for (int p = 0; p < 3; p++) {
+        char label[64];
+        snprintf(label, sizeof label, "mini-b158-i2s prompt %d", p);
+        compare_devices(test_data("vectors/mini-b158-i2s.gguf", 0), prompts[p], n_prompts[p], 16,
+                        bitnet_cpp_ids[p], label);
+    }
+}
+
+static void vectors_tq_cl_equals_cpu(void) {
+    static const char *const files[2] = {"vectors/mini-bitnet-tq2.gguf", "vectors/mini-bitnet-tq1.gguf"};
+    for (int f = 0; f < 2; f++)
+        for (int p = 0; p < 3; p++) {
+            char label[64];
+            snprintf(label, sizeof label, "%s prompt %d", files[f] + 8, p);
+            compare_devices(test_data(files[f], 0), prompts[p], n_prompts[p], 16, NULL, label);
+        }
+}
+
+static tern_status write_model(const struct tern_maker_params *p, const char *path) {
+    tern_gguf_writer *w = NULL;
+    tern_maker *m = NULL;
+    tern_status st = tern_gguf_writer_init(&w);
+    if (st == TERN_OK)
+        st = tern_maker_add_synthetic_vocab(w, p->n_vocab, p->seed);
+    if (st == TERN_OK)
+        st = tern_maker_build(p, w, &m);
+    if (st == TERN_OK)
+        st = tern_gguf_writer_write(w, path);
+    tern_maker_free(m);
+    tern_gguf_writer_free(w);
+    return st;
+}
+
+static void random_prompt(int32_t *prompt, int n, int n_vocab, uint64_t seed) {
+    prompt[0] = n_vocab - 2; /* BOS of the synthetic vocabulary */
+    for (int i = 1; i < n; i++)
+        prompt[i] = (int32_t)(test_rand_u64(&seed) % (uint64_t)(n_vocab - 2));
+}
+
+/* Odd shapes (K not a multiple of 128, head_dim 100) in every ternary type; embedding and head types. */
+static void random_models(void) {
+    static const uint32_t lin[3] = {TERN_TYPE_I2_S, TERN_TYPE_TQ2_0, TERN_TYPE_TQ1_0};
+    static const uint32_t embd[6] = {TERN_TYPE_F16, TERN_TYPE_BF16, TERN_TYPE_F32,
+                                     TERN_TYPE_Q8_0, TERN_TYPE_Q6_K, TERN_TYPE_Q4_K};
+    for (int i = 0; i < 6; i++) {
+        struct tern_maker_params p;
+        CHECK_STATUS(TERN_OK, tern_maker_preset(i < 3 ? "3b" : "tiny", &p));
+        p.n_layer = 1;
+        p.n_vocab = 512;
+        p.seed = 100 + (uint64_t)i;
+        p.linear_type = i < 3 ? TERN_TYPE_I2_S : lin[i % 3]; /* TQ types need rows of 256k */
+        p.embd_type = embd[i];
+        /* separate head (k-quants need rows of 256k, so F16 on the 3200-wide shape) or tied */
+        p.output_type = i % 2 ? (i < 3 ? TERN_TYPE_F16 : embd[(i + 3) % 6]) : TERN_TYPE_COUNT;
+        const char *path = test_tmp("cl-random.gguf", 0);
+        tern_status st = write_model(&p, path);
+        CHECK_STATUS(TERN_OK, st);
+        if (st != TERN_OK)
+            continue;
+        int32_t prompt[9];
+        random_prompt(prompt, 9, p.n_vocab, p.seed);
+        char label[96];
+        snprintf(label, sizeof label, "%s %s embd %s head %s", i < 3 ? "3b-shape" : "tiny", tern_type_name(p.linear_type),
+                 tern_type_name(embd[i]), p.output_type == TERN_TYPE_COUNT ? "tied" : tern_type_name(p.output_type));
+        compare_devices(path, prompt, 9, 6, NULL, label);
+    }
+}
+
+static void every_arch(void) {
+    static const char *const archs[3] = {"bitnet-b1.58", "bitnet", "llama"};
+    for (int a = 0; a < 3; a++) {
+        struct tern_maker_params p;
+        tern_maker_preset("tiny", &p);
+        p.arch = archs[a];
+        p.seed = 7;
+        const char *path = test_tmp("cl-arch.gguf", 0);
+        CHECK_STATUS(TERN_OK, write_model(&p, path));
+        int32_t prompt[6];
+        random_prompt(prompt, 6, p.n_vocab, 3);
+        char label[64];
+        snprintf(label, sizeof label, "arch %s", archs[a]);
+        compare_devices(path, prompt, 6, 8, NULL, label);
+    }
+}
+
+/* A prompt longer than one device batch (256) and than one attention chunk: causal chunking. */
+static void long_prompt(void) {
+    struct tern_maker_params p;
+    tern_maker_preset("tiny", &p);
+    p.n_layer = 1;
+    p.seed = 9;
+    const char *path = test_tmp("cl-long.gguf", 0);
+    CHECK_STATUS(TERN_OK, write_model(&p, path));
+    enum { N = 300 };
+    int32_t prompt[N];
+    random_prompt(prompt, N, p.n_vocab, 5);
+    compare_devices(path, prompt, N, 4, NULL, "tiny 300-token prompt");
+}
+
+int main(void) {
+    int n = 0;
+    tern_cl_device_count(&n);
+    if (n == 0) {
+        const char *optional = getenv("TERN_CL_OPTIONAL");
+        if (optional && strcmp(optional, "1") == 0) {
+            fprintf(stderr, "no OpenCL platform; skipped because TERN_CL_OPTIONAL=1\n");
+            return 0;
+        }
+        fprintf(stderr, "FAIL: no OpenCL platform/device found (install pocl-opencl-icd, or set TERN_CL_OPTIONAL=1 "
+                        "on a development machine without OpenCL)\n");
+        return 1;
+    }
+    RUN(vectors_i2s_match_bitnet_cpp);
+    RUN(vectors_tq_cl_equals_cpu);
+    RUN(random_models);
+    RUN(every_arch);
+    RUN(long_prompt);
+    return harness_finish();
+}
