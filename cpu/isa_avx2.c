@@ -5,8 +5,8 @@
  * which are the codes of weights 0..31, 32..63, 64..95, 96..127 in natural q order. maddubs
  * (unsigned codes 0..2 x signed q) cannot saturate: a pair sums to at most 2*2*128 = 512, and the
  * four planes' int16 sums stay within 2048; madd with ones widens to int32. sum q is subtracted at
- * the end, so acc = sum (c - 1) q is the reference's integer. Decode shares each q load across 4
- * rows; prefill reuses each unpacked weight block for 4 tokens. */
+ * the end, so acc = sum (c - 1) q is the reference's integer. Decode walks one row at a time (one
+ * linear stream per thread); prefill reuses each unpacked weight block for 4 tokens. */
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -109,7 +109,6 @@ TERN_INLINE void ternary_tile(int32_t *dots, const uint8_t *w, int64_t row_bytes
             const __m256i q3 = _mm256_loadu_si256((const __m256i *)(qb + 96));
             for (int r = 0; r < R; r++) {
                 const uint8_t *p = w + r * row_bytes + 32 * b;
-                _mm_prefetch((const char *)(p + 512), _MM_HINT_T0);
                 const __m256i raw = _mm256_loadu_si256((const __m256i *)p);
                 __m256i s = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(raw, 6), m3), q0);
                 s = _mm256_add_epi16(
@@ -162,6 +161,7 @@ static const ternary_tile_fn tiles_r1[5] = {NULL, ternary_tile_1x1, ternary_tile
                                             ternary_tile_1x4};
 
 enum { ROW_CHUNK = 64 };
+enum { MULTI_ROW_STREAMS = 0 };
 
 static void avx2_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q,
                                 const float *act_scale, int64_t n_tok, int64_t row_begin, int64_t row_end) {
@@ -176,7 +176,8 @@ static void avx2_ternary_matmul(float *y, const struct tern_ternary *w, const in
             for (int t = 0; t < T; t++)
                 sq[t] = sum_q_row(qt + t * w->k_pad, w->k_pad);
             for (int64_t r = c0; r < c1;) {
-                const int R = T == 1 && c1 - r >= 4 ? 4 : 1;
+                /* decode: one row at a time, one linear stream (see isa_avx512.c) */
+                const int R = T == 1 && c1 - r >= 4 && MULTI_ROW_STREAMS ? 4 : 1;
                 int32_t dots[16];
                 (R == 4 ? ternary_tile_4x1 : tiles_r1[T])(dots, w->codes + r * w->row_bytes, w->row_bytes, qt,
                                                           w->k_pad);
