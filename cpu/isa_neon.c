@@ -1,0 +1,206 @@
+/* AArch64 Advanced SIMD kernel table; built only for ARM targets (cpu/CMakeLists.txt) and chosen
+ * when getauxval reports ASIMD. Ternary product: each 32-byte I2_S block is split into its four
+ * bit-pair planes with byte shifts (the codes of weights 0..31, 32..63, 64..95, 96..127 in natural q
+ * order), mapped to -1/0/+1 and multiplied with q: sdot where the compiler targets the dot-product
+ * extension, else widening multiplies (|t*q| <= 128 fits int16) with pairwise accumulation into
+ * int32. Integers are exact, so results are bit-identical to the reference. Decode walks one row at
+ * a time; prefill reuses each unpacked block for up to 4 tokens. Float ops without a measured need
+ * use the reference. */
+#include <arm_neon.h>
+#include <math.h>
+#include <string.h>
+
+#include "isa.h"
+#include "ref.h"
+
+/* ---- activation quantization ---- */
+
+static float neon_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_pad, int32_t *sum_q) {
+    float32x4_t vmax = vdupq_n_f32(0.0f);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) /* maxNum ignores NaN, like fmaxf */
+        vmax = vmaxnmq_f32(vmax, vabsq_f32(vld1q_f32(x + i)));
+    float m = vmaxnmvq_f32(vmax);
+    for (; i < n; i++)
+        m = fmaxf(m, fabsf(x[i]));
+    const float s = 127.0f / fmaxf(m, 1e-5f);
+    const float32x4_t vs = vdupq_n_f32(s), lo = vdupq_n_f32(-128.0f), hi = vdupq_n_f32(127.0f);
+    int32x4_t vsum = vdupq_n_s32(0);
+    for (i = 0; i + 8 <= n; i += 8) {
+        /* round half to even, then clamp with maxNum/minNum (NaN -> -128, as fmaxf/fminf do) */
+        float32x4_t a = vrndnq_f32(vmulq_f32(vld1q_f32(x + i), vs));
+        float32x4_t b = vrndnq_f32(vmulq_f32(vld1q_f32(x + i + 4), vs));
+        a = vminnmq_f32(vmaxnmq_f32(a, lo), hi);
+        b = vminnmq_f32(vmaxnmq_f32(b, lo), hi);
+        const int32x4_t ia = vcvtq_s32_f32(a), ib = vcvtq_s32_f32(b);
+        vsum = vaddq_s32(vsum, vaddq_s32(ia, ib));
+        const int16x8_t h = vcombine_s16(vmovn_s32(ia), vmovn_s32(ib));
+        vst1_s8(q + i, vmovn_s16(h));
+    }
+    int32_t sum = vaddvq_s32(vsum);
+    for (; i < n; i++) {
+        float v = nearbyintf(x[i] * s);
+        v = fminf(fmaxf(v, -128.0f), 127.0f);
+        q[i] = (int8_t)v;
+        sum += q[i];
+    }
+    if (n_pad > n)
+        memset(q + n, 0, (size_t)(n_pad - n));
+    if (sum_q)
+        *sum_q = sum;
+    return s;
+}
+
+/* ---- ternary matmul ---- */
+
+static inline int32x4_t dot16(int32x4_t acc, int8x16_t t, int8x16_t q) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return vdotq_s32(acc, t, q);
+#else
+    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(t), vget_low_s8(q)));
+    return vpadalq_s16(acc, vmull_high_s8(t, q));
+#endif
+}
+
+/* Codes of one 16-byte half of a block: plane j (weights 32j + lane) as signed -1/0/+1. */
+static inline void planes16(int8x16_t t[4], uint8x16_t raw) {
+    const uint8x16_t m3 = vdupq_n_u8(3);
+    const int8x16_t one = vdupq_n_s8(1);
+    t[0] = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(raw, 6)), one);
+    t[1] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(raw, 4), m3)), one);
+    t[2] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(raw, 2), m3)), one);
+    t[3] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(raw, m3)), one);
+}
+
+/* dots[t] = sum over the row of t_k * q[t][k] for T tokens (q rows k_pad apart) */
+static void ternary_row(int32_t *dots, const uint8_t *row, const int8_t *q, int64_t k_pad, int T) {
+    int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+    for (int64_t b = 0; b < k_pad / 128; b++) {
+        for (int half = 0; half < 2; half++) {
+            int8x16_t t[4];
+            planes16(t, vld1q_u8(row + 32 * b + 16 * half));
+            for (int tok = 0; tok < T; tok++) {
+                const int8_t *qb = q + tok * k_pad + 128 * b + 16 * half;
+                for (int j = 0; j < 4; j++)
+                    acc[tok] = dot16(acc[tok], t[j], vld1q_s8(qb + 32 * j));
+            }
+        }
+    }
+    for (int tok = 0; tok < T; tok++)
+        dots[tok] = vaddvq_s32(acc[tok]);
+}
+
+static void neon_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q,
+                                const float *act_scale, int64_t n_tok, int64_t row_begin, int64_t row_end) {
+    const float wscale = w->scale, oscale = w->out_scale;
+    const int64_t chunk = n_tok == 1 ? row_end - row_begin : 64; /* prefill: rows stay in L2 */
+    for (int64_t c0 = row_begin; c0 < row_end; c0 += chunk) {
+        const int64_t c1 = c0 + chunk < row_end ? c0 + chunk : row_end;
+        for (int64_t t0 = 0; t0 < n_tok; t0 += 4) {
+            const int T = n_tok - t0 < 4 ? (int)(n_tok - t0) : 4;
+            for (int64_t r = c0; r < c1; r++) {
+                int32_t dots[4];
+                ternary_row(dots, w->codes + r * w->row_bytes, q + t0 * w->k_pad, w->k_pad, T);
+                for (int t = 0; t < T; t++)
+                    y[(t0 + t) * w->n_out + r] = (float)dots[t] / act_scale[t0 + t] * wscale * oscale;
+            }
+        }
+    }
+}
+
+/* ---- float matvec: F16 and F32 in SIMD, other types through the reference ---- */
+
+static void neon_matvec(float *out, const struct tern_tensor *t, const float *x, int64_t row_begin,
+                        int64_t row_end) {
+    if (t->type != TERN_TYPE_F16 && t->type != TERN_TYPE_F32) {
+        tern_ref_matvec(out, t, x, row_begin, row_end);
+        return;
+    }
+    const int64_t n = t->ne0, n8 = n & ~(int64_t)7;
+    for (int64_t r = row_begin; r < row_end; r++) {
+        const uint8_t *row = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
+        float32x4_t a = vdupq_n_f32(0.0f), b = vdupq_n_f32(0.0f);
+        for (int64_t i = 0; i < n8; i += 8) {
+            float32x4_t w0, w1;
+            if (t->type == TERN_TYPE_F16) {
+                const uint16x8_t h = vld1q_u16((const uint16_t *)row + i);
+                w0 = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(h)));
+                w1 = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h)));
+            } else {
+                w0 = vld1q_f32((const float *)row + i);
+                w1 = vld1q_f32((const float *)row + i + 4);
+            }
+            a = vfmaq_f32(a, w0, vld1q_f32(x + i));
+            b = vfmaq_f32(b, w1, vld1q_f32(x + i + 4));
+        }
+        float s = vaddvq_f32(vaddq_f32(a, b));
+        if (n8 < n) {
+            float tail[8];
+            tern_ref_dequant_row(tail, row + (size_t)n8 * (t->type == TERN_TYPE_F16 ? 2 : 4), t->type,
+                                 n - n8);
+            for (int64_t i = n8; i < n; i++)
+                s += tail[i - n8] * x[i];
+        }
+        out[r - row_begin] = s;
+    }
+}
+
+/* ---- float ops ---- */
+
+/* Angles computed once per pair index by the reference's product sequence, then the reference's own
+ * expressions per head: bit-identical, without n_head-fold cos/sin calls. */
+enum { ROPE_MAX_PAIRS = 512 };
+
+static void neon_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float theta,
+                      enum tern_rope_style style) {
+    const int half = n_rot / 2;
+    if (half > ROPE_MAX_PAIRS) {
+        tern_ref_rope(x, n_head, head_dim, n_rot, pos, theta, style);
+        return;
+    }
+    float cs[ROPE_MAX_PAIRS], sn[ROPE_MAX_PAIRS];
+    const float theta_scale = powf(theta, -2.0f / (float)n_rot);
+    float angle = (float)pos;
+    for (int i = 0; i < half; i++) {
+        cs[i] = cosf(angle);
+        sn[i] = sinf(angle);
+        angle *= theta_scale;
+    }
+    for (int h = 0; h < n_head; h++) {
+        float *v = x + (int64_t)h * head_dim;
+        for (int i = 0; i < half; i++) {
+            const int a = style == TERN_ROPE_NEOX ? i : 2 * i;
+            const int b = style == TERN_ROPE_NEOX ? i + half : 2 * i + 1;
+            const float x0 = v[a], x1 = v[b], c = cs[i], s = sn[i];
+            v[a] = x0 * c - x1 * s;
+            v[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
+static void neon_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act) {
+    if (act != TERN_FFN_RELU2) {
+        tern_ref_ffn_act(out, gate, up, n, act);
+        return;
+    }
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        /* g > 0 ? g : 0 (NaN -> 0), as the reference */
+        const float32x4_t g = vld1q_f32(gate + i);
+        const float32x4_t r = vbslq_f32(vcgtq_f32(g, vdupq_n_f32(0.0f)), g, vdupq_n_f32(0.0f));
+        vst1q_f32(out + i, vmulq_f32(vmulq_f32(r, r), vld1q_f32(up + i)));
+    }
+    if (i < n)
+        tern_ref_ffn_act(out + i, gate + i, up + i, n - i, act);
+}
+
+const struct tern_cpu_kernels tern_cpu_kernels_neon = {
+    .name = "neon",
+    .quantize_act = neon_quantize_act,
+    .ternary_matmul = neon_ternary_matmul,
+    .matvec = neon_matvec,
+    .rmsnorm = tern_ref_rmsnorm,
+    .rope = neon_rope,
+    .attention = tern_ref_attention,
+    .ffn_act = neon_ffn_act,
+};
