@@ -11,6 +11,7 @@
 #include "../scheduler/fp16.h"
 #include "../scheduler/log.h"
 #include "kernels.h"
+#include "pool.h"
 #include "ref.h"
 
 struct cpu_layer_kv {
@@ -30,12 +31,13 @@ struct cpu_scratch {
     float *gate;      /* [cap][n_ff] */
     float *up;        /* [cap][n_ff] */
     float *out;       /* [cap][n_embd] projection output */
-    float *scores;    /* [head_dim + n_ctx] attention scratch (one token at a time) */
+    float *scores;    /* [n_threads][head_dim + n_ctx] attention scratch, one slice per thread */
 };
 
 struct cpu_device {
     const struct tern_cpu_kernels *k;
     int n_threads;
+    struct tern_pool *pool;
     const struct tern_model_view *model;
     int layer_begin, layer_end;
     unsigned parts;
@@ -82,7 +84,7 @@ static tern_status scratch_reserve(struct cpu_device *d, int n_tokens) {
     s->gate = malloc(n * (size_t)hp->n_ff * sizeof(float));
     s->up = malloc(n * (size_t)hp->n_ff * sizeof(float));
     s->out = malloc(n * (size_t)hp->n_embd * sizeof(float));
-    s->scores = malloc((size_t)(hp->head_dim + d->n_ctx) * sizeof(float));
+    s->scores = malloc((size_t)d->n_threads * (size_t)(hp->head_dim + d->n_ctx) * sizeof(float));
     if (!s->x || !s->q || !s->act_scale || !s->qh || !s->kh || !s->vh || !s->attn || !s->gate ||
         !s->up || !s->out || !s->scores) {
         scratch_free(s);
@@ -156,24 +158,113 @@ static tern_status cpu_embed(void *ctx, float *hidden, const int32_t *tokens, in
     return TERN_OK;
 }
 
-/* y[n][w->n_out] = BitLinear(x[n][n_in]) with x rows of stride x_stride. */
-static void bitlinear(struct cpu_device *d, float *y, const struct tern_ternary *w, const float *x,
-                      int64_t x_stride, int n) {
-    struct cpu_scratch *s = &d->s;
-    for (int t = 0; t < n; t++)
-        s->act_scale[t] = d->k->quantize_act(s->q + t * w->k_pad, x + t * x_stride, w->n_in, w->k_pad, NULL);
-    d->k->ternary_matmul(y, w, s->q, s->act_scale, n, 0, w->n_out);
+/* Work split. Matrix products hand out blocks of rows: every block streams its weights once for
+ * all tokens of the batch, and with ~40-110 blocks per product both cores stay busy even when one
+ * is slowed by another process. Per-token ops split by token. */
+enum { ROWS_PER_TASK = 64, HEAD_ROWS_PER_TASK = 1024 };
+
+struct matmul_job {
+    const struct tern_cpu_kernels *k;
+    float *const *ys;
+    const struct tern_ternary *const *ws;
+    int n_w;
+    const int8_t *q;
+    const float *act_scale;
+    int n_tok;
+};
+
+static void matmul_task(void *arg, int64_t task, int thread) {
+    (void)thread;
+    const struct matmul_job *j = arg;
+    /* tasks enumerate (weight, row block) pairs; weights may differ in n_out */
+    for (int i = 0; i < j->n_w; i++) {
+        const int64_t blocks = (j->ws[i]->n_out + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+        if (task < blocks) {
+            const int64_t r0 = task * ROWS_PER_TASK;
+            const int64_t r1 = r0 + ROWS_PER_TASK < j->ws[i]->n_out ? r0 + ROWS_PER_TASK : j->ws[i]->n_out;
+            j->k->ternary_matmul(j->ys[i], j->ws[i], j->q, j->act_scale, j->n_tok, r0, r1);
+            return;
+        }
+        task -= blocks;
+    }
 }
 
-/* Quantize x once and apply several weights that share that input (q/k/v, gate/up). */
-static void bitlinear_shared(struct cpu_device *d, float *const *ys, const struct tern_ternary *const *ws,
-                             int n_w, const float *x, int64_t x_stride, int n) {
+struct quant_job {
+    const struct tern_cpu_kernels *k;
+    int8_t *q;
+    float *act_scale;
+    const float *x;
+    int64_t x_stride, n_in, k_pad;
+};
+
+static void quant_task(void *arg, int64_t t, int thread) {
+    (void)thread;
+    const struct quant_job *j = arg;
+    j->act_scale[t] = j->k->quantize_act(j->q + t * j->k_pad, j->x + t * j->x_stride, j->n_in, j->k_pad, NULL);
+}
+
+/* ys[i][n][ws[i]->n_out] = BitLinear_i(x[n][n_in]) for weights sharing one input (q/k/v, gate/up):
+ * the input is quantized once (per token, as the numerics contract says) for all of them. */
+static void bitlinear(struct cpu_device *d, float *const *ys, const struct tern_ternary *const *ws, int n_w,
+                      const float *x, int64_t x_stride, int n) {
     struct cpu_scratch *s = &d->s;
     const struct tern_ternary *w0 = ws[0];
-    for (int t = 0; t < n; t++)
-        s->act_scale[t] = d->k->quantize_act(s->q + t * w0->k_pad, x + t * x_stride, w0->n_in, w0->k_pad, NULL);
+    struct quant_job qj = {d->k, s->q, s->act_scale, x, x_stride, w0->n_in, w0->k_pad};
+    tern_pool_run(d->pool, n, quant_task, &qj);
+    int64_t n_tasks = 0;
     for (int i = 0; i < n_w; i++)
-        d->k->ternary_matmul(ys[i], ws[i], s->q, s->act_scale, n, 0, ws[i]->n_out);
+        n_tasks += (ws[i]->n_out + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+    struct matmul_job mj = {d->k, ys, ws, n_w, s->q, s->act_scale, n};
+    tern_pool_run(d->pool, n_tasks, matmul_task, &mj);
+}
+
+/* Per-token parts of a layer, split by token. */
+struct token_job {
+    struct cpu_device *d;
+    const struct tern_layer_weights *L;
+    struct cpu_layer_kv *kv;
+    float *h;
+    int pos0;
+    int stage; /* 0: attention norm; 1: RoPE; 2: attention + sub-norm; 3: FFN norm; 4: gating + sub-norm */
+};
+
+static void token_task(void *arg, int64_t t, int thread) {
+    const struct token_job *j = arg;
+    struct cpu_device *d = j->d;
+    const struct tern_hparams *hp = &d->model->hp;
+    const struct tern_cpu_kernels *k = d->k;
+    struct cpu_scratch *s = &d->s;
+    const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff;
+    const int64_t n_q = (int64_t)hp->n_head * hp->head_dim, n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int pos = j->pos0 + (int)t;
+    switch (j->stage) {
+    case 0:
+        k->rmsnorm(s->x + t * n_embd, j->h + t * n_embd, j->L->attn_norm, n_embd, hp->norm_eps);
+        break;
+    case 1:
+        k->rope(s->qh + t * n_q, hp->n_head, hp->head_dim, hp->n_rot, pos, hp->rope_theta, hp->rope_style);
+        k->rope(s->kh + t * n_kv, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_theta, hp->rope_style);
+        break;
+    case 2:
+        k->attention(s->attn + t * n_q, s->qh + t * n_q, j->kv->k, j->kv->v, pos, hp->n_head, hp->n_head_kv,
+                     hp->head_dim, s->scores + (size_t)thread * (size_t)(hp->head_dim + d->n_ctx));
+        if (j->L->attn_sub_norm)
+            k->rmsnorm(s->attn + t * n_q, s->attn + t * n_q, j->L->attn_sub_norm, n_q, hp->norm_eps);
+        break;
+    case 3:
+        k->rmsnorm(s->x + t * n_embd, j->h + t * n_embd, j->L->ffn_norm, n_embd, hp->norm_eps);
+        break;
+    case 4:
+        k->ffn_act(s->gate + t * n_ff, s->gate + t * n_ff, s->up + t * n_ff, n_ff, hp->ffn_act);
+        if (j->L->ffn_sub_norm)
+            k->rmsnorm(s->gate + t * n_ff, s->gate + t * n_ff, j->L->ffn_sub_norm, n_ff, hp->norm_eps);
+        break;
+    }
+}
+
+static void per_token(struct token_job *j, int stage, int n) {
+    j->stage = stage;
+    tern_pool_run(j->d->pool, n, token_task, j);
 }
 
 static void run_layer(struct cpu_device *d, int il, float *h, int n, int pos0) {
@@ -184,47 +275,43 @@ static void run_layer(struct cpu_device *d, int il, float *h, int n, int pos0) {
     const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff;
     const int64_t n_q = (int64_t)hp->n_head * hp->head_dim;
     const int64_t n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
+    struct token_job tj = {d, L, kv, h, pos0, 0};
 
-    /* attention */
-    for (int t = 0; t < n; t++)
-        d->k->rmsnorm(s->x + t * n_embd, h + t * n_embd, L->attn_norm, n_embd, hp->norm_eps);
+    /* attention: every token's K and V enter the cache before any token attends (causal batch) */
+    per_token(&tj, 0, n);
     {
         float *ys[3] = {s->qh, s->kh, s->vh};
         const struct tern_ternary *ws[3] = {&L->wq, &L->wk, &L->wv};
-        bitlinear_shared(d, ys, ws, 3, s->x, n_embd, n);
+        bitlinear(d, ys, ws, 3, s->x, n_embd, n);
     }
-    for (int t = 0; t < n; t++) {
-        const int pos = pos0 + t;
-        d->k->rope(s->qh + t * n_q, hp->n_head, hp->head_dim, hp->n_rot, pos, hp->rope_theta, hp->rope_style);
-        d->k->rope(s->kh + t * n_kv, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_theta, hp->rope_style);
-        for (int64_t i = 0; i < n_kv; i++) {
-            kv->k[(size_t)pos * n_kv + i] = tern_fp32_to_fp16(s->kh[t * n_kv + i]);
-            kv->v[(size_t)pos * n_kv + i] = tern_fp32_to_fp16(s->vh[t * n_kv + i]);
-        }
-    }
+    per_token(&tj, 1, n);
     for (int t = 0; t < n; t++)
-        d->k->attention(s->attn + t * n_q, s->qh + t * n_q, kv->k, kv->v, pos0 + t, hp->n_head, hp->n_head_kv,
-                        hp->head_dim, s->scores);
-    if (L->attn_sub_norm)
-        for (int t = 0; t < n; t++)
-            d->k->rmsnorm(s->attn + t * n_q, s->attn + t * n_q, L->attn_sub_norm, n_q, hp->norm_eps);
-    bitlinear(d, s->out, &L->wo, s->attn, n_q, n);
+        for (int64_t i = 0; i < n_kv; i++) {
+            kv->k[(size_t)(pos0 + t) * n_kv + i] = tern_fp32_to_fp16(s->kh[t * n_kv + i]);
+            kv->v[(size_t)(pos0 + t) * n_kv + i] = tern_fp32_to_fp16(s->vh[t * n_kv + i]);
+        }
+    per_token(&tj, 2, n);
+    {
+        float *ys[1] = {s->out};
+        const struct tern_ternary *ws[1] = {&L->wo};
+        bitlinear(d, ys, ws, 1, s->attn, n_q, n);
+    }
     for (int64_t i = 0; i < (int64_t)n * n_embd; i++)
         h[i] += s->out[i];
 
     /* feed-forward */
-    for (int t = 0; t < n; t++)
-        d->k->rmsnorm(s->x + t * n_embd, h + t * n_embd, L->ffn_norm, n_embd, hp->norm_eps);
+    per_token(&tj, 3, n);
     {
         float *ys[2] = {s->gate, s->up};
         const struct tern_ternary *ws[2] = {&L->wgate, &L->wup};
-        bitlinear_shared(d, ys, ws, 2, s->x, n_embd, n);
+        bitlinear(d, ys, ws, 2, s->x, n_embd, n);
     }
-    d->k->ffn_act(s->gate, s->gate, s->up, (int64_t)n * n_ff, hp->ffn_act);
-    if (L->ffn_sub_norm)
-        for (int t = 0; t < n; t++)
-            d->k->rmsnorm(s->gate + t * n_ff, s->gate + t * n_ff, L->ffn_sub_norm, n_ff, hp->norm_eps);
-    bitlinear(d, s->out, &L->wdown, s->gate, n_ff, n);
+    per_token(&tj, 4, n);
+    {
+        float *ys[1] = {s->out};
+        const struct tern_ternary *ws[1] = {&L->wdown};
+        bitlinear(d, ys, ws, 1, s->gate, n_ff, n);
+    }
     for (int64_t i = 0; i < (int64_t)n * n_embd; i++)
         h[i] += s->out[i];
 }
@@ -246,12 +333,28 @@ static tern_status cpu_run_layers(void *ctx, float *hidden, int n_tokens, int po
     return TERN_OK;
 }
 
+struct head_job {
+    const struct tern_cpu_kernels *k;
+    const struct tern_tensor *t;
+    float *logits;
+    const float *x;
+};
+
+static void head_task(void *arg, int64_t task, int thread) {
+    (void)thread;
+    const struct head_job *j = arg;
+    const int64_t r0 = task * HEAD_ROWS_PER_TASK;
+    const int64_t r1 = r0 + HEAD_ROWS_PER_TASK < j->t->ne1 ? r0 + HEAD_ROWS_PER_TASK : j->t->ne1;
+    j->k->matvec(j->logits + r0, j->t, j->x, r0, r1);
+}
+
 static tern_status cpu_logits(void *ctx, float *logits, const float *hidden) {
     struct cpu_device *d = ctx;
     const struct tern_model_view *m = d->model;
     float *x = d->s.x;
     d->k->rmsnorm(x, hidden, m->output_norm, m->hp.n_embd, m->hp.norm_eps);
-    d->k->matvec(logits, &m->output, x, 0, m->output.ne1);
+    struct head_job j = {d->k, &m->output, logits, x};
+    tern_pool_run(d->pool, (m->output.ne1 + HEAD_ROWS_PER_TASK - 1) / HEAD_ROWS_PER_TASK, head_task, &j);
     return TERN_OK;
 }
 
@@ -261,6 +364,7 @@ static void cpu_release(void *ctx) {
         return;
     kv_free(d);
     scratch_free(&d->s);
+    tern_pool_free(d->pool);
     free(d);
 }
 
@@ -318,6 +422,11 @@ tern_status tern_cpu_device_create(int n_threads, struct tern_device *out) {
         return TERN_ERR_NOMEM;
     d->k = k;
     d->n_threads = n_threads > 0 ? n_threads : tern_cpu_physical_cores();
+    tern_status st = tern_pool_create(d->n_threads, &d->pool);
+    if (st != TERN_OK) {
+        free(d);
+        return st;
+    }
     out->ops = &cpu_ops;
     out->ctx = d;
     return TERN_OK;
