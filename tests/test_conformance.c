@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/ref.h"
+#include "cpu/isa.h"
 #include "harness.h"
 #include "host/ternary.h"
 #include "host/tern.h"
@@ -41,8 +41,9 @@ static bool collect_id(int32_t id, const char *text, size_t len, void *user) {
     return true;
 }
 
-/* Greedy-generate n tokens from a prompt given as ids. */
-static void greedy(const char *model_path, const int32_t *prompt, int n_prompt, int n, struct collect *out) {
+/* Greedy-generate n tokens from a prompt given as ids, on the CPU with n_threads (0: default). */
+static void greedy_t(const char *model_path, const int32_t *prompt, int n_prompt, int n, int n_threads,
+                     struct collect *out) {
     memset(out, 0, sizeof *out);
     tern_model *m = NULL;
     tern_tokenizer *tok = NULL;
@@ -52,7 +53,7 @@ static void greedy(const char *model_path, const int32_t *prompt, int n_prompt, 
     if (!m)
         return;
     CHECK_STATUS(TERN_OK, tern_tokenizer_load(tern_model_gguf(m), NULL, &tok));
-    struct tern_session_params sp = {.n_ctx = 256, .device = "cpu"};
+    struct tern_session_params sp = {.n_ctx = 256, .n_threads = n_threads, .device = "cpu"};
     CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
     struct tern_sampler_params p = tern_sampler_default_params();
     p.temperature = 0.0f;
@@ -64,6 +65,10 @@ static void greedy(const char *model_path, const int32_t *prompt, int n_prompt, 
     tern_session_free(s);
     tern_tokenizer_free(tok);
     tern_model_close(m);
+}
+
+static void greedy(const char *model_path, const int32_t *prompt, int n_prompt, int n, struct collect *out) {
+    greedy_t(model_path, prompt, n_prompt, n, 0, out);
 }
 
 static void print_ids(const char *label, const int32_t *ids, int n) {
@@ -86,7 +91,48 @@ static void i2s_matches_bitnet_cpp(void) {
     }
 }
 
+/* Every kernel level this machine runs, forced through TERN_CPU_ISA, and 1 or 2 threads, gives
+ * bitnet.cpp's ids on its file and the scalar level's ids on a longer run of a random model. */
+static void every_isa_and_thread_count(void) {
+    static const int32_t prompt[8] = {998, 46, 77, 346, 709, 263, 264, 892};
+    struct collect scalar_ids;
+    setenv("TERN_CPU_ISA", "scalar", 1);
+    greedy_t(test_data("vectors/mini-bitnet-tq1.gguf", 0), prompt, 8, 48, 1, &scalar_ids);
+    int levels = 0;
+    for (int i = 0; i < TERN_CPU_ISA_COUNT; i++) {
+        const char *level = tern_cpu_isa_names[i];
+        if (!tern_cpu_isa_built(level) || !tern_cpu_isa_supported(level))
+            continue;
+        levels++;
+        setenv("TERN_CPU_ISA", level, 1);
+        for (int threads = 1; threads <= 2; threads++) {
+            for (int c = 0; c < 3; c++) {
+                const struct ref_case *rc = &bitnet_cpp_cases[c];
+                struct collect got;
+                greedy_t(test_data("vectors/mini-b158-i2s.gguf", 0), rc->prompt_ids, rc->n_prompt, 16, threads, &got);
+                if (got.n != 16 || memcmp(got.ids, rc->generated, sizeof rc->generated) != 0) {
+                    harness_fail(__FILE__, __LINE__, "%s, %d threads, prompt '%s': ids differ from bitnet.cpp's",
+                                 level, threads, rc->prompt);
+                    print_ids("expected", rc->generated, 16);
+                    print_ids("actual  ", got.ids, got.n);
+                }
+            }
+            struct collect got;
+            greedy_t(test_data("vectors/mini-bitnet-tq1.gguf", 0), prompt, 8, 48, threads, &got);
+            if (got.n != scalar_ids.n || memcmp(got.ids, scalar_ids.ids, sizeof got.ids) != 0) {
+                harness_fail(__FILE__, __LINE__, "%s, %d threads: ids differ from the scalar level's", level, threads);
+                print_ids("scalar", scalar_ids.ids, scalar_ids.n);
+                print_ids("actual", got.ids, got.n);
+            }
+        }
+        fprintf(stderr, "  level %s: bitnet.cpp ids and scalar ids reproduced with 1 and 2 threads\n", level);
+    }
+    unsetenv("TERN_CPU_ISA");
+    CHECK(levels >= 1);
+}
+
 int main(void) {
     RUN(i2s_matches_bitnet_cpp);
+    RUN(every_isa_and_thread_count);
     return harness_finish();
 }
