@@ -48,12 +48,14 @@ struct cl_device {
     struct cl_scratch s;
 };
 
-static void rel(struct cl_device *d, cl_mem *m) { tern_cl_buf_free(d->rt, m); }
+static void rel(struct cl_device *d, cl_mem *m) {
+    tern_cl_buf_free(d->rt, m);
+}
 
 static void scratch_free(struct cl_device *d) {
     struct cl_scratch *s = &d->s;
-    cl_mem *all[] = {&s->h, &s->x, &s->q8, &s->act_scale, &s->sum_q, &s->qh, &s->kh,
-                     &s->vh, &s->attn, &s->gate, &s->up, &s->tokens};
+    cl_mem *all[] = {&s->h,  &s->x,  &s->q8,   &s->act_scale, &s->sum_q, &s->qh,
+                     &s->kh, &s->vh, &s->attn, &s->gate,      &s->up,    &s->tokens};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         rel(d, all[i]);
     s->cap = 0;
@@ -99,7 +101,8 @@ static tern_status cl_describe(void *ctx, struct tern_device_info *out) {
 }
 
 /* A read-only weight buffer over host data: wrapped on unified memory, copied otherwise. */
-static tern_status weight_buf(struct cl_device *d, const void *data, size_t size, const char *what, cl_mem *out) {
+static tern_status weight_buf(struct cl_device *d, const void *data, size_t size, const char *what,
+                              cl_mem *out) {
     cl_mem_flags flags = CL_MEM_READ_ONLY | (d->rt->unified ? CL_MEM_USE_HOST_PTR : CL_MEM_COPY_HOST_PTR);
     /* the device only reads it; OpenCL's API takes a non-const pointer */
     void *host;
@@ -107,17 +110,20 @@ static tern_status weight_buf(struct cl_device *d, const void *data, size_t size
     return tern_cl_buf(d->rt, flags, size, host, what, out);
 }
 
-static tern_status small_buf(struct cl_device *d, const float *data, int64_t n, const char *what, cl_mem *out) {
+static tern_status small_buf(struct cl_device *d, const float *data, int64_t n, const char *what,
+                             cl_mem *out) {
     void *host;
     memcpy(&host, &data, sizeof host);
-    return tern_cl_buf(d->rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (size_t)n * sizeof(float), host, what, out);
+    return tern_cl_buf(d->rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (size_t)n * sizeof(float), host, what,
+                       out);
 }
 
-static tern_status check_ternary(const struct tern_ternary *w, int64_t n_in, int64_t n_out, int il, const char *nm) {
+static tern_status check_ternary(const struct tern_ternary *w, int64_t n_in, int64_t n_out, int il,
+                                 const char *nm) {
     if (w->n_in != n_in || w->n_out != n_out || w->k_pad < w->n_in || w->k_pad % 128 ||
         w->row_bytes != w->k_pad / 4 || !w->codes) {
-        tern_log_error("cl: layer %d %s: shape %lldx%lld (k_pad %lld) does not match the model (%lldx%lld)", il, nm,
-                       (long long)w->n_in, (long long)w->n_out, (long long)w->k_pad, (long long)n_in,
+        tern_log_error("cl: layer %d %s: shape %lldx%lld (k_pad %lld) does not match the model (%lldx%lld)",
+                       il, nm, (long long)w->n_in, (long long)w->n_out, (long long)w->k_pad, (long long)n_in,
                        (long long)n_out);
         return TERN_ERR_SHAPE;
     }
@@ -133,8 +139,9 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
         return TERN_ERR_ARG;
     if (hp->head_dim <= 0 || hp->head_dim > 256 || hp->n_head_kv <= 0 || hp->n_head % hp->n_head_kv ||
         hp->n_rot > hp->head_dim || hp->n_rot % 2) {
-        tern_log_error("cl: head_dim %d / n_rot %d / %d heads / %d kv heads are not supported by the OpenCL device",
-                       hp->head_dim, hp->n_rot, hp->n_head, hp->n_head_kv);
+        tern_log_error(
+            "cl: head_dim %d / n_rot %d / %d heads / %d kv heads are not supported by the OpenCL device",
+            hp->head_dim, hp->n_rot, hp->n_head, hp->n_head_kv);
         return TERN_ERR_UNSUPPORTED;
     }
     d->model = model;
@@ -151,18 +158,20 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
         return TERN_ERR_NOMEM;
     d->layer_begin = layer_begin;
     d->layer_end = layer_end;
-    static const char *const wnames[W_COUNT] = {"attn_q", "attn_k", "attn_v", "attn_output",
+    static const char *const wnames[W_COUNT] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                                 "ffn_gate", "ffn_up", "ffn_down"};
     for (int il = layer_begin; il < layer_end && st == TERN_OK; il++) {
         const struct tern_layer_weights *W = &model->layers[il];
         struct cl_layer *L = &d->layers[il - layer_begin];
-        const struct tern_ternary *src[W_COUNT] = {&W->wq, &W->wk, &W->wv, &W->wo, &W->wgate, &W->wup, &W->wdown};
+        const struct tern_ternary *src[W_COUNT] = {&W->wq,    &W->wk,  &W->wv,   &W->wo,
+                                                   &W->wgate, &W->wup, &W->wdown};
         const int64_t n_in[W_COUNT] = {n_embd, n_embd, n_embd, q_dim, n_embd, n_embd, n_ff};
         const int64_t n_out[W_COUNT] = {q_dim, kv_dim, kv_dim, n_embd, n_ff, n_ff, n_embd};
         for (int w = 0; w < W_COUNT && st == TERN_OK; w++) {
             st = check_ternary(src[w], n_in[w], n_out[w], il, wnames[w]);
             if (st == TERN_OK)
-                st = weight_buf(d, src[w]->codes, (size_t)(src[w]->n_out * src[w]->row_bytes), wnames[w], &L->w[w]);
+                st = weight_buf(d, src[w]->codes, (size_t)(src[w]->n_out * src[w]->row_bytes), wnames[w],
+                                &L->w[w]);
             L->desc[w] = *src[w];
             L->desc[w].codes = NULL;
             if (src[w]->k_pad > d->kpad_max)
@@ -187,27 +196,29 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
                         "token_embd", &d->embd);
     if (st == TERN_OK && (parts & TERN_PART_HEAD)) {
         if (model->output.ne0 != n_embd) {
-            tern_log_error("cl: output head rows hold %lld values, not n_embd %lld", (long long)model->output.ne0,
-                           (long long)n_embd);
+            tern_log_error("cl: output head rows hold %lld values, not n_embd %lld",
+                           (long long)model->output.ne0, (long long)n_embd);
             st = TERN_ERR_SHAPE;
         }
         if (st == TERN_OK && model->output.data == model->tok_embd.data && d->embd)
             d->head = NULL; /* tied: the embedding buffer serves as the head (see head_buf) */
         else if (st == TERN_OK)
-            st = weight_buf(d, model->output.data, model->output.row_bytes * (size_t)model->output.ne1, "output",
-                            &d->head);
+            st = weight_buf(d, model->output.data, model->output.row_bytes * (size_t)model->output.ne1,
+                            "output", &d->head);
         if (st == TERN_OK)
             st = small_buf(d, model->output_norm, n_embd, "output_norm", &d->out_norm);
         if (st == TERN_OK)
-            st = tern_cl_buf(d->rt, CL_MEM_WRITE_ONLY, (size_t)model->output.ne1 * sizeof(float), NULL, "logits",
-                             &d->logits);
+            st = tern_cl_buf(d->rt, CL_MEM_WRITE_ONLY, (size_t)model->output.ne1 * sizeof(float), NULL,
+                             "logits", &d->logits);
     }
     if (st != TERN_OK)
         unload(d);
     return st;
 }
 
-static cl_mem head_buf(struct cl_device *d) { return d->head ? d->head : d->embd; }
+static cl_mem head_buf(struct cl_device *d) {
+    return d->head ? d->head : d->embd;
+}
 
 static tern_status scratch_reserve(struct cl_device *d, int n) {
     if (n <= d->s.cap)
@@ -223,12 +234,18 @@ static tern_status scratch_reserve(struct cl_device *d, int n) {
         size_t bytes;
         const char *what;
     } bufs[] = {
-        {&s->h, N * (size_t)hp->n_embd * f, "hidden"}, {&s->x, N * x_dim * f, "normed input"},
-        {&s->q8, N * (size_t)d->kpad_max, "int8 activations"}, {&s->act_scale, N * f, "act scales"},
-        {&s->sum_q, N * sizeof(cl_int), "act sums"}, {&s->qh, N * q_dim * f, "q"},
-        {&s->kh, N * kv_dim * f, "k"}, {&s->vh, N * kv_dim * f, "v"},
-        {&s->attn, N * q_dim * f, "attention output"}, {&s->gate, N * (size_t)hp->n_ff * f, "ffn gate"},
-        {&s->up, N * (size_t)hp->n_ff * f, "ffn up"}, {&s->tokens, N * sizeof(cl_int), "tokens"},
+        {&s->h, N * (size_t)hp->n_embd * f, "hidden"},
+        {&s->x, N * x_dim * f, "normed input"},
+        {&s->q8, N * (size_t)d->kpad_max, "int8 activations"},
+        {&s->act_scale, N * f, "act scales"},
+        {&s->sum_q, N * sizeof(cl_int), "act sums"},
+        {&s->qh, N * q_dim * f, "q"},
+        {&s->kh, N * kv_dim * f, "k"},
+        {&s->vh, N * kv_dim * f, "v"},
+        {&s->attn, N * q_dim * f, "attention output"},
+        {&s->gate, N * (size_t)hp->n_ff * f, "ffn gate"},
+        {&s->up, N * (size_t)hp->n_ff * f, "ffn up"},
+        {&s->tokens, N * sizeof(cl_int), "tokens"},
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         tern_status st = tern_cl_buf(d->rt, CL_MEM_READ_WRITE, bufs[i].bytes, NULL, bufs[i].what, bufs[i].m);
@@ -269,16 +286,16 @@ static tern_status cl_embed(void *ctx, float *hidden, const int32_t *tokens, int
 }
 
 /* BitLinear of weights ws[0..n_w) sharing one input x[n][stride] (quantized once). */
-static tern_status bitlinear(struct cl_device *d, struct cl_layer *L, const int *wi, cl_mem *ys, int n_w, cl_mem x,
-                             int x_stride, int n, bool accumulate) {
+static tern_status bitlinear(struct cl_device *d, struct cl_layer *L, const int *wi, cl_mem *ys, int n_w,
+                             cl_mem x, int x_stride, int n, bool accumulate) {
     struct tern_cl_rt *rt = d->rt;
     const struct tern_ternary *w0 = &L->desc[wi[0]];
-    tern_status st = tern_cl_quantize_act(rt, d->s.q8, d->s.act_scale, d->s.sum_q, x, (int)w0->n_in, (int)w0->k_pad,
-                                          x_stride, n);
+    tern_status st = tern_cl_quantize_act(rt, d->s.q8, d->s.act_scale, d->s.sum_q, x, (int)w0->n_in,
+                                          (int)w0->k_pad, x_stride, n);
     for (int i = 0; i < n_w && st == TERN_OK; i++) {
         const struct tern_ternary *w = &L->desc[wi[i]];
-        st = tern_cl_ternary(rt, ys[i], NULL, L->w[wi[i]], w, d->s.q8, d->s.act_scale, d->s.sum_q, n, (int)w->n_out,
-                             accumulate, TERN_CL_TERNARY_AUTO);
+        st = tern_cl_ternary(rt, ys[i], NULL, L->w[wi[i]], w, d->s.q8, d->s.act_scale, d->s.sum_q, n,
+                             (int)w->n_out, accumulate, TERN_CL_TERNARY_AUTO);
     }
     return st;
 }
@@ -308,8 +325,8 @@ static tern_status run_layer(struct cl_device *d, int il, int n, int pos0) {
     if (st == TERN_OK)
         st = tern_cl_kv_store(rt, L->k_cache, L->v_cache, s->kh, s->vh, kv_dim, pos0, n);
     if (st == TERN_OK)
-        st = tern_cl_attention(rt, s->attn, s->qh, L->k_cache, L->v_cache, hp->n_head, hp->n_head_kv, hp->head_dim,
-                               pos0, n);
+        st = tern_cl_attention(rt, s->attn, s->qh, L->k_cache, L->v_cache, hp->n_head, hp->n_head_kv,
+                               hp->head_dim, pos0, n);
     if (st == TERN_OK && L->attn_sub_norm)
         st = tern_cl_rmsnorm(rt, s->attn, s->attn, L->attn_sub_norm, q_dim, hp->norm_eps, n);
     if (st == TERN_OK) {
@@ -336,7 +353,8 @@ static tern_status run_layer(struct cl_device *d, int il, int n, int pos0) {
     return st;
 }
 
-static tern_status cl_run_layers(void *ctx, float *hidden, int n_tokens, int pos0, int layer_begin, int layer_end) {
+static tern_status cl_run_layers(void *ctx, float *hidden, int n_tokens, int pos0, int layer_begin,
+                                 int layer_end) {
     struct cl_device *d = ctx;
     if (!d->model || layer_begin < d->layer_begin || layer_end > d->layer_end || layer_begin > layer_end ||
         n_tokens <= 0 || pos0 < 0)

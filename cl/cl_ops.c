@@ -32,13 +32,16 @@ static tern_status launch(struct tern_cl_rt *rt, enum tern_cl_kernel k, const ch
             return TERN_OK; /* nothing to do */
     cl_int err = rt->api->clEnqueueNDRangeKernel(rt->queue, kern, dims, NULL, global, local, 0, NULL, NULL);
     if (err != CL_SUCCESS) {
-        tern_log_error("cl: launching %s on %s failed: %s (%d)", what, rt->name, tern_cl_error_name(err), err);
+        tern_log_error("cl: launching %s on %s failed: %s (%d)", what, rt->name, tern_cl_error_name(err),
+                       err);
         return TERN_ERR_DEVICE;
     }
     return TERN_OK;
 }
 
-static size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
+static size_t round_up(size_t v, size_t m) {
+    return (v + m - 1) / m * m;
+}
 
 tern_status tern_cl_quantize_act(struct tern_cl_rt *rt, cl_mem q, cl_mem act_scale, cl_mem sum_q, cl_mem x,
                                  int n, int n_pad, int x_stride, int n_tok) {
@@ -59,8 +62,12 @@ tern_status tern_cl_ternary(struct tern_cl_rt *rt, cl_mem y, cl_mem acc, cl_mem 
     float scale = w->scale, out_scale = w->out_scale;
     if (path == TERN_CL_TERNARY_AUTO)
         path = n_tok >= TERN_CL_MATMUL_MIN_TOKENS ? TERN_CL_TERNARY_MATMUL : TERN_CL_TERNARY_MATVEC;
-    struct arg args[13] = {A(y),   acc ? A(acc) : A_NULLBUF, A(codes), A(q), A(act_scale), A(sum_q),
-                           A(n_out), A(row_words), A(y_stride), A(scale), A(out_scale), A(accum),
+    struct arg args[13] = {A(y),         acc ? A(acc) : A_NULLBUF,
+                           A(codes),     A(q),
+                           A(act_scale), A(sum_q),
+                           A(n_out),     A(row_words),
+                           A(y_stride),  A(scale),
+                           A(out_scale), A(accum),
                            A(n_tok)};
     if (path == TERN_CL_TERNARY_MATVEC) {
         size_t rpw = (size_t)(rt->wg / rt->lpr);
@@ -74,16 +81,28 @@ tern_status tern_cl_ternary(struct tern_cl_rt *rt, cl_mem y, cl_mem acc, cl_mem 
     return launch(rt, TERN_CLK_TERNARY_MATMUL, "tern_ternary_matmul", 2, global, local, args, 13);
 }
 
-tern_status tern_cl_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const struct tern_tensor *t, cl_mem x,
-                           int64_t row_begin, int64_t n_rows) {
+tern_status tern_cl_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const struct tern_tensor *t,
+                           cl_mem x, int64_t row_begin, int64_t n_rows) {
     enum tern_cl_kernel k;
     switch (t->type) {
-    case TERN_TYPE_F32: k = TERN_CLK_MATVEC_F32; break;
-    case TERN_TYPE_F16: k = TERN_CLK_MATVEC_F16; break;
-    case TERN_TYPE_BF16: k = TERN_CLK_MATVEC_BF16; break;
-    case TERN_TYPE_Q8_0: k = TERN_CLK_MATVEC_Q8_0; break;
-    case TERN_TYPE_Q4_K: k = TERN_CLK_MATVEC_Q4_K; break;
-    case TERN_TYPE_Q6_K: k = TERN_CLK_MATVEC_Q6_K; break;
+    case TERN_TYPE_F32:
+        k = TERN_CLK_MATVEC_F32;
+        break;
+    case TERN_TYPE_F16:
+        k = TERN_CLK_MATVEC_F16;
+        break;
+    case TERN_TYPE_BF16:
+        k = TERN_CLK_MATVEC_BF16;
+        break;
+    case TERN_TYPE_Q8_0:
+        k = TERN_CLK_MATVEC_Q8_0;
+        break;
+    case TERN_TYPE_Q4_K:
+        k = TERN_CLK_MATVEC_Q4_K;
+        break;
+    case TERN_TYPE_Q6_K:
+        k = TERN_CLK_MATVEC_Q6_K;
+        break;
     default:
         tern_log_error("cl: no OpenCL matvec for tensor type %s", tern_type_name(t->type));
         return TERN_ERR_UNSUPPORTED;
@@ -113,7 +132,8 @@ tern_status tern_cl_embed(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const 
     return launch(rt, TERN_CLK_EMBED, "tern_embed", 2, global, local, args, 6);
 }
 
-tern_status tern_cl_rmsnorm(struct tern_cl_rt *rt, cl_mem out, cl_mem x, cl_mem w, int n, float eps, int n_tok) {
+tern_status tern_cl_rmsnorm(struct tern_cl_rt *rt, cl_mem out, cl_mem x, cl_mem w, int n, float eps,
+                            int n_tok) {
     if (n <= 0 || n_tok < 0)
         return TERN_ERR_ARG;
     size_t global = (size_t)rt->wg * (size_t)n_tok, local = (size_t)rt->wg;
@@ -144,15 +164,15 @@ tern_status tern_cl_kv_store(struct tern_cl_rt *rt, cl_mem k_cache, cl_mem v_cac
 tern_status tern_cl_attention(struct tern_cl_rt *rt, cl_mem out, cl_mem q, cl_mem k_cache, cl_mem v_cache,
                               int n_head, int n_head_kv, int head_dim, int pos0, int n_tok) {
     if (head_dim <= 0 || head_dim > 256 || n_head_kv <= 0 || n_head % n_head_kv) {
-        tern_log_error("cl: attention with head_dim %d, %d heads, %d kv heads is not supported", head_dim, n_head,
-                       n_head_kv);
+        tern_log_error("cl: attention with head_dim %d, %d heads, %d kv heads is not supported", head_dim,
+                       n_head, n_head_kv);
         return TERN_ERR_UNSUPPORTED;
     }
     float scale = 1.0f / sqrtf((float)head_dim);
     size_t global[2] = {(size_t)n_head * (size_t)rt->wg, (size_t)n_tok};
     size_t local[2] = {(size_t)rt->wg, 1};
-    struct arg args[] = {A(out), A(q), A(k_cache), A(v_cache), A(n_head), A(n_head_kv), A(head_dim), A(pos0),
-                         A(scale)};
+    struct arg args[] = {A(out),       A(q),        A(k_cache), A(v_cache), A(n_head),
+                         A(n_head_kv), A(head_dim), A(pos0),    A(scale)};
     return launch(rt, TERN_CLK_ATTENTION, "tern_attention", 2, global, local, args, 9);
 }
 

@@ -54,7 +54,8 @@ static int enum_devices(const struct tern_cl_api *api, struct cl_dev_ref *out, i
     for (cl_uint p = 0; p < n_plat; p++) {
         cl_device_id devs[TERN_CL_MAX_DEVICES];
         cl_uint n_dev = 0;
-        if (api->clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, TERN_CL_MAX_DEVICES, devs, &n_dev) != CL_SUCCESS)
+        if (api->clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, TERN_CL_MAX_DEVICES, devs, &n_dev) !=
+            CL_SUCCESS)
             continue;
         if (n_dev > TERN_CL_MAX_DEVICES)
             n_dev = TERN_CL_MAX_DEVICES;
@@ -102,15 +103,11 @@ struct cl_tuning {
 };
 
 static const struct cl_tuning tunings[] = {
-    {"NVIDIA", 256, 16, 2},
-    {"Advanced Micro Devices", 256, 16, 2},
-    {"AMD", 256, 16, 2},
-    {"Intel", 256, 16, 2},
-    {"Apple", 256, 16, 2},
-    {"QUALCOMM", 128, 16, 2}, /* Adreno */
-    {"ARM", 128, 8, 1},       /* Mali: small local memory, wide work-groups cost registers */
-    {"Imagination", 64, 8, 1},
-    {NULL, 256, 16, 2}, /* default, also PoCL */
+    {"NVIDIA", 256, 16, 2},    {"Advanced Micro Devices", 256, 16, 2},
+    {"AMD", 256, 16, 2},       {"Intel", 256, 16, 2},
+    {"Apple", 256, 16, 2},     {"QUALCOMM", 128, 16, 2}, /* Adreno */
+    {"ARM", 128, 8, 1}, /* Mali: small local memory, wide work-groups cost registers */
+    {"Imagination", 64, 8, 1}, {NULL, 256, 16, 2}, /* default, also PoCL */
 };
 
 static const struct cl_tuning *pick_tuning(const char *vendor, const char *name) {
@@ -211,7 +208,8 @@ struct cache_key {
 };
 
 static struct cache_key make_key(const struct tern_cl_rt *rt, const char *src) {
-    const char *parts[] = {src, rt->options, rt->name, rt->vendor, rt->driver, rt->version, rt->platform_name};
+    const char *parts[] = {src,        rt->options, rt->name,         rt->vendor,
+                           rt->driver, rt->version, rt->platform_name};
     struct cache_key k = {0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         k.h1 = fnv1a(k.h1, parts[i], strlen(parts[i]) + 1);
@@ -282,8 +280,8 @@ static void cache_store(const char *path, const struct cache_key *k, const unsig
         return;
     }
     uint64_t blen = len;
-    bool ok = fwrite(cache_magic, 1, 8, f) == 8 && fwrite(&k->h1, 8, 1, f) == 1 && fwrite(&k->h2, 8, 1, f) == 1 &&
-              fwrite(&blen, 8, 1, f) == 1 && fwrite(bin, 1, len, f) == len;
+    bool ok = fwrite(cache_magic, 1, 8, f) == 8 && fwrite(&k->h1, 8, 1, f) == 1 &&
+              fwrite(&k->h2, 8, 1, f) == 1 && fwrite(&blen, 8, 1, f) == 1 && fwrite(bin, 1, len, f) == len;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
         tern_log_debug("cl: cannot write the kernel cache %s", path);
@@ -295,7 +293,8 @@ static void cache_store(const char *path, const struct cache_key *k, const unsig
 
 static void log_build_log(struct tern_cl_rt *rt, cl_program prog) {
     size_t n = 0;
-    if (rt->api->clGetProgramBuildInfo(prog, rt->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) != CL_SUCCESS || !n)
+    if (rt->api->clGetProgramBuildInfo(prog, rt->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) != CL_SUCCESS ||
+        !n)
         return;
     char *buf = malloc(n + 1);
     if (!buf)
@@ -311,7 +310,8 @@ static void log_build_log(struct tern_cl_rt *rt, cl_program prog) {
 
 static tern_status build_from_binary(struct tern_cl_rt *rt, const unsigned char *bin, size_t len) {
     cl_int err, bin_status = CL_SUCCESS;
-    cl_program prog = rt->api->clCreateProgramWithBinary(rt->ctx, 1, &rt->device, &len, &bin, &bin_status, &err);
+    cl_program prog =
+        rt->api->clCreateProgramWithBinary(rt->ctx, 1, &rt->device, &len, &bin, &bin_status, &err);
     if (err != CL_SUCCESS || bin_status != CL_SUCCESS)
         return TERN_ERR_DEVICE;
     if (rt->api->clBuildProgram(prog, 1, &rt->device, rt->options, NULL, NULL) != CL_SUCCESS) {
@@ -350,14 +350,15 @@ static tern_status build_program(struct tern_cl_rt *rt) {
         const char *text = src;
         cl_program prog = api->clCreateProgramWithSource(rt->ctx, 1, &text, NULL, &err);
         if (err != CL_SUCCESS) {
-            tern_log_error("cl: clCreateProgramWithSource on %s failed: %s (%d)", rt->name, tern_cl_error_name(err),
-                           err);
+            tern_log_error("cl: clCreateProgramWithSource on %s failed: %s (%d)", rt->name,
+                           tern_cl_error_name(err), err);
             free(src);
             return TERN_ERR_DEVICE;
         }
         err = api->clBuildProgram(prog, 1, &rt->device, rt->options, NULL, NULL);
         if (err != CL_SUCCESS) {
-            tern_log_error("cl: building the kernels on %s failed: %s (%d)", rt->name, tern_cl_error_name(err), err);
+            tern_log_error("cl: building the kernels on %s failed: %s (%d)", rt->name,
+                           tern_cl_error_name(err), err);
             log_build_log(rt, prog);
             api->clReleaseProgram(prog);
             free(src);
@@ -366,10 +367,12 @@ static tern_status build_program(struct tern_cl_rt *rt) {
         rt->program = prog;
         if (cache) {
             size_t blen = 0;
-            if (api->clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof blen, &blen, NULL) == CL_SUCCESS &&
+            if (api->clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof blen, &blen, NULL) ==
+                    CL_SUCCESS &&
                 blen) {
                 unsigned char *bin = malloc(blen);
-                if (bin && api->clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) == CL_SUCCESS)
+                if (bin &&
+                    api->clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) == CL_SUCCESS)
                     cache_store(path, &key, bin, blen);
                 free(bin);
             }
@@ -412,8 +415,8 @@ static tern_status build_kernels(struct tern_cl_rt *rt, size_t *max_wg) {
              "-DTERN_USE_FP16=%d -DTERN_USE_SUBGROUPS=%d -DTERN_INTEL_SUBGROUPS=%d -DTERN_USE_DOT=%d "
              "-DTERN_EXACT_DIV=%d -DTERN_ATT_MAXP=%d",
              std, rt->exact_div ? "-cl-fp32-correctly-rounded-divide-sqrt " : "", rt->wg, rt->lpr, rt->mm_kb,
-             rt->kchunk, rt->xchunk, rt->use_fp16, rt->use_subgroups,
-             rt->intel_subgroups, rt->use_dot, rt->exact_div, rt->att_maxp);
+             rt->kchunk, rt->xchunk, rt->use_fp16, rt->use_subgroups, rt->intel_subgroups, rt->use_dot,
+             rt->exact_div, rt->att_maxp);
     tern_status st = build_program(rt);
     if (st != TERN_OK)
         return st;
@@ -427,8 +430,8 @@ static tern_status build_kernels(struct tern_cl_rt *rt, size_t *max_wg) {
             return TERN_ERR_DEVICE;
         }
         size_t kwg = 0;
-        if (rt->api->clGetKernelWorkGroupInfo(rt->kernels[i], rt->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg,
-                                              &kwg, NULL) == CL_SUCCESS &&
+        if (rt->api->clGetKernelWorkGroupInfo(rt->kernels[i], rt->device, CL_KERNEL_WORK_GROUP_SIZE,
+                                              sizeof kwg, &kwg, NULL) == CL_SUCCESS &&
             kwg < *max_wg)
             *max_wg = kwg;
     }
@@ -503,8 +506,8 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
     dev_str(api, rt->device, CL_DRIVER_VERSION, rt->driver, sizeof rt->driver);
     dev_str(api, rt->device, CL_DEVICE_VERSION, rt->version, sizeof rt->version);
     dev_str(api, rt->device, CL_DEVICE_OPENCL_C_VERSION, rt->c_version, sizeof rt->c_version);
-    if (api->clGetPlatformInfo(rt->platform, CL_PLATFORM_NAME, sizeof rt->platform_name, rt->platform_name, NULL) !=
-        CL_SUCCESS)
+    if (api->clGetPlatformInfo(rt->platform, CL_PLATFORM_NAME, sizeof rt->platform_name, rt->platform_name,
+                               NULL) != CL_SUCCESS)
         rt->platform_name[0] = 0;
     rt->platform_name[sizeof rt->platform_name - 1] = 0;
     cl_bool unified = CL_FALSE;
@@ -512,7 +515,8 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
     api->clGetDeviceInfo(rt->device, CL_DEVICE_TYPE, sizeof rt->type, &rt->type, NULL);
     api->clGetDeviceInfo(rt->device, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL);
     api->clGetDeviceInfo(rt->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof rt->global_mem, &rt->global_mem, NULL);
-    api->clGetDeviceInfo(rt->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof rt->max_alloc, &rt->max_alloc, NULL);
+    api->clGetDeviceInfo(rt->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof rt->max_alloc, &rt->max_alloc,
+                         NULL);
     api->clGetDeviceInfo(rt->device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof rt->local_mem, &rt->local_mem, NULL);
     api->clGetDeviceInfo(rt->device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof rt->max_wg, &rt->max_wg, NULL);
     api->clGetDeviceInfo(rt->device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL);
@@ -531,7 +535,8 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
         rt->use_fp16 = has_ext(ex, "cl_khr_fp16");
         rt->use_subgroups = has_ext(ex, "cl_khr_subgroups") || has_ext(ex, "cl_intel_subgroups");
         /* the packed dot built-ins need OpenCL C 3.0 feature macros */
-        rt->use_dot = has_ext(ex, "cl_khr_integer_dot_product") && parse_cl_version(rt->version, "OpenCL ") >= 30;
+        rt->use_dot =
+            has_ext(ex, "cl_khr_integer_dot_product") && parse_cl_version(rt->version, "OpenCL ") >= 30;
     }
     bool intel_sg = !portable && !has_ext(ex, "cl_khr_subgroups") && has_ext(ex, "cl_intel_subgroups");
     rt->intel_subgroups = intel_sg;
@@ -564,7 +569,8 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
     }
     rt->queue = api->clCreateCommandQueue(rt->ctx, rt->device, 0, &err);
     if (err != CL_SUCCESS) {
-        tern_log_error("cl: clCreateCommandQueue on %s failed: %s (%d)", rt->name, tern_cl_error_name(err), err);
+        tern_log_error("cl: clCreateCommandQueue on %s failed: %s (%d)", rt->name, tern_cl_error_name(err),
+                       err);
         tern_cl_rt_close(rt);
         return TERN_ERR_DEVICE;
     }
@@ -582,7 +588,8 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
             break;
         release_program(rt);
         if (kmax < 32) {
-            tern_log_error("cl: kernels on %s allow work-groups of only %zu items; tern needs 32", rt->name, kmax);
+            tern_log_error("cl: kernels on %s allow work-groups of only %zu items; tern needs 32", rt->name,
+                           kmax);
             tern_cl_rt_close(rt);
             return TERN_ERR_DEVICE;
         }
@@ -626,7 +633,7 @@ tern_status tern_cl_buf(struct tern_cl_rt *rt, cl_mem_flags flags, size_t size, 
                        tern_cl_error_name(err), err);
         *out = NULL;
         return err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_HOST_MEMORY ? TERN_ERR_NOMEM
-                                                                                         : TERN_ERR_DEVICE;
+                                                                                       : TERN_ERR_DEVICE;
     }
     return TERN_OK;
 }
@@ -642,7 +649,8 @@ tern_status tern_cl_write(struct tern_cl_rt *rt, cl_mem buf, size_t off, size_t 
         return TERN_OK;
     cl_int err = rt->api->clEnqueueWriteBuffer(rt->queue, buf, CL_TRUE, off, size, src, 0, NULL, NULL);
     if (err != CL_SUCCESS) {
-        tern_log_error("cl: writing %zu bytes to %s failed: %s (%d)", size, rt->name, tern_cl_error_name(err), err);
+        tern_log_error("cl: writing %zu bytes to %s failed: %s (%d)", size, rt->name, tern_cl_error_name(err),
+                       err);
         return TERN_ERR_DEVICE;
     }
     return TERN_OK;
@@ -653,8 +661,8 @@ tern_status tern_cl_read(struct tern_cl_rt *rt, cl_mem buf, size_t off, size_t s
         return TERN_OK;
     cl_int err = rt->api->clEnqueueReadBuffer(rt->queue, buf, CL_TRUE, off, size, dst, 0, NULL, NULL);
     if (err != CL_SUCCESS) {
-        tern_log_error("cl: reading %zu bytes from %s failed: %s (%d)", size, rt->name, tern_cl_error_name(err),
-                       err);
+        tern_log_error("cl: reading %zu bytes from %s failed: %s (%d)", size, rt->name,
+                       tern_cl_error_name(err), err);
         return TERN_ERR_DEVICE;
     }
     return TERN_OK;

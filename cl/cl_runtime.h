@@ -8,33 +8,33 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cl_api.h"
 #include "../scheduler/device.h"
+#include "cl_api.h"
 
 /* X(enum suffix, kernel name in cl/kernels) */
-#define TERN_CL_KERNEL_LIST(X)                  \
-    X(QUANTIZE_ACT, tern_quantize_act)          \
-    X(TERNARY_MATVEC, tern_ternary_matvec)      \
-    X(TERNARY_MATMUL, tern_ternary_matmul)      \
-    X(MATVEC_F32, tern_matvec_f32)              \
-    X(MATVEC_F16, tern_matvec_f16)              \
-    X(MATVEC_BF16, tern_matvec_bf16)            \
-    X(MATVEC_Q8_0, tern_matvec_q8_0)            \
-    X(MATVEC_Q4_K, tern_matvec_q4_k)            \
-    X(MATVEC_Q6_K, tern_matvec_q6_k)            \
-    X(EMBED, tern_embed)                        \
-    X(RMSNORM, tern_rmsnorm)                    \
-    X(ROPE, tern_rope)                          \
-    X(KV_STORE, tern_kv_store)                  \
-    X(ATTENTION, tern_attention)                \
-    X(FFN_ACT, tern_ffn_act)                    \
+#define TERN_CL_KERNEL_LIST(X)                                                                               \
+    X(QUANTIZE_ACT, tern_quantize_act)                                                                       \
+    X(TERNARY_MATVEC, tern_ternary_matvec)                                                                   \
+    X(TERNARY_MATMUL, tern_ternary_matmul)                                                                   \
+    X(MATVEC_F32, tern_matvec_f32)                                                                           \
+    X(MATVEC_F16, tern_matvec_f16)                                                                           \
+    X(MATVEC_BF16, tern_matvec_bf16)                                                                         \
+    X(MATVEC_Q8_0, tern_matvec_q8_0)                                                                         \
+    X(MATVEC_Q4_K, tern_matvec_q4_k)                                                                         \
+    X(MATVEC_Q6_K, tern_matvec_q6_k)                                                                         \
+    X(EMBED, tern_embed)                                                                                     \
+    X(RMSNORM, tern_rmsnorm)                                                                                 \
+    X(ROPE, tern_rope)                                                                                       \
+    X(KV_STORE, tern_kv_store)                                                                               \
+    X(ATTENTION, tern_attention)                                                                             \
+    X(FFN_ACT, tern_ffn_act)                                                                                 \
     X(ADD, tern_add)
 
 enum tern_cl_kernel {
 #define TERN_CL_KERNEL_ENUM(e, name) TERN_CLK_##e,
     TERN_CL_KERNEL_LIST(TERN_CL_KERNEL_ENUM)
 #undef TERN_CL_KERNEL_ENUM
-    TERN_CLK_COUNT
+        TERN_CLK_COUNT
 };
 
 struct tern_cl_rt {
@@ -53,25 +53,25 @@ struct tern_cl_rt {
     char c_version[128];     /* CL_DEVICE_OPENCL_C_VERSION */
     char platform_name[128]; /* CL_PLATFORM_NAME */
     cl_device_type type;
-    bool unified;          /* CL_DEVICE_HOST_UNIFIED_MEMORY */
-    cl_ulong global_mem;   /* bytes */
-    cl_ulong max_alloc;    /* bytes, largest single buffer */
-    cl_ulong local_mem;    /* bytes per work-group */
-    size_t max_wg;         /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
+    bool unified;        /* CL_DEVICE_HOST_UNIFIED_MEMORY */
+    cl_ulong global_mem; /* bytes */
+    cl_ulong max_alloc;  /* bytes, largest single buffer */
+    cl_ulong local_mem;  /* bytes per work-group */
+    size_t max_wg;       /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
 
     /* Features the program was built to use (all false with TERN_CL_PORTABLE=1). */
-    bool use_fp16;      /* cl_khr_fp16: half vector loads */
-    bool use_subgroups; /* cl_khr_subgroups or cl_intel_subgroups: reductions */
+    bool use_fp16;        /* cl_khr_fp16: half vector loads */
+    bool use_subgroups;   /* cl_khr_subgroups or cl_intel_subgroups: reductions */
     bool intel_subgroups; /* the subgroups are cl_intel_subgroups (pragma differs) */
-    bool use_dot;       /* cl_khr_integer_dot_product: packed 4x8-bit dots */
-    bool exact_div;     /* -cl-fp32-correctly-rounded-divide-sqrt accepted */
+    bool use_dot;         /* cl_khr_integer_dot_product: packed 4x8-bit dots */
+    bool exact_div;       /* -cl-fp32-correctly-rounded-divide-sqrt accepted */
 
     /* Tuning (the -D macros of the program). */
-    int wg;      /* work-group size of the 1-D kernels (power of two, 64..256) */
-    int lpr;     /* lanes per row in the matvec kernels (power of two, <= wg) */
-    int mm_kb;   /* 128-weight blocks per local-memory stage of the tiled matmul */
-    int kchunk;  /* int8 activations staged per pass in the ternary matvec (bytes) */
-    int xchunk;  /* f32 activations staged per pass in the typed matvec (floats) */
+    int wg;       /* work-group size of the 1-D kernels (power of two, 64..256) */
+    int lpr;      /* lanes per row in the matvec kernels (power of two, <= wg) */
+    int mm_kb;    /* 128-weight blocks per local-memory stage of the tiled matmul */
+    int kchunk;   /* int8 activations staged per pass in the ternary matvec (bytes) */
+    int xchunk;   /* f32 activations staged per pass in the typed matvec (floats) */
     int att_maxp; /* attention scores kept in local memory (positions) */
     char options[1024];
     bool from_cache; /* program came from the on-disk binary cache */
@@ -107,14 +107,15 @@ tern_status tern_cl_ternary(struct tern_cl_rt *rt, cl_mem y, cl_mem acc, cl_mem 
                             int y_stride, bool accumulate, enum tern_cl_ternary_path path);
 
 /* out[i] = dot(row row_begin+i of t, x), i < n_rows; rows in buffer data (t->data unused). */
-tern_status tern_cl_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const struct tern_tensor *t, cl_mem x,
-                           int64_t row_begin, int64_t n_rows);
+tern_status tern_cl_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const struct tern_tensor *t,
+                           cl_mem x, int64_t row_begin, int64_t n_rows);
 /* out[i][t->ne0] <- row tokens[i] of t (already range-checked by the caller), i < n_tok. */
 tern_status tern_cl_embed(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const struct tern_tensor *t,
                           cl_mem tokens, int n_tok);
 
 /* out[t][n] <- rmsnorm(x[t][n]) * w, t < n_tok (out may be x). */
-tern_status tern_cl_rmsnorm(struct tern_cl_rt *rt, cl_mem out, cl_mem x, cl_mem w, int n, float eps, int n_tok);
+tern_status tern_cl_rmsnorm(struct tern_cl_rt *rt, cl_mem out, cl_mem x, cl_mem w, int n, float eps,
+                            int n_tok);
 /* In place on x[t][row_stride]: heads of head_dim, first n_rot dims rotated, position pos0 + t. */
 tern_status tern_cl_rope(struct tern_cl_rt *rt, cl_mem x, int n_head, int head_dim, int n_rot, int row_stride,
                          int pos0, float theta, enum tern_rope_style style, int n_tok);

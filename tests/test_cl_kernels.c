@@ -10,9 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "harness.h"
 #include "cl/cl_device.h"
 #include "cpu/ref.h"
+#include "harness.h"
 #include "scheduler/fp16.h"
 #include "scheduler/log.h"
 
@@ -69,7 +69,9 @@ static void gbuf_read(struct gbuf *b, void *out, const char *what) {
     free(tmp);
 }
 
-static void gbuf_free(struct gbuf *b) { tern_cl_buf_free(rt, &b->mem); }
+static void gbuf_free(struct gbuf *b) {
+    tern_cl_buf_free(rt, &b->mem);
+}
 
 /* NaN/Inf first, then NMSE against the limit. */
 static void check_nmse(const float *expected, const float *actual, size_t n, double limit, const char *what) {
@@ -93,8 +95,8 @@ static void check_nmse(const float *expected, const float *actual, size_t n, dou
         for (size_t i = 1; i < n; i++)
             if (fabsf(expected[i] - actual[i]) > fabsf(expected[worst] - actual[worst]))
                 worst = i;
-        harness_fail(__FILE__, __LINE__, "%s: NMSE %.3g > %.3g (worst element %zu: expected %.9g, got %.9g)", what,
-                     nmse, limit, worst, expected[worst], actual[worst]);
+        harness_fail(__FILE__, __LINE__, "%s: NMSE %.3g > %.3g (worst element %zu: expected %.9g, got %.9g)",
+                     what, nmse, limit, worst, expected[worst], actual[worst]);
     }
 }
 
@@ -103,7 +105,8 @@ static void check_bytes(const void *expected, const void *actual, size_t n, cons
     const uint8_t *e = expected, *a = actual;
     for (size_t i = 0; i < n; i++) {
         if (e[i] != a[i]) {
-            harness_fail(__FILE__, __LINE__, "%s: byte %zu: expected 0x%02x, got 0x%02x", what, i, e[i], a[i]);
+            harness_fail(__FILE__, __LINE__, "%s: byte %zu: expected 0x%02x, got 0x%02x", what, i, e[i],
+                         a[i]);
             return;
         }
     }
@@ -130,10 +133,12 @@ static void quant_case(int n, int n_tok, int x_stride, float sigma) {
     float *s_ref = malloc(n_tok * sizeof(float)), *s_cl = malloc(n_tok * sizeof(float));
     int32_t *sum_ref = malloc(n_tok * 4), *sum_cl = malloc(n_tok * 4);
     for (int t = 0; t < n_tok; t++)
-        s_ref[t] = tern_ref_quantize_act(q_ref + (size_t)t * n_pad, x + (size_t)t * x_stride, n, n_pad, &sum_ref[t]);
+        s_ref[t] =
+            tern_ref_quantize_act(q_ref + (size_t)t * n_pad, x + (size_t)t * x_stride, n, n_pad, &sum_ref[t]);
     struct gbuf bx = gbuf_new((size_t)n_tok * x_stride * 4, x), bq = gbuf_new((size_t)n_tok * n_pad, NULL),
                 bs = gbuf_new(n_tok * 4, NULL), bsum = gbuf_new(n_tok * 4, NULL);
-    CHECK_STATUS(TERN_OK, tern_cl_quantize_act(rt, bq.mem, bs.mem, bsum.mem, bx.mem, n, n_pad, x_stride, n_tok));
+    CHECK_STATUS(TERN_OK,
+                 tern_cl_quantize_act(rt, bq.mem, bs.mem, bsum.mem, bx.mem, n, n_pad, x_stride, n_tok));
     gbuf_read(&bq, q_cl, "quantize q");
     gbuf_read(&bs, s_cl, "quantize act_scale");
     gbuf_read(&bsum, sum_cl, "quantize sum_q");
@@ -178,8 +183,9 @@ static uint8_t *rand_codes(int64_t n_in, int64_t k_pad, int64_t n_out) {
 
 static void ternary_case(int n_in, int n_out, int n_tok, enum tern_cl_ternary_path path, bool accumulate) {
     const int k_pad = (n_in + 127) / 128 * 128;
-    struct tern_ternary w = {rand_codes(n_in, k_pad, n_out), n_in, k_pad, k_pad / 4, n_out,
-                             test_rand_uniform(&rng, 0.25f, 1.0f), n_tok % 2 ? 1.0f : 0.75f};
+    struct tern_ternary w = {
+        rand_codes(n_in, k_pad, n_out), n_in, k_pad, k_pad / 4, n_out, test_rand_uniform(&rng, 0.25f, 1.0f),
+        n_tok % 2 ? 1.0f : 0.75f};
     float *x = rand_floats((size_t)n_tok * n_in, 1.5f);
     int8_t *q = malloc((size_t)n_tok * k_pad);
     float *s = malloc(n_tok * 4);
@@ -200,24 +206,26 @@ static void ternary_case(int n_in, int n_out, int n_tok, enum tern_cl_ternary_pa
     struct gbuf bw = gbuf_new((size_t)n_out * w.row_bytes, w.codes), bq = gbuf_new((size_t)n_tok * k_pad, q),
                 bs = gbuf_new(n_tok * 4, s), bsum = gbuf_new(n_tok * 4, sum), by = gbuf_new(ny * 4, y0),
                 bacc = gbuf_new(ny * 4, NULL);
-    CHECK_STATUS(TERN_OK, tern_cl_ternary(rt, by.mem, bacc.mem, bw.mem, &w, bq.mem, bs.mem, bsum.mem, n_tok, n_out,
-                                          accumulate, path));
+    CHECK_STATUS(TERN_OK, tern_cl_ternary(rt, by.mem, bacc.mem, bw.mem, &w, bq.mem, bs.mem, bsum.mem, n_tok,
+                                          n_out, accumulate, path));
     gbuf_read(&by, y_cl, "ternary y");
     gbuf_read(&bacc, acc_cl, "ternary acc");
     char what[128];
     snprintf(what, sizeof what, "ternary %s K=%d N=%d tok=%d%s: int32 sums",
-             path == TERN_CL_TERNARY_MATVEC ? "matvec" : "matmul", n_in, n_out, n_tok, accumulate ? " +=" : "");
+             path == TERN_CL_TERNARY_MATVEC ? "matvec" : "matmul", n_in, n_out, n_tok,
+             accumulate ? " +=" : "");
     check_bytes(acc_ref, acc_cl, ny * 4, what);
-    snprintf(what, sizeof what, "ternary %s K=%d N=%d tok=%d%s: y", path == TERN_CL_TERNARY_MATVEC ? "matvec" : "matmul",
-             n_in, n_out, n_tok, accumulate ? " +=" : "");
+    snprintf(what, sizeof what, "ternary %s K=%d N=%d tok=%d%s: y",
+             path == TERN_CL_TERNARY_MATVEC ? "matvec" : "matmul", n_in, n_out, n_tok,
+             accumulate ? " +=" : "");
     check_nmse(y_ref, y_cl, ny, NMSE_TERNARY, what);
     gbuf_free(&bw), gbuf_free(&bq), gbuf_free(&bs), gbuf_free(&bsum), gbuf_free(&by), gbuf_free(&bacc);
-    free((void *)w.codes), free(x), free(q), free(s), free(sum), free(y0), free(y_ref), free(y_cl), free(acc_ref),
-        free(acc_cl);
+    free((void *)w.codes), free(x), free(q), free(s), free(sum), free(y0), free(y_ref), free(y_cl),
+        free(acc_ref), free(acc_cl);
 }
 
 static void test_ternary(void) {
-    static const int shapes[][2] = {{128, 1},   {200, 3},    {256, 64},   {384, 129}, {1000, 31},
+    static const int shapes[][2] = {{128, 1},    {200, 3},   {256, 64},  {384, 129}, {1000, 31},
                                     {2560, 257}, {3200, 45}, {6912, 40}, {9000, 33}, {256, 513}};
     static const int toks[] = {1, 2, 5, 33, 70};
     int c = 0;
@@ -310,7 +318,7 @@ static void typed_case(uint32_t type, int64_t ne0, int64_t ne1) {
 }
 
 static void test_typed(void) {
-    static const uint32_t types[] = {TERN_TYPE_F32, TERN_TYPE_F16, TERN_TYPE_BF16,
+    static const uint32_t types[] = {TERN_TYPE_F32,  TERN_TYPE_F16,  TERN_TYPE_BF16,
                                      TERN_TYPE_Q8_0, TERN_TYPE_Q4_K, TERN_TYPE_Q6_K};
     static const int64_t ne0s[] = {256, 512, 2560, 4608, 8448};
     static const int64_t ne1s[] = {1, 7, 100, 333};
@@ -340,7 +348,8 @@ static void test_rmsnorm(void) {
             float *y_ref = malloc(nn * 4), *y_cl = malloc(nn * 4);
             for (int t = 0; t < n_tok; t++)
                 tern_ref_rmsnorm(y_ref + (size_t)t * n, x + (size_t)t * n, w, n, 1e-5f);
-            struct gbuf bx = gbuf_new(nn * 4, x), bw = gbuf_new((size_t)n * 4, w), by = gbuf_new(nn * 4, NULL);
+            struct gbuf bx = gbuf_new(nn * 4, x), bw = gbuf_new((size_t)n * 4, w),
+                        by = gbuf_new(nn * 4, NULL);
             CHECK_STATUS(TERN_OK, tern_cl_rmsnorm(rt, by.mem, bx.mem, bw.mem, n, 1e-5f, n_tok));
             gbuf_read(&by, y_cl, "rmsnorm out");
             char what[64];
@@ -373,11 +382,11 @@ static void test_rope(void) {
                     memcpy(y_ref, x, nn * 4);
                     const float theta = style ? 10000.0f : 500000.0f;
                     for (int t = 0; t < n_tok; t++)
-                        tern_ref_rope(y_ref + (size_t)t * stride, n_head, head_dim, n_rot, pos0s[p] + t, theta,
-                                      (enum tern_rope_style)style);
+                        tern_ref_rope(y_ref + (size_t)t * stride, n_head, head_dim, n_rot, pos0s[p] + t,
+                                      theta, (enum tern_rope_style)style);
                     struct gbuf bx = gbuf_new(nn * 4, x);
-                    CHECK_STATUS(TERN_OK, tern_cl_rope(rt, bx.mem, n_head, head_dim, n_rot, stride, pos0s[p], theta,
-                                                       (enum tern_rope_style)style, n_tok));
+                    CHECK_STATUS(TERN_OK, tern_cl_rope(rt, bx.mem, n_head, head_dim, n_rot, stride, pos0s[p],
+                                                       theta, (enum tern_rope_style)style, n_tok));
                     gbuf_read(&bx, y_cl, "rope");
                     char what[96];
                     snprintf(what, sizeof what, "rope %s heads=%d dim=%d rot=%d pos0=%d tok=%d",
@@ -407,34 +416,36 @@ static void attention_case(int n_head, int n_head_kv, int head_dim, int pos0, in
     float *o_ref = malloc((size_t)n_tok * q_dim * 4), *o_cl = malloc((size_t)n_tok * q_dim * 4);
     float *scratch = malloc((size_t)(head_dim + n_ctx) * 4);
     for (int t = 0; t < n_tok; t++)
-        tern_ref_attention(o_ref + (size_t)t * q_dim, q + (size_t)t * q_dim, kc, vc, pos0 + t, n_head, n_head_kv,
-                           head_dim, scratch);
+        tern_ref_attention(o_ref + (size_t)t * q_dim, q + (size_t)t * q_dim, kc, vc, pos0 + t, n_head,
+                           n_head_kv, head_dim, scratch);
     /* device cache: earlier positions uploaded, the batch written by kv_store */
-    struct gbuf bkc = gbuf_new((size_t)n_ctx * kv_dim * 2, kc), bvc = gbuf_new((size_t)n_ctx * kv_dim * 2, vc);
+    struct gbuf bkc = gbuf_new((size_t)n_ctx * kv_dim * 2, kc),
+                bvc = gbuf_new((size_t)n_ctx * kv_dim * 2, vc);
     uint16_t fill = 0x7e00; /* NaN: kv_store must overwrite every batch entry */
     for (size_t i = (size_t)pos0 * kv_dim; i < (size_t)n_ctx * kv_dim; i++)
         CHECK_STATUS(TERN_OK, i % 997 ? TERN_OK : tern_cl_write(rt, bkc.mem, i * 2, 2, &fill));
     struct gbuf bk = gbuf_new((size_t)n_tok * kv_dim * 4, k), bv = gbuf_new((size_t)n_tok * kv_dim * 4, v),
                 bq = gbuf_new((size_t)n_tok * q_dim * 4, q), bo = gbuf_new((size_t)n_tok * q_dim * 4, NULL);
     CHECK_STATUS(TERN_OK, tern_cl_kv_store(rt, bkc.mem, bvc.mem, bk.mem, bv.mem, kv_dim, pos0, n_tok));
-    CHECK_STATUS(TERN_OK, tern_cl_attention(rt, bo.mem, bq.mem, bkc.mem, bvc.mem, n_head, n_head_kv, head_dim, pos0,
-                                            n_tok));
+    CHECK_STATUS(TERN_OK, tern_cl_attention(rt, bo.mem, bq.mem, bkc.mem, bvc.mem, n_head, n_head_kv, head_dim,
+                                            pos0, n_tok));
     uint16_t *kc_cl = malloc((size_t)n_ctx * kv_dim * 2), *vc_cl = malloc((size_t)n_ctx * kv_dim * 2);
     gbuf_read(&bkc, kc_cl, "k cache");
     gbuf_read(&bvc, vc_cl, "v cache");
     gbuf_read(&bo, o_cl, "attention out");
     char what[112];
-    snprintf(what, sizeof what, "kv_store heads=%d/%d dim=%d pos0=%d tok=%d: k cache", n_head, n_head_kv, head_dim,
-             pos0, n_tok);
+    snprintf(what, sizeof what, "kv_store heads=%d/%d dim=%d pos0=%d tok=%d: k cache", n_head, n_head_kv,
+             head_dim, pos0, n_tok);
     check_bytes(kc, kc_cl, (size_t)n_ctx * kv_dim * 2, what);
-    snprintf(what, sizeof what, "kv_store heads=%d/%d dim=%d pos0=%d tok=%d: v cache", n_head, n_head_kv, head_dim,
-             pos0, n_tok);
+    snprintf(what, sizeof what, "kv_store heads=%d/%d dim=%d pos0=%d tok=%d: v cache", n_head, n_head_kv,
+             head_dim, pos0, n_tok);
     check_bytes(vc, vc_cl, (size_t)n_ctx * kv_dim * 2, what);
-    snprintf(what, sizeof what, "attention heads=%d/%d dim=%d pos0=%d tok=%d", n_head, n_head_kv, head_dim, pos0,
-             n_tok);
+    snprintf(what, sizeof what, "attention heads=%d/%d dim=%d pos0=%d tok=%d", n_head, n_head_kv, head_dim,
+             pos0, n_tok);
     check_nmse(o_ref, o_cl, (size_t)n_tok * q_dim, NMSE_ATTENTION, what);
     gbuf_free(&bkc), gbuf_free(&bvc), gbuf_free(&bk), gbuf_free(&bv), gbuf_free(&bq), gbuf_free(&bo);
-    free(kc), free(vc), free(k), free(v), free(q), free(o_ref), free(o_cl), free(scratch), free(kc_cl), free(vc_cl);
+    free(kc), free(vc), free(k), free(v), free(q), free(o_ref), free(o_cl), free(scratch), free(kc_cl),
+        free(vc_cl);
 }
 
 static void test_attention(void) {
@@ -457,10 +468,12 @@ static void test_ffn(void) {
     for (size_t i = 0; i < 3; i++)
         for (int act = 0; act < 2; act++) {
             const size_t n = (size_t)ns[i];
-            float *g = rand_floats(n, 3.0f), *u = rand_floats(n, 1.0f), *y_ref = malloc(n * 4), *y_cl = malloc(n * 4);
+            float *g = rand_floats(n, 3.0f), *u = rand_floats(n, 1.0f), *y_ref = malloc(n * 4),
+                  *y_cl = malloc(n * 4);
             tern_ref_ffn_act(y_ref, g, u, (int64_t)n, (enum tern_ffn_act)act);
             struct gbuf bg = gbuf_new(n * 4, g), bu = gbuf_new(n * 4, u);
-            CHECK_STATUS(TERN_OK, tern_cl_ffn_act(rt, bg.mem, bg.mem, bu.mem, (int64_t)n, (enum tern_ffn_act)act));
+            CHECK_STATUS(TERN_OK,
+                         tern_cl_ffn_act(rt, bg.mem, bg.mem, bu.mem, (int64_t)n, (enum tern_ffn_act)act));
             gbuf_read(&bg, y_cl, "ffn_act");
             char what[64];
             snprintf(what, sizeof what, "ffn_act %s n=%zu", act ? "silu" : "relu2", n);
@@ -507,8 +520,12 @@ static void run_all(const char *label) {
     struct {
         const char *name;
         void (*fn)(void);
-    } cases[] = {{"quantize", test_quantize}, {"ternary", test_ternary},     {"typed", test_typed},
-                 {"rmsnorm", test_rmsnorm},   {"rope", test_rope},           {"attention", test_attention},
+    } cases[] = {{"quantize", test_quantize},
+                 {"ternary", test_ternary},
+                 {"typed", test_typed},
+                 {"rmsnorm", test_rmsnorm},
+                 {"rope", test_rope},
+                 {"attention", test_attention},
                  {"ffn", test_ffn}};
     const char *only = getenv("TERN_CL_TEST_ONLY"); /* while developing: one case by name */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -555,8 +572,9 @@ int main(int argc, char **argv) {
             fprintf(stderr, "no OpenCL platform; skipped because TERN_CL_OPTIONAL=1\n");
             return 0;
         }
-        fprintf(stderr, "FAIL: no OpenCL platform/device found (install pocl-opencl-icd, or set TERN_CL_OPTIONAL=1 "
-                        "on a development machine without OpenCL)\n");
+        fprintf(stderr,
+                "FAIL: no OpenCL platform/device found (install pocl-opencl-icd, or set TERN_CL_OPTIONAL=1 "
+                "on a development machine without OpenCL)\n");
         return 1;
     }
     RUN(test_device_open);

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
 #include "cl/cl_device.h"
+#include "harness.h"
 #include "host/maker.h"
 #include "host/tern.h"
 
@@ -157,7 +157,7 @@ static void random_prompt(int32_t *prompt, int n, int n_vocab, uint64_t seed) {
 /* Odd shapes (K not a multiple of 128, head_dim 100) in every ternary type; embedding and head types. */
 static void random_models(void) {
     static const uint32_t lin[3] = {TERN_TYPE_I2_S, TERN_TYPE_TQ2_0, TERN_TYPE_TQ1_0};
-    static const uint32_t embd[6] = {TERN_TYPE_F16, TERN_TYPE_BF16, TERN_TYPE_F32,
+    static const uint32_t embd[6] = {TERN_TYPE_F16,  TERN_TYPE_BF16, TERN_TYPE_F32,
                                      TERN_TYPE_Q8_0, TERN_TYPE_Q6_K, TERN_TYPE_Q4_K};
     for (int i = 0; i < 6; i++) {
         struct tern_maker_params p;
@@ -177,8 +177,9 @@ static void random_models(void) {
         int32_t prompt[9];
         random_prompt(prompt, 9, p.n_vocab, p.seed);
         char label[96];
-        snprintf(label, sizeof label, "%s %s embd %s head %s", i < 3 ? "3b-shape" : "tiny", tern_type_name(p.linear_type),
-                 tern_type_name(embd[i]), p.output_type == TERN_TYPE_COUNT ? "tied" : tern_type_name(p.output_type));
+        snprintf(label, sizeof label, "%s %s embd %s head %s", i < 3 ? "3b-shape" : "tiny",
+                 tern_type_name(p.linear_type), tern_type_name(embd[i]),
+                 p.output_type == TERN_TYPE_COUNT ? "tied" : tern_type_name(p.output_type));
         compare_devices(path, prompt, 9, 6, NULL, label);
     }
 }
@@ -223,8 +224,9 @@ int main(void) {
             fprintf(stderr, "no OpenCL platform; skipped because TERN_CL_OPTIONAL=1\n");
             return 0;
         }
-        fprintf(stderr, "FAIL: no OpenCL platform/device found (install pocl-opencl-icd, or set TERN_CL_OPTIONAL=1 "
-                        "on a development machine without OpenCL)\n");
+        fprintf(stderr,
+                "FAIL: no OpenCL platform/device found (install pocl-opencl-icd, or set TERN_CL_OPTIONAL=1 "
+                "on a development machine without OpenCL)\n");
         return 1;
     }
     RUN(vectors_i2s_match_bitnet_cpp);
