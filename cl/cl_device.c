@@ -4,6 +4,7 @@
  * of cl/kernels/ and downloads it. The forward pass is the one of cpu/cpu_device.c, op for op. */
 #include "cl_device.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -422,6 +423,72 @@ static const struct tern_device_ops cl_ops = {
     .release = cl_release,
 };
 
+/* A tiny known-answer run of the quantize and both ternary kernels (design.md §6): a device whose
+ * driver miscompiles them is refused with one line instead of producing wrong tokens later. The
+ * expected values are computed here with the reference's formulas (cl/ may not include cpu/). */
+static tern_status self_test(struct tern_cl_rt *rt) {
+    enum { K = 256, N = 8, T = 5 };
+    float x[T * K];
+    uint8_t codes[N * K / 4];
+    int32_t want[T * N], got[T * N];
+    int8_t q[T * K];
+    for (int i = 0; i < T * K; i++)
+        x[i] = (float)((i * 37) % 101 - 50) * 0.173f + (float)(i % 7) * 0.01f;
+    for (int i = 0; i < N * K / 4; i++)
+        codes[i] =
+            (uint8_t)((i * 11 + 3) % 3 << 6 | (i * 5 + 1) % 3 << 4 | (i * 7) % 3 << 2 | (i * 13 + 2) % 3);
+    for (int t = 0; t < T; t++) {
+        float m = 0.0f;
+        for (int i = 0; i < K; i++)
+            m = fmaxf(m, fabsf(x[t * K + i]));
+        const float sc = 127.0f / fmaxf(m, 1e-5f);
+        for (int i = 0; i < K; i++)
+            q[t * K + i] = (int8_t)fminf(fmaxf(nearbyintf(x[t * K + i] * sc), -128.0f), 127.0f);
+        for (int r = 0; r < N; r++) {
+            int32_t acc = 0;
+            for (int k = 0; k < K; k++) {
+                const uint8_t byte = codes[r * K / 4 + 32 * (k / 128) + k % 32];
+                acc += (((byte >> (6 - 2 * ((k % 128) / 32))) & 3) - 1) * q[t * K + k];
+            }
+            want[t * N + r] = acc;
+        }
+    }
+    const struct tern_ternary w = {NULL, K, K, K / 4, N, 1.0f, 1.0f};
+    cl_mem bx = NULL, bw = NULL, bq = NULL, bs = NULL, bsum = NULL, by = NULL, bacc = NULL;
+    tern_status st =
+        tern_cl_buf(rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof x, x, "self-test x", &bx);
+    if (st == TERN_OK)
+        st =
+            tern_cl_buf(rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof codes, codes, "self-test w", &bw);
+    if (st == TERN_OK)
+        st = tern_cl_buf(rt, CL_MEM_READ_WRITE, (size_t)T * K, NULL, "self-test q", &bq);
+    if (st == TERN_OK)
+        st = tern_cl_buf(rt, CL_MEM_READ_WRITE, T * 4, NULL, "self-test scales", &bs);
+    if (st == TERN_OK)
+        st = tern_cl_buf(rt, CL_MEM_READ_WRITE, T * 4, NULL, "self-test sums", &bsum);
+    if (st == TERN_OK)
+        st = tern_cl_buf(rt, CL_MEM_READ_WRITE, sizeof got, NULL, "self-test y", &by);
+    if (st == TERN_OK)
+        st = tern_cl_buf(rt, CL_MEM_READ_WRITE, sizeof got, NULL, "self-test acc", &bacc);
+    if (st == TERN_OK)
+        st = tern_cl_quantize_act(rt, bq, bs, bsum, bx, K, K, K, T);
+    for (int path = TERN_CL_TERNARY_MATVEC; path <= TERN_CL_TERNARY_MATMUL && st == TERN_OK; path++) {
+        st =
+            tern_cl_ternary(rt, by, bacc, bw, &w, bq, bs, bsum, T, N, false, (enum tern_cl_ternary_path)path);
+        if (st == TERN_OK)
+            st = tern_cl_read(rt, bacc, 0, sizeof got, got);
+        if (st == TERN_OK && memcmp(want, got, sizeof got) != 0) {
+            tern_log_error("cl: %s fails tern's self-test (ternary %s gives wrong sums); not using it",
+                           rt->name, path == TERN_CL_TERNARY_MATVEC ? "matvec" : "matmul");
+            st = TERN_ERR_DEVICE;
+        }
+    }
+    cl_mem *all[] = {&bx, &bw, &bq, &bs, &bsum, &by, &bacc};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        tern_cl_buf_free(rt, all[i]);
+    return st;
+}
+
 tern_status tern_cl_device_count(int *n) {
     *n = tern_cl_rt_count();
     return TERN_OK;
@@ -434,7 +501,10 @@ tern_status tern_cl_device_create(const char *spec, struct tern_device *out) {
     if (!d)
         return TERN_ERR_NOMEM;
     tern_status st = tern_cl_rt_open(spec, false, &d->rt);
+    if (st == TERN_OK)
+        st = self_test(d->rt);
     if (st != TERN_OK) {
+        tern_cl_rt_close(d->rt);
         free(d);
         return st;
     }
