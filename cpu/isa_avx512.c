@@ -100,6 +100,37 @@ TERN_INLINE void ternary_tile(int32_t *dots, const uint8_t *w, int64_t row_bytes
             dots[r * 4 + t] = _mm512_reduce_add_epi32(_mm512_srav_epi32(acc[r][t], shift));
 }
 
+/* Software prefetch distance of the decode weight stream: measured 18-19 GB/s with 256-2048
+ * bytes ahead against 13-16 GB/s with none (one thread, 2560 x 6912 weights from DRAM). */
+enum { PF_DIST = 1024 };
+static void ternary_dot_1x1(int32_t *dots, const uint8_t *w, int64_t row_bytes, const int8_t *q, int64_t k_pad) {
+    (void)row_bytes;
+    const __m512i mask = _mm512_inserti64x4(_mm512_set1_epi8(0x0c), _mm256_set1_epi8(0x03), 1);
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    const int64_t n_blk = k_pad / 128;
+    int64_t b = 0;
+    for (; b + 2 <= n_blk; b += 2) {
+        _mm_prefetch((const char *)(w + 32 * b + PF_DIST), _MM_HINT_T0);
+        const __m512i r0 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w + 32 * b)));
+        const __m512i r1 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w + 32 * b + 32)));
+        const int8_t *qb = q + 128 * b;
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(_mm512_srli_epi16(r0, 4), mask), _mm512_loadu_si512(qb));
+        a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(r0, mask), _mm512_loadu_si512(qb + 64));
+        a2 = _mm512_dpbusd_epi32(a2, _mm512_and_si512(_mm512_srli_epi16(r1, 4), mask), _mm512_loadu_si512(qb + 128));
+        a3 = _mm512_dpbusd_epi32(a3, _mm512_and_si512(r1, mask), _mm512_loadu_si512(qb + 192));
+    }
+    if (b < n_blk) {
+        const __m512i r0 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w + 32 * b)));
+        const int8_t *qb = q + 128 * b;
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(_mm512_srli_epi16(r0, 4), mask), _mm512_loadu_si512(qb));
+        a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(r0, mask), _mm512_loadu_si512(qb + 64));
+    }
+    /* every accumulator holds the low half scaled by 4 (see the file banner): sum, then unscale */
+    const __m512i acc = _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
+    const __m512i shift = _mm512_inserti64x4(_mm512_set1_epi32(2), _mm256_setzero_si256(), 1);
+    dots[0] = _mm512_reduce_add_epi32(_mm512_srav_epi32(acc, shift));
+}
+
 #define TERN_TILE_FN(R, T)                                                                                   \
     static void ternary_tile_##R##x##T(int32_t *dots, const uint8_t *w, int64_t row_bytes, const int8_t *q,  \
                                        int64_t k_pad) {                                                      \
@@ -112,12 +143,11 @@ TERN_TILE_FN(4, 1)
 TERN_TILE_FN(1, 4)
 TERN_TILE_FN(1, 3)
 TERN_TILE_FN(1, 2)
-TERN_TILE_FN(1, 1)
 
 typedef void (*ternary_tile_fn)(int32_t *, const uint8_t *, int64_t, const int8_t *, int64_t);
 static const ternary_tile_fn tiles_r4[5] = {NULL, ternary_tile_4x1, ternary_tile_4x2, ternary_tile_4x3,
                                             ternary_tile_4x4};
-static const ternary_tile_fn tiles_r1[5] = {NULL, ternary_tile_1x1, ternary_tile_1x2, ternary_tile_1x3,
+static const ternary_tile_fn tiles_r1[5] = {NULL, ternary_dot_1x1, ternary_tile_1x2, ternary_tile_1x3,
                                             ternary_tile_1x4};
 
 /* Rows per chunk in prefill: 64 rows of up to ~1.7 KB stay in L2 while every token tile passes. */
