@@ -103,6 +103,10 @@ TERN_INLINE void ternary_tile(int32_t *dots, const uint8_t *w, int64_t row_bytes
 /* Software prefetch distance of the decode weight stream: measured 18-19 GB/s with 256-2048
  * bytes ahead against 13-16 GB/s with none (one thread, 2560 x 6912 weights from DRAM). */
 enum { PF_DIST = 1024 };
+
+/* Decode: one row against one token. A single accumulator would chain every vpdpbusd on the one
+ * before it (a few cycles of latency each), capping one core at ~11 GB/s of weights; four
+ * independent chains over two blocks per step keep the loads, not the latency, the limit. */
 static void ternary_dot_1x1(int32_t *dots, const uint8_t *w, int64_t row_bytes, const int8_t *q, int64_t k_pad) {
     (void)row_bytes;
     const __m512i mask = _mm512_inserti64x4(_mm512_set1_epi8(0x0c), _mm256_set1_epi8(0x03), 1);
