@@ -17,7 +17,7 @@ static const char run_usage[] =
     "  -n, --n-predict N    tokens to generate; -1 = until end of generation or full context (default 128)\n"
     "  -c, --ctx-size N     context positions (default: the model's, at most 4096)\n"
     "  -t, --threads N      CPU threads (default: physical cores)\n"
-    "      --device SPEC    cpu (default)\n"
+    "      --device SPEC    cpu (default), cl:N (OpenCL device N) or cl:NAME (name substring)\n"
     "      --pre NAME       override the pre-tokenizer (llama-bpe, default, falcon3)\n"
     "      --no-bos         do not add the BOS token\n"
     "      --echo           print the prompt before the continuation\n"
