@@ -133,17 +133,7 @@ static tern_status build_shape(const struct bench_opts *o, tern_model **out) {
     char path[512];
     snprintf(path, sizeof path, "%s/tern-bench-%ld.gguf", dir, (long)getpid());
     tern_log_info("building a random %s model in %s ...", o->shape, dir);
-    tern_gguf_writer *w = NULL;
-    tern_maker *mk = NULL;
-    st = tern_gguf_writer_init(&w);
-    if (st == TERN_OK)
-        st = tern_maker_add_synthetic_vocab(w, p.n_vocab, p.seed);
-    if (st == TERN_OK)
-        st = tern_maker_build(&p, w, &mk);
-    if (st == TERN_OK)
-        st = tern_gguf_writer_write(w, path);
-    tern_maker_free(mk);
-    tern_gguf_writer_free(w);
+    st = tern_maker_write(&p, path);
     if (st == TERN_OK) {
         st = tern_model_open(path, out);
         unlink(path);

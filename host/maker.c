@@ -8,6 +8,7 @@
 #include "../scheduler/log.h"
 #include "../scheduler/types.h"
 #include "quantize.h"
+#include "rng.h"
 #include "ternary.h"
 #include "tokenizer_internal.h"
 
@@ -40,36 +41,8 @@ void tern_maker_free(tern_maker *m) {
     free(m);
 }
 
-/* xoshiro256** */
-struct rng {
-    uint64_t s[4];
-};
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t rng_next(struct rng *r) {
-    uint64_t *s = r->s;
-    const uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
-
-static void rng_seed(struct rng *r, uint64_t seed) {
-    for (int i = 0; i < 4; i++) {
-        uint64_t z = (seed += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        r->s[i] = z ^ (z >> 31);
-    }
-}
-
-static float rng_uniform(struct rng *r, float lo, float hi) {
-    return lo + (hi - lo) * (float)((rng_next(r) >> 40) * (1.0 / 16777216.0));
+static float rng_uniform(struct tern_rng *r, float lo, float hi) {
+    return lo + (hi - lo) * (float)((tern_rng_next(r) >> 40) * (1.0 / 16777216.0));
 }
 
 tern_status tern_maker_preset(const char *preset, struct tern_maker_params *p) {
@@ -102,7 +75,7 @@ tern_status tern_maker_preset(const char *preset, struct tern_maker_params *p) {
 }
 
 /* One ternary tensor of n_out rows of k weights in the requested file type. */
-static tern_status add_ternary(tern_maker *m, tern_gguf_writer *w, struct rng *r, const char *name, int64_t k,
+static tern_status add_ternary(tern_maker *m, tern_gguf_writer *w, struct tern_rng *r, const char *name, int64_t k,
                                int64_t n_out, uint32_t type) {
     const int64_t row_bytes = tern_ternary_k_pad(k) / 4;
     uint8_t *packed = malloc((size_t)(row_bytes * n_out));
@@ -120,12 +93,12 @@ static tern_status add_ternary(tern_maker *m, tern_gguf_writer *w, struct rng *r
         uint64_t bits = 0;
         for (int64_t b = 0; b < full; b++) {
             if (b % 10 == 0)
-                bits = rng_next(r);
+                bits = tern_rng_next(r);
             row[b] = four[bits % 81];
             bits /= 81;
         }
         for (int64_t j = k / 128 * 128; j < k; j++)
-            tern_packed_set(row, j, (int)(rng_next(r) % 3));
+            tern_packed_set(row, j, (int)(tern_rng_next(r) % 3));
     }
     /* bf16-exact scales, like the conformance vectors */
     const float scale = (float)((int)(rng_uniform(r, 0.25f, 1.0f) * 256.0f)) / 256.0f;
@@ -151,7 +124,7 @@ static tern_status add_ternary(tern_maker *m, tern_gguf_writer *w, struct rng *r
     return st;
 }
 
-static tern_status add_vector(tern_maker *m, tern_gguf_writer *w, struct rng *r, const char *name, int64_t n) {
+static tern_status add_vector(tern_maker *m, tern_gguf_writer *w, struct tern_rng *r, const char *name, int64_t n) {
     float *v = maker_alloc(m, (size_t)n * sizeof(float));
     if (!v)
         return TERN_ERR_NOMEM;
@@ -160,7 +133,7 @@ static tern_status add_vector(tern_maker *m, tern_gguf_writer *w, struct rng *r,
     return tern_gguf_writer_add_tensor(w, name, TERN_TYPE_F32, 1, &n, v, (uint64_t)n * sizeof(float));
 }
 
-static tern_status add_matrix(tern_maker *m, tern_gguf_writer *w, struct rng *r, const char *name, int64_t k,
+static tern_status add_matrix(tern_maker *m, tern_gguf_writer *w, struct tern_rng *r, const char *name, int64_t k,
                               int64_t n_rows, uint32_t type) {
     const int64_t ne[2] = {k, n_rows};
     uint64_t nbytes;
@@ -236,8 +209,8 @@ tern_status tern_maker_build(const struct tern_maker_params *p, tern_gguf_writer
     tern_maker *m = calloc(1, sizeof *m);
     if (!m)
         return TERN_ERR_NOMEM;
-    struct rng r;
-    rng_seed(&r, p->seed);
+    struct tern_rng r;
+    tern_rng_seed(&r, p->seed);
     const int64_t hd = p->head_dim ? p->head_dim : p->n_embd / p->n_head;
     const int64_t n_q = hd * p->n_head, n_kv = hd * p->n_head_kv;
     const bool sub_norms = strcmp(p->arch, "llama") != 0;
@@ -281,6 +254,21 @@ tern_status tern_maker_build(const struct tern_maker_params *p, tern_gguf_writer
     return TERN_OK;
 }
 
+tern_status tern_maker_write(const struct tern_maker_params *p, const char *path) {
+    tern_gguf_writer *w = NULL;
+    tern_maker *m = NULL;
+    tern_status st = tern_gguf_writer_init(&w);
+    if (st == TERN_OK)
+        st = tern_maker_add_synthetic_vocab(w, p->n_vocab, p->seed);
+    if (st == TERN_OK)
+        st = tern_maker_build(p, w, &m);
+    if (st == TERN_OK)
+        st = tern_gguf_writer_write(w, path);
+    tern_maker_free(m);
+    tern_gguf_writer_free(w);
+    return st;
+}
+
 /* Open-addressing set of token strings, to keep merged tokens unique. */
 struct strset {
     const char **slot;
@@ -314,8 +302,8 @@ tern_status tern_maker_add_synthetic_vocab(tern_gguf_writer *w, int n_vocab, uin
     set.slot = calloc(slots, sizeof *set.slot);
     set.mask = slots - 1;
     tern_status st = tokens && merges && types && set.slot ? TERN_OK : TERN_ERR_NOMEM;
-    struct rng r;
-    rng_seed(&r, seed ^ 0x766f636162ULL);
+    struct tern_rng r;
+    tern_rng_seed(&r, seed ^ 0x766f636162ULL);
     for (int i = 0; i < 256 && st == TERN_OK; i++) {
         tokens[i] = strdup(tern_bpe_byte_char((uint8_t)i));
         types[i] = TERN_TOKEN_NORMAL;
@@ -330,10 +318,10 @@ tern_status tern_maker_add_synthetic_vocab(tern_gguf_writer *w, int n_vocab, uin
         char *tok = NULL;
         int a = 0, b = 0;
         while (!tok) {
-            a = (int)(rng_next(&r) % (uint64_t)i);
-            b = (int)(rng_next(&r) % (uint64_t)i);
-            if (rng_next(&r) % 2)
-                a = (int)(rng_next(&r) % 2 ? 'a' + rng_next(&r) % 26 : ' ' + rng_next(&r) % 64);
+            a = (int)(tern_rng_next(&r) % (uint64_t)i);
+            b = (int)(tern_rng_next(&r) % (uint64_t)i);
+            if (tern_rng_next(&r) % 2)
+                a = (int)(tern_rng_next(&r) % 2 ? 'a' + tern_rng_next(&r) % 26 : ' ' + tern_rng_next(&r) % 64);
             if (strlen(tokens[a]) + strlen(tokens[b]) > 12)
                 continue;
             char buf[32];

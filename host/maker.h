@@ -35,6 +35,9 @@ typedef struct tern_maker tern_maker;
 tern_status tern_maker_build(const struct tern_maker_params *p, tern_gguf_writer *w, tern_maker **out);
 void tern_maker_free(tern_maker *m);
 
+/* Build the model with a synthetic vocabulary and write it to path (atomically). */
+tern_status tern_maker_write(const struct tern_maker_params *p, const char *path);
+
 /* A synthetic byte-level BPE vocabulary of n_vocab tokens: the 256 byte tokens, merged tokens
  * built from them, then <|begin_of_text|> (BOS) and <|end_of_text|> (EOS) as control tokens. */
 tern_status tern_maker_add_synthetic_vocab(tern_gguf_writer *w, int n_vocab, uint64_t seed);

@@ -1,6 +1,9 @@
 /* The sampler chain: repetition penalty -> (greedy | top-k -> temperature -> softmax -> top-p ->
- * min-p -> draw). The random generator is xoshiro256** seeded through splitmix64. */
+ * min-p -> draw), with the project's seeded generator (rng.h). */
 #include "sampler.h"
+
+#include "heap.h"
+#include "rng.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -17,9 +20,10 @@ struct tern_sampler {
     struct tern_sampler_params p;
     int32_t n_vocab;
     struct candidate *cand; /* [n_vocab] */
+    struct tern_heap top;   /* top-k selection */
     int32_t *recent;        /* ring of the last repeat_last_n tokens */
     int32_t n_recent, recent_head;
-    uint64_t rng[4];
+    struct tern_rng rng;
 };
 
 struct tern_sampler_params tern_sampler_default_params(void) {
@@ -35,29 +39,23 @@ struct tern_sampler_params tern_sampler_default_params(void) {
     return p;
 }
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+
+static int by_logit_desc(const void *a, const void *b) {
+    const struct candidate *x = a, *y = b;
+    if (x->logit != y->logit)
+        return x->logit < y->logit ? 1 : -1;
+    return x->id < y->id ? -1 : x->id > y->id; /* stable order for equal logits */
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t rng_next(uint64_t *s) {
-    const uint64_t result = rotl(s[1] * 5, 7) * 9;
-    const uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
+static int32_t argmax(const float *logits, int32_t n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (logits[i] > logits[best])
+            best = i;
+    return best;
 }
 
-/* uniform in [0, 1) with 53 random bits */
-static double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
+static bool worse(const void *a, const void *b) { return by_logit_desc(a, b) > 0; }
 
 tern_status tern_sampler_init(const struct tern_sampler_params *p, int32_t n_vocab, tern_sampler **out) {
     *out = NULL;
@@ -68,15 +66,14 @@ tern_status tern_sampler_init(const struct tern_sampler_params *p, int32_t n_voc
         return TERN_ERR_NOMEM;
     s->p = *p;
     s->n_vocab = n_vocab;
+    s->top = tern_heap_make(sizeof(struct candidate), worse);
     s->cand = malloc((size_t)n_vocab * sizeof *s->cand);
     s->recent = malloc((size_t)(p->repeat_last_n > 0 ? p->repeat_last_n : 1) * sizeof *s->recent);
     if (!s->cand || !s->recent) {
         tern_sampler_free(s);
         return TERN_ERR_NOMEM;
     }
-    uint64_t seed = p->seed;
-    for (int i = 0; i < 4; i++)
-        s->rng[i] = splitmix64(&seed);
+    tern_rng_seed(&s->rng, p->seed);
     *out = s;
     return TERN_OK;
 }
@@ -85,6 +82,7 @@ void tern_sampler_free(tern_sampler *s) {
     if (!s)
         return;
     free(s->cand);
+    tern_heap_free(&s->top);
     free(s->recent);
     free(s);
 }
@@ -98,48 +96,26 @@ void tern_sampler_accept(tern_sampler *s, int32_t token) {
         s->n_recent++;
 }
 
-static int by_logit_desc(const void *a, const void *b) {
-    const struct candidate *x = a, *y = b;
-    if (x->logit != y->logit)
-        return x->logit < y->logit ? 1 : -1;
-    return x->id < y->id ? -1 : x->id > y->id; /* stable order for equal logits */
-}
-
-/* heap helpers for top-k selection: a min-heap on (logit, then larger id first) */
-static bool worse(const struct candidate *a, const struct candidate *b) { return by_logit_desc(a, b) > 0; }
-
-static void sift_down(struct candidate *h, int32_t n, int32_t i) {
-    for (;;) {
-        int32_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && worse(&h[l], &h[m]))
-            m = l;
-        if (r < n && worse(&h[r], &h[m]))
-            m = r;
-        if (m == i)
-            return;
-        struct candidate t = h[i];
-        h[i] = h[m];
-        h[m] = t;
-        i = m;
-    }
-}
-
-/* c[0..k) <- the k best tokens in descending order; a heap keeps this O(n log k) per token,
- * where sorting the whole 128k vocabulary would cost milliseconds. Returns k. */
-static int32_t select_top(struct candidate *c, const float *logits, int32_t n, int32_t k) {
-    for (int32_t i = 0; i < k; i++)
-        c[i] = (struct candidate){.id = i, .logit = logits[i]};
-    for (int32_t i = k / 2 - 1; i >= 0; i--)
-        sift_down(c, k, i);
-    for (int32_t i = k; i < n; i++) {
-        struct candidate x = {.id = i, .logit = logits[i]};
-        if (worse(&c[0], &x)) {
-            c[0] = x;
-            sift_down(c, k, 0);
+/* c[0..k) <- the k best tokens in descending order. A heap of the k best so far, worst on top,
+ * keeps this O(n log k) per token where sorting the 128k vocabulary would cost milliseconds; the
+ * heap keeps its storage between calls, so sampling allocates only on the first token. */
+static tern_status select_top(tern_sampler *s, const float *logits, int32_t n, int32_t k) {
+    struct tern_heap *h = &s->top;
+    h->n = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const struct candidate x = {.id = i, .logit = logits[i]};
+        if (h->n < (size_t)k) {
+            if (tern_heap_push(h, &x) != TERN_OK)
+                return TERN_ERR_NOMEM;
+        } else if (worse(tern_heap_top(h), &x)) {
+            struct candidate out;
+            tern_heap_pop(h, &out);
+            tern_heap_push(h, &x); /* cannot fail: the pop made room */
         }
     }
-    qsort(c, (size_t)k, sizeof *c, by_logit_desc);
-    return k;
+    for (int32_t i = k - 1; i >= 0; i--)
+        tern_heap_pop(h, &s->cand[i]);
+    return TERN_OK;
 }
 
 static void apply_repeat_penalty(tern_sampler *s, float *logits) {
@@ -164,16 +140,12 @@ static void apply_repeat_penalty(tern_sampler *s, float *logits) {
 int32_t tern_sampler_sample(tern_sampler *s, float *logits) {
     apply_repeat_penalty(s, logits);
     const int32_t n = s->n_vocab;
-    if (s->p.temperature <= 0.0f) {
-        int32_t best = 0;
-        for (int32_t i = 1; i < n; i++)
-            if (logits[i] > logits[best])
-                best = i;
-        return best;
-    }
+    if (s->p.temperature <= 0.0f)
+        return argmax(logits, n);
     struct candidate *c = s->cand;
-    const int32_t m_k = s->p.top_k > 0 && s->p.top_k < n ? s->p.top_k : n;
-    int32_t m = select_top(c, logits, n, m_k);
+    int32_t m = s->p.top_k > 0 && s->p.top_k < n ? s->p.top_k : n;
+    if (select_top(s, logits, n, m) != TERN_OK) /* out of memory: greedy is still a fair answer */
+        return argmax(logits, n);
     /* softmax with temperature over the survivors (sorted, so c[0] has the largest logit) */
     double sum = 0.0;
     for (int32_t i = 0; i < m; i++) {
@@ -202,7 +174,7 @@ int32_t tern_sampler_sample(tern_sampler *s, float *logits) {
     double total = 0.0;
     for (int32_t i = 0; i < m; i++)
         total += c[i].p;
-    double r = rng_uniform(s->rng) * total;
+    double r = tern_rng_uniform(&s->rng) * total;
     for (int32_t i = 0; i < m; i++) {
         r -= c[i].p;
         if (r < 0.0)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../scheduler/log.h"
+#include "heap.h"
 #include "tokenizer_internal.h"
 
 /* GPT-2 maps the 188 printable Latin-1 bytes to themselves and the other 68 to U+0100.. in byte
@@ -177,57 +178,12 @@ struct sym {
     int32_t prev, next; /* -1 at the ends */
 };
 
-static bool cand_less(const struct cand *x, const struct cand *y) {
+static bool cand_less(const void *a, const void *b) {
+    const struct cand *x = a, *y = b;
     return x->rank < y->rank || (x->rank == y->rank && x->pos < y->pos);
 }
 
-struct heap {
-    struct cand *v;
-    size_t n, cap;
-};
-
-static tern_status heap_push(struct heap *h, struct cand c) {
-    if (h->n == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 64;
-        struct cand *nv = realloc(h->v, nc * sizeof *nv);
-        if (!nv)
-            return TERN_ERR_NOMEM;
-        h->v = nv;
-        h->cap = nc;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!cand_less(&c, &h->v[p]))
-            break;
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = c;
-    return TERN_OK;
-}
-
-static struct cand heap_pop(struct heap *h) {
-    struct cand top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const struct cand *mv = &last;
-        if (l < h->n && cand_less(&h->v[l], mv))
-            m = l, mv = &h->v[l];
-        if (r < h->n && cand_less(&h->v[r], mv))
-            m = r;
-        if (m == i)
-            break;
-        h->v[i] = h->v[m];
-        i = m;
-    }
-    if (h->n)
-        h->v[i] = last;
-    return top;
-}
-
-static tern_status try_pair(const tern_tokenizer *tok, struct heap *h, const struct sym *syms, int32_t pos) {
+static tern_status try_pair(const tern_tokenizer *tok, struct tern_heap *h, const struct sym *syms, int32_t pos) {
     if (pos < 0 || syms[pos].next < 0)
         return TERN_OK;
     int32_t a = syms[pos].id, b = syms[syms[pos].next].id;
@@ -236,7 +192,8 @@ static tern_status try_pair(const tern_tokenizer *tok, struct heap *h, const str
     const struct tern_merge_slot *m = merge_find(tok, a, b);
     if (!m)
         return TERN_OK;
-    return heap_push(h, (struct cand){m->rank, pos, a, b});
+    const struct cand c = {m->rank, pos, a, b};
+    return tern_heap_push(h, &c);
 }
 
 tern_status tern_bpe_encode_word(const tern_tokenizer *tok, const char *word, size_t len,
@@ -265,7 +222,7 @@ tern_status tern_bpe_encode_word(const tern_tokenizer *tok, const char *word, si
     if (len > INT32_MAX / 2)
         return TERN_ERR_ARG;
     struct sym *syms = malloc(len * sizeof *syms);
-    struct heap h = {0};
+    struct tern_heap h = tern_heap_make(sizeof(struct cand), cand_less);
     if (!syms)
         return TERN_ERR_NOMEM;
     for (size_t i = 0; i < len; i++) {
@@ -276,7 +233,8 @@ tern_status tern_bpe_encode_word(const tern_tokenizer *tok, const char *word, si
     for (int32_t i = 0; i + 1 < (int32_t)len && st == TERN_OK; i++)
         st = try_pair(tok, &h, syms, i);
     while (st == TERN_OK && h.n) {
-        struct cand c = heap_pop(&h);
+        struct cand c;
+        tern_heap_pop(&h, &c);
         struct sym *l = &syms[c.pos];
         if (l->id != c.left || l->next < 0 || syms[l->next].id != c.right)
             continue; /* stale */
@@ -296,7 +254,7 @@ tern_status tern_bpe_encode_word(const tern_tokenizer *tok, const char *word, si
         if (id >= 0)
             st = tern_tok_ids_push(out, id);
     }
-    free(h.v);
+    tern_heap_free(&h);
     free(syms);
     return st;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heap.h"
 #include "tokenizer_internal.h"
 
 void tern_spm_load(tern_tokenizer *tok) {
@@ -27,57 +28,12 @@ struct bigram {
 };
 
 /* Max-heap: higher score first, then the smaller left index. */
-static bool bigram_before(const struct bigram *x, const struct bigram *y) {
+static bool bigram_before(const void *a, const void *b) {
+    const struct bigram *x = a, *y = b;
     return x->score > y->score || (x->score == y->score && x->left < y->left);
 }
 
-struct bheap {
-    struct bigram *v;
-    size_t n, cap;
-};
-
-static tern_status bheap_push(struct bheap *h, struct bigram b) {
-    if (h->n == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 64;
-        struct bigram *nv = realloc(h->v, nc * sizeof *nv);
-        if (!nv)
-            return TERN_ERR_NOMEM;
-        h->v = nv;
-        h->cap = nc;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!bigram_before(&b, &h->v[p]))
-            break;
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = b;
-    return TERN_OK;
-}
-
-static struct bigram bheap_pop(struct bheap *h) {
-    struct bigram top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const struct bigram *mv = &last;
-        if (l < h->n && bigram_before(&h->v[l], mv))
-            m = l, mv = &h->v[l];
-        if (r < h->n && bigram_before(&h->v[r], mv))
-            m = r;
-        if (m == i)
-            break;
-        h->v[i] = h->v[m];
-        i = m;
-    }
-    if (h->n)
-        h->v[i] = last;
-    return top;
-}
-
-static tern_status try_bigram(const tern_tokenizer *tok, struct bheap *h, const char *text,
+static tern_status try_bigram(const tern_tokenizer *tok, struct tern_heap *h, const char *text,
                               const struct spm_sym *syms, int32_t left) {
     if (left < 0 || syms[left].next < 0)
         return TERN_OK;
@@ -85,7 +41,8 @@ static tern_status try_bigram(const tern_tokenizer *tok, struct bheap *h, const 
     int32_t id = tern_tok_lookup(tok, text + l->off, l->n + r->n);
     if (id < 0)
         return TERN_OK;
-    return bheap_push(h, (struct bigram){tok->scores[id], left, l->n + r->n});
+    const struct bigram b = {tok->scores[id], left, l->n + r->n};
+    return tern_heap_push(h, &b);
 }
 
 tern_status tern_spm_encode(const tern_tokenizer *tok, const char *text, size_t len, bool prefix_space,
@@ -97,7 +54,7 @@ tern_status tern_spm_encode(const tern_tokenizer *tok, const char *text, size_t 
     size_t cap = (len + 1) * 3;
     char *esc = malloc(cap);
     struct spm_sym *syms = malloc((len + 1) * sizeof *syms);
-    struct bheap h = {0};
+    struct tern_heap h = tern_heap_make(sizeof(struct bigram), bigram_before);
     tern_status st = TERN_OK;
     if (!esc || !syms) {
         st = TERN_ERR_NOMEM;
@@ -128,7 +85,8 @@ tern_status tern_spm_encode(const tern_tokenizer *tok, const char *text, size_t 
     for (int32_t i = 0; i + 1 < n_syms && st == TERN_OK; i++)
         st = try_bigram(tok, &h, esc, syms, i);
     while (st == TERN_OK && h.n) {
-        struct bigram b = bheap_pop(&h);
+        struct bigram b;
+        tern_heap_pop(&h, &b);
         struct spm_sym *l = &syms[b.left];
         if (l->n == 0 || l->next < 0)
             continue;
@@ -162,7 +120,7 @@ tern_status tern_spm_encode(const tern_tokenizer *tok, const char *text, size_t 
         }
     }
 done:
-    free(h.v);
+    tern_heap_free(&h);
     free(syms);
     free(esc);
     return st;

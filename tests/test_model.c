@@ -10,22 +10,6 @@
 #include "host/tern.h"
 #include "host/ternary.h"
 
-/* Write a model from params (synthetic vocabulary) to path. */
-static tern_status write_model(const struct tern_maker_params *p, const char *path) {
-    tern_gguf_writer *w = NULL;
-    tern_maker *m = NULL;
-    tern_status st = tern_gguf_writer_init(&w);
-    if (st == TERN_OK)
-        st = tern_maker_add_synthetic_vocab(w, p->n_vocab, p->seed);
-    if (st == TERN_OK)
-        st = tern_maker_build(p, w, &m);
-    if (st == TERN_OK)
-        st = tern_gguf_writer_write(w, path);
-    tern_maker_free(m);
-    tern_gguf_writer_free(w);
-    return st;
-}
-
 /* Logits after each of a few prompt tokens and greedy steps: n_steps x n_vocab floats. */
 static float *run_logits(const char *path, int n_steps, int *n_vocab) {
     tern_model *m = NULL;
@@ -68,7 +52,7 @@ static void three_formats_identical_logits(void) {
         tern_maker_preset("tiny", &p);
         p.seed = 11;
         p.linear_type = types[f];
-        CHECK_STATUS(TERN_OK, write_model(&p, test_tmp(names[f], 0)));
+        CHECK_STATUS(TERN_OK, tern_maker_write(&p, test_tmp(names[f], 0)));
         logits[f] = run_logits(test_tmp(names[f], 0), 8, &nv);
     }
     for (int f = 1; f < 3; f++)
@@ -103,7 +87,7 @@ static void odd_shape_3b_widths(void) {
     p.n_layer = 1;
     p.n_vocab = 300;
     const char *path = test_tmp("odd-3b.gguf", 0);
-    CHECK_STATUS(TERN_OK, write_model(&p, path));
+    CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
     tern_model *m = NULL;
     CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
     if (!m)
@@ -143,7 +127,7 @@ static void every_arch_runs(void) {
         p.arch = archs[a];
         p.seed = 5;
         const char *path = test_tmp("arch.gguf", 0);
-        CHECK_STATUS(TERN_OK, write_model(&p, path));
+        CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
         int nv = 0;
         float *l = run_logits(path, 2, &nv);
         CHECK(l != NULL);
@@ -209,20 +193,20 @@ static void inconsistent_models_rejected(void) {
     const char *path = test_tmp("bad.gguf", 0);
 
     /* hyperparameters that disagree with the tensors */
-    CHECK_STATUS(TERN_OK, write_model(&p, path));
+    CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
     patch_u32_key(path, "bitnet-b1.58.feed_forward_length", 384);
     expect_open_fails(path, TERN_ERR_SHAPE);
-    CHECK_STATUS(TERN_OK, write_model(&p, path));
+    CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
     patch_u32_key(path, "bitnet-b1.58.block_count", 3); /* a layer missing */
     expect_open_fails(path, TERN_ERR_FORMAT);
-    CHECK_STATUS(TERN_OK, write_model(&p, path));
+    CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
     patch_u32_key(path, "bitnet-b1.58.attention.head_count_kv", 3); /* 4 heads do not split into 3 groups */
     expect_open_fails(path, TERN_ERR_FORMAT);
 
     /* an architecture tern does not run */
     struct tern_maker_params q = p;
     q.arch = "gpt-neox";
-    CHECK_STATUS(TERN_OK, write_model(&q, path));
+    CHECK_STATUS(TERN_OK, tern_maker_write(&q, path));
     expect_open_fails(path, TERN_ERR_UNSUPPORTED);
     /* the conformance F16 source: its linear weights are F16, refused with a hint */
     expect_open_fails(test_data("vectors/mini-b158-f16.gguf", 0), TERN_ERR_UNSUPPORTED);
