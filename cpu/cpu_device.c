@@ -46,7 +46,9 @@ struct cpu_device {
     struct cpu_scratch s;
 };
 
-static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+static int64_t round_up(int64_t x, int64_t m) {
+    return (x + m - 1) / m * m;
+}
 
 static void scratch_free(struct cpu_scratch *s) {
     free(s->x);
@@ -85,8 +87,8 @@ static tern_status scratch_reserve(struct cpu_device *d, int n_tokens) {
     s->up = malloc(n * (size_t)hp->n_ff * sizeof(float));
     s->out = malloc(n * (size_t)hp->n_embd * sizeof(float));
     s->scores = malloc((size_t)d->n_threads * (size_t)(hp->head_dim + d->n_ctx) * sizeof(float));
-    if (!s->x || !s->q || !s->act_scale || !s->qh || !s->kh || !s->vh || !s->attn || !s->gate ||
-        !s->up || !s->out || !s->scores) {
+    if (!s->x || !s->q || !s->act_scale || !s->qh || !s->kh || !s->vh || !s->attn || !s->gate || !s->up ||
+        !s->out || !s->scores) {
         scratch_free(s);
         tern_log_error("cpu: out of memory for a batch of %d tokens", n_tokens);
         return TERN_ERR_NOMEM;
@@ -149,11 +151,12 @@ static tern_status cpu_embed(void *ctx, float *hidden, const int32_t *tokens, in
     const struct tern_tensor *e = &d->model->tok_embd;
     for (int t = 0; t < n_tokens; t++) {
         if (tokens[t] < 0 || tokens[t] >= e->ne1) {
-            tern_log_error("token id %d is outside the vocabulary (%lld tokens)", tokens[t], (long long)e->ne1);
+            tern_log_error("token id %d is outside the vocabulary (%lld tokens)", tokens[t],
+                           (long long)e->ne1);
             return TERN_ERR_ARG;
         }
-        tern_ref_dequant_row(hidden + (size_t)t * e->ne0, (const uint8_t *)e->data + (size_t)tokens[t] * e->row_bytes,
-                             e->type, e->ne0);
+        tern_ref_dequant_row(hidden + (size_t)t * e->ne0,
+                             (const uint8_t *)e->data + (size_t)tokens[t] * e->row_bytes, e->type, e->ne0);
     }
     return TERN_OK;
 }
@@ -200,7 +203,8 @@ struct quant_job {
 static void quant_task(void *arg, int64_t t, int thread) {
     (void)thread;
     const struct quant_job *j = arg;
-    j->act_scale[t] = j->k->quantize_act(j->q + t * j->k_pad, j->x + t * j->x_stride, j->n_in, j->k_pad, NULL);
+    j->act_scale[t] =
+        j->k->quantize_act(j->q + t * j->k_pad, j->x + t * j->x_stride, j->n_in, j->k_pad, NULL);
 }
 
 /* ys[i][n][ws[i]->n_out] = BitLinear_i(x[n][n_in]) for weights sharing one input (q/k/v, gate/up):
@@ -243,7 +247,8 @@ static void token_task(void *arg, int64_t t, int thread) {
         break;
     case 1:
         k->rope(s->qh + t * n_q, hp->n_head, hp->head_dim, hp->n_rot, pos, hp->rope_theta, hp->rope_style);
-        k->rope(s->kh + t * n_kv, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_theta, hp->rope_style);
+        k->rope(s->kh + t * n_kv, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_theta,
+                hp->rope_style);
         break;
     case 2:
         k->attention(s->attn + t * n_q, s->qh + t * n_q, j->kv->k, j->kv->v, pos, hp->n_head, hp->n_head_kv,

@@ -18,8 +18,8 @@ int32_t tern_ref_ternary_dot(const uint8_t *row, const int8_t *q, int64_t k_pad)
 
 /* y[t][r] = dot(row r, q[t]) / act_scale[t] * w->scale * w->out_scale for t < n_tok and
  * r in [row_begin, row_end). q rows have stride w->k_pad; y rows have stride w->n_out. */
-void tern_ref_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q,
-                             const float *act_scale, int64_t n_tok, int64_t row_begin, int64_t row_end);
+void tern_ref_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q, const float *act_scale,
+                             int64_t n_tok, int64_t row_begin, int64_t row_end);
 
 /* out = x / sqrt(mean(x^2) + eps) * w  (out may alias x) */
 void tern_ref_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);
@@ -35,12 +35,11 @@ void tern_ref_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float
  * As in ggml's f16 KV path: the query is rounded to f16 before Q.K, scores are scaled by
  * 1/sqrt(head_dim), softmax sums in double, and the weights are rounded to f16 before the sum
  * over V (f32 accumulation). */
-void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
-                        int pos, int n_head, int n_head_kv, int head_dim, float *scratch);
+void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache, int pos,
+                        int n_head, int n_head_kv, int head_dim, float *scratch);
 
 /* out[i] = act(gate[i]) * up[i], act = relu(x)^2 or silu(x) (out may alias gate or up) */
-void tern_ref_ffn_act(float *out, const float *gate, const float *up, int64_t n,
-                      enum tern_ffn_act act);
+void tern_ref_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act);
 
 /* Decode n elements (a multiple of the type's block size) of a row of F32/F16/BF16/Q8_0/Q4_K/Q6_K. */
 void tern_ref_dequant_row(float *out, const void *row, uint32_t type, int64_t n);

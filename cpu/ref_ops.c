@@ -32,13 +32,13 @@ void tern_ref_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float
     }
 }
 
-void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
-                        int pos, int n_head, int n_head_kv, int head_dim, float *scratch) {
+void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache, int pos,
+                        int n_head, int n_head_kv, int head_dim, float *scratch) {
     const int group = n_head / n_head_kv;
     const int64_t kv_stride = (int64_t)n_head_kv * head_dim;
     const float scale = 1.0f / sqrtf((float)head_dim);
-    float *q16 = scratch;             /* [head_dim] the query rounded to f16 */
-    float *w = scratch + head_dim;    /* [pos + 1] scores, then weights */
+    float *q16 = scratch;          /* [head_dim] the query rounded to f16 */
+    float *w = scratch + head_dim; /* [pos + 1] scores, then weights */
     for (int h = 0; h < n_head; h++) {
         const int64_t kv_off = (int64_t)(h / group) * head_dim;
         /* The f16 KV path of ggml (bitnet.cpp's reference) rounds the query to f16 for Q.K and the
@@ -74,8 +74,7 @@ void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, con
     }
 }
 
-void tern_ref_ffn_act(float *out, const float *gate, const float *up, int64_t n,
-                      enum tern_ffn_act act) {
+void tern_ref_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act) {
     for (int64_t i = 0; i < n; i++) {
         const float g = gate[i];
         float a;

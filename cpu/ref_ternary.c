@@ -38,8 +38,8 @@ int32_t tern_ref_ternary_dot(const uint8_t *row, const int8_t *q, int64_t k_pad)
     return acc;
 }
 
-void tern_ref_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q,
-                             const float *act_scale, int64_t n_tok, int64_t row_begin, int64_t row_end) {
+void tern_ref_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q, const float *act_scale,
+                             int64_t n_tok, int64_t row_begin, int64_t row_end) {
     for (int64_t t = 0; t < n_tok; t++) {
         for (int64_t r = row_begin; r < row_end; r++) {
             int32_t acc = tern_ref_ternary_dot(w->codes + r * w->row_bytes, q + t * w->k_pad, w->k_pad);

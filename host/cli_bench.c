@@ -51,9 +51,10 @@ static bool type_arg(const char *flag, const char *v, bool ternary, uint32_t *ou
         const char *name;
         uint32_t type;
         bool ternary;
-    } names[] = {{"i2_s", TERN_TYPE_I2_S, true},  {"tq2_0", TERN_TYPE_TQ2_0, true}, {"tq1_0", TERN_TYPE_TQ1_0, true},
-                 {"f16", TERN_TYPE_F16, false},   {"q6_k", TERN_TYPE_Q6_K, false},  {"q8_0", TERN_TYPE_Q8_0, false},
-                 {"q4_k", TERN_TYPE_Q4_K, false}, {"bf16", TERN_TYPE_BF16, false},  {"f32", TERN_TYPE_F32, false}};
+    } names[] = {
+        {"i2_s", TERN_TYPE_I2_S, true},  {"tq2_0", TERN_TYPE_TQ2_0, true}, {"tq1_0", TERN_TYPE_TQ1_0, true},
+        {"f16", TERN_TYPE_F16, false},   {"q6_k", TERN_TYPE_Q6_K, false},  {"q8_0", TERN_TYPE_Q8_0, false},
+        {"q4_k", TERN_TYPE_Q4_K, false}, {"bf16", TERN_TYPE_BF16, false},  {"f32", TERN_TYPE_F32, false}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(v, names[i].name) && names[i].ternary == ternary) {
             *out = names[i].type;
@@ -129,7 +130,9 @@ static tern_status build_shape(const struct bench_opts *o, tern_model **out) {
         p.linear_type = o->type;
     if (o->head)
         p.embd_type = o->head;
-    const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                      : getenv("TMPDIR")            ? getenv("TMPDIR")
+                                                    : "/tmp";
     char path[512];
     snprintf(path, sizeof path, "%s/tern-bench-%ld.gguf", dir, (long)getpid());
     tern_log_info("building a random %s model in %s ...", o->shape, dir);
@@ -251,23 +254,26 @@ int cli_bench(int argc, char **argv) {
     char model_desc[160];
     struct tern_str name = {"", 0};
     tern_gguf_get_str(g, "general.name", &name);
-    snprintf(model_desc, sizeof model_desc, "%.*s %s, %s head", (int)(name.len > 60 ? 60 : name.len), name.ptr,
-             tern_type_name(tern_gguf_find_tensor(g, "blk.0.attn_q.weight")->type), tern_type_name(v->output.type));
+    snprintf(model_desc, sizeof model_desc, "%.*s %s, %s head", (int)(name.len > 60 ? 60 : name.len),
+             name.ptr, tern_type_name(tern_gguf_find_tensor(g, "blk.0.attn_q.weight")->type),
+             tern_type_name(v->output.type));
     if (o.json) {
         printf("[\n");
         for (int i = 0; i < n_res; i++)
-            printf("  {\"model\": \"%s\", \"size_bytes\": %llu, \"params\": %llu, \"device\": \"%s\", \"threads\": %d, "
+            printf("  {\"model\": \"%s\", \"size_bytes\": %llu, \"params\": %llu, \"device\": \"%s\", "
+                   "\"threads\": %d, "
                    "\"test\": \"%s\", \"tokens_per_s\": %.3f, \"stddev\": %.3f, \"bytes_per_token\": %llu, "
                    "\"achieved_gb_per_s\": %.2f, \"read_gb_per_s\": %.2f}%s\n",
-                   model_desc, (unsigned long long)file_bytes, (unsigned long long)params, res[i].device, threads,
-                   res[i].test, res[i].mean, res[i].sd, (unsigned long long)bytes_per_token, res[i].gbps, bw,
-                   i + 1 < n_res ? "," : "");
+                   model_desc, (unsigned long long)file_bytes, (unsigned long long)params, res[i].device,
+                   threads, res[i].test, res[i].mean, res[i].sd, (unsigned long long)bytes_per_token,
+                   res[i].gbps, bw, i + 1 < n_res ? "," : "");
         printf("]\n");
     } else {
-        printf("| %-40s | %9s | %7s | %-28s | %7s | %6s | %16s | %-26s |\n", "model", "size", "params", "device",
-               "threads", "test", "t/s", "bandwidth");
-        printf("| %.40s | %.9s | %.7s | %.28s | %.7s | %.6s | %.16s | %.26s |\n", "----------------------------------------",
-               "---------", "-------", "----------------------------", "-------", "------", "----------------",
+        printf("| %-40s | %9s | %7s | %-28s | %7s | %6s | %16s | %-26s |\n", "model", "size", "params",
+               "device", "threads", "test", "t/s", "bandwidth");
+        printf("| %.40s | %.9s | %.7s | %.28s | %.7s | %.6s | %.16s | %.26s |\n",
+               "----------------------------------------", "---------", "-------",
+               "----------------------------", "-------", "------", "----------------",
                "--------------------------");
         for (int i = 0; i < n_res; i++) {
             char bwcol[64] = "";

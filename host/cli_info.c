@@ -13,7 +13,9 @@ static const char info_usage[] =
     "  -c, --ctx-size N   context used for the KV-cache estimate (default: the model's, at most 4096)\n"
     "  -h, --help         this help\n";
 
-static double mib(uint64_t b) { return (double)b / (1024.0 * 1024.0); }
+static double mib(uint64_t b) {
+    return (double)b / (1024.0 * 1024.0);
+}
 
 static void print_str_key(const tern_gguf *g, const char *label, const char *key) {
     struct tern_str s;
@@ -61,8 +63,8 @@ int cli_info(int argc, char **argv) {
            (long long)tern_gguf_n_kv(g), tern_gguf_alignment(g));
     print_str_key(g, "name", "general.name");
     printf("architecture: %s\n", tern_model_arch(m));
-    printf("  %-22s %d\n  %-22s %d\n  %-22s %d\n  %-22s %d\n", "vocabulary", hp->n_vocab, "embedding (n_embd)",
-           hp->n_embd, "feed-forward (n_ff)", hp->n_ff, "layers", hp->n_layer);
+    printf("  %-22s %d\n  %-22s %d\n  %-22s %d\n  %-22s %d\n", "vocabulary", hp->n_vocab,
+           "embedding (n_embd)", hp->n_embd, "feed-forward (n_ff)", hp->n_ff, "layers", hp->n_layer);
     printf("  %-22s %d (kv %d, head dim %d, rope dims %d)\n", "attention heads", hp->n_head, hp->n_head_kv,
            hp->head_dim, hp->n_rot);
     printf("  %-22s %d\n  %-22s %g\n  %-22s %g\n", "training context", hp->n_ctx_train, "rope theta",
@@ -85,7 +87,8 @@ int cli_info(int argc, char **argv) {
         for (int d = 1; d < t->n_dims && n < (int)sizeof shape; d++)
             n += snprintf(shape + n, sizeof shape - (size_t)n, ", %lld", (long long)t->ne[d]);
         snprintf(shape + (n < (int)sizeof shape ? n : (int)sizeof shape - 2), 2, "]");
-        printf("  %-34s %-6s %-24s %12llu\n", t->name, tern_type_name(t->type), shape, (unsigned long long)t->nbytes);
+        printf("  %-34s %-6s %-24s %12llu\n", t->name, tern_type_name(t->type), shape,
+               (unsigned long long)t->nbytes);
         const struct tern_type_traits *tr = tern_type_traits(t->type);
         by_class[tr ? tr->cls : 0] += t->nbytes;
     }

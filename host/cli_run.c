@@ -123,9 +123,11 @@ int cli_run(int argc, char **argv) {
     size_t n_ids = 0;
     rc = CLI_EXIT_FAIL;
     const double t0 = tern_time_s();
-    if (tern_model_open(o.model, &model) != TERN_OK || tern_tokenizer_load(tern_model_gguf(model), o.pre, &tok) != TERN_OK)
+    if (tern_model_open(o.model, &model) != TERN_OK ||
+        tern_tokenizer_load(tern_model_gguf(model), o.pre, &tok) != TERN_OK)
         goto done;
-    struct tern_session_params spar = {.n_ctx = (int)o.n_ctx, .n_threads = (int)o.n_threads, .device = o.device};
+    struct tern_session_params spar = {
+        .n_ctx = (int)o.n_ctx, .n_threads = (int)o.n_threads, .device = o.device};
     if (tern_session_create(model, &spar, &sess) != TERN_OK)
         goto done;
     const double load_s = tern_time_s() - t0;
@@ -147,9 +149,11 @@ int cli_run(int argc, char **argv) {
         fputc('\n', stdout);
     fflush(stdout);
     fprintf(stderr,
-            "\ntern: %s | load %.2f s | prompt %d tokens, %.1f t/s | generation %d tokens, %.1f t/s | seed %llu%s\n",
-            tern_session_device_name(sess), load_s, st.n_prompt, st.n_prompt / (st.prompt_s > 0 ? st.prompt_s : 1e-9),
-            st.n_generated, st.n_decoded / (st.gen_s > 0 ? st.gen_s : 1e-9), (unsigned long long)o.sp.seed,
+            "\ntern: %s | load %.2f s | prompt %d tokens, %.1f t/s | generation %d tokens, %.1f t/s | seed "
+            "%llu%s\n",
+            tern_session_device_name(sess), load_s, st.n_prompt,
+            st.n_prompt / (st.prompt_s > 0 ? st.prompt_s : 1e-9), st.n_generated,
+            st.n_decoded / (st.gen_s > 0 ? st.gen_s : 1e-9), (unsigned long long)o.sp.seed,
             st.stopped_eog ? " | stopped at end of generation" : "");
     rc = CLI_EXIT_OK;
 done:

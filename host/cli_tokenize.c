@@ -71,8 +71,8 @@ int cli_tokenize(int argc, char **argv) {
     size_t n = 0;
     if (tern_gguf_open(model, &g) != TERN_OK || tern_tokenizer_load(g, pre, &tok) != TERN_OK)
         goto done;
-    if (tern_tokenize(tok, text ? text : prompt, len, !no_bos && tern_tokenizer_add_bos(tok), parse_special, &ids,
-                      &n) != TERN_OK)
+    if (tern_tokenize(tok, text ? text : prompt, len, !no_bos && tern_tokenizer_add_bos(tok), parse_special,
+                      &ids, &n) != TERN_OK)
         goto done;
     if (ids_only) {
         putchar('[');

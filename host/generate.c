@@ -12,9 +12,9 @@ double tern_time_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampler *smp, const int32_t *prompt,
-                          int n_prompt, int n_predict, tern_token_fn on_token, void *user,
-                          struct tern_generate_stats *stats) {
+tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampler *smp,
+                          const int32_t *prompt, int n_prompt, int n_predict, tern_token_fn on_token,
+                          void *user, struct tern_generate_stats *stats) {
     memset(stats, 0, sizeof *stats);
     if (n_prompt <= 0) {
         tern_log_error("the prompt is empty");
@@ -52,7 +52,8 @@ tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampl
         tern_sampler_accept(smp, id);
         size_t n = tern_detok_push(&dt, tok, id, text, sizeof text);
         go = on_token(id, text, n, user);
-        if (!go || (n_predict >= 0 && stats->n_generated >= n_predict) || tern_session_pos(s) >= tern_session_n_ctx(s))
+        if (!go || (n_predict >= 0 && stats->n_generated >= n_predict) ||
+            tern_session_pos(s) >= tern_session_n_ctx(s))
             break;
         st = tern_session_eval(s, &id, 1, &logits);
         if (st != TERN_OK)

@@ -25,9 +25,9 @@ struct tern_generate_stats {
 };
 
 /* Generate up to n_predict tokens (< 0: until the context is full) after prompt[n_prompt]. */
-tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampler *smp, const int32_t *prompt,
-                          int n_prompt, int n_predict, tern_token_fn on_token, void *user,
-                          struct tern_generate_stats *stats);
+tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampler *smp,
+                          const int32_t *prompt, int n_prompt, int n_predict, tern_token_fn on_token,
+                          void *user, struct tern_generate_stats *stats);
 
 /* Monotonic clock in seconds. */
 double tern_time_s(void);

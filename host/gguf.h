@@ -34,13 +34,13 @@ struct tern_str {
 };
 
 struct tern_gguf_tensor {
-    const char *name;     /* NUL-terminated copy */
-    uint32_t type;        /* enum tern_type */
-    int n_dims;           /* 1..4 */
-    int64_t ne[4];        /* unused dims are 1; ne[0] is the row length */
-    uint64_t offset;      /* from the start of the data section */
+    const char *name; /* NUL-terminated copy */
+    uint32_t type;    /* enum tern_type */
+    int n_dims;       /* 1..4 */
+    int64_t ne[4];    /* unused dims are 1; ne[0] is the row length */
+    uint64_t offset;  /* from the start of the data section */
     uint64_t nbytes;
-    const uint8_t *data;  /* inside the mapping */
+    const uint8_t *data; /* inside the mapping */
 };
 
 typedef struct tern_gguf tern_gguf;

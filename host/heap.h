@@ -24,7 +24,9 @@ tern_status tern_heap_push(struct tern_heap *h, const void *e);
 /* Remove the first element into out (n must be > 0). */
 void tern_heap_pop(struct tern_heap *h, void *out);
 /* The first element (n must be > 0). */
-static inline const void *tern_heap_top(const struct tern_heap *h) { return h->v; }
+static inline const void *tern_heap_top(const struct tern_heap *h) {
+    return h->v;
+}
 void tern_heap_free(struct tern_heap *h);
 
 #endif

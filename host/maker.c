@@ -64,7 +64,8 @@ tern_status tern_maker_preset(const char *preset, struct tern_maker_params *p) {
     } else if (strcmp(preset, "3b") == 0) {
         p->name = "tern-random-3b-shape";
         p->arch = "bitnet";
-        p->n_layer = 2, p->n_embd = 3200, p->n_ff = 8640, p->n_head = 32, p->n_head_kv = 32, p->n_vocab = 1000;
+        p->n_layer = 2, p->n_embd = 3200, p->n_ff = 8640, p->n_head = 32, p->n_head_kv = 32,
+        p->n_vocab = 1000;
         p->n_ctx = 256;
         p->rope_theta = 10000.0f;
     } else {
@@ -75,8 +76,8 @@ tern_status tern_maker_preset(const char *preset, struct tern_maker_params *p) {
 }
 
 /* One ternary tensor of n_out rows of k weights in the requested file type. */
-static tern_status add_ternary(tern_maker *m, tern_gguf_writer *w, struct tern_rng *r, const char *name, int64_t k,
-                               int64_t n_out, uint32_t type) {
+static tern_status add_ternary(tern_maker *m, tern_gguf_writer *w, struct tern_rng *r, const char *name,
+                               int64_t k, int64_t n_out, uint32_t type) {
     const int64_t row_bytes = tern_ternary_k_pad(k) / 4;
     uint8_t *packed = malloc((size_t)(row_bytes * n_out));
     if (!packed)
@@ -124,7 +125,8 @@ static tern_status add_ternary(tern_maker *m, tern_gguf_writer *w, struct tern_r
     return st;
 }
 
-static tern_status add_vector(tern_maker *m, tern_gguf_writer *w, struct tern_rng *r, const char *name, int64_t n) {
+static tern_status add_vector(tern_maker *m, tern_gguf_writer *w, struct tern_rng *r, const char *name,
+                              int64_t n) {
     float *v = maker_alloc(m, (size_t)n * sizeof(float));
     if (!v)
         return TERN_ERR_NOMEM;
@@ -133,12 +135,13 @@ static tern_status add_vector(tern_maker *m, tern_gguf_writer *w, struct tern_rn
     return tern_gguf_writer_add_tensor(w, name, TERN_TYPE_F32, 1, &n, v, (uint64_t)n * sizeof(float));
 }
 
-static tern_status add_matrix(tern_maker *m, tern_gguf_writer *w, struct tern_rng *r, const char *name, int64_t k,
-                              int64_t n_rows, uint32_t type) {
+static tern_status add_matrix(tern_maker *m, tern_gguf_writer *w, struct tern_rng *r, const char *name,
+                              int64_t k, int64_t n_rows, uint32_t type) {
     const int64_t ne[2] = {k, n_rows};
     uint64_t nbytes;
     if (tern_type_nbytes(type, 2, ne, &nbytes) != TERN_OK) {
-        tern_log_error("%s: type %s cannot hold rows of %lld values", name, tern_type_name(type), (long long)k);
+        tern_log_error("%s: type %s cannot hold rows of %lld values", name, tern_type_name(type),
+                       (long long)k);
         return TERN_ERR_SHAPE;
     }
     uint8_t *data = maker_alloc(m, (size_t)nbytes);
@@ -218,7 +221,8 @@ tern_status tern_maker_build(const struct tern_maker_params *p, tern_gguf_writer
     /* draw order: embedding, then per layer q, k, v, o, gate, up, down, then the norms */
     if (st == TERN_OK)
         st = add_matrix(m, w, &r, "token_embd.weight", p->n_embd, p->n_vocab, p->embd_type);
-    static const char *const lin[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    static const char *const lin[7] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
+                                       "ffn_gate", "ffn_up", "ffn_down"};
     const int64_t in[7] = {p->n_embd, p->n_embd, p->n_embd, n_q, p->n_embd, p->n_embd, p->n_ff};
     const int64_t outs[7] = {n_q, n_kv, n_kv, p->n_embd, p->n_ff, p->n_ff, p->n_embd};
     char name[96];
@@ -321,7 +325,8 @@ tern_status tern_maker_add_synthetic_vocab(tern_gguf_writer *w, int n_vocab, uin
             a = (int)(tern_rng_next(&r) % (uint64_t)i);
             b = (int)(tern_rng_next(&r) % (uint64_t)i);
             if (tern_rng_next(&r) % 2)
-                a = (int)(tern_rng_next(&r) % 2 ? 'a' + tern_rng_next(&r) % 26 : ' ' + tern_rng_next(&r) % 64);
+                a = (int)(tern_rng_next(&r) % 2 ? 'a' + tern_rng_next(&r) % 26
+                                                : ' ' + tern_rng_next(&r) % 64);
             if (strlen(tokens[a]) + strlen(tokens[b]) > 12)
                 continue;
             char buf[32];
@@ -356,11 +361,14 @@ tern_status tern_maker_add_synthetic_vocab(tern_gguf_writer *w, int n_vocab, uin
     if (st == TERN_OK)
         st = tern_gguf_writer_set_str(w, "tokenizer.ggml.pre", "llama-bpe");
     if (st == TERN_OK)
-        st = tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tokens, (uint64_t)n_vocab);
+        st = tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tokens,
+                                          (uint64_t)n_vocab);
     if (st == TERN_OK)
-        st = tern_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", TERN_GGUF_I32, types, (uint64_t)n_vocab);
+        st =
+            tern_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", TERN_GGUF_I32, types, (uint64_t)n_vocab);
     if (st == TERN_OK)
-        st = tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges, (uint64_t)n_merges);
+        st = tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges,
+                                          (uint64_t)n_merges);
     if (st == TERN_OK)
         st = tern_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)n_normal);
     if (st == TERN_OK)

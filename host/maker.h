@@ -11,10 +11,10 @@
 #include "gguf.h"
 
 struct tern_maker_params {
-    const char *name;   /* general.name */
-    const char *arch;   /* bitnet-b1.58 (default), bitnet-25, bitnet, llama */
+    const char *name; /* general.name */
+    const char *arch; /* bitnet-b1.58 (default), bitnet-25, bitnet, llama */
     int n_layer, n_embd, n_ff, n_head, n_head_kv, n_vocab, n_ctx;
-    int head_dim;       /* 0: n_embd / n_head */
+    int head_dim; /* 0: n_embd / n_head */
     float rope_theta;
     uint32_t linear_type; /* TERN_TYPE_I2_S, TQ2_0 or TQ1_0 */
     uint32_t embd_type;   /* token_embd type (F32, F16, BF16, Q8_0, Q6_K, Q4_K) */

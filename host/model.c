@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../cpu/ref.h"
 #include "../scheduler/fp16.h"
 #include "../scheduler/log.h"
-#include "../cpu/ref.h"
 #include "ternary.h"
 
 struct arch_desc {
@@ -37,7 +37,9 @@ struct tern_model {
     uint64_t mapped_bytes;
 };
 
-static const char *path_of(const tern_gguf *g) { return tern_gguf_path(g); }
+static const char *path_of(const tern_gguf *g) {
+    return tern_gguf_path(g);
+}
 
 static void *own(tern_model *m, size_t bytes) {
     if (m->n_owned == m->cap_owned) {
@@ -57,8 +59,8 @@ static void *own(tern_model *m, size_t bytes) {
 }
 
 /* Integer hyperparameter "<arch>.<suffix>"; absent: *out = def when has_def, else an error. */
-static tern_status get_int(const tern_gguf *g, const char *arch, const char *suffix, bool has_def, int64_t def,
-                           int64_t lo, int64_t hi, int32_t *out) {
+static tern_status get_int(const tern_gguf *g, const char *arch, const char *suffix, bool has_def,
+                           int64_t def, int64_t lo, int64_t hi, int32_t *out) {
     char key[256];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     int64_t v;
@@ -73,8 +75,8 @@ static tern_status get_int(const tern_gguf *g, const char *arch, const char *suf
         return st;
     }
     if (v < lo || v > hi) {
-        tern_log_error("%s: %s = %lld is out of range [%lld, %lld]", path_of(g), key, (long long)v, (long long)lo,
-                       (long long)hi);
+        tern_log_error("%s: %s = %lld is out of range [%lld, %lld]", path_of(g), key, (long long)v,
+                       (long long)lo, (long long)hi);
         return TERN_ERR_FORMAT;
     }
     *out = (int32_t)v;
@@ -92,7 +94,8 @@ static tern_status get_float(const tern_gguf *g, const char *arch, const char *s
     else if (st != TERN_OK)
         return st;
     if (!(v >= lo && v <= hi)) {
-        tern_log_error("%s: %s = %g is out of range [%g, %g]", path_of(g), key, (double)v, (double)lo, (double)hi);
+        tern_log_error("%s: %s = %g is out of range [%g, %g]", path_of(g), key, (double)v, (double)lo,
+                       (double)hi);
         return TERN_ERR_FORMAT;
     }
     *out = v;
@@ -110,8 +113,9 @@ static const struct arch_desc *find_arch(const tern_gguf *g, const char **name) 
             *name = archs[i].name;
             return &archs[i];
         }
-    tern_log_error("%s: architecture '%.*s' is not supported (supported: bitnet-b1.58, bitnet-25, bitnet, llama)",
-                   path_of(g), (int)(a.len > 64 ? 64 : a.len), a.ptr);
+    tern_log_error(
+        "%s: architecture '%.*s' is not supported (supported: bitnet-b1.58, bitnet-25, bitnet, llama)",
+        path_of(g), (int)(a.len > 64 ? 64 : a.len), a.ptr);
     return NULL;
 }
 
@@ -129,7 +133,8 @@ tern_status tern_model_read_hparams(const tern_gguf *g, struct tern_hparams *hp,
         (st = get_int(g, a, "feed_forward_length", false, 0, 1, big, &hp->n_ff)) ||
         (st = get_int(g, a, "attention.head_count", false, 0, 1, 4096, &hp->n_head)) ||
         (st = get_int(g, a, "attention.head_count_kv", true, hp->n_head, 1, hp->n_head, &hp->n_head_kv)) ||
-        (st = get_int(g, a, "attention.key_length", true, hp->n_embd / hp->n_head, 1, 65536, &hp->head_dim)) ||
+        (st =
+             get_int(g, a, "attention.key_length", true, hp->n_embd / hp->n_head, 1, 65536, &hp->head_dim)) ||
         (st = get_int(g, a, "rope.dimension_count", true, hp->head_dim, 2, hp->head_dim, &hp->n_rot)) ||
         (st = get_int(g, a, "context_length", true, 4096, 1, big, &hp->n_ctx_train)) ||
         (st = get_float(g, a, "rope.freq_base", 10000.0f, 1.0f, 1e12f, &hp->rope_theta)) ||
@@ -189,9 +194,9 @@ static bool check_shape(const tern_gguf *g, const struct tern_gguf_tensor *t, in
                        t->name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
                        (long long)t->ne[3], (long long)ne0, (long long)ne1);
     else
-        tern_log_error("%s: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld]", path_of(g), t->name,
-                       (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
-                       (long long)ne0);
+        tern_log_error("%s: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld]", path_of(g),
+                       t->name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                       (long long)t->ne[3], (long long)ne0);
     return false;
 }
 
@@ -204,8 +209,8 @@ static tern_status bind_vector(tern_model *m, const float **out, const char *nam
     if (!check_shape(m->g, t, n, 0))
         return TERN_ERR_SHAPE;
     if (t->type != TERN_TYPE_F32 && t->type != TERN_TYPE_F16 && t->type != TERN_TYPE_BF16) {
-        tern_log_error("%s: tensor %s has type %s; norm weights must be F32, F16 or BF16", path_of(m->g), name,
-                       tern_type_name(t->type));
+        tern_log_error("%s: tensor %s has type %s; norm weights must be F32, F16 or BF16", path_of(m->g),
+                       name, tern_type_name(t->type));
         return TERN_ERR_UNSUPPORTED;
     }
     float *v = own(m, (size_t)n * sizeof(float));
@@ -223,9 +228,10 @@ static tern_status bind_ternary(tern_model *m, struct tern_ternary *w, const cha
         return TERN_ERR_FORMAT;
     const struct tern_type_traits *tr = tern_type_traits(t->type);
     if (!tr || tr->cls != TERN_CLASS_TERNARY) {
-        tern_log_error("%s: linear weight %s has type %s; tern runs ternary linear weights (I2_S, TQ2_0, "
-                       "TQ1_0): quantize it with llama.cpp's llama-quantize (TQ1_0, TQ2_0) or bitnet.cpp's (I2_S)",
-                       path_of(m->g), name, tern_type_name(t->type));
+        tern_log_error(
+            "%s: linear weight %s has type %s; tern runs ternary linear weights (I2_S, TQ2_0, "
+            "TQ1_0): quantize it with llama.cpp's llama-quantize (TQ1_0, TQ2_0) or bitnet.cpp's (I2_S)",
+            path_of(m->g), name, tern_type_name(t->type));
         return TERN_ERR_UNSUPPORTED;
     }
     if (!check_shape(m->g, t, n_in, n_out))
@@ -282,9 +288,10 @@ static tern_status bind_matrix(tern_model *m, struct tern_tensor *out, const str
                                int64_t ne0, int64_t ne1) {
     const struct tern_type_traits *tr = tern_type_traits(t->type);
     if (!tr || tr->cls != TERN_CLASS_FLOAT) {
-        tern_log_error("%s: tensor %s has type %s; embeddings and the output head must be F32, F16, BF16, Q8_0, "
-                       "Q4_K or Q6_K",
-                       path_of(m->g), t->name, tern_type_name(t->type));
+        tern_log_error(
+            "%s: tensor %s has type %s; embeddings and the output head must be F32, F16, BF16, Q8_0, "
+            "Q4_K or Q6_K",
+            path_of(m->g), t->name, tern_type_name(t->type));
         return TERN_ERR_UNSUPPORTED;
     }
     if (!check_shape(m->g, t, ne0, ne1))
@@ -297,7 +304,8 @@ static tern_status bind_matrix(tern_model *m, struct tern_tensor *out, const str
     return TERN_OK;
 }
 
-static const char *const lin_names[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+static const char *const lin_names[7] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
+                                         "ffn_gate", "ffn_up", "ffn_down"};
 
 static tern_status bind_layer(tern_model *m, int il) {
     const struct tern_hparams *hp = &m->view.hp;
@@ -397,11 +405,21 @@ void tern_model_close(tern_model *m) {
     free(m);
 }
 
-const struct tern_model_view *tern_model_view(const tern_model *m) { return &m->view; }
-const tern_gguf *tern_model_gguf(const tern_model *m) { return m->g; }
-const char *tern_model_arch(const tern_model *m) { return m->arch->name; }
-uint64_t tern_model_owned_bytes(const tern_model *m) { return m->owned_bytes; }
-uint64_t tern_model_mapped_bytes(const tern_model *m) { return m->mapped_bytes; }
+const struct tern_model_view *tern_model_view(const tern_model *m) {
+    return &m->view;
+}
+const tern_gguf *tern_model_gguf(const tern_model *m) {
+    return m->g;
+}
+const char *tern_model_arch(const tern_model *m) {
+    return m->arch->name;
+}
+uint64_t tern_model_owned_bytes(const tern_model *m) {
+    return m->owned_bytes;
+}
+uint64_t tern_model_mapped_bytes(const tern_model *m) {
+    return m->mapped_bytes;
+}
 
 uint64_t tern_model_kv_bytes(const tern_model *m, int n_ctx) {
     const struct tern_hparams *hp = &m->view.hp;

@@ -19,7 +19,9 @@ static inline void tern_rng_seed(struct tern_rng *r, uint64_t seed) {
     }
 }
 
-static inline uint64_t tern_rng_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t tern_rng_rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 static inline uint64_t tern_rng_next(struct tern_rng *r) {
     uint64_t *s = r->s;

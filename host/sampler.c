@@ -39,7 +39,6 @@ struct tern_sampler_params tern_sampler_default_params(void) {
     return p;
 }
 
-
 static int by_logit_desc(const void *a, const void *b) {
     const struct candidate *x = a, *y = b;
     if (x->logit != y->logit)
@@ -55,7 +54,9 @@ static int32_t argmax(const float *logits, int32_t n) {
     return best;
 }
 
-static bool worse(const void *a, const void *b) { return by_logit_desc(a, b) > 0; }
+static bool worse(const void *a, const void *b) {
+    return by_logit_desc(a, b) > 0;
+}
 
 tern_status tern_sampler_init(const struct tern_sampler_params *p, int32_t n_vocab, tern_sampler **out) {
     *out = NULL;

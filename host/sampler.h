@@ -8,11 +8,11 @@
 #include "../scheduler/status.h"
 
 struct tern_sampler_params {
-    float temperature;    /* <= 0: greedy (argmax) */
-    int32_t top_k;        /* <= 0: off */
-    float top_p;          /* >= 1: off */
-    float min_p;          /* <= 0: off */
-    float repeat_penalty; /* 1: off */
+    float temperature;     /* <= 0: greedy (argmax) */
+    int32_t top_k;         /* <= 0: off */
+    float top_p;           /* >= 1: off */
+    float min_p;           /* <= 0: off */
+    float repeat_penalty;  /* 1: off */
     int32_t repeat_last_n; /* how many recent tokens the penalty looks at */
     uint64_t seed;
 };

@@ -12,12 +12,13 @@ struct tern_session {
     struct tern_device_info info;
     int n_ctx;
     int pos;
-    float *hidden;     /* [cap][n_embd] */
-    int hidden_cap;    /* tokens */
-    float *logits;     /* [n_vocab] */
+    float *hidden;  /* [cap][n_embd] */
+    int hidden_cap; /* tokens */
+    float *logits;  /* [n_vocab] */
 };
 
-tern_status tern_session_create(const tern_model *m, const struct tern_session_params *p, tern_session **out) {
+tern_status tern_session_create(const tern_model *m, const struct tern_session_params *p,
+                                tern_session **out) {
     *out = NULL;
     const struct tern_model_view *v = tern_model_view(m);
     tern_session *s = calloc(1, sizeof *s);
@@ -51,18 +52,26 @@ void tern_session_free(tern_session *s) {
     free(s);
 }
 
-int tern_session_n_ctx(const tern_session *s) { return s->n_ctx; }
-int tern_session_pos(const tern_session *s) { return s->pos; }
-const char *tern_session_device_name(const tern_session *s) { return s->info.name; }
-void tern_session_reset(tern_session *s) { s->pos = 0; }
+int tern_session_n_ctx(const tern_session *s) {
+    return s->n_ctx;
+}
+int tern_session_pos(const tern_session *s) {
+    return s->pos;
+}
+const char *tern_session_device_name(const tern_session *s) {
+    return s->info.name;
+}
+void tern_session_reset(tern_session *s) {
+    s->pos = 0;
+}
 
 tern_status tern_session_eval(tern_session *s, const int32_t *tokens, int n, const float **logits) {
     const struct tern_model_view *v = tern_model_view(s->model);
     if (n <= 0)
         return TERN_ERR_ARG;
     if (n > s->n_ctx - s->pos) {
-        tern_log_error("context is full: %d tokens at position %d exceed the context of %d (raise -c)", n, s->pos,
-                       s->n_ctx);
+        tern_log_error("context is full: %d tokens at position %d exceed the context of %d (raise -c)", n,
+                       s->pos, s->n_ctx);
         return TERN_ERR_CONTEXT_FULL;
     }
     if (n > s->hidden_cap) {

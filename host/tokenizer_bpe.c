@@ -183,7 +183,8 @@ static bool cand_less(const void *a, const void *b) {
     return x->rank < y->rank || (x->rank == y->rank && x->pos < y->pos);
 }
 
-static tern_status try_pair(const tern_tokenizer *tok, struct tern_heap *h, const struct sym *syms, int32_t pos) {
+static tern_status try_pair(const tern_tokenizer *tok, struct tern_heap *h, const struct sym *syms,
+                            int32_t pos) {
     if (pos < 0 || syms[pos].next < 0)
         return TERN_OK;
     int32_t a = syms[pos].id, b = syms[syms[pos].next].id;

@@ -20,8 +20,8 @@ enum tern_rope_style {
 
 struct tern_hparams {
     int32_t n_vocab;
-    int32_t n_embd;      /* hidden size */
-    int32_t n_ff;        /* FFN inner size */
+    int32_t n_embd; /* hidden size */
+    int32_t n_ff;   /* FFN inner size */
     int32_t n_layer;
     int32_t n_head;
     int32_t n_head_kv;
@@ -32,7 +32,7 @@ struct tern_hparams {
     float norm_eps;
     enum tern_ffn_act ffn_act;
     enum tern_rope_style rope_style;
-    bool has_sub_norms;  /* attn_sub_norm and ffn_sub_norm present (bitnet archs) */
+    bool has_sub_norms; /* attn_sub_norm and ffn_sub_norm present (bitnet archs) */
 };
 
 /* A ternary weight in the shared packed format (design.md §4): n_out rows, each row_bytes =
@@ -51,9 +51,9 @@ struct tern_ternary {
 /* A non-ternary tensor as stored in the file (embedding, head, norms). Rows of ne0 elements. */
 struct tern_tensor {
     const void *data;
-    uint32_t type;     /* enum tern_type */
-    int64_t ne0, ne1;  /* row length, rows */
-    size_t row_bytes;  /* bytes per row */
+    uint32_t type;    /* enum tern_type */
+    int64_t ne0, ne1; /* row length, rows */
+    size_t row_bytes; /* bytes per row */
 };
 
 struct tern_layer_weights {

@@ -51,7 +51,9 @@ static inline uint16_t tern_fp32_to_fp16(float f) {
     return (uint16_t)(sign | (ax >> 13));
 }
 
-static inline float tern_bf16_to_fp32(uint16_t h) { return tern_f32_from_bits((uint32_t)h << 16); }
+static inline float tern_bf16_to_fp32(uint16_t h) {
+    return tern_f32_from_bits((uint32_t)h << 16);
+}
 
 static inline uint16_t tern_fp32_to_bf16(float f) {
     uint32_t x = tern_f32_bits(f);

@@ -26,7 +26,9 @@ void tern_log_set_callback(tern_log_fn fn, void *user) {
     log_user = user;
 }
 
-void tern_log_set_level(enum tern_log_level level) { log_level = (int)level; }
+void tern_log_set_level(enum tern_log_level level) {
+    log_level = (int)level;
+}
 
 enum tern_log_level tern_log_get_level(void) {
     if (log_level < 0)

@@ -3,8 +3,8 @@
 
 const char *tern_status_name(tern_status s) {
     switch (s) {
-#define TERN_STATUS_NAME(name, value, msg) \
-    case TERN_##name:                      \
+#define TERN_STATUS_NAME(name, value, msg)                                                                   \
+    case TERN_##name:                                                                                        \
         return "TERN_" #name;
         TERN_STATUS_MAP(TERN_STATUS_NAME)
 #undef TERN_STATUS_NAME
@@ -14,8 +14,8 @@ const char *tern_status_name(tern_status s) {
 
 const char *tern_status_message(tern_status s) {
     switch (s) {
-#define TERN_STATUS_MSG(name, value, msg) \
-    case TERN_##name:                     \
+#define TERN_STATUS_MSG(name, value, msg)                                                                    \
+    case TERN_##name:                                                                                        \
         return msg;
         TERN_STATUS_MAP(TERN_STATUS_MSG)
 #undef TERN_STATUS_MSG

@@ -4,19 +4,19 @@
 #define TERN_STATUS_H
 
 /* X(name, value, message). Append only; values are stable. */
-#define TERN_STATUS_MAP(X)                                                      \
-    X(OK, 0, "success")                                                         \
-    X(ERR_ARG, -1, "invalid argument")                                          \
-    X(ERR_IO, -2, "input/output error")                                         \
-    X(ERR_NOMEM, -3, "out of memory")                                           \
-    X(ERR_FORMAT, -4, "malformed file")                                         \
-    X(ERR_UNSUPPORTED, -5, "unsupported feature")                               \
-    X(ERR_NOT_FOUND, -6, "not found")                                           \
-    X(ERR_SHAPE, -7, "tensor shape does not match the model")                   \
-    X(ERR_CONTEXT_FULL, -8, "context is full")                                  \
-    X(ERR_DEVICE, -9, "device error")                                           \
-    X(ERR_NO_DEVICE, -10, "no such device")                                     \
-    X(ERR_TOKENIZER, -11, "tokenizer error")                                    \
+#define TERN_STATUS_MAP(X)                                                                                   \
+    X(OK, 0, "success")                                                                                      \
+    X(ERR_ARG, -1, "invalid argument")                                                                       \
+    X(ERR_IO, -2, "input/output error")                                                                      \
+    X(ERR_NOMEM, -3, "out of memory")                                                                        \
+    X(ERR_FORMAT, -4, "malformed file")                                                                      \
+    X(ERR_UNSUPPORTED, -5, "unsupported feature")                                                            \
+    X(ERR_NOT_FOUND, -6, "not found")                                                                        \
+    X(ERR_SHAPE, -7, "tensor shape does not match the model")                                                \
+    X(ERR_CONTEXT_FULL, -8, "context is full")                                                               \
+    X(ERR_DEVICE, -9, "device error")                                                                        \
+    X(ERR_NO_DEVICE, -10, "no such device")                                                                  \
+    X(ERR_TOKENIZER, -11, "tokenizer error")                                                                 \
     X(ERR_INTERNAL, -12, "internal error")
 
 typedef enum tern_status {

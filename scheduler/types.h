@@ -27,18 +27,18 @@ enum tern_type {
 };
 
 enum tern_type_class {
-    TERN_CLASS_NONE = 0,    /* id not known to tern */
-    TERN_CLASS_FLOAT,       /* F32/F16/BF16/Q8_0/Q4_K/Q6_K: embeddings, head, norms */
-    TERN_CLASS_TERNARY,     /* I2_S/TQ2_0/TQ1_0: linear weights */
-    TERN_CLASS_REFUSED      /* known, but tern will not load it (see refusal) */
+    TERN_CLASS_NONE = 0, /* id not known to tern */
+    TERN_CLASS_FLOAT,    /* F32/F16/BF16/Q8_0/Q4_K/Q6_K: embeddings, head, norms */
+    TERN_CLASS_TERNARY,  /* I2_S/TQ2_0/TQ1_0: linear weights */
+    TERN_CLASS_REFUSED   /* known, but tern will not load it (see refusal) */
 };
 
 struct tern_type_traits {
-    const char *name;       /* "F16", "I2_S", ... */
+    const char *name; /* "F16", "I2_S", ... */
     enum tern_type_class cls;
-    int64_t block_size;     /* elements per block; ne0 must be a multiple (I2_S: see nbytes) */
-    size_t block_bytes;     /* bytes per block */
-    const char *refusal;    /* for TERN_CLASS_REFUSED: what to use instead */
+    int64_t block_size;  /* elements per block; ne0 must be a multiple (I2_S: see nbytes) */
+    size_t block_bytes;  /* bytes per block */
+    const char *refusal; /* for TERN_CLASS_REFUSED: what to use instead */
 };
 
 /* NULL when id is not a type tern knows. */

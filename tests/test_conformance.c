@@ -8,8 +8,8 @@
 
 #include "cpu/isa.h"
 #include "harness.h"
-#include "host/ternary.h"
 #include "host/tern.h"
+#include "host/ternary.h"
 
 struct ref_case {
     const char *prompt;
@@ -19,11 +19,17 @@ struct ref_case {
 };
 
 static const struct ref_case bitnet_cpp_cases[3] = {
-    {"The capital of France is", {998, 791, 272, 391, 275, 278, 315, 435, 81, 685, 374}, 11,
+    {"The capital of France is",
+     {998, 791, 272, 391, 275, 278, 315, 435, 81, 685, 374},
+     11,
      {703, 851, 164, 5, 74, 708, 458, 713, 19, 638, 751, 261, 261, 261, 261, 261}},
-    {"Once upon a time", {998, 46, 77, 346, 709, 263, 264, 892}, 8,
+    {"Once upon a time",
+     {998, 46, 77, 346, 709, 263, 264, 892},
+     8,
      {323, 140, 145, 277, 962, 962, 962, 962, 962, 951, 478, 708, 277, 489, 321, 473}},
-    {"1, 2, 3, 4,", {998, 16, 11, 220, 17, 11, 220, 18, 11, 220, 19, 11}, 12,
+    {"1, 2, 3, 4,",
+     {998, 16, 11, 220, 17, 11, 220, 18, 11, 220, 19, 11},
+     12,
      {161, 49, 487, 673, 839, 263, 74, 189, 121, 697, 655, 276, 554, 79, 26, 697}},
 };
 
@@ -109,10 +115,12 @@ static void every_isa_and_thread_count(void) {
             for (int c = 0; c < 3; c++) {
                 const struct ref_case *rc = &bitnet_cpp_cases[c];
                 struct collect got;
-                greedy_t(test_data("vectors/mini-b158-i2s.gguf", 0), rc->prompt_ids, rc->n_prompt, 16, threads, &got);
+                greedy_t(test_data("vectors/mini-b158-i2s.gguf", 0), rc->prompt_ids, rc->n_prompt, 16,
+                         threads, &got);
                 if (got.n != 16 || memcmp(got.ids, rc->generated, sizeof rc->generated) != 0) {
-                    harness_fail(__FILE__, __LINE__, "%s, %d threads, prompt '%s': ids differ from bitnet.cpp's",
-                                 level, threads, rc->prompt);
+                    harness_fail(__FILE__, __LINE__,
+                                 "%s, %d threads, prompt '%s': ids differ from bitnet.cpp's", level, threads,
+                                 rc->prompt);
                     print_ids("expected", rc->generated, 16);
                     print_ids("actual  ", got.ids, got.n);
                 }
@@ -120,7 +128,8 @@ static void every_isa_and_thread_count(void) {
             struct collect got;
             greedy_t(test_data("vectors/mini-bitnet-tq1.gguf", 0), prompt, 8, 48, threads, &got);
             if (got.n != scalar_ids.n || memcmp(got.ids, scalar_ids.ids, sizeof got.ids) != 0) {
-                harness_fail(__FILE__, __LINE__, "%s, %d threads: ids differ from the scalar level's", level, threads);
+                harness_fail(__FILE__, __LINE__, "%s, %d threads: ids differ from the scalar level's", level,
+                             threads);
                 print_ids("scalar", scalar_ids.ids, scalar_ids.n);
                 print_ids("actual", got.ids, got.n);
             }

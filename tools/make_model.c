@@ -5,15 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/maker.h"
 #include "hf_vocab.h"
+#include "host/maker.h"
 #include "scheduler/log.h"
 #include "scheduler/types.h"
 
 static const char usage[] =
     "Usage: tern-make-model [options] -o OUT.gguf\n"
     "\n"
-    "  --preset NAME        tiny (default), 2b4t (BitNet b1.58 2B-4T shape), 3b (1bitLLM 3B shape, 2 layers)\n"
+    "  --preset NAME        tiny (default), 2b4t (BitNet b1.58 2B-4T shape), 3b (1bitLLM 3B shape, 2 "
+    "layers)\n"
     "  --type T             ternary weight type: i2_s (default), tq2_0, tq1_0\n"
     "  --embd-type T        token embedding type: f16 (default), f32, bf16, q8_0, q6_k, q4_k\n"
     "  --head T             write a separate output.weight of type T (default: tied to the embedding)\n"

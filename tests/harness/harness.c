@@ -45,9 +45,15 @@ static const char *join(const char *env, const char *fallback, const char *rel, 
     return buf[slot & 3];
 }
 
-const char *test_data(const char *rel, int slot) { return join("TERN_TEST_DATA", "tests/data", rel, slot); }
-const char *test_tmp(const char *name, int slot) { return join("TERN_BUILD_TMP", "/tmp", name, slot); }
-const char *test_bin(const char *name, int slot) { return join("TERN_BIN_DIR", ".", name, slot); }
+const char *test_data(const char *rel, int slot) {
+    return join("TERN_TEST_DATA", "tests/data", rel, slot);
+}
+const char *test_tmp(const char *name, int slot) {
+    return join("TERN_BUILD_TMP", "/tmp", name, slot);
+}
+const char *test_bin(const char *name, int slot) {
+    return join("TERN_BIN_DIR", ".", name, slot);
+}
 
 uint64_t test_rand_u64(uint64_t *s) {
     uint64_t x = *s;

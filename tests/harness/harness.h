@@ -27,33 +27,33 @@ float test_rand_normal(uint64_t *state);
 
 #define RUN(fn) harness_run(#fn, fn)
 
-#define CHECK(cond)                                                  \
-    do {                                                             \
-        if (!(cond))                                                 \
-            harness_fail(__FILE__, __LINE__, "CHECK(%s) failed", #cond); \
+#define CHECK(cond)                                                                                          \
+    do {                                                                                                     \
+        if (!(cond))                                                                                         \
+            harness_fail(__FILE__, __LINE__, "CHECK(%s) failed", #cond);                                     \
     } while (0)
 
-#define CHECK_INT(expected, actual)                                                       \
-    do {                                                                                  \
-        long long e_ = (long long)(expected), a_ = (long long)(actual);                   \
-        if (e_ != a_)                                                                     \
-            harness_fail(__FILE__, __LINE__, "%s: expected %lld, got %lld", #actual, e_, a_); \
+#define CHECK_INT(expected, actual)                                                                          \
+    do {                                                                                                     \
+        long long e_ = (long long)(expected), a_ = (long long)(actual);                                      \
+        if (e_ != a_)                                                                                        \
+            harness_fail(__FILE__, __LINE__, "%s: expected %lld, got %lld", #actual, e_, a_);                \
     } while (0)
 
-#define CHECK_FLOAT(expected, actual, tol)                                                  \
-    do {                                                                                    \
-        double e_ = (double)(expected), a_ = (double)(actual);                              \
-        if (!(e_ - a_ <= (tol) && a_ - e_ <= (tol)))                                        \
-            harness_fail(__FILE__, __LINE__, "%s: expected %.9g, got %.9g (tol %g)", #actual, e_, \
-                         a_, (double)(tol));                                                \
+#define CHECK_FLOAT(expected, actual, tol)                                                                   \
+    do {                                                                                                     \
+        double e_ = (double)(expected), a_ = (double)(actual);                                               \
+        if (!(e_ - a_ <= (tol) && a_ - e_ <= (tol)))                                                         \
+            harness_fail(__FILE__, __LINE__, "%s: expected %.9g, got %.9g (tol %g)", #actual, e_, a_,        \
+                         (double)(tol));                                                                     \
     } while (0)
 
-#define CHECK_STATUS(expected, actual)                                                        \
-    do {                                                                                      \
-        int e_ = (int)(expected), a_ = (int)(actual);                                         \
-        if (e_ != a_)                                                                         \
-            harness_fail(__FILE__, __LINE__, "%s: expected %s, got %s", #actual,              \
-                         tern_status_name((tern_status)e_), tern_status_name((tern_status)a_)); \
+#define CHECK_STATUS(expected, actual)                                                                       \
+    do {                                                                                                     \
+        int e_ = (int)(expected), a_ = (int)(actual);                                                        \
+        if (e_ != a_)                                                                                        \
+            harness_fail(__FILE__, __LINE__, "%s: expected %s, got %s", #actual,                             \
+                         tern_status_name((tern_status)e_), tern_status_name((tern_status)a_));              \
     } while (0)
 
 #endif
