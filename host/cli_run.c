@@ -148,13 +148,17 @@ int cli_run(int argc, char **argv) {
     if (isatty(STDOUT_FILENO)) /* end the line on a terminal; keep piped output exact */
         fputc('\n', stdout);
     fflush(stdout);
-    fprintf(stderr,
-            "\ntern: %s | load %.2f s | prompt %d tokens, %.1f t/s | generation %d tokens, %.1f t/s | seed "
-            "%llu%s\n",
-            tern_session_device_name(sess), load_s, st.n_prompt,
-            st.n_prompt / (st.prompt_s > 0 ? st.prompt_s : 1e-9), st.n_generated,
-            st.n_decoded / (st.gen_s > 0 ? st.gen_s : 1e-9), (unsigned long long)o.sp.seed,
-            st.stopped_eog ? " | stopped at end of generation" : "");
+    char sampling[64];
+    if (o.sp.temperature > 0.0f)
+        snprintf(sampling, sizeof sampling, "seed %llu", (unsigned long long)o.sp.seed);
+    else
+        snprintf(sampling, sizeof sampling, "greedy");
+    fprintf(stderr, "\ntern: %s | load %.2f s | prompt %d tokens, %.1f t/s | generation %d tokens, %.1f t/s | %s%s\n",
+            tern_session_device_name(sess), load_s, st.n_prompt, st.n_prompt / (st.prompt_s > 0 ? st.prompt_s : 1e-9),
+            st.n_generated, st.n_decoded / (st.gen_s > 0 ? st.gen_s : 1e-9), sampling,
+            st.stopped_eog   ? " | stopped at end of generation"
+            : st.stopped_ctx ? " | stopped: the context is full (raise -c)"
+                             : "");
     rc = CLI_EXIT_OK;
 done:
     free(ids);

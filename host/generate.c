@@ -52,9 +52,12 @@ tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampl
         tern_sampler_accept(smp, id);
         size_t n = tern_detok_push(&dt, tok, id, text, sizeof text);
         go = on_token(id, text, n, user);
-        if (!go || (n_predict >= 0 && stats->n_generated >= n_predict) ||
-            tern_session_pos(s) >= tern_session_n_ctx(s))
+        if (!go || (n_predict >= 0 && stats->n_generated >= n_predict))
             break;
+        if (tern_session_pos(s) >= tern_session_n_ctx(s)) {
+            stats->stopped_ctx = true;
+            break;
+        }
         st = tern_session_eval(s, &id, 1, &logits);
         if (st != TERN_OK)
             return st;

@@ -22,6 +22,7 @@ struct tern_generate_stats {
     int n_decoded;    /* single-token decode steps run (the last sampled token is not evaluated) */
     double gen_s;     /* seconds from the first sample to the end: n_decoded steps plus sampling */
     bool stopped_eog; /* ended at an end-of-generation token */
+    bool stopped_ctx; /* ended because the context was full */
 };
 
 /* Generate up to n_predict tokens (< 0: until the context is full) after prompt[n_prompt]. */
