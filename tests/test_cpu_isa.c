@@ -277,28 +277,14 @@ static void test_matvec(void) {
     static const struct {
         uint32_t type;
         int64_t ne0;
-    } cases[] = {{TERN_TYPE_F16, 1},
-                 {TERN_TYPE_F16, 7},
-                 {TERN_TYPE_F16, 16},
-                 {TERN_TYPE_F16, 33},
-                 {TERN_TYPE_F16, 100},
-                 {TERN_TYPE_F16, 2560},
-                 {TERN_TYPE_F32, 5},
-                 {TERN_TYPE_F32, 48},
-                 {TERN_TYPE_F32, 2560},
-                 {TERN_TYPE_BF16, 3},
-                 {TERN_TYPE_BF16, 130},
-                 {TERN_TYPE_BF16, 2560},
-                 {TERN_TYPE_Q8_0, 32},
-                 {TERN_TYPE_Q8_0, 96},
-                 {TERN_TYPE_Q8_0, 2560},
-                 {TERN_TYPE_Q4_K, 256},
-                 {TERN_TYPE_Q4_K, 2560},
-                 {TERN_TYPE_Q6_K, 256},
-                 {TERN_TYPE_Q6_K, 768},
-                 {TERN_TYPE_Q6_K, 2560},
-                 /* longer than one pass of the SIMD kernels' permuted x (8192 elements) */
-                 {TERN_TYPE_Q6_K, 8960}};
+    } cases[] = {
+        {TERN_TYPE_F16, 1},     {TERN_TYPE_F16, 7},     {TERN_TYPE_F16, 16},    {TERN_TYPE_F16, 33},
+        {TERN_TYPE_F16, 100},   {TERN_TYPE_F16, 2560},  {TERN_TYPE_F32, 5},     {TERN_TYPE_F32, 48},
+        {TERN_TYPE_F32, 2560},  {TERN_TYPE_BF16, 3},    {TERN_TYPE_BF16, 130},  {TERN_TYPE_BF16, 2560},
+        {TERN_TYPE_Q8_0, 32},   {TERN_TYPE_Q8_0, 96},   {TERN_TYPE_Q8_0, 2560}, {TERN_TYPE_Q4_K, 256},
+        {TERN_TYPE_Q4_K, 2560}, {TERN_TYPE_Q4_K, 8960}, {TERN_TYPE_Q6_K, 256},  {TERN_TYPE_Q6_K, 768},
+        {TERN_TYPE_Q6_K, 2560}, {TERN_TYPE_Q6_K, 8960}};
+    /* (8960 columns: more than one 8192-element pass of the avx512 K-quant kernels' permuted x) */
     static const int64_t row_counts[] = {1, 3, 4, 13};
     uint64_t rng = 3;
     for (int l = 0; l < n_levels; l++) {
