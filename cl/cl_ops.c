@@ -2,6 +2,7 @@
  * and returns; errors keep the OpenCL code in their one log line. */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "../scheduler/log.h"
 #include "cl_runtime.h"
@@ -30,7 +31,18 @@ static tern_status launch(struct tern_cl_rt *rt, enum tern_cl_kernel k, const ch
     for (cl_uint d = 0; d < dims; d++)
         if (global[d] == 0)
             return TERN_OK; /* nothing to do */
+    struct timespec t0, t1;
+    if (rt->profile) {
+        rt->api->clFinish(rt->queue);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+    }
     cl_int err = rt->api->clEnqueueNDRangeKernel(rt->queue, kern, dims, NULL, global, local, 0, NULL, NULL);
+    if (rt->profile) {
+        rt->api->clFinish(rt->queue);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        rt->prof_s[k] += (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        rt->prof_n[k]++;
+    }
     if (err != CL_SUCCESS) {
         tern_log_error("cl: launching %s on %s failed: %s (%d)", what, rt->name, tern_cl_error_name(err),
                        err);
@@ -74,6 +86,11 @@ tern_status tern_cl_ternary(struct tern_cl_rt *rt, cl_mem y, cl_mem acc, cl_mem 
         size_t global[2] = {(size_t)(n_out + rpw - 1) / rpw * (size_t)rt->wg, (size_t)n_tok};
         size_t local[2] = {(size_t)rt->wg, 1};
         return launch(rt, TERN_CLK_TERNARY_MATVEC, "tern_ternary_matvec", 2, global, local, args, 12);
+    }
+    if (rt->cpu_kernels) { /* one item per row and TERN_CPU_NT (8) tokens */
+        size_t global[2] = {round_up((size_t)n_out, (size_t)rt->wg), (size_t)(n_tok + 7) / 8};
+        size_t local[2] = {(size_t)rt->wg, 1};
+        return launch(rt, TERN_CLK_TERNARY_MATMUL, "tern_ternary_matmul", 2, global, local, args, 13);
     }
     size_t tm = (size_t)rt->wg / 4;
     size_t global[2] = {(size_t)(n_out + tm - 1) / tm * (size_t)rt->wg, (size_t)(n_tok + 31) / 32};
@@ -150,6 +167,14 @@ tern_status tern_cl_rope(struct tern_cl_rt *rt, cl_mem x, int n_head, int head_d
     int neox = style == TERN_ROPE_NEOX;
     size_t global[3] = {(size_t)n_rot / 2, (size_t)n_head, (size_t)n_tok};
     struct arg args[] = {A(x), A(head_dim), A(n_rot), A(row_stride), A(pos0), A(theta_scale), A(neox)};
+    if (rt->cpu_kernels) {
+        /* CPU drivers may pick one-item work-groups for a NULL local size: a head's pairs per group */
+        size_t local[3] = {(size_t)rt->wg, 1, 1};
+        while (local[0] / 2 >= global[0] && local[0] > 1)
+            local[0] /= 2;
+        global[0] = round_up(global[0], local[0]);
+        return launch(rt, TERN_CLK_ROPE, "tern_rope", 3, global, local, args, 7);
+    }
     return launch(rt, TERN_CLK_ROPE, "tern_rope", 3, global, NULL, args, 7);
 }
 

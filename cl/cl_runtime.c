@@ -96,21 +96,39 @@ static bool contains_ci(const char *hay, const char *needle) {
 /* One row per vendor (matched against CL_DEVICE_VENDOR and the device name); the last row is the
  * default. wg: work-group size of the 1-D kernels; lpr: lanes sharing one row in the matvecs (each
  * lane reads 4 bytes of packed codes, so 16 lanes read 64 contiguous bytes); mm_kb: 128-weight blocks
- * per local-memory stage of the tiled matmul. */
+ * per local-memory stage of the tiled matmul; cpu: the CPU-driver kernel designs (TERN_CPU_KERNELS).
+ * CPU devices (PoCL, Intel's CPU runtime) take cpu_tuning whatever their vendor: they run a
+ * work-group's items as a loop, so lanes reduced through local memory and barriers cost more than
+ * they save, while one item per row with wide vector types compiles to plain SIMD loops. */
 struct cl_tuning {
     const char *match;
     int wg, lpr, mm_kb;
+    bool cpu;
 };
 
 static const struct cl_tuning tunings[] = {
-    {"NVIDIA", 256, 16, 2},    {"Advanced Micro Devices", 256, 16, 2},
-    {"AMD", 256, 16, 2},       {"Intel", 256, 16, 2},
-    {"Apple", 256, 16, 2},     {"QUALCOMM", 128, 16, 2}, /* Adreno */
-    {"ARM", 128, 8, 1}, /* Mali: small local memory, wide work-groups cost registers */
-    {"Imagination", 64, 8, 1}, {NULL, 256, 16, 2}, /* default, also PoCL */
+    {"NVIDIA", 256, 16, 2, false},    {"Advanced Micro Devices", 256, 16, 2, false},
+    {"AMD", 256, 16, 2, false},       {"Intel", 256, 16, 2, false},
+    {"Apple", 256, 16, 2, false},     {"QUALCOMM", 128, 16, 2, false}, /* Adreno */
+    {"ARM", 128, 8, 1, false}, /* Mali: small local memory, wide work-groups cost registers */
+    {"Imagination", 64, 8, 1, false}, {NULL, 256, 16, 2, false}, /* default */
 };
 
-static const struct cl_tuning *pick_tuning(const char *vendor, const char *name) {
+/* 64 rows per work-group: enough groups to share out over the cores even for the 640-row k/v. */
+static const struct cl_tuning cpu_tuning = {"CPU", 64, 1, 2, true};
+
+/* TERN_CL_KERNELS=gpu|cpu forces one design on any device (the tests run both on PoCL). */
+static const struct cl_tuning *pick_tuning(const char *vendor, const char *name, cl_device_type type) {
+    const char *force = getenv("TERN_CL_KERNELS");
+    bool cpu = (type & CL_DEVICE_TYPE_CPU) != 0;
+    if (force && strcasecmp(force, "cpu") == 0)
+        cpu = true;
+    else if (force && strcasecmp(force, "gpu") == 0)
+        cpu = false;
+    else if (force && force[0])
+        tern_log_warn("cl: TERN_CL_KERNELS=%s is neither cpu nor gpu; ignored", force);
+    if (cpu)
+        return &cpu_tuning;
     const struct cl_tuning *t = tunings;
     for (; t->match; t++)
         if (contains_ci(vendor, t->match) || contains_ci(name, t->match))
@@ -413,10 +431,10 @@ static tern_status build_kernels(struct tern_cl_rt *rt, size_t *max_wg) {
     snprintf(rt->options, sizeof rt->options,
              "%s%s-DTERN_WG=%d -DTERN_LPR=%d -DTERN_MM_KB=%d -DTERN_KCHUNK=%d -DTERN_XCHUNK=%d "
              "-DTERN_USE_FP16=%d -DTERN_USE_SUBGROUPS=%d -DTERN_INTEL_SUBGROUPS=%d -DTERN_USE_DOT=%d "
-             "-DTERN_EXACT_DIV=%d -DTERN_ATT_MAXP=%d",
+             "-DTERN_EXACT_DIV=%d -DTERN_ATT_MAXP=%d -DTERN_CPU_KERNELS=%d",
              std, rt->exact_div ? "-cl-fp32-correctly-rounded-divide-sqrt " : "", rt->wg, rt->lpr, rt->mm_kb,
              rt->kchunk, rt->xchunk, rt->use_fp16, rt->use_subgroups, rt->intel_subgroups, rt->use_dot,
-             rt->exact_div, rt->att_maxp);
+             rt->exact_div, rt->att_maxp, rt->cpu_kernels);
     tern_status st = build_program(rt);
     if (st != TERN_OK)
         return st;
@@ -528,6 +546,8 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
         (exts = calloc(1, ext_len + 1)) != NULL)
         api->clGetDeviceInfo(rt->device, CL_DEVICE_EXTENSIONS, ext_len, exts, NULL);
     const char *ex = exts ? exts : "";
+    const char *env_profile = getenv("TERN_CL_PROFILE");
+    rt->profile = env_profile && env_profile[0] && strcmp(env_profile, "0") != 0;
     const char *env_portable = getenv("TERN_CL_PORTABLE");
     if (env_portable && env_portable[0] && strcmp(env_portable, "0") != 0)
         portable = true;
@@ -543,7 +563,8 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
     free(exts);
     rt->exact_div = (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0;
 
-    const struct cl_tuning *tune = pick_tuning(rt->vendor, rt->name);
+    const struct cl_tuning *tune = pick_tuning(rt->vendor, rt->name, rt->type);
+    rt->cpu_kernels = tune->cpu;
     rt->wg = tune->wg;
     rt->lpr = tune->lpr;
     rt->mm_kb = tune->mm_kb;
@@ -601,11 +622,25 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
     return TERN_OK;
 }
 
+static void log_profile(const struct tern_cl_rt *rt) {
+    double total = 0;
+    for (int i = 0; i < TERN_CLK_COUNT; i++)
+        total += rt->prof_s[i];
+    tern_log_info("cl: profile of %s: %.3f s in kernels", rt->name, total);
+    for (int i = 0; i < TERN_CLK_COUNT; i++)
+        if (rt->prof_n[i])
+            tern_log_info("cl:   %-22s %8ld launches %9.3f s %9.1f us/launch %5.1f%%", kernel_names[i],
+                          rt->prof_n[i], rt->prof_s[i], 1e6 * rt->prof_s[i] / (double)rt->prof_n[i],
+                          total > 0 ? 100.0 * rt->prof_s[i] / total : 0.0);
+}
+
 void tern_cl_rt_close(struct tern_cl_rt *rt) {
     if (!rt)
         return;
     if (rt->queue)
         rt->api->clFinish(rt->queue);
+    if (rt->profile)
+        log_profile(rt);
     release_program(rt);
     if (rt->queue)
         rt->api->clReleaseCommandQueue(rt->queue);

@@ -67,6 +67,7 @@ struct tern_cl_rt {
     bool exact_div;       /* -cl-fp32-correctly-rounded-divide-sqrt accepted */
 
     /* Tuning (the -D macros of the program). */
+    bool cpu_kernels; /* CPU-driver designs of the matvec/matmul kernels (TERN_CPU_KERNELS) */
     int wg;       /* work-group size of the 1-D kernels (power of two, 64..256) */
     int lpr;      /* lanes per row in the matvec kernels (power of two, <= wg) */
     int mm_kb;    /* 128-weight blocks per local-memory stage of the tiled matmul */
@@ -75,6 +76,12 @@ struct tern_cl_rt {
     int att_maxp; /* attention scores kept in local memory (positions) */
     char options[1024];
     bool from_cache; /* program came from the on-disk binary cache */
+
+    /* TERN_CL_PROFILE=1: every launch waits for the queue before and after, and its wall time is
+     * added to its kernel's row; the table is logged when the device closes. */
+    bool profile;
+    double prof_s[TERN_CLK_COUNT];
+    long prof_n[TERN_CLK_COUNT];
 };
 
 /* Number of usable (OpenCL 1.2+) devices over all platforms; 0 without loader or platform. */

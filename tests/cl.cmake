@@ -1,8 +1,18 @@
 # OpenCL suites (included by tests/CMakeLists.txt): the kernel binary cache lives in the build tree
 # so PoCL compiles the kernels once per build, and "no platform" runs with an empty ICD vendor folder.
+# test_cl_kernels covers both kernel designs itself; the whole-model test runs once more with the
+# design the device would not pick (on PoCL: the GPU design) forced through TERN_CL_KERNELS.
 set(TERN_CL_TEST_CACHE ${CMAKE_CURRENT_BINARY_DIR}/cl-cache)
-file(MAKE_DIRECTORY ${TERN_CL_TEST_CACHE} ${CMAKE_CURRENT_BINARY_DIR}/cl-no-vendors)
-foreach(t test_cl_kernels test_cl_model)
+file(MAKE_DIRECTORY ${TERN_CL_TEST_CACHE} ${CMAKE_CURRENT_BINARY_DIR}/cl-no-vendors
+     ${CMAKE_CURRENT_BINARY_DIR}/tmp-cl-gpu)
+if(TARGET test_cl_model)
+  # its own TERN_BUILD_TMP (the later entry wins): it writes the same model files as test_cl_model
+  add_test(NAME test_cl_model_gpu_design COMMAND test_cl_model)
+  set_tests_properties(test_cl_model_gpu_design PROPERTIES
+                       ENVIRONMENT "${TERN_TEST_ENV};TERN_BUILD_TMP=${CMAKE_CURRENT_BINARY_DIR}/tmp-cl-gpu;TERN_CL_KERNELS=gpu"
+                       TIMEOUT 900)
+endif()
+foreach(t test_cl_kernels test_cl_model test_cl_model_gpu_design)
   if(TEST ${t})
     set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT
                  TERN_CACHE_DIR=${TERN_CL_TEST_CACHE}

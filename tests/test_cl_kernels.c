@@ -1,8 +1,10 @@
 /* OpenCL kernels against the scalar reference (cpu/ref_*.c) on random inputs over many shapes, on
  * the first OpenCL device (PoCL in CI): integer parts bit-exact (quantized activations, act scales,
  * ternary int32 sums, f16 KV cache), float parts within per-op NMSE limits, and guard bytes after
- * every output buffer. Runs once with the device's fast paths and once with the portable fallbacks
- * forced. Without any OpenCL platform this suite FAILS unless TERN_CL_OPTIONAL=1.
+ * every output buffer. Runs twice: the device's own kernel design (cl_runtime.c's table: the CPU-driver
+ * design on PoCL) with its fast paths, then the other design (TERN_CL_KERNELS) with the portable
+ * fallbacks forced, so CI on PoCL tests both the CPU and the GPU designs. Without any OpenCL platform
+ * this suite FAILS unless TERN_CL_OPTIONAL=1.
  * `test_cl_kernels --no-platform` checks the clear failure when the loader finds no platform (ctest
  * runs it with OCL_ICD_VENDORS pointing to an empty folder). */
 #include <math.h>
@@ -578,7 +580,14 @@ int main(int argc, char **argv) {
         return 1;
     }
     RUN(test_device_open);
+    const char *env_design = getenv("TERN_CL_KERNELS");
+    char design[16] = "";
+    if (env_design)
+        snprintf(design, sizeof design, "%s", env_design);
+    bool cpu_design = false;
     for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) /* the other kernel design */
+            setenv("TERN_CL_KERNELS", cpu_design ? "gpu" : "cpu", 1);
         tern_status st = tern_cl_rt_open("0", pass == 1, &rt);
         if (st != TERN_OK) {
             fprintf(stderr, "FAIL: cannot open OpenCL device 0: %s\n", tern_status_name(st));
@@ -586,12 +595,22 @@ int main(int argc, char **argv) {
         }
         fprintf(stderr, "pass %d: %s (%s), %s%s\n", pass, rt->name, rt->platform_name, rt->options,
                 rt->from_cache ? " [cached binary]" : "");
-        if (pass == 1)
+        if (pass == 1) {
             CHECK(!rt->use_fp16 && !rt->use_subgroups && !rt->use_dot);
-        run_all(pass == 0 ? "native" : "portable");
+            CHECK(rt->cpu_kernels != cpu_design);
+        }
+        cpu_design = rt->cpu_kernels;
+        char label[32];
+        snprintf(label, sizeof label, "%s-%s", pass == 0 ? "native" : "portable",
+                 rt->cpu_kernels ? "cpu" : "gpu");
+        run_all(label);
         tern_cl_rt_close(rt);
         rt = NULL;
     }
+    if (design[0])
+        setenv("TERN_CL_KERNELS", design, 1);
+    else
+        unsetenv("TERN_CL_KERNELS");
     return harness_finish();
 }
 

@@ -6,6 +6,8 @@
  *   TERN_KCHUNK   int8 activations staged in local memory per pass of the ternary matvec (bytes)
  *   TERN_XCHUNK   f32 activations staged per pass of the typed (head) matvec (floats)
  *   TERN_ATT_MAXP attention scores kept in local memory per work-group (positions)
+ *   TERN_CPU_KERNELS 1 selects the CPU-driver designs (one item per row, no local memory) of the
+ *                 ternary and f16 matvec kernels; 0 the GPU designs (cl_runtime.c decides per device)
  *   TERN_USE_FP16, TERN_USE_SUBGROUPS (+ TERN_INTEL_SUBGROUPS), TERN_USE_DOT, TERN_EXACT_DIV
  *                 1 when the device has cl_khr_fp16, subgroups, cl_khr_integer_dot_product, and
  *                 correctly rounded division; 0 selects the portable fallbacks (TERN_CL_PORTABLE=1).
@@ -26,6 +28,9 @@
 #endif
 #ifndef TERN_XCHUNK
 #define TERN_XCHUNK 4096
+#endif
+#ifndef TERN_CPU_KERNELS
+#define TERN_CPU_KERNELS 0
 #endif
 #ifndef TERN_USE_FP16
 #define TERN_USE_FP16 0

@@ -14,7 +14,9 @@
  *   TERN_KCHUNK bytes at a time, lane sums reduced in local memory. Grid: (row groups, tokens).
  * tern_ternary_matmul (prefill): a tile of TERN_WG/4 rows x 32 tokens per work-group; each item owns
  *   one row and 8 tokens (8 int accumulators); per stage TERN_MM_KB blocks of the rows' codes and of
- *   the 32 tokens' activations are staged in local memory with coalesced loads. */
+ *   the 32 tokens' activations are staged in local memory with coalesced loads.
+ * With TERN_CPU_KERNELS (CPU drivers) both kernels are replaced by the row-per-item design at the end
+ * of this file. */
 
 #define TERN_MM_TM (TERN_WG / 4)        /* rows per matmul tile */
 #define TERN_MM_TN 32                   /* tokens per matmul tile */
@@ -23,6 +25,8 @@
 float tern_ternary_out(int acc, float act_scale, float scale, float out_scale) {
     return tern_div((float)acc, act_scale) * scale * out_scale;
 }
+
+#if !TERN_CPU_KERNELS
 
 __kernel void tern_ternary_matvec(__global float *y, __global int *acc_out, __global const uint *w,
                                   __global const uint *q, __global const float *act_scale,
@@ -139,3 +143,104 @@ __kernel void tern_ternary_matmul(__global float *y, __global int *acc_out, __gl
         }
     }
 }
+#else /* TERN_CPU_KERNELS */
+
+/* CPU drivers (PoCL, Intel's CPU runtime) run a work-group's items as a loop, split that loop at
+ * every barrier (private values live across it go through memory) and vectorize straight-line vector
+ * code well, but not lanes of one row reduced through local memory. So here one item owns one row:
+ * the matvec one token of it (grid: rows, tokens), the matmul TERN_CPU_NT tokens, decoding each block
+ * of codes once for all of them (the weights, the big stream, are read once per TERN_CPU_NT tokens).
+ * No local memory, no barrier. Per 128-weight block: its 32 code bytes as two uchar16, shifted and
+ * masked per bit pair into eight short16 of codes that line up with the block's 128 activations as
+ * eight char16; the eight products per lane (|c*q| <= 256) sum in a short, then widen into int16
+ * accumulators. Integer sums are exact whatever the order, so results equal the GPU kernels'. */
+
+#define TERN_CPU_NT 8 /* tokens per item of the matmul */
+
+int tern_hsum_int16(int16 v) {
+    const int8 a = v.lo + v.hi;
+    const int4 b = a.lo + a.hi;
+    const int2 c = b.lo + b.hi;
+    return c.x + c.y;
+}
+
+/* 16-byte loads at any byte address: code rows and activation rows are only 32-byte aligned when
+ * the host's buffers are, and vload16 on bytes compiles to byte-pair loads on PoCL. */
+typedef uchar16 tern_uchar16_u __attribute__((aligned(1)));
+typedef char16 tern_char16_u __attribute__((aligned(1)));
+#define TERN_LD_U16(p) (*(__global const tern_uchar16_u *)(p))
+#define TERN_LD_C16(p) (*(__global const tern_char16_u *)(p))
+
+/* The codes of the 128-weight block at wb: c<i> multiplies activations 16i .. 16i+15 of the block. */
+#define TERN_CPU_CODES(wb)                                                                            \
+    const uchar16 w0_ = TERN_LD_U16(wb), w1_ = TERN_LD_U16((wb) + 16);                             \
+    const short16 c0 = convert_short16(w0_ >> (uchar)6), c1 = convert_short16(w1_ >> (uchar)6);       \
+    const short16 c2 = convert_short16((w0_ >> (uchar)4) & (uchar)3);                                 \
+    const short16 c3 = convert_short16((w1_ >> (uchar)4) & (uchar)3);                                 \
+    const short16 c4 = convert_short16((w0_ >> (uchar)2) & (uchar)3);                                 \
+    const short16 c5 = convert_short16((w1_ >> (uchar)2) & (uchar)3);                                 \
+    const short16 c6 = convert_short16(w0_ & (uchar)3), c7 = convert_short16(w1_ & (uchar)3)
+
+/* sum c*q over the block, 16 lanes (eight products each, |sum| <= 2048: exact in a short). */
+#define TERN_CPU_DOT(qb)                                                                              \
+    convert_int16(c0 * convert_short16(TERN_LD_C16(qb)) + c1 * convert_short16(TERN_LD_C16((qb) + 16)) + \
+                  c2 * convert_short16(TERN_LD_C16((qb) + 32)) + c3 * convert_short16(TERN_LD_C16((qb) + 48)) + \
+                  c4 * convert_short16(TERN_LD_C16((qb) + 64)) + c5 * convert_short16(TERN_LD_C16((qb) + 80)) + \
+                  c6 * convert_short16(TERN_LD_C16((qb) + 96)) + c7 * convert_short16(TERN_LD_C16((qb) + 112)))
+
+void tern_ternary_store(__global float *y, __global int *acc_out, int a, size_t o, float act_scale, float scale,
+                        float out_scale, int accumulate) {
+    if (acc_out)
+        acc_out[o] = a;
+    const float v = tern_ternary_out(a, act_scale, scale, out_scale);
+    y[o] = accumulate ? y[o] + v : v;
+}
+
+__kernel void tern_ternary_matvec(__global float *y, __global int *acc_out, __global const uint *w,
+                                  __global const uint *q, __global const float *act_scale,
+                                  __global const int *sum_q, int n_out, int row_words, int y_stride,
+                                  float scale, float out_scale, int accumulate) {
+    const int row = get_global_id(0);
+    const int t = get_global_id(1);
+    if (row >= n_out)
+        return;
+    __global const uchar *wr = (__global const uchar *)(w + (size_t)row * row_words);
+    __global const char *qt = (__global const char *)(q + (size_t)t * row_words * 4);
+    int16 acc = 0;
+    for (int b = 0; b < row_words / 8; b++) {
+        TERN_CPU_CODES(wr + 32 * b);
+        acc += TERN_CPU_DOT(qt + 128 * b);
+    }
+    tern_ternary_store(y, acc_out, tern_hsum_int16(acc) - sum_q[t], (size_t)t * y_stride + row, act_scale[t],
+                       scale, out_scale, accumulate);
+}
+
+__kernel void tern_ternary_matmul(__global float *y, __global int *acc_out, __global const uint *w,
+                                  __global const uint *q, __global const float *act_scale,
+                                  __global const int *sum_q, int n_out, int row_words, int y_stride,
+                                  float scale, float out_scale, int accumulate, int n_tok) {
+    const int row = get_global_id(0);
+    const int t0 = get_global_id(1) * TERN_CPU_NT;
+    if (row >= n_out)
+        return;
+    __global const uchar *wr = (__global const uchar *)(w + (size_t)row * row_words);
+    __global const char *qt = (__global const char *)q;
+    const size_t q_bytes = (size_t)row_words * 16;
+    int16 acc[TERN_CPU_NT];
+    for (int i = 0; i < TERN_CPU_NT; i++)
+        acc[i] = 0;
+    for (int b = 0; b < row_words / 8; b++) {
+        TERN_CPU_CODES(wr + 32 * b);
+#pragma unroll
+        for (int i = 0; i < TERN_CPU_NT; i++) /* tokens past the end re-read the last one */
+            acc[i] += TERN_CPU_DOT(qt + (size_t)min(t0 + i, n_tok - 1) * q_bytes + 128 * b);
+    }
+    for (int i = 0; i < TERN_CPU_NT; i++) {
+        const int t = t0 + i;
+        if (t < n_tok)
+            tern_ternary_store(y, acc_out, tern_hsum_int16(acc[i]) - sum_q[t], (size_t)t * y_stride + row,
+                               act_scale[t], scale, out_scale, accumulate);
+    }
+}
+
+#endif
