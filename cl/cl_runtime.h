@@ -68,12 +68,12 @@ struct tern_cl_rt {
 
     /* Tuning (the -D macros of the program). */
     bool cpu_kernels; /* CPU-driver designs of the matvec/matmul kernels (TERN_CPU_KERNELS) */
-    int wg;       /* work-group size of the 1-D kernels (power of two, 64..256) */
-    int lpr;      /* lanes per row in the matvec kernels (power of two, <= wg) */
-    int mm_kb;    /* 128-weight blocks per local-memory stage of the tiled matmul */
-    int kchunk;   /* int8 activations staged per pass in the ternary matvec (bytes) */
-    int xchunk;   /* f32 activations staged per pass in the typed matvec (floats) */
-    int att_maxp; /* attention scores kept in local memory (positions) */
+    int wg;           /* work-group size of the 1-D kernels (power of two, 64..256) */
+    int lpr;          /* lanes per row in the matvec kernels (power of two, <= wg) */
+    int mm_kb;        /* 128-weight blocks per local-memory stage of the tiled matmul */
+    int kchunk;       /* int8 activations staged per pass in the ternary matvec (bytes) */
+    int xchunk;       /* f32 activations staged per pass in the typed matvec (floats) */
+    int att_maxp;     /* attention scores kept in local memory (positions) */
     char options[1024];
     bool from_cache; /* program came from the on-disk binary cache */
 
