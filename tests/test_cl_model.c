@@ -133,21 +133,6 @@ static void vectors_tq_cl_equals_cpu(void) {
         }
 }
 
-static tern_status write_model(const struct tern_maker_params *p, const char *path) {
-    tern_gguf_writer *w = NULL;
-    tern_maker *m = NULL;
-    tern_status st = tern_gguf_writer_init(&w);
-    if (st == TERN_OK)
-        st = tern_maker_add_synthetic_vocab(w, p->n_vocab, p->seed);
-    if (st == TERN_OK)
-        st = tern_maker_build(p, w, &m);
-    if (st == TERN_OK)
-        st = tern_gguf_writer_write(w, path);
-    tern_maker_free(m);
-    tern_gguf_writer_free(w);
-    return st;
-}
-
 static void random_prompt(int32_t *prompt, int n, int n_vocab, uint64_t seed) {
     prompt[0] = n_vocab - 2; /* BOS of the synthetic vocabulary */
     for (int i = 1; i < n; i++)
@@ -170,7 +155,7 @@ static void random_models(void) {
         /* separate head (k-quants need rows of 256k, so F16 on the 3200-wide shape) or tied */
         p.output_type = i % 2 ? (i < 3 ? TERN_TYPE_F16 : embd[(i + 3) % 6]) : TERN_TYPE_COUNT;
         const char *path = test_tmp("cl-random.gguf", 0);
-        tern_status st = write_model(&p, path);
+        tern_status st = tern_maker_write(&p, path);
         CHECK_STATUS(TERN_OK, st);
         if (st != TERN_OK)
             continue;
@@ -192,7 +177,7 @@ static void every_arch(void) {
         p.arch = archs[a];
         p.seed = 7;
         const char *path = test_tmp("cl-arch.gguf", 0);
-        CHECK_STATUS(TERN_OK, write_model(&p, path));
+        CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
         int32_t prompt[6];
         random_prompt(prompt, 6, p.n_vocab, 3);
         char label[64];
@@ -208,7 +193,7 @@ static void long_prompt(void) {
     p.n_layer = 1;
     p.seed = 9;
     const char *path = test_tmp("cl-long.gguf", 0);
-    CHECK_STATUS(TERN_OK, write_model(&p, path));
+    CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
     enum { N = 300 };
     int32_t prompt[N];
     random_prompt(prompt, N, p.n_vocab, 5);
