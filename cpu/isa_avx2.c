@@ -145,6 +145,57 @@ TERN_INLINE void ternary_tile(int32_t *dots, const uint8_t *w, int64_t row_bytes
             dots[r * 4 + t] = hsum_epi32(acc[r][t]);
 }
 
+/* Prefill: one row x T tokens (T <= 4), the four dots in one vector (lane t). Each block's four
+ * maddubs sums per token are at most 4 * 2 * 2 * 128 = 2048 in magnitude per int16 lane, so up to 16
+ * blocks add in int16 exactly; they are widened (madd with ones) once per 8 blocks. */
+enum { I16_BLOCKS = 8 };
+TERN_INLINE __m128i ternary_row(const uint8_t *w, const int8_t *q, int64_t k_pad, const int T) {
+    const __m256i m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
+    __m256i acc[4];
+    for (int t = 0; t < 4; t++)
+        acc[t] = _mm256_setzero_si256();
+    const int64_t n_blk = k_pad / 128;
+    for (int64_t b0 = 0; b0 < n_blk; b0 += I16_BLOCKS) {
+        const int64_t b1 = b0 + I16_BLOCKS < n_blk ? b0 + I16_BLOCKS : n_blk;
+        __m256i s[4];
+        for (int t = 0; t < T; t++)
+            s[t] = _mm256_setzero_si256();
+        for (int64_t b = b0; b < b1; b++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
+            const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(raw, 6), m3);
+            const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m3);
+            const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(raw, 2), m3);
+            const __m256i c3 = _mm256_and_si256(raw, m3);
+            for (int t = 0; t < T; t++) {
+                const int8_t *qb = q + t * k_pad + 128 * b;
+                const __m256i p01 = _mm256_add_epi16(
+                    _mm256_maddubs_epi16(c0, _mm256_loadu_si256((const __m256i *)qb)),
+                    _mm256_maddubs_epi16(c1, _mm256_loadu_si256((const __m256i *)(qb + 32))));
+                const __m256i p23 = _mm256_add_epi16(
+                    _mm256_maddubs_epi16(c2, _mm256_loadu_si256((const __m256i *)(qb + 64))),
+                    _mm256_maddubs_epi16(c3, _mm256_loadu_si256((const __m256i *)(qb + 96))));
+                s[t] = _mm256_add_epi16(s[t], _mm256_add_epi16(p01, p23));
+            }
+        }
+        for (int t = 0; t < T; t++)
+            acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s[t], ones16));
+    }
+    /* lane t = sum of acc[t] */
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+#define TERN_ROW_FN(T)                                                                                       \
+    static __m128i ternary_row_##T(const uint8_t *w, const int8_t *q, int64_t k_pad) {                       \
+        return ternary_row(w, q, k_pad, T);                                                                  \
+    }
+TERN_ROW_FN(1)
+TERN_ROW_FN(2)
+TERN_ROW_FN(3)
+TERN_ROW_FN(4)
+typedef __m128i (*ternary_row_fn)(const uint8_t *, const int8_t *, int64_t);
+static const ternary_row_fn rows_t[5] = {NULL, ternary_row_1, ternary_row_2, ternary_row_3, ternary_row_4};
+
 #define TERN_TILE_FN(R, T)                                                                                   \
     static void ternary_tile_##R##x##T(int32_t *dots, const uint8_t *w, int64_t row_bytes, const int8_t *q,  \
                                        int64_t k_pad) {                                                      \
@@ -172,9 +223,25 @@ static void avx2_ternary_matmul(float *y, const struct tern_ternary *w, const in
         for (int64_t t0 = 0; t0 < n_tok; t0 += 4) {
             const int T = n_tok - t0 < 4 ? (int)(n_tok - t0) : 4;
             const int8_t *qt = q + t0 * w->k_pad;
-            int32_t sq[4];
+            int32_t sq[4] = {0, 0, 0, 0};
             for (int t = 0; t < T; t++)
                 sq[t] = sum_q_row(qt + t * w->k_pad, w->k_pad);
+            if (n_tok > 1) {
+                float as[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+                for (int t = 0; t < T; t++)
+                    as[t] = act_scale[t0 + t];
+                const __m128i vsq = _mm_loadu_si128((const __m128i *)sq);
+                const __m128 vas = _mm_loadu_ps(as), vws = _mm_set1_ps(wscale), vos = _mm_set1_ps(oscale);
+                for (int64_t r = c0; r < c1; r++) {
+                    const __m128i d =
+                        _mm_sub_epi32(rows_t[T](w->codes + r * w->row_bytes, qt, w->k_pad), vsq);
+                    float out[4];
+                    _mm_storeu_ps(out, _mm_mul_ps(_mm_mul_ps(_mm_div_ps(_mm_cvtepi32_ps(d), vas), vws), vos));
+                    for (int t = 0; t < T; t++)
+                        y[(t0 + t) * w->n_out + r] = out[t];
+                }
+                continue;
+            }
             for (int64_t r = c0; r < c1;) {
                 /* decode: one row at a time, one linear stream (see isa_avx512.c) */
                 const int R = T == 1 && c1 - r >= 4 && MULTI_ROW_STREAMS ? 4 : 1;
