@@ -68,38 +68,6 @@ static int32_t sum_q_row(const int8_t *q, int64_t k_pad) {
     return (int32_t)(_mm512_reduce_add_epi64(acc) - 128 * k_pad);
 }
 
-/* R rows x T tokens of integer dots sum c*q (codes 0..2, before the sum-q correction). */
-TERN_INLINE void ternary_tile(int32_t *dots, const uint8_t *w, int64_t row_bytes, const int8_t *q,
-                              int64_t k_pad, const int R, const int T) {
-    const __m512i mask = _mm512_inserti64x4(_mm512_set1_epi8(0x0c), _mm256_set1_epi8(0x03), 1);
-    __m512i acc[4][4];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++)
-            acc[r][t] = _mm512_setzero_si512();
-    const int64_t n_blk = k_pad / 128;
-    for (int64_t b = 0; b < n_blk; b++) {
-        __m512i wa[4], wb[4];
-        for (int r = 0; r < R; r++) {
-            const uint8_t *p = w + r * row_bytes + 32 * b;
-            const __m512i raw = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
-            wa[r] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
-            wb[r] = _mm512_and_si512(raw, mask);
-        }
-        for (int t = 0; t < T; t++) {
-            const int8_t *qb = q + t * k_pad + 128 * b;
-            const __m512i qa = _mm512_loadu_si512(qb), qc = _mm512_loadu_si512(qb + 64);
-            for (int r = 0; r < R; r++) {
-                acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], wa[r], qa);
-                acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], wb[r], qc);
-            }
-        }
-    }
-    const __m512i shift = _mm512_inserti64x4(_mm512_set1_epi32(2), _mm256_setzero_si256(), 1);
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++)
-            dots[r * 4 + t] = _mm512_reduce_add_epi32(_mm512_srav_epi32(acc[r][t], shift));
-}
-
 /* Sums 16 accumulators (of the broadcast-block scheme) into one vector: lane i = sum of v[i], the
  * low (x4) half unscaled. A transpose-add tree: 45 ops instead of 16 horizontal reductions. */
 TERN_INLINE __m512i reduce16(const __m512i v[16]) {
@@ -161,9 +129,7 @@ enum { PF_DIST = 1024 };
 /* Decode: one row against one token. A single accumulator would chain every vpdpbusd on the one
  * before it (a few cycles of latency each), capping one core at ~11 GB/s of weights; four
  * independent chains over two blocks per step keep the loads, not the latency, the limit. */
-static void ternary_dot_1x1(int32_t *dots, const uint8_t *w, int64_t row_bytes, const int8_t *q,
-                            int64_t k_pad) {
-    (void)row_bytes;
+static void ternary_dot_1x1(int32_t *dots, const uint8_t *w, const int8_t *q, int64_t k_pad) {
     const __m512i mask = _mm512_inserti64x4(_mm512_set1_epi8(0x0c), _mm256_set1_epi8(0x03), 1);
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     const int64_t n_blk = k_pad / 128;
@@ -193,15 +159,6 @@ static void ternary_dot_1x1(int32_t *dots, const uint8_t *w, int64_t row_bytes, 
     dots[0] = _mm512_reduce_add_epi32(_mm512_srav_epi32(acc, shift));
 }
 
-#define TERN_TILE_FN(R, T)                                                                                   \
-    static void ternary_tile_##R##x##T(int32_t *dots, const uint8_t *w, int64_t row_bytes, const int8_t *q,  \
-                                       int64_t k_pad) {                                                      \
-        ternary_tile(dots, w, row_bytes, q, k_pad, R, T);                                                    \
-    }
-TERN_TILE_FN(1, 4)
-TERN_TILE_FN(1, 3)
-TERN_TILE_FN(1, 2)
-
 /* Prefill tile: TR rows x TT tokens. 2 x 8 (half the unpack work per product) measured ~30% slower:
  * gcc folds every q load into its vpdpbusd, so the loads (one zmm per cycle) become the limit. */
 enum { TR = 4, TT = 4 };
@@ -214,12 +171,9 @@ TERN_TILE16_FN(2)
 TERN_TILE16_FN(3)
 TERN_TILE16_FN(4)
 
-typedef void (*ternary_tile_fn)(int32_t *, const uint8_t *, int64_t, const int8_t *, int64_t);
 typedef __m512i (*ternary_tile16_fn)(const uint8_t *, int64_t, const int8_t *, int64_t);
 static const ternary_tile16_fn tiles_full[TT + 1] = {NULL, ternary_tile16_1, ternary_tile16_2,
                                                      ternary_tile16_3, ternary_tile16_4};
-static const ternary_tile_fn tiles_r1[5] = {NULL, ternary_dot_1x1, ternary_tile_1x2, ternary_tile_1x3,
-                                            ternary_tile_1x4};
 
 /* Rows per chunk in prefill: 64 rows of up to ~1.7 KB stay in L2 while every token tile passes. */
 enum { ROW_CHUNK = 64 };
@@ -259,17 +213,13 @@ static void avx512_ternary_matmul(float *y, const struct tern_ternary *w, const 
                     for (int t = 0; t < T; t++)
                         memcpy(y + (t0 + t) * w->n_out + r, out + TR * t, TR * sizeof(float));
                 }
-            for (; r < c1; r++) {
-                for (int tt = 0; tt < T; tt += 4) {
-                    const int T1 = T - tt < 4 ? T - tt : 4;
-                    int32_t dots[16];
-                    tiles_r1[T1](dots, w->codes + r * w->row_bytes, w->row_bytes, qt + tt * w->k_pad,
-                                 w->k_pad);
-                    for (int t = 0; t < T1; t++)
-                        y[(t0 + tt + t) * w->n_out + r] =
-                            (float)(dots[t] - sq[tt + t]) / act_scale[t0 + tt + t] * wscale * oscale;
+            /* decode, and the rows of a range that do not fill a tile (odd n_out): one dot per token */
+            for (; r < c1; r++)
+                for (int t = 0; t < T; t++) {
+                    int32_t dot;
+                    ternary_dot_1x1(&dot, w->codes + r * w->row_bytes, qt + t * w->k_pad, w->k_pad);
+                    y[(t0 + t) * w->n_out + r] = (float)(dot - sq[t]) / act_scale[t0 + t] * wscale * oscale;
                 }
-            }
         }
     }
 }
