@@ -600,13 +600,7 @@ static void avx512_rope(float *x, int n_head, int head_dim, int n_rot, int pos, 
         return;
     }
     float cs[ROPE_MAX_PAIRS], sn[ROPE_MAX_PAIRS];
-    const float theta_scale = powf(theta, -2.0f / (float)n_rot);
-    float angle = (float)pos;
-    for (int i = 0; i < half; i++) {
-        cs[i] = cosf(angle);
-        sn[i] = sinf(angle);
-        angle *= theta_scale;
-    }
+    tern_ref_rope_table(cs, sn, half, n_rot, pos, theta);
     for (int h = 0; h < n_head; h++) {
         float *v = x + (int64_t)h * head_dim;
         for (int i = 0; i < half; i += 16) {

@@ -29,6 +29,11 @@ void tern_ref_rmsnorm(float *out, const float *x, const float *w, int64_t n, flo
 void tern_ref_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float theta,
                    enum tern_rope_style style);
 
+/* The RoPE angles of the reference for pairs 0..n_pairs-1 at position pos: cos and sin of
+ * pos * theta^(-2i/n_rot), the power built by repeated products exactly as tern_ref_rope does, so
+ * SIMD kernels that apply this table to every head stay bit-identical to the reference. */
+void tern_ref_rope_table(float *cs, float *sn, int n_pairs, int n_rot, int pos, float theta);
+
 /* Causal attention of one query token at position pos over cached positions 0..pos.
  * q[n_head*head_dim]; k_cache/v_cache are f16 [n_ctx][n_head_kv*head_dim]; head h uses kv head
  * h / (n_head/n_head_kv). out[n_head*head_dim]. scratch holds head_dim + pos + 1 floats.

@@ -32,6 +32,16 @@ void tern_ref_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float
     }
 }
 
+void tern_ref_rope_table(float *cs, float *sn, int n_pairs, int n_rot, int pos, float theta) {
+    const float theta_scale = powf(theta, -2.0f / (float)n_rot);
+    float angle = (float)pos;
+    for (int i = 0; i < n_pairs; i++) {
+        cs[i] = cosf(angle);
+        sn[i] = sinf(angle);
+        angle *= theta_scale;
+    }
+}
+
 void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache, int pos,
                         int n_head, int n_head_kv, int head_dim, float *scratch) {
     const int group = n_head / n_head_kv;
