@@ -24,6 +24,7 @@ struct cpu_scratch {
     float *x;         /* [cap][max(n_embd, n_ff)] normed input of a BitLinear */
     int8_t *q;        /* [cap][k_pad max] quantized activations */
     float *act_scale; /* [cap] */
+    int32_t *sum_q;   /* [cap] sum of each token's q */
     float *qh;        /* [cap][n_head*head_dim] queries */
     float *kh;        /* [cap][n_kv] keys */
     float *vh;        /* [cap][n_kv] values */
@@ -54,6 +55,7 @@ static void scratch_free(struct cpu_scratch *s) {
     free(s->x);
     free(s->q);
     free(s->act_scale);
+    free(s->sum_q);
     free(s->qh);
     free(s->kh);
     free(s->vh);
@@ -79,6 +81,7 @@ static tern_status scratch_reserve(struct cpu_device *d, int n_tokens) {
     s->x = malloc(n * widest_q * sizeof(float));
     s->q = malloc(n * widest_q);
     s->act_scale = malloc(n * sizeof(float));
+    s->sum_q = malloc(n * sizeof(int32_t));
     s->qh = malloc(n * n_q * sizeof(float));
     s->kh = malloc(n * n_kv * sizeof(float));
     s->vh = malloc(n * n_kv * sizeof(float));
@@ -87,7 +90,7 @@ static tern_status scratch_reserve(struct cpu_device *d, int n_tokens) {
     s->up = malloc(n * (size_t)hp->n_ff * sizeof(float));
     s->out = malloc(n * (size_t)hp->n_embd * sizeof(float));
     s->scores = malloc((size_t)d->n_threads * (size_t)(hp->head_dim + d->n_ctx) * sizeof(float));
-    if (!s->x || !s->q || !s->act_scale || !s->qh || !s->kh || !s->vh || !s->attn || !s->gate || !s->up ||
+    if (!s->x || !s->q || !s->act_scale || !s->sum_q || !s->qh || !s->kh || !s->vh || !s->attn || !s->gate || !s->up ||
         !s->out || !s->scores) {
         scratch_free(s);
         tern_log_error("cpu: out of memory for a batch of %d tokens", n_tokens);
@@ -173,6 +176,7 @@ struct matmul_job {
     int n_w;
     const int8_t *q;
     const float *act_scale;
+    const int32_t *sum_q;
     int n_tok;
 };
 
@@ -185,7 +189,7 @@ static void matmul_task(void *arg, int64_t task, int thread) {
         if (task < blocks) {
             const int64_t r0 = task * ROWS_PER_TASK;
             const int64_t r1 = r0 + ROWS_PER_TASK < j->ws[i]->n_out ? r0 + ROWS_PER_TASK : j->ws[i]->n_out;
-            j->k->ternary_matmul(j->ys[i], j->ws[i], j->q, j->act_scale, j->n_tok, r0, r1);
+            j->k->ternary_matmul(j->ys[i], j->ws[i], j->q, j->act_scale, j->sum_q, j->n_tok, r0, r1);
             return;
         }
         task -= blocks;
@@ -196,6 +200,7 @@ struct quant_job {
     const struct tern_cpu_kernels *k;
     int8_t *q;
     float *act_scale;
+    int32_t *sum_q;
     const float *x;
     int64_t x_stride, n_in, k_pad;
 };
@@ -204,7 +209,7 @@ static void quant_task(void *arg, int64_t t, int thread) {
     (void)thread;
     const struct quant_job *j = arg;
     j->act_scale[t] =
-        j->k->quantize_act(j->q + t * j->k_pad, j->x + t * j->x_stride, j->n_in, j->k_pad, NULL);
+        j->k->quantize_act(j->q + t * j->k_pad, j->x + t * j->x_stride, j->n_in, j->k_pad, j->sum_q + t);
 }
 
 /* ys[i][n][ws[i]->n_out] = BitLinear_i(x[n][n_in]) for weights sharing one input (q/k/v, gate/up):
@@ -213,12 +218,12 @@ static void bitlinear(struct cpu_device *d, float *const *ys, const struct tern_
                       const float *x, int64_t x_stride, int n) {
     struct cpu_scratch *s = &d->s;
     const struct tern_ternary *w0 = ws[0];
-    struct quant_job qj = {d->k, s->q, s->act_scale, x, x_stride, w0->n_in, w0->k_pad};
+    struct quant_job qj = {d->k, s->q, s->act_scale, s->sum_q, x, x_stride, w0->n_in, w0->k_pad};
     tern_pool_run(d->pool, n, quant_task, &qj);
     int64_t n_tasks = 0;
     for (int i = 0; i < n_w; i++)
         n_tasks += (ws[i]->n_out + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
-    struct matmul_job mj = {d->k, ys, ws, n_w, s->q, s->act_scale, n};
+    struct matmul_job mj = {d->k, ys, ws, n_w, s->q, s->act_scale, s->sum_q, n};
     tern_pool_run(d->pool, n_tasks, matmul_task, &mj);
 }
 

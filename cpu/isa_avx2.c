@@ -78,18 +78,6 @@ static float avx2_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_p
 
 /* ---- ternary matmul ---- */
 
-static int32_t sum_q_row(const int8_t *q, int64_t k_pad) {
-    const __m256i bias = _mm256_set1_epi8((char)0x80);
-    __m256i acc = _mm256_setzero_si256();
-    for (int64_t i = 0; i < k_pad; i += 32) {
-        const __m256i v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + i)), bias);
-        acc = _mm256_add_epi64(acc, _mm256_sad_epu8(v, _mm256_setzero_si256()));
-    }
-    __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-    s = _mm_add_epi64(s, _mm_unpackhi_epi64(s, s));
-    return (int32_t)(_mm_cvtsi128_si64(s) - 128 * k_pad);
-}
-
 /* R rows x T tokens of integer dots sum c*q (codes 0..2, before the sum-q correction). */
 TERN_INLINE void ternary_tile(int32_t *dots, const uint8_t *w, int64_t row_bytes, const int8_t *q,
                               int64_t k_pad, const int R, const int T) {
@@ -215,7 +203,8 @@ enum { ROW_CHUNK = 64 };
 enum { MULTI_ROW_STREAMS = 0 };
 
 static void avx2_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q,
-                                const float *act_scale, int64_t n_tok, int64_t row_begin, int64_t row_end) {
+                                const float *act_scale, const int32_t *sum_q, int64_t n_tok, int64_t row_begin,
+                                int64_t row_end) {
     const float wscale = w->scale, oscale = w->out_scale;
     const int64_t chunk = n_tok == 1 ? row_end - row_begin : ROW_CHUNK;
     for (int64_t c0 = row_begin; c0 < row_end; c0 += chunk) {
@@ -225,7 +214,7 @@ static void avx2_ternary_matmul(float *y, const struct tern_ternary *w, const in
             const int8_t *qt = q + t0 * w->k_pad;
             int32_t sq[4] = {0, 0, 0, 0};
             for (int t = 0; t < T; t++)
-                sq[t] = sum_q_row(qt + t * w->k_pad, w->k_pad);
+                sq[t] = sum_q[t0 + t];
             if (n_tok > 1) {
                 float as[4] = {1.0f, 1.0f, 1.0f, 1.0f};
                 for (int t = 0; t < T; t++)

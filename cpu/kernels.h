@@ -13,9 +13,11 @@ struct tern_cpu_kernels {
     const char *name; /* "scalar", "avx2", "avx512", "neon" */
     /* see tern_ref_quantize_act */
     float (*quantize_act)(int8_t *q, const float *x, int64_t n, int64_t n_pad, int32_t *sum_q);
-    /* rows [row_begin, row_end) of tern_ref_ternary_matmul; y keeps stride w->n_out */
+    /* rows [row_begin, row_end) of tern_ref_ternary_matmul; y keeps stride w->n_out. sum_q[t] is
+     * sum q of token t as quantize_act returned it: kernels that multiply the unsigned codes 0..2
+     * subtract it once instead of summing q again in every call. */
     void (*ternary_matmul)(float *y, const struct tern_ternary *w, const int8_t *q, const float *act_scale,
-                           int64_t n_tok, int64_t row_begin, int64_t row_end);
+                           const int32_t *sum_q, int64_t n_tok, int64_t row_begin, int64_t row_end);
     /* see tern_ref_matvec (head / embedding-type matvec over a row range) */
     void (*matvec)(float *out, const struct tern_tensor *t, const float *x, int64_t row_begin,
                    int64_t row_end);

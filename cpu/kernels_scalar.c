@@ -2,10 +2,17 @@
 #include "kernels.h"
 #include "ref.h"
 
+/* the reference sums (code - 1) * q directly and needs no sum q */
+static void scalar_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q, const float *act_scale,
+                                  const int32_t *sum_q, int64_t n_tok, int64_t row_begin, int64_t row_end) {
+    (void)sum_q;
+    tern_ref_ternary_matmul(y, w, q, act_scale, n_tok, row_begin, row_end);
+}
+
 const struct tern_cpu_kernels tern_cpu_kernels_scalar = {
     .name = "scalar",
     .quantize_act = tern_ref_quantize_act,
-    .ternary_matmul = tern_ref_ternary_matmul,
+    .ternary_matmul = scalar_ternary_matmul,
     .matvec = tern_ref_matvec,
     .rmsnorm = tern_ref_rmsnorm,
     .rope = tern_ref_rope,

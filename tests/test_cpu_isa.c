@@ -141,15 +141,26 @@ static int same_bits(const float *a, const float *b, int64_t n, int64_t *where) 
     return 1;
 }
 
+/* sum_q[t] = sum of token t's q, what quantize_act reports and ternary_matmul takes */
+static void sum_rows(int32_t *sum_q, const int8_t *q, int64_t n_tok, int64_t k_pad) {
+    for (int64_t t = 0; t < n_tok; t++) {
+        sum_q[t] = 0;
+        for (int64_t i = 0; i < k_pad; i++)
+            sum_q[t] += q[t * k_pad + i];
+    }
+}
+
 static void check_ternary(const struct tern_cpu_kernels *k, const struct ternary_case *c, const int8_t *q,
                           const float *act, int64_t n_tok, int64_t r0, int64_t r1, const char *what) {
+    int32_t sum_q[32];
+    sum_rows(sum_q, q, n_tok, c->w.k_pad);
     const int64_t n_out = c->w.n_out;
     const size_t ybytes = (size_t)(n_tok * n_out) * sizeof(float);
     float *yr = alloc_guarded(ybytes), *ys = alloc_guarded(ybytes);
     for (int64_t i = 0; i < n_tok * n_out; i++)
         yr[i] = ys[i] = -12345.0f; /* outside [r0, r1) must stay untouched */
     tern_ref_ternary_matmul(yr, &c->w, q, act, n_tok, r0, r1);
-    k->ternary_matmul(ys, &c->w, q, act, n_tok, r0, r1);
+    k->ternary_matmul(ys, &c->w, q, act, sum_q, n_tok, r0, r1);
     int64_t at = 0;
     if (!same_bits(yr, ys, n_tok * n_out, &at))
         harness_fail(__FILE__, __LINE__,
@@ -451,6 +462,7 @@ struct split_job {
     const struct tern_ternary *w;
     const int8_t *q;
     const float *act;
+    const int32_t *sum_q;
     int64_t n_tok, rows_per_task;
     float *y;
     const struct tern_tensor *t;
@@ -462,7 +474,7 @@ static void ternary_task(void *arg, int64_t task, int thread) {
     const struct split_job *j = arg;
     const int64_t r0 = task * j->rows_per_task;
     const int64_t r1 = r0 + j->rows_per_task < j->w->n_out ? r0 + j->rows_per_task : j->w->n_out;
-    j->k->ternary_matmul(j->y, j->w, j->q, j->act, j->n_tok, r0, r1);
+    j->k->ternary_matmul(j->y, j->w, j->q, j->act, j->sum_q, j->n_tok, r0, r1);
 }
 
 static void matvec_task(void *arg, int64_t task, int thread) {
@@ -482,24 +494,25 @@ static void test_threads(void) {
     const int64_t n_tok = 9;
     int8_t *q = malloc((size_t)(n_tok * c.w.k_pad));
     float act[9], *x = malloc(2560 * sizeof *x);
+    int32_t sum_q[9];
     for (int64_t tk = 0; tk < n_tok; tk++) {
         for (int i = 0; i < 2560; i++)
             x[i] = test_rand_normal(&rng);
-        act[tk] = tern_ref_quantize_act(q + tk * c.w.k_pad, x, 2560, c.w.k_pad, NULL);
+        act[tk] = tern_ref_quantize_act(q + tk * c.w.k_pad, x, 2560, c.w.k_pad, sum_q + tk);
     }
     float *y1 = malloc((size_t)(n_tok * 1000) * sizeof(float)),
           *yn = malloc((size_t)(n_tok * 1000) * sizeof(float));
     float *m1 = malloc(999 * sizeof(float)), *mn = malloc(999 * sizeof(float));
     for (int l = 0; l < n_levels; l++) {
         const struct tern_cpu_kernels *k = levels[l];
-        k->ternary_matmul(y1, &c.w, q, act, n_tok, 0, 1000);
+        k->ternary_matmul(y1, &c.w, q, act, sum_q, n_tok, 0, 1000);
         k->matvec(m1, &t, x, 0, 999);
         for (int nt = 1; nt <= 4; nt++) {
             struct tern_pool *pool = NULL;
             CHECK_STATUS(TERN_OK, tern_pool_create(nt, &pool));
             CHECK_INT(nt, tern_pool_size(pool));
             for (int64_t rpt = 1; rpt <= 256; rpt *= 4) {
-                struct split_job j = {k, &c.w, q, act, n_tok, rpt, yn, &t, x};
+                struct split_job j = {k, &c.w, q, act, sum_q, n_tok, rpt, yn, &t, x};
                 memset(yn, 0, (size_t)(n_tok * 1000) * sizeof(float));
                 tern_pool_run(pool, (1000 + rpt - 1) / rpt, ternary_task, &j);
                 CHECK(memcmp(y1, yn, (size_t)(n_tok * 1000) * sizeof(float)) == 0);
