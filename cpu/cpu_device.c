@@ -32,7 +32,7 @@ struct cpu_scratch {
     float *gate;      /* [cap][n_ff] */
     float *up;        /* [cap][n_ff] */
     float *out;       /* [cap][n_embd] projection output */
-    float *scores;    /* [n_threads][head_dim + n_ctx] attention scratch, one slice per thread */
+    float *scores;    /* [n_threads][TERN_ATTN_SCRATCH(head_dim, n_ctx - 1)] attention scratch */
 };
 
 struct cpu_device {
@@ -89,9 +89,10 @@ static tern_status scratch_reserve(struct cpu_device *d, int n_tokens) {
     s->gate = malloc(n * (size_t)hp->n_ff * sizeof(float));
     s->up = malloc(n * (size_t)hp->n_ff * sizeof(float));
     s->out = malloc(n * (size_t)hp->n_embd * sizeof(float));
-    s->scores = malloc((size_t)d->n_threads * (size_t)(hp->head_dim + d->n_ctx) * sizeof(float));
-    if (!s->x || !s->q || !s->act_scale || !s->sum_q || !s->qh || !s->kh || !s->vh || !s->attn || !s->gate || !s->up ||
-        !s->out || !s->scores) {
+    s->scores =
+        malloc((size_t)d->n_threads * (size_t)TERN_ATTN_SCRATCH(hp->head_dim, d->n_ctx - 1) * sizeof(float));
+    if (!s->x || !s->q || !s->act_scale || !s->sum_q || !s->qh || !s->kh || !s->vh || !s->attn || !s->gate ||
+        !s->up || !s->out || !s->scores) {
         scratch_free(s);
         tern_log_error("cpu: out of memory for a batch of %d tokens", n_tokens);
         return TERN_ERR_NOMEM;
@@ -257,7 +258,8 @@ static void token_task(void *arg, int64_t t, int thread) {
         break;
     case 2:
         k->attention(s->attn + t * n_q, s->qh + t * n_q, j->kv->k, j->kv->v, pos, hp->n_head, hp->n_head_kv,
-                     hp->head_dim, s->scores + (size_t)thread * (size_t)(hp->head_dim + d->n_ctx));
+                     hp->head_dim,
+                     s->scores + (size_t)thread * (size_t)TERN_ATTN_SCRATCH(hp->head_dim, d->n_ctx - 1));
         if (j->L->attn_sub_norm)
             k->rmsnorm(s->attn + t * n_q, s->attn + t * n_q, j->L->attn_sub_norm, n_q, hp->norm_eps);
         break;

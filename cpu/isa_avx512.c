@@ -164,8 +164,8 @@ static __m512i ternary_tile16_4(const uint8_t *w, int64_t row_bytes, const int8_
     const int8_t *q0 = q, *q1 = q + k_pad, *q2 = q + 2 * k_pad, *q3 = q + 3 * k_pad;
     for (int64_t b = 0; b < k_pad / 128; b++) {
 #define TERN_UNPACK(r)                                                                                       \
-    const __m512i raw##r = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w##r + 32 * b)));    \
-    const __m512i wa##r = _mm512_and_si512(_mm512_srli_epi16(raw##r, 4), mask);                            \
+    const __m512i raw##r = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w##r + 32 * b)));     \
+    const __m512i wa##r = _mm512_and_si512(_mm512_srli_epi16(raw##r, 4), mask);                              \
     const __m512i wb##r = _mm512_and_si512(raw##r, mask);
         TERN_UNPACK(0)
         TERN_UNPACK(1)
@@ -175,10 +175,10 @@ static __m512i ternary_tile16_4(const uint8_t *w, int64_t row_bytes, const int8_
 #define TERN_TOKEN(t)                                                                                        \
     {                                                                                                        \
         const __m512i qa = _mm512_loadu_si512(q##t + 128 * b), qc = _mm512_loadu_si512(q##t + 128 * b + 64); \
-        a##t##0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a##t##0, wa0, qa), wb0, qc);                      \
-        a##t##1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a##t##1, wa1, qa), wb1, qc);                      \
-        a##t##2 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a##t##2, wa2, qa), wb2, qc);                      \
-        a##t##3 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a##t##3, wa3, qa), wb3, qc);                      \
+        a##t##0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a##t##0, wa0, qa), wb0, qc);                       \
+        a##t##1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a##t##1, wa1, qa), wb1, qc);                       \
+        a##t##2 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a##t##2, wa2, qa), wb2, qc);                       \
+        a##t##3 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a##t##3, wa3, qa), wb3, qc);                       \
     }
         TERN_TOKEN(0)
         TERN_TOKEN(1)
@@ -207,8 +207,8 @@ static const ternary_tile16_fn tiles_full[TT + 1] = {NULL, ternary_tile16_1, ter
 enum { ROW_CHUNK = 64 };
 
 static void avx512_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q,
-                                  const float *act_scale, const int32_t *sum_q, int64_t n_tok, int64_t row_begin,
-                                  int64_t row_end) {
+                                  const float *act_scale, const int32_t *sum_q, int64_t n_tok,
+                                  int64_t row_begin, int64_t row_end) {
     const float wscale = w->scale, oscale = w->out_scale;
     const __m512 vws = _mm512_set1_ps(wscale), vos = _mm512_set1_ps(oscale);
     const __m512i lane_tok =
@@ -659,9 +659,143 @@ TERN_INLINE __m512 exp_ps(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
-/* Follows the reference's f16 KV-path contract: scratch = [head_dim] query rounded to f16, then
- * [pos + 1] scores/weights; softmax sums in f64 and the weights are rounded to f16 before the sum
- * over V. Scores take four positions at a time for independent FMA chains. */
+/* Lane i of the result = sum of the 16 lanes of v[i] (a transpose-add tree, ~45 ops). */
+TERN_INLINE __m512 reduce16_ps(const __m512 v[16]) {
+    __m512 x[4];
+    for (int g = 0; g < 4; g++) {
+        const __m512 *u = v + 4 * g;
+        const __m512 a = _mm512_add_ps(_mm512_unpacklo_ps(u[0], u[1]), _mm512_unpackhi_ps(u[0], u[1]));
+        const __m512 c = _mm512_add_ps(_mm512_unpacklo_ps(u[2], u[3]), _mm512_unpackhi_ps(u[2], u[3]));
+        x[g] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(c))),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(c))));
+    }
+    __m512 y[2];
+    for (int i = 0; i < 2; i++)
+        y[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0xdd));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(y[0], y[1], 0x88), _mm512_shuffle_f32x4(y[0], y[1], 0xdd));
+}
+
+/* Scores of G query heads (sharing one kv head) against positions [p, p + 16/G): 16 accumulators,
+ * each K row converted once for the G heads, one transpose-add tree for the 16 sums. */
+TERN_INLINE void scores_tile(float *wts, int64_t wts_stride, const float *q16, const uint16_t *k,
+                             int64_t kv_stride, int head_dim, float scale, const int G) {
+    const int P = 16 / G;
+    __m512 a[16];
+    for (int i = 0; i < 16; i++)
+        a[i] = _mm512_setzero_ps();
+    for (int d = 0; d < head_dim; d += 16)
+        for (int j = 0; j < P; j++) {
+            const __m512 kv = load_f16(k + j * kv_stride + d);
+            for (int h = 0; h < G; h++)
+                a[P * h + j] = _mm512_fmadd_ps(_mm512_loadu_ps(q16 + h * head_dim + d), kv, a[P * h + j]);
+        }
+    float sums[16];
+    _mm512_storeu_ps(sums, _mm512_mul_ps(reduce16_ps(a), _mm512_set1_ps(scale)));
+    for (int h = 0; h < G; h++)
+        memcpy(wts + h * wts_stride, sums + P * h, (size_t)P * sizeof(float));
+}
+
+/* softmax over w[0 .. n_pos) in place (f64 sum), weights rounded to f16 as the contract says */
+static void softmax_f16(float *w, int n_pos) {
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    int p = 0;
+    for (; p + 16 <= n_pos; p += 16)
+        vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(w + p));
+    float max = _mm512_reduce_max_ps(vmax);
+    for (; p < n_pos; p++)
+        max = fmaxf(max, w[p]);
+    const __m512 vm = _mm512_set1_ps(max);
+    __m512d vsum = _mm512_setzero_pd();
+    for (p = 0; p < n_pos; p += 16) {
+        const __mmask16 m = n_pos - p >= 16 ? 0xffff : (__mmask16)((1u << (n_pos - p)) - 1);
+        const __m512 e = _mm512_maskz_mov_ps(m, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, w + p), vm)));
+        _mm512_mask_storeu_ps(w + p, m, e);
+        vsum = _mm512_add_pd(vsum, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        vsum = _mm512_add_pd(
+            vsum, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    }
+    const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(vsum)));
+    for (p = 0; p < n_pos; p += 16) {
+        const __mmask16 m = n_pos - p >= 16 ? 0xffff : (__mmask16)((1u << (n_pos - p)) - 1);
+        const __m256i w16 = _mm512_cvtps_ph(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, w + p), inv),
+                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm512_mask_storeu_ps(w + p, m, _mm512_cvtph_ps(w16));
+    }
+}
+
+/* out[h][d .. d + 64) = sum over p of w[h][p] * V[p][d .. d + 64) for G heads: each V row is
+ * converted once for the G heads. */
+TERN_INLINE void weighted_v(float *out, int64_t out_stride, const float *w, int64_t w_stride,
+                            const uint16_t *v, int64_t kv_stride, int n_pos, const int G) {
+    __m512 o[4][4];
+    for (int h = 0; h < G; h++)
+        for (int j = 0; j < 4; j++)
+            o[h][j] = _mm512_setzero_ps();
+    for (int p = 0; p < n_pos; p++) {
+        const uint16_t *vp = v + p * kv_stride;
+        const __m512 v0 = load_f16(vp), v1 = load_f16(vp + 16), v2 = load_f16(vp + 32),
+                     v3 = load_f16(vp + 48);
+        for (int h = 0; h < G; h++) {
+            const __m512 wgt = _mm512_set1_ps(w[h * w_stride + p]);
+            o[h][0] = _mm512_fmadd_ps(wgt, v0, o[h][0]);
+            o[h][1] = _mm512_fmadd_ps(wgt, v1, o[h][1]);
+            o[h][2] = _mm512_fmadd_ps(wgt, v2, o[h][2]);
+            o[h][3] = _mm512_fmadd_ps(wgt, v3, o[h][3]);
+        }
+    }
+    for (int h = 0; h < G; h++)
+        for (int j = 0; j < 4; j++)
+            _mm512_storeu_ps(out + h * out_stride + 16 * j, o[h][j]);
+}
+
+/* G (1-4) query heads h0 .. h0 + G - 1 that share the kv head at kv_off. */
+TERN_INLINE void attention_heads(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
+                                 int n_pos, int head_dim, int64_t kv_stride, int64_t kv_off, float *scratch,
+                                 const int G) {
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    const int P = 16 / G;
+    float *q16 = scratch, *wts = scratch + TERN_ATTN_GROUP * head_dim;
+    for (int h = 0; h < G; h++)
+        for (int d = 0; d < head_dim; d += 16)
+            _mm512_storeu_ps(q16 + h * head_dim + d,
+                             _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(q + (int64_t)h * head_dim + d),
+                                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    int p = 0;
+    for (; p + P <= n_pos; p += P)
+        scores_tile(wts + p, n_pos, q16, k_cache + p * kv_stride + kv_off, kv_stride, head_dim, scale, G);
+    for (; p < n_pos; p++)
+        for (int h = 0; h < G; h++) {
+            __m512 a = _mm512_setzero_ps();
+            for (int d = 0; d < head_dim; d += 16)
+                a = _mm512_fmadd_ps(_mm512_loadu_ps(q16 + h * head_dim + d),
+                                    load_f16(k_cache + p * kv_stride + kv_off + d), a);
+            wts[h * n_pos + p] = _mm512_reduce_add_ps(a) * scale;
+        }
+    for (int h = 0; h < G; h++)
+        softmax_f16(wts + h * n_pos, n_pos);
+    for (int d = 0; d < head_dim; d += 64)
+        weighted_v(out + d, head_dim, wts, n_pos, v_cache + kv_off + d, kv_stride, n_pos, G);
+}
+
+#define TERN_ATTN_HEADS_FN(G)                                                                                \
+    static void attention_heads_##G(float *out, const float *q, const uint16_t *k, const uint16_t *v,        \
+                                    int n_pos, int head_dim, int64_t kv_stride, int64_t kv_off, float *s) {  \
+        attention_heads(out, q, k, v, n_pos, head_dim, kv_stride, kv_off, s, G);                             \
+    }
+TERN_ATTN_HEADS_FN(1)
+TERN_ATTN_HEADS_FN(2)
+TERN_ATTN_HEADS_FN(3)
+TERN_ATTN_HEADS_FN(4)
+typedef void (*attention_heads_fn)(float *, const float *, const uint16_t *, const uint16_t *, int, int,
+                                   int64_t, int64_t, float *);
+static const attention_heads_fn heads_fn[TERN_ATTN_GROUP + 1] = {NULL, attention_heads_1, attention_heads_2,
+                                                                 attention_heads_3, attention_heads_4};
+
+/* Follows the reference's f16 KV-path contract (query rounded to f16 for Q.K, softmax summed in
+ * f64, weights rounded to f16 before the sum over V). The query heads that share a kv head (GQA)
+ * go through together, up to TERN_ATTN_GROUP at a time, so every K and V row is read and
+ * converted once for all of them. */
 static void avx512_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
                              int pos, int n_head, int n_head_kv, int head_dim, float *scratch) {
     if (head_dim % 64 != 0) {
@@ -670,75 +804,12 @@ static void avx512_attention(float *out, const float *q, const uint16_t *k_cache
     }
     const int group = n_head / n_head_kv;
     const int64_t kv_stride = (int64_t)n_head_kv * head_dim;
-    const float scale = 1.0f / sqrtf((float)head_dim);
-    const int n_pos = pos + 1;
-    float *q16 = scratch, *wts = scratch + head_dim;
-    for (int h = 0; h < n_head; h++) {
-        const float *qh = q + (int64_t)h * head_dim;
-        const int64_t kv_off = (int64_t)(h / group) * head_dim;
-        for (int d = 0; d < head_dim; d += 16)
-            _mm512_storeu_ps(q16 + d,
-                             _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(qh + d),
-                                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-        int p = 0;
-        for (; p + 4 <= n_pos; p += 4) {
-            __m512 a[4];
-            for (int j = 0; j < 4; j++)
-                a[j] = _mm512_setzero_ps();
-            for (int d = 0; d < head_dim; d += 16) {
-                const __m512 qv = _mm512_loadu_ps(q16 + d);
-                for (int j = 0; j < 4; j++)
-                    a[j] = _mm512_fmadd_ps(qv, load_f16(k_cache + (p + j) * kv_stride + kv_off + d), a[j]);
-            }
-            for (int j = 0; j < 4; j++)
-                wts[p + j] = _mm512_reduce_add_ps(a[j]) * scale;
-        }
-        for (; p < n_pos; p++) {
-            __m512 a = _mm512_setzero_ps();
-            for (int d = 0; d < head_dim; d += 16)
-                a = _mm512_fmadd_ps(_mm512_loadu_ps(q16 + d), load_f16(k_cache + p * kv_stride + kv_off + d),
-                                    a);
-            wts[p] = _mm512_reduce_add_ps(a) * scale;
-        }
-        __m512 vmax = _mm512_set1_ps(-INFINITY);
-        for (p = 0; p + 16 <= n_pos; p += 16)
-            vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(wts + p));
-        float max = _mm512_reduce_max_ps(vmax);
-        for (; p < n_pos; p++)
-            max = fmaxf(max, wts[p]);
-        const __m512 vm = _mm512_set1_ps(max);
-        __m512d vsum = _mm512_setzero_pd();
-        for (p = 0; p < n_pos; p += 16) {
-            const __mmask16 m = n_pos - p >= 16 ? 0xffff : (__mmask16)((1u << (n_pos - p)) - 1);
-            const __m512 e =
-                _mm512_maskz_mov_ps(m, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, wts + p), vm)));
-            _mm512_mask_storeu_ps(wts + p, m, e);
-            vsum = _mm512_add_pd(vsum, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-            vsum = _mm512_add_pd(
-                vsum, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
-        }
-        const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(vsum)));
-        for (p = 0; p < n_pos; p += 16) {
-            const __mmask16 m = n_pos - p >= 16 ? 0xffff : (__mmask16)((1u << (n_pos - p)) - 1);
-            const __m256i w16 = _mm512_cvtps_ph(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, wts + p), inv),
-                                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            _mm512_mask_storeu_ps(wts + p, m, _mm512_cvtph_ps(w16));
-        }
-        /* weighted sum of V, 64 dims per pass */
-        float *oh = out + (int64_t)h * head_dim;
-        for (int d = 0; d < head_dim; d += 64) {
-            __m512 o[4];
-            for (int j = 0; j < 4; j++)
-                o[j] = _mm512_setzero_ps();
-            for (p = 0; p < n_pos; p++) {
-                const uint16_t *v = v_cache + p * kv_stride + kv_off + d;
-                const __m512 wgt = _mm512_set1_ps(wts[p]);
-                for (int j = 0; j < 4; j++)
-                    o[j] = _mm512_fmadd_ps(wgt, load_f16(v + 16 * j), o[j]);
-            }
-            for (int j = 0; j < 4; j++)
-                _mm512_storeu_ps(oh + d + 16 * j, o[j]);
-        }
+    for (int h = 0; h < n_head;) {
+        const int in_group = group - h % group;
+        const int G = in_group < TERN_ATTN_GROUP ? in_group : TERN_ATTN_GROUP;
+        heads_fn[G](out + (int64_t)h * head_dim, q + (int64_t)h * head_dim, k_cache, v_cache, pos + 1,
+                    head_dim, kv_stride, (int64_t)(h / group) * head_dim, scratch);
+        h += G;
     }
 }
 

@@ -9,6 +9,9 @@
 
 #include "../scheduler/device.h"
 
+enum { TERN_ATTN_GROUP = 4 };
+#define TERN_ATTN_SCRATCH(head_dim, pos) ((int64_t)TERN_ATTN_GROUP * ((int64_t)(head_dim) + (pos) + 1))
+
 struct tern_cpu_kernels {
     const char *name; /* "scalar", "avx2", "avx512", "neon" */
     /* see tern_ref_quantize_act */
@@ -24,6 +27,8 @@ struct tern_cpu_kernels {
     void (*rmsnorm)(float *out, const float *x, const float *w, int64_t n, float eps);
     void (*rope)(float *x, int n_head, int head_dim, int n_rot, int pos, float theta,
                  enum tern_rope_style style);
+    /* see tern_ref_attention; scratch holds TERN_ATTN_SCRATCH(head_dim, pos) floats (more than the
+     * reference needs: SIMD kernels take up to TERN_ATTN_GROUP query heads of a kv head at once) */
     void (*attention)(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache, int pos,
                       int n_head, int n_head_kv, int head_dim, float *scratch);
     void (*ffn_act)(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act);

@@ -420,7 +420,9 @@ static void test_rope(void) {
 
 static void test_attention(void) {
     static const int positions[] = {0, 1, 3, 15, 16, 17, 100, 513};
-    static const int heads[][3] = {{20, 5, 128}, {4, 4, 64}, {6, 2, 80}, {2, 1, 32}};
+    /* GQA groups of 4 (2B-4T), 1, 3, 8 (two passes of 4), 2; head dims the SIMD paths take and not */
+    static const int heads[][3] = {{20, 5, 128}, {4, 4, 64}, {12, 4, 64}, {16, 2, 128},
+                                   {4, 2, 64},   {6, 2, 80}, {2, 1, 32}};
     uint64_t rng = 6;
     for (int l = 0; l < n_levels; l++) {
         const struct tern_cpu_kernels *k = levels[l];
@@ -438,12 +440,13 @@ static void test_attention(void) {
                     vc[i] = tern_fp32_to_fp16(test_rand_normal(&rng));
                 }
                 float *yr = alloc_guarded((size_t)nq * 4), *ys = alloc_guarded((size_t)nq * 4);
-                float *scratch = alloc_guarded((size_t)(hd + pos + 1) * 4);
+                const size_t scratch_bytes = (size_t)TERN_ATTN_SCRATCH(hd, pos) * 4;
+                float *scratch = alloc_guarded(scratch_bytes);
                 tern_ref_attention(yr, q, kc, vc, pos, n_head, n_kv, hd, scratch);
                 k->attention(ys, q, kc, vc, pos, n_head, n_kv, hd, scratch);
                 worst = fmax(worst, nmse(yr, ys, nq));
                 CHECK(guard_intact(ys, (size_t)nq * 4));
-                CHECK(guard_intact(scratch, (size_t)(hd + pos + 1) * 4));
+                CHECK(guard_intact(scratch, scratch_bytes));
                 free(q);
                 free(kc);
                 free(vc);
