@@ -115,10 +115,11 @@ TERN_INLINE __m512i ternary_tile16(const uint8_t *w, int64_t row_bytes, const in
  * bytes ahead against 13-16 GB/s with none (one thread, 2560 x 6912 weights from DRAM). */
 enum { PF_DIST = 1024 };
 
-/* Decode: one row against one token. A single accumulator would chain every vpdpbusd on the one
- * before it (a few cycles of latency each), capping one core at ~11 GB/s of weights; four
- * independent chains over two blocks per step keep the loads, not the latency, the limit. */
-static void ternary_dot_1x1(int32_t *dots, const uint8_t *w, const int8_t *q, int64_t k_pad) {
+/* Decode: one row against one token, left unreduced (lanes as in reduce16). A single accumulator
+ * would chain every vpdpbusd on the one before it (a few cycles of latency each), capping one core
+ * at ~11 GB/s of weights; four independent chains over two blocks per step keep the loads, not the
+ * latency, the limit. */
+TERN_INLINE __m512i ternary_row_acc(const uint8_t *w, const int8_t *q, int64_t k_pad) {
     const __m512i mask = _mm512_inserti64x4(_mm512_set1_epi8(0x0c), _mm256_set1_epi8(0x03), 1);
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     const int64_t n_blk = k_pad / 128;
@@ -142,10 +143,18 @@ static void ternary_dot_1x1(int32_t *dots, const uint8_t *w, const int8_t *q, in
             _mm512_dpbusd_epi32(a0, _mm512_and_si512(_mm512_srli_epi16(r0, 4), mask), _mm512_loadu_si512(qb));
         a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(r0, mask), _mm512_loadu_si512(qb + 64));
     }
-    /* every accumulator holds the low half scaled by 4 (see the file banner): sum, then unscale */
-    const __m512i acc = _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
-    const __m512i shift = _mm512_inserti64x4(_mm512_set1_epi32(2), _mm256_setzero_si256(), 1);
-    dots[0] = _mm512_reduce_add_epi32(_mm512_srav_epi32(acc, shift));
+    return _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
+}
+
+/* Up to 16 consecutive rows against one token: lane i = the dot of row i. The rows are still read
+ * one after another (one linear stream), but 16 share one reduction tree and, in the caller, one
+ * vector epilogue: per-row horizontal sums and scalar divides cost as much as the row itself at
+ * K = 2560 (640 bytes). */
+static __m512i ternary_rows16(const uint8_t *w, int64_t row_bytes, const int8_t *q, int64_t k_pad, int n) {
+    __m512i acc[16];
+    for (int i = 0; i < 16; i++)
+        acc[i] = i < n ? ternary_row_acc(w + i * row_bytes, q, k_pad) : _mm512_setzero_si512();
+    return reduce16(acc);
 }
 
 /* Prefill tile: TR rows x TT tokens. 2 x 8 (half the unpack work per product) measured ~30% slower:
@@ -242,13 +251,19 @@ static void avx512_ternary_matmul(float *y, const struct tern_ternary *w, const 
                     for (int t = 0; t < T; t++)
                         memcpy(y + (t0 + t) * w->n_out + r, out + TR * t, TR * sizeof(float));
                 }
-            /* decode, and the rows of a range that do not fill a tile (odd n_out): one dot per token */
-            for (; r < c1; r++)
+            /* decode, and the rows of a range that do not fill a tile (odd n_out): 16 rows per pass */
+            for (; r < c1; r += 16) {
+                const int n = c1 - r < 16 ? (int)(c1 - r) : 16;
                 for (int t = 0; t < T; t++) {
-                    int32_t dot;
-                    ternary_dot_1x1(&dot, w->codes + r * w->row_bytes, qt + t * w->k_pad, w->k_pad);
-                    y[(t0 + t) * w->n_out + r] = (float)(dot - sq[t]) / act_scale[t0 + t] * wscale * oscale;
+                    const __m512i d =
+                        _mm512_sub_epi32(ternary_rows16(w->codes + r * w->row_bytes, w->row_bytes,
+                                                        qt + t * w->k_pad, w->k_pad, n),
+                                         _mm512_set1_epi32(sq[t]));
+                    const __m512 f = _mm512_mul_ps(
+                        _mm512_mul_ps(_mm512_div_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(as[t])), vws), vos);
+                    _mm512_mask_storeu_ps(y + (t0 + t) * w->n_out + r, (__mmask16)((1u << n) - 1), f);
                 }
+            }
         }
     }
 }
