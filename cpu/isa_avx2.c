@@ -203,8 +203,8 @@ enum { ROW_CHUNK = 64 };
 enum { MULTI_ROW_STREAMS = 0 };
 
 static void avx2_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q,
-                                const float *act_scale, const int32_t *sum_q, int64_t n_tok, int64_t row_begin,
-                                int64_t row_end) {
+                                const float *act_scale, const int32_t *sum_q, int64_t n_tok,
+                                int64_t row_begin, int64_t row_end) {
     const float wscale = w->scale, oscale = w->out_scale;
     const int64_t chunk = n_tok == 1 ? row_end - row_begin : ROW_CHUNK;
     for (int64_t c0 = row_begin; c0 < row_end; c0 += chunk) {
@@ -516,9 +516,134 @@ TERN_INLINE __m256 exp_ps(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-/* Follows the reference's f16 KV-path contract: scratch = [head_dim] query rounded to f16, then
- * [pos + 1] scores/weights; softmax sums in f64 and the weights are rounded to f16 before the sum
- * over V. */
+/* Lane i of the result = sum of the 8 lanes of v[i]. */
+TERN_INLINE __m256 reduce8_ps(const __m256 v[8]) {
+    const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+    const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+}
+
+/* Scores of G query heads (sharing one kv head) against positions [p, p + 8/G): 8 accumulators,
+ * each K row converted once for the G heads. */
+TERN_INLINE void scores_tile(float *wts, int64_t wts_stride, const float *q16, const uint16_t *k,
+                             int64_t kv_stride, int head_dim, float scale, const int G) {
+    const int P = 8 / G;
+    __m256 a[8];
+    for (int i = 0; i < 8; i++)
+        a[i] = _mm256_setzero_ps();
+    for (int d = 0; d < head_dim; d += 8)
+        for (int j = 0; j < P; j++) {
+            const __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + j * kv_stride + d)));
+            for (int h = 0; h < G; h++)
+                a[P * h + j] = _mm256_fmadd_ps(_mm256_loadu_ps(q16 + h * head_dim + d), kv, a[P * h + j]);
+        }
+    float sums[8];
+    _mm256_storeu_ps(sums, _mm256_mul_ps(reduce8_ps(a), _mm256_set1_ps(scale)));
+    for (int h = 0; h < G; h++)
+        memcpy(wts + h * wts_stride, sums + P * h, (size_t)P * sizeof(float));
+}
+
+/* softmax over w[0 .. n_pos) in place (f64 sum), weights rounded to f16 as the contract says */
+static void softmax_f16(float *w, int n_pos) {
+    float max = -INFINITY;
+    for (int p = 0; p < n_pos; p++)
+        max = fmaxf(max, w[p]);
+    const __m256 vm = _mm256_set1_ps(max);
+    __m256d vsum = _mm256_setzero_pd();
+    int p = 0;
+    for (; p + 8 <= n_pos; p += 8) {
+        const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(w + p), vm));
+        _mm256_storeu_ps(w + p, e);
+        vsum = _mm256_add_pd(vsum, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        vsum = _mm256_add_pd(vsum, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double lanes[4];
+    _mm256_storeu_pd(lanes, vsum);
+    double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    for (; p < n_pos; p++) {
+        w[p] = expf(w[p] - max);
+        sum += (double)w[p];
+    }
+    const __m256 inv = _mm256_set1_ps((float)(1.0 / sum));
+    for (p = 0; p + 8 <= n_pos; p += 8)
+        _mm256_storeu_ps(w + p,
+                         _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(w + p), inv),
+                                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    for (; p < n_pos; p++)
+        w[p] = _cvtsh_ss(_cvtss_sh(w[p] * _mm256_cvtss_f32(inv), _MM_FROUND_TO_NEAREST_INT));
+}
+
+/* out[h][0 .. 8 * NV) = sum over p of w[h][p] * V[p][0 .. 8 * NV) for G heads (G * NV <= 8
+ * accumulators): each V row is converted once for the G heads. */
+TERN_INLINE void weighted_v(float *out, int64_t out_stride, const float *w, int64_t w_stride,
+                            const uint16_t *v, int64_t kv_stride, int n_pos, const int G, const int NV) {
+    __m256 o[8];
+    for (int i = 0; i < G * NV; i++)
+        o[i] = _mm256_setzero_ps();
+    for (int p = 0; p < n_pos; p++) {
+        __m256 vv[4];
+        for (int j = 0; j < NV; j++)
+            vv[j] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + p * kv_stride + 8 * j)));
+        for (int h = 0; h < G; h++) {
+            const __m256 wgt = _mm256_set1_ps(w[h * w_stride + p]);
+            for (int j = 0; j < NV; j++)
+                o[NV * h + j] = _mm256_fmadd_ps(wgt, vv[j], o[NV * h + j]);
+        }
+    }
+    for (int h = 0; h < G; h++)
+        for (int j = 0; j < NV; j++)
+            _mm256_storeu_ps(out + h * out_stride + 8 * j, o[NV * h + j]);
+}
+
+/* G (1-4) query heads h0 .. h0 + G - 1 that share the kv head at kv_off. */
+TERN_INLINE void attention_heads(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
+                                 int n_pos, int head_dim, int64_t kv_stride, int64_t kv_off, float *scratch,
+                                 const int G) {
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    const int P = 8 / G, NV = G <= 2 ? 4 : 2;
+    float *q16 = scratch, *wts = scratch + TERN_ATTN_GROUP * head_dim;
+    for (int h = 0; h < G; h++)
+        for (int d = 0; d < head_dim; d += 8)
+            _mm256_storeu_ps(q16 + h * head_dim + d,
+                             _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q + (int64_t)h * head_dim + d),
+                                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    int p = 0;
+    for (; p + P <= n_pos; p += P)
+        scores_tile(wts + p, n_pos, q16, k_cache + p * kv_stride + kv_off, kv_stride, head_dim, scale, G);
+    for (; p < n_pos; p++)
+        for (int h = 0; h < G; h++) {
+            __m256 a = _mm256_setzero_ps();
+            for (int d = 0; d < head_dim; d += 8)
+                a = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(q16 + h * head_dim + d),
+                    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k_cache + p * kv_stride + kv_off + d))),
+                    a);
+            wts[h * n_pos + p] = hsum_ps(a) * scale;
+        }
+    for (int h = 0; h < G; h++)
+        softmax_f16(wts + h * n_pos, n_pos);
+    for (int d = 0; d < head_dim; d += 8 * NV)
+        weighted_v(out + d, head_dim, wts, n_pos, v_cache + kv_off + d, kv_stride, n_pos, G, NV);
+}
+
+#define TERN_ATTN_HEADS_FN(G)                                                                                \
+    static void attention_heads_##G(float *out, const float *q, const uint16_t *k, const uint16_t *v,        \
+                                    int n_pos, int head_dim, int64_t kv_stride, int64_t kv_off, float *s) {  \
+        attention_heads(out, q, k, v, n_pos, head_dim, kv_stride, kv_off, s, G);                             \
+    }
+TERN_ATTN_HEADS_FN(1)
+TERN_ATTN_HEADS_FN(2)
+TERN_ATTN_HEADS_FN(3)
+TERN_ATTN_HEADS_FN(4)
+typedef void (*attention_heads_fn)(float *, const float *, const uint16_t *, const uint16_t *, int, int,
+                                   int64_t, int64_t, float *);
+static const attention_heads_fn heads_fn[TERN_ATTN_GROUP + 1] = {NULL, attention_heads_1, attention_heads_2,
+                                                                 attention_heads_3, attention_heads_4};
+
+/* Follows the reference's f16 KV-path contract (query rounded to f16 for Q.K, softmax summed in
+ * f64, weights rounded to f16 before the sum over V). The query heads that share a kv head (GQA)
+ * go through together, up to TERN_ATTN_GROUP at a time, so every K and V row is read and
+ * converted once for all of them. */
 static void avx2_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
                            int pos, int n_head, int n_head_kv, int head_dim, float *scratch) {
     if (head_dim % 32 != 0) {
@@ -527,67 +652,12 @@ static void avx2_attention(float *out, const float *q, const uint16_t *k_cache, 
     }
     const int group = n_head / n_head_kv;
     const int64_t kv_stride = (int64_t)n_head_kv * head_dim;
-    const float scale = 1.0f / sqrtf((float)head_dim);
-    const int n_pos = pos + 1;
-    float *q16 = scratch, *wts = scratch + head_dim;
-    for (int h = 0; h < n_head; h++) {
-        const float *qh = q + (int64_t)h * head_dim;
-        const int64_t kv_off = (int64_t)(h / group) * head_dim;
-        for (int d = 0; d < head_dim; d += 8)
-            _mm256_storeu_ps(q16 + d,
-                             _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(qh + d),
-                                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-        float max = -INFINITY;
-        for (int p = 0; p < n_pos; p++) {
-            const uint16_t *k = k_cache + p * kv_stride + kv_off;
-            __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
-            for (int d = 0; d < head_dim; d += 16) {
-                a = _mm256_fmadd_ps(_mm256_loadu_ps(q16 + d),
-                                    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + d))), a);
-                b = _mm256_fmadd_ps(_mm256_loadu_ps(q16 + d + 8),
-                                    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + d + 8))), b);
-            }
-            wts[p] = hsum_ps(_mm256_add_ps(a, b)) * scale;
-            max = fmaxf(max, wts[p]);
-        }
-        const __m256 vm = _mm256_set1_ps(max);
-        __m256d vsum = _mm256_setzero_pd();
-        int p = 0;
-        for (; p + 8 <= n_pos; p += 8) {
-            const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(wts + p), vm));
-            _mm256_storeu_ps(wts + p, e);
-            vsum = _mm256_add_pd(vsum, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-            vsum = _mm256_add_pd(vsum, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
-        }
-        double lanes[4];
-        _mm256_storeu_pd(lanes, vsum);
-        double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-        for (; p < n_pos; p++) {
-            wts[p] = expf(wts[p] - max);
-            sum += (double)wts[p];
-        }
-        const __m256 inv = _mm256_set1_ps((float)(1.0 / sum));
-        for (p = 0; p + 8 <= n_pos; p += 8)
-            _mm256_storeu_ps(wts + p,
-                             _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(wts + p), inv),
-                                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-        for (; p < n_pos; p++)
-            wts[p] = _cvtsh_ss(_cvtss_sh(wts[p] * _mm256_cvtss_f32(inv), _MM_FROUND_TO_NEAREST_INT));
-        float *oh = out + (int64_t)h * head_dim;
-        for (int d = 0; d < head_dim; d += 32) {
-            __m256 o[4];
-            for (int j = 0; j < 4; j++)
-                o[j] = _mm256_setzero_ps();
-            for (p = 0; p < n_pos; p++) {
-                const uint16_t *v = v_cache + p * kv_stride + kv_off + d;
-                const __m256 wgt = _mm256_set1_ps(wts[p]);
-                for (int j = 0; j < 4; j++)
-                    o[j] = _mm256_fmadd_ps(
-                        wgt, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + 8 * j))), o[j]);
-            }
-            for (int j = 0; j < 4; j++)
-                _mm256_storeu_ps(oh + d + 8 * j, o[j]);
-        }
+    for (int h = 0; h < n_head;) {
+        const int in_group = group - h % group;
+        const int G = in_group < TERN_ATTN_GROUP ? in_group : TERN_ATTN_GROUP;
+        heads_fn[G](out + (int64_t)h * head_dim, q + (int64_t)h * head_dim, k_cache, v_cache, pos + 1,
+                    head_dim, kv_stride, (int64_t)(h / group) * head_dim, scratch);
+        h += G;
     }
 }
 
