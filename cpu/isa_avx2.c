@@ -78,68 +78,15 @@ static float avx2_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_p
 
 /* ---- ternary matmul ---- */
 
-/* R rows x T tokens of integer dots sum c*q (codes 0..2, before the sum-q correction). */
-TERN_INLINE void ternary_tile(int32_t *dots, const uint8_t *w, int64_t row_bytes, const int8_t *q,
-                              int64_t k_pad, const int R, const int T) {
+/* One row x T tokens (T <= 4) of integer dots sum c*q (codes 0..2, before the sum-q correction),
+ * left unreduced: acc[t] holds token t's partial sums. Each block's four maddubs sums per token
+ * are at most 4 * 2 * 2 * 128 = 2048 in magnitude per int16 lane, so up to 16 blocks add in int16
+ * exactly; they are widened (madd with ones) once per 8 blocks. Decode (T = 1) prefetches the row
+ * stream ahead, as the AVX-512 decode does. */
+enum { I16_BLOCKS = 8, PF_DIST = 1024 };
+TERN_INLINE void ternary_row_acc(__m256i acc[4], const uint8_t *w, const int8_t *q, int64_t k_pad,
+                                 const int T) {
     const __m256i m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
-    __m256i acc[4][4];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++)
-            acc[r][t] = _mm256_setzero_si256();
-    const int64_t n_blk = k_pad / 128;
-    for (int64_t b = 0; b < n_blk; b++) {
-        if (T == 1) {
-            /* decode: the four q planes are loaded once for R rows */
-            const int8_t *qb = q + 128 * b;
-            const __m256i q0 = _mm256_loadu_si256((const __m256i *)qb);
-            const __m256i q1 = _mm256_loadu_si256((const __m256i *)(qb + 32));
-            const __m256i q2 = _mm256_loadu_si256((const __m256i *)(qb + 64));
-            const __m256i q3 = _mm256_loadu_si256((const __m256i *)(qb + 96));
-            for (int r = 0; r < R; r++) {
-                const uint8_t *p = w + r * row_bytes + 32 * b;
-                const __m256i raw = _mm256_loadu_si256((const __m256i *)p);
-                __m256i s = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(raw, 6), m3), q0);
-                s = _mm256_add_epi16(
-                    s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(raw, 4), m3), q1));
-                s = _mm256_add_epi16(
-                    s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(raw, 2), m3), q2));
-                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(raw, m3), q3));
-                acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(s, ones16));
-            }
-        } else {
-            for (int r = 0; r < R; r++) {
-                const uint8_t *p = w + r * row_bytes + 32 * b;
-                const __m256i raw = _mm256_loadu_si256((const __m256i *)p);
-                const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(raw, 6), m3);
-                const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m3);
-                const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(raw, 2), m3);
-                const __m256i c3 = _mm256_and_si256(raw, m3);
-                for (int t = 0; t < T; t++) {
-                    const int8_t *qb = q + t * k_pad + 128 * b;
-                    __m256i s = _mm256_maddubs_epi16(c0, _mm256_loadu_si256((const __m256i *)qb));
-                    s = _mm256_add_epi16(
-                        s, _mm256_maddubs_epi16(c1, _mm256_loadu_si256((const __m256i *)(qb + 32))));
-                    s = _mm256_add_epi16(
-                        s, _mm256_maddubs_epi16(c2, _mm256_loadu_si256((const __m256i *)(qb + 64))));
-                    s = _mm256_add_epi16(
-                        s, _mm256_maddubs_epi16(c3, _mm256_loadu_si256((const __m256i *)(qb + 96))));
-                    acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(s, ones16));
-                }
-            }
-        }
-    }
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++)
-            dots[r * 4 + t] = hsum_epi32(acc[r][t]);
-}
-
-/* Prefill: one row x T tokens (T <= 4), the four dots in one vector (lane t). Each block's four
- * maddubs sums per token are at most 4 * 2 * 2 * 128 = 2048 in magnitude per int16 lane, so up to 16
- * blocks add in int16 exactly; they are widened (madd with ones) once per 8 blocks. */
-enum { I16_BLOCKS = 8 };
-TERN_INLINE __m128i ternary_row(const uint8_t *w, const int8_t *q, int64_t k_pad, const int T) {
-    const __m256i m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
-    __m256i acc[4];
     for (int t = 0; t < 4; t++)
         acc[t] = _mm256_setzero_si256();
     const int64_t n_blk = k_pad / 128;
@@ -149,6 +96,8 @@ TERN_INLINE __m128i ternary_row(const uint8_t *w, const int8_t *q, int64_t k_pad
         for (int t = 0; t < T; t++)
             s[t] = _mm256_setzero_si256();
         for (int64_t b = b0; b < b1; b++) {
+            if (T == 1 && b % 2 == 0)
+                _mm_prefetch((const char *)(w + 32 * b + PF_DIST), _MM_HINT_T0);
             const __m256i raw = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
             const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(raw, 6), m3);
             const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m3);
@@ -168,14 +117,20 @@ TERN_INLINE __m128i ternary_row(const uint8_t *w, const int8_t *q, int64_t k_pad
         for (int t = 0; t < T; t++)
             acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s[t], ones16));
     }
-    /* lane t = sum of acc[t] */
-    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
+}
+
+/* lane i = sum of v[i] (i < 4) */
+TERN_INLINE __m128i reduce4_epi32(const __m256i v[4]) {
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
     return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
+/* Prefill: one row x T tokens, lane t = token t's dot. */
 #define TERN_ROW_FN(T)                                                                                       \
     static __m128i ternary_row_##T(const uint8_t *w, const int8_t *q, int64_t k_pad) {                       \
-        return ternary_row(w, q, k_pad, T);                                                                  \
+        __m256i acc[4];                                                                                      \
+        ternary_row_acc(acc, w, q, k_pad, T);                                                                \
+        return reduce4_epi32(acc);                                                                           \
     }
 TERN_ROW_FN(1)
 TERN_ROW_FN(2)
@@ -184,64 +139,64 @@ TERN_ROW_FN(4)
 typedef __m128i (*ternary_row_fn)(const uint8_t *, const int8_t *, int64_t);
 static const ternary_row_fn rows_t[5] = {NULL, ternary_row_1, ternary_row_2, ternary_row_3, ternary_row_4};
 
-#define TERN_TILE_FN(R, T)                                                                                   \
-    static void ternary_tile_##R##x##T(int32_t *dots, const uint8_t *w, int64_t row_bytes, const int8_t *q,  \
-                                       int64_t k_pad) {                                                      \
-        ternary_tile(dots, w, row_bytes, q, k_pad, R, T);                                                    \
+/* Decode: up to 8 consecutive rows against one token, lane i = row i's dot. The rows are read one
+ * after another (one linear stream per thread: interleaved row streams measured slower from DRAM,
+ * see isa_avx512.c); the 8 share one reduction tree and, in the caller, one vector epilogue. */
+static __m256i ternary_rows8(const uint8_t *w, int64_t row_bytes, const int8_t *q, int64_t k_pad, int n) {
+    __m256i v[8];
+    for (int i = 0; i < 8; i++) {
+        __m256i acc[4];
+        if (i < n)
+            ternary_row_acc(acc, w + i * row_bytes, q, k_pad, 1);
+        else
+            acc[0] = _mm256_setzero_si256();
+        v[i] = acc[0];
     }
-TERN_TILE_FN(4, 1)
-TERN_TILE_FN(1, 4)
-TERN_TILE_FN(1, 3)
-TERN_TILE_FN(1, 2)
-TERN_TILE_FN(1, 1)
-
-typedef void (*ternary_tile_fn)(int32_t *, const uint8_t *, int64_t, const int8_t *, int64_t);
-static const ternary_tile_fn tiles_r1[5] = {NULL, ternary_tile_1x1, ternary_tile_1x2, ternary_tile_1x3,
-                                            ternary_tile_1x4};
+    const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
 
 enum { ROW_CHUNK = 64 };
-enum { MULTI_ROW_STREAMS = 0 };
 
 static void avx2_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q,
                                 const float *act_scale, const int32_t *sum_q, int64_t n_tok,
                                 int64_t row_begin, int64_t row_end) {
     const float wscale = w->scale, oscale = w->out_scale;
-    const int64_t chunk = n_tok == 1 ? row_end - row_begin : ROW_CHUNK;
-    for (int64_t c0 = row_begin; c0 < row_end; c0 += chunk) {
-        const int64_t c1 = c0 + chunk < row_end ? c0 + chunk : row_end;
+    if (n_tok == 1) {
+        const __m256i vsq = _mm256_set1_epi32(sum_q[0]);
+        const __m256 vas = _mm256_set1_ps(act_scale[0]), vws = _mm256_set1_ps(wscale),
+                     vos = _mm256_set1_ps(oscale);
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        for (int64_t r = row_begin; r < row_end; r += 8) {
+            const int n = row_end - r < 8 ? (int)(row_end - r) : 8;
+            const __m256i d = _mm256_sub_epi32(
+                ternary_rows8(w->codes + r * w->row_bytes, w->row_bytes, q, w->k_pad, n), vsq);
+            const __m256 f =
+                _mm256_mul_ps(_mm256_mul_ps(_mm256_div_ps(_mm256_cvtepi32_ps(d), vas), vws), vos);
+            _mm256_maskstore_ps(y + r, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane), f);
+        }
+        return;
+    }
+    for (int64_t c0 = row_begin; c0 < row_end; c0 += ROW_CHUNK) {
+        const int64_t c1 = c0 + ROW_CHUNK < row_end ? c0 + ROW_CHUNK : row_end;
         for (int64_t t0 = 0; t0 < n_tok; t0 += 4) {
             const int T = n_tok - t0 < 4 ? (int)(n_tok - t0) : 4;
             const int8_t *qt = q + t0 * w->k_pad;
             int32_t sq[4] = {0, 0, 0, 0};
-            for (int t = 0; t < T; t++)
+            float as[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+            for (int t = 0; t < T; t++) {
                 sq[t] = sum_q[t0 + t];
-            if (n_tok > 1) {
-                float as[4] = {1.0f, 1.0f, 1.0f, 1.0f};
-                for (int t = 0; t < T; t++)
-                    as[t] = act_scale[t0 + t];
-                const __m128i vsq = _mm_loadu_si128((const __m128i *)sq);
-                const __m128 vas = _mm_loadu_ps(as), vws = _mm_set1_ps(wscale), vos = _mm_set1_ps(oscale);
-                for (int64_t r = c0; r < c1; r++) {
-                    const __m128i d =
-                        _mm_sub_epi32(rows_t[T](w->codes + r * w->row_bytes, qt, w->k_pad), vsq);
-                    float out[4];
-                    _mm_storeu_ps(out, _mm_mul_ps(_mm_mul_ps(_mm_div_ps(_mm_cvtepi32_ps(d), vas), vws), vos));
-                    for (int t = 0; t < T; t++)
-                        y[(t0 + t) * w->n_out + r] = out[t];
-                }
-                continue;
+                as[t] = act_scale[t0 + t];
             }
-            for (int64_t r = c0; r < c1;) {
-                /* decode: one row at a time, one linear stream (see isa_avx512.c) */
-                const int R = T == 1 && c1 - r >= 4 && MULTI_ROW_STREAMS ? 4 : 1;
-                int32_t dots[16];
-                (R == 4 ? ternary_tile_4x1 : tiles_r1[T])(dots, w->codes + r * w->row_bytes, w->row_bytes, qt,
-                                                          w->k_pad);
-                for (int i = 0; i < R; i++)
-                    for (int t = 0; t < T; t++)
-                        y[(t0 + t) * w->n_out + r + i] =
-                            (float)(dots[i * 4 + t] - sq[t]) / act_scale[t0 + t] * wscale * oscale;
-                r += R;
+            const __m128i vsq = _mm_loadu_si128((const __m128i *)sq);
+            const __m128 vas = _mm_loadu_ps(as), vws = _mm_set1_ps(wscale), vos = _mm_set1_ps(oscale);
+            for (int64_t r = c0; r < c1; r++) {
+                const __m128i d = _mm_sub_epi32(rows_t[T](w->codes + r * w->row_bytes, qt, w->k_pad), vsq);
+                float out[4];
+                _mm_storeu_ps(out, _mm_mul_ps(_mm_mul_ps(_mm_div_ps(_mm_cvtepi32_ps(d), vas), vws), vos));
+                for (int t = 0; t < T; t++)
+                    y[(t0 + t) * w->n_out + r] = out[t];
             }
         }
     }
