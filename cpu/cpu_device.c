@@ -51,6 +51,12 @@ static int64_t round_up(int64_t x, int64_t m) {
     return (x + m - 1) / m * m;
 }
 
+/* Buffers the kernels stream through start on a cache line: with malloc's 16-byte alignment every
+ * 64-byte activation load of the prefill tile was split across two lines. */
+static void *alloc64(size_t bytes) {
+    return aligned_alloc(64, (bytes + 63) / 64 * 64);
+}
+
 static void scratch_free(struct cpu_scratch *s) {
     free(s->x);
     free(s->q);
@@ -78,17 +84,17 @@ static tern_status scratch_reserve(struct cpu_device *d, int n_tokens) {
     const size_t n_kv = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t widest = (size_t)(hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd);
     const size_t widest_q = (size_t)round_up((int64_t)(widest > n_q ? widest : n_q), 128);
-    s->x = malloc(n * widest_q * sizeof(float));
-    s->q = malloc(n * widest_q);
-    s->act_scale = malloc(n * sizeof(float));
-    s->sum_q = malloc(n * sizeof(int32_t));
-    s->qh = malloc(n * n_q * sizeof(float));
-    s->kh = malloc(n * n_kv * sizeof(float));
-    s->vh = malloc(n * n_kv * sizeof(float));
-    s->attn = malloc(n * n_q * sizeof(float));
-    s->gate = malloc(n * (size_t)hp->n_ff * sizeof(float));
-    s->up = malloc(n * (size_t)hp->n_ff * sizeof(float));
-    s->out = malloc(n * (size_t)hp->n_embd * sizeof(float));
+    s->x = alloc64(n * widest_q * sizeof(float));
+    s->q = alloc64(n * widest_q);
+    s->act_scale = alloc64(n * sizeof(float));
+    s->sum_q = alloc64(n * sizeof(int32_t));
+    s->qh = alloc64(n * n_q * sizeof(float));
+    s->kh = alloc64(n * n_kv * sizeof(float));
+    s->vh = alloc64(n * n_kv * sizeof(float));
+    s->attn = alloc64(n * n_q * sizeof(float));
+    s->gate = alloc64(n * (size_t)hp->n_ff * sizeof(float));
+    s->up = alloc64(n * (size_t)hp->n_ff * sizeof(float));
+    s->out = alloc64(n * (size_t)hp->n_embd * sizeof(float));
     s->scores =
         malloc((size_t)d->n_threads * (size_t)TERN_ATTN_SCRATCH(hp->head_dim, d->n_ctx - 1) * sizeof(float));
     if (!s->x || !s->q || !s->act_scale || !s->sum_q || !s->qh || !s->kh || !s->vh || !s->attn || !s->gate ||
@@ -139,8 +145,8 @@ static tern_status cpu_load(void *ctx, const struct tern_model_view *model, int 
     if (!d->kv)
         return TERN_ERR_NOMEM;
     for (int l = 0; l < n_layers; l++) {
-        d->kv[l].k = malloc(kv_elems * sizeof(uint16_t));
-        d->kv[l].v = malloc(kv_elems * sizeof(uint16_t));
+        d->kv[l].k = alloc64(kv_elems * sizeof(uint16_t));
+        d->kv[l].v = alloc64(kv_elems * sizeof(uint16_t));
         if (!d->kv[l].k || !d->kv[l].v) {
             kv_free(d);
             tern_log_error("cpu: out of memory for the KV cache (%d positions)", n_ctx);
