@@ -234,14 +234,25 @@ static void bitlinear(struct cpu_device *d, float *const *ys, const struct tern_
     tern_pool_run(d->pool, n_tasks, matmul_task, &mj);
 }
 
-/* Per-token parts of a layer, split by token. */
+/* Per-token parts of a layer: a pool task per token, except STAGE_ATTN_KV_HEAD (decode's single
+ * token, a task per kv head, so long-context attention uses every thread). */
+enum stage {
+    STAGE_ATTN_NORM,
+    STAGE_ROPE,
+    STAGE_ATTN,         /* all heads of a token, then its attention sub-norm */
+    STAGE_ATTN_KV_HEAD, /* the query heads of one kv head, for token 0 at pos0 */
+    STAGE_ATTN_SUB_NORM,
+    STAGE_FFN_NORM,
+    STAGE_GATING, /* gating, then the FFN sub-norm */
+};
+
 struct token_job {
     struct cpu_device *d;
     const struct tern_layer_weights *L;
     struct cpu_layer_kv *kv;
     float *h;
     int pos0;
-    int stage; /* 0: attention norm; 1: RoPE; 2: attention + sub-norm; 3: FFN norm; 4: gating + sub-norm */
+    enum stage stage;
 };
 
 static void token_task(void *arg, int64_t t, int thread) {
@@ -253,26 +264,37 @@ static void token_task(void *arg, int64_t t, int thread) {
     const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff;
     const int64_t n_q = (int64_t)hp->n_head * hp->head_dim, n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
     const int pos = j->pos0 + (int)t;
+    float *const scratch = s->scores + (size_t)thread * (size_t)TERN_ATTN_SCRATCH(hp->head_dim, d->n_ctx - 1);
     switch (j->stage) {
-    case 0:
+    case STAGE_ATTN_NORM:
         k->rmsnorm(s->x + t * n_embd, j->h + t * n_embd, j->L->attn_norm, n_embd, hp->norm_eps);
         break;
-    case 1:
+    case STAGE_ROPE:
         k->rope(s->qh + t * n_q, hp->n_head, hp->head_dim, hp->n_rot, pos, hp->rope_theta, hp->rope_style);
         k->rope(s->kh + t * n_kv, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_theta,
                 hp->rope_style);
         break;
-    case 2:
-        k->attention(s->attn + t * n_q, s->qh + t * n_q, j->kv->k, j->kv->v, pos, hp->n_head, hp->n_head_kv,
-                     hp->head_dim,
-                     s->scores + (size_t)thread * (size_t)TERN_ATTN_SCRATCH(hp->head_dim, d->n_ctx - 1));
+    case STAGE_ATTN:
+        k->attention(s->attn + t * n_q, s->qh + t * n_q, j->kv->k, j->kv->v, n_kv, pos, hp->n_head,
+                     hp->n_head_kv, hp->head_dim, scratch);
         if (j->L->attn_sub_norm)
             k->rmsnorm(s->attn + t * n_q, s->attn + t * n_q, j->L->attn_sub_norm, n_q, hp->norm_eps);
         break;
-    case 3:
+    case STAGE_ATTN_KV_HEAD: {
+        const int group = hp->n_head / hp->n_head_kv;
+        const int64_t q_off = t * group * hp->head_dim, kv_off = t * hp->head_dim;
+        k->attention(s->attn + q_off, s->qh + q_off, j->kv->k + kv_off, j->kv->v + kv_off, n_kv, j->pos0,
+                     group, 1, hp->head_dim, scratch);
+        break;
+    }
+    case STAGE_ATTN_SUB_NORM:
+        if (j->L->attn_sub_norm)
+            k->rmsnorm(s->attn + t * n_q, s->attn + t * n_q, j->L->attn_sub_norm, n_q, hp->norm_eps);
+        break;
+    case STAGE_FFN_NORM:
         k->rmsnorm(s->x + t * n_embd, j->h + t * n_embd, j->L->ffn_norm, n_embd, hp->norm_eps);
         break;
-    case 4:
+    case STAGE_GATING:
         k->ffn_act(s->gate + t * n_ff, s->gate + t * n_ff, s->up + t * n_ff, n_ff, hp->ffn_act);
         if (j->L->ffn_sub_norm)
             k->rmsnorm(s->gate + t * n_ff, s->gate + t * n_ff, j->L->ffn_sub_norm, n_ff, hp->norm_eps);
@@ -280,7 +302,7 @@ static void token_task(void *arg, int64_t t, int thread) {
     }
 }
 
-static void per_token(struct token_job *j, int stage, int n) {
+static void per_token(struct token_job *j, enum stage stage, int n) {
     j->stage = stage;
     tern_pool_run(j->d->pool, n, token_task, j);
 }
@@ -296,19 +318,24 @@ static void run_layer(struct cpu_device *d, int il, float *h, int n, int pos0) {
     struct token_job tj = {d, L, kv, h, pos0, 0};
 
     /* attention: every token's K and V enter the cache before any token attends (causal batch) */
-    per_token(&tj, 0, n);
+    per_token(&tj, STAGE_ATTN_NORM, n);
     {
         float *ys[3] = {s->qh, s->kh, s->vh};
         const struct tern_ternary *ws[3] = {&L->wq, &L->wk, &L->wv};
         bitlinear(d, ys, ws, 3, s->x, n_embd, n);
     }
-    per_token(&tj, 1, n);
+    per_token(&tj, STAGE_ROPE, n);
     for (int t = 0; t < n; t++)
         for (int64_t i = 0; i < n_kv; i++) {
             kv->k[(size_t)(pos0 + t) * n_kv + i] = tern_fp32_to_fp16(s->kh[t * n_kv + i]);
             kv->v[(size_t)(pos0 + t) * n_kv + i] = tern_fp32_to_fp16(s->vh[t * n_kv + i]);
         }
-    per_token(&tj, 2, n);
+    if (n == 1 && hp->n_head_kv > 1) {
+        per_token(&tj, STAGE_ATTN_KV_HEAD, hp->n_head_kv);
+        per_token(&tj, STAGE_ATTN_SUB_NORM, 1);
+    } else {
+        per_token(&tj, STAGE_ATTN, n);
+    }
     {
         float *ys[1] = {s->out};
         const struct tern_ternary *ws[1] = {&L->wo};
@@ -318,13 +345,13 @@ static void run_layer(struct cpu_device *d, int il, float *h, int n, int pos0) {
         h[i] += s->out[i];
 
     /* feed-forward */
-    per_token(&tj, 3, n);
+    per_token(&tj, STAGE_FFN_NORM, n);
     {
         float *ys[2] = {s->gate, s->up};
         const struct tern_ternary *ws[2] = {&L->wgate, &L->wup};
         bitlinear(d, ys, ws, 2, s->x, n_embd, n);
     }
-    per_token(&tj, 4, n);
+    per_token(&tj, STAGE_GATING, n);
     {
         float *ys[1] = {s->out};
         const struct tern_ternary *ws[1] = {&L->wdown};

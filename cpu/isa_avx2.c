@@ -600,13 +600,13 @@ static const attention_heads_fn heads_fn[TERN_ATTN_GROUP + 1] = {NULL, attention
  * go through together, up to TERN_ATTN_GROUP at a time, so every K and V row is read and
  * converted once for all of them. */
 static void avx2_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
-                           int pos, int n_head, int n_head_kv, int head_dim, float *scratch) {
+                           int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim,
+                           float *scratch) {
     if (head_dim % 32 != 0) {
-        tern_ref_attention(out, q, k_cache, v_cache, pos, n_head, n_head_kv, head_dim, scratch);
+        tern_ref_attention(out, q, k_cache, v_cache, kv_stride, pos, n_head, n_head_kv, head_dim, scratch);
         return;
     }
     const int group = n_head / n_head_kv;
-    const int64_t kv_stride = (int64_t)n_head_kv * head_dim;
     for (int h = 0; h < n_head;) {
         const int in_group = group - h % group;
         const int G = in_group < TERN_ATTN_GROUP ? in_group : TERN_ATTN_GROUP;

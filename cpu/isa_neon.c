@@ -91,8 +91,8 @@ static void ternary_row(int32_t *dots, const uint8_t *row, const int8_t *q, int6
 }
 
 static void neon_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q,
-                                const float *act_scale, const int32_t *sum_q, int64_t n_tok, int64_t row_begin,
-                                int64_t row_end) {
+                                const float *act_scale, const int32_t *sum_q, int64_t n_tok,
+                                int64_t row_begin, int64_t row_end) {
     (void)sum_q; /* the codes are made signed before sdot */
     const float wscale = w->scale, oscale = w->out_scale;
     const int64_t chunk = n_tok == 1 ? row_end - row_begin : 64; /* prefill: rows stay in L2 */

@@ -29,8 +29,8 @@ struct tern_cpu_kernels {
                  enum tern_rope_style style);
     /* see tern_ref_attention; scratch holds TERN_ATTN_SCRATCH(head_dim, pos) floats (more than the
      * reference needs: SIMD kernels take up to TERN_ATTN_GROUP query heads of a kv head at once) */
-    void (*attention)(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache, int pos,
-                      int n_head, int n_head_kv, int head_dim, float *scratch);
+    void (*attention)(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
+                      int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim, float *scratch);
     void (*ffn_act)(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act);
 };
 

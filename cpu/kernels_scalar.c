@@ -3,8 +3,9 @@
 #include "ref.h"
 
 /* the reference sums (code - 1) * q directly and needs no sum q */
-static void scalar_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q, const float *act_scale,
-                                  const int32_t *sum_q, int64_t n_tok, int64_t row_begin, int64_t row_end) {
+static void scalar_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q,
+                                  const float *act_scale, const int32_t *sum_q, int64_t n_tok,
+                                  int64_t row_begin, int64_t row_end) {
     (void)sum_q;
     tern_ref_ternary_matmul(y, w, q, act_scale, n_tok, row_begin, row_end);
 }

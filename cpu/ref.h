@@ -35,13 +35,15 @@ void tern_ref_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float
 void tern_ref_rope_table(float *cs, float *sn, int n_pairs, int n_rot, int pos, float theta);
 
 /* Causal attention of one query token at position pos over cached positions 0..pos.
- * q[n_head*head_dim]; k_cache/v_cache are f16 [n_ctx][n_head_kv*head_dim]; head h uses kv head
+ * q[n_head*head_dim]; k_cache/v_cache are f16, position p's n_head_kv*head_dim values at
+ * p * kv_stride (kv_stride = n_head_kv*head_dim for a whole cache row; a call for a slice of the
+ * kv heads passes the slice's start and the full row's stride); head h uses kv head
  * h / (n_head/n_head_kv). out[n_head*head_dim]. scratch holds head_dim + pos + 1 floats.
  * As in ggml's f16 KV path: the query is rounded to f16 before Q.K, scores are scaled by
  * 1/sqrt(head_dim), softmax sums in double, and the weights are rounded to f16 before the sum
  * over V (f32 accumulation). */
-void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache, int pos,
-                        int n_head, int n_head_kv, int head_dim, float *scratch);
+void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
+                        int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim, float *scratch);
 
 /* out[i] = act(gate[i]) * up[i], act = relu(x)^2 or silu(x) (out may alias gate or up) */
 void tern_ref_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act);

@@ -42,10 +42,9 @@ void tern_ref_rope_table(float *cs, float *sn, int n_pairs, int n_rot, int pos, 
     }
 }
 
-void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache, int pos,
-                        int n_head, int n_head_kv, int head_dim, float *scratch) {
+void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
+                        int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim, float *scratch) {
     const int group = n_head / n_head_kv;
-    const int64_t kv_stride = (int64_t)n_head_kv * head_dim;
     const float scale = 1.0f / sqrtf((float)head_dim);
     float *q16 = scratch;          /* [head_dim] the query rounded to f16 */
     float *w = scratch + head_dim; /* [pos + 1] scores, then weights */

@@ -442,9 +442,18 @@ static void test_attention(void) {
                 float *yr = alloc_guarded((size_t)nq * 4), *ys = alloc_guarded((size_t)nq * 4);
                 const size_t scratch_bytes = (size_t)TERN_ATTN_SCRATCH(hd, pos) * 4;
                 float *scratch = alloc_guarded(scratch_bytes);
-                tern_ref_attention(yr, q, kc, vc, pos, n_head, n_kv, hd, scratch);
-                k->attention(ys, q, kc, vc, pos, n_head, n_kv, hd, scratch);
+                const int64_t stride = (int64_t)n_kv * hd, group = n_head / n_kv;
+                tern_ref_attention(yr, q, kc, vc, stride, pos, n_head, n_kv, hd, scratch);
+                k->attention(ys, q, kc, vc, stride, pos, n_head, n_kv, hd, scratch);
                 worst = fmax(worst, nmse(yr, ys, nq));
+                /* one call per kv head (the decode split across threads) gives the same bits */
+                float *yh = alloc_guarded((size_t)nq * 4);
+                for (int g = 0; g < n_kv; g++)
+                    k->attention(yh + g * group * hd, q + g * group * hd, kc + g * hd, vc + g * hd, stride,
+                                 pos, (int)group, 1, hd, scratch);
+                CHECK(memcmp(yh, ys, (size_t)nq * 4) == 0);
+                CHECK(guard_intact(yh, (size_t)nq * 4));
+                free(yh);
                 CHECK(guard_intact(ys, (size_t)nq * 4));
                 CHECK(guard_intact(scratch, scratch_bytes));
                 free(q);
