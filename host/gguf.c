@@ -2,6 +2,7 @@
  * indexes the rest of tern uses (key hash, tensor-name hash, per-string-array offset tables).
  * formats.md §1. Every failure logs exactly one line "NAME: fault" and returns a status; the
  * parser records the first fault only, so nested helpers never log twice. */
+#define _DEFAULT_SOURCE /* madvise (MADV_POPULATE_READ) beside the POSIX baseline */
 #include "gguf.h"
 
 #include <errno.h>
@@ -594,6 +595,16 @@ tern_status tern_gguf_open_memory(const void *data, size_t size, const char *nam
     *out = NULL;
     static const uint8_t empty[1];
     return open_common(data ? data : empty, size, name ? name : "<memory>", false, out);
+}
+
+void tern_gguf_prefault(const tern_gguf *g) {
+    if (!g || !g->mapped)
+        return;
+#ifdef MADV_POPULATE_READ
+    if (madvise((void *)g->base, (size_t)g->size, MADV_POPULATE_READ) == 0)
+        return;
+#endif
+    (void)madvise((void *)g->base, (size_t)g->size, MADV_WILLNEED);
 }
 
 void tern_gguf_close(tern_gguf *g) {

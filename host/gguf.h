@@ -51,6 +51,10 @@ tern_status tern_gguf_open(const char *path, tern_gguf **out);
 /* Same validation over a caller-owned buffer (used by the fuzz target); name appears in messages. */
 tern_status tern_gguf_open_memory(const void *data, size_t size, const char *name, tern_gguf **out);
 void tern_gguf_close(tern_gguf *g);
+/* Fault the whole mapping in now (MADV_POPULATE_READ; where the kernel lacks it, MADV_WILLNEED
+ * starts the reads): a session does this before its first token, so the page faults and disk reads
+ * of the weights count as load time, not as the first prompt's. No-op for memory images. */
+void tern_gguf_prefault(const tern_gguf *g);
 
 const char *tern_gguf_path(const tern_gguf *g);
 uint32_t tern_gguf_version(const tern_gguf *g);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../scheduler/log.h"
+#include "gguf.h"
 
 struct tern_session {
     const tern_model *model;
@@ -25,6 +26,7 @@ tern_status tern_session_create(const tern_model *m, const struct tern_session_p
     if (!s)
         return TERN_ERR_NOMEM;
     s->model = m;
+    tern_gguf_prefault(tern_model_gguf(m));
     s->n_ctx = p->n_ctx > 0 ? p->n_ctx : (v->hp.n_ctx_train < 4096 ? v->hp.n_ctx_train : 4096);
     s->logits = malloc((size_t)v->hp.n_vocab * sizeof(float));
     tern_status st = s->logits ? tern_device_open(p->device, p->n_threads, &s->dev) : TERN_ERR_NOMEM;
