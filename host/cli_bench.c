@@ -23,6 +23,8 @@ static const char bench_usage[] =
     "                      q8_0, q4_k, bf16, f32\n"
     "  -p, --n-prompt N    prompt tokens evaluated as one batch; 0 skips the test (default 512)\n"
     "  -n, --n-gen N       tokens generated one at a time; 0 skips the test (default 128)\n"
+    "  -d, --depth N       run each test after N tokens already in the context (filled, untimed,\n"
+    "                      before every repetition; default 0)\n"
     "  -r, --repetitions N runs of each test (default 5)\n"
     "  -t, --threads N     CPU threads (default: physical cores)\n"
     "      --device LIST   comma-separated devices to compare (default cpu)\n"
@@ -30,12 +32,13 @@ static const char bench_usage[] =
     "  -h, --help          this help\n"
     "\n"
     "Generation reads every weight once per token, so its speed is bounded by memory bandwidth:\n"
-    "the table reports bytes per token x tokens/s and its share of the measured read bandwidth.\n";
+    "the table reports bytes per token x tokens/s and its share of the measured read bandwidth\n"
+    "(at a depth, the bytes include the KV cache each token reads).\n";
 
 struct bench_opts {
     const char *model, *shape, *devices;
     uint32_t type, head;
-    long long n_prompt, n_gen, reps, threads;
+    long long n_prompt, n_gen, depth, reps, threads;
     bool json;
 };
 
@@ -90,6 +93,9 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1 << 16, &o->n_gen))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-d") || !strcmp(a, "--depth")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1 << 20, &o->depth))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1000, &o->reps))
@@ -154,18 +160,42 @@ static void mean_sd(const double *v, int n, double *mean, double *sd) {
     *sd = n > 1 ? sqrt(q / (n - 1)) : 0.0;
 }
 
-/* Run the tests on one device; appends to res. */
+/* Start a repetition: an empty context, then o->depth tokens in it (batches of at most 512, so the
+ * scratch stays the size of the tests' own batches). */
+enum { FILL_BATCH = 512 };
+static tern_status fill_context(tern_session *s, const struct bench_opts *o, const int32_t *tokens) {
+    tern_session_reset(s);
+    tern_status st = TERN_OK;
+    for (long long done = 0; done < o->depth && st == TERN_OK; done += FILL_BATCH) {
+        const int n = (int)(o->depth - done < FILL_BATCH ? o->depth - done : FILL_BATCH);
+        st = tern_session_eval(s, tokens + done, n, NULL);
+    }
+    return st;
+}
+
+static void test_name(char *out, size_t size, const char *kind, long long n, long long depth) {
+    if (depth > 0)
+        snprintf(out, size, "%s%lld @ d%lld", kind, n, depth);
+    else
+        snprintf(out, size, "%s%lld", kind, n);
+}
+
+/* Run the tests on one device; appends to res. Generation at a depth also reads the KV cache:
+ * kv_bytes_per_pos for every position before the token. */
 static tern_status bench_device(const struct bench_opts *o, const tern_model *m, const char *dev, int threads,
-                                uint64_t bytes_per_token, struct result *res, int *n_res) {
+                                uint64_t bytes_per_token, uint64_t kv_bytes_per_pos, struct result *res,
+                                int *n_res) {
     const int n_vocab = tern_model_view(m)->hp.n_vocab;
-    struct tern_session_params sp = {.n_ctx = (int)(o->n_prompt > o->n_gen ? o->n_prompt : o->n_gen) + 8,
-                                     .n_threads = threads,
-                                     .device = dev};
+    struct tern_session_params sp = {
+        .n_ctx = (int)(o->depth + (o->n_prompt > o->n_gen ? o->n_prompt : o->n_gen) + 8),
+        .n_threads = threads,
+        .device = dev};
     tern_session *s = NULL;
     tern_status st = tern_session_create(m, &sp, &s);
     if (st != TERN_OK)
         return st;
-    const int n_tok = (int)(o->n_prompt > 8 ? o->n_prompt : 8);
+    const long long longest = o->n_prompt > o->depth ? o->n_prompt : o->depth;
+    const int n_tok = (int)(longest > 8 ? longest : 8);
     int32_t *tokens = malloc((size_t)n_tok * sizeof *tokens);
     double *samples = malloc((size_t)o->reps * sizeof *samples);
     if (!tokens || !samples) {
@@ -183,7 +213,8 @@ static tern_status bench_device(const struct bench_opts *o, const tern_model *m,
     tern_session_reset(s);
     if (o->n_prompt > 0) {
         for (int rep = 0; rep < o->reps && st == TERN_OK; rep++) {
-            tern_session_reset(s);
+            if ((st = fill_context(s, o, tokens)) != TERN_OK)
+                break;
             const float *logits;
             const double t0 = tern_time_s();
             st = tern_session_eval(s, tokens, (int)o->n_prompt, &logits);
@@ -191,13 +222,14 @@ static tern_status bench_device(const struct bench_opts *o, const tern_model *m,
         }
         struct result *x = &res[(*n_res)++];
         snprintf(x->device, sizeof x->device, "%s", tern_session_device_name(s));
-        snprintf(x->test, sizeof x->test, "pp%lld", o->n_prompt);
+        test_name(x->test, sizeof x->test, "pp", o->n_prompt, o->depth);
         mean_sd(samples, (int)o->reps, &x->mean, &x->sd);
         x->gbps = 0;
     }
     if (o->n_gen > 0 && st == TERN_OK) {
         for (int rep = 0; rep < o->reps && st == TERN_OK; rep++) {
-            tern_session_reset(s);
+            if ((st = fill_context(s, o, tokens)) != TERN_OK)
+                break;
             const float *logits;
             const double t0 = tern_time_s();
             for (int i = 0; i < o->n_gen && st == TERN_OK; i++)
@@ -206,9 +238,11 @@ static tern_status bench_device(const struct bench_opts *o, const tern_model *m,
         }
         struct result *x = &res[(*n_res)++];
         snprintf(x->device, sizeof x->device, "%s", tern_session_device_name(s));
-        snprintf(x->test, sizeof x->test, "tg%lld", o->n_gen);
+        test_name(x->test, sizeof x->test, "tg", o->n_gen, o->depth);
         mean_sd(samples, (int)o->reps, &x->mean, &x->sd);
-        x->gbps = x->mean * (double)bytes_per_token / 1e9;
+        /* the average token attends over depth + (n_gen + 1) / 2 positions */
+        const double kv = (double)kv_bytes_per_pos * ((double)o->depth + (double)(o->n_gen + 1) / 2.0);
+        x->gbps = x->mean * ((double)bytes_per_token + kv) / 1e9;
     }
 done:
     free(tokens);
@@ -235,6 +269,9 @@ int cli_bench(int argc, char **argv) {
     }
     /* generation reads every ternary weight and the whole head once per token */
     const uint64_t bytes_per_token = tern_model_mapped_bytes(m) + tern_model_owned_bytes(m);
+    /* f16 K and V of every layer */
+    const uint64_t kv_bytes_per_pos =
+        (uint64_t)v->hp.n_layer * 2 * (uint64_t)v->hp.n_head_kv * v->hp.head_dim * 2;
     const int threads = o.threads > 0 ? (int)o.threads : tern_cpu_physical_cores();
     double bw = 0;
     if (o.n_gen > 0 && tern_cpu_read_bandwidth(threads, (size_t)1 << 30, 5, &bw) != TERN_OK)
@@ -246,7 +283,7 @@ int cli_bench(int argc, char **argv) {
     snprintf(devs, sizeof devs, "%s", o.devices);
     rc = CLI_EXIT_OK;
     for (char *save = NULL, *d = strtok_r(devs, ",", &save); d && n_res < 60; d = strtok_r(NULL, ",", &save))
-        if (bench_device(&o, m, d, threads, bytes_per_token, res, &n_res) != TERN_OK) {
+        if (bench_device(&o, m, d, threads, bytes_per_token, kv_bytes_per_pos, res, &n_res) != TERN_OK) {
             rc = CLI_EXIT_FAIL;
             break;
         }
@@ -269,11 +306,11 @@ int cli_bench(int argc, char **argv) {
                    res[i].gbps, bw, i + 1 < n_res ? "," : "");
         printf("]\n");
     } else {
-        printf("| %-40s | %9s | %7s | %-28s | %7s | %6s | %16s | %-26s |\n", "model", "size", "params",
+        printf("| %-40s | %9s | %7s | %-28s | %7s | %14s | %16s | %-26s |\n", "model", "size", "params",
                "device", "threads", "test", "t/s", "bandwidth");
-        printf("| %.40s | %.9s | %.7s | %.28s | %.7s | %.6s | %.16s | %.26s |\n",
+        printf("| %.40s | %.9s | %.7s | %.28s | %.7s | %.14s | %.16s | %.26s |\n",
                "----------------------------------------", "---------", "-------",
-               "----------------------------", "-------", "------", "----------------",
+               "----------------------------", "-------", "--------------", "----------------",
                "--------------------------");
         for (int i = 0; i < n_res; i++) {
             char bwcol[64] = "";
@@ -288,7 +325,7 @@ int cli_bench(int argc, char **argv) {
             char scol[16];
             snprintf(scol, sizeof scol, file_bytes >= (1u << 30) ? "%.2f GiB" : "%.1f MiB",
                      (double)file_bytes / (file_bytes >= (1u << 30) ? 1073741824.0 : 1048576.0));
-            printf("| %-40s | %9s | %7s | %-28s | %7d | %6s | %16s | %-26s |\n", model_desc, scol, pcol,
+            printf("| %-40s | %9s | %7s | %-28s | %7d | %14s | %16s | %-26s |\n", model_desc, scol, pcol,
                    res[i].device, threads, res[i].test, tps, bwcol);
         }
     }

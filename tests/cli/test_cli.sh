@@ -67,7 +67,20 @@ out=$("$tern" tokenize -m "$vec/mini-b158-i2s.gguf" -p "1, 2" 2>&1)
 if echo "$out" | grep -q "16 -> '1'" && echo "$out" | grep -q "220 -> ' '"; then ok tokenize_pieces
 else bad tokenize_pieces "$out"; fi
 
-for cmd in run info tokenize; do
+# bench: llama-bench style table, depth, JSON, random shapes
+"$tern" bench -m "$model" -p 8 -n 4 -r 2 >"$tmp/b1" 2>"$tmp/err"
+if [ $? -eq 0 ] && grep -q "| *pp8 |" "$tmp/b1" && grep -q "| *tg4 |" "$tmp/b1" && grep -q "GB/s (" "$tmp/b1"; then
+    ok bench_table
+else bad bench_table "$(cat "$tmp/b1" "$tmp/err")"; fi
+"$tern" bench -m "$model" -p 8 -n 4 -d 16 -r 1 >"$tmp/b2" 2>"$tmp/err"
+if [ $? -eq 0 ] && grep -q "pp8 @ d16" "$tmp/b2" && grep -q "tg4 @ d16" "$tmp/b2"; then ok bench_depth
+else bad bench_depth "$(cat "$tmp/b2" "$tmp/err")"; fi
+"$tern" bench --shape tiny --type tq1_0 --head q8_0 -p 8 -n 0 -r 1 --json >"$tmp/b3" 2>"$tmp/err"
+if [ $? -eq 0 ] && head -c 1 "$tmp/b3" | grep -q "\[" && grep -q '"test": "pp8"' "$tmp/b3" &&
+   grep -q "TQ1_0, Q8_0 head" "$tmp/b3"; then ok bench_shape_json
+else bad bench_shape_json "$(cat "$tmp/b3" "$tmp/err")"; fi
+
+for cmd in run info tokenize bench; do
     if "$tern" $cmd --help | grep -q "Usage: tern $cmd"; then ok "help_$cmd"; else bad "help_$cmd"; fi
 done
 
@@ -86,6 +99,12 @@ long=$(printf 'word %.0s' $(seq 1 200))
 expect_error prompt_too_long 1 "context" -- "$tern" run -m "$model" -c 16 -p "$long"
 expect_error bad_isa 1 "TERN_CPU_ISA=bogus" -- env TERN_CPU_ISA=bogus "$tern" run -m "$model" -p x -n 1
 expect_error bad_device 1 "unknown device" -- "$tern" run -m "$model" -p x --device gpu7
+expect_error bench_no_model 2 "exactly one of -m" -- "$tern" bench -p 8
+expect_error bench_nothing 2 "nothing to measure" -- "$tern" bench -m "$model" -p 0 -n 0
+expect_error bench_bad_depth 2 "option -d" -- "$tern" bench -m "$model" -d -3
+expect_error bench_type_with_file 2 "go with --shape" -- "$tern" bench -m "$model" --head q6_k
+expect_error bench_bad_head 2 "not a valid type" -- "$tern" bench --shape tiny --head q5_x
+expect_error bench_bad_shape 1 "unknown model preset .huge." -- "$tern" bench --shape huge -p 8
 expect_error maker_unwritable 1 "$tmp/no/such/dir/x.gguf" -- "$maker" --preset tiny -o "$tmp/no/such/dir/x.gguf"
 if ls "$tmp/no/such/dir" >/dev/null 2>&1; then bad maker_no_partial_file; else ok maker_no_partial_file; fi
 
