@@ -14,6 +14,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "attn_groups.h"
 #include "isa.h"
 #include "ref.h"
 
@@ -793,19 +794,7 @@ TERN_INLINE void attention_heads(float *out, const float *q, const uint16_t *k_c
         weighted_v(out + d, head_dim, wts, n_pos, v_cache + kv_off + d, kv_stride, n_pos, G);
 }
 
-#define TERN_ATTN_HEADS_FN(G)                                                                                \
-    static void attention_heads_##G(float *out, const float *q, const uint16_t *k, const uint16_t *v,        \
-                                    int n_pos, int head_dim, int64_t kv_stride, int64_t kv_off, float *s) {  \
-        attention_heads(out, q, k, v, n_pos, head_dim, kv_stride, kv_off, s, G);                             \
-    }
-TERN_ATTN_HEADS_FN(1)
-TERN_ATTN_HEADS_FN(2)
-TERN_ATTN_HEADS_FN(3)
-TERN_ATTN_HEADS_FN(4)
-typedef void (*attention_heads_fn)(float *, const float *, const uint16_t *, const uint16_t *, int, int,
-                                   int64_t, int64_t, float *);
-static const attention_heads_fn heads_fn[TERN_ATTN_GROUP + 1] = {NULL, attention_heads_1, attention_heads_2,
-                                                                 attention_heads_3, attention_heads_4};
+TERN_ATTN_HEADS_TABLE(heads_fn)
 
 /* Follows the reference's f16 KV-path contract (query rounded to f16 for Q.K, softmax summed in
  * f64, weights rounded to f16 before the sum over V). The query heads that share a kv head (GQA)
@@ -818,14 +807,8 @@ static void avx512_attention(float *out, const float *q, const uint16_t *k_cache
         tern_ref_attention(out, q, k_cache, v_cache, kv_stride, pos, n_head, n_head_kv, head_dim, scratch);
         return;
     }
-    const int group = n_head / n_head_kv;
-    for (int h = 0; h < n_head;) {
-        const int in_group = group - h % group;
-        const int G = in_group < TERN_ATTN_GROUP ? in_group : TERN_ATTN_GROUP;
-        heads_fn[G](out + (int64_t)h * head_dim, q + (int64_t)h * head_dim, k_cache, v_cache, pos + 1,
-                    head_dim, kv_stride, (int64_t)(h / group) * head_dim, scratch);
-        h += G;
-    }
+    tern_attention_groups(heads_fn, out, q, k_cache, v_cache, kv_stride, pos, n_head, n_head_kv, head_dim,
+                          scratch);
 }
 
 static void avx512_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act) {
