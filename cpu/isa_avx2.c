@@ -501,12 +501,18 @@ TERN_INLINE void scores_tile(float *wts, int64_t wts_stride, const float *q16, c
 
 /* softmax over w[0 .. n_pos) in place (f64 sum), weights rounded to f16 as the contract says */
 static void softmax_f16(float *w, int n_pos) {
-    float max = -INFINITY;
-    for (int p = 0; p < n_pos; p++)
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    int p = 0;
+    for (; p + 8 <= n_pos; p += 8)
+        vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(w + p));
+    const __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    const __m128 m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    float max = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+    for (; p < n_pos; p++)
         max = fmaxf(max, w[p]);
     const __m256 vm = _mm256_set1_ps(max);
     __m256d vsum = _mm256_setzero_pd();
-    int p = 0;
+    p = 0;
     for (; p + 8 <= n_pos; p += 8) {
         const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(w + p), vm));
         _mm256_storeu_ps(w + p, e);
