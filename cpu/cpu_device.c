@@ -274,12 +274,6 @@ static void token_task(void *arg, int64_t t, int thread) {
         k->rope(s->kh + t * n_kv, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_theta,
                 hp->rope_style);
         break;
-    case STAGE_ATTN:
-        k->attention(s->attn + t * n_q, s->qh + t * n_q, j->kv->k, j->kv->v, n_kv, pos, hp->n_head,
-                     hp->n_head_kv, hp->head_dim, scratch);
-        if (j->L->attn_sub_norm)
-            k->rmsnorm(s->attn + t * n_q, s->attn + t * n_q, j->L->attn_sub_norm, n_q, hp->norm_eps);
-        break;
     case STAGE_ATTN_KV_HEAD: {
         const int group = hp->n_head / hp->n_head_kv;
         const int64_t q_off = t * group * hp->head_dim, kv_off = t * hp->head_dim;
@@ -287,6 +281,10 @@ static void token_task(void *arg, int64_t t, int thread) {
                      group, 1, hp->head_dim, scratch);
         break;
     }
+    case STAGE_ATTN:
+        k->attention(s->attn + t * n_q, s->qh + t * n_q, j->kv->k, j->kv->v, n_kv, pos, hp->n_head,
+                     hp->n_head_kv, hp->head_dim, scratch);
+        __attribute__((fallthrough)); /* then the token's sub-norm */
     case STAGE_ATTN_SUB_NORM:
         if (j->L->attn_sub_norm)
             k->rmsnorm(s->attn + t * n_q, s->attn + t * n_q, j->L->attn_sub_norm, n_q, hp->norm_eps);
@@ -330,7 +328,7 @@ static void run_layer(struct cpu_device *d, int il, float *h, int n, int pos0) {
             kv->k[(size_t)(pos0 + t) * n_kv + i] = tern_fp32_to_fp16(s->kh[t * n_kv + i]);
             kv->v[(size_t)(pos0 + t) * n_kv + i] = tern_fp32_to_fp16(s->vh[t * n_kv + i]);
         }
-    if (n == 1 && hp->n_head_kv > 1) {
+    if (n == 1) {
         per_token(&tj, STAGE_ATTN_KV_HEAD, hp->n_head_kv);
         per_token(&tj, STAGE_ATTN_SUB_NORM, 1);
     } else {

@@ -52,7 +52,7 @@ static void *own(tern_model *m, size_t bytes) {
     }
     /* cache-line aligned: malloc's 16-byte alignment split every other 32-byte weight load across
      * two lines (decode from a repacked TQ2_0 file ran ~10% slower than from an I2_S mapping) */
-    void *b = aligned_alloc(64, (bytes + 63) / 64 * 64 + (bytes ? 0 : 64));
+    void *b = aligned_alloc(64, bytes ? (bytes + 63) / 64 * 64 : 64);
     if (!b)
         return NULL;
     m->owned[m->n_owned++] = b;
