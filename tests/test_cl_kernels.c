@@ -567,18 +567,9 @@ int main(int argc, char **argv) {
         RUN(test_no_platform);
         return harness_finish();
     }
-    const char *optional = getenv("TERN_CL_OPTIONAL");
-    int n = tern_cl_rt_count();
-    if (n == 0) {
-        if (optional && strcmp(optional, "1") == 0) {
-            fprintf(stderr, "no OpenCL platform; skipped because TERN_CL_OPTIONAL=1\n");
-            return 0;
-        }
-        fprintf(stderr,
-                "FAIL: no OpenCL platform/device found (install pocl-opencl-icd, or set TERN_CL_OPTIONAL=1 "
-                "on a development machine without OpenCL)\n");
-        return 1;
-    }
+    const int gate = harness_opencl_gate(tern_cl_rt_count());
+    if (gate >= 0)
+        return gate;
     RUN(test_device_open);
     const char *env_design = getenv("TERN_CL_KERNELS");
     char design[16] = "";

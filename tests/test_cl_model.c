@@ -203,17 +203,9 @@ static void long_prompt(void) {
 int main(void) {
     int n = 0;
     tern_cl_device_count(&n);
-    if (n == 0) {
-        const char *optional = getenv("TERN_CL_OPTIONAL");
-        if (optional && strcmp(optional, "1") == 0) {
-            fprintf(stderr, "no OpenCL platform; skipped because TERN_CL_OPTIONAL=1\n");
-            return 0;
-        }
-        fprintf(stderr,
-                "FAIL: no OpenCL platform/device found (install pocl-opencl-icd, or set TERN_CL_OPTIONAL=1 "
-                "on a development machine without OpenCL)\n");
-        return 1;
-    }
+    const int gate = harness_opencl_gate(n);
+    if (gate >= 0)
+        return gate;
     RUN(vectors_i2s_match_bitnet_cpp);
     RUN(vectors_tq_cl_equals_cpu);
     RUN(random_models);

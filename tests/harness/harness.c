@@ -36,6 +36,20 @@ int harness_finish(void) {
     return n_failed ? 1 : 0;
 }
 
+int harness_opencl_gate(int n_devices) {
+    if (n_devices > 0)
+        return -1;
+    const char *optional = getenv("TERN_CL_OPTIONAL");
+    if (optional && strcmp(optional, "1") == 0) {
+        fprintf(stderr, "no OpenCL platform; skipped because TERN_CL_OPTIONAL=1\n");
+        return 0;
+    }
+    fprintf(stderr,
+            "FAIL: no OpenCL platform/device found (install pocl-opencl-icd, or set TERN_CL_OPTIONAL=1 "
+            "on a development machine without OpenCL)\n");
+    return 1;
+}
+
 static const char *join(const char *env, const char *fallback, const char *rel, int slot) {
     static char buf[4][4096];
     const char *dir = getenv(env);

@@ -12,6 +12,9 @@ extern int harness_case_failed;
 void harness_fail(const char *file, int line, const char *fmt, ...);
 void harness_run(const char *name, void (*fn)(void));
 int harness_finish(void);
+/* OpenCL suites start with this: with devices it returns -1 (go on); with none it returns the
+ * exit code, 1 with a FAIL line (CI must not skip), or 0 when TERN_CL_OPTIONAL=1 allows it. */
+int harness_opencl_gate(int n_devices);
 
 /* Absolute path of a fixture: $TERN_TEST_DATA/rel (static buffer, one at a time per slot 0..3). */
 const char *test_data(const char *rel, int slot);
