@@ -20,12 +20,13 @@
 #endif
 #endif
 
-const char *const tern_cpu_isa_names[TERN_CPU_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
+const char *const tern_cpu_isa_names[TERN_CPU_ISA_COUNT] = {"scalar", "avx2", "avxvnni", "avx512", "neon"};
 
 #ifdef TERN_X86
 struct x86_features {
-    bool avx2;   /* AVX2 + FMA + F16C, YMM state enabled by the OS */
-    bool avx512; /* AVX-512 F/BW/DQ/VL + VNNI, ZMM and opmask state enabled by the OS */
+    bool avx2;    /* AVX2 + FMA + F16C, YMM state enabled by the OS */
+    bool avxvnni; /* + AVX-VNNI (VEX vpdpbusd) */
+    bool avx512;  /* AVX-512 F/BW/DQ/VL + VNNI, ZMM and opmask state enabled by the OS */
 };
 
 static unsigned long long xgetbv0(void) {
@@ -36,7 +37,7 @@ static unsigned long long xgetbv0(void) {
 }
 
 static struct x86_features x86_probe(void) {
-    struct x86_features f = {false, false};
+    struct x86_features f = {false, false, false};
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d))
         return f;
@@ -52,6 +53,9 @@ static struct x86_features x86_probe(void) {
     const bool avx512f = b & (1u << 16), avx512dq = b & (1u << 17), avx512bw = b & (1u << 30),
                avx512vl = b & (1u << 31), avx512vnni = c & (1u << 11);
     f.avx2 = ymm_state && avx2 && fma && f16c;
+    unsigned a1 = 0, b1, c1, d1;
+    const bool leaf7_1 = a >= 1 && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1);
+    f.avxvnni = f.avx2 && leaf7_1 && (a1 & (1u << 4));
     f.avx512 = f.avx2 && zmm_state && avx512f && avx512dq && avx512bw && avx512vl && avx512vnni;
     return f;
 }
@@ -62,6 +66,10 @@ bool tern_cpu_isa_built(const char *name) {
         return true;
 #ifdef TERN_BUILT_AVX2
     if (strcmp(name, "avx2") == 0)
+        return true;
+#endif
+#ifdef TERN_BUILT_AVXVNNI
+    if (strcmp(name, "avxvnni") == 0)
         return true;
 #endif
 #ifdef TERN_BUILT_AVX512
@@ -82,6 +90,8 @@ bool tern_cpu_isa_supported(const char *name) {
     const struct x86_features f = x86_probe();
     if (strcmp(name, "avx2") == 0)
         return f.avx2;
+    if (strcmp(name, "avxvnni") == 0)
+        return f.avxvnni;
     if (strcmp(name, "avx512") == 0)
         return f.avx512;
 #endif
@@ -106,6 +116,10 @@ const struct tern_cpu_kernels *tern_cpu_kernels_get(const char *name) {
     if (strcmp(name, "avx2") == 0)
         return &tern_cpu_kernels_avx2;
 #endif
+#ifdef TERN_BUILT_AVXVNNI
+    if (strcmp(name, "avxvnni") == 0)
+        return &tern_cpu_kernels_avxvnni;
+#endif
 #ifdef TERN_BUILT_AVX512
     if (strcmp(name, "avx512") == 0)
         return &tern_cpu_kernels_avx512;
@@ -124,7 +138,8 @@ const struct tern_cpu_kernels *tern_cpu_kernels_select(void) {
         for (int i = 0; i < TERN_CPU_ISA_COUNT; i++)
             known = known || strcmp(force, tern_cpu_isa_names[i]) == 0;
         if (!known) {
-            tern_log_error("TERN_CPU_ISA=%s: unknown level (use scalar, avx2, avx512 or neon)", force);
+            tern_log_error("TERN_CPU_ISA=%s: unknown level (use scalar, avx2, avxvnni, avx512 or neon)",
+                           force);
             return NULL;
         }
         if (!tern_cpu_isa_built(force)) {

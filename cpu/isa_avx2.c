@@ -1,12 +1,15 @@
-/* AVX2 kernel table (AVX2 + FMA + F16C): this file alone is compiled with those flags
- * (cpu/CMakeLists.txt) and is chosen at run time only on CPUs and OSes that support them.
+/* AVX2 kernel tables (AVX2 + FMA + F16C): this file is compiled with those flags (cpu/CMakeLists.txt)
+ * and is chosen at run time only on CPUs and OSes that support them. cpu/isa_avxvnni.c compiles it
+ * again with AVX-VNNI (the 256-bit VEX vpdpbusd of Intel's AVX2-only client cores) as level
+ * "avxvnni"; only the ternary product differs.
  *
  * Ternary product: each 32-byte I2_S block is split into its four bit-pair planes (shift + AND),
  * which are the codes of weights 0..31, 32..63, 64..95, 96..127 in natural q order. maddubs
  * (unsigned codes 0..2 x signed q) cannot saturate: a pair sums to at most 2*2*128 = 512, and the
- * four planes' int16 sums stay within 2048; madd with ones widens to int32. sum q is subtracted at
- * the end, so acc = sum (c - 1) q is the reference's integer. Decode walks one row at a time (one
- * linear stream per thread); prefill reuses each unpacked weight block for 4 tokens. */
+ * four planes' int16 sums stay within 2048; madd with ones widens to int32. With VNNI, vpdpbusd
+ * does both steps in one exact int32 instruction. sum q is subtracted at the end, so
+ * acc = sum (c - 1) q is the reference's integer. Decode walks one row at a time (one linear
+ * stream per thread); prefill reuses each unpacked weight block for 4 tokens. */
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -16,6 +19,21 @@
 #include "ref.h"
 
 #define TERN_INLINE static inline __attribute__((always_inline))
+
+#if defined(TERN_VNNI_TWIN)
+/* Tests only (tests/CMakeLists.txt): the avxvnni kernels with the EVEX encoding of the same
+ * instruction (AVX-512 VL + VNNI), so CPUs without AVX-VNNI, such as AMD Zen 4, can check them. */
+#define DPBUSD256 _mm256_dpbusd_epi32
+#define AVX2_TABLE tern_cpu_kernels_avxvnni_twin
+#define AVX2_NAME "avxvnni-twin"
+#elif defined(TERN_AVXVNNI)
+#define DPBUSD256 _mm256_dpbusd_avx_epi32
+#define AVX2_TABLE tern_cpu_kernels_avxvnni
+#define AVX2_NAME "avxvnni"
+#else
+#define AVX2_TABLE tern_cpu_kernels_avx2
+#define AVX2_NAME "avx2"
+#endif
 
 TERN_INLINE float hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -79,12 +97,58 @@ static float avx2_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_p
 
 /* ---- ternary matmul ---- */
 
+enum { PF_DIST = 1024 };
+
+#ifdef DPBUSD256
+/* One row x T tokens (T <= 4) of integer dots sum c*q (codes 0..2, before the sum-q correction),
+ * left unreduced: acc[t] holds token t's partial sums. vpdpbusd's latency (4-5 cycles) against
+ * its throughput (2 per cycle) wants about 8 independent chains: decode keeps one per plane,
+ * prefill two per token. Decode (T = 1) prefetches the row stream ahead. */
+TERN_INLINE void ternary_row_acc(__m256i acc[4], const uint8_t *w, const int8_t *q, int64_t k_pad,
+                                 const int T) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    const int64_t n_blk = k_pad / 128;
+    for (int64_t b = 0; b < n_blk; b++) {
+        if (T == 1 && b % 2 == 0)
+            _mm_prefetch((const char *)(w + 32 * b + PF_DIST), _MM_HINT_T0);
+        const __m256i raw = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
+        const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(raw, 6), m3);
+        const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m3);
+        const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(raw, 2), m3);
+        const __m256i c3 = _mm256_and_si256(raw, m3);
+        const int8_t *qb = q + 128 * b;
+#define DP(acc, plane, t)                                                                                    \
+    acc = DPBUSD256(acc, c##plane, _mm256_loadu_si256((const __m256i *)(qb + (t)*k_pad + 32 * (plane))))
+        if (T == 1) {
+            DP(a0, 0, 0), DP(a1, 1, 0), DP(a2, 2, 0), DP(a3, 3, 0);
+            continue;
+        }
+        DP(a0, 0, 0), DP(a0, 1, 0), DP(a1, 2, 0), DP(a1, 3, 0);
+        DP(a2, 0, 1), DP(a2, 1, 1), DP(a3, 2, 1), DP(a3, 3, 1);
+        if (T >= 3)
+            DP(a4, 0, 2), DP(a4, 1, 2), DP(a5, 2, 2), DP(a5, 3, 2);
+        if (T == 4)
+            DP(a6, 0, 3), DP(a6, 1, 3), DP(a7, 2, 3), DP(a7, 3, 3);
+#undef DP
+    }
+    if (T == 1) {
+        acc[0] = _mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3));
+        acc[1] = acc[2] = acc[3] = _mm256_setzero_si256();
+        return;
+    }
+    acc[0] = _mm256_add_epi32(a0, a1);
+    acc[1] = _mm256_add_epi32(a2, a3);
+    acc[2] = _mm256_add_epi32(a4, a5);
+    acc[3] = _mm256_add_epi32(a6, a7);
+}
+#else
 /* One row x T tokens (T <= 4) of integer dots sum c*q (codes 0..2, before the sum-q correction),
  * left unreduced: acc[t] holds token t's partial sums. Each block's four maddubs sums per token
  * are at most 4 * 2 * 2 * 128 = 2048 in magnitude per int16 lane, so up to 16 blocks add in int16
  * exactly; they are widened (madd with ones) once per 8 blocks. Decode (T = 1) prefetches the row
  * stream ahead, as the AVX-512 decode does. */
-enum { I16_BLOCKS = 8, PF_DIST = 1024 };
+enum { I16_BLOCKS = 8 };
 TERN_INLINE void ternary_row_acc(__m256i acc[4], const uint8_t *w, const int8_t *q, int64_t k_pad,
                                  const int T) {
     const __m256i m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
@@ -119,6 +183,7 @@ TERN_INLINE void ternary_row_acc(__m256i acc[4], const uint8_t *w, const int8_t 
             acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s[t], ones16));
     }
 }
+#endif
 
 /* lane i = sum of v[i] (i < 4) */
 TERN_INLINE __m128i reduce4_epi32(const __m256i v[4]) {
@@ -619,8 +684,8 @@ static void avx2_ffn_act(float *out, const float *gate, const float *up, int64_t
         tern_ref_ffn_act(out + i, gate + i, up + i, n - i, act);
 }
 
-const struct tern_cpu_kernels tern_cpu_kernels_avx2 = {
-    .name = "avx2",
+const struct tern_cpu_kernels AVX2_TABLE = {
+    .name = AVX2_NAME,
     .quantize_act = avx2_quantize_act,
     .ternary_matmul = avx2_ternary_matmul,
     .matvec = avx2_matvec,

@@ -1,4 +1,4 @@
-/* The CPU device's kernel table. One table per ISA level (scalar reference, AVX2, AVX-512, NEON),
+/* The CPU device's kernel table. One table per ISA level (scalar reference, AVX2, AVX-VNNI, AVX-512, NEON),
  * chosen once at start; every entry computes the same function as the reference in ref.h
  * (integer parts bit-exact, float parts within NMSE limits). Entries that split work across threads
  * take a row range so the thread pool can hand out slices. */
@@ -13,7 +13,7 @@ enum { TERN_ATTN_GROUP = 4 };
 #define TERN_ATTN_SCRATCH(head_dim, pos) ((int64_t)TERN_ATTN_GROUP * ((int64_t)(head_dim) + (pos) + 1))
 
 struct tern_cpu_kernels {
-    const char *name; /* "scalar", "avx2", "avx512", "neon" */
+    const char *name; /* "scalar", "avx2", "avxvnni", "avx512", "neon" */
     /* see tern_ref_quantize_act */
     float (*quantize_act)(int8_t *q, const float *x, int64_t n, int64_t n_pad, int32_t *sum_q);
     /* rows [row_begin, row_end) of tern_ref_ternary_matmul; y keeps stride w->n_out. sum_q[t] is

@@ -18,7 +18,8 @@ static const char usage[] =
     "  help      print this help\n"
     "  version   print the version\n"
     "\n"
-    "Environment: TERN_LOG=debug|info|warn|error, TERN_CPU_ISA=scalar (force a kernel level).\n";
+    "Environment: TERN_LOG=debug|info|warn|error,\n"
+    "             TERN_CPU_ISA=scalar|avx2|avxvnni|avx512|neon (force a CPU kernel level).\n";
 
 static int n_errors;
 

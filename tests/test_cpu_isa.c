@@ -18,7 +18,12 @@
 enum { GUARD = 64 };
 static const uint8_t GUARD_BYTE = 0xa5;
 
-static const struct tern_cpu_kernels *levels[TERN_CPU_ISA_COUNT];
+static const struct tern_cpu_kernels *levels[TERN_CPU_ISA_COUNT + 1];
+
+#ifdef TERN_HAVE_VNNI_TWIN
+/* the avxvnni kernels with EVEX encodings (tests/CMakeLists.txt): they run wherever avx512 does */
+extern const struct tern_cpu_kernels tern_cpu_kernels_avxvnni_twin;
+#endif
 static int n_levels;
 
 /* buffer of n bytes followed by GUARD guard bytes */
@@ -50,7 +55,7 @@ static double nmse(const float *ref, const float *got, int64_t n) {
 }
 
 static void report_nmse(const char *level, const char *op, double worst, double limit) {
-    fprintf(stderr, "  %-7s %-22s worst NMSE %.3g (limit %.0e)\n", level, op, worst, limit);
+    fprintf(stderr, "  %-12s %-22s worst NMSE %.3g (limit %.0e)\n", level, op, worst, limit);
     if (!(worst <= limit))
         harness_fail(__FILE__, __LINE__, "%s %s: NMSE %g above %g", level, op, worst, limit);
 }
@@ -222,7 +227,7 @@ static void test_ternary_matmul(void) {
                 free(c.codes);
             }
         }
-        fprintf(stderr, "  %-7s ternary_matmul          %d shape x n_tok cases bit-exact\n", k->name,
+        fprintf(stderr, "  %-12s ternary_matmul          %d shape x n_tok cases bit-exact\n", k->name,
                 n_checked);
     }
 }
@@ -665,6 +670,10 @@ int main(void) {
             if (k && k != &tern_cpu_kernels_scalar)
                 levels[n_levels++] = k;
         }
+#ifdef TERN_HAVE_VNNI_TWIN
+        if (tern_cpu_isa_supported("avx512") && !tern_cpu_isa_supported("avxvnni"))
+            levels[n_levels++] = &tern_cpu_kernels_avxvnni_twin;
+#endif
     }
     fprintf(stderr, "levels under test:");
     for (int i = 0; i < n_levels; i++)
