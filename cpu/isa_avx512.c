@@ -290,10 +290,6 @@ TERN_INLINE __m512 load_bf16_mask(const uint16_t *p, __mmask16 m) {
 }
 
 enum { ELT_F32 = 0, ELT_F16 = 1, ELT_BF16 = 2 };
-/* Reading four rows at once (sharing x loads) measured slower from DRAM than one row at a time:
- * one linear stream per thread is what the hardware prefetcher follows best (F16 head 1 thread:
- * 14.5 GB/s with 4 rows, 16.7 GB/s with 1). Kept switchable for other machines. */
-enum { MULTI_ROW_STREAMS = 0 };
 
 TERN_INLINE __m512 load_elt(const void *row, int64_t i, int elt) {
     if (elt == ELT_F32)
@@ -310,41 +306,16 @@ TERN_INLINE __m512 load_elt_mask(const void *row, int64_t i, int elt, __mmask16 
     return load_bf16_mask((const uint16_t *)row + i, m);
 }
 
-/* Four rows at a time share each x load; two accumulators per row hide the FMA latency. */
+/* One row at a time, two accumulators to hide the FMA latency. Four rows at once (sharing x loads)
+ * measured slower from DRAM: one linear stream per thread is what the hardware prefetcher follows
+ * best (F16 head, 1 thread: 14.5 GB/s with 4 rows, 16.7 GB/s with 1). */
 TERN_INLINE void matvec_plain(float *out, const struct tern_tensor *t, const float *x, int64_t r0, int64_t r1,
                               const int elt) {
     const int64_t n = t->ne0;
     const int64_t n32 = n & ~(int64_t)31;
     const __mmask16 tail_lo = n - n32 >= 16 ? 0xffff : (__mmask16)((1u << (n - n32)) - 1);
     const __mmask16 tail_hi = n - n32 > 16 ? (__mmask16)((1u << (n - n32 - 16)) - 1) : 0;
-    int64_t r = r0;
-    for (; MULTI_ROW_STREAMS && r + 4 <= r1; r += 4) {
-        const uint8_t *rows[4];
-        __m512 a[4], b[4];
-        for (int k = 0; k < 4; k++) {
-            rows[k] = (const uint8_t *)t->data + (size_t)(r + k) * t->row_bytes;
-            a[k] = _mm512_setzero_ps();
-            b[k] = _mm512_setzero_ps();
-        }
-        for (int64_t i = 0; i < n32; i += 32) {
-            const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
-            for (int k = 0; k < 4; k++) {
-                a[k] = _mm512_fmadd_ps(load_elt(rows[k], i, elt), x0, a[k]);
-                b[k] = _mm512_fmadd_ps(load_elt(rows[k], i + 16, elt), x1, b[k]);
-            }
-        }
-        if (n32 < n) {
-            const __m512 x0 = _mm512_maskz_loadu_ps(tail_lo, x + n32);
-            const __m512 x1 = _mm512_maskz_loadu_ps(tail_hi, x + n32 + 16);
-            for (int k = 0; k < 4; k++) {
-                a[k] = _mm512_fmadd_ps(load_elt_mask(rows[k], n32, elt, tail_lo), x0, a[k]);
-                b[k] = _mm512_fmadd_ps(load_elt_mask(rows[k], n32 + 16, elt, tail_hi), x1, b[k]);
-            }
-        }
-        for (int k = 0; k < 4; k++)
-            out[r + k - r0] = _mm512_reduce_add_ps(_mm512_add_ps(a[k], b[k]));
-    }
-    for (; r < r1; r++) {
+    for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
         __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
         for (int64_t i = 0; i < n32; i += 32) {
