@@ -99,27 +99,34 @@ static float avx2_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_p
 
 enum { PF_DIST = 8192 }; /* into L2, as isa_avx512.c measured */
 
+/* Block b of a row split into its four bit-pair planes c[0..3] (the codes of weights 0..31,
+ * 32..63, 64..95, 96..127). Decode (T = 1) prefetches the row stream ahead, one line per call pair. */
+TERN_INLINE void unpack_block(__m256i c[4], const uint8_t *w, int64_t b, const int T) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    if (T == 1 && b % 2 == 0)
+        _mm_prefetch((const char *)(w + 32 * b + PF_DIST), _MM_HINT_T1);
+    const __m256i raw = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
+    c[0] = _mm256_and_si256(_mm256_srli_epi16(raw, 6), m3);
+    c[1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m3);
+    c[2] = _mm256_and_si256(_mm256_srli_epi16(raw, 2), m3);
+    c[3] = _mm256_and_si256(raw, m3);
+}
+
 #ifdef DPBUSD256
 /* One row x T tokens (T <= 4) of integer dots sum c*q (codes 0..2, before the sum-q correction),
  * left unreduced: acc[t] holds token t's partial sums. vpdpbusd's latency (4-5 cycles) against
  * its throughput (2 per cycle) wants about 8 independent chains: decode keeps one per plane,
- * prefill two per token. Decode (T = 1) prefetches the row stream ahead. */
+ * prefill two per token. */
 TERN_INLINE void ternary_row_acc(__m256i acc[4], const uint8_t *w, const int8_t *q, int64_t k_pad,
                                  const int T) {
-    const __m256i m3 = _mm256_set1_epi8(3);
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     const int64_t n_blk = k_pad / 128;
     for (int64_t b = 0; b < n_blk; b++) {
-        if (T == 1 && b % 2 == 0)
-            _mm_prefetch((const char *)(w + 32 * b + PF_DIST), _MM_HINT_T1);
-        const __m256i raw = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
-        const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(raw, 6), m3);
-        const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m3);
-        const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(raw, 2), m3);
-        const __m256i c3 = _mm256_and_si256(raw, m3);
+        __m256i c[4];
+        unpack_block(c, w, b, T);
         const int8_t *qb = q + 128 * b;
 #define DP(acc, plane, t)                                                                                    \
-    acc = DPBUSD256(acc, c##plane, _mm256_loadu_si256((const __m256i *)(qb + (t)*k_pad + 32 * (plane))))
+    acc = DPBUSD256(acc, c[plane], _mm256_loadu_si256((const __m256i *)(qb + (t)*k_pad + 32 * (plane))))
         if (T == 1) {
             DP(a0, 0, 0), DP(a1, 1, 0), DP(a2, 2, 0), DP(a3, 3, 0);
             continue;
@@ -146,12 +153,11 @@ TERN_INLINE void ternary_row_acc(__m256i acc[4], const uint8_t *w, const int8_t 
 /* One row x T tokens (T <= 4) of integer dots sum c*q (codes 0..2, before the sum-q correction),
  * left unreduced: acc[t] holds token t's partial sums. Each block's four maddubs sums per token
  * are at most 4 * 2 * 2 * 128 = 2048 in magnitude per int16 lane, so up to 16 blocks add in int16
- * exactly; they are widened (madd with ones) once per 8 blocks. Decode (T = 1) prefetches the row
- * stream ahead, as the AVX-512 decode does. */
+ * exactly; they are widened (madd with ones) once per 8 blocks. */
 enum { I16_BLOCKS = 8 };
 TERN_INLINE void ternary_row_acc(__m256i acc[4], const uint8_t *w, const int8_t *q, int64_t k_pad,
                                  const int T) {
-    const __m256i m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
+    const __m256i ones16 = _mm256_set1_epi16(1);
     for (int t = 0; t < 4; t++)
         acc[t] = _mm256_setzero_si256();
     const int64_t n_blk = k_pad / 128;
@@ -161,21 +167,16 @@ TERN_INLINE void ternary_row_acc(__m256i acc[4], const uint8_t *w, const int8_t 
         for (int t = 0; t < T; t++)
             s[t] = _mm256_setzero_si256();
         for (int64_t b = b0; b < b1; b++) {
-            if (T == 1 && b % 2 == 0)
-                _mm_prefetch((const char *)(w + 32 * b + PF_DIST), _MM_HINT_T1);
-            const __m256i raw = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
-            const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(raw, 6), m3);
-            const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m3);
-            const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(raw, 2), m3);
-            const __m256i c3 = _mm256_and_si256(raw, m3);
+            __m256i c[4];
+            unpack_block(c, w, b, T);
             for (int t = 0; t < T; t++) {
                 const int8_t *qb = q + t * k_pad + 128 * b;
                 const __m256i p01 = _mm256_add_epi16(
-                    _mm256_maddubs_epi16(c0, _mm256_loadu_si256((const __m256i *)qb)),
-                    _mm256_maddubs_epi16(c1, _mm256_loadu_si256((const __m256i *)(qb + 32))));
+                    _mm256_maddubs_epi16(c[0], _mm256_loadu_si256((const __m256i *)qb)),
+                    _mm256_maddubs_epi16(c[1], _mm256_loadu_si256((const __m256i *)(qb + 32))));
                 const __m256i p23 = _mm256_add_epi16(
-                    _mm256_maddubs_epi16(c2, _mm256_loadu_si256((const __m256i *)(qb + 64))),
-                    _mm256_maddubs_epi16(c3, _mm256_loadu_si256((const __m256i *)(qb + 96))));
+                    _mm256_maddubs_epi16(c[2], _mm256_loadu_si256((const __m256i *)(qb + 64))),
+                    _mm256_maddubs_epi16(c[3], _mm256_loadu_si256((const __m256i *)(qb + 96))));
                 s[t] = _mm256_add_epi16(s[t], _mm256_add_epi16(p01, p23));
             }
         }
