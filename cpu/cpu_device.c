@@ -258,13 +258,19 @@ struct token_job {
     enum stage stage;
 };
 
+/* Element offset of kv head kvh at position pos in a layer's head-major K or V cache. */
+static size_t kv_at(const struct cpu_device *d, int kvh, int pos) {
+    const size_t head_dim = (size_t)d->model->hp.head_dim;
+    return ((size_t)kvh * (size_t)d->n_ctx + (size_t)pos) * head_dim;
+}
+
 /* The query heads of kv head kvh (q and out: one token's heads) attend positions 0 .. pos. */
 static void attend_kv_head(const struct cpu_device *d, const struct cpu_layer_kv *kv, float *out,
                            const float *q, int kvh, int pos, float *scratch) {
     const struct tern_hparams *hp = &d->model->hp;
     const int group = hp->n_head / hp->n_head_kv;
     const int64_t q_off = (int64_t)kvh * group * hp->head_dim;
-    const size_t kv_off = (size_t)kvh * (size_t)d->n_ctx * (size_t)hp->head_dim;
+    const size_t kv_off = kv_at(d, kvh, 0);
     d->k->attention(out + q_off, q + q_off, kv->k + kv_off, kv->v + kv_off, hp->head_dim, pos, group, 1,
                     hp->head_dim, scratch);
 }
@@ -334,12 +340,13 @@ static void run_layer(struct cpu_device *d, int il, float *h, int n, int pos0) {
     }
     per_token(&tj, STAGE_ROPE, n);
     for (int t = 0; t < n; t++)
-        for (int64_t i = 0; i < n_kv; i++) {
-            const int64_t kvh = i / hp->head_dim;
-            const size_t at = ((size_t)kvh * (size_t)d->n_ctx + (size_t)(pos0 + t)) * (size_t)hp->head_dim +
-                              (size_t)(i - kvh * hp->head_dim);
-            kv->k[at] = tern_fp32_to_fp16(s->kh[t * n_kv + i]);
-            kv->v[at] = tern_fp32_to_fp16(s->vh[t * n_kv + i]);
+        for (int kvh = 0; kvh < hp->n_head_kv; kvh++) {
+            const size_t at = kv_at(d, kvh, pos0 + t);
+            const int64_t from = t * n_kv + (int64_t)kvh * hp->head_dim;
+            for (int i = 0; i < hp->head_dim; i++) {
+                kv->k[at + i] = tern_fp32_to_fp16(s->kh[from + i]);
+                kv->v[at + i] = tern_fp32_to_fp16(s->vh[from + i]);
+            }
         }
     if (n == 1) {
         per_token(&tj, STAGE_ATTN_KV_HEAD, hp->n_head_kv);
