@@ -90,14 +90,22 @@ static void unload(struct cl_device *d) {
 
 static tern_status cl_describe(void *ctx, struct tern_device_info *out) {
     struct cl_device *d = ctx;
+    const struct tern_cl_rt *rt = d->rt;
     memset(out, 0, sizeof *out);
-    snprintf(out->name, sizeof out->name, "%.127s", d->rt->name);
-    out->kind = (d->rt->type & CL_DEVICE_TYPE_GPU)   ? TERN_DEVICE_GPU
-                : (d->rt->type & CL_DEVICE_TYPE_CPU) ? TERN_DEVICE_CPU
-                                                     : TERN_DEVICE_ACCEL;
-    out->mem_bytes = d->rt->global_mem;
-    out->unified_memory = d->rt->unified;
-    out->shares_cpu_cores = (d->rt->type & CL_DEVICE_TYPE_CPU) != 0;
+    snprintf(out->name, sizeof out->name, "%.127s", rt->name);
+    snprintf(out->vendor, sizeof out->vendor, "%.63s", rt->vendor);
+    snprintf(out->driver, sizeof out->driver, "%.63s", rt->driver);
+    out->kind = (rt->type & CL_DEVICE_TYPE_GPU)   ? TERN_DEVICE_GPU
+                : (rt->type & CL_DEVICE_TYPE_CPU) ? TERN_DEVICE_CPU
+                                                  : TERN_DEVICE_ACCEL;
+    out->mem_bytes = rt->global_mem;
+    out->max_alloc = rt->max_alloc;
+    out->compute_units = (int)rt->compute_units;
+    out->unified_memory = rt->unified;
+    out->shares_cpu_cores = (rt->type & CL_DEVICE_TYPE_CPU) != 0;
+    snprintf(out->features, sizeof out->features, "%s%s%s%s", rt->use_fp16 ? "fp16 " : "",
+             rt->use_subgroups ? "subgroups " : "", rt->use_dot ? "int-dot " : "",
+             rt->cpu_kernels ? "cpu-kernels" : "gpu-kernels");
     return TERN_OK;
 }
 

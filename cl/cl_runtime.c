@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../scheduler/cache.h"
 #include "../scheduler/log.h"
 #include "cl_sources.h"
 
@@ -212,15 +213,6 @@ static tern_status assemble_source(char **out) {
 
 /* ---------------------------------------------------------------- binary cache */
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 struct cache_key {
     uint64_t h1, h2; /* two FNV-1a hashes with different seeds over source + options + device + driver */
 };
@@ -228,33 +220,19 @@ struct cache_key {
 static struct cache_key make_key(const struct tern_cl_rt *rt, const char *src) {
     const char *parts[] = {src,        rt->options, rt->name,         rt->vendor,
                            rt->driver, rt->version, rt->platform_name};
-    struct cache_key k = {0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL};
+    struct cache_key k = {TERN_FNV_SEED, 0x84222325cbf29ce4ULL};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        k.h1 = fnv1a(k.h1, parts[i], strlen(parts[i]) + 1);
-        k.h2 = fnv1a(k.h2 ^ (0x9e3779b97f4a7c15ULL * (i + 1)), parts[i], strlen(parts[i]) + 1);
+        k.h1 = tern_fnv1a(k.h1, parts[i], strlen(parts[i]) + 1);
+        k.h2 = tern_fnv1a(k.h2 ^ (0x9e3779b97f4a7c15ULL * (i + 1)), parts[i], strlen(parts[i]) + 1);
     }
     return k;
 }
 
-/* Cache folder: TERN_CACHE_DIR ("" disables the cache), else $XDG_CACHE_HOME/tern or ~/.cache/tern. */
+/* The binary's file in the cache folder (scheduler/cache.h); false when caching is off. */
 static bool cache_path(const struct cache_key *k, char *buf, size_t n) {
-    const char *dir = getenv("TERN_CACHE_DIR");
     char base[3072];
-    if (dir) {
-        if (!dir[0])
-            return false;
-        snprintf(base, sizeof base, "%s", dir);
-    } else if (getenv("XDG_CACHE_HOME") && getenv("XDG_CACHE_HOME")[0]) {
-        snprintf(base, sizeof base, "%s/tern", getenv("XDG_CACHE_HOME"));
-    } else if (getenv("HOME") && getenv("HOME")[0]) {
-        char home[2048];
-        snprintf(home, sizeof home, "%s/.cache", getenv("HOME"));
-        mkdir(home, 0755);
-        snprintf(base, sizeof base, "%s/tern", home);
-    } else {
+    if (!tern_cache_dir(base, sizeof base))
         return false;
-    }
-    mkdir(base, 0755); /* may exist; a real failure shows when the file is written */
     snprintf(buf, n, "%s/cl-%016llx%016llx.bin", base, (unsigned long long)k->h1, (unsigned long long)k->h2);
     return true;
 }
@@ -538,6 +516,8 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
     api->clGetDeviceInfo(rt->device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof rt->local_mem, &rt->local_mem, NULL);
     api->clGetDeviceInfo(rt->device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof rt->max_wg, &rt->max_wg, NULL);
     api->clGetDeviceInfo(rt->device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL);
+    api->clGetDeviceInfo(rt->device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof rt->compute_units, &rt->compute_units,
+                         NULL);
     rt->unified = unified == CL_TRUE;
 
     size_t ext_len = 0;

@@ -58,6 +58,7 @@ struct tern_cl_rt {
     cl_ulong max_alloc;  /* bytes, largest single buffer */
     cl_ulong local_mem;  /* bytes per work-group */
     size_t max_wg;       /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
+    cl_uint compute_units; /* CL_DEVICE_MAX_COMPUTE_UNITS */
 
     /* Features the program was built to use (all false with TERN_CL_PORTABLE=1). */
     bool use_fp16;        /* cl_khr_fp16: half vector loads */

@@ -120,13 +120,35 @@ static void kv_free(struct cpu_device *d) {
     d->kv = NULL;
 }
 
+/* Memory the host can give: MemAvailable from /proc/meminfo, else physical pages x page size. */
+static uint64_t host_available_bytes(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        unsigned long long kb;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+                fclose(f);
+                return (uint64_t)kb * 1024;
+            }
+        fclose(f);
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+}
+
 static tern_status cpu_describe(void *ctx, struct tern_device_info *out) {
     struct cpu_device *d = ctx;
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "CPU (%s, %d threads)", d->k->name, d->n_threads);
+    snprintf(out->vendor, sizeof out->vendor, "host");
+    snprintf(out->driver, sizeof out->driver, "tern %s kernels", d->k->name);
     out->kind = TERN_DEVICE_CPU;
+    out->mem_bytes = host_available_bytes();
+    out->compute_units = d->n_threads;
     out->unified_memory = true;
     out->shares_cpu_cores = true;
+    snprintf(out->features, sizeof out->features, "%s", d->k->name);
     return TERN_OK;
 }
 

@@ -6,7 +6,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "model.h"
 #include "sampler.h"
+#include "session.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 
@@ -24,7 +26,23 @@ char *cli_read_file(const char *path, size_t *len);
 int cli_sampling_flag(int argc, char **argv, int *i, struct tern_sampler_params *p, bool *seed_set);
 extern const char cli_sampling_help[];
 
+/* Device flags shared by run, bench and chat: --device SPEC, --split N1,N2,..., --reprobe.
+ * Returns 1 if argv[*i] was one (consumed), 0 if not, -1 on a bad value (logged). */
+struct cli_devices {
+    const char *device, *split;
+    bool reprobe;
+};
+int cli_device_flag(int argc, char **argv, int *i, struct cli_devices *d);
+extern const char cli_device_help[];
+/* Exit code for a failed session start: a bad split or device list is a usage error. */
+int cli_session_exit(tern_status st);
+
+/* Build a random model of a preset shape (tiny, 2b4t, 3b; type/head 0: the preset's) in memory
+ * (/dev/shm when present) and open it; the file is unlinked, the mapping keeps it alive. */
+tern_status cli_build_shape(const char *shape, uint32_t type, uint32_t head, tern_model **out);
+
 int cli_run(int argc, char **argv);
+int cli_devices(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_bench(int argc, char **argv);

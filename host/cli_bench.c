@@ -27,7 +27,10 @@ static const char bench_usage[] =
     "                      before every repetition; default 0)\n"
     "  -r, --repetitions N runs of each test (default 5)\n"
     "  -t, --threads N     CPU threads (default: physical cores)\n"
-    "      --device LIST   comma-separated devices to compare (default cpu)\n"
+    "      --device LIST   device specs to compare, comma-separated, one set of rows each\n"
+    "                      (default auto); join devices of one spec with '+': cpu,cl:0,cl:0+cpu\n"
+    "      --split N1,N2.. layers per device, for the multi-device ('+') specs of the list\n"
+    "      --reprobe       measure the devices again instead of using the probe cache\n"
     "      --json          print the results as JSON instead of a table\n"
     "  -h, --help          this help\n"
     "\n"
@@ -36,7 +39,8 @@ static const char bench_usage[] =
     "(at a depth, the bytes include the KV cache each token reads).\n";
 
 struct bench_opts {
-    const char *model, *shape, *devices;
+    const char *model, *shape, *devices, *split;
+    bool reprobe;
     uint32_t type, head;
     long long n_prompt, n_gen, depth, reps, threads;
     bool json;
@@ -44,6 +48,8 @@ struct bench_opts {
 
 struct result {
     char device[128];
+    char spec[64];
+    char plan[128];
     char test[32];
     double mean, sd; /* tokens/s */
     double gbps;     /* generation only: achieved bandwidth */
@@ -67,6 +73,20 @@ static bool type_arg(const char *flag, const char *v, bool ternary, uint32_t *ou
     return false;
 }
 
+/* Each comma-separated spec of the list (devices of one spec joined by '+'). */
+static bool specs_valid(const char *list) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    if (!buf[0] || buf[strlen(buf) - 1] == ',') {
+        tern_log_error("option --device: '%s' is not a comma-separated list of device specs", list);
+        return false;
+    }
+    for (char *save = NULL, *d = strtok_r(buf, ",", &save); d; d = strtok_r(NULL, ",", &save))
+        if (!tern_device_spec_valid(d))
+            return false;
+    return true;
+}
+
 static int parse(int argc, char **argv, struct bench_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -80,8 +100,13 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
             if (!(o->shape = cli_value(argc, argv, &i)))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--device")) {
-            if (!(o->devices = cli_value(argc, argv, &i)))
+            if (!(o->devices = cli_value(argc, argv, &i)) || !specs_valid(o->devices))
                 return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--split")) {
+            if (!(o->split = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--reprobe")) {
+            o->reprobe = true;
         } else if (!strcmp(a, "--type")) {
             if (!(v = cli_value(argc, argv, &i)) || !type_arg(a, v, true, &o->type))
                 return CLI_EXIT_USAGE;
@@ -125,31 +150,6 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
     return CLI_EXIT_OK;
 }
 
-/* Build a random model of a preset shape into a file in memory (/dev/shm when present), open it
- * and unlink the file: the mapping keeps the pages alive until the model is closed. */
-static tern_status build_shape(const struct bench_opts *o, tern_model **out) {
-    struct tern_maker_params p;
-    tern_status st = tern_maker_preset(o->shape, &p);
-    if (st != TERN_OK)
-        return st;
-    if (o->type)
-        p.linear_type = o->type;
-    if (o->head)
-        p.embd_type = o->head;
-    const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm"
-                      : getenv("TMPDIR")            ? getenv("TMPDIR")
-                                                    : "/tmp";
-    char path[512];
-    snprintf(path, sizeof path, "%s/tern-bench-%ld.gguf", dir, (long)getpid());
-    tern_log_info("building a random %s model in %s ...", o->shape, dir);
-    st = tern_maker_write(&p, path);
-    if (st == TERN_OK) {
-        st = tern_model_open(path, out);
-        unlink(path);
-    }
-    return st;
-}
-
 static void mean_sd(const double *v, int n, double *mean, double *sd) {
     double s = 0, q = 0;
     for (int i = 0; i < n; i++)
@@ -180,16 +180,27 @@ static void test_name(char *out, size_t size, const char *kind, long long n, lon
         snprintf(out, size, "%s%lld", kind, n);
 }
 
-/* Run the tests on one device; appends to res. Generation at a depth also reads the KV cache:
+static void name_result(struct result *x, const tern_session *s, const char *spec) {
+    snprintf(x->device, sizeof x->device, "%s", tern_session_device_name(s));
+    snprintf(x->spec, sizeof x->spec, "%s", spec);
+    snprintf(x->plan, sizeof x->plan, "%s", tern_session_plan(s));
+}
+
+/* Run the tests on one device spec; appends to res. Generation at a depth also reads the KV cache:
  * kv_bytes_per_pos for every position before the token. */
 static tern_status bench_device(const struct bench_opts *o, const tern_model *m, const char *dev, int threads,
                                 uint64_t bytes_per_token, uint64_t kv_bytes_per_pos, struct result *res,
                                 int *n_res) {
     const int n_vocab = tern_model_view(m)->hp.n_vocab;
+    char split[128] = "";
+    for (size_t i = 0; o->split && o->split[i] && i + 1 < sizeof split; i++)
+        split[i] = o->split[i] == '+' ? ',' : o->split[i];
     struct tern_session_params sp = {
         .n_ctx = (int)(o->depth + (o->n_prompt > o->n_gen ? o->n_prompt : o->n_gen) + 8),
         .n_threads = threads,
-        .device = dev};
+        .device = dev,
+        .split = o->split && strchr(dev, '+') ? split : NULL,
+        .reprobe = o->reprobe};
     tern_session *s = NULL;
     tern_status st = tern_session_create(m, &sp, &s);
     if (st != TERN_OK)
@@ -221,7 +232,7 @@ static tern_status bench_device(const struct bench_opts *o, const tern_model *m,
             samples[rep] = (double)o->n_prompt / (tern_time_s() - t0);
         }
         struct result *x = &res[(*n_res)++];
-        snprintf(x->device, sizeof x->device, "%s", tern_session_device_name(s));
+        name_result(x, s, dev);
         test_name(x->test, sizeof x->test, "pp", o->n_prompt, o->depth);
         mean_sd(samples, (int)o->reps, &x->mean, &x->sd);
         x->gbps = 0;
@@ -237,7 +248,7 @@ static tern_status bench_device(const struct bench_opts *o, const tern_model *m,
             samples[rep] = (double)o->n_gen / (tern_time_s() - t0);
         }
         struct result *x = &res[(*n_res)++];
-        snprintf(x->device, sizeof x->device, "%s", tern_session_device_name(s));
+        name_result(x, s, dev);
         test_name(x->test, sizeof x->test, "tg", o->n_gen, o->depth);
         mean_sd(samples, (int)o->reps, &x->mean, &x->sd);
         /* the average token attends over depth + (n_gen + 1) / 2 positions */
@@ -252,12 +263,12 @@ done:
 }
 
 int cli_bench(int argc, char **argv) {
-    struct bench_opts o = {.n_prompt = 512, .n_gen = 128, .reps = 5, .devices = "cpu"};
+    struct bench_opts o = {.n_prompt = 512, .n_gen = 128, .reps = 5, .devices = "auto"};
     int rc = parse(argc, argv, &o);
     if (rc != CLI_EXIT_OK)
         return rc;
     tern_model *m = NULL;
-    if ((o.model ? tern_model_open(o.model, &m) : build_shape(&o, &m)) != TERN_OK)
+    if ((o.model ? tern_model_open(o.model, &m) : cli_build_shape(o.shape, o.type, o.head, &m)) != TERN_OK)
         return CLI_EXIT_FAIL;
     const struct tern_model_view *v = tern_model_view(m);
     const tern_gguf *g = tern_model_gguf(m);
@@ -282,9 +293,11 @@ int cli_bench(int argc, char **argv) {
     char devs[256];
     snprintf(devs, sizeof devs, "%s", o.devices);
     rc = CLI_EXIT_OK;
+    tern_status st;
     for (char *save = NULL, *d = strtok_r(devs, ",", &save); d && n_res < 60; d = strtok_r(NULL, ",", &save))
-        if (bench_device(&o, m, d, threads, bytes_per_token, kv_bytes_per_pos, res, &n_res) != TERN_OK) {
-            rc = CLI_EXIT_FAIL;
+        if ((st = bench_device(&o, m, d, threads, bytes_per_token, kv_bytes_per_pos, res, &n_res)) !=
+            TERN_OK) {
+            rc = cli_session_exit(st);
             break;
         }
 
@@ -298,20 +311,20 @@ int cli_bench(int argc, char **argv) {
         printf("[\n");
         for (int i = 0; i < n_res; i++)
             printf("  {\"model\": \"%s\", \"size_bytes\": %llu, \"params\": %llu, \"device\": \"%s\", "
-                   "\"threads\": %d, "
+                   "\"spec\": \"%s\", \"plan\": \"%s\", \"threads\": %d, "
                    "\"test\": \"%s\", \"tokens_per_s\": %.3f, \"stddev\": %.3f, \"bytes_per_token\": %llu, "
                    "\"achieved_gb_per_s\": %.2f, \"read_gb_per_s\": %.2f}%s\n",
                    model_desc, (unsigned long long)file_bytes, (unsigned long long)params, res[i].device,
-                   threads, res[i].test, res[i].mean, res[i].sd, (unsigned long long)bytes_per_token,
-                   res[i].gbps, bw, i + 1 < n_res ? "," : "");
+                   res[i].spec, res[i].plan, threads, res[i].test, res[i].mean, res[i].sd,
+                   (unsigned long long)bytes_per_token, res[i].gbps, bw, i + 1 < n_res ? "," : "");
         printf("]\n");
     } else {
-        printf("| %-40s | %9s | %7s | %-28s | %7s | %14s | %16s | %-26s |\n", "model", "size", "params",
-               "device", "threads", "test", "t/s", "bandwidth");
-        printf("| %.40s | %.9s | %.7s | %.28s | %.7s | %.14s | %.16s | %.26s |\n",
+        printf("| %-40s | %9s | %7s | %-28s | %-24s | %7s | %14s | %16s | %-26s |\n", "model", "size",
+               "params", "device", "plan", "threads", "test", "t/s", "bandwidth");
+        printf("| %.40s | %.9s | %.7s | %.28s | %.24s | %.7s | %.14s | %.16s | %.26s |\n",
                "----------------------------------------", "---------", "-------",
-               "----------------------------", "-------", "--------------", "----------------",
-               "--------------------------");
+               "----------------------------", "------------------------", "-------", "--------------",
+               "----------------", "--------------------------");
         for (int i = 0; i < n_res; i++) {
             char bwcol[64] = "";
             if (res[i].gbps > 0)
@@ -325,8 +338,8 @@ int cli_bench(int argc, char **argv) {
             char scol[16];
             snprintf(scol, sizeof scol, file_bytes >= (1u << 30) ? "%.2f GiB" : "%.1f MiB",
                      (double)file_bytes / (file_bytes >= (1u << 30) ? 1073741824.0 : 1048576.0));
-            printf("| %-40s | %9s | %7s | %-28s | %7d | %14s | %16s | %-26s |\n", model_desc, scol, pcol,
-                   res[i].device, threads, res[i].test, tps, bwcol);
+            printf("| %-40s | %9s | %7s | %-28s | %-24s | %7d | %14s | %16s | %-26s |\n", model_desc, scol,
+                   pcol, res[i].device, res[i].plan, threads, res[i].test, tps, bwcol);
         }
     }
     tern_model_close(m);

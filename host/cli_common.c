@@ -4,9 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../scheduler/log.h"
 #include "cli.h"
+#include "maker.h"
+#include "tern.h"
 
 const char *cli_value(int argc, char **argv, int *i) {
     if (*i + 1 >= argc) {
@@ -124,4 +127,74 @@ int cli_sampling_flag(int argc, char **argv, int *i, struct tern_sampler_params 
         return 0;
     }
     return 1;
+}
+
+const char cli_device_help[] =
+    "Devices:\n"
+    "      --device SPEC    auto (default, or $TERN_DEVICE): the CPU and every OpenCL device, layers\n"
+    "                       placed by measured speed; cpu; cl (every OpenCL device); cl:N or\n"
+    "                       cl:NAME (one OpenCL device, by index or name substring); or a list\n"
+    "                       joined by ',' or '+' (e.g. cl:0,cpu), run in that order\n"
+    "      --split N1,N2,.. layers per listed device, in order (the embedding runs on the first,\n"
+    "                       the head on the last); default: planned from measured speed\n"
+    "      --reprobe        measure the devices again instead of using the probe cache\n";
+
+static bool split_valid(const char *s) {
+    bool digit = false;
+    for (; *s; s++) {
+        if (*s >= '0' && *s <= '9')
+            digit = true;
+        else if (*s == ',' && digit)
+            digit = false;
+        else
+            return false;
+    }
+    return digit;
+}
+
+int cli_device_flag(int argc, char **argv, int *i, struct cli_devices *d) {
+    const char *a = argv[*i];
+    if (!strcmp(a, "--device")) {
+        if (!(d->device = cli_value(argc, argv, i)) || !tern_device_spec_valid(d->device))
+            return -1;
+    } else if (!strcmp(a, "--split")) {
+        if (!(d->split = cli_value(argc, argv, i)))
+            return -1;
+        if (!split_valid(d->split)) {
+            tern_log_error("option --split: '%s' is not a list of layer counts such as 20,10", d->split);
+            return -1;
+        }
+    } else if (!strcmp(a, "--reprobe")) {
+        d->reprobe = true;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+int cli_session_exit(tern_status st) {
+    return st == TERN_ERR_ARG ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+}
+
+tern_status cli_build_shape(const char *shape, uint32_t type, uint32_t head, tern_model **out) {
+    struct tern_maker_params p;
+    tern_status st = tern_maker_preset(shape, &p);
+    if (st != TERN_OK)
+        return st;
+    if (type)
+        p.linear_type = type;
+    if (head)
+        p.embd_type = head;
+    const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                      : getenv("TMPDIR")            ? getenv("TMPDIR")
+                                                    : "/tmp";
+    char path[512];
+    snprintf(path, sizeof path, "%s/tern-shape-%ld.gguf", dir, (long)getpid());
+    tern_log_info("building a random %s model in %s ...", shape, dir);
+    st = tern_maker_write(&p, path);
+    if (st == TERN_OK) {
+        st = tern_model_open(path, out);
+        unlink(path);
+    }
+    return st;
 }

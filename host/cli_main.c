@@ -15,11 +15,13 @@ static const char usage[] =
     "  info      print a model's architecture, hyperparameters, tensors and memory needs\n"
     "  tokenize  print the token ids (and pieces) of a text\n"
     "  bench     measure prompt and generation speed (on a file or a random model of a known shape)\n"
+    "  devices   list the devices tern can use (and, with --probe, their speed on a model)\n"
     "  help      print this help\n"
     "  version   print the version\n"
     "\n"
     "Environment: TERN_LOG=debug|info|warn|error,\n"
-    "             TERN_CPU_ISA=scalar|avx2|avxvnni|avx512|neon (force a CPU kernel level).\n";
+    "             TERN_CPU_ISA=scalar|avx2|avxvnni|avx512|neon (force a CPU kernel level),\n"
+    "             TERN_DEVICE=SPEC (default device spec), TERN_CACHE_DIR (probe and kernel cache).\n";
 
 static int n_errors;
 
@@ -58,6 +60,8 @@ static int dispatch(int argc, char **argv) {
         return cli_tokenize(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0)
         return cli_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "devices") == 0)
+        return cli_devices(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         fputs(usage, stdout);
         return CLI_EXIT_OK;

@@ -17,7 +17,6 @@ static const char run_usage[] =
     "  -n, --n-predict N    tokens to generate; -1 = until end of generation or full context (default 128)\n"
     "  -c, --ctx-size N     context positions (default: the model's, at most 4096)\n"
     "  -t, --threads N      CPU threads (default: physical cores)\n"
-    "      --device SPEC    cpu (default), cl:N (OpenCL device N) or cl:NAME (name substring)\n"
     "      --pre NAME       override the pre-tokenizer (llama-bpe, default, falcon3)\n"
     "      --no-bos         do not add the BOS token\n"
     "      --echo           print the prompt before the continuation\n"
@@ -25,7 +24,8 @@ static const char run_usage[] =
     "\n";
 
 struct run_opts {
-    const char *model, *prompt, *file, *device, *pre;
+    const char *model, *prompt, *file, *pre;
+    struct cli_devices dev;
     long long n_predict, n_ctx, n_threads;
     bool no_bos, echo, seed_set;
     struct tern_sampler_params sp;
@@ -45,6 +45,8 @@ static int parse(int argc, char **argv, struct run_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = cli_sampling_flag(argc, argv, &i, &o->sp, &o->seed_set);
+        if (r == 0)
+            r = cli_device_flag(argc, argv, &i, &o->dev);
         if (r < 0)
             return CLI_EXIT_USAGE;
         if (r > 0)
@@ -52,6 +54,7 @@ static int parse(int argc, char **argv, struct run_opts *o) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(run_usage, stdout);
             fputs(cli_sampling_help, stdout);
+            fputs(cli_device_help, stdout);
             exit(CLI_EXIT_OK);
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             if (!(o->model = cli_value(argc, argv, &i)))
@@ -61,9 +64,6 @@ static int parse(int argc, char **argv, struct run_opts *o) {
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
             if (!(o->file = cli_value(argc, argv, &i)))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "--device")) {
-            if (!(o->device = cli_value(argc, argv, &i)))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--pre")) {
             if (!(o->pre = cli_value(argc, argv, &i)))
@@ -126,10 +126,16 @@ int cli_run(int argc, char **argv) {
     if (tern_model_open(o.model, &model) != TERN_OK ||
         tern_tokenizer_load(tern_model_gguf(model), o.pre, &tok) != TERN_OK)
         goto done;
-    struct tern_session_params spar = {
-        .n_ctx = (int)o.n_ctx, .n_threads = (int)o.n_threads, .device = o.device};
-    if (tern_session_create(model, &spar, &sess) != TERN_OK)
+    struct tern_session_params spar = {.n_ctx = (int)o.n_ctx,
+                                       .n_threads = (int)o.n_threads,
+                                       .device = o.dev.device,
+                                       .split = o.dev.split,
+                                       .reprobe = o.dev.reprobe};
+    tern_status sst = tern_session_create(model, &spar, &sess);
+    if (sst != TERN_OK) {
+        rc = cli_session_exit(sst);
         goto done;
+    }
     const double load_s = tern_time_s() - t0;
     bool add_bos = !o.no_bos && tern_tokenizer_add_bos(tok);
     if (tern_tokenize(tok, prompt, prompt_len, add_bos, true, &ids, &n_ids) != TERN_OK)
@@ -153,9 +159,11 @@ int cli_run(int argc, char **argv) {
         snprintf(sampling, sizeof sampling, "seed %llu", (unsigned long long)o.sp.seed);
     else
         snprintf(sampling, sizeof sampling, "greedy");
-    fprintf(stderr, "\ntern: %s | load %.2f s | prompt %d tokens, %.1f t/s | generation %d tokens, %.1f t/s | %s%s\n",
-            tern_session_device_name(sess), load_s, st.n_prompt, st.n_prompt / (st.prompt_s > 0 ? st.prompt_s : 1e-9),
-            st.n_generated, st.n_decoded / (st.gen_s > 0 ? st.gen_s : 1e-9), sampling,
+    fprintf(stderr,
+            "\ntern: %s | load %.2f s | prompt %d tokens, %.1f t/s | generation %d tokens, %.1f t/s | %s%s\n",
+            tern_session_device_name(sess), load_s, st.n_prompt,
+            st.n_prompt / (st.prompt_s > 0 ? st.prompt_s : 1e-9), st.n_generated,
+            st.n_decoded / (st.gen_s > 0 ? st.gen_s : 1e-9), sampling,
             st.stopped_eog   ? " | stopped at end of generation"
             : st.stopped_ctx ? " | stopped: the context is full (raise -c)"
                              : "");

@@ -1,14 +1,19 @@
-/* A session: one model on the devices chosen for it, with its KV cache and position. It embeds
- * tokens, runs the layers as one batch, and computes the logits of the last token. */
+/* A session: one model on the devices chosen for it (scheduler/: registry, probe, planner,
+ * executor), the tokens evaluated so far, its position and the last logits. It embeds tokens, runs
+ * the layers as one batch over the plan, and computes the logits of the last token. */
 #ifndef TERN_SESSION_H
 #define TERN_SESSION_H
+
+#include <stdbool.h>
 
 #include "model.h"
 
 struct tern_session_params {
     int n_ctx;          /* positions; <= 0: the model's training context, capped at 4096 */
     int n_threads;      /* CPU threads; <= 0: physical cores */
-    const char *device; /* "cpu" (default when NULL), "auto", "cl:N" or "cl:NAME" */
+    const char *device; /* device spec (docs/scheduler.md); NULL: $TERN_DEVICE, else "auto" */
+    const char *split;  /* "N1,N2,...": layers per listed device in order; NULL: planned */
+    bool reprobe;       /* measure the devices again instead of reading the probe cache */
 };
 
 typedef struct tern_session tern_session;
@@ -18,7 +23,11 @@ void tern_session_free(tern_session *s);
 
 int tern_session_n_ctx(const tern_session *s);
 int tern_session_pos(const tern_session *s); /* tokens evaluated so far */
+/* What runs the model: the device's name when one device runs all of it, else the plan
+ * ("cl:0[0-19] cpu[20-29]"). */
 const char *tern_session_device_name(const tern_session *s);
+/* The plan in device ids ("cpu[0-29]"). */
+const char *tern_session_plan(const tern_session *s);
 
 /* Evaluate n tokens at the current position as one batch and advance. *logits (may be NULL)
  * receives the last token's n_vocab logits, owned by the session until the next call.
@@ -27,7 +36,8 @@ tern_status tern_session_eval(tern_session *s, const int32_t *tokens, int n, con
 /* Forget all positions (the KV cache is overwritten from position 0). */
 void tern_session_reset(tern_session *s);
 
-/* Open one device by spec ("cpu", "auto", "cl:N", "cl:NAME"). One line is logged on failure. */
-tern_status tern_device_open(const char *spec, int n_threads, struct tern_device *out);
+/* Check a device spec's syntax: auto | cpu | cl | cl:N | cl:NAME, or a list of the last four
+ * joined by ',' or '+'. False (one line logged) when it is malformed. */
+bool tern_device_spec_valid(const char *spec);
 
 #endif

@@ -83,10 +83,15 @@ enum tern_device_kind { TERN_DEVICE_CPU = 0, TERN_DEVICE_GPU = 1, TERN_DEVICE_AC
 
 struct tern_device_info {
     char name[128];
+    char vendor[64];
+    char driver[64]; /* driver version (OpenCL) or the kernel level in use (CPU) */
     enum tern_device_kind kind;
     uint64_t mem_bytes;    /* memory the device can use for weights and KV cache */
-    bool unified_memory;   /* shares physical memory with the host */
+    uint64_t max_alloc;    /* largest single buffer; 0: no limit beyond mem_bytes */
+    int compute_units;     /* cores or compute units */
+    bool unified_memory;   /* shares physical memory with the host: weights are used in place */
     bool shares_cpu_cores; /* runs on the CPU's cores (CPU device, PoCL): never concurrent with it */
+    char features[96];     /* optional features in use, space-separated (fp16 subgroups dot ...) */
 };
 
 /* Parts a device may own besides layers. */

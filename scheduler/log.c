@@ -9,6 +9,7 @@
 static tern_log_fn log_fn;
 static void *log_user;
 static int log_level = -1; /* -1: not yet read from the environment */
+static struct tern_log_capture *log_capture;
 
 static void log_init_level(void) {
     const char *env = getenv("TERN_LOG");
@@ -44,10 +45,28 @@ void tern_log(enum tern_log_level level, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    if (level == TERN_LOG_ERROR && log_capture) {
+        if (log_capture->n_errors++ == 0)
+            snprintf(log_capture->msg, sizeof log_capture->msg, "%.511s", buf);
+        return;
+    }
     if (log_fn) {
         log_fn(level, buf, log_user);
         return;
     }
     static const char *const prefix[TERN_LOG_COUNT] = {"debug: ", "", "warning: ", "error: "};
     fprintf(stderr, "tern: %s%s\n", prefix[level], buf);
+}
+
+void tern_log_capture_begin(struct tern_log_capture *c) {
+    c->msg[0] = 0;
+    c->n_errors = 0;
+    c->prev = log_capture;
+    log_capture = c;
+}
+
+void tern_log_capture_end(struct tern_log_capture *c, int emit) {
+    log_capture = c->prev;
+    if (emit && c->n_errors)
+        tern_log(TERN_LOG_ERROR, "%s", c->msg);
 }

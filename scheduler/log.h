@@ -25,6 +25,19 @@ __attribute__((format(printf, 2, 3)))
 #endif
 void tern_log(enum tern_log_level level, const char *fmt, ...);
 
+/* While a capture is active, error messages go into it instead of the sink (the first one is kept),
+ * so a caller that can recover (a device dropped at start, a failover) reports the reason in its
+ * own single line, and one that cannot passes it on with tern_log_capture_end(c, true). Captures
+ * nest; use them from one thread. */
+struct tern_log_capture {
+    char msg[512]; /* the first captured error; "" when none */
+    int n_errors;
+    struct tern_log_capture *prev;
+};
+void tern_log_capture_begin(struct tern_log_capture *c);
+/* Ends the capture; with emit, its first error goes to the sink (or the enclosing capture). */
+void tern_log_capture_end(struct tern_log_capture *c, int emit);
+
 #define tern_log_debug(...) tern_log(TERN_LOG_DEBUG, __VA_ARGS__)
 #define tern_log_info(...) tern_log(TERN_LOG_INFO, __VA_ARGS__)
 #define tern_log_warn(...) tern_log(TERN_LOG_WARN, __VA_ARGS__)

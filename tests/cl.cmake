@@ -12,7 +12,7 @@ if(TARGET test_cl_model)
                        ENVIRONMENT "${TERN_TEST_ENV};TERN_BUILD_TMP=${CMAKE_CURRENT_BINARY_DIR}/tmp-cl-gpu;TERN_CL_KERNELS=gpu"
                        TIMEOUT 900)
 endif()
-foreach(t test_cl_kernels test_cl_model test_cl_model_gpu_design)
+foreach(t test_cl_kernels test_cl_model test_cl_model_gpu_design test_scheduler)
   if(TEST ${t})
     set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT
                  TERN_CACHE_DIR=${TERN_CL_TEST_CACHE}

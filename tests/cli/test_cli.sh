@@ -98,7 +98,7 @@ expect_error f16_linears 1 "quantize it" -- "$tern" info "$vec/mini-b158-f16.ggu
 long=$(printf 'word %.0s' $(seq 1 200))
 expect_error prompt_too_long 1 "context" -- "$tern" run -m "$model" -c 16 -p "$long"
 expect_error bad_isa 1 "TERN_CPU_ISA=bogus" -- env TERN_CPU_ISA=bogus "$tern" run -m "$model" -p x -n 1
-expect_error bad_device 1 "unknown device" -- "$tern" run -m "$model" -p x --device gpu7
+expect_error bad_device 2 "unknown device" -- "$tern" run -m "$model" -p x --device gpu7
 expect_error bench_no_model 2 "exactly one of -m" -- "$tern" bench -p 8
 expect_error bench_nothing 2 "nothing to measure" -- "$tern" bench -m "$model" -p 0 -n 0
 expect_error bench_bad_depth 2 "option -d" -- "$tern" bench -m "$model" -d -3

@@ -1,0 +1,249 @@
+/* The executor (see exec.h). */
+#include "exec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct fault {
+    char id[32];
+    int layer; /* -1: the embedding, -2: the head */
+    int step;
+    bool armed;
+};
+
+struct tern_exec {
+    struct tern_registry *reg;
+    const struct tern_model_view *m;
+    struct tern_plan_model pm;
+    struct tern_plan plan;
+    char plan_str[256];
+    int n_ctx;
+    float *hidden; /* [cap][n_embd] */
+    int cap;
+    int step; /* evaluations so far */
+    struct fault fault;
+};
+
+enum { WHERE_EMBED = -1, WHERE_HEAD = -2 };
+
+static void parse_fault(struct fault *f) {
+    const char *env = getenv("TERN_FAULT");
+    f->armed = false;
+    if (!env || !env[0])
+        return;
+    /* ID may hold a colon (cl:0): read STEP and WHERE from the right */
+    const char *c2 = strrchr(env, ':');
+    const char *c1 = c2 ? c2 - 1 : NULL;
+    while (c1 && c1 > env && *c1 != ':')
+        c1--;
+    char where[16];
+    if (!c2 || !c1 || c1 <= env || (size_t)(c1 - env) >= sizeof f->id ||
+        (size_t)(c2 - c1 - 1) >= sizeof where || sscanf(c2 + 1, "%d", &f->step) != 1) {
+        tern_log_warn("TERN_FAULT=%s is not ID:WHERE:STEP; ignored", env);
+        return;
+    }
+    memcpy(f->id, env, (size_t)(c1 - env));
+    f->id[c1 - env] = 0;
+    memcpy(where, c1 + 1, (size_t)(c2 - c1 - 1));
+    where[c2 - c1 - 1] = 0;
+    if (!strcmp(where, "embd"))
+        f->layer = WHERE_EMBED;
+    else if (!strcmp(where, "head"))
+        f->layer = WHERE_HEAD;
+    else if (sscanf(where, "%d", &f->layer) != 1) {
+        tern_log_warn("TERN_FAULT=%s: '%s' is not a layer, embd or head; ignored", env, where);
+        return;
+    }
+    f->armed = true;
+}
+
+/* The injected fault, if it is due on device d covering [begin, end) (or the embedding/head). */
+static bool fault_due(tern_exec *x, int d, int begin, int end) {
+    struct fault *f = &x->fault;
+    if (!f->armed || f->step != x->step || strcmp(f->id, x->reg->e[d].id) != 0)
+        return false;
+    if (f->layer >= 0 ? (f->layer < begin || f->layer >= end) : f->layer != begin)
+        return false;
+    f->armed = false;
+    tern_log_error("injected fault (TERN_FAULT)");
+    return true;
+}
+
+static void format_plan(tern_exec *x) {
+    const char *names[TERN_MAX_DEVICES];
+    for (int i = 0; i < x->reg->n; i++)
+        names[i] = x->reg->e[i].id;
+    tern_plan_format(&x->plan, names, x->plan_str, sizeof x->plan_str);
+}
+
+/* Load every alive device with its part of the plan (devices outside it with nothing, freeing what
+ * they held). *failed: the device that failed, or -1. */
+static tern_status load_plan(tern_exec *x, int *failed) {
+    *failed = -1;
+    for (int d = 0; d < x->reg->n; d++) {
+        struct tern_registry_entry *e = &x->reg->e[d];
+        if (!e->plan.alive)
+            continue;
+        int begin = 0, end = 0;
+        for (int i = 0; i < x->plan.n_seg; i++)
+            if (x->plan.seg[i].dev == d) {
+                begin = x->plan.seg[i].begin;
+                end = x->plan.seg[i].end;
+            }
+        const unsigned parts =
+            (x->plan.embed_dev == d ? TERN_PART_EMBED : 0u) | (x->plan.head_dev == d ? TERN_PART_HEAD : 0u);
+        tern_status st = e->dev.ops->load(e->dev.ctx, x->m, begin, end, parts, x->n_ctx);
+        if (st != TERN_OK) {
+            *failed = d;
+            return st;
+        }
+    }
+    return TERN_OK;
+}
+
+static tern_status reserve(tern_exec *x, int n) {
+    if (n <= x->cap)
+        return TERN_OK;
+    float *h = realloc(x->hidden, (size_t)n * (size_t)x->m->hp.n_embd * sizeof(float));
+    if (!h) {
+        tern_log_error("out of memory for a batch of %d tokens", n);
+        return TERN_ERR_NOMEM;
+    }
+    x->hidden = h;
+    x->cap = n;
+    return TERN_OK;
+}
+
+/* One pass of the plan over tokens[0..n) at pos. *failed: the device whose call failed, or -1. */
+static tern_status run_plan(tern_exec *x, const int32_t *tokens, int pos, int n, float *logits, int *failed) {
+    const struct tern_plan *p = &x->plan;
+    struct tern_registry_entry *e = x->reg->e;
+    *failed = p->embed_dev;
+    tern_status st = fault_due(x, p->embed_dev, WHERE_EMBED, 0)
+                         ? TERN_ERR_DEVICE
+                         : e[p->embed_dev].dev.ops->embed(e[p->embed_dev].dev.ctx, x->hidden, tokens, n);
+    for (int i = 0; i < p->n_seg && st == TERN_OK; i++) {
+        const struct tern_plan_seg *s = &p->seg[i];
+        *failed = s->dev;
+        st = fault_due(x, s->dev, s->begin, s->end)
+                 ? TERN_ERR_DEVICE
+                 : e[s->dev].dev.ops->run_layers(e[s->dev].dev.ctx, x->hidden, n, pos, s->begin, s->end);
+    }
+    if (st == TERN_OK && logits) {
+        *failed = p->head_dev;
+        const float *last = x->hidden + (size_t)(n - 1) * (size_t)x->m->hp.n_embd;
+        st = fault_due(x, p->head_dev, WHERE_HEAD, 0)
+                 ? TERN_ERR_DEVICE
+                 : e[p->head_dev].dev.ops->logits(e[p->head_dev].dev.ctx, logits, last);
+    }
+    for (int d = 0; d < x->reg->n && st == TERN_OK; d++) {
+        *failed = d;
+        if (e[d].plan.alive && e[d].dev.ops->sync)
+            st = e[d].dev.ops->sync(e[d].dev.ctx);
+    }
+    if (st == TERN_OK)
+        *failed = -1;
+    return st;
+}
+
+/* A status that means the device, not the input, failed: the work can go elsewhere. */
+static bool device_failure(tern_status st) {
+    return st == TERN_ERR_DEVICE || st == TERN_ERR_NOMEM || st == TERN_ERR_INTERNAL;
+}
+
+/* Drop device d, plan again over the devices left and load them. */
+static tern_status fail_over(tern_exec *x, int d, const char *why) {
+    struct tern_registry_entry *e = &x->reg->e[d];
+    e->plan.alive = false;
+    struct tern_plan_device devs[TERN_MAX_DEVICES];
+    for (int i = 0; i < x->reg->n; i++)
+        devs[i] = x->reg->e[i].plan;
+    struct tern_log_capture cap;
+    tern_log_capture_begin(&cap);
+    tern_status st = tern_plan_make(&x->pm, devs, x->reg->n, &x->plan);
+    tern_log_capture_end(&cap, 0);
+    if (st != TERN_OK) {
+        tern_log_error("%s (%s) failed (%s) and no device left can run the model", e->id, e->info.name, why);
+        return st;
+    }
+    format_plan(x);
+    tern_log_warn("%s (%s) failed (%s); continuing on %s", e->id, e->info.name, why, x->plan_str);
+    return TERN_OK;
+}
+
+/* Run [pos, pos+n) of history, failing over as long as devices are left: after a failover the
+ * new plan is loaded and history[0..pos) evaluated again to rebuild the KV cache. */
+static tern_status eval_with_failover(tern_exec *x, const int32_t *history, int pos, int n, float *logits,
+                                      bool loaded) {
+    for (;;) {
+        struct tern_log_capture cap;
+        tern_log_capture_begin(&cap);
+        int failed = -1;
+        tern_status st = loaded ? TERN_OK : load_plan(x, &failed);
+        if (st == TERN_OK && !loaded && pos > 0 && (st = reserve(x, pos)) == TERN_OK)
+            st = run_plan(x, history, 0, pos, NULL, &failed);
+        loaded = st == TERN_OK;
+        if (st == TERN_OK && n > 0)
+            st = run_plan(x, history + pos, pos, n, logits, &failed);
+        tern_log_capture_end(&cap, !device_failure(st) || failed < 0);
+        if (st == TERN_OK || !device_failure(st) || failed < 0)
+            return st;
+        tern_status fst = fail_over(x, failed, cap.n_errors ? cap.msg : tern_status_message(st));
+        if (fst != TERN_OK)
+            return st;
+        loaded = false;
+    }
+}
+
+tern_status tern_exec_create(struct tern_registry *reg, const struct tern_model_view *m,
+                             const struct tern_plan_model *pm, const struct tern_plan *plan, int n_ctx,
+                             tern_exec **out) {
+    *out = NULL;
+    tern_exec *x = calloc(1, sizeof *x);
+    if (!x)
+        return TERN_ERR_NOMEM;
+    x->reg = reg;
+    x->m = m;
+    x->pm = *pm;
+    x->plan = *plan;
+    x->n_ctx = n_ctx;
+    parse_fault(&x->fault);
+    format_plan(x);
+    tern_status st = reserve(x, 1);
+    if (st == TERN_OK)
+        st = eval_with_failover(x, NULL, 0, 0, NULL, false);
+    if (st != TERN_OK) {
+        tern_exec_free(x);
+        return st;
+    }
+    *out = x;
+    return TERN_OK;
+}
+
+void tern_exec_free(tern_exec *x) {
+    if (!x)
+        return;
+    free(x->hidden);
+    free(x);
+}
+
+tern_status tern_exec_eval(tern_exec *x, const int32_t *history, int pos, int n, float *logits) {
+    if (n <= 0 || pos < 0)
+        return TERN_ERR_ARG;
+    tern_status st = reserve(x, n);
+    if (st == TERN_OK)
+        st = eval_with_failover(x, history, pos, n, logits, true);
+    x->step++;
+    return st;
+}
+
+const char *tern_exec_plan_str(const tern_exec *x) {
+    return x->plan_str;
+}
+
+const struct tern_plan *tern_exec_plan(const tern_exec *x) {
+    return &x->plan;
+}

@@ -1,0 +1,157 @@
+/* The probe (see probe.h). Each figure is the best of a few runs: the minimum is what the device
+ * can do, and the planner compares devices, not the noise of the moment. */
+#include "probe.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache.h"
+#include "log.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static tern_status sync_dev(const struct tern_device *dev) {
+    return dev->ops->sync ? dev->ops->sync(dev->ctx) : TERN_OK;
+}
+
+/* Best time of reps runs of layers [0, n_layers) on n tokens at pos; h is restored from h0 before
+ * each run so the values stay those of real embeddings. */
+static tern_status time_layers(const struct tern_device *dev, float *h, const float *h0, size_t floats, int n,
+                               int pos, int n_layers, int reps, double *best) {
+    *best = INFINITY;
+    for (int r = 0; r < reps; r++) {
+        memcpy(h, h0, floats * sizeof(float));
+        const double t0 = now_s();
+        tern_status st = dev->ops->run_layers(dev->ctx, h, n, pos + r * n, 0, n_layers);
+        if (st == TERN_OK)
+            st = sync_dev(dev);
+        if (st != TERN_OK)
+            return st;
+        const double t = now_s() - t0;
+        *best = t < *best ? t : *best;
+    }
+    return TERN_OK;
+}
+
+tern_status tern_probe_measure(const struct tern_device *dev, const struct tern_model_view *m,
+                               struct tern_probe *out) {
+    enum { C = TERN_PROBE_CHUNK, REPS = 5 };
+    const int n_ctx = 2 * C + REPS + 8;
+    const size_t n_embd = (size_t)m->hp.n_embd;
+    memset(out, 0, sizeof *out);
+    bool has_head = true;
+    struct tern_log_capture cap;
+    tern_log_capture_begin(&cap);
+    tern_status st = dev->ops->load(dev->ctx, m, 0, 1, TERN_PART_EMBED | TERN_PART_HEAD, n_ctx);
+    tern_log_capture_end(&cap, 0);
+    if (st != TERN_OK) { /* e.g. a head larger than the device's largest buffer */
+        has_head = false;
+        st = dev->ops->load(dev->ctx, m, 0, 1, TERN_PART_EMBED, n_ctx);
+    }
+    if (st != TERN_OK)
+        return st;
+    float *h = malloc(2 * C * n_embd * sizeof(float)), *h0 = h ? h + C * n_embd : NULL;
+    int32_t tokens[C];
+    for (int i = 0; i < C; i++)
+        tokens[i] = (int32_t)((i * 7919 + 13) % m->hp.n_vocab);
+    if (!h)
+        st = TERN_ERR_NOMEM;
+    if (st == TERN_OK)
+        st = dev->ops->embed(dev->ctx, h0, tokens, C);
+    double t;
+    /* warm-up (first touch of weights and scratch), then a prefill chunk at position 0 */
+    if (st == TERN_OK)
+        st = time_layers(dev, h, h0, C * n_embd, C, 0, 1, 1, &t);
+    if (st == TERN_OK)
+        st = time_layers(dev, h, h0, C * n_embd, C, 0, 1, 2, &t);
+    if (st == TERN_OK)
+        out->prefill_layer_s = t / C;
+    if (st == TERN_OK)
+        st = time_layers(dev, h, h0, n_embd, 1, C, 1, REPS, &out->decode_layer_s);
+    if (st == TERN_OK)
+        st = time_layers(dev, h, h0, n_embd, 1, 0, 0, REPS, &out->call_s);
+    if (st == TERN_OK)
+        st = time_layers(dev, h, h0, C * n_embd, C, 0, 0, 2, &t);
+    if (st == TERN_OK)
+        out->call_token_s = t / C;
+    out->head_s = INFINITY;
+    if (st == TERN_OK && has_head) {
+        float *logits = malloc((size_t)m->output.ne1 * sizeof(float));
+        if (!logits)
+            st = TERN_ERR_NOMEM;
+        for (int r = 0; r < 3 && st == TERN_OK; r++) {
+            const double t0 = now_s();
+            st = dev->ops->logits(dev->ctx, logits, h0);
+            if (st == TERN_OK)
+                st = sync_dev(dev);
+            t = now_s() - t0;
+            out->head_s = t < out->head_s ? t : out->head_s;
+        }
+        free(logits);
+    }
+    free(h);
+    return st;
+}
+
+static bool probe_path(const char *key, char *buf, size_t n) {
+    char dir[3072];
+    if (!tern_cache_dir(dir, sizeof dir))
+        return false;
+    const uint64_t h = tern_fnv1a(TERN_FNV_SEED, key, strlen(key));
+    snprintf(buf, n, "%s/probe-%016llx.txt", dir, (unsigned long long)h);
+    return true;
+}
+
+static const char probe_magic[] = "tern-probe 1";
+
+bool tern_probe_cache_load(const char *key, struct tern_probe *out) {
+    char path[4096];
+    if (!probe_path(key, path, sizeof path))
+        return false;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[1024], file_key[1024];
+    double v[5];
+    bool ok = fgets(line, sizeof line, f) && strncmp(line, probe_magic, sizeof probe_magic - 1) == 0 &&
+              line[sizeof probe_magic - 1] == '\n' && fgets(file_key, sizeof file_key, f) &&
+              fscanf(f, "%lf %lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5;
+    for (int i = 0; i < 5 && ok; i++)
+        ok = (isfinite(v[i]) || (i == 2 && isinf(v[i]) && v[i] > 0)) && v[i] >= 0;
+    fclose(f);
+    if (!ok) {
+        tern_log_info("notice: ignoring the corrupt probe cache %s (measuring again)", path);
+        return false;
+    }
+    file_key[strcspn(file_key, "\n")] = 0;
+    if (strcmp(file_key, key) != 0)
+        return false; /* another key with the same hash: measure and replace */
+    *out = (struct tern_probe){v[0], v[1], v[2], v[3], v[4]};
+    return true;
+}
+
+void tern_probe_cache_store(const char *key, const struct tern_probe *p) {
+    char path[4096], tmp[4200];
+    if (!probe_path(key, path, sizeof path))
+        return;
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)time(NULL));
+    FILE *f = fopen(tmp, "w");
+    bool ok = f && fprintf(f, "%s\n%s\n%.9g %.9g %.9g %.9g %.9g\n", probe_magic, key, p->decode_layer_s,
+                           p->prefill_layer_s, p->head_s, p->call_s, p->call_token_s) > 0;
+    if (f)
+        ok = fclose(f) == 0 && ok;
+    if (ok)
+        ok = rename(tmp, path) == 0;
+    if (!ok) {
+        tern_log_warn("cannot write the probe cache %s: %s", path, strerror(errno));
+        remove(tmp);
+    }
+}

@@ -1,0 +1,409 @@
+/* The scheduler: planner decisions on synthetic device profiles; real splits over the CPU and an
+ * OpenCL device (PoCL in CI) giving bitnet.cpp's greedy ids on its I2_S file; batch invariance on
+ * each device; failover injected at several places giving the same ids as a run without fault. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cl/cl_device.h"
+#include "harness.h"
+#include "host/tern.h"
+#include "scheduler/plan.h"
+
+/* ---------------------------------------------------------------- planner on synthetic devices */
+
+enum { MiB = 1 << 20 };
+static const uint64_t GiB = (uint64_t)1 << 30;
+
+/* The 2B-4T shape at a 4096 context: 30 layers of 17.6 MiB weights + 20 MiB KV, a 626 MiB tied head. */
+static struct tern_plan_model shape_2b4t(void) {
+    return (struct tern_plan_model){.n_layer = 30,
+                                    .layer_weight_bytes = 18 * (uint64_t)MiB,
+                                    .layer_kv_bytes = 20 * (uint64_t)MiB,
+                                    .layer_max_buffer = 10 * (uint64_t)MiB,
+                                    .head_bytes = 627 * (uint64_t)MiB,
+                                    .embed_bytes = 626 * (uint64_t)MiB,
+                                    .tied = true};
+}
+
+static struct tern_plan_device device(double decode_ms, double prefill_ms, double head_ms, double call_ms,
+                                      uint64_t mem, uint64_t max_alloc, bool unified) {
+    struct tern_plan_device d = {.mem_bytes = mem, .max_alloc = max_alloc, .unified = unified, .alive = true};
+    d.probe = (struct tern_probe){decode_ms * 1e-3, prefill_ms * 1e-3, head_ms * 1e-3, call_ms * 1e-3,
+                                  call_ms * 1e-3 / 16};
+    return d;
+}
+
+static int layers_on(const struct tern_plan *p, int d) {
+    int n = 0;
+    for (int i = 0; i < p->n_seg; i++)
+        if (p->seg[i].dev == d)
+            n += p->seg[i].end - p->seg[i].begin;
+    return n;
+}
+
+/* The segments cover [0, n_layer) in order without gaps. */
+static void check_chain(const struct tern_plan *p, int n_layer) {
+    int at = 0;
+    for (int i = 0; i < p->n_seg; i++) {
+        CHECK_INT(at, p->seg[i].begin);
+        CHECK(p->seg[i].end > p->seg[i].begin);
+        at = p->seg[i].end;
+    }
+    CHECK_INT(n_layer, at);
+}
+
+static const char *const names[] = {"cpu", "gpu", "npu"};
+
+static void plan_fast_gpu_short_of_memory(void) {
+    const struct tern_plan_model m = shape_2b4t();
+    /* a discrete GPU 5x faster with room for 12 layers (38 MiB each) and nothing else */
+    struct tern_plan_device d[2] = {device(1.2, 0.2, 20, 0, 16 * GiB, 0, true),
+                                    device(0.24, 0.04, 4, 0.05, 12 * 38 * (uint64_t)MiB, GiB, false)};
+    struct tern_plan p;
+    CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 2, &p));
+    check_chain(&p, 30);
+    CHECK_INT(12, layers_on(&p, 1));
+    CHECK_INT(18, layers_on(&p, 0));
+    CHECK_INT(0, p.head_dev); /* the head does not fit beside 12 layers */
+    char buf[128];
+    tern_plan_format(&p, names, buf, sizeof buf);
+    fprintf(stderr, "  fast GPU, 12 layers of memory: %s\n", buf);
+    /* with room for everything it takes everything */
+    d[1].mem_bytes = 8 * GiB;
+    CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 2, &p));
+    CHECK_INT(30, layers_on(&p, 1));
+    CHECK_INT(1, p.head_dev);
+}
+
+static void plan_integrated_gpu_small_max_alloc(void) {
+    const struct tern_plan_model m = shape_2b4t();
+    /* unified memory (weights in place), 2x faster, but buffers of at most 512 MiB: the 627 MiB head
+     * and embedding stay on the CPU, the layers go to the GPU */
+    struct tern_plan_device d[2] = {device(1.2, 0.2, 20, 0, 16 * GiB, 0, true),
+                                    device(0.6, 0.05, 10, 0.02, 8 * GiB, 512 * (uint64_t)MiB, true)};
+    struct tern_plan p;
+    CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 2, &p));
+    check_chain(&p, 30);
+    CHECK_INT(30, layers_on(&p, 1));
+    CHECK_INT(0, p.head_dev);
+    CHECK_INT(0, p.embed_dev);
+    /* a layer buffer above the limit keeps the layers off the GPU too */
+    struct tern_plan_model big = m;
+    big.layer_max_buffer = 600 * (uint64_t)MiB;
+    CHECK_STATUS(TERN_OK, tern_plan_make(&big, d, 2, &p));
+    CHECK_INT(30, layers_on(&p, 0));
+}
+
+static void plan_devices_sharing_cores(void) {
+    const struct tern_plan_model m = shape_2b4t();
+    /* a CPU OpenCL driver (PoCL) on the same cores: 3% faster is noise, the CPU keeps the model */
+    struct tern_plan_device d[2] = {device(1.2, 0.2, 20, 0, 16 * GiB, 0, true),
+                                    device(1.164, 0.194, 19.4, 0.001, 16 * GiB, 4 * GiB, true)};
+    struct tern_plan p;
+    CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 2, &p));
+    CHECK_INT(1, p.n_seg);
+    CHECK_INT(30, layers_on(&p, 0));
+    /* 30% faster: it takes the whole model (a split only adds boundaries) */
+    d[1] = device(0.84, 0.14, 14, 0.001, 16 * GiB, 4 * GiB, true);
+    CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 2, &p));
+    CHECK_INT(1, p.n_seg);
+    CHECK_INT(30, layers_on(&p, 1));
+    CHECK_INT(1, p.head_dev);
+}
+
+static void plan_gpu_slower_than_cpu(void) {
+    const struct tern_plan_model m = shape_2b4t();
+    struct tern_plan_device d[3] = {device(1.2, 0.2, 20, 0, 16 * GiB, 0, true),
+                                    device(3.0, 0.5, 50, 0.1, 8 * GiB, 2 * GiB, false),
+                                    device(2.0, 0.3, 40, 0.1, 8 * GiB, 2 * GiB, true)};
+    struct tern_plan p;
+    CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 3, &p));
+    CHECK_INT(1, p.n_seg);
+    CHECK_INT(30, layers_on(&p, 0));
+    CHECK_INT(0, p.head_dev);
+    CHECK_INT(0, p.embed_dev);
+}
+
+static void plan_cpu_only_and_dead_devices(void) {
+    const struct tern_plan_model m = shape_2b4t();
+    struct tern_plan_device d[2] = {device(1.2, 0.2, 20, 0, 16 * GiB, 0, true),
+                                    device(0.2, 0.02, 2, 0.01, 16 * GiB, 4 * GiB, false)};
+    struct tern_plan p;
+    CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 1, &p)); /* no OpenCL at all */
+    CHECK_INT(30, layers_on(&p, 0));
+    d[1].alive = false; /* a failed GPU is never planned */
+    CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 2, &p));
+    CHECK_INT(30, layers_on(&p, 0));
+    CHECK_INT(0, p.head_dev);
+    d[0].mem_bytes = 100 * (uint64_t)MiB; /* nothing fits anywhere */
+    CHECK_STATUS(TERN_ERR_NOMEM, tern_plan_make(&m, d, 2, &p));
+}
+
+static void plan_explicit_split(void) {
+    const struct tern_plan_model m = shape_2b4t();
+    struct tern_plan_device d[2] = {device(1.2, 0.2, 20, 0, 16 * GiB, 0, true),
+                                    device(0.6, 0.1, 10, 0.05, 16 * GiB, 4 * GiB, true)};
+    const int counts[2] = {20, 10}, zero_first[2] = {0, 30}, bad[2] = {20, 11};
+    struct tern_plan p;
+    CHECK_STATUS(TERN_OK, tern_plan_split(&m, d, 2, counts, names, &p));
+    CHECK_INT(2, p.n_seg);
+    CHECK_INT(20, p.seg[0].end);
+    CHECK_INT(1, p.seg[1].dev);
+    CHECK_INT(0, p.embed_dev);
+    CHECK_INT(1, p.head_dev);
+    /* predicted time is the sum of the parts: 20 CPU layers + 10 GPU layers + the GPU's head */
+    CHECK_FLOAT(20 * 1.2e-3 + 10 * 0.6e-3 + 0.05e-3 + 10e-3, p.decode_s, 1e-9);
+    char buf[128];
+    tern_plan_format(&p, names, buf, sizeof buf);
+    CHECK(strcmp(buf, "cpu[0-19] gpu[20-29]") == 0);
+    CHECK_STATUS(TERN_OK, tern_plan_split(&m, d, 2, zero_first, names, &p));
+    CHECK_INT(1, p.n_seg);
+    CHECK_INT(0, p.embed_dev);
+    tern_plan_format(&p, names, buf, sizeof buf);
+    CHECK(strcmp(buf, "gpu[0-29] embd:cpu") == 0);
+    CHECK_STATUS(TERN_ERR_ARG, tern_plan_split(&m, d, 2, bad, names, &p));
+}
+
+/* ---------------------------------------------------------------- whole model over real devices */
+
+struct ref_case {
+    int32_t prompt[32];
+    int n_prompt;
+    int32_t generated[16];
+};
+
+/* The n-th (0-based) integer array after "key": [ in text. */
+static int json_ints(const char *text, const char *key, int nth, int32_t *out, int max) {
+    const char *p = text;
+    for (int i = 0; i <= nth && p; i++)
+        if ((p = strstr(p, key)) != NULL)
+            p += strlen(key);
+    if (!p || !(p = strchr(p, '[')))
+        return 0;
+    int n = 0;
+    for (p++; n < max;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        out[n++] = (int32_t)v;
+        p = end;
+        while (*p == ',' || *p == ' ' || *p == '\n')
+            p++;
+    }
+    return n;
+}
+
+/* bitnet.cpp's three cases: the first three of mini-refs.json's references (its I2_S file). */
+static int bitnet_cpp_cases(struct ref_case *c) {
+    FILE *f = fopen(test_data("vectors/mini-refs.json", 0), "rb");
+    static char text[1 << 16];
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f)
+        fclose(f);
+    text[n] = 0;
+    CHECK(strstr(text, "\"tool\": \"bitnet.cpp") != NULL);
+    for (int i = 0; i < 3; i++) {
+        c[i].n_prompt = json_ints(text, "\"prompt_ids\":", i, c[i].prompt, 32);
+        CHECK_INT(16, json_ints(text, "\"generated_ids\":", i, c[i].generated, 16));
+    }
+    return 3;
+}
+
+struct collect {
+    int32_t ids[64];
+    int n;
+};
+
+static bool collect_id(int32_t id, const char *text, size_t len, void *user) {
+    (void)text;
+    (void)len;
+    struct collect *c = user;
+    if (id >= 0 && c->n < 64)
+        c->ids[c->n++] = id;
+    return true;
+}
+
+static tern_status greedy(const char *model, const char *device, const char *split, const int32_t *prompt,
+                          int n_prompt, int n, struct collect *out) {
+    memset(out, 0, sizeof *out);
+    tern_model *m = NULL;
+    tern_tokenizer *tok = NULL;
+    tern_session *s = NULL;
+    tern_sampler *smp = NULL;
+    struct tern_sampler_params p = tern_sampler_default_params();
+    p.temperature = 0.0f;
+    struct tern_session_params sp = {.n_ctx = 128, .n_threads = 2, .device = device, .split = split};
+    struct tern_generate_stats st;
+    tern_status r = tern_model_open(model, &m);
+    if (r == TERN_OK)
+        r = tern_tokenizer_load(tern_model_gguf(m), NULL, &tok);
+    if (r == TERN_OK)
+        r = tern_session_create(m, &sp, &s);
+    if (r == TERN_OK)
+        r = tern_sampler_init(&p, tern_model_view(m)->hp.n_vocab, &smp);
+    if (r == TERN_OK)
+        r = tern_generate(s, tok, smp, prompt, n_prompt, n, collect_id, out, &st);
+    tern_sampler_free(smp);
+    tern_session_free(s);
+    tern_tokenizer_free(tok);
+    tern_model_close(m);
+    return r;
+}
+
+static void check_ids(const char *what, const int32_t *want, const struct collect *got, int n) {
+    if (got->n != n || memcmp(want, got->ids, (size_t)n * sizeof *want) != 0) {
+        harness_fail(__FILE__, __LINE__, "%s: greedy ids differ from bitnet.cpp's", what);
+        fprintf(stderr, "  expected:");
+        for (int i = 0; i < n; i++)
+            fprintf(stderr, " %d", want[i]);
+        fprintf(stderr, "\n  actual:  ");
+        for (int i = 0; i < got->n; i++)
+            fprintf(stderr, " %d", got->ids[i]);
+        fputc('\n', stderr);
+    }
+}
+
+/* Every way to split the 2-layer model over the CPU and OpenCL device 0, both orders, the embedding
+ * and the head on either side, gives bitnet.cpp's ids. */
+static void splits_match_bitnet_cpp(void) {
+    static const struct {
+        const char *device, *split;
+    } splits[] = {
+        {"cpu", NULL},       {"cl:0", NULL},      {"cpu,cl:0", "1,1"},
+        {"cl:0,cpu", "1,1"}, {"cpu,cl:0", "0,2"}, {"cl:0,cpu", "0,2"},
+        {"cpu,cl:0", "2,0"}, {"cl:0,cpu", "2,0"}, {"cpu+cl:0", "1,1"},
+    };
+    struct ref_case cases[3];
+    const int n_cases = bitnet_cpp_cases(cases);
+    for (size_t i = 0; i < sizeof splits / sizeof splits[0]; i++)
+        for (int c = 0; c < n_cases; c++) {
+            struct collect got;
+            char what[96];
+            snprintf(what, sizeof what, "--device %s --split %s, case %d", splits[i].device,
+                     splits[i].split ? splits[i].split : "-", c);
+            CHECK_STATUS(TERN_OK, greedy(test_data("vectors/mini-b158-i2s.gguf", 0), splits[i].device,
+                                         splits[i].split, cases[c].prompt, cases[c].n_prompt, 16, &got));
+            check_ids(what, cases[c].generated, &got, 16);
+        }
+}
+
+/* Bad splits and device lists are refused with TERN_ERR_ARG. */
+static void bad_splits_refused(void) {
+    struct ref_case cases[3];
+    bitnet_cpp_cases(cases);
+    struct collect got;
+    const char *model = test_data("vectors/mini-b158-i2s.gguf", 0);
+    CHECK_STATUS(TERN_ERR_ARG, greedy(model, "cpu,cl:0", "1,2", cases[0].prompt, cases[0].n_prompt, 4, &got));
+    CHECK_STATUS(TERN_ERR_ARG, greedy(model, "cpu,cl:0", "2", cases[0].prompt, cases[0].n_prompt, 4, &got));
+    CHECK_STATUS(TERN_ERR_ARG, greedy(model, "cpu,cpu", NULL, cases[0].prompt, cases[0].n_prompt, 4, &got));
+    CHECK_STATUS(TERN_ERR_ARG, greedy(model, "gpu", NULL, cases[0].prompt, cases[0].n_prompt, 4, &got));
+}
+
+/* Logits of every position of a prompt, evaluated as chunks of `chunk` tokens (chunk >= n: one
+ * batch); each position's logits come from a run ending at that position. */
+static void logits_by_chunks(tern_model *m, const char *device, const int32_t *tokens, int n, int chunk,
+                             float *out) {
+    const int n_vocab = tern_model_view(m)->hp.n_vocab;
+    struct tern_session_params sp = {.n_ctx = 64, .n_threads = 2, .device = device};
+    tern_session *s = NULL;
+    CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
+    if (!s)
+        return;
+    for (int end = 1; end <= n; end++) {
+        /* the logits at position end-1: tokens [0, end) in chunks, the last chunk ending there */
+        tern_session_reset(s);
+        const float *lg = NULL;
+        for (int at = 0; at < end;) {
+            const int k = end - at < chunk ? end - at : chunk;
+            CHECK_STATUS(TERN_OK, tern_session_eval(s, tokens + at, k, &lg));
+            at += k;
+        }
+        if (lg)
+            memcpy(out + (size_t)(end - 1) * n_vocab, lg, (size_t)n_vocab * sizeof(float));
+    }
+    tern_session_free(s);
+}
+
+/* Batch invariance: on each device, one batch, chunks of 3 and token by token give the same bits. */
+static void batch_invariance(void) {
+    tern_model *m = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
+    if (!m)
+        return;
+    const int n_vocab = tern_model_view(m)->hp.n_vocab;
+    enum { N = 12 };
+    const int32_t tokens[N] = {998, 791, 272, 391, 275, 278, 315, 435, 81, 685, 374, 703};
+    const char *devices[] = {"cpu", "cl:0"};
+    const int chunks[] = {N, 3, 1};
+    float *ref = malloc((size_t)N * n_vocab * sizeof(float)),
+          *got = malloc((size_t)N * n_vocab * sizeof(float));
+    for (size_t d = 0; d < 2 && ref && got; d++) {
+        logits_by_chunks(m, devices[d], tokens, N, N, ref);
+        for (size_t c = 1; c < 3; c++) {
+            logits_by_chunks(m, devices[d], tokens, N, chunks[c], got);
+            for (int pos = 0; pos < N; pos++)
+                if (memcmp(ref + (size_t)pos * n_vocab, got + (size_t)pos * n_vocab, (size_t)n_vocab * 4) !=
+                    0) {
+                    harness_fail(__FILE__, __LINE__,
+                                 "%s: position %d: logits in chunks of %d differ from one batch", devices[d],
+                                 pos, chunks[c]);
+                    break;
+                }
+        }
+    }
+    free(ref);
+    free(got);
+    tern_model_close(m);
+}
+
+/* A device failing in the prompt or in decode, at a layer, the embedding or the head: the run goes
+ * on over the devices left with bitnet.cpp's ids. */
+static void failover_keeps_output(void) {
+    static const struct {
+        const char *device, *split, *fault;
+    } faults[] = {
+        {"cl:0,cpu", "1,1", "cl:0:0:0"},    {"cl:0,cpu", "1,1", "cl:0:0:5"},
+        {"cpu,cl:0", "1,1", "cl:0:1:0"},    {"cpu,cl:0", "1,1", "cl:0:head:9"},
+        {"cl:0,cpu", "1,1", "cl:0:embd:3"}, {"cpu,cl:0", "1,1", "cpu:0:2"},
+        {"cl:0", NULL, "cl:0:1:15"},
+    };
+    struct ref_case cases[3];
+    bitnet_cpp_cases(cases);
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
+        setenv("TERN_FAULT", faults[i].fault, 1);
+        struct collect got;
+        char what[96];
+        snprintf(what, sizeof what, "--device %s, TERN_FAULT=%s", faults[i].device, faults[i].fault);
+        tern_status st = greedy(test_data("vectors/mini-b158-i2s.gguf", 0), faults[i].device, faults[i].split,
+                                cases[1].prompt, cases[1].n_prompt, 16, &got);
+        if (strcmp(faults[i].device, "cl:0") == 0) {
+            /* the only device failed: a clean error, nothing to fail over to */
+            CHECK_STATUS(TERN_ERR_DEVICE, st);
+        } else {
+            CHECK_STATUS(TERN_OK, st);
+            check_ids(what, cases[1].generated, &got, 16);
+        }
+    }
+    unsetenv("TERN_FAULT");
+}
+
+int main(void) {
+    RUN(plan_fast_gpu_short_of_memory);
+    RUN(plan_integrated_gpu_small_max_alloc);
+    RUN(plan_devices_sharing_cores);
+    RUN(plan_gpu_slower_than_cpu);
+    RUN(plan_cpu_only_and_dead_devices);
+    RUN(plan_explicit_split);
+    int n = 0;
+    tern_cl_device_count(&n);
+    const int gate = harness_opencl_gate(n);
+    if (gate >= 0)
+        return gate ? gate : harness_finish();
+    RUN(splits_match_bitnet_cpp);
+    RUN(bad_splits_refused);
+    RUN(batch_invariance);
+    RUN(failover_keeps_output);
+    return harness_finish();
+}
