@@ -1,6 +1,7 @@
 /* The executor (see exec.h). */
 #include "exec.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,76 @@ static tern_status reserve(tern_exec *x, int n) {
     return TERN_OK;
 }
 
+/* One layer range of the plan on hidden[n] at pos; fault: the injected fault is due here. */
+struct range_job {
+    tern_exec *x;
+    int seg;
+    float *hidden;
+    int n, pos;
+    bool fault;
+    tern_status st;
+};
+
+static void *run_range(void *arg) {
+    struct range_job *j = arg;
+    const struct tern_plan_seg *s = &j->x->plan.seg[j->seg];
+    const struct tern_device *dev = &j->x->reg->e[s->dev].dev;
+    j->st = j->fault ? TERN_ERR_DEVICE : dev->ops->run_layers(dev->ctx, j->hidden, j->n, j->pos, s->begin, s->end);
+    return NULL;
+}
+
+/* Pipelining: prompt chunks move through the ranges in a wavefront, range i working on chunk k
+ * while range i+1 works on chunk k-1, when the devices do not share cores (or TERN_PIPELINE=1
+ * forces it, for tests; TERN_PIPELINE=0 turns it off). Each chunk is causal over the earlier ones
+ * through the KV cache, and batch invariance makes the result the same bits as one batch. */
+static bool pipelined(const tern_exec *x, int n) {
+    if (x->plan.n_seg < 2 || n < 2 * TERN_PIPELINE_CHUNK)
+        return false;
+    const char *env = getenv("TERN_PIPELINE");
+    if (env && env[0])
+        return strcmp(env, "0") != 0;
+    struct tern_plan_device devs[TERN_MAX_DEVICES];
+    for (int i = 0; i < x->reg->n; i++)
+        devs[i] = x->reg->e[i].plan;
+    return tern_plan_pipelined(devs, &x->plan);
+}
+
+/* The plan's layer ranges over hidden[0..n) at pos. */
+static tern_status run_ranges(tern_exec *x, int pos, int n, int *failed) {
+    const struct tern_plan *p = &x->plan;
+    const size_t n_embd = (size_t)x->m->hp.n_embd;
+    const int chunk = pipelined(x, n) ? TERN_PIPELINE_CHUNK : n, n_chunks = (n + chunk - 1) / chunk;
+    for (int t = 0; t < n_chunks + p->n_seg - 1; t++) {
+        struct range_job jobs[TERN_MAX_DEVICES];
+        int n_jobs = 0;
+        for (int i = 0; i < p->n_seg; i++) {
+            const int k = t - i;
+            if (k < 0 || k >= n_chunks)
+                continue;
+            const int k0 = k * chunk, kn = n - k0 < chunk ? n - k0 : chunk;
+            const struct tern_plan_seg *s = &p->seg[i];
+            jobs[n_jobs++] = (struct range_job){x, i, x->hidden + (size_t)k0 * n_embd, kn, pos + k0,
+                                                fault_due(x, s->dev, s->begin, s->end), TERN_OK};
+        }
+        pthread_t threads[TERN_MAX_DEVICES];
+        bool started[TERN_MAX_DEVICES] = {false};
+        for (int j = 1; j < n_jobs; j++)
+            started[j] = pthread_create(&threads[j], NULL, run_range, &jobs[j]) == 0;
+        for (int j = 0; j < n_jobs; j++)
+            if (!started[j])
+                run_range(&jobs[j]);
+        for (int j = 1; j < n_jobs; j++)
+            if (started[j])
+                pthread_join(threads[j], NULL);
+        for (int j = 0; j < n_jobs; j++)
+            if (jobs[j].st != TERN_OK) {
+                *failed = p->seg[jobs[j].seg].dev;
+                return jobs[j].st;
+            }
+    }
+    return TERN_OK;
+}
+
 /* One pass of the plan over tokens[0..n) at pos. *failed: the device whose call failed, or -1. */
 static tern_status run_plan(tern_exec *x, const int32_t *tokens, int pos, int n, float *logits, int *failed) {
     const struct tern_plan *p = &x->plan;
@@ -125,13 +196,8 @@ static tern_status run_plan(tern_exec *x, const int32_t *tokens, int pos, int n,
     tern_status st = fault_due(x, p->embed_dev, WHERE_EMBED, 0)
                          ? TERN_ERR_DEVICE
                          : e[p->embed_dev].dev.ops->embed(e[p->embed_dev].dev.ctx, x->hidden, tokens, n);
-    for (int i = 0; i < p->n_seg && st == TERN_OK; i++) {
-        const struct tern_plan_seg *s = &p->seg[i];
-        *failed = s->dev;
-        st = fault_due(x, s->dev, s->begin, s->end)
-                 ? TERN_ERR_DEVICE
-                 : e[s->dev].dev.ops->run_layers(e[s->dev].dev.ctx, x->hidden, n, pos, s->begin, s->end);
-    }
+    if (st == TERN_OK)
+        st = run_ranges(x, pos, n, failed);
     if (st == TERN_OK && logits) {
         *failed = p->head_dev;
         const float *last = x->hidden + (size_t)(n - 1) * (size_t)x->m->hp.n_embd;

@@ -46,19 +46,34 @@ bool tern_plan_fits(const struct tern_plan_model *m, const struct tern_plan_devi
     return ok && bytes <= dv->mem_bytes;
 }
 
+bool tern_plan_pipelined(const struct tern_plan_device *devs, const struct tern_plan *p) {
+    int sharing = 0;
+    for (int i = 0; i < p->n_seg; i++)
+        sharing += devs[p->seg[i].dev].shares_cpu_cores;
+    return p->n_seg >= 2 && sharing <= 1;
+}
+
 void tern_plan_predict(const struct tern_plan_model *m, const struct tern_plan_device *devs,
                        struct tern_plan *p) {
     (void)m;
     const struct tern_probe *e = &devs[p->embed_dev].probe, *h = &devs[p->head_dev].probe;
-    double dec = e->call_s / 2 + h->head_s, pre = e->call_token_s / 2 + h->head_s / TERN_PLAN_PROMPT;
+    double dec = e->call_s / 2 + h->head_s, pre = 0, slowest = 0;
     for (int i = 0; i < p->n_seg; i++) {
         const struct tern_probe *pr = &devs[p->seg[i].dev].probe;
         const int n = p->seg[i].end - p->seg[i].begin;
         dec += n * pr->decode_layer_s + pr->call_s;
-        pre += n * pr->prefill_layer_s + pr->call_token_s;
+        const double seg = n * pr->prefill_layer_s + pr->call_token_s;
+        pre += seg;
+        slowest = seg > slowest ? seg : slowest;
+    }
+    if (tern_plan_pipelined(devs, p)) {
+        /* chunks move through the ranges in a wavefront: chunks + ranges - 1 steps of the slowest */
+        const int chunks = TERN_PLAN_PROMPT / TERN_PIPELINE_CHUNK;
+        const double piped = (chunks + p->n_seg - 1) * slowest / chunks;
+        pre = piped < pre ? piped : pre;
     }
     p->decode_s = dec;
-    p->prefill_s = pre;
+    p->prefill_s = pre + e->call_token_s / 2 + h->head_s / TERN_PLAN_PROMPT;
 }
 
 static double request_s(const struct tern_plan *p) {

@@ -27,7 +27,8 @@ struct tern_plan_device {
     uint64_t mem_bytes; /* usable memory */
     uint64_t max_alloc; /* largest single buffer (0: no limit beyond mem_bytes) */
     bool unified;       /* weights are used in place from host memory, not copied */
-    bool alive;         /* false: failed, or not to be used */
+    bool shares_cpu_cores; /* runs on the CPU's cores: never busy at the same time as another such */
+    bool alive;            /* false: failed, or not to be used */
 };
 
 struct tern_plan_model {
@@ -54,8 +55,14 @@ struct tern_plan {
 };
 
 /* The prompt length the planner weighs prefill by: a plan is chosen for the time of a request of
- * TERN_PLAN_PROMPT prompt tokens and as many generated tokens. */
-enum { TERN_PLAN_PROMPT = 128 };
+ * TERN_PLAN_PROMPT prompt tokens and as many generated tokens. A prompt of at least two chunks of
+ * TERN_PIPELINE_CHUNK tokens is pipelined across the ranges of a plan whose devices do not share
+ * cores (tern_plan_pipelined). */
+enum { TERN_PLAN_PROMPT = 128, TERN_PIPELINE_CHUNK = 64 };
+
+/* Whether the plan's ranges may run at the same time on different prompt chunks: two or more
+ * ranges, and at most one of their devices on the CPU's cores. */
+bool tern_plan_pipelined(const struct tern_plan_device *devs, const struct tern_plan *p);
 
 /* The best plan over the alive devices, within each device's memory. Device 0 is the preferred
  * device (the CPU under `auto`): it keeps the whole model unless another plan is predicted at

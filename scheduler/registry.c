@@ -24,6 +24,7 @@ tern_status tern_registry_add(struct tern_registry *r, const char *id, struct te
     e->plan.mem_bytes = e->info.mem_bytes;
     e->plan.max_alloc = e->info.max_alloc;
     e->plan.unified = e->info.unified_memory;
+    e->plan.shares_cpu_cores = e->info.shares_cpu_cores;
     e->plan.alive = true;
     r->n++;
     return TERN_OK;

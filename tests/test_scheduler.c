@@ -112,6 +112,24 @@ static void plan_devices_sharing_cores(void) {
     CHECK_INT(1, p.head_dev);
 }
 
+/* Ranges on devices that do not share cores pipeline the prompt: predicted prefill drops from the
+ * sum of the ranges to about 1.5x the slowest (two chunks, two ranges); core-sharing devices never. */
+static void plan_pipelined_prefill(void) {
+    const struct tern_plan_model m = shape_2b4t();
+    struct tern_plan_device d[2] = {device(1.2, 0.2, 20, 0, 16 * GiB, 0, true),
+                                    device(1.2, 0.2, 20, 0, 16 * GiB, 4 * GiB, true)};
+    d[0].shares_cpu_cores = true;
+    const int half[2] = {15, 15};
+    struct tern_plan p;
+    CHECK_STATUS(TERN_OK, tern_plan_split(&m, d, 2, half, names, &p));
+    CHECK(tern_plan_pipelined(d, &p));
+    CHECK_FLOAT(1.5 * 15 * 0.2e-3 + 20e-3 / TERN_PLAN_PROMPT, p.prefill_s, 1e-9);
+    d[1].shares_cpu_cores = true; /* PoCL beside the CPU device: one after the other */
+    CHECK_STATUS(TERN_OK, tern_plan_split(&m, d, 2, half, names, &p));
+    CHECK(!tern_plan_pipelined(d, &p));
+    CHECK_FLOAT(30 * 0.2e-3 + 20e-3 / TERN_PLAN_PROMPT, p.prefill_s, 1e-9);
+}
+
 static void plan_gpu_slower_than_cpu(void) {
     const struct tern_plan_model m = shape_2b4t();
     struct tern_plan_device d[3] = {device(1.2, 0.2, 20, 0, 16 * GiB, 0, true),
@@ -358,6 +376,39 @@ static void batch_invariance(void) {
     tern_model_close(m);
 }
 
+/* A prompt pipelined over two devices (forced with TERN_PIPELINE=1: PoCL shares the CPU's cores)
+ * gives the same bits as the ranges run one after the other. */
+static void pipelined_prompt_same_bits(void) {
+    tern_model *m = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
+    if (!m)
+        return;
+    const int n_vocab = tern_model_view(m)->hp.n_vocab;
+    enum { N = 2 * TERN_PIPELINE_CHUNK + 37 };
+    int32_t tokens[N];
+    uint64_t r = 7;
+    for (int i = 0; i < N; i++)
+        tokens[i] = (int32_t)(test_rand_u64(&r) % (uint64_t)n_vocab);
+    float *lg[2] = {malloc((size_t)n_vocab * 4), malloc((size_t)n_vocab * 4)};
+    for (int mode = 0; mode < 2 && lg[0] && lg[1]; mode++) {
+        setenv("TERN_PIPELINE", mode ? "1" : "0", 1);
+        struct tern_session_params sp = {.n_ctx = 256, .n_threads = 2, .device = "cpu,cl:0", .split = "1,1"};
+        tern_session *s = NULL;
+        const float *out = NULL;
+        CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
+        if (s)
+            CHECK_STATUS(TERN_OK, tern_session_eval(s, tokens, N, &out));
+        if (out)
+            memcpy(lg[mode], out, (size_t)n_vocab * 4);
+        tern_session_free(s);
+    }
+    unsetenv("TERN_PIPELINE");
+    CHECK(lg[0] && lg[1] && memcmp(lg[0], lg[1], (size_t)n_vocab * 4) == 0);
+    free(lg[0]);
+    free(lg[1]);
+    tern_model_close(m);
+}
+
 /* A device failing in the prompt or in decode, at a layer, the embedding or the head: the run goes
  * on over the devices left with bitnet.cpp's ids. */
 static void failover_keeps_output(void) {
@@ -393,6 +444,7 @@ int main(void) {
     RUN(plan_fast_gpu_short_of_memory);
     RUN(plan_integrated_gpu_small_max_alloc);
     RUN(plan_devices_sharing_cores);
+    RUN(plan_pipelined_prefill);
     RUN(plan_gpu_slower_than_cpu);
     RUN(plan_cpu_only_and_dead_devices);
     RUN(plan_explicit_split);
@@ -404,6 +456,7 @@ int main(void) {
     RUN(splits_match_bitnet_cpp);
     RUN(bad_splits_refused);
     RUN(batch_invariance);
+    RUN(pipelined_prompt_same_bits);
     RUN(failover_keeps_output);
     return harness_finish();
 }
