@@ -12,6 +12,9 @@
 #include "../scheduler/log.h"
 #include "cl_runtime.h"
 
+/* Buffers the head may be split into when it exceeds the device's largest allocation. */
+#define CL_MAX_HEAD_PARTS 16
+
 /* Tokens per pass through the layers: bounds the scratch; larger batches run in causal chunks. */
 #define TERN_CL_MAX_BATCH 256
 
@@ -44,7 +47,12 @@ struct cl_device {
     int layer_begin, layer_end, n_ctx;
     unsigned parts;
     struct cl_layer *layers; /* layer_end - layer_begin */
-    cl_mem embd, head, out_norm, logits;
+    cl_mem embd, out_norm, logits;
+    /* the head in row ranges of head_rows rows, each one buffer within the device's largest
+     * allocation; head[0] NULL with one part: the tied embedding buffer serves (see head_part) */
+    cl_mem head[CL_MAX_HEAD_PARTS];
+    int n_head_parts;
+    int64_t head_rows;
     int64_t kpad_max;
     struct cl_scratch s;
 };
@@ -79,7 +87,9 @@ static void unload(struct cl_device *d) {
         d->layers = NULL;
     }
     rel(d, &d->embd);
-    rel(d, &d->head);
+    for (int i = 0; i < CL_MAX_HEAD_PARTS; i++)
+        rel(d, &d->head[i]);
+    d->n_head_parts = 0;
     rel(d, &d->out_norm);
     rel(d, &d->logits);
     scratch_free(d);
@@ -137,6 +147,37 @@ static tern_status check_ternary(const struct tern_ternary *w, int64_t n_in, int
         return TERN_ERR_SHAPE;
     }
     return TERN_OK;
+}
+
+/* The head's buffers: the tied embedding's when it is loaded, else the output rows in as few parts
+ * as the device's largest allocation allows (integrated GPUs often allow a quarter of memory, less
+ * than a 128k-vocabulary F16 head). */
+static tern_status load_head(struct cl_device *d, const struct tern_model_view *model) {
+    const struct tern_tensor *o = &model->output;
+    if (o->data == model->tok_embd.data && d->embd) {
+        d->n_head_parts = 1;
+        d->head_rows = o->ne1;
+        return TERN_OK;
+    }
+    const int64_t fit = (int64_t)(d->rt->max_alloc / o->row_bytes);
+    const int64_t parts = fit > 0 ? (o->ne1 + fit - 1) / fit : CL_MAX_HEAD_PARTS + 1;
+    if (parts > CL_MAX_HEAD_PARTS) {
+        tern_log_error(
+            "cl: the output head (%lld rows of %zu bytes) needs more than %d buffers of at most %llu "
+            "bytes on %s",
+            (long long)o->ne1, o->row_bytes, CL_MAX_HEAD_PARTS, (unsigned long long)d->rt->max_alloc,
+            d->rt->name);
+        return TERN_ERR_NOMEM;
+    }
+    d->head_rows = (o->ne1 + parts - 1) / parts;
+    tern_status st = TERN_OK;
+    for (int64_t i = 0; i < parts && st == TERN_OK; i++) {
+        const int64_t r0 = i * d->head_rows, r1 = r0 + d->head_rows < o->ne1 ? r0 + d->head_rows : o->ne1;
+        st = weight_buf(d, (const uint8_t *)o->data + (size_t)r0 * o->row_bytes,
+                        (size_t)(r1 - r0) * o->row_bytes, "output", &d->head[i]);
+        d->n_head_parts++;
+    }
+    return st;
 }
 
 static tern_status cl_load(void *ctx, const struct tern_model_view *model, int layer_begin, int layer_end,
@@ -209,24 +250,21 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
                            (long long)model->output.ne0, (long long)n_embd);
             st = TERN_ERR_SHAPE;
         }
-        if (st == TERN_OK && model->output.data == model->tok_embd.data && d->embd)
-            d->head = NULL; /* tied: the embedding buffer serves as the head (see head_buf) */
-        else if (st == TERN_OK)
-            st = weight_buf(d, model->output.data, model->output.row_bytes * (size_t)model->output.ne1,
-                            "output", &d->head);
+        if (st == TERN_OK)
+            st = load_head(d, model);
         if (st == TERN_OK)
             st = small_buf(d, model->output_norm, n_embd, "output_norm", &d->out_norm);
         if (st == TERN_OK)
-            st = tern_cl_buf(d->rt, CL_MEM_WRITE_ONLY, (size_t)model->output.ne1 * sizeof(float), NULL,
-                             "logits", &d->logits);
+            st = tern_cl_buf(d->rt, CL_MEM_WRITE_ONLY, (size_t)d->head_rows * sizeof(float), NULL, "logits",
+                             &d->logits);
     }
     if (st != TERN_OK)
         unload(d);
     return st;
 }
 
-static cl_mem head_buf(struct cl_device *d) {
-    return d->head ? d->head : d->embd;
+static cl_mem head_part(struct cl_device *d, int i) {
+    return d->head[i] ? d->head[i] : d->embd;
 }
 
 static tern_status scratch_reserve(struct cl_device *d, int n) {
@@ -400,10 +438,14 @@ static tern_status cl_logits(void *ctx, float *logits, const float *hidden) {
         st = tern_cl_write(d->rt, d->s.h, 0, (size_t)d->hp.n_embd * sizeof(float), hidden);
     if (st == TERN_OK)
         st = tern_cl_rmsnorm(d->rt, d->s.x, d->s.h, d->out_norm, d->hp.n_embd, d->hp.norm_eps, 1);
-    if (st == TERN_OK)
-        st = tern_cl_matvec(d->rt, d->logits, head_buf(d), o, d->s.x, 0, o->ne1);
-    if (st == TERN_OK)
-        st = tern_cl_read(d->rt, d->logits, 0, (size_t)o->ne1 * sizeof(float), logits);
+    for (int i = 0; i < d->n_head_parts && st == TERN_OK; i++) {
+        const int64_t r0 = i * d->head_rows, rows = o->ne1 - r0 < d->head_rows ? o->ne1 - r0 : d->head_rows;
+        struct tern_tensor part = *o;
+        part.ne1 = rows;
+        st = tern_cl_matvec(d->rt, d->logits, head_part(d, i), &part, d->s.x, 0, rows);
+        if (st == TERN_OK)
+            st = tern_cl_read(d->rt, d->logits, 0, (size_t)rows * sizeof(float), logits + r0);
+    }
     return st;
 }
 

@@ -513,11 +513,18 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
     api->clGetDeviceInfo(rt->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof rt->global_mem, &rt->global_mem, NULL);
     api->clGetDeviceInfo(rt->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof rt->max_alloc, &rt->max_alloc,
                          NULL);
+    /* TERN_CL_MAX_ALLOC=BYTES lowers the largest buffer, to try the limits of integrated GPUs */
+    const char *env_alloc = getenv("TERN_CL_MAX_ALLOC");
+    if (env_alloc && env_alloc[0]) {
+        const unsigned long long lim = strtoull(env_alloc, NULL, 10);
+        if (lim > 0 && lim < rt->max_alloc)
+            rt->max_alloc = lim;
+    }
     api->clGetDeviceInfo(rt->device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof rt->local_mem, &rt->local_mem, NULL);
     api->clGetDeviceInfo(rt->device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof rt->max_wg, &rt->max_wg, NULL);
     api->clGetDeviceInfo(rt->device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL);
-    api->clGetDeviceInfo(rt->device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof rt->compute_units, &rt->compute_units,
-                         NULL);
+    api->clGetDeviceInfo(rt->device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof rt->compute_units,
+                         &rt->compute_units, NULL);
     rt->unified = unified == CL_TRUE;
 
     size_t ext_len = 0;

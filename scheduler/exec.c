@@ -132,7 +132,8 @@ static void *run_range(void *arg) {
     struct range_job *j = arg;
     const struct tern_plan_seg *s = &j->x->plan.seg[j->seg];
     const struct tern_device *dev = &j->x->reg->e[s->dev].dev;
-    j->st = j->fault ? TERN_ERR_DEVICE : dev->ops->run_layers(dev->ctx, j->hidden, j->n, j->pos, s->begin, s->end);
+    j->st = j->fault ? TERN_ERR_DEVICE
+                     : dev->ops->run_layers(dev->ctx, j->hidden, j->n, j->pos, s->begin, s->end);
     return NULL;
 }
 
@@ -166,8 +167,9 @@ static tern_status run_ranges(tern_exec *x, int pos, int n, int *failed) {
                 continue;
             const int k0 = k * chunk, kn = n - k0 < chunk ? n - k0 : chunk;
             const struct tern_plan_seg *s = &p->seg[i];
-            jobs[n_jobs++] = (struct range_job){x, i, x->hidden + (size_t)k0 * n_embd, kn, pos + k0,
-                                                fault_due(x, s->dev, s->begin, s->end), TERN_OK};
+            jobs[n_jobs++] = (struct range_job){x,      i,        x->hidden + (size_t)k0 * n_embd,
+                                                kn,     pos + k0, fault_due(x, s->dev, s->begin, s->end),
+                                                TERN_OK};
         }
         pthread_t threads[TERN_MAX_DEVICES];
         bool started[TERN_MAX_DEVICES] = {false};

@@ -30,9 +30,8 @@ bool tern_plan_fits(const struct tern_plan_model *m, const struct tern_plan_devi
     uint64_t bytes = (uint64_t)n_l * (m->layer_kv_bytes + (dv->unified ? 0 : m->layer_weight_bytes));
     if (n_l > 0 && m->layer_max_buffer > limit)
         ok = false;
+    /* a head larger than one buffer is split by rows (the devices do); the embedding is not */
     const bool head = p->head_dev == d, embed = p->embed_dev == d;
-    if (head && m->head_bytes > limit)
-        ok = false;
     if (embed && m->embed_bytes > limit)
         ok = false;
     if (!dv->unified) {
@@ -204,10 +203,19 @@ tern_status tern_plan_split(const struct tern_plan_model *m, const struct tern_p
     for (int d = 0; d < n_dev; d++) {
         uint64_t need = 0;
         if (!tern_plan_fits(m, devs, d, out, &need)) {
-            tern_log_error("%s cannot hold its part of the split (%.1f MiB needed, %.1f MiB usable, "
-                           "largest buffer %.1f MiB)",
-                           names[d], (double)need / 1048576.0, (double)devs[d].mem_bytes / 1048576.0,
-                           (double)devs[d].max_alloc / 1048576.0);
+            const uint64_t limit = devs[d].max_alloc ? devs[d].max_alloc : UINT64_MAX;
+            const double mib = 1048576.0;
+            if (out->embed_dev == d && m->embed_bytes > limit)
+                tern_log_error(
+                    "%s cannot hold the embedding of the split: %.1f MiB in one buffer, at most %.1f "
+                    "MiB there (list another device first)",
+                    names[d], (double)m->embed_bytes / mib, (double)limit / mib);
+            else if (m->layer_max_buffer > limit)
+                tern_log_error("%s cannot hold a layer: a %.1f MiB buffer, at most %.1f MiB there", names[d],
+                               (double)m->layer_max_buffer / mib, (double)limit / mib);
+            else
+                tern_log_error("%s cannot hold its part of the split: %.1f MiB needed, %.1f MiB usable",
+                               names[d], (double)need / mib, (double)devs[d].mem_bytes / mib);
             return TERN_ERR_NOMEM;
         }
     }

@@ -24,9 +24,9 @@ struct tern_probe {
 
 struct tern_plan_device {
     struct tern_probe probe;
-    uint64_t mem_bytes; /* usable memory */
-    uint64_t max_alloc; /* largest single buffer (0: no limit beyond mem_bytes) */
-    bool unified;       /* weights are used in place from host memory, not copied */
+    uint64_t mem_bytes;    /* usable memory */
+    uint64_t max_alloc;    /* largest single buffer (0: no limit beyond mem_bytes) */
+    bool unified;          /* weights are used in place from host memory, not copied */
     bool shares_cpu_cores; /* runs on the CPU's cores: never busy at the same time as another such */
     bool alive;            /* false: failed, or not to be used */
 };
@@ -81,8 +81,9 @@ tern_status tern_plan_split(const struct tern_plan_model *m, const struct tern_p
 void tern_plan_predict(const struct tern_plan_model *m, const struct tern_plan_device *devs,
                        struct tern_plan *p);
 
-/* Bytes device d needs under plan p; false when a buffer exceeds its largest allocation or the
- * total exceeds its memory. */
+/* Bytes device d needs under plan p; false when a layer buffer or the embedding exceeds its
+ * largest allocation (a head that does is split into several buffers by the device) or the total
+ * exceeds its memory. */
 bool tern_plan_fits(const struct tern_plan_model *m, const struct tern_plan_device *devs, int d,
                     const struct tern_plan *p, uint64_t *need);
 

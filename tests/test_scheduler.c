@@ -78,15 +78,16 @@ static void plan_fast_gpu_short_of_memory(void) {
 
 static void plan_integrated_gpu_small_max_alloc(void) {
     const struct tern_plan_model m = shape_2b4t();
-    /* unified memory (weights in place), 2x faster, but buffers of at most 512 MiB: the 627 MiB head
-     * and embedding stay on the CPU, the layers go to the GPU */
+    /* unified memory (weights in place), 2x faster, but buffers of at most 512 MiB: the 626 MiB
+     * embedding stays on the CPU; the layers and the head (split into two buffers by the device) go
+     * to the GPU */
     struct tern_plan_device d[2] = {device(1.2, 0.2, 20, 0, 16 * GiB, 0, true),
                                     device(0.6, 0.05, 10, 0.02, 8 * GiB, 512 * (uint64_t)MiB, true)};
     struct tern_plan p;
     CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 2, &p));
     check_chain(&p, 30);
     CHECK_INT(30, layers_on(&p, 1));
-    CHECK_INT(0, p.head_dev);
+    CHECK_INT(1, p.head_dev);
     CHECK_INT(0, p.embed_dev);
     /* a layer buffer above the limit keeps the layers off the GPU too */
     struct tern_plan_model big = m;
@@ -307,6 +308,22 @@ static void splits_match_bitnet_cpp(void) {
         }
 }
 
+/* An OpenCL device whose largest buffer is smaller than the head (TERN_CL_MAX_ALLOC emulates an
+ * integrated GPU's limit) splits the head into several buffers, and the embedding, which it cannot
+ * hold, stays on the CPU: bitnet.cpp's ids, planned and split by hand. */
+static void small_max_alloc(void) {
+    struct ref_case cases[3];
+    bitnet_cpp_cases(cases);
+    setenv("TERN_CL_MAX_ALLOC", "100000", 1); /* the 1000 x 256 F16 head is 512000 bytes: 6 buffers */
+    struct collect got;
+    CHECK_STATUS(TERN_OK, greedy(test_data("vectors/mini-b158-i2s.gguf", 0), "cpu,cl:0", "0,2",
+                                 cases[2].prompt, cases[2].n_prompt, 16, &got));
+    check_ids("head in 6 buffers", cases[2].generated, &got, 16);
+    CHECK_STATUS(TERN_ERR_NOMEM, greedy(test_data("vectors/mini-b158-i2s.gguf", 0), "cl:0,cpu", "2,0",
+                                        cases[2].prompt, cases[2].n_prompt, 16, &got));
+    unsetenv("TERN_CL_MAX_ALLOC");
+}
+
 /* Bad splits and device lists are refused with TERN_ERR_ARG. */
 static void bad_splits_refused(void) {
     struct ref_case cases[3];
@@ -455,6 +472,7 @@ int main(void) {
         return gate ? gate : harness_finish();
     RUN(splits_match_bitnet_cpp);
     RUN(bad_splits_refused);
+    RUN(small_max_alloc);
     RUN(batch_invariance);
     RUN(pipelined_prompt_same_bits);
     RUN(failover_keeps_output);
