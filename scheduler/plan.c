@@ -10,8 +10,10 @@
 
 #include "log.h"
 
-/* Chains longer than this are not searched: the enumeration grows as n_layer^(length-1). */
-enum { MAX_CHAIN = 4 };
+/* Chains longer than this are not searched: the enumeration grows as n_layer^(length-1) times the
+ * device permutations. With 30 layers three-device chains take 0.5 ms over 3 devices and 36 ms
+ * over 5; beyond 5 devices only two-device chains are searched. */
+enum { MAX_CHAIN = 3, MAX_DEVICES_FOR_3 = 5 };
 
 static int seg_layers(const struct tern_plan *p, int d) {
     int n = 0;
@@ -91,7 +93,7 @@ struct search {
     const struct tern_plan_model *m;
     const struct tern_plan_device *devs;
     int n_dev;
-    int chain[MAX_CHAIN], counts[MAX_CHAIN], len;
+    int chain[TERN_MAX_DEVICES], counts[TERN_MAX_DEVICES], len;
     bool used[TERN_MAX_DEVICES];
     struct tern_plan best;
     bool found;
@@ -156,7 +158,8 @@ tern_status tern_plan_make(const struct tern_plan_model *m, const struct tern_pl
     int n_alive = 0;
     for (int d = 0; d < n_dev; d++)
         n_alive += devs[d].alive;
-    for (s.len = 1; s.len <= n_alive && s.len <= MAX_CHAIN && s.len <= m->n_layer; s.len++)
+    const int max_chain = n_alive <= MAX_DEVICES_FOR_3 ? MAX_CHAIN : 2;
+    for (s.len = 1; s.len <= n_alive && s.len <= max_chain && s.len <= m->n_layer; s.len++)
         extend(&s, 0, m->n_layer);
     if (!s.found) {
         tern_log_error("no device placement fits the model: %d layers of %.1f MiB weights and %.1f MiB KV "
