@@ -24,7 +24,7 @@ struct cl_layer {
     cl_mem attn_norm, attn_sub_norm, ffn_norm, ffn_sub_norm; /* f32 vectors (sub-norms may be NULL) */
     cl_mem w[W_COUNT];                                       /* packed codes, n_out * row_bytes */
     struct tern_ternary desc[W_COUNT];                       /* shapes and scales (codes unused) */
-    cl_mem k_cache, v_cache;                                 /* f16 [n_ctx][n_head_kv*head_dim] */
+    cl_mem k_cache, v_cache;                                 /* f16 [n_seq][n_ctx][n_head_kv*head_dim] */
 };
 
 struct cl_scratch {
@@ -38,13 +38,14 @@ struct cl_scratch {
     cl_mem attn;       /* [cap][q_dim] */
     cl_mem gate, up;   /* [cap][n_ff] */
     cl_mem tokens;     /* [cap] int32 */
+    cl_mem pos, seq;   /* [cap] int32: each token's position and sequence */
 };
 
 struct cl_device {
     struct tern_cl_rt *rt;
     const struct tern_model_view *model;
     struct tern_hparams hp;
-    int layer_begin, layer_end, n_ctx;
+    int layer_begin, layer_end, n_ctx, n_seq;
     unsigned parts;
     struct cl_layer *layers; /* layer_end - layer_begin */
     cl_mem embd, out_norm, logits;
@@ -63,8 +64,8 @@ static void rel(struct cl_device *d, cl_mem *m) {
 
 static void scratch_free(struct cl_device *d) {
     struct cl_scratch *s = &d->s;
-    cl_mem *all[] = {&s->h,  &s->x,  &s->q8,   &s->act_scale, &s->sum_q, &s->qh,
-                     &s->kh, &s->vh, &s->attn, &s->gate,      &s->up,    &s->tokens};
+    cl_mem *all[] = {&s->h,  &s->x,    &s->q8,   &s->act_scale, &s->sum_q,  &s->qh,  &s->kh,
+                     &s->vh, &s->attn, &s->gate, &s->up,        &s->tokens, &s->pos, &s->seq};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         rel(d, all[i]);
     s->cap = 0;
@@ -181,11 +182,11 @@ static tern_status load_head(struct cl_device *d, const struct tern_model_view *
 }
 
 static tern_status cl_load(void *ctx, const struct tern_model_view *model, int layer_begin, int layer_end,
-                           unsigned parts, int n_ctx) {
+                           unsigned parts, int n_ctx, int n_seq) {
     struct cl_device *d = ctx;
     unload(d);
     const struct tern_hparams *hp = &model->hp;
-    if (layer_begin < 0 || layer_end < layer_begin || layer_end > hp->n_layer || n_ctx <= 0)
+    if (layer_begin < 0 || layer_end < layer_begin || layer_end > hp->n_layer || n_ctx <= 0 || n_seq <= 0)
         return TERN_ERR_ARG;
     if (hp->head_dim <= 0 || hp->head_dim > 256 || hp->n_head_kv <= 0 || hp->n_head % hp->n_head_kv ||
         hp->n_rot > hp->head_dim || hp->n_rot % 2) {
@@ -197,6 +198,7 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
     d->model = model;
     d->hp = *hp;
     d->n_ctx = n_ctx;
+    d->n_seq = n_seq;
     d->parts = parts;
     const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff;
     const int64_t q_dim = (int64_t)hp->n_head * hp->head_dim, kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
@@ -235,7 +237,7 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
             st = small_buf(d, W->attn_sub_norm, q_dim, "attn_sub_norm", &L->attn_sub_norm);
         if (st == TERN_OK && W->ffn_sub_norm)
             st = small_buf(d, W->ffn_sub_norm, n_ff, "ffn_sub_norm", &L->ffn_sub_norm);
-        const size_t kv_bytes = (size_t)n_ctx * (size_t)kv_dim * 2;
+        const size_t kv_bytes = (size_t)n_seq * (size_t)n_ctx * (size_t)kv_dim * 2;
         if (st == TERN_OK)
             st = tern_cl_buf(d->rt, CL_MEM_READ_WRITE, kv_bytes, NULL, "k cache", &L->k_cache);
         if (st == TERN_OK)
@@ -293,6 +295,8 @@ static tern_status scratch_reserve(struct cl_device *d, int n) {
         {&s->gate, N * (size_t)hp->n_ff * f, "ffn gate"},
         {&s->up, N * (size_t)hp->n_ff * f, "ffn up"},
         {&s->tokens, N * sizeof(cl_int), "tokens"},
+        {&s->pos, N * sizeof(cl_int), "positions"},
+        {&s->seq, N * sizeof(cl_int), "sequences"},
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         tern_status st = tern_cl_buf(d->rt, CL_MEM_READ_WRITE, bufs[i].bytes, NULL, bufs[i].what, bufs[i].m);
@@ -347,7 +351,8 @@ static tern_status bitlinear(struct cl_device *d, struct cl_layer *L, const int 
     return st;
 }
 
-static tern_status run_layer(struct cl_device *d, int il, int n, int pos0) {
+/* Layer il on the n tokens in the scratch (hidden state, positions and sequences uploaded). */
+static tern_status run_layer(struct cl_device *d, int il, int n) {
     const struct tern_hparams *hp = &d->hp;
     struct cl_layer *L = &d->layers[il - d->layer_begin];
     struct cl_scratch *s = &d->s;
@@ -364,16 +369,16 @@ static tern_status run_layer(struct cl_device *d, int il, int n, int pos0) {
         st = bitlinear(d, L, wi, ys, 3, s->x, n_embd, n, false);
     }
     if (st == TERN_OK)
-        st = tern_cl_rope(rt, s->qh, hp->n_head, hp->head_dim, hp->n_rot, q_dim, pos0, hp->rope_theta,
+        st = tern_cl_rope(rt, s->qh, hp->n_head, hp->head_dim, hp->n_rot, q_dim, s->pos, hp->rope_theta,
                           hp->rope_style, n);
     if (st == TERN_OK)
-        st = tern_cl_rope(rt, s->kh, hp->n_head_kv, hp->head_dim, hp->n_rot, kv_dim, pos0, hp->rope_theta,
+        st = tern_cl_rope(rt, s->kh, hp->n_head_kv, hp->head_dim, hp->n_rot, kv_dim, s->pos, hp->rope_theta,
                           hp->rope_style, n);
     if (st == TERN_OK)
-        st = tern_cl_kv_store(rt, L->k_cache, L->v_cache, s->kh, s->vh, kv_dim, pos0, n);
+        st = tern_cl_kv_store(rt, L->k_cache, L->v_cache, s->kh, s->vh, kv_dim, s->pos, s->seq, d->n_ctx, n);
     if (st == TERN_OK)
         st = tern_cl_attention(rt, s->attn, s->qh, L->k_cache, L->v_cache, hp->n_head, hp->n_head_kv,
-                               hp->head_dim, pos0, n);
+                               hp->head_dim, s->pos, s->seq, d->n_ctx, n);
     if (st == TERN_OK && L->attn_sub_norm)
         st = tern_cl_rmsnorm(rt, s->attn, s->attn, L->attn_sub_norm, q_dim, hp->norm_eps, n);
     if (st == TERN_OK) {
@@ -400,26 +405,34 @@ static tern_status run_layer(struct cl_device *d, int il, int n, int pos0) {
     return st;
 }
 
-static tern_status cl_run_layers(void *ctx, float *hidden, int n_tokens, int pos0, int layer_begin,
+static tern_status cl_run_layers(void *ctx, float *hidden, const struct tern_batch *b, int layer_begin,
                                  int layer_end) {
     struct cl_device *d = ctx;
     if (!d->model || layer_begin < d->layer_begin || layer_end > d->layer_end || layer_begin > layer_end ||
-        n_tokens <= 0 || pos0 < 0)
+        b->n_tokens <= 0)
         return TERN_ERR_ARG;
-    if (pos0 + n_tokens > d->n_ctx) {
-        tern_log_error("context is full: %d positions needed, %d available", pos0 + n_tokens, d->n_ctx);
-        return TERN_ERR_CONTEXT_FULL;
-    }
+    for (int t = 0; t < b->n_tokens; t++)
+        if (b->pos[t] < 0 || b->pos[t] >= d->n_ctx || b->seq[t] < 0 || b->seq[t] >= d->n_seq) {
+            tern_log_error(
+                "cl: token %d at position %d of sequence %d is outside the cache (%d sequences of %d "
+                "positions)",
+                t, b->pos[t], b->seq[t], d->n_seq, d->n_ctx);
+            return TERN_ERR_CONTEXT_FULL;
+        }
     const size_t row = (size_t)d->hp.n_embd * sizeof(float);
     /* Causal chunks: a chunk's layers see earlier chunks through the KV cache. */
-    for (int t0 = 0; t0 < n_tokens; t0 += TERN_CL_MAX_BATCH) {
-        int n = n_tokens - t0 < TERN_CL_MAX_BATCH ? n_tokens - t0 : TERN_CL_MAX_BATCH;
+    for (int t0 = 0; t0 < b->n_tokens; t0 += TERN_CL_MAX_BATCH) {
+        int n = b->n_tokens - t0 < TERN_CL_MAX_BATCH ? b->n_tokens - t0 : TERN_CL_MAX_BATCH;
         float *h = hidden + (size_t)t0 * (size_t)d->hp.n_embd;
         tern_status st = scratch_reserve(d, n);
         if (st == TERN_OK)
             st = tern_cl_write(d->rt, d->s.h, 0, (size_t)n * row, h);
+        if (st == TERN_OK)
+            st = tern_cl_write(d->rt, d->s.pos, 0, (size_t)n * sizeof(cl_int), b->pos + t0);
+        if (st == TERN_OK)
+            st = tern_cl_write(d->rt, d->s.seq, 0, (size_t)n * sizeof(cl_int), b->seq + t0);
         for (int il = layer_begin; il < layer_end && st == TERN_OK; il++)
-            st = run_layer(d, il, n, pos0 + t0);
+            st = run_layer(d, il, n);
         if (st == TERN_OK)
             st = tern_cl_read(d->rt, d->s.h, 0, (size_t)n * row, h);
         if (st != TERN_OK)

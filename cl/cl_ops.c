@@ -159,14 +159,14 @@ tern_status tern_cl_rmsnorm(struct tern_cl_rt *rt, cl_mem out, cl_mem x, cl_mem 
 }
 
 tern_status tern_cl_rope(struct tern_cl_rt *rt, cl_mem x, int n_head, int head_dim, int n_rot, int row_stride,
-                         int pos0, float theta, enum tern_rope_style style, int n_tok) {
+                         cl_mem pos, float theta, enum tern_rope_style style, int n_tok) {
     if (n_rot <= 0 || n_rot > head_dim || n_rot % 2 || row_stride < n_head * head_dim)
         return TERN_ERR_ARG;
     /* the reference's theta_scale, computed the same way */
     float theta_scale = powf(theta, -2.0f / (float)n_rot);
     int neox = style == TERN_ROPE_NEOX;
     size_t global[3] = {(size_t)n_rot / 2, (size_t)n_head, (size_t)n_tok};
-    struct arg args[] = {A(x), A(head_dim), A(n_rot), A(row_stride), A(pos0), A(theta_scale), A(neox)};
+    struct arg args[] = {A(x), A(head_dim), A(n_rot), A(row_stride), A(pos), A(theta_scale), A(neox)};
     if (rt->cpu_kernels) {
         /* CPU drivers may pick one-item work-groups for a NULL local size: a head's pairs per group */
         size_t local[3] = {(size_t)rt->wg, 1, 1};
@@ -179,15 +179,16 @@ tern_status tern_cl_rope(struct tern_cl_rt *rt, cl_mem x, int n_head, int head_d
 }
 
 tern_status tern_cl_kv_store(struct tern_cl_rt *rt, cl_mem k_cache, cl_mem v_cache, cl_mem k, cl_mem v,
-                             int kv_dim, int pos0, int n_tok) {
+                             int kv_dim, cl_mem pos, cl_mem seq, int n_ctx, int n_tok) {
     size_t global[2] = {round_up((size_t)kv_dim, (size_t)rt->wg), (size_t)n_tok};
     size_t local[2] = {(size_t)rt->wg, 1};
-    struct arg args[] = {A(k_cache), A(v_cache), A(k), A(v), A(kv_dim), A(pos0)};
-    return launch(rt, TERN_CLK_KV_STORE, "tern_kv_store", 2, global, local, args, 6);
+    struct arg args[] = {A(k_cache), A(v_cache), A(k), A(v), A(kv_dim), A(pos), A(seq), A(n_ctx)};
+    return launch(rt, TERN_CLK_KV_STORE, "tern_kv_store", 2, global, local, args, 8);
 }
 
 tern_status tern_cl_attention(struct tern_cl_rt *rt, cl_mem out, cl_mem q, cl_mem k_cache, cl_mem v_cache,
-                              int n_head, int n_head_kv, int head_dim, int pos0, int n_tok) {
+                              int n_head, int n_head_kv, int head_dim, cl_mem pos, cl_mem seq, int n_ctx,
+                              int n_tok) {
     if (head_dim <= 0 || head_dim > 256 || n_head_kv <= 0 || n_head % n_head_kv) {
         tern_log_error("cl: attention with head_dim %d, %d heads, %d kv heads is not supported", head_dim,
                        n_head, n_head_kv);
@@ -196,9 +197,9 @@ tern_status tern_cl_attention(struct tern_cl_rt *rt, cl_mem out, cl_mem q, cl_me
     float scale = 1.0f / sqrtf((float)head_dim);
     size_t global[2] = {(size_t)n_head * (size_t)rt->wg, (size_t)n_tok};
     size_t local[2] = {(size_t)rt->wg, 1};
-    struct arg args[] = {A(out),       A(q),        A(k_cache), A(v_cache), A(n_head),
-                         A(n_head_kv), A(head_dim), A(pos0),    A(scale)};
-    return launch(rt, TERN_CLK_ATTENTION, "tern_attention", 2, global, local, args, 9);
+    struct arg args[] = {A(out),      A(q),   A(k_cache), A(v_cache), A(n_head), A(n_head_kv),
+                         A(head_dim), A(pos), A(seq),     A(n_ctx),   A(scale)};
+    return launch(rt, TERN_CLK_ATTENTION, "tern_attention", 2, global, local, args, 11);
 }
 
 tern_status tern_cl_ffn_act(struct tern_cl_rt *rt, cl_mem out, cl_mem gate, cl_mem up, int64_t n,

@@ -53,11 +53,11 @@ struct tern_cl_rt {
     char c_version[128];     /* CL_DEVICE_OPENCL_C_VERSION */
     char platform_name[128]; /* CL_PLATFORM_NAME */
     cl_device_type type;
-    bool unified;        /* CL_DEVICE_HOST_UNIFIED_MEMORY */
-    cl_ulong global_mem; /* bytes */
-    cl_ulong max_alloc;  /* bytes, largest single buffer */
-    cl_ulong local_mem;  /* bytes per work-group */
-    size_t max_wg;       /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
+    bool unified;          /* CL_DEVICE_HOST_UNIFIED_MEMORY */
+    cl_ulong global_mem;   /* bytes */
+    cl_ulong max_alloc;    /* bytes, largest single buffer */
+    cl_ulong local_mem;    /* bytes per work-group */
+    size_t max_wg;         /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
     cl_uint compute_units; /* CL_DEVICE_MAX_COMPUTE_UNITS */
 
     /* Features the program was built to use (all false with TERN_CL_PORTABLE=1). */
@@ -124,15 +124,16 @@ tern_status tern_cl_embed(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const 
 /* out[t][n] <- rmsnorm(x[t][n]) * w, t < n_tok (out may be x). */
 tern_status tern_cl_rmsnorm(struct tern_cl_rt *rt, cl_mem out, cl_mem x, cl_mem w, int n, float eps,
                             int n_tok);
-/* In place on x[t][row_stride]: heads of head_dim, first n_rot dims rotated, position pos0 + t. */
+/* In place on x[t][row_stride]: heads of head_dim, first n_rot dims rotated, position pos[t] (int). */
 tern_status tern_cl_rope(struct tern_cl_rt *rt, cl_mem x, int n_head, int head_dim, int n_rot, int row_stride,
-                         int pos0, float theta, enum tern_rope_style style, int n_tok);
-/* k_cache/v_cache[pos0 + t][kv_dim] (f16) <- k[t][kv_dim], v[t][kv_dim]. */
+                         cl_mem pos, float theta, enum tern_rope_style style, int n_tok);
+/* Caches [n_seq][n_ctx][kv_dim] (f16): row (seq[t], pos[t]) <- k[t][kv_dim], v[t][kv_dim]. */
 tern_status tern_cl_kv_store(struct tern_cl_rt *rt, cl_mem k_cache, cl_mem v_cache, cl_mem k, cl_mem v,
-                             int kv_dim, int pos0, int n_tok);
-/* out[t][n_head*head_dim] <- causal attention of q[t] at position pos0 + t over the cache. */
+                             int kv_dim, cl_mem pos, cl_mem seq, int n_ctx, int n_tok);
+/* out[t][n_head*head_dim] <- causal attention of q[t] at position pos[t] over sequence seq[t]'s cache. */
 tern_status tern_cl_attention(struct tern_cl_rt *rt, cl_mem out, cl_mem q, cl_mem k_cache, cl_mem v_cache,
-                              int n_head, int n_head_kv, int head_dim, int pos0, int n_tok);
+                              int n_head, int n_head_kv, int head_dim, cl_mem pos, cl_mem seq, int n_ctx,
+                              int n_tok);
 /* out[i] = act(gate[i]) * up[i], i < n (out may be gate). */
 tern_status tern_cl_ffn_act(struct tern_cl_rt *rt, cl_mem out, cl_mem gate, cl_mem up, int64_t n,
                             enum tern_ffn_act act);

@@ -15,7 +15,7 @@
 #include "ref.h"
 
 struct cpu_layer_kv {
-    /* f16 [n_head_kv][n_ctx][head_dim]: each kv head's positions are one contiguous stream. With
+    /* f16 [n_seq][n_head_kv][n_ctx][head_dim]: each kv head's positions are one contiguous stream. With
      * positions outermost, a kv head read 256 of every 1280 bytes (2B-4T) and decode attention at
      * depth 4096 ran 3x slower from DRAM (the prefetchers lose such a stream at every page). */
     uint16_t *k;
@@ -45,7 +45,7 @@ struct cpu_device {
     const struct tern_model_view *model;
     int layer_begin, layer_end;
     unsigned parts;
-    int n_ctx;
+    int n_ctx, n_seq;
     struct cpu_layer_kv *kv; /* [layer_end - layer_begin] */
     struct cpu_scratch s;
 };
@@ -153,19 +153,21 @@ static tern_status cpu_describe(void *ctx, struct tern_device_info *out) {
 }
 
 static tern_status cpu_load(void *ctx, const struct tern_model_view *model, int layer_begin, int layer_end,
-                            unsigned parts, int n_ctx) {
+                            unsigned parts, int n_ctx, int n_seq) {
     struct cpu_device *d = ctx;
     kv_free(d);
     scratch_free(&d->s);
-    if (layer_begin < 0 || layer_end < layer_begin || layer_end > model->hp.n_layer || n_ctx <= 0)
+    if (layer_begin < 0 || layer_end < layer_begin || layer_end > model->hp.n_layer || n_ctx <= 0 ||
+        n_seq <= 0)
         return TERN_ERR_ARG;
     d->model = model;
     d->layer_begin = layer_begin;
     d->layer_end = layer_end;
     d->parts = parts;
     d->n_ctx = n_ctx;
+    d->n_seq = n_seq;
     const int n_layers = layer_end - layer_begin;
-    const size_t kv_elems = (size_t)n_ctx * model->hp.n_head_kv * model->hp.head_dim;
+    const size_t kv_elems = (size_t)n_seq * (size_t)n_ctx * model->hp.n_head_kv * model->hp.head_dim;
     d->kv = calloc((size_t)(n_layers > 0 ? n_layers : 1), sizeof *d->kv);
     if (!d->kv)
         return TERN_ERR_NOMEM;
@@ -174,7 +176,8 @@ static tern_status cpu_load(void *ctx, const struct tern_model_view *model, int 
         d->kv[l].v = alloc64(kv_elems * sizeof(uint16_t));
         if (!d->kv[l].k || !d->kv[l].v) {
             kv_free(d);
-            tern_log_error("cpu: out of memory for the KV cache (%d positions)", n_ctx);
+            tern_log_error("cpu: out of memory for the KV cache (%d sequences of %d positions)", n_seq,
+                           n_ctx);
             return TERN_ERR_NOMEM;
         }
     }
@@ -265,7 +268,7 @@ enum stage {
     STAGE_ATTN_NORM,
     STAGE_ROPE,
     STAGE_ATTN,         /* all heads of a token, then its attention sub-norm */
-    STAGE_ATTN_KV_HEAD, /* the query heads of one kv head, for token 0 at pos0 */
+    STAGE_ATTN_KV_HEAD, /* the query heads of one kv head, for token 0 */
     STAGE_ATTN_SUB_NORM,
     STAGE_FFN_NORM,
     STAGE_GATING, /* gating, then the FFN sub-norm */
@@ -276,23 +279,25 @@ struct token_job {
     const struct tern_layer_weights *L;
     struct cpu_layer_kv *kv;
     float *h;
-    int pos0;
+    const struct tern_batch *b;
     enum stage stage;
 };
 
-/* Element offset of kv head kvh at position pos in a layer's head-major K or V cache. */
-static size_t kv_at(const struct cpu_device *d, int kvh, int pos) {
+/* Element offset of sequence seq's kv head kvh at position pos in a layer's head-major K or V cache. */
+static size_t kv_at(const struct cpu_device *d, int seq, int kvh, int pos) {
     const size_t head_dim = (size_t)d->model->hp.head_dim;
-    return ((size_t)kvh * (size_t)d->n_ctx + (size_t)pos) * head_dim;
+    const size_t head = (size_t)seq * (size_t)d->model->hp.n_head_kv + (size_t)kvh;
+    return (head * (size_t)d->n_ctx + (size_t)pos) * head_dim;
 }
 
-/* The query heads of kv head kvh (q and out: one token's heads) attend positions 0 .. pos. */
+/* The query heads of kv head kvh (q and out: one token's heads) attend positions 0 .. pos of
+ * sequence seq. */
 static void attend_kv_head(const struct cpu_device *d, const struct cpu_layer_kv *kv, float *out,
-                           const float *q, int kvh, int pos, float *scratch) {
+                           const float *q, int seq, int kvh, int pos, float *scratch) {
     const struct tern_hparams *hp = &d->model->hp;
     const int group = hp->n_head / hp->n_head_kv;
     const int64_t q_off = (int64_t)kvh * group * hp->head_dim;
-    const size_t kv_off = kv_at(d, kvh, 0);
+    const size_t kv_off = kv_at(d, seq, kvh, 0);
     d->k->attention(out + q_off, q + q_off, kv->k + kv_off, kv->v + kv_off, hp->head_dim, pos, group, 1,
                     hp->head_dim, scratch);
 }
@@ -305,23 +310,24 @@ static void token_task(void *arg, int64_t t, int thread) {
     struct cpu_scratch *s = &d->s;
     const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff;
     const int64_t n_q = (int64_t)hp->n_head * hp->head_dim, n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
-    const int pos = j->pos0 + (int)t;
+    const struct tern_batch *b = j->b;
     float *const scratch = s->scores + (size_t)thread * (size_t)TERN_ATTN_SCRATCH(hp->head_dim, d->n_ctx - 1);
     switch (j->stage) {
     case STAGE_ATTN_NORM:
         k->rmsnorm(s->x + t * n_embd, j->h + t * n_embd, j->L->attn_norm, n_embd, hp->norm_eps);
         break;
     case STAGE_ROPE:
-        k->rope(s->qh + t * n_q, hp->n_head, hp->head_dim, hp->n_rot, pos, hp->rope_theta, hp->rope_style);
-        k->rope(s->kh + t * n_kv, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_theta,
+        k->rope(s->qh + t * n_q, hp->n_head, hp->head_dim, hp->n_rot, b->pos[t], hp->rope_theta,
+                hp->rope_style);
+        k->rope(s->kh + t * n_kv, hp->n_head_kv, hp->head_dim, hp->n_rot, b->pos[t], hp->rope_theta,
                 hp->rope_style);
         break;
     case STAGE_ATTN_KV_HEAD:
-        attend_kv_head(d, j->kv, s->attn, s->qh, (int)t, j->pos0, scratch);
+        attend_kv_head(d, j->kv, s->attn, s->qh, b->seq[0], (int)t, b->pos[0], scratch); /* t: kv head */
         break;
     case STAGE_ATTN:
         for (int kvh = 0; kvh < hp->n_head_kv; kvh++)
-            attend_kv_head(d, j->kv, s->attn + t * n_q, s->qh + t * n_q, kvh, pos, scratch);
+            attend_kv_head(d, j->kv, s->attn + t * n_q, s->qh + t * n_q, b->seq[t], kvh, b->pos[t], scratch);
         __attribute__((fallthrough)); /* then the token's sub-norm */
     case STAGE_ATTN_SUB_NORM:
         if (j->L->attn_sub_norm)
@@ -343,7 +349,7 @@ static void per_token(struct token_job *j, enum stage stage, int n) {
     tern_pool_run(j->d->pool, n, token_task, j);
 }
 
-static void run_layer(struct cpu_device *d, int il, float *h, int n, int pos0) {
+static void run_layer(struct cpu_device *d, int il, float *h, const struct tern_batch *b) {
     const struct tern_hparams *hp = &d->model->hp;
     const struct tern_layer_weights *L = &d->model->layers[il];
     struct cpu_layer_kv *kv = &d->kv[il - d->layer_begin];
@@ -351,7 +357,8 @@ static void run_layer(struct cpu_device *d, int il, float *h, int n, int pos0) {
     const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff;
     const int64_t n_q = (int64_t)hp->n_head * hp->head_dim;
     const int64_t n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
-    struct token_job tj = {d, L, kv, h, pos0, 0};
+    const int n = b->n_tokens;
+    struct token_job tj = {d, L, kv, h, b, 0};
 
     /* attention: every token's K and V enter the cache before any token attends (causal batch) */
     per_token(&tj, STAGE_ATTN_NORM, n);
@@ -363,7 +370,7 @@ static void run_layer(struct cpu_device *d, int il, float *h, int n, int pos0) {
     per_token(&tj, STAGE_ROPE, n);
     for (int t = 0; t < n; t++)
         for (int kvh = 0; kvh < hp->n_head_kv; kvh++) {
-            const size_t at = kv_at(d, kvh, pos0 + t);
+            const size_t at = kv_at(d, b->seq[t], kvh, b->pos[t]);
             const int64_t from = t * n_kv + (int64_t)kvh * hp->head_dim;
             for (int i = 0; i < hp->head_dim; i++) {
                 kv->k[at + i] = tern_fp32_to_fp16(s->kh[from + i]);
@@ -401,20 +408,24 @@ static void run_layer(struct cpu_device *d, int il, float *h, int n, int pos0) {
         h[i] += s->out[i];
 }
 
-static tern_status cpu_run_layers(void *ctx, float *hidden, int n_tokens, int pos0, int layer_begin,
+static tern_status cpu_run_layers(void *ctx, float *hidden, const struct tern_batch *b, int layer_begin,
                                   int layer_end) {
     struct cpu_device *d = ctx;
-    if (layer_begin < d->layer_begin || layer_end > d->layer_end || n_tokens <= 0 || pos0 < 0)
+    if (layer_begin < d->layer_begin || layer_end > d->layer_end || b->n_tokens <= 0)
         return TERN_ERR_ARG;
-    if (pos0 + n_tokens > d->n_ctx) {
-        tern_log_error("context is full: %d positions needed, %d available", pos0 + n_tokens, d->n_ctx);
-        return TERN_ERR_CONTEXT_FULL;
-    }
-    tern_status st = scratch_reserve(d, n_tokens);
+    for (int t = 0; t < b->n_tokens; t++)
+        if (b->pos[t] < 0 || b->pos[t] >= d->n_ctx || b->seq[t] < 0 || b->seq[t] >= d->n_seq) {
+            tern_log_error(
+                "cpu: token %d at position %d of sequence %d is outside the cache (%d sequences of %d "
+                "positions)",
+                t, b->pos[t], b->seq[t], d->n_seq, d->n_ctx);
+            return TERN_ERR_CONTEXT_FULL;
+        }
+    tern_status st = scratch_reserve(d, b->n_tokens);
     if (st != TERN_OK)
         return st;
     for (int il = layer_begin; il < layer_end; il++)
-        run_layer(d, il, hidden, n_tokens, pos0);
+        run_layer(d, il, hidden, b);
     return TERN_OK;
 }
 

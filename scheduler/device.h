@@ -97,17 +97,29 @@ struct tern_device_info {
 /* Parts a device may own besides layers. */
 enum { TERN_PART_EMBED = 1u << 0, TERN_PART_HEAD = 1u << 1 };
 
+/* A batch of tokens for run_layers: token t belongs to sequence seq[t] (a KV cache slot) at
+ * position pos[t]. Tokens of one sequence come in increasing position order; each attends the
+ * positions 0..pos[t] of its own sequence, those written by earlier tokens of the batch included
+ * (every token's K and V enter the cache before any token attends). Sequences never see each other:
+ * a token's result is the same whatever else shares its batch (docs/scheduler.md). */
+struct tern_batch {
+    int n_tokens;
+    const int32_t *pos; /* [n_tokens] in [0, n_ctx) */
+    const int32_t *seq; /* [n_tokens] in [0, n_seq) */
+};
+
 struct tern_device_ops {
     tern_status (*describe)(void *ctx, struct tern_device_info *out);
-    /* Take layers [layer_begin, layer_end) and the parts in `parts`; sets up KV cache for n_ctx
-     * positions for those layers. May be called again to change the set (frees the old one). */
+    /* Take layers [layer_begin, layer_end) and the parts in `parts`; sets up KV cache for n_seq
+     * sequences of n_ctx positions for those layers. May be called again to change the set (frees
+     * the old one). */
     tern_status (*load)(void *ctx, const struct tern_model_view *model, int layer_begin, int layer_end,
-                        unsigned parts, int n_ctx);
+                        unsigned parts, int n_ctx, int n_seq);
     /* hidden[n_tokens][n_embd] <- embedding rows of tokens (TERN_PART_EMBED). */
     tern_status (*embed)(void *ctx, float *hidden, const int32_t *tokens, int n_tokens);
     /* Run layers [layer_begin, layer_end) (a subrange of what was loaded) in place on
-     * hidden[n_tokens][n_embd], tokens at positions pos0 .. pos0+n_tokens-1 (causal). */
-    tern_status (*run_layers)(void *ctx, float *hidden, int n_tokens, int pos0, int layer_begin,
+     * hidden[b->n_tokens][n_embd]. */
+    tern_status (*run_layers)(void *ctx, float *hidden, const struct tern_batch *b, int layer_begin,
                               int layer_end);
     /* logits[n_vocab] <- head(final_norm(hidden[n_embd])) for one token (TERN_PART_HEAD). */
     tern_status (*logits)(void *ctx, float *logits, const float *hidden);

@@ -21,8 +21,9 @@ struct tern_exec {
     struct tern_plan_model pm;
     struct tern_plan plan;
     char plan_str[256];
-    int n_ctx;
-    float *hidden; /* [cap][n_embd] */
+    int n_ctx, n_seq;
+    float *hidden;      /* [cap][n_embd] */
+    int32_t *pos, *seq; /* [cap] a rebuild's batch */
     int cap;
     int step; /* evaluations so far */
     struct fault fault;
@@ -96,7 +97,7 @@ static tern_status load_plan(tern_exec *x, int *failed) {
             }
         const unsigned parts =
             (x->plan.embed_dev == d ? TERN_PART_EMBED : 0u) | (x->plan.head_dev == d ? TERN_PART_HEAD : 0u);
-        tern_status st = e->dev.ops->load(e->dev.ctx, x->m, begin, end, parts, x->n_ctx);
+        tern_status st = e->dev.ops->load(e->dev.ctx, x->m, begin, end, parts, x->n_ctx, x->n_seq);
         if (st != TERN_OK) {
             *failed = d;
             return st;
@@ -109,21 +110,27 @@ static tern_status reserve(tern_exec *x, int n) {
     if (n <= x->cap)
         return TERN_OK;
     float *h = realloc(x->hidden, (size_t)n * (size_t)x->m->hp.n_embd * sizeof(float));
-    if (!h) {
+    if (h)
+        x->hidden = h;
+    int32_t *pos = h ? realloc(x->pos, (size_t)n * sizeof *pos) : NULL;
+    if (pos)
+        x->pos = pos;
+    int32_t *seq = pos ? realloc(x->seq, (size_t)n * sizeof *seq) : NULL;
+    if (!seq) {
         tern_log_error("out of memory for a batch of %d tokens", n);
         return TERN_ERR_NOMEM;
     }
-    x->hidden = h;
+    x->seq = seq;
     x->cap = n;
     return TERN_OK;
 }
 
-/* One layer range of the plan on hidden[n] at pos; fault: the injected fault is due here. */
+/* One layer range of the plan on a slice of the batch; fault: the injected fault is due here. */
 struct range_job {
     tern_exec *x;
     int seg;
     float *hidden;
-    int n, pos;
+    struct tern_batch b;
     bool fault;
     tern_status st;
 };
@@ -132,8 +139,7 @@ static void *run_range(void *arg) {
     struct range_job *j = arg;
     const struct tern_plan_seg *s = &j->x->plan.seg[j->seg];
     const struct tern_device *dev = &j->x->reg->e[s->dev].dev;
-    j->st = j->fault ? TERN_ERR_DEVICE
-                     : dev->ops->run_layers(dev->ctx, j->hidden, j->n, j->pos, s->begin, s->end);
+    j->st = j->fault ? TERN_ERR_DEVICE : dev->ops->run_layers(dev->ctx, j->hidden, &j->b, s->begin, s->end);
     return NULL;
 }
 
@@ -153,10 +159,11 @@ static bool pipelined(const tern_exec *x, int n) {
     return tern_plan_pipelined(devs, &x->plan);
 }
 
-/* The plan's layer ranges over hidden[0..n) at pos. */
-static tern_status run_ranges(tern_exec *x, int pos, int n, int *failed) {
+/* The plan's layer ranges over the batch. */
+static tern_status run_ranges(tern_exec *x, const struct tern_batch *b, int *failed) {
     const struct tern_plan *p = &x->plan;
     const size_t n_embd = (size_t)x->m->hp.n_embd;
+    const int n = b->n_tokens;
     const int chunk = pipelined(x, n) ? TERN_PIPELINE_CHUNK : n, n_chunks = (n + chunk - 1) / chunk;
     for (int t = 0; t < n_chunks + p->n_seg - 1; t++) {
         struct range_job jobs[TERN_MAX_DEVICES];
@@ -167,9 +174,10 @@ static tern_status run_ranges(tern_exec *x, int pos, int n, int *failed) {
                 continue;
             const int k0 = k * chunk, kn = n - k0 < chunk ? n - k0 : chunk;
             const struct tern_plan_seg *s = &p->seg[i];
-            jobs[n_jobs++] = (struct range_job){x,      i,        x->hidden + (size_t)k0 * n_embd,
-                                                kn,     pos + k0, fault_due(x, s->dev, s->begin, s->end),
-                                                TERN_OK};
+            const struct tern_batch slice = {kn, b->pos + k0, b->seq + k0};
+            jobs[n_jobs++] = (struct range_job){
+                x,      i, x->hidden + (size_t)k0 * n_embd, slice, fault_due(x, s->dev, s->begin, s->end),
+                TERN_OK};
         }
         pthread_t threads[TERN_MAX_DEVICES];
         bool started[TERN_MAX_DEVICES] = {false};
@@ -190,22 +198,26 @@ static tern_status run_ranges(tern_exec *x, int pos, int n, int *failed) {
     return TERN_OK;
 }
 
-/* One pass of the plan over tokens[0..n) at pos. *failed: the device whose call failed, or -1. */
-static tern_status run_plan(tern_exec *x, const int32_t *tokens, int pos, int n, float *logits, int *failed) {
+/* One pass of the plan over the batch; logits of the tokens out[0..n_out). *failed: the device
+ * whose call failed, or -1. */
+static tern_status run_plan(tern_exec *x, const int32_t *tokens, const struct tern_batch *b, const int *out,
+                            int n_out, float *logits, int *failed) {
     const struct tern_plan *p = &x->plan;
     struct tern_registry_entry *e = x->reg->e;
     *failed = p->embed_dev;
-    tern_status st = fault_due(x, p->embed_dev, WHERE_EMBED, 0)
-                         ? TERN_ERR_DEVICE
-                         : e[p->embed_dev].dev.ops->embed(e[p->embed_dev].dev.ctx, x->hidden, tokens, n);
+    tern_status st =
+        fault_due(x, p->embed_dev, WHERE_EMBED, 0)
+            ? TERN_ERR_DEVICE
+            : e[p->embed_dev].dev.ops->embed(e[p->embed_dev].dev.ctx, x->hidden, tokens, b->n_tokens);
     if (st == TERN_OK)
-        st = run_ranges(x, pos, n, failed);
-    if (st == TERN_OK && logits) {
+        st = run_ranges(x, b, failed);
+    if (st == TERN_OK && n_out > 0) {
         *failed = p->head_dev;
-        const float *last = x->hidden + (size_t)(n - 1) * (size_t)x->m->hp.n_embd;
-        st = fault_due(x, p->head_dev, WHERE_HEAD, 0)
-                 ? TERN_ERR_DEVICE
-                 : e[p->head_dev].dev.ops->logits(e[p->head_dev].dev.ctx, logits, last);
+        st = fault_due(x, p->head_dev, WHERE_HEAD, 0) ? TERN_ERR_DEVICE : TERN_OK;
+        const size_t n_embd = (size_t)x->m->hp.n_embd, n_vocab = (size_t)x->m->hp.n_vocab;
+        for (int i = 0; i < n_out && st == TERN_OK; i++)
+            st = e[p->head_dev].dev.ops->logits(e[p->head_dev].dev.ctx, logits + (size_t)i * n_vocab,
+                                                x->hidden + (size_t)out[i] * n_embd);
     }
     for (int d = 0; d < x->reg->n && st == TERN_OK; d++) {
         *failed = d;
@@ -214,6 +226,25 @@ static tern_status run_plan(tern_exec *x, const int32_t *tokens, int pos, int n,
     }
     if (st == TERN_OK)
         *failed = -1;
+    return st;
+}
+
+/* Evaluate each sequence's history again (after a failover) to rebuild the KV cache. */
+static tern_status rebuild(tern_exec *x, const struct tern_exec_history *hist, int *failed) {
+    tern_status st = TERN_OK;
+    for (int s = 0; hist && s < hist->n_seq && st == TERN_OK; s++) {
+        const int n = hist->n[s];
+        if (n <= 0)
+            continue;
+        if ((st = reserve(x, n)) != TERN_OK)
+            break;
+        for (int i = 0; i < n; i++) {
+            x->pos[i] = i;
+            x->seq[i] = s;
+        }
+        const struct tern_batch b = {n, x->pos, x->seq};
+        st = run_plan(x, hist->tokens[s], &b, NULL, 0, NULL, failed);
+    }
     return st;
 }
 
@@ -242,20 +273,21 @@ static tern_status fail_over(tern_exec *x, int d, const char *why) {
     return TERN_OK;
 }
 
-/* Run [pos, pos+n) of history, failing over as long as devices are left: after a failover the
- * new plan is loaded and history[0..pos) evaluated again to rebuild the KV cache. */
-static tern_status eval_with_failover(tern_exec *x, const int32_t *history, int pos, int n, float *logits,
-                                      bool loaded) {
+/* Run the batch (if any), failing over as long as devices are left: after a failover the new
+ * plan is loaded and every sequence's history evaluated again to rebuild the KV cache. */
+static tern_status eval_with_failover(tern_exec *x, const int32_t *tokens, const struct tern_batch *b,
+                                      const struct tern_exec_history *hist, const int *out, int n_out,
+                                      float *logits, bool loaded) {
     for (;;) {
         struct tern_log_capture cap;
         tern_log_capture_begin(&cap);
         int failed = -1;
         tern_status st = loaded ? TERN_OK : load_plan(x, &failed);
-        if (st == TERN_OK && !loaded && pos > 0 && (st = reserve(x, pos)) == TERN_OK)
-            st = run_plan(x, history, 0, pos, NULL, &failed);
+        if (st == TERN_OK && !loaded)
+            st = rebuild(x, hist, &failed);
         loaded = st == TERN_OK;
-        if (st == TERN_OK && n > 0)
-            st = run_plan(x, history + pos, pos, n, logits, &failed);
+        if (st == TERN_OK && b && (st = reserve(x, b->n_tokens)) == TERN_OK)
+            st = run_plan(x, tokens, b, out, n_out, logits, &failed);
         tern_log_capture_end(&cap, !device_failure(st) || failed < 0);
         if (st == TERN_OK || !device_failure(st) || failed < 0)
             return st;
@@ -268,7 +300,7 @@ static tern_status eval_with_failover(tern_exec *x, const int32_t *history, int 
 
 tern_status tern_exec_create(struct tern_registry *reg, const struct tern_model_view *m,
                              const struct tern_plan_model *pm, const struct tern_plan *plan, int n_ctx,
-                             tern_exec **out) {
+                             int n_seq, tern_exec **out) {
     *out = NULL;
     tern_exec *x = calloc(1, sizeof *x);
     if (!x)
@@ -278,11 +310,12 @@ tern_status tern_exec_create(struct tern_registry *reg, const struct tern_model_
     x->pm = *pm;
     x->plan = *plan;
     x->n_ctx = n_ctx;
+    x->n_seq = n_seq;
     parse_fault(&x->fault);
     format_plan(x);
     tern_status st = reserve(x, 1);
     if (st == TERN_OK)
-        st = eval_with_failover(x, NULL, 0, 0, NULL, false);
+        st = eval_with_failover(x, NULL, NULL, NULL, NULL, 0, NULL, false);
     if (st != TERN_OK) {
         tern_exec_free(x);
         return st;
@@ -295,15 +328,19 @@ void tern_exec_free(tern_exec *x) {
     if (!x)
         return;
     free(x->hidden);
+    free(x->pos);
+    free(x->seq);
     free(x);
 }
 
-tern_status tern_exec_eval(tern_exec *x, const int32_t *history, int pos, int n, float *logits) {
-    if (n <= 0 || pos < 0)
+tern_status tern_exec_eval(tern_exec *x, const int32_t *tokens, const struct tern_batch *b,
+                           const struct tern_exec_history *hist, const int *out, int n_out, float *logits) {
+    if (b->n_tokens <= 0)
         return TERN_ERR_ARG;
-    tern_status st = reserve(x, n);
-    if (st == TERN_OK)
-        st = eval_with_failover(x, history, pos, n, logits, true);
+    for (int i = 0; i < n_out; i++)
+        if (out[i] < 0 || out[i] >= b->n_tokens)
+            return TERN_ERR_ARG;
+    tern_status st = eval_with_failover(x, tokens, b, hist, out, n_out, logits, true);
     x->step++;
     return st;
 }

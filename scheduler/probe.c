@@ -22,15 +22,19 @@ static tern_status sync_dev(const struct tern_device *dev) {
     return dev->ops->sync ? dev->ops->sync(dev->ctx) : TERN_OK;
 }
 
-/* Best time of reps runs of layers [0, n_layers) on n tokens at pos; h is restored from h0 before
- * each run so the values stay those of real embeddings. */
+/* Best time of reps runs of layers [0, n_layers) on n tokens of sequence 0 from pos; h is restored
+ * from h0 before each run so the values stay those of real embeddings. */
 static tern_status time_layers(const struct tern_device *dev, float *h, const float *h0, size_t floats, int n,
                                int pos, int n_layers, int reps, double *best) {
+    int32_t positions[TERN_PROBE_CHUNK], seqs[TERN_PROBE_CHUNK] = {0};
     *best = INFINITY;
     for (int r = 0; r < reps; r++) {
         memcpy(h, h0, floats * sizeof(float));
+        for (int i = 0; i < n; i++)
+            positions[i] = pos + r * n + i;
+        const struct tern_batch b = {n, positions, seqs};
         const double t0 = now_s();
-        tern_status st = dev->ops->run_layers(dev->ctx, h, n, pos + r * n, 0, n_layers);
+        tern_status st = dev->ops->run_layers(dev->ctx, h, &b, 0, n_layers);
         if (st == TERN_OK)
             st = sync_dev(dev);
         if (st != TERN_OK)
@@ -50,11 +54,11 @@ tern_status tern_probe_measure(const struct tern_device *dev, const struct tern_
     bool has_head = true;
     struct tern_log_capture cap;
     tern_log_capture_begin(&cap);
-    tern_status st = dev->ops->load(dev->ctx, m, 0, 1, TERN_PART_EMBED | TERN_PART_HEAD, n_ctx);
+    tern_status st = dev->ops->load(dev->ctx, m, 0, 1, TERN_PART_EMBED | TERN_PART_HEAD, n_ctx, 1);
     tern_log_capture_end(&cap, 0);
     if (st != TERN_OK) { /* e.g. a head larger than the device's largest buffer */
         has_head = false;
-        st = dev->ops->load(dev->ctx, m, 0, 1, TERN_PART_EMBED, n_ctx);
+        st = dev->ops->load(dev->ctx, m, 0, 1, TERN_PART_EMBED, n_ctx, 1);
     }
     if (st != TERN_OK)
         return st;

@@ -386,9 +386,13 @@ static void test_rope(void) {
                     for (int t = 0; t < n_tok; t++)
                         tern_ref_rope(y_ref + (size_t)t * stride, n_head, head_dim, n_rot, pos0s[p] + t,
                                       theta, (enum tern_rope_style)style);
-                    struct gbuf bx = gbuf_new(nn * 4, x);
-                    CHECK_STATUS(TERN_OK, tern_cl_rope(rt, bx.mem, n_head, head_dim, n_rot, stride, pos0s[p],
+                    int32_t pos[9];
+                    for (int t = 0; t < n_tok; t++)
+                        pos[t] = pos0s[p] + t;
+                    struct gbuf bx = gbuf_new(nn * 4, x), bpos = gbuf_new((size_t)n_tok * 4, pos);
+                    CHECK_STATUS(TERN_OK, tern_cl_rope(rt, bx.mem, n_head, head_dim, n_rot, stride, bpos.mem,
                                                        theta, (enum tern_rope_style)style, n_tok));
+                    gbuf_free(&bpos);
                     gbuf_read(&bx, y_cl, "rope");
                     char what[96];
                     snprintf(what, sizeof what, "rope %s heads=%d dim=%d rot=%d pos0=%d tok=%d",
@@ -428,9 +432,16 @@ static void attention_case(int n_head, int n_head_kv, int head_dim, int pos0, in
         CHECK_STATUS(TERN_OK, i % 997 ? TERN_OK : tern_cl_write(rt, bkc.mem, i * 2, 2, &fill));
     struct gbuf bk = gbuf_new((size_t)n_tok * kv_dim * 4, k), bv = gbuf_new((size_t)n_tok * kv_dim * 4, v),
                 bq = gbuf_new((size_t)n_tok * q_dim * 4, q), bo = gbuf_new((size_t)n_tok * q_dim * 4, NULL);
-    CHECK_STATUS(TERN_OK, tern_cl_kv_store(rt, bkc.mem, bvc.mem, bk.mem, bv.mem, kv_dim, pos0, n_tok));
+    int32_t *pos = malloc((size_t)n_tok * 4), *seq = calloc((size_t)n_tok, 4);
+    for (int t = 0; t < n_tok; t++)
+        pos[t] = pos0 + t;
+    struct gbuf bpos = gbuf_new((size_t)n_tok * 4, pos), bseq = gbuf_new((size_t)n_tok * 4, seq);
+    CHECK_STATUS(TERN_OK, tern_cl_kv_store(rt, bkc.mem, bvc.mem, bk.mem, bv.mem, kv_dim, bpos.mem, bseq.mem,
+                                           n_ctx, n_tok));
     CHECK_STATUS(TERN_OK, tern_cl_attention(rt, bo.mem, bq.mem, bkc.mem, bvc.mem, n_head, n_head_kv, head_dim,
-                                            pos0, n_tok));
+                                            bpos.mem, bseq.mem, n_ctx, n_tok));
+    gbuf_free(&bpos), gbuf_free(&bseq);
+    free(pos), free(seq);
     uint16_t *kc_cl = malloc((size_t)n_ctx * kv_dim * 2), *vc_cl = malloc((size_t)n_ctx * kv_dim * 2);
     gbuf_read(&bkc, kc_cl, "k cache");
     gbuf_read(&bvc, vc_cl, "v cache");

@@ -426,6 +426,106 @@ static void pipelined_prompt_same_bits(void) {
     tern_model_close(m);
 }
 
+static int32_t argmax(const float *v, int n) {
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return best;
+}
+
+enum { SEQ_GEN = 16, SEQ_N = 3 };
+
+/* Three sequences in one session on device/split, sequence q's prompt joining at step 3q while the
+ * earlier ones decode (continuous batching), greedy: ids[q][g]. With alone (each sequence's logits
+ * at every step evaluated by itself), every step's logits must be those bits. */
+static void run_sequences(tern_model *m, const char *device, const char *split, const struct ref_case *cases,
+                          const float *alone, int32_t ids[SEQ_N][SEQ_GEN]) {
+    const int n_vocab = tern_model_view(m)->hp.n_vocab;
+    struct tern_session_params sp = {
+        .n_ctx = 64, .n_threads = 2, .device = device, .split = split, .n_seq = SEQ_N};
+    tern_session *s = NULL;
+    CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
+    float *lg = malloc((size_t)SEQ_N * n_vocab * 4);
+    int generated[SEQ_N] = {0}, next[SEQ_N] = {0};
+    for (int step = 0; s && lg && step < 3 * SEQ_N + SEQ_GEN; step++) {
+        int32_t tokens[64], seqs[64];
+        int out[SEQ_N], owner[SEQ_N], n = 0, n_out = 0;
+        for (int q = 0; q < SEQ_N; q++) {
+            if (step == 3 * q) { /* the prompt */
+                for (int i = 0; i < cases[q].n_prompt; i++, n++) {
+                    tokens[n] = cases[q].prompt[i];
+                    seqs[n] = q;
+                }
+            } else if (step > 3 * q && generated[q] < SEQ_GEN) {
+                tokens[n] = next[q];
+                seqs[n++] = q;
+            } else {
+                continue;
+            }
+            owner[n_out] = q;
+            out[n_out++] = n - 1;
+        }
+        if (!n)
+            continue;
+        CHECK_STATUS(TERN_OK, tern_session_eval_batch(s, tokens, seqs, n, out, n_out, lg));
+        for (int j = 0; j < n_out; j++) {
+            const int q = owner[j], g = generated[q];
+            const float *got = lg + (size_t)j * n_vocab;
+            if (alone && memcmp(got, alone + ((size_t)q * SEQ_GEN + g) * n_vocab, (size_t)n_vocab * 4) != 0)
+                harness_fail(__FILE__, __LINE__, "%s: sequence %d step %d: logits differ from it alone",
+                             device, q, g);
+            next[q] = ids[q][g] = argmax(got, n_vocab);
+            generated[q]++;
+        }
+    }
+    free(lg);
+    tern_session_free(s);
+}
+
+/* Every step's logits are the bits of the sequence evaluated alone on the same devices, and greedy
+ * decoding gives bitnet.cpp's ids, on the CPU, on OpenCL and split over both. */
+static void sequences_share_batches(void) {
+    struct ref_case cases[3];
+    bitnet_cpp_cases(cases);
+    tern_model *m = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
+    if (!m)
+        return;
+    const int n_vocab = tern_model_view(m)->hp.n_vocab;
+    static const struct {
+        const char *device, *split;
+    } where[] = {{"cpu", NULL}, {"cl:0", NULL}, {"cl:0,cpu", "1,1"}};
+    float *alone = malloc((size_t)SEQ_N * SEQ_GEN * n_vocab * 4);
+    for (size_t w = 0; w < 3 && alone; w++) {
+        for (int q = 0; q < SEQ_N; q++) {
+            struct tern_session_params sp = {
+                .n_ctx = 64, .n_threads = 2, .device = where[w].device, .split = where[w].split};
+            tern_session *s = NULL;
+            CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
+            const float *out = NULL;
+            if (s)
+                CHECK_STATUS(TERN_OK, tern_session_eval(s, cases[q].prompt, cases[q].n_prompt, &out));
+            for (int g = 0; g < SEQ_GEN && out; g++) {
+                memcpy(alone + ((size_t)q * SEQ_GEN + g) * n_vocab, out, (size_t)n_vocab * 4);
+                int32_t id = argmax(out, n_vocab);
+                if (g + 1 < SEQ_GEN)
+                    CHECK_STATUS(TERN_OK, tern_session_eval(s, &id, 1, &out));
+            }
+            tern_session_free(s);
+        }
+        int32_t ids[SEQ_N][SEQ_GEN];
+        run_sequences(m, where[w].device, where[w].split, cases, alone, ids);
+        for (int q = 0; q < SEQ_N; q++) {
+            struct collect c = {.n = SEQ_GEN};
+            memcpy(c.ids, ids[q], sizeof ids[q]);
+            check_ids(where[w].device, cases[q].generated, &c, SEQ_GEN);
+        }
+    }
+    free(alone);
+    tern_model_close(m);
+}
+
 /* A device failing in the prompt or in decode, at a layer, the embedding or the head: the run goes
  * on over the devices left with bitnet.cpp's ids. */
 static void failover_keeps_output(void) {
@@ -454,6 +554,19 @@ static void failover_keeps_output(void) {
             check_ids(what, cases[1].generated, &got, 16);
         }
     }
+    /* with three sequences: every sequence's KV cache is rebuilt */
+    tern_model *m = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
+    setenv("TERN_FAULT", "cl:0:1:7", 1);
+    int32_t ids[SEQ_N][SEQ_GEN];
+    if (m)
+        run_sequences(m, "cpu,cl:0", "1,1", cases, NULL, ids);
+    for (int q = 0; q < SEQ_N && m; q++) {
+        struct collect c = {.n = SEQ_GEN};
+        memcpy(c.ids, ids[q], sizeof ids[q]);
+        check_ids("three sequences, TERN_FAULT=cl:0:1:7", cases[q].generated, &c, SEQ_GEN);
+    }
+    tern_model_close(m);
     unsetenv("TERN_FAULT");
 }
 
@@ -475,6 +588,7 @@ int main(void) {
     RUN(small_max_alloc);
     RUN(batch_invariance);
     RUN(pipelined_prompt_same_bits);
+    RUN(sequences_share_batches);
     RUN(failover_keeps_output);
     return harness_finish();
 }

@@ -1,8 +1,10 @@
 /* Causal attention over an f16 KV cache (stored as IEEE half through vload_half/vstore_half, which
- * need no cl_khr_fp16). Cache layout per layer: [n_ctx][n_head_kv * head_dim]; query head h reads
- * kv head h / (n_head / n_head_kv) (GQA).
+ * need no cl_khr_fp16). Cache layout per layer: [n_seq][n_ctx][n_head_kv * head_dim]; token t of a
+ * batch is at position pos[t] of sequence seq[t]; query head h reads kv head h / (n_head / n_head_kv)
+ * (GQA).
  *
- * tern_kv_store: cache rows pos0+t <- k[t], v[t], rounded to nearest even. Grid (kv_dim, tokens).
+ * tern_kv_store: cache row (seq[t], pos[t]) <- k[t], v[t], rounded to nearest even. Grid (kv_dim,
+ * tokens).
  * tern_attention: one work-group per (head, token), the reference's computation (ggml's f16 KV path):
  *   the query rounded to f16 and staged in local memory; pass 1: each item scores positions
  *   lid, lid+WG, ... (dot over head_dim in the reference's order) into local memory (up to
@@ -14,13 +16,14 @@
 #define TERN_ATT_DPT ((TERN_ATT_MAXD + TERN_WG - 1) / TERN_WG) /* output dims per item */
 
 __kernel void tern_kv_store(__global half *k_cache, __global half *v_cache, __global const float *k,
-                            __global const float *v, int kv_dim, int pos0) {
+                            __global const float *v, int kv_dim, __global const int *pos,
+                            __global const int *seq, int n_ctx) {
     const int i = get_global_id(0);
     const int t = get_global_id(1);
     if (i >= kv_dim)
         return;
     const size_t src = (size_t)t * kv_dim + i;
-    const size_t dst = (size_t)(pos0 + t) * kv_dim + i;
+    const size_t dst = ((size_t)seq[t] * n_ctx + pos[t]) * kv_dim + i;
     vstore_half_rte(k[src], dst, k_cache);
     vstore_half_rte(v[src], dst, v_cache);
 }
@@ -41,8 +44,8 @@ float tern_att_score(__local const float *qs, __global const half *kr, int head_
 }
 
 __kernel void tern_attention(__global float *out, __global const float *q, __global const half *k_cache,
-                             __global const half *v_cache, int n_head, int n_head_kv, int head_dim, int pos0,
-                             float scale) {
+                             __global const half *v_cache, int n_head, int n_head_kv, int head_dim,
+                             __global const int *pos_of, __global const int *seq_of, int n_ctx, float scale) {
     __local float qs[TERN_ATT_MAXD];
     __local float sc[TERN_ATT_MAXP];
     __local float wts[TERN_WG];
@@ -50,10 +53,10 @@ __kernel void tern_attention(__global float *out, __global const float *q, __glo
     const int h = get_group_id(0);
     const int t = get_group_id(1);
     const int lid = get_local_id(0);
-    const int pos = pos0 + t;
+    const int pos = pos_of[t];
     const int q_dim = n_head * head_dim;
     const int kv_dim = n_head_kv * head_dim;
-    const size_t kv_off = (size_t)(h / (n_head / n_head_kv)) * head_dim;
+    const size_t kv_off = (size_t)seq_of[t] * n_ctx * kv_dim + (size_t)(h / (n_head / n_head_kv)) * head_dim;
     __global const half *kh = k_cache + kv_off;
 
     for (int d = lid; d < head_dim; d += TERN_WG)

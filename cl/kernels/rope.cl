@@ -3,14 +3,14 @@
  * pos * theta_scale^i built by i successive products, exactly as the reference builds it, so only
  * cos/sin (a few ulps in OpenCL) differ from the CPU. */
 
-__kernel void tern_rope(__global float *x, int head_dim, int n_rot, int row_stride, int pos0, float theta_scale,
-                        int neox) {
+__kernel void tern_rope(__global float *x, int head_dim, int n_rot, int row_stride, __global const int *pos,
+                        float theta_scale, int neox) {
     const int i = get_global_id(0);
     const int h = get_global_id(1);
     const int t = get_global_id(2);
     if (i >= n_rot / 2)
         return;
-    float angle = (float)(pos0 + t);
+    float angle = (float)pos[t];
     for (int k = 0; k < i; k++)
         angle *= theta_scale;
     const float c = cos(angle), s = sin(angle);
