@@ -57,8 +57,9 @@ static inline int64_t tern_packed_nbytes(int64_t k, int64_t n_out) {
 /* Fill n_out packed rows with code 1 (all zero weights, padding included). */
 void tern_packed_fill_zero(uint8_t *packed, int64_t k, int64_t n_out);
 
-/* Scan a packed weight for code 3 anywhere and for padding codes other than 1 (a verify mode; not
- * run on every load). TERN_ERR_FORMAT with one logged line naming `name` on the first bad code. */
+/* Scan a packed weight for code 3 anywhere and for padding codes other than 1 (a word-wide scan,
+ * run at load on I2_S tensors used in place). TERN_ERR_FORMAT with one logged line naming `name`
+ * on the first bad code. */
 tern_status tern_packed_verify(const uint8_t *packed, int64_t k, int64_t n_out, const char *name);
 
 /* ---- I2_S tensors as stored in a file ---- */
@@ -114,8 +115,8 @@ static inline int tern_tq1_0_digit(uint8_t byte, int n) {
 /* Repack a TQ2_0 or TQ1_0 tensor (type = TERN_TYPE_TQ2_0 / TQ1_0; ne1 rows of ne0, ne0 % 256 == 0)
  * into the packed format (ne1 rows of k_pad/4 bytes) with one scale: the common non-zero block d
  * (0 when every block is 0). TERN_ERR_FORMAT, with one logged line naming `name`, when the data is
- * short, a TQ2_0 code is 3, a d is not finite, or non-zero d values differ by more than f16
- * rounding. */
+ * short, a TQ2_0 code is 3, a TQ1_0 byte is not a base-3 code, a d is not finite, or non-zero d
+ * values differ by more than f16 rounding. */
 tern_status tern_tq_to_packed(uint8_t *dst, float *scale, uint32_t type, const void *data, uint64_t nbytes,
                               int64_t ne0, int64_t ne1, const char *name);
 

@@ -97,6 +97,7 @@ expect_error not_a_model 1 "prompt.txt" -- "$tern" info "$tmp/prompt.txt"
 expect_error f16_linears 1 "quantize it" -- "$tern" info "$vec/mini-b158-f16.gguf"
 long=$(printf 'word %.0s' $(seq 1 200))
 expect_error prompt_too_long 1 "context" -- "$tern" run -m "$model" -c 16 -p "$long"
+expect_error prompt_too_long_echo 1 "(raise -c)" -- "$tern" run -m "$model" -c 16 -p "$long" --echo
 expect_error bad_isa 1 "TERN_CPU_ISA=bogus" -- env TERN_CPU_ISA=bogus "$tern" run -m "$model" -p x -n 1
 expect_error bad_device 1 "unknown device" -- "$tern" run -m "$model" -p x --device gpu7
 expect_error bench_no_model 2 "exactly one of -m" -- "$tern" bench -p 8
