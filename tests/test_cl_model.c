@@ -200,6 +200,44 @@ static void long_prompt(void) {
     compare_devices(path, prompt, N, 4, NULL, "tiny 300-token prompt");
 }
 
+static int n_errors;
+static void count_errors(enum tern_log_level level, const char *msg, void *user) {
+    (void)msg;
+    (void)user;
+    n_errors += level == TERN_LOG_ERROR;
+}
+
+/* Token ids at the vocabulary's edges: the last one evaluates, n_vocab and -1 are refused with one
+ * line before anything reaches the device (whose kernel would read past the embedding). */
+static void embed_refuses_ids_outside_the_vocabulary(void) {
+    struct tern_maker_params p;
+    tern_maker_preset("tiny", &p);
+    p.n_layer = 1;
+    const char *path = test_tmp("cl-bounds.gguf", 0);
+    CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
+    tern_model *m = NULL;
+    tern_session *s = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    struct tern_session_params sp = {.n_ctx = 16, .device = "cl:0"};
+    if (m)
+        CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
+    const int32_t bad[3][2] = {{512, 0}, {-1, 0}, {7, 512}};
+    for (int i = 0; s && i < 3; i++) {
+        n_errors = 0;
+        tern_log_set_callback(count_errors, NULL);
+        CHECK_STATUS(TERN_ERR_ARG, tern_session_eval(s, bad[i], i == 2 ? 2 : 1, NULL));
+        tern_log_set_callback(NULL, NULL);
+        CHECK_INT(1, n_errors);
+        CHECK_INT(0, tern_session_pos(s));
+    }
+    const int32_t last = 511;
+    const float *logits = NULL;
+    if (s)
+        CHECK_STATUS(TERN_OK, tern_session_eval(s, &last, 1, &logits));
+    tern_session_free(s);
+    tern_model_close(m);
+}
+
 int main(void) {
     int n = 0;
     tern_cl_device_count(&n);
@@ -211,5 +249,6 @@ int main(void) {
     RUN(random_models);
     RUN(every_arch);
     RUN(long_prompt);
+    RUN(embed_refuses_ids_outside_the_vocabulary);
     return harness_finish();
 }

@@ -415,6 +415,40 @@ static void long_token_text_not_cut(void) {
     tern_model_close(m);
 }
 
+/* Token ids at the vocabulary's edges on one device: the last id evaluates, n_vocab and -1 are
+ * refused with one line (an id of n_vocab would read the row past the embedding). */
+static void check_embed_bounds(const char *device) {
+    struct tern_maker_params p;
+    tern_maker_preset("tiny", &p);
+    const char *path = test_tmp("bounds.gguf", 0);
+    CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
+    tern_model *m = NULL;
+    tern_session *s = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    struct tern_session_params sp = {.n_ctx = 16, .device = device};
+    if (m)
+        CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
+    const int32_t bad[3][2] = {{512, 0}, {-1, 0}, {7, 512}};
+    for (int i = 0; s && i < 3; i++) {
+        n_errors = 0;
+        tern_log_set_callback(count_errors, NULL);
+        CHECK_STATUS(TERN_ERR_ARG, tern_session_eval(s, bad[i], i == 2 ? 2 : 1, NULL));
+        tern_log_set_callback(NULL, NULL);
+        CHECK_INT(1, n_errors);
+        CHECK_INT(0, tern_session_pos(s));
+    }
+    const int32_t last = 511;
+    const float *logits = NULL;
+    if (s)
+        CHECK_STATUS(TERN_OK, tern_session_eval(s, &last, 1, &logits));
+    tern_session_free(s);
+    tern_model_close(m);
+}
+
+static void embed_refuses_ids_outside_the_vocabulary(void) {
+    check_embed_bounds("cpu");
+}
+
 static void tokenizer_larger_than_embedding_refused(void) {
     /* 513 tokens over 512 embedding rows: token 512 would be evaluated out of bounds */
     const char *path = test_tmp("bigvocab.gguf", 0);
@@ -443,6 +477,61 @@ static void patch_u32_key(const char *path, const char *key, uint32_t value) {
         }
     harness_fail(__FILE__, __LINE__, "key %s not found in %s", key, path);
     fclose(f);
+}
+
+static void kv_bytes_closed_form(void) {
+    /* K and V, f16, per layer and position: 2 * 2 layers * 256 positions * 2 KV heads * 64 dims * 2 */
+    struct tern_maker_params p;
+    tern_maker_preset("tiny", &p);
+    const char *path = test_tmp("kv.gguf", 0);
+    CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
+    tern_model *m = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    if (m) {
+        CHECK_INT(262144, tern_model_kv_bytes(m, 256));
+        CHECK_INT(1024, tern_model_kv_bytes(m, 1));
+    }
+    tern_model_close(m);
+}
+
+static bool keep_going(int32_t id, const char *text, size_t len, void *user) {
+    (void)id, (void)text, (void)len, (void)user;
+    return true;
+}
+
+static void generation_stops_at_a_full_context(void) {
+    /* n_predict -1 runs until the context is full: 3 prompt positions + 5 decoded = 8, and the
+     * token sampled from the last position is the 6th generated */
+    struct tern_maker_params p;
+    tern_maker_preset("tiny", &p);
+    const char *path = test_tmp("ctxfull.gguf", 0);
+    CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
+    tern_model *m = NULL;
+    tern_tokenizer *tok = NULL;
+    tern_session *s = NULL;
+    tern_sampler *smp = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    if (!m)
+        return;
+    CHECK_STATUS(TERN_OK, tern_tokenizer_load(tern_model_gguf(m), NULL, &tok));
+    struct tern_session_params sp = {.n_ctx = 8, .device = "cpu"};
+    CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
+    struct tern_sampler_params par = tern_sampler_default_params();
+    par.temperature = 0.0f;
+    CHECK_STATUS(TERN_OK, tern_sampler_init(&par, 512, &smp));
+    const int32_t prompt[3] = {510, 'H', 'i'};
+    struct tern_generate_stats st = {0};
+    if (tok && s && smp)
+        CHECK_STATUS(TERN_OK, tern_generate(s, tok, smp, prompt, 3, -1, keep_going, NULL, &st));
+    CHECK(!st.stopped_eog); /* the greedy path of this seed meets no end-of-generation token */
+    CHECK(st.stopped_ctx);
+    CHECK_INT(6, st.n_generated);
+    CHECK_INT(5, st.n_decoded);
+    CHECK_INT(8, s ? tern_session_pos(s) : 0);
+    tern_sampler_free(smp);
+    tern_session_free(s);
+    tern_tokenizer_free(tok);
+    tern_model_close(m);
 }
 
 static void inconsistent_models_rejected(void) {
@@ -482,5 +571,8 @@ int main(void) {
     RUN(invalid_ternary_codes_refused);
     RUN(long_token_text_not_cut);
     RUN(tokenizer_larger_than_embedding_refused);
+    RUN(embed_refuses_ids_outside_the_vocabulary);
+    RUN(kv_bytes_closed_form);
+    RUN(generation_stops_at_a_full_context);
     return harness_finish();
 }
