@@ -105,31 +105,26 @@ static void compare_devices(const char *path, const int32_t *prompt, int n_promp
 }
 
 /* The prompts and bitnet.cpp's greedy ids of tests/data/vectors/mini-refs.json. */
-static const int32_t prompts[3][12] = {{998, 791, 272, 391, 275, 278, 315, 435, 81, 685, 374},
-                                       {998, 46, 77, 346, 709, 263, 264, 892},
-                                       {998, 16, 11, 220, 17, 11, 220, 18, 11, 220, 19, 11}};
-static const int n_prompts[3] = {11, 8, 12};
-static const int32_t bitnet_cpp_ids[3][16] = {
-    {703, 851, 164, 5, 74, 708, 458, 713, 19, 638, 751, 261, 261, 261, 261, 261},
-    {323, 140, 145, 277, 962, 962, 962, 962, 962, 951, 478, 708, 277, 489, 321, 473},
-    {161, 49, 487, 673, 839, 263, 74, 189, 121, 697, 655, 276, 554, 79, 26, 697}};
-
 static void vectors_i2s_match_bitnet_cpp(void) {
-    for (int p = 0; p < 3; p++) {
+    struct harness_ref refs[8];
+    const int n = harness_refs("mini-b158-i2s.gguf", refs, 8);
+    for (int p = 0; p < n; p++) {
         char label[64];
         snprintf(label, sizeof label, "mini-b158-i2s prompt %d", p);
-        compare_devices(test_data("vectors/mini-b158-i2s.gguf", 0), prompts[p], n_prompts[p], 16,
-                        bitnet_cpp_ids[p], label);
+        compare_devices(test_data("vectors/mini-b158-i2s.gguf", 0), refs[p].prompt_ids, refs[p].n_prompt,
+                        refs[p].n_generated, refs[p].generated, label);
     }
 }
 
 static void vectors_tq_cl_equals_cpu(void) {
     static const char *const files[2] = {"vectors/mini-bitnet-tq2.gguf", "vectors/mini-bitnet-tq1.gguf"};
+    struct harness_ref refs[8];
+    const int n = harness_refs("mini-bitnet-tq2.gguf", refs, 8);
     for (int f = 0; f < 2; f++)
-        for (int p = 0; p < 3; p++) {
+        for (int p = 0; p < n; p++) {
             char label[64];
             snprintf(label, sizeof label, "%s prompt %d", files[f] + 8, p);
-            compare_devices(test_data(files[f], 0), prompts[p], n_prompts[p], 16, NULL, label);
+            compare_devices(test_data(files[f], 0), refs[p].prompt_ids, refs[p].n_prompt, 16, NULL, label);
         }
 }
 
