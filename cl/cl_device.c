@@ -428,8 +428,8 @@ static const struct tern_device_ops cl_ops = {
     .release = cl_release,
 };
 
-/* A tiny known-answer run of the quantize and both ternary kernels (design.md §6): a device whose
- * driver miscompiles them is refused with one line instead of producing wrong tokens later. The
+/* A tiny known-answer run of the quantize and both ternary kernels (docs/architecture.md#device-interface): a
+ * device whose driver miscompiles them is refused with one line instead of producing wrong tokens later. The
  * expected values are computed here with the reference's formulas (cl/ may not include cpu/). */
 static tern_status self_test(struct tern_cl_rt *rt) {
     enum { K = 256, N = 8, T = 5 };

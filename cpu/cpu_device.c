@@ -1,6 +1,6 @@
-/* The CPU device: the forward pass of design.md §5 over the kernel table, for a layer range, the
- * embedding and the head. Scratch is sized for the largest batch seen and reused, so the decode
- * loop allocates nothing. */
+/* The CPU device: the forward pass of docs/architecture.md#numerics over the kernel table, for a layer range,
+ * the embedding and the head. Scratch is sized for the largest batch seen and reused, so the decode loop
+ * allocates nothing. */
 #include "cpu_device.h"
 
 #include <stdio.h>

@@ -1,5 +1,5 @@
-/* Tokenizer construction from GGUF metadata (formats.md §4), the token hash table, accessors, and
- * tern_tokenize: control/user-defined tokens written in the text are cut out first (leftmost,
+/* Tokenizer construction from GGUF metadata (docs/formats.md#tokenizer-metadata), the token hash table,
+ * accessors, and tern_tokenize: control/user-defined tokens written in the text are cut out first (leftmost,
  * longest), then each stretch of plain text goes to byte-level BPE (pre-tokenizer + merges,
  * tokenizer_bpe.c, pretok.c) or SentencePiece BPE (tokenizer_spm.c). */
 #include <stdlib.h>

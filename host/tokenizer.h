@@ -1,4 +1,4 @@
-/* Tokenizer built from GGUF metadata (formats.md §4): byte-level BPE (`gpt2`) with the
+/* Tokenizer built from GGUF metadata (docs/formats.md#tokenizer-metadata): byte-level BPE (`gpt2`) with the
  * pre-tokenizers llama-bpe, default and falcon3 (regexes through PCRE2), and SentencePiece-style
  * BPE with scores (`llama`). Control tokens in the text are matched verbatim when parse_special is
  * set. A streaming detokenizer never emits half a UTF-8 character. */
