@@ -186,8 +186,11 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
     struct cl_device *d = ctx;
     unload(d);
     const struct tern_hparams *hp = &model->hp;
-    if (layer_begin < 0 || layer_end < layer_begin || layer_end > hp->n_layer || n_ctx <= 0 || n_seq <= 0)
+    if (layer_begin < 0 || layer_end < layer_begin || layer_end > hp->n_layer || n_ctx <= 0 || n_seq <= 0) {
+        tern_log_error("cl: cannot load layers [%d, %d) of a %d-layer model with %d sequences of %d positions",
+                       layer_begin, layer_end, hp->n_layer, n_seq, n_ctx);
         return TERN_ERR_ARG;
+    }
     if (hp->head_dim <= 0 || hp->head_dim > 256 || hp->n_head_kv <= 0 || hp->n_head % hp->n_head_kv ||
         hp->n_rot > hp->head_dim || hp->n_rot % 2) {
         tern_log_error(
@@ -206,8 +209,10 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
     tern_status st = TERN_OK;
     int n_l = layer_end - layer_begin;
     d->layers = calloc(n_l ? (size_t)n_l : 1, sizeof *d->layers);
-    if (!d->layers)
+    if (!d->layers) {
+        tern_log_error("cl: out of memory for %d layers", n_l);
         return TERN_ERR_NOMEM;
+    }
     d->layer_begin = layer_begin;
     d->layer_end = layer_end;
     static const char *const wnames[W_COUNT] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
@@ -486,8 +491,8 @@ static const struct tern_device_ops cl_ops = {
     .release = cl_release,
 };
 
-/* A tiny known-answer run of the quantize and both ternary kernels (design.md §6): a device whose
- * driver miscompiles them is refused with one line instead of producing wrong tokens later. The
+/* A tiny known-answer run of the quantize and both ternary kernels (docs/architecture.md#device-interface): a
+ * device whose driver miscompiles them is refused with one line instead of producing wrong tokens later. The
  * expected values are computed here with the reference's formulas (cl/ may not include cpu/). */
 static tern_status self_test(struct tern_cl_rt *rt) {
     enum { K = 256, N = 8, T = 5 };
@@ -561,8 +566,10 @@ tern_status tern_cl_device_create(const char *spec, struct tern_device *out) {
     out->ops = NULL;
     out->ctx = NULL;
     struct cl_device *d = calloc(1, sizeof *d);
-    if (!d)
+    if (!d) {
+        tern_log_error("cl: out of memory for the device");
         return TERN_ERR_NOMEM;
+    }
     tern_status st = tern_cl_rt_open(spec, false, &d->rt);
     if (st == TERN_OK)
         st = self_test(d->rt);

@@ -486,8 +486,7 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
         }
     }
     if (pick < 0) {
-        tern_log_error("cl: no OpenCL device matches '%s' (%d device%s found; see `tern devices`)", spec, n,
-                       n == 1 ? "" : "s");
+        tern_log_error("cl: no OpenCL device matches '%s' (%d device%s found)", spec, n, n == 1 ? "" : "s");
         return TERN_ERR_NO_DEVICE;
     }
 

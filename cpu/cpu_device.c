@@ -1,6 +1,6 @@
-/* The CPU device: the forward pass of design.md §5 over the kernel table, for a layer range, the
- * embedding and the head. Scratch is sized for the largest batch seen and reused, so the decode
- * loop allocates nothing. */
+/* The CPU device: the forward pass of docs/architecture.md#numerics over the kernel table, for a layer range,
+ * the embedding and the head. Scratch is sized for the largest batch seen and reused, so the decode loop
+ * allocates nothing. */
 #include "cpu_device.h"
 
 #include <stdio.h>
@@ -158,8 +158,11 @@ static tern_status cpu_load(void *ctx, const struct tern_model_view *model, int 
     kv_free(d);
     scratch_free(&d->s);
     if (layer_begin < 0 || layer_end < layer_begin || layer_end > model->hp.n_layer || n_ctx <= 0 ||
-        n_seq <= 0)
+        n_seq <= 0) {
+        tern_log_error("cpu: cannot load layers [%d, %d) of a %d-layer model with %d sequences of %d positions",
+                       layer_begin, layer_end, model->hp.n_layer, n_seq, n_ctx);
         return TERN_ERR_ARG;
+    }
     d->model = model;
     d->layer_begin = layer_begin;
     d->layer_end = layer_end;
@@ -169,17 +172,15 @@ static tern_status cpu_load(void *ctx, const struct tern_model_view *model, int 
     const int n_layers = layer_end - layer_begin;
     const size_t kv_elems = (size_t)n_seq * (size_t)n_ctx * model->hp.n_head_kv * model->hp.head_dim;
     d->kv = calloc((size_t)(n_layers > 0 ? n_layers : 1), sizeof *d->kv);
-    if (!d->kv)
-        return TERN_ERR_NOMEM;
-    for (int l = 0; l < n_layers; l++) {
+    for (int l = 0; d->kv && l < n_layers; l++) {
         d->kv[l].k = alloc64(kv_elems * sizeof(uint16_t));
         d->kv[l].v = alloc64(kv_elems * sizeof(uint16_t));
-        if (!d->kv[l].k || !d->kv[l].v) {
+        if (!d->kv[l].k || !d->kv[l].v)
             kv_free(d);
-            tern_log_error("cpu: out of memory for the KV cache (%d sequences of %d positions)", n_seq,
-                           n_ctx);
-            return TERN_ERR_NOMEM;
-        }
+    }
+    if (!d->kv) {
+        tern_log_error("cpu: out of memory for the KV cache (%d sequences of %d positions)", n_seq, n_ctx);
+        return TERN_ERR_NOMEM;
     }
     return scratch_reserve(d, 1);
 }
@@ -514,8 +515,10 @@ tern_status tern_cpu_device_create(int n_threads, struct tern_device *out) {
     if (!k)
         return TERN_ERR_UNSUPPORTED;
     struct cpu_device *d = calloc(1, sizeof *d);
-    if (!d)
+    if (!d) {
+        tern_log_error("cpu: out of memory for the device");
         return TERN_ERR_NOMEM;
+    }
     d->k = k;
     d->n_threads = n_threads > 0 ? n_threads : tern_cpu_physical_cores();
     tern_status st = tern_pool_create(d->n_threads, &d->pool);

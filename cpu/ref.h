@@ -1,6 +1,6 @@
-/* The scalar reference kernels: the specification of every op (design.md §5). Plain loops, no
- * intrinsics. SIMD kernels and OpenCL kernels are tested against these. Output first, then inputs,
- * then sizes. */
+/* The scalar reference kernels: the specification of every op (docs/architecture.md#numerics). Plain loops,
+ * no intrinsics. SIMD kernels and OpenCL kernels are tested against these. Output first, then inputs, then
+ * sizes. */
 #ifndef TERN_CPU_REF_H
 #define TERN_CPU_REF_H
 

@@ -31,9 +31,21 @@ struct run_opts {
     struct tern_sampler_params sp;
 };
 
+/* --echo's prompt, written with the first token: a run that fails before it prints nothing */
+struct echo {
+    const char *text;
+    size_t len;
+};
+
+static void flush_echo(struct echo *e) {
+    if (e->len)
+        fwrite(e->text, 1, e->len, stdout);
+    e->len = 0;
+}
+
 static bool print_token(int32_t id, const char *text, size_t len, void *user) {
     (void)id;
-    (void)user;
+    flush_echo(user);
     if (len) {
         fwrite(text, 1, len, stdout);
         fflush(stdout);
@@ -144,13 +156,16 @@ int cli_run(int argc, char **argv) {
         tern_log_error("invalid sampling parameters");
         goto done;
     }
-    if (o.echo) {
-        fwrite(prompt, 1, prompt_len, stdout);
-        fflush(stdout);
-    }
-    struct tern_generate_stats st;
-    if (tern_generate(sess, tok, smp, ids, (int)n_ids, (int)o.n_predict, print_token, NULL, &st) != TERN_OK)
+    if (n_ids > (size_t)tern_session_n_ctx(sess)) {
+        tern_log_error("the prompt has %zu tokens but the context has %d positions (raise -c)", n_ids,
+                       tern_session_n_ctx(sess));
         goto done;
+    }
+    struct echo echo = {prompt, o.echo ? prompt_len : 0};
+    struct tern_generate_stats st;
+    if (tern_generate(sess, tok, smp, ids, (int)n_ids, (int)o.n_predict, print_token, &echo, &st) != TERN_OK)
+        goto done;
+    flush_echo(&echo);         /* when generation ended before its first token */
     if (isatty(STDOUT_FILENO)) /* end the line on a terminal; keep piped output exact */
         fputc('\n', stdout);
     fflush(stdout);

@@ -68,6 +68,7 @@ int cli_tokenize(int argc, char **argv) {
     tern_gguf *g = NULL;
     tern_tokenizer *tok = NULL;
     int32_t *ids = NULL;
+    char *buf = NULL;
     size_t n = 0;
     if (tern_gguf_open(model, &g) != TERN_OK || tern_tokenizer_load(g, pre, &tok) != TERN_OK)
         goto done;
@@ -80,14 +81,26 @@ int cli_tokenize(int argc, char **argv) {
             printf(i ? ", %d" : "%d", ids[i]);
         puts("]");
     } else {
-        char buf[512];
+        /* sized for the longest piece: a token's bytes never outnumber its text's, plus 3 */
+        size_t cap = 3;
         for (size_t i = 0; i < n; i++) {
-            size_t b = tern_token_to_bytes(tok, ids[i], true, buf, sizeof buf);
-            printf("%6d -> '%.*s'\n", ids[i], (int)(b < sizeof buf ? b : sizeof buf), buf);
+            const size_t len = tern_tokenizer_token_text(tok, ids[i]).len;
+            cap = len > cap ? len : cap;
+        }
+        if (!(buf = malloc(cap))) {
+            tern_log_error("out of memory for a token of %zu bytes", cap);
+            goto done;
+        }
+        for (size_t i = 0; i < n; i++) {
+            size_t b = tern_token_to_bytes(tok, ids[i], true, buf, cap);
+            printf("%6d -> '", ids[i]);
+            fwrite(buf, 1, b, stdout);
+            fputs("'\n", stdout);
         }
     }
     rc = CLI_EXIT_OK;
 done:
+    free(buf);
     free(ids);
     tern_tokenizer_free(tok);
     tern_gguf_close(g);

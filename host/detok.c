@@ -189,3 +189,12 @@ size_t tern_detok_flush(struct tern_detok *d, char *out, size_t cap) {
     d->n_pending = 0;
     return n;
 }
+
+size_t tern_detok_max_bytes(const tern_tokenizer *tok) {
+    /* a token's bytes never outnumber its text's, except the 3-byte U+2585 of an unknown token */
+    size_t longest = 3;
+    for (int32_t i = 0; i < tok->n_vocab; i++)
+        if (tok->text_len[i] > longest)
+            longest = tok->text_len[i];
+    return 3 * (longest + sizeof((struct tern_detok *)0)->pending);
+}

@@ -1,6 +1,7 @@
 /* The generation loop (see generate.h). */
 #include "generate.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -22,7 +23,7 @@ tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampl
     }
     const int room = tern_session_n_ctx(s) - tern_session_pos(s);
     if (n_prompt > room) {
-        tern_log_error("the prompt has %d tokens but the context has room for %d (raise -c)", n_prompt, room);
+        tern_log_error("the prompt has %d tokens but the context has room for %d", n_prompt, room);
         return TERN_ERR_CONTEXT_FULL;
     }
     for (int i = 0; i < n_prompt; i++)
@@ -38,19 +39,26 @@ tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampl
     const int n_vocab = tern_tokenizer_n_vocab(tok);
     struct tern_detok dt;
     tern_detok_init(&dt, tok);
-    char text[1024]; /* a token decodes to at most a few hundred bytes */
+    const size_t cap = tern_detok_max_bytes(tok);
+    char *text = malloc(cap);
+    if (!text) {
+        tern_log_error("out of memory for the text of a token (%zu bytes)", cap);
+        return TERN_ERR_NOMEM;
+    }
     const double t1 = tern_time_s();
     bool go = true;
     while (go && (n_predict < 0 || stats->n_generated < n_predict)) {
         /* the sampler may modify logits: they belong to this step only */
-        int32_t id = tern_sampler_sample(smp, (float *)logits);
+        int32_t id;
+        if ((st = tern_sampler_sample(smp, (float *)logits, &id)) != TERN_OK)
+            break;
         stats->n_generated++;
         if (tern_tokenizer_is_eog(tok, id) || id >= n_vocab) {
             stats->stopped_eog = true;
             break;
         }
         tern_sampler_accept(smp, id);
-        size_t n = tern_detok_push(&dt, tok, id, text, sizeof text);
+        size_t n = tern_detok_push(&dt, tok, id, text, cap);
         go = on_token(id, text, n, user);
         if (!go || (n_predict >= 0 && stats->n_generated >= n_predict))
             break;
@@ -58,14 +66,16 @@ tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampl
             stats->stopped_ctx = true;
             break;
         }
-        st = tern_session_eval(s, &id, 1, &logits);
-        if (st != TERN_OK)
-            return st;
+        if ((st = tern_session_eval(s, &id, 1, &logits)) != TERN_OK)
+            break;
         stats->n_decoded++;
     }
     stats->gen_s = tern_time_s() - t1;
-    size_t n = tern_detok_flush(&dt, text, sizeof text);
-    if (n)
-        on_token(-1, text, n, user);
-    return TERN_OK;
+    if (st == TERN_OK) {
+        size_t n = tern_detok_flush(&dt, text, cap);
+        if (n)
+            on_token(-1, text, n, user);
+    }
+    free(text);
+    return st;
 }

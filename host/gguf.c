@@ -1,6 +1,6 @@
 /* GGUF reader: maps a file (or takes a caller buffer), validates everything in it and builds the
  * indexes the rest of tern uses (key hash, tensor-name hash, per-string-array offset tables).
- * formats.md §1. Every failure logs exactly one line "NAME: fault" and returns a status; the
+ * docs/formats.md#gguf-container. Every failure logs exactly one line "NAME: fault" and returns a status; the
  * parser records the first fault only, so nested helpers never log twice. */
 #define _DEFAULT_SOURCE /* madvise (MADV_POPULATE_READ) beside the POSIX baseline */
 #include "gguf.h"

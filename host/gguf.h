@@ -1,4 +1,4 @@
-/* GGUF reader (v2, v3; mmap, fully validated) and writer. formats.md §1.
+/* GGUF reader (v2, v3; mmap, fully validated) and writer. docs/formats.md#gguf-container.
  * The reader never trusts the file: every count, size and offset is checked (overflow included)
  * before use, and a failure logs one line naming the file and the fault. */
 #ifndef TERN_GGUF_H

@@ -1,6 +1,6 @@
 /* GGUF writer (v3, little-endian). Metadata values are serialised to their on-disk bytes when set;
  * tensor data is referenced until write. The file is written to "<path>.tmp.<pid>" and renamed
- * into place, so a failure never leaves a partial file at path. formats.md §1. */
+ * into place, so a failure never leaves a partial file at path. docs/formats.md#gguf-container. */
 #include "gguf.h"
 
 #include <errno.h>

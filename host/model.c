@@ -202,6 +202,53 @@ static bool check_shape(const tern_gguf *g, const struct tern_gguf_tensor *t, in
     return false;
 }
 
+/* Whether a float tensor's data holds only finite values. Plain floats are tested eight bytes at
+ * a time through their exponent bits: adding the exponent's lowest bit to an all-ones exponent
+ * carries into the lane's top bit, and never further (a loop the compiler vectorises: 0.66 GB of
+ * F16 in about 30 ms). The block types test their f16 scales, the only floats they hold. */
+static bool all_finite(const uint8_t *p, uint32_t type, uint64_t nbytes) {
+    uint64_t acc = 0, exp, one, top;
+    switch (type) {
+    case TERN_TYPE_F32:
+        exp = 0x7f8000007f800000ull, one = 0x0080000000800000ull, top = 0x8000000080000000ull;
+        break;
+    case TERN_TYPE_F16:
+        exp = 0x7c007c007c007c00ull, one = 0x0400040004000400ull, top = 0x8000800080008000ull;
+        break;
+    case TERN_TYPE_BF16:
+        exp = 0x7f807f807f807f80ull, one = 0x0080008000800080ull, top = 0x8000800080008000ull;
+        break;
+    default: {
+        /* Q8_0: d at byte 0; Q4_K: d and dmin at bytes 0 and 2; Q6_K: d at byte 208 */
+        const struct tern_type_traits *tr = tern_type_traits(type);
+        const size_t at = type == TERN_TYPE_Q6_K ? 208 : 0, n_half = type == TERN_TYPE_Q4_K ? 2 : 1;
+        for (uint64_t b = 0; b + tr->block_bytes <= nbytes; b += tr->block_bytes)
+            for (size_t k = 0; k < n_half; k++) {
+                uint16_t h;
+                memcpy(&h, p + b + at + 2 * k, 2);
+                acc |= (uint16_t)((h & 0x7c00u) + 0x0400u) & 0x8000u;
+            }
+        return !acc;
+    }
+    }
+    uint64_t i = 0;
+    for (; i + 8 <= nbytes; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        acc |= ((w & exp) + one) & top;
+    }
+    uint64_t w = 0; /* the tail, zero-filled (zero is finite) */
+    memcpy(&w, p + i, (size_t)(nbytes - i));
+    return !(acc | (((w & exp) + one) & top));
+}
+
+static tern_status check_finite(const tern_gguf *g, const struct tern_gguf_tensor *t) {
+    if (all_finite(t->data, t->type, t->nbytes))
+        return TERN_OK;
+    tern_log_error("%s: tensor %s holds a non-finite value (NaN or infinity)", path_of(g), t->name);
+    return TERN_ERR_FORMAT;
+}
+
 /* A vector of n floats (norm weights) as an owned f32 copy, whatever float type the file uses. */
 static tern_status bind_vector(tern_model *m, const float **out, const char *name, int64_t n, bool required) {
     *out = NULL;
@@ -215,6 +262,9 @@ static tern_status bind_vector(tern_model *m, const float **out, const char *nam
                        name, tern_type_name(t->type));
         return TERN_ERR_UNSUPPORTED;
     }
+    tern_status st = check_finite(m->g, t);
+    if (st != TERN_OK)
+        return st;
     float *v = own(m, (size_t)n * sizeof(float));
     if (!v)
         return TERN_ERR_NOMEM;
@@ -245,8 +295,9 @@ static tern_status bind_ternary(tern_model *m, struct tern_ternary *w, const cha
     w->out_scale = 1.0f;
     tern_status st;
     if (t->type == TERN_TYPE_I2_S && tern_i2s_is_packed(n_in)) {
-        /* the official layout: used in place from the mapping */
-        if ((st = tern_i2s_scale(&w->scale, t->data, t->nbytes, n_in, n_out, name)) != TERN_OK)
+        /* the official layout: used in place from the mapping, after a scan for code 3 */
+        if ((st = tern_i2s_scale(&w->scale, t->data, t->nbytes, n_in, n_out, name)) != TERN_OK ||
+            (st = tern_packed_verify(t->data, n_in, n_out, name)) != TERN_OK)
             return st;
         w->codes = t->data;
         m->mapped_bytes += t->nbytes;
@@ -298,6 +349,9 @@ static tern_status bind_matrix(tern_model *m, struct tern_tensor *out, const str
     }
     if (!check_shape(m->g, t, ne0, ne1))
         return TERN_ERR_SHAPE;
+    tern_status st = check_finite(m->g, t);
+    if (st != TERN_OK)
+        return st;
     out->data = t->data;
     out->type = t->type;
     out->ne0 = ne0;
@@ -355,6 +409,16 @@ static tern_status bind_all(tern_model *m) {
     if ((st = bind_matrix(m, &m->view.tok_embd, e, hp->n_embd, hp->n_vocab)) != TERN_OK)
         return st;
     m->mapped_bytes += e->nbytes;
+    /* every token the tokenizer can produce needs an embedding row */
+    enum tern_gguf_vtype et;
+    uint64_t n_tokens;
+    const void *tokens;
+    if (tern_gguf_get_arr(m->g, "tokenizer.ggml.tokens", &et, &n_tokens, &tokens) == TERN_OK &&
+        n_tokens > (uint64_t)hp->n_vocab) {
+        tern_log_error("%s: tokenizer.ggml.tokens holds %llu tokens but token_embd.weight has %d rows",
+                       path_of(m->g), (unsigned long long)n_tokens, hp->n_vocab);
+        return TERN_ERR_FORMAT;
+    }
     const struct tern_gguf_tensor *o = find(m->g, "output.weight", false);
     if (o) {
         if ((st = bind_matrix(m, &m->view.output, o, hp->n_embd, hp->n_vocab)) != TERN_OK)

@@ -1,6 +1,7 @@
 /* Model loading: architecture and hyperparameters from GGUF metadata, every tensor bound and
  * shape-checked, ternary weights as views of the mapping (I2_S with K % 128 == 0) or repacked once
- * into the shared packed format (TQ2_0, TQ1_0, I2_S with odd K). formats.md §3. */
+ * into the shared packed format (TQ2_0, TQ1_0, I2_S with odd K).
+ * docs/formats.md#architectures-and-tensor-names. */
 #ifndef TERN_MODEL_H
 #define TERN_MODEL_H
 

@@ -2,6 +2,7 @@
  * min-p -> draw), with the project's seeded generator (rng.h). */
 #include "sampler.h"
 
+#include "../scheduler/log.h"
 #include "heap.h"
 #include "rng.h"
 
@@ -138,8 +139,20 @@ static void apply_repeat_penalty(tern_sampler *s, float *logits) {
     }
 }
 
-int32_t tern_sampler_sample(tern_sampler *s, float *logits) {
-    apply_repeat_penalty(s, logits);
+/* Index of the first non-finite logit, -1 when all are finite (a branch-free scan). */
+static int32_t first_non_finite(const float *logits, int32_t n) {
+    float acc = 0.0f;
+    for (int32_t i = 0; i < n; i++)
+        acc += logits[i] * 0.0f; /* 0 for finite values, NaN for NaN and infinities */
+    if (acc == 0.0f)
+        return -1;
+    int32_t i = 0;
+    while (isfinite(logits[i]))
+        i++;
+    return i;
+}
+
+static int32_t sample(tern_sampler *s, float *logits) {
     const int32_t n = s->n_vocab;
     if (s->p.temperature <= 0.0f)
         return argmax(logits, n);
@@ -182,4 +195,16 @@ int32_t tern_sampler_sample(tern_sampler *s, float *logits) {
             return c[i].id;
     }
     return c[m - 1].id;
+}
+
+tern_status tern_sampler_sample(tern_sampler *s, float *logits, int32_t *id) {
+    const int32_t bad = first_non_finite(logits, s->n_vocab);
+    if (bad >= 0) {
+        tern_log_error("the logit of token %d is %g: the model computed a non-finite value", bad,
+                       (double)logits[bad]);
+        return TERN_ERR_INTERNAL;
+    }
+    apply_repeat_penalty(s, logits);
+    *id = sample(s, logits);
+    return TERN_OK;
 }

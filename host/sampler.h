@@ -26,7 +26,8 @@ tern_status tern_sampler_init(const struct tern_sampler_params *p, int32_t n_voc
 void tern_sampler_free(tern_sampler *s);
 /* Remember a token of the context (prompt or generated) for the repetition penalty. */
 void tern_sampler_accept(tern_sampler *s, int32_t token);
-/* Choose the next token from logits[n_vocab]. logits may be modified. */
-int32_t tern_sampler_sample(tern_sampler *s, float *logits);
+/* Choose the next token from logits[n_vocab] into *id. logits may be modified. A NaN or infinite
+ * logit is refused (TERN_ERR_INTERNAL, one logged line): no token is chosen from broken numbers. */
+tern_status tern_sampler_sample(tern_sampler *s, float *logits, int32_t *id);
 
 #endif

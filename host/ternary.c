@@ -29,9 +29,22 @@ void tern_packed_fill_zero(uint8_t *packed, int64_t k, int64_t n_out) {
 
 tern_status tern_packed_verify(const uint8_t *packed, int64_t k, int64_t n_out, const char *name) {
     const int64_t k_pad = tern_ternary_k_pad(k), row_bytes = k_pad / 4;
+    const uint64_t nbytes = (uint64_t)row_bytes * (uint64_t)n_out;
+    /* code 3 is the only pair with both bits set: one AND per 32 codes, which the compiler
+     * vectorises, so the official file's 0.5 GB of codes are checked at load for little cost */
+    uint64_t any3 = 0, i = 0;
+    for (; i + 8 <= nbytes; i += 8) {
+        uint64_t w;
+        memcpy(&w, packed + i, 8);
+        any3 |= w & (w >> 1) & 0x5555555555555555ull;
+    }
+    for (; i < nbytes; i++)
+        any3 |= (uint64_t)(packed[i] & (packed[i] >> 1) & 0x55);
+    if (!any3 && k == k_pad)
+        return TERN_OK;
     for (int64_t r = 0; r < n_out; r++) {
         const uint8_t *row = packed + r * row_bytes;
-        for (int64_t j = 0; j < k_pad; j++) {
+        for (int64_t j = any3 ? 0 : k; j < k_pad; j++) {
             const int c = tern_packed_get(row, j);
             if (c == 3 || (j >= k && c != 1)) {
                 tern_log_error("tensor %s: invalid ternary code %d at row %lld, column %lld", name_or(name),
@@ -212,6 +225,17 @@ static void pack_256(uint8_t *dst, const uint8_t *codes) {
         }
 }
 
+/* valid[b] != 0 when byte b is one llama.cpp writes: the fixed-point form of five base-3 digits
+ * (qs), or of four digits and a zero (qh, fifth_zero). 13 of the 256 values encode nothing. */
+static void tq1_0_valid_bytes(uint8_t *valid, bool fifth_zero) {
+    for (int b = 0; b < 256; b++) {
+        uint8_t dig[5];
+        for (int n = 0; n < 5; n++)
+            dig[n] = (uint8_t)tern_tq1_0_digit((uint8_t)b, n);
+        valid[b] = tern_tq1_0_pack5(dig) == b && !(fifth_zero && dig[4] != 0);
+    }
+}
+
 tern_status tern_tq_to_packed(uint8_t *dst, float *scale, uint32_t type, const void *data, uint64_t nbytes,
                               int64_t ne0, int64_t ne1, const char *name) {
     if (type != TERN_TYPE_TQ2_0 && type != TERN_TYPE_TQ1_0)
@@ -234,16 +258,31 @@ tern_status tern_tq_to_packed(uint8_t *dst, float *scale, uint32_t type, const v
     const int64_t row_bytes = tern_ternary_k_pad(ne0) / 4;
     const int64_t blocks_per_row = ne0 / 256;
     float common = 0.0f;
-    uint8_t codes[256];
+    uint8_t codes[256], valid_qs[256], valid_qh[256];
+    tq1_0_valid_bytes(valid_qs, false);
+    tq1_0_valid_bytes(valid_qh, true);
     tern_packed_fill_zero(dst, ne0, ne1);
     for (int64_t r = 0; r < ne1; r++) {
         for (int64_t b = 0; b < blocks_per_row; b++) {
             const uint8_t *blk = src + (uint64_t)(r * blocks_per_row + b) * bb;
             float d;
-            if (type == TERN_TYPE_TQ2_0)
+            if (type == TERN_TYPE_TQ2_0) {
                 tern_tq2_0_decode(codes, &d, (const struct tern_block_tq2_0 *)blk);
-            else
-                tern_tq1_0_decode(codes, &d, (const struct tern_block_tq1_0 *)blk);
+            } else {
+                const struct tern_block_tq1_0 *b1 = (const struct tern_block_tq1_0 *)blk;
+                uint8_t ok = 1;
+                for (int i = 0; i < 48; i++)
+                    ok &= valid_qs[b1->qs[i]];
+                for (int i = 0; i < 4; i++)
+                    ok &= valid_qh[b1->qh[i]];
+                if (!ok) {
+                    tern_log_error("tensor %s: TQ1_0 block %lld of row %lld holds a byte that is not a "
+                                   "base-3 code",
+                                   name_or(name), (long long)b, (long long)r);
+                    return TERN_ERR_FORMAT;
+                }
+                tern_tq1_0_decode(codes, &d, b1);
+            }
             if (!isfinite(d)) {
                 tern_log_error("tensor %s: %s block %lld of row %lld has a non-finite scale", name_or(name),
                                tern_type_name(type), (long long)b, (long long)r);

@@ -1,6 +1,6 @@
-/* Ternary weight formats on the host: the shared packed format (design.md §4), the I2_S tensor
- * stream of bitnet.cpp files, llama.cpp's TQ2_0 and TQ1_0 blocks, and absmean ternarization of
- * float weights (formats.md §2, §6). Readers validate file data and return tern_status; writers
+/* Ternary weight formats on the host: the shared packed format (docs/architecture.md#packed-weights), the
+ * I2_S tensor stream of bitnet.cpp files, llama.cpp's TQ2_0 and TQ1_0 blocks, and absmean ternarization of
+ * float weights (docs/formats.md). Readers validate file data and return tern_status; writers
  * produce bytes that bitnet.cpp / llama.cpp read.
  *
  * Codes everywhere: 0 = -1, 1 = 0, 2 = +1 (code = t + 1). */
@@ -22,7 +22,7 @@ struct tern_block_tq2_0 {
 };
 static_assert(sizeof(struct tern_block_tq2_0) == 66, "TQ2_0 block is 66 bytes");
 
-/* One TQ1_0 block: 256 weights as base-3 fixed-point bytes (formats.md §2). */
+/* One TQ1_0 block: 256 weights as base-3 fixed-point bytes (docs/formats.md#tq1_0). */
 struct tern_block_tq1_0 {
     uint8_t qs[48]; /* 5 digits per byte: elements 0..159 (bytes 0..31), 160..239 (bytes 32..47) */
     uint8_t qh[4];  /* 4 digits per byte: elements 240..255 */
@@ -57,8 +57,9 @@ static inline int64_t tern_packed_nbytes(int64_t k, int64_t n_out) {
 /* Fill n_out packed rows with code 1 (all zero weights, padding included). */
 void tern_packed_fill_zero(uint8_t *packed, int64_t k, int64_t n_out);
 
-/* Scan a packed weight for code 3 anywhere and for padding codes other than 1 (a verify mode; not
- * run on every load). TERN_ERR_FORMAT with one logged line naming `name` on the first bad code. */
+/* Scan a packed weight for code 3 anywhere and for padding codes other than 1 (a word-wide scan,
+ * run at load on I2_S tensors used in place). TERN_ERR_FORMAT with one logged line naming `name`
+ * on the first bad code. */
 tern_status tern_packed_verify(const uint8_t *packed, int64_t k, int64_t n_out, const char *name);
 
 /* ---- I2_S tensors as stored in a file ---- */
@@ -114,8 +115,8 @@ static inline int tern_tq1_0_digit(uint8_t byte, int n) {
 /* Repack a TQ2_0 or TQ1_0 tensor (type = TERN_TYPE_TQ2_0 / TQ1_0; ne1 rows of ne0, ne0 % 256 == 0)
  * into the packed format (ne1 rows of k_pad/4 bytes) with one scale: the common non-zero block d
  * (0 when every block is 0). TERN_ERR_FORMAT, with one logged line naming `name`, when the data is
- * short, a TQ2_0 code is 3, a d is not finite, or non-zero d values differ by more than f16
- * rounding. */
+ * short, a TQ2_0 code is 3, a TQ1_0 byte is not a base-3 code, a d is not finite, or non-zero d
+ * values differ by more than f16 rounding. */
 tern_status tern_tq_to_packed(uint8_t *dst, float *scale, uint32_t type, const void *data, uint64_t nbytes,
                               int64_t ne0, int64_t ne1, const char *name);
 
@@ -127,7 +128,7 @@ tern_status tern_packed_to_tq(void *dst, uint32_t type, const uint8_t *packed, i
 
 /* ---- ternarization of float weights ---- */
 
-/* Absmean ternarization of w[n_out][k] (formats.md §6): s = max(mean|w|, 1e-5),
+/* Absmean ternarization of w[n_out][k] (docs/formats.md#ternarizing-float-weights): s = max(mean|w|, 1e-5),
  * t = clamp(round_half_even(w/s), -1, 1). Writes n_out packed rows (k_pad/4 bytes each, padding
  * code 1) and *scale = s. */
 void tern_ternarize(uint8_t *packed, float *scale, const float *w, int64_t n_out, int64_t k);

@@ -1,5 +1,5 @@
-/* Tokenizer construction from GGUF metadata (formats.md §4), the token hash table, accessors, and
- * tern_tokenize: control/user-defined tokens written in the text are cut out first (leftmost,
+/* Tokenizer construction from GGUF metadata (docs/formats.md#tokenizer-metadata), the token hash table,
+ * accessors, and tern_tokenize: control/user-defined tokens written in the text are cut out first (leftmost,
  * longest), then each stretch of plain text goes to byte-level BPE (pre-tokenizer + merges,
  * tokenizer_bpe.c, pretok.c) or SentencePiece BPE (tokenizer_spm.c). */
 #include <stdlib.h>
@@ -278,7 +278,7 @@ static tern_status load(tern_tokenizer *tok, const tern_gguf *g, const char *pre
     if (pre_override) {
         pre = tern_pretok_canonical(pre_override, strlen(pre_override));
         if (!pre) {
-            tern_log_error("--pre %s: unknown pre-tokenizer (known: %s)", pre_override,
+            tern_log_error("pre-tokenizer '%s' is not supported (known: %s)", pre_override,
                            tern_pretok_known_names());
             return TERN_ERR_UNSUPPORTED;
         }
@@ -311,10 +311,10 @@ tern_status tern_tokenizer_load(const tern_gguf *g, const char *pre_override, te
         return TERN_ERR_ARG;
     *out = NULL;
     tern_tokenizer *tok = calloc(1, sizeof *tok);
-    if (!tok)
-        return TERN_ERR_NOMEM;
-    tern_status st = load(tok, g, pre_override);
+    tern_status st = tok ? load(tok, g, pre_override) : TERN_ERR_NOMEM;
     if (st != TERN_OK) {
+        if (st == TERN_ERR_NOMEM) /* the loader's allocations fail silently: one line here */
+            tern_log_error("%s: out of memory while loading the tokenizer", tern_gguf_path(g));
         tern_tokenizer_free(tok);
         return st;
     }
@@ -441,13 +441,14 @@ tern_status tern_tokenize(const tern_tokenizer *tok, const char *text, size_t le
     }
     if (st == TERN_OK && len > seg)
         st = encode_fragment(tok, text + seg, len - seg, &out);
+    if (st == TERN_OK && !(*ids = out.v ? out.v : malloc(sizeof(int32_t))))
+        st = TERN_ERR_NOMEM;
     if (st != TERN_OK) {
+        if (st == TERN_ERR_NOMEM)
+            tern_log_error("out of memory while tokenizing %zu bytes of text", len);
         free(out.v);
         return st;
     }
-    *ids = out.v ? out.v : malloc(sizeof(int32_t));
-    if (!*ids)
-        return TERN_ERR_NOMEM;
     *n_ids = out.n;
     return TERN_OK;
 }

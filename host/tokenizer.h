@@ -1,4 +1,4 @@
-/* Tokenizer built from GGUF metadata (formats.md §4): byte-level BPE (`gpt2`) with the
+/* Tokenizer built from GGUF metadata (docs/formats.md#tokenizer-metadata): byte-level BPE (`gpt2`) with the
  * pre-tokenizers llama-bpe, default and falcon3 (regexes through PCRE2), and SentencePiece-style
  * BPE with scores (`llama`). Control tokens in the text are matched verbatim when parse_special is
  * set. A streaming detokenizer never emits half a UTF-8 character. */
@@ -62,9 +62,12 @@ struct tern_detok {
 };
 void tern_detok_init(struct tern_detok *d, const tern_tokenizer *tok);
 /* Appends complete characters to out (cap bytes) and returns the number written. Control tokens
- * give nothing. Output that does not fit is dropped at a character boundary: give it room for one
- * token's bytes plus 4 (1 KiB is plenty for the known vocabularies). */
+ * give nothing. Output that does not fit is dropped at a character boundary: give it
+ * tern_detok_max_bytes(tok) bytes and nothing is ever dropped. */
 size_t tern_detok_push(struct tern_detok *d, const tern_tokenizer *tok, int32_t id, char *out, size_t cap);
 size_t tern_detok_flush(struct tern_detok *d, char *out, size_t cap);
+/* The most bytes one push or flush can produce with this vocabulary: its longest token and a held
+ * UTF-8 tail, every byte possibly replaced by the 3-byte U+FFFD. */
+size_t tern_detok_max_bytes(const tern_tokenizer *tok);
 
 #endif

@@ -15,10 +15,10 @@ static const struct tern_type_traits type_table[TERN_TYPE_COUNT] = {
                         "I8_S is bitnet.cpp's activation scratch type and never valid in a model file"},
     [TERN_TYPE_TL1] = {"TL1", TERN_CLASS_REFUSED, 1, 1,
                        "TL1 is tied to one bitnet.cpp build's kernel tiling; use the i2_s file "
-                       "(ggml-model-i2_s.gguf) or convert with --type i2_s"},
+                       "(ggml-model-i2_s.gguf) or convert the model to I2_S"},
     [TERN_TYPE_TL2] = {"TL2", TERN_CLASS_REFUSED, 1, 1,
                        "TL2 is tied to one bitnet.cpp build's kernel tiling; use the i2_s file "
-                       "(ggml-model-i2_s.gguf) or convert with --type i2_s"},
+                       "(ggml-model-i2_s.gguf) or convert the model to I2_S"},
 };
 
 const struct tern_type_traits *tern_type_traits(uint32_t id) {

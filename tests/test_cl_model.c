@@ -105,31 +105,26 @@ static void compare_devices(const char *path, const int32_t *prompt, int n_promp
 }
 
 /* The prompts and bitnet.cpp's greedy ids of tests/data/vectors/mini-refs.json. */
-static const int32_t prompts[3][12] = {{998, 791, 272, 391, 275, 278, 315, 435, 81, 685, 374},
-                                       {998, 46, 77, 346, 709, 263, 264, 892},
-                                       {998, 16, 11, 220, 17, 11, 220, 18, 11, 220, 19, 11}};
-static const int n_prompts[3] = {11, 8, 12};
-static const int32_t bitnet_cpp_ids[3][16] = {
-    {703, 851, 164, 5, 74, 708, 458, 713, 19, 638, 751, 261, 261, 261, 261, 261},
-    {323, 140, 145, 277, 962, 962, 962, 962, 962, 951, 478, 708, 277, 489, 321, 473},
-    {161, 49, 487, 673, 839, 263, 74, 189, 121, 697, 655, 276, 554, 79, 26, 697}};
-
 static void vectors_i2s_match_bitnet_cpp(void) {
-    for (int p = 0; p < 3; p++) {
+    struct harness_ref refs[8];
+    const int n = harness_refs("mini-b158-i2s.gguf", refs, 8);
+    for (int p = 0; p < n; p++) {
         char label[64];
         snprintf(label, sizeof label, "mini-b158-i2s prompt %d", p);
-        compare_devices(test_data("vectors/mini-b158-i2s.gguf", 0), prompts[p], n_prompts[p], 16,
-                        bitnet_cpp_ids[p], label);
+        compare_devices(test_data("vectors/mini-b158-i2s.gguf", 0), refs[p].prompt_ids, refs[p].n_prompt,
+                        refs[p].n_generated, refs[p].generated, label);
     }
 }
 
 static void vectors_tq_cl_equals_cpu(void) {
     static const char *const files[2] = {"vectors/mini-bitnet-tq2.gguf", "vectors/mini-bitnet-tq1.gguf"};
+    struct harness_ref refs[8];
+    const int n = harness_refs("mini-bitnet-tq2.gguf", refs, 8);
     for (int f = 0; f < 2; f++)
-        for (int p = 0; p < 3; p++) {
+        for (int p = 0; p < n; p++) {
             char label[64];
             snprintf(label, sizeof label, "%s prompt %d", files[f] + 8, p);
-            compare_devices(test_data(files[f], 0), prompts[p], n_prompts[p], 16, NULL, label);
+            compare_devices(test_data(files[f], 0), refs[p].prompt_ids, refs[p].n_prompt, 16, NULL, label);
         }
 }
 
@@ -200,6 +195,44 @@ static void long_prompt(void) {
     compare_devices(path, prompt, N, 4, NULL, "tiny 300-token prompt");
 }
 
+static int n_errors;
+static void count_errors(enum tern_log_level level, const char *msg, void *user) {
+    (void)msg;
+    (void)user;
+    n_errors += level == TERN_LOG_ERROR;
+}
+
+/* Token ids at the vocabulary's edges: the last one evaluates, n_vocab and -1 are refused with one
+ * line before anything reaches the device (whose kernel would read past the embedding). */
+static void embed_refuses_ids_outside_the_vocabulary(void) {
+    struct tern_maker_params p;
+    tern_maker_preset("tiny", &p);
+    p.n_layer = 1;
+    const char *path = test_tmp("cl-bounds.gguf", 0);
+    CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
+    tern_model *m = NULL;
+    tern_session *s = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    struct tern_session_params sp = {.n_ctx = 16, .device = "cl:0"};
+    if (m)
+        CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
+    const int32_t bad[3][2] = {{512, 0}, {-1, 0}, {7, 512}};
+    for (int i = 0; s && i < 3; i++) {
+        n_errors = 0;
+        tern_log_set_callback(count_errors, NULL);
+        CHECK_STATUS(TERN_ERR_ARG, tern_session_eval(s, bad[i], i == 2 ? 2 : 1, NULL));
+        tern_log_set_callback(NULL, NULL);
+        CHECK_INT(1, n_errors);
+        CHECK_INT(0, tern_session_pos(s));
+    }
+    const int32_t last = 511;
+    const float *logits = NULL;
+    if (s)
+        CHECK_STATUS(TERN_OK, tern_session_eval(s, &last, 1, &logits));
+    tern_session_free(s);
+    tern_model_close(m);
+}
+
 int main(void) {
     int n = 0;
     tern_cl_device_count(&n);
@@ -211,5 +244,6 @@ int main(void) {
     RUN(random_models);
     RUN(every_arch);
     RUN(long_prompt);
+    RUN(embed_refuses_ids_outside_the_vocabulary);
     return harness_finish();
 }

@@ -256,7 +256,7 @@ static void quantize_act(void) {
     }
 }
 
-/* Pack codes t+1 of row[K] into the packed layout, padding with code 1 (formats.md, by hand). */
+/* Pack codes t+1 of row[K] into the packed layout, padding with code 1 (docs/formats.md#i2_s, by hand). */
 static void pack_row(uint8_t *dst, const int8_t *t, int64_t k, int64_t k_pad) {
     memset(dst, 0x55, (size_t)(k_pad / 4));
     for (int64_t j = 0; j < k; j++) {

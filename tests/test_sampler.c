@@ -6,6 +6,7 @@
 
 #include "harness.h"
 #include "host/sampler.h"
+#include "scheduler/log.h"
 
 enum { NV = 1000 };
 
@@ -21,6 +22,42 @@ static tern_sampler *make(struct tern_sampler_params p) {
     return s;
 }
 
+/* One token; the sampler must succeed on finite logits. */
+static int32_t draw(tern_sampler *s, float *l) {
+    int32_t id = -1;
+    CHECK_STATUS(TERN_OK, tern_sampler_sample(s, l, &id));
+    return id;
+}
+
+static int n_errors;
+static void count_errors(enum tern_log_level level, const char *msg, void *user) {
+    (void)msg;
+    (void)user;
+    n_errors += level == TERN_LOG_ERROR;
+}
+
+static void non_finite_logits_refused(void) {
+    /* argmax over a NaN would answer 0, and a softmax over one is NaN: both refused loudly */
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    for (int greedy = 0; greedy < 2; greedy++)
+        for (int b = 0; b < 3; b++) {
+            struct tern_sampler_params p = tern_sampler_default_params();
+            p.temperature = greedy ? 0.0f : 1.0f;
+            tern_sampler *s = make(p);
+            float l[NV];
+            fill_logits(l, 5);
+            l[NV - 1 - b] = bad[b];
+            n_errors = 0;
+            tern_log_set_callback(count_errors, NULL);
+            int32_t id = -7;
+            CHECK_STATUS(TERN_ERR_INTERNAL, tern_sampler_sample(s, l, &id));
+            tern_log_set_callback(NULL, NULL);
+            CHECK_INT(-7, id);
+            CHECK_INT(1, n_errors);
+            tern_sampler_free(s);
+        }
+}
+
 static void greedy_is_argmax(void) {
     struct tern_sampler_params p = tern_sampler_default_params();
     p.temperature = 0.0f;
@@ -32,7 +69,7 @@ static void greedy_is_argmax(void) {
         for (int i = 1; i < NV; i++)
             if (l[i] > l[best])
                 best = i;
-        CHECK_INT(best, tern_sampler_sample(s, l));
+        CHECK_INT(best, draw(s, l));
     }
     tern_sampler_free(s);
     /* top-k 1 with a temperature is also greedy */
@@ -44,7 +81,7 @@ static void greedy_is_argmax(void) {
     for (int i = 1; i < NV; i++)
         if (l[i] > l[best])
             best = i;
-    CHECK_INT(best, tern_sampler_sample(s, l));
+    CHECK_INT(best, draw(s, l));
     tern_sampler_free(s);
 }
 
@@ -61,7 +98,7 @@ static void same_seed_same_tokens(void) {
         float l[NV];
         for (int t = 0; t < 200 && s; t++) {
             fill_logits(l, 1000 + t);
-            (run == 0 ? a : run == 1 ? b : c)[t] = tern_sampler_sample(s, l);
+            (run == 0 ? a : run == 1 ? b : c)[t] = draw(s, l);
         }
         tern_sampler_free(s);
     }
@@ -81,7 +118,7 @@ static void filters_restrict_the_choice(void) {
     int max_id = 0;
     for (int t = 0; t < 500 && s; t++) {
         memcpy(l, base, sizeof l);
-        int id = tern_sampler_sample(s, l);
+        int id = draw(s, l);
         max_id = id > max_id ? id : max_id;
     }
     CHECK_INT(4, max_id);
@@ -93,7 +130,7 @@ static void filters_restrict_the_choice(void) {
     max_id = 0;
     for (int t = 0; t < 2000 && s; t++) {
         memcpy(l, base, sizeof l);
-        int id = tern_sampler_sample(s, l);
+        int id = draw(s, l);
         max_id = id > max_id ? id : max_id;
     }
     CHECK_INT(13, max_id);
@@ -108,7 +145,7 @@ static void filters_restrict_the_choice(void) {
     s = make(p);
     for (int t = 0; t < 200 && s; t++) {
         memcpy(l, two, sizeof l);
-        CHECK_INT(10, tern_sampler_sample(s, l));
+        CHECK_INT(10, draw(s, l));
     }
     tern_sampler_free(s);
 }
@@ -126,7 +163,7 @@ static void draws_follow_softmax(void) {
     const int n = 20000;
     for (int t = 0; t < n && s; t++) {
         memcpy(l, three, sizeof l);
-        int id = tern_sampler_sample(s, l);
+        int id = draw(s, l);
         if (id >= 1 && id <= 3)
             count[id]++;
     }
@@ -145,11 +182,11 @@ static void repeat_penalty_demotes_recent_tokens(void) {
         l[i] = 0.0f;
     l[5] = 3.0f, l[6] = 2.0f;
     tern_sampler_accept(s, 5); /* 3 / 2 = 1.5 < 2: token 6 wins */
-    CHECK_INT(6, tern_sampler_sample(s, l));
+    CHECK_INT(6, draw(s, l));
     for (int i = 0; i < 4; i++)
         tern_sampler_accept(s, 100 + i); /* 5 leaves the window of 4 */
     l[5] = 3.0f, l[6] = 2.0f;
-    CHECK_INT(5, tern_sampler_sample(s, l));
+    CHECK_INT(5, draw(s, l));
     tern_sampler_free(s);
 }
 
@@ -159,5 +196,6 @@ int main(void) {
     RUN(filters_restrict_the_choice);
     RUN(draws_follow_softmax);
     RUN(repeat_penalty_demotes_recent_tokens);
+    RUN(non_finite_logits_refused);
     return harness_finish();
 }

@@ -258,7 +258,7 @@ static void quantizer_round_trip(void) {
 
 /* ---- ternary formats ---- */
 
-/* The I2_S stream built straight from formats.md, independent of host/ternary.c. */
+/* The I2_S stream built straight from docs/formats.md#i2_s, independent of host/ternary.c. */
 static void stream_put(uint8_t *s, int64_t i, int code) {
     s[32 * (i / 128) + i % 32] |= (uint8_t)(code << (6 - 2 * ((i % 128) / 32)));
 }

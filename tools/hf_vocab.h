@@ -1,7 +1,7 @@
-/* Hugging Face tokenizer.json (byte-level BPE) -> GGUF tokenizer.ggml.* keys (formats.md §4).
- * Reads model.vocab, model.merges ("a b" strings or [a, b] pairs) and added_tokens ("special":
- * true -> CONTROL, else USER_DEFINED); ids missing from both become "[PADn]" UNUSED tokens.
- * BOS/EOS come from tokenizer_config.json beside tokenizer.json when it names them, else from the
+/* Hugging Face tokenizer.json (byte-level BPE) -> GGUF tokenizer.ggml.* keys
+ * (docs/formats.md#tokenizer-metadata). Reads model.vocab, model.merges ("a b" strings or [a, b] pairs) and
+ * added_tokens ("special": true -> CONTROL, else USER_DEFINED); ids missing from both become "[PADn]" UNUSED
+ * tokens. BOS/EOS come from tokenizer_config.json beside tokenizer.json when it names them, else from the
  * tokens <|begin_of_text|> / <|end_of_text|>; EOT from <|eot_id|> when present. */
 #ifndef TERN_HF_VOCAB_H
 #define TERN_HF_VOCAB_H

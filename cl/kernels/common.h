@@ -11,8 +11,8 @@
  *   TERN_USE_FP16, TERN_USE_SUBGROUPS (+ TERN_INTEL_SUBGROUPS), TERN_USE_DOT, TERN_EXACT_DIV
  *                 1 when the device has cl_khr_fp16, subgroups, cl_khr_integer_dot_product, and
  *                 correctly rounded division; 0 selects the portable fallbacks (TERN_CL_PORTABLE=1).
- * Numerics follow design.md §5 and cpu/ref_*.c: no contraction of a*b+c into fma, so float results
- * stay within a few ulps of the reference and integer results are exact. */
+ * Numerics follow docs/architecture.md#numerics and cpu/ref_*.c: no contraction of a*b+c into fma,
+ * so float results stay within a few ulps of the reference and integer results are exact. */
 
 #ifndef TERN_WG
 #define TERN_WG 256

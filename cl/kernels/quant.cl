@@ -1,4 +1,5 @@
-/* Per-token int8 activation quantization (BitLinear input, design.md §5), one work-group per token:
+/* Per-token int8 activation quantization (BitLinear input, docs/architecture.md#numerics), one
+ * work-group per token:
  *   m = max(max|x_i|, 1e-5), s = 127/m, q_i = clamp(rint(x_i * s), -128, 127), q[n..n_pad) = 0.
  * Also writes s (act_scale) and sum_i q_i (sum_q, for the codes-minus-one trick of the ternary
  * kernels). Bit-exact with tern_ref_quantize_act: max and integer sums do not depend on order, the

@@ -1,6 +1,6 @@
-/* Ternary products on the shared packed format (design.md §4): rows of k_pad/4 bytes, 32-byte
- * blocks of 128 weights, byte i of a block holding weights i, i+32, i+64, i+96 in bit pairs
- * 7:6, 5:4, 3:2, 1:0, codes c = t + 1 in {0,1,2}.
+/* Ternary products on the shared packed format (docs/architecture.md#packed-weights): rows of
+ * k_pad/4 bytes, 32-byte blocks of 128 weights, byte i of a block holding weights i, i+32, i+64,
+ * i+96 in bit pairs 7:6, 5:4, 3:2, 1:0, codes c = t + 1 in {0,1,2}.
  *
  * One 32-bit word of a row (bytes 4u..4u+3 of block b) masked with (w >> (6-2j)) & 0x03030303 gives
  * four codes that multiply four *consecutive* activations, q[128b + 32j + 4(u%8) .. +3]: so the inner

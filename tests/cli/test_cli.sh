@@ -97,6 +97,7 @@ expect_error not_a_model 1 "prompt.txt" -- "$tern" info "$tmp/prompt.txt"
 expect_error f16_linears 1 "quantize it" -- "$tern" info "$vec/mini-b158-f16.gguf"
 long=$(printf 'word %.0s' $(seq 1 200))
 expect_error prompt_too_long 1 "context" -- "$tern" run -m "$model" -c 16 -p "$long"
+expect_error prompt_too_long_echo 1 "(raise -c)" -- "$tern" run -m "$model" -c 16 -p "$long" --echo
 expect_error bad_isa 1 "TERN_CPU_ISA=bogus" -- env TERN_CPU_ISA=bogus "$tern" run -m "$model" -p x -n 1
 expect_error bad_device 2 "unknown device" -- "$tern" run -m "$model" -p x --device gpu7
 expect_error bench_no_model 2 "exactly one of -m" -- "$tern" bench -p 8
@@ -107,6 +108,16 @@ expect_error bench_bad_head 2 "not a valid type" -- "$tern" bench --shape tiny -
 expect_error bench_bad_shape 1 "unknown model preset .huge." -- "$tern" bench --shape huge -p 8
 expect_error maker_unwritable 1 "$tmp/no/such/dir/x.gguf" -- "$maker" --preset tiny -o "$tmp/no/such/dir/x.gguf"
 if ls "$tmp/no/such/dir" >/dev/null 2>&1; then bad maker_no_partial_file; else ok maker_no_partial_file; fi
+
+# --- one error line per failure class, nothing on stdout ------------------------------------------
+# allocation failure: an address-space limit (RLIMIT_AS) the prompt batch's scratch cannot fit in
+# (60001 tokens need ~0.55 GB; the process and its 64 MiB KV cache fit in 400 MB)
+head -c 60000 /dev/zero | tr '\0' 'a' | sed 's/aa/ab/g' >"$tmp/big.txt"
+expect_error out_of_memory 1 "out of memory" -- bash -c 'ulimit -v 400000 && exec "$@"' _ \
+    "$tern" run -m "$model" -f "$tmp/big.txt" -c 65536 -n 1 -t 1 --device cpu
+expect_error missing_cl_device 1 "99" -- "$tern" run -m "$model" -p x -n 1 --device cl:99
+expect_error bad_pre 1 "bogus" -- "$tern" run -m "$model" -p x -n 1 --pre bogus
+expect_error tokenize_bad_pre 1 "bogus" -- "$tern" tokenize -m "$model" -p x --pre bogus
 
 n=0
 for f in "$data"/malformed/*.gguf; do

@@ -23,6 +23,19 @@ const char *test_tmp(const char *name, int slot);
 /* Path of a built binary: $TERN_BIN_DIR/name (static buffer per slot 0..3). */
 const char *test_bin(const char *name, int slot);
 
+/* A greedy generation recorded by a reference tool (bitnet.cpp, llama.cpp) in
+ * tests/data/vectors/mini-refs.json. */
+struct harness_ref {
+    char prompt[64];
+    int32_t prompt_ids[32];
+    int n_prompt;
+    int32_t generated[32];
+    int n_generated;
+};
+/* The recorded cases of `model` (a file name in tests/data/vectors), at most max; the count, 0
+ * after a failure line when the file cannot be read or holds no case of that model. */
+int harness_refs(const char *model, struct harness_ref *out, int max);
+
 /* Deterministic random numbers for tests (xorshift64*). */
 uint64_t test_rand_u64(uint64_t *state);
 float test_rand_uniform(uint64_t *state, float lo, float hi);
