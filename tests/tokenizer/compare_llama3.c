@@ -68,6 +68,22 @@ int main(int argc, char **argv) {
            tern_tokenizer_n_vocab(tok), tern_tokenizer_model_name(tok), tern_tokenizer_pre_name(tok), t1 - t0,
            t3 - t2);
 
+    /* BOS: added once, also when the text already starts with <|begin_of_text|> (the Hugging Face
+     * tokenizer, llama.cpp and bitnet.cpp all give 128000 791 1212 here) */
+    static const char bos_text[] = "<|begin_of_text|>The start";
+    static const int32_t bos_want[] = {128000, 791, 1212};
+    int32_t *bos_ids;
+    size_t n_bos_ids;
+    if ((st = tern_tokenize(tok, bos_text, strlen(bos_text), true, true, &bos_ids, &n_bos_ids)) != TERN_OK)
+        return die("tern_tokenize", st);
+    bool bos_ok = n_bos_ids == 3 && memcmp(bos_ids, bos_want, sizeof bos_want) == 0;
+    if (!bos_ok) {
+        printf("MISMATCH with add_bos: %s\n", bos_text);
+        print_ids("reference", bos_want, 3);
+        print_ids("tern     ", bos_ids, n_bos_ids);
+    }
+    free(bos_ids);
+
     FILE *f = fopen(argv[2], "rb");
     if (!f) {
         fprintf(stderr, "compare_llama3: cannot open %s\n", argv[2]);
@@ -145,5 +161,5 @@ int main(int argc, char **argv) {
         printf("FAIL: only %zu lines compared (need at least 2000)\n", n_lines);
         return 1;
     }
-    return n_bad || n_bad_decode ? 1 : 0;
+    return n_bad || n_bad_decode || !bos_ok ? 1 : 0;
 }
