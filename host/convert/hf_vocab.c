@@ -1,13 +1,13 @@
 /* Hugging Face tokenizer.json -> tokenizer.ggml.* metadata (see hf_vocab.h). */
 #include "hf_vocab.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/tokenizer.h"
-#include "json.h"
-#include "scheduler/log.h"
+#include "../../scheduler/log.h"
+#include "../tokenizer.h"
 
 void tern_hf_vocab_free(struct tern_hf_vocab *v) {
     if (!v)
@@ -19,6 +19,7 @@ void tern_hf_vocab_free(struct tern_hf_vocab *v) {
     free(v->tokens);
     free(v->types);
     free(v->merges);
+    free(v->chat_template);
     free(v);
 }
 
@@ -43,37 +44,53 @@ static tern_status bad(const char *path, const char *what) {
     return TERN_ERR_FORMAT;
 }
 
-static tern_status fill(struct tern_hf_vocab *v, const struct tern_json *root, const char *path) {
-    const struct tern_json *model = tern_json_get_type(root, "model", TERN_JSON_OBJECT);
-    if (!model)
+/* A non-negative integer id below INT32_MAX / 2, or -1. */
+static int64_t json_id(const json_t *id) {
+    if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= INT32_MAX / 2)
+        return -1;
+    return (int64_t)json_integer_value(id);
+}
+
+static tern_status fill(struct tern_hf_vocab *v, const json_t *root, const char *path) {
+    const json_t *model = json_object_get(root, "model");
+    if (!json_is_object(model))
         return bad(path, "model: missing or not an object");
-    const struct tern_json *type = tern_json_get_type(model, "type", TERN_JSON_STRING);
-    if (type && strcmp(type->str, "BPE") != 0) {
-        tern_log_error("%s: model.type: \"%s\" is not supported (only BPE)", path, type->str);
+    const json_t *type = json_object_get(model, "type");
+    if (json_is_string(type) && strcmp(json_string_value(type), "BPE") != 0) {
+        tern_log_error("%s: model.type: \"%s\" is not supported (only BPE)", path, json_string_value(type));
         return TERN_ERR_UNSUPPORTED;
     }
-    const struct tern_json *vocab = tern_json_get_type(model, "vocab", TERN_JSON_OBJECT);
-    if (!vocab)
+    if (json_is_true(json_object_get(model, "byte_fallback"))) {
+        tern_log_error(
+            "%s: model.byte_fallback: SentencePiece-style BPE vocabularies are not supported by the "
+            "importer (only byte-level BPE)",
+            path);
+        return TERN_ERR_UNSUPPORTED;
+    }
+    const json_t *vocab = json_object_get(model, "vocab");
+    if (!json_is_object(vocab))
         return bad(path, "model.vocab: missing or not an object");
-    const struct tern_json *added = tern_json_get(root, "added_tokens");
-    if (added && added->type != TERN_JSON_ARRAY)
+    const json_t *added = json_object_get(root, "added_tokens");
+    if (added && !json_is_array(added) && !json_is_null(added))
         return bad(path, "added_tokens: not an array");
 
     int64_t max_id = -1;
-    for (size_t i = 0; i < vocab->len; i++) {
-        const struct tern_json *id = &vocab->items[i];
-        if (id->type != TERN_JSON_NUMBER || !id->is_int || id->integer < 0 || id->integer >= INT32_MAX / 2)
+    const char *key;
+    const json_t *val;
+    json_object_foreach((json_t *)vocab, key, val) {
+        int64_t id = json_id(val);
+        if (id < 0)
             return bad(path, "model.vocab: ids must be non-negative integers");
-        if (id->integer > max_id)
-            max_id = id->integer;
+        if (id > max_id)
+            max_id = id;
     }
-    for (size_t i = 0; added && i < added->len; i++) {
-        const struct tern_json *id = tern_json_get_type(&added->items[i], "id", TERN_JSON_NUMBER);
-        const struct tern_json *content = tern_json_get_type(&added->items[i], "content", TERN_JSON_STRING);
-        if (!id || !content || !id->is_int || id->integer < 0 || id->integer >= INT32_MAX / 2)
+    size_t i;
+    json_array_foreach(added, i, val) {
+        int64_t id = json_id(json_object_get(val, "id"));
+        if (id < 0 || !json_is_string(json_object_get(val, "content")))
             return bad(path, "added_tokens: each entry needs an integer id and a string content");
-        if (id->integer > max_id)
-            max_id = id->integer;
+        if (id > max_id)
+            max_id = id;
     }
     if (max_id < 0)
         return bad(path, "model.vocab: empty");
@@ -82,61 +99,59 @@ static tern_status fill(struct tern_hf_vocab *v, const struct tern_json *root, c
     v->types = calloc((size_t)v->n_tokens, sizeof *v->types);
     if (!v->tokens || !v->types)
         return TERN_ERR_NOMEM;
-    for (size_t i = 0; i < vocab->len; i++) {
-        int32_t id = (int32_t)vocab->items[i].integer;
+    size_t key_len;
+    json_object_keylen_foreach((json_t *)vocab, key, key_len, val) {
+        int32_t id = (int32_t)json_integer_value(val);
         if (v->tokens[id]) {
             tern_log_error("%s: model.vocab: id %d given twice", path, id);
             return TERN_ERR_FORMAT;
         }
-        if (!(v->tokens[id] = dup_bytes(vocab->keys[i], vocab->key_lens[i])))
+        if (!(v->tokens[id] = dup_bytes(key, key_len)))
             return TERN_ERR_NOMEM;
         v->types[id] = TERN_TOKEN_NORMAL;
     }
-    for (size_t i = 0; added && i < added->len; i++) {
-        const struct tern_json *e = &added->items[i];
-        int32_t id = (int32_t)tern_json_get(e, "id")->integer;
-        const struct tern_json *content = tern_json_get(e, "content");
-        const struct tern_json *special = tern_json_get_type(e, "special", TERN_JSON_BOOL);
+    json_array_foreach(added, i, val) {
+        int32_t id = (int32_t)json_integer_value(json_object_get(val, "id"));
+        const json_t *content = json_object_get(val, "content");
         free(v->tokens[id]); /* an added token overrides a vocab entry of the same id */
-        if (!(v->tokens[id] = dup_bytes(content->str, content->len)))
+        if (!(v->tokens[id] = dup_bytes(json_string_value(content), json_string_length(content))))
             return TERN_ERR_NOMEM;
-        v->types[id] = special && special->boolean ? TERN_TOKEN_CONTROL : TERN_TOKEN_USER_DEFINED;
+        v->types[id] =
+            json_is_true(json_object_get(val, "special")) ? TERN_TOKEN_CONTROL : TERN_TOKEN_USER_DEFINED;
     }
-    for (int32_t i = 0; i < v->n_tokens; i++) {
-        if (v->tokens[i])
+    for (int32_t t = 0; t < v->n_tokens; t++) {
+        if (v->tokens[t])
             continue;
         char name[32];
-        snprintf(name, sizeof name, "[PAD%d]", (int)i);
-        if (!(v->tokens[i] = dup_bytes(name, strlen(name))))
+        snprintf(name, sizeof name, "[PAD%d]", (int)t);
+        if (!(v->tokens[t] = dup_bytes(name, strlen(name))))
             return TERN_ERR_NOMEM;
-        v->types[i] = TERN_TOKEN_UNUSED;
+        v->types[t] = TERN_TOKEN_UNUSED;
     }
 
-    const struct tern_json *merges = tern_json_get(model, "merges");
-    if (merges && merges->type != TERN_JSON_ARRAY)
+    const json_t *merges = json_object_get(model, "merges");
+    if (merges && !json_is_array(merges))
         return bad(path, "model.merges: not an array");
-    v->n_merges = merges ? merges->len : 0;
+    v->n_merges = json_array_size(merges);
     v->merges = calloc(v->n_merges ? v->n_merges : 1, sizeof *v->merges);
     if (!v->merges)
         return TERN_ERR_NOMEM;
-    for (uint64_t i = 0; i < v->n_merges; i++) {
-        const struct tern_json *m = &merges->items[i];
-        if (m->type == TERN_JSON_STRING) {
-            v->merges[i] = dup_bytes(m->str, m->len);
-        } else if (m->type == TERN_JSON_ARRAY && m->len == 2 && m->items[0].type == TERN_JSON_STRING &&
-                   m->items[1].type == TERN_JSON_STRING) {
-            size_t la = m->items[0].len, lb = m->items[1].len;
-            char *s = malloc(la + lb + 2);
-            if (s) {
-                memcpy(s, m->items[0].str, la);
-                s[la] = ' ';
-                memcpy(s + la + 1, m->items[1].str, lb);
-                s[la + lb + 1] = 0;
+    json_array_foreach(merges, i, val) {
+        const json_t *a = json_array_get(val, 0), *b = json_array_get(val, 1);
+        if (json_is_string(val)) {
+            v->merges[i] = dup_bytes(json_string_value(val), json_string_length(val));
+        } else if (json_array_size(val) == 2 && json_is_string(a) && json_is_string(b)) {
+            size_t la = json_string_length(a), lb = json_string_length(b);
+            char *m = malloc(la + lb + 2);
+            if (m) {
+                memcpy(m, json_string_value(a), la);
+                m[la] = ' ';
+                memcpy(m + la + 1, json_string_value(b), lb);
+                m[la + lb + 1] = 0;
             }
-            v->merges[i] = s;
+            v->merges[i] = m;
         } else {
-            tern_log_error("%s: model.merges[%llu]: expected \"a b\" or [\"a\", \"b\"]", path,
-                           (unsigned long long)i);
+            tern_log_error("%s: model.merges[%zu]: expected \"a b\" or [\"a\", \"b\"]", path, i);
             return TERN_ERR_FORMAT;
         }
         if (!v->merges[i])
@@ -146,25 +161,39 @@ static tern_status fill(struct tern_hf_vocab *v, const struct tern_json *root, c
     v->eos = find_token(v, "<|end_of_text|>");
     v->eot = find_token(v, "<|eot_id|>");
     v->add_bos = true;
-    snprintf(v->pre, sizeof v->pre, "%s", "llama-bpe");
+    /* Falcon3's vocabulary has its own pre-tokenizer name (same split as Llama-3) */
+    snprintf(v->pre, sizeof v->pre, "%s", find_token(v, ">>TITLE<<") >= 0 ? "falcon3" : "llama-bpe");
     return TERN_OK;
+}
+
+tern_status tern_hf_json_load(const char *path, size_t flags, json_t **out) {
+    json_error_t err;
+    *out = json_load_file(path, JSON_ALLOW_NUL | flags, &err);
+    if (*out)
+        return TERN_OK;
+    if (err.line < 0) {
+        tern_log_error("%s: cannot read: %s", path, err.text);
+        return TERN_ERR_IO;
+    }
+    tern_log_error("%s: line %d column %d: %s", path, err.line, err.column, err.text);
+    return TERN_ERR_FORMAT;
 }
 
 tern_status tern_hf_vocab_load(const char *tokenizer_json_path, struct tern_hf_vocab **out) {
     if (!tokenizer_json_path || !out)
         return TERN_ERR_ARG;
     *out = NULL;
-    struct tern_json *root;
-    tern_status st = tern_json_parse_file(tokenizer_json_path, &root);
+    json_t *root;
+    tern_status st = tern_hf_json_load(tokenizer_json_path, 0, &root);
     if (st != TERN_OK)
         return st;
     struct tern_hf_vocab *v = calloc(1, sizeof *v);
     if (!v) {
-        tern_json_free(root);
+        json_decref(root);
         return TERN_ERR_NOMEM;
     }
     st = fill(v, root, tokenizer_json_path);
-    tern_json_free(root);
+    json_decref(root);
     if (st == TERN_OK) {
         /* tokenizer_config.json beside tokenizer.json, when there is one */
         const char *slash = strrchr(tokenizer_json_path, '/');
@@ -192,20 +221,20 @@ tern_status tern_hf_vocab_load(const char *tokenizer_json_path, struct tern_hf_v
 }
 
 /* bos_token / eos_token as a string or an AddedToken object; absent or null leaves *id alone. */
-static tern_status config_token(struct tern_hf_vocab *v, const struct tern_json *cfg, const char *key,
-                                const char *path, int32_t *id) {
-    const struct tern_json *t = tern_json_get(cfg, key);
-    if (t && t->type == TERN_JSON_OBJECT)
-        t = tern_json_get_type(t, "content", TERN_JSON_STRING);
-    if (!t || t->type == TERN_JSON_NULL)
+static tern_status config_token(struct tern_hf_vocab *v, const json_t *cfg, const char *key, const char *path,
+                                int32_t *id) {
+    const json_t *t = json_object_get(cfg, key);
+    if (json_is_object(t))
+        t = json_object_get(t, "content");
+    if (!t || json_is_null(t))
         return TERN_OK;
-    if (t->type != TERN_JSON_STRING) {
+    if (!json_is_string(t)) {
         tern_log_error("%s: %s: expected a string", path, key);
         return TERN_ERR_FORMAT;
     }
-    int32_t found = find_token(v, t->str);
+    int32_t found = find_token(v, json_string_value(t));
     if (found < 0) {
-        tern_log_error("%s: %s: \"%s\" is not in the vocabulary", path, key, t->str);
+        tern_log_error("%s: %s: \"%s\" is not in the vocabulary", path, key, json_string_value(t));
         return TERN_ERR_FORMAT;
     }
     *id = found;
@@ -215,17 +244,28 @@ static tern_status config_token(struct tern_hf_vocab *v, const struct tern_json 
 tern_status tern_hf_vocab_apply_config(struct tern_hf_vocab *v, const char *config_path) {
     if (!v || !config_path)
         return TERN_ERR_ARG;
-    struct tern_json *cfg;
-    tern_status st = tern_json_parse_file(config_path, &cfg);
+    json_t *cfg;
+    /* integers as reals: model_max_length is often 1e30, past jansson's integer range */
+    tern_status st = tern_hf_json_load(config_path, JSON_DECODE_INT_AS_REAL, &cfg);
     if (st != TERN_OK)
         return st;
+    if (!json_is_object(cfg)) {
+        json_decref(cfg);
+        return bad(config_path, "not a JSON object");
+    }
     st = config_token(v, cfg, "bos_token", config_path, &v->bos);
     if (st == TERN_OK)
         st = config_token(v, cfg, "eos_token", config_path, &v->eos);
-    const struct tern_json *ab = tern_json_get_type(cfg, "add_bos_token", TERN_JSON_BOOL);
-    if (ab)
-        v->add_bos = ab->boolean;
-    tern_json_free(cfg);
+    const json_t *ab = json_object_get(cfg, "add_bos_token");
+    if (json_is_boolean(ab))
+        v->add_bos = json_is_true(ab);
+    const json_t *tmpl = json_object_get(cfg, "chat_template");
+    if (st == TERN_OK && json_is_string(tmpl)) {
+        free(v->chat_template);
+        if (!(v->chat_template = dup_bytes(json_string_value(tmpl), json_string_length(tmpl))))
+            st = TERN_ERR_NOMEM;
+    }
+    json_decref(cfg);
     return st;
 }
 
@@ -252,5 +292,7 @@ tern_status tern_hf_vocab_write(const struct tern_hf_vocab *v, tern_gguf_writer 
         st = tern_gguf_writer_set_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)v->eot);
     if (st == TERN_OK)
         st = tern_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos && v->bos >= 0);
+    if (st == TERN_OK && v->chat_template)
+        st = tern_gguf_writer_set_str(w, "tokenizer.chat_template", v->chat_template);
     return st;
 }
