@@ -28,5 +28,6 @@ int cli_run(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_convert(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static const char usage[] =
     "  run       generate text from a prompt\n"
     "  info      print a model's architecture, hyperparameters, tensors and memory needs\n"
     "  tokenize  print the token ids (and pieces) of a text\n"
+    "  convert   convert a Hugging Face checkpoint folder into a GGUF file\n"
     "  bench     measure prompt and generation speed (on a file or a random model of a known shape)\n"
     "  help      print this help\n"
     "  version   print the version\n"
@@ -56,6 +57,8 @@ static int dispatch(int argc, char **argv) {
         return cli_info(argc - 1, argv + 1);
     if (strcmp(cmd, "tokenize") == 0)
         return cli_tokenize(argc - 1, argv + 1);
+    if (strcmp(cmd, "convert") == 0)
+        return cli_convert(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0)
         return cli_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

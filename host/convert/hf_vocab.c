@@ -269,6 +269,27 @@ tern_status tern_hf_vocab_apply_config(struct tern_hf_vocab *v, const char *conf
     return st;
 }
 
+tern_status tern_hf_vocab_pad(struct tern_hf_vocab *v, int32_t n_tokens) {
+    if (n_tokens <= v->n_tokens)
+        return TERN_OK;
+    char **tokens = realloc(v->tokens, (size_t)n_tokens * sizeof *tokens);
+    if (tokens)
+        v->tokens = tokens;
+    int32_t *types = realloc(v->types, (size_t)n_tokens * sizeof *types);
+    if (types)
+        v->types = types;
+    if (!tokens || !types)
+        return TERN_ERR_NOMEM;
+    for (; v->n_tokens < n_tokens; v->n_tokens++) {
+        char name[32];
+        snprintf(name, sizeof name, "[PAD%d]", (int)v->n_tokens);
+        if (!(v->tokens[v->n_tokens] = dup_bytes(name, strlen(name))))
+            return TERN_ERR_NOMEM;
+        v->types[v->n_tokens] = TERN_TOKEN_UNUSED;
+    }
+    return TERN_OK;
+}
+
 tern_status tern_hf_vocab_write(const struct tern_hf_vocab *v, tern_gguf_writer *w) {
     if (!v || !w)
         return TERN_ERR_ARG;

@@ -37,6 +37,9 @@ tern_status tern_hf_json_load(const char *path, size_t flags, json_t **out);
 /* Take bos_token / eos_token / add_bos_token / chat_template from a tokenizer_config.json (strings or
  * {"content": ...} objects naming tokens of the vocabulary). */
 tern_status tern_hf_vocab_apply_config(struct tern_hf_vocab *v, const char *config_path);
+/* Grow the vocabulary to n_tokens with "[PADn]" UNUSED tokens (an embedding with more rows than
+ * the tokenizer has tokens, as most checkpoints pad it). */
+tern_status tern_hf_vocab_pad(struct tern_hf_vocab *v, int32_t n_tokens);
 /* Add tokenizer.ggml.{model, pre, tokens, token_type, merges, bos/eos/eot_token_id, add_bos_token}
  * and tokenizer.chat_template. */
 tern_status tern_hf_vocab_write(const struct tern_hf_vocab *v, tern_gguf_writer *w);

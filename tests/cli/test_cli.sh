@@ -83,7 +83,7 @@ if [ $? -eq 0 ] && head -c 1 "$tmp/b3" | grep -q "\[" && grep -q '"test": "pp8"'
    grep -q "TQ1_0, Q8_0 head" "$tmp/b3"; then ok bench_shape_json
 else bad bench_shape_json "$(cat "$tmp/b3" "$tmp/err")"; fi
 
-for cmd in run info tokenize bench; do
+for cmd in run info tokenize bench convert; do
     if "$tern" $cmd --help | grep -q "Usage: tern $cmd"; then ok "help_$cmd"; else bad "help_$cmd"; fi
 done
 
@@ -93,6 +93,10 @@ expect_error unknown_flag 2 "unknown option '--bogus'" -- "$tern" run -m "$model
 expect_error bad_flag_value 2 "option -n" -- "$tern" run -m "$model" -p x -n many
 expect_error missing_flag_value 2 "needs a value" -- "$tern" run -m "$model" -p
 expect_error no_prompt 2 "exactly one of -p" -- "$tern" run -m "$model"
+expect_error convert_no_output 2 "needs a Hugging Face folder and -o" -- "$tern" convert "$tmp"
+expect_error convert_bad_type 2 "option --type: 'i8'" -- "$tern" convert "$tmp" -o "$tmp/c.gguf" --type i8
+expect_error convert_no_config 1 "$tmp/config.json: cannot read" -- "$tern" convert "$tmp" -o "$tmp/c.gguf"
+if [ -e "$tmp/c.gguf" ]; then bad convert_no_output_file; else ok convert_no_output_file; fi
 expect_error bad_temp 2 "option --temp" -- "$tern" run -m "$model" -p x --temp -1
 expect_error missing_model 1 "$tmp/nope.gguf" -- "$tern" run -m "$tmp/nope.gguf" -p x
 expect_error missing_prompt_file 1 "$tmp/nope.txt" -- "$tern" run -m "$model" -f "$tmp/nope.txt"
