@@ -108,6 +108,7 @@ enum mode {
     PACKED_AUTO,  /* 2B-4T: packed uint8 + bf16 weight_scale, W = t * scale */
     PACKED_INV,   /* transformers BitLinear (Llama3-8B-1.58, Falcon3): f32 weight_scale = 1/scale */
     FLOAT_MASTER, /* bf16 / f16 values t * scale */
+    NOISY_MASTER, /* f16 values t * scale * (1 +- 0.25): a full-precision master, not ternary */
 };
 
 struct family_case {
@@ -138,12 +139,14 @@ static void add_linear(struct hf *h, const struct family_case *fc, const char *n
     char full[160];
     snprintf(full, sizeof full, "%.120s.weight", name);
     const bool perm = head_dim > 0;
-    if (fc->mode == FLOAT_MASTER) {
+    if (fc->mode == FLOAT_MASTER || fc->mode == NOISY_MASTER) {
         struct st_entry *e = hf_add(h, full, fc->float_dtype, 2, out, in, (uint64_t)(in * out) * 2);
         for (int64_t g = 0; g < out; g++) {
             const int64_t r = perm ? hf_row(g, head_dim) : g;
             for (int64_t c = 0; c < in; c++) {
-                const float v = (float)(tern_packed_get(w->codes + g * w->row_bytes, c) - 1) * w->scale;
+                const float noise = fc->mode == NOISY_MASTER ? ((g + c) % 2 ? 1.25f : 0.75f) : 1.0f;
+                const float v =
+                    (float)(tern_packed_get(w->codes + g * w->row_bytes, c) - 1) * w->scale * noise;
                 const uint16_t b = strcmp(fc->float_dtype, "BF16") == 0 ? bf16_bits(v) : tern_fp32_to_fp16(v);
                 memcpy(e->data + 2 * (r * in + c), &b, 2);
             }
@@ -246,7 +249,7 @@ static void write_hf(const struct family_case *fc, const tern_model *m, const ch
         hp->n_layer, "num_attention_heads", hp->n_head, "num_key_value_heads", hp->n_head_kv, "vocab_size",
         hp->n_vocab, "max_position_embeddings", hp->n_ctx_train, "rms_norm_eps", (double)hp->norm_eps,
         "rope_theta", (double)hp->rope_theta, "tie_word_embeddings", 1);
-    if (fc->mode != FLOAT_MASTER)
+    if (fc->mode == PACKED_AUTO || fc->mode == PACKED_INV)
         json_object_set_new(cfg, "quantization_config",
                             json_pack("{s:s, s:s, s:s}", "quant_method", "bitnet", "linear_class",
                                       fc->mode == PACKED_AUTO ? "autobitlinear" : "bitlinear",
@@ -483,6 +486,51 @@ static void every_family_matches_the_maker(void) {
     }
 }
 
+/* mean |w| of the ternary weight w as NOISY_MASTER writes it: nonzero values times 0.75 or 1.25 */
+static double noisy_absmean(const struct tern_ternary *w) {
+    double sum = 0.0;
+    for (int64_t g = 0; g < w->n_out; g++)
+        for (int64_t c = 0; c < w->n_in; c++)
+            if (tern_packed_get(w->codes + g * w->row_bytes, c) != 1)
+                sum += (double)w->scale * ((g + c) % 2 ? 1.25 : 0.75);
+    return sum / (double)(w->n_in * w->n_out);
+}
+
+/* A plain f16 Llama checkpoint of full-precision weights: ternarized with absmean (each weight's
+ * scale is its mean |w|, closed form; the codes survive the +-25% noise since |w|/mean|w| lies in
+ * (0.5, 2.5)), with one warning about post-training ternarization. */
+static void llama_master_absmean(void) {
+    const struct family_case fc = {
+        "llama-f16-master", "llama", "LlamaForCausalLM", "silu", NOISY_MASTER, "F16", false, 256, 512, 4, 2};
+    struct tern_maker_params p;
+    tern_maker_preset("tiny", &p);
+    p.arch = "llama";
+    const char *gpath = test_tmp("conv-master-maker.gguf", 0), *dpath = test_tmp("conv-master-hf", 1);
+    const char *opath = test_tmp("conv-master.gguf", 2);
+    CHECK_STATUS(TERN_OK, tern_maker_write(&p, gpath));
+    tern_model *want = NULL, *got = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(gpath, &want));
+    if (!want)
+        return;
+    write_hf(&fc, want, dpath);
+    CHECK_STATUS(TERN_OK, convert(dpath, opath, TERN_TYPE_I2_S));
+    CHECK_INT(1, n_warnings);
+    CHECK_STATUS(TERN_OK, tern_model_open(opath, &got));
+    for (int il = 0; got && il < p.n_layer; il++) {
+        const struct tern_layer_weights *x = &tern_model_view(got)->layers[il],
+                                        *y = &tern_model_view(want)->layers[il];
+        const struct tern_ternary *xs[7] = {&x->wq, &x->wk, &x->wv, &x->wo, &x->wgate, &x->wup, &x->wdown};
+        const struct tern_ternary *ys[7] = {&y->wq, &y->wk, &y->wv, &y->wo, &y->wgate, &y->wup, &y->wdown};
+        for (int i = 0; i < 7; i++) {
+            CHECK(memcmp(xs[i]->codes, ys[i]->codes, (size_t)(ys[i]->row_bytes * ys[i]->n_out)) == 0);
+            const double s = noisy_absmean(ys[i]);
+            CHECK_FLOAT(s, xs[i]->scale, 1e-6 * s);
+        }
+    }
+    tern_model_close(got);
+    tern_model_close(want);
+}
+
 /* The scale direction, closed form: a packed weight of all +1 with weight_scale 0.5 is W = 0.5
  * under autobitlinear and W = 2 under bitlinear. Checked on the written I2_S tensor's scale. */
 static void scale_direction(void) {
@@ -654,6 +702,7 @@ static void malformed_inputs_rejected(void) {
 int main(void) {
     RUN(every_family_matches_the_maker);
     RUN(scale_direction);
+    RUN(llama_master_absmean);
     RUN(malformed_inputs_rejected);
     return harness_finish();
 }
