@@ -12,6 +12,7 @@ static const char usage[] =
     "\n"
     "Commands:\n"
     "  run       generate text from a prompt\n"
+    "  chat      talk with an instruct model in its chat format\n"
     "  info      print a model's architecture, hyperparameters, tensors and memory needs\n"
     "  tokenize  print the token ids (and pieces) of a text\n"
     "  convert   convert a Hugging Face checkpoint folder into a GGUF file\n"
@@ -53,6 +54,8 @@ static int dispatch(int argc, char **argv) {
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0)
         return cli_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "chat") == 0)
+        return cli_chat(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0)
         return cli_info(argc - 1, argv + 1);
     if (strcmp(cmd, "tokenize") == 0)

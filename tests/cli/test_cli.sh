@@ -55,6 +55,24 @@ if [ "$(cat "$tmp/g4")" = "Hello there$(cat "$tmp/g1")" ]; then ok run_echo; els
 "$tern" run -m "$vec/mini-b158-i2s.gguf" -p "The capital of France is" -n 16 --temp 0 >"$tmp/v" 2>/dev/null
 if [ "$(head -c 5 "$tmp/v")" = '($_id' ]; then ok run_conformance_vector; else bad run_conformance_vector "$(xxd -p "$tmp/v")"; fi
 
+# chat from a pipe: one reply line per message, the KV cache kept across turns, /reset starts over
+printf 'Hello there\nHow are you?\n/reset\nHello there\n' |
+    TERN_LOG=debug "$tern" chat -m "$model" -n 6 --temp 0 >"$tmp/chat" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 0 ] && [ "$(wc -l <"$tmp/chat")" -eq 3 ] && [ "$(sed -n 1p "$tmp/chat")" = "$(sed -n 3p "$tmp/chat")" ] &&
+   grep -q "turn: .* at position 0," "$tmp/err" && grep -q "new conversation" "$tmp/err" &&
+   [ "$(grep -c "at position 0," "$tmp/err")" -eq 2 ]; then ok chat_piped
+else bad chat_piped "rc $rc: $(cat "$tmp/chat" "$tmp/err")"; fi
+# a message that cannot fit: one error line, the conversation goes on, exit 1
+printf 'x%.0s' $(seq 1 300) >"$tmp/long"
+printf '\nHi\n' >>"$tmp/long"
+"$tern" chat -m "$model" -n 4 --temp 0 -c 64 <"$tmp/long" >"$tmp/chat" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && [ "$(grep -c "error:" "$tmp/err")" -eq 1 ] && grep -q "more than the context of 64" "$tmp/err" &&
+   [ "$(wc -l <"$tmp/chat")" -eq 1 ]; then ok chat_message_too_long
+else bad chat_message_too_long "rc $rc: $(cat "$tmp/chat" "$tmp/err")"; fi
+expect_error chat_bad_format 2 "unknown chat format 'chatml'" -- "$tern" chat -m "$model" --chat-format chatml
+
 "$tern" info "$model" >"$tmp/info" 2>"$tmp/err"
 if [ $? -eq 0 ] && grep -q "architecture: bitnet-b1.58" "$tmp/info" && grep -q "blk.1.ffn_down.weight" "$tmp/info" &&
    grep -q "KV cache" "$tmp/info"; then ok info
@@ -83,7 +101,7 @@ if [ $? -eq 0 ] && head -c 1 "$tmp/b3" | grep -q "\[" && grep -q '"test": "pp8"'
    grep -q "TQ1_0, Q8_0 head" "$tmp/b3"; then ok bench_shape_json
 else bad bench_shape_json "$(cat "$tmp/b3" "$tmp/err")"; fi
 
-for cmd in run info tokenize bench convert; do
+for cmd in run chat info tokenize bench convert; do
     if "$tern" $cmd --help | grep -q "Usage: tern $cmd"; then ok "help_$cmd"; else bad "help_$cmd"; fi
 done
 
