@@ -459,36 +459,43 @@ done:
     return st;
 }
 
+/* Norms and embedding-like matrices: read a few MiB of rows at a time (the output tensor is the
+ * only whole-tensor buffer), check each value, write F32 or quantize. */
 static tern_status fill_float(struct job *j, void *dst) {
     struct conv *c = j->c;
-    uint8_t *src = malloc(j->src->nbytes ? j->src->nbytes : 1);
+    const uint64_t src_row = j->src->nbytes / (uint64_t)j->ne1;
+    const int64_t rows_per_read =
+        src_row >= ((uint64_t)4 << 20) ? 1 : (int64_t)(((uint64_t)4 << 20) / src_row);
+    const int64_t n_buf = rows_per_read < j->ne1 ? rows_per_read : j->ne1;
+    uint8_t *src = malloc((size_t)(src_row * (uint64_t)n_buf));
     float *row = malloc((size_t)j->ne0 * sizeof *row);
-    tern_status st = TERN_ERR_NOMEM;
-    if (!src || !row) {
+    const int64_t ne[2] = {j->ne0, 1};
+    uint64_t out_row = 0;
+    tern_status st = tern_type_nbytes(j->type, 2, ne, &out_row);
+    if (!st && (!src || !row)) {
         tern_log_error("out of memory converting %s", j->src->name);
-        goto done;
+        st = TERN_ERR_NOMEM;
     }
-    if ((st = tern_safetensors_read(c->st, j->src, src)))
-        goto done;
-    const uint64_t row_bytes = j->kind == JOB_NORM ? (uint64_t)j->ne0 * 4 : 0;
-    int64_t ne[2] = {j->ne0, 1};
-    uint64_t out_row = row_bytes;
-    if (!out_row && (st = tern_type_nbytes(j->type, 2, ne, &out_row)))
-        goto done;
-    for (int64_t r = 0; r < j->ne1 && st == TERN_OK; r++) {
-        for (int64_t k = 0; k < j->ne0; k++) {
-            row[k] = float_at(j->src->dtype, src, (uint64_t)(r * j->ne0 + k));
-            if (!isfinite(row[k])) {
-                tern_log_error("%s: tensor %s holds a non-finite value at row %lld", c->p->hf_dir,
-                               j->src->name, (long long)r);
-                st = TERN_ERR_FORMAT;
-                break;
+    for (int64_t r0 = 0; r0 < j->ne1 && !st; r0 += n_buf) {
+        const int64_t n = j->ne1 - r0 < n_buf ? j->ne1 - r0 : n_buf;
+        if ((st = tern_safetensors_read_part(c->st, j->src, (uint64_t)r0 * src_row, (uint64_t)n * src_row,
+                                             src)))
+            break;
+        for (int64_t r = 0; r < n && !st; r++) {
+            for (int64_t k = 0; k < j->ne0; k++) {
+                row[k] = float_at(j->src->dtype, src, (uint64_t)(r * j->ne0 + k));
+                if (!isfinite(row[k])) {
+                    tern_log_error("%s: tensor %s holds a non-finite value at row %lld", c->p->hf_dir,
+                                   j->src->name, (long long)(r0 + r));
+                    st = TERN_ERR_FORMAT;
+                    break;
+                }
             }
+            if (!st)
+                st = tern_quantize_row((uint8_t *)dst + (size_t)((r0 + r) * (int64_t)out_row), j->type, row,
+                                       j->ne0);
         }
-        if (st == TERN_OK)
-            st = tern_quantize_row((uint8_t *)dst + (size_t)(r * (int64_t)out_row), j->type, row, j->ne0);
     }
-done:
     free(src);
     free(row);
     return st;

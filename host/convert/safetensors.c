@@ -340,12 +340,22 @@ tern_status tern_safetensors_open(const char *dir, tern_safetensors **out) {
     return TERN_OK;
 }
 
-tern_status tern_safetensors_read(const tern_safetensors *st, const struct tern_st_tensor *t, void *dst) {
+tern_status tern_safetensors_read_part(const tern_safetensors *st, const struct tern_st_tensor *t,
+                                       uint64_t offset, uint64_t nbytes, void *dst) {
     const struct st_file *fl = &st->files[t->file];
-    if (fseeko(fl->f, (off_t)t->offset, SEEK_SET) != 0 || fread(dst, 1, t->nbytes, fl->f) != t->nbytes) {
+    if (offset > t->nbytes || nbytes > t->nbytes - offset) {
+        tern_log_error("%s: tensor %s: bytes [%llu, +%llu) are outside its %llu", fl->path, t->name,
+                       (unsigned long long)offset, (unsigned long long)nbytes, (unsigned long long)t->nbytes);
+        return TERN_ERR_ARG;
+    }
+    if (fseeko(fl->f, (off_t)(t->offset + offset), SEEK_SET) != 0 || fread(dst, 1, nbytes, fl->f) != nbytes) {
         tern_log_error("%s: cannot read tensor %s (%llu bytes at offset %llu)", fl->path, t->name,
-                       (unsigned long long)t->nbytes, (unsigned long long)t->offset);
+                       (unsigned long long)nbytes, (unsigned long long)(t->offset + offset));
         return TERN_ERR_IO;
     }
     return TERN_OK;
+}
+
+tern_status tern_safetensors_read(const tern_safetensors *st, const struct tern_st_tensor *t, void *dst) {
+    return tern_safetensors_read_part(st, t, 0, t->nbytes, dst);
 }

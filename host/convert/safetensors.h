@@ -44,6 +44,9 @@ void tern_safetensors_close(tern_safetensors *st);
 const struct tern_st_tensor *tern_safetensors_find(const tern_safetensors *st, const char *name);
 /* Read a tensor's nbytes of raw data into dst. */
 tern_status tern_safetensors_read(const tern_safetensors *st, const struct tern_st_tensor *t, void *dst);
+/* Read bytes [offset, offset + nbytes) of a tensor's data into dst. */
+tern_status tern_safetensors_read_part(const tern_safetensors *st, const struct tern_st_tensor *t,
+                                       uint64_t offset, uint64_t nbytes, void *dst);
 /* Path of file i (for messages). */
 const char *tern_safetensors_file(const tern_safetensors *st, int i);
 
