@@ -15,6 +15,7 @@
 
 #include "harness.h"
 #include "host/convert/convert.h"
+#include "host/convert/hf_vocab.h"
 #include "host/maker.h"
 #include "host/tern.h"
 #include "host/ternary.h"
@@ -583,6 +584,86 @@ static void scale_direction(void) {
     }
 }
 
+/* A SentencePiece tokenizer.json (byte_fallback, as 1bitLLM's): imported as tokenizer.ggml.model
+ * llama, it must tokenize as Hugging Face's BPE does by merge rank. "hello world!" becomes
+ * "▁hello▁world!": ranks ll, ▁h, or, ▁w, ell, ▁hell, ▁hello, ▁wor, lo give ▁hello ▁wor l d and "!"
+ * falls back to <0x21>. The vocabulary's "el" and "hel" come from no merge and must not be used. */
+static void spm_tokenizer_import(void) {
+    const char *dir = test_tmp("conv-spm", 0);
+    rm_dir(dir);
+    mkdir(dir, 0755);
+    json_t *vocab = json_object();
+    json_object_set_new(vocab, "<unk>", json_integer(0));
+    for (int b = 0; b < 256; b++) {
+        char name[8];
+        snprintf(name, sizeof name, "<0x%02X>", b);
+        json_object_set_new(vocab, name, json_integer(3 + b));
+    }
+    static const char *const pieces[] = {
+        "\u2581", "h",       "e",  "l",       "o",   "w",          "r",           "d",         "el", "hel",
+        "ll",     "\u2581h", "or", "\u2581w", "ell", "\u2581hell", "\u2581hello", "\u2581wor", "lo"};
+    for (int i = 0; i < (int)(sizeof pieces / sizeof pieces[0]); i++) {
+        char utf8[32];
+        const char *src = pieces[i];
+        size_t n = 0;
+        for (; *src; src++) {
+            if (!strncmp(src, "\\u2581", 6)) {
+                memcpy(utf8 + n, "\xe2\x96\x81", 3);
+                n += 3;
+                src += 5;
+            } else {
+                utf8[n++] = *src;
+            }
+        }
+        utf8[n] = 0;
+        json_object_set_new(vocab, utf8, json_integer(259 + i));
+    }
+    json_t *merges =
+        json_pack("[s, s, s, s, s, s, s, s, s]", "l l", "\xe2\x96\x81 h", "o r", "\xe2\x96\x81 w", "e ll",
+                  "\xe2\x96\x81h ell", "\xe2\x96\x81hell o", "\xe2\x96\x81w or", "l o");
+    json_t *added = json_pack("[{s:i, s:s, s:b}, {s:i, s:s, s:b}]", "id", 1, "content", "<s>", "special", 1,
+                              "id", 2, "content", "</s>", "special", 1);
+    write_json(json_pack("{s:o, s:{s:s, s:b, s:o, s:o}}", "added_tokens", added, "model", "type", "BPE",
+                         "byte_fallback", 1, "vocab", vocab, "merges", merges),
+               dir, "tokenizer.json");
+    char path[512];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    struct tern_hf_vocab *v = NULL;
+    tern_gguf_writer *w = NULL;
+    CHECK_STATUS(TERN_OK, tern_hf_vocab_load(path, &v));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_init(&w));
+    if (!v || !w)
+        return;
+    CHECK(v->spm);
+    CHECK_INT(1, v->bos);
+    CHECK_INT(2, v->eos);
+    CHECK_STATUS(TERN_OK, tern_hf_vocab_write(v, w));
+    snprintf(path, sizeof path, "%s/vocab.gguf", dir);
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_write(w, path));
+    tern_gguf_writer_free(w);
+    tern_hf_vocab_free(v);
+    tern_gguf *g = NULL;
+    tern_tokenizer *tok = NULL;
+    CHECK_STATUS(TERN_OK, tern_gguf_open(path, &g));
+    if (g)
+        CHECK_STATUS(TERN_OK, tern_tokenizer_load(g, NULL, &tok));
+    if (tok) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        CHECK_STATUS(TERN_OK, tern_tokenize(tok, "hello world!", 12, true, true, &ids, &n));
+        static const int32_t want[6] = {1, 259 + 16, 259 + 17, 259 + 3, 259 + 7, 3 + 0x21};
+        if (n != 6 || memcmp(ids, want, sizeof want) != 0) {
+            harness_fail(__FILE__, __LINE__, "SentencePiece import: tokenized to %zu ids", n);
+            for (size_t i = 0; i < n; i++)
+                fprintf(stderr, " %d", ids[i]);
+            fputc('\n', stderr);
+        }
+        free(ids);
+    }
+    tern_tokenizer_free(tok);
+    tern_gguf_close(g);
+}
+
 /* ---- malformed inputs ---- */
 
 static void expect_reject(const char *dir, tern_status want, const char *what) {
@@ -703,6 +784,7 @@ int main(void) {
     RUN(every_family_matches_the_maker);
     RUN(scale_direction);
     RUN(llama_master_absmean);
+    RUN(spm_tokenizer_import);
     RUN(malformed_inputs_rejected);
     return harness_finish();
 }

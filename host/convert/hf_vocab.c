@@ -20,6 +20,7 @@ void tern_hf_vocab_free(struct tern_hf_vocab *v) {
     free(v->types);
     free(v->merges);
     free(v->chat_template);
+    free(v->scores);
     free(v);
 }
 
@@ -51,6 +52,65 @@ static int64_t json_id(const json_t *id) {
     return (int64_t)json_integer_value(id);
 }
 
+static bool is_byte_token(const char *t) {
+    return strlen(t) == 6 && t[0] == '<' && t[1] == '0' && t[2] == 'x' && t[5] == '>';
+}
+
+/* SentencePiece vocabulary: byte tokens <0xXX>, <unk>, and scores that make tern's SentencePiece
+ * merge (best score first) follow the merge ranks of tokenizer.json: the token a merge produces
+ * scores -rank; a normal token no merge produces scores below every merge result. */
+static tern_status spm_finish(struct tern_hf_vocab *v) {
+    if (!(v->scores = malloc((size_t)v->n_tokens * sizeof *v->scores)))
+        return TERN_ERR_NOMEM;
+    for (int32_t i = 0; i < v->n_tokens; i++) {
+        v->scores[i] = -1e6f - (float)i;
+        if (v->types[i] == TERN_TOKEN_NORMAL && is_byte_token(v->tokens[i]))
+            v->types[i] = TERN_TOKEN_BYTE;
+        else if (strcmp(v->tokens[i], "<unk>") == 0)
+            v->types[i] = TERN_TOKEN_UNKNOWN;
+        if (v->types[i] != TERN_TOKEN_NORMAL)
+            v->scores[i] = 0.0f;
+    }
+    /* token -> id through a jansson object (a hash table): tens of thousands of merges */
+    json_t *ids = json_object();
+    char *joined = malloc(1);
+    size_t cap = 1;
+    tern_status st = ids && joined ? TERN_OK : TERN_ERR_NOMEM;
+    for (int32_t i = 0; i < v->n_tokens && st == TERN_OK; i++)
+        if (json_object_set_new_nocheck(ids, v->tokens[i], json_integer(i)) != 0)
+            st = TERN_ERR_NOMEM;
+    for (uint64_t r = v->n_merges; r-- > 0 && st == TERN_OK;) { /* backwards: the first (best) rank wins */
+        const char *m = v->merges[r], *sp = strchr(m, ' ');
+        const size_t len = strlen(m);
+        if (!sp)
+            continue;
+        if (len > cap) {
+            char *j = realloc(joined, len);
+            if (!j) {
+                st = TERN_ERR_NOMEM;
+                break;
+            }
+            joined = j;
+            cap = len;
+        }
+        memcpy(joined, m, (size_t)(sp - m));
+        memcpy(joined + (sp - m), sp + 1, len - (size_t)(sp - m)); /* the rest and its NUL */
+        const json_t *id = json_object_get(ids, joined);
+        if (id && v->types[json_integer_value(id)] == TERN_TOKEN_NORMAL)
+            v->scores[json_integer_value(id)] = -(float)r;
+    }
+    free(joined);
+    json_decref(ids);
+    if (st != TERN_OK)
+        return st;
+    v->bos = find_token(v, "<s>");
+    v->eos = find_token(v, "</s>");
+    v->eot = -1;
+    v->add_bos = true;
+    snprintf(v->pre, sizeof v->pre, "%s", "default");
+    return TERN_OK;
+}
+
 static tern_status fill(struct tern_hf_vocab *v, const json_t *root, const char *path) {
     const json_t *model = json_object_get(root, "model");
     if (!json_is_object(model))
@@ -60,13 +120,8 @@ static tern_status fill(struct tern_hf_vocab *v, const json_t *root, const char 
         tern_log_error("%s: model.type: \"%s\" is not supported (only BPE)", path, json_string_value(type));
         return TERN_ERR_UNSUPPORTED;
     }
-    if (json_is_true(json_object_get(model, "byte_fallback"))) {
-        tern_log_error(
-            "%s: model.byte_fallback: SentencePiece-style BPE vocabularies are not supported by the "
-            "importer (only byte-level BPE)",
-            path);
-        return TERN_ERR_UNSUPPORTED;
-    }
+    /* byte_fallback: a SentencePiece vocabulary (Llama-2 style, 1bitLLM) */
+    v->spm = json_is_true(json_object_get(model, "byte_fallback"));
     const json_t *vocab = json_object_get(model, "vocab");
     if (!json_is_object(vocab))
         return bad(path, "model.vocab: missing or not an object");
@@ -157,6 +212,8 @@ static tern_status fill(struct tern_hf_vocab *v, const json_t *root, const char 
         if (!v->merges[i])
             return TERN_ERR_NOMEM;
     }
+    if (v->spm)
+        return spm_finish(v);
     v->bos = find_token(v, "<|begin_of_text|>");
     v->eos = find_token(v, "<|end_of_text|>");
     v->eot = find_token(v, "<|eot_id|>");
@@ -278,7 +335,10 @@ tern_status tern_hf_vocab_pad(struct tern_hf_vocab *v, int32_t n_tokens) {
     int32_t *types = realloc(v->types, (size_t)n_tokens * sizeof *types);
     if (types)
         v->types = types;
-    if (!tokens || !types)
+    float *scores = v->spm ? realloc(v->scores, (size_t)n_tokens * sizeof *scores) : NULL;
+    if (scores)
+        v->scores = scores;
+    if (!tokens || !types || (v->spm && !scores))
         return TERN_ERR_NOMEM;
     for (; v->n_tokens < n_tokens; v->n_tokens++) {
         char name[32];
@@ -286,6 +346,8 @@ tern_status tern_hf_vocab_pad(struct tern_hf_vocab *v, int32_t n_tokens) {
         if (!(v->tokens[v->n_tokens] = dup_bytes(name, strlen(name))))
             return TERN_ERR_NOMEM;
         v->types[v->n_tokens] = TERN_TOKEN_UNUSED;
+        if (v->spm)
+            v->scores[v->n_tokens] = 0.0f;
     }
     return TERN_OK;
 }
@@ -293,16 +355,19 @@ tern_status tern_hf_vocab_pad(struct tern_hf_vocab *v, int32_t n_tokens) {
 tern_status tern_hf_vocab_write(const struct tern_hf_vocab *v, tern_gguf_writer *w) {
     if (!v || !w)
         return TERN_ERR_ARG;
-    tern_status st = tern_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    tern_status st = tern_gguf_writer_set_str(w, "tokenizer.ggml.model", v->spm ? "llama" : "gpt2");
     if (st == TERN_OK)
         st = tern_gguf_writer_set_str(w, "tokenizer.ggml.pre", v->pre);
+    if (st == TERN_OK && v->spm)
+        st = tern_gguf_writer_set_arr(w, "tokenizer.ggml.scores", TERN_GGUF_F32, v->scores,
+                                      (uint64_t)v->n_tokens);
     if (st == TERN_OK)
         st = tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->tokens,
                                           (uint64_t)v->n_tokens);
     if (st == TERN_OK)
         st = tern_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", TERN_GGUF_I32, v->types,
                                       (uint64_t)v->n_tokens);
-    if (st == TERN_OK)
+    if (st == TERN_OK && !v->spm)
         st = tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v->merges,
                                           v->n_merges);
     if (st == TERN_OK && v->bos >= 0)

@@ -1,4 +1,6 @@
-/* Hugging Face tokenizer.json (byte-level BPE) -> GGUF tokenizer.ggml.* keys (formats.md §4).
+/* Hugging Face tokenizer.json -> GGUF tokenizer.ggml.* keys (formats.md §4): byte-level BPE
+ * (tokenizer.ggml.model gpt2), or, with model.byte_fallback, a SentencePiece vocabulary
+ * (tokenizer.ggml.model llama: <0xXX> byte tokens, <unk>, <s>/</s>, and scores from the merge ranks).
  * Reads model.vocab, model.merges ("a b" strings or [a, b] pairs) and added_tokens ("special":
  * true -> CONTROL, else USER_DEFINED); ids missing from both become "[PADn]" UNUSED tokens.
  * BOS/EOS come from tokenizer_config.json beside tokenizer.json when it names them, else from the
@@ -24,6 +26,8 @@ struct tern_hf_vocab {
     bool add_bos;          /* tokenizer_config.json add_bos_token, default true */
     char pre[32];          /* tokenizer.ggml.pre: "falcon3" for Falcon3's vocabulary, else "llama-bpe" */
     char *chat_template;   /* tokenizer_config.json chat_template, or NULL */
+    bool spm;              /* byte_fallback: a SentencePiece vocabulary (tokenizer.ggml.model llama) */
+    float *scores;         /* spm: [n_tokens] merge priorities (higher merges first) */
 };
 
 /* Parse tokenizer.json (and the tokenizer_config.json next to it, if any). TERN_ERR_FORMAT with
