@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cpu/ref.h"
 #include "harness.h"
 #include "host/convert/convert.h"
 #include "host/convert/hf_vocab.h"
@@ -132,6 +133,25 @@ static uint16_t bf16_bits(float v) {
 static int64_t hf_row(int64_t g, int64_t hd) {
     const int64_t h = g / hd, i = (g % hd) / 2, s = g % 2;
     return h * hd + s * hd / 2 + i;
+}
+
+/* The row mapping against RoPE itself: rotating an HF-order q vector half-split (NEOX, as
+ * transformers does) and then mapping it to GGUF order equals mapping first and rotating adjacent
+ * pairs (a llama file, tern's and llama.cpp's TERN_ROPE_NORM). */
+static void qk_row_order_matches_rope(void) {
+    enum { HEADS = 2, HD = 8 };
+    float hf[HEADS * HD], gg[HEADS * HD], want[HEADS * HD];
+    uint64_t rng = 5;
+    for (int i = 0; i < HEADS * HD; i++)
+        hf[i] = test_rand_uniform(&rng, -1.0f, 1.0f);
+    for (int g = 0; g < HEADS * HD; g++)
+        gg[g] = hf[hf_row(g, HD)];
+    tern_ref_rope(hf, HEADS, HD, HD, 7, 10000.0f, TERN_ROPE_NEOX);
+    tern_ref_rope(gg, HEADS, HD, HD, 7, 10000.0f, TERN_ROPE_NORM);
+    for (int g = 0; g < HEADS * HD; g++)
+        want[g] = hf[hf_row(g, HD)];
+    for (int g = 0; g < HEADS * HD; g++)
+        CHECK_FLOAT(want[g], gg[g], 1e-6);
 }
 
 static void add_linear(struct hf *h, const struct family_case *fc, const char *name,
@@ -781,6 +801,7 @@ static void malformed_inputs_rejected(void) {
 }
 
 int main(void) {
+    RUN(qk_row_order_matches_rope);
     RUN(every_family_matches_the_maker);
     RUN(scale_direction);
     RUN(llama_master_absmean);
