@@ -17,6 +17,7 @@
 #include "harness.h"
 #include "host/convert/convert.h"
 #include "host/convert/hf_vocab.h"
+#include "host/convert/safetensors.h"
 #include "host/maker.h"
 #include "host/tern.h"
 #include "host/ternary.h"
@@ -439,11 +440,12 @@ static const struct family_case cases[] = {
 };
 
 static int n_warnings, n_errors;
+static bool quiet; /* count without printing */
 static void count_log(enum tern_log_level level, const char *msg, void *user) {
     (void)user;
     n_warnings += level == TERN_LOG_WARN;
     n_errors += level == TERN_LOG_ERROR;
-    if (level >= TERN_LOG_WARN)
+    if (level >= TERN_LOG_WARN && !quiet)
         fprintf(stderr, "    (logged: %s)\n", msg);
 }
 
@@ -686,6 +688,74 @@ static void spm_tokenizer_import(void) {
 
 /* ---- malformed inputs ---- */
 
+/* Open dir's checkpoint: a failure must log exactly one line; an accepted file's tensors must lie
+ * inside the file. Returns the status. */
+static tern_status open_checked(const char *dir, uint64_t file_size) {
+    n_warnings = n_errors = 0;
+    tern_log_set_callback(count_log, NULL);
+    quiet = true; /* thousands of expected error lines: counted, not printed */
+    tern_safetensors *st = NULL;
+    tern_status s = tern_safetensors_open(dir, &st);
+    quiet = false;
+    tern_log_set_callback(NULL, NULL);
+    if (s != TERN_OK && n_errors != 1)
+        harness_fail(__FILE__, __LINE__, "a rejected checkpoint logged %d error lines", n_errors);
+    static const char *const names[3] = {"a", "b.weight", "c"};
+    for (int i = 0; st && i < 3; i++) {
+        const struct tern_st_tensor *t = tern_safetensors_find(st, names[i]);
+        if (t && (t->offset > file_size || t->nbytes > file_size - t->offset))
+            harness_fail(__FILE__, __LINE__, "tensor %s lies outside the file", names[i]);
+    }
+    tern_safetensors_close(st);
+    return s;
+}
+
+/* The safetensors reader on a small valid file cut at every length (all refused) and with each
+ * header byte changed (refused with one line, or opened with every tensor inside the file). */
+static void safetensors_truncations_and_flips(void) {
+    const char *dir = test_tmp("conv-st", 0);
+    rm_dir(dir);
+    mkdir(dir, 0755);
+    static struct hf h;
+    hf_free(&h);
+    hf_add(&h, "a", "F32", 1, 3, 0, 12);
+    hf_add(&h, "b.weight", "U8", 2, 2, 5, 10);
+    hf_add(&h, "c", "BF16", 2, 2, 2, 8);
+    char path[512];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    write_shard(&h, 0, true, path);
+    hf_free(&h);
+    static uint8_t full[4096];
+    FILE *f = fopen(path, "rb");
+    const size_t n = f ? fread(full, 1, sizeof full, f) : 0;
+    if (f)
+        fclose(f);
+    CHECK(n > 40);
+    CHECK_STATUS(TERN_OK, open_checked(dir, n));
+    for (size_t len = 0; len < n; len++) {
+        f = fopen(path, "wb");
+        fwrite(full, 1, len, f);
+        fclose(f);
+        if (open_checked(dir, len) == TERN_OK) {
+            harness_fail(__FILE__, __LINE__, "the file cut at %zu of %zu bytes was accepted", len, n);
+            break;
+        }
+    }
+    uint64_t hlen = 0;
+    memcpy(&hlen, full, 8);
+    for (size_t at = 0; at < 8 + hlen && at < n; at++)
+        for (int v = 0; v < 3; v++) {
+            static const uint8_t subst[3] = {'9', '"', 0xff};
+            static uint8_t mut[4096];
+            memcpy(mut, full, n);
+            mut[at] = subst[v];
+            f = fopen(path, "wb");
+            fwrite(mut, 1, n, f);
+            fclose(f);
+            open_checked(dir, n);
+        }
+}
+
 static void expect_reject(const char *dir, tern_status want, const char *what) {
     const char *out_dir = test_tmp("conv-reject-out", 3);
     rm_dir(out_dir);
@@ -806,6 +876,7 @@ int main(void) {
     RUN(scale_direction);
     RUN(llama_master_absmean);
     RUN(spm_tokenizer_import);
+    RUN(safetensors_truncations_and_flips);
     RUN(malformed_inputs_rejected);
     return harness_finish();
 }
