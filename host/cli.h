@@ -46,5 +46,7 @@ int cli_devices(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_convert(int argc, char **argv);
+int cli_chat(int argc, char **argv);
 
 #endif

@@ -12,8 +12,10 @@ static const char usage[] =
     "\n"
     "Commands:\n"
     "  run       generate text from a prompt\n"
+    "  chat      talk with an instruct model in its chat format\n"
     "  info      print a model's architecture, hyperparameters, tensors and memory needs\n"
     "  tokenize  print the token ids (and pieces) of a text\n"
+    "  convert   convert a Hugging Face checkpoint folder into a GGUF file\n"
     "  bench     measure prompt and generation speed (on a file or a random model of a known shape)\n"
     "  devices   list the devices tern can use (and, with --probe, their speed on a model)\n"
     "  help      print this help\n"
@@ -54,10 +56,14 @@ static int dispatch(int argc, char **argv) {
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0)
         return cli_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "chat") == 0)
+        return cli_chat(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0)
         return cli_info(argc - 1, argv + 1);
     if (strcmp(cmd, "tokenize") == 0)
         return cli_tokenize(argc - 1, argv + 1);
+    if (strcmp(cmd, "convert") == 0)
+        return cli_convert(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0)
         return cli_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "devices") == 0)

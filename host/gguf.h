@@ -110,6 +110,13 @@ tern_status tern_gguf_writer_set_arr_str(tern_gguf_writer *w, const char *key, c
 /* data must hold exactly the type's byte size for ne (checked). */
 tern_status tern_gguf_writer_add_tensor(tern_gguf_writer *w, const char *name, uint32_t type, int n_dims,
                                         const int64_t *ne, const void *data, uint64_t nbytes);
+/* A tensor whose data is produced at write time into dst (nbytes, exactly the type's size): the
+ * writer holds one such tensor in memory at a time. A non-OK status (logged by fill) aborts the
+ * write and leaves no file. */
+typedef tern_status (*tern_gguf_fill_fn)(void *dst, uint64_t nbytes, void *user);
+tern_status tern_gguf_writer_add_tensor_fill(tern_gguf_writer *w, const char *name, uint32_t type, int n_dims,
+                                             const int64_t *ne, uint64_t nbytes, tern_gguf_fill_fn fill,
+                                             void *user);
 /* Write to path atomically (temporary file + rename): no partial file on failure. */
 tern_status tern_gguf_writer_write(tern_gguf_writer *w, const char *path);
 

@@ -29,6 +29,8 @@ struct wtensor {
     int64_t ne[4];
     const void *data;
     uint64_t nbytes;
+    tern_gguf_fill_fn fill; /* when set, produces the data at write time (data is NULL) */
+    void *fill_user;
 };
 
 struct tern_gguf_writer {
@@ -228,8 +230,9 @@ tern_status tern_gguf_writer_set_arr_str(tern_gguf_writer *w, const char *key, c
     return add_kv(w, key, val, total);
 }
 
-tern_status tern_gguf_writer_add_tensor(tern_gguf_writer *w, const char *name, uint32_t type, int n_dims,
-                                        const int64_t *ne, const void *data, uint64_t nbytes) {
+static tern_status add_tensor(tern_gguf_writer *w, const char *name, uint32_t type, int n_dims,
+                              const int64_t *ne, const void *data, uint64_t nbytes, tern_gguf_fill_fn fill,
+                              void *fill_user) {
     if (!w || !name || !*name || !ne || n_dims < 1 || n_dims > 4) {
         tern_log_error("gguf writer: tensor '%s': empty name or n_dims %d not in 1..4", name ? name : "",
                        n_dims);
@@ -251,7 +254,7 @@ tern_status tern_gguf_writer_add_tensor(tern_gguf_writer *w, const char *name, u
         tern_log_error("gguf writer: tensor '%s': shape not valid for type %s", name, tern_type_name(type));
         return TERN_ERR_ARG;
     }
-    if (want != nbytes || (nbytes && !data)) {
+    if (want != nbytes || (nbytes && !data && !fill)) {
         tern_log_error("gguf writer: tensor '%s': %llu bytes given, type %s and shape need %llu", name,
                        (unsigned long long)nbytes, tern_type_name(type), (unsigned long long)want);
         return TERN_ERR_ARG;
@@ -272,10 +275,23 @@ tern_status tern_gguf_writer_add_tensor(tern_gguf_writer *w, const char *name, u
         return TERN_ERR_NOMEM;
     }
     struct wtensor *t = &w->tensors[w->n_tensors++];
-    *t = (struct wtensor){copy, type, n_dims, {1, 1, 1, 1}, data, nbytes};
+    *t = (struct wtensor){copy, type, n_dims, {1, 1, 1, 1}, data, nbytes, fill, fill_user};
     for (int d = 0; d < n_dims; d++)
         t->ne[d] = ne[d];
     return TERN_OK;
+}
+
+tern_status tern_gguf_writer_add_tensor(tern_gguf_writer *w, const char *name, uint32_t type, int n_dims,
+                                        const int64_t *ne, const void *data, uint64_t nbytes) {
+    return add_tensor(w, name, type, n_dims, ne, data, nbytes, NULL, NULL);
+}
+
+tern_status tern_gguf_writer_add_tensor_fill(tern_gguf_writer *w, const char *name, uint32_t type, int n_dims,
+                                             const int64_t *ne, uint64_t nbytes, tern_gguf_fill_fn fill,
+                                             void *user) {
+    if (!fill)
+        return TERN_ERR_ARG;
+    return add_tensor(w, name, type, n_dims, ne, NULL, nbytes, fill, user);
 }
 
 /* ---- output */
@@ -365,9 +381,26 @@ static tern_status write_body(const tern_gguf_writer *w, struct out *o, const ui
         st = out_pad(o, w->alignment);
     /* Every tensor is padded to the alignment, the last one too, as ggml writes it: readers that
      * load the data section in one read expect the padded total. */
-    for (size_t i = 0; i < w->n_tensors && !st; i++)
-        if (!(st = out_bytes(o, w->tensors[i].data, w->tensors[i].nbytes)))
+    for (size_t i = 0; i < w->n_tensors && !st; i++) {
+        const struct wtensor *t = &w->tensors[i];
+        if (t->fill) {
+            /* one produced tensor in memory at a time: a converter's memory stays bounded */
+            void *buf = malloc(t->nbytes ? (size_t)t->nbytes : 1);
+            if (!buf) {
+                tern_log_error("%s: out of memory for tensor %s (%llu bytes)", o->path, t->name,
+                               (unsigned long long)t->nbytes);
+                return TERN_ERR_NOMEM;
+            }
+            st = t->fill(buf, t->nbytes, t->fill_user);
+            if (!st)
+                st = out_bytes(o, buf, t->nbytes);
+            free(buf);
+        } else {
+            st = out_bytes(o, t->data, t->nbytes);
+        }
+        if (!st)
             st = out_pad(o, w->alignment);
+    }
     return st;
 }
 

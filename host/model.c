@@ -35,6 +35,8 @@ struct tern_model {
     int n_owned, cap_owned;
     uint64_t owned_bytes;
     uint64_t mapped_bytes;
+    int n_float_linear;   /* linear weights stored as F32/F16/BF16, ternarized at load */
+    int n_absmean_linear; /* of those, full-precision masters (absmean rule) */
 };
 
 static const char *path_of(const tern_gguf *g) {
@@ -279,11 +281,12 @@ static tern_status bind_ternary(tern_model *m, struct tern_ternary *w, const cha
     if (!t)
         return TERN_ERR_FORMAT;
     const struct tern_type_traits *tr = tern_type_traits(t->type);
-    if (!tr || tr->cls != TERN_CLASS_TERNARY) {
-        tern_log_error(
-            "%s: linear weight %s has type %s; tern runs ternary linear weights (I2_S, TQ2_0, "
-            "TQ1_0): quantize it with llama.cpp's llama-quantize (TQ1_0, TQ2_0) or bitnet.cpp's (I2_S)",
-            path_of(m->g), name, tern_type_name(t->type));
+    const bool is_float = t->type == TERN_TYPE_F32 || t->type == TERN_TYPE_F16 || t->type == TERN_TYPE_BF16;
+    if (!is_float && (!tr || tr->cls != TERN_CLASS_TERNARY)) {
+        tern_log_error("%s: linear weight %s has type %s; tern runs ternary linear weights (I2_S, TQ2_0, "
+                       "TQ1_0) and ternarizes F32, F16 and BF16 ones at load: requantize the source with "
+                       "llama.cpp's llama-quantize (TQ1_0, TQ2_0) or bitnet.cpp's (I2_S)",
+                       path_of(m->g), name, tern_type_name(t->type));
         return TERN_ERR_UNSUPPORTED;
     }
     if (!check_shape(m->g, t, n_in, n_out))
@@ -306,7 +309,13 @@ static tern_status bind_ternary(tern_model *m, struct tern_ternary *w, const cha
     uint8_t *packed = own(m, (size_t)(w->row_bytes * n_out));
     if (!packed)
         return TERN_ERR_NOMEM;
-    if (t->type == TERN_TYPE_I2_S)
+    bool absmean = false;
+    if (is_float) {
+        st =
+            tern_float_to_packed(packed, &w->scale, &absmean, t->type, t->data, t->nbytes, n_in, n_out, name);
+        m->n_float_linear++;
+        m->n_absmean_linear += absmean;
+    } else if (t->type == TERN_TYPE_I2_S)
         st = tern_i2s_to_packed(packed, &w->scale, t->data, t->nbytes, n_in, n_out, name);
     else
         st = tern_tq_to_packed(packed, &w->scale, t->type, t->data, t->nbytes, n_in, n_out, name);
@@ -455,6 +464,10 @@ tern_status tern_model_open(const char *path, tern_model **out) {
         tern_model_close(m);
         return st;
     }
+    if (m->n_absmean_linear)
+        tern_log_warn("%s: %d of %d linear weights are full-precision, not ternary: ternarized at load with "
+                      "absmean (post-training ternarization loses quality)",
+                      path, m->n_absmean_linear, m->n_float_linear);
     m->view.layers = m->layers;
     *out = m;
     return TERN_OK;
@@ -482,6 +495,10 @@ const char *tern_model_arch(const tern_model *m) {
 }
 uint64_t tern_model_owned_bytes(const tern_model *m) {
     return m->owned_bytes;
+}
+int tern_model_n_float_linear(const tern_model *m, int *n_absmean) {
+    *n_absmean = m->n_absmean_linear;
+    return m->n_float_linear;
 }
 uint64_t tern_model_mapped_bytes(const tern_model *m) {
     return m->mapped_bytes;

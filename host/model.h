@@ -1,7 +1,7 @@
 /* Model loading: architecture and hyperparameters from GGUF metadata, every tensor bound and
  * shape-checked, ternary weights as views of the mapping (I2_S with K % 128 == 0) or repacked once
- * into the shared packed format (TQ2_0, TQ1_0, I2_S with odd K).
- * docs/formats.md#architectures-and-tensor-names. */
+ * into the shared packed format (TQ2_0, TQ1_0, I2_S with odd K, and F32/F16/BF16 linear weights,
+ * ternarized at load). docs/formats.md#architectures-and-tensor-names. */
 #ifndef TERN_MODEL_H
 #define TERN_MODEL_H
 
@@ -21,6 +21,9 @@ const char *tern_model_arch(const tern_model *m);
 uint64_t tern_model_owned_bytes(const tern_model *m);
 /* Bytes of the mapped tensors the forward pass reads (weights used in place, embedding, head). */
 uint64_t tern_model_mapped_bytes(const tern_model *m);
+/* Linear weights the file stores as F32/F16/BF16 (ternarized at load); *n_absmean of them were
+ * full-precision masters (absmean rule) rather than already-ternary values. */
+int tern_model_n_float_linear(const tern_model *m, int *n_absmean);
 /* Bytes of f16 KV cache for n_ctx positions over all layers. */
 uint64_t tern_model_kv_bytes(const tern_model *m, int n_ctx);
 

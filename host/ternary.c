@@ -355,20 +355,90 @@ tern_status tern_packed_to_tq(void *dst, uint32_t type, const uint8_t *packed, i
 
 /* ---- ternarization ---- */
 
-void tern_ternarize(uint8_t *packed, float *scale, const float *w, int64_t n_out, int64_t k) {
-    double sum = 0.0;
-    for (int64_t i = 0; i < n_out * k; i++)
-        sum += fabs((double)w[i]);
-    const float s = fmaxf(n_out * k > 0 ? (float)(sum / (double)(n_out * k)) : 0.0f, 1e-5f);
-    const int64_t row_bytes = tern_ternary_k_pad(k) / 4;
-    tern_packed_fill_zero(packed, k, n_out);
-    for (int64_t r = 0; r < n_out; r++) {
-        for (int64_t j = 0; j < k; j++) {
+static float float_at(uint32_t type, const void *data, int64_t i) {
+    const uint8_t *p = data;
+    if (type == TERN_TYPE_F32) {
+        uint32_t bits;
+        memcpy(&bits, p + 4 * i, 4);
+        return tern_f32_from_bits(bits);
+    }
+    const uint16_t h = u16_at(p + 2 * i);
+    return type == TERN_TYPE_F16 ? tern_fp16_to_fp32(h) : tern_bf16_to_fp32(h);
+}
+
+/* Absmean codes of ne1 rows of ne0 floats with scale s: t = clamp(round_half_even(w/s), -1, 1). */
+static void absmean_pack(uint8_t *packed, uint32_t type, const void *w, int64_t ne0, int64_t ne1, float s) {
+    const int64_t row_bytes = tern_ternary_k_pad(ne0) / 4;
+    tern_packed_fill_zero(packed, ne0, ne1);
+    for (int64_t r = 0; r < ne1; r++) {
+        for (int64_t j = 0; j < ne0; j++) {
             /* torch.round is half to even, as is nearbyintf in the default rounding mode */
-            float t = nearbyintf(w[r * k + j] / s);
+            float t = nearbyintf(float_at(type, w, r * ne0 + j) / s);
             t = fminf(fmaxf(t, -1.0f), 1.0f);
             tern_packed_set(packed + r * row_bytes, j, (int)t + 1);
         }
     }
-    *scale = s;
+}
+
+static float absmean_scale(double sum_abs, int64_t n) {
+    return fmaxf(n > 0 ? (float)(sum_abs / (double)n) : 0.0f, 1e-5f);
+}
+
+tern_status tern_float_to_packed(uint8_t *dst, float *scale, bool *absmean, uint32_t type, const void *data,
+                                 uint64_t nbytes, int64_t ne0, int64_t ne1, const char *name) {
+    const uint64_t esize = type == TERN_TYPE_F32 ? 4 : 2;
+    if ((type != TERN_TYPE_F32 && type != TERN_TYPE_F16 && type != TERN_TYPE_BF16) || ne0 <= 0 || ne1 <= 0) {
+        tern_log_error("tensor %s: cannot ternarize type %u of shape [%lld, %lld]", name_or(name),
+                       (unsigned)type, (long long)ne0, (long long)ne1);
+        return TERN_ERR_ARG;
+    }
+    if ((uint64_t)ne0 > UINT64_MAX / esize / (uint64_t)ne1 ||
+        nbytes < (uint64_t)ne0 * (uint64_t)ne1 * esize) {
+        tern_log_error("tensor %s: float data is %llu bytes, too short for [%lld, %lld]", name_or(name),
+                       (unsigned long long)nbytes, (long long)ne0, (long long)ne1);
+        return TERN_ERR_FORMAT;
+    }
+    /* pass 1: max|w|, sum|w|, and whether every value is 0 or +-c for one c */
+    const int64_t n = ne0 * ne1;
+    double sum = 0.0;
+    float c = 0.0f, max_abs = 0.0f;
+    bool ternary = true;
+    for (int64_t i = 0; i < n; i++) {
+        const float a = fabsf(float_at(type, data, i));
+        if (!isfinite(a)) {
+            tern_log_error("tensor %s: value %lld is not finite", name_or(name), (long long)i);
+            return TERN_ERR_FORMAT;
+        }
+        sum += a;
+        max_abs = fmaxf(max_abs, a);
+        if (a < 1e-6f)
+            continue;
+        if (c == 0.0f)
+            c = a;
+        ternary &= a == c;
+    }
+    *absmean = !ternary;
+    if (!ternary) {
+        *scale = absmean_scale(sum, n);
+        absmean_pack(dst, type, data, ne0, ne1, *scale);
+        return TERN_OK;
+    }
+    /* bitnet.cpp's I2_S quantizer: 0 where |w| < 1e-6, else sign(w); scale = max|w| */
+    const int64_t row_bytes = tern_ternary_k_pad(ne0) / 4;
+    tern_packed_fill_zero(dst, ne0, ne1);
+    for (int64_t r = 0; r < ne1; r++)
+        for (int64_t j = 0; j < ne0; j++) {
+            const float w = float_at(type, data, r * ne0 + j);
+            tern_packed_set(dst + r * row_bytes, j, fabsf(w) < 1e-6f ? 1 : w > 0.0f ? 2 : 0);
+        }
+    *scale = max_abs;
+    return TERN_OK;
+}
+
+void tern_ternarize(uint8_t *packed, float *scale, const float *w, int64_t n_out, int64_t k) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n_out * k; i++)
+        sum += fabs((double)w[i]);
+    *scale = absmean_scale(sum, n_out * k);
+    absmean_pack(packed, TERN_TYPE_F32, w, k, n_out, *scale);
 }

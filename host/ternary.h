@@ -133,4 +133,13 @@ tern_status tern_packed_to_tq(void *dst, uint32_t type, const uint8_t *packed, i
  * code 1) and *scale = s. */
 void tern_ternarize(uint8_t *packed, float *scale, const float *w, int64_t n_out, int64_t k);
 
+/* Ternarize a float tensor as stored in a GGUF (type F32, F16 or BF16; ne1 rows of ne0 at data,
+ * nbytes long) into ne1 packed rows. A tensor that is already ternary (every value 0 or +-c for
+ * one c; |w| < 1e-6 counts as 0) gets t = sign(w) and scale = max|w|: bitnet.cpp's I2_S quantizer
+ * rule, which reproduces its I2_S file. Any other tensor is a full-precision master and gets the
+ * absmean rule of tern_ternarize; *absmean tells which rule ran. TERN_ERR_FORMAT, with one logged
+ * line naming `name`, when the data is short or holds a non-finite value. */
+tern_status tern_float_to_packed(uint8_t *dst, float *scale, bool *absmean, uint32_t type, const void *data,
+                                 uint64_t nbytes, int64_t ne0, int64_t ne1, const char *name);
+
 #endif

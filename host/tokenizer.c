@@ -423,7 +423,10 @@ tern_status tern_tokenize(const tern_tokenizer *tok, const char *text, size_t le
     *n_ids = 0;
     struct tern_tok_ids out = {0};
     tern_status st = TERN_OK;
-    if (add_bos && tok->bos >= 0)
+    /* no second BOS when the text spells it (a chat prompt written with <|begin_of_text|>), as the
+     * Hugging Face tokenizer, llama.cpp and bitnet.cpp do */
+    if (add_bos && tok->bos >= 0 &&
+        !(len > 0 && tok->n_specials && match_special(tok, text, len, parse_special) == tok->bos))
         st = tern_tok_ids_push(&out, tok->bos);
     size_t seg = 0;
     for (size_t pos = 0; pos < len && st == TERN_OK;) {

@@ -42,7 +42,8 @@ struct tern_str tern_tokenizer_token_text(const tern_tokenizer *tok, int32_t id)
 int32_t tern_tokenizer_find(const tern_tokenizer *tok, const char *text, size_t len);
 
 /* Encode text[len] (UTF-8; invalid bytes are kept as byte tokens). add_bos prepends BOS when the
- * model has one; parse_special matches control tokens written in the text (leftmost, longest);
+ * model has one and the text does not already start with it (parsed as a special token);
+ * parse_special matches control tokens written in the text (leftmost, longest);
  * user-defined tokens always match, as in llama.cpp and Hugging Face. *ids is malloc'd (free()
  * it, also when *n_ids is 0); *n_ids its length. Safe to call from several threads at once. */
 tern_status tern_tokenize(const tern_tokenizer *tok, const char *text, size_t len, bool add_bos,

@@ -186,48 +186,11 @@ static void plan_explicit_split(void) {
 
 /* ---------------------------------------------------------------- whole model over real devices */
 
-struct ref_case {
-    int32_t prompt[32];
-    int n_prompt;
-    int32_t generated[16];
-};
-
-/* The n-th (0-based) integer array after "key": [ in text. */
-static int json_ints(const char *text, const char *key, int nth, int32_t *out, int max) {
-    const char *p = text;
-    for (int i = 0; i <= nth && p; i++)
-        if ((p = strstr(p, key)) != NULL)
-            p += strlen(key);
-    if (!p || !(p = strchr(p, '[')))
-        return 0;
-    int n = 0;
-    for (p++; n < max;) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p)
-            break;
-        out[n++] = (int32_t)v;
-        p = end;
-        while (*p == ',' || *p == ' ' || *p == '\n')
-            p++;
-    }
+/* bitnet.cpp's three greedy cases on its I2_S file (tests/data/vectors/mini-refs.json). */
+static int bitnet_cpp_cases(struct harness_ref *c) {
+    const int n = harness_refs("mini-b158-i2s.gguf", c, 3);
+    CHECK_INT(3, n);
     return n;
-}
-
-/* bitnet.cpp's three cases: the first three of mini-refs.json's references (its I2_S file). */
-static int bitnet_cpp_cases(struct ref_case *c) {
-    FILE *f = fopen(test_data("vectors/mini-refs.json", 0), "rb");
-    static char text[1 << 16];
-    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
-    if (f)
-        fclose(f);
-    text[n] = 0;
-    CHECK(strstr(text, "\"tool\": \"bitnet.cpp") != NULL);
-    for (int i = 0; i < 3; i++) {
-        c[i].n_prompt = json_ints(text, "\"prompt_ids\":", i, c[i].prompt, 32);
-        CHECK_INT(16, json_ints(text, "\"generated_ids\":", i, c[i].generated, 16));
-    }
-    return 3;
 }
 
 struct collect {
@@ -294,7 +257,7 @@ static void splits_match_bitnet_cpp(void) {
         {"cl:0,cpu", "1,1"}, {"cpu,cl:0", "0,2"}, {"cl:0,cpu", "0,2"},
         {"cpu,cl:0", "2,0"}, {"cl:0,cpu", "2,0"}, {"cpu+cl:0", "1,1"},
     };
-    struct ref_case cases[3];
+    struct harness_ref cases[3];
     const int n_cases = bitnet_cpp_cases(cases);
     for (size_t i = 0; i < sizeof splits / sizeof splits[0]; i++)
         for (int c = 0; c < n_cases; c++) {
@@ -303,7 +266,7 @@ static void splits_match_bitnet_cpp(void) {
             snprintf(what, sizeof what, "--device %s --split %s, case %d", splits[i].device,
                      splits[i].split ? splits[i].split : "-", c);
             CHECK_STATUS(TERN_OK, greedy(test_data("vectors/mini-b158-i2s.gguf", 0), splits[i].device,
-                                         splits[i].split, cases[c].prompt, cases[c].n_prompt, 16, &got));
+                                         splits[i].split, cases[c].prompt_ids, cases[c].n_prompt, 16, &got));
             check_ids(what, cases[c].generated, &got, 16);
         }
 }
@@ -312,28 +275,31 @@ static void splits_match_bitnet_cpp(void) {
  * integrated GPU's limit) splits the head into several buffers, and the embedding, which it cannot
  * hold, stays on the CPU: bitnet.cpp's ids, planned and split by hand. */
 static void small_max_alloc(void) {
-    struct ref_case cases[3];
+    struct harness_ref cases[3];
     bitnet_cpp_cases(cases);
     setenv("TERN_CL_MAX_ALLOC", "100000", 1); /* the 1000 x 256 F16 head is 512000 bytes: 6 buffers */
     struct collect got;
     CHECK_STATUS(TERN_OK, greedy(test_data("vectors/mini-b158-i2s.gguf", 0), "cpu,cl:0", "0,2",
-                                 cases[2].prompt, cases[2].n_prompt, 16, &got));
+                                 cases[2].prompt_ids, cases[2].n_prompt, 16, &got));
     check_ids("head in 6 buffers", cases[2].generated, &got, 16);
     CHECK_STATUS(TERN_ERR_NOMEM, greedy(test_data("vectors/mini-b158-i2s.gguf", 0), "cl:0,cpu", "2,0",
-                                        cases[2].prompt, cases[2].n_prompt, 16, &got));
+                                        cases[2].prompt_ids, cases[2].n_prompt, 16, &got));
     unsetenv("TERN_CL_MAX_ALLOC");
 }
 
 /* Bad splits and device lists are refused with TERN_ERR_ARG. */
 static void bad_splits_refused(void) {
-    struct ref_case cases[3];
+    struct harness_ref cases[3];
     bitnet_cpp_cases(cases);
     struct collect got;
     const char *model = test_data("vectors/mini-b158-i2s.gguf", 0);
-    CHECK_STATUS(TERN_ERR_ARG, greedy(model, "cpu,cl:0", "1,2", cases[0].prompt, cases[0].n_prompt, 4, &got));
-    CHECK_STATUS(TERN_ERR_ARG, greedy(model, "cpu,cl:0", "2", cases[0].prompt, cases[0].n_prompt, 4, &got));
-    CHECK_STATUS(TERN_ERR_ARG, greedy(model, "cpu,cpu", NULL, cases[0].prompt, cases[0].n_prompt, 4, &got));
-    CHECK_STATUS(TERN_ERR_ARG, greedy(model, "gpu", NULL, cases[0].prompt, cases[0].n_prompt, 4, &got));
+    CHECK_STATUS(TERN_ERR_ARG,
+                 greedy(model, "cpu,cl:0", "1,2", cases[0].prompt_ids, cases[0].n_prompt, 4, &got));
+    CHECK_STATUS(TERN_ERR_ARG,
+                 greedy(model, "cpu,cl:0", "2", cases[0].prompt_ids, cases[0].n_prompt, 4, &got));
+    CHECK_STATUS(TERN_ERR_ARG,
+                 greedy(model, "cpu,cpu", NULL, cases[0].prompt_ids, cases[0].n_prompt, 4, &got));
+    CHECK_STATUS(TERN_ERR_ARG, greedy(model, "gpu", NULL, cases[0].prompt_ids, cases[0].n_prompt, 4, &got));
 }
 
 /* Logits of every position of a prompt, evaluated as chunks of `chunk` tokens (chunk >= n: one
@@ -439,8 +405,8 @@ enum { SEQ_GEN = 16, SEQ_N = 3 };
 /* Three sequences in one session on device/split, sequence q's prompt joining at step 3q while the
  * earlier ones decode (continuous batching), greedy: ids[q][g]. With alone (each sequence's logits
  * at every step evaluated by itself), every step's logits must be those bits. */
-static void run_sequences(tern_model *m, const char *device, const char *split, const struct ref_case *cases,
-                          const float *alone, int32_t ids[SEQ_N][SEQ_GEN]) {
+static void run_sequences(tern_model *m, const char *device, const char *split,
+                          const struct harness_ref *cases, const float *alone, int32_t ids[SEQ_N][SEQ_GEN]) {
     const int n_vocab = tern_model_view(m)->hp.n_vocab;
     struct tern_session_params sp = {
         .n_ctx = 64, .n_threads = 2, .device = device, .split = split, .n_seq = SEQ_N};
@@ -454,7 +420,7 @@ static void run_sequences(tern_model *m, const char *device, const char *split, 
         for (int q = 0; q < SEQ_N; q++) {
             if (step == 3 * q) { /* the prompt */
                 for (int i = 0; i < cases[q].n_prompt; i++, n++) {
-                    tokens[n] = cases[q].prompt[i];
+                    tokens[n] = cases[q].prompt_ids[i];
                     seqs[n] = q;
                 }
             } else if (step > 3 * q && generated[q] < SEQ_GEN) {
@@ -486,7 +452,7 @@ static void run_sequences(tern_model *m, const char *device, const char *split, 
 /* Every step's logits are the bits of the sequence evaluated alone on the same devices, and greedy
  * decoding gives bitnet.cpp's ids, on the CPU, on OpenCL and split over both. */
 static void sequences_share_batches(void) {
-    struct ref_case cases[3];
+    struct harness_ref cases[3];
     bitnet_cpp_cases(cases);
     tern_model *m = NULL;
     CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
@@ -505,7 +471,7 @@ static void sequences_share_batches(void) {
             CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
             const float *out = NULL;
             if (s)
-                CHECK_STATUS(TERN_OK, tern_session_eval(s, cases[q].prompt, cases[q].n_prompt, &out));
+                CHECK_STATUS(TERN_OK, tern_session_eval(s, cases[q].prompt_ids, cases[q].n_prompt, &out));
             for (int g = 0; g < SEQ_GEN && out; g++) {
                 memcpy(alone + ((size_t)q * SEQ_GEN + g) * n_vocab, out, (size_t)n_vocab * 4);
                 int32_t id = argmax(out, n_vocab);
@@ -537,7 +503,7 @@ static void failover_keeps_output(void) {
         {"cl:0,cpu", "1,1", "cl:0:embd:3"}, {"cpu,cl:0", "1,1", "cpu:0:2"},
         {"cl:0", NULL, "cl:0:1:15"},
     };
-    struct ref_case cases[3];
+    struct harness_ref cases[3];
     bitnet_cpp_cases(cases);
     for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
         setenv("TERN_FAULT", faults[i].fault, 1);
@@ -545,7 +511,7 @@ static void failover_keeps_output(void) {
         char what[96];
         snprintf(what, sizeof what, "--device %s, TERN_FAULT=%s", faults[i].device, faults[i].fault);
         tern_status st = greedy(test_data("vectors/mini-b158-i2s.gguf", 0), faults[i].device, faults[i].split,
-                                cases[1].prompt, cases[1].n_prompt, 16, &got);
+                                cases[1].prompt_ids, cases[1].n_prompt, 16, &got);
         if (strcmp(faults[i].device, "cl:0") == 0) {
             /* the only device failed: a clean error, nothing to fail over to */
             CHECK_STATUS(TERN_ERR_DEVICE, st);

@@ -236,6 +236,11 @@ static void test_special_tokens(void) {
     /* longest match first: <|eot_id|> is not <|eot|> + "_id|>" */
     EXPECT_IDS(tok, "x<|eot_id|>y", true, true, bos, 'x', eot_id, 'y');
     EXPECT_IDS(tok, "<|eot|><|eot|>", false, true, eot, eot);
+    /* a text that starts with BOS gets no second one; BOS later in the text or not parsed as
+     * special still gets the leading BOS */
+    EXPECT_IDS(tok, "<|begin_of_text|>x", true, true, bos, 'x');
+    EXPECT_IDS(tok, "x<|begin_of_text|>", true, true, bos, 'x', bos);
+    EXPECT_IDS(tok, "<|begin_of_text|><|begin_of_text|>", true, true, bos, bos);
     EXPECT_IDS(tok, "<|eot", false, true, '<', '|', 'e', 'o', 't');
     /* without parse_special control tokens are plain text; user-defined ones still match */
     EXPECT_IDS(tok, "<|eot|>", false, false, '<', '|', 'e', 'o', 't', '|', '>');

@@ -4,7 +4,7 @@
 find_program(TERN_NODE node)
 find_program(TERN_NPM npm)
 add_executable(tokenizer_compare_llama3 ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer/compare_llama3.c)
-target_link_libraries(tokenizer_compare_llama3 PRIVATE tern_tools)
+target_link_libraries(tokenizer_compare_llama3 PRIVATE tern_core)
 add_test(NAME tokenizer_llama3
          COMMAND ${CMAKE_COMMAND}
                  -DNODE=${TERN_NODE} -DNPM=${TERN_NPM}

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hf_vocab.h"
+#include "host/convert/hf_vocab.h"
 #include "host/maker.h"
 #include "scheduler/log.h"
 #include "scheduler/types.h"

@@ -55,6 +55,24 @@ if [ "$(cat "$tmp/g4")" = "Hello there$(cat "$tmp/g1")" ]; then ok run_echo; els
 "$tern" run -m "$vec/mini-b158-i2s.gguf" -p "The capital of France is" -n 16 --temp 0 >"$tmp/v" 2>/dev/null
 if [ "$(head -c 5 "$tmp/v")" = '($_id' ]; then ok run_conformance_vector; else bad run_conformance_vector "$(xxd -p "$tmp/v")"; fi
 
+# chat from a pipe: one reply line per message, the KV cache kept across turns, /reset starts over
+printf 'Hello there\nHow are you?\n/reset\nHello there\n' |
+    TERN_LOG=debug "$tern" chat -m "$model" -n 6 --temp 0 >"$tmp/chat" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 0 ] && [ "$(wc -l <"$tmp/chat")" -eq 3 ] && [ "$(sed -n 1p "$tmp/chat")" = "$(sed -n 3p "$tmp/chat")" ] &&
+   grep -q "turn: .* at position 0," "$tmp/err" && grep -q "new conversation" "$tmp/err" &&
+   [ "$(grep -c "at position 0," "$tmp/err")" -eq 2 ]; then ok chat_piped
+else bad chat_piped "rc $rc: $(cat "$tmp/chat" "$tmp/err")"; fi
+# a message that cannot fit: one error line, the conversation goes on, exit 1
+printf 'x%.0s' $(seq 1 300) >"$tmp/long"
+printf '\nHi\n' >>"$tmp/long"
+"$tern" chat -m "$model" -n 4 --temp 0 -c 64 <"$tmp/long" >"$tmp/chat" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && [ "$(grep -c "error:" "$tmp/err")" -eq 1 ] && grep -q "more than the context of 64" "$tmp/err" &&
+   [ "$(wc -l <"$tmp/chat")" -eq 1 ]; then ok chat_message_too_long
+else bad chat_message_too_long "rc $rc: $(cat "$tmp/chat" "$tmp/err")"; fi
+expect_error chat_bad_format 2 "unknown chat format 'chatml'" -- "$tern" chat -m "$model" --chat-format chatml
+
 "$tern" info "$model" >"$tmp/info" 2>"$tmp/err"
 if [ $? -eq 0 ] && grep -q "architecture: bitnet-b1.58" "$tmp/info" && grep -q "blk.1.ffn_down.weight" "$tmp/info" &&
    grep -q "KV cache" "$tmp/info"; then ok info
@@ -63,6 +81,9 @@ else bad info "$(cat "$tmp/err")"; fi
 out=$("$tern" tokenize -m "$vec/mini-b158-i2s.gguf" -p "The capital of France is" --ids 2>&1)
 if [ "$out" = "[998, 791, 272, 391, 275, 278, 315, 435, 81, 685, 374]" ]; then ok tokenize_ids
 else bad tokenize_ids "$out"; fi
+out=$("$tern" tokenize -m "$vec/mini-b158-i2s.gguf" -p "<|begin_of_text|>The capital" --ids 2>&1)
+if [ "$out" = "[998, 791, 272, 391, 275, 278]" ]; then ok tokenize_bos_once
+else bad tokenize_bos_once "$out"; fi
 out=$("$tern" tokenize -m "$vec/mini-b158-i2s.gguf" -p "1, 2" 2>&1)
 if echo "$out" | grep -q "16 -> '1'" && echo "$out" | grep -q "220 -> ' '"; then ok tokenize_pieces
 else bad tokenize_pieces "$out"; fi
@@ -80,7 +101,7 @@ if [ $? -eq 0 ] && head -c 1 "$tmp/b3" | grep -q "\[" && grep -q '"test": "pp8"'
    grep -q "TQ1_0, Q8_0 head" "$tmp/b3"; then ok bench_shape_json
 else bad bench_shape_json "$(cat "$tmp/b3" "$tmp/err")"; fi
 
-for cmd in run info tokenize bench; do
+for cmd in run chat info tokenize bench convert; do
     if "$tern" $cmd --help | grep -q "Usage: tern $cmd"; then ok "help_$cmd"; else bad "help_$cmd"; fi
 done
 
@@ -90,11 +111,25 @@ expect_error unknown_flag 2 "unknown option '--bogus'" -- "$tern" run -m "$model
 expect_error bad_flag_value 2 "option -n" -- "$tern" run -m "$model" -p x -n many
 expect_error missing_flag_value 2 "needs a value" -- "$tern" run -m "$model" -p
 expect_error no_prompt 2 "exactly one of -p" -- "$tern" run -m "$model"
+expect_error convert_no_output 2 "needs a Hugging Face folder and -o" -- "$tern" convert "$tmp"
+expect_error convert_bad_type 2 "option --type: 'i8'" -- "$tern" convert "$tmp" -o "$tmp/c.gguf" --type i8
+expect_error convert_no_config 1 "$tmp/config.json: cannot read" -- "$tern" convert "$tmp" -o "$tmp/c.gguf"
+if [ -e "$tmp/c.gguf" ]; then bad convert_no_output_file; else ok convert_no_output_file; fi
 expect_error bad_temp 2 "option --temp" -- "$tern" run -m "$model" -p x --temp -1
 expect_error missing_model 1 "$tmp/nope.gguf" -- "$tern" run -m "$tmp/nope.gguf" -p x
 expect_error missing_prompt_file 1 "$tmp/nope.txt" -- "$tern" run -m "$model" -f "$tmp/nope.txt"
 expect_error not_a_model 1 "prompt.txt" -- "$tern" info "$tmp/prompt.txt"
-expect_error f16_linears 1 "quantize it" -- "$tern" info "$vec/mini-b158-f16.gguf"
+# info describes every well-formed GGUF: F16 linear weights run (ternarized at load); a file tern
+# cannot run (here a vocabulary-only file) is described with the reason, exit 0
+"$tern" info "$vec/mini-b158-f16.gguf" >"$tmp/info" 2>"$tmp/err"
+if [ $? -eq 0 ] && grep -q "^runs: yes; its 14 F32/F16/BF16 linear weights are already ternary" "$tmp/info" &&
+   grep -q "blk.1.ffn_down.weight *F16" "$tmp/info"; then ok info_f16_linears
+else bad info_f16_linears "$(cat "$tmp/info" "$tmp/err")"; fi
+"$maker" --vocab-only -o "$tmp/vocab.gguf" 2>/dev/null
+"$tern" info "$tmp/vocab.gguf" >"$tmp/info" 2>"$tmp/err"
+if [ $? -eq 0 ] && grep -q "^runs: no: .*missing metadata key bitnet-b1.58.block_count" "$tmp/info" && [ ! -s "$tmp/err" ]; then
+    ok info_not_runnable
+else bad info_not_runnable "$(cat "$tmp/info" "$tmp/err")"; fi
 long=$(printf 'word %.0s' $(seq 1 200))
 expect_error prompt_too_long 1 "context" -- "$tern" run -m "$model" -c 16 -p "$long"
 expect_error prompt_too_long_echo 1 "(raise -c)" -- "$tern" run -m "$model" -c 16 -p "$long" --echo

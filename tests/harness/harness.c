@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tools/json.h"
+#include <jansson.h>
 
 int harness_case_failed;
 static int n_passed, n_failed;
@@ -72,42 +72,43 @@ const char *test_bin(const char *name, int slot) {
 }
 
 /* ids[max] from a JSON array of integers; the count, -1 when it is not one or too long. */
-static int read_ids(const struct tern_json *a, int32_t *ids, int max) {
-    if (!a || a->type != TERN_JSON_ARRAY || a->len > (size_t)max)
+static int read_ids(const json_t *a, int32_t *ids, int max) {
+    if (!json_is_array(a) || json_array_size(a) > (size_t)max)
         return -1;
-    for (size_t i = 0; i < a->len; i++) {
-        if (!a->items[i].is_int)
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        const json_t *v = json_array_get(a, i);
+        if (!json_is_integer(v))
             return -1;
-        ids[i] = (int32_t)a->items[i].integer;
+        ids[i] = (int32_t)json_integer_value(v);
     }
-    return (int)a->len;
+    return (int)json_array_size(a);
 }
 
 int harness_refs(const char *model, struct harness_ref *out, int max) {
-    struct tern_json *root = NULL;
+    json_error_t err;
+    json_t *root = json_load_file(test_data("vectors/mini-refs.json", 3), 0, &err);
+    const json_t *refs = json_object_get(root, "references");
     int n = 0;
-    if (tern_json_parse_file(test_data("vectors/mini-refs.json", 3), &root) == TERN_OK) {
-        const struct tern_json *refs = tern_json_get_type(root, "references", TERN_JSON_ARRAY);
-        for (size_t r = 0; refs && r < refs->len; r++) {
-            const struct tern_json *m = tern_json_get_type(&refs->items[r], "model", TERN_JSON_STRING);
-            const struct tern_json *cases = tern_json_get_type(&refs->items[r], "cases", TERN_JSON_ARRAY);
-            if (!m || !cases || strcmp(m->str, model) != 0)
-                continue;
-            for (size_t c = 0; c < cases->len && n < max; c++, n++) {
-                const struct tern_json *cs = &cases->items[c];
-                const struct tern_json *prompt = tern_json_get_type(cs, "prompt", TERN_JSON_STRING);
-                snprintf(out[n].prompt, sizeof out[n].prompt, "%s", prompt ? prompt->str : "?");
-                out[n].n_prompt = read_ids(tern_json_get(cs, "prompt_ids"), out[n].prompt_ids, 32);
-                out[n].n_generated = read_ids(tern_json_get(cs, "generated_ids"), out[n].generated, 32);
-                if (out[n].n_prompt < 1 || out[n].n_generated < 1) {
-                    n = 0;
-                    break;
-                }
+    for (size_t r = 0; json_is_array(refs) && r < json_array_size(refs); r++) {
+        const json_t *ref = json_array_get(refs, r);
+        const char *m = json_string_value(json_object_get(ref, "model"));
+        const json_t *cases = json_object_get(ref, "cases");
+        if (!m || !json_is_array(cases) || strcmp(m, model) != 0)
+            continue;
+        for (size_t c = 0; c < json_array_size(cases) && n < max; c++, n++) {
+            const json_t *cs = json_array_get(cases, c);
+            const char *prompt = json_string_value(json_object_get(cs, "prompt"));
+            snprintf(out[n].prompt, sizeof out[n].prompt, "%s", prompt ? prompt : "?");
+            out[n].n_prompt = read_ids(json_object_get(cs, "prompt_ids"), out[n].prompt_ids, 32);
+            out[n].n_generated = read_ids(json_object_get(cs, "generated_ids"), out[n].generated, 32);
+            if (out[n].n_prompt < 1 || out[n].n_generated < 1) {
+                n = 0;
+                break;
             }
-            break;
         }
+        break;
     }
-    tern_json_free(root);
+    json_decref(root);
     if (n == 0)
         harness_fail(__FILE__, __LINE__, "mini-refs.json: no valid reference cases for %s", model);
     return n;

@@ -1,6 +1,6 @@
 /* Compares tern's Llama-3 tokenization with the JavaScript reference (llama3_ref.mjs output).
  * usage: compare_llama3 TOKENIZER_JSON REF_JSONL SCRATCH_GGUF
- * Builds a vocab-only GGUF from tokenizer.json with tools/hf_vocab, loads it, tokenizes every
+ * Builds a vocab-only GGUF from tokenizer.json with host/convert/hf_vocab, loads it, tokenizes every
  * line with add_bos = false and parse_special = true (as the reference does), and checks that
  * the ids are equal and that decoding them gives the line back. Prints the count compared, every
  * mismatch (both id lists, up to 20) and the timings; exits non-zero on any mismatch. */
@@ -9,11 +9,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "host/convert/hf_vocab.h"
 #include "host/gguf.h"
 #include "host/tokenizer.h"
 #include "scheduler/status.h"
-#include "tools/hf_vocab.h"
-#include "tools/json.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -68,6 +67,22 @@ int main(int argc, char **argv) {
            tern_tokenizer_n_vocab(tok), tern_tokenizer_model_name(tok), tern_tokenizer_pre_name(tok), t1 - t0,
            t3 - t2);
 
+    /* BOS: added once, also when the text already starts with <|begin_of_text|> (the Hugging Face
+     * tokenizer, llama.cpp and bitnet.cpp all give 128000 791 1212 here) */
+    static const char bos_text[] = "<|begin_of_text|>The start";
+    static const int32_t bos_want[] = {128000, 791, 1212};
+    int32_t *bos_ids;
+    size_t n_bos_ids;
+    if ((st = tern_tokenize(tok, bos_text, strlen(bos_text), true, true, &bos_ids, &n_bos_ids)) != TERN_OK)
+        return die("tern_tokenize", st);
+    bool bos_ok = n_bos_ids == 3 && memcmp(bos_ids, bos_want, sizeof bos_want) == 0;
+    if (!bos_ok) {
+        printf("MISMATCH with add_bos: %s\n", bos_text);
+        print_ids("reference", bos_want, 3);
+        print_ids("tern     ", bos_ids, n_bos_ids);
+    }
+    free(bos_ids);
+
     FILE *f = fopen(argv[2], "rb");
     if (!f) {
         fprintf(stderr, "compare_llama3: cannot open %s\n", argv[2]);
@@ -89,33 +104,35 @@ int main(int argc, char **argv) {
             break;
         if (len == 0)
             continue;
-        struct tern_json *rec;
-        if ((st = tern_json_parse(line, len, argv[2], &rec)) != TERN_OK)
-            return die("parsing a reference line", st);
-        const struct tern_json *text = tern_json_get_type(rec, "text", TERN_JSON_STRING);
-        const struct tern_json *ids = tern_json_get_type(rec, "ids", TERN_JSON_ARRAY);
-        if (!text || !ids)
+        json_error_t jerr;
+        json_t *rec = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
+        if (!rec)
+            return die("parsing a reference line", TERN_ERR_FORMAT);
+        const json_t *text_v = json_object_get(rec, "text"), *ids = json_object_get(rec, "ids");
+        if (!json_is_string(text_v) || !json_is_array(ids))
             return die("reference line without text/ids", TERN_ERR_FORMAT);
+        const char *text = json_string_value(text_v);
+        const size_t text_len = json_string_length(text_v);
         int32_t *got;
         size_t n_got;
         double a = now_s();
-        st = tern_tokenize(tok, text->str, text->len, false, true, &got, &n_got);
+        st = tern_tokenize(tok, text, text_len, false, true, &got, &n_got);
         t_tok += now_s() - a;
         if (st != TERN_OK)
             return die("tern_tokenize", st);
         n_lines++;
         n_tokens += n_got;
-        n_bytes += text->len;
-        bool same = n_got == ids->len;
+        n_bytes += text_len;
+        bool same = n_got == json_array_size(ids);
         for (size_t i = 0; same && i < n_got; i++)
-            same = ids->items[i].integer == got[i];
+            same = json_integer_value(json_array_get(ids, i)) == got[i];
         if (!same) {
             if (n_bad < 20) {
                 printf("MISMATCH line %zu: %s\n", n_lines, line);
-                int32_t *want = malloc((ids->len + 1) * sizeof *want);
-                for (size_t i = 0; i < ids->len; i++)
-                    want[i] = (int32_t)ids->items[i].integer;
-                print_ids("reference", want, ids->len);
+                int32_t *want = malloc((json_array_size(ids) + 1) * sizeof *want);
+                for (size_t i = 0; i < json_array_size(ids); i++)
+                    want[i] = (int32_t)json_integer_value(json_array_get(ids, i));
+                print_ids("reference", want, json_array_size(ids));
                 print_ids("tern     ", got, n_got);
                 free(want);
             }
@@ -124,13 +141,13 @@ int main(int argc, char **argv) {
         size_t dn = 0;
         for (size_t i = 0; i < n_got; i++)
             dn += tern_token_to_bytes(tok, got[i], true, dec + dn, dn < (1 << 20) ? (1 << 20) - dn : 0);
-        if (dn != text->len || memcmp(dec, text->str, dn) != 0) {
+        if (dn != text_len || memcmp(dec, text, dn) != 0) {
             if (n_bad_decode < 5)
                 printf("DECODE MISMATCH line %zu: %s\n", n_lines, line);
             n_bad_decode++;
         }
         free(got);
-        tern_json_free(rec);
+        json_decref(rec);
     }
     fclose(f);
     free(line);
@@ -145,5 +162,5 @@ int main(int argc, char **argv) {
         printf("FAIL: only %zu lines compared (need at least 2000)\n", n_lines);
         return 1;
     }
-    return n_bad || n_bad_decode ? 1 : 0;
+    return n_bad || n_bad_decode || !bos_ok ? 1 : 0;
 }
