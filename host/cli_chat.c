@@ -24,12 +24,12 @@ static const char chat_usage[] =
     "  -n, --n-predict N     most tokens per reply; -1 = until the end of the turn (default -1)\n"
     "  -c, --ctx-size N      context positions (default: the model's, at most 4096)\n"
     "  -t, --threads N       CPU threads (default: physical cores)\n"
-    "      --device SPEC     cpu (default), cl:N or cl:NAME\n"
     "      --pre NAME        override the pre-tokenizer (llama-bpe, default, falcon3)\n"
     "  -h, --help            this help\n";
 
 struct chat_opts {
-    const char *model, *system, *format, *device, *pre;
+    const char *model, *system, *format, *pre;
+    struct cli_devices dev;
     long long n_predict, n_ctx, n_threads;
     struct tern_sampler_params sp;
     bool seed_set;
@@ -83,6 +83,8 @@ static int parse(int argc, char **argv, struct chat_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = cli_sampling_flag(argc, argv, &i, &o->sp, &o->seed_set);
+        if (r == 0)
+            r = cli_device_flag(argc, argv, &i, &o->dev);
         if (r < 0)
             return CLI_EXIT_USAGE;
         if (r > 0)
@@ -90,6 +92,7 @@ static int parse(int argc, char **argv, struct chat_opts *o) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(chat_usage, stdout);
             fputs(cli_sampling_help, stdout);
+            fputs(cli_device_help, stdout);
             return -1;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             if (!(o->model = cli_value(argc, argv, &i)))
@@ -99,9 +102,6 @@ static int parse(int argc, char **argv, struct chat_opts *o) {
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--chat-format")) {
             if (!(o->format = cli_value(argc, argv, &i)))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "--device")) {
-            if (!(o->device = cli_value(argc, argv, &i)))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--pre")) {
             if (!(o->pre = cli_value(argc, argv, &i)))
@@ -323,10 +323,16 @@ int cli_chat(int argc, char **argv) {
     c.tok = tok;
     if (!o.format)
         c.f = tern_chat_format_detect(tern_model_gguf(model), tok);
-    struct tern_session_params spar = {
-        .n_ctx = (int)o.n_ctx, .n_threads = (int)o.n_threads, .device = o.device};
-    if (tern_session_create(model, &spar, &c.s) != TERN_OK)
+    struct tern_session_params spar = {.n_ctx = (int)o.n_ctx,
+                                       .n_threads = (int)o.n_threads,
+                                       .device = o.dev.device,
+                                       .split = o.dev.split,
+                                       .reprobe = o.dev.reprobe};
+    tern_status sst = tern_session_create(model, &spar, &c.s);
+    if (sst != TERN_OK) {
+        rc = cli_session_exit(sst);
         goto done;
+    }
     if (tern_sampler_init(&o.sp, tern_model_view(model)->hp.n_vocab, &c.smp) != TERN_OK) {
         tern_log_error("invalid sampling parameters");
         goto done;
