@@ -43,6 +43,7 @@ tern_status cli_build_shape(const char *shape, uint32_t type, uint32_t head, ter
 
 int cli_run(int argc, char **argv);
 int cli_devices(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_bench(int argc, char **argv);

@@ -17,6 +17,7 @@ static const char usage[] =
     "  tokenize  print the token ids (and pieces) of a text\n"
     "  convert   convert a Hugging Face checkpoint folder into a GGUF file\n"
     "  bench     measure prompt and generation speed (on a file or a random model of a known shape)\n"
+    "  serve     an OpenAI-compatible HTTP API with continuous batching\n"
     "  devices   list the devices tern can use (and, with --probe, their speed on a model)\n"
     "  help      print this help\n"
     "  version   print the version\n"
@@ -68,6 +69,8 @@ static int dispatch(int argc, char **argv) {
         return cli_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "devices") == 0)
         return cli_devices(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0)
+        return cli_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         fputs(usage, stdout);
         return CLI_EXIT_OK;

@@ -17,7 +17,8 @@
     X(ERR_DEVICE, -9, "device error")                                                                        \
     X(ERR_NO_DEVICE, -10, "no such device")                                                                  \
     X(ERR_TOKENIZER, -11, "tokenizer error")                                                                 \
-    X(ERR_INTERNAL, -12, "internal error")
+    X(ERR_INTERNAL, -12, "internal error")                                                                   \
+    X(ERR_BUSY, -13, "busy")
 
 typedef enum tern_status {
 #define TERN_STATUS_ENUM(name, value, msg) TERN_##name = value,

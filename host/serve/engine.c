@@ -1,0 +1,459 @@
+/* The serving engine (see engine.h). One mutex guards the queue, the slots and every job's text;
+ * the loop thread releases it while the forward pass runs, so submitting and streaming never wait
+ * for a step. */
+#include "engine.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../scheduler/log.h"
+
+/* Prompt tokens one step evaluates for one request: a long prompt is taken in chunks, so the
+ * requests already decoding keep producing tokens while it is read. */
+enum { PROMPT_CHUNK = 256 };
+
+struct tern_job {
+    tern_engine *e;
+    int32_t *prompt;
+    int n_prompt, max_tokens;
+    struct tern_sampler_params sampling;
+    char *stop[TERN_ENGINE_MAX_STOP];
+    int n_stop;
+    size_t stop_max; /* longest stop string */
+    /* guarded by the engine's mutex */
+    char *text; /* the reply so far; [0, emitted) may be shown, the rest may still turn into a stop */
+    size_t len, cap, emitted, taken;
+    bool done, cancelled, released;
+    bool in_engine; /* in the queue or a slot: the engine still points at it */
+    enum tern_finish finish;
+    int completion_tokens;
+    struct tern_job *next; /* in the queue */
+    /* the loop thread's */
+    int fed;          /* prompt tokens evaluated so far */
+    int32_t last;     /* the sampled token the next step evaluates */
+    tern_sampler *smp;
+    struct tern_detok dt;
+};
+
+struct tern_engine {
+    tern_session *s;
+    const tern_tokenizer *tok;
+    int n_slots, queue_max, n_queued, n_vocab, n_ctx;
+    tern_job **slots;
+    tern_job *queue_head, *queue_tail;
+    pthread_mutex_t mu;
+    pthread_cond_t work;    /* the loop waits for requests */
+    pthread_cond_t changed; /* owners wait for text */
+    pthread_t thread;
+    bool running, started;
+    /* one step's batch */
+    int32_t *tokens, *seq;
+    int *out;
+    tern_job **owner;
+    float *logits;  /* [n_slots][n_vocab] */
+    char *piece;    /* one token's text */
+    size_t piece_cap;
+};
+
+const char *tern_finish_name(enum tern_finish f) {
+    static const char *const names[] = {"", "stop", "length", "cancelled", "error"};
+    return names[f];
+}
+
+static void job_free(tern_job *j) {
+    free(j->prompt);
+    for (int i = 0; i < j->n_stop; i++)
+        free(j->stop[i]);
+    free(j->text);
+    tern_sampler_free(j->smp);
+    free(j);
+}
+
+/* Under the lock: the job is over; its owner sees the rest of the text and the end. */
+static void finish(tern_job *j, enum tern_finish why) {
+    if (j->done)
+        return;
+    j->done = true;
+    j->finish = why;
+    j->emitted = j->len;
+    tern_sampler_free(j->smp);
+    j->smp = NULL;
+}
+
+/* Under the lock: the engine lets go of a finished job; freed here if its owner already did. */
+static void let_go(tern_job *j) {
+    j->in_engine = false;
+    if (j->released)
+        job_free(j);
+}
+
+static bool append(tern_job *j, const char *s, size_t n) {
+    if (j->len + n + 1 > j->cap) {
+        size_t cap = (j->len + n + 1) * 2;
+        char *t = realloc(j->text, cap);
+        if (!t)
+            return false;
+        j->text = t;
+        j->cap = cap;
+    }
+    memcpy(j->text + j->len, s, n);
+    j->len += n;
+    j->text[j->len] = 0;
+    return true;
+}
+
+/* After new text: cut the reply at a stop string (true), or show all of it but the longest tail
+ * that could still begin one. */
+static bool check_stop(tern_job *j) {
+    if (!j->n_stop) {
+        j->emitted = j->len;
+        return false;
+    }
+    const size_t from = j->emitted > j->stop_max ? j->emitted - j->stop_max : 0;
+    size_t cut = j->len + 1;
+    for (int i = 0; i < j->n_stop; i++) {
+        const char *hit = strstr(j->text + from, j->stop[i]);
+        if (hit && (size_t)(hit - j->text) < cut)
+            cut = (size_t)(hit - j->text);
+    }
+    if (cut <= j->len) {
+        j->len = cut;
+        j->text[cut] = 0;
+        return true;
+    }
+    size_t hold = 0;
+    for (size_t k = j->stop_max - 1; k > 0 && !hold; k--) {
+        if (k > j->len)
+            continue;
+        for (int i = 0; i < j->n_stop && !hold; i++)
+            if (strlen(j->stop[i]) > k && memcmp(j->text + j->len - k, j->stop[i], k) == 0)
+                hold = k;
+    }
+    j->emitted = j->len - hold > j->emitted ? j->len - hold : j->emitted;
+    return false;
+}
+
+/* Under the lock: give free slots to queued requests. */
+static void admit(tern_engine *e) {
+    for (int i = 0; i < e->n_slots && e->queue_head; i++) {
+        if (e->slots[i])
+            continue;
+        tern_job *j = e->queue_head;
+        e->queue_head = j->next;
+        if (!e->queue_head)
+            e->queue_tail = NULL;
+        e->n_queued--;
+        if (j->cancelled || tern_sampler_init(&j->sampling, e->n_vocab, &j->smp) != TERN_OK) {
+            finish(j, j->cancelled ? TERN_FINISH_CANCELLED : TERN_FINISH_ERROR);
+            let_go(j);
+            i--;
+            continue;
+        }
+        for (int t = 0; t < j->n_prompt; t++)
+            tern_sampler_accept(j->smp, j->prompt[t]);
+        tern_detok_init(&j->dt, e->tok);
+        tern_session_seq_reset(e->s, i);
+        e->slots[i] = j;
+    }
+}
+
+/* Under the lock: the batch of one step; the number of tokens (0: nothing to do). */
+static int build_batch(tern_engine *e, int *n_out) {
+    int n = 0;
+    *n_out = 0;
+    for (int i = 0; i < e->n_slots; i++) {
+        tern_job *j = e->slots[i];
+        if (j && j->cancelled) {
+            finish(j, TERN_FINISH_CANCELLED);
+            e->slots[i] = NULL;
+            let_go(j);
+            continue;
+        }
+        if (!j)
+            continue;
+        if (j->fed < j->n_prompt) {
+            const int k = j->n_prompt - j->fed < PROMPT_CHUNK ? j->n_prompt - j->fed : PROMPT_CHUNK;
+            for (int t = 0; t < k; t++, n++) {
+                e->tokens[n] = j->prompt[j->fed + t];
+                e->seq[n] = i;
+            }
+            j->fed += k;
+            if (j->fed < j->n_prompt)
+                continue; /* no logits until the whole prompt is in */
+        } else {
+            e->tokens[n] = j->last;
+            e->seq[n++] = i;
+        }
+        e->out[*n_out] = n - 1;
+        e->owner[(*n_out)++] = j;
+    }
+    return n;
+}
+
+/* Under the lock: sample job j's next token from its logits and extend its text. */
+static void advance(tern_engine *e, tern_job *j, float *logits) {
+    int32_t id;
+    if (tern_sampler_sample(j->smp, logits, &id) != TERN_OK) {
+        finish(j, TERN_FINISH_ERROR);
+        return;
+    }
+    j->completion_tokens++;
+    if (tern_tokenizer_is_eog(e->tok, id)) {
+        const size_t n = tern_detok_flush(&j->dt, e->piece, e->piece_cap);
+        if (append(j, e->piece, n))
+            check_stop(j);
+        finish(j, TERN_FINISH_STOP);
+        return;
+    }
+    tern_sampler_accept(j->smp, id);
+    const size_t n = tern_detok_push(&j->dt, e->tok, id, e->piece, e->piece_cap);
+    if (!append(j, e->piece, n)) {
+        finish(j, TERN_FINISH_ERROR);
+        return;
+    }
+    if (check_stop(j)) {
+        finish(j, TERN_FINISH_STOP);
+        return;
+    }
+    /* the sampled token is evaluated next step: it needs a position */
+    const int slot_pos = j->n_prompt + j->completion_tokens;
+    if ((j->max_tokens >= 0 && j->completion_tokens >= j->max_tokens) || slot_pos >= e->n_ctx) {
+        const size_t m = tern_detok_flush(&j->dt, e->piece, e->piece_cap);
+        append(j, e->piece, m);
+        check_stop(j);
+        finish(j, TERN_FINISH_LENGTH);
+        return;
+    }
+    j->last = id;
+}
+
+static void *loop(void *arg) {
+    tern_engine *e = arg;
+    pthread_mutex_lock(&e->mu);
+    while (e->running) {
+        admit(e);
+        int n_out;
+        const int n = build_batch(e, &n_out);
+        if (n == 0) {
+            bool any = false;
+            for (int i = 0; i < e->n_slots; i++)
+                any |= e->slots[i] != NULL;
+            if (!any && !e->queue_head)
+                pthread_cond_wait(&e->work, &e->mu);
+            pthread_cond_broadcast(&e->changed);
+            continue;
+        }
+        pthread_mutex_unlock(&e->mu);
+        tern_status st = tern_session_eval_batch(e->s, e->tokens, e->seq, n, e->out, n_out, e->logits);
+        pthread_mutex_lock(&e->mu);
+        for (int k = 0; k < n_out; k++) {
+            tern_job *j = e->owner[k];
+            if (st != TERN_OK)
+                finish(j, TERN_FINISH_ERROR);
+            else if (!j->cancelled)
+                advance(e, j, e->logits + (size_t)k * (size_t)e->n_vocab);
+        }
+        for (int i = 0; i < e->n_slots; i++) {
+            tern_job *j = e->slots[i];
+            if (j && st != TERN_OK)
+                finish(j, TERN_FINISH_ERROR);
+            if (j && j->done) {
+                e->slots[i] = NULL;
+                let_go(j);
+            }
+        }
+        pthread_cond_broadcast(&e->changed);
+    }
+    /* shutting down: every request ends */
+    for (int i = 0; i < e->n_slots; i++) {
+        tern_job *j = e->slots[i];
+        if (j) {
+            finish(j, TERN_FINISH_CANCELLED);
+            e->slots[i] = NULL;
+            let_go(j);
+        }
+    }
+    while (e->queue_head) {
+        tern_job *j = e->queue_head;
+        e->queue_head = j->next;
+        finish(j, TERN_FINISH_CANCELLED);
+        let_go(j);
+    }
+    e->queue_tail = NULL;
+    e->n_queued = 0;
+    pthread_cond_broadcast(&e->changed);
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+tern_status tern_engine_create(tern_session *s, const tern_tokenizer *tok, int queue_max, tern_engine **out) {
+    *out = NULL;
+    tern_engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        tern_log_error("out of memory for the serving engine");
+        return TERN_ERR_NOMEM;
+    }
+    e->s = s;
+    e->tok = tok;
+    e->n_slots = tern_session_n_seq(s);
+    e->queue_max = queue_max;
+    e->n_vocab = tern_tokenizer_n_vocab(tok);
+    e->n_ctx = tern_session_n_ctx(s);
+    const size_t batch = (size_t)e->n_slots * PROMPT_CHUNK;
+    e->slots = calloc((size_t)e->n_slots, sizeof *e->slots);
+    e->tokens = malloc(batch * sizeof *e->tokens);
+    e->seq = malloc(batch * sizeof *e->seq);
+    e->out = malloc((size_t)e->n_slots * sizeof *e->out);
+    e->owner = malloc((size_t)e->n_slots * sizeof *e->owner);
+    e->logits = malloc((size_t)e->n_slots * (size_t)e->n_vocab * sizeof(float));
+    e->piece_cap = tern_detok_max_bytes(tok) + 1;
+    e->piece = malloc(e->piece_cap);
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->work, NULL);
+    pthread_cond_init(&e->changed, NULL);
+    e->running = true;
+    if (!e->slots || !e->tokens || !e->seq || !e->out || !e->owner || !e->logits || !e->piece) {
+        tern_log_error("out of memory for the serving engine");
+        tern_engine_free(e);
+        return TERN_ERR_NOMEM;
+    }
+    if (pthread_create(&e->thread, NULL, loop, e) != 0) {
+        tern_log_error("cannot start the serving engine's thread");
+        tern_engine_free(e);
+        return TERN_ERR_INTERNAL;
+    }
+    e->started = true;
+    *out = e;
+    return TERN_OK;
+}
+
+void tern_engine_stop(tern_engine *e) {
+    if (!e || !e->started)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->running = false;
+    pthread_cond_broadcast(&e->work);
+    pthread_mutex_unlock(&e->mu);
+    pthread_join(e->thread, NULL);
+    e->started = false;
+}
+
+void tern_engine_free(tern_engine *e) {
+    if (!e)
+        return;
+    tern_engine_stop(e);
+    free(e->slots);
+    free(e->tokens);
+    free(e->seq);
+    free(e->out);
+    free(e->owner);
+    free(e->logits);
+    free(e->piece);
+    pthread_cond_destroy(&e->changed);
+    pthread_cond_destroy(&e->work);
+    pthread_mutex_destroy(&e->mu);
+    free(e);
+}
+
+tern_status tern_engine_submit(tern_engine *e, const struct tern_gen_request *r, tern_job **out) {
+    *out = NULL;
+    if (r->n_prompt <= 0 || r->n_stop < 0 || r->n_stop > TERN_ENGINE_MAX_STOP)
+        return TERN_ERR_ARG;
+    if (r->n_prompt >= e->n_ctx)
+        return TERN_ERR_CONTEXT_FULL;
+    tern_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return TERN_ERR_NOMEM;
+    j->e = e;
+    j->n_prompt = r->n_prompt;
+    j->max_tokens = r->max_tokens;
+    j->sampling = r->sampling;
+    j->prompt = malloc((size_t)r->n_prompt * sizeof *j->prompt);
+    bool ok = j->prompt != NULL;
+    if (ok)
+        memcpy(j->prompt, r->prompt, (size_t)r->n_prompt * sizeof *j->prompt);
+    for (int i = 0; ok && i < r->n_stop; i++) {
+        if (!r->stop[i][0])
+            continue;
+        ok = (j->stop[j->n_stop] = strdup(r->stop[i])) != NULL;
+        if (ok && strlen(r->stop[i]) > j->stop_max)
+            j->stop_max = strlen(r->stop[i]);
+        j->n_stop += ok;
+    }
+    if (!ok) {
+        job_free(j);
+        return TERN_ERR_NOMEM;
+    }
+    pthread_mutex_lock(&e->mu);
+    if (!e->running || e->n_queued >= e->queue_max) {
+        pthread_mutex_unlock(&e->mu);
+        job_free(j);
+        return TERN_ERR_BUSY;
+    }
+    if (e->queue_tail)
+        e->queue_tail->next = j;
+    else
+        e->queue_head = j;
+    e->queue_tail = j;
+    e->n_queued++;
+    j->in_engine = true;
+    pthread_cond_signal(&e->work);
+    pthread_mutex_unlock(&e->mu);
+    *out = j;
+    return TERN_OK;
+}
+
+bool tern_job_next(tern_job *j, char **buf, size_t *cap, size_t *len) {
+    tern_engine *e = j->e;
+    pthread_mutex_lock(&e->mu);
+    while (j->taken == j->emitted && !j->done)
+        pthread_cond_wait(&e->changed, &e->mu);
+    const size_t n = j->emitted - j->taken;
+    bool more = n > 0 || !j->done;
+    if (n > 0) {
+        if (*len + n + 1 > *cap) {
+            char *b = realloc(*buf, (*len + n + 1) * 2);
+            if (!b) {
+                pthread_mutex_unlock(&e->mu);
+                return false;
+            }
+            *buf = b;
+            *cap = (*len + n + 1) * 2;
+        }
+        memcpy(*buf + *len, j->text + j->taken, n);
+        *len += n;
+        (*buf)[*len] = 0;
+        j->taken += n;
+    }
+    pthread_mutex_unlock(&e->mu);
+    return more;
+}
+
+void tern_job_cancel(tern_job *j) {
+    pthread_mutex_lock(&j->e->mu);
+    j->cancelled = true;
+    pthread_cond_signal(&j->e->work);
+    pthread_mutex_unlock(&j->e->mu);
+}
+
+enum tern_finish tern_job_finish(const tern_job *j) {
+    return j->finish;
+}
+
+void tern_job_usage(const tern_job *j, int *prompt_tokens, int *completion_tokens) {
+    *prompt_tokens = j->n_prompt;
+    *completion_tokens = j->completion_tokens;
+}
+
+void tern_job_release(tern_job *j) {
+    tern_engine *e = j->e;
+    pthread_mutex_lock(&e->mu);
+    j->cancelled = true;
+    j->released = true;
+    const bool mine = !j->in_engine; /* else the engine frees it when it lets go */
+    pthread_cond_signal(&e->work);
+    pthread_mutex_unlock(&e->mu);
+    if (mine)
+        job_free(j);
+}

@@ -1,0 +1,67 @@
+/* The serving engine: continuous batching of generation requests over one session with a KV cache
+ * slot per sequence. One thread runs the loop: every step evaluates, in one batched forward pass,
+ * the next token of every decoding request and the prompts of requests that just took a slot, so
+ * a new request joins the running batch instead of waiting; the weights are read once per step for
+ * all of them. Requests beyond the free slots wait in a bounded queue. Each request has its own
+ * sampler, stop strings and token limit; its text is streamed out as it is produced. */
+#ifndef TERN_ENGINE_H
+#define TERN_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../sampler.h"
+#include "../session.h"
+#include "../tokenizer.h"
+
+enum { TERN_ENGINE_MAX_STOP = 4 };
+
+struct tern_gen_request {
+    const int32_t *prompt; /* copied at submit */
+    int n_prompt;
+    int max_tokens; /* < 0: until an end-of-generation token or the context is full */
+    struct tern_sampler_params sampling;
+    const char *stop[TERN_ENGINE_MAX_STOP]; /* copied at submit; text that ends the reply */
+    int n_stop;
+};
+
+enum tern_finish {
+    TERN_FINISH_NONE = 0,
+    TERN_FINISH_STOP,      /* an end-of-generation token or a stop string */
+    TERN_FINISH_LENGTH,    /* max_tokens, or the context is full */
+    TERN_FINISH_CANCELLED, /* cancelled by its owner, or the engine stopped */
+    TERN_FINISH_ERROR      /* the forward pass or the sampler failed (logged) */
+};
+
+typedef struct tern_engine tern_engine;
+typedef struct tern_job tern_job;
+
+/* The engine over session s (its n_seq slots), tokenizer tok; at most queue_max requests wait for
+ * a slot. Starts the loop thread. */
+tern_status tern_engine_create(tern_session *s, const tern_tokenizer *tok, int queue_max, tern_engine **out);
+/* Ends every request (finish reason cancelled: their owners wake up) and stops the loop thread;
+ * new submissions are refused. */
+void tern_engine_stop(tern_engine *e);
+/* Stops the engine and frees it; every job must have been released. Accepts NULL. */
+void tern_engine_free(tern_engine *e);
+
+/* Queue a request. TERN_ERR_BUSY when the queue is full, TERN_ERR_CONTEXT_FULL when the prompt
+ * leaves no room to generate, TERN_ERR_ARG for an empty prompt (nothing logged: the caller answers
+ * the client). */
+tern_status tern_engine_submit(tern_engine *e, const struct tern_gen_request *r, tern_job **out);
+
+/* Block until the job has new text or has finished. Appends the new text to *buf (malloc'd,
+ * grown as needed; *len bytes used) and returns true; returns false once everything was taken and
+ * the job is over. */
+bool tern_job_next(tern_job *j, char **buf, size_t *cap, size_t *len);
+/* Stop generating (a client went away); the slot is freed at the next step. */
+void tern_job_cancel(tern_job *j);
+/* The outcome, once tern_job_next returned false. */
+enum tern_finish tern_job_finish(const tern_job *j);
+void tern_job_usage(const tern_job *j, int *prompt_tokens, int *completion_tokens);
+/* The owner is done with the job (after it finished or was cancelled). */
+void tern_job_release(tern_job *j);
+
+const char *tern_finish_name(enum tern_finish f);
+
+#endif
