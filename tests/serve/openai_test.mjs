@@ -1,0 +1,208 @@
+// tern serve against the official OpenAI client library. Usage:
+//   node openai_test.mjs TERN MODEL NPM_PREFIX WORK_DIR
+// Starts servers on free ports (--port 0, the port read from the "listening" line), checks the API
+// with the `openai` package and raw HTTP, and stops each server with SIGTERM (exit status 0).
+import { spawn, execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import path from 'node:path';
+
+const [tern, model, npmPrefix] = process.argv.slice(2);
+const require = createRequire(path.join(path.resolve(npmPrefix), 'node_modules', 'noop.js'));
+const OpenAI = require('openai').default ?? require('openai');
+const modelId = path.basename(model);
+
+let passed = 0, failed = 0;
+function check(ok, name, detail = '') {
+  if (ok) { passed++; console.log(`ok   ${name}`); }
+  else { failed++; console.log(`FAIL ${name}${detail ? `\n     ${detail}` : ''}`); }
+}
+
+// A server: resolves once it listens and the model is loaded; .stop() sends SIGTERM.
+function startServer(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(tern, ['serve', '-m', model, '--port', '0', '--device', 'cpu', ...args],
+                        { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '', port = 0, done = false;
+    child.stderr.on('data', (d) => {
+      log += d.toString();
+      const m = log.match(/listening on http:\/\/[^:]+:(\d+)/);
+      if (m) port = Number(m[1]);
+      if (!done && port && /ready:/.test(log)) {
+        done = true;
+        resolve({
+          port, child, log: () => log,
+          stop: () => new Promise((res) => { child.on('exit', (code, sig) => res({ code, sig })); child.kill('SIGTERM'); }),
+        });
+      }
+    });
+    child.on('exit', (code) => { if (!done) reject(new Error(`tern serve exited ${code}: ${log}`)); });
+  });
+}
+
+function client(srv, apiKey = 'none') {
+  return new OpenAI({ baseURL: `http://127.0.0.1:${srv.port}/v1`, apiKey, maxRetries: 0, timeout: 120000 });
+}
+
+// Raw HTTP: the status and body of one request written as given (possibly malformed).
+function raw(srv, text, { closeOnData } = {}) {
+  return new Promise((resolve) => {
+    const sock = net.connect(srv.port, '127.0.0.1');
+    let data = '';
+    sock.on('data', (d) => {
+      data += d.toString();
+      if (closeOnData && data.includes('data: ')) sock.destroy(); /* leave mid-stream */
+    });
+    sock.on('error', () => resolve({ status: 0, body: data }));
+    sock.on('close', () => {
+      const m = data.match(/^HTTP\/1\.[01] (\d+)/);
+      const body = data.split('\r\n\r\n').slice(1).join('\r\n\r\n');
+      resolve({ status: m ? Number(m[1]) : 0, body });
+    });
+    sock.write(text);
+  });
+}
+
+function post(pathname, body, headers = {}) {
+  const b = typeof body === 'string' ? body : JSON.stringify(body);
+  const h = Object.entries({ 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(b), ...headers })
+    .map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  return `POST ${pathname} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${h}\r\n${b}`;
+}
+
+// `tern run`'s greedy text for a prompt (its ids equal bitnet.cpp's on this file: test_conformance).
+function ternRun(prompt, n) {
+  return execFileSync(tern, ['run', '-m', model, '-p', prompt, '-n', String(n), '--temp', '0', '--device', 'cpu'],
+                      { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+}
+
+const prompts = ['The capital of France is', 'Once upon a time', '1, 2, 3, 4,', 'Hello there, my friend',
+                 'In the beginning', 'A B C D', 'The quick brown fox', 'Tell me about the weather'];
+
+async function main() {
+  // ---------------------------------------------------------------- the client library
+  let srv = await startServer(['--parallel', '4']);
+  const ai = client(srv);
+  const models = await ai.models.list();
+  check(models.data.length === 1 && models.data[0].id === modelId, 'models_list', JSON.stringify(models.data));
+  const health = await fetch(`http://127.0.0.1:${srv.port}/health`).then((r) => r.json());
+  check(health.status === 'ok', 'health', JSON.stringify(health));
+
+  const want = ternRun(prompts[0], 16);
+  const c = await ai.completions.create({ model: modelId, prompt: prompts[0], max_tokens: 16, temperature: 0 });
+  check(c.choices[0].text === want, 'completion_equals_tern_run', `${JSON.stringify(c.choices[0].text)} vs ${JSON.stringify(want)}`);
+  check(c.choices[0].finish_reason === 'length' && c.usage.completion_tokens === 16 &&
+        c.usage.prompt_tokens === 11 && c.usage.total_tokens === 27, 'completion_usage', JSON.stringify(c.usage));
+
+  const msgs = [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: 'Hi there' }];
+  const whole = await ai.chat.completions.create({ model: modelId, messages: msgs, max_tokens: 12, temperature: 0 });
+  const stream = await ai.chat.completions.create({ model: modelId, messages: msgs, max_tokens: 12, temperature: 0,
+                                                    stream: true, stream_options: { include_usage: true } });
+  let streamed = '', chunks = 0, finish = null, usage = null;
+  for await (const ch of stream) {
+    chunks++;
+    if (ch.choices.length) {
+      streamed += ch.choices[0].delta.content ?? '';
+      finish = ch.choices[0].finish_reason ?? finish;
+    }
+    if (ch.usage) usage = ch.usage;
+  }
+  check(whole.choices[0].message.role === 'assistant' && whole.choices[0].message.content.length > 0,
+        'chat_completion', JSON.stringify(whole.choices[0]));
+  check(streamed === whole.choices[0].message.content && chunks >= 3 && finish === whole.choices[0].finish_reason,
+        'chat_stream_equals_whole', `${JSON.stringify(streamed)} (${chunks} chunks) vs ${JSON.stringify(whole.choices[0].message.content)}`);
+  check(usage && usage.prompt_tokens === whole.usage.prompt_tokens && usage.completion_tokens === whole.usage.completion_tokens,
+        'chat_stream_usage', JSON.stringify(usage));
+
+  // a stop string taken from the middle of the greedy text cuts the reply just before it
+  const long = ternRun(prompts[1], 16);
+  const cut = Math.floor(long.length / 2), stopText = long.slice(cut, cut + 3);
+  const stopped = await ai.completions.create({ model: modelId, prompt: prompts[1], max_tokens: 16, temperature: 0, stop: [stopText] });
+  check(stopped.choices[0].text === long.slice(0, long.indexOf(stopText)) && stopped.choices[0].finish_reason === 'stop',
+        'stop_string', `${JSON.stringify(stopped.choices[0].text)} stop ${JSON.stringify(stopText)} in ${JSON.stringify(long)}`);
+  const sstream = await ai.completions.create({ model: modelId, prompt: prompts[1], max_tokens: 16, temperature: 0,
+                                                stop: stopText, stream: true });
+  let stext = '';
+  for await (const ch of sstream) stext += ch.choices[0]?.text ?? '';
+  check(stext === stopped.choices[0].text, 'stop_string_streamed', JSON.stringify(stext));
+
+  // ---------------------------------------------------------------- concurrency
+  const alone = prompts.map((p) => ternRun(p, 12));
+  for (const parallel of ['4', '8']) {
+    if (parallel === '8') { await srv.stop(); srv = await startServer(['--parallel', '8']); }
+    const ai2 = client(srv);
+    const t0 = Date.now();
+    const got = await Promise.all(prompts.map((p) =>
+      ai2.completions.create({ model: modelId, prompt: p, max_tokens: 12, temperature: 0 })));
+    const same = got.every((r, i) => r.choices[0].text === alone[i]);
+    check(same, `eight_clients_parallel_${parallel}`,
+          got.map((r, i) => `${JSON.stringify(r.choices[0].text)} vs ${JSON.stringify(alone[i])}`).join('; '));
+    console.log(`     8 requests with --parallel ${parallel}: ${Date.now() - t0} ms`);
+  }
+  const r1 = await srv.stop();
+  check(r1.code === 0, 'sigterm_exits_0', JSON.stringify(r1));
+
+  // ---------------------------------------------------------------- bad requests
+  srv = await startServer(['--parallel', '2', '--api-key', 'sekret', '--max-body', '65536', '-c', '512']);
+  const auth = { Authorization: 'Bearer sekret' };
+  const bad = [
+    [post('/v1/completions', '{"prompt": "x"', auth), 400, 'truncated JSON'],
+    [post('/v1/completions', 'not json at all', auth), 400, 'invalid JSON'],
+    [post('/v1/completions', '[1, 2]', auth), 400, 'a JSON array'],
+    [post('/v1/completions', '', auth), 400, 'an empty body'],
+    [post('/v1/completions', { prompt: 5 }, auth), 400, 'prompt of the wrong type'],
+    [post('/v1/completions', { prompt: 'x', max_tokens: 'ten' }, auth), 400, 'max_tokens a string'],
+    [post('/v1/completions', { prompt: 'x', max_tokens: -3 }, auth), 400, 'max_tokens negative'],
+    [post('/v1/completions', { prompt: 'x', temperature: 7 }, auth), 400, 'temperature out of range'],
+    [post('/v1/completions', { prompt: 'x', stop: 12 }, auth), 400, 'stop a number'],
+    [post('/v1/completions', { prompt: 'x', stop: ['a', 'b', 'c', 'd', 'e'] }, auth), 400, 'five stop strings'],
+    [post('/v1/completions', { prompt: 'x', stream: 'yes' }, auth), 400, 'stream a string'],
+    [post('/v1/completions', { prompt: 'x', n: 3 }, auth), 400, 'n of 3'],
+    [post('/v1/chat/completions', { messages: 'hi' }, auth), 400, 'messages a string'],
+    [post('/v1/chat/completions', { messages: [] }, auth), 400, 'no messages'],
+    [post('/v1/chat/completions', { messages: [{ role: 'wizard', content: 'x' }] }, auth), 400, 'unknown role'],
+    [post('/v1/chat/completions', { messages: [{ role: 'user' }] }, auth), 400, 'no content'],
+    [post('/v1/completions', { prompt: 'word '.repeat(300) }, auth), 400, 'prompt longer than the context'],
+    [post('/v1/completions', { model: 'gpt-4', prompt: 'x' }, auth), 404, 'unknown model'],
+    [post('/v1/completions', { prompt: 'x'.repeat(70000) }, auth), 413, 'body over the limit'],
+    [post('/v1/completions', { prompt: 'x' }), 401, 'no API key'],
+    [post('/v1/completions', { prompt: 'x' }, { Authorization: 'Bearer wrong' }), 401, 'wrong API key'],
+    [post('/v1/nothing', { prompt: 'x' }, auth), 404, 'unknown path'],
+    ['GET /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer sekret\r\n\r\n', 405, 'GET on a POST endpoint'],
+  ];
+  let badOk = 0;
+  for (const [req, status, what] of bad) {
+    const r = await raw(srv, req);
+    let err = null;
+    try { err = JSON.parse(r.body).error; } catch { /* checked below */ }
+    const ok = r.status === status && err && typeof err.message === 'string' && typeof err.type === 'string';
+    check(ok, `bad_request: ${what}`, `status ${r.status}, body ${r.body.slice(0, 200)}`);
+    badOk += ok;
+  }
+  // a client leaving mid-stream frees its slot: the server goes on serving
+  for (let i = 0; i < 3; i++)
+    await raw(srv, post('/v1/completions', { prompt: 'Once upon a time', max_tokens: 200, stream: true }, auth), { closeOnData: true });
+  const after = await client(srv, 'sekret').completions.create({ model: modelId, prompt: prompts[0], max_tokens: 8, temperature: 0 });
+  check(after.choices[0].text === ternRun(prompts[0], 8), 'serves_after_bad_requests', JSON.stringify(after.choices[0].text));
+  console.log(`     ${badOk} of ${bad.length} bad requests answered with their 4xx; 3 clients left mid-stream; the server still serves`);
+  const r2 = await srv.stop();
+  check(r2.code === 0, 'sigterm_after_bad_requests', JSON.stringify(r2));
+  check((srv.log().match(/client gone/g) || []).length === 3, 'disconnects_logged', srv.log());
+  const lines = (srv.log().match(/^tern: (POST|GET) /gm) || []).length;
+  check(lines === bad.length + 4, 'one_log_line_per_request', `${lines} lines for ${bad.length + 4} requests:\n${srv.log()}`);
+
+  // ---------------------------------------------------------------- a full queue answers 503
+  srv = await startServer(['--parallel', '1', '--queue', '1']);
+  const ai3 = client(srv);
+  const results = await Promise.allSettled([0, 1, 2, 3].map(() =>
+    ai3.completions.create({ model: modelId, prompt: prompts[2], max_tokens: 40, temperature: 0 })));
+  const busy = results.filter((r) => r.status === 'rejected' && r.reason?.status === 503).length;
+  const served = results.filter((r) => r.status === 'fulfilled').length;
+  check(busy >= 1 && served >= 2 && busy + served === 4, 'queue_full_503', `${served} served, ${busy} busy`);
+  await srv.stop();
+
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
+
+main().catch((e) => { console.log(`FAIL ${e.stack}`); console.log(`${passed} passed, ${failed + 1} failed`); process.exit(1); });

@@ -1,0 +1,32 @@
+# Driver of the serve_openai test (cmake -P): install the pinned `openai` npm package once into the
+# build tree, then run the node test against `tern serve`. Inputs: NODE, NPM, NPM_PREFIX, SCRIPT,
+# TERN, MODEL, WORK_DIR.
+set(PKG "openai@4.104.0")
+set(PKG_DIR "${NPM_PREFIX}/node_modules/openai")
+if(NOT NODE OR NOT NPM)
+  message(FATAL_ERROR "serve_openai: node and npm are required (found node='${NODE}', npm='${NPM}')")
+endif()
+set(have_pkg FALSE)
+if(EXISTS "${PKG_DIR}/package.json")
+  file(READ "${PKG_DIR}/package.json" pkg_json)
+  string(REGEX MATCH "\"version\"[ \t]*:[ \t]*\"4\\.104\\.0\"" pkg_version "${pkg_json}")
+  if(pkg_version)
+    set(have_pkg TRUE)
+  endif()
+endif()
+if(NOT have_pkg)
+  message(STATUS "serve_openai: npm install ${PKG} into ${NPM_PREFIX}")
+  file(MAKE_DIRECTORY "${NPM_PREFIX}")
+  execute_process(COMMAND "${NPM}" install --prefix "${NPM_PREFIX}" --no-audit --no-fund "${PKG}"
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0 OR NOT EXISTS "${PKG_DIR}/package.json")
+    message(FATAL_ERROR "serve_openai: FAILED: npm could not install ${PKG} (exit ${rc}); "
+                        "this test needs the npm registry.\n${out}\n${err}")
+  endif()
+endif()
+file(REMOVE_RECURSE "${WORK_DIR}")
+file(MAKE_DIRECTORY "${WORK_DIR}")
+execute_process(COMMAND "${NODE}" "${SCRIPT}" "${TERN}" "${MODEL}" "${NPM_PREFIX}" "${WORK_DIR}" RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "serve_openai: FAILED (${SCRIPT} exited with ${rc})")
+endif()
