@@ -31,6 +31,9 @@ static const char bench_usage[] =
     "                      (default auto); join devices of one spec with '+': cpu,cl:0,cl:0+cpu\n"
     "      --split N1,N2.. layers per device, for the multi-device ('+') specs of the list\n"
     "      --reprobe       measure the devices again instead of using the probe cache\n"
+    "      --parallel LIST stream counts (e.g. 1,2,4,8): generation of that many sequences side by\n"
+    "                      side, one batched forward pass per step as tern serve runs them; the\n"
+    "                      rows give the aggregate tokens/s and each stream's time per token\n"
     "      --json          print the results as JSON instead of a table\n"
     "  -h, --help          this help\n"
     "\n"
@@ -39,7 +42,7 @@ static const char bench_usage[] =
     "(at a depth, the bytes include the KV cache each token reads).\n";
 
 struct bench_opts {
-    const char *model, *shape, *devices, *split;
+    const char *model, *shape, *devices, *split, *parallel;
     bool reprobe;
     uint32_t type, head;
     long long n_prompt, n_gen, depth, reps, threads;
@@ -53,6 +56,8 @@ struct result {
     char test[32];
     double mean, sd; /* tokens/s */
     double gbps;     /* generation only: achieved bandwidth */
+    int streams;     /* --parallel rows: concurrent sequences (0 otherwise) */
+    double step_ms;  /* --parallel rows: mean time of one step, each stream's time per token */
 };
 
 static bool type_arg(const char *flag, const char *v, bool ternary, uint32_t *out) {
@@ -71,6 +76,23 @@ static bool type_arg(const char *flag, const char *v, bool ternary, uint32_t *ou
         }
     tern_log_error("option %s: '%s' is not a valid type", flag, v);
     return false;
+}
+
+/* --parallel: a comma-separated list of stream counts in [1, 64]. */
+static bool parallel_valid(const char *list) {
+    const char *p = list;
+    for (;;) {
+        char *end;
+        const long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 64 || (*end && *end != ',')) {
+            tern_log_error(
+                "option --parallel: '%s' is not a list of stream counts in [1, 64] such as 1,2,4,8", list);
+            return false;
+        }
+        if (!*end)
+            return true;
+        p = end + 1;
+    }
 }
 
 /* Each comma-separated spec of the list (devices of one spec joined by '+'). */
@@ -104,6 +126,9 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--split")) {
             if (!(o->split = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--parallel")) {
+            if (!(o->parallel = cli_value(argc, argv, &i)) || !parallel_valid(o->parallel))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--reprobe")) {
             o->reprobe = true;
@@ -262,6 +287,78 @@ done:
     return st;
 }
 
+/* --parallel P: P sequences generate side by side, each step one batched forward pass over their
+ * P next tokens (as tern serve runs them). Each sequence starts from its own 8-token prompt. */
+static tern_status bench_streams(const struct bench_opts *o, const tern_model *m, const char *dev,
+                                 int threads, int P, struct result *res, int *n_res) {
+    const int n_vocab = tern_model_view(m)->hp.n_vocab;
+    enum { PROMPT = 8 };
+    struct tern_session_params sp = {.n_ctx = (int)(o->n_gen + PROMPT + 8),
+                                     .n_threads = threads,
+                                     .device = dev,
+                                     .reprobe = o->reprobe,
+                                     .n_seq = P};
+    tern_session *s = NULL;
+    tern_status st = tern_session_create(m, &sp, &s);
+    if (st != TERN_OK)
+        return st;
+    int32_t *tokens = malloc((size_t)P * PROMPT * sizeof *tokens),
+            *seq = malloc((size_t)P * PROMPT * sizeof *seq);
+    int *out = malloc((size_t)P * sizeof *out);
+    float *logits = malloc((size_t)P * (size_t)n_vocab * sizeof *logits);
+    double *samples = malloc((size_t)o->reps * sizeof *samples),
+           *steps = malloc((size_t)o->reps * sizeof *steps);
+    if (!tokens || !seq || !out || !logits || !samples || !steps) {
+        tern_log_error("out of memory for %d streams", P);
+        st = TERN_ERR_NOMEM;
+    }
+    uint64_t r = 0x2545F4914F6CDD1DULL;
+    for (int rep = 0; rep < o->reps && st == TERN_OK; rep++) {
+        tern_session_reset(s);
+        for (int i = 0; i < P * PROMPT; i++) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            tokens[i] = (int32_t)(r % (uint64_t)n_vocab);
+            seq[i] = i / PROMPT;
+        }
+        for (int q = 0; q < P; q++)
+            out[q] = q * PROMPT + PROMPT - 1;
+        st = tern_session_eval_batch(s, tokens, seq, P * PROMPT, out, P, logits);
+        for (int q = 0; q < P; q++)
+            seq[q] = q;
+        const double t0 = tern_time_s();
+        for (int g = 0; g < o->n_gen && st == TERN_OK; g++) {
+            for (int q = 0; q < P; q++) {
+                tokens[q] = (int32_t)((tokens[q] * 31 + g + q) % n_vocab);
+                out[q] = q;
+            }
+            st = tern_session_eval_batch(s, tokens, seq, P, out, P, logits);
+        }
+        const double dt = tern_time_s() - t0;
+        samples[rep] = (double)P * (double)o->n_gen / dt;
+        steps[rep] = 1e3 * dt / (double)o->n_gen;
+    }
+    if (st == TERN_OK) {
+        struct result *x = &res[(*n_res)++];
+        name_result(x, s, dev);
+        char base[24];
+        test_name(base, sizeof base, "tg", o->n_gen, 0);
+        snprintf(x->test, sizeof x->test, "%s x%d", base, P);
+        mean_sd(samples, (int)o->reps, &x->mean, &x->sd);
+        double sd;
+        mean_sd(steps, (int)o->reps, &x->step_ms, &sd);
+        x->streams = P;
+        x->gbps = 0;
+    }
+    free(tokens);
+    free(seq);
+    free(out);
+    free(logits);
+    free(samples);
+    free(steps);
+    tern_session_free(s);
+    return st;
+}
+
 int cli_bench(int argc, char **argv) {
     struct bench_opts o = {.n_prompt = 512, .n_gen = 128, .reps = 5, .devices = "auto"};
     int rc = parse(argc, argv, &o);
@@ -294,12 +391,23 @@ int cli_bench(int argc, char **argv) {
     snprintf(devs, sizeof devs, "%s", o.devices);
     rc = CLI_EXIT_OK;
     tern_status st;
-    for (char *save = NULL, *d = strtok_r(devs, ",", &save); d && n_res < 60; d = strtok_r(NULL, ",", &save))
-        if ((st = bench_device(&o, m, d, threads, bytes_per_token, kv_bytes_per_pos, res, &n_res)) !=
-            TERN_OK) {
+    for (char *save = NULL, *d = strtok_r(devs, ",", &save); d && n_res < 60;
+         d = strtok_r(NULL, ",", &save)) {
+        st = TERN_OK;
+        if (o.parallel) {
+            for (const char *p = o.parallel; *p && n_res < 60 && st == TERN_OK;) {
+                char *end;
+                st = bench_streams(&o, m, d, threads, (int)strtol(p, &end, 10), res, &n_res);
+                p = *end ? end + 1 : end;
+            }
+        } else {
+            st = bench_device(&o, m, d, threads, bytes_per_token, kv_bytes_per_pos, res, &n_res);
+        }
+        if (st != TERN_OK) {
             rc = cli_session_exit(st);
             break;
         }
+    }
 
     char model_desc[160];
     struct tern_str name = {"", 0};
@@ -313,10 +421,12 @@ int cli_bench(int argc, char **argv) {
             printf("  {\"model\": \"%s\", \"size_bytes\": %llu, \"params\": %llu, \"device\": \"%s\", "
                    "\"spec\": \"%s\", \"plan\": \"%s\", \"threads\": %d, "
                    "\"test\": \"%s\", \"tokens_per_s\": %.3f, \"stddev\": %.3f, \"bytes_per_token\": %llu, "
-                   "\"achieved_gb_per_s\": %.2f, \"read_gb_per_s\": %.2f}%s\n",
+                   "\"achieved_gb_per_s\": %.2f, \"read_gb_per_s\": %.2f, \"streams\": %d, \"ms_per_step\": "
+                   "%.3f}%s\n",
                    model_desc, (unsigned long long)file_bytes, (unsigned long long)params, res[i].device,
                    res[i].spec, res[i].plan, threads, res[i].test, res[i].mean, res[i].sd,
-                   (unsigned long long)bytes_per_token, res[i].gbps, bw, i + 1 < n_res ? "," : "");
+                   (unsigned long long)bytes_per_token, res[i].gbps, bw, res[i].streams, res[i].step_ms,
+                   i + 1 < n_res ? "," : "");
         printf("]\n");
     } else {
         printf("| %-40s | %9s | %7s | %-28s | %-24s | %7s | %14s | %16s | %-26s |\n", "model", "size",
@@ -327,7 +437,9 @@ int cli_bench(int argc, char **argv) {
                "----------------", "--------------------------");
         for (int i = 0; i < n_res; i++) {
             char bwcol[64] = "";
-            if (res[i].gbps > 0)
+            if (res[i].streams)
+                snprintf(bwcol, sizeof bwcol, "%.2f ms/token per stream", res[i].step_ms);
+            else if (res[i].gbps > 0)
                 snprintf(bwcol, sizeof bwcol, "%.1f GB/s (%.0f%% of %.1f)", res[i].gbps,
                          bw > 0 ? 100.0 * res[i].gbps / bw : 0.0, bw);
             char tps[32];

@@ -92,7 +92,8 @@ static int parse(int argc, char **argv, struct serve_opts *o) {
 }
 
 int cli_serve(int argc, char **argv) {
-    struct serve_opts o = {.host = "127.0.0.1", .port = 8080, .parallel = 4, .queue = -1, .max_body = 1 << 20};
+    struct serve_opts o = {
+        .host = "127.0.0.1", .port = 8080, .parallel = 4, .queue = -1, .max_body = 1 << 20};
     int rc = parse(argc, argv, &o);
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;

@@ -30,8 +30,8 @@ struct tern_job {
     int completion_tokens;
     struct tern_job *next; /* in the queue */
     /* the loop thread's */
-    int fed;          /* prompt tokens evaluated so far */
-    int32_t last;     /* the sampled token the next step evaluates */
+    int fed;      /* prompt tokens evaluated so far */
+    int32_t last; /* the sampled token the next step evaluates */
     tern_sampler *smp;
     struct tern_detok dt;
 };
@@ -51,8 +51,8 @@ struct tern_engine {
     int32_t *tokens, *seq;
     int *out;
     tern_job **owner;
-    float *logits;  /* [n_slots][n_vocab] */
-    char *piece;    /* one token's text */
+    float *logits; /* [n_slots][n_vocab] */
+    char *piece;   /* one token's text */
     size_t piece_cap;
 };
 

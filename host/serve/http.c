@@ -94,8 +94,8 @@ static enum MHD_Result send_error(struct MHD_Connection *c, struct conn *cs, int
     return send_json(c, cs, status, err);
 }
 
-static enum MHD_Result bad_request(struct MHD_Connection *c, struct conn *cs, const char *param, const char *fmt,
-                                   const char *detail) {
+static enum MHD_Result bad_request(struct MHD_Connection *c, struct conn *cs, const char *param,
+                                   const char *fmt, const char *detail) {
     return send_error(c, cs, 400, "invalid_request_error", NULL, param, fmt, detail);
 }
 
@@ -237,8 +237,9 @@ static bool parse_request(tern_server *srv, struct MHD_Connection *c, struct con
         prompt = strdup(json_string_value(p));
         add_bos = tern_tokenizer_add_bos(srv->tok);
     }
-    tern_status st = prompt ? tern_tokenize(srv->tok, prompt, strlen(prompt), add_bos, true, &g->ids, &g->n_ids)
-                            : TERN_ERR_NOMEM;
+    tern_status st = prompt
+                         ? tern_tokenize(srv->tok, prompt, strlen(prompt), add_bos, true, &g->ids, &g->n_ids)
+                         : TERN_ERR_NOMEM;
     free(prompt);
     if (st != TERN_OK) {
         *ret = send_error(c, cs, 500, "server_error", NULL, NULL, "the prompt could not be tokenized");
@@ -270,7 +271,8 @@ static bool parse_request(tern_server *srv, struct MHD_Connection *c, struct con
         if (!json_is_integer(mt) || json_integer_value(mt) < 1)
             param = "max_tokens";
         else
-            g->req.max_tokens = (int)(json_integer_value(mt) < (1 << 24) ? json_integer_value(mt) : (1 << 24));
+            g->req.max_tokens =
+                (int)(json_integer_value(mt) < (1 << 24) ? json_integer_value(mt) : (1 << 24));
     }
     const json_t *seed = json_object_get(body, "seed");
     if (!param && seed && !json_is_null(seed)) {
@@ -332,7 +334,8 @@ static const char *finish_reason(const tern_job *j) {
 }
 
 /* A chunk of a streamed reply (text may be NULL for the role and final chunks). */
-static json_t *chunk_object(const struct stream *s, const char *text, size_t len, const char *finish, bool role) {
+static json_t *chunk_object(const struct stream *s, const char *text, size_t len, const char *finish,
+                            bool role) {
     const char *object = s->kind == CHAT ? "chat.completion.chunk" : "text_completion";
     char id[48];
     snprintf(id, sizeof id, "%s-%ld", s->kind == CHAT ? "chatcmpl" : "cmpl", s->id);
@@ -346,8 +349,8 @@ static json_t *chunk_object(const struct stream *s, const char *text, size_t len
         choice = json_pack("{s:i,s:o,s:o}", "index", 0, "delta", delta, "finish_reason",
                            finish ? json_string(finish) : json_null());
     } else {
-        choice = json_pack("{s:i,s:s%,s:n,s:o}", "index", 0, "text", text ? text : "", text ? len : 0, "logprobs",
-                           "finish_reason", finish ? json_string(finish) : json_null());
+        choice = json_pack("{s:i,s:s%,s:n,s:o}", "index", 0, "text", text ? text : "", text ? len : 0,
+                           "logprobs", "finish_reason", finish ? json_string(finish) : json_null());
     }
     return json_pack("{s:s,s:s,s:I,s:s,s:[o]}", "id", id, "object", object, "created", (json_int_t)s->created,
                      "model", s->srv->model_id, "choices", choice);
@@ -437,23 +440,23 @@ static void stream_free(void *cls) {
     free(s);
 }
 
-static enum MHD_Result reply_whole(tern_server *srv, struct MHD_Connection *c, struct conn *cs, enum kind kind,
-                                   tern_job *job, long id) {
+static enum MHD_Result reply_whole(tern_server *srv, struct MHD_Connection *c, struct conn *cs,
+                                   enum kind kind, tern_job *job, long id) {
     char *text = NULL;
     size_t cap = 0, len = 0;
     while (tern_job_next(job, &text, &cap, &len))
         ;
     char sid[48];
     snprintf(sid, sizeof sid, "%s-%ld", kind == CHAT ? "chatcmpl" : "cmpl", id);
-    json_t *choice = kind == CHAT ? json_pack("{s:i,s:{s:s,s:s%},s:s}", "index", 0, "message", "role", "assistant",
-                                              "content", text ? text : "", len, "finish_reason",
-                                              finish_reason(job))
-                                  : json_pack("{s:i,s:s%,s:n,s:s}", "index", 0, "text", text ? text : "", len,
-                                              "logprobs", "finish_reason", finish_reason(job));
+    json_t *choice = kind == CHAT
+                         ? json_pack("{s:i,s:{s:s,s:s%},s:s}", "index", 0, "message", "role", "assistant",
+                                     "content", text ? text : "", len, "finish_reason", finish_reason(job))
+                         : json_pack("{s:i,s:s%,s:n,s:s}", "index", 0, "text", text ? text : "", len,
+                                     "logprobs", "finish_reason", finish_reason(job));
     json_t *body =
-        json_pack("{s:s,s:s,s:I,s:s,s:[o],s:o}", "id", sid, "object", kind == CHAT ? "chat.completion" : "text_completion",
-                  "created", (json_int_t)time(NULL), "model", srv->model_id, "choices", choice, "usage",
-                  usage_object(job));
+        json_pack("{s:s,s:s,s:I,s:s,s:[o],s:o}", "id", sid, "object",
+                  kind == CHAT ? "chat.completion" : "text_completion", "created", (json_int_t)time(NULL),
+                  "model", srv->model_id, "choices", choice, "usage", usage_object(job));
     int p, n;
     tern_job_usage(job, &p, &n);
     cs->tokens = p + n;
@@ -497,8 +500,13 @@ static enum MHD_Result generate(tern_server *srv, struct MHD_Connection *c, stru
         tern_job_release(job);
         return MHD_NO;
     }
-    *s = (struct stream){.srv = srv, .job = job, .kind = kind, .id = id, .created = (long)time(NULL),
-                         .usage = g.usage, .tokens_log = &cs->tokens};
+    *s = (struct stream){.srv = srv,
+                         .job = job,
+                         .kind = kind,
+                         .id = id,
+                         .created = (long)time(NULL),
+                         .usage = g.usage,
+                         .tokens_log = &cs->tokens};
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-cache");
     ret = MHD_queue_response(c, 200, r);
@@ -565,12 +573,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return send_error(c, cs, 401, "invalid_request_error", "invalid_api_key", NULL,
                           "a valid API key is required: Authorization: Bearer KEY");
     if (models ? !get : !post)
-        return send_error(c, cs, 405, "invalid_request_error", NULL, NULL, "use %s on %s", models ? "GET" : "POST",
-                          url);
+        return send_error(c, cs, 405, "invalid_request_error", NULL, NULL, "use %s on %s",
+                          models ? "GET" : "POST", url);
     if (models)
         return send_json(c, cs, 200,
-                         json_pack("{s:s,s:[{s:s,s:s,s:i,s:s}]}", "object", "list", "data", "id", srv->model_id,
-                                   "object", "model", "created", 0, "owned_by", "tern"));
+                         json_pack("{s:s,s:[{s:s,s:s,s:i,s:s}]}", "object", "list", "data", "id",
+                                   srv->model_id, "object", "model", "created", 0, "owned_by", "tern"));
     if (cs->too_big)
         return send_error(c, cs, 413, "invalid_request_error", "request_too_large", NULL,
                           "the body is larger than %zu bytes", srv->p.max_body);
@@ -579,14 +587,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return generate(srv, c, cs, chat ? CHAT : COMPLETION);
 }
 
-static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe) {
     (void)cls;
     (void)c;
     struct conn *cs = *con_cls;
     if (!cs)
         return;
-    tern_log_info("%s %s %d %d tokens %.3f s%s", cs->method, cs->path, cs->status, cs->tokens, now_s() - cs->t0,
-                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client gone)");
+    tern_log_info("%s %s %d %d tokens %.3f s%s", cs->method, cs->path, cs->status, cs->tokens,
+                  now_s() - cs->t0, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client gone)");
     free(cs->body);
     free(cs);
     *con_cls = NULL;
@@ -619,9 +628,10 @@ tern_status tern_server_start(const struct tern_server_params *p, tern_server **
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    srv->d = MHD_start_daemon(flags, (uint16_t)p->port, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                              MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_CONNECTION_LIMIT, 256u,
-                              MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_END);
+    srv->d =
+        MHD_start_daemon(flags, (uint16_t)p->port, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                         MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_CONNECTION_LIMIT, 256u,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->d) {
         tern_log_error("cannot listen on %s:%d (address in use, or not an address of this machine)", p->host,
