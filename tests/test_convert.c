@@ -686,6 +686,38 @@ static void spm_tokenizer_import(void) {
     tern_gguf_close(g);
 }
 
+/* bitnet.cpp's own I2_S file as the oracle: the conformance model written as an HF folder (its F16
+ * linears as masters) and converted must give each I2_S tensor byte for byte as bitnet.cpp's
+ * llama-quantize wrote it (codes and f32 scale; the 28 padding bytes are uninitialised there). */
+static void i2s_bytes_match_bitnet_cpp(void) {
+    const struct family_case fc = {
+        "mini", "bitnet-b1.58", "BitNetForCausalLM", "relu2", FLOAT_MASTER, "F16", false, 0, 0, 0, 0};
+    const char *dir = test_tmp("conv-mini-hf", 1), *out = test_tmp("conv-mini.gguf", 2);
+    tern_model *ref = NULL, *got = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &ref));
+    if (!ref)
+        return;
+    write_hf(&fc, ref, dir);
+    CHECK_STATUS(TERN_OK, convert(dir, out, TERN_TYPE_I2_S));
+    CHECK_STATUS(TERN_OK, tern_model_open(out, &got));
+    int n_i2s = 0;
+    for (int64_t i = 0; got && i < tern_gguf_n_tensors(tern_model_gguf(ref)); i++) {
+        const struct tern_gguf_tensor *a = tern_gguf_tensor(tern_model_gguf(ref), i);
+        const struct tern_gguf_tensor *b = tern_gguf_find_tensor(tern_model_gguf(got), a->name);
+        if (!b || a->type != b->type || a->nbytes != b->nbytes) {
+            harness_fail(__FILE__, __LINE__, "tensor %s: missing, or another type or size", a->name);
+            continue;
+        }
+        const uint64_t n = a->type == TERN_TYPE_I2_S ? (uint64_t)(a->ne[0] * a->ne[1]) / 4 + 4 : a->nbytes;
+        n_i2s += a->type == TERN_TYPE_I2_S;
+        if (memcmp(a->data, b->data, (size_t)n) != 0)
+            harness_fail(__FILE__, __LINE__, "tensor %s differs from bitnet.cpp's", a->name);
+    }
+    CHECK_INT(14, n_i2s);
+    tern_model_close(got);
+    tern_model_close(ref);
+}
+
 /* ---- malformed inputs ---- */
 
 /* Open dir's checkpoint: a failure must log exactly one line; an accepted file's tensors must lie
@@ -876,6 +908,7 @@ int main(void) {
     RUN(scale_direction);
     RUN(llama_master_absmean);
     RUN(spm_tokenizer_import);
+    RUN(i2s_bytes_match_bitnet_cpp);
     RUN(safetensors_truncations_and_flips);
     RUN(malformed_inputs_rejected);
     return harness_finish();
