@@ -1,4 +1,4 @@
-/* Chat formats (formats.md §5): rendering conversation messages into prompt text, message by
+/* Chat formats (docs/formats.md#chat-formats): rendering conversation messages into prompt text, message by
  * message, so that a conversation's text is the concatenation of its messages' texts and a chat
  * can evaluate only what each turn adds. The format is chosen from the model (template text,
  * architecture, vocabulary) or by name. */

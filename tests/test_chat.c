@@ -1,7 +1,7 @@
-/* Chat formats rendered against the expected strings of formats.md §5 (the Hugging Face templates
- * of 2B-4T, Llama-3 and Falcon3), the format chosen from a model, and a scripted two-turn
- * `tern chat` through a pseudo-terminal: Ctrl-C at the prompt keeps the session, and the second
- * turn evaluates only what it adds. */
+/* Chat formats rendered against the expected strings of docs/formats.md#chat-formats (the Hugging Face
+ * templates of 2B-4T, Llama-3 and Falcon3), the format chosen from a model, and a scripted two-turn `tern
+ * chat` through a pseudo-terminal: Ctrl-C at the prompt keeps the session, and the second turn evaluates only
+ * what it adds. */
 #define _XOPEN_SOURCE 700
 #include <fcntl.h>
 #include <poll.h>

@@ -1,8 +1,8 @@
 /* tern convert on Hugging Face checkpoints this test writes itself, one per family, from a model
  * the maker (host/maker.c) also writes directly as GGUF: the converted file must hold the same
  * ternary codes, scales, norms, embedding and tokenizer, and run to the same tokens. The HF side is
- * written from the formats' definitions (formats.md §6): packed uint8 [out/4, in] with row
- * i*(out/4) + r in bits 2i of byte [r][c]; weight_scale multiplied (autobitlinear) or divided
+ * written from the formats' definitions (docs/formats.md#hugging-face-checkpoints): packed uint8 [out/4, in]
+ * with row i*(out/4) + r in bits 2i of byte [r][c]; weight_scale multiplied (autobitlinear) or divided
  * (bitlinear); q/k rows in HF's half-split order for llama. Malformed inputs fail with one error
  * line and no output file. */
 #include <dirent.h>

@@ -1,7 +1,8 @@
-/* Linear weights stored as F32/F16/BF16 in a GGUF, ternarized at load (formats.md §6): the
- * conformance F16 sources give packed codes and scales bit-identical to bitnet.cpp's I2_S file made
- * from them, and bitnet.cpp's recorded greedy ids (read from mini-refs.json); a full-precision
- * master is ternarized with absmean, checked against a closed-form expectation. */
+/* Linear weights stored as F32/F16/BF16 in a GGUF, ternarized at load
+ * (docs/formats.md#hugging-face-checkpoints): the conformance F16 sources give packed codes and scales
+ * bit-identical to bitnet.cpp's I2_S file made from them, and bitnet.cpp's recorded greedy ids (read from
+ * mini-refs.json); a full-precision master is ternarized with absmean, checked against a closed-form
+ * expectation. */
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>

@@ -25,7 +25,8 @@ struct family {
     const char *act;       /* the hidden_act the graph computes */
     const char *attn_sub;  /* sub-norm tensor names under model.layers.N. (NULL: none) */
     const char *ffn_sub;
-    bool permute_qk; /* llama files pair adjacent RoPE dimensions: permute q/k rows (formats.md §6) */
+    bool permute_qk; /* llama files pair adjacent RoPE dimensions: permute q/k rows
+                        (docs/formats.md#hugging-face-checkpoints) */
 };
 
 static const struct family families[] = {

@@ -1,4 +1,5 @@
-/* Hugging Face checkpoint folder -> GGUF (`tern convert`, formats.md §3, §6).
+/* Hugging Face checkpoint folder -> GGUF (`tern convert`, docs/formats.md#architectures-and-tensor-names,
+ * #hugging-face-checkpoints).
  *
  * Reads config.json, the safetensors checkpoint (single or sharded), tokenizer.json and
  * tokenizer_config.json. Families, chosen by config.json `architectures`:

@@ -1,5 +1,5 @@
-/* Hugging Face tokenizer.json -> GGUF tokenizer.ggml.* keys (formats.md §4): byte-level BPE
- * (tokenizer.ggml.model gpt2), or, with model.byte_fallback, a SentencePiece vocabulary
+/* Hugging Face tokenizer.json -> GGUF tokenizer.ggml.* keys (docs/formats.md#tokenizer-metadata): byte-level
+ * BPE (tokenizer.ggml.model gpt2), or, with model.byte_fallback, a SentencePiece vocabulary
  * (tokenizer.ggml.model llama: <0xXX> byte tokens, <unk>, <s>/</s>, and scores from the merge ranks).
  * Reads model.vocab, model.merges ("a b" strings or [a, b] pairs) and added_tokens ("special":
  * true -> CONTROL, else USER_DEFINED); ids missing from both become "[PADn]" UNUSED tokens.

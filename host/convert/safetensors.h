@@ -1,8 +1,8 @@
-/* Hugging Face safetensors checkpoints (formats.md §6): model.safetensors, or shards listed by
- * model.safetensors.index.json. Each file: u64 little-endian header length, a JSON header (tensor
- * name -> dtype, shape, data_offsets relative to the data that follows), the raw data. Every size
- * and offset is checked when the checkpoint is opened (inside its file, matching dtype x shape, no
- * overlap); data is read tensor by tensor, so memory stays bounded by the largest tensor. */
+/* Hugging Face safetensors checkpoints (docs/formats.md#hugging-face-checkpoints): model.safetensors, or
+ * shards listed by model.safetensors.index.json. Each file: u64 little-endian header length, a JSON header
+ * (tensor name -> dtype, shape, data_offsets relative to the data that follows), the raw data. Every size and
+ * offset is checked when the checkpoint is opened (inside its file, matching dtype x shape, no overlap); data
+ * is read tensor by tensor, so memory stays bounded by the largest tensor. */
 #ifndef TERN_CONVERT_SAFETENSORS_H
 #define TERN_CONVERT_SAFETENSORS_H
 
