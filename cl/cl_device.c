@@ -413,23 +413,17 @@ static tern_status run_layer(struct cl_device *d, int il, int n) {
 static tern_status cl_run_layers(void *ctx, float *hidden, const struct tern_batch *b, int layer_begin,
                                  int layer_end) {
     struct cl_device *d = ctx;
-    if (!d->model || layer_begin < d->layer_begin || layer_end > d->layer_end || layer_begin > layer_end ||
-        b->n_tokens <= 0)
+    if (!d->model || layer_begin < d->layer_begin || layer_end > d->layer_end || layer_begin > layer_end)
         return TERN_ERR_ARG;
-    for (int t = 0; t < b->n_tokens; t++)
-        if (b->pos[t] < 0 || b->pos[t] >= d->n_ctx || b->seq[t] < 0 || b->seq[t] >= d->n_seq) {
-            tern_log_error(
-                "cl: token %d at position %d of sequence %d is outside the cache (%d sequences of %d "
-                "positions)",
-                t, b->pos[t], b->seq[t], d->n_seq, d->n_ctx);
-            return TERN_ERR_CONTEXT_FULL;
-        }
+    tern_status st = tern_batch_check(b, d->n_ctx, d->n_seq, "cl");
+    if (st != TERN_OK)
+        return st;
     const size_t row = (size_t)d->hp.n_embd * sizeof(float);
     /* Causal chunks: a chunk's layers see earlier chunks through the KV cache. */
     for (int t0 = 0; t0 < b->n_tokens; t0 += TERN_CL_MAX_BATCH) {
         int n = b->n_tokens - t0 < TERN_CL_MAX_BATCH ? b->n_tokens - t0 : TERN_CL_MAX_BATCH;
         float *h = hidden + (size_t)t0 * (size_t)d->hp.n_embd;
-        tern_status st = scratch_reserve(d, n);
+        st = scratch_reserve(d, n);
         if (st == TERN_OK)
             st = tern_cl_write(d->rt, d->s.h, 0, (size_t)n * row, h);
         if (st == TERN_OK)

@@ -412,17 +412,11 @@ static void run_layer(struct cpu_device *d, int il, float *h, const struct tern_
 static tern_status cpu_run_layers(void *ctx, float *hidden, const struct tern_batch *b, int layer_begin,
                                   int layer_end) {
     struct cpu_device *d = ctx;
-    if (layer_begin < d->layer_begin || layer_end > d->layer_end || b->n_tokens <= 0)
+    if (layer_begin < d->layer_begin || layer_end > d->layer_end)
         return TERN_ERR_ARG;
-    for (int t = 0; t < b->n_tokens; t++)
-        if (b->pos[t] < 0 || b->pos[t] >= d->n_ctx || b->seq[t] < 0 || b->seq[t] >= d->n_seq) {
-            tern_log_error(
-                "cpu: token %d at position %d of sequence %d is outside the cache (%d sequences of %d "
-                "positions)",
-                t, b->pos[t], b->seq[t], d->n_seq, d->n_ctx);
-            return TERN_ERR_CONTEXT_FULL;
-        }
-    tern_status st = scratch_reserve(d, b->n_tokens);
+    tern_status st = tern_batch_check(b, d->n_ctx, d->n_seq, "cpu");
+    if (st == TERN_OK)
+        st = scratch_reserve(d, b->n_tokens);
     if (st != TERN_OK)
         return st;
     for (int il = layer_begin; il < layer_end; il++)

@@ -108,6 +108,10 @@ struct tern_batch {
     const int32_t *seq; /* [n_tokens] in [0, n_seq) */
 };
 
+/* For devices: TERN_ERR_CONTEXT_FULL (one line naming `device`) when a token of b lies outside a
+ * cache of n_seq sequences of n_ctx positions, TERN_ERR_ARG for an empty batch. */
+tern_status tern_batch_check(const struct tern_batch *b, int n_ctx, int n_seq, const char *device);
+
 struct tern_device_ops {
     tern_status (*describe)(void *ctx, struct tern_device_info *out);
     /* Take layers [layer_begin, layer_end) and the parts in `parts`; sets up KV cache for n_seq
