@@ -194,11 +194,12 @@ async function main() {
   // ---------------------------------------------------------------- a full queue answers 503
   srv = await startServer(['--parallel', '1', '--queue', '1']);
   const ai3 = client(srv);
-  const results = await Promise.allSettled([0, 1, 2, 3].map(() =>
-    ai3.completions.create({ model: modelId, prompt: prompts[2], max_tokens: 40, temperature: 0 })));
+  /* eight at once, each generating 200 tokens: one runs, one waits, the others find the queue full */
+  const results = await Promise.allSettled([0, 1, 2, 3, 4, 5, 6, 7].map(() =>
+    ai3.completions.create({ model: modelId, prompt: prompts[2], max_tokens: 200, temperature: 0 })));
   const busy = results.filter((r) => r.status === 'rejected' && r.reason?.status === 503).length;
   const served = results.filter((r) => r.status === 'fulfilled').length;
-  check(busy >= 1 && served >= 2 && busy + served === 4, 'queue_full_503', `${served} served, ${busy} busy`);
+  check(busy >= 1 && served >= 2 && busy + served === 8, 'queue_full_503', `${served} served, ${busy} busy`);
   await srv.stop();
 
   console.log(`${passed} passed, ${failed} failed`);
