@@ -382,8 +382,10 @@ static tern_status cl_run_layers(void *ctx, float *hidden, int n_tokens, int pos
     return TERN_OK;
 }
 
-static tern_status cl_logits(void *ctx, float *logits, const float *hidden) {
+static tern_status cl_logits(void *ctx, float *logits, const float *hidden,
+                             const struct tern_head_request *req) {
     struct cl_device *d = ctx;
+    (void)req; /* every row: the full head answers any request */
     if (!(d->parts & TERN_PART_HEAD) || !d->logits)
         return TERN_ERR_ARG;
     const struct tern_tensor *o = &d->model->output;

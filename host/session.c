@@ -16,6 +16,8 @@ struct tern_session {
     float *hidden;  /* [cap][n_embd] */
     int hidden_cap; /* tokens */
     float *logits;  /* [n_vocab] */
+    enum tern_head_mode head_mode;
+    const struct tern_head_request *head_req; /* NULL: every row */
 };
 
 tern_status tern_session_create(const tern_model *m, const struct tern_session_params *p,
@@ -26,6 +28,7 @@ tern_status tern_session_create(const tern_model *m, const struct tern_session_p
     if (!s)
         return TERN_ERR_NOMEM;
     s->model = m;
+    s->head_mode = p->head_mode;
     tern_gguf_prefault(tern_model_gguf(m));
     s->n_ctx = p->n_ctx > 0 ? p->n_ctx : (v->hp.n_ctx_train < 4096 ? v->hp.n_ctx_train : 4096);
     s->logits = malloc((size_t)v->hp.n_vocab * sizeof(float));
@@ -33,7 +36,10 @@ tern_status tern_session_create(const tern_model *m, const struct tern_session_p
     if (st == TERN_OK)
         st = s->dev.ops->describe(s->dev.ctx, &s->info);
     if (st == TERN_OK)
-        st = s->dev.ops->load(s->dev.ctx, v, 0, v->hp.n_layer, TERN_PART_EMBED | TERN_PART_HEAD, s->n_ctx);
+        st = s->dev.ops->load(s->dev.ctx, v, 0, v->hp.n_layer,
+                              TERN_PART_EMBED | TERN_PART_HEAD |
+                                  (p->head_mode == TERN_HEAD_CERTIFIED ? TERN_PART_HEAD_CERT : 0u),
+                              s->n_ctx);
     if (st != TERN_OK) {
         if (st == TERN_ERR_NOMEM)
             tern_log_error("out of memory for a context of %d positions", s->n_ctx);
@@ -63,6 +69,9 @@ int tern_session_pos(const tern_session *s) {
 const char *tern_session_device_name(const tern_session *s) {
     return s->info.name;
 }
+void tern_session_set_head_request(tern_session *s, const struct tern_head_request *req) {
+    s->head_req = s->head_mode == TERN_HEAD_CERTIFIED ? req : NULL;
+}
 void tern_session_reset(tern_session *s) {
     s->pos = 0;
 }
@@ -88,7 +97,7 @@ tern_status tern_session_eval(tern_session *s, const int32_t *tokens, int n, con
     if (st == TERN_OK)
         st = ops->run_layers(s->dev.ctx, s->hidden, n, s->pos, 0, v->hp.n_layer);
     if (st == TERN_OK && logits)
-        st = ops->logits(s->dev.ctx, s->logits, s->hidden + (size_t)(n - 1) * v->hp.n_embd);
+        st = ops->logits(s->dev.ctx, s->logits, s->hidden + (size_t)(n - 1) * v->hp.n_embd, s->head_req);
     if (st == TERN_OK && ops->sync)
         st = ops->sync(s->dev.ctx);
     if (st != TERN_OK)
