@@ -18,6 +18,8 @@ static const char run_usage[] =
     "  -c, --ctx-size N     context positions (default: the model's, at most 4096)\n"
     "  -t, --threads N      CPU threads (default: physical cores)\n"
     "      --device SPEC    cpu (default), cl:N (OpenCL device N) or cl:NAME (name substring)\n"
+    "      --head-mode M    certified (default: exact top-k logits from a low-bit copy of the head\n"
+    "                       and a recompute of the rows that could win) or full (every row)\n"
     "      --pre NAME       override the pre-tokenizer (llama-bpe, default, falcon3)\n"
     "      --no-bos         do not add the BOS token\n"
     "      --echo           print the prompt before the continuation\n"
@@ -28,6 +30,7 @@ struct run_opts {
     const char *model, *prompt, *file, *device, *pre;
     long long n_predict, n_ctx, n_threads;
     bool no_bos, echo, seed_set;
+    enum tern_head_mode head_mode;
     struct tern_sampler_params sp;
 };
 
@@ -65,6 +68,14 @@ static int parse(int argc, char **argv, struct run_opts *o) {
         } else if (!strcmp(a, "--device")) {
             if (!(o->device = cli_value(argc, argv, &i)))
                 return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--head-mode")) {
+            if (!(v = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+            if (strcmp(v, "certified") && strcmp(v, "full")) {
+                tern_log_error("option --head-mode: '%s' is not a head mode (certified, full)", v);
+                return CLI_EXIT_USAGE;
+            }
+            o->head_mode = !strcmp(v, "full") ? TERN_HEAD_FULL : TERN_HEAD_CERTIFIED;
         } else if (!strcmp(a, "--pre")) {
             if (!(o->pre = cli_value(argc, argv, &i)))
                 return CLI_EXIT_USAGE;
@@ -127,7 +138,7 @@ int cli_run(int argc, char **argv) {
         tern_tokenizer_load(tern_model_gguf(model), o.pre, &tok) != TERN_OK)
         goto done;
     struct tern_session_params spar = {
-        .n_ctx = (int)o.n_ctx, .n_threads = (int)o.n_threads, .device = o.device};
+        .n_ctx = (int)o.n_ctx, .n_threads = (int)o.n_threads, .device = o.device, .head_mode = o.head_mode};
     if (tern_session_create(model, &spar, &sess) != TERN_OK)
         goto done;
     const double load_s = tern_time_s() - t0;

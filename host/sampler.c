@@ -23,6 +23,7 @@ struct tern_sampler {
     struct tern_heap top;   /* top-k selection */
     int32_t *recent;        /* ring of the last repeat_last_n tokens */
     int32_t n_recent, recent_head;
+    int32_t *penalized; /* [repeat_last_n] the distinct recent ids, ascending (head request) */
     struct tern_rng rng;
 };
 
@@ -70,7 +71,8 @@ tern_status tern_sampler_init(const struct tern_sampler_params *p, int32_t n_voc
     s->top = tern_heap_make(sizeof(struct candidate), worse);
     s->cand = malloc((size_t)n_vocab * sizeof *s->cand);
     s->recent = malloc((size_t)(p->repeat_last_n > 0 ? p->repeat_last_n : 1) * sizeof *s->recent);
-    if (!s->cand || !s->recent) {
+    s->penalized = malloc((size_t)(p->repeat_last_n > 0 ? p->repeat_last_n : 1) * sizeof *s->penalized);
+    if (!s->cand || !s->recent || !s->penalized) {
         tern_sampler_free(s);
         return TERN_ERR_NOMEM;
     }
@@ -85,6 +87,7 @@ void tern_sampler_free(tern_sampler *s) {
     free(s->cand);
     tern_heap_free(&s->top);
     free(s->recent);
+    free(s->penalized);
     free(s);
 }
 
@@ -136,6 +139,33 @@ static void apply_repeat_penalty(tern_sampler *s, float *logits) {
             continue;
         logits[id] = logits[id] > 0.0f ? logits[id] / pen : logits[id] * pen;
     }
+}
+
+bool tern_sampler_head_request(tern_sampler *s, struct tern_head_request *req) {
+    const float pen = s->p.repeat_penalty;
+    const bool greedy = s->p.temperature <= 0.0f;
+    if (!(pen > 0.0f) || (!greedy && (s->p.top_k <= 0 || s->p.top_k >= s->n_vocab)))
+        return false;
+    req->top_k = greedy ? 1 : s->p.top_k;
+    req->repeat_penalty = pen;
+    /* the ids apply_repeat_penalty touches, sorted (insertion: at most repeat_last_n of them) */
+    int32_t n = 0;
+    for (int32_t i = 0; pen != 1.0f && i < s->n_recent; i++) {
+        const int32_t id = s->recent[i];
+        if (id < 0 || id >= s->n_vocab)
+            continue;
+        int32_t j = n;
+        while (j > 0 && s->penalized[j - 1] > id)
+            j--;
+        if (j > 0 && s->penalized[j - 1] == id)
+            continue;
+        memmove(s->penalized + j + 1, s->penalized + j, (size_t)(n - j) * sizeof *s->penalized);
+        s->penalized[j] = id;
+        n++;
+    }
+    req->penalized = s->penalized;
+    req->n_penalized = n;
+    return true;
 }
 
 int32_t tern_sampler_sample(tern_sampler *s, float *logits) {

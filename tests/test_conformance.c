@@ -47,9 +47,10 @@ static bool collect_id(int32_t id, const char *text, size_t len, void *user) {
     return true;
 }
 
-/* Greedy-generate n tokens from a prompt given as ids, on the CPU with n_threads (0: default). */
-static void greedy_t(const char *model_path, const int32_t *prompt, int n_prompt, int n, int n_threads,
-                     struct collect *out) {
+/* Greedy-generate n tokens from a prompt given as ids, on the CPU with n_threads (0: default) and
+ * the head in the given mode; a certified head must certify every token (no full-head fallback). */
+static void greedy_m(const char *model_path, const int32_t *prompt, int n_prompt, int n, int n_threads,
+                     enum tern_head_mode mode, struct collect *out) {
     memset(out, 0, sizeof *out);
     tern_model *m = NULL;
     tern_tokenizer *tok = NULL;
@@ -59,14 +60,18 @@ static void greedy_t(const char *model_path, const int32_t *prompt, int n_prompt
     if (!m)
         return;
     CHECK_STATUS(TERN_OK, tern_tokenizer_load(tern_model_gguf(m), NULL, &tok));
-    struct tern_session_params sp = {.n_ctx = 256, .n_threads = n_threads, .device = "cpu"};
+    struct tern_session_params sp = {
+        .n_ctx = 256, .n_threads = n_threads, .device = "cpu", .head_mode = mode};
     CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
     struct tern_sampler_params p = tern_sampler_default_params();
     p.temperature = 0.0f;
     CHECK_STATUS(TERN_OK, tern_sampler_init(&p, tern_model_view(m)->hp.n_vocab, &smp));
     struct tern_generate_stats st;
-    if (tok && s && smp)
+    if (tok && s && smp) {
         CHECK_STATUS(TERN_OK, tern_generate(s, tok, smp, prompt, n_prompt, n, collect_id, out, &st));
+        CHECK_INT(mode == TERN_HEAD_CERTIFIED ? st.n_generated : 0, st.head.n_tokens);
+        CHECK_INT(0, st.head.n_full);
+    }
     tern_sampler_free(smp);
     tern_session_free(s);
     tern_tokenizer_free(tok);
@@ -74,7 +79,7 @@ static void greedy_t(const char *model_path, const int32_t *prompt, int n_prompt
 }
 
 static void greedy(const char *model_path, const int32_t *prompt, int n_prompt, int n, struct collect *out) {
-    greedy_t(model_path, prompt, n_prompt, n, 0, out);
+    greedy_m(model_path, prompt, n_prompt, n, 0, TERN_HEAD_CERTIFIED, out);
 }
 
 static void print_ids(const char *label, const int32_t *ids, int n) {
@@ -97,13 +102,17 @@ static void i2s_matches_bitnet_cpp(void) {
     }
 }
 
-/* Every kernel level this machine runs, forced through TERN_CPU_ISA, and 1 or 2 threads, gives
- * bitnet.cpp's ids on its file and the scalar level's ids on a longer run of a random model. */
+/* Every kernel level this machine runs, forced through TERN_CPU_ISA, with 1 or 2 threads and the
+ * head certified or full, gives bitnet.cpp's ids on its file and the full scalar head's ids on
+ * longer runs of the random-weight vectors. */
 static void every_isa_and_thread_count(void) {
     static const int32_t prompt[8] = {998, 46, 77, 346, 709, 263, 264, 892};
-    struct collect scalar_ids;
+    static const char *const files[2] = {"vectors/mini-bitnet-tq1.gguf", "vectors/mini-bitnet-tq2.gguf"};
+    static const enum tern_head_mode modes[2] = {TERN_HEAD_CERTIFIED, TERN_HEAD_FULL};
+    struct collect scalar_ids[2];
     setenv("TERN_CPU_ISA", "scalar", 1);
-    greedy_t(test_data("vectors/mini-bitnet-tq1.gguf", 0), prompt, 8, 48, 1, &scalar_ids);
+    for (int f = 0; f < 2; f++)
+        greedy_m(test_data(files[f], 0), prompt, 8, 48, 1, TERN_HEAD_FULL, &scalar_ids[f]);
     int levels = 0;
     for (int i = 0; i < TERN_CPU_ISA_COUNT; i++) {
         const char *level = tern_cpu_isa_names[i];
@@ -111,30 +120,39 @@ static void every_isa_and_thread_count(void) {
             continue;
         levels++;
         setenv("TERN_CPU_ISA", level, 1);
-        for (int threads = 1; threads <= 2; threads++) {
-            for (int c = 0; c < 3; c++) {
-                const struct ref_case *rc = &bitnet_cpp_cases[c];
-                struct collect got;
-                greedy_t(test_data("vectors/mini-b158-i2s.gguf", 0), rc->prompt_ids, rc->n_prompt, 16,
-                         threads, &got);
-                if (got.n != 16 || memcmp(got.ids, rc->generated, sizeof rc->generated) != 0) {
-                    harness_fail(__FILE__, __LINE__,
-                                 "%s, %d threads, prompt '%s': ids differ from bitnet.cpp's", level, threads,
-                                 rc->prompt);
-                    print_ids("expected", rc->generated, 16);
-                    print_ids("actual  ", got.ids, got.n);
+        for (int threads = 1; threads <= 2; threads++)
+            for (int m = 0; m < 2; m++) {
+                const char *mode = modes[m] == TERN_HEAD_FULL ? "full" : "certified";
+                for (int c = 0; c < 3; c++) {
+                    const struct ref_case *rc = &bitnet_cpp_cases[c];
+                    struct collect got;
+                    greedy_m(test_data("vectors/mini-b158-i2s.gguf", 0), rc->prompt_ids, rc->n_prompt, 16,
+                             threads, modes[m], &got);
+                    if (got.n != 16 || memcmp(got.ids, rc->generated, sizeof rc->generated) != 0) {
+                        harness_fail(__FILE__, __LINE__,
+                                     "%s, %d threads, %s head, prompt '%s': ids differ from bitnet.cpp's",
+                                     level, threads, mode, rc->prompt);
+                        print_ids("expected", rc->generated, 16);
+                        print_ids("actual  ", got.ids, got.n);
+                    }
+                }
+                for (int f = 0; f < 2; f++) {
+                    struct collect got;
+                    greedy_m(test_data(files[f], 0), prompt, 8, 48, threads, modes[m], &got);
+                    if (got.n != scalar_ids[f].n || memcmp(got.ids, scalar_ids[f].ids, sizeof got.ids) != 0) {
+                        harness_fail(__FILE__, __LINE__,
+                                     "%s, %d threads, %s head, %s: ids differ from the full "
+                                     "scalar head's",
+                                     level, threads, mode, files[f]);
+                        print_ids("scalar", scalar_ids[f].ids, scalar_ids[f].n);
+                        print_ids("actual", got.ids, got.n);
+                    }
                 }
             }
-            struct collect got;
-            greedy_t(test_data("vectors/mini-bitnet-tq1.gguf", 0), prompt, 8, 48, threads, &got);
-            if (got.n != scalar_ids.n || memcmp(got.ids, scalar_ids.ids, sizeof got.ids) != 0) {
-                harness_fail(__FILE__, __LINE__, "%s, %d threads: ids differ from the scalar level's", level,
-                             threads);
-                print_ids("scalar", scalar_ids.ids, scalar_ids.n);
-                print_ids("actual", got.ids, got.n);
-            }
-        }
-        fprintf(stderr, "  level %s: bitnet.cpp ids and scalar ids reproduced with 1 and 2 threads\n", level);
+        fprintf(stderr,
+                "  level %s: bitnet.cpp ids and scalar ids reproduced with 1 and 2 threads, head "
+                "certified and full\n",
+                level);
     }
     unsetenv("TERN_CPU_ISA");
     CHECK(levels >= 1);

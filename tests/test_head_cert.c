@@ -2,7 +2,7 @@
  * the oracle here: the bound holds for every row on random data of every head type, on every CPU
  * level; the device's top-k set and its logits, with and without a repetition penalty, equal the
  * full head's bit for bit for k in {1, 40, 100}; near ties below the shadow's resolution pick what
- * the full head picks. */
+ * the full head picks; greedy and top-k sampling on random models give the full head's ids. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +10,7 @@
 #include "cpu/cpu_device.h"
 #include "cpu/isa.h"
 #include "harness.h"
+#include "host/maker.h"
 #include "host/tern.h"
 #include "scheduler/fp16.h"
 #include "scheduler/head_cert.h"
@@ -360,10 +361,98 @@ static void near_ties(void) {
     each_level(near_tie_level);
 }
 
+struct collect {
+    int32_t ids[64];
+    int n;
+};
+
+static bool collect_id(int32_t id, const char *text, size_t len, void *user) {
+    (void)text;
+    (void)len;
+    struct collect *c = user;
+    if (id >= 0 && c->n < 64)
+        c->ids[c->n++] = id;
+    return true;
+}
+
+static void generate(const char *path, enum tern_head_mode mode, const struct tern_sampler_params *sp,
+                     struct collect *out, struct tern_generate_stats *stats) {
+    memset(out, 0, sizeof *out);
+    tern_model *m = NULL;
+    tern_tokenizer *tok = NULL;
+    tern_session *s = NULL;
+    tern_sampler *smp = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    if (!m)
+        return;
+    CHECK_STATUS(TERN_OK, tern_tokenizer_load(tern_model_gguf(m), NULL, &tok));
+    struct tern_session_params p = {.n_ctx = 128, .device = "cpu", .head_mode = mode};
+    CHECK_STATUS(TERN_OK, tern_session_create(m, &p, &s));
+    CHECK_STATUS(TERN_OK, tern_sampler_init(sp, tern_model_view(m)->hp.n_vocab, &smp));
+    const int32_t prompt[6] = {tern_model_view(m)->hp.n_vocab - 2, 72, 101, 108, 108, 111};
+    memset(stats, 0, sizeof *stats);
+    if (tok && s && smp)
+        CHECK_STATUS(TERN_OK, tern_generate(s, tok, smp, prompt, 6, 48, collect_id, out, stats));
+    tern_sampler_free(smp);
+    tern_session_free(s);
+    tern_tokenizer_free(tok);
+    tern_model_close(m);
+}
+
+/* Random models with F16, BF16 and F32 heads (tied, and a separate F16 output), and a Q8_0 head
+ * that the certified mode leaves full: greedy, top-k
+ * sampling with a repetition penalty, and sampling without top-k (full logits: no request) give the
+ * same ids in both head modes. */
+static void models_level(const char *level) {
+    static const uint32_t out_types[5] = {TERN_TYPE_COUNT, TERN_TYPE_COUNT, TERN_TYPE_COUNT, TERN_TYPE_F16,
+                                          TERN_TYPE_COUNT};
+    static const uint32_t embd_types[5] = {TERN_TYPE_F16, TERN_TYPE_BF16, TERN_TYPE_F32, TERN_TYPE_Q8_0,
+                                           TERN_TYPE_Q8_0};
+    for (int f = 0; f < 5; f++) {
+        struct tern_maker_params p;
+        tern_maker_preset("tiny", &p);
+        p.embd_type = embd_types[f];
+        p.output_type = out_types[f];
+        p.seed = 40 + (uint64_t)f;
+        const char *path = test_tmp("head_cert.gguf", 0);
+        CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
+        for (int smode = 0; smode < 3; smode++) {
+            struct tern_sampler_params sp = tern_sampler_default_params();
+            sp.seed = 9;
+            if (smode == 0) {
+                sp.temperature = 0.0f;
+            } else if (smode == 1) {
+                sp.top_k = 40;
+                sp.repeat_penalty = 1.3f;
+            } else {
+                sp.top_k = 0;
+            }
+            struct collect full, cert;
+            struct tern_generate_stats gs_full, gs_cert;
+            generate(path, TERN_HEAD_FULL, &sp, &full, &gs_full);
+            generate(path, TERN_HEAD_CERTIFIED, &sp, &cert, &gs_cert);
+            const struct tern_head_stats *hs_full = &gs_full.head, *hs_cert = &gs_cert.head;
+            if (full.n != cert.n || memcmp(full.ids, cert.ids, sizeof full.ids) != 0)
+                harness_fail(__FILE__, __LINE__, "%s, model %d, sampling %d: certified ids differ from full",
+                             level, f, smode);
+            CHECK_INT(0, hs_full->n_tokens); /* a full session ignores requests */
+            /* one logits call per sampled token: the prompt's, then each decode step's */
+            CHECK_INT(smode == 2 ? 0 : gs_cert.n_generated, hs_cert->n_tokens);
+            /* a Q8_0 head has no shadow: every row, counted as full */
+            CHECK_INT(f == 4 && smode != 2 ? gs_cert.n_generated : 0, hs_cert->n_full);
+        }
+    }
+}
+
+static void random_models(void) {
+    each_level(models_level);
+}
+
 int main(void) {
     RUN(bounds_hold);
     RUN(bound_is_tight);
     RUN(topk_equals_full);
     RUN(near_ties);
+    RUN(random_models);
     return harness_finish();
 }
