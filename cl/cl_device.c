@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../scheduler/head_cert.h"
 #include "../scheduler/log.h"
 #include "cl_runtime.h"
 
@@ -47,6 +48,13 @@ struct cl_device {
     cl_mem embd, head, out_norm, logits;
     int64_t kpad_max;
     struct cl_scratch s;
+    /* certified head (TERN_PART_HEAD_CERT, scheduler/head_cert.h); shadow NULL when absent */
+    cl_mem shadow;               /* Q8_0 copy of the head */
+    struct tern_tensor shadow_t; /* its shape; data: the host copy (the buffer may use it in place) */
+    float *shadow_coef;          /* [n_vocab] bound coefficient of each row */
+    int32_t *cand;               /* [n_vocab] candidate rows of one token */
+    float *heap;                 /* [n_vocab] the k largest lower bounds */
+    float *x_host;               /* [n_embd] the normed input, read back for its norm */
 };
 
 static void rel(struct cl_device *d, cl_mem *m) {
@@ -82,6 +90,15 @@ static void unload(struct cl_device *d) {
     rel(d, &d->head);
     rel(d, &d->out_norm);
     rel(d, &d->logits);
+    rel(d, &d->shadow);
+    free((void *)d->shadow_t.data);
+    free(d->shadow_coef);
+    free(d->cand);
+    free(d->heap);
+    free(d->x_host);
+    memset(&d->shadow_t, 0, sizeof d->shadow_t);
+    d->shadow_coef = d->heap = d->x_host = NULL;
+    d->cand = NULL;
     scratch_free(d);
     d->model = NULL;
     d->layer_begin = d->layer_end = 0;
@@ -117,6 +134,23 @@ static tern_status small_buf(struct cl_device *d, const float *data, int64_t n, 
     memcpy(&host, &data, sizeof host);
     return tern_cl_buf(d->rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (size_t)n * sizeof(float), host, what,
                        out);
+}
+
+/* The certified head's shadow, built on the host (one thread) and uploaded like a weight. */
+static tern_status shadow_load(struct cl_device *d, const struct tern_tensor *head) {
+    const size_t row_bytes = tern_head_shadow_row_bytes(head->ne0), rows = (size_t)head->ne1;
+    void *data = malloc(rows * row_bytes);
+    d->shadow_t = (struct tern_tensor){data, TERN_TYPE_Q8_0, head->ne0, head->ne1, row_bytes};
+    d->shadow_coef = malloc(rows * sizeof(float));
+    d->cand = malloc(rows * sizeof(int32_t));
+    d->heap = malloc(rows * sizeof(float));
+    d->x_host = malloc((size_t)head->ne0 * sizeof(float));
+    if (!data || !d->shadow_coef || !d->cand || !d->heap || !d->x_host) {
+        tern_log_error("cl: out of memory for the certified head's shadow (%zu MiB)", rows * row_bytes >> 20);
+        return TERN_ERR_NOMEM;
+    }
+    tern_head_shadow_rows(data, d->shadow_coef, head, 0, head->ne1);
+    return weight_buf(d, data, rows * row_bytes, "head shadow", &d->shadow);
 }
 
 static tern_status check_ternary(const struct tern_ternary *w, int64_t n_in, int64_t n_out, int il,
@@ -211,6 +245,8 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
         if (st == TERN_OK)
             st = tern_cl_buf(d->rt, CL_MEM_WRITE_ONLY, (size_t)model->output.ne1 * sizeof(float), NULL,
                              "logits", &d->logits);
+        if (st == TERN_OK && (parts & TERN_PART_HEAD_CERT) && tern_head_cert_supported(&model->output))
+            st = shadow_load(d, &model->output);
     }
     if (st != TERN_OK)
         unload(d);
@@ -382,10 +418,52 @@ static tern_status cl_run_layers(void *ctx, float *hidden, int n_tokens, int pos
     return TERN_OK;
 }
 
+/* The most runs of consecutive candidate rows recomputed one launch and read each; past it the
+ * full head costs less. */
+enum { CL_MAX_CAND_RUNS = 64 };
+
+/* Certified head: every row from the shadow, the candidates selected on the host, then recomputed
+ * with the full head's own kernel (one launch per run of consecutive rows, rows are independent in
+ * it, so the same bits). *done false: the full head must run. */
+static tern_status certified_logits(struct cl_device *d, float *logits, const struct tern_head_request *req,
+                                    bool *done) {
+    const struct tern_tensor *o = &d->model->output;
+    *done = false;
+    tern_status st = tern_cl_matvec(d->rt, d->logits, d->shadow, &d->shadow_t, d->s.x, 0, o->ne1);
+    if (st == TERN_OK)
+        st = tern_cl_read(d->rt, d->logits, 0, (size_t)o->ne1 * sizeof(float), logits);
+    if (st == TERN_OK)
+        st = tern_cl_read(d->rt, d->s.x, 0, (size_t)d->hp.n_embd * sizeof(float), d->x_host);
+    if (st != TERN_OK)
+        return st;
+    const int64_t n = tern_head_cert_select(d->cand, logits, d->heap, d->shadow_coef,
+                                            tern_head_x_norm(d->x_host, d->hp.n_embd), o->ne1, req);
+    int64_t runs = 0;
+    for (int64_t i = 0; i < n; i++)
+        runs += i == 0 || d->cand[i] != d->cand[i - 1] + 1;
+    if (n < 0 || runs > CL_MAX_CAND_RUNS)
+        return TERN_OK;
+    for (int64_t r = 0; r < o->ne1; r++)
+        logits[r] = -INFINITY;
+    for (int64_t i = 0; i < n && st == TERN_OK;) {
+        int64_t len = 1;
+        while (i + len < n && d->cand[i + len] == d->cand[i] + len)
+            len++;
+        st = tern_cl_matvec(d->rt, d->logits, head_buf(d), o, d->s.x, d->cand[i], len);
+        if (st == TERN_OK)
+            st = tern_cl_read(d->rt, d->logits, 0, (size_t)len * sizeof(float), logits + d->cand[i]);
+        i += len;
+    }
+    if (st == TERN_OK) {
+        tern_head_cert_count(req, n, false);
+        *done = true;
+    }
+    return st;
+}
+
 static tern_status cl_logits(void *ctx, float *logits, const float *hidden,
                              const struct tern_head_request *req) {
     struct cl_device *d = ctx;
-    (void)req; /* every row: the full head answers any request */
     if (!(d->parts & TERN_PART_HEAD) || !d->logits)
         return TERN_ERR_ARG;
     const struct tern_tensor *o = &d->model->output;
@@ -394,6 +472,14 @@ static tern_status cl_logits(void *ctx, float *logits, const float *hidden,
         st = tern_cl_write(d->rt, d->s.h, 0, (size_t)d->hp.n_embd * sizeof(float), hidden);
     if (st == TERN_OK)
         st = tern_cl_rmsnorm(d->rt, d->s.x, d->s.h, d->out_norm, d->hp.n_embd, d->hp.norm_eps, 1);
+    if (st == TERN_OK && req && d->shadow) {
+        bool done;
+        st = certified_logits(d, logits, req, &done);
+        if (st != TERN_OK || done)
+            return st;
+    }
+    if (st == TERN_OK && req)
+        tern_head_cert_count(req, o->ne1, true);
     if (st == TERN_OK)
         st = tern_cl_matvec(d->rt, d->logits, head_buf(d), o, d->s.x, 0, o->ne1);
     if (st == TERN_OK)

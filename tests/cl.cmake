@@ -2,6 +2,7 @@
 # so PoCL compiles the kernels once per build, and "no platform" runs with an empty ICD vendor folder.
 # test_cl_kernels covers both kernel designs itself; the whole-model test runs once more with the
 # design the device would not pick (on PoCL: the GPU design) forced through TERN_CL_KERNELS.
+# test_head_cert runs its device cases on the first OpenCL device too, so it shares the cache.
 set(TERN_CL_TEST_CACHE ${CMAKE_CURRENT_BINARY_DIR}/cl-cache)
 file(MAKE_DIRECTORY ${TERN_CL_TEST_CACHE} ${CMAKE_CURRENT_BINARY_DIR}/cl-no-vendors
      ${CMAKE_CURRENT_BINARY_DIR}/tmp-cl-gpu)
@@ -12,7 +13,7 @@ if(TARGET test_cl_model)
                        ENVIRONMENT "${TERN_TEST_ENV};TERN_BUILD_TMP=${CMAKE_CURRENT_BINARY_DIR}/tmp-cl-gpu;TERN_CL_KERNELS=gpu"
                        TIMEOUT 900)
 endif()
-foreach(t test_cl_kernels test_cl_model test_cl_model_gpu_design)
+foreach(t test_cl_kernels test_cl_model test_cl_model_gpu_design test_head_cert)
   if(TEST ${t})
     set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT
                  TERN_CACHE_DIR=${TERN_CL_TEST_CACHE}
