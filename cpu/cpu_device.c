@@ -1,15 +1,16 @@
 /* The CPU device: the forward pass of design.md §5 over the kernel table, for a layer range, the
  * embedding and the head. Scratch is sized for the largest batch seen and reused, so the decode
  * loop allocates nothing. */
+#define _DEFAULT_SOURCE /* madvise (MADV_HUGEPAGE) beside the POSIX baseline */
 #include "cpu_device.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <math.h>
 
 #include "../scheduler/fp16.h"
 #include "../scheduler/head_cert.h"
@@ -158,7 +159,7 @@ static void shadow_task(void *arg, int64_t task, int thread) {
     const struct tern_tensor *head = &j->d->model->output;
     const int64_t r0 = task * SHADOW_ROWS_PER_TASK;
     const int64_t r1 = r0 + SHADOW_ROWS_PER_TASK < head->ne1 ? r0 + SHADOW_ROWS_PER_TASK : head->ne1;
-    tern_head_shadow_rows((uint8_t *)j->d->shadow.data, j->d->shadow_coef, head, r0, r1);
+    j->d->k->head_shadow((uint8_t *)j->d->shadow.data, j->d->shadow_coef, head, r0, r1);
 }
 
 /* The certified head's shadow of an F16/BF16/F32 head, built on every thread (2B-4T's 128256 x 2560
@@ -169,7 +170,14 @@ static tern_status shadow_build(struct cpu_device *d) {
         return TERN_OK;
     const double t0 = now_s();
     const size_t row_bytes = tern_head_shadow_row_bytes(head->ne0), rows = (size_t)head->ne1;
-    void *data = alloc64(rows * row_bytes);
+    /* 332 MiB for 2B-4T, written once: in 4 KiB pages its first-touch faults cost more than the
+     * build itself (1.5-2 s of a 2.1 s load, 2 threads); in transparent huge pages they vanish */
+    const size_t huge = (size_t)1 << 21, bytes = (rows * row_bytes + huge - 1) / huge * huge;
+    void *data = aligned_alloc(huge, bytes);
+#ifdef MADV_HUGEPAGE
+    if (data)
+        (void)madvise(data, bytes, MADV_HUGEPAGE);
+#endif
     d->shadow_coef = malloc(rows * sizeof(float));
     d->cand = malloc(rows * sizeof(int32_t));
     d->heap = malloc(rows * sizeof(float));

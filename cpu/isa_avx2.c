@@ -730,4 +730,5 @@ const struct tern_cpu_kernels AVX2_TABLE = {
     .rope = avx2_rope,
     .attention = avx2_attention,
     .ffn_act = avx2_ffn_act,
+    .head_shadow = tern_head_shadow_rows, /* load-time only: the scalar reference */
 };

@@ -42,13 +42,12 @@ void tern_head_shadow_rows(uint8_t *shadow, float *coef, const struct tern_tenso
                            int64_t row_end) {
     const int64_t n = head->ne0, nb = n / TERN_HEAD_SHADOW_BLOCK;
     const size_t out_bytes = tern_head_shadow_row_bytes(n);
-    const double u = 0x1p-24, m = (double)n + 64.0, g = m * u / (1.0 - m * u);
     for (int64_t r = row_begin; r < row_end; r++) {
         const uint8_t *row = (const uint8_t *)head->data + (size_t)r * head->row_bytes;
         uint8_t *out = shadow + (size_t)r * out_bytes;
-        /* sums of squares in double: w, d q and (nearly always) e are exact there, and the roundings
-         * are covered by the 1e-9 below (an inexact e, of an f32 weight far below its block's
-         * largest, errs by < 2^-53 |d q|, covered by the 4u |v|_2 term) */
+        /* Sums of squares: per block in f32 over 8 lanes, blocks summed in double. Every f32
+         * operation here errs by at most u relative (e = w - d q is exact for F16/BF16 weights and
+         * one rounding for F32), < 1e-5 over a block's chain, covered by tern_head_cert_coef. */
         double se = 0.0, sw = 0.0, sv = 0.0;
         for (int64_t b = 0; b < nb; b++) {
             float w[TERN_HEAD_SHADOW_BLOCK], amax = 0.0f;
@@ -65,6 +64,7 @@ void tern_head_shadow_rows(uint8_t *shadow, float *coef, const struct tern_tenso
             uint8_t *blk = out + (size_t)b * TERN_HEAD_SHADOW_BLOCK_BYTES;
             blk[0] = (uint8_t)(dh & 0xff);
             blk[1] = (uint8_t)(dh >> 8);
+            float le[8] = {0}, lw[8] = {0}, lv[8] = {0};
             for (int i = 0; i < TERN_HEAD_SHADOW_BLOCK; i++) {
                 /* any q keeps the bound rigorous (e is measured); nearest keeps it tight. Written
                  * without libm calls (this loop runs 328M times for 2B-4T); a NaN goes to 0 */
@@ -72,21 +72,32 @@ void tern_head_shadow_rows(uint8_t *shadow, float *coef, const struct tern_tenso
                 t = t > 127.0f ? 127.0f : t < -127.0f ? -127.0f : t == t ? t : 0.0f;
                 const int q = (int)(t + copysignf(0.5f, t));
                 blk[2 + i] = (uint8_t)(int8_t)q;
-                const double v = (double)d * q, e = (double)w[i] - v;
-                se += e * e;
-                sw += (double)w[i] * (double)w[i];
-                sv += v * v;
+                const float v = d * (float)q, e = w[i] - v; /* d q: 11 + 8 bits, exact */
+                le[i % 8] += e * e;
+                lw[i % 8] += w[i] * w[i];
+                lv[i % 8] += v * v;
+            }
+            for (int l = 0; l < 8; l++) {
+                se += le[l];
+                sw += lw[l];
+                sv += lv[l];
             }
         }
-        if (!isfinite(sw)) { /* a row with inf or NaN, which the shadow cannot bound: always a candidate */
-            coef[r] = INFINITY;
-            continue;
-        }
-        const double nw = sqrt(sw), nv = sqrt(sv), ne = sqrt(se);
-        /* 4u per norm: the rounding of the selection's own a -/+ c |x| (|a| <= |v| |x| (1 + g)) */
-        const double c = ne * (1.0 + 4.0 * u) + (g + 4.0 * u) * (nw + nv);
-        coef[r] = float_up(c * (1.0 + 1e-9) * (1.0 + 0x1p-20));
+        coef[r] = tern_head_cert_coef(se, sw, sv, n);
     }
+}
+
+float tern_head_cert_coef(double se, double sw, double sv, int64_t n) {
+    const double u = 0x1p-24, m = (double)n + 64.0, g = m * u / (1.0 - m * u);
+    se = se * (1.0 + 1e-5) + (double)n * 0x1p-100;
+    sw = sw * (1.0 + 1e-5) + (double)n * 0x1p-100;
+    sv = sv * (1.0 + 1e-5) + (double)n * 0x1p-100;
+    if (!isfinite(sw) || !isfinite(se) || !isfinite(sv))
+        return INFINITY; /* inf or NaN weights, or squares past f32: always a candidate */
+    const double nw = sqrt(sw), nv = sqrt(sv), ne = sqrt(se);
+    /* 4u per norm: the rounding of the selection's own a -/+ c |x| (|a| <= |v| |x| (1 + g)) */
+    const double c = ne * (1.0 + 4.0 * u) + (g + 4.0 * u) * (nw + nv);
+    return float_up(c * (1.0 + 1e-9) * (1.0 + 0x1p-20));
 }
 
 float tern_head_x_norm(const float *x, int64_t n) {

@@ -38,6 +38,12 @@ size_t tern_head_shadow_row_bytes(int64_t ne0);
 void tern_head_shadow_rows(uint8_t *shadow, float *coef, const struct tern_tensor *head, int64_t row_begin,
                            int64_t row_end);
 
+/* The bound coefficient of a row from the sums of squares of e, w and v (in double, each with a
+ * relative error below 1e-5 and the squares that underflow lost), or INFINITY when they are not
+ * finite. For SIMD builders of the shadow, which must quantize as tern_head_shadow_rows does (any
+ * q stays rigorous, since e is measured, but the same q keeps levels alike). */
+float tern_head_cert_coef(double se, double sw, double sv, int64_t n);
+
 /* An upper bound of |x|_2. */
 float tern_head_x_norm(const float *x, int64_t n);
 

@@ -61,7 +61,8 @@ static void make_x(float *x, int64_t n, int kind, uint64_t seed) {
         x[i] = kind == 2 ? 0.75f : test_rand_normal(&r) * (kind == 1 && i % 61 == 5 ? 50.0f : 1.0f);
 }
 
-/* |full - shadow| <= coef * |x| for every row, every type, data kind and kernel level. */
+/* Every level's shadow builder gives the reference's bytes, and |full - shadow| <= coef * |x| for
+ * every row, every type, data kind and kernel level. */
 static void bounds_hold(void) {
     static const int64_t widths[3] = {32, 256, 2560};
     const int64_t n_rows = 300;
@@ -86,7 +87,16 @@ static void bounds_hold(void) {
                     float *x = malloc((size_t)n * sizeof(float));
                     float *full = malloc((size_t)n_rows * sizeof(float));
                     float *approx = malloc((size_t)n_rows * sizeof(float));
-                    tern_head_shadow_rows(shadow, coef, &head, 0, n_rows);
+                    float *ref_coef = malloc((size_t)n_rows * sizeof(float));
+                    k->head_shadow(shadow, coef, &head, 0, n_rows);
+                    /* every level quantizes as the reference does */
+                    uint8_t *ref = malloc(sb * (size_t)n_rows);
+                    tern_head_shadow_rows(ref, ref_coef, &head, 0, n_rows);
+                    if (memcmp(ref, shadow, sb * (size_t)n_rows) != 0)
+                        harness_fail(__FILE__, __LINE__,
+                                     "%s, %s head, n %lld, data %d: shadow bytes differ from the reference's",
+                                     k->name, tern_type_name(head_types[t]), (long long)n, kind);
+                    free(ref);
                     const struct tern_tensor sh = {shadow, TERN_TYPE_Q8_0, n, n_rows, sb};
                     for (int xk = 0; xk < 3; xk++) {
                         make_x(x, n, xk, 100 + xk);
@@ -114,6 +124,7 @@ static void bounds_hold(void) {
                     free(x);
                     free(full);
                     free(approx);
+                    free(ref_coef);
                 }
         fprintf(stderr, "  level %s: every row within its bound (largest error %.2f of the bound)\n", k->name,
                 worst);
