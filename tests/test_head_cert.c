@@ -3,7 +3,7 @@
  * level; on every CPU level and the OpenCL device (PoCL in CI), the device's top-k set and its
  * logits, with and without a repetition penalty, equal the full head's bit for bit for k in
  * {1, 40, 100}; near ties below the shadow's resolution pick what the full head picks; greedy and
- * top-k sampling on random models give the full head's ids. */
+ * top-k sampling on random models and on the conformance vectors give the full head's ids. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -481,11 +481,41 @@ static void random_models(void) {
     each_device(models_device);
 }
 
+/* The conformance vectors (tests/data/vectors; conformance and cl_model check their ids against
+ * bitnet.cpp's): greedy and top-k sampling with a penalty give the same ids in both head modes, on
+ * every device, and the certified head certifies every greedy token. */
+static void vectors_device(const char *device) {
+    static const char *const files[3] = {"vectors/mini-b158-i2s.gguf", "vectors/mini-bitnet-tq1.gguf",
+                                         "vectors/mini-bitnet-tq2.gguf"};
+    for (int f = 0; f < 3; f++)
+        for (int smode = 0; smode < 2; smode++) {
+            struct tern_sampler_params sp = tern_sampler_default_params();
+            sp.seed = 3;
+            sp.temperature = smode == 0 ? 0.0f : 0.8f;
+            sp.repeat_penalty = smode == 0 ? 1.0f : 1.2f;
+            struct collect full, cert;
+            struct tern_generate_stats gs_full, gs_cert;
+            generate(test_data(files[f], 0), TERN_HEAD_FULL, &sp, &full, &gs_full);
+            generate(test_data(files[f], 0), TERN_HEAD_CERTIFIED, &sp, &cert, &gs_cert);
+            if (full.n != cert.n || memcmp(full.ids, cert.ids, sizeof full.ids) != 0)
+                harness_fail(__FILE__, __LINE__, "%s, %s, sampling %d: certified ids differ from full",
+                             device, files[f], smode);
+            CHECK_INT(gs_cert.n_generated, gs_cert.head.n_tokens);
+            if (smode == 0)
+                CHECK_INT(0, gs_cert.head.n_full);
+        }
+}
+
+static void vectors(void) {
+    each_device(vectors_device);
+}
+
 int main(void) {
     RUN(bounds_hold);
     RUN(bound_is_tight);
     RUN(topk_equals_full);
     RUN(near_ties);
     RUN(random_models);
+    RUN(vectors);
     return harness_finish();
 }
