@@ -50,7 +50,7 @@ struct cl_device {
     struct cl_scratch s;
     /* certified head (TERN_PART_HEAD_CERT, scheduler/head_cert.h); shadow NULL when absent */
     cl_mem shadow;               /* Q8_0 copy of the head */
-    struct tern_tensor shadow_t; /* its shape; data: the host copy (the buffer may use it in place) */
+    struct tern_tensor shadow_t; /* its shape; data: the host copy on unified memory (used in place) */
     float *shadow_coef;          /* [n_vocab] bound coefficient of each row */
     int32_t *cand;               /* [n_vocab] candidate rows of one token */
     float *heap;                 /* [n_vocab] the k largest lower bounds */
@@ -150,7 +150,12 @@ static tern_status shadow_load(struct cl_device *d, const struct tern_tensor *he
         return TERN_ERR_NOMEM;
     }
     tern_head_shadow_rows(data, d->shadow_coef, head, 0, head->ne1);
-    return weight_buf(d, data, rows * row_bytes, "head shadow", &d->shadow);
+    tern_status st = weight_buf(d, data, rows * row_bytes, "head shadow", &d->shadow);
+    if (st == TERN_OK && !d->rt->unified) { /* copied to the device: keep only the shape */
+        free(data);
+        d->shadow_t.data = NULL;
+    }
+    return st;
 }
 
 static tern_status check_ternary(const struct tern_ternary *w, int64_t n_in, int64_t n_out, int il,

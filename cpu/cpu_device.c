@@ -149,17 +149,13 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-struct shadow_job {
-    struct cpu_device *d;
-};
-
 static void shadow_task(void *arg, int64_t task, int thread) {
     (void)thread;
-    const struct shadow_job *j = arg;
-    const struct tern_tensor *head = &j->d->model->output;
+    struct cpu_device *d = arg;
+    const struct tern_tensor *head = &d->model->output;
     const int64_t r0 = task * SHADOW_ROWS_PER_TASK;
     const int64_t r1 = r0 + SHADOW_ROWS_PER_TASK < head->ne1 ? r0 + SHADOW_ROWS_PER_TASK : head->ne1;
-    j->d->k->head_shadow((uint8_t *)j->d->shadow.data, j->d->shadow_coef, head, r0, r1);
+    d->k->head_shadow((uint8_t *)d->shadow.data, d->shadow_coef, head, r0, r1);
 }
 
 /* The certified head's shadow of an F16/BF16/F32 head, built on every thread (2B-4T's 128256 x 2560
@@ -188,8 +184,7 @@ static tern_status shadow_build(struct cpu_device *d) {
                        rows * row_bytes >> 20);
         return TERN_ERR_NOMEM;
     }
-    struct shadow_job j = {d};
-    tern_pool_run(d->pool, (head->ne1 + SHADOW_ROWS_PER_TASK - 1) / SHADOW_ROWS_PER_TASK, shadow_task, &j);
+    tern_pool_run(d->pool, (head->ne1 + SHADOW_ROWS_PER_TASK - 1) / SHADOW_ROWS_PER_TASK, shadow_task, d);
     tern_log_debug("cpu: certified head: Q8_0 shadow of the %lld x %lld %s head (%zu MiB) built in %.2f s",
                    (long long)head->ne1, (long long)head->ne0, tern_type_name(head->type),
                    rows * row_bytes >> 20, now_s() - t0);
