@@ -50,6 +50,7 @@ struct cl_device {
     struct cl_scratch s;
     /* certified head (TERN_PART_HEAD_CERT, scheduler/head_cert.h); shadow NULL when absent */
     cl_mem shadow;               /* Q8_0 copy of the head */
+    cl_mem cand_rows;            /* [n_vocab] int32: the candidates, for the head's matvec */
     struct tern_tensor shadow_t; /* its shape; data: the host copy on unified memory (used in place) */
     float *shadow_coef;          /* [n_vocab] bound coefficient of each row */
     int32_t *cand;               /* [n_vocab] candidate rows of one token */
@@ -91,6 +92,7 @@ static void unload(struct cl_device *d) {
     rel(d, &d->out_norm);
     rel(d, &d->logits);
     rel(d, &d->shadow);
+    rel(d, &d->cand_rows);
     free((void *)d->shadow_t.data);
     free(d->shadow_coef);
     free(d->cand);
@@ -151,6 +153,9 @@ static tern_status shadow_load(struct cl_device *d, const struct tern_tensor *he
     }
     tern_head_shadow_rows(data, d->shadow_coef, head, 0, head->ne1);
     tern_status st = weight_buf(d, data, rows * row_bytes, "head shadow", &d->shadow);
+    if (st == TERN_OK)
+        st = tern_cl_buf(d->rt, CL_MEM_READ_ONLY, rows * sizeof(int32_t), NULL, "head candidates",
+                         &d->cand_rows);
     if (st == TERN_OK && !d->rt->unified) { /* copied to the device: keep only the shape */
         free(data);
         d->shadow_t.data = NULL;
@@ -423,18 +428,14 @@ static tern_status cl_run_layers(void *ctx, float *hidden, int n_tokens, int pos
     return TERN_OK;
 }
 
-/* The most runs of consecutive candidate rows recomputed one launch and read each; past it the
- * full head costs less. */
-enum { CL_MAX_CAND_RUNS = 64 };
-
 /* Certified head: every row from the shadow, the candidates selected on the host, then recomputed
- * with the full head's own kernel (one launch per run of consecutive rows, rows are independent in
- * it, so the same bits). *done false: the full head must run. */
+ * by the full head's own kernel given the candidate list (the same arithmetic per row, so the same
+ * bits). *done false: the full head must run. */
 static tern_status certified_logits(struct cl_device *d, float *logits, const struct tern_head_request *req,
                                     bool *done) {
     const struct tern_tensor *o = &d->model->output;
     *done = false;
-    tern_status st = tern_cl_matvec(d->rt, d->logits, d->shadow, &d->shadow_t, d->s.x, 0, o->ne1);
+    tern_status st = tern_cl_matvec(d->rt, d->logits, d->shadow, &d->shadow_t, d->s.x, 0, o->ne1, NULL);
     if (st == TERN_OK)
         st = tern_cl_read(d->rt, d->logits, 0, (size_t)o->ne1 * sizeof(float), logits);
     if (st == TERN_OK)
@@ -443,27 +444,23 @@ static tern_status certified_logits(struct cl_device *d, float *logits, const st
         return st;
     const int64_t n = tern_head_cert_select(d->cand, logits, d->heap, d->shadow_coef,
                                             tern_head_x_norm(d->x_host, d->hp.n_embd), o->ne1, req);
-    int64_t runs = 0;
-    for (int64_t i = 0; i < n; i++)
-        runs += i == 0 || d->cand[i] != d->cand[i - 1] + 1;
-    if (n < 0 || runs > CL_MAX_CAND_RUNS)
+    if (n < 0)
         return TERN_OK;
+    st = tern_cl_write(d->rt, d->cand_rows, 0, (size_t)n * sizeof(int32_t), d->cand);
+    if (st == TERN_OK)
+        st = tern_cl_matvec(d->rt, d->logits, head_buf(d), o, d->s.x, 0, n, d->cand_rows);
+    /* the selection is done with the heap: it takes the candidates' logits */
+    if (st == TERN_OK)
+        st = tern_cl_read(d->rt, d->logits, 0, (size_t)n * sizeof(float), d->heap);
+    if (st != TERN_OK)
+        return st;
     for (int64_t r = 0; r < o->ne1; r++)
         logits[r] = -INFINITY;
-    for (int64_t i = 0; i < n && st == TERN_OK;) {
-        int64_t len = 1;
-        while (i + len < n && d->cand[i + len] == d->cand[i] + len)
-            len++;
-        st = tern_cl_matvec(d->rt, d->logits, head_buf(d), o, d->s.x, d->cand[i], len);
-        if (st == TERN_OK)
-            st = tern_cl_read(d->rt, d->logits, 0, (size_t)len * sizeof(float), logits + d->cand[i]);
-        i += len;
-    }
-    if (st == TERN_OK) {
-        tern_head_cert_count(req, n, false);
-        *done = true;
-    }
-    return st;
+    for (int64_t i = 0; i < n; i++)
+        logits[d->cand[i]] = d->heap[i];
+    tern_head_cert_count(req, n, false);
+    *done = true;
+    return TERN_OK;
 }
 
 static tern_status cl_logits(void *ctx, float *logits, const float *hidden,
@@ -486,7 +483,7 @@ static tern_status cl_logits(void *ctx, float *logits, const float *hidden,
     if (st == TERN_OK && req)
         tern_head_cert_count(req, o->ne1, true);
     if (st == TERN_OK)
-        st = tern_cl_matvec(d->rt, d->logits, head_buf(d), o, d->s.x, 0, o->ne1);
+        st = tern_cl_matvec(d->rt, d->logits, head_buf(d), o, d->s.x, 0, o->ne1, NULL);
     if (st == TERN_OK)
         st = tern_cl_read(d->rt, d->logits, 0, (size_t)o->ne1 * sizeof(float), logits);
     return st;
