@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../scheduler/head_cert.h"
 #include "../scheduler/log.h"
 #include "cl_runtime.h"
 
@@ -56,6 +57,14 @@ struct cl_device {
     int64_t head_rows;
     int64_t kpad_max;
     struct cl_scratch s;
+    /* certified head (TERN_PART_HEAD_CERT, scheduler/head_cert.h); shadow NULL when absent */
+    cl_mem shadow;               /* Q8_0 copy of the head */
+    cl_mem cand_rows;            /* [n_vocab] int32: the candidates, for the head's matvec */
+    struct tern_tensor shadow_t; /* its shape; data: the host copy on unified memory (used in place) */
+    float *shadow_coef;          /* [n_vocab] bound coefficient of each row */
+    int32_t *cand;               /* [n_vocab] candidate rows of one token */
+    float *heap;                 /* [n_vocab] the k largest lower bounds */
+    float *x_host;               /* [n_embd] the normed input, read back for its norm */
 };
 
 static void rel(struct cl_device *d, cl_mem *m) {
@@ -93,6 +102,16 @@ static void unload(struct cl_device *d) {
     d->n_head_parts = 0;
     rel(d, &d->out_norm);
     rel(d, &d->logits);
+    rel(d, &d->shadow);
+    rel(d, &d->cand_rows);
+    free((void *)d->shadow_t.data);
+    free(d->shadow_coef);
+    free(d->cand);
+    free(d->heap);
+    free(d->x_host);
+    memset(&d->shadow_t, 0, sizeof d->shadow_t);
+    d->shadow_coef = d->heap = d->x_host = NULL;
+    d->cand = NULL;
     scratch_free(d);
     d->model = NULL;
     d->layer_begin = d->layer_end = 0;
@@ -136,6 +155,31 @@ static tern_status small_buf(struct cl_device *d, const float *data, int64_t n, 
     memcpy(&host, &data, sizeof host);
     return tern_cl_buf(d->rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (size_t)n * sizeof(float), host, what,
                        out);
+}
+
+/* The certified head's shadow, built on the host (one thread) and uploaded like a weight. */
+static tern_status shadow_load(struct cl_device *d, const struct tern_tensor *head) {
+    const size_t row_bytes = tern_head_shadow_row_bytes(head->ne0), rows = (size_t)head->ne1;
+    void *data = malloc(rows * row_bytes);
+    d->shadow_t = (struct tern_tensor){data, TERN_TYPE_Q8_0, head->ne0, head->ne1, row_bytes};
+    d->shadow_coef = malloc(rows * sizeof(float));
+    d->cand = malloc(rows * sizeof(int32_t));
+    d->heap = malloc(rows * sizeof(float));
+    d->x_host = malloc((size_t)head->ne0 * sizeof(float));
+    if (!data || !d->shadow_coef || !d->cand || !d->heap || !d->x_host) {
+        tern_log_error("cl: out of memory for the certified head's shadow (%zu MiB)", rows * row_bytes >> 20);
+        return TERN_ERR_NOMEM;
+    }
+    tern_head_shadow_rows(data, d->shadow_coef, head, 0, head->ne1);
+    tern_status st = weight_buf(d, data, rows * row_bytes, "head shadow", &d->shadow);
+    if (st == TERN_OK)
+        st = tern_cl_buf(d->rt, CL_MEM_READ_ONLY, rows * sizeof(int32_t), NULL, "head candidates",
+                         &d->cand_rows);
+    if (st == TERN_OK && !d->rt->unified) { /* copied to the device: keep only the shape */
+        free(data);
+        d->shadow_t.data = NULL;
+    }
+    return st;
 }
 
 static tern_status check_ternary(const struct tern_ternary *w, int64_t n_in, int64_t n_out, int il,
@@ -187,8 +231,9 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
     unload(d);
     const struct tern_hparams *hp = &model->hp;
     if (layer_begin < 0 || layer_end < layer_begin || layer_end > hp->n_layer || n_ctx <= 0 || n_seq <= 0) {
-        tern_log_error("cl: cannot load layers [%d, %d) of a %d-layer model with %d sequences of %d positions",
-                       layer_begin, layer_end, hp->n_layer, n_seq, n_ctx);
+        tern_log_error(
+            "cl: cannot load layers [%d, %d) of a %d-layer model with %d sequences of %d positions",
+            layer_begin, layer_end, hp->n_layer, n_seq, n_ctx);
         return TERN_ERR_ARG;
     }
     if (hp->head_dim <= 0 || hp->head_dim > 256 || hp->n_head_kv <= 0 || hp->n_head % hp->n_head_kv ||
@@ -262,8 +307,14 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
         if (st == TERN_OK)
             st = small_buf(d, model->output_norm, n_embd, "output_norm", &d->out_norm);
         if (st == TERN_OK)
-            st = tern_cl_buf(d->rt, CL_MEM_WRITE_ONLY, (size_t)d->head_rows * sizeof(float), NULL, "logits",
-                             &d->logits);
+            st = tern_cl_buf(d->rt, CL_MEM_WRITE_ONLY, (size_t)model->output.ne1 * sizeof(float), NULL,
+                             "logits", &d->logits);
+        /* the certified head needs the head in one buffer, and its shadow too */
+        const uint64_t shadow_bytes =
+            (uint64_t)tern_head_shadow_row_bytes(model->output.ne0) * (uint64_t)model->output.ne1;
+        if (st == TERN_OK && (parts & TERN_PART_HEAD_CERT) && tern_head_cert_supported(&model->output) &&
+            d->n_head_parts == 1 && shadow_bytes <= d->rt->max_alloc)
+            st = shadow_load(d, &model->output);
     }
     if (st != TERN_OK)
         unload(d);
@@ -440,7 +491,43 @@ static tern_status cl_run_layers(void *ctx, float *hidden, const struct tern_bat
     return TERN_OK;
 }
 
-static tern_status cl_logits(void *ctx, float *logits, const float *hidden) {
+/* Certified head: every row from the shadow, the candidates selected on the host, then recomputed
+ * by the full head's own kernel given the candidate list (the same arithmetic per row, so the same
+ * bits). *done false: the full head must run. */
+static tern_status certified_logits(struct cl_device *d, float *logits, const struct tern_head_request *req,
+                                    bool *done) {
+    const struct tern_tensor *o = &d->model->output;
+    *done = false;
+    tern_status st = tern_cl_matvec(d->rt, d->logits, d->shadow, &d->shadow_t, d->s.x, 0, o->ne1, NULL);
+    if (st == TERN_OK)
+        st = tern_cl_read(d->rt, d->logits, 0, (size_t)o->ne1 * sizeof(float), logits);
+    if (st == TERN_OK)
+        st = tern_cl_read(d->rt, d->s.x, 0, (size_t)d->hp.n_embd * sizeof(float), d->x_host);
+    if (st != TERN_OK)
+        return st;
+    const int64_t n = tern_head_cert_select(d->cand, logits, d->heap, d->shadow_coef,
+                                            tern_head_x_norm(d->x_host, d->hp.n_embd), o->ne1, req);
+    if (n < 0)
+        return TERN_OK;
+    st = tern_cl_write(d->rt, d->cand_rows, 0, (size_t)n * sizeof(int32_t), d->cand);
+    if (st == TERN_OK)
+        st = tern_cl_matvec(d->rt, d->logits, head_part(d, 0), o, d->s.x, 0, n, d->cand_rows);
+    /* the selection is done with the heap: it takes the candidates' logits */
+    if (st == TERN_OK)
+        st = tern_cl_read(d->rt, d->logits, 0, (size_t)n * sizeof(float), d->heap);
+    if (st != TERN_OK)
+        return st;
+    for (int64_t r = 0; r < o->ne1; r++)
+        logits[r] = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        logits[d->cand[i]] = d->heap[i];
+    tern_head_cert_count(req, n, false);
+    *done = true;
+    return TERN_OK;
+}
+
+static tern_status cl_logits(void *ctx, float *logits, const float *hidden,
+                             const struct tern_head_request *req) {
     struct cl_device *d = ctx;
     if (!(d->parts & TERN_PART_HEAD) || !d->logits)
         return TERN_ERR_ARG;
@@ -450,11 +537,19 @@ static tern_status cl_logits(void *ctx, float *logits, const float *hidden) {
         st = tern_cl_write(d->rt, d->s.h, 0, (size_t)d->hp.n_embd * sizeof(float), hidden);
     if (st == TERN_OK)
         st = tern_cl_rmsnorm(d->rt, d->s.x, d->s.h, d->out_norm, d->hp.n_embd, d->hp.norm_eps, 1);
+    if (st == TERN_OK && req && d->shadow) {
+        bool done;
+        st = certified_logits(d, logits, req, &done);
+        if (st != TERN_OK || done)
+            return st;
+    }
+    if (st == TERN_OK && req)
+        tern_head_cert_count(req, o->ne1, true);
     for (int i = 0; i < d->n_head_parts && st == TERN_OK; i++) {
         const int64_t r0 = i * d->head_rows, rows = o->ne1 - r0 < d->head_rows ? o->ne1 - r0 : d->head_rows;
         struct tern_tensor part = *o;
         part.ne1 = rows;
-        st = tern_cl_matvec(d->rt, d->logits, head_part(d, i), &part, d->s.x, 0, rows);
+        st = tern_cl_matvec(d->rt, d->logits, head_part(d, i), &part, d->s.x, 0, rows, NULL);
         if (st == TERN_OK)
             st = tern_cl_read(d->rt, d->logits, 0, (size_t)rows * sizeof(float), logits + r0);
     }

@@ -99,7 +99,7 @@ tern_status tern_cl_ternary(struct tern_cl_rt *rt, cl_mem y, cl_mem acc, cl_mem 
 }
 
 tern_status tern_cl_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const struct tern_tensor *t,
-                           cl_mem x, int64_t row_begin, int64_t n_rows) {
+                           cl_mem x, int64_t row_begin, int64_t n_rows, cl_mem rows) {
     enum tern_cl_kernel k;
     switch (t->type) {
     case TERN_TYPE_F32:
@@ -124,16 +124,17 @@ tern_status tern_cl_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const
         tern_log_error("cl: no OpenCL matvec for tensor type %s", tern_type_name(t->type));
         return TERN_ERR_UNSUPPORTED;
     }
-    if (t->ne0 <= 0 || t->ne0 > INT32_MAX || row_begin < 0 || n_rows < 0 || row_begin + n_rows > t->ne1 ||
-        n_rows > INT32_MAX)
+    if (t->ne0 <= 0 || t->ne0 > INT32_MAX || row_begin < 0 || n_rows < 0 || n_rows > INT32_MAX ||
+        (!rows && row_begin + n_rows > t->ne1))
         return TERN_ERR_ARG;
-    int n = (int)t->ne0, rows = (int)n_rows;
+    int n = (int)t->ne0, n_out = (int)n_rows;
     cl_ulong row_bytes = t->row_bytes;
     cl_long begin = row_begin;
     size_t rpw = (size_t)(rt->wg / rt->lpr);
-    size_t global = ((size_t)rows + rpw - 1) / rpw * (size_t)rt->wg, local = (size_t)rt->wg;
-    struct arg args[] = {A(out), A(data), A(x), A(n), A(rows), A(row_bytes), A(begin)};
-    return launch(rt, k, "tern_matvec", 1, &global, &local, args, 7);
+    size_t global = ((size_t)n_out + rpw - 1) / rpw * (size_t)rt->wg, local = (size_t)rt->wg;
+    struct arg args[] = {A(out),   A(data),      A(x),     A(n),
+                         A(n_out), A(row_bytes), A(begin), rows ? A(rows) : A_NULLBUF};
+    return launch(rt, k, "tern_matvec", 1, &global, &local, args, 8);
 }
 
 tern_status tern_cl_embed(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const struct tern_tensor *t,

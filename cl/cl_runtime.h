@@ -114,9 +114,10 @@ tern_status tern_cl_ternary(struct tern_cl_rt *rt, cl_mem y, cl_mem acc, cl_mem 
                             const struct tern_ternary *w, cl_mem q, cl_mem act_scale, cl_mem sum_q, int n_tok,
                             int y_stride, bool accumulate, enum tern_cl_ternary_path path);
 
-/* out[i] = dot(row row_begin+i of t, x), i < n_rows; rows in buffer data (t->data unused). */
+/* out[i] = dot(row row_begin+i of t, x), i < n_rows; rows in buffer data (t->data unused). With a
+ * row list (rows: n_rows int32 ids, else NULL) row rows[i] instead; row_begin is then unused. */
 tern_status tern_cl_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const struct tern_tensor *t,
-                           cl_mem x, int64_t row_begin, int64_t n_rows);
+                           cl_mem x, int64_t row_begin, int64_t n_rows, cl_mem rows);
 /* out[i][t->ne0] <- row tokens[i] of t (already range-checked by the caller), i < n_tok. */
 tern_status tern_cl_embed(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const struct tern_tensor *t,
                           cl_mem tokens, int n_tok);

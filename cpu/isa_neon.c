@@ -199,4 +199,5 @@ const struct tern_cpu_kernels tern_cpu_kernels_neon = {
     .rope = neon_rope,
     .attention = tern_ref_attention,
     .ffn_act = neon_ffn_act,
+    .head_shadow = tern_head_shadow_rows,
 };

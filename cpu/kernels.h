@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "../scheduler/device.h"
+#include "../scheduler/head_cert.h"
 
 enum { TERN_ATTN_GROUP = 4 };
 #define TERN_ATTN_SCRATCH(head_dim, pos) ((int64_t)TERN_ATTN_GROUP * ((int64_t)(head_dim) + (pos) + 1))
@@ -32,6 +33,10 @@ struct tern_cpu_kernels {
     void (*attention)(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
                       int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim, float *scratch);
     void (*ffn_act)(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act);
+    /* rows [row_begin, row_end) of the certified head's shadow and bound coefficients: see
+     * tern_head_shadow_rows (scheduler/head_cert.h), the reference */
+    void (*head_shadow)(uint8_t *shadow, float *coef, const struct tern_tensor *head, int64_t row_begin,
+                        int64_t row_end);
 };
 
 /* The scalar reference table. */

@@ -19,4 +19,5 @@ const struct tern_cpu_kernels tern_cpu_kernels_scalar = {
     .rope = tern_ref_rope,
     .attention = tern_ref_attention,
     .ffn_act = tern_ref_ffn_act,
+    .head_shadow = tern_head_shadow_rows,
 };

@@ -26,13 +26,17 @@ char *cli_read_file(const char *path, size_t *len);
 int cli_sampling_flag(int argc, char **argv, int *i, struct tern_sampler_params *p, bool *seed_set);
 extern const char cli_sampling_help[];
 
-/* Device flags shared by run, bench and chat: --device SPEC, --split N1,N2,..., --reprobe.
- * Returns 1 if argv[*i] was one (consumed), 0 if not, -1 on a bad value (logged). */
+/* Session flags shared by run, chat and serve: --device SPEC, --split N1,N2,..., --reprobe,
+ * --head-mode certified|full. Returns 1 if argv[*i] was one (consumed), 0 if not, -1 on a bad value
+ * (logged). */
 struct cli_devices {
     const char *device, *split;
     bool reprobe;
+    enum tern_head_mode head_mode;
 };
 int cli_device_flag(int argc, char **argv, int *i, struct cli_devices *d);
+/* "certified" or "full" into *out; false (logged, naming flag) otherwise. */
+bool cli_head_mode(const char *flag, const char *v, enum tern_head_mode *out);
 extern const char cli_device_help[];
 /* Exit code for a failed session start: a bad split or device list is a usage error. */
 int cli_session_exit(tern_status st);

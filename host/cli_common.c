@@ -137,7 +137,9 @@ const char cli_device_help[] =
     "                       joined by ',' or '+' (e.g. cl:0,cpu), run in that order\n"
     "      --split N1,N2,.. layers per listed device, in order (the embedding runs on the first,\n"
     "                       the head on the last); default: planned from measured speed\n"
-    "      --reprobe        measure the devices again instead of using the probe cache\n";
+    "      --reprobe        measure the devices again instead of using the probe cache\n"
+    "      --head-mode M    certified (default: exact top-k logits from a low-bit copy of the head\n"
+    "                       and a recompute of the rows that could win) or full (every row)\n";
 
 static bool split_valid(const char *s) {
     bool digit = false;
@@ -166,10 +168,23 @@ int cli_device_flag(int argc, char **argv, int *i, struct cli_devices *d) {
         }
     } else if (!strcmp(a, "--reprobe")) {
         d->reprobe = true;
+    } else if (!strcmp(a, "--head-mode")) {
+        const char *v = cli_value(argc, argv, i);
+        if (!v || !cli_head_mode(a, v, &d->head_mode))
+            return -1;
     } else {
         return 0;
     }
     return 1;
+}
+
+bool cli_head_mode(const char *flag, const char *v, enum tern_head_mode *out) {
+    if (strcmp(v, "certified") && strcmp(v, "full")) {
+        tern_log_error("option %s: '%s' is not a head mode (certified, full)", flag, v);
+        return false;
+    }
+    *out = !strcmp(v, "full") ? TERN_HEAD_FULL : TERN_HEAD_CERTIFIED;
+    return true;
 }
 
 int cli_session_exit(tern_status st) {

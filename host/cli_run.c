@@ -142,7 +142,8 @@ int cli_run(int argc, char **argv) {
                                        .n_threads = (int)o.n_threads,
                                        .device = o.dev.device,
                                        .split = o.dev.split,
-                                       .reprobe = o.dev.reprobe};
+                                       .reprobe = o.dev.reprobe,
+                                       .head_mode = o.dev.head_mode};
     tern_status sst = tern_session_create(model, &spar, &sess);
     if (sst != TERN_OK) {
         rc = cli_session_exit(sst);

@@ -141,6 +141,7 @@ int cli_serve(int argc, char **argv) {
                                        .device = o.dev.device,
                                        .split = o.dev.split,
                                        .reprobe = o.dev.reprobe,
+                                       .head_mode = o.dev.head_mode,
                                        .n_seq = (int)o.parallel};
     tern_status st = tern_session_create(model, &spar, &sess);
     if (st != TERN_OK) {

@@ -28,11 +28,17 @@ tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampl
     }
     for (int i = 0; i < n_prompt; i++)
         tern_sampler_accept(smp, prompt[i]);
+    /* tell the head what the sampler will read, so a certified head may skip the rest; the
+     * penalized ids change with every accepted token, so the request is renewed before each step */
+    struct tern_head_request req = {.stats = &stats->head};
+    const bool certify = tern_sampler_head_request(smp, &req);
+    tern_session_set_head_request(s, certify ? &req : NULL);
     const float *logits;
+    char *text = NULL;
     double t0 = tern_time_s();
     tern_status st = tern_session_eval(s, prompt, n_prompt, &logits);
     if (st != TERN_OK)
-        return st;
+        goto done;
     stats->n_prompt = n_prompt;
     stats->prompt_s = tern_time_s() - t0;
 
@@ -40,10 +46,10 @@ tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampl
     struct tern_detok dt;
     tern_detok_init(&dt, tok);
     const size_t cap = tern_detok_max_bytes(tok);
-    char *text = malloc(cap);
-    if (!text) {
+    if (!(text = malloc(cap))) {
         tern_log_error("out of memory for the text of a token (%zu bytes)", cap);
-        return TERN_ERR_NOMEM;
+        st = TERN_ERR_NOMEM;
+        goto done;
     }
     const double t1 = tern_time_s();
     bool go = true;
@@ -58,6 +64,8 @@ tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampl
             break;
         }
         tern_sampler_accept(smp, id);
+        if (certify)
+            tern_sampler_head_request(smp, &req);
         size_t n = tern_detok_push(&dt, tok, id, text, cap);
         go = on_token(id, text, n, user);
         if (!go || (n_predict >= 0 && stats->n_generated >= n_predict))
@@ -76,6 +84,15 @@ tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampl
         if (n)
             on_token(-1, text, n, user);
     }
+    const struct tern_head_stats *h = &stats->head;
+    if (h->n_tokens)
+        tern_log_debug(
+            "certified head: %llu tokens, %.1f rows recomputed per token, %.1f%% of tokens over 64 "
+            "rows, %llu full heads",
+            (unsigned long long)h->n_tokens, (double)h->n_rows / (double)h->n_tokens,
+            100.0 * (double)h->n_over_64 / (double)h->n_tokens, (unsigned long long)h->n_full);
+done:
     free(text);
+    tern_session_set_head_request(s, NULL);
     return st;
 }

@@ -23,6 +23,8 @@ struct tern_generate_stats {
     double gen_s;     /* seconds from the first sample to the end: n_decoded steps plus sampling */
     bool stopped_eog; /* ended at an end-of-generation token */
     bool stopped_ctx; /* ended because the context was full */
+    /* certified head counters (all zero when the sampler needs every logit) */
+    struct tern_head_stats head;
 };
 
 /* Generate up to n_predict tokens (< 0: until the context is full) after prompt[n_prompt]. */

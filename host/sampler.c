@@ -24,6 +24,7 @@ struct tern_sampler {
     struct tern_heap top;   /* top-k selection */
     int32_t *recent;        /* ring of the last repeat_last_n tokens */
     int32_t n_recent, recent_head;
+    int32_t *penalized; /* [repeat_last_n] the distinct recent ids, ascending (head request) */
     struct tern_rng rng;
 };
 
@@ -71,7 +72,8 @@ tern_status tern_sampler_init(const struct tern_sampler_params *p, int32_t n_voc
     s->top = tern_heap_make(sizeof(struct candidate), worse);
     s->cand = malloc((size_t)n_vocab * sizeof *s->cand);
     s->recent = malloc((size_t)(p->repeat_last_n > 0 ? p->repeat_last_n : 1) * sizeof *s->recent);
-    if (!s->cand || !s->recent) {
+    s->penalized = malloc((size_t)(p->repeat_last_n > 0 ? p->repeat_last_n : 1) * sizeof *s->penalized);
+    if (!s->cand || !s->recent || !s->penalized) {
         tern_sampler_free(s);
         return TERN_ERR_NOMEM;
     }
@@ -86,6 +88,7 @@ void tern_sampler_free(tern_sampler *s) {
     free(s->cand);
     tern_heap_free(&s->top);
     free(s->recent);
+    free(s->penalized);
     free(s);
 }
 
@@ -139,15 +142,47 @@ static void apply_repeat_penalty(tern_sampler *s, float *logits) {
     }
 }
 
-/* Index of the first non-finite logit, -1 when all are finite (a branch-free scan). */
+bool tern_sampler_head_request(tern_sampler *s, struct tern_head_request *req) {
+    const float pen = s->p.repeat_penalty;
+    const bool greedy = s->p.temperature <= 0.0f;
+    if (!(pen > 0.0f) || (!greedy && (s->p.top_k <= 0 || s->p.top_k >= s->n_vocab)))
+        return false;
+    req->top_k = greedy ? 1 : s->p.top_k;
+    req->repeat_penalty = pen;
+    /* the ids apply_repeat_penalty touches, sorted (insertion: at most repeat_last_n of them) */
+    int32_t n = 0;
+    for (int32_t i = 0; pen != 1.0f && i < s->n_recent; i++) {
+        const int32_t id = s->recent[i];
+        if (id < 0 || id >= s->n_vocab)
+            continue;
+        int32_t j = n;
+        while (j > 0 && s->penalized[j - 1] > id)
+            j--;
+        if (j > 0 && s->penalized[j - 1] == id)
+            continue;
+        memmove(s->penalized + j + 1, s->penalized + j, (size_t)(n - j) * sizeof *s->penalized);
+        s->penalized[j] = id;
+        n++;
+    }
+    req->penalized = s->penalized;
+    req->n_penalized = n;
+    return true;
+}
+
+/* -INFINITY marks a row a certified head proved the sampler will not pick (scheduler/device.h). */
+static bool valid_logit(float v) {
+    return isfinite(v) || v == -INFINITY;
+}
+
+/* Index of the first NaN or +infinity, -1 when there is none (a branch-free scan). */
 static int32_t first_non_finite(const float *logits, int32_t n) {
     float acc = 0.0f;
     for (int32_t i = 0; i < n; i++)
-        acc += logits[i] * 0.0f; /* 0 for finite values, NaN for NaN and infinities */
+        acc += logits[i] == -INFINITY ? 0.0f : logits[i] * 0.0f; /* NaN for NaN and infinities */
     if (acc == 0.0f)
         return -1;
     int32_t i = 0;
-    while (isfinite(logits[i]))
+    while (valid_logit(logits[i]))
         i++;
     return i;
 }

@@ -5,6 +5,9 @@
 
 #include <stdint.h>
 
+#include <stdbool.h>
+
+#include "../scheduler/device.h"
 #include "../scheduler/status.h"
 
 struct tern_sampler_params {
@@ -26,6 +29,12 @@ tern_status tern_sampler_init(const struct tern_sampler_params *p, int32_t n_voc
 void tern_sampler_free(tern_sampler *s);
 /* Remember a token of the context (prompt or generated) for the repetition penalty. */
 void tern_sampler_accept(tern_sampler *s, int32_t token);
+/* What the next tern_sampler_sample reads of the logits, for a certified head: the top-k the chain
+ * keeps (1 when greedy), the penalty and the ids it applies to. Returns false when every logit
+ * matters (sampling without top-k, or a penalty that is not a monotonic map): the head must be full.
+ * req->penalized points into the sampler and changes with tern_sampler_accept, so ask again after
+ * each accept. req->stats is left as it was. */
+bool tern_sampler_head_request(tern_sampler *s, struct tern_head_request *req);
 /* Choose the next token from logits[n_vocab] into *id. logits may be modified. A NaN or infinite
  * logit is refused (TERN_ERR_INTERNAL, one logged line): no token is chosen from broken numbers. */
 tern_status tern_sampler_sample(tern_sampler *s, float *logits, int32_t *id);

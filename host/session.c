@@ -23,7 +23,9 @@ struct tern_session {
     int32_t *batch_pos; /* [cap] positions of a batch */
     int32_t *batch_seq; /* [cap] */
     int batch_cap;
-    float *logits; /* [n_vocab] */
+    float *logits;                            /* [n_vocab] */
+    bool head_cert;                           /* certified head mode */
+    const struct tern_head_request *head_req; /* what the sampler reads of sequence 0; NULL: every row */
 };
 
 /* "N1,N2,..." into counts[n]; false (logged) when malformed or of another length. */
@@ -88,6 +90,7 @@ tern_status tern_session_create(const tern_model *m, const struct tern_session_p
         return TERN_ERR_NOMEM;
     }
     s->model = m;
+    s->head_cert = p->head_mode == TERN_HEAD_CERTIFIED;
     tern_gguf_prefault(tern_model_gguf(m));
     s->n_ctx = p->n_ctx > 0 ? p->n_ctx : (v->hp.n_ctx_train < 4096 ? v->hp.n_ctx_train : 4096);
     s->n_seq = p->n_seq > 0 ? p->n_seq : 1;
@@ -112,7 +115,7 @@ tern_status tern_session_create(const tern_model *m, const struct tern_session_p
     if (st == TERN_OK)
         st = make_plan(s, p, &pm, &plan);
     if (st == TERN_OK)
-        st = tern_exec_create(&s->reg, v, &pm, &plan, s->n_ctx, s->n_seq, &s->exec);
+        st = tern_exec_create(&s->reg, v, &pm, &plan, s->n_ctx, s->n_seq, s->head_cert, &s->exec);
     if (st != TERN_OK) {
         tern_session_free(s);
         return st;
@@ -163,6 +166,9 @@ void tern_session_reset(tern_session *s) {
     for (int i = 0; i < s->n_seq; i++)
         s->pos[i] = 0;
 }
+void tern_session_set_head_request(tern_session *s, const struct tern_head_request *req) {
+    s->head_req = req;
+}
 void tern_session_seq_reset(tern_session *s, int seq) {
     if (seq >= 0 && seq < s->n_seq)
         s->pos[seq] = 0;
@@ -187,7 +193,7 @@ static tern_status reserve_batch(tern_session *s, int n) {
 /* Evaluate the n tokens whose sequences are in batch_seq: positions follow each sequence's count,
  * all checked before anything runs. */
 static tern_status run_batch(tern_session *s, const int32_t *tokens, int n, const int *out, int n_out,
-                             float *logits) {
+                             const struct tern_head_request *const *req, float *logits) {
     memcpy(s->next, s->pos, (size_t)s->n_seq * sizeof *s->next);
     for (int i = 0; i < n; i++) {
         const int q = s->batch_seq[i];
@@ -199,7 +205,8 @@ static tern_status run_batch(tern_session *s, const int32_t *tokens, int n, cons
     }
     const struct tern_exec_history hist = {s->n_seq, (const int32_t *const *)s->tokens, s->pos};
     const struct tern_batch b = {n, s->batch_pos, s->batch_seq};
-    tern_status st = tern_exec_eval(s->exec, tokens, &b, &hist, out, n_out, logits);
+    tern_status st =
+        tern_exec_eval(s->exec, tokens, &b, &hist, out, n_out, s->head_cert ? req : NULL, logits);
     if (st != TERN_OK)
         return st;
     for (int i = 0; i < n; i++)
@@ -209,7 +216,8 @@ static tern_status run_batch(tern_session *s, const int32_t *tokens, int n, cons
 }
 
 tern_status tern_session_eval_batch(tern_session *s, const int32_t *tokens, const int32_t *seq, int n,
-                                    const int *out, int n_out, float *logits) {
+                                    const int *out, int n_out, const struct tern_head_request *const *req,
+                                    float *logits) {
     if (n <= 0)
         return TERN_ERR_ARG;
     tern_status st = reserve_batch(s, n);
@@ -222,7 +230,7 @@ tern_status tern_session_eval_batch(tern_session *s, const int32_t *tokens, cons
         }
         s->batch_seq[i] = seq[i];
     }
-    return run_batch(s, tokens, n, out, n_out, logits);
+    return run_batch(s, tokens, n, out, n_out, req, logits);
 }
 
 tern_status tern_session_eval(tern_session *s, const int32_t *tokens, int n, const float **logits) {
@@ -238,7 +246,8 @@ tern_status tern_session_eval(tern_session *s, const int32_t *tokens, int n, con
         return st;
     memset(s->batch_seq, 0, (size_t)n * sizeof *s->batch_seq);
     const int last = n - 1;
-    st = run_batch(s, tokens, n, &last, logits ? 1 : 0, s->logits);
+    const struct tern_head_request *req[1] = {s->head_req};
+    st = run_batch(s, tokens, n, &last, logits ? 1 : 0, req, s->logits);
     if (st == TERN_OK && logits)
         *logits = s->logits;
     return st;

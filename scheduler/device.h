@@ -94,8 +94,29 @@ struct tern_device_info {
     char features[96];     /* optional features in use, space-separated (fp16 subgroups dot ...) */
 };
 
-/* Parts a device may own besides layers. */
-enum { TERN_PART_EMBED = 1u << 0, TERN_PART_HEAD = 1u << 1 };
+/* Parts a device may own besides layers. TERN_PART_HEAD_CERT (with TERN_PART_HEAD): also build at
+ * load what the certified head needs (scheduler/head_cert.h), where the head's type allows it. */
+enum { TERN_PART_EMBED = 1u << 0, TERN_PART_HEAD = 1u << 1, TERN_PART_HEAD_CERT = 1u << 2 };
+
+/* Counters of the certified head, summed over logits calls by the device. */
+struct tern_head_stats {
+    uint64_t n_tokens;  /* logits calls that took a request */
+    uint64_t n_rows;    /* head rows recomputed exactly, summed over those calls */
+    uint64_t n_over_64; /* calls that recomputed more than 64 rows */
+    uint64_t n_full;    /* calls that computed the full head (no shadow, NaN, or too many rows) */
+};
+
+/* What the sampler will read of one token's logits, so a device may certify instead of computing
+ * every row: logits outside the top_k of the penalized values may come back as -INFINITY; every
+ * other row carries exactly the bits the full head gives. The repetition penalty is the sampler's
+ * monotonic map v > 0 ? v / repeat_penalty : v * repeat_penalty on the listed ids. */
+struct tern_head_request {
+    int32_t top_k;            /* >= 1 */
+    float repeat_penalty;     /* > 0; 1 = none */
+    const int32_t *penalized; /* ids the penalty applies to, ascending and distinct */
+    int32_t n_penalized;
+    struct tern_head_stats *stats; /* added to by the device; may be NULL */
+};
 
 /* A batch of tokens for run_layers: token t belongs to sequence seq[t] (a KV cache slot) at
  * position pos[t]. Tokens of one sequence come in increasing position order; each attends the
@@ -125,8 +146,9 @@ struct tern_device_ops {
      * hidden[b->n_tokens][n_embd]. */
     tern_status (*run_layers)(void *ctx, float *hidden, const struct tern_batch *b, int layer_begin,
                               int layer_end);
-    /* logits[n_vocab] <- head(final_norm(hidden[n_embd])) for one token (TERN_PART_HEAD). */
-    tern_status (*logits)(void *ctx, float *logits, const float *hidden);
+    /* logits[n_vocab] <- head(final_norm(hidden[n_embd])) for one token (TERN_PART_HEAD). With req
+     * (may be NULL: every row), rows proven outside req's top-k may be -INFINITY instead. */
+    tern_status (*logits)(void *ctx, float *logits, const float *hidden, const struct tern_head_request *req);
     /* Wait for queued work. Optional (NULL: synchronous device). */
     tern_status (*sync)(void *ctx);
     /* Free everything; ctx is invalid afterwards. */

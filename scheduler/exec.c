@@ -22,6 +22,7 @@ struct tern_exec {
     struct tern_plan plan;
     char plan_str[256];
     int n_ctx, n_seq;
+    bool head_cert;
     float *hidden;      /* [cap][n_embd] */
     int32_t *pos, *seq; /* [cap] a rebuild's batch */
     int cap;
@@ -96,7 +97,8 @@ static tern_status load_plan(tern_exec *x, int *failed) {
                 end = x->plan.seg[i].end;
             }
         const unsigned parts =
-            (x->plan.embed_dev == d ? TERN_PART_EMBED : 0u) | (x->plan.head_dev == d ? TERN_PART_HEAD : 0u);
+            (x->plan.embed_dev == d ? TERN_PART_EMBED : 0u) |
+            (x->plan.head_dev == d ? TERN_PART_HEAD | (x->head_cert ? TERN_PART_HEAD_CERT : 0u) : 0u);
         tern_status st = e->dev.ops->load(e->dev.ctx, x->m, begin, end, parts, x->n_ctx, x->n_seq);
         if (st != TERN_OK) {
             *failed = d;
@@ -201,7 +203,8 @@ static tern_status run_ranges(tern_exec *x, const struct tern_batch *b, int *fai
 /* One pass of the plan over the batch; logits of the tokens out[0..n_out). *failed: the device
  * whose call failed, or -1. */
 static tern_status run_plan(tern_exec *x, const int32_t *tokens, const struct tern_batch *b, const int *out,
-                            int n_out, float *logits, int *failed) {
+                            int n_out, const struct tern_head_request *const *req, float *logits,
+                            int *failed) {
     const struct tern_plan *p = &x->plan;
     struct tern_registry_entry *e = x->reg->e;
     *failed = p->embed_dev;
@@ -217,7 +220,7 @@ static tern_status run_plan(tern_exec *x, const int32_t *tokens, const struct te
         const size_t n_embd = (size_t)x->m->hp.n_embd, n_vocab = (size_t)x->m->hp.n_vocab;
         for (int i = 0; i < n_out && st == TERN_OK; i++)
             st = e[p->head_dev].dev.ops->logits(e[p->head_dev].dev.ctx, logits + (size_t)i * n_vocab,
-                                                x->hidden + (size_t)out[i] * n_embd);
+                                                x->hidden + (size_t)out[i] * n_embd, req ? req[i] : NULL);
     }
     for (int d = 0; d < x->reg->n && st == TERN_OK; d++) {
         *failed = d;
@@ -243,7 +246,7 @@ static tern_status rebuild(tern_exec *x, const struct tern_exec_history *hist, i
             x->seq[i] = s;
         }
         const struct tern_batch b = {n, x->pos, x->seq};
-        st = run_plan(x, hist->tokens[s], &b, NULL, 0, NULL, failed);
+        st = run_plan(x, hist->tokens[s], &b, NULL, 0, NULL, NULL, failed);
     }
     return st;
 }
@@ -277,7 +280,8 @@ static tern_status fail_over(tern_exec *x, int d, const char *why) {
  * plan is loaded and every sequence's history evaluated again to rebuild the KV cache. */
 static tern_status eval_with_failover(tern_exec *x, const int32_t *tokens, const struct tern_batch *b,
                                       const struct tern_exec_history *hist, const int *out, int n_out,
-                                      float *logits, bool loaded) {
+                                      const struct tern_head_request *const *req, float *logits,
+                                      bool loaded) {
     for (;;) {
         struct tern_log_capture cap;
         tern_log_capture_begin(&cap);
@@ -287,7 +291,7 @@ static tern_status eval_with_failover(tern_exec *x, const int32_t *tokens, const
             st = rebuild(x, hist, &failed);
         loaded = st == TERN_OK;
         if (st == TERN_OK && b && (st = reserve(x, b->n_tokens)) == TERN_OK)
-            st = run_plan(x, tokens, b, out, n_out, logits, &failed);
+            st = run_plan(x, tokens, b, out, n_out, req, logits, &failed);
         tern_log_capture_end(&cap, !device_failure(st) || failed < 0);
         if (st == TERN_OK || !device_failure(st) || failed < 0)
             return st;
@@ -300,7 +304,7 @@ static tern_status eval_with_failover(tern_exec *x, const int32_t *tokens, const
 
 tern_status tern_exec_create(struct tern_registry *reg, const struct tern_model_view *m,
                              const struct tern_plan_model *pm, const struct tern_plan *plan, int n_ctx,
-                             int n_seq, tern_exec **out) {
+                             int n_seq, bool head_cert, tern_exec **out) {
     *out = NULL;
     tern_exec *x = calloc(1, sizeof *x);
     if (!x)
@@ -311,11 +315,12 @@ tern_status tern_exec_create(struct tern_registry *reg, const struct tern_model_
     x->plan = *plan;
     x->n_ctx = n_ctx;
     x->n_seq = n_seq;
+    x->head_cert = head_cert;
     parse_fault(&x->fault);
     format_plan(x);
     tern_status st = reserve(x, 1);
     if (st == TERN_OK)
-        st = eval_with_failover(x, NULL, NULL, NULL, NULL, 0, NULL, false);
+        st = eval_with_failover(x, NULL, NULL, NULL, NULL, 0, NULL, NULL, false);
     if (st != TERN_OK) {
         tern_exec_free(x);
         return st;
@@ -334,13 +339,14 @@ void tern_exec_free(tern_exec *x) {
 }
 
 tern_status tern_exec_eval(tern_exec *x, const int32_t *tokens, const struct tern_batch *b,
-                           const struct tern_exec_history *hist, const int *out, int n_out, float *logits) {
+                           const struct tern_exec_history *hist, const int *out, int n_out,
+                           const struct tern_head_request *const *req, float *logits) {
     if (b->n_tokens <= 0)
         return TERN_ERR_ARG;
     for (int i = 0; i < n_out; i++)
         if (out[i] < 0 || out[i] >= b->n_tokens)
             return TERN_ERR_ARG;
-    tern_status st = eval_with_failover(x, tokens, b, hist, out, n_out, logits, true);
+    tern_status st = eval_with_failover(x, tokens, b, hist, out, n_out, req, logits, true);
     x->step++;
     return st;
 }

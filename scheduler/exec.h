@@ -18,11 +18,12 @@
 typedef struct tern_exec tern_exec;
 
 /* Load the plan's parts onto reg's devices (reg stays the caller's and must outlive the executor),
- * with KV cache for n_seq sequences of n_ctx positions. A device that fails to load is handled as a
+ * with KV cache for n_seq sequences of n_ctx positions; head_cert: the head's device also builds
+ * what the certified head needs (TERN_PART_HEAD_CERT). A device that fails to load is handled as a
  * failure (dropped, planned again). */
 tern_status tern_exec_create(struct tern_registry *reg, const struct tern_model_view *m,
                              const struct tern_plan_model *pm, const struct tern_plan *plan, int n_ctx,
-                             int n_seq, tern_exec **out);
+                             int n_seq, bool head_cert, tern_exec **out);
 void tern_exec_free(tern_exec *x);
 
 /* The tokens each sequence evaluated before a batch: a failover rebuilds the KV cache from them. */
@@ -33,9 +34,11 @@ struct tern_exec_history {
 };
 
 /* Evaluate tokens[0 .. b->n_tokens) as batch b (positions and sequences). logits[i][n_vocab]
- * receives the logits of token out[i], i < n_out (logits may be NULL when n_out is 0). */
+ * receives the logits of token out[i], i < n_out (logits may be NULL when n_out is 0); req (NULL,
+ * or n_out entries that may be NULL) is what the sampler reads of each (scheduler/device.h). */
 tern_status tern_exec_eval(tern_exec *x, const int32_t *tokens, const struct tern_batch *b,
-                           const struct tern_exec_history *hist, const int *out, int n_out, float *logits);
+                           const struct tern_exec_history *hist, const int *out, int n_out,
+                           const struct tern_head_request *const *req, float *logits);
 
 /* The plan in use ("cl:0[0-19] cpu[20-29]"). */
 const char *tern_exec_plan_str(const tern_exec *x);

@@ -2,6 +2,7 @@
 # so PoCL compiles the kernels once per build, and "no platform" runs with an empty ICD vendor folder.
 # test_cl_kernels covers both kernel designs itself; the whole-model test runs once more with the
 # design the device would not pick (on PoCL: the GPU design) forced through TERN_CL_KERNELS.
+# test_head_cert runs its device cases on the first OpenCL device too, so it shares the cache.
 set(TERN_CL_TEST_CACHE ${CMAKE_CURRENT_BINARY_DIR}/cl-cache)
 file(MAKE_DIRECTORY ${TERN_CL_TEST_CACHE} ${CMAKE_CURRENT_BINARY_DIR}/cl-no-vendors
      ${CMAKE_CURRENT_BINARY_DIR}/tmp-cl-gpu)
@@ -12,7 +13,16 @@ if(TARGET test_cl_model)
                        ENVIRONMENT "${TERN_TEST_ENV};TERN_BUILD_TMP=${CMAKE_CURRENT_BINARY_DIR}/tmp-cl-gpu;TERN_CL_KERNELS=gpu"
                        TIMEOUT 900)
 endif()
-foreach(t test_cl_kernels test_cl_model test_cl_model_gpu_design test_scheduler)
+if(TARGET test_head_cert)
+  # the certified head's candidate list through the GPU design's matvec too (its own tmp folder)
+  file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/tmp-head-gpu)
+  add_test(NAME test_head_cert_gpu_design COMMAND test_head_cert)
+  set_tests_properties(test_head_cert_gpu_design PROPERTIES
+                       ENVIRONMENT "${TERN_TEST_ENV};TERN_BUILD_TMP=${CMAKE_CURRENT_BINARY_DIR}/tmp-head-gpu;TERN_CL_KERNELS=gpu"
+                       TIMEOUT 900)
+endif()
+foreach(t test_cl_kernels test_cl_model test_cl_model_gpu_design test_scheduler test_head_cert
+          test_head_cert_gpu_design)
   if(TEST ${t})
     set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT
                  TERN_CACHE_DIR=${TERN_CL_TEST_CACHE}

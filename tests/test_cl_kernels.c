@@ -295,7 +295,7 @@ static void typed_case(uint32_t type, int64_t ne0, int64_t ne1) {
     tern_ref_matvec(y_ref, &t, x, begin, ne1);
     struct gbuf bd = gbuf_new(t.row_bytes * (size_t)ne1, data), bx = gbuf_new((size_t)ne0 * 4, x),
                 by = gbuf_new((size_t)rows * 4, NULL);
-    CHECK_STATUS(TERN_OK, tern_cl_matvec(rt, by.mem, bd.mem, &t, bx.mem, begin, rows));
+    CHECK_STATUS(TERN_OK, tern_cl_matvec(rt, by.mem, bd.mem, &t, bx.mem, begin, rows, NULL));
     gbuf_read(&by, y_cl, "matvec out");
     char what[96];
     snprintf(what, sizeof what, "matvec %s %lldx%lld", tr->name, (long long)ne0, (long long)ne1);

@@ -38,9 +38,9 @@ static void count_errors(enum tern_log_level level, const char *msg, void *user)
 
 static void non_finite_logits_refused(void) {
     /* argmax over a NaN would answer 0, and a softmax over one is NaN: both refused loudly */
-    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    const float bad[2] = {NAN, INFINITY};
     for (int greedy = 0; greedy < 2; greedy++)
-        for (int b = 0; b < 3; b++) {
+        for (int b = 0; b < 2; b++) {
             struct tern_sampler_params p = tern_sampler_default_params();
             p.temperature = greedy ? 0.0f : 1.0f;
             tern_sampler *s = make(p);
@@ -56,6 +56,20 @@ static void non_finite_logits_refused(void) {
             CHECK_INT(1, n_errors);
             tern_sampler_free(s);
         }
+    /* -INFINITY is a row a certified head proved out of reach: taken, never chosen */
+    for (int greedy = 0; greedy < 2; greedy++) {
+        struct tern_sampler_params p = tern_sampler_default_params();
+        p.temperature = greedy ? 0.0f : 1.0f;
+        tern_sampler *s = make(p);
+        float l[NV];
+        fill_logits(l, 5);
+        for (int i = 0; i < NV; i += 2)
+            l[i] = -INFINITY;
+        int32_t id = -7;
+        CHECK_STATUS(TERN_OK, tern_sampler_sample(s, l, &id));
+        CHECK(id >= 0 && id % 2 == 1);
+        tern_sampler_free(s);
+    }
 }
 
 static void greedy_is_argmax(void) {

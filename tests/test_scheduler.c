@@ -434,7 +434,7 @@ static void run_sequences(tern_model *m, const char *device, const char *split,
         }
         if (!n)
             continue;
-        CHECK_STATUS(TERN_OK, tern_session_eval_batch(s, tokens, seqs, n, out, n_out, lg));
+        CHECK_STATUS(TERN_OK, tern_session_eval_batch(s, tokens, seqs, n, out, n_out, NULL, lg));
         for (int j = 0; j < n_out; j++) {
             const int q = owner[j], g = generated[q];
             const float *got = lg + (size_t)j * n_vocab;

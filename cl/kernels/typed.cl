@@ -2,7 +2,7 @@
  * output-head matvec and the embedding lookup. Element values are computed as ggml's dequantizers
  * (and tern_ref_dequant_row) compute them, then used in f32.
  *
- * tern_matvec_<type>: out[i] = dot(row row_begin+i, x). TERN_RPW rows per work-group, TERN_LPR lanes
+ * tern_matvec_<type>: out[i] = dot(row row_begin+i (or rows[i]), x). TERN_RPW rows per work-group, TERN_LPR lanes
  *   per row; x staged in local memory TERN_XCHUNK floats at a time. Plain types: lanes read
  *   consecutive elements (coalesced); block types: each lane takes one 32-element unit (a Q8_0 block,
  *   a Q4_K sub-block, a Q6_K quarter-half) with its scales decoded once. Lane sums reduce in local
@@ -81,13 +81,17 @@ __kernel void tern_embed(__global float *out, __global const uchar *table, __glo
 /* ---- matvec: the shared frame; UNIT_DOT(row, unit, xs) returns the dot of one 32-element unit with
  * xs (local, chunk-relative); plain types use ELEM_AT for a strided element loop instead. */
 
+/* Row i of the call: row_begin + i, or rows[i] when a row list is given (the certified head's
+ * candidates: the same arithmetic as the full head's, so the same bits). */
+#define TERN_ROW_OF(i) (rows ? (long)rows[i] : row_begin + (i))
+
 #define TERN_MATVEC_BEGIN                                                                     \
     __local float xs[TERN_XCHUNK];                                                            \
     __local float red[TERN_WG];                                                               \
     const int lid = get_local_id(0);                                                          \
     const int lane = lid % TERN_LPR;                                                          \
     const int i_row = get_group_id(0) * TERN_RPW + lid / TERN_LPR;                            \
-    __global const uchar *row = w + (size_t)(row_begin + min(i_row, n_rows - 1)) * row_bytes; \
+    __global const uchar *row = w + (size_t)TERN_ROW_OF(min(i_row, n_rows - 1)) * row_bytes;  \
     float acc = 0.0f;                                                                         \
     for (int c0 = 0; c0 < n; c0 += TERN_XCHUNK) {                                             \
         const int len = min(TERN_XCHUNK, n - c0);                                             \
@@ -110,7 +114,7 @@ __kernel void tern_embed(__global float *out, __global const uchar *table, __glo
 
 #define TERN_MATVEC_ARGS                                                                            \
     __global float *out, __global const uchar *w, __global const float *x, int n, int n_rows, ulong row_bytes, \
-        long row_begin
+        long row_begin, __global const int *rows
 
 __kernel void tern_matvec_f32(TERN_MATVEC_ARGS) {
     TERN_MATVEC_BEGIN
@@ -127,7 +131,7 @@ __kernel void tern_matvec_f16(TERN_MATVEC_ARGS) {
     const int i_row = get_global_id(0);
     if (i_row >= n_rows)
         return;
-    __global const half *r = (__global const half *)(w + (size_t)(row_begin + i_row) * row_bytes);
+    __global const half *r = (__global const half *)(w + (size_t)TERN_ROW_OF(i_row) * row_bytes);
     float16 acc16 = 0.0f;
     int i = 0;
     for (; i + 15 < n; i += 16)

@@ -51,8 +51,10 @@ struct tern_engine {
     int32_t *tokens, *seq;
     int *out;
     tern_job **owner;
-    float *logits; /* [n_slots][n_vocab] */
-    char *piece;   /* one token's text */
+    struct tern_head_request *req;         /* [n_slots] what each output's sampler reads */
+    const struct tern_head_request **reqs; /* [n_slots] &req[k], or NULL when every row matters */
+    float *logits;                         /* [n_slots][n_vocab] */
+    char *piece;                           /* one token's text */
     size_t piece_cap;
 };
 
@@ -186,6 +188,8 @@ static int build_batch(tern_engine *e, int *n_out) {
             e->seq[n++] = i;
         }
         e->out[*n_out] = n - 1;
+        e->req[*n_out] = (struct tern_head_request){0};
+        e->reqs[*n_out] = tern_sampler_head_request(j->smp, &e->req[*n_out]) ? &e->req[*n_out] : NULL;
         e->owner[(*n_out)++] = j;
     }
     return n;
@@ -245,7 +249,8 @@ static void *loop(void *arg) {
             continue;
         }
         pthread_mutex_unlock(&e->mu);
-        tern_status st = tern_session_eval_batch(e->s, e->tokens, e->seq, n, e->out, n_out, e->logits);
+        tern_status st =
+            tern_session_eval_batch(e->s, e->tokens, e->seq, n, e->out, n_out, e->reqs, e->logits);
         pthread_mutex_lock(&e->mu);
         for (int k = 0; k < n_out; k++) {
             tern_job *j = e->owner[k];
@@ -306,6 +311,8 @@ tern_status tern_engine_create(tern_session *s, const tern_tokenizer *tok, int q
     e->seq = malloc(batch * sizeof *e->seq);
     e->out = malloc((size_t)e->n_slots * sizeof *e->out);
     e->owner = malloc((size_t)e->n_slots * sizeof *e->owner);
+    e->req = malloc((size_t)e->n_slots * sizeof *e->req);
+    e->reqs = malloc((size_t)e->n_slots * sizeof *e->reqs);
     e->logits = malloc((size_t)e->n_slots * (size_t)e->n_vocab * sizeof(float));
     e->piece_cap = tern_detok_max_bytes(tok) + 1;
     e->piece = malloc(e->piece_cap);
@@ -313,7 +320,8 @@ tern_status tern_engine_create(tern_session *s, const tern_tokenizer *tok, int q
     pthread_cond_init(&e->work, NULL);
     pthread_cond_init(&e->changed, NULL);
     e->running = true;
-    if (!e->slots || !e->tokens || !e->seq || !e->out || !e->owner || !e->logits || !e->piece) {
+    if (!e->slots || !e->tokens || !e->seq || !e->out || !e->owner || !e->req || !e->reqs || !e->logits ||
+        !e->piece) {
         tern_log_error("out of memory for the serving engine");
         tern_engine_free(e);
         return TERN_ERR_NOMEM;
@@ -348,6 +356,8 @@ void tern_engine_free(tern_engine *e) {
     free(e->seq);
     free(e->out);
     free(e->owner);
+    free(e->req);
+    free(e->reqs);
     free(e->logits);
     free(e->piece);
     pthread_cond_destroy(&e->changed);

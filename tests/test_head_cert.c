@@ -1,0 +1,519 @@
+/* The certified head (scheduler/head_cert.h, issue 12) against the full head, whose own kernels are
+ * the oracle here: the bound holds for every row on random data of every head type, on every CPU
+ * level; on every CPU level and the OpenCL device (PoCL in CI), the device's top-k set and its
+ * logits, with and without a repetition penalty, equal the full head's bit for bit for k in
+ * {1, 40, 100}; near ties below the shadow's resolution pick what the full head picks; greedy and
+ * top-k sampling on random models and on the conformance vectors give the full head's ids. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cl/cl_device.h"
+#include "cpu/cpu_device.h"
+#include "cpu/isa.h"
+#include "harness.h"
+#include "host/maker.h"
+#include "host/tern.h"
+#include "scheduler/fp16.h"
+#include "scheduler/head_cert.h"
+
+static const uint32_t head_types[3] = {TERN_TYPE_F16, TERN_TYPE_BF16, TERN_TYPE_F32};
+
+static size_t elt_bytes(uint32_t type) {
+    return type == TERN_TYPE_F32 ? 4 : 2;
+}
+
+static void put(void *data, uint32_t type, size_t i, float v) {
+    if (type == TERN_TYPE_F32) {
+        ((float *)data)[i] = v;
+        return;
+    }
+    ((uint16_t *)data)[i] = type == TERN_TYPE_F16 ? tern_fp32_to_fp16(v) : tern_fp32_to_bf16(v);
+}
+
+/* A head of n_rows x n: kind 0 uniform [-1, 1]; 1 normal with every 7th row scaled by 1e-3 and
+ * every 11th by 30, and a few outlier weights (the shape of trained embeddings); 2 rows of mostly
+ * zeros with a few large values. */
+static void *make_head(uint32_t type, int64_t n, int64_t n_rows, int kind, uint64_t seed) {
+    void *data = malloc((size_t)(n * n_rows) * elt_bytes(type));
+    uint64_t r = seed;
+    for (int64_t row = 0; row < n_rows; row++)
+        for (int64_t i = 0; i < n; i++) {
+            float v;
+            if (kind == 0) {
+                v = test_rand_uniform(&r, -1.0f, 1.0f);
+            } else if (kind == 1) {
+                v = 0.02f * test_rand_normal(&r) * (row % 7 == 0 ? 1e-3f : row % 11 == 0 ? 30.0f : 1.0f);
+                if (test_rand_u64(&r) % 97 == 0)
+                    v *= 40.0f;
+            } else {
+                v = test_rand_u64(&r) % 13 == 0 ? test_rand_uniform(&r, -8.0f, 8.0f) : 0.0f;
+            }
+            put(data, type, (size_t)(row * n + i), v);
+        }
+    return data;
+}
+
+/* x: kind 0 normal, 1 normal with a few huge dimensions (as final hidden states have), 2 constant. */
+static void make_x(float *x, int64_t n, int kind, uint64_t seed) {
+    uint64_t r = seed;
+    for (int64_t i = 0; i < n; i++)
+        x[i] = kind == 2 ? 0.75f : test_rand_normal(&r) * (kind == 1 && i % 61 == 5 ? 50.0f : 1.0f);
+}
+
+/* Every level's shadow builder gives the reference's bytes, and |full - shadow| <= coef * |x| for
+ * every row, every type, data kind and kernel level. */
+static void bounds_hold(void) {
+    static const int64_t widths[3] = {32, 256, 2560};
+    const int64_t n_rows = 300;
+    int levels = 0;
+    for (int l = 0; l < TERN_CPU_ISA_COUNT; l++) {
+        const struct tern_cpu_kernels *k = tern_cpu_kernels_get(tern_cpu_isa_names[l]);
+        if (!k)
+            continue;
+        levels++;
+        double worst = 0.0; /* largest |full - shadow| / bound seen */
+        for (int t = 0; t < 3; t++)
+            for (int w = 0; w < 3; w++)
+                for (int kind = 0; kind < 3; kind++) {
+                    const int64_t n = widths[w];
+                    void *data = make_head(head_types[t], n, n_rows, kind, 11 + kind);
+                    const struct tern_tensor head = {data, head_types[t], n, n_rows,
+                                                     (size_t)n * elt_bytes(head_types[t])};
+                    CHECK(tern_head_cert_supported(&head));
+                    const size_t sb = tern_head_shadow_row_bytes(n);
+                    uint8_t *shadow = malloc(sb * (size_t)n_rows);
+                    float *coef = malloc((size_t)n_rows * sizeof(float));
+                    float *x = malloc((size_t)n * sizeof(float));
+                    float *full = malloc((size_t)n_rows * sizeof(float));
+                    float *approx = malloc((size_t)n_rows * sizeof(float));
+                    float *ref_coef = malloc((size_t)n_rows * sizeof(float));
+                    k->head_shadow(shadow, coef, &head, 0, n_rows);
+                    /* every level quantizes as the reference does */
+                    uint8_t *ref = malloc(sb * (size_t)n_rows);
+                    tern_head_shadow_rows(ref, ref_coef, &head, 0, n_rows);
+                    if (memcmp(ref, shadow, sb * (size_t)n_rows) != 0)
+                        harness_fail(__FILE__, __LINE__,
+                                     "%s, %s head, n %lld, data %d: shadow bytes differ from the reference's",
+                                     k->name, tern_type_name(head_types[t]), (long long)n, kind);
+                    free(ref);
+                    const struct tern_tensor sh = {shadow, TERN_TYPE_Q8_0, n, n_rows, sb};
+                    for (int xk = 0; xk < 3; xk++) {
+                        make_x(x, n, xk, 100 + xk);
+                        const float xn = tern_head_x_norm(x, n);
+                        k->matvec(full, &head, x, 0, n_rows);
+                        k->matvec(approx, &sh, x, 0, n_rows);
+                        for (int64_t r = 0; r < n_rows; r++) {
+                            const double err = fabs((double)full[r] - (double)approx[r]);
+                            const double bound = (double)coef[r] * (double)xn;
+                            if (!(err <= bound)) {
+                                harness_fail(__FILE__, __LINE__,
+                                             "%s, %s head, n %lld, data %d, x %d, row %lld: |%.9g - %.9g| = "
+                                             "%.3g exceeds the bound %.3g",
+                                             k->name, tern_type_name(head_types[t]), (long long)n, kind, xk,
+                                             (long long)r, full[r], approx[r], err, bound);
+                                break;
+                            }
+                            if (bound > 0 && err / bound > worst)
+                                worst = err / bound;
+                        }
+                    }
+                    free(data);
+                    free(shadow);
+                    free(coef);
+                    free(x);
+                    free(full);
+                    free(approx);
+                    free(ref_coef);
+                }
+        fprintf(stderr, "  level %s: every row within its bound (largest error %.2f of the bound)\n", k->name,
+                worst);
+    }
+    CHECK(levels >= 1);
+}
+
+/* The bound is tight enough to be useful: uniform rows of 2560, normal x (the 2b4t bench's
+ * shape), bound within a quarter of the logits' spread (measured 0.21; a 4-bit shadow gives ~3.5). */
+static void bound_is_tight(void) {
+    const int64_t n = 2560, n_rows = 64;
+    void *data = make_head(TERN_TYPE_F16, n, n_rows, 0, 5);
+    const struct tern_tensor head = {data, TERN_TYPE_F16, n, n_rows, (size_t)n * 2};
+    uint8_t *shadow = malloc(tern_head_shadow_row_bytes(n) * (size_t)n_rows);
+    float coef[64], x[2560];
+    tern_head_shadow_rows(shadow, coef, &head, 0, n_rows);
+    make_x(x, n, 0, 9);
+    const float xn = tern_head_x_norm(x, n);
+    const double spread = sqrt(1.0 / 3.0) * xn; /* std of a uniform [-1, 1] row dotted with x */
+    for (int r = 0; r < n_rows; r++)
+        if (!(coef[r] * xn < 0.25 * spread)) {
+            harness_fail(__FILE__, __LINE__, "row %d: bound %.3g is not below 25%% of the spread %.3g", r,
+                         coef[r] * xn, spread);
+            break;
+        }
+    free(data);
+    free(shadow);
+}
+
+/* The device the device-level cases run on: NULL the CPU (at the level TERN_CPU_ISA forces), else
+ * the OpenCL device of this spec. */
+static const char *cl_spec;
+
+/* A device holding only a head (no layers), certified. */
+struct head_dev {
+    struct tern_device dev;
+    struct tern_model_view mv;
+    float *norm;
+};
+
+static bool head_dev_open(struct head_dev *h, void *data, uint32_t type, int64_t n, int64_t n_rows) {
+    memset(h, 0, sizeof *h);
+    h->norm = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++)
+        h->norm[i] = 1.0f;
+    /* attention shape only for the devices' checks (no layers run): heads of 64 */
+    h->mv.hp = (struct tern_hparams){.n_vocab = (int32_t)n_rows,
+                                     .n_embd = (int32_t)n,
+                                     .n_ff = (int32_t)n,
+                                     .n_layer = 0,
+                                     .n_head = (int32_t)(n / 64),
+                                     .n_head_kv = (int32_t)(n / 64),
+                                     .head_dim = 64,
+                                     .n_rot = 64,
+                                     .n_ctx_train = 8,
+                                     .rope_theta = 10000.0f,
+                                     .norm_eps = 1e-5f};
+    h->mv.output_norm = h->norm;
+    h->mv.output = (struct tern_tensor){data, type, n, n_rows, (size_t)n * elt_bytes(type)};
+    h->mv.tok_embd = h->mv.output;
+    CHECK_STATUS(TERN_OK,
+                 cl_spec ? tern_cl_device_create(cl_spec, &h->dev) : tern_cpu_device_create(2, &h->dev));
+    if (!h->dev.ops)
+        return false;
+    tern_status st = h->dev.ops->load(h->dev.ctx, &h->mv, 0, 0, TERN_PART_HEAD | TERN_PART_HEAD_CERT, 8, 1);
+    CHECK_STATUS(TERN_OK, st);
+    return st == TERN_OK;
+}
+
+static void head_dev_close(struct head_dev *h) {
+    if (h->dev.ops)
+        h->dev.ops->release(h->dev.ctx);
+    free(h->norm);
+}
+
+static float penalize(float v, float pen) {
+    return v > 0.0f ? v / pen : v * pen; /* as the sampler does */
+}
+
+static const float *rank_by;
+static int by_rank(const void *a, const void *b) {
+    const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    if (rank_by[x] != rank_by[y])
+        return rank_by[x] < rank_by[y] ? 1 : -1;
+    return x < y ? -1 : x > y;
+}
+
+/* ids of the k largest of v (ties: lower id first), as the sampler ranks them */
+static void top_ids(int32_t *ids, const float *v, int64_t n, int k) {
+    int32_t *all = malloc((size_t)n * sizeof *all);
+    for (int64_t r = 0; r < n; r++)
+        all[r] = (int32_t)r;
+    rank_by = v;
+    qsort(all, (size_t)n, sizeof *all, by_rank);
+    memcpy(ids, all, (size_t)k * sizeof *ids);
+    free(all);
+}
+
+/* Certified logits against the full head's on device h: candidates carry the same bits, and the
+ * top k of the penalized values is the same set with the same values. Returns rows recomputed. */
+static int64_t compare_topk(struct head_dev *h, const float *hidden, int k, float pen, const int32_t *pen_ids,
+                            int n_pen, const char *what) {
+    const int64_t n_rows = h->mv.output.ne1;
+    float *full = malloc((size_t)n_rows * sizeof(float));
+    float *cert = malloc((size_t)n_rows * sizeof(float));
+    int32_t *ids_full = malloc((size_t)k * sizeof(int32_t)), *ids_cert = malloc((size_t)k * sizeof(int32_t));
+    struct tern_head_stats stats = {0};
+    const struct tern_head_request req = {k, pen, pen_ids, n_pen, &stats};
+    CHECK_STATUS(TERN_OK, h->dev.ops->logits(h->dev.ctx, full, hidden, NULL));
+    CHECK_STATUS(TERN_OK, h->dev.ops->logits(h->dev.ctx, cert, hidden, &req));
+    for (int64_t r = 0; r < n_rows; r++)
+        if (cert[r] != -INFINITY && memcmp(&cert[r], &full[r], sizeof(float)) != 0) {
+            harness_fail(__FILE__, __LINE__, "%s: row %lld: certified %.9g, full %.9g", what, (long long)r,
+                         cert[r], full[r]);
+            break;
+        }
+    for (int i = 0; i < n_pen; i++) {
+        full[pen_ids[i]] = penalize(full[pen_ids[i]], pen);
+        cert[pen_ids[i]] = penalize(cert[pen_ids[i]], pen);
+    }
+    top_ids(ids_full, full, n_rows, k);
+    top_ids(ids_cert, cert, n_rows, k);
+    for (int i = 0; i < k; i++)
+        if (ids_full[i] != ids_cert[i] ||
+            memcmp(&full[ids_full[i]], &cert[ids_cert[i]], sizeof(float)) != 0) {
+            harness_fail(__FILE__, __LINE__, "%s: top-%d rank %d: full id %d (%.9g), certified id %d (%.9g)",
+                         what, k, i, ids_full[i], full[ids_full[i]], ids_cert[i], cert[ids_cert[i]]);
+            break;
+        }
+    CHECK_INT(1, stats.n_tokens);
+    CHECK_INT(0, stats.n_full); /* it certified, not fell back */
+    const int64_t rows = (int64_t)stats.n_rows;
+    free(full);
+    free(cert);
+    free(ids_full);
+    free(ids_cert);
+    return rows;
+}
+
+/* fn on every CPU level, then on the first OpenCL device when there is one (PoCL in CI; the
+ * OpenCL suites fail without a platform, this one only says so). */
+static void each_device(void (*fn)(const char *device)) {
+    for (int l = 0; l < TERN_CPU_ISA_COUNT; l++) {
+        const char *level = tern_cpu_isa_names[l];
+        if (!tern_cpu_isa_built(level) || !tern_cpu_isa_supported(level))
+            continue;
+        setenv("TERN_CPU_ISA", level, 1);
+        fn(level);
+    }
+    unsetenv("TERN_CPU_ISA");
+    int n_cl = 0;
+    if (tern_cl_device_count(&n_cl) != TERN_OK || n_cl == 0) {
+        fprintf(stderr, "  no OpenCL device: the OpenCL certified head is not tested here\n");
+        return;
+    }
+    cl_spec = "0";
+    fn("cl:0");
+    cl_spec = NULL;
+}
+
+static void topk_device(const char *level) {
+    const int64_t n = 512, n_rows = 6000;
+    static const int ks[3] = {1, 40, 100};
+    for (int t = 0; t < 3; t++) {
+        void *data = make_head(head_types[t], n, n_rows, 0, 21 + t);
+        struct head_dev h;
+        if (head_dev_open(&h, data, head_types[t], n, n_rows)) {
+            float hidden[512], full[6000];
+            int64_t rows = 0, calls = 0;
+            for (int trial = 0; trial < 4; trial++) {
+                make_x(hidden, n, trial % 2, 300 + trial);
+                /* penalize the full head's current top 10 and 10 others, ascending */
+                CHECK_STATUS(TERN_OK, h.dev.ops->logits(h.dev.ctx, full, hidden, NULL));
+                int32_t top[10], pen_ids[20];
+                top_ids(top, full, n_rows, 10);
+                for (int i = 0; i < 10; i++) {
+                    pen_ids[i] = top[i];
+                    pen_ids[10 + i] = (int32_t)(97 * i + trial);
+                }
+                for (int i = 1; i < 20; i++) /* insertion sort, then drop duplicates */
+                    for (int j = i; j > 0 && pen_ids[j - 1] > pen_ids[j]; j--) {
+                        const int32_t s = pen_ids[j];
+                        pen_ids[j] = pen_ids[j - 1];
+                        pen_ids[j - 1] = s;
+                    }
+                int n_pen = 0;
+                for (int i = 0; i < 20; i++)
+                    if (n_pen == 0 || pen_ids[n_pen - 1] != pen_ids[i])
+                        pen_ids[n_pen++] = pen_ids[i];
+                for (int ki = 0; ki < 3; ki++) {
+                    char what[96];
+                    snprintf(what, sizeof what, "%s, %s head, trial %d, k %d", level,
+                             tern_type_name(head_types[t]), trial, ks[ki]);
+                    rows += compare_topk(&h, hidden, ks[ki], 1.0f, NULL, 0, what);
+                    snprintf(what, sizeof what, "%s, %s head, trial %d, k %d, penalty 1.5", level,
+                             tern_type_name(head_types[t]), trial, ks[ki]);
+                    rows += compare_topk(&h, hidden, ks[ki], 1.5f, pen_ids, n_pen, what);
+                    snprintf(what, sizeof what, "%s, %s head, trial %d, k %d, penalty 0.7", level,
+                             tern_type_name(head_types[t]), trial, ks[ki]);
+                    rows += compare_topk(&h, hidden, ks[ki], 0.7f, pen_ids, n_pen, what);
+                    calls += 3;
+                }
+            }
+            fprintf(stderr, "  %s, %s head: %.1f of %lld rows recomputed per call\n", level,
+                    tern_type_name(head_types[t]), (double)rows / (double)calls, (long long)n_rows);
+        }
+        head_dev_close(&h);
+        free(data);
+    }
+}
+
+static void topk_equals_full(void) {
+    each_device(topk_device);
+}
+
+/* Rows 3 and 7 differ in one weight by one f16 step, far below the shadow's resolution (their
+ * shadows are equal), and x points along them: the two lead, a hair apart. Rows 20..119 are row 3
+ * with one weight nudged, so over 64 rows tie within the bound. Greedy picks what the full head
+ * picks; exact ties (row 9 = row 3) go to the lower id, as the sampler's argmax does. */
+static void near_tie_device(const char *level) {
+    const int64_t n = 256, n_rows = 1200; /* over 8 x 100 rows: the candidates stay under the fallback */
+    uint16_t *data = make_head(TERN_TYPE_F16, n, n_rows, 0, 77);
+    for (int64_t i = 0; i < n; i++)
+        data[3 * n + i] = tern_fp32_to_fp16(0.5f + 0.25f * (float)((i * 37) % 11) / 11.0f);
+    memcpy(data + 7 * n, data + 3 * n, (size_t)n * 2);
+    data[7 * n + 100] = (uint16_t)(data[3 * n + 100] + 1); /* one f16 step up */
+    for (int64_t r = 20; r < 120; r++) {
+        memcpy(data + r * n, data + 3 * n, (size_t)n * 2);
+        data[r * n + r] = (uint16_t)(data[3 * n + r] - 1 - (r & 1));
+    }
+    const struct tern_tensor head = {data, TERN_TYPE_F16, n, n_rows, (size_t)n * 2};
+    const size_t sb = tern_head_shadow_row_bytes(n);
+    uint8_t *shadow = malloc(sb * (size_t)n_rows);
+    float *coef = malloc((size_t)n_rows * sizeof(float));
+    tern_head_shadow_rows(shadow, coef, &head, 0, n_rows);
+    CHECK(memcmp(shadow + 3 * sb, shadow + 7 * sb, sb) == 0); /* the test is adversarial */
+    struct head_dev h;
+    if (head_dev_open(&h, data, TERN_TYPE_F16, n, n_rows)) {
+        float hidden[256];
+        for (int64_t i = 0; i < n; i++)
+            hidden[i] = tern_fp16_to_fp32(data[3 * n + i]);
+        for (int variant = 0; variant < 2; variant++) {
+            if (variant == 1) /* row 9 = row 7: an exact tie at the top */
+                memcpy(data + 9 * n, data + 7 * n, (size_t)n * 2);
+            else
+                hidden[100] += 0.01f; /* row 7 ahead of row 3 */
+            /* the device's shadow was built from the head at load: rebuild it */
+            CHECK_STATUS(TERN_OK,
+                         h.dev.ops->load(h.dev.ctx, &h.mv, 0, 0, TERN_PART_HEAD | TERN_PART_HEAD_CERT, 8, 1));
+            char what[64];
+            snprintf(what, sizeof what, "%s, near tie %d", level, variant);
+            const int64_t rows = compare_topk(&h, hidden, 1, 1.0f, NULL, 0, what);
+            CHECK(rows > 64);
+        }
+    }
+    head_dev_close(&h);
+    free(data);
+    free(shadow);
+    free(coef);
+}
+
+static void near_ties(void) {
+    each_device(near_tie_device);
+}
+
+struct collect {
+    int32_t ids[64];
+    int n;
+};
+
+static bool collect_id(int32_t id, const char *text, size_t len, void *user) {
+    (void)text;
+    (void)len;
+    struct collect *c = user;
+    if (id >= 0 && c->n < 64)
+        c->ids[c->n++] = id;
+    return true;
+}
+
+static void generate(const char *path, enum tern_head_mode mode, const struct tern_sampler_params *sp,
+                     struct collect *out, struct tern_generate_stats *stats) {
+    memset(out, 0, sizeof *out);
+    tern_model *m = NULL;
+    tern_tokenizer *tok = NULL;
+    tern_session *s = NULL;
+    tern_sampler *smp = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    if (!m)
+        return;
+    CHECK_STATUS(TERN_OK, tern_tokenizer_load(tern_model_gguf(m), NULL, &tok));
+    char device[16];
+    snprintf(device, sizeof device, "%s%s", cl_spec ? "cl:" : "cpu", cl_spec ? cl_spec : "");
+    struct tern_session_params p = {.n_ctx = 128, .device = device, .head_mode = mode};
+    CHECK_STATUS(TERN_OK, tern_session_create(m, &p, &s));
+    CHECK_STATUS(TERN_OK, tern_sampler_init(sp, tern_model_view(m)->hp.n_vocab, &smp));
+    const int32_t prompt[6] = {tern_model_view(m)->hp.n_vocab - 2, 72, 101, 108, 108, 111};
+    memset(stats, 0, sizeof *stats);
+    if (tok && s && smp)
+        CHECK_STATUS(TERN_OK, tern_generate(s, tok, smp, prompt, 6, 48, collect_id, out, stats));
+    tern_sampler_free(smp);
+    tern_session_free(s);
+    tern_tokenizer_free(tok);
+    tern_model_close(m);
+}
+
+/* Random models with F16, BF16 and F32 heads (tied, and a separate F16 output), and a Q8_0 head
+ * that the certified mode leaves full: greedy, top-k
+ * sampling with a repetition penalty, and sampling without top-k (full logits: no request) give the
+ * same ids in both head modes. */
+static void models_device(const char *level) {
+    static const uint32_t out_types[5] = {TERN_TYPE_COUNT, TERN_TYPE_COUNT, TERN_TYPE_COUNT, TERN_TYPE_F16,
+                                          TERN_TYPE_COUNT};
+    static const uint32_t embd_types[5] = {TERN_TYPE_F16, TERN_TYPE_BF16, TERN_TYPE_F32, TERN_TYPE_Q8_0,
+                                           TERN_TYPE_Q8_0};
+    for (int f = 0; f < 5; f++) {
+        struct tern_maker_params p;
+        tern_maker_preset("tiny", &p);
+        p.embd_type = embd_types[f];
+        p.output_type = out_types[f];
+        p.seed = 40 + (uint64_t)f;
+        const char *path = test_tmp("head_cert.gguf", 0);
+        CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
+        for (int smode = 0; smode < 3; smode++) {
+            struct tern_sampler_params sp = tern_sampler_default_params();
+            sp.seed = 9;
+            if (smode == 0) {
+                sp.temperature = 0.0f;
+            } else if (smode == 1) {
+                sp.top_k = 40;
+                sp.repeat_penalty = 1.3f;
+            } else {
+                sp.top_k = 0;
+            }
+            struct collect full, cert;
+            struct tern_generate_stats gs_full, gs_cert;
+            generate(path, TERN_HEAD_FULL, &sp, &full, &gs_full);
+            generate(path, TERN_HEAD_CERTIFIED, &sp, &cert, &gs_cert);
+            const struct tern_head_stats *hs_full = &gs_full.head, *hs_cert = &gs_cert.head;
+            if (full.n != cert.n || memcmp(full.ids, cert.ids, sizeof full.ids) != 0)
+                harness_fail(__FILE__, __LINE__, "%s, model %d, sampling %d: certified ids differ from full",
+                             level, f, smode);
+            CHECK_INT(0, hs_full->n_tokens); /* a full session ignores requests */
+            /* one logits call per sampled token: the prompt's, then each decode step's */
+            CHECK_INT(smode == 2 ? 0 : gs_cert.n_generated, hs_cert->n_tokens);
+            /* a Q8_0 head has no shadow: every row, counted as full */
+            CHECK_INT(f == 4 && smode != 2 ? gs_cert.n_generated : 0, hs_cert->n_full);
+        }
+    }
+}
+
+static void random_models(void) {
+    each_device(models_device);
+}
+
+/* The conformance vectors (tests/data/vectors; conformance and cl_model check their ids against
+ * bitnet.cpp's): greedy and top-k sampling with a penalty give the same ids in both head modes, on
+ * every device, and the certified head certifies every greedy token. */
+static void vectors_device(const char *device) {
+    static const char *const files[3] = {"vectors/mini-b158-i2s.gguf", "vectors/mini-bitnet-tq1.gguf",
+                                         "vectors/mini-bitnet-tq2.gguf"};
+    for (int f = 0; f < 3; f++)
+        for (int smode = 0; smode < 2; smode++) {
+            struct tern_sampler_params sp = tern_sampler_default_params();
+            sp.seed = 3;
+            sp.temperature = smode == 0 ? 0.0f : 0.8f;
+            sp.repeat_penalty = smode == 0 ? 1.0f : 1.2f;
+            struct collect full, cert;
+            struct tern_generate_stats gs_full, gs_cert;
+            generate(test_data(files[f], 0), TERN_HEAD_FULL, &sp, &full, &gs_full);
+            generate(test_data(files[f], 0), TERN_HEAD_CERTIFIED, &sp, &cert, &gs_cert);
+            if (full.n != cert.n || memcmp(full.ids, cert.ids, sizeof full.ids) != 0)
+                harness_fail(__FILE__, __LINE__, "%s, %s, sampling %d: certified ids differ from full",
+                             device, files[f], smode);
+            CHECK_INT(gs_cert.n_generated, gs_cert.head.n_tokens);
+            if (smode == 0)
+                CHECK_INT(0, gs_cert.head.n_full);
+        }
+}
+
+static void vectors(void) {
+    each_device(vectors_device);
+}
+
+int main(void) {
+    RUN(bounds_hold);
+    RUN(bound_is_tight);
+    RUN(topk_equals_full);
+    RUN(near_ties);
+    RUN(random_models);
+    RUN(vectors);
+    return harness_finish();
+}
