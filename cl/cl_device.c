@@ -526,11 +526,9 @@ static tern_status certified_logits(struct cl_device *d, float *logits, const st
     return TERN_OK;
 }
 
-static tern_status cl_logits(void *ctx, float *logits, const float *hidden,
-                             const struct tern_head_request *req) {
-    struct cl_device *d = ctx;
-    if (!(d->parts & TERN_PART_HEAD) || !d->logits)
-        return TERN_ERR_ARG;
+/* One token's logits (see cl_logits). */
+static tern_status logits_row(struct cl_device *d, float *logits, const float *hidden,
+                              const struct tern_head_request *req) {
     const struct tern_tensor *o = &d->model->output;
     tern_status st = scratch_reserve(d, 1);
     if (st == TERN_OK)
@@ -553,6 +551,20 @@ static tern_status cl_logits(void *ctx, float *logits, const float *hidden,
         if (st == TERN_OK)
             st = tern_cl_read(d->rt, d->logits, 0, (size_t)rows * sizeof(float), logits + r0);
     }
+    return st;
+}
+
+/* Token by token: a GPU reads the head at its own bandwidth, and one launch per token keeps the
+ * certified and full paths the same. */
+static tern_status cl_logits(void *ctx, float *logits, const float *hidden, int n,
+                             const struct tern_head_request *const *req) {
+    struct cl_device *d = ctx;
+    if (!(d->parts & TERN_PART_HEAD) || !d->logits || n <= 0)
+        return TERN_ERR_ARG;
+    const size_t n_vocab = (size_t)d->model->output.ne1, n_embd = (size_t)d->hp.n_embd;
+    tern_status st = TERN_OK;
+    for (int t = 0; t < n && st == TERN_OK; t++)
+        st = logits_row(d, logits + (size_t)t * n_vocab, hidden + (size_t)t * n_embd, req ? req[t] : NULL);
     return st;
 }
 

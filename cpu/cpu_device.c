@@ -41,6 +41,7 @@ struct cpu_scratch {
     float *up;        /* [cap][n_ff] */
     float *out;       /* [cap][n_embd] projection output */
     float *scores;    /* [n_threads][TERN_ATTN_SCRATCH(head_dim, n_ctx - 1)] attention scratch */
+    int *head_toks;   /* [2][cap] the tokens of a logits call, certified and full */
 };
 
 struct cpu_device {
@@ -83,6 +84,7 @@ static void scratch_free(struct cpu_scratch *s) {
     free(s->up);
     free(s->out);
     free(s->scores);
+    free(s->head_toks);
     memset(s, 0, sizeof *s);
 }
 
@@ -110,8 +112,9 @@ static tern_status scratch_reserve(struct cpu_device *d, int n_tokens) {
     s->out = alloc64(n * (size_t)hp->n_embd * sizeof(float));
     s->scores =
         malloc((size_t)d->n_threads * (size_t)TERN_ATTN_SCRATCH(hp->head_dim, d->n_ctx - 1) * sizeof(float));
+    s->head_toks = malloc(2 * n * sizeof(int));
     if (!s->x || !s->q || !s->act_scale || !s->sum_q || !s->qh || !s->kh || !s->vh || !s->attn || !s->gate ||
-        !s->up || !s->out || !s->scores) {
+        !s->up || !s->out || !s->scores || !s->head_toks) {
         scratch_free(s);
         tern_log_error("cpu: out of memory for a batch of %d tokens", n_tokens);
         return TERN_ERR_NOMEM;
@@ -502,67 +505,106 @@ static tern_status cpu_run_layers(void *ctx, float *hidden, const struct tern_ba
     return TERN_OK;
 }
 
+/* The head over n tokens at once: tasks are row blocks, and each block is applied to every token
+ * while its rows are in cache, so the head is read from memory once for all of them. A block is
+ * HEAD_ROWS_PER_TASK rows for one token and MULTI_ROWS_PER_TASK (about 640 KiB of a 2560-wide F16
+ * head, within L2) for several. Every row goes through the same matvec kernel in any case, so a
+ * token's logits are the same bits whatever else is in the call. */
+enum { MULTI_ROWS_PER_TASK = 128, CAND_ROWS_PER_TASK = 32 };
+
 struct head_job {
     const struct tern_cpu_kernels *k;
     const struct tern_tensor *t;
-    float *logits;
-    const float *x;
-    const int32_t *rows; /* NULL: every row of t; else rows[0 .. n_rows) */
+    float *logits;   /* [token][ld] */
+    const float *x;  /* [token][n_embd] */
+    const int *toks; /* the tokens to compute */
+    int n_toks;
+    int64_t rows_per_task;
+    size_t ld, n_embd;
+    const int32_t *rows; /* NULL: every row of t; else rows[0 .. n_rows) of toks[0] */
     int64_t n_rows;
 };
-
-enum { CAND_ROWS_PER_TASK = 32 };
 
 static void head_task(void *arg, int64_t task, int thread) {
     (void)thread;
     const struct head_job *j = arg;
     if (j->rows) { /* one row per call: the same kernel, so the same bits as the full head's */
+        float *logits = j->logits + (size_t)j->toks[0] * j->ld;
+        const float *x = j->x + (size_t)j->toks[0] * j->n_embd;
         const int64_t i1 =
             (task + 1) * CAND_ROWS_PER_TASK < j->n_rows ? (task + 1) * CAND_ROWS_PER_TASK : j->n_rows;
         for (int64_t i = task * CAND_ROWS_PER_TASK; i < i1; i++)
-            j->k->matvec(j->logits + j->rows[i], j->t, j->x, j->rows[i], j->rows[i] + 1);
+            j->k->matvec(logits + j->rows[i], j->t, x, j->rows[i], j->rows[i] + 1);
         return;
     }
-    const int64_t r0 = task * HEAD_ROWS_PER_TASK;
-    const int64_t r1 = r0 + HEAD_ROWS_PER_TASK < j->t->ne1 ? r0 + HEAD_ROWS_PER_TASK : j->t->ne1;
-    j->k->matvec(j->logits + r0, j->t, j->x, r0, r1);
+    const int64_t r0 = task * j->rows_per_task;
+    const int64_t r1 = r0 + j->rows_per_task < j->t->ne1 ? r0 + j->rows_per_task : j->t->ne1;
+    for (int i = 0; i < j->n_toks; i++)
+        j->k->matvec(j->logits + (size_t)j->toks[i] * j->ld + r0, j->t, j->x + (size_t)j->toks[i] * j->n_embd,
+                     r0, r1);
 }
 
-static void head_rows(struct cpu_device *d, float *logits, const struct tern_tensor *t, const float *x) {
-    struct head_job j = {d->k, t, logits, x, NULL, 0};
-    tern_pool_run(d->pool, (t->ne1 + HEAD_ROWS_PER_TASK - 1) / HEAD_ROWS_PER_TASK, head_task, &j);
+/* Every row of t for the tokens toks[0 .. n_toks). */
+static void head_rows(struct cpu_device *d, float *logits, const struct tern_tensor *t, const float *x,
+                      const int *toks, int n_toks) {
+    const size_t ld = (size_t)d->model->output.ne1, n_embd = (size_t)d->model->hp.n_embd;
+    const int64_t per_task = n_toks > 1 ? MULTI_ROWS_PER_TASK : HEAD_ROWS_PER_TASK;
+    struct head_job j = {d->k, t, logits, x, toks, n_toks, per_task, ld, n_embd, NULL, 0};
+    tern_pool_run(d->pool, (t->ne1 + per_task - 1) / per_task, head_task, &j);
 }
 
-/* Certified head: every row from the shadow, the candidates from the bounds, then the candidates
- * again from the head itself. Returns false when the full head must run instead. */
-static bool certified_logits(struct cpu_device *d, float *logits, const float *x,
-                             const struct tern_head_request *req) {
+/* Certified head for token tok, whose shadow logits are already in its row: the candidates from
+ * the bounds, then the candidates again from the head itself. Returns false when the full head
+ * must run instead. */
+static bool certify(struct cpu_device *d, float *logits, const float *x, int tok,
+                    const struct tern_head_request *req) {
     const struct tern_model_view *m = d->model;
-    head_rows(d, logits, &d->shadow, x);
     const int64_t n_vocab = m->output.ne1;
-    const int64_t n = tern_head_cert_select(d->cand, logits, d->heap, d->shadow_coef,
-                                            tern_head_x_norm(x, m->hp.n_embd), n_vocab, req);
+    float *row = logits + (size_t)tok * (size_t)n_vocab;
+    const float *xt = x + (size_t)tok * (size_t)m->hp.n_embd;
+    const int64_t n = tern_head_cert_select(d->cand, row, d->heap, d->shadow_coef,
+                                            tern_head_x_norm(xt, m->hp.n_embd), n_vocab, req);
     if (n < 0)
         return false;
     for (int64_t r = 0; r < n_vocab; r++)
-        logits[r] = -INFINITY;
-    struct head_job j = {d->k, &m->output, logits, x, d->cand, n};
+        row[r] = -INFINITY;
+    struct head_job j = {d->k,    &m->output, logits, x, &tok, 1, 0, (size_t)n_vocab, (size_t)m->hp.n_embd,
+                         d->cand, n};
     tern_pool_run(d->pool, (n + CAND_ROWS_PER_TASK - 1) / CAND_ROWS_PER_TASK, head_task, &j);
     tern_head_cert_count(req, n, false);
     return true;
 }
 
-static tern_status cpu_logits(void *ctx, float *logits, const float *hidden,
-                              const struct tern_head_request *req) {
+static tern_status cpu_logits(void *ctx, float *logits, const float *hidden, int n,
+                              const struct tern_head_request *const *req) {
     struct cpu_device *d = ctx;
     const struct tern_model_view *m = d->model;
-    float *x = d->s.x;
-    d->k->rmsnorm(x, hidden, m->output_norm, m->hp.n_embd, m->hp.norm_eps);
-    if (req && d->shadow.data && certified_logits(d, logits, x, req))
-        return TERN_OK;
-    if (req)
-        tern_head_cert_count(req, m->output.ne1, true);
-    head_rows(d, logits, &m->output, x);
+    const int64_t n_embd = m->hp.n_embd;
+    if (n <= 0)
+        return TERN_ERR_ARG;
+    tern_status st = scratch_reserve(d, n);
+    if (st != TERN_OK)
+        return st;
+    float *x = d->s.x; /* [n][n_embd] */
+    int *cert = d->s.head_toks, *full = d->s.head_toks + n, n_cert = 0, n_full = 0;
+    for (int t = 0; t < n; t++) {
+        d->k->rmsnorm(x + t * n_embd, hidden + t * n_embd, m->output_norm, n_embd, m->hp.norm_eps);
+        if (req && req[t] && d->shadow.data)
+            cert[n_cert++] = t;
+        else
+            full[n_full++] = t;
+    }
+    if (n_cert) { /* the shadow read once for every certified token */
+        head_rows(d, logits, &d->shadow, x, cert, n_cert);
+        for (int i = 0; i < n_cert; i++)
+            if (!certify(d, logits, x, cert[i], req[cert[i]]))
+                full[n_full++] = cert[i];
+    }
+    for (int i = 0; i < n_full; i++)
+        if (req && req[full[i]])
+            tern_head_cert_count(req[full[i]], m->output.ne1, true);
+    if (n_full)
+        head_rows(d, logits, &m->output, x, full, n_full);
     return TERN_OK;
 }
 

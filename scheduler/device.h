@@ -146,9 +146,12 @@ struct tern_device_ops {
      * hidden[b->n_tokens][n_embd]. */
     tern_status (*run_layers)(void *ctx, float *hidden, const struct tern_batch *b, int layer_begin,
                               int layer_end);
-    /* logits[n_vocab] <- head(final_norm(hidden[n_embd])) for one token (TERN_PART_HEAD). With req
-     * (may be NULL: every row), rows proven outside req's top-k may be -INFINITY instead. */
-    tern_status (*logits)(void *ctx, float *logits, const float *hidden, const struct tern_head_request *req);
+    /* logits[t][n_vocab] <- head(final_norm(hidden[t][n_embd])) for n tokens (TERN_PART_HEAD), the
+     * head read once for all of them. req is NULL (every row of every token) or n requests, each
+     * NULL or what the sampler reads of that token: rows proven outside its top-k may then be
+     * -INFINITY instead. A token's logits are the same bits whatever else is in the call. */
+    tern_status (*logits)(void *ctx, float *logits, const float *hidden, int n,
+                          const struct tern_head_request *const *req);
     /* Wait for queued work. Optional (NULL: synchronous device). */
     tern_status (*sync)(void *ctx);
     /* Free everything; ctx is invalid afterwards. */

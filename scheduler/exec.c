@@ -24,6 +24,7 @@ struct tern_exec {
     int n_ctx, n_seq;
     bool head_cert;
     float *hidden;      /* [cap][n_embd] */
+    float *heads;       /* [cap][n_embd] the hidden states of the tokens whose logits are wanted */
     int32_t *pos, *seq; /* [cap] a rebuild's batch */
     int cap;
     int step; /* evaluations so far */
@@ -114,7 +115,10 @@ static tern_status reserve(tern_exec *x, int n) {
     float *h = realloc(x->hidden, (size_t)n * (size_t)x->m->hp.n_embd * sizeof(float));
     if (h)
         x->hidden = h;
-    int32_t *pos = h ? realloc(x->pos, (size_t)n * sizeof *pos) : NULL;
+    float *heads = h ? realloc(x->heads, (size_t)n * (size_t)x->m->hp.n_embd * sizeof(float)) : NULL;
+    if (heads)
+        x->heads = heads;
+    int32_t *pos = heads ? realloc(x->pos, (size_t)n * sizeof *pos) : NULL;
     if (pos)
         x->pos = pos;
     int32_t *seq = pos ? realloc(x->seq, (size_t)n * sizeof *seq) : NULL;
@@ -215,12 +219,15 @@ static tern_status run_plan(tern_exec *x, const int32_t *tokens, const struct te
     if (st == TERN_OK)
         st = run_ranges(x, b, failed);
     if (st == TERN_OK && n_out > 0) {
+        /* the rows of the tokens that want logits, side by side: the head reads its weights once */
         *failed = p->head_dev;
-        st = fault_due(x, p->head_dev, WHERE_HEAD, 0) ? TERN_ERR_DEVICE : TERN_OK;
-        const size_t n_embd = (size_t)x->m->hp.n_embd, n_vocab = (size_t)x->m->hp.n_vocab;
-        for (int i = 0; i < n_out && st == TERN_OK; i++)
-            st = e[p->head_dev].dev.ops->logits(e[p->head_dev].dev.ctx, logits + (size_t)i * n_vocab,
-                                                x->hidden + (size_t)out[i] * n_embd, req ? req[i] : NULL);
+        const size_t row = (size_t)x->m->hp.n_embd * sizeof(float);
+        for (int i = 0; i < n_out; i++)
+            memcpy(x->heads + (size_t)i * (size_t)x->m->hp.n_embd,
+                   x->hidden + (size_t)out[i] * (size_t)x->m->hp.n_embd, row);
+        st = fault_due(x, p->head_dev, WHERE_HEAD, 0)
+                 ? TERN_ERR_DEVICE
+                 : e[p->head_dev].dev.ops->logits(e[p->head_dev].dev.ctx, logits, x->heads, n_out, req);
     }
     for (int d = 0; d < x->reg->n && st == TERN_OK; d++) {
         *failed = d;
@@ -333,6 +340,7 @@ void tern_exec_free(tern_exec *x) {
     if (!x)
         return;
     free(x->hidden);
+    free(x->heads);
     free(x->pos);
     free(x->seq);
     free(x);

@@ -93,7 +93,7 @@ tern_status tern_probe_measure(const struct tern_device *dev, const struct tern_
             st = TERN_ERR_NOMEM;
         for (int r = 0; r < 3 && st == TERN_OK; r++) {
             const double t0 = now_s();
-            st = dev->ops->logits(dev->ctx, logits, h0, NULL);
+            st = dev->ops->logits(dev->ctx, logits, h0, 1, NULL);
             if (st == TERN_OK)
                 st = sync_dev(dev);
             t = now_s() - t0;

@@ -233,8 +233,9 @@ static int64_t compare_topk(struct head_dev *h, const float *hidden, int k, floa
     int32_t *ids_full = malloc((size_t)k * sizeof(int32_t)), *ids_cert = malloc((size_t)k * sizeof(int32_t));
     struct tern_head_stats stats = {0};
     const struct tern_head_request req = {k, pen, pen_ids, n_pen, &stats};
-    CHECK_STATUS(TERN_OK, h->dev.ops->logits(h->dev.ctx, full, hidden, NULL));
-    CHECK_STATUS(TERN_OK, h->dev.ops->logits(h->dev.ctx, cert, hidden, &req));
+    CHECK_STATUS(TERN_OK, h->dev.ops->logits(h->dev.ctx, full, hidden, 1, NULL));
+    CHECK_STATUS(TERN_OK,
+                 h->dev.ops->logits(h->dev.ctx, cert, hidden, 1, (const struct tern_head_request *[]){&req}));
     for (int64_t r = 0; r < n_rows; r++)
         if (cert[r] != -INFINITY && memcmp(&cert[r], &full[r], sizeof(float)) != 0) {
             harness_fail(__FILE__, __LINE__, "%s: row %lld: certified %.9g, full %.9g", what, (long long)r,
@@ -297,7 +298,7 @@ static void topk_device(const char *level) {
             for (int trial = 0; trial < 4; trial++) {
                 make_x(hidden, n, trial % 2, 300 + trial);
                 /* penalize the full head's current top 10 and 10 others, ascending */
-                CHECK_STATUS(TERN_OK, h.dev.ops->logits(h.dev.ctx, full, hidden, NULL));
+                CHECK_STATUS(TERN_OK, h.dev.ops->logits(h.dev.ctx, full, hidden, 1, NULL));
                 int32_t top[10], pen_ids[20];
                 top_ids(top, full, n_rows, 10);
                 for (int i = 0; i < 10; i++) {
