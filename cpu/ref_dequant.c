@@ -7,7 +7,7 @@
 #include "../scheduler/fp16.h"
 #include "ref.h"
 
-/* On-disk blocks. host/quantize.h declares the same layouts for writers; cpu/ may not include host/,
+/* On-disk blocks. host/gguf/quantize.h declares the same layouts for writers; cpu/ may not include host/,
  * so they are repeated here, each pinned by its size. */
 struct ref_block_q8_0 {
     uint8_t d[2];  /* f16 scale */

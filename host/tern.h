@@ -14,11 +14,11 @@
 
 #include "../scheduler/log.h"
 #include "../scheduler/status.h"
-#include "generate.h"
-#include "gguf.h"
-#include "model.h"
-#include "sampler.h"
-#include "session.h"
-#include "tokenizer.h"
+#include "generate/generate.h"
+#include "generate/sampler.h"
+#include "generate/session.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 #endif

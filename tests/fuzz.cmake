@@ -8,7 +8,7 @@ if(TERN_FUZZ)
   if(CMAKE_C_COMPILER_ID MATCHES "Clang")
     set(FUZZ_GGUF_SOURCES
         ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_gguf.c
-        ${PROJECT_SOURCE_DIR}/host/gguf.c
+        ${PROJECT_SOURCE_DIR}/host/gguf/gguf.c
         ${PROJECT_SOURCE_DIR}/scheduler/log.c
         ${PROJECT_SOURCE_DIR}/scheduler/status.c
         ${PROJECT_SOURCE_DIR}/scheduler/types.c)

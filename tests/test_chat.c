@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "host/chat.h"
-#include "host/maker.h"
+#include "host/generate/chat.h"
+#include "host/model/maker.h"
 #include "host/tern.h"
 
 static void expect_render(enum tern_chat_format f, const char *want) {

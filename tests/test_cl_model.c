@@ -9,7 +9,7 @@
 
 #include "cl/cl_device.h"
 #include "harness.h"
-#include "host/maker.h"
+#include "host/model/maker.h"
 #include "host/tern.h"
 
 #define MAX_GEN 16

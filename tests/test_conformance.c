@@ -8,8 +8,8 @@
 
 #include "cpu/isa.h"
 #include "harness.h"
+#include "host/model/ternary.h"
 #include "host/tern.h"
-#include "host/ternary.h"
 
 struct collect {
     int32_t ids[64];

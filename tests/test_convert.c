@@ -1,5 +1,5 @@
 /* tern convert on Hugging Face checkpoints this test writes itself, one per family, from a model
- * the maker (host/maker.c) also writes directly as GGUF: the converted file must hold the same
+ * the maker (host/model/maker.c) also writes directly as GGUF: the converted file must hold the same
  * ternary codes, scales, norms, embedding and tokenizer, and run to the same tokens. The HF side is
  * written from the formats' definitions (docs/formats.md#hugging-face-checkpoints): packed uint8 [out/4, in]
  * with row i*(out/4) + r in bits 2i of byte [r][c]; weight_scale multiplied (autobitlinear) or divided
@@ -18,9 +18,9 @@
 #include "host/convert/convert.h"
 #include "host/convert/hf_vocab.h"
 #include "host/convert/safetensors.h"
-#include "host/maker.h"
+#include "host/model/maker.h"
+#include "host/model/ternary.h"
 #include "host/tern.h"
-#include "host/ternary.h"
 #include "scheduler/fp16.h"
 
 /* ---- writing a safetensors file ---- */

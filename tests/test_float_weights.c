@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "harness.h"
+#include "host/model/ternary.h"
 #include "host/tern.h"
-#include "host/ternary.h"
 #include "scheduler/fp16.h"
 
 static void same_ternary(const struct tern_ternary *a, const struct tern_ternary *b, int il, int i) {

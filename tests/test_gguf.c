@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "host/gguf.h"
+#include "host/gguf/gguf.h"
 #include "scheduler/log.h"
 #include "scheduler/types.h"
 

@@ -12,7 +12,7 @@
 #include "cpu/cpu_device.h"
 #include "cpu/isa.h"
 #include "harness.h"
-#include "host/maker.h"
+#include "host/model/maker.h"
 #include "host/tern.h"
 #include "scheduler/fp16.h"
 #include "scheduler/head_cert.h"

@@ -7,10 +7,10 @@
 
 #include "cpu/ref.h"
 #include "harness.h"
-#include "host/maker.h"
+#include "host/model/maker.h"
+#include "host/model/ternary.h"
 #include "host/tern.h"
-#include "host/ternary.h"
-#include "host/tokenizer_internal.h"
+#include "host/tokenizer/tokenizer_internal.h"
 #include "scheduler/fp16.h"
 
 /* One BitLinear of the reference: per-token int8 quantization of x, exact ternary product. */

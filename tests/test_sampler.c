@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "host/sampler.h"
+#include "host/generate/sampler.h"
 #include "scheduler/log.h"
 
 enum { NV = 1000 };

@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "harness.h"
-#include "host/gguf.h"
-#include "host/tokenizer.h"
-#include "host/tokenizer_internal.h"
+#include "host/gguf/gguf.h"
+#include "host/tokenizer/tokenizer.h"
+#include "host/tokenizer/tokenizer_internal.h"
 #include "scheduler/log.h"
 
 #define MAX_TOK 400

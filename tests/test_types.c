@@ -7,8 +7,8 @@
 
 #include "cpu/ref.h"
 #include "harness.h"
-#include "host/quantize.h"
-#include "host/ternary.h"
+#include "host/gguf/quantize.h"
+#include "host/model/ternary.h"
 #include "scheduler/fp16.h"
 #include "scheduler/log.h"
 #include "scheduler/types.h"
@@ -101,7 +101,7 @@ static void q8_0_blocks(void) {
 static void q4_k_block(void) {
     static const int sc[8] = {1, 2, 3, 63, 17, 33, 48, 5};
     static const int mn[8] = {0, 10, 20, 62, 16, 31, 47, 63};
-    /* packed by hand from the layout (see host/quantize.h) */
+    /* packed by hand from the layout (see host/gguf/quantize.h) */
     static const uint8_t scales[12] = {0x41, 0x82, 0xC3, 0x3F, 0x40, 0x4A,
                                        0x94, 0xFE, 0x01, 0xF1, 0xF0, 0xF5};
     uint8_t blk[144] = {0};
@@ -258,7 +258,7 @@ static void quantizer_round_trip(void) {
 
 /* ---- ternary formats ---- */
 
-/* The I2_S stream built straight from docs/formats.md#i2_s, independent of host/ternary.c. */
+/* The I2_S stream built straight from docs/formats.md#i2_s, independent of host/model/ternary.c. */
 static void stream_put(uint8_t *s, int64_t i, int code) {
     s[32 * (i / 128) + i % 32] |= (uint8_t)(code << (6 - 2 * ((i % 128) / 32)));
 }
@@ -603,7 +603,7 @@ static void ternarize(void) {
 
 /* ---- the conformance vectors: the same ternary weights as I2_S, TQ2_0, TQ1_0 and F16 ---- */
 
-/* Just enough GGUF (v3, little-endian) to find a tensor; the real reader is host/gguf.c. */
+/* Just enough GGUF (v3, little-endian) to find a tensor; the real reader is host/gguf/gguf.c. */
 struct mini_gguf {
     uint8_t *buf;
     size_t size, data_off, pos;

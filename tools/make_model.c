@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "host/convert/hf_vocab.h"
-#include "host/maker.h"
+#include "host/model/maker.h"
 #include "scheduler/log.h"
 #include "scheduler/types.h"
 

@@ -13,9 +13,9 @@
 #include "../../scheduler/fp16.h"
 #include "../../scheduler/log.h"
 #include "../../scheduler/types.h"
-#include "../gguf.h"
-#include "../quantize.h"
-#include "../ternary.h"
+#include "../gguf/gguf.h"
+#include "../gguf/quantize.h"
+#include "../model/ternary.h"
 #include "hf_vocab.h"
 #include "safetensors.h"
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "../../scheduler/log.h"
-#include "../tokenizer.h"
+#include "../tokenizer/tokenizer.h"
 
 void tern_hf_vocab_free(struct tern_hf_vocab *v) {
     if (!v)

@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "../gguf.h"
+#include "../gguf/gguf.h"
 
 struct tern_hf_vocab {
     int32_t n_tokens;

@@ -10,9 +10,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../sampler.h"
-#include "../session.h"
-#include "../tokenizer.h"
+#include "../generate/sampler.h"
+#include "../generate/session.h"
+#include "../tokenizer/tokenizer.h"
 
 enum { TERN_ENGINE_MAX_STOP = 4 };
 

@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "../../scheduler/log.h"
-#include "../generate.h"
+#include "../generate/generate.h"
 
 struct tern_server {
     struct MHD_Daemon *d;

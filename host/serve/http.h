@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "../chat.h"
+#include "../generate/chat.h"
 #include "engine.h"
 
 struct tern_server_params {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/gguf.h"
+#include "host/gguf/gguf.h"
 #include "scheduler/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -10,8 +10,8 @@
 #include <time.h>
 
 #include "host/convert/hf_vocab.h"
-#include "host/gguf.h"
-#include "host/tokenizer.h"
+#include "host/gguf/gguf.h"
+#include "host/tokenizer/tokenizer.h"
 #include "scheduler/status.h"
 
 static double now_s(void) {

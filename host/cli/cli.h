@@ -1,0 +1,57 @@
+/* Shared pieces of the tern command line: flag-value parsing with range checks and usage errors.
+ * Exit codes: 0 success, 1 runtime failure (bad model, device, I/O), 2 usage error (bad flag). */
+#ifndef TERN_CLI_H
+#define TERN_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../model/model.h"
+#include "../generate/sampler.h"
+#include "../generate/session.h"
+
+enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
+
+/* The value after flag argv[*i]; advances *i. NULL (and a logged usage error) when missing. */
+const char *cli_value(int argc, char **argv, int *i);
+bool cli_int(const char *flag, const char *s, long long lo, long long hi, long long *out);
+bool cli_float(const char *flag, const char *s, double lo, double hi, double *out);
+/* Logs "unknown option X for 'tern CMD' (see tern CMD --help)". */
+void cli_unknown(const char *cmd, const char *arg);
+/* Read a whole file into a NUL-terminated malloc'd buffer; logs and returns NULL on failure. */
+char *cli_read_file(const char *path, size_t *len);
+
+/* Sampling flags shared by run and chat: returns 1 if argv[*i] was one (consumed), 0 if not,
+ * -1 on a bad value. */
+int cli_sampling_flag(int argc, char **argv, int *i, struct tern_sampler_params *p, bool *seed_set);
+extern const char cli_sampling_help[];
+
+/* Session flags shared by run, chat and serve: --device SPEC, --split N1,N2,..., --reprobe,
+ * --head-mode certified|full. Returns 1 if argv[*i] was one (consumed), 0 if not, -1 on a bad value
+ * (logged). */
+struct cli_devices {
+    const char *device, *split;
+    bool reprobe;
+    enum tern_head_mode head_mode;
+};
+int cli_device_flag(int argc, char **argv, int *i, struct cli_devices *d);
+/* "certified" or "full" into *out; false (logged, naming flag) otherwise. */
+bool cli_head_mode(const char *flag, const char *v, enum tern_head_mode *out);
+extern const char cli_device_help[];
+/* Exit code for a failed session start: a bad split or device list is a usage error. */
+int cli_session_exit(tern_status st);
+
+/* Build a random model of a preset shape (tiny, 2b4t, 3b; type/head 0: the preset's) in memory
+ * (/dev/shm when present) and open it; the file is unlinked, the mapping keeps it alive. */
+tern_status cli_build_shape(const char *shape, uint32_t type, uint32_t head, tern_model **out);
+
+int cli_run(int argc, char **argv);
+int cli_devices(int argc, char **argv);
+int cli_serve(int argc, char **argv);
+int cli_info(int argc, char **argv);
+int cli_tokenize(int argc, char **argv);
+int cli_bench(int argc, char **argv);
+int cli_convert(int argc, char **argv);
+int cli_chat(int argc, char **argv);
+
+#endif

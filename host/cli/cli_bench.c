@@ -1,0 +1,551 @@
+/* tern bench: prompt-processing and generation speed in llama-bench's spirit, on a model file or
+ * on a random model of a known shape built in memory, with the achieved memory bandwidth of
+ * generation as a share of the machine's read bandwidth measured in the same run. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../cpu/cpu_device.h"
+#include "../../cpu/membw.h"
+#include "../../scheduler/head_cert.h"
+#include "cli.h"
+#include "../tern.h"
+
+static const char bench_usage[] =
+    "Usage: tern bench (-m MODEL | --shape NAME) [options]\n"
+    "\n"
+    "  -m, --model PATH    benchmark a model file\n"
+    "      --shape NAME    build a random model in memory: tiny, 2b4t (BitNet b1.58 2B-4T), 3b\n"
+    "      --type T        ternary type of the built model: i2_s (default), tq2_0, tq1_0\n"
+    "      --head T        head (tied embedding) type of the built model: f16 (default), q6_k,\n"
+    "                      q8_0, q4_k, bf16, f32\n"
+    "  -p, --n-prompt N    prompt tokens evaluated as one batch; 0 skips the test (default 512)\n"
+    "  -n, --n-gen N       tokens generated one at a time; 0 skips the test (default 128)\n"
+    "  -d, --depth N       run each test after N tokens already in the context (filled, untimed,\n"
+    "                      before every repetition; default 0)\n"
+    "  -r, --repetitions N runs of each test (default 5)\n"
+    "  -t, --threads N     CPU threads (default: physical cores)\n"
+    "      --device LIST   device specs to compare, comma-separated, one set of rows each\n"
+    "                      (default auto); join devices of one spec with '+': cpu,cl:0,cl:0+cpu\n"
+    "      --split N1,N2.. layers per device, for the multi-device ('+') specs of the list\n"
+    "      --reprobe       measure the devices again instead of using the probe cache\n"
+    "      --head-mode LIST comma-separated head modes to compare: certified (default), full\n"
+    "      --parallel LIST stream counts (e.g. 1,2,4,8): generation of that many sequences side by\n"
+    "                      side, one batched forward pass per step as tern serve runs them; the\n"
+    "                      rows give the aggregate tokens/s and each stream's time per token\n"
+    "      --json          print the results as JSON instead of a table\n"
+    "  -h, --help          this help\n"
+    "\n"
+    "Generation reads every weight once per token, so its speed is bounded by memory bandwidth:\n"
+    "the table reports bytes per token x tokens/s and its share of the measured read bandwidth\n"
+    "(at a depth, the bytes include the KV cache each token reads). The certified head computes\n"
+    "greedy logits from a low-bit copy and recomputes only the rows that could win; rows/tok is\n"
+    "how many it recomputed per token, >64 the share of tokens that needed more than 64. Every\n"
+    "repetition runs on every (device spec, head mode) pair in turn, so drift slows all alike.\n";
+
+struct bench_opts {
+    const char *model, *shape, *devices, *head_modes, *split, *parallel;
+    bool reprobe;
+    uint32_t type, head;
+    long long n_prompt, n_gen, depth, reps, threads;
+    bool json;
+};
+
+struct result {
+    char device[128];
+    char spec[64];
+    char plan[128];
+    char head_mode[16];
+    char test[32];
+    double mean, sd;                /* tokens/s */
+    double gbps;                    /* generation only: achieved bandwidth */
+    double rows_per_token, over_64; /* certified head: rows recomputed per token, share over 64 */
+    int streams;                    /* --parallel rows: concurrent sequences (0 otherwise) */
+    double step_ms;                 /* --parallel rows: mean time of a step, each stream's time per token */
+};
+
+static bool type_arg(const char *flag, const char *v, bool ternary, uint32_t *out) {
+    static const struct {
+        const char *name;
+        uint32_t type;
+        bool ternary;
+    } names[] = {
+        {"i2_s", TERN_TYPE_I2_S, true},  {"tq2_0", TERN_TYPE_TQ2_0, true}, {"tq1_0", TERN_TYPE_TQ1_0, true},
+        {"f16", TERN_TYPE_F16, false},   {"q6_k", TERN_TYPE_Q6_K, false},  {"q8_0", TERN_TYPE_Q8_0, false},
+        {"q4_k", TERN_TYPE_Q4_K, false}, {"bf16", TERN_TYPE_BF16, false},  {"f32", TERN_TYPE_F32, false}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(v, names[i].name) && names[i].ternary == ternary) {
+            *out = names[i].type;
+            return true;
+        }
+    tern_log_error("option %s: '%s' is not a valid type", flag, v);
+    return false;
+}
+
+/* --parallel: a comma-separated list of stream counts in [1, 64]. */
+static bool parallel_valid(const char *list) {
+    const char *p = list;
+    for (;;) {
+        char *end;
+        const long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 64 || (*end && *end != ',')) {
+            tern_log_error(
+                "option --parallel: '%s' is not a list of stream counts in [1, 64] such as 1,2,4,8", list);
+            return false;
+        }
+        if (!*end)
+            return true;
+        p = end + 1;
+    }
+}
+
+/* Each comma-separated spec of the list (devices of one spec joined by '+'). */
+static bool specs_valid(const char *list) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    if (!buf[0] || buf[strlen(buf) - 1] == ',') {
+        tern_log_error("option --device: '%s' is not a comma-separated list of device specs", list);
+        return false;
+    }
+    for (char *save = NULL, *d = strtok_r(buf, ",", &save); d; d = strtok_r(NULL, ",", &save))
+        if (!tern_device_spec_valid(d))
+            return false;
+    return true;
+}
+
+static int parse(int argc, char **argv, struct bench_opts *o) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(bench_usage, stdout);
+            exit(CLI_EXIT_OK);
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!(o->model = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--shape")) {
+            if (!(o->shape = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--device")) {
+            if (!(o->devices = cli_value(argc, argv, &i)) || !specs_valid(o->devices))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--split")) {
+            if (!(o->split = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--parallel")) {
+            if (!(o->parallel = cli_value(argc, argv, &i)) || !parallel_valid(o->parallel))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--reprobe")) {
+            o->reprobe = true;
+        } else if (!strcmp(a, "--head-mode")) {
+            if (!(o->head_modes = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--type")) {
+            if (!(v = cli_value(argc, argv, &i)) || !type_arg(a, v, true, &o->type))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--head")) {
+            if (!(v = cli_value(argc, argv, &i)) || !type_arg(a, v, false, &o->head))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1 << 16, &o->n_prompt))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1 << 16, &o->n_gen))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-d") || !strcmp(a, "--depth")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1 << 20, &o->depth))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1000, &o->reps))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1024, &o->threads))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--json")) {
+            o->json = true;
+        } else {
+            cli_unknown("bench", a);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (!o->model == !o->shape) {
+        tern_log_error("tern bench needs exactly one of -m MODEL or --shape NAME");
+        return CLI_EXIT_USAGE;
+    }
+    if (o->model && (o->type || o->head)) {
+        tern_log_error("--type and --head describe a built model; they go with --shape, not -m");
+        return CLI_EXIT_USAGE;
+    }
+    char modes[64];
+    snprintf(modes, sizeof modes, "%s", o->head_modes);
+    enum tern_head_mode mode;
+    for (char *sh = NULL, *h = strtok_r(modes, ",", &sh); h; h = strtok_r(NULL, ",", &sh))
+        if (!cli_head_mode("--head-mode", h, &mode))
+            return CLI_EXIT_USAGE;
+    if (o->n_prompt == 0 && o->n_gen == 0) {
+        tern_log_error("nothing to measure: -p and -n are both 0");
+        return CLI_EXIT_USAGE;
+    }
+    return CLI_EXIT_OK;
+}
+
+static void mean_sd(const double *v, int n, double *mean, double *sd) {
+    double s = 0, q = 0;
+    for (int i = 0; i < n; i++)
+        s += v[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++)
+        q += (v[i] - *mean) * (v[i] - *mean);
+    *sd = n > 1 ? sqrt(q / (n - 1)) : 0.0;
+}
+
+/* Start a repetition: an empty context, then o->depth tokens in it (batches of at most 512, so the
+ * scratch stays the size of the tests' own batches). */
+enum { FILL_BATCH = 512 };
+static tern_status fill_context(tern_session *s, const struct bench_opts *o, const int32_t *tokens) {
+    tern_session_reset(s);
+    tern_status st = TERN_OK;
+    for (long long done = 0; done < o->depth && st == TERN_OK; done += FILL_BATCH) {
+        const int n = (int)(o->depth - done < FILL_BATCH ? o->depth - done : FILL_BATCH);
+        st = tern_session_eval(s, tokens + done, n, NULL);
+    }
+    return st;
+}
+
+static void test_name(char *out, size_t size, const char *kind, long long n, long long depth) {
+    if (depth > 0)
+        snprintf(out, size, "%s%lld @ d%lld", kind, n, depth);
+    else
+        snprintf(out, size, "%s%lld", kind, n);
+}
+
+static void name_result(struct result *x, const tern_session *s, const char *spec, const char *head_mode) {
+    snprintf(x->device, sizeof x->device, "%s", tern_session_device_name(s));
+    snprintf(x->spec, sizeof x->spec, "%s", spec);
+    snprintf(x->plan, sizeof x->plan, "%s", tern_session_plan(s));
+    snprintf(x->head_mode, sizeof x->head_mode, "%s", head_mode);
+}
+
+static void head_stats(struct result *x, const struct tern_head_stats *h) {
+    x->rows_per_token = h->n_tokens ? (double)h->n_rows / (double)h->n_tokens : 0.0;
+    x->over_64 = h->n_tokens ? (double)h->n_over_64 / (double)h->n_tokens : 0.0;
+}
+
+/* One (device, head mode) pair under test. The logits are read as greedy decoding reads them (the
+ * top 1), so a certified head may certify. */
+struct bench_run {
+    const char *device, *head_mode;
+    tern_session *s;
+    struct tern_head_request req;
+    struct tern_head_stats pp_stats, tg_stats;
+    double *pp, *tg; /* [reps] tokens/s */
+};
+
+static tern_status run_open(struct bench_run *b, const struct bench_opts *o, const tern_model *m, int threads,
+                            const int32_t *tokens, int n_tok) {
+    char split[128] = "";
+    for (size_t i = 0; o->split && o->split[i] && i + 1 < sizeof split; i++)
+        split[i] = o->split[i] == '+' ? ',' : o->split[i];
+    struct tern_session_params sp = {
+        .n_ctx = (int)(o->depth + (o->n_prompt > o->n_gen ? o->n_prompt : o->n_gen) + 8),
+        .n_threads = threads,
+        .device = b->device,
+        .split = o->split && strchr(b->device, '+') ? split : NULL,
+        .reprobe = o->reprobe,
+        .head_mode = !strcmp(b->head_mode, "full") ? TERN_HEAD_FULL : TERN_HEAD_CERTIFIED};
+    tern_status st = tern_session_create(m, &sp, &b->s);
+    b->pp = malloc((size_t)o->reps * sizeof *b->pp);
+    b->tg = malloc((size_t)o->reps * sizeof *b->tg);
+    if (st == TERN_OK && (!b->pp || !b->tg))
+        st = TERN_ERR_NOMEM;
+    if (st != TERN_OK)
+        return st;
+    b->req = (struct tern_head_request){.top_k = 1, .repeat_penalty = 1.0f};
+    tern_session_set_head_request(b->s, &b->req);
+    /* warm-up: fault in the weights and size the scratch buffers */
+    st = tern_session_eval(b->s, tokens, n_tok < 16 ? n_tok : 16, NULL);
+    tern_session_reset(b->s);
+    return st;
+}
+
+static void run_close(struct bench_run *b) {
+    tern_session_free(b->s);
+    free(b->pp);
+    free(b->tg);
+}
+
+/* One repetition of the prompt test (gen false) or the generation test on one run. */
+static tern_status run_rep(struct bench_run *b, const struct bench_opts *o, const int32_t *tokens, int n_tok,
+                           bool gen, int rep) {
+    tern_status st = fill_context(b->s, o, tokens);
+    if (st != TERN_OK)
+        return st;
+    b->req.stats = gen ? &b->tg_stats : &b->pp_stats;
+    const float *logits;
+    const double t0 = tern_time_s();
+    if (!gen) {
+        st = tern_session_eval(b->s, tokens, (int)o->n_prompt, &logits);
+        b->pp[rep] = (double)o->n_prompt / (tern_time_s() - t0);
+        return st;
+    }
+    for (int i = 0; i < o->n_gen && st == TERN_OK; i++)
+        st = tern_session_eval(b->s, &tokens[i % n_tok], 1, &logits);
+    b->tg[rep] = (double)o->n_gen / (tern_time_s() - t0);
+    return st;
+}
+
+/* The result rows of one run. Generation at a depth also reads the KV cache: kv_bytes_per_pos for
+ * every position before the token. */
+static void run_results(const struct bench_run *b, const struct bench_opts *o, const tern_model *m,
+                        uint64_t bytes_per_token, uint64_t kv_bytes_per_pos, struct result *res, int *n_res) {
+    if (o->n_prompt > 0) {
+        struct result *x = &res[(*n_res)++];
+        name_result(x, b->s, b->device, b->head_mode);
+        test_name(x->test, sizeof x->test, "pp", o->n_prompt, o->depth);
+        mean_sd(b->pp, (int)o->reps, &x->mean, &x->sd);
+        x->gbps = 0;
+        head_stats(x, &b->pp_stats);
+    }
+    if (o->n_gen > 0) {
+        struct result *x = &res[(*n_res)++];
+        name_result(x, b->s, b->device, b->head_mode);
+        test_name(x->test, sizeof x->test, "tg", o->n_gen, o->depth);
+        mean_sd(b->tg, (int)o->reps, &x->mean, &x->sd);
+        head_stats(x, &b->tg_stats);
+        /* the average token attends over depth + (n_gen + 1) / 2 positions */
+        const double kv = (double)kv_bytes_per_pos * ((double)o->depth + (double)(o->n_gen + 1) / 2.0);
+        /* a certifying head reads its shadow and the recomputed rows instead of the whole head */
+        const struct tern_tensor *head = &tern_model_view(m)->output;
+        double bytes = (double)bytes_per_token;
+        if (b->tg_stats.n_tokens > b->tg_stats.n_full && tern_head_cert_supported(head))
+            bytes += (double)head->ne1 * (double)tern_head_shadow_row_bytes(head->ne0) +
+                     x->rows_per_token * (double)head->row_bytes -
+                     (double)head->ne1 * (double)head->row_bytes;
+        x->gbps = x->mean * (bytes + kv) / 1e9;
+    }
+}
+
+/* --parallel P: P sequences generate side by side, each step one batched forward pass over their
+ * P next tokens (as tern serve runs them). Each sequence starts from its own 8-token prompt. */
+static tern_status bench_streams(const struct bench_opts *o, const tern_model *m, const char *dev,
+                                 const char *head_mode, int threads, int P, struct result *res, int *n_res) {
+    const int n_vocab = tern_model_view(m)->hp.n_vocab;
+    enum { PROMPT = 8 };
+    struct tern_session_params sp = {.n_ctx = (int)(o->n_gen + PROMPT + 8),
+                                     .n_threads = threads,
+                                     .device = dev,
+                                     .reprobe = o->reprobe,
+                                     .n_seq = P,
+                                     .head_mode =
+                                         !strcmp(head_mode, "full") ? TERN_HEAD_FULL : TERN_HEAD_CERTIFIED};
+    tern_session *s = NULL;
+    tern_status st = tern_session_create(m, &sp, &s);
+    if (st != TERN_OK)
+        return st;
+    int32_t *tokens = malloc((size_t)P * PROMPT * sizeof *tokens),
+            *seq = malloc((size_t)P * PROMPT * sizeof *seq);
+    int *out = malloc((size_t)P * sizeof *out);
+    float *logits = malloc((size_t)P * (size_t)n_vocab * sizeof *logits);
+    double *samples = malloc((size_t)o->reps * sizeof *samples),
+           *steps = malloc((size_t)o->reps * sizeof *steps);
+    /* greedy streams: each reads the top 1 of its logits, so a certified head may certify */
+    struct tern_head_stats stats = {0};
+    struct tern_head_request one = {.top_k = 1, .repeat_penalty = 1.0f, .stats = &stats};
+    const struct tern_head_request **req = malloc((size_t)P * sizeof *req);
+    for (int q = 0; req && q < P; q++)
+        req[q] = &one;
+    if (!tokens || !seq || !out || !logits || !samples || !steps || !req) {
+        tern_log_error("out of memory for %d streams", P);
+        st = TERN_ERR_NOMEM;
+    }
+    uint64_t r = 0x2545F4914F6CDD1DULL;
+    for (int rep = 0; rep < o->reps && st == TERN_OK; rep++) {
+        tern_session_reset(s);
+        for (int i = 0; i < P * PROMPT; i++) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            tokens[i] = (int32_t)(r % (uint64_t)n_vocab);
+            seq[i] = i / PROMPT;
+        }
+        for (int q = 0; q < P; q++)
+            out[q] = q * PROMPT + PROMPT - 1;
+        st = tern_session_eval_batch(s, tokens, seq, P * PROMPT, out, P, req, logits);
+        for (int q = 0; q < P; q++)
+            seq[q] = q;
+        const double t0 = tern_time_s();
+        for (int g = 0; g < o->n_gen && st == TERN_OK; g++) {
+            for (int q = 0; q < P; q++) {
+                tokens[q] = (int32_t)((tokens[q] * 31 + g + q) % n_vocab);
+                out[q] = q;
+            }
+            st = tern_session_eval_batch(s, tokens, seq, P, out, P, req, logits);
+        }
+        const double dt = tern_time_s() - t0;
+        samples[rep] = (double)P * (double)o->n_gen / dt;
+        steps[rep] = 1e3 * dt / (double)o->n_gen;
+    }
+    if (st == TERN_OK) {
+        struct result *x = &res[(*n_res)++];
+        name_result(x, s, dev, head_mode);
+        head_stats(x, &stats);
+        char base[24];
+        test_name(base, sizeof base, "tg", o->n_gen, 0);
+        snprintf(x->test, sizeof x->test, "%s x%d", base, P);
+        mean_sd(samples, (int)o->reps, &x->mean, &x->sd);
+        double sd;
+        mean_sd(steps, (int)o->reps, &x->step_ms, &sd);
+        x->streams = P;
+        x->gbps = 0;
+    }
+    free(tokens);
+    free(seq);
+    free(out);
+    free(logits);
+    free(samples);
+    free(steps);
+    free(req);
+    tern_session_free(s);
+    return st;
+}
+
+/* Every (device, head mode) pair, each repetition of each test run on every pair in turn, so a
+ * machine whose speed drifts (other processes, clocks) slows every pair alike. */
+static tern_status bench_runs(const struct bench_opts *o, const tern_model *m, int threads,
+                              uint64_t bytes_per_token, uint64_t kv_bytes_per_pos, struct result *res,
+                              int *n_res) {
+    enum { MAX_RUNS = 16 };
+    struct bench_run runs[MAX_RUNS];
+    int n_runs = 0;
+    char devs[256], modes[64];
+    snprintf(devs, sizeof devs, "%s", o->devices);
+    for (char *sd = NULL, *d = strtok_r(devs, ",", &sd); d; d = strtok_r(NULL, ",", &sd)) {
+        snprintf(modes, sizeof modes, "%s", o->head_modes);
+        for (char *sh = NULL, *h = strtok_r(modes, ",", &sh); h && n_runs < MAX_RUNS;
+             h = strtok_r(NULL, ",", &sh))
+            runs[n_runs++] =
+                (struct bench_run){.device = d, .head_mode = !strcmp(h, "full") ? "full" : "certified"};
+    }
+    if (o->parallel) {
+        tern_status st = TERN_OK;
+        for (int i = 0; i < n_runs && st == TERN_OK; i++)
+            for (const char *p = o->parallel; *p && *n_res < 60 && st == TERN_OK;) {
+                char *end;
+                st = bench_streams(o, m, runs[i].device, runs[i].head_mode, threads, (int)strtol(p, &end, 10),
+                                   res, n_res);
+                p = *end ? end + 1 : end;
+            }
+        return st;
+    }
+    const int n_vocab = tern_model_view(m)->hp.n_vocab;
+    const long long longest = o->n_prompt > o->depth ? o->n_prompt : o->depth;
+    const int n_tok = (int)(longest > 8 ? longest : 8);
+    int32_t *tokens = malloc((size_t)n_tok * sizeof *tokens);
+    tern_status st = tokens ? TERN_OK : TERN_ERR_NOMEM;
+    uint64_t r = 0x2545F4914F6CDD1DULL;
+    for (int i = 0; i < n_tok && tokens; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        tokens[i] = (int32_t)(r % (uint64_t)n_vocab);
+    }
+    int opened = 0;
+    for (; opened < n_runs && st == TERN_OK; opened++)
+        st = run_open(&runs[opened], o, m, threads, tokens, n_tok);
+    for (int gen = 0; gen < 2; gen++)
+        for (int rep = 0; rep < o->reps && st == TERN_OK && (gen ? o->n_gen : o->n_prompt) > 0; rep++)
+            for (int i = 0; i < n_runs && st == TERN_OK; i++)
+                st = run_rep(&runs[i], o, tokens, n_tok, gen, rep);
+    for (int i = 0; i < opened; i++) {
+        if (st == TERN_OK)
+            run_results(&runs[i], o, m, bytes_per_token, kv_bytes_per_pos, res, n_res);
+        run_close(&runs[i]);
+    }
+    free(tokens);
+    return st;
+}
+
+int cli_bench(int argc, char **argv) {
+    struct bench_opts o = {
+        .n_prompt = 512, .n_gen = 128, .reps = 5, .devices = "auto", .head_modes = "certified"};
+    int rc = parse(argc, argv, &o);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    tern_model *m = NULL;
+    if ((o.model ? tern_model_open(o.model, &m) : cli_build_shape(o.shape, o.type, o.head, &m)) != TERN_OK)
+        return CLI_EXIT_FAIL;
+    const struct tern_model_view *v = tern_model_view(m);
+    const tern_gguf *g = tern_model_gguf(m);
+    uint64_t params = 0, file_bytes = 0;
+    for (int64_t i = 0; i < tern_gguf_n_tensors(g); i++) {
+        const struct tern_gguf_tensor *t = tern_gguf_tensor(g, i);
+        params += (uint64_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
+        file_bytes += t->nbytes;
+    }
+    /* generation reads every ternary weight and the whole head once per token */
+    const uint64_t bytes_per_token = tern_model_mapped_bytes(m) + tern_model_owned_bytes(m);
+    /* f16 K and V of every layer */
+    const uint64_t kv_bytes_per_pos =
+        (uint64_t)v->hp.n_layer * 2 * (uint64_t)v->hp.n_head_kv * v->hp.head_dim * 2;
+    const int threads = o.threads > 0 ? (int)o.threads : tern_cpu_physical_cores();
+    double bw = 0;
+    if (o.n_gen > 0 && tern_cpu_read_bandwidth(threads, (size_t)1 << 30, 5, &bw) != TERN_OK)
+        bw = 0;
+
+    struct result res[64];
+    int n_res = 0;
+    const tern_status st = bench_runs(&o, m, threads, bytes_per_token, kv_bytes_per_pos, res, &n_res);
+    rc = st == TERN_OK ? CLI_EXIT_OK : cli_session_exit(st);
+
+    char model_desc[160];
+    struct tern_str name = {"", 0};
+    tern_gguf_get_str(g, "general.name", &name);
+    snprintf(model_desc, sizeof model_desc, "%.*s %s, %s head", (int)(name.len > 60 ? 60 : name.len),
+             name.ptr, tern_type_name(tern_gguf_find_tensor(g, "blk.0.attn_q.weight")->type),
+             tern_type_name(v->output.type));
+    if (o.json) {
+        printf("[\n");
+        for (int i = 0; i < n_res; i++)
+            printf("  {\"model\": \"%s\", \"size_bytes\": %llu, \"params\": %llu, \"device\": \"%s\", "
+                   "\"spec\": \"%s\", \"plan\": \"%s\", \"head_mode\": \"%s\", \"threads\": %d, "
+                   "\"test\": \"%s\", \"tokens_per_s\": %.3f, \"stddev\": %.3f, \"bytes_per_token\": %llu, "
+                   "\"achieved_gb_per_s\": %.2f, \"read_gb_per_s\": %.2f, \"head_rows_per_token\": %.2f, "
+                   "\"head_over_64_share\": %.4f, \"streams\": %d, \"ms_per_step\": %.3f}%s\n",
+                   model_desc, (unsigned long long)file_bytes, (unsigned long long)params, res[i].device,
+                   res[i].spec, res[i].plan, res[i].head_mode, threads, res[i].test, res[i].mean, res[i].sd,
+                   (unsigned long long)bytes_per_token, res[i].gbps, bw, res[i].rows_per_token,
+                   res[i].over_64, res[i].streams, res[i].step_ms, i + 1 < n_res ? "," : "");
+        printf("]\n");
+    } else {
+        printf("| %-40s | %9s | %7s | %-28s | %-24s | %-9s | %7s | %14s | %16s | %-26s | %8s | %5s |\n",
+               "model", "size", "params", "device", "plan", "head", "threads", "test", "t/s", "bandwidth",
+               "rows/tok", ">64");
+        printf(
+            "| %.40s | %.9s | %.7s | %.28s | %.24s | %.9s | %.7s | %.14s | %.16s | %.26s | %.8s | %.5s |\n",
+            "----------------------------------------", "---------", "-------",
+            "----------------------------", "------------------------", "---------", "-------",
+            "--------------", "----------------", "--------------------------", "--------", "-----");
+        for (int i = 0; i < n_res; i++) {
+            char bwcol[64] = "";
+            if (res[i].streams)
+                snprintf(bwcol, sizeof bwcol, "%.2f ms/token per stream", res[i].step_ms);
+            else if (res[i].gbps > 0)
+                snprintf(bwcol, sizeof bwcol, "%.1f GB/s (%.0f%% of %.1f)", res[i].gbps,
+                         bw > 0 ? 100.0 * res[i].gbps / bw : 0.0, bw);
+            char tps[32];
+            snprintf(tps, sizeof tps, "%.2f ± %.2f", res[i].mean, res[i].sd);
+            char pcol[16];
+            snprintf(pcol, sizeof pcol, params >= 1000000000 ? "%.2f B" : "%.1f M",
+                     (double)params / (params >= 1000000000 ? 1e9 : 1e6));
+            char scol[16];
+            snprintf(scol, sizeof scol, file_bytes >= (1u << 30) ? "%.2f GiB" : "%.1f MiB",
+                     (double)file_bytes / (file_bytes >= (1u << 30) ? 1073741824.0 : 1048576.0));
+            char rows[16] = "", over[16] = "";
+            if (!strcmp(res[i].head_mode, "certified")) {
+                snprintf(rows, sizeof rows, "%.1f", res[i].rows_per_token);
+                snprintf(over, sizeof over, "%.0f%%", 100.0 * res[i].over_64);
+            }
+            printf("| %-40s | %9s | %7s | %-28s | %-24s | %-9s | %7d | %14s | %16s | %-26s | %8s | %5s |\n",
+                   model_desc, scol, pcol, res[i].device, res[i].plan, res[i].head_mode, threads, res[i].test,
+                   tps, bwcol, rows, over);
+        }
+    }
+    tern_model_close(m);
+    return rc;
+}

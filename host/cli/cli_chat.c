@@ -1,0 +1,409 @@
+/* tern chat: a multi-turn conversation in the model's chat format. Each turn evaluates only what it
+ * adds (the KV cache holds the conversation so far); when the context would overflow, the oldest
+ * turns are dropped and the rest is evaluated again, with a notice. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../generate/chat.h"
+#include "cli.h"
+#include "../tern.h"
+
+static const char chat_usage[] =
+    "Usage: tern chat -m MODEL [options]\n"
+    "\n"
+    "Reads one message per line from stdin (a terminal or a pipe) and streams each reply to stdout.\n"
+    "/reset starts a new conversation, /exit (or end of input) quits; Ctrl-C stops the current reply.\n"
+    "  -m, --model PATH      GGUF model (required)\n"
+    "      --system TEXT     system message\n"
+    "      --chat-format F   bitnet, llama3 or falcon3 (default: chosen from the model)\n"
+    "  -n, --n-predict N     most tokens per reply; -1 = until the end of the turn (default -1)\n"
+    "  -c, --ctx-size N      context positions (default: the model's, at most 4096)\n"
+    "  -t, --threads N       CPU threads (default: physical cores)\n"
+    "      --pre NAME        override the pre-tokenizer (llama-bpe, default, falcon3)\n"
+    "  -h, --help            this help\n";
+
+struct chat_opts {
+    const char *model, *system, *format, *pre;
+    struct cli_devices dev;
+    long long n_predict, n_ctx, n_threads;
+    struct tern_sampler_params sp;
+    bool seed_set;
+};
+
+struct ids {
+    int32_t *v;
+    size_t n, cap;
+};
+
+static tern_status push_id(struct ids *a, int32_t id) {
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 256;
+        int32_t *v = realloc(a->v, cap * sizeof *v);
+        if (!v)
+            return TERN_ERR_NOMEM;
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = id;
+    return TERN_OK;
+}
+
+struct turn {
+    enum tern_chat_role role;
+    char *text;
+};
+
+struct chat {
+    tern_session *s;
+    const tern_tokenizer *tok;
+    tern_sampler *smp;
+    enum tern_chat_format f;
+    int n_predict;
+    struct ids hist;    /* the conversation's tokens; hist[0..session pos) are in the KV cache */
+    struct turn *turns; /* the conversation's messages, to render again after dropping turns */
+    int n_turns, cap_turns;
+    char *reply; /* the reply being generated */
+    size_t reply_len, reply_cap;
+    struct ids reply_ids;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+static int parse(int argc, char **argv, struct chat_opts *o) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int r = cli_sampling_flag(argc, argv, &i, &o->sp, &o->seed_set);
+        if (r == 0)
+            r = cli_device_flag(argc, argv, &i, &o->dev);
+        if (r < 0)
+            return CLI_EXIT_USAGE;
+        if (r > 0)
+            continue;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(chat_usage, stdout);
+            fputs(cli_sampling_help, stdout);
+            fputs(cli_device_help, stdout);
+            return -1;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!(o->model = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--system")) {
+            if (!(o->system = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--chat-format")) {
+            if (!(o->format = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--pre")) {
+            if (!(o->pre = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, -1, 1 << 24, &o->n_predict))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1 << 24, &o->n_ctx))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 4096, &o->n_threads))
+                return CLI_EXIT_USAGE;
+        } else {
+            cli_unknown("chat", a);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (!o->model) {
+        tern_log_error("tern chat needs -m MODEL (see tern chat --help)");
+        return CLI_EXIT_USAGE;
+    }
+    return CLI_EXIT_OK;
+}
+
+static bool on_token(int32_t id, const char *text, size_t len, void *user) {
+    struct chat *c = user;
+    if (id >= 0 && push_id(&c->reply_ids, id) != TERN_OK)
+        return false;
+    if (c->reply_len + len + 1 > c->reply_cap) {
+        size_t cap = (c->reply_len + len + 1) * 2;
+        char *r = realloc(c->reply, cap);
+        if (!r)
+            return false;
+        c->reply = r;
+        c->reply_cap = cap;
+    }
+    memcpy(c->reply + c->reply_len, text, len);
+    c->reply_len += len;
+    c->reply[c->reply_len] = 0;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return !interrupted;
+}
+
+/* Append the tokens of text (special tokens parsed, no BOS added) to the history. */
+static tern_status push_text(struct chat *c, const char *text) {
+    int32_t *ids;
+    size_t n;
+    tern_status st = tern_tokenize(c->tok, text, strlen(text), false, true, &ids, &n);
+    for (size_t i = 0; i < n && st == TERN_OK; i++)
+        st = push_id(&c->hist, ids[i]);
+    free(ids);
+    return st;
+}
+
+static tern_status push_message(struct chat *c, enum tern_chat_role role, const char *content, bool first) {
+    char *text = tern_chat_render_message(c->f, role, content, first);
+    if (!text)
+        return TERN_ERR_NOMEM;
+    tern_status st = push_text(c, text);
+    free(text);
+    return st;
+}
+
+static tern_status add_turn(struct chat *c, enum tern_chat_role role, const char *text) {
+    if (c->n_turns == c->cap_turns) {
+        int cap = c->cap_turns ? 2 * c->cap_turns : 16;
+        struct turn *t = realloc(c->turns, (size_t)cap * sizeof *t);
+        if (!t)
+            return TERN_ERR_NOMEM;
+        c->turns = t;
+        c->cap_turns = cap;
+    }
+    char *copy = strdup(text);
+    if (!copy)
+        return TERN_ERR_NOMEM;
+    c->turns[c->n_turns++] = (struct turn){role, copy};
+    return TERN_OK;
+}
+
+/* Forget the conversation (the system message stays when keep_system). */
+static void clear(struct chat *c, bool keep_system) {
+    int kept = 0;
+    for (int i = 0; i < c->n_turns; i++) {
+        if (keep_system && c->turns[i].role == TERN_CHAT_SYSTEM)
+            c->turns[kept++] = c->turns[i];
+        else
+            free(c->turns[i].text);
+    }
+    c->n_turns = kept;
+    c->hist.n = 0;
+    tern_session_reset(c->s);
+}
+
+/* Render the kept turns, then the new user message and the reply prompt, into the history. */
+static tern_status render_all(struct chat *c, const char *user) {
+    c->hist.n = 0;
+    tern_status st = TERN_OK;
+    for (int i = 0; i < c->n_turns && st == TERN_OK; i++) {
+        if (c->turns[i].role == TERN_CHAT_ASSISTANT) {
+            char *text = tern_chat_render_message(c->f, TERN_CHAT_ASSISTANT, c->turns[i].text, i == 0);
+            st = text ? push_text(c, text) : TERN_ERR_NOMEM;
+            free(text);
+        } else {
+            st = push_message(c, c->turns[i].role, c->turns[i].text, i == 0);
+        }
+    }
+    if (st == TERN_OK)
+        st = push_message(c, TERN_CHAT_USER, user, c->n_turns == 0);
+    if (st == TERN_OK)
+        st = push_text(c, tern_chat_generation_prompt(c->f));
+    return st;
+}
+
+/* Make the history fit with room for a reply: drop the oldest user/assistant turns and evaluate
+ * the rest again. TERN_ERR_CONTEXT_FULL (logged) when the message alone does not fit. */
+static tern_status make_room(struct chat *c, const char *user) {
+    const int n_ctx = tern_session_n_ctx(c->s);
+    const size_t reserve = c->n_predict > 0 ? (size_t)c->n_predict : (size_t)n_ctx / 4;
+    if (c->hist.n + reserve <= (size_t)n_ctx)
+        return TERN_OK;
+    int dropped = 0;
+    tern_status st;
+    for (;;) {
+        if ((st = render_all(c, user)) != TERN_OK)
+            return st;
+        if (c->hist.n + reserve <= (size_t)n_ctx)
+            break;
+        /* the oldest message after the system message, with the reply that follows it */
+        int first = c->n_turns > 0 && c->turns[0].role == TERN_CHAT_SYSTEM ? 1 : 0;
+        if (first >= c->n_turns)
+            break;
+        int n_drop = first + 1 < c->n_turns && c->turns[first + 1].role == TERN_CHAT_ASSISTANT ? 2 : 1;
+        for (int i = 0; i < n_drop; i++)
+            free(c->turns[first + i].text);
+        memmove(&c->turns[first], &c->turns[first + n_drop],
+                (size_t)(c->n_turns - first - n_drop) * sizeof *c->turns);
+        c->n_turns -= n_drop;
+        dropped++;
+    }
+    if (c->hist.n >= (size_t)n_ctx) {
+        tern_log_error(
+            "the message needs %zu tokens with the conversation's start, more than the context of %d "
+            "(raise -c)",
+            c->hist.n, n_ctx);
+        return TERN_ERR_CONTEXT_FULL;
+    }
+    tern_session_reset(c->s);
+    fprintf(stderr,
+            "tern: the context is full: dropped the %d oldest turn%s, evaluating the remaining %zu tokens "
+            "again\n",
+            dropped, dropped == 1 ? "" : "s", c->hist.n);
+    return TERN_OK;
+}
+
+/* One user message: evaluate what it adds, stream the reply, keep both. */
+static tern_status turn(struct chat *c, const char *user) {
+    const size_t start = c->hist.n;
+    tern_status st = push_message(c, TERN_CHAT_USER, user, c->hist.n == 0);
+    if (st == TERN_OK)
+        st = push_text(c, tern_chat_generation_prompt(c->f));
+    if (st == TERN_OK)
+        st = make_room(c, user);
+    if (st != TERN_OK) {
+        c->hist.n = start < c->hist.n ? start : c->hist.n;
+        return st;
+    }
+    const int pos = tern_session_pos(c->s);
+    c->reply_len = 0;
+    c->reply_ids.n = 0;
+    if (c->reply)
+        c->reply[0] = 0;
+    struct tern_generate_stats gs;
+    st = tern_generate(c->s, c->tok, c->smp, c->hist.v + pos, (int)(c->hist.n - (size_t)pos), c->n_predict,
+                       on_token, c, &gs);
+    if (st != TERN_OK)
+        return st;
+    fputc('\n', stdout);
+    fflush(stdout);
+    tern_log_debug("turn: %d new tokens evaluated at position %d, reply %d tokens, context %d/%d",
+                   gs.n_prompt, pos, gs.n_generated, tern_session_pos(c->s), tern_session_n_ctx(c->s));
+    if (interrupted)
+        fprintf(stderr, "tern: reply stopped\n");
+    else if (gs.stopped_ctx)
+        fprintf(stderr,
+                "tern: the reply was cut: the context is full (the oldest turns are dropped at the next "
+                "message)\n");
+    interrupted = 0;
+    for (size_t i = 0; i < c->reply_ids.n && st == TERN_OK; i++)
+        st = push_id(&c->hist, c->reply_ids.v[i]);
+    if (st == TERN_OK)
+        st = push_text(c, tern_chat_assistant_end(c->f));
+    if (st == TERN_OK)
+        st = add_turn(c, TERN_CHAT_USER, user);
+    if (st == TERN_OK)
+        st = add_turn(c, TERN_CHAT_ASSISTANT, c->reply ? c->reply : "");
+    return st;
+}
+
+int cli_chat(int argc, char **argv) {
+    struct chat_opts o = {.n_predict = -1, .sp = tern_sampler_default_params()};
+    int rc = parse(argc, argv, &o);
+    if (rc != CLI_EXIT_OK)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (!o.seed_set)
+        o.sp.seed = (uint64_t)time(NULL);
+    struct chat c = {.n_predict = (int)o.n_predict};
+    tern_model *model = NULL;
+    tern_tokenizer *tok = NULL;
+    char *line = NULL;
+    size_t line_cap = 0;
+    rc = CLI_EXIT_FAIL;
+    if (o.format && tern_chat_format_from_name(o.format, &c.f) != TERN_OK)
+        return CLI_EXIT_USAGE;
+    if (tern_model_open(o.model, &model) != TERN_OK ||
+        tern_tokenizer_load(tern_model_gguf(model), o.pre, &tok) != TERN_OK)
+        goto done;
+    c.tok = tok;
+    if (!o.format)
+        c.f = tern_chat_format_detect(tern_model_gguf(model), tok);
+    struct tern_session_params spar = {.n_ctx = (int)o.n_ctx,
+                                       .n_threads = (int)o.n_threads,
+                                       .device = o.dev.device,
+                                       .split = o.dev.split,
+                                       .reprobe = o.dev.reprobe,
+                                       .head_mode = o.dev.head_mode};
+    tern_status sst = tern_session_create(model, &spar, &c.s);
+    if (sst != TERN_OK) {
+        rc = cli_session_exit(sst);
+        goto done;
+    }
+    if (tern_sampler_init(&o.sp, tern_model_view(model)->hp.n_vocab, &c.smp) != TERN_OK) {
+        tern_log_error("invalid sampling parameters");
+        goto done;
+    }
+    if (o.system && (push_message(&c, TERN_CHAT_SYSTEM, o.system, true) != TERN_OK ||
+                     add_turn(&c, TERN_CHAT_SYSTEM, o.system) != TERN_OK))
+        goto done;
+    /* Ctrl-C stops a reply (or an input line), not the program: no SA_RESTART, so a read returns */
+    struct sigaction sa = {.sa_handler = on_sigint};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    const bool tty = isatty(STDIN_FILENO);
+    bool refused = false;
+    fprintf(stderr, "tern: chat format %s, %d positions; /reset starts over, /exit quits\n",
+            tern_chat_format_name(c.f), tern_session_n_ctx(c.s));
+    for (;;) {
+        if (tty) {
+            fputs("> ", stdout);
+            fflush(stdout);
+        }
+        errno = 0;
+        ssize_t n = getline(&line, &line_cap, stdin);
+        if (n < 0) {
+            if (errno == EINTR && interrupted) {
+                interrupted = 0;
+                clearerr(stdin);
+                fputc('\n', stdout);
+                continue;
+            }
+            if (tty)
+                fputc('\n', stdout);
+            break;
+        }
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = 0;
+        if (!strcmp(line, "/exit"))
+            break;
+        if (!strcmp(line, "/reset")) {
+            /* a new conversation: no KV, no repetition history */
+            clear(&c, true);
+            tern_sampler_free(c.smp);
+            c.smp = NULL;
+            if (tern_sampler_init(&o.sp, tern_model_view(model)->hp.n_vocab, &c.smp) != TERN_OK ||
+                (o.system && push_message(&c, TERN_CHAT_SYSTEM, o.system, true) != TERN_OK))
+                goto done;
+            fprintf(stderr, "tern: new conversation\n");
+            continue;
+        }
+        if (n == 0)
+            continue;
+        tern_status st = turn(&c, line);
+        if (st == TERN_ERR_CONTEXT_FULL) {
+            refused = true; /* reported; the conversation goes on, and the exit status tells */
+            continue;
+        }
+        if (st != TERN_OK)
+            goto done;
+    }
+    rc = refused ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+done:
+    free(line);
+    for (int i = 0; i < c.n_turns; i++)
+        free(c.turns[i].text);
+    free(c.turns);
+    free(c.hist.v);
+    free(c.reply_ids.v);
+    free(c.reply);
+    tern_sampler_free(c.smp);
+    tern_session_free(c.s);
+    tern_tokenizer_free(tok);
+    tern_model_close(model);
+    return rc;
+}

@@ -1,0 +1,215 @@
+/* Flag parsing helpers shared by the tern subcommands. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../scheduler/log.h"
+#include "cli.h"
+#include "../model/maker.h"
+#include "../tern.h"
+
+const char *cli_value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        tern_log_error("option %s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+bool cli_int(const char *flag, const char *s, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        tern_log_error("option %s: '%s' is not an integer in [%lld, %lld]", flag, s, lo, hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_float(const char *flag, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
+        tern_log_error("option %s: '%s' is not a number in [%g, %g]", flag, s, lo, hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+void cli_unknown(const char *cmd, const char *arg) {
+    tern_log_error("unknown option '%s' for 'tern %s' (see tern %s --help)", arg, cmd, cmd);
+}
+
+char *cli_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        tern_log_error("%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        char *b = realloc(buf, 2 * cap + 1);
+        if (!b) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = b;
+        cap *= 2;
+    }
+    bool failed = ferror(f) != 0;
+    fclose(f);
+    if (!buf || failed) {
+        tern_log_error("%s: %s", path, buf ? "read error" : "out of memory");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+const char cli_sampling_help[] =
+    "Sampling:\n"
+    "  --temp T            temperature; 0 = greedy (default 0.8)\n"
+    "  --top-k K           keep the K most likely tokens; 0 = off (default 40)\n"
+    "  --top-p P           keep the smallest set with probability >= P; 1 = off (default 0.95)\n"
+    "  --min-p P           drop tokens below P x the top probability; 0 = off (default 0.05)\n"
+    "  --repeat-penalty R  penalise tokens seen in the last --repeat-last-n; 1 = off (default 1.0)\n"
+    "  --repeat-last-n N   window of the repetition penalty (default 64)\n"
+    "  --seed S            random seed (default: from the clock, printed with the statistics)\n";
+
+int cli_sampling_flag(int argc, char **argv, int *i, struct tern_sampler_params *p, bool *seed_set) {
+    const char *a = argv[*i], *v;
+    double f;
+    long long n;
+    if (strcmp(a, "--temp") == 0) {
+        if (!(v = cli_value(argc, argv, i)) || !cli_float(a, v, 0.0, 100.0, &f))
+            return -1;
+        p->temperature = (float)f;
+    } else if (strcmp(a, "--top-k") == 0) {
+        if (!(v = cli_value(argc, argv, i)) || !cli_int(a, v, 0, 1 << 30, &n))
+            return -1;
+        p->top_k = (int32_t)n;
+    } else if (strcmp(a, "--top-p") == 0) {
+        if (!(v = cli_value(argc, argv, i)) || !cli_float(a, v, 1e-6, 1.0, &f))
+            return -1;
+        p->top_p = (float)f;
+    } else if (strcmp(a, "--min-p") == 0) {
+        if (!(v = cli_value(argc, argv, i)) || !cli_float(a, v, 0.0, 1.0, &f))
+            return -1;
+        p->min_p = (float)f;
+    } else if (strcmp(a, "--repeat-penalty") == 0) {
+        if (!(v = cli_value(argc, argv, i)) || !cli_float(a, v, 0.01, 100.0, &f))
+            return -1;
+        p->repeat_penalty = (float)f;
+    } else if (strcmp(a, "--repeat-last-n") == 0) {
+        if (!(v = cli_value(argc, argv, i)) || !cli_int(a, v, 0, 1 << 20, &n))
+            return -1;
+        p->repeat_last_n = (int32_t)n;
+    } else if (strcmp(a, "--seed") == 0) {
+        if (!(v = cli_value(argc, argv, i)) || !cli_int(a, v, 0, INT64_MAX, &n))
+            return -1;
+        p->seed = (uint64_t)n;
+        *seed_set = true;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+const char cli_device_help[] =
+    "Devices:\n"
+    "      --device SPEC    auto (default, or $TERN_DEVICE): the CPU and every OpenCL device, layers\n"
+    "                       placed by measured speed; cpu; cl (every OpenCL device); cl:N or\n"
+    "                       cl:NAME (one OpenCL device, by index or name substring); or a list\n"
+    "                       joined by ',' or '+' (e.g. cl:0,cpu), run in that order\n"
+    "      --split N1,N2,.. layers per listed device, in order (the embedding runs on the first,\n"
+    "                       the head on the last); default: planned from measured speed\n"
+    "      --reprobe        measure the devices again instead of using the probe cache\n"
+    "      --head-mode M    certified (default: exact top-k logits from a low-bit copy of the head\n"
+    "                       and a recompute of the rows that could win) or full (every row)\n";
+
+static bool split_valid(const char *s) {
+    bool digit = false;
+    for (; *s; s++) {
+        if (*s >= '0' && *s <= '9')
+            digit = true;
+        else if (*s == ',' && digit)
+            digit = false;
+        else
+            return false;
+    }
+    return digit;
+}
+
+int cli_device_flag(int argc, char **argv, int *i, struct cli_devices *d) {
+    const char *a = argv[*i];
+    if (!strcmp(a, "--device")) {
+        if (!(d->device = cli_value(argc, argv, i)) || !tern_device_spec_valid(d->device))
+            return -1;
+    } else if (!strcmp(a, "--split")) {
+        if (!(d->split = cli_value(argc, argv, i)))
+            return -1;
+        if (!split_valid(d->split)) {
+            tern_log_error("option --split: '%s' is not a list of layer counts such as 20,10", d->split);
+            return -1;
+        }
+    } else if (!strcmp(a, "--reprobe")) {
+        d->reprobe = true;
+    } else if (!strcmp(a, "--head-mode")) {
+        const char *v = cli_value(argc, argv, i);
+        if (!v || !cli_head_mode(a, v, &d->head_mode))
+            return -1;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+bool cli_head_mode(const char *flag, const char *v, enum tern_head_mode *out) {
+    if (strcmp(v, "certified") && strcmp(v, "full")) {
+        tern_log_error("option %s: '%s' is not a head mode (certified, full)", flag, v);
+        return false;
+    }
+    *out = !strcmp(v, "full") ? TERN_HEAD_FULL : TERN_HEAD_CERTIFIED;
+    return true;
+}
+
+int cli_session_exit(tern_status st) {
+    return st == TERN_ERR_ARG ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+}
+
+tern_status cli_build_shape(const char *shape, uint32_t type, uint32_t head, tern_model **out) {
+    struct tern_maker_params p;
+    tern_status st = tern_maker_preset(shape, &p);
+    if (st != TERN_OK)
+        return st;
+    if (type)
+        p.linear_type = type;
+    if (head)
+        p.embd_type = head;
+    const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                      : getenv("TMPDIR")            ? getenv("TMPDIR")
+                                                    : "/tmp";
+    char path[512];
+    snprintf(path, sizeof path, "%s/tern-shape-%ld.gguf", dir, (long)getpid());
+    tern_log_info("building a random %s model in %s ...", shape, dir);
+    st = tern_maker_write(&p, path);
+    if (st == TERN_OK) {
+        st = tern_model_open(path, out);
+        unlink(path);
+    }
+    return st;
+}

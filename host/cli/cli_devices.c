@@ -1,0 +1,170 @@
+/* tern devices: every device tern can use (the CPU and each OpenCL device of every platform), what
+ * it offers, and with --probe its measured speed on a model or a preset shape. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "../generate/devices.h"
+#include "../tern.h"
+
+static const char devices_usage[] =
+    "Usage: tern devices [--probe (-m MODEL | --shape NAME)] [--reprobe] [-t N] [--json]\n"
+    "\n"
+    "      --probe         also measure each device on a model: one layer's decode step and\n"
+    "                      prefill time per token, the head, and the hidden-state transfer\n"
+    "                      (from the probe cache when present)\n"
+    "  -m, --model PATH    the model to probe with\n"
+    "      --shape NAME    probe with a random model of a preset shape: tiny, 2b4t, 3b\n"
+    "      --reprobe       measure again instead of reading the probe cache\n"
+    "  -t, --threads N     CPU threads (default: physical cores)\n"
+    "      --json          print JSON instead of a table\n"
+    "  -h, --help          this help\n"
+    "\n"
+    "Devices that fail to build tern's kernels or its self-test are dropped with a notice.\n";
+
+static const char *kind_name(enum tern_device_kind k) {
+    return k == TERN_DEVICE_GPU ? "GPU" : k == TERN_DEVICE_ACCEL ? "accelerator" : "CPU";
+}
+
+static void json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", *s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+static void print_json(const struct tern_registry *reg, bool probed) {
+    printf("[\n");
+    for (int i = 0; i < reg->n; i++) {
+        const struct tern_registry_entry *e = &reg->e[i];
+        const struct tern_device_info *in = &e->info;
+        printf("  {\"id\": ");
+        json_str(e->id);
+        printf(", \"name\": ");
+        json_str(in->name);
+        printf(", \"kind\": \"%s\", \"vendor\": ", kind_name(in->kind));
+        json_str(in->vendor);
+        printf(", \"driver\": ");
+        json_str(in->driver);
+        printf(", \"mem_bytes\": %llu, \"max_alloc_bytes\": %llu, \"unified_memory\": %s, "
+               "\"shares_cpu_cores\": %s, \"compute_units\": %d, \"features\": ",
+               (unsigned long long)in->mem_bytes, (unsigned long long)in->max_alloc,
+               in->unified_memory ? "true" : "false", in->shares_cpu_cores ? "true" : "false",
+               in->compute_units);
+        json_str(in->features);
+        if (probed && e->plan.alive) {
+            const struct tern_probe *p = &e->plan.probe;
+            printf(", \"probe\": {\"decode_layer_ms\": %.4f, \"prefill_layer_ms_per_token\": %.4f, "
+                   "\"head_ms\": %.4f, \"transfer_ms\": %.4f}",
+                   p->decode_layer_s * 1e3, p->prefill_layer_s * 1e3,
+                   isfinite(p->head_s) ? p->head_s * 1e3 : -1.0, p->call_s * 1e3);
+        }
+        printf("}%s\n", i + 1 < reg->n ? "," : "");
+    }
+    printf("]\n");
+}
+
+static void print_table(const struct tern_registry *reg, bool probed) {
+    printf("| %-5s | %-40s | %-11s | %-24s | %-24s | %10s | %10s | %7s | %5s | %-28s |", "id", "name", "kind",
+           "vendor", "driver", "memory", "max alloc", "unified", "units", "features");
+    if (probed)
+        printf(" %12s | %14s | %9s | %11s |", "decode/layer", "prefill/layer", "head", "transfer");
+    printf("\n|-------|------------------------------------------|-------------|--------------------------|"
+           "--------------------------|------------|------------|---------|-------|--------------------------"
+           "----|");
+    if (probed)
+        printf("--------------|----------------|-----------|-------------|");
+    printf("\n");
+    for (int i = 0; i < reg->n; i++) {
+        const struct tern_registry_entry *e = &reg->e[i];
+        const struct tern_device_info *in = &e->info;
+        char mem[32], alloc[32];
+        snprintf(mem, sizeof mem, "%.1f GiB", (double)in->mem_bytes / 1073741824.0);
+        if (in->max_alloc)
+            snprintf(alloc, sizeof alloc, "%.1f GiB", (double)in->max_alloc / 1073741824.0);
+        else
+            snprintf(alloc, sizeof alloc, "-");
+        printf("| %-5s | %-40.40s | %-11s | %-24.24s | %-24.24s | %10s | %10s | %7s | %5d | %-28.28s |",
+               e->id, in->name, kind_name(in->kind), in->vendor, in->driver, mem, alloc,
+               in->unified_memory ? "yes" : "no", in->compute_units, in->features);
+        if (probed && e->plan.alive) {
+            const struct tern_probe *p = &e->plan.probe;
+            char head[32];
+            if (isfinite(p->head_s))
+                snprintf(head, sizeof head, "%.3f ms", p->head_s * 1e3);
+            else
+                snprintf(head, sizeof head, "too big");
+            printf(" %9.3f ms | %11.4f ms | %9s | %8.3f ms |", p->decode_layer_s * 1e3,
+                   p->prefill_layer_s * 1e3, head, p->call_s * 1e3);
+        } else if (probed) {
+            printf(" %12s | %14s | %9s | %11s |", "dropped", "", "", "");
+        }
+        printf("\n");
+    }
+}
+
+int cli_devices(int argc, char **argv) {
+    const char *model = NULL, *shape = NULL, *v;
+    bool probe = false, reprobe = false, json = false;
+    long long threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(devices_usage, stdout);
+            return CLI_EXIT_OK;
+        } else if (!strcmp(a, "--probe")) {
+            probe = true;
+        } else if (!strcmp(a, "--reprobe")) {
+            probe = reprobe = true;
+        } else if (!strcmp(a, "--json")) {
+            json = true;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!(model = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--shape")) {
+            if (!(shape = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1024, &threads))
+                return CLI_EXIT_USAGE;
+        } else {
+            cli_unknown("devices", a);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (probe && !model == !shape) {
+        tern_log_error("tern devices --probe needs exactly one of -m MODEL or --shape NAME");
+        return CLI_EXIT_USAGE;
+    }
+    if (!probe && (model || shape)) {
+        tern_log_error("-m and --shape go with --probe");
+        return CLI_EXIT_USAGE;
+    }
+    struct tern_registry reg;
+    if (tern_devices_open("auto", (int)threads, &reg) != TERN_OK)
+        return CLI_EXIT_FAIL;
+    tern_model *m = NULL;
+    int rc = CLI_EXIT_OK;
+    if (probe) {
+        if ((model ? tern_model_open(model, &m) : cli_build_shape(shape, 0, 0, &m)) != TERN_OK ||
+            tern_devices_probe(&reg, tern_model_view(m), reprobe) != TERN_OK)
+            rc = CLI_EXIT_FAIL;
+    }
+    if (rc == CLI_EXIT_OK) {
+        if (json)
+            print_json(&reg, probe);
+        else
+            print_table(&reg, probe);
+    }
+    tern_registry_free(&reg);
+    tern_model_close(m);
+    return rc;
+}

@@ -1,0 +1,195 @@
+/* tern run: generate a continuation of a prompt, streamed to stdout; statistics to stderr. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "../tern.h"
+
+static const char run_usage[] =
+    "Usage: tern run -m MODEL (-p TEXT | -f FILE) [options]\n"
+    "\n"
+    "  -m, --model PATH     GGUF model (I2_S, TQ2_0 or TQ1_0 linear weights)\n"
+    "  -p, --prompt TEXT    prompt text (control tokens such as <|eot_id|> are recognised)\n"
+    "  -f, --file PATH      read the prompt from a file\n"
+    "  -n, --n-predict N    tokens to generate; -1 = until end of generation or full context (default 128)\n"
+    "  -c, --ctx-size N     context positions (default: the model's, at most 4096)\n"
+    "  -t, --threads N      CPU threads (default: physical cores)\n"
+    "      --pre NAME       override the pre-tokenizer (llama-bpe, default, falcon3)\n"
+    "      --no-bos         do not add the BOS token\n"
+    "      --echo           print the prompt before the continuation\n"
+    "  -h, --help           this help\n"
+    "\n";
+
+struct run_opts {
+    const char *model, *prompt, *file, *pre;
+    struct cli_devices dev;
+    long long n_predict, n_ctx, n_threads;
+    bool no_bos, echo, seed_set;
+    struct tern_sampler_params sp;
+};
+
+/* --echo's prompt, written with the first token: a run that fails before it prints nothing */
+struct echo {
+    const char *text;
+    size_t len;
+};
+
+static void flush_echo(struct echo *e) {
+    if (e->len)
+        fwrite(e->text, 1, e->len, stdout);
+    e->len = 0;
+}
+
+static bool print_token(int32_t id, const char *text, size_t len, void *user) {
+    (void)id;
+    flush_echo(user);
+    if (len) {
+        fwrite(text, 1, len, stdout);
+        fflush(stdout);
+    }
+    return true;
+}
+
+static int parse(int argc, char **argv, struct run_opts *o) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int r = cli_sampling_flag(argc, argv, &i, &o->sp, &o->seed_set);
+        if (r == 0)
+            r = cli_device_flag(argc, argv, &i, &o->dev);
+        if (r < 0)
+            return CLI_EXIT_USAGE;
+        if (r > 0)
+            continue;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(run_usage, stdout);
+            fputs(cli_sampling_help, stdout);
+            fputs(cli_device_help, stdout);
+            exit(CLI_EXIT_OK);
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!(o->model = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            if (!(o->prompt = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+            if (!(o->file = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--pre")) {
+            if (!(o->pre = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, -1, 1 << 24, &o->n_predict))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1 << 24, &o->n_ctx))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1024, &o->n_threads))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--no-bos")) {
+            o->no_bos = true;
+        } else if (!strcmp(a, "--echo")) {
+            o->echo = true;
+        } else {
+            cli_unknown("run", a);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (!o->model) {
+        tern_log_error("tern run needs a model: -m MODEL");
+        return CLI_EXIT_USAGE;
+    }
+    if (!o->prompt == !o->file) {
+        tern_log_error("tern run needs exactly one of -p TEXT or -f FILE");
+        return CLI_EXIT_USAGE;
+    }
+    return CLI_EXIT_OK;
+}
+
+int cli_run(int argc, char **argv) {
+    struct run_opts o = {.n_predict = 128, .sp = tern_sampler_default_params()};
+    int rc = parse(argc, argv, &o);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    if (!o.seed_set)
+        o.sp.seed = (uint64_t)time(NULL);
+
+    char *file_text = NULL;
+    size_t prompt_len = 0;
+    if (o.file) {
+        if (!(file_text = cli_read_file(o.file, &prompt_len)))
+            return CLI_EXIT_FAIL;
+    } else {
+        prompt_len = strlen(o.prompt);
+    }
+    const char *prompt = file_text ? file_text : o.prompt;
+
+    tern_model *model = NULL;
+    tern_tokenizer *tok = NULL;
+    tern_session *sess = NULL;
+    tern_sampler *smp = NULL;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    rc = CLI_EXIT_FAIL;
+    const double t0 = tern_time_s();
+    if (tern_model_open(o.model, &model) != TERN_OK ||
+        tern_tokenizer_load(tern_model_gguf(model), o.pre, &tok) != TERN_OK)
+        goto done;
+    struct tern_session_params spar = {.n_ctx = (int)o.n_ctx,
+                                       .n_threads = (int)o.n_threads,
+                                       .device = o.dev.device,
+                                       .split = o.dev.split,
+                                       .reprobe = o.dev.reprobe,
+                                       .head_mode = o.dev.head_mode};
+    tern_status sst = tern_session_create(model, &spar, &sess);
+    if (sst != TERN_OK) {
+        rc = cli_session_exit(sst);
+        goto done;
+    }
+    const double load_s = tern_time_s() - t0;
+    bool add_bos = !o.no_bos && tern_tokenizer_add_bos(tok);
+    if (tern_tokenize(tok, prompt, prompt_len, add_bos, true, &ids, &n_ids) != TERN_OK)
+        goto done;
+    if (tern_sampler_init(&o.sp, tern_model_view(model)->hp.n_vocab, &smp) != TERN_OK) {
+        tern_log_error("invalid sampling parameters");
+        goto done;
+    }
+    if (n_ids > (size_t)tern_session_n_ctx(sess)) {
+        tern_log_error("the prompt has %zu tokens but the context has %d positions (raise -c)", n_ids,
+                       tern_session_n_ctx(sess));
+        goto done;
+    }
+    struct echo echo = {prompt, o.echo ? prompt_len : 0};
+    struct tern_generate_stats st;
+    if (tern_generate(sess, tok, smp, ids, (int)n_ids, (int)o.n_predict, print_token, &echo, &st) != TERN_OK)
+        goto done;
+    flush_echo(&echo);         /* when generation ended before its first token */
+    if (isatty(STDOUT_FILENO)) /* end the line on a terminal; keep piped output exact */
+        fputc('\n', stdout);
+    fflush(stdout);
+    char sampling[64];
+    if (o.sp.temperature > 0.0f)
+        snprintf(sampling, sizeof sampling, "seed %llu", (unsigned long long)o.sp.seed);
+    else
+        snprintf(sampling, sizeof sampling, "greedy");
+    fprintf(stderr,
+            "\ntern: %s | load %.2f s | prompt %d tokens, %.1f t/s | generation %d tokens, %.1f t/s | %s%s\n",
+            tern_session_device_name(sess), load_s, st.n_prompt,
+            st.n_prompt / (st.prompt_s > 0 ? st.prompt_s : 1e-9), st.n_generated,
+            st.n_decoded / (st.gen_s > 0 ? st.gen_s : 1e-9), sampling,
+            st.stopped_eog   ? " | stopped at end of generation"
+            : st.stopped_ctx ? " | stopped: the context is full (raise -c)"
+                             : "");
+    rc = CLI_EXIT_OK;
+done:
+    free(ids);
+    tern_sampler_free(smp);
+    tern_session_free(sess);
+    tern_tokenizer_free(tok);
+    tern_model_close(model);
+    free(file_text);
+    return rc;
+}

@@ -1,0 +1,168 @@
+/* tern serve: the OpenAI-compatible HTTP API (host/serve/) with continuous batching. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "../serve/http.h"
+#include "../tern.h"
+
+static const char serve_usage[] =
+    "Usage: tern serve -m MODEL [options]\n"
+    "\n"
+    "  -m, --model PATH      GGUF model (required)\n"
+    "      --host ADDR       address to listen on (default 127.0.0.1: this machine only)\n"
+    "      --port N          port (default 8080; 0: any free port, printed at start)\n"
+    "      --parallel N      requests generated at once, each with its own KV cache slot (default 4)\n"
+    "      --queue N         requests waiting for a slot before 503 (default 4 x parallel)\n"
+    "  -c, --ctx-size N      total context positions, shared equally by the slots (default: the\n"
+    "                        model's, at most 4096)\n"
+    "      --api-key KEY     require Authorization: Bearer KEY on /v1/ (default: none)\n"
+    "      --chat-format F   bitnet, llama3 or falcon3 (default: chosen from the model)\n"
+    "      --max-body N      largest request body in bytes (default 1048576)\n"
+    "      --pre NAME        override the pre-tokenizer (llama-bpe, default, falcon3)\n"
+    "  -t, --threads N       CPU threads (default: physical cores)\n"
+    "  -h, --help            this help\n"
+    "\n"
+    "Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health.\n"
+    "SIGINT or SIGTERM ends the requests in flight and exits.\n";
+
+struct serve_opts {
+    const char *model, *host, *api_key, *format, *pre;
+    long long port, parallel, queue, n_ctx, threads, max_body;
+    struct cli_devices dev;
+};
+
+static int parse(int argc, char **argv, struct serve_opts *o) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int r = cli_device_flag(argc, argv, &i, &o->dev);
+        if (r < 0)
+            return CLI_EXIT_USAGE;
+        if (r > 0)
+            continue;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(serve_usage, stdout);
+            fputs(cli_device_help, stdout);
+            return -1;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!(o->model = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--host")) {
+            if (!(o->host = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--api-key")) {
+            if (!(o->api_key = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--chat-format")) {
+            if (!(o->format = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--pre")) {
+            if (!(o->pre = cli_value(argc, argv, &i)))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--port")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 65535, &o->port))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--parallel")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 64, &o->parallel))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--queue")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1 << 16, &o->queue))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1 << 24, &o->n_ctx))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1024, &o->threads))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--max-body")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1024, 1 << 30, &o->max_body))
+                return CLI_EXIT_USAGE;
+        } else {
+            cli_unknown("serve", a);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (!o->model) {
+        tern_log_error("tern serve needs a model: -m MODEL");
+        return CLI_EXIT_USAGE;
+    }
+    return CLI_EXIT_OK;
+}
+
+int cli_serve(int argc, char **argv) {
+    struct serve_opts o = {
+        .host = "127.0.0.1", .port = 8080, .parallel = 4, .queue = -1, .max_body = 1 << 20};
+    int rc = parse(argc, argv, &o);
+    if (rc != CLI_EXIT_OK)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    enum tern_chat_format format = TERN_CHAT_LLAMA3;
+    if (o.format && tern_chat_format_from_name(o.format, &format) != TERN_OK)
+        return CLI_EXIT_USAGE;
+    /* SIGINT and SIGTERM are taken by sigwait below: block them before any thread starts */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    const char *slash = strrchr(o.model, '/');
+    const struct tern_server_params sp = {.host = o.host,
+                                          .port = (int)o.port,
+                                          .api_key = o.api_key,
+                                          .model_id = slash ? slash + 1 : o.model,
+                                          .max_body = (size_t)o.max_body};
+    tern_server *srv = NULL;
+    tern_model *model = NULL;
+    tern_tokenizer *tok = NULL;
+    tern_session *sess = NULL;
+    tern_engine *engine = NULL;
+    rc = CLI_EXIT_FAIL;
+    if (tern_server_start(&sp, &srv) != TERN_OK)
+        goto done;
+    tern_log_info("listening on http://%s:%d (loading %s)", o.host, tern_server_port(srv), o.model);
+    if (tern_model_open(o.model, &model) != TERN_OK ||
+        tern_tokenizer_load(tern_model_gguf(model), o.pre, &tok) != TERN_OK)
+        goto done;
+    if (!o.format)
+        format = tern_chat_format_detect(tern_model_gguf(model), tok);
+    const int n_ctx_train = tern_model_view(model)->hp.n_ctx_train;
+    const long long total = o.n_ctx > 0 ? o.n_ctx : (n_ctx_train < 4096 ? n_ctx_train : 4096);
+    if (total < o.parallel * 8) {
+        tern_log_error("a context of %lld positions leaves fewer than 8 to each of the %lld slots", total,
+                       o.parallel);
+        rc = CLI_EXIT_USAGE;
+        goto done;
+    }
+    struct tern_session_params spar = {.n_ctx = (int)(total / o.parallel),
+                                       .n_threads = (int)o.threads,
+                                       .device = o.dev.device,
+                                       .split = o.dev.split,
+                                       .reprobe = o.dev.reprobe,
+                                       .head_mode = o.dev.head_mode,
+                                       .n_seq = (int)o.parallel};
+    tern_status st = tern_session_create(model, &spar, &sess);
+    if (st != TERN_OK) {
+        rc = cli_session_exit(st);
+        goto done;
+    }
+    if (tern_engine_create(sess, tok, (int)(o.queue >= 0 ? o.queue : 4 * o.parallel), &engine) != TERN_OK)
+        goto done;
+    tern_server_ready(srv, engine, tok, format, spar.n_ctx);
+    tern_log_info("ready: %s on %s, %lld slots of %d positions, chat format %s", sp.model_id,
+                  tern_session_device_name(sess), o.parallel, spar.n_ctx, tern_chat_format_name(format));
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    tern_log_info("%s: ending the requests in flight", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    rc = CLI_EXIT_OK;
+done:
+    tern_engine_stop(engine); /* streams end, so the connection threads can finish */
+    tern_server_free(srv);
+    tern_engine_free(engine);
+    tern_session_free(sess);
+    tern_tokenizer_free(tok);
+    tern_model_close(model);
+    return rc;
+}

@@ -1,0 +1,245 @@
+/* The sampler chain: repetition penalty -> (greedy | top-k -> temperature -> softmax -> top-p ->
+ * min-p -> draw), with the project's seeded generator (rng.h). */
+#include "sampler.h"
+
+#include "../../scheduler/log.h"
+#include "../tokenizer/heap.h"
+#include "rng.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct candidate {
+    int32_t id;
+    float logit;
+    float p;
+};
+
+struct tern_sampler {
+    struct tern_sampler_params p;
+    int32_t n_vocab;
+    struct candidate *cand; /* [n_vocab] */
+    struct tern_heap top;   /* top-k selection */
+    int32_t *recent;        /* ring of the last repeat_last_n tokens */
+    int32_t n_recent, recent_head;
+    int32_t *penalized; /* [repeat_last_n] the distinct recent ids, ascending (head request) */
+    struct tern_rng rng;
+};
+
+struct tern_sampler_params tern_sampler_default_params(void) {
+    struct tern_sampler_params p = {
+        .temperature = 0.8f,
+        .top_k = 40,
+        .top_p = 0.95f,
+        .min_p = 0.05f,
+        .repeat_penalty = 1.0f,
+        .repeat_last_n = 64,
+        .seed = 0,
+    };
+    return p;
+}
+
+static int by_logit_desc(const void *a, const void *b) {
+    const struct candidate *x = a, *y = b;
+    if (x->logit != y->logit)
+        return x->logit < y->logit ? 1 : -1;
+    return x->id < y->id ? -1 : x->id > y->id; /* stable order for equal logits */
+}
+
+static int32_t argmax(const float *logits, int32_t n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (logits[i] > logits[best])
+            best = i;
+    return best;
+}
+
+static bool worse(const void *a, const void *b) {
+    return by_logit_desc(a, b) > 0;
+}
+
+tern_status tern_sampler_init(const struct tern_sampler_params *p, int32_t n_vocab, tern_sampler **out) {
+    *out = NULL;
+    if (n_vocab <= 0 || p->repeat_last_n < 0 || !(p->top_p > 0.0f) || p->min_p > 1.0f)
+        return TERN_ERR_ARG;
+    tern_sampler *s = calloc(1, sizeof *s);
+    if (!s)
+        return TERN_ERR_NOMEM;
+    s->p = *p;
+    s->n_vocab = n_vocab;
+    s->top = tern_heap_make(sizeof(struct candidate), worse);
+    s->cand = malloc((size_t)n_vocab * sizeof *s->cand);
+    s->recent = malloc((size_t)(p->repeat_last_n > 0 ? p->repeat_last_n : 1) * sizeof *s->recent);
+    s->penalized = malloc((size_t)(p->repeat_last_n > 0 ? p->repeat_last_n : 1) * sizeof *s->penalized);
+    if (!s->cand || !s->recent || !s->penalized) {
+        tern_sampler_free(s);
+        return TERN_ERR_NOMEM;
+    }
+    tern_rng_seed(&s->rng, p->seed);
+    *out = s;
+    return TERN_OK;
+}
+
+void tern_sampler_free(tern_sampler *s) {
+    if (!s)
+        return;
+    free(s->cand);
+    tern_heap_free(&s->top);
+    free(s->recent);
+    free(s->penalized);
+    free(s);
+}
+
+void tern_sampler_accept(tern_sampler *s, int32_t token) {
+    if (s->p.repeat_last_n <= 0)
+        return;
+    s->recent[s->recent_head] = token;
+    s->recent_head = (s->recent_head + 1) % s->p.repeat_last_n;
+    if (s->n_recent < s->p.repeat_last_n)
+        s->n_recent++;
+}
+
+/* c[0..k) <- the k best tokens in descending order. A heap of the k best so far, worst on top,
+ * keeps this O(n log k) per token where sorting the 128k vocabulary would cost milliseconds; the
+ * heap keeps its storage between calls, so sampling allocates only on the first token. */
+static tern_status select_top(tern_sampler *s, const float *logits, int32_t n, int32_t k) {
+    struct tern_heap *h = &s->top;
+    h->n = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const struct candidate x = {.id = i, .logit = logits[i]};
+        if (h->n < (size_t)k) {
+            if (tern_heap_push(h, &x) != TERN_OK)
+                return TERN_ERR_NOMEM;
+        } else if (worse(tern_heap_top(h), &x)) {
+            struct candidate out;
+            tern_heap_pop(h, &out);
+            tern_heap_push(h, &x); /* cannot fail: the pop made room */
+        }
+    }
+    for (int32_t i = k - 1; i >= 0; i--)
+        tern_heap_pop(h, &s->cand[i]);
+    return TERN_OK;
+}
+
+static void apply_repeat_penalty(tern_sampler *s, float *logits) {
+    const float pen = s->p.repeat_penalty;
+    if (pen == 1.0f || s->n_recent == 0)
+        return;
+    /* each distinct recent token is penalised once, as llama.cpp does */
+    for (int32_t i = 0; i < s->n_recent; i++) {
+        int32_t id = s->recent[i];
+        if (id < 0 || id >= s->n_vocab)
+            continue;
+        bool seen = false;
+        for (int32_t j = 0; j < i; j++)
+            if (s->recent[j] == id)
+                seen = true;
+        if (seen)
+            continue;
+        logits[id] = logits[id] > 0.0f ? logits[id] / pen : logits[id] * pen;
+    }
+}
+
+bool tern_sampler_head_request(tern_sampler *s, struct tern_head_request *req) {
+    const float pen = s->p.repeat_penalty;
+    const bool greedy = s->p.temperature <= 0.0f;
+    if (!(pen > 0.0f) || (!greedy && (s->p.top_k <= 0 || s->p.top_k >= s->n_vocab)))
+        return false;
+    req->top_k = greedy ? 1 : s->p.top_k;
+    req->repeat_penalty = pen;
+    /* the ids apply_repeat_penalty touches, sorted (insertion: at most repeat_last_n of them) */
+    int32_t n = 0;
+    for (int32_t i = 0; pen != 1.0f && i < s->n_recent; i++) {
+        const int32_t id = s->recent[i];
+        if (id < 0 || id >= s->n_vocab)
+            continue;
+        int32_t j = n;
+        while (j > 0 && s->penalized[j - 1] > id)
+            j--;
+        if (j > 0 && s->penalized[j - 1] == id)
+            continue;
+        memmove(s->penalized + j + 1, s->penalized + j, (size_t)(n - j) * sizeof *s->penalized);
+        s->penalized[j] = id;
+        n++;
+    }
+    req->penalized = s->penalized;
+    req->n_penalized = n;
+    return true;
+}
+
+/* -INFINITY marks a row a certified head proved the sampler will not pick (scheduler/device.h). */
+static bool valid_logit(float v) {
+    return isfinite(v) || v == -INFINITY;
+}
+
+/* Index of the first NaN or +infinity, -1 when there is none (a branch-free scan). */
+static int32_t first_non_finite(const float *logits, int32_t n) {
+    float acc = 0.0f;
+    for (int32_t i = 0; i < n; i++)
+        acc += logits[i] == -INFINITY ? 0.0f : logits[i] * 0.0f; /* NaN for NaN and infinities */
+    if (acc == 0.0f)
+        return -1;
+    int32_t i = 0;
+    while (valid_logit(logits[i]))
+        i++;
+    return i;
+}
+
+static int32_t sample(tern_sampler *s, float *logits) {
+    const int32_t n = s->n_vocab;
+    if (s->p.temperature <= 0.0f)
+        return argmax(logits, n);
+    struct candidate *c = s->cand;
+    int32_t m = s->p.top_k > 0 && s->p.top_k < n ? s->p.top_k : n;
+    if (select_top(s, logits, n, m) != TERN_OK) /* out of memory: greedy is still a fair answer */
+        return argmax(logits, n);
+    /* softmax with temperature over the survivors (sorted, so c[0] has the largest logit) */
+    double sum = 0.0;
+    for (int32_t i = 0; i < m; i++) {
+        c[i].p = expf((c[i].logit - c[0].logit) / s->p.temperature);
+        sum += c[i].p;
+    }
+    for (int32_t i = 0; i < m; i++)
+        c[i].p = (float)(c[i].p / sum);
+    if (s->p.top_p < 1.0f) {
+        double cum = 0.0;
+        for (int32_t i = 0; i < m; i++) {
+            cum += c[i].p;
+            if (cum >= s->p.top_p) {
+                m = i + 1;
+                break;
+            }
+        }
+    }
+    if (s->p.min_p > 0.0f) {
+        const float floor_p = c[0].p * s->p.min_p;
+        int32_t keep = 1;
+        while (keep < m && c[keep].p >= floor_p)
+            keep++;
+        m = keep;
+    }
+    double total = 0.0;
+    for (int32_t i = 0; i < m; i++)
+        total += c[i].p;
+    double r = tern_rng_uniform(&s->rng) * total;
+    for (int32_t i = 0; i < m; i++) {
+        r -= c[i].p;
+        if (r < 0.0)
+            return c[i].id;
+    }
+    return c[m - 1].id;
+}
+
+tern_status tern_sampler_sample(tern_sampler *s, float *logits, int32_t *id) {
+    const int32_t bad = first_non_finite(logits, s->n_vocab);
+    if (bad >= 0) {
+        tern_log_error("the logit of token %d is %g: the model computed a non-finite value", bad,
+                       (double)logits[bad]);
+        return TERN_ERR_INTERNAL;
+    }
+    apply_repeat_penalty(s, logits);
+    *id = sample(s, logits);
+    return TERN_OK;
+}

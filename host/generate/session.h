@@ -1,0 +1,68 @@
+/* A session: one model on the devices chosen for it (scheduler/: registry, probe, planner,
+ * executor), the tokens evaluated so far, its position and the last logits. It embeds tokens, runs
+ * the layers as one batch over the plan, and computes the logits of the last token. */
+#ifndef TERN_SESSION_H
+#define TERN_SESSION_H
+
+#include <stdbool.h>
+
+#include "../model/model.h"
+
+/* How the head computes logits that come with a request (tern_session_set_head_request). */
+enum tern_head_mode {
+    TERN_HEAD_CERTIFIED = 0, /* low-bit shadow + exact recompute of the candidates (head_cert.h) */
+    TERN_HEAD_FULL = 1       /* every row from the head */
+};
+
+struct tern_session_params {
+    int n_ctx;                     /* positions; <= 0: the model's training context, capped at 4096 */
+    int n_threads;                 /* CPU threads; <= 0: physical cores */
+    const char *device;            /* device spec (docs/scheduler.md); NULL: $TERN_DEVICE, else "auto" */
+    const char *split;             /* "N1,N2,...": layers per listed device in order; NULL: planned */
+    bool reprobe;                  /* measure the devices again instead of reading the probe cache */
+    int n_seq;                     /* sequences (KV cache slots) evaluated side by side; <= 0: 1 */
+    enum tern_head_mode head_mode; /* how logits are computed (TERN_HEAD_CERTIFIED by default) */
+};
+
+typedef struct tern_session tern_session;
+
+tern_status tern_session_create(const tern_model *m, const struct tern_session_params *p, tern_session **out);
+void tern_session_free(tern_session *s);
+
+int tern_session_n_ctx(const tern_session *s);
+int tern_session_n_seq(const tern_session *s);
+int tern_session_pos(const tern_session *s);              /* tokens sequence 0 evaluated so far */
+int tern_session_seq_pos(const tern_session *s, int seq); /* tokens sequence seq evaluated so far */
+/* What runs the model: the device's name when one device runs all of it, else the plan
+ * ("cl:0[0-19] cpu[20-29]"). */
+const char *tern_session_device_name(const tern_session *s);
+/* The plan in device ids ("cpu[0-29]"). */
+const char *tern_session_plan(const tern_session *s);
+
+/* Evaluate n tokens of sequence 0 at its current position as one batch and advance. *logits (may
+ * be NULL) receives the last token's n_vocab logits, owned by the session until the next call.
+ * TERN_ERR_CONTEXT_FULL (logged) when they do not fit. */
+tern_status tern_session_eval(tern_session *s, const int32_t *tokens, int n, const float **logits);
+/* Evaluate n tokens of several sequences as one batch: token i continues sequence seq[i] (in order
+ * within a sequence). logits[j][n_vocab] receives the logits of token out[j], j < n_out; req
+ * (NULL, or n_out entries that may be NULL) says what the sampler reads of each, as
+ * tern_session_set_head_request does. A token's logits are the same bits whatever else shares its
+ * batch. TERN_ERR_CONTEXT_FULL (logged) when a sequence would pass the context; nothing is
+ * evaluated then. */
+tern_status tern_session_eval_batch(tern_session *s, const int32_t *tokens, const int32_t *seq, int n,
+                                    const int *out, int n_out, const struct tern_head_request *const *req,
+                                    float *logits);
+/* What the sampler reads of the next evaluations' logits (NULL, the default: every row). The
+ * request must stay valid until replaced; with TERN_HEAD_CERTIFIED, rows it proves unread come
+ * back as -INFINITY. TERN_HEAD_FULL sessions ignore it. */
+void tern_session_set_head_request(tern_session *s, const struct tern_head_request *req);
+/* Forget all positions of every sequence (the KV cache is overwritten from position 0). */
+void tern_session_reset(tern_session *s);
+/* Forget the positions of one sequence. */
+void tern_session_seq_reset(tern_session *s, int seq);
+
+/* Check a device spec's syntax: auto | cpu | cl | cl:N | cl:NAME, or a list of the last four
+ * joined by ',' or '+'. False (one line logged) when it is malformed. */
+bool tern_device_spec_valid(const char *spec);
+
+#endif
