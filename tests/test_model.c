@@ -632,13 +632,70 @@ static void generation_stops_at_a_full_context(void) {
     CHECK_STATUS(TERN_OK, tern_sampler_init(&par, 512, &smp));
     const int32_t prompt[3] = {510, 'H', 'i'};
     struct tern_generate_stats st = {0};
-    if (tok && s && smp)
+    /* n_predict 0 samples nothing */
+    struct tern_generate_stats none = {0};
+    if (tok && s && smp) {
+        tern_session_reset(s);
+        CHECK_STATUS(TERN_OK, tern_generate(s, tok, smp, prompt, 3, 0, keep_going, NULL, &none));
+        CHECK_INT(0, none.n_generated);
+        CHECK_INT(3, tern_session_pos(s));
+        tern_session_reset(s);
         CHECK_STATUS(TERN_OK, tern_generate(s, tok, smp, prompt, 3, -1, keep_going, NULL, &st));
+    }
     CHECK(!st.stopped_eog); /* the greedy path of this seed meets no end-of-generation token */
     CHECK(st.stopped_ctx);
     CHECK_INT(6, st.n_generated);
     CHECK_INT(5, st.n_decoded);
     CHECK_INT(8, s ? tern_session_pos(s) : 0);
+    tern_sampler_free(smp);
+    tern_session_free(s);
+    tern_tokenizer_free(tok);
+    tern_model_close(m);
+}
+
+static void repeat_penalty_covers_the_whole_prompt(void) {
+    /* find a prompt {a, 'H', 'i'} whose greedy next token is a itself; with a strong repetition
+     * penalty, generation must then pick something else: every prompt token counts as recent */
+    struct tern_maker_params p;
+    tern_maker_preset("tiny", &p);
+    const char *path = test_tmp("penalty.gguf", 0);
+    CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
+    tern_model *m = NULL;
+    tern_tokenizer *tok = NULL;
+    tern_session *s = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    if (!m)
+        return;
+    CHECK_STATUS(TERN_OK, tern_tokenizer_load(tern_model_gguf(m), NULL, &tok));
+    struct tern_session_params sp = {.n_ctx = 8, .device = "cpu"};
+    CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
+    int32_t prompt[3] = {-1, 'H', 'i'};
+    for (int32_t a = 0; s && a < 500 && prompt[0] < 0; a++) {
+        const int32_t try[3] = {a, 'H', 'i'};
+        const float *logits = NULL;
+        tern_session_reset(s);
+        CHECK_STATUS(TERN_OK, tern_session_eval(s, try, 3, &logits));
+        int32_t best = 0;
+        for (int32_t i = 1; logits && i < 512; i++)
+            best = logits[i] > logits[best] ? i : best;
+        if (best == a)
+            prompt[0] = a;
+    }
+    CHECK(prompt[0] >= 0); /* else this test proves nothing */
+    struct tern_sampler_params par = tern_sampler_default_params();
+    par.temperature = 0.0f;
+    par.repeat_penalty = 1e6f;
+    tern_sampler *smp = NULL;
+    CHECK_STATUS(TERN_OK, tern_sampler_init(&par, 512, &smp));
+    struct text_sink out = {0};
+    struct tern_generate_stats st;
+    if (s && smp && prompt[0] >= 0) {
+        tern_session_reset(s);
+        CHECK_STATUS(TERN_OK, tern_generate(s, tok, smp, prompt, 3, 1, append_text, &out, &st));
+        CHECK_INT(1, out.n_ids);
+        CHECK(out.ids[0] != prompt[0] && out.ids[0] != 'H' && out.ids[0] != 'i');
+    }
+    free(out.text);
     tern_sampler_free(smp);
     tern_session_free(s);
     tern_tokenizer_free(tok);
@@ -685,5 +742,6 @@ int main(void) {
     RUN(embed_refuses_ids_outside_the_vocabulary);
     RUN(kv_bytes_closed_form);
     RUN(generation_stops_at_a_full_context);
+    RUN(repeat_penalty_covers_the_whole_prompt);
     return harness_finish();
 }
