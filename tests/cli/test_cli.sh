@@ -75,6 +75,9 @@ else bad bench_table "$(cat "$tmp/b1" "$tmp/err")"; fi
 "$tern" bench -m "$model" -p 8 -n 4 -d 16 -r 1 >"$tmp/b2" 2>"$tmp/err"
 if [ $? -eq 0 ] && grep -q "pp8 @ d16" "$tmp/b2" && grep -q "tg4 @ d16" "$tmp/b2"; then ok bench_depth
 else bad bench_depth "$(cat "$tmp/b2" "$tmp/err")"; fi
+"$tern" bench -m "$model" -p 8 -n 0 -d 0 -r 1 >"$tmp/b4" 2>"$tmp/err"
+if [ $? -eq 0 ] && grep -q "| *pp8 |" "$tmp/b4" && ! grep -q "tg" "$tmp/b4"; then ok bench_depth_zero
+else bad bench_depth_zero "$(cat "$tmp/b4" "$tmp/err")"; fi
 "$tern" bench --shape tiny --type tq1_0 --head q8_0 -p 8 -n 0 -r 1 --json >"$tmp/b3" 2>"$tmp/err"
 if [ $? -eq 0 ] && head -c 1 "$tmp/b3" | grep -q "\[" && grep -q '"test": "pp8"' "$tmp/b3" &&
    grep -q "TQ1_0, Q8_0 head" "$tmp/b3"; then ok bench_shape_json
@@ -103,6 +106,7 @@ expect_error bad_device 1 "unknown device" -- "$tern" run -m "$model" -p x --dev
 expect_error bench_no_model 2 "exactly one of -m" -- "$tern" bench -p 8
 expect_error bench_nothing 2 "nothing to measure" -- "$tern" bench -m "$model" -p 0 -n 0
 expect_error bench_bad_depth 2 "option -d" -- "$tern" bench -m "$model" -d -3
+expect_error bench_prompt_too_long 2 "option -p" -- "$tern" bench -m "$model" -p 65537
 expect_error bench_type_with_file 2 "go with --shape" -- "$tern" bench -m "$model" --head q6_k
 expect_error bench_bad_head 2 "not a valid type" -- "$tern" bench --shape tiny --head q5_x
 expect_error bench_bad_shape 1 "unknown model preset .huge." -- "$tern" bench --shape huge -p 8
