@@ -5,26 +5,30 @@
 # reports per folder how many of the mutants that built the suite killed, listing the survivors.
 # Not part of the default test run; see docs/architecture.md#testing.
 #
-# Usage: tools/mutate.sh [-n N] [-s SEED] [-t SECONDS] [-E REGEX] [-b DIR] [FILE...]
+# Usage: tools/mutate.sh [-n N] [-s SEED] [-t SECONDS] [-E REGEX] [-b DIR] [-r SITES] [FILE...]
 #   -n N        test a random sample of N mutants (default: all of them)
 #   -s SEED     seed of the sample (default 1)
 #   -t SECONDS  ctest time limit per mutant (default 300); a timeout counts as killed
 #   -E REGEX    ctest -E: skip these suites
 #   -b DIR      build folder (default build-mutate)
+#   -r SITES    test the mutants listed in SITES (a run's DIR/survivors.sites) instead: the check
+#               after writing tests for the survivors
 #   FILE...     sources to mutate (default host/*.c cpu/*.c cl/*.c scheduler/*.c, without the
 #               SIMD twins cpu/isa_*.c)
-# Prints one line per mutant and a summary; writes the survivors to DIR/survivors.txt.
+# Prints one line per mutant and a summary; writes the survivors to DIR/survivors.txt, and their
+# sites to DIR/survivors.sites for -r.
 set -u
 cd "$(dirname "$0")/.."
-sample=0 seed=1 limit=300 exclude="" build=build-mutate
-while getopts "n:s:t:E:b:" opt; do
+sample=0 seed=1 limit=300 exclude="" build=build-mutate rerun=""
+while getopts "n:s:t:E:b:r:" opt; do
     case $opt in
     n) sample=$OPTARG ;;
     s) seed=$OPTARG ;;
     t) limit=$OPTARG ;;
     E) exclude=$OPTARG ;;
     b) build=$OPTARG ;;
-    *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+    r) rerun=$OPTARG ;;
+    *) sed -n '2,19p' "$0" >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -61,7 +65,12 @@ list_sites() {
     ' "$@"
 }
 
-mapfile -t sites < <(list_sites "${files[@]}")
+if [ -n "$rerun" ]; then
+    mapfile -t sites <"$rerun"
+    files=($(cut -f1 "$rerun" | sort -u))
+else
+    mapfile -t sites < <(list_sites "${files[@]}")
+fi
 if [ "$sample" -gt 0 ] && [ "$sample" -lt ${#sites[@]} ]; then
     mapfile -t sites < <(printf '%s\n' "${sites[@]}" | shuf -n "$sample" --random-source=<(yes "$seed"))
 fi
@@ -78,7 +87,8 @@ current=""
 restore() { [ -n "$current" ] && cp -p "$backup" "$current"; current=""; }
 trap 'restore; rm -f "$backup"; exit 130' INT TERM
 declare -A built killed
-: >"$build/survivors.txt"
+: >"$build/survivors.txt.new"
+: >"$build/survivors.sites.new"
 for site in "${sites[@]}"; do
     IFS=$'\t' read -r file line col len to <<<"$site"
     dir=${file%%/*}
@@ -92,7 +102,8 @@ for site in "${sites[@]}"; do
         built[$dir]=$((${built[$dir]:-0} + 1))
         if timeout $((limit + 60)) ctest "${ctest_args[@]}" >/dev/null 2>&1; then
             verdict="SURVIVED"
-            echo "$file:$line: '$from' -> '$to': $(sed -n "${line}p" "$file" | sed 's/^ *//')" >>"$build/survivors.txt"
+            echo "$file:$line: '$from' -> '$to': $(sed -n "${line}p" "$file" | sed 's/^ *//')" >>"$build/survivors.txt.new"
+            echo "$site" >>"$build/survivors.sites.new"
         else
             verdict="killed"
             killed[$dir]=$((${killed[$dir]:-0} + 1))
@@ -103,6 +114,8 @@ for site in "${sites[@]}"; do
     echo "$verdict  $file:$line:$((col + 1)) '$from' -> '$to'"
 done
 rm -f "$backup"
+mv "$build/survivors.txt.new" "$build/survivors.txt"
+mv "$build/survivors.sites.new" "$build/survivors.sites"
 cmake --build "$build" -j2 >/dev/null 2>&1
 
 echo "mutate: killed / built per folder"
