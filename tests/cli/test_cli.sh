@@ -57,7 +57,8 @@ if [ "$(head -c 5 "$tmp/v")" = '($_id' ]; then ok run_conformance_vector; else b
 
 "$tern" info "$model" >"$tmp/info" 2>"$tmp/err"
 if [ $? -eq 0 ] && grep -q "architecture: bitnet-b1.58" "$tmp/info" && grep -q "blk.1.ffn_down.weight" "$tmp/info" &&
-   grep -q "KV cache" "$tmp/info"; then ok info
+   grep -q "KV cache" "$tmp/info" && grep -q "output_norm.weight  *F32  *\[256\]  *1024$" "$tmp/info" &&
+   grep -q "token_embd.weight  *F16  *\[256, 512\]  *262144$" "$tmp/info"; then ok info
 else bad info "$(cat "$tmp/err")"; fi
 
 out=$("$tern" tokenize -m "$vec/mini-b158-i2s.gguf" -p "The capital of France is" --ids 2>&1)
