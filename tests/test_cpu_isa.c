@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cpu/cpu_device.h"
 #include "cpu/isa.h"
 #include "cpu/kernels.h"
 #include "cpu/pool.h"
@@ -693,6 +694,19 @@ static void test_select(void) {
         unsetenv("TERN_CPU_ISA");
 }
 
+static void physical_cores_as_lscpu_counts_them(void) {
+    /* distinct (core, socket) pairs, as util-linux's lscpu reports them */
+    FILE *f = popen("lscpu -p=CORE,SOCKET 2>/dev/null | grep -v '^#' | sort -u | wc -l", "r");
+    int n = 0;
+    CHECK(f && fscanf(f, "%d", &n) == 1);
+    if (f)
+        pclose(f);
+    if (n > 0)
+        CHECK_INT(n, tern_cpu_physical_cores());
+    else
+        harness_fail(__FILE__, __LINE__, "lscpu (util-linux) gave no core list");
+}
+
 int main(void) {
     const char *force = getenv("TERN_CPU_ISA");
     if (force && *force) {
@@ -718,6 +732,7 @@ int main(void) {
         fprintf(stderr, " %s", levels[i]->name);
     fprintf(stderr, "\n");
     RUN(test_select);
+    RUN(physical_cores_as_lscpu_counts_them);
     RUN(test_quantize_act);
     RUN(test_ternary_matmul);
     RUN(test_matvec);

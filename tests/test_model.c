@@ -396,7 +396,8 @@ static void invalid_ternary_codes_refused(void) {
 }
 
 /* Write the tiny model with its own vocabulary: the 256 byte tokens, n_long user-defined tokens of
- * 1500 + 7i letters (longer than any fixed text buffer), then BOS and EOS. */
+ * 1500 + 7i letters (longer than any fixed text buffer) and the first two bytes of a three-byte
+ * UTF-8 character (which the detokenizer holds back), then BOS and EOS. */
 static void write_long_token_model(const char *path, int n_long) {
     struct tern_maker_params p;
     tern_maker_preset("tiny", &p);
@@ -408,10 +409,12 @@ static void write_long_token_model(const char *path, int n_long) {
         const int len = i < 256 ? 0 : 1500 + 7 * (i - 256);
         tokens[i] = calloc((size_t)len + 32, 1);
         types[i] = i < 256 ? TERN_TOKEN_NORMAL : TERN_TOKEN_USER_DEFINED;
-        if (i < 256)
+        if (i < 256) {
             strcpy(tokens[i], tern_bpe_byte_char((uint8_t)i));
-        else
+        } else {
             memset(tokens[i], 'a' + i % 26, (size_t)len);
+            memcpy(tokens[i] + len, "\xE2\x82", 2);
+        }
     }
     strcpy(tokens[n - 2], "<|begin_of_text|>");
     strcpy(tokens[n - 1], "<|end_of_text|>");
@@ -503,22 +506,36 @@ static void long_token_text_not_cut(void) {
     CHECK(want_len == out.len && memcmp(out.text, want, want_len) == 0);
     free(want);
     free(out.text);
+    /* ending on a long token leaves its held-back bytes: the end of generation flushes them as U+FFFD */
+    int last_long = -1;
+    for (int i = 0; i < out.n_ids; i++)
+        if (tern_tokenizer_token_text(tok, out.ids[i]).len >= 1500)
+            last_long = i;
+    struct text_sink tail = {0};
+    if (s && last_long >= 0) {
+        tern_session_reset(s);
+        CHECK_STATUS(TERN_OK, tern_generate(s, tok, smp, prompt, 3, last_long + 1, append_text, &tail, &st));
+        CHECK_INT(last_long + 1, tail.n_ids);
+        CHECK(tail.len >= 3 && memcmp(tail.text + tail.len - 3, "\xEF\xBF\xBD", 3) == 0);
+    }
+    free(tail.text);
     tern_sampler_free(smp);
     tern_session_free(s);
 
-    /* tern tokenize prints a long piece whole: token 300 is 1500 + 7*44 letters 'o' */
+    /* tern tokenize prints a long piece whole: token 300 is 1500 + 7*44 letters 'o' and 2 bytes */
     char cmd[4096];
-    const int len300 = 1500 + 7 * 44;
+    const struct tern_str t300 = tern_tokenizer_token_text(tok, 300);
+    const int len300 = (int)t300.len;
+    CHECK_INT(1810, len300);
     snprintf(cmd, sizeof cmd, "'%s' tokenize --no-bos -m '%s' -p '%.*s'", test_bin("tern", 1), path, len300,
-             tern_tokenizer_token_text(tok, 300).ptr);
+             t300.ptr);
     FILE *f = popen(cmd, "r");
     static char line[8192];
     CHECK(f && fgets(line, sizeof line, f));
     if (f)
         CHECK_INT(0, pclose(f));
     char want_line[4096];
-    snprintf(want_line, sizeof want_line, "   300 -> '%.*s'\n", len300,
-             tern_tokenizer_token_text(tok, 300).ptr);
+    snprintf(want_line, sizeof want_line, "   300 -> '%.*s'\n", len300, t300.ptr);
     if (strcmp(line, want_line) != 0)
         harness_fail(__FILE__, __LINE__, "tern tokenize printed %zu bytes, expected %zu", strlen(line),
                      strlen(want_line));
@@ -632,13 +649,70 @@ static void generation_stops_at_a_full_context(void) {
     CHECK_STATUS(TERN_OK, tern_sampler_init(&par, 512, &smp));
     const int32_t prompt[3] = {510, 'H', 'i'};
     struct tern_generate_stats st = {0};
-    if (tok && s && smp)
+    /* n_predict 0 samples nothing */
+    struct tern_generate_stats none = {0};
+    if (tok && s && smp) {
+        tern_session_reset(s);
+        CHECK_STATUS(TERN_OK, tern_generate(s, tok, smp, prompt, 3, 0, keep_going, NULL, &none));
+        CHECK_INT(0, none.n_generated);
+        CHECK_INT(3, tern_session_pos(s));
+        tern_session_reset(s);
         CHECK_STATUS(TERN_OK, tern_generate(s, tok, smp, prompt, 3, -1, keep_going, NULL, &st));
+    }
     CHECK(!st.stopped_eog); /* the greedy path of this seed meets no end-of-generation token */
     CHECK(st.stopped_ctx);
     CHECK_INT(6, st.n_generated);
     CHECK_INT(5, st.n_decoded);
     CHECK_INT(8, s ? tern_session_pos(s) : 0);
+    tern_sampler_free(smp);
+    tern_session_free(s);
+    tern_tokenizer_free(tok);
+    tern_model_close(m);
+}
+
+static void repeat_penalty_covers_the_whole_prompt(void) {
+    /* find a prompt {a, 'H', 'i'} whose greedy next token is a itself; with a strong repetition
+     * penalty, generation must then pick something else: every prompt token counts as recent */
+    struct tern_maker_params p;
+    tern_maker_preset("tiny", &p);
+    const char *path = test_tmp("penalty.gguf", 0);
+    CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
+    tern_model *m = NULL;
+    tern_tokenizer *tok = NULL;
+    tern_session *s = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    if (!m)
+        return;
+    CHECK_STATUS(TERN_OK, tern_tokenizer_load(tern_model_gguf(m), NULL, &tok));
+    struct tern_session_params sp = {.n_ctx = 8, .device = "cpu"};
+    CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
+    int32_t prompt[3] = {-1, 'H', 'i'};
+    for (int32_t a = 0; s && a < 500 && prompt[0] < 0; a++) {
+        const int32_t try[3] = {a, 'H', 'i'};
+        const float *logits = NULL;
+        tern_session_reset(s);
+        CHECK_STATUS(TERN_OK, tern_session_eval(s, try, 3, &logits));
+        int32_t best = 0;
+        for (int32_t i = 1; logits && i < 512; i++)
+            best = logits[i] > logits[best] ? i : best;
+        if (best == a)
+            prompt[0] = a;
+    }
+    CHECK(prompt[0] >= 0); /* else this test proves nothing */
+    struct tern_sampler_params par = tern_sampler_default_params();
+    par.temperature = 0.0f;
+    par.repeat_penalty = 1e6f;
+    tern_sampler *smp = NULL;
+    CHECK_STATUS(TERN_OK, tern_sampler_init(&par, 512, &smp));
+    struct text_sink out = {0};
+    struct tern_generate_stats st;
+    if (s && smp && prompt[0] >= 0) {
+        tern_session_reset(s);
+        CHECK_STATUS(TERN_OK, tern_generate(s, tok, smp, prompt, 3, 1, append_text, &out, &st));
+        CHECK_INT(1, out.n_ids);
+        CHECK(out.ids[0] != prompt[0] && out.ids[0] != 'H' && out.ids[0] != 'i');
+    }
+    free(out.text);
     tern_sampler_free(smp);
     tern_session_free(s);
     tern_tokenizer_free(tok);
@@ -683,5 +757,6 @@ int main(void) {
     RUN(embed_refuses_ids_outside_the_vocabulary);
     RUN(kv_bytes_closed_form);
     RUN(generation_stops_at_a_full_context);
+    RUN(repeat_penalty_covers_the_whole_prompt);
     return harness_finish();
 }
