@@ -35,7 +35,7 @@ struct tern_hparams {
     bool has_sub_norms; /* attn_sub_norm and ffn_sub_norm present (bitnet archs) */
 };
 
-/* A ternary weight in the shared packed format (docs/architecture.md): n_out rows, each row_bytes =
+/* A ternary weight in the shared packed format (docs/architecture.md#packed-weights): n_out rows, each row_bytes =
  * k_pad/4 bytes of I2_S blocks (128 weights per 32 bytes, byte i of a block holds weights i, i+32,
  * i+64, i+96 in bit pairs 7:6, 5:4, 3:2, 1:0; codes 0,1,2 = -1,0,+1), rows padded with code 1. */
 struct tern_ternary {

@@ -218,8 +218,10 @@ static tern_status run_batch(tern_session *s, const int32_t *tokens, int n, cons
 tern_status tern_session_eval_batch(tern_session *s, const int32_t *tokens, const int32_t *seq, int n,
                                     const int *out, int n_out, const struct tern_head_request *const *req,
                                     float *logits) {
-    if (n <= 0)
+    if (n <= 0) {
+        tern_log_error("a batch needs at least one token (got %d)", n);
         return TERN_ERR_ARG;
+    }
     tern_status st = reserve_batch(s, n);
     if (st != TERN_OK)
         return st;
@@ -234,8 +236,10 @@ tern_status tern_session_eval_batch(tern_session *s, const int32_t *tokens, cons
 }
 
 tern_status tern_session_eval(tern_session *s, const int32_t *tokens, int n, const float **logits) {
-    if (n <= 0)
+    if (n <= 0) {
+        tern_log_error("a batch needs at least one token (got %d)", n);
         return TERN_ERR_ARG;
+    }
     if (n > s->n_ctx - s->pos[0]) {
         tern_log_error("context is full: %d tokens at position %d exceed the context of %d", n, s->pos[0],
                        s->n_ctx);

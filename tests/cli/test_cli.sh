@@ -162,6 +162,9 @@ head -c 60000 /dev/zero | tr '\0' 'a' | sed 's/aa/ab/g' >"$tmp/big.txt"
 if bash -c 'ulimit -v 400000 && exec "$@"' _ "$tern" run --help >/dev/null 2>&1; then
     expect_error out_of_memory 1 "out of memory" -- bash -c 'ulimit -v 400000 && exec "$@"' _ \
         "$tern" run -m "$model" -f "$tmp/big.txt" -c 65536 -n 1 -t 1 --device cpu
+    # a KV cache that cannot be allocated: one line (the device's), not a second from the session
+    expect_error kv_out_of_memory 1 "KV cache" -- bash -c 'ulimit -v 400000 && exec "$@"' _ \
+        "$tern" run -m "$model" -p x -c 1000000 -n 1 -t 1 --device cpu
 else
     echo "skip out_of_memory: this build cannot run under an address-space limit (sanitizers)"
 fi
