@@ -133,6 +133,9 @@ static tern_status cl_describe(void *ctx, struct tern_device_info *out) {
     out->compute_units = (int)rt->compute_units;
     out->unified_memory = rt->unified;
     out->shares_cpu_cores = (rt->type & CL_DEVICE_TYPE_CPU) != 0;
+    /* its Q8_0 shadow matvec and host-side selection made PoCL's decode 2.9x slower than the full
+     * head (docs/opencl.md); on by default only once a device measures faster */
+    out->certify_head = false;
     snprintf(out->features, sizeof out->features, "%s%s%s%s", rt->use_fp16 ? "fp16 " : "",
              rt->use_subgroups ? "subgroups " : "", rt->use_dot ? "int-dot " : "",
              rt->cpu_kernels ? "cpu-kernels" : "gpu-kernels");

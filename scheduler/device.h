@@ -35,9 +35,9 @@ struct tern_hparams {
     bool has_sub_norms; /* attn_sub_norm and ffn_sub_norm present (bitnet archs) */
 };
 
-/* A ternary weight in the shared packed format (docs/architecture.md#packed-weights): n_out rows, each row_bytes =
- * k_pad/4 bytes of I2_S blocks (128 weights per 32 bytes, byte i of a block holds weights i, i+32,
- * i+64, i+96 in bit pairs 7:6, 5:4, 3:2, 1:0; codes 0,1,2 = -1,0,+1), rows padded with code 1. */
+/* A ternary weight in the shared packed format (docs/architecture.md#packed-weights): n_out rows, each
+ * row_bytes = k_pad/4 bytes of I2_S blocks (128 weights per 32 bytes, byte i of a block holds weights i,
+ * i+32, i+64, i+96 in bit pairs 7:6, 5:4, 3:2, 1:0; codes 0,1,2 = -1,0,+1), rows padded with code 1. */
 struct tern_ternary {
     const uint8_t *codes; /* n_out * row_bytes bytes; may point into the file mapping */
     int64_t n_in;         /* K: logical input length */
@@ -91,12 +91,20 @@ struct tern_device_info {
     int compute_units;     /* cores or compute units */
     bool unified_memory;   /* shares physical memory with the host: weights are used in place */
     bool shares_cpu_cores; /* runs on the CPU's cores (CPU device, PoCL): never concurrent with it */
+    bool certify_head;     /* its certified head is measured faster than its full head: on by default */
     char features[96];     /* optional features in use, space-separated (fp16 subgroups dot ...) */
 };
 
 /* Parts a device may own besides layers. TERN_PART_HEAD_CERT (with TERN_PART_HEAD): also build at
  * load what the certified head needs (scheduler/head_cert.h), where the head's type allows it. */
 enum { TERN_PART_EMBED = 1u << 0, TERN_PART_HEAD = 1u << 1, TERN_PART_HEAD_CERT = 1u << 2 };
+
+/* How a session's head computes the logits a sampler asks for with a request. */
+enum tern_head_mode {
+    TERN_HEAD_AUTO = 0,      /* certified where the device says it pays (certify_head), else full */
+    TERN_HEAD_CERTIFIED = 1, /* low-bit shadow + exact recompute of the candidates (head_cert.h) */
+    TERN_HEAD_FULL = 2       /* every row from the head */
+};
 
 /* Counters of the certified head, summed over logits calls by the device. */
 struct tern_head_stats {

@@ -22,7 +22,7 @@ struct tern_exec {
     struct tern_plan plan;
     char plan_str[256];
     int n_ctx, n_seq;
-    bool head_cert;
+    enum tern_head_mode head_mode;
     float *hidden;      /* [cap][n_embd] */
     float *heads;       /* [cap][n_embd] the hidden states of the tokens whose logits are wanted */
     int32_t *pos, *seq; /* [cap] a rebuild's batch */
@@ -83,6 +83,12 @@ static void format_plan(tern_exec *x) {
     tern_plan_format(&x->plan, names, x->plan_str, sizeof x->plan_str);
 }
 
+/* Whether device d, holding the head, builds the certified head. */
+static bool certifies(const tern_exec *x, int d) {
+    return x->head_mode == TERN_HEAD_CERTIFIED ||
+           (x->head_mode == TERN_HEAD_AUTO && x->reg->e[d].info.certify_head);
+}
+
 /* Load every alive device with its part of the plan (devices outside it with nothing, freeing what
  * they held). *failed: the device that failed, or -1. */
 static tern_status load_plan(tern_exec *x, int *failed) {
@@ -99,7 +105,7 @@ static tern_status load_plan(tern_exec *x, int *failed) {
             }
         const unsigned parts =
             (x->plan.embed_dev == d ? TERN_PART_EMBED : 0u) |
-            (x->plan.head_dev == d ? TERN_PART_HEAD | (x->head_cert ? TERN_PART_HEAD_CERT : 0u) : 0u);
+            (x->plan.head_dev == d ? TERN_PART_HEAD | (certifies(x, d) ? TERN_PART_HEAD_CERT : 0u) : 0u);
         tern_status st = e->dev.ops->load(e->dev.ctx, x->m, begin, end, parts, x->n_ctx, x->n_seq);
         if (st != TERN_OK) {
             *failed = d;
@@ -311,7 +317,7 @@ static tern_status eval_with_failover(tern_exec *x, const int32_t *tokens, const
 
 tern_status tern_exec_create(struct tern_registry *reg, const struct tern_model_view *m,
                              const struct tern_plan_model *pm, const struct tern_plan *plan, int n_ctx,
-                             int n_seq, bool head_cert, tern_exec **out) {
+                             int n_seq, enum tern_head_mode head_mode, tern_exec **out) {
     *out = NULL;
     tern_exec *x = calloc(1, sizeof *x);
     if (!x)
@@ -322,7 +328,7 @@ tern_status tern_exec_create(struct tern_registry *reg, const struct tern_model_
     x->plan = *plan;
     x->n_ctx = n_ctx;
     x->n_seq = n_seq;
-    x->head_cert = head_cert;
+    x->head_mode = head_mode;
     parse_fault(&x->fault);
     format_plan(x);
     tern_status st = reserve(x, 1);

@@ -18,12 +18,13 @@
 typedef struct tern_exec tern_exec;
 
 /* Load the plan's parts onto reg's devices (reg stays the caller's and must outlive the executor),
- * with KV cache for n_seq sequences of n_ctx positions; head_cert: the head's device also builds
- * what the certified head needs (TERN_PART_HEAD_CERT). A device that fails to load is handled as a
+ * with KV cache for n_seq sequences of n_ctx positions; the head's device also builds what the
+ * certified head needs (TERN_PART_HEAD_CERT) when head_mode is certified, or auto and the device
+ * certifies by default. A device that fails to load is handled as a
  * failure (dropped, planned again). */
 tern_status tern_exec_create(struct tern_registry *reg, const struct tern_model_view *m,
                              const struct tern_plan_model *pm, const struct tern_plan *plan, int n_ctx,
-                             int n_seq, bool head_cert, tern_exec **out);
+                             int n_seq, enum tern_head_mode head_mode, tern_exec **out);
 void tern_exec_free(tern_exec *x);
 
 /* The tokens each sequence evaluated before a batch: a failover rebuilds the KV cache from them. */

@@ -9,8 +9,8 @@
 #include "../../cpu/cpu_device.h"
 #include "../../cpu/membw.h"
 #include "../../scheduler/head_cert.h"
-#include "cli.h"
 #include "../tern.h"
+#include "cli.h"
 
 static const char bench_usage[] =
     "Usage: tern bench (-m MODEL | --shape NAME) [options]\n"
@@ -30,7 +30,7 @@ static const char bench_usage[] =
     "                      (default auto); join devices of one spec with '+': cpu,cl:0,cl:0+cpu\n"
     "      --split N1,N2.. layers per device, for the multi-device ('+') specs of the list\n"
     "      --reprobe       measure the devices again instead of using the probe cache\n"
-    "      --head-mode LIST comma-separated head modes to compare: certified (default), full\n"
+    "      --head-mode LIST comma-separated head modes to compare: auto (default), certified, full\n"
     "      --parallel LIST stream counts (e.g. 1,2,4,8): generation of that many sequences side by\n"
     "                      side, one batched forward pass per step as tern serve runs them; the\n"
     "                      rows give the aggregate tokens/s and each stream's time per token\n"
@@ -219,6 +219,12 @@ static void test_name(char *out, size_t size, const char *kind, long long n, lon
         snprintf(out, size, "%s%lld", kind, n);
 }
 
+static enum tern_head_mode head_mode_of(const char *name) {
+    enum tern_head_mode m = TERN_HEAD_AUTO;
+    cli_head_mode("--head-mode", name, &m); /* validated while parsing */
+    return m;
+}
+
 static void name_result(struct result *x, const tern_session *s, const char *spec, const char *head_mode) {
     snprintf(x->device, sizeof x->device, "%s", tern_session_device_name(s));
     snprintf(x->spec, sizeof x->spec, "%s", spec);
@@ -252,7 +258,7 @@ static tern_status run_open(struct bench_run *b, const struct bench_opts *o, con
         .device = b->device,
         .split = o->split && strchr(b->device, '+') ? split : NULL,
         .reprobe = o->reprobe,
-        .head_mode = !strcmp(b->head_mode, "full") ? TERN_HEAD_FULL : TERN_HEAD_CERTIFIED};
+        .head_mode = head_mode_of(b->head_mode)};
     tern_status st = tern_session_create(m, &sp, &b->s);
     b->pp = malloc((size_t)o->reps * sizeof *b->pp);
     b->tg = malloc((size_t)o->reps * sizeof *b->tg);
@@ -336,8 +342,7 @@ static tern_status bench_streams(const struct bench_opts *o, const tern_model *m
                                      .device = dev,
                                      .reprobe = o->reprobe,
                                      .n_seq = P,
-                                     .head_mode =
-                                         !strcmp(head_mode, "full") ? TERN_HEAD_FULL : TERN_HEAD_CERTIFIED};
+                                     .head_mode = head_mode_of(head_mode)};
     tern_session *s = NULL;
     tern_status st = tern_session_create(m, &sp, &s);
     if (st != TERN_OK)
@@ -416,14 +421,16 @@ static tern_status bench_runs(const struct bench_opts *o, const tern_model *m, i
     struct bench_run runs[MAX_RUNS];
     int n_runs = 0;
     char devs[256], modes[64];
+    const char *mode[MAX_RUNS];
+    int n_modes = 0;
+    snprintf(modes, sizeof modes, "%s", o->head_modes);
+    for (char *sh = NULL, *h = strtok_r(modes, ",", &sh); h && n_modes < MAX_RUNS;
+         h = strtok_r(NULL, ",", &sh))
+        mode[n_modes++] = h;
     snprintf(devs, sizeof devs, "%s", o->devices);
-    for (char *sd = NULL, *d = strtok_r(devs, ",", &sd); d; d = strtok_r(NULL, ",", &sd)) {
-        snprintf(modes, sizeof modes, "%s", o->head_modes);
-        for (char *sh = NULL, *h = strtok_r(modes, ",", &sh); h && n_runs < MAX_RUNS;
-             h = strtok_r(NULL, ",", &sh))
-            runs[n_runs++] =
-                (struct bench_run){.device = d, .head_mode = !strcmp(h, "full") ? "full" : "certified"};
-    }
+    for (char *sd = NULL, *d = strtok_r(devs, ",", &sd); d; d = strtok_r(NULL, ",", &sd))
+        for (int h = 0; h < n_modes && n_runs < MAX_RUNS; h++)
+            runs[n_runs++] = (struct bench_run){.device = d, .head_mode = mode[h]};
     if (o->parallel) {
         tern_status st = TERN_OK;
         for (int i = 0; i < n_runs && st == TERN_OK; i++)
@@ -462,8 +469,7 @@ static tern_status bench_runs(const struct bench_opts *o, const tern_model *m, i
 }
 
 int cli_bench(int argc, char **argv) {
-    struct bench_opts o = {
-        .n_prompt = 512, .n_gen = 128, .reps = 5, .devices = "auto", .head_modes = "certified"};
+    struct bench_opts o = {.n_prompt = 512, .n_gen = 128, .reps = 5, .devices = "auto", .head_modes = "auto"};
     int rc = parse(argc, argv, &o);
     if (rc != CLI_EXIT_OK)
         return rc;
@@ -537,7 +543,7 @@ int cli_bench(int argc, char **argv) {
             snprintf(scol, sizeof scol, file_bytes >= (1u << 30) ? "%.2f GiB" : "%.1f MiB",
                      (double)file_bytes / (file_bytes >= (1u << 30) ? 1073741824.0 : 1048576.0));
             char rows[16] = "", over[16] = "";
-            if (!strcmp(res[i].head_mode, "certified")) {
+            if (strcmp(res[i].head_mode, "full")) {
                 snprintf(rows, sizeof rows, "%.1f", res[i].rows_per_token);
                 snprintf(over, sizeof over, "%.0f%%", 100.0 * res[i].over_64);
             }

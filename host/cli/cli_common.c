@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include "../../scheduler/log.h"
-#include "cli.h"
 #include "../model/maker.h"
 #include "../tern.h"
+#include "cli.h"
 
 const char *cli_value(int argc, char **argv, int *i) {
     if (*i + 1 >= argc) {
@@ -138,8 +138,9 @@ const char cli_device_help[] =
     "      --split N1,N2,.. layers per listed device, in order (the embedding runs on the first,\n"
     "                       the head on the last); default: planned from measured speed\n"
     "      --reprobe        measure the devices again instead of using the probe cache\n"
-    "      --head-mode M    certified (default: exact top-k logits from a low-bit copy of the head\n"
-    "                       and a recompute of the rows that could win) or full (every row)\n";
+    "      --head-mode M    auto (default: certified on the CPU device, full on OpenCL devices),\n"
+    "                       certified (exact top-k logits from a low-bit copy of the head and a\n"
+    "                       recompute of the rows that could win) or full (every row)\n";
 
 static bool split_valid(const char *s) {
     bool digit = false;
@@ -179,11 +180,13 @@ int cli_device_flag(int argc, char **argv, int *i, struct cli_devices *d) {
 }
 
 bool cli_head_mode(const char *flag, const char *v, enum tern_head_mode *out) {
-    if (strcmp(v, "certified") && strcmp(v, "full")) {
-        tern_log_error("option %s: '%s' is not a head mode (certified, full)", flag, v);
+    if (strcmp(v, "auto") && strcmp(v, "certified") && strcmp(v, "full")) {
+        tern_log_error("option %s: '%s' is not a head mode (auto, certified, full)", flag, v);
         return false;
     }
-    *out = !strcmp(v, "full") ? TERN_HEAD_FULL : TERN_HEAD_CERTIFIED;
+    *out = !strcmp(v, "full")        ? TERN_HEAD_FULL
+           : !strcmp(v, "certified") ? TERN_HEAD_CERTIFIED
+                                     : TERN_HEAD_AUTO;
     return true;
 }
 

@@ -8,8 +8,8 @@
 
 #include "../../scheduler/exec.h"
 #include "../../scheduler/log.h"
-#include "devices.h"
 #include "../gguf/gguf.h"
+#include "devices.h"
 
 struct tern_session {
     const tern_model *model;
@@ -23,8 +23,8 @@ struct tern_session {
     int32_t *batch_pos; /* [cap] positions of a batch */
     int32_t *batch_seq; /* [cap] */
     int batch_cap;
-    float *logits;                            /* [n_vocab] */
-    bool head_cert;                           /* certified head mode */
+    float *logits; /* [n_vocab] */
+    enum tern_head_mode head_mode;
     const struct tern_head_request *head_req; /* what the sampler reads of sequence 0; NULL: every row */
 };
 
@@ -90,7 +90,7 @@ tern_status tern_session_create(const tern_model *m, const struct tern_session_p
         return TERN_ERR_NOMEM;
     }
     s->model = m;
-    s->head_cert = p->head_mode == TERN_HEAD_CERTIFIED;
+    s->head_mode = p->head_mode;
     tern_gguf_prefault(tern_model_gguf(m));
     s->n_ctx = p->n_ctx > 0 ? p->n_ctx : (v->hp.n_ctx_train < 4096 ? v->hp.n_ctx_train : 4096);
     s->n_seq = p->n_seq > 0 ? p->n_seq : 1;
@@ -115,7 +115,7 @@ tern_status tern_session_create(const tern_model *m, const struct tern_session_p
     if (st == TERN_OK)
         st = make_plan(s, p, &pm, &plan);
     if (st == TERN_OK)
-        st = tern_exec_create(&s->reg, v, &pm, &plan, s->n_ctx, s->n_seq, s->head_cert, &s->exec);
+        st = tern_exec_create(&s->reg, v, &pm, &plan, s->n_ctx, s->n_seq, s->head_mode, &s->exec);
     if (st != TERN_OK) {
         tern_session_free(s);
         return st;
@@ -205,8 +205,8 @@ static tern_status run_batch(tern_session *s, const int32_t *tokens, int n, cons
     }
     const struct tern_exec_history hist = {s->n_seq, (const int32_t *const *)s->tokens, s->pos};
     const struct tern_batch b = {n, s->batch_pos, s->batch_seq};
-    tern_status st =
-        tern_exec_eval(s->exec, tokens, &b, &hist, out, n_out, s->head_cert ? req : NULL, logits);
+    tern_status st = tern_exec_eval(s->exec, tokens, &b, &hist, out, n_out,
+                                    s->head_mode != TERN_HEAD_FULL ? req : NULL, logits);
     if (st != TERN_OK)
         return st;
     for (int i = 0; i < n; i++)

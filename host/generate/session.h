@@ -8,12 +8,6 @@
 
 #include "../model/model.h"
 
-/* How the head computes logits that come with a request (tern_session_set_head_request). */
-enum tern_head_mode {
-    TERN_HEAD_CERTIFIED = 0, /* low-bit shadow + exact recompute of the candidates (head_cert.h) */
-    TERN_HEAD_FULL = 1       /* every row from the head */
-};
-
 struct tern_session_params {
     int n_ctx;                     /* positions; <= 0: the model's training context, capped at 4096 */
     int n_threads;                 /* CPU threads; <= 0: physical cores */
@@ -21,7 +15,7 @@ struct tern_session_params {
     const char *split;             /* "N1,N2,...": layers per listed device in order; NULL: planned */
     bool reprobe;                  /* measure the devices again instead of reading the probe cache */
     int n_seq;                     /* sequences (KV cache slots) evaluated side by side; <= 0: 1 */
-    enum tern_head_mode head_mode; /* how logits are computed (TERN_HEAD_CERTIFIED by default) */
+    enum tern_head_mode head_mode; /* how logits are computed (TERN_HEAD_AUTO by default) */
 };
 
 typedef struct tern_session tern_session;
