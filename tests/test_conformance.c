@@ -11,24 +11,10 @@
 #include "host/model/ternary.h"
 #include "host/tern.h"
 
-struct collect {
-    int32_t ids[64];
-    int n;
-};
-
-static bool collect_id(int32_t id, const char *text, size_t len, void *user) {
-    (void)text;
-    (void)len;
-    struct collect *c = user;
-    if (id >= 0 && c->n < 64)
-        c->ids[c->n++] = id;
-    return true;
-}
-
 /* Greedy-generate n tokens from a prompt given as ids, on the CPU with n_threads (0: default) and
  * the head in mode. */
 static void greedy_t(const char *model_path, const int32_t *prompt, int n_prompt, int n, int n_threads,
-                     enum tern_head_mode mode, struct collect *out) {
+                     enum tern_head_mode mode, struct harness_ids *out) {
     memset(out, 0, sizeof *out);
     tern_model *m = NULL;
     tern_tokenizer *tok = NULL;
@@ -46,7 +32,7 @@ static void greedy_t(const char *model_path, const int32_t *prompt, int n_prompt
     CHECK_STATUS(TERN_OK, tern_sampler_init(&p, tern_model_view(m)->hp.n_vocab, &smp));
     struct tern_generate_stats st;
     if (tok && s && smp)
-        CHECK_STATUS(TERN_OK, tern_generate(s, tok, smp, prompt, n_prompt, n, collect_id, out, &st));
+        CHECK_STATUS(TERN_OK, tern_generate(s, tok, smp, prompt, n_prompt, n, harness_collect_id, out, &st));
     tern_sampler_free(smp);
     tern_session_free(s);
     tern_tokenizer_free(tok);
@@ -74,7 +60,7 @@ static void check_refs(const char *file, const char *model, int n_exact, const c
     snprintf(path, sizeof path, "vectors/%s", file);
     for (int c = 0; c < n; c++) {
         const int want = n_exact > 0 && n_exact < refs[c].n_generated ? n_exact : refs[c].n_generated;
-        struct collect got;
+        struct harness_ids got;
         greedy_t(test_data(path, 0), refs[c].prompt_ids, refs[c].n_prompt, want, threads, mode, &got);
         if (got.n != want || memcmp(got.ids, refs[c].generated, sizeof(int32_t) * (size_t)want) != 0) {
             harness_fail(__FILE__, __LINE__,
@@ -110,7 +96,7 @@ static void every_isa_and_thread_count(void) {
     static const int32_t prompt[8] = {998, 46, 77, 346, 709, 263, 264, 892};
     static const char *const files[2] = {"vectors/mini-bitnet-tq1.gguf", "vectors/mini-bitnet-tq2.gguf"};
     static const enum tern_head_mode modes[2] = {TERN_HEAD_CERTIFIED, TERN_HEAD_FULL};
-    struct collect scalar_ids[2];
+    struct harness_ids scalar_ids[2];
     setenv("TERN_CPU_ISA", "scalar", 1);
     for (int f = 0; f < 2; f++)
         greedy_t(test_data(files[f], 0), prompt, 8, 48, 1, TERN_HEAD_FULL, &scalar_ids[f]);
@@ -124,7 +110,7 @@ static void every_isa_and_thread_count(void) {
                 check_refs("mini-b158-i2s.gguf", "mini-b158-i2s.gguf", 0, "bitnet.cpp", level, threads,
                            modes[m]);
                 for (int f = 0; f < 2; f++) {
-                    struct collect got;
+                    struct harness_ids got;
                     greedy_t(test_data(files[f], 0), prompt, 8, 48, threads, modes[m], &got);
                     if (got.n != scalar_ids[f].n || memcmp(got.ids, scalar_ids[f].ids, sizeof got.ids) != 0) {
                         harness_fail(__FILE__, __LINE__,

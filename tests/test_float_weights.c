@@ -53,14 +53,6 @@ static void f16_sources_match_i2s_twin(void) {
     tern_model_close(twin);
 }
 
-static int32_t argmax(const float *v, int n) {
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    return best;
-}
-
 /* Greedy ids on the F16 source equal bitnet.cpp's on its I2_S file (mini-refs.json). */
 static void f16_greedy_matches_bitnet_cpp(void) {
     json_error_t err;
@@ -99,7 +91,7 @@ static void f16_greedy_matches_bitnet_cpp(void) {
             const float *logits;
             CHECK_STATUS(TERN_OK, tern_session_eval(s, ids, n, &logits));
             for (int k = 0; k < 16; k++) {
-                int32_t next = argmax(logits, nv),
+                int32_t next = harness_argmax(logits, nv),
                         expect = (int32_t)json_integer_value(json_array_get(want, (size_t)k));
                 if (next != expect) {
                     harness_fail(__FILE__, __LINE__, "case %zu token %d: expected %d, got %d", i, k, expect,

@@ -391,22 +391,8 @@ static void near_ties(void) {
     each_device(near_tie_device);
 }
 
-struct collect {
-    int32_t ids[64];
-    int n;
-};
-
-static bool collect_id(int32_t id, const char *text, size_t len, void *user) {
-    (void)text;
-    (void)len;
-    struct collect *c = user;
-    if (id >= 0 && c->n < 64)
-        c->ids[c->n++] = id;
-    return true;
-}
-
 static void generate(const char *path, enum tern_head_mode mode, const struct tern_sampler_params *sp,
-                     struct collect *out, struct tern_generate_stats *stats) {
+                     struct harness_ids *out, struct tern_generate_stats *stats) {
     memset(out, 0, sizeof *out);
     tern_model *m = NULL;
     tern_tokenizer *tok = NULL;
@@ -424,7 +410,7 @@ static void generate(const char *path, enum tern_head_mode mode, const struct te
     const int32_t prompt[6] = {tern_model_view(m)->hp.n_vocab - 2, 72, 101, 108, 108, 111};
     memset(stats, 0, sizeof *stats);
     if (tok && s && smp)
-        CHECK_STATUS(TERN_OK, tern_generate(s, tok, smp, prompt, 6, 48, collect_id, out, stats));
+        CHECK_STATUS(TERN_OK, tern_generate(s, tok, smp, prompt, 6, 48, harness_collect_id, out, stats));
     tern_sampler_free(smp);
     tern_session_free(s);
     tern_tokenizer_free(tok);
@@ -459,7 +445,7 @@ static void models_device(const char *level) {
             } else {
                 sp.top_k = 0;
             }
-            struct collect full, cert;
+            struct harness_ids full, cert;
             struct tern_generate_stats gs_full, gs_cert;
             generate(path, TERN_HEAD_FULL, &sp, &full, &gs_full);
             generate(path, TERN_HEAD_CERTIFIED, &sp, &cert, &gs_cert);
@@ -492,7 +478,7 @@ static void vectors_device(const char *device) {
             sp.seed = 3;
             sp.temperature = smode == 0 ? 0.0f : 0.8f;
             sp.repeat_penalty = smode == 0 ? 1.0f : 1.2f;
-            struct collect full, cert;
+            struct harness_ids full, cert;
             struct tern_generate_stats gs_full, gs_cert;
             generate(test_data(files[f], 0), TERN_HEAD_FULL, &sp, &full, &gs_full);
             generate(test_data(files[f], 0), TERN_HEAD_CERTIFIED, &sp, &cert, &gs_cert);

@@ -193,22 +193,8 @@ static int bitnet_cpp_cases(struct harness_ref *c) {
     return n;
 }
 
-struct collect {
-    int32_t ids[64];
-    int n;
-};
-
-static bool collect_id(int32_t id, const char *text, size_t len, void *user) {
-    (void)text;
-    (void)len;
-    struct collect *c = user;
-    if (id >= 0 && c->n < 64)
-        c->ids[c->n++] = id;
-    return true;
-}
-
 static tern_status greedy(const char *model, const char *device, const char *split, const int32_t *prompt,
-                          int n_prompt, int n, struct collect *out) {
+                          int n_prompt, int n, struct harness_ids *out) {
     memset(out, 0, sizeof *out);
     tern_model *m = NULL;
     tern_tokenizer *tok = NULL;
@@ -226,7 +212,7 @@ static tern_status greedy(const char *model, const char *device, const char *spl
     if (r == TERN_OK)
         r = tern_sampler_init(&p, tern_model_view(m)->hp.n_vocab, &smp);
     if (r == TERN_OK)
-        r = tern_generate(s, tok, smp, prompt, n_prompt, n, collect_id, out, &st);
+        r = tern_generate(s, tok, smp, prompt, n_prompt, n, harness_collect_id, out, &st);
     tern_sampler_free(smp);
     tern_session_free(s);
     tern_tokenizer_free(tok);
@@ -234,7 +220,7 @@ static tern_status greedy(const char *model, const char *device, const char *spl
     return r;
 }
 
-static void check_ids(const char *what, const int32_t *want, const struct collect *got, int n) {
+static void check_ids(const char *what, const int32_t *want, const struct harness_ids *got, int n) {
     if (got->n != n || memcmp(want, got->ids, (size_t)n * sizeof *want) != 0) {
         harness_fail(__FILE__, __LINE__, "%s: greedy ids differ from bitnet.cpp's", what);
         fprintf(stderr, "  expected:");
@@ -261,7 +247,7 @@ static void splits_match_bitnet_cpp(void) {
     const int n_cases = bitnet_cpp_cases(cases);
     for (size_t i = 0; i < sizeof splits / sizeof splits[0]; i++)
         for (int c = 0; c < n_cases; c++) {
-            struct collect got;
+            struct harness_ids got;
             char what[96];
             snprintf(what, sizeof what, "--device %s --split %s, case %d", splits[i].device,
                      splits[i].split ? splits[i].split : "-", c);
@@ -278,7 +264,7 @@ static void small_max_alloc(void) {
     struct harness_ref cases[3];
     bitnet_cpp_cases(cases);
     setenv("TERN_CL_MAX_ALLOC", "100000", 1); /* the 1000 x 256 F16 head is 512000 bytes: 6 buffers */
-    struct collect got;
+    struct harness_ids got;
     CHECK_STATUS(TERN_OK, greedy(test_data("vectors/mini-b158-i2s.gguf", 0), "cpu,cl:0", "0,2",
                                  cases[2].prompt_ids, cases[2].n_prompt, 16, &got));
     check_ids("head in 6 buffers", cases[2].generated, &got, 16);
@@ -291,7 +277,7 @@ static void small_max_alloc(void) {
 static void bad_splits_refused(void) {
     struct harness_ref cases[3];
     bitnet_cpp_cases(cases);
-    struct collect got;
+    struct harness_ids got;
     const char *model = test_data("vectors/mini-b158-i2s.gguf", 0);
     CHECK_STATUS(TERN_ERR_ARG,
                  greedy(model, "cpu,cl:0", "1,2", cases[0].prompt_ids, cases[0].n_prompt, 4, &got));
@@ -392,14 +378,6 @@ static void pipelined_prompt_same_bits(void) {
     tern_model_close(m);
 }
 
-static int32_t argmax(const float *v, int n) {
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    return best;
-}
-
 enum { SEQ_GEN = 16, SEQ_N = 3 };
 
 /* Three sequences in one session on device/split, sequence q's prompt joining at step 3q while the
@@ -441,7 +419,7 @@ static void run_sequences(tern_model *m, const char *device, const char *split,
             if (alone && memcmp(got, alone + ((size_t)q * SEQ_GEN + g) * n_vocab, (size_t)n_vocab * 4) != 0)
                 harness_fail(__FILE__, __LINE__, "%s: sequence %d step %d: logits differ from it alone",
                              device, q, g);
-            next[q] = ids[q][g] = argmax(got, n_vocab);
+            next[q] = ids[q][g] = harness_argmax(got, n_vocab);
             generated[q]++;
         }
     }
@@ -474,7 +452,7 @@ static void sequences_share_batches(void) {
                 CHECK_STATUS(TERN_OK, tern_session_eval(s, cases[q].prompt_ids, cases[q].n_prompt, &out));
             for (int g = 0; g < SEQ_GEN && out; g++) {
                 memcpy(alone + ((size_t)q * SEQ_GEN + g) * n_vocab, out, (size_t)n_vocab * 4);
-                int32_t id = argmax(out, n_vocab);
+                int32_t id = harness_argmax(out, n_vocab);
                 if (g + 1 < SEQ_GEN)
                     CHECK_STATUS(TERN_OK, tern_session_eval(s, &id, 1, &out));
             }
@@ -483,7 +461,7 @@ static void sequences_share_batches(void) {
         int32_t ids[SEQ_N][SEQ_GEN];
         run_sequences(m, where[w].device, where[w].split, cases, alone, ids);
         for (int q = 0; q < SEQ_N; q++) {
-            struct collect c = {.n = SEQ_GEN};
+            struct harness_ids c = {.n = SEQ_GEN};
             memcpy(c.ids, ids[q], sizeof ids[q]);
             check_ids(where[w].device, cases[q].generated, &c, SEQ_GEN);
         }
@@ -507,7 +485,7 @@ static void failover_keeps_output(void) {
     bitnet_cpp_cases(cases);
     for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
         setenv("TERN_FAULT", faults[i].fault, 1);
-        struct collect got;
+        struct harness_ids got;
         char what[96];
         snprintf(what, sizeof what, "--device %s, TERN_FAULT=%s", faults[i].device, faults[i].fault);
         tern_status st = greedy(test_data("vectors/mini-b158-i2s.gguf", 0), faults[i].device, faults[i].split,
@@ -528,7 +506,7 @@ static void failover_keeps_output(void) {
     if (m)
         run_sequences(m, "cpu,cl:0", "1,1", cases, NULL, ids);
     for (int q = 0; q < SEQ_N && m; q++) {
-        struct collect c = {.n = SEQ_GEN};
+        struct harness_ids c = {.n = SEQ_GEN};
         memcpy(c.ids, ids[q], sizeof ids[q]);
         check_ids("three sequences, TERN_FAULT=cl:0:1:7", cases[q].generated, &c, SEQ_GEN);
     }

@@ -114,6 +114,23 @@ int harness_refs(const char *model, struct harness_ref *out, int max) {
     return n;
 }
 
+bool harness_collect_id(int32_t id, const char *text, size_t len, void *user) {
+    (void)text;
+    (void)len;
+    struct harness_ids *c = user;
+    if (id >= 0 && c->n < 64)
+        c->ids[c->n++] = id;
+    return true;
+}
+
+int32_t harness_argmax(const float *v, int n) {
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return best;
+}
+
 uint64_t test_rand_u64(uint64_t *s) {
     uint64_t x = *s;
     x ^= x >> 12;

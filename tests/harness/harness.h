@@ -4,6 +4,8 @@
 #ifndef TERN_TEST_HARNESS_H
 #define TERN_TEST_HARNESS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -35,6 +37,15 @@ struct harness_ref {
 /* The recorded cases of `model` (a file name in tests/data/vectors), at most max; the count, 0
  * after a failure line when the file cannot be read or holds no case of that model. */
 int harness_refs(const char *model, struct harness_ref *out, int max);
+
+/* The ids a generation produced: harness_collect_id is the tern_token_fn that fills it. */
+struct harness_ids {
+    int32_t ids[64];
+    int n;
+};
+bool harness_collect_id(int32_t id, const char *text, size_t len, void *user);
+/* Index of the largest value (the first of equals): greedy without a sampler. */
+int32_t harness_argmax(const float *v, int n);
 
 /* Deterministic random numbers for tests (xorshift64*). */
 uint64_t test_rand_u64(uint64_t *state);
