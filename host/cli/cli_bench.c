@@ -61,6 +61,7 @@ struct result {
     double mean, sd;                /* tokens/s */
     double gbps;                    /* generation only: achieved bandwidth */
     double rows_per_token, over_64; /* certified head: rows recomputed per token, share over 64 */
+    bool certified;                 /* the head certified some tokens (else the columns stay empty) */
     int streams;                    /* --parallel rows: concurrent sequences (0 otherwise) */
     double step_ms;                 /* --parallel rows: mean time of a step, each stream's time per token */
 };
@@ -233,6 +234,7 @@ static void name_result(struct result *x, const tern_session *s, const char *spe
 }
 
 static void head_stats(struct result *x, const struct tern_head_stats *h) {
+    x->certified = h->n_tokens > h->n_full;
     x->rows_per_token = h->n_tokens ? (double)h->n_rows / (double)h->n_tokens : 0.0;
     x->over_64 = h->n_tokens ? (double)h->n_over_64 / (double)h->n_tokens : 0.0;
 }
@@ -543,7 +545,7 @@ int cli_bench(int argc, char **argv) {
             snprintf(scol, sizeof scol, file_bytes >= (1u << 30) ? "%.2f GiB" : "%.1f MiB",
                      (double)file_bytes / (file_bytes >= (1u << 30) ? 1073741824.0 : 1048576.0));
             char rows[16] = "", over[16] = "";
-            if (strcmp(res[i].head_mode, "full")) {
+            if (res[i].certified) {
                 snprintf(rows, sizeof rows, "%.1f", res[i].rows_per_token);
                 snprintf(over, sizeof over, "%.0f%%", 100.0 * res[i].over_64);
             }
