@@ -10,12 +10,13 @@
 #include "device.h"
 #include "plan.h"
 
-/* Tokens of the prefill chunk the probe times. */
-enum { TERN_PROBE_CHUNK = 64 };
+/* Tokens of the prefill chunk the probe times, and the layers it runs them through. */
+enum { TERN_PROBE_CHUNK = 64, TERN_PROBE_LAYERS = 6 };
 
-/* Measure dev on model: loads layer 0 with the embedding and head for a short context and times
- * them (a fraction of a second for a 2B model). The device is left loaded with that set; the
- * caller loads it again for its plan. head_s is INFINITY when the device cannot hold the head. */
+/* Measure dev on model: loads its first TERN_PROBE_LAYERS layers with the embedding and head for a
+ * short context and times them (under a second for a 2B model on the CPU, about 2 s on PoCL). The device is
+ * left loaded with that set; the caller loads it again for its plan. head_s is INFINITY when the device
+ * cannot hold the head. */
 tern_status tern_probe_measure(const struct tern_device *dev, const struct tern_model_view *m,
                                struct tern_probe *out);
 
