@@ -23,8 +23,9 @@ struct tern_exec {
     char plan_str[256];
     int n_ctx, n_seq;
     enum tern_head_mode head_mode;
-    float *hidden;      /* [cap][n_embd] */
-    float *heads;       /* [cap][n_embd] the hidden states of the tokens whose logits are wanted */
+    float *hidden; /* [cap][n_embd] */
+    float *heads;  /* [heads_cap][n_embd] the hidden states of the tokens whose logits are wanted */
+    int heads_cap;
     int32_t *pos, *seq; /* [cap] a rebuild's batch */
     int cap;
     int step; /* evaluations so far */
@@ -121,10 +122,7 @@ static tern_status reserve(tern_exec *x, int n) {
     float *h = realloc(x->hidden, (size_t)n * (size_t)x->m->hp.n_embd * sizeof(float));
     if (h)
         x->hidden = h;
-    float *heads = h ? realloc(x->heads, (size_t)n * (size_t)x->m->hp.n_embd * sizeof(float)) : NULL;
-    if (heads)
-        x->heads = heads;
-    int32_t *pos = heads ? realloc(x->pos, (size_t)n * sizeof *pos) : NULL;
+    int32_t *pos = h ? realloc(x->pos, (size_t)n * sizeof *pos) : NULL;
     if (pos)
         x->pos = pos;
     int32_t *seq = pos ? realloc(x->seq, (size_t)n * sizeof *seq) : NULL;
@@ -134,6 +132,21 @@ static tern_status reserve(tern_exec *x, int n) {
     }
     x->seq = seq;
     x->cap = n;
+    return TERN_OK;
+}
+
+/* Room for the hidden states of n tokens that want logits (one per sequence of a step, not one per
+ * token of a prompt). */
+static tern_status reserve_heads(tern_exec *x, int n) {
+    if (n <= x->heads_cap)
+        return TERN_OK;
+    float *h = realloc(x->heads, (size_t)n * (size_t)x->m->hp.n_embd * sizeof(float));
+    if (!h) {
+        tern_log_error("out of memory for the logits of %d tokens", n);
+        return TERN_ERR_NOMEM;
+    }
+    x->heads = h;
+    x->heads_cap = n;
     return TERN_OK;
 }
 
@@ -166,8 +179,7 @@ static bool pipelined(const tern_exec *x, int n) {
     if (env && env[0])
         return strcmp(env, "0") != 0;
     struct tern_plan_device devs[TERN_MAX_DEVICES];
-    for (int i = 0; i < x->reg->n; i++)
-        devs[i] = x->reg->e[i].plan;
+    tern_registry_plan_devices(x->reg, devs);
     return tern_plan_pipelined(devs, &x->plan);
 }
 
@@ -274,8 +286,7 @@ static tern_status fail_over(tern_exec *x, int d, const char *why) {
     struct tern_registry_entry *e = &x->reg->e[d];
     e->plan.alive = false;
     struct tern_plan_device devs[TERN_MAX_DEVICES];
-    for (int i = 0; i < x->reg->n; i++)
-        devs[i] = x->reg->e[i].plan;
+    tern_registry_plan_devices(x->reg, devs);
     struct tern_log_capture cap;
     tern_log_capture_begin(&cap);
     tern_status st = tern_plan_make(&x->pm, devs, x->reg->n, &x->plan);
@@ -360,7 +371,9 @@ tern_status tern_exec_eval(tern_exec *x, const int32_t *tokens, const struct ter
     for (int i = 0; i < n_out; i++)
         if (out[i] < 0 || out[i] >= b->n_tokens)
             return TERN_ERR_ARG;
-    tern_status st = eval_with_failover(x, tokens, b, hist, out, n_out, req, logits, true);
+    tern_status st = reserve_heads(x, n_out);
+    if (st == TERN_OK)
+        st = eval_with_failover(x, tokens, b, hist, out, n_out, req, logits, true);
     x->step++;
     return st;
 }

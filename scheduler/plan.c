@@ -15,7 +15,7 @@
  * over 5; beyond 5 devices only two-device chains are searched. */
 enum { MAX_CHAIN = 3, MAX_DEVICES_FOR_3 = 5 };
 
-static int seg_layers(const struct tern_plan *p, int d) {
+int tern_plan_layers_on(const struct tern_plan *p, int d) {
     int n = 0;
     for (int i = 0; i < p->n_seg; i++)
         if (p->seg[i].dev == d)
@@ -27,7 +27,7 @@ bool tern_plan_fits(const struct tern_plan_model *m, const struct tern_plan_devi
                     const struct tern_plan *p, uint64_t *need) {
     const struct tern_plan_device *dv = &devs[d];
     const uint64_t limit = dv->max_alloc ? dv->max_alloc : UINT64_MAX;
-    const int n_l = seg_layers(p, d);
+    const int n_l = tern_plan_layers_on(p, d);
     bool ok = true;
     uint64_t bytes = (uint64_t)n_l * (m->layer_kv_bytes + (dv->unified ? 0 : m->layer_weight_bytes));
     if (n_l > 0 && m->layer_max_buffer > limit)

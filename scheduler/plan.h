@@ -77,6 +77,9 @@ tern_status tern_plan_make(const struct tern_plan_model *m, const struct tern_pl
 tern_status tern_plan_split(const struct tern_plan_model *m, const struct tern_plan_device *devs, int n_dev,
                             const int *counts, const char *const *names, struct tern_plan *out);
 
+/* Layers plan p gives device d. */
+int tern_plan_layers_on(const struct tern_plan *p, int d);
+
 /* Predicted decode and prefill time of a plan (fills out->decode_s and out->prefill_s). */
 void tern_plan_predict(const struct tern_plan_model *m, const struct tern_plan_device *devs,
                        struct tern_plan *p);

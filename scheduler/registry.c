@@ -30,6 +30,11 @@ tern_status tern_registry_add(struct tern_registry *r, const char *id, struct te
     return TERN_OK;
 }
 
+void tern_registry_plan_devices(const struct tern_registry *r, struct tern_plan_device *devs) {
+    for (int i = 0; i < r->n; i++)
+        devs[i] = r->e[i].plan;
+}
+
 int tern_registry_find(const struct tern_registry *r, const char *id) {
     for (int i = 0; i < r->n; i++)
         if (strcmp(r->e[i].id, id) == 0)

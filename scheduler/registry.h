@@ -21,6 +21,8 @@ struct tern_registry {
 
 /* Take ownership of dev under id (describes it). On failure dev is released. */
 tern_status tern_registry_add(struct tern_registry *r, const char *id, struct tern_device dev);
+/* devs[i] <- the planner's view of device i (profile, memory, alive), i < r->n. */
+void tern_registry_plan_devices(const struct tern_registry *r, struct tern_plan_device *devs);
 /* Index of the device named id, or -1. */
 int tern_registry_find(const struct tern_registry *r, const char *id);
 /* Release every device; r is empty afterwards. */

@@ -34,14 +34,6 @@ static struct tern_plan_device device(double decode_ms, double prefill_ms, doubl
     return d;
 }
 
-static int layers_on(const struct tern_plan *p, int d) {
-    int n = 0;
-    for (int i = 0; i < p->n_seg; i++)
-        if (p->seg[i].dev == d)
-            n += p->seg[i].end - p->seg[i].begin;
-    return n;
-}
-
 /* The segments cover [0, n_layer) in order without gaps. */
 static void check_chain(const struct tern_plan *p, int n_layer) {
     int at = 0;
@@ -63,8 +55,8 @@ static void plan_fast_gpu_short_of_memory(void) {
     struct tern_plan p;
     CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 2, &p));
     check_chain(&p, 30);
-    CHECK_INT(12, layers_on(&p, 1));
-    CHECK_INT(18, layers_on(&p, 0));
+    CHECK_INT(12, tern_plan_layers_on(&p, 1));
+    CHECK_INT(18, tern_plan_layers_on(&p, 0));
     CHECK_INT(0, p.head_dev); /* the head does not fit beside 12 layers */
     char buf[128];
     tern_plan_format(&p, names, buf, sizeof buf);
@@ -72,7 +64,7 @@ static void plan_fast_gpu_short_of_memory(void) {
     /* with room for everything it takes everything */
     d[1].mem_bytes = 8 * GiB;
     CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 2, &p));
-    CHECK_INT(30, layers_on(&p, 1));
+    CHECK_INT(30, tern_plan_layers_on(&p, 1));
     CHECK_INT(1, p.head_dev);
 }
 
@@ -86,14 +78,14 @@ static void plan_integrated_gpu_small_max_alloc(void) {
     struct tern_plan p;
     CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 2, &p));
     check_chain(&p, 30);
-    CHECK_INT(30, layers_on(&p, 1));
+    CHECK_INT(30, tern_plan_layers_on(&p, 1));
     CHECK_INT(1, p.head_dev);
     CHECK_INT(0, p.embed_dev);
     /* a layer buffer above the limit keeps the layers off the GPU too */
     struct tern_plan_model big = m;
     big.layer_max_buffer = 600 * (uint64_t)MiB;
     CHECK_STATUS(TERN_OK, tern_plan_make(&big, d, 2, &p));
-    CHECK_INT(30, layers_on(&p, 0));
+    CHECK_INT(30, tern_plan_layers_on(&p, 0));
 }
 
 static void plan_devices_sharing_cores(void) {
@@ -104,12 +96,12 @@ static void plan_devices_sharing_cores(void) {
     struct tern_plan p;
     CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 2, &p));
     CHECK_INT(1, p.n_seg);
-    CHECK_INT(30, layers_on(&p, 0));
+    CHECK_INT(30, tern_plan_layers_on(&p, 0));
     /* 30% faster: it takes the whole model (a split only adds boundaries) */
     d[1] = device(0.84, 0.14, 14, 0.001, 16 * GiB, 4 * GiB, true);
     CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 2, &p));
     CHECK_INT(1, p.n_seg);
-    CHECK_INT(30, layers_on(&p, 1));
+    CHECK_INT(30, tern_plan_layers_on(&p, 1));
     CHECK_INT(1, p.head_dev);
 }
 
@@ -139,7 +131,7 @@ static void plan_gpu_slower_than_cpu(void) {
     struct tern_plan p;
     CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 3, &p));
     CHECK_INT(1, p.n_seg);
-    CHECK_INT(30, layers_on(&p, 0));
+    CHECK_INT(30, tern_plan_layers_on(&p, 0));
     CHECK_INT(0, p.head_dev);
     CHECK_INT(0, p.embed_dev);
 }
@@ -150,10 +142,10 @@ static void plan_cpu_only_and_dead_devices(void) {
                                     device(0.2, 0.02, 2, 0.01, 16 * GiB, 4 * GiB, false)};
     struct tern_plan p;
     CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 1, &p)); /* no OpenCL at all */
-    CHECK_INT(30, layers_on(&p, 0));
+    CHECK_INT(30, tern_plan_layers_on(&p, 0));
     d[1].alive = false; /* a failed GPU is never planned */
     CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 2, &p));
-    CHECK_INT(30, layers_on(&p, 0));
+    CHECK_INT(30, tern_plan_layers_on(&p, 0));
     CHECK_INT(0, p.head_dev);
     d[0].mem_bytes = 100 * (uint64_t)MiB; /* nothing fits anywhere */
     CHECK_STATUS(TERN_ERR_NOMEM, tern_plan_make(&m, d, 2, &p));

@@ -48,26 +48,23 @@ static bool parse_split(const char *split, int n, int *counts) {
 
 static tern_status make_plan(tern_session *s, const struct tern_session_params *p,
                              const struct tern_plan_model *pm, struct tern_plan *plan) {
-    const struct tern_model_view *v = tern_model_view(s->model);
     struct tern_plan_device devs[TERN_MAX_DEVICES];
-    const char *names[TERN_MAX_DEVICES];
     if (p->split) {
         int counts[TERN_MAX_DEVICES];
+        const char *names[TERN_MAX_DEVICES];
         if (!parse_split(p->split, s->reg.n, counts))
             return TERN_ERR_ARG;
-        for (int i = 0; i < s->reg.n; i++) {
-            devs[i] = s->reg.e[i].plan;
+        for (int i = 0; i < s->reg.n; i++)
             names[i] = s->reg.e[i].id;
-        }
+        tern_registry_plan_devices(&s->reg, devs);
         return tern_plan_split(pm, devs, s->reg.n, counts, names, plan);
     }
-    if (s->reg.n > 1) {
-        tern_status st = tern_devices_probe(&s->reg, v, p->reprobe);
+    if (s->reg.n > 1) { /* a choice to make: the devices' profiles */
+        tern_status st = tern_devices_probe(&s->reg, tern_model_view(s->model), p->reprobe);
         if (st != TERN_OK)
             return st;
     }
-    for (int i = 0; i < s->reg.n; i++)
-        devs[i] = s->reg.e[i].plan;
+    tern_registry_plan_devices(&s->reg, devs);
     return tern_plan_make(pm, devs, s->reg.n, plan);
 }
 
