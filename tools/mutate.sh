@@ -1,34 +1,40 @@
 #!/usr/bin/env bash
 # Mutation check: does the test suite notice a one-character bug? Applies single-site mutants to the
 # library sources one at a time (flipped comparisons, && <-> ||, integer constants plus one, error
-# returns turned into success), rebuilds incrementally in its own build folder, runs ctest, and
-# reports per folder how many of the mutants that built the suite killed, listing the survivors.
-# Not part of the default test run; see docs/architecture.md#testing.
+# returns turned into success), rebuilds only what the mutant touches, runs the suites that kill
+# fastest first until one fails, and reports per folder how many of the mutants that built the suite
+# killed, listing the survivors. Not part of the default test run; see docs/architecture.md#testing.
 #
-# Usage: tools/mutate.sh [-n N] [-s SEED] [-t SECONDS] [-E REGEX] [-b DIR] [-r SITES] [FILE...]
-#   -n N        test a random sample of N mutants (default: all of them)
+# Usage: tools/mutate.sh [-n N] [-s SEED] [-t SECONDS] [-j LANES] [-E REGEX] [-b DIR] [-r SITES] [FILE...]
+#   -n N        test a sample of N mutants per folder (host, cpu, cl, scheduler) (default: all)
 #   -s SEED     seed of the sample (default 1)
-#   -t SECONDS  ctest time limit per mutant (default 300); a timeout counts as killed
-#   -E REGEX    ctest -E: skip these suites
+#   -t SECONDS  slack of the per-suite time limit, 3 x the suite's unmutated time + SECONDS
+#               (default 20); a suite that runs out of time kills the mutant
+#   -j LANES    suites run at the same time (default 2)
+#   -E REGEX    skip the suites whose names match
 #   -b DIR      build folder (default build-mutate)
 #   -r SITES    test the mutants listed in SITES (a run's DIR/survivors.sites) instead: the check
 #               after writing tests for the survivors
 #   FILE...     sources to mutate (default host/*/*.c cpu/*.c cl/*.c scheduler/*.c, without the
 #               SIMD twins cpu/isa_*.c)
-# Prints one line per mutant and a summary; writes the survivors to DIR/survivors.txt, and their
-# sites to DIR/survivors.sites for -r.
+# Mutants listed in tools/mutate-equivalent.tsv (no observable change, each with its reason) are
+# skipped. Runs at nice 19. Prints one line per mutant and the report; writes the survivors to
+# DIR/survivors.txt and their sites to DIR/survivors.sites for -r. DIR/kills.tsv counts which suite
+# killed how many mutants of each folder: later runs try those suites first.
 set -u
 cd "$(dirname "$0")/.."
-sample=0 seed=1 limit=300 exclude="" build=build-mutate rerun=""
-while getopts "n:s:t:E:b:r:" opt; do
+renice -n 19 -p $$ >/dev/null 2>&1
+sample=0 seed=1 slack=20 lanes=2 exclude="" build=build-mutate rerun=""
+while getopts "n:s:t:j:E:b:r:" opt; do
     case $opt in
     n) sample=$OPTARG ;;
     s) seed=$OPTARG ;;
-    t) limit=$OPTARG ;;
+    t) slack=$OPTARG ;;
+    j) lanes=$OPTARG ;;
     E) exclude=$OPTARG ;;
     b) build=$OPTARG ;;
     r) rerun=$OPTARG ;;
-    *) sed -n '2,19p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,24p' "$0" >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -65,68 +71,143 @@ list_sites() {
     ' "$@"
 }
 
+# A site's key in tools/mutate-equivalent.tsv: FILE<TAB>the line without its indentation<TAB>the
+# column in that text<TAB>REPLACEMENT, so that the list survives edits elsewhere in the file.
+site_key() {
+    local file=$1 line=$2 col=$3 to=$4 text trimmed
+    text=$(sed -n "${line}p" "$file")
+    trimmed=${text#"${text%%[! ]*}"}
+    printf '%s\t%s\t%d\t%s' "$file" "$trimmed" $((col - ${#text} + ${#trimmed} + 1)) "$to"
+}
+declare -A equivalent
+if [ -f tools/mutate-equivalent.tsv ]; then
+    while IFS=$'\t' read -r f text c to _reason; do
+        case $f in '' | '#'*) continue ;; esac
+        equivalent["$f"$'\t'"$text"$'\t'"$c"$'\t'"$to"]=1
+    done <tools/mutate-equivalent.tsv
+fi
+
 if [ -n "$rerun" ]; then
     mapfile -t sites <"$rerun"
     files=($(cut -f1 "$rerun" | sort -u))
 else
     mapfile -t sites < <(list_sites "${files[@]}")
+    if [ "$sample" -gt 0 ]; then # stratified: the same number from each folder, a fixed seed
+        all=("${sites[@]}") sites=()
+        for dir in host cpu cl scheduler; do
+            mapfile -t -O ${#sites[@]} sites < <(printf '%s\n' "${all[@]}" | grep "^$dir/" |
+                shuf -n "$sample" --random-source=<(yes "$seed"))
+        done
+    fi
 fi
-if [ "$sample" -gt 0 ] && [ "$sample" -lt ${#sites[@]} ]; then
-    mapfile -t sites < <(printf '%s\n' "${sites[@]}" | shuf -n "$sample" --random-source=<(yes "$seed"))
-fi
+# in file order, so that consecutive mutants mostly recompile the same file
+mapfile -t sites < <(printf '%s\n' "${sites[@]}" | grep . | sort -t$'\t' -k1,1 -k2,2n -k3,3n)
 echo "mutate: ${#sites[@]} mutants of ${#files[@]} files; build folder $build"
 
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null || exit 1
+# A shared libtern and no relinking of its users: a mutant costs one compile and one link.
+generator=()
+[ -f "$build/CMakeCache.txt" ] || ! command -v ninja >/dev/null || generator=(-G Ninja)
+cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DTERN_SHARED_CORE=ON \
+    -DCMAKE_LINK_DEPENDS_NO_SHARED=ON >/dev/null || exit 1
 cmake --build "$build" -j2 >/dev/null || { echo "mutate: the unmutated tree does not build" >&2; exit 1; }
-ctest_args=(--test-dir "$build" -j2 --timeout "$limit" --stop-on-failure)
+ctest_args=(--test-dir "$build" -j2)
 [ -n "$exclude" ] && ctest_args+=(-E "$exclude")
 ctest "${ctest_args[@]}" >/dev/null || { echo "mutate: the unmutated tree fails its tests" >&2; exit 1; }
+
+# Suite order, per folder: most kills per second of the suite's unmutated time first (ctest's
+# recorded times; kills.tsv from earlier runs), so a killed mutant usually costs one short suite.
+declare -A seconds kills
+while read -r name _runs secs; do
+    [ "$name" = "---" ] && break
+    seconds[$name]=$secs
+done <"$build/Testing/Temporary/CTestCostData.txt"
+mapfile -t suites < <(ctest --test-dir "$build" -N ${exclude:+-E "$exclude"} | sed -n 's/^ *Test *#[0-9]*: //p')
+[ -f "$build/kills.tsv" ] && while read -r dir name n; do kills[$dir/$name]=$n; done <"$build/kills.tsv"
+suite_order() {
+    local name
+    for name in "${suites[@]}"; do
+        awk -v k="${kills[$1/$name]:-0}" -v s="${seconds[$name]:-60}" -v n="$name" \
+            -v t="$slack" 'BEGIN { printf "%.6f %s %d\n", (k + 1) / (s + 0.2), n, 3 * s + t + 1 }'
+    done | sort -k1,1gr | cut -d' ' -f2-
+}
+
+# run_suites DIR: the suites in order, LANES at a time, until one fails; prints the failed suite
+# ("name" or "name (timeout)"), nothing if all pass.
+run_suites() {
+    local failed
+    failed=$(mktemp)
+    suite_order "$1" | xargs -P "$lanes" -n 2 sh -c '
+        timeout -s KILL "$4" ctest --test-dir "$1" -R "^$3\$" >/dev/null 2>&1
+        rc=$?
+        [ $rc -eq 0 ] && exit 0
+        if [ $rc -eq 137 ]; then echo "$3 (timeout)" >>"$2"; else echo "$3" >>"$2"; fi
+        exit 255' _ "$build" "$failed" 2>/dev/null
+    head -n 1 "$failed"
+    rm -f "$failed"
+}
 
 backup=$(mktemp)
 current=""
 restore() { [ -n "$current" ] && cp -p "$backup" "$current"; current=""; }
 trap 'restore; rm -f "$backup"; exit 130' INT TERM
-declare -A built killed
+declare -A built killed nobuild skipped
 : >"$build/survivors.txt.new"
 : >"$build/survivors.sites.new"
+last=""
 for site in "${sites[@]}"; do
     IFS=$'\t' read -r file line col len to <<<"$site"
     dir=${file%%/*}
+    from=$(sed -n "${line}p" "$file" | cut -c$((col + 1))-$((col + len)))
+    if [ -n "${equivalent["$(site_key "$file" "$line" "$col" "$to")"]:-}" ]; then
+        skipped[$dir]=$((${skipped[$dir]:-0} + 1))
+        echo "equivalent  $file:$line:$((col + 1)) '$from' -> '$to'"
+        continue
+    fi
+    [ -n "$last" ] && [ "$last" != "$file" ] && touch "$last" # the restored file: rebuild it
+    last=$file
     cp -p "$file" "$backup"
     current=$file
-    from=$(sed -n "${line}p" "$file" | cut -c$((col + 1))-$((col + len)))
     perl -i -pe "if (\$. == $line) { substr(\$_, $col, $len) = q{$to} }" "$file"
+    touch "$file"
+    start=$SECONDS
     if ! cmake --build "$build" -j2 >/dev/null 2>&1; then
         verdict="does not build"
+        nobuild[$dir]=$((${nobuild[$dir]:-0} + 1))
     else
         built[$dir]=$((${built[$dir]:-0} + 1))
-        if timeout $((limit + 60)) ctest "${ctest_args[@]}" >/dev/null 2>&1; then
+        by=$(run_suites "$dir")
+        if [ -z "$by" ]; then
             verdict="SURVIVED"
             echo "$file:$line: '$from' -> '$to': $(sed -n "${line}p" "$file" | sed 's/^ *//')" >>"$build/survivors.txt.new"
             echo "$site" >>"$build/survivors.sites.new"
         else
-            verdict="killed"
+            verdict="killed by $by"
             killed[$dir]=$((${killed[$dir]:-0} + 1))
+            name=${by% (timeout)}
+            kills[$dir/$name]=$((${kills[$dir/$name]:-0} + 1))
         fi
     fi
     restore
-    touch "$file" # the restored file is older than the mutant's object: make it rebuild
-    echo "$verdict  $file:$line:$((col + 1)) '$from' -> '$to'"
+    echo "$verdict  $file:$line:$((col + 1)) '$from' -> '$to' ($((SECONDS - start)) s)"
 done
 rm -f "$backup"
+[ -n "$last" ] && touch "$last"
 mv "$build/survivors.txt.new" "$build/survivors.txt"
 mv "$build/survivors.sites.new" "$build/survivors.sites"
+for k in "${!kills[@]}"; do echo "${k%%/*} ${k#*/} ${kills[$k]}"; done | sort >"$build/kills.tsv"
 cmake --build "$build" -j2 >/dev/null 2>&1
 
-echo "mutate: killed / built per folder"
+echo "mutate: killed / built per folder (seed $seed)"
+printf '  %-10s %8s %8s %6s %12s %11s\n' folder killed built share "no build" equivalent
 total_b=0 total_k=0
 for dir in host cpu cl scheduler; do
     b=${built[$dir]:-0} k=${killed[$dir]:-0}
-    [ "$b" -eq 0 ] && continue
+    [ "$b" -eq 0 ] && [ -z "${skipped[$dir]:-}${nobuild[$dir]:-}" ] && continue
     total_b=$((total_b + b)) total_k=$((total_k + k))
-    printf '  %-10s %4d / %-4d (%d%%)\n' "$dir/" "$k" "$b" $((100 * k / b))
+    printf '  %-10s %8d %8d %5d%% %12d %11d\n' "$dir/" "$k" "$b" $((b ? 100 * k / b : 0)) \
+        "${nobuild[$dir]:-0}" "${skipped[$dir]:-0}"
 done
-[ "$total_b" -gt 0 ] && printf '  %-10s %4d / %-4d (%d%%)\n' "all" "$total_k" "$total_b" $((100 * total_k / total_b))
+[ "$total_b" -gt 0 ] && printf '  %-10s %8d %8d %5d%%\n' "all" "$total_k" "$total_b" $((100 * total_k / total_b))
 if [ -s "$build/survivors.txt" ]; then
     echo "mutate: survivors ($build/survivors.txt):"
     sed 's/^/  /' "$build/survivors.txt"
