@@ -667,6 +667,11 @@ tern_status tern_cl_device_count(int *n) {
 }
 
 tern_status tern_cl_device_create(const char *spec, struct tern_device *out) {
+    return tern_cl_device_create_tuned(spec, NULL, out);
+}
+
+tern_status tern_cl_device_create_tuned(const char *spec, const struct tern_cl_tuning *tuning,
+                                        struct tern_device *out) {
     out->ops = NULL;
     out->ctx = NULL;
     struct cl_device *d = calloc(1, sizeof *d);
@@ -674,7 +679,7 @@ tern_status tern_cl_device_create(const char *spec, struct tern_device *out) {
         tern_log_error("cl: out of memory for the device");
         return TERN_ERR_NOMEM;
     }
-    tern_status st = tern_cl_rt_open(spec, false, &d->rt);
+    tern_status st = tern_cl_rt_open(spec, false, tuning, &d->rt);
     if (st == TERN_OK)
         st = self_test(d->rt);
     if (st != TERN_OK) {
@@ -685,4 +690,8 @@ tern_status tern_cl_device_create(const char *spec, struct tern_device *out) {
     out->ops = &cl_ops;
     out->ctx = d;
     return TERN_OK;
+}
+
+struct tern_cl_rt *tern_cl_device_rt(const struct tern_device *dev) {
+    return ((const struct cl_device *)dev->ctx)->rt;
 }

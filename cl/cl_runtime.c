@@ -94,47 +94,35 @@ static bool contains_ci(const char *hay, const char *needle) {
 
 /* ---------------------------------------------------------------- tuning table */
 
-/* One row per vendor (matched against CL_DEVICE_VENDOR and the device name); the last row is the
- * default. wg: work-group size of the 1-D kernels; lpr: lanes sharing one row in the matvecs (each
- * lane reads 4 bytes of packed codes, so 16 lanes read 64 contiguous bytes); mm_kb: 128-weight blocks
- * per local-memory stage of the tiled matmul; cpu: the CPU-driver kernel designs (TERN_CPU_KERNELS).
- * CPU devices (PoCL, Intel's CPU runtime) take cpu_tuning whatever their vendor: they run a
- * work-group's items as a loop, so lanes reduced through local memory and barriers cost more than
- * they save, while one item per row with wide vector types compiles to plain SIMD loops. */
-struct cl_tuning {
-    const char *match;
-    int wg, lpr, mm_kb;
-    bool cpu;
-};
+/* The built-in parameters (struct tern_cl_tuning, cl_device.h): one per kernel design, used until
+ * `tern devices --tune` stores measured ones for a device (cl_tune.c, docs/opencl.md#tuning). Only
+ * a measurement may add a row per vendor here, cited with its device, command and figures.
+ *
+ * GPU design: wg 256, 16 lanes per row (each lane reads 4 bytes of packed codes, so 16 lanes read 64
+ * contiguous bytes), 2 blocks per matmul stage; a starting point, not measured on any GPU.
+ * CPU design (devices of type CPU: PoCL, Intel's CPU runtime): they run a work-group's items as a
+ * loop, so lanes reduced through local memory and barriers cost more than they save, while one item
+ * per row with wide vector types compiles to plain SIMD loops; lpr and mm_kb are unused there. wg 64
+ * is measured: `tern devices --tune --shape 2b4t` on PoCL 3.1 (pthread-skylake-avx512, 2 Zen 4
+ * cores), see docs/opencl.md#tuning. */
+static const struct tern_cl_tuning gpu_tuning = {false, 256, 16, 2};
+static const struct tern_cl_tuning cpu_tuning = {true, 64, 1, 2};
 
-static const struct cl_tuning tunings[] = {
-    {"NVIDIA", 256, 16, 2, false},    {"Advanced Micro Devices", 256, 16, 2, false},
-    {"AMD", 256, 16, 2, false},       {"Intel", 256, 16, 2, false},
-    {"Apple", 256, 16, 2, false},     {"QUALCOMM", 128, 16, 2, false}, /* Adreno */
-    {"ARM", 128, 8, 1, false}, /* Mali: small local memory, wide work-groups cost registers */
-    {"Imagination", 64, 8, 1, false}, {NULL, 256, 16, 2, false}, /* default */
-};
+struct tern_cl_tuning tern_cl_builtin_tuning(bool cpu_kernels) {
+    return cpu_kernels ? cpu_tuning : gpu_tuning;
+}
 
-/* 64 rows per work-group: enough groups to share out over the cores even for the 640-row k/v. */
-static const struct cl_tuning cpu_tuning = {"CPU", 64, 1, 2, true};
-
-/* TERN_CL_KERNELS=gpu|cpu forces one design on any device (the tests run both on PoCL). */
-static const struct cl_tuning *pick_tuning(const char *vendor, const char *name, cl_device_type type) {
+/* The built-in parameters of a device type; *forced when TERN_CL_KERNELS=gpu|cpu picks the design
+ * (the tests run both on PoCL). */
+static struct tern_cl_tuning pick_tuning(cl_device_type type, bool *forced) {
     const char *force = getenv("TERN_CL_KERNELS");
     bool cpu = (type & CL_DEVICE_TYPE_CPU) != 0;
-    if (force && strcasecmp(force, "cpu") == 0)
-        cpu = true;
-    else if (force && strcasecmp(force, "gpu") == 0)
-        cpu = false;
+    *forced = force && (strcasecmp(force, "cpu") == 0 || strcasecmp(force, "gpu") == 0);
+    if (*forced)
+        cpu = strcasecmp(force, "cpu") == 0;
     else if (force && force[0])
         tern_log_warn("cl: TERN_CL_KERNELS=%s is neither cpu nor gpu; ignored", force);
-    if (cpu)
-        return &cpu_tuning;
-    const struct cl_tuning *t = tunings;
-    for (; t->match; t++)
-        if (contains_ci(vendor, t->match) || contains_ci(name, t->match))
-            break;
-    return t;
+    return cpu ? cpu_tuning : gpu_tuning;
 }
 
 /* ---------------------------------------------------------------- sources */
@@ -451,7 +439,8 @@ static size_t pow2_floor(size_t v) {
     return p;
 }
 
-tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt **out) {
+tern_status tern_cl_rt_open(const char *spec, bool portable, const struct tern_cl_tuning *tuning,
+                            struct tern_cl_rt **out) {
     *out = NULL;
     const char *why = NULL;
     const struct tern_cl_api *api = tern_cl_api_load(&why);
@@ -549,11 +538,17 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
     free(exts);
     rt->exact_div = (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0;
 
-    const struct cl_tuning *tune = pick_tuning(rt->vendor, rt->name, rt->type);
-    rt->cpu_kernels = tune->cpu;
-    rt->wg = tune->wg;
-    rt->lpr = tune->lpr;
-    rt->mm_kb = tune->mm_kb;
+    bool forced;
+    rt->base = pick_tuning(rt->type, &forced);
+    struct tern_cl_tuning tune = rt->base;
+    if (tuning)
+        tune = *tuning;
+    else if (!forced)
+        rt->tuned = tern_cl_tune_load(rt, &tune);
+    rt->cpu_kernels = tune.cpu_kernels;
+    rt->wg = tune.wg;
+    rt->lpr = tune.lpr;
+    rt->mm_kb = tune.mm_kb;
     rt->kchunk = rt->local_mem >= 32768 ? 8192 : 2048;
     rt->xchunk = rt->local_mem >= 32768 ? 4096 : 1024;
     /* attention keeps scores in local memory next to ~3 KiB of other arrays */
@@ -602,8 +597,8 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
         }
         rt->wg = (int)pow2_floor(kmax);
     }
-    tern_log_debug("cl: %s (%s, %s): %s%s", rt->name, rt->platform_name, rt->driver, rt->options,
-                   rt->from_cache ? " [cached]" : "");
+    tern_log_debug("cl: %s (%s, %s): %s%s%s", rt->name, rt->platform_name, rt->driver, rt->options,
+                   rt->from_cache ? " [cached]" : "", rt->tuned ? " [tuned]" : "");
     *out = rt;
     return TERN_OK;
 }

@@ -10,6 +10,7 @@
 
 #include "../scheduler/device.h"
 #include "cl_api.h"
+#include "cl_device.h"
 
 /* X(enum suffix, kernel name in cl/kernels) */
 #define TERN_CL_KERNEL_LIST(X)                                                                               \
@@ -67,16 +68,18 @@ struct tern_cl_rt {
     bool use_dot;         /* cl_khr_integer_dot_product: packed 4x8-bit dots */
     bool exact_div;       /* -cl-fp32-correctly-rounded-divide-sqrt accepted */
 
-    /* Tuning (the -D macros of the program). */
+    /* Tuning (the -D macros of the program; struct tern_cl_tuning in cl_device.h). */
     bool cpu_kernels; /* CPU-driver designs of the matvec/matmul kernels (TERN_CPU_KERNELS) */
-    int wg;           /* work-group size of the 1-D kernels (power of two, 64..256) */
+    int wg;           /* work-group size of the 1-D kernels (power of two, 32..256) */
     int lpr;          /* lanes per row in the matvec kernels (power of two, <= wg) */
     int mm_kb;        /* 128-weight blocks per local-memory stage of the tiled matmul */
     int kchunk;       /* int8 activations staged per pass in the ternary matvec (bytes) */
     int xchunk;       /* f32 activations staged per pass in the typed matvec (floats) */
     int att_maxp;     /* attention scores kept in local memory (positions) */
     char options[1024];
-    bool from_cache; /* program came from the on-disk binary cache */
+    bool from_cache;            /* program came from the on-disk binary cache */
+    struct tern_cl_tuning base; /* the built-in parameters of this device */
+    bool tuned;                 /* the parameters came from a stored tuning (cl_tune.c) */
 
     /* TERN_CL_PROFILE=1: every launch waits for the queue before and after, and its wall time is
      * added to its kernel's row; the table is logged when the device closes. */
@@ -88,9 +91,23 @@ struct tern_cl_rt {
 /* Number of usable (OpenCL 1.2+) devices over all platforms; 0 without loader or platform. */
 int tern_cl_rt_count(void);
 /* Open the device of spec (index or name substring; see cl_device.h). portable forces the portable
- * fallbacks (no fp16, subgroup or integer-dot paths); TERN_CL_PORTABLE=1 does the same. */
-tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt **out);
+ * fallbacks (no fp16, subgroup or integer-dot paths); TERN_CL_PORTABLE=1 does the same. tuning
+ * (NULL: the stored tuning of the device if any, else the built-in parameters) sets the kernel
+ * parameters; wg is lowered to what the device and kernels allow, lpr to wg. TERN_CL_KERNELS=cpu|gpu
+ * forces a design with the built-in parameters. */
+tern_status tern_cl_rt_open(const char *spec, bool portable, const struct tern_cl_tuning *tuning,
+                            struct tern_cl_rt **out);
+
 void tern_cl_rt_close(struct tern_cl_rt *rt);
+
+/* The built-in parameters of a kernel design (cl_runtime.c). */
+struct tern_cl_tuning tern_cl_builtin_tuning(bool cpu_kernels);
+/* The runtime of an OpenCL device (cl_device.c). */
+struct tern_cl_rt *tern_cl_device_rt(const struct tern_device *dev);
+
+/* The stored tuning of rt's device (cl_tune.c): true when the cache folder holds a valid one; a file
+ * that does not parse is ignored with one notice. */
+bool tern_cl_tune_load(const struct tern_cl_rt *rt, struct tern_cl_tuning *out);
 
 /* Buffers: what names the buffer in error messages. host may be NULL. */
 tern_status tern_cl_buf(struct tern_cl_rt *rt, cl_mem_flags flags, size_t size, void *host, const char *what,

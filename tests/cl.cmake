@@ -29,6 +29,13 @@ foreach(t test_cl_kernels test_cl_model test_cl_model_gpu_design test_scheduler 
                  LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_SOURCE_DIR}/cl_lsan.supp:print_suppressions=0)
   endif()
 endforeach()
+# test_cl_tune stores tunings: its own cache folder, so no other suite runs with them
+if(TEST test_cl_tune)
+  file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/cl-tune-cache)
+  set_property(TEST test_cl_tune APPEND PROPERTY ENVIRONMENT
+               TERN_CACHE_DIR=${CMAKE_CURRENT_BINARY_DIR}/cl-tune-cache
+               LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_SOURCE_DIR}/cl_lsan.supp:print_suppressions=0)
+endif()
 if(TARGET test_cl_kernels)
   add_test(NAME test_cl_no_platform COMMAND test_cl_kernels --no-platform)
   set_tests_properties(test_cl_no_platform PROPERTIES ENVIRONMENT

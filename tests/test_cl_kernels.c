@@ -590,7 +590,7 @@ int main(int argc, char **argv) {
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) /* the other kernel design */
             setenv("TERN_CL_KERNELS", cpu_design ? "gpu" : "cpu", 1);
-        tern_status st = tern_cl_rt_open("0", pass == 1, &rt);
+        tern_status st = tern_cl_rt_open("0", pass == 1, NULL, &rt);
         if (st != TERN_OK) {
             fprintf(stderr, "FAIL: cannot open OpenCL device 0: %s\n", tern_status_name(st));
             return 1;

@@ -5,18 +5,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "../../cl/cl_device.h"
 #include "../generate/devices.h"
 #include "../tern.h"
+#include "cli.h"
 
 static const char devices_usage[] =
-    "Usage: tern devices [--probe (-m MODEL | --shape NAME)] [--reprobe] [-t N] [--json]\n"
+    "Usage: tern devices [--probe | --tune] [-m MODEL | --shape NAME] [--reprobe] [-t N] [--json]\n"
     "\n"
     "      --probe         also measure each device on a model: one layer's decode step and\n"
     "                      prefill time per token, the head, and the hidden-state transfer\n"
     "                      (from the probe cache when present)\n"
-    "  -m, --model PATH    the model to probe with\n"
-    "      --shape NAME    probe with a random model of a preset shape: tiny, 2b4t, 3b\n"
+    "      --tune          measure the kernel parameters of each OpenCL device on a model (design,\n"
+    "                      work-group size, lanes per row, matmul block size) and store the best\n"
+    "                      in the cache folder, where later runs on that device find them\n"
+    "      --quick         with --tune: only the device's own design and work-group sizes\n"
+    "  -m, --model PATH    the model to probe or tune with\n"
+    "      --shape NAME    probe or tune with a random model of a preset shape: tiny, 2b4t, 3b\n"
     "      --reprobe       measure again instead of reading the probe cache\n"
     "  -t, --threads N     CPU threads (default: physical cores)\n"
     "      --json          print JSON instead of a table\n"
@@ -111,9 +116,41 @@ static void print_table(const struct tern_registry *reg, bool probed) {
     }
 }
 
+/* --tune: every OpenCL device in turn, one table row each. */
+static int tune_devices(const struct tern_model_view *m, bool quick) {
+    int n = 0;
+    tern_cl_device_count(&n);
+    if (n == 0) {
+        tern_log_error("tern devices --tune: no OpenCL device to tune");
+        return CLI_EXIT_FAIL;
+    }
+    printf("| %-5s | %-32s | %-22s | %10s | %-22s | %10s | %7s | %5s |\n", "id", "name", "built-in",
+           "ms/layer", "tuned", "ms/layer", "speedup", "tried");
+    printf("|-------|----------------------------------|------------------------|------------|"
+           "------------------------|------------|---------|-------|\n");
+    for (int i = 0; i < n; i++) {
+        char spec[16], base[64], best[64];
+        snprintf(spec, sizeof spec, "%d", i);
+        struct tern_cl_tune_result r;
+        if (tern_cl_device_tune(spec, m, quick, &r) != TERN_OK)
+            return CLI_EXIT_FAIL;
+        snprintf(base, sizeof base, "%s wg%d lpr%d kb%d", r.base.cpu_kernels ? "cpu" : "gpu", r.base.wg,
+                 r.base.lpr, r.base.mm_kb);
+        snprintf(best, sizeof best, "%s wg%d lpr%d kb%d", r.best.cpu_kernels ? "cpu" : "gpu", r.best.wg,
+                 r.best.lpr, r.best.mm_kb);
+        printf("| cl:%-2d | %-32.32s | %-22s | %10.4f | %-22s | %10.4f | %6.2fx | %5d |\n", i, r.name, base,
+               r.base_s * 1e3, best, r.best_s * 1e3, r.base_s / r.best_s, r.n_tried);
+        if (r.path[0])
+            tern_log_info("stored in %s", r.path);
+        else
+            tern_log_warn("the cache folder is off (TERN_CACHE_DIR=): the tuning of cl:%d is not stored", i);
+    }
+    return CLI_EXIT_OK;
+}
+
 int cli_devices(int argc, char **argv) {
     const char *model = NULL, *shape = NULL, *v;
-    bool probe = false, reprobe = false, json = false;
+    bool probe = false, reprobe = false, json = false, tune = false, quick = false;
     long long threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -122,6 +159,10 @@ int cli_devices(int argc, char **argv) {
             return CLI_EXIT_OK;
         } else if (!strcmp(a, "--probe")) {
             probe = true;
+        } else if (!strcmp(a, "--tune")) {
+            tune = true;
+        } else if (!strcmp(a, "--quick")) {
+            quick = true;
         } else if (!strcmp(a, "--reprobe")) {
             probe = reprobe = true;
         } else if (!strcmp(a, "--json")) {
@@ -140,13 +181,30 @@ int cli_devices(int argc, char **argv) {
             return CLI_EXIT_USAGE;
         }
     }
-    if (probe && !model == !shape) {
-        tern_log_error("tern devices --probe needs exactly one of -m MODEL or --shape NAME");
+    if (probe && tune) {
+        tern_log_error("tern devices: --probe and --tune exclude each other");
         return CLI_EXIT_USAGE;
     }
-    if (!probe && (model || shape)) {
-        tern_log_error("-m and --shape go with --probe");
+    if ((probe || tune) && !model == !shape) {
+        tern_log_error("tern devices %s needs exactly one of -m MODEL or --shape NAME",
+                       tune ? "--tune" : "--probe");
         return CLI_EXIT_USAGE;
+    }
+    if (!probe && !tune && (model || shape)) {
+        tern_log_error("-m and --shape go with --probe or --tune");
+        return CLI_EXIT_USAGE;
+    }
+    if (quick && !tune) {
+        tern_log_error("--quick goes with --tune");
+        return CLI_EXIT_USAGE;
+    }
+    if (tune) {
+        tern_model *tm = NULL;
+        int rc = CLI_EXIT_FAIL;
+        if ((model ? tern_model_open(model, &tm) : cli_build_shape(shape, 0, 0, &tm)) == TERN_OK)
+            rc = tune_devices(tern_model_view(tm), quick);
+        tern_model_close(tm);
+        return rc;
     }
     struct tern_registry reg;
     if (tern_devices_open("auto", (int)threads, &reg) != TERN_OK)
