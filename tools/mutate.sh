@@ -5,12 +5,13 @@
 # fastest first until one fails, and reports per folder how many of the mutants that built the suite
 # killed, listing the survivors. Not part of the default test run; see docs/architecture.md#testing.
 #
-# Usage: tools/mutate.sh [-n N] [-s SEED] [-t SECONDS] [-j LANES] [-E REGEX] [-b DIR] [-r SITES] [FILE...]
+# Usage: tools/mutate.sh [-n N] [-s SEED] [-t SECONDS] [-j LANES] [-a] [-E REGEX] [-b DIR] [-r SITES] [FILE...]
 #   -n N        test a sample of N mutants per folder (host, cpu, cl, scheduler) (default: all)
 #   -s SEED     seed of the sample (default 1)
-#   -t SECONDS  slack of the per-suite time limit, 3 x the suite's unmutated time + SECONDS
-#               (default 20); a suite that runs out of time kills the mutant
+#   -t SECONDS  slack of the per-suite time limit, 5 x the suite's unmutated time + SECONDS
+#               (default 60); a suite that runs out of time kills the mutant (counted apart too)
 #   -j LANES    suites run at the same time (default 2)
+#   -a          run all suites for every mutant, not only those that execute its line
 #   -E REGEX    skip the suites whose names match
 #   -b DIR      build folder (default build-mutate)
 #   -r SITES    test the mutants listed in SITES (a run's DIR/survivors.sites) instead: the check
@@ -24,8 +25,8 @@
 set -u
 cd "$(dirname "$0")/.."
 renice -n 19 -p $$ >/dev/null 2>&1
-sample=0 seed=1 slack=20 lanes=2 exclude="" build=build-mutate rerun=""
-while getopts "n:s:t:j:E:b:r:" opt; do
+sample=0 seed=1 slack=60 lanes=2 exclude="" build=build-mutate rerun="" use_coverage=1
+while getopts "n:s:t:j:E:b:r:a" opt; do
     case $opt in
     n) sample=$OPTARG ;;
     s) seed=$OPTARG ;;
@@ -34,7 +35,8 @@ while getopts "n:s:t:j:E:b:r:" opt; do
     E) exclude=$OPTARG ;;
     b) build=$OPTARG ;;
     r) rerun=$OPTARG ;;
-    *) sed -n '2,24p' "$0" >&2; exit 2 ;;
+    a) use_coverage=0 ;;
+    *) sed -n '2,27p' "$0" >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -114,6 +116,32 @@ ctest_args=(--test-dir "$build" -j2)
 [ -n "$exclude" ] && ctest_args+=(-E "$exclude")
 ctest "${ctest_args[@]}" >/dev/null || { echo "mutate: the unmutated tree fails its tests" >&2; exit 1; }
 
+# Coverage: which suites execute each line, from a --coverage build ($build/cov) running each suite
+# alone; made again when a source or test changed (DIR/coverage.tsv.key). A mutant then runs only the suites
+# that execute its line, and one on a line that no suite executes survives without a run. A line
+# gcov does not list (a declaration, an initializer) runs every suite.
+declare -A covered
+coverage() {
+    local cov=$build/cov map=$build/coverage.tsv suite key
+    key=$(git ls-files -co --exclude-standard host cpu cl scheduler tests tools CMakeLists.txt | xargs cat | md5sum)
+    if [ ! -s "$map" ] || [ "$(cat "$map.key" 2>/dev/null)" != "$key" ]; then
+        echo "mutate: measuring which suites execute which lines ($cov)"
+        cmake -S . -B "$cov" "${generator[@]}" -DCMAKE_BUILD_TYPE=None -DCMAKE_C_FLAGS="-O1 --coverage" \
+            -DTERN_WERROR=OFF >/dev/null && cmake --build "$cov" -j2 >/dev/null || exit 1
+        : >"$map.new"
+        for suite in "${suites[@]}"; do
+            find "$cov" -name '*.gcda' -delete
+            ctest --test-dir "$cov" -R "^$suite\$" >/dev/null 2>&1
+            find "$cov" -name '*.gcda' -path '*/tern*.dir/*' -print0 | xargs -0 -r gcov -t -j 2>/dev/null |
+                jq -r --arg s "$suite" --arg root "$PWD/" '.files[] | .file as $f | .lines[] |
+                    [($f | ltrimstr($root)), .line_number, (if .count > 0 then $s else "-" end)] | @tsv'
+        done | sort -u | awk -F'\t' '{ k = $1 "\t" $2; if (!(k in s) || s[k] == "-") s[k] = $3;
+            else if ($3 != "-") s[k] = s[k] "," $3 } END { for (k in s) print k "\t" s[k] }' >"$map.new"
+        mv "$map.new" "$map"
+        echo "$key" >"$map.key"
+    fi
+    while IFS=$'\t' read -r f l who; do covered[$f:$l]=$who; done <"$map"
+}
 # Suite order, per folder: most kills per second of the suite's unmutated time first (ctest's
 # recorded times; kills.tsv from earlier runs), so a killed mutant usually costs one short suite.
 declare -A seconds kills
@@ -123,20 +151,22 @@ while read -r name _runs secs; do
 done <"$build/Testing/Temporary/CTestCostData.txt"
 mapfile -t suites < <(ctest --test-dir "$build" -N ${exclude:+-E "$exclude"} | sed -n 's/^ *Test *#[0-9]*: //p')
 [ -f "$build/kills.tsv" ] && while read -r dir name n; do kills[$dir/$name]=$n; done <"$build/kills.tsv"
+[ "$use_coverage" = 1 ] && coverage
 suite_order() {
-    local name
-    for name in "${suites[@]}"; do
+    local name list=("${suites[@]}")
+    [ -n "${2:-}" ] && IFS=, read -r -a list <<<"$2"
+    for name in "${list[@]}"; do
         awk -v k="${kills[$1/$name]:-0}" -v s="${seconds[$name]:-60}" -v n="$name" \
-            -v t="$slack" 'BEGIN { printf "%.6f %s %d\n", (k + 1) / (s + 0.2), n, 3 * s + t + 1 }'
+            -v t="$slack" 'BEGIN { printf "%.6f %s %d\n", (k + 1) / (s + 0.2), n, 5 * s + t + 1 }'
     done | sort -k1,1gr | cut -d' ' -f2-
 }
 
-# run_suites DIR: the suites in order, LANES at a time, until one fails; prints the failed suite
-# ("name" or "name (timeout)"), nothing if all pass.
+# run_suites DIR [SUITES]: the suites (all, or the comma-separated list) in order, LANES at a time,
+# until one fails; prints the failed suite ("name" or "name (timeout)"), nothing if all pass.
 run_suites() {
     local failed
     failed=$(mktemp)
-    suite_order "$1" | xargs -P "$lanes" -n 2 sh -c '
+    suite_order "$1" "${2:-}" | xargs -P "$lanes" -n 2 sh -c '
         timeout -s KILL "$4" ctest --test-dir "$1" -R "^$3\$" >/dev/null 2>&1
         rc=$?
         [ $rc -eq 0 ] && exit 0
@@ -150,7 +180,7 @@ backup=$(mktemp)
 current=""
 restore() { [ -n "$current" ] && cp -p "$backup" "$current"; current=""; }
 trap 'restore; rm -f "$backup"; exit 130' INT TERM
-declare -A built killed nobuild skipped
+declare -A built killed nobuild skipped timeouts
 : >"$build/survivors.txt.new"
 : >"$build/survivors.sites.new"
 last=""
@@ -175,14 +205,18 @@ for site in "${sites[@]}"; do
         nobuild[$dir]=$((${nobuild[$dir]:-0} + 1))
     else
         built[$dir]=$((${built[$dir]:-0} + 1))
-        by=$(run_suites "$dir")
+        who=${covered[$file:$line]:-}
+        by=""
+        if [ "$who" != "-" ]; then by=$(run_suites "$dir" "$who"); fi
         if [ -z "$by" ]; then
             verdict="SURVIVED"
+            [ "$who" = "-" ] && verdict="SURVIVED (no suite executes the line)"
             echo "$file:$line: '$from' -> '$to': $(sed -n "${line}p" "$file" | sed 's/^ *//')" >>"$build/survivors.txt.new"
             echo "$site" >>"$build/survivors.sites.new"
         else
             verdict="killed by $by"
             killed[$dir]=$((${killed[$dir]:-0} + 1))
+            case $by in *"(timeout)") timeouts[$dir]=$((${timeouts[$dir]:-0} + 1)) ;; esac
             name=${by% (timeout)}
             kills[$dir/$name]=$((${kills[$dir/$name]:-0} + 1))
         fi
@@ -198,14 +232,14 @@ for k in "${!kills[@]}"; do echo "${k%%/*} ${k#*/} ${kills[$k]}"; done | sort >"
 cmake --build "$build" -j2 >/dev/null 2>&1
 
 echo "mutate: killed / built per folder (seed $seed)"
-printf '  %-10s %8s %8s %6s %12s %11s\n' folder killed built share "no build" equivalent
+printf '  %-10s %8s %8s %6s %9s %9s %11s\n' folder killed built share timeouts "no build" equivalent
 total_b=0 total_k=0
 for dir in host cpu cl scheduler; do
     b=${built[$dir]:-0} k=${killed[$dir]:-0}
     [ "$b" -eq 0 ] && [ -z "${skipped[$dir]:-}${nobuild[$dir]:-}" ] && continue
     total_b=$((total_b + b)) total_k=$((total_k + k))
-    printf '  %-10s %8d %8d %5d%% %12d %11d\n' "$dir/" "$k" "$b" $((b ? 100 * k / b : 0)) \
-        "${nobuild[$dir]:-0}" "${skipped[$dir]:-0}"
+    printf '  %-10s %8d %8d %5d%% %9d %9d %11d\n' "$dir/" "$k" "$b" $((b ? 100 * k / b : 0)) \
+        "${timeouts[$dir]:-0}" "${nobuild[$dir]:-0}" "${skipped[$dir]:-0}"
 done
 [ "$total_b" -gt 0 ] && printf '  %-10s %8d %8d %5d%%\n' "all" "$total_k" "$total_b" $((100 * total_k / total_b))
 if [ -s "$build/survivors.txt" ]; then
