@@ -8,6 +8,8 @@
 #include "cl/cl_device.h"
 #include "harness.h"
 #include "host/tern.h"
+#include "scheduler/device.h"
+#include "scheduler/log.h"
 #include "scheduler/plan.h"
 
 /* ---------------------------------------------------------------- planner on synthetic devices */
@@ -506,7 +508,43 @@ static void failover_keeps_output(void) {
     unsetenv("TERN_FAULT");
 }
 
+/* tern_batch_check at the edges of a cache of 3 sequences of 8 positions (closed form: position
+ * 0..7, sequence 0..2), with the error logged once. */
+static int n_batch_errors;
+static void count_batch_errors(enum tern_log_level level, const char *msg, void *user) {
+    (void)msg;
+    (void)user;
+    n_batch_errors += level == TERN_LOG_ERROR;
+}
+
+static void batch_check_edges(void) {
+    static const struct {
+        int32_t pos, seq;
+        tern_status want;
+    } cases[] = {
+        {0, 0, TERN_OK},
+        {7, 2, TERN_OK},
+        {-1, 0, TERN_ERR_CONTEXT_FULL},
+        {8, 0, TERN_ERR_CONTEXT_FULL},
+        {0, -1, TERN_ERR_CONTEXT_FULL},
+        {0, 3, TERN_ERR_CONTEXT_FULL},
+    };
+    tern_log_set_callback(count_batch_errors, NULL);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /* the case as the second token, after a valid one: every token is checked */
+        const int32_t pos[2] = {1, cases[i].pos}, seq[2] = {0, cases[i].seq};
+        const struct tern_batch b = {2, pos, seq};
+        n_batch_errors = 0;
+        CHECK_STATUS(cases[i].want, tern_batch_check(&b, 8, 3, "test"));
+        CHECK_INT(cases[i].want == TERN_OK ? 0 : 1, n_batch_errors);
+    }
+    const struct tern_batch empty = {0, NULL, NULL};
+    CHECK_STATUS(TERN_ERR_ARG, tern_batch_check(&empty, 8, 3, "test"));
+    tern_log_set_callback(NULL, NULL);
+}
+
 int main(void) {
+    RUN(batch_check_edges);
     RUN(plan_fast_gpu_short_of_memory);
     RUN(plan_integrated_gpu_small_max_alloc);
     RUN(plan_devices_sharing_cores);
