@@ -8,9 +8,11 @@
 #include "cl/cl_device.h"
 #include "harness.h"
 #include "host/tern.h"
+#include "scheduler/cache.h"
 #include "scheduler/device.h"
 #include "scheduler/log.h"
 #include "scheduler/plan.h"
+#include "scheduler/probe.h"
 
 /* ---------------------------------------------------------------- planner on synthetic devices */
 
@@ -543,8 +545,125 @@ static void batch_check_edges(void) {
     tern_log_set_callback(NULL, NULL);
 }
 
+/* tern_cache_dir's order of precedence (scheduler/cache.h), closed form. */
+static void cache_dir_precedence(void) {
+    char buf[4096], want[4096];
+    const char *tmp = test_tmp("cache-dir", 0);
+    char saved_tern[4096] = "", saved_xdg[4096] = "", saved_home[4096] = "";
+    const char *e;
+    bool had_tern = (e = getenv("TERN_CACHE_DIR")) != NULL;
+    if (had_tern)
+        snprintf(saved_tern, sizeof saved_tern, "%s", e);
+    bool had_xdg = (e = getenv("XDG_CACHE_HOME")) != NULL;
+    if (had_xdg)
+        snprintf(saved_xdg, sizeof saved_xdg, "%s", e);
+    bool had_home = (e = getenv("HOME")) != NULL;
+    if (had_home)
+        snprintf(saved_home, sizeof saved_home, "%s", e);
+
+    setenv("TERN_CACHE_DIR", tmp, 1);
+    CHECK(tern_cache_dir(buf, sizeof buf) && strcmp(buf, tmp) == 0);
+    setenv("TERN_CACHE_DIR", "", 1);
+    CHECK(!tern_cache_dir(buf, sizeof buf));
+    unsetenv("TERN_CACHE_DIR");
+    setenv("XDG_CACHE_HOME", ".", 1); /* one character: the whole value counts */
+    CHECK(tern_cache_dir(buf, sizeof buf) && strcmp(buf, "./tern") == 0);
+    setenv("XDG_CACHE_HOME", "", 1);
+    setenv("HOME", tmp, 1);
+    snprintf(want, sizeof want, "%s/.cache/tern", tmp);
+    CHECK(tern_cache_dir(buf, sizeof buf) && strcmp(buf, want) == 0);
+    unsetenv("XDG_CACHE_HOME");
+    unsetenv("HOME");
+    CHECK(!tern_cache_dir(buf, sizeof buf));
+    setenv("HOME", "", 1);
+    CHECK(!tern_cache_dir(buf, sizeof buf));
+
+    had_tern ? setenv("TERN_CACHE_DIR", saved_tern, 1) : unsetenv("TERN_CACHE_DIR");
+    had_xdg ? setenv("XDG_CACHE_HOME", saved_xdg, 1) : unsetenv("XDG_CACHE_HOME");
+    had_home ? setenv("HOME", saved_home, 1) : unsetenv("HOME");
+}
+
+/* FNV-1a 64 against the published test vectors (offset basis 0xcbf29ce484222325). */
+static void fnv1a_test_vectors(void) {
+    CHECK(tern_fnv1a(TERN_FNV_SEED, "", 0) == 0xcbf29ce484222325ULL);
+    CHECK(tern_fnv1a(TERN_FNV_SEED, "a", 1) == 0xaf63dc4c8601ec8cULL);
+    CHECK(tern_fnv1a(TERN_FNV_SEED, "foobar", 6) == 0x85944171f73967e8ULL);
+    /* continuing from a hash is hashing the concatenation */
+    CHECK(tern_fnv1a(tern_fnv1a(TERN_FNV_SEED, "foo", 3), "bar", 3) == 0x85944171f73967e8ULL);
+}
+
+/* The probe cache: a stored profile reads back exactly under its key only; files that do not parse
+ * or hold a non-finite or negative figure are refused with one notice (head_s alone may be +inf). */
+static int n_notices;
+static void count_notices(enum tern_log_level level, const char *msg, void *user) {
+    (void)user;
+    n_notices += level == TERN_LOG_INFO && strstr(msg, "corrupt probe cache") != NULL;
+}
+
+static void probe_cache_round_trip(void) {
+    const char *saved = getenv("TERN_CACHE_DIR");
+    char saved_dir[4096] = "";
+    if (saved)
+        snprintf(saved_dir, sizeof saved_dir, "%s", saved);
+    const char *dir = test_tmp("probe-cache", 0);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+    CHECK(system(cmd) == 0);
+    setenv("TERN_CACHE_DIR", dir, 1);
+
+    const struct tern_probe p = {1.25e-3, 2.5e-5, INFINITY, 3.75e-6, 4.5e-7};
+    struct tern_probe q;
+    CHECK(!tern_probe_cache_load("key one", &q));
+    tern_probe_cache_store("key one", &p);
+    memset(&q, 0, sizeof q);
+    CHECK(tern_probe_cache_load("key one", &q));
+    CHECK(q.decode_layer_s == p.decode_layer_s && q.prefill_layer_s == p.prefill_layer_s && isinf(q.head_s) &&
+          q.call_s == p.call_s && q.call_token_s == p.call_token_s);
+    CHECK(!tern_probe_cache_load("key two", &q));
+
+    /* the file of "key one", rewritten with each bad body */
+    char path[4096] = "";
+    snprintf(cmd, sizeof cmd, "ls '%s'/probe-*.txt", dir);
+    FILE *ls = popen(cmd, "r");
+    if (ls && fgets(path, sizeof path, ls))
+        path[strcspn(path, "\n")] = 0;
+    if (ls)
+        pclose(ls);
+    static const char *const bad[] = {
+        "tern-probe 1\nkey one\n1 1 1 1 1\n",   "tern-probe 2 \nkey one\n1 1 1 1 1\n",
+        "tern-probe 2\nkey one\nnan 1 1 1 1\n", "tern-probe 2\nkey one\n1 1 1 1 -1\n",
+        "tern-probe 2\nkey one\n1 inf 1 1 1\n", "tern-probe 2\nkey one\n1 1 -inf 1 1\n",
+        "tern-probe 2\nkey one\n1 1 1 1\n",
+    };
+    tern_log_set_callback(count_notices, NULL);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = fopen(path, "w");
+        CHECK(f != NULL);
+        if (!f)
+            break;
+        fputs(bad[i], f);
+        fclose(f);
+        n_notices = 0;
+        CHECK(!tern_probe_cache_load("key one", &q));
+        CHECK_INT(1, n_notices);
+    }
+    tern_log_set_callback(NULL, NULL);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs("tern-probe 2\nkey one\n1 2 inf 4 5\n", f);
+        fclose(f);
+    }
+    CHECK(tern_probe_cache_load("key one", &q));
+    CHECK(q.decode_layer_s == 1 && q.prefill_layer_s == 2 && isinf(q.head_s) && q.call_s == 4 &&
+          q.call_token_s == 5);
+    saved ? setenv("TERN_CACHE_DIR", saved_dir, 1) : unsetenv("TERN_CACHE_DIR");
+}
+
 int main(void) {
     RUN(batch_check_edges);
+    RUN(cache_dir_precedence);
+    RUN(fnv1a_test_vectors);
+    RUN(probe_cache_round_trip);
     RUN(plan_fast_gpu_short_of_memory);
     RUN(plan_integrated_gpu_small_max_alloc);
     RUN(plan_devices_sharing_cores);
