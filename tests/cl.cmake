@@ -29,6 +29,17 @@ foreach(t test_cl_kernels test_cl_model test_cl_model_gpu_design test_scheduler 
                  LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_SOURCE_DIR}/cl_lsan.supp:print_suppressions=0)
   endif()
 endforeach()
+# TERN_OPENCL_LIB names the loader to open first: a library without the OpenCL symbols is refused
+# with one line saying so (and the real loader is not tried behind its back)
+if(TARGET tern)
+  add_test(NAME test_cl_cli_wrong_loader
+           COMMAND tern run -m ${CMAKE_CURRENT_SOURCE_DIR}/data/vectors/mini-b158-i2s.gguf -p "Hi" -n 1
+                   --device cl:0)
+  set_tests_properties(test_cl_cli_wrong_loader PROPERTIES
+                       ENVIRONMENT "TERN_OPENCL_LIB=libm.so.6"
+                       PASS_REGULAR_EXPRESSION "the OpenCL ICD loader lacks clGetPlatformIDs"
+                       TIMEOUT 60)
+endif()
 # test_cl_tune stores tunings: its own cache folder, so no other suite runs with them
 if(TEST test_cl_tune)
   file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/cl-tune-cache)

@@ -10,6 +10,7 @@
 #include "cl/cl_runtime.h"
 #include "harness.h"
 #include "host/tern.h"
+#include "scheduler/log.h"
 
 static const char *model_path(void) {
     return test_data("vectors/mini-b158-i2s.gguf", 0);
@@ -152,6 +153,65 @@ static void tuning_stored_reloaded_same_ids(void) {
     remove(r.path);
 }
 
+/* TERN_CL_KERNELS=cpu|gpu forces that design with its built-in parameters, over a stored tuning;
+ * another value is ignored with a warning. */
+static int n_warnings;
+static void count_warnings(enum tern_log_level level, const char *msg, void *user) {
+    (void)msg;
+    (void)user;
+    n_warnings += level == TERN_LOG_WARN;
+}
+
+static void design_forced_by_env(void) {
+    struct tern_cl_rt *rt = NULL;
+    /* a stored tuning that differs from both built-in sets: wg 32 */
+    struct tern_cl_tune_result r = {0};
+    tern_model *m = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(model_path(), &m));
+    if (m)
+        CHECK_STATUS(TERN_OK, tern_cl_device_tune("0", tern_model_view(m), true, &r));
+    tern_model_close(m);
+    write_stored(r.path, "1 32 1 1");
+
+    static const struct {
+        const char *env;
+        bool cpu, tuned;
+        int wg, warnings;
+    } cases[] = {{"cpu", true, false, 64, 0}, {"GPU", false, false, 256, 0}, {"fast", true, true, 32, 1}};
+    tern_log_set_callback(count_warnings, NULL);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        setenv("TERN_CL_KERNELS", cases[i].env, 1);
+        n_warnings = 0;
+        rt = NULL;
+        CHECK_STATUS(TERN_OK, tern_cl_rt_open("0", false, NULL, &rt));
+        if (!rt)
+            continue;
+        CHECK(rt->cpu_kernels == cases[i].cpu);
+        CHECK(rt->tuned == cases[i].tuned);
+        CHECK_INT(cases[i].wg, rt->wg);
+        CHECK_INT(cases[i].warnings, n_warnings);
+        tern_cl_rt_close(rt);
+    }
+    tern_log_set_callback(NULL, NULL);
+    unsetenv("TERN_CL_KERNELS");
+    remove(r.path);
+}
+
+/* The program binary is cached: a second open of the device loads it instead of building. */
+static void program_binary_cached(void) {
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -f %s/cl-*.bin", getenv("TERN_CACHE_DIR"));
+    CHECK(system(cmd) == 0);
+    for (int i = 0; i < 2; i++) {
+        struct tern_cl_rt *rt = NULL;
+        CHECK_STATUS(TERN_OK, tern_cl_rt_open("0", false, NULL, &rt));
+        if (!rt)
+            return;
+        CHECK(rt->from_cache == (i == 1));
+        tern_cl_rt_close(rt);
+    }
+}
+
 int main(void) {
     int n = 0;
     tern_cl_device_count(&n);
@@ -159,5 +219,7 @@ int main(void) {
     if (gate >= 0)
         return gate;
     RUN(tuning_stored_reloaded_same_ids);
+    RUN(design_forced_by_env);
+    RUN(program_binary_cached);
     return harness_finish();
 }
