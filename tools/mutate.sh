@@ -96,14 +96,13 @@ else
     mapfile -t sites < <(list_sites "${files[@]}")
     if [ "$sample" -gt 0 ]; then # stratified: the same number from each folder, a fixed seed
         all=("${sites[@]}") sites=()
-        for dir in host cpu cl scheduler; do
-            mapfile -t -O ${#sites[@]} sites < <(printf '%s\n' "${all[@]}" | grep "^$dir/" |
-                shuf -n "$sample" --random-source=<(yes "$seed"))
-        done
+        # the folders take turns, so that a run stopped early still reports on each of them
+        mapfile -t sites < <(for dir in host cpu cl scheduler; do
+            printf '%s\n' "${all[@]}" | grep "^$dir/" | shuf -n "$sample" --random-source=<(yes "$seed") | nl -w1
+        done | sort -s -n -k1,1 | cut -f2-)
     fi
 fi
-# in file order, so that consecutive mutants mostly recompile the same file
-mapfile -t sites < <(printf '%s\n' "${sites[@]}" | grep . | sort -t$'\t' -k1,1 -k2,2n -k3,3n)
+mapfile -t sites < <(printf '%s\n' "${sites[@]}" | grep .)
 echo "mutate: ${#sites[@]} mutants of ${#files[@]} files; build folder $build"
 
 # A shared libtern and no relinking of its users: a mutant costs one compile and one link.
