@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cl/cl_device.h"
+#include "cpu/cpu_device.h"
 #include "harness.h"
 #include "host/model/maker.h"
 #include "host/tern.h"
@@ -233,6 +234,80 @@ static void embed_refuses_ids_outside_the_vocabulary(void) {
     tern_model_close(m);
 }
 
+/* A device's load checks what it is handed: a layer range or cache outside the model, and a ternary
+ * weight whose shape does not match the hyperparameters, are refused with one line (the model's
+ * loader already validates files; this is the device's own guard). Both devices, one layer. */
+static void load_refuses_bad_ranges_and_shapes(void) {
+    tern_model *m = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
+    if (!m)
+        return;
+    const struct tern_model_view *v = tern_model_view(m);
+    const int L = v->hp.n_layer;
+    struct tern_layer_weights *layers = malloc((size_t)L * sizeof *layers);
+    memcpy(layers, v->layers, (size_t)L * sizeof *layers);
+    struct tern_model_view bad = *v;
+    bad.layers = layers;
+    struct tern_device devs[2];
+    CHECK_STATUS(TERN_OK, tern_cpu_device_create(1, &devs[0]));
+    CHECK_STATUS(TERN_OK, tern_cl_device_create("0", &devs[1]));
+    static const int ranges[][4] = {{-1, 1, 8, 1}, {1, 0, 8, 1}, {0, 99, 8, 1}, {0, 1, 0, 1}, {0, 1, 8, 0}};
+    for (int d = 0; d < 2; d++) {
+        const struct tern_device *dev = &devs[d];
+        if (!dev->ctx)
+            continue;
+        tern_log_set_callback(count_errors, NULL);
+        for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+            n_errors = 0;
+            const int end = ranges[i][1] == 99 ? L + 1 : ranges[i][1];
+            CHECK_STATUS(TERN_ERR_ARG,
+                         dev->ops->load(dev->ctx, v, ranges[i][0], end, 0, ranges[i][2], ranges[i][3]));
+            CHECK_INT(1, n_errors);
+        }
+        tern_log_set_callback(NULL, NULL);
+        CHECK_STATUS(TERN_OK, dev->ops->load(dev->ctx, v, L - 1, L, 0, 8, 1));
+        if (d == 0)
+            continue; /* the CPU device reads the views as they are */
+        const struct tern_ternary good = layers[0].wq;
+        for (int c = 0; c < 6; c++) {
+            struct tern_ternary *w = &layers[0].wq;
+            *w = good;
+            switch (c) {
+            case 0:
+                w->n_in++;
+                break;
+            case 1:
+                w->n_out++;
+                break;
+            case 2:
+                w->k_pad = w->n_in - 128, w->row_bytes = w->k_pad / 4;
+                break;
+            case 3:
+                w->k_pad += 64, w->row_bytes = w->k_pad / 4;
+                break;
+            case 4:
+                w->row_bytes++;
+                break;
+            default:
+                w->codes = NULL;
+                break;
+            }
+            n_errors = 0;
+            tern_log_set_callback(count_errors, NULL);
+            CHECK_STATUS(TERN_ERR_SHAPE, dev->ops->load(dev->ctx, &bad, 0, 1, 0, 8, 1));
+            tern_log_set_callback(NULL, NULL);
+            CHECK_INT(1, n_errors);
+        }
+        layers[0].wq = good;
+        CHECK_STATUS(TERN_OK, dev->ops->load(dev->ctx, &bad, 0, 1, 0, 8, 1));
+    }
+    for (int d = 0; d < 2; d++)
+        if (devs[d].ctx)
+            devs[d].ops->release(devs[d].ctx);
+    free(layers);
+    tern_model_close(m);
+}
+
 int main(void) {
     int n = 0;
     tern_cl_device_count(&n);
@@ -245,5 +320,6 @@ int main(void) {
     RUN(every_arch);
     RUN(long_prompt);
     RUN(embed_refuses_ids_outside_the_vocabulary);
+    RUN(load_refuses_bad_ranges_and_shapes);
     return harness_finish();
 }
