@@ -144,6 +144,12 @@ expect_error prompt_too_long_echo 1 "(raise -c)" -- "$tern" run -m "$model" -c 1
 expect_error bad_isa 1 "TERN_CPU_ISA=bogus" -- env TERN_CPU_ISA=bogus "$tern" run -m "$model" -p x -n 1
 expect_error bad_device 2 "unknown device" -- "$tern" run -m "$model" -p x --device gpu7
 expect_error bench_no_model 2 "exactly one of -m" -- "$tern" bench -p 8
+"$tern" bench -m "$model" --parallel 1,2 -n 4 -r 1 >"$tmp/b5" 2>"$tmp/err"
+if [ $? -eq 0 ] && grep -q "| *tg4 x1 |" "$tmp/b5" && grep -q "| *tg4 x2 |" "$tmp/b5"; then ok bench_parallel
+else bad bench_parallel "$(cat "$tmp/b5" "$tmp/err")"; fi
+for list in 0 65 '1;2' 1, ,1 x; do
+    expect_error "bench_parallel_bad_$list" 2 "option --parallel" -- "$tern" bench -m "$model" --parallel "$list"
+done
 expect_error bench_nothing 2 "nothing to measure" -- "$tern" bench -m "$model" -p 0 -n 0
 expect_error bench_bad_depth 2 "option -d" -- "$tern" bench -m "$model" -d -3
 expect_error bench_prompt_too_long 2 "option -p" -- "$tern" bench -m "$model" -p 65537
