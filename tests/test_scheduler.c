@@ -659,8 +659,62 @@ static void probe_cache_round_trip(void) {
     saved ? setenv("TERN_CACHE_DIR", saved_dir, 1) : unsetenv("TERN_CACHE_DIR");
 }
 
+/* TERN_FAULT values that are not ID:WHERE:STEP, or whose WHERE is no layer, embd or head, are
+ * ignored with one warning saying which: the run keeps bitnet.cpp's ids. A valid one on the only
+ * device fails the run (the control). */
+static int n_fault_warnings;
+static char fault_warning[512];
+static void capture_fault_warning(enum tern_log_level level, const char *msg, void *user) {
+    (void)user;
+    if (level == TERN_LOG_WARN) {
+        n_fault_warnings++;
+        snprintf(fault_warning, sizeof fault_warning, "%s", msg);
+    }
+}
+
+static void malformed_fault_ignored(void) {
+    static const struct {
+        const char *fault, *says;
+    } cases[] = {
+        {"cpu", "is not ID:WHERE:STEP"},
+        {":0:3", "is not ID:WHERE:STEP"},
+        {"cpu:0:x", "is not ID:WHERE:STEP"},
+        {"cpu:wherewithsixteen:1", "is not ID:WHERE:STEP"},
+        {"a-device-id-of-thirty-two-chars!:0:1", "is not ID:WHERE:STEP"},
+        {"cpu::3", "is not a layer, embd or head"},
+        {"cl:0::3", "is not a layer, embd or head"},
+        {"cpu:middle:1", "is not a layer, embd or head"},
+    };
+    struct harness_ref refs[3];
+    bitnet_cpp_cases(refs);
+    struct harness_ids got;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        setenv("TERN_FAULT", cases[i].fault, 1);
+        n_fault_warnings = 0;
+        fault_warning[0] = 0;
+        tern_log_set_callback(capture_fault_warning, NULL);
+        const tern_status st = greedy(test_data("vectors/mini-b158-i2s.gguf", 0), "cpu", NULL,
+                                      refs[1].prompt_ids, refs[1].n_prompt, 8, &got);
+        tern_log_set_callback(NULL, NULL);
+        CHECK_STATUS(TERN_OK, st);
+        if (st == TERN_OK)
+            check_ids(cases[i].fault, refs[1].generated, &got, 8);
+        CHECK_INT(1, n_fault_warnings);
+        if (!strstr(fault_warning, cases[i].says))
+            harness_fail(__FILE__, __LINE__, "TERN_FAULT=%s: warning '%s' lacks '%s'", cases[i].fault,
+                         fault_warning, cases[i].says);
+    }
+    setenv("TERN_FAULT", "cpu:0:2", 1);
+    tern_log_set_callback(capture_fault_warning, NULL); /* the error line is expected */
+    CHECK_STATUS(TERN_ERR_DEVICE, greedy(test_data("vectors/mini-b158-i2s.gguf", 0), "cpu", NULL,
+                                         refs[1].prompt_ids, refs[1].n_prompt, 8, &got));
+    tern_log_set_callback(NULL, NULL);
+    unsetenv("TERN_FAULT");
+}
+
 int main(void) {
     RUN(batch_check_edges);
+    RUN(malformed_fault_ignored);
     RUN(cache_dir_precedence);
     RUN(fnv1a_test_vectors);
     RUN(probe_cache_round_trip);
