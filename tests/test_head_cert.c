@@ -341,6 +341,32 @@ static void topk_equals_full(void) {
     each_device(topk_device);
 }
 
+/* 32 x 1024 + 1 rows: the CPU device builds the shadow 1024 rows per task, so the last row is a task
+ * of its own (and the shadow's arrays are fresh, zeroed pages, so a row left out would not pass by
+ * luck); x points along it, so it leads, and the certified head must find it as the full head does. */
+static void last_row_device(const char *level) {
+    const int64_t n = 256, n_rows = 32 * 1024 + 1;
+    uint16_t *data = make_head(TERN_TYPE_F16, n, n_rows, 0, 5);
+    float hidden[256];
+    for (int64_t i = 0; i < n; i++) {
+        hidden[i] = 0.5f + 0.25f * (float)((i * 37) % 11) / 11.0f;
+        data[(n_rows - 1) * n + i] = tern_fp32_to_fp16(hidden[i]);
+    }
+    struct head_dev h;
+    char what[64];
+    snprintf(what, sizeof what, "%s, the last row leads", level);
+    if (head_dev_open(&h, data, TERN_TYPE_F16, n, n_rows)) {
+        compare_topk(&h, hidden, 1, 1.0f, NULL, 0, what);
+        compare_topk(&h, hidden, 5, 1.0f, NULL, 0, what);
+    }
+    head_dev_close(&h);
+    free(data);
+}
+
+static void last_row_found(void) {
+    each_device(last_row_device);
+}
+
 /* Rows 3 and 7 differ in one weight by one f16 step, far below the shadow's resolution (their
  * shadows are equal), and x points along them: the two lead, a hair apart. Rows 20..119 are row 3
  * with one weight nudged, so over 64 rows tie within the bound. Greedy picks what the full head
@@ -499,6 +525,7 @@ int main(void) {
     RUN(bounds_hold);
     RUN(bound_is_tight);
     RUN(topk_equals_full);
+    RUN(last_row_found);
     RUN(near_ties);
     RUN(random_models);
     RUN(vectors);

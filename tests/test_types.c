@@ -558,12 +558,22 @@ static void tq_repack(void) {
     CHECK_STATUS(TERN_OK, tern_tq_to_packed(from_tq, &s_tq, TERN_TYPE_TQ2_0, tq, sizeof tq, ne0, ne1, "w"));
     for (int j = 256; j < 512; j++)
         CHECK_INT(1, tern_packed_get(from_tq, j));
-    /* TQ2_0 code 3 is rejected */
+    /* TQ2_0 code 3 is rejected, the line naming where: element 0, then element 32 + 5 of block 1
+     * (byte 5 of its codes, bits 3:2) */
     tq[0] |= 3;
     capture_begin();
     CHECK_STATUS(TERN_ERR_FORMAT,
                  tern_tq_to_packed(from_tq, &s_tq, TERN_TYPE_TQ2_0, tq, sizeof tq, ne0, ne1, "w"));
     capture_end();
+    CHECK_INT(1, n_errors);
+    CHECK(strstr(last_error, "code 3 at row 0, column 0") != NULL);
+    tq[0] &= (uint8_t)~3u;
+    tq[66 + 5] |= 3 << 2;
+    capture_begin();
+    CHECK_STATUS(TERN_ERR_FORMAT,
+                 tern_tq_to_packed(from_tq, &s_tq, TERN_TYPE_TQ2_0, tq, sizeof tq, ne0, ne1, "w"));
+    capture_end();
+    CHECK(strstr(last_error, "code 3 at row 0, column 293") != NULL);
     CHECK_STATUS(TERN_ERR_SHAPE, tern_packed_to_tq(tq, TERN_TYPE_TQ1_0, from_i2s, 200, 1, scale));
 }
 
