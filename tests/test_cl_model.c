@@ -308,6 +308,55 @@ static void load_refuses_bad_ranges_and_shapes(void) {
     tern_model_close(m);
 }
 
+/* A head larger than the device's largest buffer is split into at most 16 buffers: a limit that
+ * allows 16 loads it (logits equal to the unsplit head's), one that needs 17 is refused with one
+ * line (TERN_CL_MAX_ALLOC lowers the limit). */
+static void head_split_limits(void) {
+    tern_model *m = NULL;
+    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
+    if (!m)
+        return;
+    const struct tern_model_view *v = tern_model_view(m);
+    const unsigned long long row = v->output.row_bytes,
+                             per_part = (unsigned long long)(v->output.ne1 + 15) / 16;
+    const struct {
+        unsigned long long max_alloc;
+        tern_status want;
+    } cases[] = {{0, TERN_OK}, {row * per_part, TERN_OK}, {row * per_part - 1, TERN_ERR_NOMEM}};
+    float *want = malloc((size_t)v->hp.n_vocab * sizeof(float)),
+          *got = malloc((size_t)v->hp.n_vocab * sizeof(float));
+    float *hidden = malloc((size_t)v->hp.n_embd * sizeof(float));
+    for (int i = 0; i < v->hp.n_embd; i++)
+        hidden[i] = (float)((i * 29) % 17) * 0.125f - 1.0f;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char value[32];
+        snprintf(value, sizeof value, "%llu", cases[c].max_alloc);
+        if (cases[c].max_alloc)
+            setenv("TERN_CL_MAX_ALLOC", value, 1);
+        struct tern_device dev;
+        CHECK_STATUS(TERN_OK, tern_cl_device_create("0", &dev));
+        unsetenv("TERN_CL_MAX_ALLOC");
+        if (!dev.ctx)
+            continue;
+        n_errors = 0;
+        tern_log_set_callback(count_errors, NULL);
+        const tern_status st = dev.ops->load(dev.ctx, v, 0, 0, TERN_PART_HEAD, 8, 1);
+        tern_log_set_callback(NULL, NULL);
+        CHECK_STATUS(cases[c].want, st);
+        CHECK_INT(st == TERN_OK ? 0 : 1, n_errors);
+        if (st == TERN_OK) {
+            CHECK_STATUS(TERN_OK, dev.ops->logits(dev.ctx, c == 0 ? want : got, hidden, 1, NULL));
+            if (c > 0)
+                CHECK(memcmp(want, got, (size_t)v->hp.n_vocab * sizeof(float)) == 0);
+        }
+        dev.ops->release(dev.ctx);
+    }
+    free(want);
+    free(got);
+    free(hidden);
+    tern_model_close(m);
+}
+
 int main(void) {
     int n = 0;
     tern_cl_device_count(&n);
@@ -321,5 +370,6 @@ int main(void) {
     RUN(long_prompt);
     RUN(embed_refuses_ids_outside_the_vocabulary);
     RUN(load_refuses_bad_ranges_and_shapes);
+    RUN(head_split_limits);
     return harness_finish();
 }
