@@ -317,6 +317,28 @@ static void test_spm_scores_and_byte_fallback(void) {
     unload(g, tok);
 }
 
+/* A special token may have id 0 (a vocabulary that starts with its control tokens): the text that
+ * spells it becomes [0] with parse_special, and stays text without. */
+static void test_special_token_id_zero(void) {
+    struct vocab v;
+    memset(&v, 0, sizeof v);
+    v.model = "llama";
+    v.bos = add(&v, "<s>", TERN_TOKEN_CONTROL, 0);
+    v.eos = add(&v, "</s>", TERN_TOKEN_CONTROL, 0);
+    add(&v, "<unk>", TERN_TOKEN_UNKNOWN, 0);
+    int sp = add(&v, "\xE2\x96\x81", 1, 0);
+    int x = add(&v, "x", 1, -1), lt = add(&v, "<", 1, -1), s = add(&v, "s", 1, -1), gt = add(&v, ">", 1, -1);
+    tern_gguf *g;
+    tern_tokenizer *tok;
+    if (load_vocab(&v, NULL, &g, &tok) != TERN_OK)
+        return;
+    CHECK_INT(0, tern_tokenizer_bos(tok));
+    EXPECT_IDS(tok, "x<s>", false, true, sp, x, 0);
+    EXPECT_IDS(tok, "<s>x", true, true, 0, sp, x); /* the text's BOS is the only one */
+    EXPECT_IDS(tok, "<s>", false, false, sp, lt, s, gt);
+    unload(g, tok);
+}
+
 static void test_detok_streaming(void) {
     struct vocab v;
     gpt2_base(&v, "default");
@@ -478,6 +500,7 @@ int main(void) {
     RUN(test_bpe_pretok_and_ignore_merges);
     RUN(test_special_tokens);
     RUN(test_spm_scores_and_byte_fallback);
+    RUN(test_special_token_id_zero);
     RUN(test_detok_streaming);
     RUN(test_bad_metadata);
     RUN(test_mini_vector);
