@@ -140,6 +140,20 @@ static void plan_gpu_slower_than_cpu(void) {
     CHECK_INT(0, p.embed_dev);
 }
 
+/* Two identical devices: every choice ties, and ties go to the lower device id, so a plan is the
+ * same from run to run. */
+static void plan_ties_go_to_the_first_device(void) {
+    const struct tern_plan_model m = shape_2b4t();
+    const struct tern_plan_device d[2] = {device(1.2, 0.2, 20, 0.05, 16 * GiB, 0, true),
+                                          device(1.2, 0.2, 20, 0.05, 16 * GiB, 0, true)};
+    struct tern_plan p;
+    CHECK_STATUS(TERN_OK, tern_plan_make(&m, d, 2, &p));
+    check_chain(&p, 30);
+    CHECK_INT(30, tern_plan_layers_on(&p, 0));
+    CHECK_INT(0, p.embed_dev);
+    CHECK_INT(0, p.head_dev);
+}
+
 static void plan_cpu_only_and_dead_devices(void) {
     const struct tern_plan_model m = shape_2b4t();
     struct tern_plan_device d[2] = {device(1.2, 0.2, 20, 0, 16 * GiB, 0, true),
@@ -723,6 +737,7 @@ int main(void) {
     RUN(plan_devices_sharing_cores);
     RUN(plan_pipelined_prefill);
     RUN(plan_gpu_slower_than_cpu);
+    RUN(plan_ties_go_to_the_first_device);
     RUN(plan_cpu_only_and_dead_devices);
     RUN(plan_explicit_split);
     int n = 0;
