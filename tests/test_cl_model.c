@@ -355,6 +355,33 @@ static void head_split_limits(void) {
     free(got);
     free(hidden);
     tern_model_close(m);
+
+    /* a limit below one head row (an F32 head of 2048 columns: 8 KiB rows) is refused, not divided by */
+    struct tern_maker_params p;
+    tern_maker_preset("tiny", &p);
+    p.n_layer = 1;
+    p.n_embd = 2048;
+    p.n_head = p.n_head_kv = 16;
+    p.n_vocab = 260;
+    p.output_type = TERN_TYPE_F32;
+    const char *path = test_tmp("cl-wide-head.gguf", 0);
+    CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
+    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    if (!m)
+        return;
+    setenv("TERN_CL_MAX_ALLOC", "6000", 1);
+    struct tern_device dev;
+    CHECK_STATUS(TERN_OK, tern_cl_device_create("0", &dev));
+    unsetenv("TERN_CL_MAX_ALLOC");
+    if (dev.ctx) {
+        n_errors = 0;
+        tern_log_set_callback(count_errors, NULL);
+        CHECK_STATUS(TERN_ERR_NOMEM, dev.ops->load(dev.ctx, tern_model_view(m), 0, 0, TERN_PART_HEAD, 8, 1));
+        tern_log_set_callback(NULL, NULL);
+        CHECK_INT(1, n_errors);
+        dev.ops->release(dev.ctx);
+    }
+    tern_model_close(m);
 }
 
 int main(void) {
