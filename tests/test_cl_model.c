@@ -356,7 +356,7 @@ static void head_split_limits(void) {
     free(hidden);
     tern_model_close(m);
 
-    /* a limit below one head row (an F32 head of 2048 columns: 8 KiB rows) is refused, not divided by */
+    /* a limit below one head row (an F32 head of 2048 columns: 8 KiB rows) is refused with one line */
     struct tern_maker_params p;
     tern_maker_preset("tiny", &p);
     p.n_layer = 1;
