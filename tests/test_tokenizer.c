@@ -281,6 +281,8 @@ static void test_spm_scores_and_byte_fallback(void) {
     /* é is not in the vocabulary: its bytes C3 A9; ☃ (E2 98 83) likewise */
     EXPECT_IDS(tok, "h\xC3\xA9", false, false, sp_h, 3 + 0xC3, 3 + 0xA9);
     EXPECT_IDS(tok, "b", false, false, sp, b);
+    /* a text of spaces only: each is one ▁, filling the escaped text's buffer to its last byte */
+    EXPECT_IDS(tok, "  ", false, false, sp, sp, sp);
     (void)a, (void)h, (void)i;
     /* detokenize: the leading space of the first piece goes, byte tokens rejoin é */
     struct tern_detok d;
