@@ -547,8 +547,9 @@ static void batch_check_edges(void) {
     };
     tern_log_set_callback(count_batch_errors, NULL);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        /* the case as the second token, after a valid one: every token is checked */
-        const int32_t pos[2] = {1, cases[i].pos}, seq[2] = {0, cases[i].seq};
+        /* the case as the second token, after a valid one of another sequence: every token is
+         * checked */
+        const int32_t pos[2] = {0, cases[i].pos}, seq[2] = {cases[i].seq == 0 ? 1 : 0, cases[i].seq};
         const struct tern_batch b = {2, pos, seq};
         n_batch_errors = 0;
         CHECK_STATUS(cases[i].want, tern_batch_check(&b, 8, 3, "test"));
