@@ -146,8 +146,14 @@ static void admit(tern_engine *e) {
         if (!e->queue_head)
             e->queue_tail = NULL;
         e->n_queued--;
-        if (j->cancelled || tern_sampler_init(&j->sampling, e->n_vocab, &j->smp) != TERN_OK) {
-            finish(j, j->cancelled ? TERN_FINISH_CANCELLED : TERN_FINISH_ERROR);
+        if (j->cancelled) {
+            finish(j, TERN_FINISH_CANCELLED);
+        } else {
+            tern_status st = tern_sampler_init(&j->sampling, e->n_vocab, &j->smp);
+            if (st)
+                finish(j, TERN_FINISH_ERROR);
+        }
+        if (j->done) {
             let_go(j);
             i--;
             continue;
@@ -198,7 +204,8 @@ static int build_batch(tern_engine *e, int *n_out) {
 /* Under the lock: sample job j's next token from its logits and extend its text. */
 static void advance(tern_engine *e, tern_job *j, float *logits) {
     int32_t id;
-    if (tern_sampler_sample(j->smp, logits, &id) != TERN_OK) {
+    tern_status st = tern_sampler_sample(j->smp, logits, &id);
+    if (st) {
         finish(j, TERN_FINISH_ERROR);
         return;
     }
@@ -254,14 +261,14 @@ static void *loop(void *arg) {
         pthread_mutex_lock(&e->mu);
         for (int k = 0; k < n_out; k++) {
             tern_job *j = e->owner[k];
-            if (st != TERN_OK)
+            if (st)
                 finish(j, TERN_FINISH_ERROR);
             else if (!j->cancelled)
                 advance(e, j, e->logits + (size_t)k * (size_t)e->n_vocab);
         }
         for (int i = 0; i < e->n_slots; i++) {
             tern_job *j = e->slots[i];
-            if (j && st != TERN_OK)
+            if (j && st)
                 finish(j, TERN_FINISH_ERROR);
             if (j && j->done) {
                 e->slots[i] = NULL;

@@ -241,7 +241,7 @@ static bool parse_request(tern_server *srv, struct MHD_Connection *c, struct con
                          ? tern_tokenize(srv->tok, prompt, strlen(prompt), add_bos, true, &g->ids, &g->n_ids)
                          : TERN_ERR_NOMEM;
     free(prompt);
-    if (st != TERN_OK) {
+    if (st) {
         *ret = send_error(c, cs, 500, "server_error", NULL, NULL, "the prompt could not be tokenized");
         return false;
     }
@@ -487,7 +487,7 @@ static enum MHD_Result generate(tern_server *srv, struct MHD_Connection *c, stru
     if (st == TERN_ERR_BUSY)
         return send_error(c, cs, 503, "server_error", "busy", NULL,
                           "the server is busy: every slot and queue place is taken; retry later");
-    if (st != TERN_OK)
+    if (st)
         return send_error(c, cs, 500, "server_error", NULL, NULL, "the request could not be queued");
     const long id = atomic_fetch_add(&srv->next_id, 1);
     if (!g.stream)
