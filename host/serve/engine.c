@@ -146,14 +146,11 @@ static void admit(tern_engine *e) {
         if (!e->queue_head)
             e->queue_tail = NULL;
         e->n_queued--;
-        if (j->cancelled) {
-            finish(j, TERN_FINISH_CANCELLED);
-        } else {
-            tern_status st = tern_sampler_init(&j->sampling, e->n_vocab, &j->smp);
-            if (st)
-                finish(j, TERN_FINISH_ERROR);
-        }
-        if (j->done) {
+        tern_status st = TERN_OK;
+        if (!j->cancelled)
+            st = tern_sampler_init(&j->sampling, e->n_vocab, &j->smp);
+        if (j->cancelled || st) {
+            finish(j, j->cancelled ? TERN_FINISH_CANCELLED : TERN_FINISH_ERROR);
             let_go(j);
             i--;
             continue;
