@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
 #include "../generate/devices.h"
 #include "../tern.h"
+#include "cli.h"
 
 static const char devices_usage[] =
     "Usage: tern devices [--probe (-m MODEL | --shape NAME)] [--reprobe] [-t N] [--json]\n"
@@ -149,21 +149,25 @@ int cli_devices(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     struct tern_registry reg;
-    if (tern_devices_open("auto", (int)threads, &reg) != TERN_OK)
+    tern_status st = tern_devices_open("auto", (int)threads, &reg);
+    if (st)
         return CLI_EXIT_FAIL;
     tern_model *m = NULL;
-    int rc = CLI_EXIT_OK;
+    int rc = CLI_EXIT_FAIL;
     if (probe) {
-        if ((model ? tern_model_open(model, &m) : cli_build_shape(shape, 0, 0, &m)) != TERN_OK ||
-            tern_devices_probe(&reg, tern_model_view(m), reprobe) != TERN_OK)
-            rc = CLI_EXIT_FAIL;
+        st = model ? tern_model_open(model, &m) : cli_build_shape(shape, 0, 0, &m);
+        if (st)
+            goto done;
+        st = tern_devices_probe(&reg, tern_model_view(m), reprobe);
+        if (st)
+            goto done;
     }
-    if (rc == CLI_EXIT_OK) {
-        if (json)
-            print_json(&reg, probe);
-        else
-            print_table(&reg, probe);
-    }
+    if (json)
+        print_json(&reg, probe);
+    else
+        print_table(&reg, probe);
+    rc = CLI_EXIT_OK;
+done:
     tern_registry_free(&reg);
     tern_model_close(m);
     return rc;
