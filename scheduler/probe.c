@@ -35,14 +35,38 @@ static tern_status time_layers(const struct tern_device *dev, float *h, const fl
         const struct tern_batch b = {n, positions, seqs};
         const double t0 = now_s();
         tern_status st = dev->ops->run_layers(dev->ctx, h, &b, 0, n_layers);
-        if (st == TERN_OK)
-            st = sync_dev(dev);
-        if (st != TERN_OK)
+        if (st)
+            return st;
+        st = sync_dev(dev);
+        if (st)
             return st;
         const double t = now_s() - t0;
         *best = t < *best ? t : *best;
     }
     return TERN_OK;
+}
+
+/* Best time of 3 head calls on one token (hidden state h0). */
+static tern_status time_head(const struct tern_device *dev, const struct tern_model_view *m, const float *h0,
+                             double *best) {
+    float *logits = malloc((size_t)m->output.ne1 * sizeof(float));
+    if (!logits)
+        return TERN_ERR_NOMEM;
+    tern_status st = TERN_OK;
+    for (int r = 0; r < 3; r++) {
+        const double t0 = now_s();
+        st = dev->ops->logits(dev->ctx, logits, h0, 1, NULL);
+        if (st)
+            goto done;
+        st = sync_dev(dev);
+        if (st)
+            goto done;
+        const double t = now_s() - t0;
+        *best = t < *best ? t : *best;
+    }
+done:
+    free(logits);
+    return st;
 }
 
 tern_status tern_probe_measure(const struct tern_device *dev, const struct tern_model_view *m,
@@ -59,53 +83,46 @@ tern_status tern_probe_measure(const struct tern_device *dev, const struct tern_
     tern_log_capture_begin(&cap);
     tern_status st = dev->ops->load(dev->ctx, m, 0, L, TERN_PART_EMBED | TERN_PART_HEAD, n_ctx, 1);
     tern_log_capture_end(&cap, 0);
-    if (st != TERN_OK) { /* e.g. a head larger than the device's largest buffer */
+    if (st) { /* e.g. a head larger than the device's largest buffer */
         has_head = false;
         st = dev->ops->load(dev->ctx, m, 0, L, TERN_PART_EMBED, n_ctx, 1);
     }
-    if (st != TERN_OK)
+    if (st)
         return st;
     float *h = malloc(2 * C * n_embd * sizeof(float)), *h0 = h ? h + C * n_embd : NULL;
     int32_t tokens[C];
     for (int i = 0; i < C; i++)
         tokens[i] = (int32_t)((i * 7919 + 13) % m->hp.n_vocab);
+    out->head_s = INFINITY;
+    st = TERN_ERR_NOMEM;
     if (!h)
-        st = TERN_ERR_NOMEM;
-    if (st == TERN_OK)
-        st = dev->ops->embed(dev->ctx, h0, tokens, C);
+        goto done;
+    st = dev->ops->embed(dev->ctx, h0, tokens, C);
+    if (st)
+        goto done;
     double t;
     /* warm-up (first touch of weights and scratch), then a prefill chunk at position 0 */
-    if (st == TERN_OK)
-        st = time_layers(dev, h, h0, C * n_embd, C, 0, L, 1, &t);
-    if (st == TERN_OK)
-        st = time_layers(dev, h, h0, C * n_embd, C, 0, L, 2, &t);
-    if (st == TERN_OK)
-        out->prefill_layer_s = t / C / L;
-    if (st == TERN_OK)
-        st = time_layers(dev, h, h0, n_embd, 1, C, L, REPS, &t);
-    if (st == TERN_OK)
-        out->decode_layer_s = t / L;
-    if (st == TERN_OK)
-        st = time_layers(dev, h, h0, n_embd, 1, 0, 0, REPS, &out->call_s);
-    if (st == TERN_OK)
-        st = time_layers(dev, h, h0, C * n_embd, C, 0, 0, 2, &t);
-    if (st == TERN_OK)
-        out->call_token_s = t / C;
-    out->head_s = INFINITY;
-    if (st == TERN_OK && has_head) {
-        float *logits = malloc((size_t)m->output.ne1 * sizeof(float));
-        if (!logits)
-            st = TERN_ERR_NOMEM;
-        for (int r = 0; r < 3 && st == TERN_OK; r++) {
-            const double t0 = now_s();
-            st = dev->ops->logits(dev->ctx, logits, h0, 1, NULL);
-            if (st == TERN_OK)
-                st = sync_dev(dev);
-            t = now_s() - t0;
-            out->head_s = t < out->head_s ? t : out->head_s;
-        }
-        free(logits);
-    }
+    st = time_layers(dev, h, h0, C * n_embd, C, 0, L, 1, &t);
+    if (st)
+        goto done;
+    st = time_layers(dev, h, h0, C * n_embd, C, 0, L, 2, &t);
+    if (st)
+        goto done;
+    out->prefill_layer_s = t / C / L;
+    st = time_layers(dev, h, h0, n_embd, 1, C, L, REPS, &t);
+    if (st)
+        goto done;
+    out->decode_layer_s = t / L;
+    st = time_layers(dev, h, h0, n_embd, 1, 0, 0, REPS, &out->call_s);
+    if (st)
+        goto done;
+    st = time_layers(dev, h, h0, C * n_embd, C, 0, 0, 2, &t);
+    if (st)
+        goto done;
+    out->call_token_s = t / C;
+    if (has_head)
+        st = time_head(dev, m, h0, &out->head_s);
+done:
     free(h);
     return st;
 }

@@ -15,7 +15,7 @@ tern_status tern_registry_add(struct tern_registry *r, const char *id, struct te
     struct tern_registry_entry *e = &r->e[r->n];
     memset(e, 0, sizeof *e);
     tern_status st = dev.ops->describe(dev.ctx, &e->info);
-    if (st != TERN_OK) {
+    if (st) {
         dev.ops->release(dev.ctx);
         return st;
     }
