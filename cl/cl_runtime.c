@@ -322,7 +322,7 @@ static tern_status build_program(struct tern_cl_rt *rt) {
     const struct tern_cl_api *api = rt->api;
     char *src = NULL;
     tern_status st = assemble_source(&src);
-    if (st != TERN_OK)
+    if (st)
         return st;
     struct cache_key key = make_key(rt, src);
     char path[4096];
@@ -332,7 +332,8 @@ static tern_status build_program(struct tern_cl_rt *rt) {
         size_t blen = 0;
         unsigned char *bin = cache_load(path, &key, &blen);
         if (bin) {
-            if (build_from_binary(rt, bin, blen) == TERN_OK) {
+            st = build_from_binary(rt, bin, blen);
+            if (!st) {
                 rt->from_cache = true;
                 tern_log_debug("cl: kernels for %s from the cache %s", rt->name, path);
             } else {
@@ -348,8 +349,8 @@ static tern_status build_program(struct tern_cl_rt *rt) {
         if (err != CL_SUCCESS) {
             tern_log_error("cl: clCreateProgramWithSource on %s failed: %s (%d)", rt->name,
                            tern_cl_error_name(err), err);
-            free(src);
-            return TERN_ERR_DEVICE;
+            st = TERN_ERR_DEVICE;
+            goto done;
         }
         err = api->clBuildProgram(prog, 1, &rt->device, rt->options, NULL, NULL);
         if (err != CL_SUCCESS) {
@@ -357,8 +358,8 @@ static tern_status build_program(struct tern_cl_rt *rt) {
                            tern_cl_error_name(err), err);
             log_build_log(rt, prog);
             api->clReleaseProgram(prog);
-            free(src);
-            return TERN_ERR_DEVICE;
+            st = TERN_ERR_DEVICE;
+            goto done;
         }
         rt->program = prog;
         if (cache) {
@@ -374,8 +375,10 @@ static tern_status build_program(struct tern_cl_rt *rt) {
             }
         }
     }
+    st = TERN_OK;
+done:
     free(src);
-    return TERN_OK;
+    return st;
 }
 
 static void release_program(struct tern_cl_rt *rt) {
@@ -414,7 +417,7 @@ static tern_status build_kernels(struct tern_cl_rt *rt, size_t *max_wg) {
              rt->kchunk, rt->xchunk, rt->use_fp16, rt->use_subgroups, rt->intel_subgroups, rt->use_dot,
              rt->exact_div, rt->att_maxp, rt->cpu_kernels);
     tern_status st = build_program(rt);
-    if (st != TERN_OK)
+    if (st)
         return st;
     *max_wg = rt->max_wg;
     for (int i = 0; i < TERN_CLK_COUNT; i++) {
@@ -493,6 +496,7 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
     struct tern_cl_rt *rt = calloc(1, sizeof *rt);
     if (!rt)
         return TERN_ERR_NOMEM;
+    tern_status st;
     rt->api = api;
     rt->platform = refs[pick].platform;
     rt->device = refs[pick].device;
@@ -562,8 +566,8 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
         rt->wg = (int)pow2_floor(rt->max_wg);
     if (rt->wg < 32) {
         tern_log_error("cl: %s allows work-groups of only %zu items; tern needs 32", rt->name, rt->max_wg);
-        tern_cl_rt_close(rt);
-        return TERN_ERR_DEVICE;
+        st = TERN_ERR_DEVICE;
+        goto done;
     }
 
     cl_int err;
@@ -571,25 +575,24 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
     rt->ctx = api->clCreateContext(props, 1, &rt->device, NULL, NULL, &err);
     if (err != CL_SUCCESS) {
         tern_log_error("cl: clCreateContext on %s failed: %s (%d)", rt->name, tern_cl_error_name(err), err);
-        tern_cl_rt_close(rt);
-        return TERN_ERR_DEVICE;
+        st = TERN_ERR_DEVICE;
+        goto done;
     }
     rt->queue = api->clCreateCommandQueue(rt->ctx, rt->device, 0, &err);
     if (err != CL_SUCCESS) {
         tern_log_error("cl: clCreateCommandQueue on %s failed: %s (%d)", rt->name, tern_cl_error_name(err),
                        err);
-        tern_cl_rt_close(rt);
-        return TERN_ERR_DEVICE;
+        st = TERN_ERR_DEVICE;
+        goto done;
     }
     /* Build; if a kernel cannot run work-groups of wg items (registers), rebuild smaller. */
     for (;;) {
         if (rt->lpr > rt->wg)
             rt->lpr = rt->wg;
         size_t kmax = 0;
-        tern_status st = build_kernels(rt, &kmax);
-        if (st != TERN_OK) {
-            tern_cl_rt_close(rt);
-            return st;
+        st = build_kernels(rt, &kmax);
+        if (st) {
+            goto done;
         }
         if (kmax >= (size_t)rt->wg)
             break;
@@ -597,8 +600,8 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
         if (kmax < 32) {
             tern_log_error("cl: kernels on %s allow work-groups of only %zu items; tern needs 32", rt->name,
                            kmax);
-            tern_cl_rt_close(rt);
-            return TERN_ERR_DEVICE;
+            st = TERN_ERR_DEVICE;
+            goto done;
         }
         rt->wg = (int)pow2_floor(kmax);
     }
@@ -606,6 +609,9 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
                    rt->from_cache ? " [cached]" : "");
     *out = rt;
     return TERN_OK;
+done: /* failures only */
+    tern_cl_rt_close(rt);
+    return st;
 }
 
 static void log_profile(const struct tern_cl_rt *rt) {
