@@ -149,15 +149,15 @@ static tern_status weight_buf(struct cl_device *d, const void *data, size_t size
     /* the device only reads it; OpenCL's API takes a non-const pointer */
     void *host;
     memcpy(&host, &data, sizeof host);
-    return tern_cl_buf(d->rt, flags, size, host, what, out);
+    return tern_cl_buf_create(d->rt, flags, size, host, what, out);
 }
 
 static tern_status small_buf(struct cl_device *d, const float *data, int64_t n, const char *what,
                              cl_mem *out) {
     void *host;
     memcpy(&host, &data, sizeof host);
-    return tern_cl_buf(d->rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (size_t)n * sizeof(float), host, what,
-                       out);
+    return tern_cl_buf_create(d->rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (size_t)n * sizeof(float), host,
+                              what, out);
 }
 
 /* The certified head's shadow, built on the host (one thread) and uploaded like a weight. */
@@ -177,7 +177,8 @@ static tern_status shadow_load(struct cl_device *d, const struct tern_tensor *he
     tern_status st = weight_buf(d, data, rows * row_bytes, "head shadow", &d->shadow);
     if (st)
         return st;
-    st = tern_cl_buf(d->rt, CL_MEM_READ_ONLY, rows * sizeof(int32_t), NULL, "head candidates", &d->cand_rows);
+    st = tern_cl_buf_create(d->rt, CL_MEM_READ_ONLY, rows * sizeof(int32_t), NULL, "head candidates",
+                            &d->cand_rows);
     if (st)
         return st;
     if (!d->rt->unified) { /* copied to the device: keep only the shape */
@@ -305,10 +306,10 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
                 goto done;
         }
         const size_t kv_bytes = (size_t)n_seq * (size_t)n_ctx * (size_t)kv_dim * 2;
-        st = tern_cl_buf(d->rt, CL_MEM_READ_WRITE, kv_bytes, NULL, "k cache", &L->k_cache);
+        st = tern_cl_buf_create(d->rt, CL_MEM_READ_WRITE, kv_bytes, NULL, "k cache", &L->k_cache);
         if (st)
             goto done;
-        st = tern_cl_buf(d->rt, CL_MEM_READ_WRITE, kv_bytes, NULL, "v cache", &L->v_cache);
+        st = tern_cl_buf_create(d->rt, CL_MEM_READ_WRITE, kv_bytes, NULL, "v cache", &L->v_cache);
         if (st)
             goto done;
     }
@@ -331,8 +332,8 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
         st = small_buf(d, model->output_norm, n_embd, "output_norm", &d->out_norm);
         if (st)
             goto done;
-        st = tern_cl_buf(d->rt, CL_MEM_WRITE_ONLY, (size_t)model->output.ne1 * sizeof(float), NULL, "logits",
-                         &d->logits);
+        st = tern_cl_buf_create(d->rt, CL_MEM_WRITE_ONLY, (size_t)model->output.ne1 * sizeof(float), NULL,
+                                "logits", &d->logits);
         if (st)
             goto done;
         /* the certified head needs the head in one buffer, and its shadow too */
@@ -385,7 +386,8 @@ static tern_status scratch_reserve(struct cl_device *d, int n) {
         {&s->seq, N * sizeof(cl_int), "sequences"},
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
-        tern_status st = tern_cl_buf(d->rt, CL_MEM_READ_WRITE, bufs[i].bytes, NULL, bufs[i].what, bufs[i].m);
+        tern_status st =
+            tern_cl_buf_create(d->rt, CL_MEM_READ_WRITE, bufs[i].bytes, NULL, bufs[i].what, bufs[i].m);
         if (st) {
             scratch_free(d);
             return st;
@@ -642,12 +644,12 @@ static tern_status cl_sync(void *ctx) {
     return tern_cl_finish(d->rt);
 }
 
-static void cl_release(void *ctx) {
+static void cl_free(void *ctx) {
     struct cl_device *d = ctx;
     if (!d)
         return;
     unload(d);
-    tern_cl_rt_close(d->rt);
+    tern_cl_rt_free(d->rt);
     free(d);
 }
 
@@ -658,7 +660,7 @@ static const struct tern_device_ops cl_ops = {
     .run_layers = cl_run_layers,
     .logits = cl_logits,
     .sync = cl_sync,
-    .release = cl_release,
+    .free = cl_free,
 };
 
 /* A tiny known-answer run of the quantize and both ternary kernels (docs/architecture.md#device-interface): a
@@ -695,25 +697,26 @@ static tern_status self_test(struct tern_cl_rt *rt) {
     cl_mem bx = NULL, bw = NULL, bq = NULL, bs = NULL, bsum = NULL, by = NULL, bacc = NULL;
     cl_mem *all[] = {&bx, &bw, &bq, &bs, &bsum, &by, &bacc};
     tern_status st =
-        tern_cl_buf(rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof x, x, "self-test x", &bx);
+        tern_cl_buf_create(rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof x, x, "self-test x", &bx);
     if (st)
         goto done;
-    st = tern_cl_buf(rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof codes, codes, "self-test w", &bw);
+    st = tern_cl_buf_create(rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof codes, codes, "self-test w",
+                            &bw);
     if (st)
         goto done;
-    st = tern_cl_buf(rt, CL_MEM_READ_WRITE, (size_t)T * K, NULL, "self-test q", &bq);
+    st = tern_cl_buf_create(rt, CL_MEM_READ_WRITE, (size_t)T * K, NULL, "self-test q", &bq);
     if (st)
         goto done;
-    st = tern_cl_buf(rt, CL_MEM_READ_WRITE, T * 4, NULL, "self-test scales", &bs);
+    st = tern_cl_buf_create(rt, CL_MEM_READ_WRITE, T * 4, NULL, "self-test scales", &bs);
     if (st)
         goto done;
-    st = tern_cl_buf(rt, CL_MEM_READ_WRITE, T * 4, NULL, "self-test sums", &bsum);
+    st = tern_cl_buf_create(rt, CL_MEM_READ_WRITE, T * 4, NULL, "self-test sums", &bsum);
     if (st)
         goto done;
-    st = tern_cl_buf(rt, CL_MEM_READ_WRITE, sizeof got, NULL, "self-test y", &by);
+    st = tern_cl_buf_create(rt, CL_MEM_READ_WRITE, sizeof got, NULL, "self-test y", &by);
     if (st)
         goto done;
-    st = tern_cl_buf(rt, CL_MEM_READ_WRITE, sizeof got, NULL, "self-test acc", &bacc);
+    st = tern_cl_buf_create(rt, CL_MEM_READ_WRITE, sizeof got, NULL, "self-test acc", &bacc);
     if (st)
         goto done;
     st = tern_cl_quantize_act(rt, bq, bs, bsum, bx, K, K, K, T);
@@ -753,7 +756,7 @@ tern_status tern_cl_device_create(const char *spec, struct tern_device *out) {
         tern_log_error("cl: out of memory for the device");
         return TERN_ERR_NOMEM;
     }
-    tern_status st = tern_cl_rt_open(spec, false, &d->rt);
+    tern_status st = tern_cl_rt_create(spec, false, &d->rt);
     if (st)
         goto done;
     st = self_test(d->rt);
@@ -763,7 +766,7 @@ tern_status tern_cl_device_create(const char *spec, struct tern_device *out) {
     out->ctx = d;
     return TERN_OK;
 done: /* failures only */
-    tern_cl_rt_close(d->rt);
+    tern_cl_rt_free(d->rt);
     free(d);
     return st;
 }

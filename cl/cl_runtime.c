@@ -454,7 +454,7 @@ static size_t pow2_floor(size_t v) {
     return p;
 }
 
-tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt **out) {
+tern_status tern_cl_rt_create(const char *spec, bool portable, struct tern_cl_rt **out) {
     *out = NULL;
     const char *why = NULL;
     const struct tern_cl_api *api = tern_cl_api_load(&why);
@@ -610,7 +610,7 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt *
     *out = rt;
     return TERN_OK;
 done: /* failures only */
-    tern_cl_rt_close(rt);
+    tern_cl_rt_free(rt);
     return st;
 }
 
@@ -626,7 +626,7 @@ static void log_profile(const struct tern_cl_rt *rt) {
                           total > 0 ? 100.0 * rt->prof_s[i] / total : 0.0);
 }
 
-void tern_cl_rt_close(struct tern_cl_rt *rt) {
+void tern_cl_rt_free(struct tern_cl_rt *rt) {
     if (!rt)
         return;
     if (rt->queue)
@@ -643,8 +643,8 @@ void tern_cl_rt_close(struct tern_cl_rt *rt) {
 
 /* ---------------------------------------------------------------- buffers */
 
-tern_status tern_cl_buf(struct tern_cl_rt *rt, cl_mem_flags flags, size_t size, void *host, const char *what,
-                        cl_mem *out) {
+tern_status tern_cl_buf_create(struct tern_cl_rt *rt, cl_mem_flags flags, size_t size, void *host,
+                               const char *what, cl_mem *out) {
     cl_int err;
     *out = NULL;
     if (size == 0)

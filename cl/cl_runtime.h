@@ -89,12 +89,12 @@ struct tern_cl_rt {
 int tern_cl_rt_count(void);
 /* Open the device of spec (index or name substring; see cl_device.h). portable forces the portable
  * fallbacks (no fp16, subgroup or integer-dot paths); TERN_CL_PORTABLE=1 does the same. */
-tern_status tern_cl_rt_open(const char *spec, bool portable, struct tern_cl_rt **out);
-void tern_cl_rt_close(struct tern_cl_rt *rt);
+tern_status tern_cl_rt_create(const char *spec, bool portable, struct tern_cl_rt **out);
+void tern_cl_rt_free(struct tern_cl_rt *rt);
 
 /* Buffers: what names the buffer in error messages. host may be NULL. */
-tern_status tern_cl_buf(struct tern_cl_rt *rt, cl_mem_flags flags, size_t size, void *host, const char *what,
-                        cl_mem *out);
+tern_status tern_cl_buf_create(struct tern_cl_rt *rt, cl_mem_flags flags, size_t size, void *host,
+                               const char *what, cl_mem *out);
 void tern_cl_buf_free(struct tern_cl_rt *rt, cl_mem *buf);
 tern_status tern_cl_write(struct tern_cl_rt *rt, cl_mem buf, size_t off, size_t size, const void *src);
 tern_status tern_cl_read(struct tern_cl_rt *rt, cl_mem buf, size_t off, size_t size, void *dst);

@@ -609,7 +609,7 @@ static tern_status cpu_logits(void *ctx, float *logits, const float *hidden, int
     return TERN_OK;
 }
 
-static void cpu_release(void *ctx) {
+static void cpu_free(void *ctx) {
     struct cpu_device *d = ctx;
     if (!d)
         return;
@@ -627,7 +627,7 @@ static const struct tern_device_ops cpu_ops = {
     .run_layers = cpu_run_layers,
     .logits = cpu_logits,
     .sync = NULL,
-    .release = cpu_release,
+    .free = cpu_free,
 };
 
 int tern_cpu_physical_cores(void) {

@@ -163,7 +163,7 @@ struct tern_device_ops {
     /* Wait for queued work. Optional (NULL: synchronous device). */
     tern_status (*sync)(void *ctx);
     /* Free everything; ctx is invalid afterwards. */
-    void (*release)(void *ctx);
+    void (*free)(void *ctx);
 };
 
 struct tern_device {

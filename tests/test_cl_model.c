@@ -31,7 +31,7 @@ static bool run_greedy(const char *path, const char *device, const int32_t *prom
     tern_model *m = NULL;
     tern_session *s = NULL;
     memset(out, 0, sizeof *out);
-    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(path, &m));
     if (!m)
         return false;
     const int nv = tern_model_view(m)->hp.n_vocab;
@@ -55,7 +55,7 @@ static bool run_greedy(const char *path, const char *device, const int32_t *prom
     }
     CHECK_STATUS(TERN_OK, st);
     tern_session_free(s);
-    tern_model_close(m);
+    tern_model_free(m);
     return st == TERN_OK;
 }
 
@@ -212,7 +212,7 @@ static void embed_refuses_ids_outside_the_vocabulary(void) {
     CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
     tern_model *m = NULL;
     tern_session *s = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(path, &m));
     struct tern_session_params sp = {.n_ctx = 16, .device = "cl:0"};
     if (m)
         CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
@@ -230,7 +230,7 @@ static void embed_refuses_ids_outside_the_vocabulary(void) {
     if (s)
         CHECK_STATUS(TERN_OK, tern_session_eval(s, &last, 1, &logits));
     tern_session_free(s);
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 int main(void) {

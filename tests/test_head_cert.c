@@ -196,7 +196,7 @@ static bool head_dev_open(struct head_dev *h, void *data, uint32_t type, int64_t
 
 static void head_dev_close(struct head_dev *h) {
     if (h->dev.ops)
-        h->dev.ops->release(h->dev.ctx);
+        h->dev.ops->free(h->dev.ctx);
     free(h->norm);
 }
 
@@ -398,15 +398,15 @@ static void generate(const char *path, enum tern_head_mode mode, const struct te
     tern_tokenizer *tok = NULL;
     tern_session *s = NULL;
     tern_sampler *smp = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(path, &m));
     if (!m)
         return;
-    CHECK_STATUS(TERN_OK, tern_tokenizer_load(tern_model_gguf(m), NULL, &tok));
+    CHECK_STATUS(TERN_OK, tern_tokenizer_create(tern_model_gguf(m), NULL, &tok));
     char device[16];
     snprintf(device, sizeof device, "%s%s", cl_spec ? "cl:" : "cpu", cl_spec ? cl_spec : "");
     struct tern_session_params p = {.n_ctx = 128, .device = device, .head_mode = mode};
     CHECK_STATUS(TERN_OK, tern_session_create(m, &p, &s));
-    CHECK_STATUS(TERN_OK, tern_sampler_init(sp, tern_model_view(m)->hp.n_vocab, &smp));
+    CHECK_STATUS(TERN_OK, tern_sampler_create(sp, tern_model_view(m)->hp.n_vocab, &smp));
     const int32_t prompt[6] = {tern_model_view(m)->hp.n_vocab - 2, 72, 101, 108, 108, 111};
     memset(stats, 0, sizeof *stats);
     if (tok && s && smp)
@@ -414,7 +414,7 @@ static void generate(const char *path, enum tern_head_mode mode, const struct te
     tern_sampler_free(smp);
     tern_session_free(s);
     tern_tokenizer_free(tok);
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 /* Random models with F16, BF16 and F32 heads (tied, and a separate F16 output), and a Q8_0 head

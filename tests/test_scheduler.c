@@ -196,19 +196,19 @@ static tern_status greedy(const char *model, const char *device, const char *spl
     p.temperature = 0.0f;
     struct tern_session_params sp = {.n_ctx = 128, .n_threads = 2, .device = device, .split = split};
     struct tern_generate_stats st;
-    tern_status r = tern_model_open(model, &m);
+    tern_status r = tern_model_create(model, &m);
     if (r == TERN_OK)
-        r = tern_tokenizer_load(tern_model_gguf(m), NULL, &tok);
+        r = tern_tokenizer_create(tern_model_gguf(m), NULL, &tok);
     if (r == TERN_OK)
         r = tern_session_create(m, &sp, &s);
     if (r == TERN_OK)
-        r = tern_sampler_init(&p, tern_model_view(m)->hp.n_vocab, &smp);
+        r = tern_sampler_create(&p, tern_model_view(m)->hp.n_vocab, &smp);
     if (r == TERN_OK)
         r = tern_generate(s, tok, smp, prompt, n_prompt, n, harness_collect_id, out, &st);
     tern_sampler_free(smp);
     tern_session_free(s);
     tern_tokenizer_free(tok);
-    tern_model_close(m);
+    tern_model_free(m);
     return r;
 }
 
@@ -308,7 +308,7 @@ static void logits_by_chunks(tern_model *m, const char *device, const int32_t *t
 /* Batch invariance: on each device, one batch, chunks of 3 and token by token give the same bits. */
 static void batch_invariance(void) {
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
     if (!m)
         return;
     const int n_vocab = tern_model_view(m)->hp.n_vocab;
@@ -334,14 +334,14 @@ static void batch_invariance(void) {
     }
     free(ref);
     free(got);
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 /* A prompt pipelined over two devices (forced with TERN_PIPELINE=1: PoCL shares the CPU's cores)
  * gives the same bits as the ranges run one after the other. */
 static void pipelined_prompt_same_bits(void) {
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
     if (!m)
         return;
     const int n_vocab = tern_model_view(m)->hp.n_vocab;
@@ -367,7 +367,7 @@ static void pipelined_prompt_same_bits(void) {
     CHECK(lg[0] && lg[1] && memcmp(lg[0], lg[1], (size_t)n_vocab * 4) == 0);
     free(lg[0]);
     free(lg[1]);
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 enum { SEQ_GEN = 16, SEQ_N = 3 };
@@ -425,7 +425,7 @@ static void sequences_share_batches(void) {
     struct harness_ref cases[3];
     bitnet_cpp_cases(cases);
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
     if (!m)
         return;
     const int n_vocab = tern_model_view(m)->hp.n_vocab;
@@ -459,7 +459,7 @@ static void sequences_share_batches(void) {
         }
     }
     free(alone);
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 /* A device failing in the prompt or in decode, at a layer, the embedding or the head: the run goes
@@ -492,7 +492,7 @@ static void failover_keeps_output(void) {
     }
     /* with three sequences: every sequence's KV cache is rebuilt */
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
     setenv("TERN_FAULT", "cl:0:1:7", 1);
     int32_t ids[SEQ_N][SEQ_GEN];
     if (m)
@@ -502,7 +502,7 @@ static void failover_keeps_output(void) {
         memcpy(c.ids, ids[q], sizeof ids[q]);
         check_ids("three sequences, TERN_FAULT=cl:0:1:7", cases[q].generated, &c, SEQ_GEN);
     }
-    tern_model_close(m);
+    tern_model_free(m);
     unsetenv("TERN_FAULT");
 }
 

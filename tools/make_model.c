@@ -147,11 +147,11 @@ int main(int argc, char **argv) {
     tern_gguf_writer *w = NULL;
     struct tern_hf_vocab *vocab = NULL;
     tern_maker *maker = NULL;
-    st = tern_gguf_writer_init(&w);
+    st = tern_gguf_writer_create(&w);
     if (st)
         goto done;
     if (vocab_json) {
-        st = tern_hf_vocab_load(vocab_json, &vocab);
+        st = tern_hf_vocab_create(vocab_json, &vocab);
         if (st)
             goto done;
         p.n_vocab = vocab->n_tokens;
@@ -164,7 +164,7 @@ int main(int argc, char **argv) {
     if (vocab_only)
         st = tern_gguf_writer_set_str(w, "general.architecture", p.arch);
     else
-        st = tern_maker_build(&p, w, &maker);
+        st = tern_maker_create(&p, w, &maker);
     if (st)
         goto done;
     st = tern_gguf_writer_write(w, out);

@@ -249,7 +249,7 @@ struct bench_run {
     double *pp, *tg; /* [reps] tokens/s */
 };
 
-static tern_status run_open(struct bench_run *b, const struct bench_opts *o, const tern_model *m, int threads,
+static tern_status run_create(struct bench_run *b, const struct bench_opts *o, const tern_model *m, int threads,
                             const int32_t *tokens, int n_tok) {
     char split[128] = "";
     for (size_t i = 0; o->split && o->split[i] && i + 1 < sizeof split; i++)
@@ -276,7 +276,7 @@ static tern_status run_open(struct bench_run *b, const struct bench_opts *o, con
     return st;
 }
 
-static void run_close(struct bench_run *b) {
+static void run_free(struct bench_run *b) {
     tern_session_free(b->s);
     free(b->pp);
     free(b->tg);
@@ -456,7 +456,7 @@ static tern_status bench_runs(const struct bench_opts *o, const tern_model *m, i
     }
     int opened = 0;
     for (; opened < n_runs && st == TERN_OK; opened++)
-        st = run_open(&runs[opened], o, m, threads, tokens, n_tok);
+        st = run_create(&runs[opened], o, m, threads, tokens, n_tok);
     for (int gen = 0; gen < 2; gen++)
         for (int rep = 0; rep < o->reps && st == TERN_OK && (gen ? o->n_gen : o->n_prompt) > 0; rep++)
             for (int i = 0; i < n_runs && st == TERN_OK; i++)
@@ -464,7 +464,7 @@ static tern_status bench_runs(const struct bench_opts *o, const tern_model *m, i
     for (int i = 0; i < opened; i++) {
         if (st == TERN_OK)
             run_results(&runs[i], o, m, bytes_per_token, kv_bytes_per_pos, res, n_res);
-        run_close(&runs[i]);
+        run_free(&runs[i]);
     }
     free(tokens);
     return st;
@@ -476,7 +476,7 @@ int cli_bench(int argc, char **argv) {
     if (rc != CLI_EXIT_OK)
         return rc;
     tern_model *m = NULL;
-    if ((o.model ? tern_model_open(o.model, &m) : cli_build_shape(o.shape, o.type, o.head, &m)) != TERN_OK)
+    if ((o.model ? tern_model_create(o.model, &m) : cli_build_shape(o.shape, o.type, o.head, &m)) != TERN_OK)
         return CLI_EXIT_FAIL;
     const struct tern_model_view *v = tern_model_view(m);
     const tern_gguf *g = tern_model_gguf(m);
@@ -554,6 +554,6 @@ int cli_bench(int argc, char **argv) {
                    tps, bwcol, rows, over);
         }
     }
-    tern_model_close(m);
+    tern_model_free(m);
     return rc;
 }

@@ -336,10 +336,10 @@ int cli_chat(int argc, char **argv) {
         if (st)
             return CLI_EXIT_USAGE;
     }
-    st = tern_model_open(o.model, &model);
+    st = tern_model_create(o.model, &model);
     if (st)
         goto done;
-    st = tern_tokenizer_load(tern_model_gguf(model), o.pre, &tok);
+    st = tern_tokenizer_create(tern_model_gguf(model), o.pre, &tok);
     if (st)
         goto done;
     c.tok = tok;
@@ -356,7 +356,7 @@ int cli_chat(int argc, char **argv) {
         rc = cli_session_exit(st);
         goto done;
     }
-    st = tern_sampler_init(&o.sp, tern_model_view(model)->hp.n_vocab, &c.smp);
+    st = tern_sampler_create(&o.sp, tern_model_view(model)->hp.n_vocab, &c.smp);
     if (st) {
         tern_log_error("invalid sampling parameters");
         goto done;
@@ -404,7 +404,7 @@ int cli_chat(int argc, char **argv) {
             clear(&c, true);
             tern_sampler_free(c.smp);
             c.smp = NULL;
-            st = tern_sampler_init(&o.sp, tern_model_view(model)->hp.n_vocab, &c.smp);
+            st = tern_sampler_create(&o.sp, tern_model_view(model)->hp.n_vocab, &c.smp);
             if (st)
                 goto done;
             if (o.system) {
@@ -437,6 +437,6 @@ done:
     tern_sampler_free(c.smp);
     tern_session_free(c.s);
     tern_tokenizer_free(tok);
-    tern_model_close(model);
+    tern_model_free(model);
     return rc;
 }

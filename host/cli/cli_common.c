@@ -212,7 +212,7 @@ tern_status cli_build_shape(const char *shape, uint32_t type, uint32_t head, ter
     st = tern_maker_write(&p, path);
     if (st)
         return st;
-    st = tern_model_open(path, out);
+    st = tern_model_create(path, out);
     unlink(path);
     return st;
 }

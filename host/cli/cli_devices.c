@@ -149,13 +149,13 @@ int cli_devices(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     struct tern_registry reg;
-    tern_status st = tern_devices_open("auto", (int)threads, &reg);
+    tern_status st = tern_devices_create("auto", (int)threads, &reg);
     if (st)
         return CLI_EXIT_FAIL;
     tern_model *m = NULL;
     int rc = CLI_EXIT_FAIL;
     if (probe) {
-        st = model ? tern_model_open(model, &m) : cli_build_shape(shape, 0, 0, &m);
+        st = model ? tern_model_create(model, &m) : cli_build_shape(shape, 0, 0, &m);
         if (st)
             goto done;
         st = tern_devices_probe(&reg, tern_model_view(m), reprobe);
@@ -169,6 +169,6 @@ int cli_devices(int argc, char **argv) {
     rc = CLI_EXIT_OK;
 done:
     tern_registry_free(&reg);
-    tern_model_close(m);
+    tern_model_free(m);
     return rc;
 }

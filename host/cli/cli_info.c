@@ -18,7 +18,7 @@ static double mib(uint64_t b) {
     return (double)b / (1024.0 * 1024.0);
 }
 
-/* The first error (the reason a model does not load) and the first warning of tern_model_open. */
+/* The first error (the reason a model does not load) and the first warning of tern_model_create. */
 struct load_notes {
     char error[512];
     char warning[512];
@@ -107,13 +107,13 @@ int cli_info(int argc, char **argv) {
     }
     /* a file that is not well-formed GGUF is an error; a well-formed one tern cannot run is described */
     tern_gguf *g;
-    tern_status st = tern_gguf_open(path, &g);
+    tern_status st = tern_gguf_create(path, &g);
     if (st)
         return CLI_EXIT_FAIL;
     struct load_notes notes = {{0}, {0}};
     tern_log_set_callback(keep_notes, &notes);
     tern_model *m = NULL;
-    st = tern_model_open(path, &m);
+    st = tern_model_create(path, &m);
     tern_log_set_callback(NULL, NULL);
 
     printf("file: %s\n  %.1f MiB, GGUF v%u, %lld tensors, %lld metadata keys, alignment %u\n", path,
@@ -125,7 +125,7 @@ int cli_info(int argc, char **argv) {
         print_str_key(g, "architecture", "general.architecture");
         print_tokenizer(g);
         print_tensors_by_class(g, NULL);
-        tern_gguf_close(g);
+        tern_gguf_free(g);
         return CLI_EXIT_OK;
     }
     print_runnable(m, &notes);
@@ -155,7 +155,7 @@ int cli_info(int argc, char **argv) {
     printf("  %-34s %10.1f MiB\n", "repacked weights and norms (RAM)", mib(tern_model_owned_bytes(m)));
     printf("  %-34s %10.1f MiB  (f16, %lld positions)\n", "KV cache", mib(kv), n_ctx);
     printf("  %-34s %10.1f MiB\n", "total", mib(tern_model_mapped_bytes(m) + tern_model_owned_bytes(m) + kv));
-    tern_model_close(m);
-    tern_gguf_close(g);
+    tern_model_free(m);
+    tern_gguf_free(g);
     return CLI_EXIT_OK;
 }

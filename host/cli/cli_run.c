@@ -135,10 +135,10 @@ int cli_run(int argc, char **argv) {
     size_t n_ids = 0;
     rc = CLI_EXIT_FAIL;
     const double t0 = tern_time_s();
-    tern_status st = tern_model_open(o.model, &model);
+    tern_status st = tern_model_create(o.model, &model);
     if (st)
         goto done;
-    st = tern_tokenizer_load(tern_model_gguf(model), o.pre, &tok);
+    st = tern_tokenizer_create(tern_model_gguf(model), o.pre, &tok);
     if (st)
         goto done;
     struct tern_session_params spar = {.n_ctx = (int)o.n_ctx,
@@ -157,7 +157,7 @@ int cli_run(int argc, char **argv) {
     st = tern_tokenize(tok, prompt, prompt_len, add_bos, true, &ids, &n_ids);
     if (st)
         goto done;
-    st = tern_sampler_init(&o.sp, tern_model_view(model)->hp.n_vocab, &smp);
+    st = tern_sampler_create(&o.sp, tern_model_view(model)->hp.n_vocab, &smp);
     if (st) {
         tern_log_error("invalid sampling parameters");
         goto done;
@@ -195,7 +195,7 @@ done:
     tern_sampler_free(smp);
     tern_session_free(sess);
     tern_tokenizer_free(tok);
-    tern_model_close(model);
+    tern_model_free(model);
     free(file_text);
     return rc;
 }

@@ -124,14 +124,14 @@ int cli_serve(int argc, char **argv) {
     tern_session *sess = NULL;
     tern_engine *engine = NULL;
     rc = CLI_EXIT_FAIL;
-    st = tern_server_start(&sp, &srv);
+    st = tern_server_create(&sp, &srv);
     if (st)
         goto done;
     tern_log_info("listening on http://%s:%d (loading %s)", o.host, tern_server_port(srv), o.model);
-    st = tern_model_open(o.model, &model);
+    st = tern_model_create(o.model, &model);
     if (st)
         goto done;
-    st = tern_tokenizer_load(tern_model_gguf(model), o.pre, &tok);
+    st = tern_tokenizer_create(tern_model_gguf(model), o.pre, &tok);
     if (st)
         goto done;
     if (!o.format)
@@ -172,6 +172,6 @@ done:
     tern_engine_free(engine);
     tern_session_free(sess);
     tern_tokenizer_free(tok);
-    tern_model_close(model);
+    tern_model_free(model);
     return rc;
 }

@@ -70,10 +70,10 @@ int cli_tokenize(int argc, char **argv) {
     int32_t *ids = NULL;
     char *buf = NULL;
     size_t n = 0;
-    tern_status st = tern_gguf_open(model, &g);
+    tern_status st = tern_gguf_create(model, &g);
     if (st)
         goto done;
-    st = tern_tokenizer_load(g, pre, &tok);
+    st = tern_tokenizer_create(g, pre, &tok);
     if (st)
         goto done;
     st = tern_tokenize(tok, text ? text : prompt, len, !no_bos && tern_tokenizer_add_bos(tok), parse_special,
@@ -108,7 +108,7 @@ done:
     free(buf);
     free(ids);
     tern_tokenizer_free(tok);
-    tern_gguf_close(g);
+    tern_gguf_free(g);
     free(text);
     return rc;
 }

@@ -617,7 +617,7 @@ tern_status tern_convert(const struct tern_convert_params *p) {
     st = read_config(&c, cfg_path);
     if (st)
         goto done;
-    st = tern_hf_vocab_load(tok_path, &v);
+    st = tern_hf_vocab_create(tok_path, &v);
     if (st)
         goto done;
     if (v->n_tokens > c.n_vocab) {
@@ -629,13 +629,13 @@ tern_status tern_convert(const struct tern_convert_params *p) {
     st = tern_hf_vocab_pad(v, c.n_vocab);
     if (st)
         goto done;
-    st = tern_safetensors_open(p->hf_dir, &c.st);
+    st = tern_safetensors_create(p->hf_dir, &c.st);
     if (st)
         goto done;
     st = plan(&c);
     if (st)
         goto done;
-    st = tern_gguf_writer_init(&w);
+    st = tern_gguf_writer_create(&w);
     if (st)
         goto done;
     const char *base = strrchr(p->hf_dir, '/');
@@ -671,7 +671,7 @@ done:
     if (st == TERN_ERR_NOMEM)
         tern_log_error("%s: out of memory", p->hf_dir);
     tern_gguf_writer_free(w);
-    tern_safetensors_close(c.st);
+    tern_safetensors_free(c.st);
     tern_hf_vocab_free(v);
     free(c.jobs);
     free(cfg_path);

@@ -244,7 +244,7 @@ tern_status tern_hf_json_load(const char *path, size_t flags, json_t **out) {
     return TERN_ERR_FORMAT;
 }
 
-tern_status tern_hf_vocab_load(const char *tokenizer_json_path, struct tern_hf_vocab **out) {
+tern_status tern_hf_vocab_create(const char *tokenizer_json_path, struct tern_hf_vocab **out) {
     if (!tokenizer_json_path || !out)
         return TERN_ERR_ARG;
     *out = NULL;

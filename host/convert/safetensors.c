@@ -55,7 +55,7 @@ static bool file_exists(const char *path) {
     return stat(path, &sb) == 0;
 }
 
-void tern_safetensors_close(tern_safetensors *st) {
+void tern_safetensors_free(tern_safetensors *st) {
     if (!st)
         return;
     for (int i = 0; i < st->n_files; i++) {
@@ -320,7 +320,7 @@ done:
     return s;
 }
 
-tern_status tern_safetensors_open(const char *dir, tern_safetensors **out) {
+tern_status tern_safetensors_create(const char *dir, tern_safetensors **out) {
     *out = NULL;
     tern_safetensors *st = calloc(1, sizeof *st);
     char *single = path_join(dir, "model.safetensors");
@@ -342,7 +342,7 @@ done:
     free(single);
     free(index);
     if (s) {
-        tern_safetensors_close(st);
+        tern_safetensors_free(st);
         return s;
     }
     *out = st;

@@ -96,7 +96,7 @@ static bool add_all_cl(struct tern_registry *reg, bool auto_mode) {
         tern_log_capture_begin(&cap);
         tern_status st = tern_cl_device_create("0", &dev);
         if (!st)
-            dev.ops->release(dev.ctx);
+            dev.ops->free(dev.ctx);
         tern_log_capture_end(&cap, 0);
         const char *why = strstr(cap.msg, "unavailable: ") ? strstr(cap.msg, "unavailable: ") + 13 : cap.msg;
         if (auto_mode)
@@ -119,7 +119,7 @@ static bool add_all_cl(struct tern_registry *reg, bool auto_mode) {
     return opened > 0;
 }
 
-tern_status tern_devices_open(const char *spec, int n_threads, struct tern_registry *reg) {
+tern_status tern_devices_create(const char *spec, int n_threads, struct tern_registry *reg) {
     reg->n = 0;
     if (!tern_device_spec_valid(spec))
         return TERN_ERR_ARG;

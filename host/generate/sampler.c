@@ -60,7 +60,7 @@ static bool worse(const void *a, const void *b) {
     return by_logit_desc(a, b) > 0;
 }
 
-tern_status tern_sampler_init(const struct tern_sampler_params *p, int32_t n_vocab, tern_sampler **out) {
+tern_status tern_sampler_create(const struct tern_sampler_params *p, int32_t n_vocab, tern_sampler **out) {
     *out = NULL;
     if (n_vocab <= 0 || p->repeat_last_n < 0 || !(p->top_p > 0.0f) || p->min_p > 1.0f)
         return TERN_ERR_ARG;
@@ -69,7 +69,7 @@ tern_status tern_sampler_init(const struct tern_sampler_params *p, int32_t n_voc
         return TERN_ERR_NOMEM;
     s->p = *p;
     s->n_vocab = n_vocab;
-    s->top = tern_heap_make(sizeof(struct candidate), worse);
+    s->top = tern_heap_create(sizeof(struct candidate), worse);
     s->cand = malloc((size_t)n_vocab * sizeof *s->cand);
     s->recent = malloc((size_t)(p->repeat_last_n > 0 ? p->repeat_last_n : 1) * sizeof *s->recent);
     s->penalized = malloc((size_t)(p->repeat_last_n > 0 ? p->repeat_last_n : 1) * sizeof *s->penalized);

@@ -104,7 +104,7 @@ tern_status tern_session_create(const tern_model *m, const struct tern_session_p
         goto done;
     }
     const char *spec = p->device ? p->device : getenv("TERN_DEVICE");
-    st = tern_devices_open(spec && spec[0] ? spec : "auto", p->n_threads, &s->reg);
+    st = tern_devices_create(spec && spec[0] ? spec : "auto", p->n_threads, &s->reg);
     if (st)
         goto done;
     struct tern_plan_model pm;

@@ -93,7 +93,7 @@ static void index_free(struct name_index *ix) {
     ix->slots = NULL;
 }
 
-static tern_status index_init(struct name_index *ix, int64_t n) {
+static tern_status index_create(struct name_index *ix, int64_t n) {
     uint64_t cap = 16;
     while (cap < (uint64_t)n * 2) /* load factor <= 1/2; n is bounded by the file size */
         cap *= 2;
@@ -465,7 +465,7 @@ static tern_status parse_tensors(struct parser *p, tern_gguf *g) {
     if (g->n_tensors > 0) {
         /* NUL-terminated copies in one block; the index and tname then refer to the copies. */
         g->names = malloc((size_t)name_bytes);
-        tern_status st = g->names ? index_init(&g->tensor_index, g->n_tensors) : TERN_ERR_NOMEM;
+        tern_status st = g->names ? index_create(&g->tensor_index, g->n_tensors) : TERN_ERR_NOMEM;
         if (st)
             return fail(p, st, "out of memory for tensor names");
         char *dst = g->names;
@@ -530,7 +530,7 @@ static tern_status parse(struct parser *p, tern_gguf *g) {
     g->n_kv = (int64_t)n_kv;
     if (n_kv > 0) {
         g->kv = calloc((size_t)n_kv, sizeof *g->kv);
-        st = g->kv ? index_init(&g->key_index, g->n_kv) : TERN_ERR_NOMEM;
+        st = g->kv ? index_create(&g->key_index, g->n_kv) : TERN_ERR_NOMEM;
         if (st)
             return fail(p, st, "out of memory for %llu metadata entries", (unsigned long long)n_kv);
     }
@@ -543,8 +543,8 @@ static tern_status parse(struct parser *p, tern_gguf *g) {
     return parse_tensors(p, g);
 }
 
-static tern_status open_common(const uint8_t *base, uint64_t size, const char *name, bool mapped,
-                               tern_gguf **out) {
+static tern_status gguf_create_common(const uint8_t *base, uint64_t size, const char *name, bool mapped,
+                                      tern_gguf **out) {
     tern_gguf *g = calloc(1, sizeof *g);
     char *path = strdup(name);
     if (!g || !path) {
@@ -562,14 +562,14 @@ static tern_status open_common(const uint8_t *base, uint64_t size, const char *n
     struct parser p = {base, size, 0, name, false};
     tern_status st = parse(&p, g);
     if (st) {
-        tern_gguf_close(g);
+        tern_gguf_free(g);
         return st;
     }
     *out = g;
     return TERN_OK;
 }
 
-tern_status tern_gguf_open(const char *path, tern_gguf **out) {
+tern_status tern_gguf_create(const char *path, tern_gguf **out) {
     if (!path || !out)
         return TERN_ERR_ARG;
     *out = NULL;
@@ -598,7 +598,7 @@ tern_status tern_gguf_open(const char *path, tern_gguf **out) {
         /* mmap of 0 bytes fails; an empty file is a format fault, not an I/O one. */
         close(fd);
         static const uint8_t empty[1];
-        return open_common(empty, 0, path, false, out);
+        return gguf_create_common(empty, 0, path, false, out);
     }
     void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     int map_errno = errno;
@@ -607,15 +607,15 @@ tern_status tern_gguf_open(const char *path, tern_gguf **out) {
         tern_log_error("%s: cannot map: %s", path, strerror(map_errno));
         return TERN_ERR_IO;
     }
-    return open_common(m, (uint64_t)sb.st_size, path, true, out);
+    return gguf_create_common(m, (uint64_t)sb.st_size, path, true, out);
 }
 
-tern_status tern_gguf_open_memory(const void *data, size_t size, const char *name, tern_gguf **out) {
+tern_status tern_gguf_create_from_memory(const void *data, size_t size, const char *name, tern_gguf **out) {
     if (!out || (!data && size))
         return TERN_ERR_ARG;
     *out = NULL;
     static const uint8_t empty[1];
-    return open_common(data ? data : empty, size, name ? name : "<memory>", false, out);
+    return gguf_create_common(data ? data : empty, size, name ? name : "<memory>", false, out);
 }
 
 void tern_gguf_prefault(const tern_gguf *g) {
@@ -628,7 +628,7 @@ void tern_gguf_prefault(const tern_gguf *g) {
     (void)madvise((void *)g->base, (size_t)g->size, MADV_WILLNEED);
 }
 
-void tern_gguf_close(tern_gguf *g) {
+void tern_gguf_free(tern_gguf *g) {
     if (!g)
         return;
     for (int64_t i = 0; i < g->n_kv && g->kv; i++)

@@ -53,7 +53,7 @@ static void put_u64(uint8_t *p, uint64_t v) {
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-tern_status tern_gguf_writer_init(tern_gguf_writer **out) {
+tern_status tern_gguf_writer_create(tern_gguf_writer **out) {
     if (!out)
         return TERN_ERR_ARG;
     *out = calloc(1, sizeof **out);

@@ -209,7 +209,7 @@ static tern_status add_hparams(const struct tern_maker_params *p, tern_gguf_writ
     return tern_gguf_writer_set_f32(w, key, 1e-5f);
 }
 
-tern_status tern_maker_build(const struct tern_maker_params *p, tern_gguf_writer *w, tern_maker **out) {
+tern_status tern_maker_create(const struct tern_maker_params *p, tern_gguf_writer *w, tern_maker **out) {
     *out = NULL;
     if (p->n_layer < 1 || p->n_embd < 1 || p->n_ff < 1 || p->n_head < 1 || p->n_head_kv < 1 ||
         p->n_head % p->n_head_kv != 0 || p->n_vocab < 4 || p->n_ctx < 1 ||
@@ -283,13 +283,13 @@ done: /* failures only */
 tern_status tern_maker_write(const struct tern_maker_params *p, const char *path) {
     tern_gguf_writer *w = NULL;
     tern_maker *m = NULL;
-    tern_status st = tern_gguf_writer_init(&w);
+    tern_status st = tern_gguf_writer_create(&w);
     if (st)
         goto done;
     st = tern_maker_add_synthetic_vocab(w, p->n_vocab, p->seed);
     if (st)
         goto done;
-    st = tern_maker_build(p, w, &m);
+    st = tern_maker_create(p, w, &m);
     if (st)
         goto done;
     st = tern_gguf_writer_write(w, path);

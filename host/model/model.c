@@ -481,13 +481,13 @@ static tern_status bind_all(tern_model *m) {
     return TERN_OK;
 }
 
-tern_status tern_model_open(const char *path, tern_model **out) {
+tern_status tern_model_create(const char *path, tern_model **out) {
     *out = NULL;
     tern_model *m = calloc(1, sizeof *m);
     if (!m)
         return TERN_ERR_NOMEM;
     const char *arch_name = NULL;
-    tern_status st = tern_gguf_open(path, &m->g);
+    tern_status st = tern_gguf_create(path, &m->g);
     if (st)
         goto done;
     st = tern_model_read_hparams(m->g, &m->view.hp, &arch_name);
@@ -511,18 +511,18 @@ tern_status tern_model_open(const char *path, tern_model **out) {
 done: /* failures only */
     if (st == TERN_ERR_NOMEM)
         tern_log_error("%s: out of memory while loading the model", path);
-    tern_model_close(m);
+    tern_model_free(m);
     return st;
 }
 
-void tern_model_close(tern_model *m) {
+void tern_model_free(tern_model *m) {
     if (!m)
         return;
     for (int i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);
     free(m->layers);
-    tern_gguf_close(m->g);
+    tern_gguf_free(m->g);
     free(m);
 }
 

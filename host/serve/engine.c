@@ -148,7 +148,7 @@ static void admit(tern_engine *e) {
         e->n_queued--;
         tern_status st = TERN_OK;
         if (!j->cancelled)
-            st = tern_sampler_init(&j->sampling, e->n_vocab, &j->smp);
+            st = tern_sampler_create(&j->sampling, e->n_vocab, &j->smp);
         if (j->cancelled || st) {
             finish(j, j->cancelled ? TERN_FINISH_CANCELLED : TERN_FINISH_ERROR);
             let_go(j);
@@ -460,7 +460,7 @@ void tern_job_usage(const tern_job *j, int *prompt_tokens, int *completion_token
     *completion_tokens = j->completion_tokens;
 }
 
-void tern_job_release(tern_job *j) {
+void tern_job_free(tern_job *j) {
     tern_engine *e = j->e;
     pthread_mutex_lock(&e->mu);
     j->cancelled = true;

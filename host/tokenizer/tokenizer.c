@@ -316,7 +316,7 @@ static tern_status load(tern_tokenizer *tok, const tern_gguf *g, const char *pre
     return tern_pretok_create(pre, &tok->pretok);
 }
 
-tern_status tern_tokenizer_load(const tern_gguf *g, const char *pre_override, tern_tokenizer **out) {
+tern_status tern_tokenizer_create(const tern_gguf *g, const char *pre_override, tern_tokenizer **out) {
     if (!g || !out)
         return TERN_ERR_ARG;
     *out = NULL;

@@ -223,7 +223,7 @@ tern_status tern_bpe_encode_word(const tern_tokenizer *tok, const char *word, si
     if (len > INT32_MAX / 2)
         return TERN_ERR_ARG;
     struct sym *syms = malloc(len * sizeof *syms);
-    struct tern_heap h = tern_heap_make(sizeof(struct cand), cand_less);
+    struct tern_heap h = tern_heap_create(sizeof(struct cand), cand_less);
     if (!syms)
         return TERN_ERR_NOMEM;
     for (size_t i = 0; i < len; i++) {

@@ -54,7 +54,7 @@ tern_status tern_spm_encode(const tern_tokenizer *tok, const char *text, size_t 
     size_t cap = (len + 1) * 3;
     char *esc = malloc(cap);
     struct spm_sym *syms = malloc((len + 1) * sizeof *syms);
-    struct tern_heap h = tern_heap_make(sizeof(struct bigram), bigram_before);
+    struct tern_heap h = tern_heap_create(sizeof(struct bigram), bigram_before);
     tern_status st = TERN_OK;
     if (!esc || !syms) {
         st = TERN_ERR_NOMEM;
