@@ -591,9 +591,8 @@ tern_status tern_cl_rt_create(const char *spec, bool portable, struct tern_cl_rt
             rt->lpr = rt->wg;
         size_t kmax = 0;
         st = build_kernels(rt, &kmax);
-        if (st) {
+        if (st)
             goto done;
-        }
         if (kmax >= (size_t)rt->wg)
             break;
         release_program(rt);
