@@ -400,7 +400,12 @@ tern_status tern_engine_submit(tern_engine *e, const struct tern_gen_request *r,
         return TERN_ERR_NOMEM;
     }
     pthread_mutex_lock(&e->mu);
-    if (!e->running || e->n_queued >= e->queue_max) {
+    /* a free slot takes the request at the engine's next step: only requests beyond the free slots
+     * wait in the queue (counting them as queued would refuse a request an idle slot could take) */
+    int free_slots = 0;
+    for (int i = 0; i < e->n_slots; i++)
+        free_slots += !e->slots[i];
+    if (!e->running || e->n_queued >= e->queue_max + free_slots) {
         pthread_mutex_unlock(&e->mu);
         job_free(j);
         return TERN_ERR_BUSY;
