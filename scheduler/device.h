@@ -91,7 +91,9 @@ struct tern_device_info {
     int compute_units;     /* cores or compute units */
     bool unified_memory;   /* shares physical memory with the host: weights are used in place */
     bool shares_cpu_cores; /* runs on the CPU's cores (CPU device, PoCL): never concurrent with it */
-    bool certify_head;     /* its certified head is measured faster than its full head: on by default */
+    bool certify_head;     /* its certified head is faster than its full head, so auto uses it: the
+                            * device's own default, replaced by the probe's measurement where
+                            * devices are probed (scheduler/probe.h) */
     char features[96];     /* optional features in use, space-separated (fp16 subgroups dot ...) */
 };
 

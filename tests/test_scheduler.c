@@ -30,7 +30,7 @@ static struct tern_plan_device device(double decode_ms, double prefill_ms, doubl
                                       uint64_t mem, uint64_t max_alloc, bool unified) {
     struct tern_plan_device d = {.mem_bytes = mem, .max_alloc = max_alloc, .unified = unified, .alive = true};
     d.probe = (struct tern_probe){decode_ms * 1e-3, prefill_ms * 1e-3, head_ms * 1e-3, call_ms * 1e-3,
-                                  call_ms * 1e-3 / 16};
+                                  call_ms * 1e-3 / 16, INFINITY};
     return d;
 }
 

@@ -202,6 +202,7 @@ tern_status tern_devices_probe(struct tern_registry *reg, const struct tern_mode
         char key[768];
         probe_key(e, m, key, sizeof key);
         if (!reprobe && tern_probe_cache_load(key, &e->plan.probe)) {
+            e->info.certify_head = e->plan.probe.head_cert_s < e->plan.probe.head_s;
             alive++;
             continue;
         }
@@ -217,6 +218,7 @@ tern_status tern_devices_probe(struct tern_registry *reg, const struct tern_mode
             continue;
         }
         tern_probe_cache_store(key, &e->plan.probe);
+        e->info.certify_head = e->plan.probe.head_cert_s < e->plan.probe.head_s;
         alive++;
     }
     if (!alive) {
