@@ -509,9 +509,10 @@ static tern_status cpu_run_layers(void *ctx, float *hidden, const struct tern_ba
 /* The head over n tokens at once: tasks are row blocks, and each block is applied to every token
  * while its rows are in cache, so the head is read from memory once for all of them. A block is
  * HEAD_ROWS_PER_TASK rows for one token and MULTI_ROWS_PER_TASK (about 640 KiB of a 2560-wide F16
- * head, within L2) for several. Every row goes through the same matvec kernel in any case, so a
- * token's logits are the same bits whatever else is in the call. */
-enum { MULTI_ROWS_PER_TASK = 128, CAND_ROWS_PER_TASK = 32 };
+ * head, within L2) for several, which matvec_tokens reads and decodes once for up to
+ * HEAD_TOKS_PER_CALL tokens. It gives every token the bits of the one-token matvec, so a token's
+ * logits are the same bits whatever else is in the call. */
+enum { MULTI_ROWS_PER_TASK = 128, CAND_ROWS_PER_TASK = 32, HEAD_TOKS_PER_CALL = 16 };
 
 struct head_job {
     const struct tern_cpu_kernels *k;
@@ -540,9 +541,16 @@ static void head_task(void *arg, int64_t task, int thread) {
     }
     const int64_t r0 = task * j->rows_per_task;
     const int64_t r1 = r0 + j->rows_per_task < j->t->ne1 ? r0 + j->rows_per_task : j->t->ne1;
-    for (int i = 0; i < j->n_toks; i++)
-        j->k->matvec(j->logits + (size_t)j->toks[i] * j->ld + r0, j->t, j->x + (size_t)j->toks[i] * j->n_embd,
-                     r0, r1);
+    for (int i0 = 0; i0 < j->n_toks; i0 += HEAD_TOKS_PER_CALL) {
+        const int n = j->n_toks - i0 < HEAD_TOKS_PER_CALL ? j->n_toks - i0 : HEAD_TOKS_PER_CALL;
+        float *out[HEAD_TOKS_PER_CALL];
+        const float *x[HEAD_TOKS_PER_CALL];
+        for (int i = 0; i < n; i++) {
+            out[i] = j->logits + (size_t)j->toks[i0 + i] * j->ld + r0;
+            x[i] = j->x + (size_t)j->toks[i0 + i] * j->n_embd;
+        }
+        j->k->matvec_tokens(out, j->t, x, n, r0, r1);
+    }
 }
 
 /* Every row of t for the tokens toks[0 .. n_toks). */
