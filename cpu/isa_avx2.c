@@ -598,23 +598,16 @@ static void avx2_matvec_tokens(float *const *out, const struct tern_tensor *t, c
             avx2_matvec(out[k], t, x[k], row_begin, row_end);
         return;
     }
-    for (int k0 = 0; k0 < n_tok; k0 += MT) {
-        float *const *o = out + k0;
-        const float *const *xk = x + k0;
-        switch (n_tok - k0 < MT ? n_tok - k0 : MT) {
-        case 1:
-            rows_tokens(o, t, xk, row_begin, row_end, 1);
-            break;
-        case 2:
-            rows_tokens(o, t, xk, row_begin, row_end, 2);
-            break;
-        case 3:
-            rows_tokens(o, t, xk, row_begin, row_end, 3);
-            break;
-        default:
-            rows_tokens(o, t, xk, row_begin, row_end, 4);
-            break;
-        }
+    /* passes of 4, 2 and 1 inputs */
+    for (int k0 = 0; k0 < n_tok;) {
+        const int left = n_tok - k0, nt = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        if (nt == 4)
+            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 4);
+        else if (nt == 2)
+            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 2);
+        else
+            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 1);
+        k0 += nt;
     }
 }
 

@@ -726,35 +726,18 @@ static void avx512_matvec_tokens(float *const *out, const struct tern_tensor *t,
             avx512_matvec(out[k], t, x[k], row_begin, row_end);
         return;
     }
-    for (int k0 = 0; k0 < n_tok; k0 += MT) {
-        float *const *o = out + k0;
-        const float *const *xk = x + k0;
-        switch (n_tok - k0 < MT ? n_tok - k0 : MT) {
-        case 1:
-            rows_tokens(o, t, xk, row_begin, row_end, 1);
-            break;
-        case 2:
-            rows_tokens(o, t, xk, row_begin, row_end, 2);
-            break;
-        case 3:
-            rows_tokens(o, t, xk, row_begin, row_end, 3);
-            break;
-        case 4:
-            rows_tokens(o, t, xk, row_begin, row_end, 4);
-            break;
-        case 5:
-            rows_tokens(o, t, xk, row_begin, row_end, 5);
-            break;
-        case 6:
-            rows_tokens(o, t, xk, row_begin, row_end, 6);
-            break;
-        case 7:
-            rows_tokens(o, t, xk, row_begin, row_end, 7);
-            break;
-        default:
-            rows_tokens(o, t, xk, row_begin, row_end, 8);
-            break;
-        }
+    /* passes of 8, 4, 2 and 1 inputs */
+    for (int k0 = 0; k0 < n_tok;) {
+        const int left = n_tok - k0, nt = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        if (nt == 8)
+            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 8);
+        else if (nt == 4)
+            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 4);
+        else if (nt == 2)
+            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 2);
+        else
+            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 1);
+        k0 += nt;
     }
 }
 
