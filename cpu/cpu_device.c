@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../scheduler/fp16.h"
+#include "../scheduler/head_cache.h"
 #include "../scheduler/head_cert.h"
 #include "../scheduler/log.h"
 #include "kernels.h"
@@ -55,10 +56,11 @@ struct cpu_device {
     struct cpu_layer_kv *kv; /* [layer_end - layer_begin] */
     struct cpu_scratch s;
     /* certified head (TERN_PART_HEAD_CERT, scheduler/head_cert.h); shadow.data NULL when absent */
-    struct tern_tensor shadow; /* Q8_0 copy of the head, n_vocab rows */
-    float *shadow_coef;        /* [n_vocab] bound coefficient of each row */
-    int32_t *cand;             /* [n_vocab] candidate rows of one token */
-    float *heap;               /* [n_vocab] the k largest lower bounds */
+    struct tern_tensor shadow;     /* Q8_0 copy of the head, n_vocab rows */
+    const float *shadow_coef;      /* [n_vocab] bound coefficient of each row */
+    struct tern_head_cache cached; /* the two above, mapped from the cache; map NULL when built */
+    int32_t *cand;                 /* [n_vocab] candidate rows of one token */
+    float *heap;                   /* [n_vocab] the k largest lower bounds */
 };
 
 static int64_t round_up(int64_t x, int64_t m) {
@@ -151,8 +153,12 @@ static uint64_t host_available_bytes(void) {
 }
 
 static void shadow_free(struct cpu_device *d) {
-    free((void *)d->shadow.data);
-    free(d->shadow_coef);
+    if (d->cached.map) {
+        tern_head_cache_unmap(&d->cached);
+    } else {
+        free((void *)d->shadow.data);
+        free((void *)d->shadow_coef);
+    }
     free(d->cand);
     free(d->heap);
     memset(&d->shadow, 0, sizeof d->shadow);
@@ -169,23 +175,43 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+struct shadow_job {
+    const struct tern_cpu_kernels *k;
+    const struct tern_tensor *head;
+    uint8_t *shadow;
+    float *coef;
+};
+
 static void shadow_task(void *arg, int64_t task, int thread) {
     (void)thread;
-    struct cpu_device *d = arg;
-    const struct tern_tensor *head = &d->model->output;
+    const struct shadow_job *j = arg;
     const int64_t r0 = task * SHADOW_ROWS_PER_TASK;
-    const int64_t r1 = r0 + SHADOW_ROWS_PER_TASK < head->ne1 ? r0 + SHADOW_ROWS_PER_TASK : head->ne1;
-    d->k->head_shadow((uint8_t *)d->shadow.data, d->shadow_coef, head, r0, r1);
+    const int64_t r1 = r0 + SHADOW_ROWS_PER_TASK < j->head->ne1 ? r0 + SHADOW_ROWS_PER_TASK : j->head->ne1;
+    j->k->head_shadow(j->shadow, j->coef, j->head, r0, r1);
 }
 
-/* The certified head's shadow of an F16/BF16/F32 head, built on every thread (2B-4T's 128256 x 2560
- * F16 head: see docs/cpu.md for the time). Other head types keep the full head only. */
+/* The certified head's shadow of an F16/BF16/F32 head, mapped from the cache (head_cache.h) or built
+ * on every thread and cached (2B-4T's 128256 x 2560 F16 head: see docs/cpu.md for the times). Other
+ * head types keep the full head only. */
 static tern_status shadow_build(struct cpu_device *d) {
     const struct tern_tensor *head = &d->model->output;
     if (!tern_head_cert_supported(head))
         return TERN_OK;
     const double t0 = now_s();
     const size_t row_bytes = tern_head_shadow_row_bytes(head->ne0), rows = (size_t)head->ne1;
+    const bool cache = rows * row_bytes >= TERN_HEAD_CACHE_MIN_BYTES;
+    d->cand = malloc(rows * sizeof(int32_t));
+    d->heap = malloc(rows * sizeof(float));
+    if (cache && d->cand && d->heap && tern_head_cache_map(&d->cached, d->model, rows * row_bytes)) {
+        d->shadow = (struct tern_tensor){d->cached.shadow, TERN_TYPE_Q8_0, head->ne0, head->ne1, row_bytes};
+        d->shadow_coef = d->cached.coef;
+        tern_log_debug(
+            "cpu: certified head: Q8_0 shadow of the %lld x %lld %s head (%zu MiB) mapped from the "
+            "cache in %.2f s",
+            (long long)head->ne1, (long long)head->ne0, tern_type_name(head->type), rows * row_bytes >> 20,
+            now_s() - t0);
+        return TERN_OK;
+    }
     /* 332 MiB for 2B-4T, written once: in 4 KiB pages its first-touch faults cost more than the
      * build itself (1.5-2 s of a 2.1 s load, 2 threads); in transparent huge pages they vanish */
     const size_t huge = (size_t)1 << 21, bytes = (rows * row_bytes + huge - 1) / huge * huge;
@@ -194,20 +220,25 @@ static tern_status shadow_build(struct cpu_device *d) {
     if (data)
         (void)madvise(data, bytes, MADV_HUGEPAGE);
 #endif
-    d->shadow_coef = malloc(rows * sizeof(float));
-    d->cand = malloc(rows * sizeof(int32_t));
-    d->heap = malloc(rows * sizeof(float));
+    float *coef = malloc(rows * sizeof(float));
+    d->shadow_coef = coef;
     d->shadow = (struct tern_tensor){data, TERN_TYPE_Q8_0, head->ne0, head->ne1, row_bytes};
-    if (!data || !d->shadow_coef || !d->cand || !d->heap) {
+    if (!data || !coef || !d->cand || !d->heap) {
         shadow_free(d);
         tern_log_error("cpu: out of memory for the certified head's shadow (%zu MiB)",
                        rows * row_bytes >> 20);
         return TERN_ERR_NOMEM;
     }
-    tern_pool_run(d->pool, (head->ne1 + SHADOW_ROWS_PER_TASK - 1) / SHADOW_ROWS_PER_TASK, shadow_task, d);
+    struct shadow_job j = {d->k, head, data, coef};
+    tern_pool_run(d->pool, (head->ne1 + SHADOW_ROWS_PER_TASK - 1) / SHADOW_ROWS_PER_TASK, shadow_task, &j);
     tern_log_debug("cpu: certified head: Q8_0 shadow of the %lld x %lld %s head (%zu MiB) built in %.2f s",
                    (long long)head->ne1, (long long)head->ne0, tern_type_name(head->type),
                    rows * row_bytes >> 20, now_s() - t0);
+    if (cache) {
+        const double t1 = now_s();
+        tern_head_cache_store(d->model, data, rows * row_bytes, coef);
+        tern_log_debug("cpu: certified head: shadow written to the cache in %.2f s", now_s() - t1);
+    }
     return TERN_OK;
 }
 
@@ -509,9 +540,10 @@ static tern_status cpu_run_layers(void *ctx, float *hidden, const struct tern_ba
 /* The head over n tokens at once: tasks are row blocks, and each block is applied to every token
  * while its rows are in cache, so the head is read from memory once for all of them. A block is
  * HEAD_ROWS_PER_TASK rows for one token and MULTI_ROWS_PER_TASK (about 640 KiB of a 2560-wide F16
- * head, within L2) for several. Every row goes through the same matvec kernel in any case, so a
- * token's logits are the same bits whatever else is in the call. */
-enum { MULTI_ROWS_PER_TASK = 128, CAND_ROWS_PER_TASK = 32 };
+ * head, within L2) for several, which matvec_tokens reads and decodes once for up to
+ * HEAD_TOKS_PER_CALL tokens. It gives every token the bits of the one-token matvec, so a token's
+ * logits are the same bits whatever else is in the call. */
+enum { MULTI_ROWS_PER_TASK = 128, CAND_ROWS_PER_TASK = 32, HEAD_TOKS_PER_CALL = 16 };
 
 struct head_job {
     const struct tern_cpu_kernels *k;
@@ -540,9 +572,16 @@ static void head_task(void *arg, int64_t task, int thread) {
     }
     const int64_t r0 = task * j->rows_per_task;
     const int64_t r1 = r0 + j->rows_per_task < j->t->ne1 ? r0 + j->rows_per_task : j->t->ne1;
-    for (int i = 0; i < j->n_toks; i++)
-        j->k->matvec(j->logits + (size_t)j->toks[i] * j->ld + r0, j->t, j->x + (size_t)j->toks[i] * j->n_embd,
-                     r0, r1);
+    for (int i0 = 0; i0 < j->n_toks; i0 += HEAD_TOKS_PER_CALL) {
+        const int n = j->n_toks - i0 < HEAD_TOKS_PER_CALL ? j->n_toks - i0 : HEAD_TOKS_PER_CALL;
+        float *out[HEAD_TOKS_PER_CALL];
+        const float *x[HEAD_TOKS_PER_CALL];
+        for (int i = 0; i < n; i++) {
+            out[i] = j->logits + (size_t)j->toks[i0 + i] * j->ld + r0;
+            x[i] = j->x + (size_t)j->toks[i0 + i] * j->n_embd;
+        }
+        j->k->matvec_tokens(out, j->t, x, n, r0, r1);
+    }
 }
 
 /* Every row of t for the tokens toks[0 .. n_toks). */

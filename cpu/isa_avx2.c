@@ -505,6 +505,112 @@ static void avx2_matvec(float *out, const struct tern_tensor *t, const float *x,
     }
 }
 
+/* ---- float matvec for several inputs (matvec_tokens) ---- */
+
+/* One row at a time, loaded and decoded once for up to MT inputs; every input's accumulators see the
+ * operations of the one-input loops above in the same order (a row's result does not depend on the
+ * rows read beside it there), so each gets the bits matvec gives it alone. */
+enum { MT = 4 };
+
+TERN_INLINE void plain_row_tokens(float *const *out, int64_t o, const uint8_t *row, uint32_t type, int64_t n,
+                                  const float *const *x, const int elt, const int nt) {
+    const int64_t n16 = n & ~(int64_t)15;
+    __m256 a[MT], b[MT];
+    for (int k = 0; k < nt; k++)
+        a[k] = b[k] = _mm256_setzero_ps();
+    const int64_t eb = elt == ELT_F32 ? 4 : 2;
+    for (int64_t i = 0; i < n16; i += 16) {
+        if (elt == ELT_F32 || i % 32 == 0)
+            _mm_prefetch((const char *)row + eb * i + PF_DIST, _MM_HINT_T1);
+        const __m256 w0 = load_elt(row, i, elt), w1 = load_elt(row, i + 8, elt);
+        for (int k = 0; k < nt; k++) {
+            a[k] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[k] + i), a[k]);
+            b[k] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[k] + i + 8), b[k]);
+        }
+    }
+    float tail[16];
+    if (n16 < n)
+        tern_ref_dequant_row(tail, row + (size_t)n16 * (elt == ELT_F32 ? 4 : 2), type, n - n16);
+    for (int k = 0; k < nt; k++) {
+        float s = hsum_ps(_mm256_add_ps(a[k], b[k]));
+        for (int64_t i = n16; i < n; i++)
+            s += tail[i - n16] * x[k][i];
+        out[k][o] = s;
+    }
+}
+
+TERN_INLINE void q8_0_row_tokens(float *const *out, int64_t o, const uint8_t *row, int64_t nb,
+                                 const float *const *x, const int nt) {
+    __m256 a[2][MT];
+    for (int k = 0; k < nt; k++)
+        a[0][k] = a[1][k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + 34 * b;
+        _mm_prefetch((const char *)blk + PF_DIST, _MM_HINT_T1);
+        __m256 q[4];
+        for (int j = 0; j < 4; j++)
+            q[j] =
+                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * j))));
+        const __m256 d = _mm256_set1_ps(half_at(blk));
+        /* blocks alternate between the two chains; a final odd block goes to the first */
+        __m256 *acc = a[b % 2];
+        for (int k = 0; k < nt; k++) {
+            const float *xb = x[k] + 32 * b;
+            const __m256 lo = _mm256_add_ps(_mm256_mul_ps(q[0], _mm256_loadu_ps(xb)),
+                                            _mm256_mul_ps(q[1], _mm256_loadu_ps(xb + 8)));
+            const __m256 hi = _mm256_add_ps(_mm256_mul_ps(q[2], _mm256_loadu_ps(xb + 16)),
+                                            _mm256_mul_ps(q[3], _mm256_loadu_ps(xb + 24)));
+            acc[k] = _mm256_fmadd_ps(_mm256_add_ps(lo, hi), d, acc[k]);
+        }
+    }
+    for (int k = 0; k < nt; k++)
+        out[k][o] = hsum_ps(_mm256_add_ps(a[0][k], a[1][k]));
+}
+
+/* rows [r0, r1) for nt <= MT inputs (nt a constant after inlining) */
+TERN_INLINE void rows_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
+                             int64_t r0, int64_t r1, const int nt) {
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
+        switch (t->type) {
+        case TERN_TYPE_F32:
+            plain_row_tokens(out, r - r0, row, t->type, t->ne0, x, ELT_F32, nt);
+            break;
+        case TERN_TYPE_F16:
+            plain_row_tokens(out, r - r0, row, t->type, t->ne0, x, ELT_F16, nt);
+            break;
+        case TERN_TYPE_BF16:
+            plain_row_tokens(out, r - r0, row, t->type, t->ne0, x, ELT_BF16, nt);
+            break;
+        default: /* TERN_TYPE_Q8_0 */
+            q8_0_row_tokens(out, r - r0, row, t->ne0 / 32, x, nt);
+            break;
+        }
+    }
+}
+
+static void avx2_matvec_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
+                               int n_tok, int64_t row_begin, int64_t row_end) {
+    const bool simd = t->type == TERN_TYPE_F32 || t->type == TERN_TYPE_F16 || t->type == TERN_TYPE_BF16 ||
+                      t->type == TERN_TYPE_Q8_0;
+    if (!simd || n_tok == 1) {
+        for (int k = 0; k < n_tok; k++)
+            avx2_matvec(out[k], t, x[k], row_begin, row_end);
+        return;
+    }
+    /* passes of 4, 2 and 1 inputs */
+    for (int k0 = 0; k0 < n_tok;) {
+        const int left = n_tok - k0, nt = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        if (nt == 4)
+            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 4);
+        else if (nt == 2)
+            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 2);
+        else
+            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 1);
+        k0 += nt;
+    }
+}
+
 /* ---- float ops ---- */
 
 static void avx2_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
@@ -726,6 +832,7 @@ const struct tern_cpu_kernels AVX2_TABLE = {
     .quantize_act = avx2_quantize_act,
     .ternary_matmul = avx2_ternary_matmul,
     .matvec = avx2_matvec,
+    .matvec_tokens = avx2_matvec_tokens,
     .rmsnorm = avx2_rmsnorm,
     .rope = avx2_rope,
     .attention = avx2_attention,

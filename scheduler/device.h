@@ -77,6 +77,9 @@ struct tern_model_view {
     struct tern_tensor tok_embd;             /* n_vocab rows of n_embd */
     const float *output_norm;                /* n_embd */
     struct tern_tensor output;               /* head: n_vocab rows of n_embd (tok_embd when tied) */
+    /* The file the weights come from, "PATH|size S|mtime NS|inode I" (PATH absolute), for caches of
+     * data derived from them (scheduler/head_cache.h); NULL when there is none. */
+    const char *source_id;
 };
 
 enum tern_device_kind { TERN_DEVICE_CPU = 0, TERN_DEVICE_GPU = 1, TERN_DEVICE_ACCEL = 2 };

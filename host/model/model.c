@@ -1,10 +1,12 @@
 /* Model loading (see model.h). */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "model.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../../cpu/ref.h"
 #include "../../scheduler/fp16.h"
@@ -37,6 +39,7 @@ struct tern_model {
     uint64_t mapped_bytes;
     int n_float_linear;   /* linear weights stored as F32/F16/BF16, ternarized at load */
     int n_absmean_linear; /* of those, full-precision masters (absmean rule) */
+    char *source_id;      /* view.source_id */
 };
 
 static const char *path_of(const tern_gguf *g) {
@@ -481,6 +484,22 @@ static tern_status bind_all(tern_model *m) {
     return TERN_OK;
 }
 
+/* The file's identity for caches (see tern_model_view.source_id), or NULL. */
+static char *source_id(const char *path) {
+    char *abs = realpath(path, NULL);
+    struct stat sb;
+    char *id = NULL;
+    if (abs && stat(abs, &sb) == 0) {
+        const size_t n = strlen(abs) + 96;
+        id = malloc(n);
+        if (id)
+            snprintf(id, n, "%s|size %lld|mtime %lld.%09ld|inode %llu", abs, (long long)sb.st_size,
+                     (long long)sb.st_mtim.tv_sec, (long)sb.st_mtim.tv_nsec, (unsigned long long)sb.st_ino);
+    }
+    free(abs);
+    return id;
+}
+
 tern_status tern_model_create(const char *path, tern_model **out) {
     *out = NULL;
     tern_model *m = calloc(1, sizeof *m);
@@ -506,6 +525,7 @@ tern_status tern_model_create(const char *path, tern_model **out) {
                       "absmean (post-training ternarization loses quality)",
                       path, m->n_absmean_linear, m->n_float_linear);
     m->view.layers = m->layers;
+    m->view.source_id = m->source_id = source_id(path);
     *out = m;
     return TERN_OK;
 done: /* failures only */
@@ -522,6 +542,7 @@ void tern_model_free(tern_model *m) {
         free(m->owned[i]);
     free(m->owned);
     free(m->layers);
+    free(m->source_id);
     tern_gguf_free(m->g);
     free(m);
 }
