@@ -291,6 +291,30 @@ static void avx2_ternary_matmul(float *y, const struct tern_ternary *w, const in
     }
 }
 
+/* The peak probe: 12 independent chains of the ternary product's multiply (vpdpbusd ymm with VNNI,
+ * else maddubs, whose int16 pair sums the kernel still has to widen: an upper bound there). */
+static int64_t avx2_dot_peak(int64_t rounds) {
+#ifdef DPBUSD256
+    const __m256i a = _mm256_set1_epi8((char)(rounds | 1));
+#endif
+    const __m256i b = _mm256_set1_epi8(3);
+    __m256i c[12];
+    for (int i = 0; i < 12; i++)
+        c[i] = _mm256_set1_epi32(i);
+    for (int64_t r = 0; r < rounds; r++)
+        for (int i = 0; i < 12; i++)
+#ifdef DPBUSD256
+            c[i] = DPBUSD256(c[i], a, b);
+#else
+            c[i] = _mm256_maddubs_epi16(c[i], b); /* saturates: only the rate counts */
+#endif
+    __m256i s = c[0];
+    for (int i = 1; i < 12; i++)
+        s = _mm256_add_epi32(s, c[i]);
+    tern_cpu_peak_sink = hsum_epi32(s);
+    return rounds * 12 * 32;
+}
+
 /* ---- float matvec ---- */
 
 static float half_at(const uint8_t *p) {
@@ -731,4 +755,5 @@ const struct tern_cpu_kernels AVX2_TABLE = {
     .attention = avx2_attention,
     .ffn_act = avx2_ffn_act,
     .head_shadow = tern_head_shadow_rows, /* load-time only: the scalar reference */
+    .dot_peak = avx2_dot_peak,
 };
