@@ -292,25 +292,29 @@ static void avx2_ternary_matmul(float *y, const struct tern_ternary *w, const in
 }
 
 /* The peak probe: 12 independent chains of the ternary product's multiply (vpdpbusd ymm with VNNI,
- * else maddubs, whose int16 pair sums the kernel still has to widen: an upper bound there). */
-static int64_t avx2_dot_peak(int64_t rounds) {
+ * else maddubs, whose int16 pair sums the kernel still has to widen: an upper bound there), named
+ * (over an array gcc copies every chain between registers each round), each from its own value
+ * (equal chains are one chain to the compiler). */
 #ifdef DPBUSD256
-    const __m256i a = _mm256_set1_epi8((char)(rounds | 1));
-#endif
-    const __m256i b = _mm256_set1_epi8(3);
-    __m256i c[12];
-    for (int i = 0; i < 12; i++)
-        c[i] = _mm256_set1_epi32(i);
-    for (int64_t r = 0; r < rounds; r++)
-        for (int i = 0; i < 12; i++)
-#ifdef DPBUSD256
-            c[i] = DPBUSD256(c[i], a, b);
+#define PEAK_OP(c) c = DPBUSD256(c, b, b)
 #else
-            c[i] = _mm256_maddubs_epi16(c[i], b); /* saturates: only the rate counts */
+#define PEAK_OP(c) c = _mm256_maddubs_epi16(c, b) /* saturates: only the rate counts */
 #endif
-    __m256i s = c[0];
-    for (int i = 1; i < 12; i++)
-        s = _mm256_add_epi32(s, c[i]);
+static int64_t avx2_dot_peak(int64_t rounds) {
+    const __m256i b = _mm256_set1_epi8((char)(rounds | 1));
+    __m256i c0 = _mm256_set1_epi32(0), c1 = _mm256_set1_epi32(1), c2 = _mm256_set1_epi32(2),
+            c3 = _mm256_set1_epi32(3), c4 = _mm256_set1_epi32(4), c5 = _mm256_set1_epi32(5),
+            c6 = _mm256_set1_epi32(6), c7 = _mm256_set1_epi32(7), c8 = _mm256_set1_epi32(8),
+            c9 = _mm256_set1_epi32(9), c10 = _mm256_set1_epi32(10), c11 = _mm256_set1_epi32(11);
+    for (int64_t r = 0; r < rounds; r++) {
+        PEAK_OP(c0), PEAK_OP(c1), PEAK_OP(c2), PEAK_OP(c3), PEAK_OP(c4), PEAK_OP(c5);
+        PEAK_OP(c6), PEAK_OP(c7), PEAK_OP(c8), PEAK_OP(c9), PEAK_OP(c10), PEAK_OP(c11);
+    }
+#undef PEAK_OP
+    const __m256i s = _mm256_add_epi32(
+        _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)),
+                         _mm256_add_epi32(_mm256_add_epi32(c4, c5), _mm256_add_epi32(c6, c7))),
+        _mm256_add_epi32(_mm256_add_epi32(c8, c9), _mm256_add_epi32(c10, c11)));
     tern_cpu_peak_sink = hsum_epi32(s);
     return rounds * 12 * 32;
 }
