@@ -14,8 +14,10 @@
 volatile int32_t tern_cpu_peak_sink;
 
 /* Rounds per thread and pass of the dot probe (12 instructions each: a few milliseconds), and passes
- * of each probe: short passes, best of many, so a busy machine still shows what the cores can do. */
+ * of each probe: short passes, best of many, so a busy machine still shows what the cores can do;
+ * no more passes once a probe has run PROBE_S seconds (the scalar GEMM takes seconds a pass). */
 enum { DOT_ROUNDS = 1000000, PASSES = 20 };
+static const double PROBE_S = 0.25;
 /* The GEMM: 2B-4T's gate/up shape, a prefill-sized token block, 64-row tasks as the device uses. */
 enum { GEMM_K = 2560, GEMM_N = 6912, GEMM_T = 128, GEMM_ROWS = 64 };
 
@@ -36,12 +38,13 @@ static void *dot_thread(void *p) {
     return NULL;
 }
 
-/* GMAC/s of n threads each running the probe once, started together (best of PASSES). */
+/* GMAC/s of n threads each running the probe once, started together (best of the passes). */
 static tern_status dot_rate(int64_t (*fn)(int64_t), int n, double *out) {
     pthread_t th[256];
     struct dot_arg args[256];
     double best = 0;
-    for (int pass = 0; pass < PASSES; pass++) {
+    const double start = now_s();
+    for (int pass = 0; pass < PASSES && (pass == 0 || now_s() - start < PROBE_S); pass++) {
         const double t0 = now_s();
         int started = 0;
         for (int t = 0; t < n; t++) {
@@ -82,7 +85,7 @@ static void gemm_task(void *arg, int64_t task, int thread) {
     j->k->ternary_matmul(j->y, j->w, j->q, j->act_scale, j->sum_q, GEMM_T, r0, r1);
 }
 
-/* GMAC/s of the GEMM on a pool of n threads (best of PASSES, after one untimed pass). */
+/* GMAC/s of the GEMM on a pool of n threads (best of the passes, after one untimed pass). */
 static tern_status gemm_rate(const struct tern_cpu_kernels *k, int n, double *out) {
     uint8_t *codes = aligned_alloc(64, (size_t)GEMM_N * GEMM_K / 4);
     int8_t *q = aligned_alloc(64, (size_t)GEMM_T * GEMM_K);
@@ -111,7 +114,8 @@ static tern_status gemm_rate(const struct tern_cpu_kernels *k, int n, double *ou
         const int64_t tasks = (GEMM_N + GEMM_ROWS - 1) / GEMM_ROWS;
         tern_pool_run(pool, tasks, gemm_task, &j);
         double best = 0;
-        for (int pass = 0; pass < PASSES; pass++) {
+        const double start = now_s();
+        for (int pass = 0; pass < PASSES && (pass == 0 || now_s() - start < PROBE_S); pass++) {
             const double t0 = now_s();
             tern_pool_run(pool, tasks, gemm_task, &j);
             const double rate = (double)GEMM_K * GEMM_N * GEMM_T / (now_s() - t0) / 1e9;
