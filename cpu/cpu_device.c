@@ -378,9 +378,21 @@ static void quantize_token(struct cpu_device *d, const struct tern_ternary *w, c
     s->act_scale[t] = d->k->quantize_act(s->q + t * w->k_pad, x, w->n_in, w->k_pad, s->sum_q + t);
 }
 
-static void add_row(float *h, const float *out, int64_t n) {
-    for (int64_t i = 0; i < n; i++)
-        h[i] += out[i];
+/* Token t's residual stream: (the last product's output added to it, if residual), then normed with
+ * weight norm into s->x and quantized for w. */
+static void residual_norm(const struct token_job *j, int64_t t, bool residual, const float *norm,
+                          const struct tern_ternary *w) {
+    struct cpu_device *d = j->d;
+    const int64_t n_embd = d->model->hp.n_embd;
+    float *h = j->h + t * n_embd, *x = d->s.x + t * n_embd;
+    const float *out = d->s.out + t * n_embd;
+    if (residual)
+        for (int64_t i = 0; i < n_embd; i++)
+            h[i] += out[i];
+    if (norm) {
+        d->k->rmsnorm(x, h, norm, n_embd, d->model->hp.norm_eps);
+        quantize_token(d, w, x, t);
+    }
 }
 
 static void token_task(void *arg, int64_t t, int thread) {
@@ -389,17 +401,14 @@ static void token_task(void *arg, int64_t t, int thread) {
     const struct tern_hparams *hp = &d->model->hp;
     const struct tern_cpu_kernels *k = d->k;
     struct cpu_scratch *s = &d->s;
-    const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff;
+    const int64_t n_ff = hp->n_ff;
     const int64_t n_q = (int64_t)hp->n_head * hp->head_dim, n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
     const struct tern_batch *b = j->b;
     float *const scratch = s->scores + (size_t)thread * (size_t)TERN_ATTN_SCRATCH(hp->head_dim, d->n_ctx - 1);
     const struct tern_layer_weights *L = j->L;
     switch (j->stage) {
     case STAGE_ATTN_NORM:
-        if (j->residual)
-            add_row(j->h + t * n_embd, s->out + t * n_embd, n_embd);
-        k->rmsnorm(s->x + t * n_embd, j->h + t * n_embd, L->attn_norm, n_embd, hp->norm_eps);
-        quantize_token(d, &L->wq, s->x + t * n_embd, t);
+        residual_norm(j, t, j->residual, L->attn_norm, &L->wq);
         break;
     case STAGE_ROPE:
         k->rope(s->qh + t * n_q, hp->n_head, hp->head_dim, hp->n_rot, b->pos[t], hp->rope_theta,
@@ -428,9 +437,7 @@ static void token_task(void *arg, int64_t t, int thread) {
         quantize_token(d, &L->wo, s->attn + t * n_q, t);
         break;
     case STAGE_FFN_NORM:
-        add_row(j->h + t * n_embd, s->out + t * n_embd, n_embd);
-        k->rmsnorm(s->x + t * n_embd, j->h + t * n_embd, L->ffn_norm, n_embd, hp->norm_eps);
-        quantize_token(d, &L->wgate, s->x + t * n_embd, t);
+        residual_norm(j, t, true, L->ffn_norm, &L->wgate);
         break;
     case STAGE_GATING:
         k->ffn_act(s->gate + t * n_ff, s->gate + t * n_ff, s->up + t * n_ff, n_ff, hp->ffn_act);
@@ -439,7 +446,7 @@ static void token_task(void *arg, int64_t t, int thread) {
         quantize_token(d, &L->wdown, s->gate + t * n_ff, t);
         break;
     case STAGE_RESIDUAL:
-        add_row(j->h + t * n_embd, s->out + t * n_embd, n_embd);
+        residual_norm(j, t, true, NULL, NULL);
         break;
     }
 }
