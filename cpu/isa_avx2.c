@@ -311,10 +311,10 @@ static int64_t avx2_dot_peak(int64_t rounds) {
         PEAK_OP(c6), PEAK_OP(c7), PEAK_OP(c8), PEAK_OP(c9), PEAK_OP(c10), PEAK_OP(c11);
     }
 #undef PEAK_OP
-    const __m256i s = _mm256_add_epi32(
-        _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)),
-                         _mm256_add_epi32(_mm256_add_epi32(c4, c5), _mm256_add_epi32(c6, c7))),
-        _mm256_add_epi32(_mm256_add_epi32(c8, c9), _mm256_add_epi32(c10, c11)));
+    const __m256i all[12] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
+    __m256i s = all[0];
+    for (int i = 1; i < 12; i++)
+        s = _mm256_add_epi32(s, all[i]);
     tern_cpu_peak_sink = hsum_epi32(s);
     return rounds * 12 * 32;
 }

@@ -290,10 +290,10 @@ static int64_t avx512_dot_peak(int64_t rounds) {
         c8 = _mm512_dpbusd_epi32(c8, a, b), c9 = _mm512_dpbusd_epi32(c9, a, b);
         c10 = _mm512_dpbusd_epi32(c10, a, b), c11 = _mm512_dpbusd_epi32(c11, a, b);
     }
-    const __m512i s = _mm512_add_epi32(
-        _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(c0, c1), _mm512_add_epi32(c2, c3)),
-                         _mm512_add_epi32(_mm512_add_epi32(c4, c5), _mm512_add_epi32(c6, c7))),
-        _mm512_add_epi32(_mm512_add_epi32(c8, c9), _mm512_add_epi32(c10, c11)));
+    const __m512i all[12] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
+    __m512i s = all[0];
+    for (int i = 1; i < 12; i++)
+        s = _mm512_add_epi32(s, all[i]);
     tern_cpu_peak_sink = _mm512_reduce_add_epi32(s);
     return rounds * 12 * 64;
 }
