@@ -15,7 +15,10 @@ struct tern_cpu_peak {
     double gemm_n;   /* the same product split in 64-row tasks over n_threads threads */
 };
 
-/* Best of a few passes of each (about half a second in all). */
+/* Best of a few short passes of each (about a second in all), timed in CPU time so that other
+ * processes on the machine move the figures little: each dot thread over its own CPU time, the
+ * one-thread GEMM over the thread's, the N-thread GEMM as N x its rate over the process's CPU time
+ * (the pool's hand-offs and waits count). */
 tern_status tern_cpu_compute_peak(int n_threads, struct tern_cpu_peak *out);
 
 #endif

@@ -669,7 +669,7 @@ int cli_bench(int argc, char **argv) {
     if (o.n_tg > 0 && tern_cpu_read_bandwidth(threads, (size_t)1 << 30, 5, &bw) != TERN_OK)
         bw = 0;
     struct tern_cpu_peak peak = {0};
-    if (o.n_pp > 0 && tern_cpu_compute_peak(threads, &peak) != TERN_OK)
+    if (o.n_pp > 0 && !o.parallel && tern_cpu_compute_peak(threads, &peak) != TERN_OK)
         memset(&peak, 0, sizeof peak);
 
     struct result res[MAX_RESULTS] = {0};
