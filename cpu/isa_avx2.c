@@ -314,7 +314,7 @@ static int64_t avx2_dot_peak(int64_t rounds) {
     const __m256i all[12] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
     __m256i s = all[0];
     for (int i = 1; i < 12; i++)
-        s = _mm256_add_epi32(s, all[i]);
+        s = _mm256_xor_si256(s, all[i]);
     tern_cpu_peak_sink = hsum_epi32(s);
     return rounds * 12 * 32;
 }

@@ -293,8 +293,8 @@ static int64_t avx512_dot_peak(int64_t rounds) {
     const __m512i all[12] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
     __m512i s = all[0];
     for (int i = 1; i < 12; i++)
-        s = _mm512_add_epi32(s, all[i]);
-    tern_cpu_peak_sink = _mm512_reduce_add_epi32(s);
+        s = _mm512_xor_si512(s, all[i]); /* sums could overflow, and gcc reduces them in scalar int */
+    tern_cpu_peak_sink = _mm512_reduce_or_epi32(s);
     return rounds * 12 * 64;
 }
 
