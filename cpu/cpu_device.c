@@ -345,30 +345,12 @@ static void matmul_task(void *arg, int64_t task, int thread) {
     }
 }
 
-struct quant_job {
-    const struct tern_cpu_kernels *k;
-    int8_t *q;
-    float *act_scale;
-    int32_t *sum_q;
-    const float *x;
-    int64_t x_stride, n_in, k_pad;
-};
-
-static void quant_task(void *arg, int64_t t, int thread) {
-    (void)thread;
-    const struct quant_job *j = arg;
-    j->act_scale[t] =
-        j->k->quantize_act(j->q + t * j->k_pad, j->x + t * j->x_stride, j->n_in, j->k_pad, j->sum_q + t);
-}
-
-/* ys[i][n][ws[i]->n_out] = BitLinear_i(x[n][n_in]) for weights sharing one input (q/k/v, gate/up):
- * the input is quantized once (per token, as the numerics contract says) for all of them. */
+/* ys[i][n][ws[i]->n_out] = BitLinear_i(x) for weights sharing one input (q/k/v, gate/up), whose
+ * quantized rows (s->q, act_scale, sum_q) the per-token stage before it wrote: the input is
+ * quantized once per token, as the numerics contract says, for all of them. */
 static void bitlinear(struct cpu_device *d, float *const *ys, const struct tern_ternary *const *ws, int n_w,
-                      const float *x, int64_t x_stride, int n) {
+                      int n) {
     struct cpu_scratch *s = &d->s;
-    const struct tern_ternary *w0 = ws[0];
-    struct quant_job qj = {d->k, s->q, s->act_scale, s->sum_q, x, x_stride, w0->n_in, w0->k_pad};
-    tern_pool_run(d->pool, n, quant_task, &qj);
     int64_t n_tasks = 0;
     for (int i = 0; i < n_w; i++)
         n_tasks += (ws[i]->n_out + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
@@ -377,15 +359,19 @@ static void bitlinear(struct cpu_device *d, float *const *ys, const struct tern_
 }
 
 /* Per-token parts of a layer: a pool task per token, except STAGE_ATTN_KV_HEAD (decode's single
- * token, a task per kv head, so long-context attention uses every thread). */
+ * token, a task per kv head, so long-context attention uses every thread). Each stage that feeds a
+ * BitLinear ends by quantizing the token's input to it, and the residual adds and the KV-cache
+ * writes ride along with the stages around them, so a layer is 9 pool calls (4 of them the
+ * products) and nothing runs on the caller alone. */
 enum stage {
-    STAGE_ATTN_NORM,
-    STAGE_ROPE,
-    STAGE_ATTN,         /* all heads of a token, then its attention sub-norm */
-    STAGE_ATTN_KV_HEAD, /* the query heads of one kv head, for token 0 */
-    STAGE_ATTN_SUB_NORM,
-    STAGE_FFN_NORM,
-    STAGE_GATING, /* gating, then the FFN sub-norm */
+    STAGE_ATTN_NORM,     /* (the previous layer's FFN residual,) the norm, quantized for q/k/v */
+    STAGE_ROPE,          /* RoPE, then the token's K and V into the cache */
+    STAGE_ATTN,          /* all heads of a token, then STAGE_ATTN_SUB_NORM */
+    STAGE_ATTN_KV_HEAD,  /* the query heads of one kv head, for token 0 */
+    STAGE_ATTN_SUB_NORM, /* the attention sub-norm, quantized for the output projection */
+    STAGE_FFN_NORM,      /* the attention residual, the norm, quantized for gate/up */
+    STAGE_GATING,        /* gating, then the FFN sub-norm, quantized for down */
+    STAGE_RESIDUAL,      /* the last layer's FFN residual */
 };
 
 struct token_job {
@@ -395,6 +381,7 @@ struct token_job {
     float *h;
     const struct tern_batch *b;
     enum stage stage;
+    bool residual; /* STAGE_ATTN_NORM first adds s->out (the previous layer's FFN output) to h */
 };
 
 /* Element offset of sequence seq's kv head kvh at position pos in a layer's head-major K or V cache. */
@@ -416,25 +403,57 @@ static void attend_kv_head(const struct cpu_device *d, const struct cpu_layer_kv
                     hp->head_dim, scratch);
 }
 
+/* Token t's input x (n_in wide) of weight w, quantized into the rows bitlinear reads. */
+static void quantize_token(struct cpu_device *d, const struct tern_ternary *w, const float *x, int64_t t) {
+    struct cpu_scratch *s = &d->s;
+    s->act_scale[t] = d->k->quantize_act(s->q + t * w->k_pad, x, w->n_in, w->k_pad, s->sum_q + t);
+}
+
+/* Token t's residual stream: (the last product's output added to it, if residual), then normed with
+ * weight norm into s->x and quantized for w. */
+static void residual_norm(const struct token_job *j, int64_t t, bool residual, const float *norm,
+                          const struct tern_ternary *w) {
+    struct cpu_device *d = j->d;
+    const int64_t n_embd = d->model->hp.n_embd;
+    float *h = j->h + t * n_embd, *x = d->s.x + t * n_embd;
+    const float *out = d->s.out + t * n_embd;
+    if (residual)
+        for (int64_t i = 0; i < n_embd; i++)
+            h[i] += out[i];
+    if (norm) {
+        d->k->rmsnorm(x, h, norm, n_embd, d->model->hp.norm_eps);
+        quantize_token(d, w, x, t);
+    }
+}
+
 static void token_task(void *arg, int64_t t, int thread) {
     const struct token_job *j = arg;
     struct cpu_device *d = j->d;
     const struct tern_hparams *hp = &d->model->hp;
     const struct tern_cpu_kernels *k = d->k;
     struct cpu_scratch *s = &d->s;
-    const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff;
+    const int64_t n_ff = hp->n_ff;
     const int64_t n_q = (int64_t)hp->n_head * hp->head_dim, n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
     const struct tern_batch *b = j->b;
     float *const scratch = s->scores + (size_t)thread * (size_t)TERN_ATTN_SCRATCH(hp->head_dim, d->n_ctx - 1);
+    const struct tern_layer_weights *L = j->L;
     switch (j->stage) {
     case STAGE_ATTN_NORM:
-        k->rmsnorm(s->x + t * n_embd, j->h + t * n_embd, j->L->attn_norm, n_embd, hp->norm_eps);
+        residual_norm(j, t, j->residual, L->attn_norm, &L->wq);
         break;
     case STAGE_ROPE:
         k->rope(s->qh + t * n_q, hp->n_head, hp->head_dim, hp->n_rot, b->pos[t], hp->rope_theta,
                 hp->rope_style);
         k->rope(s->kh + t * n_kv, hp->n_head_kv, hp->head_dim, hp->n_rot, b->pos[t], hp->rope_theta,
                 hp->rope_style);
+        for (int kvh = 0; kvh < hp->n_head_kv; kvh++) {
+            const size_t at = kv_at(d, b->seq[t], kvh, b->pos[t]);
+            const int64_t from = t * n_kv + (int64_t)kvh * hp->head_dim;
+            for (int i = 0; i < hp->head_dim; i++) {
+                j->kv->k[at + i] = tern_fp32_to_fp16(s->kh[from + i]);
+                j->kv->v[at + i] = tern_fp32_to_fp16(s->vh[from + i]);
+            }
+        }
         break;
     case STAGE_ATTN_KV_HEAD:
         attend_kv_head(d, j->kv, s->attn, s->qh, b->seq[0], (int)t, b->pos[0], scratch); /* t: kv head */
@@ -444,16 +463,21 @@ static void token_task(void *arg, int64_t t, int thread) {
             attend_kv_head(d, j->kv, s->attn + t * n_q, s->qh + t * n_q, b->seq[t], kvh, b->pos[t], scratch);
         __attribute__((fallthrough)); /* then the token's sub-norm */
     case STAGE_ATTN_SUB_NORM:
-        if (j->L->attn_sub_norm)
-            k->rmsnorm(s->attn + t * n_q, s->attn + t * n_q, j->L->attn_sub_norm, n_q, hp->norm_eps);
+        if (L->attn_sub_norm)
+            k->rmsnorm(s->attn + t * n_q, s->attn + t * n_q, L->attn_sub_norm, n_q, hp->norm_eps);
+        quantize_token(d, &L->wo, s->attn + t * n_q, t);
         break;
     case STAGE_FFN_NORM:
-        k->rmsnorm(s->x + t * n_embd, j->h + t * n_embd, j->L->ffn_norm, n_embd, hp->norm_eps);
+        residual_norm(j, t, true, L->ffn_norm, &L->wgate);
         break;
     case STAGE_GATING:
         k->ffn_act(s->gate + t * n_ff, s->gate + t * n_ff, s->up + t * n_ff, n_ff, hp->ffn_act);
-        if (j->L->ffn_sub_norm)
-            k->rmsnorm(s->gate + t * n_ff, s->gate + t * n_ff, j->L->ffn_sub_norm, n_ff, hp->norm_eps);
+        if (L->ffn_sub_norm)
+            k->rmsnorm(s->gate + t * n_ff, s->gate + t * n_ff, L->ffn_sub_norm, n_ff, hp->norm_eps);
+        quantize_token(d, &L->wdown, s->gate + t * n_ff, t);
+        break;
+    case STAGE_RESIDUAL:
+        residual_norm(j, t, true, NULL, NULL);
         break;
     }
 }
@@ -463,34 +487,23 @@ static void per_token(struct token_job *j, enum stage stage, int n) {
     tern_pool_run(j->d->pool, n, token_task, j);
 }
 
-static void run_layer(struct cpu_device *d, int il, float *h, const struct tern_batch *b) {
+/* Layer il over the batch. residual: s->out still holds the previous layer's FFN output, not yet
+ * added to h; on return this layer's is (the caller adds the last one, STAGE_RESIDUAL). */
+static void run_layer(struct cpu_device *d, int il, float *h, const struct tern_batch *b, bool residual) {
     const struct tern_hparams *hp = &d->model->hp;
     const struct tern_layer_weights *L = &d->model->layers[il];
-    struct cpu_layer_kv *kv = &d->kv[il - d->layer_begin];
     struct cpu_scratch *s = &d->s;
-    const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff;
-    const int64_t n_q = (int64_t)hp->n_head * hp->head_dim;
-    const int64_t n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
     const int n = b->n_tokens;
-    struct token_job tj = {d, L, kv, h, b, 0};
+    struct token_job tj = {d, L, &d->kv[il - d->layer_begin], h, b, 0, residual};
 
     /* attention: every token's K and V enter the cache before any token attends (causal batch) */
     per_token(&tj, STAGE_ATTN_NORM, n);
     {
         float *ys[3] = {s->qh, s->kh, s->vh};
         const struct tern_ternary *ws[3] = {&L->wq, &L->wk, &L->wv};
-        bitlinear(d, ys, ws, 3, s->x, n_embd, n);
+        bitlinear(d, ys, ws, 3, n);
     }
     per_token(&tj, STAGE_ROPE, n);
-    for (int t = 0; t < n; t++)
-        for (int kvh = 0; kvh < hp->n_head_kv; kvh++) {
-            const size_t at = kv_at(d, b->seq[t], kvh, b->pos[t]);
-            const int64_t from = t * n_kv + (int64_t)kvh * hp->head_dim;
-            for (int i = 0; i < hp->head_dim; i++) {
-                kv->k[at + i] = tern_fp32_to_fp16(s->kh[from + i]);
-                kv->v[at + i] = tern_fp32_to_fp16(s->vh[from + i]);
-            }
-        }
     if (n == 1) {
         per_token(&tj, STAGE_ATTN_KV_HEAD, hp->n_head_kv);
         per_token(&tj, STAGE_ATTN_SUB_NORM, 1);
@@ -500,26 +513,22 @@ static void run_layer(struct cpu_device *d, int il, float *h, const struct tern_
     {
         float *ys[1] = {s->out};
         const struct tern_ternary *ws[1] = {&L->wo};
-        bitlinear(d, ys, ws, 1, s->attn, n_q, n);
+        bitlinear(d, ys, ws, 1, n);
     }
-    for (int64_t i = 0; i < (int64_t)n * n_embd; i++)
-        h[i] += s->out[i];
 
     /* feed-forward */
     per_token(&tj, STAGE_FFN_NORM, n);
     {
         float *ys[2] = {s->gate, s->up};
         const struct tern_ternary *ws[2] = {&L->wgate, &L->wup};
-        bitlinear(d, ys, ws, 2, s->x, n_embd, n);
+        bitlinear(d, ys, ws, 2, n);
     }
     per_token(&tj, STAGE_GATING, n);
     {
         float *ys[1] = {s->out};
         const struct tern_ternary *ws[1] = {&L->wdown};
-        bitlinear(d, ys, ws, 1, s->gate, n_ff, n);
+        bitlinear(d, ys, ws, 1, n);
     }
-    for (int64_t i = 0; i < (int64_t)n * n_embd; i++)
-        h[i] += s->out[i];
 }
 
 static tern_status cpu_run_layers(void *ctx, float *hidden, const struct tern_batch *b, int layer_begin,
@@ -533,7 +542,11 @@ static tern_status cpu_run_layers(void *ctx, float *hidden, const struct tern_ba
     if (st != TERN_OK)
         return st;
     for (int il = layer_begin; il < layer_end; il++)
-        run_layer(d, il, hidden, b);
+        run_layer(d, il, hidden, b, il > layer_begin);
+    if (layer_end > layer_begin) {
+        struct token_job tj = {d, NULL, NULL, hidden, b, 0, false};
+        per_token(&tj, STAGE_RESIDUAL, b->n_tokens);
+    }
     return TERN_OK;
 }
 

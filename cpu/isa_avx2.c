@@ -291,6 +291,34 @@ static void avx2_ternary_matmul(float *y, const struct tern_ternary *w, const in
     }
 }
 
+/* The peak probe: 12 independent chains of the ternary product's multiply (vpdpbusd ymm with VNNI,
+ * else maddubs, whose int16 pair sums the kernel still has to widen: an upper bound there), named
+ * (over an array gcc copies every chain between registers each round), each from its own value
+ * (equal chains are one chain to the compiler). */
+#ifdef DPBUSD256
+#define PEAK_OP(c) c = DPBUSD256(c, b, b)
+#else
+#define PEAK_OP(c) c = _mm256_maddubs_epi16(c, b) /* saturates: only the rate counts */
+#endif
+static int64_t avx2_dot_peak(int64_t rounds) {
+    const __m256i b = _mm256_set1_epi8((char)(rounds | 1));
+    __m256i c0 = _mm256_set1_epi32(0), c1 = _mm256_set1_epi32(1), c2 = _mm256_set1_epi32(2),
+            c3 = _mm256_set1_epi32(3), c4 = _mm256_set1_epi32(4), c5 = _mm256_set1_epi32(5),
+            c6 = _mm256_set1_epi32(6), c7 = _mm256_set1_epi32(7), c8 = _mm256_set1_epi32(8),
+            c9 = _mm256_set1_epi32(9), c10 = _mm256_set1_epi32(10), c11 = _mm256_set1_epi32(11);
+    for (int64_t r = 0; r < rounds; r++) {
+        PEAK_OP(c0), PEAK_OP(c1), PEAK_OP(c2), PEAK_OP(c3), PEAK_OP(c4), PEAK_OP(c5);
+        PEAK_OP(c6), PEAK_OP(c7), PEAK_OP(c8), PEAK_OP(c9), PEAK_OP(c10), PEAK_OP(c11);
+    }
+#undef PEAK_OP
+    const __m256i all[12] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
+    __m256i s = all[0];
+    for (int i = 1; i < 12; i++)
+        s = _mm256_xor_si256(s, all[i]);
+    tern_cpu_peak_sink = hsum_epi32(s);
+    return rounds * 12 * 32;
+}
+
 /* ---- float matvec ---- */
 
 static float half_at(const uint8_t *p) {
@@ -838,4 +866,5 @@ const struct tern_cpu_kernels AVX2_TABLE = {
     .attention = avx2_attention,
     .ffn_act = avx2_ffn_act,
     .head_shadow = tern_head_shadow_rows, /* load-time only: the scalar reference */
+    .dot_peak = avx2_dot_peak,
 };

@@ -42,6 +42,10 @@ struct tern_cpu_kernels {
      * tern_head_shadow_rows (scheduler/head_cert.h), the reference */
     void (*head_shadow)(uint8_t *shadow, float *coef, const struct tern_tensor *head, int64_t row_begin,
                         int64_t row_end);
+    /* The compute probe of `tern bench` (cpu/peak.h): `rounds` rounds of the level's int8 dot instruction
+     * (the one its ternary product is built on) in independent chains; returns the multiply-adds done.
+     * NULL where the level has none (scalar, NEON). */
+    int64_t (*dot_peak)(int64_t rounds);
 };
 
 /* The scalar reference table. */

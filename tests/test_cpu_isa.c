@@ -11,6 +11,7 @@
 #include "cpu/cpu_device.h"
 #include "cpu/isa.h"
 #include "cpu/kernels.h"
+#include "cpu/peak.h"
 #include "cpu/pool.h"
 #include "cpu/ref.h"
 #include "harness.h"
@@ -701,6 +702,24 @@ static int cpuinfo_has(const char *flags) {
     return found;
 }
 
+/* The compute probe of tern bench: each x86 level's dot_peak runs and counts its multiply-adds (12
+ * chains of 64 (zmm) or 32 (ymm) per round); the whole probe gives positive rates. */
+static void test_dot_peak(void) {
+    for (int l = 0; l < n_levels; l++) {
+        const struct tern_cpu_kernels *k = levels[l];
+        if (!k->dot_peak)
+            continue;
+        const int64_t per_round = !strcmp(k->name, "avx512") ? 12 * 64 : 12 * 32;
+        CHECK_INT(1000 * per_round, k->dot_peak(1000));
+        CHECK_INT(0, k->dot_peak(0));
+    }
+    struct tern_cpu_peak p;
+    CHECK_INT(TERN_OK, tern_cpu_compute_peak(2, &p));
+    CHECK(p.gemm_1 > 0 && p.gemm_n > 0);
+    CHECK((p.dot_1 > 0) == (tern_cpu_kernels_select()->dot_peak != NULL));
+    CHECK_INT(TERN_ERR_ARG, tern_cpu_compute_peak(0, &p));
+}
+
 static void test_select(void) {
     /* each level against the flags it needs, as the kernel reports them */
     static const char *const needs[TERN_CPU_ISA_COUNT] = {
@@ -791,5 +810,6 @@ int main(void) {
     RUN(test_attention);
     RUN(test_threads);
     RUN(test_pool_stress);
+    RUN(test_dot_peak);
     return harness_finish();
 }
