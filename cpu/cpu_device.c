@@ -292,7 +292,7 @@ static tern_status cpu_load(void *ctx, const struct tern_model_view *model, int 
     }
     if ((parts & TERN_PART_HEAD) && (parts & TERN_PART_HEAD_CERT)) {
         tern_status st = shadow_build(d);
-        if (st != TERN_OK)
+        if (st)
             return st;
     }
     return scratch_reserve(d, 1);
@@ -537,9 +537,10 @@ static tern_status cpu_run_layers(void *ctx, float *hidden, const struct tern_ba
     if (layer_begin < d->layer_begin || layer_end > d->layer_end)
         return TERN_ERR_ARG;
     tern_status st = tern_batch_check(b, d->n_ctx, d->n_seq, "cpu");
-    if (st == TERN_OK)
-        st = scratch_reserve(d, b->n_tokens);
-    if (st != TERN_OK)
+    if (st)
+        return st;
+    st = scratch_reserve(d, b->n_tokens);
+    if (st)
         return st;
     for (int il = layer_begin; il < layer_end; il++)
         run_layer(d, il, hidden, b, il > layer_begin);
@@ -636,7 +637,7 @@ static tern_status cpu_logits(void *ctx, float *logits, const float *hidden, int
     if (n <= 0)
         return TERN_ERR_ARG;
     tern_status st = scratch_reserve(d, n);
-    if (st != TERN_OK)
+    if (st)
         return st;
     float *x = d->s.x; /* [n][n_embd] */
     int *cert = d->s.head_toks, *full = d->s.head_toks + n, n_cert = 0, n_full = 0;
@@ -729,7 +730,7 @@ tern_status tern_cpu_device_create(int n_threads, struct tern_device *out) {
     d->k = k;
     d->n_threads = n_threads > 0 ? n_threads : tern_cpu_physical_cores();
     tern_status st = tern_pool_create(d->n_threads, &d->pool);
-    if (st != TERN_OK) {
+    if (st) {
         free(d);
         return st;
     }

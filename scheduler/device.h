@@ -142,8 +142,9 @@ struct tern_batch {
     const int32_t *seq; /* [n_tokens] in [0, n_seq) */
 };
 
-/* For devices: TERN_ERR_CONTEXT_FULL (one line naming `device`) when a token of b lies outside a
- * cache of n_seq sequences of n_ctx positions, TERN_ERR_ARG for an empty batch. */
+/* For devices: TERN_ERR_CONTEXT_FULL when a token of b lies outside a cache of n_seq sequences of
+ * n_ctx positions; TERN_ERR_ARG for an empty batch or a sequence whose positions do not increase
+ * (two tokens would write one K/V slot). One line naming `device` either way. */
 tern_status tern_batch_check(const struct tern_batch *b, int n_ctx, int n_seq, const char *device);
 
 struct tern_device_ops {

@@ -262,12 +262,13 @@ static void row_stats(struct result *x, const double *v, int n) {
 enum { FILL_BATCH = 512 };
 static tern_status fill_context(tern_session *s, const struct bench_opts *o, const int32_t *tokens) {
     tern_session_reset(s);
-    tern_status st = TERN_OK;
-    for (long long done = 0; done < o->depth && st == TERN_OK; done += FILL_BATCH) {
+    for (long long done = 0; done < o->depth; done += FILL_BATCH) {
         const int n = (int)(o->depth - done < FILL_BATCH ? o->depth - done : FILL_BATCH);
-        st = tern_session_eval(s, tokens + done, n, NULL);
+        tern_status st = tern_session_eval(s, tokens + done, n, NULL);
+        if (st)
+            return st;
     }
-    return st;
+    return TERN_OK;
 }
 
 static void test_name(char *out, size_t size, const char *kind, long long n, long long depth) {
@@ -329,8 +330,8 @@ struct bench_run {
     double *tps; /* [test][rep] tokens/s */
 };
 
-static tern_status run_create(struct bench_run *b, const struct bench_opts *o, const tern_model *m, int threads,
-                            const int32_t *tokens, int n_tok) {
+static tern_status run_create(struct bench_run *b, const struct bench_opts *o, const tern_model *m,
+                              int threads, const int32_t *tokens, int n_tok) {
     char split[128] = "";
     for (size_t i = 0; o->split && o->split[i] && i + 1 < sizeof split; i++)
         split[i] = o->split[i] == '+' ? ',' : o->split[i];
@@ -342,11 +343,13 @@ static tern_status run_create(struct bench_run *b, const struct bench_opts *o, c
                                      .reprobe = o->reprobe,
                                      .head_mode = head_mode_of(b->head_mode)};
     tern_status st = tern_session_create(m, &sp, &b->s);
-    b->tps = malloc((size_t)MAX_TESTS * (size_t)o->reps * sizeof *b->tps);
-    if (st == TERN_OK && !b->tps)
-        st = TERN_ERR_NOMEM;
-    if (st != TERN_OK)
+    if (st)
         return st;
+    b->tps = malloc((size_t)MAX_TESTS * (size_t)o->reps * sizeof *b->tps);
+    if (!b->tps) {
+        tern_log_error("out of memory for the benchmark's samples");
+        return TERN_ERR_NOMEM;
+    }
     b->req = (struct tern_head_request){.top_k = 1, .repeat_penalty = 1.0f};
     tern_session_set_head_request(b->s, &b->req);
     /* warm-up: fault in the weights, and size and first-touch the scratch buffers and the KV cache
@@ -367,19 +370,24 @@ static void run_free(struct bench_run *b) {
 static tern_status run_rep(struct bench_run *b, const struct bench_opts *o, const int32_t *tokens, int n_tok,
                            const struct bench_test *t, int test, int rep) {
     tern_status st = fill_context(b->s, o, tokens);
-    if (st != TERN_OK)
+    if (st)
         return st;
     b->req.stats = &b->stats[test];
     const float *logits;
     const double t0 = tern_time_s();
     if (!t->gen) {
         st = tern_session_eval(b->s, tokens, (int)t->n, &logits);
+        if (st)
+            return st;
     } else {
-        for (int i = 0; i < t->n && st == TERN_OK; i++)
+        for (int i = 0; i < t->n; i++) {
             st = tern_session_eval(b->s, &tokens[i % n_tok], 1, &logits);
+            if (st)
+                return st;
+        }
     }
     b->tps[test * o->reps + rep] = (double)t->n / (tern_time_s() - t0);
-    return st;
+    return TERN_OK;
 }
 
 /* The result row of one test of one run. Generation at a depth also reads the KV cache:
@@ -422,7 +430,7 @@ static tern_status bench_streams(const struct bench_opts *o, const tern_model *m
                                      .head_mode = head_mode_of(head_mode)};
     tern_session *s = NULL;
     tern_status st = tern_session_create(m, &sp, &s);
-    if (st != TERN_OK)
+    if (st)
         return st;
     int32_t *tokens = malloc((size_t)P * PROMPT * sizeof *tokens),
             *seq = malloc((size_t)P * PROMPT * sizeof *seq);
@@ -439,9 +447,10 @@ static tern_status bench_streams(const struct bench_opts *o, const tern_model *m
     if (!tokens || !seq || !out || !logits || !samples || !steps || !req) {
         tern_log_error("out of memory for %d streams", P);
         st = TERN_ERR_NOMEM;
+        goto done;
     }
     uint64_t r = 0x2545F4914F6CDD1DULL;
-    for (int rep = 0; rep < o->reps && st == TERN_OK; rep++) {
+    for (int rep = 0; rep < o->reps; rep++) {
         tern_session_reset(s);
         for (int i = 0; i < P * PROMPT; i++) {
             r ^= r << 13, r ^= r >> 7, r ^= r << 17;
@@ -451,32 +460,35 @@ static tern_status bench_streams(const struct bench_opts *o, const tern_model *m
         for (int q = 0; q < P; q++)
             out[q] = q * PROMPT + PROMPT - 1;
         st = tern_session_eval_batch(s, tokens, seq, P * PROMPT, out, P, req, logits);
+        if (st)
+            goto done;
         for (int q = 0; q < P; q++)
             seq[q] = q;
         const double t0 = tern_time_s();
-        for (int g = 0; g < n_gen && st == TERN_OK; g++) {
+        for (int g = 0; g < n_gen; g++) {
             for (int q = 0; q < P; q++) {
                 tokens[q] = (int32_t)((tokens[q] * 31 + g + q) % n_vocab);
                 out[q] = q;
             }
             st = tern_session_eval_batch(s, tokens, seq, P, out, P, req, logits);
+            if (st)
+                goto done;
         }
         const double dt = tern_time_s() - t0;
         samples[rep] = (double)P * (double)n_gen / dt;
         steps[rep] = 1e3 * dt / (double)n_gen;
     }
-    if (st == TERN_OK) {
-        struct result *x = &res[(*n_res)++];
-        name_result(x, s, dev, head_mode);
-        head_stats(x, &stats);
-        char base[24];
-        test_name(base, sizeof base, "tg", n_gen, 0);
-        snprintf(x->test, sizeof x->test, "%s x%d", base, P);
-        row_stats(x, samples, (int)o->reps);
-        double sd;
-        mean_sd(steps, (int)o->reps, &x->step_ms, &sd);
-        x->streams = P;
-    }
+    struct result *x = &res[(*n_res)++];
+    name_result(x, s, dev, head_mode);
+    head_stats(x, &stats);
+    char base[24];
+    test_name(base, sizeof base, "tg", n_gen, 0);
+    snprintf(x->test, sizeof x->test, "%s x%d", base, P);
+    row_stats(x, samples, (int)o->reps);
+    double sd;
+    mean_sd(steps, (int)o->reps, &x->step_ms, &sd);
+    x->streams = P;
+done:
     free(tokens);
     free(seq);
     free(out);
@@ -510,16 +522,17 @@ static tern_status bench_runs(const struct bench_opts *o, const tern_model *m, i
         for (int h = 0; h < n_modes && n_runs < MAX_RUNS; h++)
             runs[n_runs++] = (struct bench_run){.device = d, .head_mode = mode[h]};
     if (o->parallel) {
-        tern_status st = TERN_OK;
-        for (int i = 0; i < n_runs && st == TERN_OK; i++)
-            for (int g = 0; g < o->n_tg && st == TERN_OK; g++)
-                for (const char *p = o->parallel; *p && *n_res < MAX_RESULTS && st == TERN_OK;) {
+        for (int i = 0; i < n_runs; i++)
+            for (int g = 0; g < o->n_tg; g++)
+                for (const char *p = o->parallel; *p && *n_res < MAX_RESULTS;) {
                     char *end;
-                    st = bench_streams(o, m, runs[i].device, runs[i].head_mode, threads,
-                                       (int)strtol(p, &end, 10), o->tg[g], res, n_res);
+                    tern_status st = bench_streams(o, m, runs[i].device, runs[i].head_mode, threads,
+                                                   (int)strtol(p, &end, 10), o->tg[g], res, n_res);
+                    if (st)
+                        return st;
                     p = *end ? end + 1 : end;
                 }
-        return st;
+        return TERN_OK;
     }
     struct bench_test tests[MAX_TESTS];
     const int n_tests = bench_tests(o, tests);
@@ -527,25 +540,37 @@ static tern_status bench_runs(const struct bench_opts *o, const tern_model *m, i
     const long long pp = longest(o->pp, o->n_pp), most = pp > o->depth ? pp : o->depth;
     const int n_tok = (int)(most > 8 ? most : 8);
     int32_t *tokens = malloc((size_t)n_tok * sizeof *tokens);
-    tern_status st = tokens ? TERN_OK : TERN_ERR_NOMEM;
+    if (!tokens) {
+        tern_log_error("out of memory for %d benchmark tokens", n_tok);
+        return TERN_ERR_NOMEM;
+    }
     uint64_t r = 0x2545F4914F6CDD1DULL;
-    for (int i = 0; i < n_tok && tokens; i++) {
+    for (int i = 0; i < n_tok; i++) {
         r ^= r << 13, r ^= r >> 7, r ^= r << 17;
         tokens[i] = (int32_t)(r % (uint64_t)n_vocab);
     }
+    tern_status st = TERN_OK;
     int opened = 0;
-    for (; opened < n_runs && st == TERN_OK; opened++)
+    while (opened < n_runs) {
         st = run_create(&runs[opened], o, m, threads, tokens, n_tok);
+        opened++; /* run_free undoes what a failed run_create made */
+        if (st)
+            goto done;
+    }
     for (int t = 0; t < n_tests; t++)
-        for (int rep = 0; rep < o->reps && st == TERN_OK; rep++)
-            for (int i = 0; i < n_runs && st == TERN_OK; i++)
+        for (int rep = 0; rep < o->reps; rep++)
+            for (int i = 0; i < n_runs; i++) {
                 st = run_rep(&runs[i], o, tokens, n_tok, &tests[t], t, rep);
-    for (int i = 0; i < opened; i++) {
-        for (int t = 0; t < n_tests && st == TERN_OK && *n_res < MAX_RESULTS; t++)
+                if (st)
+                    goto done;
+            }
+    for (int i = 0; i < n_runs; i++)
+        for (int t = 0; t < n_tests && *n_res < MAX_RESULTS; t++)
             run_result(&runs[i], o, m, &tests[t], t, bytes_per_token, kv_bytes_per_pos, macs_per_token,
                        &res[(*n_res)++]);
+done:
+    for (int i = 0; i < opened; i++)
         run_free(&runs[i]);
-    }
     free(tokens);
     return st;
 }
@@ -649,7 +674,8 @@ int cli_bench(int argc, char **argv) {
     if (rc != CLI_EXIT_OK)
         return rc;
     tern_model *m = NULL;
-    if ((o.model ? tern_model_create(o.model, &m) : cli_build_shape(o.shape, o.type, o.head, &m)) != TERN_OK)
+    tern_status st = o.model ? tern_model_create(o.model, &m) : cli_build_shape(o.shape, o.type, o.head, &m);
+    if (st)
         return CLI_EXIT_FAIL;
     const struct tern_model_view *v = tern_model_view(m);
     const tern_gguf *g = tern_model_gguf(m);
@@ -665,18 +691,23 @@ int cli_bench(int argc, char **argv) {
     const uint64_t kv_bytes_per_pos =
         (uint64_t)v->hp.n_layer * 2 * (uint64_t)v->hp.n_head_kv * v->hp.head_dim * 2;
     const int threads = o.threads > 0 ? (int)o.threads : tern_cpu_physical_cores();
-    double bw = 0;
-    if (o.n_tg > 0 && tern_cpu_read_bandwidth(threads, (size_t)1 << 30, 5, &bw) != TERN_OK)
-        bw = 0;
+    double bw = 0; /* a probe that fails leaves its figures out of the table */
+    if (o.n_tg > 0) {
+        st = tern_cpu_read_bandwidth(threads, (size_t)1 << 30, 5, &bw);
+        if (st)
+            bw = 0;
+    }
     struct tern_cpu_peak peak = {0};
-    if (o.n_pp > 0 && !o.parallel && tern_cpu_compute_peak(threads, &peak) != TERN_OK)
-        memset(&peak, 0, sizeof peak);
+    if (o.n_pp > 0 && !o.parallel) {
+        st = tern_cpu_compute_peak(threads, &peak);
+        if (st)
+            memset(&peak, 0, sizeof peak);
+    }
 
     struct result res[MAX_RESULTS] = {0};
     int n_res = 0;
-    const tern_status st =
-        bench_runs(&o, m, threads, bytes_per_token, kv_bytes_per_pos, ternary_macs(v), res, &n_res);
-    rc = st == TERN_OK ? CLI_EXIT_OK : cli_session_exit(st);
+    st = bench_runs(&o, m, threads, bytes_per_token, kv_bytes_per_pos, ternary_macs(v), res, &n_res);
+    rc = st ? cli_session_exit(st) : CLI_EXIT_OK;
 
     char model_desc[160];
     struct tern_str name = {"", 0};
