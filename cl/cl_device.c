@@ -149,15 +149,15 @@ static tern_status weight_buf(struct cl_device *d, const void *data, size_t size
     /* the device only reads it; OpenCL's API takes a non-const pointer */
     void *host;
     memcpy(&host, &data, sizeof host);
-    return tern_cl_buf(d->rt, flags, size, host, what, out);
+    return tern_cl_buf_create(d->rt, flags, size, host, what, out);
 }
 
 static tern_status small_buf(struct cl_device *d, const float *data, int64_t n, const char *what,
                              cl_mem *out) {
     void *host;
     memcpy(&host, &data, sizeof host);
-    return tern_cl_buf(d->rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (size_t)n * sizeof(float), host, what,
-                       out);
+    return tern_cl_buf_create(d->rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (size_t)n * sizeof(float), host,
+                              what, out);
 }
 
 /* The certified head's shadow, built on the host (one thread) and uploaded like a weight. */
@@ -175,14 +175,17 @@ static tern_status shadow_load(struct cl_device *d, const struct tern_tensor *he
     }
     tern_head_shadow_rows(data, d->shadow_coef, head, 0, head->ne1);
     tern_status st = weight_buf(d, data, rows * row_bytes, "head shadow", &d->shadow);
-    if (st == TERN_OK)
-        st = tern_cl_buf(d->rt, CL_MEM_READ_ONLY, rows * sizeof(int32_t), NULL, "head candidates",
-                         &d->cand_rows);
-    if (st == TERN_OK && !d->rt->unified) { /* copied to the device: keep only the shape */
+    if (st)
+        return st;
+    st = tern_cl_buf_create(d->rt, CL_MEM_READ_ONLY, rows * sizeof(int32_t), NULL, "head candidates",
+                            &d->cand_rows);
+    if (st)
+        return st;
+    if (!d->rt->unified) { /* copied to the device: keep only the shape */
         free(data);
         d->shadow_t.data = NULL;
     }
-    return st;
+    return TERN_OK;
 }
 
 static tern_status check_ternary(const struct tern_ternary *w, int64_t n_in, int64_t n_out, int il,
@@ -218,14 +221,15 @@ static tern_status load_head(struct cl_device *d, const struct tern_model_view *
         return TERN_ERR_NOMEM;
     }
     d->head_rows = (o->ne1 + parts - 1) / parts;
-    tern_status st = TERN_OK;
-    for (int64_t i = 0; i < parts && st == TERN_OK; i++) {
+    for (int64_t i = 0; i < parts; i++) {
         const int64_t r0 = i * d->head_rows, r1 = r0 + d->head_rows < o->ne1 ? r0 + d->head_rows : o->ne1;
-        st = weight_buf(d, (const uint8_t *)o->data + (size_t)r0 * o->row_bytes,
-                        (size_t)(r1 - r0) * o->row_bytes, "output", &d->head[i]);
-        d->n_head_parts++;
+        tern_status st = weight_buf(d, (const uint8_t *)o->data + (size_t)r0 * o->row_bytes,
+                                    (size_t)(r1 - r0) * o->row_bytes, "output", &d->head[i]);
+        d->n_head_parts++; /* unload frees what was made */
+        if (st)
+            return st;
     }
-    return st;
+    return TERN_OK;
 }
 
 static tern_status cl_load(void *ctx, const struct tern_model_view *model, int layer_begin, int layer_end,
@@ -254,7 +258,7 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
     const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff;
     const int64_t q_dim = (int64_t)hp->n_head * hp->head_dim, kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
     d->kpad_max = 128;
-    tern_status st = TERN_OK;
+    tern_status st;
     int n_l = layer_end - layer_begin;
     d->layers = calloc(n_l ? (size_t)n_l : 1, sizeof *d->layers);
     if (!d->layers) {
@@ -265,62 +269,86 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
     d->layer_end = layer_end;
     static const char *const wnames[W_COUNT] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                                 "ffn_gate", "ffn_up", "ffn_down"};
-    for (int il = layer_begin; il < layer_end && st == TERN_OK; il++) {
+    for (int il = layer_begin; il < layer_end; il++) {
         const struct tern_layer_weights *W = &model->layers[il];
         struct cl_layer *L = &d->layers[il - layer_begin];
         const struct tern_ternary *src[W_COUNT] = {&W->wq,    &W->wk,  &W->wv,   &W->wo,
                                                    &W->wgate, &W->wup, &W->wdown};
         const int64_t n_in[W_COUNT] = {n_embd, n_embd, n_embd, q_dim, n_embd, n_embd, n_ff};
         const int64_t n_out[W_COUNT] = {q_dim, kv_dim, kv_dim, n_embd, n_ff, n_ff, n_embd};
-        for (int w = 0; w < W_COUNT && st == TERN_OK; w++) {
+        for (int w = 0; w < W_COUNT; w++) {
             st = check_ternary(src[w], n_in[w], n_out[w], il, wnames[w]);
-            if (st == TERN_OK)
-                st = weight_buf(d, src[w]->codes, (size_t)(src[w]->n_out * src[w]->row_bytes), wnames[w],
-                                &L->w[w]);
+            if (st)
+                goto done;
+            st = weight_buf(d, src[w]->codes, (size_t)(src[w]->n_out * src[w]->row_bytes), wnames[w],
+                            &L->w[w]);
+            if (st)
+                goto done;
             L->desc[w] = *src[w];
             L->desc[w].codes = NULL;
             if (src[w]->k_pad > d->kpad_max)
                 d->kpad_max = src[w]->k_pad;
         }
-        if (st == TERN_OK)
-            st = small_buf(d, W->attn_norm, n_embd, "attn_norm", &L->attn_norm);
-        if (st == TERN_OK)
-            st = small_buf(d, W->ffn_norm, n_embd, "ffn_norm", &L->ffn_norm);
-        if (st == TERN_OK && W->attn_sub_norm)
+        st = small_buf(d, W->attn_norm, n_embd, "attn_norm", &L->attn_norm);
+        if (st)
+            goto done;
+        st = small_buf(d, W->ffn_norm, n_embd, "ffn_norm", &L->ffn_norm);
+        if (st)
+            goto done;
+        if (W->attn_sub_norm) {
             st = small_buf(d, W->attn_sub_norm, q_dim, "attn_sub_norm", &L->attn_sub_norm);
-        if (st == TERN_OK && W->ffn_sub_norm)
+            if (st)
+                goto done;
+        }
+        if (W->ffn_sub_norm) {
             st = small_buf(d, W->ffn_sub_norm, n_ff, "ffn_sub_norm", &L->ffn_sub_norm);
+            if (st)
+                goto done;
+        }
         const size_t kv_bytes = (size_t)n_seq * (size_t)n_ctx * (size_t)kv_dim * 2;
-        if (st == TERN_OK)
-            st = tern_cl_buf(d->rt, CL_MEM_READ_WRITE, kv_bytes, NULL, "k cache", &L->k_cache);
-        if (st == TERN_OK)
-            st = tern_cl_buf(d->rt, CL_MEM_READ_WRITE, kv_bytes, NULL, "v cache", &L->v_cache);
+        st = tern_cl_buf_create(d->rt, CL_MEM_READ_WRITE, kv_bytes, NULL, "k cache", &L->k_cache);
+        if (st)
+            goto done;
+        st = tern_cl_buf_create(d->rt, CL_MEM_READ_WRITE, kv_bytes, NULL, "v cache", &L->v_cache);
+        if (st)
+            goto done;
     }
-    if (st == TERN_OK && (parts & TERN_PART_EMBED))
+    if (parts & TERN_PART_EMBED) {
         st = weight_buf(d, model->tok_embd.data, model->tok_embd.row_bytes * (size_t)model->tok_embd.ne1,
                         "token_embd", &d->embd);
-    if (st == TERN_OK && (parts & TERN_PART_HEAD)) {
+        if (st)
+            goto done;
+    }
+    if (parts & TERN_PART_HEAD) {
         if (model->output.ne0 != n_embd) {
             tern_log_error("cl: output head rows hold %lld values, not n_embd %lld",
                            (long long)model->output.ne0, (long long)n_embd);
             st = TERN_ERR_SHAPE;
+            goto done;
         }
-        if (st == TERN_OK)
-            st = load_head(d, model);
-        if (st == TERN_OK)
-            st = small_buf(d, model->output_norm, n_embd, "output_norm", &d->out_norm);
-        if (st == TERN_OK)
-            st = tern_cl_buf(d->rt, CL_MEM_WRITE_ONLY, (size_t)model->output.ne1 * sizeof(float), NULL,
-                             "logits", &d->logits);
+        st = load_head(d, model);
+        if (st)
+            goto done;
+        st = small_buf(d, model->output_norm, n_embd, "output_norm", &d->out_norm);
+        if (st)
+            goto done;
+        st = tern_cl_buf_create(d->rt, CL_MEM_WRITE_ONLY, (size_t)model->output.ne1 * sizeof(float), NULL,
+                                "logits", &d->logits);
+        if (st)
+            goto done;
         /* the certified head needs the head in one buffer, and its shadow too */
         const uint64_t shadow_bytes =
             (uint64_t)tern_head_shadow_row_bytes(model->output.ne0) * (uint64_t)model->output.ne1;
-        if (st == TERN_OK && (parts & TERN_PART_HEAD_CERT) && tern_head_cert_supported(&model->output) &&
-            d->n_head_parts == 1 && shadow_bytes <= d->rt->max_alloc)
+        if ((parts & TERN_PART_HEAD_CERT) && tern_head_cert_supported(&model->output) &&
+            d->n_head_parts == 1 && shadow_bytes <= d->rt->max_alloc) {
             st = shadow_load(d, &model->output);
+            if (st)
+                goto done;
+        }
     }
-    if (st != TERN_OK)
-        unload(d);
+    return TERN_OK;
+done: /* failures only */
+    unload(d);
     return st;
 }
 
@@ -358,8 +386,9 @@ static tern_status scratch_reserve(struct cl_device *d, int n) {
         {&s->seq, N * sizeof(cl_int), "sequences"},
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
-        tern_status st = tern_cl_buf(d->rt, CL_MEM_READ_WRITE, bufs[i].bytes, NULL, bufs[i].what, bufs[i].m);
-        if (st != TERN_OK) {
+        tern_status st =
+            tern_cl_buf_create(d->rt, CL_MEM_READ_WRITE, bufs[i].bytes, NULL, bufs[i].what, bufs[i].m);
+        if (st) {
             scratch_free(d);
             return st;
         }
@@ -382,14 +411,17 @@ static tern_status cl_embed(void *ctx, float *hidden, const int32_t *tokens, int
     for (int t0 = 0; t0 < n_tokens; t0 += TERN_CL_MAX_BATCH) {
         int n = n_tokens - t0 < TERN_CL_MAX_BATCH ? n_tokens - t0 : TERN_CL_MAX_BATCH;
         tern_status st = scratch_reserve(d, n);
-        if (st == TERN_OK)
-            st = tern_cl_write(d->rt, d->s.tokens, 0, (size_t)n * sizeof(cl_int), tokens + t0);
-        if (st == TERN_OK)
-            st = tern_cl_embed(d->rt, d->s.h, d->embd, e, d->s.tokens, n);
-        if (st == TERN_OK)
-            st = tern_cl_read(d->rt, d->s.h, 0, (size_t)n * (size_t)e->ne0 * sizeof(float),
-                              hidden + (size_t)t0 * (size_t)e->ne0);
-        if (st != TERN_OK)
+        if (st)
+            return st;
+        st = tern_cl_write(d->rt, d->s.tokens, 0, (size_t)n * sizeof(cl_int), tokens + t0);
+        if (st)
+            return st;
+        st = tern_cl_embed(d->rt, d->s.h, d->embd, e, d->s.tokens, n);
+        if (st)
+            return st;
+        st = tern_cl_read(d->rt, d->s.h, 0, (size_t)n * (size_t)e->ne0 * sizeof(float),
+                          hidden + (size_t)t0 * (size_t)e->ne0);
+        if (st)
             return st;
     }
     return TERN_OK;
@@ -402,12 +434,16 @@ static tern_status bitlinear(struct cl_device *d, struct cl_layer *L, const int 
     const struct tern_ternary *w0 = &L->desc[wi[0]];
     tern_status st = tern_cl_quantize_act(rt, d->s.q8, d->s.act_scale, d->s.sum_q, x, (int)w0->n_in,
                                           (int)w0->k_pad, x_stride, n);
-    for (int i = 0; i < n_w && st == TERN_OK; i++) {
+    if (st)
+        return st;
+    for (int i = 0; i < n_w; i++) {
         const struct tern_ternary *w = &L->desc[wi[i]];
         st = tern_cl_ternary(rt, ys[i], NULL, L->w[wi[i]], w, d->s.q8, d->s.act_scale, d->s.sum_q, n,
                              (int)w->n_out, accumulate, TERN_CL_TERNARY_AUTO);
+        if (st)
+            return st;
     }
-    return st;
+    return TERN_OK;
 }
 
 /* Layer il on the n tokens in the scratch (hidden state, positions and sequences uploaded). */
@@ -418,50 +454,59 @@ static tern_status run_layer(struct cl_device *d, int il, int n) {
     struct tern_cl_rt *rt = d->rt;
     const int n_embd = hp->n_embd, n_ff = hp->n_ff;
     const int q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
-    tern_status st;
-
     /* attention */
-    st = tern_cl_rmsnorm(rt, s->x, s->h, L->attn_norm, n_embd, hp->norm_eps, n);
-    if (st == TERN_OK) {
-        const int wi[3] = {W_Q, W_K, W_V};
-        cl_mem ys[3] = {s->qh, s->kh, s->vh};
-        st = bitlinear(d, L, wi, ys, 3, s->x, n_embd, n, false);
-    }
-    if (st == TERN_OK)
-        st = tern_cl_rope(rt, s->qh, hp->n_head, hp->head_dim, hp->n_rot, q_dim, s->pos, hp->rope_theta,
-                          hp->rope_style, n);
-    if (st == TERN_OK)
-        st = tern_cl_rope(rt, s->kh, hp->n_head_kv, hp->head_dim, hp->n_rot, kv_dim, s->pos, hp->rope_theta,
-                          hp->rope_style, n);
-    if (st == TERN_OK)
-        st = tern_cl_kv_store(rt, L->k_cache, L->v_cache, s->kh, s->vh, kv_dim, s->pos, s->seq, d->n_ctx, n);
-    if (st == TERN_OK)
-        st = tern_cl_attention(rt, s->attn, s->qh, L->k_cache, L->v_cache, hp->n_head, hp->n_head_kv,
-                               hp->head_dim, s->pos, s->seq, d->n_ctx, n);
-    if (st == TERN_OK && L->attn_sub_norm)
+    tern_status st = tern_cl_rmsnorm(rt, s->x, s->h, L->attn_norm, n_embd, hp->norm_eps, n);
+    if (st)
+        return st;
+    const int qkv[3] = {W_Q, W_K, W_V};
+    cl_mem qkv_out[3] = {s->qh, s->kh, s->vh};
+    st = bitlinear(d, L, qkv, qkv_out, 3, s->x, n_embd, n, false);
+    if (st)
+        return st;
+    st = tern_cl_rope(rt, s->qh, hp->n_head, hp->head_dim, hp->n_rot, q_dim, s->pos, hp->rope_theta,
+                      hp->rope_style, n);
+    if (st)
+        return st;
+    st = tern_cl_rope(rt, s->kh, hp->n_head_kv, hp->head_dim, hp->n_rot, kv_dim, s->pos, hp->rope_theta,
+                      hp->rope_style, n);
+    if (st)
+        return st;
+    st = tern_cl_kv_store(rt, L->k_cache, L->v_cache, s->kh, s->vh, kv_dim, s->pos, s->seq, d->n_ctx, n);
+    if (st)
+        return st;
+    st = tern_cl_attention(rt, s->attn, s->qh, L->k_cache, L->v_cache, hp->n_head, hp->n_head_kv,
+                           hp->head_dim, s->pos, s->seq, d->n_ctx, n);
+    if (st)
+        return st;
+    if (L->attn_sub_norm) {
         st = tern_cl_rmsnorm(rt, s->attn, s->attn, L->attn_sub_norm, q_dim, hp->norm_eps, n);
-    if (st == TERN_OK) {
-        const int wi[1] = {W_O};
-        st = bitlinear(d, L, wi, &s->h, 1, s->attn, q_dim, n, true); /* h += o */
+        if (st)
+            return st;
     }
+    const int o[1] = {W_O};
+    st = bitlinear(d, L, o, &s->h, 1, s->attn, q_dim, n, true); /* h += o */
+    if (st)
+        return st;
 
     /* feed-forward */
-    if (st == TERN_OK)
-        st = tern_cl_rmsnorm(rt, s->x, s->h, L->ffn_norm, n_embd, hp->norm_eps, n);
-    if (st == TERN_OK) {
-        const int wi[2] = {W_GATE, W_UP};
-        cl_mem ys[2] = {s->gate, s->up};
-        st = bitlinear(d, L, wi, ys, 2, s->x, n_embd, n, false);
-    }
-    if (st == TERN_OK)
-        st = tern_cl_ffn_act(rt, s->gate, s->gate, s->up, (int64_t)n * n_ff, hp->ffn_act);
-    if (st == TERN_OK && L->ffn_sub_norm)
+    st = tern_cl_rmsnorm(rt, s->x, s->h, L->ffn_norm, n_embd, hp->norm_eps, n);
+    if (st)
+        return st;
+    const int gate_up[2] = {W_GATE, W_UP};
+    cl_mem gate_up_out[2] = {s->gate, s->up};
+    st = bitlinear(d, L, gate_up, gate_up_out, 2, s->x, n_embd, n, false);
+    if (st)
+        return st;
+    st = tern_cl_ffn_act(rt, s->gate, s->gate, s->up, (int64_t)n * n_ff, hp->ffn_act);
+    if (st)
+        return st;
+    if (L->ffn_sub_norm) {
         st = tern_cl_rmsnorm(rt, s->gate, s->gate, L->ffn_sub_norm, n_ff, hp->norm_eps, n);
-    if (st == TERN_OK) {
-        const int wi[1] = {W_DOWN};
-        st = bitlinear(d, L, wi, &s->h, 1, s->gate, n_ff, n, true); /* h += down */
+        if (st)
+            return st;
     }
-    return st;
+    const int down[1] = {W_DOWN};
+    return bitlinear(d, L, down, &s->h, 1, s->gate, n_ff, n, true); /* h += down */
 }
 
 static tern_status cl_run_layers(void *ctx, float *hidden, const struct tern_batch *b, int layer_begin,
@@ -470,7 +515,7 @@ static tern_status cl_run_layers(void *ctx, float *hidden, const struct tern_bat
     if (!d->model || layer_begin < d->layer_begin || layer_end > d->layer_end || layer_begin > layer_end)
         return TERN_ERR_ARG;
     tern_status st = tern_batch_check(b, d->n_ctx, d->n_seq, "cl");
-    if (st != TERN_OK)
+    if (st)
         return st;
     const size_t row = (size_t)d->hp.n_embd * sizeof(float);
     /* Causal chunks: a chunk's layers see earlier chunks through the KV cache. */
@@ -478,17 +523,24 @@ static tern_status cl_run_layers(void *ctx, float *hidden, const struct tern_bat
         int n = b->n_tokens - t0 < TERN_CL_MAX_BATCH ? b->n_tokens - t0 : TERN_CL_MAX_BATCH;
         float *h = hidden + (size_t)t0 * (size_t)d->hp.n_embd;
         st = scratch_reserve(d, n);
-        if (st == TERN_OK)
-            st = tern_cl_write(d->rt, d->s.h, 0, (size_t)n * row, h);
-        if (st == TERN_OK)
-            st = tern_cl_write(d->rt, d->s.pos, 0, (size_t)n * sizeof(cl_int), b->pos + t0);
-        if (st == TERN_OK)
-            st = tern_cl_write(d->rt, d->s.seq, 0, (size_t)n * sizeof(cl_int), b->seq + t0);
-        for (int il = layer_begin; il < layer_end && st == TERN_OK; il++)
+        if (st)
+            return st;
+        st = tern_cl_write(d->rt, d->s.h, 0, (size_t)n * row, h);
+        if (st)
+            return st;
+        st = tern_cl_write(d->rt, d->s.pos, 0, (size_t)n * sizeof(cl_int), b->pos + t0);
+        if (st)
+            return st;
+        st = tern_cl_write(d->rt, d->s.seq, 0, (size_t)n * sizeof(cl_int), b->seq + t0);
+        if (st)
+            return st;
+        for (int il = layer_begin; il < layer_end; il++) {
             st = run_layer(d, il, n);
-        if (st == TERN_OK)
-            st = tern_cl_read(d->rt, d->s.h, 0, (size_t)n * row, h);
-        if (st != TERN_OK)
+            if (st)
+                return st;
+        }
+        st = tern_cl_read(d->rt, d->s.h, 0, (size_t)n * row, h);
+        if (st)
             return st;
     }
     return TERN_OK;
@@ -502,23 +554,27 @@ static tern_status certified_logits(struct cl_device *d, float *logits, const st
     const struct tern_tensor *o = &d->model->output;
     *done = false;
     tern_status st = tern_cl_matvec(d->rt, d->logits, d->shadow, &d->shadow_t, d->s.x, 0, o->ne1, NULL);
-    if (st == TERN_OK)
-        st = tern_cl_read(d->rt, d->logits, 0, (size_t)o->ne1 * sizeof(float), logits);
-    if (st == TERN_OK)
-        st = tern_cl_read(d->rt, d->s.x, 0, (size_t)d->hp.n_embd * sizeof(float), d->x_host);
-    if (st != TERN_OK)
+    if (st)
+        return st;
+    st = tern_cl_read(d->rt, d->logits, 0, (size_t)o->ne1 * sizeof(float), logits);
+    if (st)
+        return st;
+    st = tern_cl_read(d->rt, d->s.x, 0, (size_t)d->hp.n_embd * sizeof(float), d->x_host);
+    if (st)
         return st;
     const int64_t n = tern_head_cert_select(d->cand, logits, d->heap, d->shadow_coef,
                                             tern_head_x_norm(d->x_host, d->hp.n_embd), o->ne1, req);
     if (n < 0)
         return TERN_OK;
     st = tern_cl_write(d->rt, d->cand_rows, 0, (size_t)n * sizeof(int32_t), d->cand);
-    if (st == TERN_OK)
-        st = tern_cl_matvec(d->rt, d->logits, head_part(d, 0), o, d->s.x, 0, n, d->cand_rows);
+    if (st)
+        return st;
+    st = tern_cl_matvec(d->rt, d->logits, head_part(d, 0), o, d->s.x, 0, n, d->cand_rows);
+    if (st)
+        return st;
     /* the selection is done with the heap: it takes the candidates' logits */
-    if (st == TERN_OK)
-        st = tern_cl_read(d->rt, d->logits, 0, (size_t)n * sizeof(float), d->heap);
-    if (st != TERN_OK)
+    st = tern_cl_read(d->rt, d->logits, 0, (size_t)n * sizeof(float), d->heap);
+    if (st)
         return st;
     for (int64_t r = 0; r < o->ne1; r++)
         logits[r] = -INFINITY;
@@ -534,27 +590,36 @@ static tern_status logits_row(struct cl_device *d, float *logits, const float *h
                               const struct tern_head_request *req) {
     const struct tern_tensor *o = &d->model->output;
     tern_status st = scratch_reserve(d, 1);
-    if (st == TERN_OK)
-        st = tern_cl_write(d->rt, d->s.h, 0, (size_t)d->hp.n_embd * sizeof(float), hidden);
-    if (st == TERN_OK)
-        st = tern_cl_rmsnorm(d->rt, d->s.x, d->s.h, d->out_norm, d->hp.n_embd, d->hp.norm_eps, 1);
-    if (st == TERN_OK && req && d->shadow) {
+    if (st)
+        return st;
+    st = tern_cl_write(d->rt, d->s.h, 0, (size_t)d->hp.n_embd * sizeof(float), hidden);
+    if (st)
+        return st;
+    st = tern_cl_rmsnorm(d->rt, d->s.x, d->s.h, d->out_norm, d->hp.n_embd, d->hp.norm_eps, 1);
+    if (st)
+        return st;
+    if (req && d->shadow) {
         bool done;
         st = certified_logits(d, logits, req, &done);
-        if (st != TERN_OK || done)
+        if (st)
             return st;
+        if (done)
+            return TERN_OK;
     }
-    if (st == TERN_OK && req)
+    if (req)
         tern_head_cert_count(req, o->ne1, true);
-    for (int i = 0; i < d->n_head_parts && st == TERN_OK; i++) {
+    for (int i = 0; i < d->n_head_parts; i++) {
         const int64_t r0 = i * d->head_rows, rows = o->ne1 - r0 < d->head_rows ? o->ne1 - r0 : d->head_rows;
         struct tern_tensor part = *o;
         part.ne1 = rows;
         st = tern_cl_matvec(d->rt, d->logits, head_part(d, i), &part, d->s.x, 0, rows, NULL);
-        if (st == TERN_OK)
-            st = tern_cl_read(d->rt, d->logits, 0, (size_t)rows * sizeof(float), logits + r0);
+        if (st)
+            return st;
+        st = tern_cl_read(d->rt, d->logits, 0, (size_t)rows * sizeof(float), logits + r0);
+        if (st)
+            return st;
     }
-    return st;
+    return TERN_OK;
 }
 
 /* Token by token: a GPU reads the head at its own bandwidth, and one launch per token keeps the
@@ -565,10 +630,13 @@ static tern_status cl_logits(void *ctx, float *logits, const float *hidden, int 
     if (!(d->parts & TERN_PART_HEAD) || !d->logits || n <= 0)
         return TERN_ERR_ARG;
     const size_t n_vocab = (size_t)d->model->output.ne1, n_embd = (size_t)d->hp.n_embd;
-    tern_status st = TERN_OK;
-    for (int t = 0; t < n && st == TERN_OK; t++)
-        st = logits_row(d, logits + (size_t)t * n_vocab, hidden + (size_t)t * n_embd, req ? req[t] : NULL);
-    return st;
+    for (int t = 0; t < n; t++) {
+        tern_status st =
+            logits_row(d, logits + (size_t)t * n_vocab, hidden + (size_t)t * n_embd, req ? req[t] : NULL);
+        if (st)
+            return st;
+    }
+    return TERN_OK;
 }
 
 static tern_status cl_sync(void *ctx) {
@@ -576,12 +644,12 @@ static tern_status cl_sync(void *ctx) {
     return tern_cl_finish(d->rt);
 }
 
-static void cl_release(void *ctx) {
+static void cl_free(void *ctx) {
     struct cl_device *d = ctx;
     if (!d)
         return;
     unload(d);
-    tern_cl_rt_close(d->rt);
+    tern_cl_rt_free(d->rt);
     free(d);
 }
 
@@ -592,7 +660,7 @@ static const struct tern_device_ops cl_ops = {
     .run_layers = cl_run_layers,
     .logits = cl_logits,
     .sync = cl_sync,
-    .release = cl_release,
+    .free = cl_free,
 };
 
 /* A tiny known-answer run of the quantize and both ternary kernels (docs/architecture.md#device-interface): a
@@ -627,35 +695,49 @@ static tern_status self_test(struct tern_cl_rt *rt) {
     }
     const struct tern_ternary w = {NULL, K, K, K / 4, N, 1.0f, 1.0f};
     cl_mem bx = NULL, bw = NULL, bq = NULL, bs = NULL, bsum = NULL, by = NULL, bacc = NULL;
+    cl_mem *all[] = {&bx, &bw, &bq, &bs, &bsum, &by, &bacc};
     tern_status st =
-        tern_cl_buf(rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof x, x, "self-test x", &bx);
-    if (st == TERN_OK)
-        st =
-            tern_cl_buf(rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof codes, codes, "self-test w", &bw);
-    if (st == TERN_OK)
-        st = tern_cl_buf(rt, CL_MEM_READ_WRITE, (size_t)T * K, NULL, "self-test q", &bq);
-    if (st == TERN_OK)
-        st = tern_cl_buf(rt, CL_MEM_READ_WRITE, T * 4, NULL, "self-test scales", &bs);
-    if (st == TERN_OK)
-        st = tern_cl_buf(rt, CL_MEM_READ_WRITE, T * 4, NULL, "self-test sums", &bsum);
-    if (st == TERN_OK)
-        st = tern_cl_buf(rt, CL_MEM_READ_WRITE, sizeof got, NULL, "self-test y", &by);
-    if (st == TERN_OK)
-        st = tern_cl_buf(rt, CL_MEM_READ_WRITE, sizeof got, NULL, "self-test acc", &bacc);
-    if (st == TERN_OK)
-        st = tern_cl_quantize_act(rt, bq, bs, bsum, bx, K, K, K, T);
-    for (int path = TERN_CL_TERNARY_MATVEC; path <= TERN_CL_TERNARY_MATMUL && st == TERN_OK; path++) {
+        tern_cl_buf_create(rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof x, x, "self-test x", &bx);
+    if (st)
+        goto done;
+    st = tern_cl_buf_create(rt, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof codes, codes, "self-test w",
+                            &bw);
+    if (st)
+        goto done;
+    st = tern_cl_buf_create(rt, CL_MEM_READ_WRITE, (size_t)T * K, NULL, "self-test q", &bq);
+    if (st)
+        goto done;
+    st = tern_cl_buf_create(rt, CL_MEM_READ_WRITE, T * 4, NULL, "self-test scales", &bs);
+    if (st)
+        goto done;
+    st = tern_cl_buf_create(rt, CL_MEM_READ_WRITE, T * 4, NULL, "self-test sums", &bsum);
+    if (st)
+        goto done;
+    st = tern_cl_buf_create(rt, CL_MEM_READ_WRITE, sizeof got, NULL, "self-test y", &by);
+    if (st)
+        goto done;
+    st = tern_cl_buf_create(rt, CL_MEM_READ_WRITE, sizeof got, NULL, "self-test acc", &bacc);
+    if (st)
+        goto done;
+    st = tern_cl_quantize_act(rt, bq, bs, bsum, bx, K, K, K, T);
+    if (st)
+        goto done;
+    for (int path = TERN_CL_TERNARY_MATVEC; path <= TERN_CL_TERNARY_MATMUL; path++) {
         st =
             tern_cl_ternary(rt, by, bacc, bw, &w, bq, bs, bsum, T, N, false, (enum tern_cl_ternary_path)path);
-        if (st == TERN_OK)
-            st = tern_cl_read(rt, bacc, 0, sizeof got, got);
-        if (st == TERN_OK && memcmp(want, got, sizeof got) != 0) {
+        if (st)
+            goto done;
+        st = tern_cl_read(rt, bacc, 0, sizeof got, got);
+        if (st)
+            goto done;
+        if (memcmp(want, got, sizeof got) != 0) {
             tern_log_error("cl: %s fails tern's self-test (ternary %s gives wrong sums); not using it",
                            rt->name, path == TERN_CL_TERNARY_MATVEC ? "matvec" : "matmul");
             st = TERN_ERR_DEVICE;
+            goto done;
         }
     }
-    cl_mem *all[] = {&bx, &bw, &bq, &bs, &bsum, &by, &bacc};
+done:
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         tern_cl_buf_free(rt, all[i]);
     return st;
@@ -679,17 +761,19 @@ tern_status tern_cl_device_create_tuned(const char *spec, const struct tern_cl_t
         tern_log_error("cl: out of memory for the device");
         return TERN_ERR_NOMEM;
     }
-    tern_status st = tern_cl_rt_open(spec, false, tuning, &d->rt);
-    if (st == TERN_OK)
-        st = self_test(d->rt);
-    if (st != TERN_OK) {
-        tern_cl_rt_close(d->rt);
-        free(d);
-        return st;
-    }
+    tern_status st = tern_cl_rt_create(spec, false, tuning, &d->rt);
+    if (st)
+        goto done;
+    st = self_test(d->rt);
+    if (st)
+        goto done;
     out->ops = &cl_ops;
     out->ctx = d;
     return TERN_OK;
+done: /* failures only */
+    tern_cl_rt_free(d->rt);
+    free(d);
+    return st;
 }
 
 struct tern_cl_rt *tern_cl_device_rt(const struct tern_device *dev) {

@@ -311,7 +311,7 @@ static tern_status build_program(struct tern_cl_rt *rt) {
     const struct tern_cl_api *api = rt->api;
     char *src = NULL;
     tern_status st = assemble_source(&src);
-    if (st != TERN_OK)
+    if (st)
         return st;
     struct cache_key key = make_key(rt, src);
     char path[4096];
@@ -321,7 +321,8 @@ static tern_status build_program(struct tern_cl_rt *rt) {
         size_t blen = 0;
         unsigned char *bin = cache_load(path, &key, &blen);
         if (bin) {
-            if (build_from_binary(rt, bin, blen) == TERN_OK) {
+            st = build_from_binary(rt, bin, blen);
+            if (!st) {
                 rt->from_cache = true;
                 tern_log_debug("cl: kernels for %s from the cache %s", rt->name, path);
             } else {
@@ -337,8 +338,8 @@ static tern_status build_program(struct tern_cl_rt *rt) {
         if (err != CL_SUCCESS) {
             tern_log_error("cl: clCreateProgramWithSource on %s failed: %s (%d)", rt->name,
                            tern_cl_error_name(err), err);
-            free(src);
-            return TERN_ERR_DEVICE;
+            st = TERN_ERR_DEVICE;
+            goto done;
         }
         err = api->clBuildProgram(prog, 1, &rt->device, rt->options, NULL, NULL);
         if (err != CL_SUCCESS) {
@@ -346,8 +347,8 @@ static tern_status build_program(struct tern_cl_rt *rt) {
                            tern_cl_error_name(err), err);
             log_build_log(rt, prog);
             api->clReleaseProgram(prog);
-            free(src);
-            return TERN_ERR_DEVICE;
+            st = TERN_ERR_DEVICE;
+            goto done;
         }
         rt->program = prog;
         if (cache) {
@@ -363,8 +364,10 @@ static tern_status build_program(struct tern_cl_rt *rt) {
             }
         }
     }
+    st = TERN_OK;
+done:
     free(src);
-    return TERN_OK;
+    return st;
 }
 
 static void release_program(struct tern_cl_rt *rt) {
@@ -403,7 +406,7 @@ static tern_status build_kernels(struct tern_cl_rt *rt, size_t *max_wg) {
              rt->kchunk, rt->xchunk, rt->use_fp16, rt->use_subgroups, rt->intel_subgroups, rt->use_dot,
              rt->exact_div, rt->att_maxp, rt->cpu_kernels);
     tern_status st = build_program(rt);
-    if (st != TERN_OK)
+    if (st)
         return st;
     *max_wg = rt->max_wg;
     for (int i = 0; i < TERN_CLK_COUNT; i++) {
@@ -440,8 +443,8 @@ static size_t pow2_floor(size_t v) {
     return p;
 }
 
-tern_status tern_cl_rt_open(const char *spec, bool portable, const struct tern_cl_tuning *tuning,
-                            struct tern_cl_rt **out) {
+tern_status tern_cl_rt_create(const char *spec, bool portable, const struct tern_cl_tuning *tuning,
+                              struct tern_cl_rt **out) {
     *out = NULL;
     const char *why = NULL;
     const struct tern_cl_api *api = tern_cl_api_load(&why);
@@ -483,6 +486,7 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, const struct tern_c
     struct tern_cl_rt *rt = calloc(1, sizeof *rt);
     if (!rt)
         return TERN_ERR_NOMEM;
+    tern_status st;
     rt->api = api;
     rt->platform = refs[pick].platform;
     rt->device = refs[pick].device;
@@ -558,8 +562,8 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, const struct tern_c
         rt->wg = (int)pow2_floor(rt->max_wg);
     if (rt->wg < 32) {
         tern_log_error("cl: %s allows work-groups of only %zu items; tern needs 32", rt->name, rt->max_wg);
-        tern_cl_rt_close(rt);
-        return TERN_ERR_DEVICE;
+        st = TERN_ERR_DEVICE;
+        goto done;
     }
 
     cl_int err;
@@ -567,34 +571,32 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, const struct tern_c
     rt->ctx = api->clCreateContext(props, 1, &rt->device, NULL, NULL, &err);
     if (err != CL_SUCCESS) {
         tern_log_error("cl: clCreateContext on %s failed: %s (%d)", rt->name, tern_cl_error_name(err), err);
-        tern_cl_rt_close(rt);
-        return TERN_ERR_DEVICE;
+        st = TERN_ERR_DEVICE;
+        goto done;
     }
     rt->queue = api->clCreateCommandQueue(rt->ctx, rt->device, 0, &err);
     if (err != CL_SUCCESS) {
         tern_log_error("cl: clCreateCommandQueue on %s failed: %s (%d)", rt->name, tern_cl_error_name(err),
                        err);
-        tern_cl_rt_close(rt);
-        return TERN_ERR_DEVICE;
+        st = TERN_ERR_DEVICE;
+        goto done;
     }
     /* Build; if a kernel cannot run work-groups of wg items (registers), rebuild smaller. */
     for (;;) {
         if (rt->lpr > rt->wg)
             rt->lpr = rt->wg;
         size_t kmax = 0;
-        tern_status st = build_kernels(rt, &kmax);
-        if (st != TERN_OK) {
-            tern_cl_rt_close(rt);
-            return st;
-        }
+        st = build_kernels(rt, &kmax);
+        if (st)
+            goto done;
         if (kmax >= (size_t)rt->wg)
             break;
         release_program(rt);
         if (kmax < 32) {
             tern_log_error("cl: kernels on %s allow work-groups of only %zu items; tern needs 32", rt->name,
                            kmax);
-            tern_cl_rt_close(rt);
-            return TERN_ERR_DEVICE;
+            st = TERN_ERR_DEVICE;
+            goto done;
         }
         rt->wg = (int)pow2_floor(kmax);
     }
@@ -602,6 +604,9 @@ tern_status tern_cl_rt_open(const char *spec, bool portable, const struct tern_c
                    rt->from_cache ? " [cached]" : "", rt->tuned ? " [tuned]" : "");
     *out = rt;
     return TERN_OK;
+done: /* failures only */
+    tern_cl_rt_free(rt);
+    return st;
 }
 
 static void log_profile(const struct tern_cl_rt *rt) {
@@ -616,7 +621,7 @@ static void log_profile(const struct tern_cl_rt *rt) {
                           total > 0 ? 100.0 * rt->prof_s[i] / total : 0.0);
 }
 
-void tern_cl_rt_close(struct tern_cl_rt *rt) {
+void tern_cl_rt_free(struct tern_cl_rt *rt) {
     if (!rt)
         return;
     if (rt->queue)
@@ -633,8 +638,8 @@ void tern_cl_rt_close(struct tern_cl_rt *rt) {
 
 /* ---------------------------------------------------------------- buffers */
 
-tern_status tern_cl_buf(struct tern_cl_rt *rt, cl_mem_flags flags, size_t size, void *host, const char *what,
-                        cl_mem *out) {
+tern_status tern_cl_buf_create(struct tern_cl_rt *rt, cl_mem_flags flags, size_t size, void *host,
+                               const char *what, cl_mem *out) {
     cl_int err;
     *out = NULL;
     if (size == 0)

@@ -95,10 +95,9 @@ int tern_cl_rt_count(void);
  * (NULL: the stored tuning of the device if any, else the built-in parameters) sets the kernel
  * parameters; wg is lowered to what the device and kernels allow, lpr to wg. TERN_CL_KERNELS=cpu|gpu
  * forces a design with the built-in parameters. */
-tern_status tern_cl_rt_open(const char *spec, bool portable, const struct tern_cl_tuning *tuning,
-                            struct tern_cl_rt **out);
-
-void tern_cl_rt_close(struct tern_cl_rt *rt);
+tern_status tern_cl_rt_create(const char *spec, bool portable, const struct tern_cl_tuning *tuning,
+                              struct tern_cl_rt **out);
+void tern_cl_rt_free(struct tern_cl_rt *rt);
 
 /* The built-in parameters of a kernel design (cl_runtime.c). */
 struct tern_cl_tuning tern_cl_builtin_tuning(bool cpu_kernels);
@@ -110,8 +109,8 @@ struct tern_cl_rt *tern_cl_device_rt(const struct tern_device *dev);
 bool tern_cl_tune_load(const struct tern_cl_rt *rt, struct tern_cl_tuning *out);
 
 /* Buffers: what names the buffer in error messages. host may be NULL. */
-tern_status tern_cl_buf(struct tern_cl_rt *rt, cl_mem_flags flags, size_t size, void *host, const char *what,
-                        cl_mem *out);
+tern_status tern_cl_buf_create(struct tern_cl_rt *rt, cl_mem_flags flags, size_t size, void *host,
+                               const char *what, cl_mem *out);
 void tern_cl_buf_free(struct tern_cl_rt *rt, cl_mem *buf);
 tern_status tern_cl_write(struct tern_cl_rt *rt, cl_mem buf, size_t off, size_t size, const void *src);
 tern_status tern_cl_read(struct tern_cl_rt *rt, cl_mem buf, size_t off, size_t size, void *dst);

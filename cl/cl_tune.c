@@ -1,7 +1,7 @@
 /* Tuning the OpenCL kernel parameters of a device (cl_device.h, docs/opencl.md#tuning): the search
  * over kernel designs, work-group sizes, lanes per row and matmul block sizes, each candidate timed
  * by the probe on the loaded model, and the stored result in the cache folder that
- * tern_cl_rt_open reads. */
+ * tern_cl_rt_create reads. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -133,13 +133,13 @@ static double measure(struct search *s, const struct tern_cl_tuning *want, struc
         *used = (struct tern_cl_tuning){rt->cpu_kernels, rt->wg, rt->lpr, rt->mm_kb};
         for (int i = 0; i < s->n; i++)
             if (same(&s->tried[i], used)) {
-                dev.ops->release(dev.ctx);
+                dev.ops->free(dev.ctx);
                 tern_log_capture_end(&cap, 0);
                 return s->cost[i];
             }
         struct tern_probe p;
         st = tern_probe_measure(&dev, s->m, &p);
-        dev.ops->release(dev.ctx);
+        dev.ops->free(dev.ctx);
         if (st == TERN_OK)
             cost = p.decode_layer_s + p.prefill_layer_s;
     }
@@ -192,7 +192,7 @@ tern_status tern_cl_device_tune(const char *spec, const struct tern_model_view *
     const struct tern_cl_rt *rt = tern_cl_device_rt(&dev);
     out->base = rt->base;
     snprintf(out->name, sizeof out->name, "%.127s", rt->name);
-    dev.ops->release(dev.ctx);
+    dev.ops->free(dev.ctx);
 
     struct search s = {.spec = spec, .m = m};
     out->base_s = measure(&s, &out->base, &out->base);
@@ -228,6 +228,6 @@ tern_status tern_cl_device_tune(const char *spec, const struct tern_model_view *
     if (st != TERN_OK)
         return st;
     tune_store(tern_cl_device_rt(&dev), out, out->path, sizeof out->path);
-    dev.ops->release(dev.ctx);
+    dev.ops->free(dev.ctx);
     return TERN_OK;
 }

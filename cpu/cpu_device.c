@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../scheduler/fp16.h"
+#include "../scheduler/head_cache.h"
 #include "../scheduler/head_cert.h"
 #include "../scheduler/log.h"
 #include "kernels.h"
@@ -55,10 +56,11 @@ struct cpu_device {
     struct cpu_layer_kv *kv; /* [layer_end - layer_begin] */
     struct cpu_scratch s;
     /* certified head (TERN_PART_HEAD_CERT, scheduler/head_cert.h); shadow.data NULL when absent */
-    struct tern_tensor shadow; /* Q8_0 copy of the head, n_vocab rows */
-    float *shadow_coef;        /* [n_vocab] bound coefficient of each row */
-    int32_t *cand;             /* [n_vocab] candidate rows of one token */
-    float *heap;               /* [n_vocab] the k largest lower bounds */
+    struct tern_tensor shadow;     /* Q8_0 copy of the head, n_vocab rows */
+    const float *shadow_coef;      /* [n_vocab] bound coefficient of each row */
+    struct tern_head_cache cached; /* the two above, mapped from the cache; map NULL when built */
+    int32_t *cand;                 /* [n_vocab] candidate rows of one token */
+    float *heap;                   /* [n_vocab] the k largest lower bounds */
 };
 
 static int64_t round_up(int64_t x, int64_t m) {
@@ -151,8 +153,12 @@ static uint64_t host_available_bytes(void) {
 }
 
 static void shadow_free(struct cpu_device *d) {
-    free((void *)d->shadow.data);
-    free(d->shadow_coef);
+    if (d->cached.map) {
+        tern_head_cache_unmap(&d->cached);
+    } else {
+        free((void *)d->shadow.data);
+        free((void *)d->shadow_coef);
+    }
     free(d->cand);
     free(d->heap);
     memset(&d->shadow, 0, sizeof d->shadow);
@@ -169,23 +175,43 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+struct shadow_job {
+    const struct tern_cpu_kernels *k;
+    const struct tern_tensor *head;
+    uint8_t *shadow;
+    float *coef;
+};
+
 static void shadow_task(void *arg, int64_t task, int thread) {
     (void)thread;
-    struct cpu_device *d = arg;
-    const struct tern_tensor *head = &d->model->output;
+    const struct shadow_job *j = arg;
     const int64_t r0 = task * SHADOW_ROWS_PER_TASK;
-    const int64_t r1 = r0 + SHADOW_ROWS_PER_TASK < head->ne1 ? r0 + SHADOW_ROWS_PER_TASK : head->ne1;
-    d->k->head_shadow((uint8_t *)d->shadow.data, d->shadow_coef, head, r0, r1);
+    const int64_t r1 = r0 + SHADOW_ROWS_PER_TASK < j->head->ne1 ? r0 + SHADOW_ROWS_PER_TASK : j->head->ne1;
+    j->k->head_shadow(j->shadow, j->coef, j->head, r0, r1);
 }
 
-/* The certified head's shadow of an F16/BF16/F32 head, built on every thread (2B-4T's 128256 x 2560
- * F16 head: see docs/cpu.md for the time). Other head types keep the full head only. */
+/* The certified head's shadow of an F16/BF16/F32 head, mapped from the cache (head_cache.h) or built
+ * on every thread and cached (2B-4T's 128256 x 2560 F16 head: see docs/cpu.md for the times). Other
+ * head types keep the full head only. */
 static tern_status shadow_build(struct cpu_device *d) {
     const struct tern_tensor *head = &d->model->output;
     if (!tern_head_cert_supported(head))
         return TERN_OK;
     const double t0 = now_s();
     const size_t row_bytes = tern_head_shadow_row_bytes(head->ne0), rows = (size_t)head->ne1;
+    const bool cache = rows * row_bytes >= TERN_HEAD_CACHE_MIN_BYTES;
+    d->cand = malloc(rows * sizeof(int32_t));
+    d->heap = malloc(rows * sizeof(float));
+    if (cache && d->cand && d->heap && tern_head_cache_map(&d->cached, d->model, rows * row_bytes)) {
+        d->shadow = (struct tern_tensor){d->cached.shadow, TERN_TYPE_Q8_0, head->ne0, head->ne1, row_bytes};
+        d->shadow_coef = d->cached.coef;
+        tern_log_debug(
+            "cpu: certified head: Q8_0 shadow of the %lld x %lld %s head (%zu MiB) mapped from the "
+            "cache in %.2f s",
+            (long long)head->ne1, (long long)head->ne0, tern_type_name(head->type), rows * row_bytes >> 20,
+            now_s() - t0);
+        return TERN_OK;
+    }
     /* 332 MiB for 2B-4T, written once: in 4 KiB pages its first-touch faults cost more than the
      * build itself (1.5-2 s of a 2.1 s load, 2 threads); in transparent huge pages they vanish */
     const size_t huge = (size_t)1 << 21, bytes = (rows * row_bytes + huge - 1) / huge * huge;
@@ -194,20 +220,25 @@ static tern_status shadow_build(struct cpu_device *d) {
     if (data)
         (void)madvise(data, bytes, MADV_HUGEPAGE);
 #endif
-    d->shadow_coef = malloc(rows * sizeof(float));
-    d->cand = malloc(rows * sizeof(int32_t));
-    d->heap = malloc(rows * sizeof(float));
+    float *coef = malloc(rows * sizeof(float));
+    d->shadow_coef = coef;
     d->shadow = (struct tern_tensor){data, TERN_TYPE_Q8_0, head->ne0, head->ne1, row_bytes};
-    if (!data || !d->shadow_coef || !d->cand || !d->heap) {
+    if (!data || !coef || !d->cand || !d->heap) {
         shadow_free(d);
         tern_log_error("cpu: out of memory for the certified head's shadow (%zu MiB)",
                        rows * row_bytes >> 20);
         return TERN_ERR_NOMEM;
     }
-    tern_pool_run(d->pool, (head->ne1 + SHADOW_ROWS_PER_TASK - 1) / SHADOW_ROWS_PER_TASK, shadow_task, d);
+    struct shadow_job j = {d->k, head, data, coef};
+    tern_pool_run(d->pool, (head->ne1 + SHADOW_ROWS_PER_TASK - 1) / SHADOW_ROWS_PER_TASK, shadow_task, &j);
     tern_log_debug("cpu: certified head: Q8_0 shadow of the %lld x %lld %s head (%zu MiB) built in %.2f s",
                    (long long)head->ne1, (long long)head->ne0, tern_type_name(head->type),
                    rows * row_bytes >> 20, now_s() - t0);
+    if (cache) {
+        const double t1 = now_s();
+        tern_head_cache_store(d->model, data, rows * row_bytes, coef);
+        tern_log_debug("cpu: certified head: shadow written to the cache in %.2f s", now_s() - t1);
+    }
     return TERN_OK;
 }
 
@@ -261,7 +292,7 @@ static tern_status cpu_load(void *ctx, const struct tern_model_view *model, int 
     }
     if ((parts & TERN_PART_HEAD) && (parts & TERN_PART_HEAD_CERT)) {
         tern_status st = shadow_build(d);
-        if (st != TERN_OK)
+        if (st)
             return st;
     }
     return scratch_reserve(d, 1);
@@ -314,30 +345,12 @@ static void matmul_task(void *arg, int64_t task, int thread) {
     }
 }
 
-struct quant_job {
-    const struct tern_cpu_kernels *k;
-    int8_t *q;
-    float *act_scale;
-    int32_t *sum_q;
-    const float *x;
-    int64_t x_stride, n_in, k_pad;
-};
-
-static void quant_task(void *arg, int64_t t, int thread) {
-    (void)thread;
-    const struct quant_job *j = arg;
-    j->act_scale[t] =
-        j->k->quantize_act(j->q + t * j->k_pad, j->x + t * j->x_stride, j->n_in, j->k_pad, j->sum_q + t);
-}
-
-/* ys[i][n][ws[i]->n_out] = BitLinear_i(x[n][n_in]) for weights sharing one input (q/k/v, gate/up):
- * the input is quantized once (per token, as the numerics contract says) for all of them. */
+/* ys[i][n][ws[i]->n_out] = BitLinear_i(x) for weights sharing one input (q/k/v, gate/up), whose
+ * quantized rows (s->q, act_scale, sum_q) the per-token stage before it wrote: the input is
+ * quantized once per token, as the numerics contract says, for all of them. */
 static void bitlinear(struct cpu_device *d, float *const *ys, const struct tern_ternary *const *ws, int n_w,
-                      const float *x, int64_t x_stride, int n) {
+                      int n) {
     struct cpu_scratch *s = &d->s;
-    const struct tern_ternary *w0 = ws[0];
-    struct quant_job qj = {d->k, s->q, s->act_scale, s->sum_q, x, x_stride, w0->n_in, w0->k_pad};
-    tern_pool_run(d->pool, n, quant_task, &qj);
     int64_t n_tasks = 0;
     for (int i = 0; i < n_w; i++)
         n_tasks += (ws[i]->n_out + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
@@ -346,15 +359,19 @@ static void bitlinear(struct cpu_device *d, float *const *ys, const struct tern_
 }
 
 /* Per-token parts of a layer: a pool task per token, except STAGE_ATTN_KV_HEAD (decode's single
- * token, a task per kv head, so long-context attention uses every thread). */
+ * token, a task per kv head, so long-context attention uses every thread). Each stage that feeds a
+ * BitLinear ends by quantizing the token's input to it, and the residual adds and the KV-cache
+ * writes ride along with the stages around them, so a layer is 9 pool calls (4 of them the
+ * products) and nothing runs on the caller alone. */
 enum stage {
-    STAGE_ATTN_NORM,
-    STAGE_ROPE,
-    STAGE_ATTN,         /* all heads of a token, then its attention sub-norm */
-    STAGE_ATTN_KV_HEAD, /* the query heads of one kv head, for token 0 */
-    STAGE_ATTN_SUB_NORM,
-    STAGE_FFN_NORM,
-    STAGE_GATING, /* gating, then the FFN sub-norm */
+    STAGE_ATTN_NORM,     /* (the previous layer's FFN residual,) the norm, quantized for q/k/v */
+    STAGE_ROPE,          /* RoPE, then the token's K and V into the cache */
+    STAGE_ATTN,          /* all heads of a token, then STAGE_ATTN_SUB_NORM */
+    STAGE_ATTN_KV_HEAD,  /* the query heads of one kv head, for token 0 */
+    STAGE_ATTN_SUB_NORM, /* the attention sub-norm, quantized for the output projection */
+    STAGE_FFN_NORM,      /* the attention residual, the norm, quantized for gate/up */
+    STAGE_GATING,        /* gating, then the FFN sub-norm, quantized for down */
+    STAGE_RESIDUAL,      /* the last layer's FFN residual */
 };
 
 struct token_job {
@@ -364,6 +381,7 @@ struct token_job {
     float *h;
     const struct tern_batch *b;
     enum stage stage;
+    bool residual; /* STAGE_ATTN_NORM first adds s->out (the previous layer's FFN output) to h */
 };
 
 /* Element offset of sequence seq's kv head kvh at position pos in a layer's head-major K or V cache. */
@@ -385,25 +403,57 @@ static void attend_kv_head(const struct cpu_device *d, const struct cpu_layer_kv
                     hp->head_dim, scratch);
 }
 
+/* Token t's input x (n_in wide) of weight w, quantized into the rows bitlinear reads. */
+static void quantize_token(struct cpu_device *d, const struct tern_ternary *w, const float *x, int64_t t) {
+    struct cpu_scratch *s = &d->s;
+    s->act_scale[t] = d->k->quantize_act(s->q + t * w->k_pad, x, w->n_in, w->k_pad, s->sum_q + t);
+}
+
+/* Token t's residual stream: (the last product's output added to it, if residual), then normed with
+ * weight norm into s->x and quantized for w. */
+static void residual_norm(const struct token_job *j, int64_t t, bool residual, const float *norm,
+                          const struct tern_ternary *w) {
+    struct cpu_device *d = j->d;
+    const int64_t n_embd = d->model->hp.n_embd;
+    float *h = j->h + t * n_embd, *x = d->s.x + t * n_embd;
+    const float *out = d->s.out + t * n_embd;
+    if (residual)
+        for (int64_t i = 0; i < n_embd; i++)
+            h[i] += out[i];
+    if (norm) {
+        d->k->rmsnorm(x, h, norm, n_embd, d->model->hp.norm_eps);
+        quantize_token(d, w, x, t);
+    }
+}
+
 static void token_task(void *arg, int64_t t, int thread) {
     const struct token_job *j = arg;
     struct cpu_device *d = j->d;
     const struct tern_hparams *hp = &d->model->hp;
     const struct tern_cpu_kernels *k = d->k;
     struct cpu_scratch *s = &d->s;
-    const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff;
+    const int64_t n_ff = hp->n_ff;
     const int64_t n_q = (int64_t)hp->n_head * hp->head_dim, n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
     const struct tern_batch *b = j->b;
     float *const scratch = s->scores + (size_t)thread * (size_t)TERN_ATTN_SCRATCH(hp->head_dim, d->n_ctx - 1);
+    const struct tern_layer_weights *L = j->L;
     switch (j->stage) {
     case STAGE_ATTN_NORM:
-        k->rmsnorm(s->x + t * n_embd, j->h + t * n_embd, j->L->attn_norm, n_embd, hp->norm_eps);
+        residual_norm(j, t, j->residual, L->attn_norm, &L->wq);
         break;
     case STAGE_ROPE:
         k->rope(s->qh + t * n_q, hp->n_head, hp->head_dim, hp->n_rot, b->pos[t], hp->rope_theta,
                 hp->rope_style);
         k->rope(s->kh + t * n_kv, hp->n_head_kv, hp->head_dim, hp->n_rot, b->pos[t], hp->rope_theta,
                 hp->rope_style);
+        for (int kvh = 0; kvh < hp->n_head_kv; kvh++) {
+            const size_t at = kv_at(d, b->seq[t], kvh, b->pos[t]);
+            const int64_t from = t * n_kv + (int64_t)kvh * hp->head_dim;
+            for (int i = 0; i < hp->head_dim; i++) {
+                j->kv->k[at + i] = tern_fp32_to_fp16(s->kh[from + i]);
+                j->kv->v[at + i] = tern_fp32_to_fp16(s->vh[from + i]);
+            }
+        }
         break;
     case STAGE_ATTN_KV_HEAD:
         attend_kv_head(d, j->kv, s->attn, s->qh, b->seq[0], (int)t, b->pos[0], scratch); /* t: kv head */
@@ -413,16 +463,21 @@ static void token_task(void *arg, int64_t t, int thread) {
             attend_kv_head(d, j->kv, s->attn + t * n_q, s->qh + t * n_q, b->seq[t], kvh, b->pos[t], scratch);
         __attribute__((fallthrough)); /* then the token's sub-norm */
     case STAGE_ATTN_SUB_NORM:
-        if (j->L->attn_sub_norm)
-            k->rmsnorm(s->attn + t * n_q, s->attn + t * n_q, j->L->attn_sub_norm, n_q, hp->norm_eps);
+        if (L->attn_sub_norm)
+            k->rmsnorm(s->attn + t * n_q, s->attn + t * n_q, L->attn_sub_norm, n_q, hp->norm_eps);
+        quantize_token(d, &L->wo, s->attn + t * n_q, t);
         break;
     case STAGE_FFN_NORM:
-        k->rmsnorm(s->x + t * n_embd, j->h + t * n_embd, j->L->ffn_norm, n_embd, hp->norm_eps);
+        residual_norm(j, t, true, L->ffn_norm, &L->wgate);
         break;
     case STAGE_GATING:
         k->ffn_act(s->gate + t * n_ff, s->gate + t * n_ff, s->up + t * n_ff, n_ff, hp->ffn_act);
-        if (j->L->ffn_sub_norm)
-            k->rmsnorm(s->gate + t * n_ff, s->gate + t * n_ff, j->L->ffn_sub_norm, n_ff, hp->norm_eps);
+        if (L->ffn_sub_norm)
+            k->rmsnorm(s->gate + t * n_ff, s->gate + t * n_ff, L->ffn_sub_norm, n_ff, hp->norm_eps);
+        quantize_token(d, &L->wdown, s->gate + t * n_ff, t);
+        break;
+    case STAGE_RESIDUAL:
+        residual_norm(j, t, true, NULL, NULL);
         break;
     }
 }
@@ -432,34 +487,23 @@ static void per_token(struct token_job *j, enum stage stage, int n) {
     tern_pool_run(j->d->pool, n, token_task, j);
 }
 
-static void run_layer(struct cpu_device *d, int il, float *h, const struct tern_batch *b) {
+/* Layer il over the batch. residual: s->out still holds the previous layer's FFN output, not yet
+ * added to h; on return this layer's is (the caller adds the last one, STAGE_RESIDUAL). */
+static void run_layer(struct cpu_device *d, int il, float *h, const struct tern_batch *b, bool residual) {
     const struct tern_hparams *hp = &d->model->hp;
     const struct tern_layer_weights *L = &d->model->layers[il];
-    struct cpu_layer_kv *kv = &d->kv[il - d->layer_begin];
     struct cpu_scratch *s = &d->s;
-    const int64_t n_embd = hp->n_embd, n_ff = hp->n_ff;
-    const int64_t n_q = (int64_t)hp->n_head * hp->head_dim;
-    const int64_t n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
     const int n = b->n_tokens;
-    struct token_job tj = {d, L, kv, h, b, 0};
+    struct token_job tj = {d, L, &d->kv[il - d->layer_begin], h, b, 0, residual};
 
     /* attention: every token's K and V enter the cache before any token attends (causal batch) */
     per_token(&tj, STAGE_ATTN_NORM, n);
     {
         float *ys[3] = {s->qh, s->kh, s->vh};
         const struct tern_ternary *ws[3] = {&L->wq, &L->wk, &L->wv};
-        bitlinear(d, ys, ws, 3, s->x, n_embd, n);
+        bitlinear(d, ys, ws, 3, n);
     }
     per_token(&tj, STAGE_ROPE, n);
-    for (int t = 0; t < n; t++)
-        for (int kvh = 0; kvh < hp->n_head_kv; kvh++) {
-            const size_t at = kv_at(d, b->seq[t], kvh, b->pos[t]);
-            const int64_t from = t * n_kv + (int64_t)kvh * hp->head_dim;
-            for (int i = 0; i < hp->head_dim; i++) {
-                kv->k[at + i] = tern_fp32_to_fp16(s->kh[from + i]);
-                kv->v[at + i] = tern_fp32_to_fp16(s->vh[from + i]);
-            }
-        }
     if (n == 1) {
         per_token(&tj, STAGE_ATTN_KV_HEAD, hp->n_head_kv);
         per_token(&tj, STAGE_ATTN_SUB_NORM, 1);
@@ -469,26 +513,22 @@ static void run_layer(struct cpu_device *d, int il, float *h, const struct tern_
     {
         float *ys[1] = {s->out};
         const struct tern_ternary *ws[1] = {&L->wo};
-        bitlinear(d, ys, ws, 1, s->attn, n_q, n);
+        bitlinear(d, ys, ws, 1, n);
     }
-    for (int64_t i = 0; i < (int64_t)n * n_embd; i++)
-        h[i] += s->out[i];
 
     /* feed-forward */
     per_token(&tj, STAGE_FFN_NORM, n);
     {
         float *ys[2] = {s->gate, s->up};
         const struct tern_ternary *ws[2] = {&L->wgate, &L->wup};
-        bitlinear(d, ys, ws, 2, s->x, n_embd, n);
+        bitlinear(d, ys, ws, 2, n);
     }
     per_token(&tj, STAGE_GATING, n);
     {
         float *ys[1] = {s->out};
         const struct tern_ternary *ws[1] = {&L->wdown};
-        bitlinear(d, ys, ws, 1, s->gate, n_ff, n);
+        bitlinear(d, ys, ws, 1, n);
     }
-    for (int64_t i = 0; i < (int64_t)n * n_embd; i++)
-        h[i] += s->out[i];
 }
 
 static tern_status cpu_run_layers(void *ctx, float *hidden, const struct tern_batch *b, int layer_begin,
@@ -497,21 +537,27 @@ static tern_status cpu_run_layers(void *ctx, float *hidden, const struct tern_ba
     if (layer_begin < d->layer_begin || layer_end > d->layer_end)
         return TERN_ERR_ARG;
     tern_status st = tern_batch_check(b, d->n_ctx, d->n_seq, "cpu");
-    if (st == TERN_OK)
-        st = scratch_reserve(d, b->n_tokens);
-    if (st != TERN_OK)
+    if (st)
+        return st;
+    st = scratch_reserve(d, b->n_tokens);
+    if (st)
         return st;
     for (int il = layer_begin; il < layer_end; il++)
-        run_layer(d, il, hidden, b);
+        run_layer(d, il, hidden, b, il > layer_begin);
+    if (layer_end > layer_begin) {
+        struct token_job tj = {d, NULL, NULL, hidden, b, 0, false};
+        per_token(&tj, STAGE_RESIDUAL, b->n_tokens);
+    }
     return TERN_OK;
 }
 
 /* The head over n tokens at once: tasks are row blocks, and each block is applied to every token
  * while its rows are in cache, so the head is read from memory once for all of them. A block is
  * HEAD_ROWS_PER_TASK rows for one token and MULTI_ROWS_PER_TASK (about 640 KiB of a 2560-wide F16
- * head, within L2) for several. Every row goes through the same matvec kernel in any case, so a
- * token's logits are the same bits whatever else is in the call. */
-enum { MULTI_ROWS_PER_TASK = 128, CAND_ROWS_PER_TASK = 32 };
+ * head, within L2) for several, which matvec_tokens reads and decodes once for up to
+ * HEAD_TOKS_PER_CALL tokens. It gives every token the bits of the one-token matvec, so a token's
+ * logits are the same bits whatever else is in the call. */
+enum { MULTI_ROWS_PER_TASK = 128, CAND_ROWS_PER_TASK = 32, HEAD_TOKS_PER_CALL = 16 };
 
 struct head_job {
     const struct tern_cpu_kernels *k;
@@ -540,9 +586,16 @@ static void head_task(void *arg, int64_t task, int thread) {
     }
     const int64_t r0 = task * j->rows_per_task;
     const int64_t r1 = r0 + j->rows_per_task < j->t->ne1 ? r0 + j->rows_per_task : j->t->ne1;
-    for (int i = 0; i < j->n_toks; i++)
-        j->k->matvec(j->logits + (size_t)j->toks[i] * j->ld + r0, j->t, j->x + (size_t)j->toks[i] * j->n_embd,
-                     r0, r1);
+    for (int i0 = 0; i0 < j->n_toks; i0 += HEAD_TOKS_PER_CALL) {
+        const int n = j->n_toks - i0 < HEAD_TOKS_PER_CALL ? j->n_toks - i0 : HEAD_TOKS_PER_CALL;
+        float *out[HEAD_TOKS_PER_CALL];
+        const float *x[HEAD_TOKS_PER_CALL];
+        for (int i = 0; i < n; i++) {
+            out[i] = j->logits + (size_t)j->toks[i0 + i] * j->ld + r0;
+            x[i] = j->x + (size_t)j->toks[i0 + i] * j->n_embd;
+        }
+        j->k->matvec_tokens(out, j->t, x, n, r0, r1);
+    }
 }
 
 /* Every row of t for the tokens toks[0 .. n_toks). */
@@ -584,7 +637,7 @@ static tern_status cpu_logits(void *ctx, float *logits, const float *hidden, int
     if (n <= 0)
         return TERN_ERR_ARG;
     tern_status st = scratch_reserve(d, n);
-    if (st != TERN_OK)
+    if (st)
         return st;
     float *x = d->s.x; /* [n][n_embd] */
     int *cert = d->s.head_toks, *full = d->s.head_toks + n, n_cert = 0, n_full = 0;
@@ -609,7 +662,7 @@ static tern_status cpu_logits(void *ctx, float *logits, const float *hidden, int
     return TERN_OK;
 }
 
-static void cpu_release(void *ctx) {
+static void cpu_free(void *ctx) {
     struct cpu_device *d = ctx;
     if (!d)
         return;
@@ -627,7 +680,7 @@ static const struct tern_device_ops cpu_ops = {
     .run_layers = cpu_run_layers,
     .logits = cpu_logits,
     .sync = NULL,
-    .release = cpu_release,
+    .free = cpu_free,
 };
 
 int tern_cpu_physical_cores(void) {
@@ -677,7 +730,7 @@ tern_status tern_cpu_device_create(int n_threads, struct tern_device *out) {
     d->k = k;
     d->n_threads = n_threads > 0 ? n_threads : tern_cpu_physical_cores();
     tern_status st = tern_pool_create(d->n_threads, &d->pool);
-    if (st != TERN_OK) {
+    if (st) {
         free(d);
         return st;
     }

@@ -19,6 +19,9 @@ extern const struct tern_cpu_kernels tern_cpu_kernels_neon;
 enum { TERN_CPU_ISA_COUNT = 5 };
 extern const char *const tern_cpu_isa_names[TERN_CPU_ISA_COUNT];
 
+/* Where the dot_peak probes leave their sums, so no compiler drops the chains (cpu/peak.c). */
+extern volatile int32_t tern_cpu_peak_sink;
+
 /* Whether this build holds the level's table. */
 bool tern_cpu_isa_built(const char *name);
 /* Whether this CPU and OS can run the level (cpuid + XGETBV on x86, getauxval on ARM). */

@@ -291,6 +291,34 @@ static void avx2_ternary_matmul(float *y, const struct tern_ternary *w, const in
     }
 }
 
+/* The peak probe: 12 independent chains of the ternary product's multiply (vpdpbusd ymm with VNNI,
+ * else maddubs, whose int16 pair sums the kernel still has to widen: an upper bound there), named
+ * (over an array gcc copies every chain between registers each round), each from its own value
+ * (equal chains are one chain to the compiler). */
+#ifdef DPBUSD256
+#define PEAK_OP(c) c = DPBUSD256(c, b, b)
+#else
+#define PEAK_OP(c) c = _mm256_maddubs_epi16(c, b) /* saturates: only the rate counts */
+#endif
+static int64_t avx2_dot_peak(int64_t rounds) {
+    const __m256i b = _mm256_set1_epi8((char)(rounds | 1));
+    __m256i c0 = _mm256_set1_epi32(0), c1 = _mm256_set1_epi32(1), c2 = _mm256_set1_epi32(2),
+            c3 = _mm256_set1_epi32(3), c4 = _mm256_set1_epi32(4), c5 = _mm256_set1_epi32(5),
+            c6 = _mm256_set1_epi32(6), c7 = _mm256_set1_epi32(7), c8 = _mm256_set1_epi32(8),
+            c9 = _mm256_set1_epi32(9), c10 = _mm256_set1_epi32(10), c11 = _mm256_set1_epi32(11);
+    for (int64_t r = 0; r < rounds; r++) {
+        PEAK_OP(c0), PEAK_OP(c1), PEAK_OP(c2), PEAK_OP(c3), PEAK_OP(c4), PEAK_OP(c5);
+        PEAK_OP(c6), PEAK_OP(c7), PEAK_OP(c8), PEAK_OP(c9), PEAK_OP(c10), PEAK_OP(c11);
+    }
+#undef PEAK_OP
+    const __m256i all[12] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
+    __m256i s = all[0];
+    for (int i = 1; i < 12; i++)
+        s = _mm256_xor_si256(s, all[i]);
+    tern_cpu_peak_sink = hsum_epi32(s);
+    return rounds * 12 * 32;
+}
+
 /* ---- float matvec ---- */
 
 static float half_at(const uint8_t *p) {
@@ -502,6 +530,112 @@ static void avx2_matvec(float *out, const struct tern_tensor *t, const float *x,
     default:
         tern_ref_matvec(out, t, x, row_begin, row_end);
         break;
+    }
+}
+
+/* ---- float matvec for several inputs (matvec_tokens) ---- */
+
+/* One row at a time, loaded and decoded once for up to MT inputs; every input's accumulators see the
+ * operations of the one-input loops above in the same order (a row's result does not depend on the
+ * rows read beside it there), so each gets the bits matvec gives it alone. */
+enum { MT = 4 };
+
+TERN_INLINE void plain_row_tokens(float *const *out, int64_t o, const uint8_t *row, uint32_t type, int64_t n,
+                                  const float *const *x, const int elt, const int nt) {
+    const int64_t n16 = n & ~(int64_t)15;
+    __m256 a[MT], b[MT];
+    for (int k = 0; k < nt; k++)
+        a[k] = b[k] = _mm256_setzero_ps();
+    const int64_t eb = elt == ELT_F32 ? 4 : 2;
+    for (int64_t i = 0; i < n16; i += 16) {
+        if (elt == ELT_F32 || i % 32 == 0)
+            _mm_prefetch((const char *)row + eb * i + PF_DIST, _MM_HINT_T1);
+        const __m256 w0 = load_elt(row, i, elt), w1 = load_elt(row, i + 8, elt);
+        for (int k = 0; k < nt; k++) {
+            a[k] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[k] + i), a[k]);
+            b[k] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[k] + i + 8), b[k]);
+        }
+    }
+    float tail[16];
+    if (n16 < n)
+        tern_ref_dequant_row(tail, row + (size_t)n16 * (elt == ELT_F32 ? 4 : 2), type, n - n16);
+    for (int k = 0; k < nt; k++) {
+        float s = hsum_ps(_mm256_add_ps(a[k], b[k]));
+        for (int64_t i = n16; i < n; i++)
+            s += tail[i - n16] * x[k][i];
+        out[k][o] = s;
+    }
+}
+
+TERN_INLINE void q8_0_row_tokens(float *const *out, int64_t o, const uint8_t *row, int64_t nb,
+                                 const float *const *x, const int nt) {
+    __m256 a[2][MT];
+    for (int k = 0; k < nt; k++)
+        a[0][k] = a[1][k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + 34 * b;
+        _mm_prefetch((const char *)blk + PF_DIST, _MM_HINT_T1);
+        __m256 q[4];
+        for (int j = 0; j < 4; j++)
+            q[j] =
+                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * j))));
+        const __m256 d = _mm256_set1_ps(half_at(blk));
+        /* blocks alternate between the two chains; a final odd block goes to the first */
+        __m256 *acc = a[b % 2];
+        for (int k = 0; k < nt; k++) {
+            const float *xb = x[k] + 32 * b;
+            const __m256 lo = _mm256_add_ps(_mm256_mul_ps(q[0], _mm256_loadu_ps(xb)),
+                                            _mm256_mul_ps(q[1], _mm256_loadu_ps(xb + 8)));
+            const __m256 hi = _mm256_add_ps(_mm256_mul_ps(q[2], _mm256_loadu_ps(xb + 16)),
+                                            _mm256_mul_ps(q[3], _mm256_loadu_ps(xb + 24)));
+            acc[k] = _mm256_fmadd_ps(_mm256_add_ps(lo, hi), d, acc[k]);
+        }
+    }
+    for (int k = 0; k < nt; k++)
+        out[k][o] = hsum_ps(_mm256_add_ps(a[0][k], a[1][k]));
+}
+
+/* rows [r0, r1) for nt <= MT inputs (nt a constant after inlining) */
+TERN_INLINE void rows_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
+                             int64_t r0, int64_t r1, const int nt) {
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
+        switch (t->type) {
+        case TERN_TYPE_F32:
+            plain_row_tokens(out, r - r0, row, t->type, t->ne0, x, ELT_F32, nt);
+            break;
+        case TERN_TYPE_F16:
+            plain_row_tokens(out, r - r0, row, t->type, t->ne0, x, ELT_F16, nt);
+            break;
+        case TERN_TYPE_BF16:
+            plain_row_tokens(out, r - r0, row, t->type, t->ne0, x, ELT_BF16, nt);
+            break;
+        default: /* TERN_TYPE_Q8_0 */
+            q8_0_row_tokens(out, r - r0, row, t->ne0 / 32, x, nt);
+            break;
+        }
+    }
+}
+
+static void avx2_matvec_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
+                               int n_tok, int64_t row_begin, int64_t row_end) {
+    const bool simd = t->type == TERN_TYPE_F32 || t->type == TERN_TYPE_F16 || t->type == TERN_TYPE_BF16 ||
+                      t->type == TERN_TYPE_Q8_0;
+    if (!simd || n_tok == 1) {
+        for (int k = 0; k < n_tok; k++)
+            avx2_matvec(out[k], t, x[k], row_begin, row_end);
+        return;
+    }
+    /* passes of 4, 2 and 1 inputs */
+    for (int k0 = 0; k0 < n_tok;) {
+        const int left = n_tok - k0, nt = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        if (nt == 4)
+            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 4);
+        else if (nt == 2)
+            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 2);
+        else
+            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 1);
+        k0 += nt;
     }
 }
 
@@ -726,9 +860,11 @@ const struct tern_cpu_kernels AVX2_TABLE = {
     .quantize_act = avx2_quantize_act,
     .ternary_matmul = avx2_ternary_matmul,
     .matvec = avx2_matvec,
+    .matvec_tokens = avx2_matvec_tokens,
     .rmsnorm = avx2_rmsnorm,
     .rope = avx2_rope,
     .attention = avx2_attention,
     .ffn_act = avx2_ffn_act,
     .head_shadow = tern_head_shadow_rows, /* load-time only: the scalar reference */
+    .dot_peak = avx2_dot_peak,
 };

@@ -273,6 +273,31 @@ static void avx512_ternary_matmul(float *y, const struct tern_ternary *w, const 
     }
 }
 
+/* The peak probe: 12 independent vpdpbusd zmm chains (latency ~4 cycles against 1-2 per cycle),
+ * named (over an array gcc copies every chain between registers each round), each starting from its
+ * own value (equal chains are one chain to the compiler). */
+static int64_t avx512_dot_peak(int64_t rounds) {
+    const __m512i a = _mm512_set1_epi8((char)(rounds | 1)), b = _mm512_set1_epi8(3);
+    __m512i c0 = _mm512_set1_epi32(0), c1 = _mm512_set1_epi32(1), c2 = _mm512_set1_epi32(2),
+            c3 = _mm512_set1_epi32(3), c4 = _mm512_set1_epi32(4), c5 = _mm512_set1_epi32(5),
+            c6 = _mm512_set1_epi32(6), c7 = _mm512_set1_epi32(7), c8 = _mm512_set1_epi32(8),
+            c9 = _mm512_set1_epi32(9), c10 = _mm512_set1_epi32(10), c11 = _mm512_set1_epi32(11);
+    for (int64_t r = 0; r < rounds; r++) {
+        c0 = _mm512_dpbusd_epi32(c0, a, b), c1 = _mm512_dpbusd_epi32(c1, a, b);
+        c2 = _mm512_dpbusd_epi32(c2, a, b), c3 = _mm512_dpbusd_epi32(c3, a, b);
+        c4 = _mm512_dpbusd_epi32(c4, a, b), c5 = _mm512_dpbusd_epi32(c5, a, b);
+        c6 = _mm512_dpbusd_epi32(c6, a, b), c7 = _mm512_dpbusd_epi32(c7, a, b);
+        c8 = _mm512_dpbusd_epi32(c8, a, b), c9 = _mm512_dpbusd_epi32(c9, a, b);
+        c10 = _mm512_dpbusd_epi32(c10, a, b), c11 = _mm512_dpbusd_epi32(c11, a, b);
+    }
+    const __m512i all[12] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
+    __m512i s = all[0];
+    for (int i = 1; i < 12; i++)
+        s = _mm512_xor_si512(s, all[i]); /* sums could overflow, and gcc reduces them in scalar int */
+    tern_cpu_peak_sink = _mm512_reduce_or_epi32(s);
+    return rounds * 12 * 64;
+}
+
 /* ---- float matvec (head / embedding types) ---- */
 
 TERN_INLINE __m512 load_f16(const uint16_t *p) {
@@ -590,6 +615,157 @@ static void avx512_matvec(float *out, const struct tern_tensor *t, const float *
     }
 }
 
+/* ---- float matvec for several inputs (matvec_tokens) ---- */
+
+/* Each row is loaded and decoded once for up to MT inputs; every input's accumulators see the
+ * operations of the one-input loops above in the same order, so each gets the bits matvec gives it
+ * alone (2 x MT accumulators + the row's vectors stay in the 32 zmm registers). */
+enum { MT = 8 };
+
+/* nr rows from row (row_bytes apart) for nt inputs: every x load serves nr rows, every decoded
+ * weight vector nt inputs (2 x nr x nt <= 16 accumulators) */
+TERN_INLINE void plain_rows_tokens(float *const *out, int64_t o, const uint8_t *row, size_t row_bytes,
+                                   int64_t n, const float *const *x, const int elt, const int nr,
+                                   const int nt) {
+    const int64_t n32 = n & ~(int64_t)31;
+    const int64_t eb = elt == ELT_F32 ? 4 : 2;
+    __m512 a[4][MT], b[4][MT];
+    for (int j = 0; j < nr; j++)
+        for (int k = 0; k < nt; k++)
+            a[j][k] = b[j][k] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n32; i += 32) {
+        __m512 w0[4], w1[4];
+        for (int j = 0; j < nr; j++) {
+            const uint8_t *rj = row + j * row_bytes;
+            _mm_prefetch((const char *)rj + eb * i + PF_DIST, _MM_HINT_T1);
+            if (elt == ELT_F32)
+                _mm_prefetch((const char *)rj + eb * i + PF_DIST + 64, _MM_HINT_T1);
+            w0[j] = load_elt(rj, i, elt);
+            w1[j] = load_elt(rj, i + 16, elt);
+        }
+        for (int k = 0; k < nt; k++) {
+            const __m512 x0 = _mm512_loadu_ps(x[k] + i), x1 = _mm512_loadu_ps(x[k] + i + 16);
+            for (int j = 0; j < nr; j++) {
+                a[j][k] = _mm512_fmadd_ps(w0[j], x0, a[j][k]);
+                b[j][k] = _mm512_fmadd_ps(w1[j], x1, b[j][k]);
+            }
+        }
+    }
+    if (n32 < n) {
+        const __mmask16 tail_lo = n - n32 >= 16 ? 0xffff : (__mmask16)((1u << (n - n32)) - 1);
+        const __mmask16 tail_hi = n - n32 > 16 ? (__mmask16)((1u << (n - n32 - 16)) - 1) : 0;
+        for (int j = 0; j < nr; j++) {
+            const uint8_t *rj = row + j * row_bytes;
+            const __m512 w0 = load_elt_mask(rj, n32, elt, tail_lo),
+                         w1 = load_elt_mask(rj, n32 + 16, elt, tail_hi);
+            for (int k = 0; k < nt; k++) {
+                a[j][k] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(tail_lo, x[k] + n32), a[j][k]);
+                b[j][k] = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(tail_hi, x[k] + n32 + 16), b[j][k]);
+            }
+        }
+    }
+    for (int j = 0; j < nr; j++)
+        for (int k = 0; k < nt; k++)
+            out[k][o + j] = _mm512_reduce_add_ps(_mm512_add_ps(a[j][k], b[j][k]));
+}
+
+TERN_INLINE void q8_0_row_tokens(float *const *out, int64_t o, const uint8_t *row, int64_t nb,
+                                 const float *const *x, const int nt) {
+    __m512 a0[MT], a1[MT];
+    for (int k = 0; k < nt; k++)
+        a0[k] = a1[k] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b += 2) {
+        const uint8_t *blk = row + 34 * b;
+        _mm_prefetch((const char *)blk + PF_DIST, _MM_HINT_T1);
+        const __m512 p0 =
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2))));
+        const __m512 p1 =
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18))));
+        const __m512 dp = _mm512_set1_ps(half_at(blk));
+        for (int k = 0; k < nt; k++) {
+            const float *xb = x[k] + 32 * b;
+            a0[k] = _mm512_fmadd_ps(
+                _mm512_fmadd_ps(p1, _mm512_loadu_ps(xb + 16), _mm512_mul_ps(p0, _mm512_loadu_ps(xb))), dp,
+                a0[k]);
+        }
+        if (b + 1 == nb)
+            break;
+        const __m512 q0 =
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 36))));
+        const __m512 q1 =
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 52))));
+        const __m512 dq = _mm512_set1_ps(half_at(blk + 34));
+        for (int k = 0; k < nt; k++) {
+            const float *xb = x[k] + 32 * b + 32;
+            a1[k] = _mm512_fmadd_ps(
+                _mm512_fmadd_ps(q1, _mm512_loadu_ps(xb + 16), _mm512_mul_ps(q0, _mm512_loadu_ps(xb))), dq,
+                a1[k]);
+        }
+    }
+    for (int k = 0; k < nt; k++)
+        out[k][o] = _mm512_reduce_add_ps(_mm512_add_ps(a0[k], a1[k]));
+}
+
+/* rows [r0, r1) of an F32/F16/BF16 tensor for nt inputs, NR rows at a time (NR and nt constants
+ * after inlining) */
+TERN_INLINE void plain_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
+                              int64_t r0, int64_t r1, const int elt, const int NR, const int nt) {
+    int64_t r = r0;
+    for (; r + NR <= r1; r += NR)
+        plain_rows_tokens(out, r - r0, (const uint8_t *)t->data + (size_t)r * t->row_bytes, t->row_bytes,
+                          t->ne0, x, elt, NR, nt);
+    for (; r < r1; r++)
+        plain_rows_tokens(out, r - r0, (const uint8_t *)t->data + (size_t)r * t->row_bytes, t->row_bytes,
+                          t->ne0, x, elt, 1, nt);
+}
+
+/* rows [r0, r1) for nt <= MT inputs (nt a constant after inlining): two rows at a time for up to four
+ * inputs, four for up to two (16 accumulators in every case) */
+TERN_INLINE void rows_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
+                             int64_t r0, int64_t r1, const int nt) {
+    const int nr = nt <= 2 ? 4 : nt <= 4 ? 2 : 1;
+    switch (t->type) {
+    case TERN_TYPE_F32:
+        plain_tokens(out, t, x, r0, r1, ELT_F32, nr, nt);
+        break;
+    case TERN_TYPE_F16:
+        plain_tokens(out, t, x, r0, r1, ELT_F16, nr, nt);
+        break;
+    case TERN_TYPE_BF16:
+        plain_tokens(out, t, x, r0, r1, ELT_BF16, nr, nt);
+        break;
+    default: /* TERN_TYPE_Q8_0 */
+        for (int64_t r = r0; r < r1; r++)
+            q8_0_row_tokens(out, r - r0, (const uint8_t *)t->data + (size_t)r * t->row_bytes, t->ne0 / 32, x,
+                            nt);
+        break;
+    }
+}
+
+static void avx512_matvec_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
+                                 int n_tok, int64_t row_begin, int64_t row_end) {
+    const bool simd = t->type == TERN_TYPE_F32 || t->type == TERN_TYPE_F16 || t->type == TERN_TYPE_BF16 ||
+                      t->type == TERN_TYPE_Q8_0;
+    if (!simd || n_tok == 1) {
+        for (int k = 0; k < n_tok; k++)
+            avx512_matvec(out[k], t, x[k], row_begin, row_end);
+        return;
+    }
+    /* passes of 8, 4, 2 and 1 inputs */
+    for (int k0 = 0; k0 < n_tok;) {
+        const int left = n_tok - k0, nt = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        if (nt == 8)
+            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 8);
+        else if (nt == 4)
+            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 4);
+        else if (nt == 2)
+            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 2);
+        else
+            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 1);
+        k0 += nt;
+    }
+}
+
 /* ---- float ops ---- */
 
 static void avx512_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
@@ -875,9 +1051,11 @@ const struct tern_cpu_kernels tern_cpu_kernels_avx512 = {
     .quantize_act = avx512_quantize_act,
     .ternary_matmul = avx512_ternary_matmul,
     .matvec = avx512_matvec,
+    .matvec_tokens = avx512_matvec_tokens,
     .rmsnorm = avx512_rmsnorm,
     .rope = avx512_rope,
     .attention = avx512_attention,
     .ffn_act = avx512_ffn_act,
     .head_shadow = avx512_head_shadow,
+    .dot_peak = avx512_dot_peak,
 };

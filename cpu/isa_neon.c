@@ -147,6 +147,13 @@ static void neon_matvec(float *out, const struct tern_tensor *t, const float *x,
     }
 }
 
+/* matvec_tokens: each input in turn (rows are read once per input) */
+static void neon_matvec_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
+                               int n_tok, int64_t row_begin, int64_t row_end) {
+    for (int i = 0; i < n_tok; i++)
+        neon_matvec(out[i], t, x[i], row_begin, row_end);
+}
+
 /* ---- float ops ---- */
 
 /* Angles computed once per pair index by the reference's product sequence, then the reference's own
@@ -195,6 +202,7 @@ const struct tern_cpu_kernels tern_cpu_kernels_neon = {
     .quantize_act = neon_quantize_act,
     .ternary_matmul = neon_ternary_matmul,
     .matvec = neon_matvec,
+    .matvec_tokens = neon_matvec_tokens,
     .rmsnorm = tern_ref_rmsnorm,
     .rope = neon_rope,
     .attention = tern_ref_attention,

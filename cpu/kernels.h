@@ -25,6 +25,11 @@ struct tern_cpu_kernels {
     /* see tern_ref_matvec (head / embedding-type matvec over a row range) */
     void (*matvec)(float *out, const struct tern_tensor *t, const float *x, int64_t row_begin,
                    int64_t row_end);
+    /* matvec for n_tok inputs at once (the head of a step's tokens): out[i][r - row_begin] = row r of t
+     * dotted with x[i], the same bits matvec gives x[i] alone; SIMD levels read and decode each row
+     * once for all inputs */
+    void (*matvec_tokens)(float *const *out, const struct tern_tensor *t, const float *const *x, int n_tok,
+                          int64_t row_begin, int64_t row_end);
     void (*rmsnorm)(float *out, const float *x, const float *w, int64_t n, float eps);
     void (*rope)(float *x, int n_head, int head_dim, int n_rot, int pos, float theta,
                  enum tern_rope_style style);
@@ -37,6 +42,10 @@ struct tern_cpu_kernels {
      * tern_head_shadow_rows (scheduler/head_cert.h), the reference */
     void (*head_shadow)(uint8_t *shadow, float *coef, const struct tern_tensor *head, int64_t row_begin,
                         int64_t row_end);
+    /* The compute probe of `tern bench` (cpu/peak.h): `rounds` rounds of the level's int8 dot instruction
+     * (the one its ternary product is built on) in independent chains; returns the multiply-adds done.
+     * NULL where the level has none (scalar, NEON). */
+    int64_t (*dot_peak)(int64_t rounds);
 };
 
 /* The scalar reference table. */

@@ -15,6 +15,7 @@ const struct tern_cpu_kernels tern_cpu_kernels_scalar = {
     .quantize_act = tern_ref_quantize_act,
     .ternary_matmul = scalar_ternary_matmul,
     .matvec = tern_ref_matvec,
+    .matvec_tokens = tern_ref_matvec_tokens,
     .rmsnorm = tern_ref_rmsnorm,
     .rope = tern_ref_rope,
     .attention = tern_ref_attention,

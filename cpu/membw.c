@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../scheduler/log.h"
+
 struct slice {
     const uint64_t *p;
     size_t n;
@@ -53,7 +55,7 @@ tern_status tern_cpu_read_bandwidth(int n_threads, size_t bytes, int reps, doubl
     double best = 0.0;
     volatile uint64_t sink = 0;
     tern_status st = TERN_OK;
-    for (int r = 0; r < reps && st == TERN_OK; r++) {
+    for (int r = 0; r < reps; r++) {
         /* thread start-up (tens of microseconds) is noise against a pass over >= 256 MiB */
         const double t0 = now_s();
         int started = 0;
@@ -61,6 +63,7 @@ tern_status tern_cpu_read_bandwidth(int n_threads, size_t bytes, int reps, doubl
             const size_t lo = n * (size_t)t / (size_t)n_threads, hi = n * (size_t)(t + 1) / (size_t)n_threads;
             sl[t] = (struct slice){buf + lo, hi - lo, 0};
             if (pthread_create(&th[t], NULL, read_slice, &sl[t]) != 0) {
+                tern_log_warn("bandwidth probe: cannot start a thread");
                 st = TERN_ERR_INTERNAL;
                 break;
             }
@@ -70,8 +73,10 @@ tern_status tern_cpu_read_bandwidth(int n_threads, size_t bytes, int reps, doubl
             pthread_join(th[t], NULL);
             sink += sl[t].sum;
         }
+        if (st)
+            break;
         const double dt = now_s() - t0;
-        if (st == TERN_OK && dt > 0 && (double)(n * sizeof *buf) / dt / 1e9 > best)
+        if (dt > 0 && (double)(n * sizeof *buf) / dt / 1e9 > best)
             best = (double)(n * sizeof *buf) / dt / 1e9;
     }
     (void)sink;

@@ -56,4 +56,8 @@ void tern_ref_dequant_row(float *out, const void *row, uint32_t type, int64_t n)
 void tern_ref_matvec(float *out, const struct tern_tensor *t, const float *x, int64_t row_begin,
                      int64_t row_end);
 
+/* tern_ref_matvec of each x[i] into out[i]: the kernel table's matvec_tokens. */
+void tern_ref_matvec_tokens(float *const *out, const struct tern_tensor *t, const float *const *x, int n_tok,
+                            int64_t row_begin, int64_t row_end);
+
 #endif

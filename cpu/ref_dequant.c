@@ -151,3 +151,9 @@ void tern_ref_matvec(float *out, const struct tern_tensor *t, const float *x, in
         out[r - row_begin] = acc;
     }
 }
+
+void tern_ref_matvec_tokens(float *const *out, const struct tern_tensor *t, const float *const *x, int n_tok,
+                            int64_t row_begin, int64_t row_end) {
+    for (int i = 0; i < n_tok; i++)
+        tern_ref_matvec(out[i], t, x[i], row_begin, row_end);
+}

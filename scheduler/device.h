@@ -77,6 +77,9 @@ struct tern_model_view {
     struct tern_tensor tok_embd;             /* n_vocab rows of n_embd */
     const float *output_norm;                /* n_embd */
     struct tern_tensor output;               /* head: n_vocab rows of n_embd (tok_embd when tied) */
+    /* The file the weights come from, "PATH|size S|mtime NS|inode I" (PATH absolute), for caches of
+     * data derived from them (scheduler/head_cache.h); NULL when there is none. */
+    const char *source_id;
 };
 
 enum tern_device_kind { TERN_DEVICE_CPU = 0, TERN_DEVICE_GPU = 1, TERN_DEVICE_ACCEL = 2 };
@@ -91,7 +94,9 @@ struct tern_device_info {
     int compute_units;     /* cores or compute units */
     bool unified_memory;   /* shares physical memory with the host: weights are used in place */
     bool shares_cpu_cores; /* runs on the CPU's cores (CPU device, PoCL): never concurrent with it */
-    bool certify_head;     /* its certified head is measured faster than its full head: on by default */
+    bool certify_head;     /* its certified head is faster than its full head, so auto uses it: the
+                            * device's own default, replaced by the probe's measurement where
+                            * devices are probed (scheduler/probe.h) */
     char features[96];     /* optional features in use, space-separated (fp16 subgroups dot ...) */
 };
 
@@ -137,8 +142,9 @@ struct tern_batch {
     const int32_t *seq; /* [n_tokens] in [0, n_seq) */
 };
 
-/* For devices: TERN_ERR_CONTEXT_FULL (one line naming `device`) when a token of b lies outside a
- * cache of n_seq sequences of n_ctx positions, TERN_ERR_ARG for an empty batch. */
+/* For devices: TERN_ERR_CONTEXT_FULL when a token of b lies outside a cache of n_seq sequences of
+ * n_ctx positions; TERN_ERR_ARG for an empty batch or a sequence whose positions do not increase
+ * (two tokens would write one K/V slot). One line naming `device` either way. */
 tern_status tern_batch_check(const struct tern_batch *b, int n_ctx, int n_seq, const char *device);
 
 struct tern_device_ops {
@@ -163,7 +169,7 @@ struct tern_device_ops {
     /* Wait for queued work. Optional (NULL: synchronous device). */
     tern_status (*sync)(void *ctx);
     /* Free everything; ctx is invalid afterwards. */
-    void (*release)(void *ctx);
+    void (*free)(void *ctx);
 };
 
 struct tern_device {

@@ -108,7 +108,7 @@ static tern_status load_plan(tern_exec *x, int *failed) {
             (x->plan.embed_dev == d ? TERN_PART_EMBED : 0u) |
             (x->plan.head_dev == d ? TERN_PART_HEAD | (certifies(x, d) ? TERN_PART_HEAD_CERT : 0u) : 0u);
         tern_status st = e->dev.ops->load(e->dev.ctx, x->m, begin, end, parts, x->n_ctx, x->n_seq);
-        if (st != TERN_OK) {
+        if (st) {
             *failed = d;
             return st;
         }
@@ -214,7 +214,7 @@ static tern_status run_ranges(tern_exec *x, const struct tern_batch *b, int *fai
             if (started[j])
                 pthread_join(threads[j], NULL);
         for (int j = 0; j < n_jobs; j++)
-            if (jobs[j].st != TERN_OK) {
+            if (jobs[j].st) {
                 *failed = p->seg[jobs[j].seg].dev;
                 return jobs[j].st;
             }
@@ -234,9 +234,12 @@ static tern_status run_plan(tern_exec *x, const int32_t *tokens, const struct te
         fault_due(x, p->embed_dev, WHERE_EMBED, 0)
             ? TERN_ERR_DEVICE
             : e[p->embed_dev].dev.ops->embed(e[p->embed_dev].dev.ctx, x->hidden, tokens, b->n_tokens);
-    if (st == TERN_OK)
-        st = run_ranges(x, b, failed);
-    if (st == TERN_OK && n_out > 0) {
+    if (st)
+        return st;
+    st = run_ranges(x, b, failed);
+    if (st)
+        return st;
+    if (n_out > 0) {
         /* the rows of the tokens that want logits, side by side: the head reads its weights once */
         *failed = p->head_dev;
         const size_t row = (size_t)x->m->hp.n_embd * sizeof(float);
@@ -246,34 +249,40 @@ static tern_status run_plan(tern_exec *x, const int32_t *tokens, const struct te
         st = fault_due(x, p->head_dev, WHERE_HEAD, 0)
                  ? TERN_ERR_DEVICE
                  : e[p->head_dev].dev.ops->logits(e[p->head_dev].dev.ctx, logits, x->heads, n_out, req);
+        if (st)
+            return st;
     }
-    for (int d = 0; d < x->reg->n && st == TERN_OK; d++) {
+    for (int d = 0; d < x->reg->n; d++) {
         *failed = d;
-        if (e[d].plan.alive && e[d].dev.ops->sync)
+        if (e[d].plan.alive && e[d].dev.ops->sync) {
             st = e[d].dev.ops->sync(e[d].dev.ctx);
+            if (st)
+                return st;
+        }
     }
-    if (st == TERN_OK)
-        *failed = -1;
-    return st;
+    *failed = -1;
+    return TERN_OK;
 }
 
 /* Evaluate each sequence's history again (after a failover) to rebuild the KV cache. */
 static tern_status rebuild(tern_exec *x, const struct tern_exec_history *hist, int *failed) {
-    tern_status st = TERN_OK;
-    for (int s = 0; hist && s < hist->n_seq && st == TERN_OK; s++) {
+    for (int s = 0; hist && s < hist->n_seq; s++) {
         const int n = hist->n[s];
         if (n <= 0)
             continue;
-        if ((st = reserve(x, n)) != TERN_OK)
-            break;
+        tern_status st = reserve(x, n);
+        if (st)
+            return st;
         for (int i = 0; i < n; i++) {
             x->pos[i] = i;
             x->seq[i] = s;
         }
         const struct tern_batch b = {n, x->pos, x->seq};
         st = run_plan(x, hist->tokens[s], &b, NULL, 0, NULL, NULL, failed);
+        if (st)
+            return st;
     }
-    return st;
+    return TERN_OK;
 }
 
 /* A status that means the device, not the input, failed: the work can go elsewhere. */
@@ -291,13 +300,36 @@ static tern_status fail_over(tern_exec *x, int d, const char *why) {
     tern_log_capture_begin(&cap);
     tern_status st = tern_plan_make(&x->pm, devs, x->reg->n, &x->plan);
     tern_log_capture_end(&cap, 0);
-    if (st != TERN_OK) {
+    if (st) {
         tern_log_error("%s (%s) failed (%s) and no device left can run the model", e->id, e->info.name, why);
         return st;
     }
     format_plan(x);
     tern_log_warn("%s (%s) failed (%s); continuing on %s", e->id, e->info.name, why, x->plan_str);
     return TERN_OK;
+}
+
+/* One try: load the plan and rebuild the KV cache unless *loaded, then run the batch (if any). */
+static tern_status try_eval(tern_exec *x, const int32_t *tokens, const struct tern_batch *b,
+                            const struct tern_exec_history *hist, const int *out, int n_out,
+                            const struct tern_head_request *const *req, float *logits, bool *loaded,
+                            int *failed) {
+    tern_status st;
+    if (!*loaded) {
+        st = load_plan(x, failed);
+        if (st)
+            return st;
+        st = rebuild(x, hist, failed);
+        if (st)
+            return st;
+        *loaded = true;
+    }
+    if (!b)
+        return TERN_OK;
+    st = reserve(x, b->n_tokens);
+    if (st)
+        return st;
+    return run_plan(x, tokens, b, out, n_out, req, logits, failed);
 }
 
 /* Run the batch (if any), failing over as long as devices are left: after a failover the new
@@ -310,17 +342,12 @@ static tern_status eval_with_failover(tern_exec *x, const int32_t *tokens, const
         struct tern_log_capture cap;
         tern_log_capture_begin(&cap);
         int failed = -1;
-        tern_status st = loaded ? TERN_OK : load_plan(x, &failed);
-        if (st == TERN_OK && !loaded)
-            st = rebuild(x, hist, &failed);
-        loaded = st == TERN_OK;
-        if (st == TERN_OK && b && (st = reserve(x, b->n_tokens)) == TERN_OK)
-            st = run_plan(x, tokens, b, out, n_out, req, logits, &failed);
+        tern_status st = try_eval(x, tokens, b, hist, out, n_out, req, logits, &loaded, &failed);
         tern_log_capture_end(&cap, !device_failure(st) || failed < 0);
-        if (st == TERN_OK || !device_failure(st) || failed < 0)
+        if (!st || !device_failure(st) || failed < 0)
             return st;
         tern_status fst = fail_over(x, failed, cap.n_errors ? cap.msg : tern_status_message(st));
-        if (fst != TERN_OK)
+        if (fst)
             return st;
         loaded = false;
     }
@@ -343,14 +370,16 @@ tern_status tern_exec_create(struct tern_registry *reg, const struct tern_model_
     parse_fault(&x->fault);
     format_plan(x);
     tern_status st = reserve(x, 1);
-    if (st == TERN_OK)
-        st = eval_with_failover(x, NULL, NULL, NULL, NULL, 0, NULL, NULL, false);
-    if (st != TERN_OK) {
-        tern_exec_free(x);
-        return st;
-    }
+    if (st)
+        goto done;
+    st = eval_with_failover(x, NULL, NULL, NULL, NULL, 0, NULL, NULL, false);
+    if (st)
+        goto done;
     *out = x;
     return TERN_OK;
+done: /* failures only */
+    tern_exec_free(x);
+    return st;
 }
 
 void tern_exec_free(tern_exec *x) {
@@ -372,8 +401,10 @@ tern_status tern_exec_eval(tern_exec *x, const int32_t *tokens, const struct ter
         if (out[i] < 0 || out[i] >= b->n_tokens)
             return TERN_ERR_ARG;
     tern_status st = reserve_heads(x, n_out);
-    if (st == TERN_OK)
-        st = eval_with_failover(x, tokens, b, hist, out, n_out, req, logits, true);
+    if (st)
+        goto done;
+    st = eval_with_failover(x, tokens, b, hist, out, n_out, req, logits, true);
+done:
     x->step++;
     return st;
 }

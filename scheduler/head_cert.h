@@ -27,6 +27,9 @@
 
 enum { TERN_HEAD_SHADOW_BLOCK = 32, TERN_HEAD_SHADOW_BLOCK_BYTES = 34 /* f16 d, int8 q[32]: Q8_0 */ };
 
+/* Changes with the shadow's layout or its bound: keys the shadow cache (head_cache.h). */
+#define TERN_HEAD_SHADOW_VERSION 1
+
 /* Whether a head of this type and row length can be certified (F16, BF16, F32; rows of 32k). */
 bool tern_head_cert_supported(const struct tern_tensor *head);
 

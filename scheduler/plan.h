@@ -20,6 +20,7 @@ struct tern_probe {
     double head_s;          /* final norm + head for one token, hidden state in and logits out */
     double call_s;          /* a layer-range call with no layers for one token: the hidden state in and out */
     double call_token_s;    /* the same per token of a prefill chunk */
+    double head_cert_s;     /* final norm + certified head for a greedy token (INFINITY: none) */
 };
 
 struct tern_plan_device {

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cache.h"
+#include "head_cert.h"
 #include "log.h"
 
 static double now_s(void) {
@@ -35,14 +36,39 @@ static tern_status time_layers(const struct tern_device *dev, float *h, const fl
         const struct tern_batch b = {n, positions, seqs};
         const double t0 = now_s();
         tern_status st = dev->ops->run_layers(dev->ctx, h, &b, 0, n_layers);
-        if (st == TERN_OK)
-            st = sync_dev(dev);
-        if (st != TERN_OK)
+        if (st)
+            return st;
+        st = sync_dev(dev);
+        if (st)
             return st;
         const double t = now_s() - t0;
         *best = t < *best ? t : *best;
     }
     return TERN_OK;
+}
+
+/* Best time of 3 head calls on one token (hidden state h0); req: NULL for the full head, or a greedy
+ * request for the certified head. */
+static tern_status time_head(const struct tern_device *dev, const struct tern_model_view *m, const float *h0,
+                             const struct tern_head_request *req, double *best) {
+    float *logits = malloc((size_t)m->output.ne1 * sizeof(float));
+    if (!logits)
+        return TERN_ERR_NOMEM;
+    tern_status st = TERN_OK;
+    for (int r = 0; r < 3; r++) {
+        const double t0 = now_s();
+        st = dev->ops->logits(dev->ctx, logits, h0, 1, req ? &req : NULL);
+        if (st)
+            goto done;
+        st = sync_dev(dev);
+        if (st)
+            goto done;
+        const double t = now_s() - t0;
+        *best = t < *best ? t : *best;
+    }
+done:
+    free(logits);
+    return st;
 }
 
 tern_status tern_probe_measure(const struct tern_device *dev, const struct tern_model_view *m,
@@ -54,58 +80,60 @@ tern_status tern_probe_measure(const struct tern_device *dev, const struct tern_
     const int L = m->hp.n_layer < TERN_PROBE_LAYERS ? m->hp.n_layer : TERN_PROBE_LAYERS;
     const size_t n_embd = (size_t)m->hp.n_embd;
     memset(out, 0, sizeof *out);
-    bool has_head = true;
-    struct tern_log_capture cap;
-    tern_log_capture_begin(&cap);
-    tern_status st = dev->ops->load(dev->ctx, m, 0, L, TERN_PART_EMBED | TERN_PART_HEAD, n_ctx, 1);
-    tern_log_capture_end(&cap, 0);
-    if (st != TERN_OK) { /* e.g. a head larger than the device's largest buffer */
-        has_head = false;
-        st = dev->ops->load(dev->ctx, m, 0, L, TERN_PART_EMBED, n_ctx, 1);
+    /* the head as the executor would load it with --head-mode auto allowed to certify; then without
+     * the certified head, then without a head (e.g. one larger than the device's largest buffer) */
+    const unsigned heads[3] = {
+        tern_head_cert_supported(&m->output) ? TERN_PART_HEAD | TERN_PART_HEAD_CERT : 0, TERN_PART_HEAD, 0};
+    tern_status st = TERN_ERR_ARG;
+    int h_try = heads[0] ? 0 : 1;
+    for (; h_try < 3; h_try++) {
+        struct tern_log_capture cap;
+        tern_log_capture_begin(&cap);
+        st = dev->ops->load(dev->ctx, m, 0, L, TERN_PART_EMBED | heads[h_try], n_ctx, 1);
+        tern_log_capture_end(&cap, 0);
+        if (!st)
+            break;
     }
-    if (st != TERN_OK)
+    if (st)
         return st;
     float *h = malloc(2 * C * n_embd * sizeof(float)), *h0 = h ? h + C * n_embd : NULL;
     int32_t tokens[C];
     for (int i = 0; i < C; i++)
         tokens[i] = (int32_t)((i * 7919 + 13) % m->hp.n_vocab);
+    out->head_s = out->head_cert_s = INFINITY;
+    st = TERN_ERR_NOMEM;
     if (!h)
-        st = TERN_ERR_NOMEM;
-    if (st == TERN_OK)
-        st = dev->ops->embed(dev->ctx, h0, tokens, C);
+        goto done;
+    st = dev->ops->embed(dev->ctx, h0, tokens, C);
+    if (st)
+        goto done;
     double t;
     /* warm-up (first touch of weights and scratch), then a prefill chunk at position 0 */
-    if (st == TERN_OK)
-        st = time_layers(dev, h, h0, C * n_embd, C, 0, L, 1, &t);
-    if (st == TERN_OK)
-        st = time_layers(dev, h, h0, C * n_embd, C, 0, L, 2, &t);
-    if (st == TERN_OK)
-        out->prefill_layer_s = t / C / L;
-    if (st == TERN_OK)
-        st = time_layers(dev, h, h0, n_embd, 1, C, L, REPS, &t);
-    if (st == TERN_OK)
-        out->decode_layer_s = t / L;
-    if (st == TERN_OK)
-        st = time_layers(dev, h, h0, n_embd, 1, 0, 0, REPS, &out->call_s);
-    if (st == TERN_OK)
-        st = time_layers(dev, h, h0, C * n_embd, C, 0, 0, 2, &t);
-    if (st == TERN_OK)
-        out->call_token_s = t / C;
-    out->head_s = INFINITY;
-    if (st == TERN_OK && has_head) {
-        float *logits = malloc((size_t)m->output.ne1 * sizeof(float));
-        if (!logits)
-            st = TERN_ERR_NOMEM;
-        for (int r = 0; r < 3 && st == TERN_OK; r++) {
-            const double t0 = now_s();
-            st = dev->ops->logits(dev->ctx, logits, h0, 1, NULL);
-            if (st == TERN_OK)
-                st = sync_dev(dev);
-            t = now_s() - t0;
-            out->head_s = t < out->head_s ? t : out->head_s;
-        }
-        free(logits);
+    st = time_layers(dev, h, h0, C * n_embd, C, 0, L, 1, &t);
+    if (st)
+        goto done;
+    st = time_layers(dev, h, h0, C * n_embd, C, 0, L, 2, &t);
+    if (st)
+        goto done;
+    out->prefill_layer_s = t / C / L;
+    st = time_layers(dev, h, h0, n_embd, 1, C, L, REPS, &t);
+    if (st)
+        goto done;
+    out->decode_layer_s = t / L;
+    st = time_layers(dev, h, h0, n_embd, 1, 0, 0, REPS, &out->call_s);
+    if (st)
+        goto done;
+    st = time_layers(dev, h, h0, C * n_embd, C, 0, 0, 2, &t);
+    if (st)
+        goto done;
+    out->call_token_s = t / C;
+    if (heads[h_try])
+        st = time_head(dev, m, h0, NULL, &out->head_s);
+    if (!st && (heads[h_try] & TERN_PART_HEAD_CERT)) {
+        const struct tern_head_request greedy = {.top_k = 1, .repeat_penalty = 1.0f};
+        st = time_head(dev, m, h0, &greedy, &out->head_cert_s);
     }
+done:
     free(h);
     return st;
 }
@@ -119,7 +147,7 @@ static bool probe_path(const char *key, char *buf, size_t n) {
     return true;
 }
 
-static const char probe_magic[] = "tern-probe 2"; /* 2: times over several layers */
+static const char probe_magic[] = "tern-probe 3"; /* 2: times over several layers; 3: the certified head */
 
 bool tern_probe_cache_load(const char *key, struct tern_probe *out) {
     char path[4096];
@@ -129,12 +157,12 @@ bool tern_probe_cache_load(const char *key, struct tern_probe *out) {
     if (!f)
         return false;
     char line[1024], file_key[1024];
-    double v[5];
+    double v[6];
     bool ok = fgets(line, sizeof line, f) && strncmp(line, probe_magic, sizeof probe_magic - 1) == 0 &&
               line[sizeof probe_magic - 1] == '\n' && fgets(file_key, sizeof file_key, f) &&
-              fscanf(f, "%lf %lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5;
-    for (int i = 0; i < 5 && ok; i++)
-        ok = (isfinite(v[i]) || (i == 2 && isinf(v[i]) && v[i] > 0)) && v[i] >= 0;
+              fscanf(f, "%lf %lf %lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) == 6;
+    for (int i = 0; i < 6 && ok; i++) /* the head times are +inf where there is no such head */
+        ok = (isfinite(v[i]) || ((i == 2 || i == 5) && isinf(v[i]) && v[i] > 0)) && v[i] >= 0;
     fclose(f);
     if (!ok) {
         tern_log_info("notice: ignoring the corrupt probe cache %s (measuring again)", path);
@@ -143,7 +171,12 @@ bool tern_probe_cache_load(const char *key, struct tern_probe *out) {
     file_key[strcspn(file_key, "\n")] = 0;
     if (strcmp(file_key, key) != 0)
         return false; /* another key with the same hash: measure and replace */
-    *out = (struct tern_probe){v[0], v[1], v[2], v[3], v[4]};
+    *out = (struct tern_probe){.decode_layer_s = v[0],
+                               .prefill_layer_s = v[1],
+                               .head_s = v[2],
+                               .call_s = v[3],
+                               .call_token_s = v[4],
+                               .head_cert_s = v[5]};
     return true;
 }
 
@@ -153,8 +186,8 @@ void tern_probe_cache_store(const char *key, const struct tern_probe *p) {
         return;
     snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)time(NULL));
     FILE *f = fopen(tmp, "w");
-    bool ok = f && fprintf(f, "%s\n%s\n%.9g %.9g %.9g %.9g %.9g\n", probe_magic, key, p->decode_layer_s,
-                           p->prefill_layer_s, p->head_s, p->call_s, p->call_token_s) > 0;
+    bool ok = f && fprintf(f, "%s\n%s\n%.9g %.9g %.9g %.9g %.9g %.9g\n", probe_magic, key, p->decode_layer_s,
+                           p->prefill_layer_s, p->head_s, p->call_s, p->call_token_s, p->head_cert_s) > 0;
     if (f)
         ok = fclose(f) == 0 && ok;
     if (ok)

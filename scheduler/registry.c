@@ -9,14 +9,14 @@
 tern_status tern_registry_add(struct tern_registry *r, const char *id, struct tern_device dev) {
     if (r->n >= TERN_MAX_DEVICES) {
         tern_log_error("too many devices (at most %d)", TERN_MAX_DEVICES);
-        dev.ops->release(dev.ctx);
+        dev.ops->free(dev.ctx);
         return TERN_ERR_ARG;
     }
     struct tern_registry_entry *e = &r->e[r->n];
     memset(e, 0, sizeof *e);
     tern_status st = dev.ops->describe(dev.ctx, &e->info);
-    if (st != TERN_OK) {
-        dev.ops->release(dev.ctx);
+    if (st) {
+        dev.ops->free(dev.ctx);
         return st;
     }
     e->dev = dev;
@@ -44,6 +44,6 @@ int tern_registry_find(const struct tern_registry *r, const char *id) {
 
 void tern_registry_free(struct tern_registry *r) {
     for (int i = 0; i < r->n; i++)
-        r->e[i].dev.ops->release(r->e[i].dev.ctx);
+        r->e[i].dev.ops->free(r->e[i].dev.ctx);
     r->n = 0;
 }

@@ -62,7 +62,7 @@ static void renderings(void) {
 /* A vocabulary-only GGUF of an architecture and chat template (NULL: none). */
 static enum tern_chat_format detect(const char *arch, const char *tmpl) {
     tern_gguf_writer *w;
-    CHECK_STATUS(TERN_OK, tern_gguf_writer_init(&w));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_create(&w));
     tern_gguf_writer_set_str(w, "general.architecture", arch);
     if (tmpl)
         tern_gguf_writer_set_str(w, "tokenizer.chat_template", tmpl);
@@ -70,9 +70,9 @@ static enum tern_chat_format detect(const char *arch, const char *tmpl) {
     CHECK_STATUS(TERN_OK, tern_gguf_writer_write(w, path));
     tern_gguf_writer_free(w);
     tern_gguf *g = NULL;
-    CHECK_STATUS(TERN_OK, tern_gguf_open(path, &g));
+    CHECK_STATUS(TERN_OK, tern_gguf_create(path, &g));
     enum tern_chat_format f = g ? tern_chat_format_detect(g, NULL) : TERN_CHAT_COUNT;
-    tern_gguf_close(g);
+    tern_gguf_free(g);
     return f;
 }
 

@@ -50,7 +50,8 @@ static struct gbuf gbuf_new(size_t size, const void *init) {
     memset(tmp, GUARD_BYTE, size + GUARD);
     if (init)
         memcpy(tmp, init, size);
-    CHECK_STATUS(TERN_OK, tern_cl_buf(rt, CL_MEM_READ_WRITE, size + GUARD, NULL, "test buffer", &b.mem));
+    CHECK_STATUS(TERN_OK,
+                 tern_cl_buf_create(rt, CL_MEM_READ_WRITE, size + GUARD, NULL, "test buffer", &b.mem));
     if (b.mem)
         CHECK_STATUS(TERN_OK, tern_cl_write(rt, b.mem, 0, size + GUARD, tmp));
     free(tmp);
@@ -520,11 +521,11 @@ static void test_device_open(void) {
     CHECK(info.mem_bytes > 0);
     char part[8] = {0};
     memcpy(part, info.name, 4); /* a name substring selects the same device */
-    dev.ops->release(dev.ctx);
+    dev.ops->free(dev.ctx);
     st = tern_cl_device_create(part, &dev);
     CHECK_STATUS(TERN_OK, st);
     if (st == TERN_OK)
-        dev.ops->release(dev.ctx);
+        dev.ops->free(dev.ctx);
     CHECK_STATUS(TERN_ERR_NO_DEVICE, tern_cl_device_create("no-such-device-xyz", &dev));
     CHECK_STATUS(TERN_ERR_NO_DEVICE, tern_cl_device_create("99", &dev));
 }
@@ -590,7 +591,7 @@ int main(int argc, char **argv) {
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) /* the other kernel design */
             setenv("TERN_CL_KERNELS", cpu_design ? "gpu" : "cpu", 1);
-        tern_status st = tern_cl_rt_open("0", pass == 1, NULL, &rt);
+        tern_status st = tern_cl_rt_create("0", pass == 1, NULL, &rt);
         if (st != TERN_OK) {
             fprintf(stderr, "FAIL: cannot open OpenCL device 0: %s\n", tern_status_name(st));
             return 1;
@@ -606,7 +607,7 @@ int main(int argc, char **argv) {
         snprintf(label, sizeof label, "%s-%s", pass == 0 ? "native" : "portable",
                  rt->cpu_kernels ? "cpu" : "gpu");
         run_all(label);
-        tern_cl_rt_close(rt);
+        tern_cl_rt_free(rt);
         rt = NULL;
     }
     if (design[0])

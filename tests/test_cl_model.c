@@ -32,7 +32,7 @@ static bool run_greedy(const char *path, const char *device, const int32_t *prom
     tern_model *m = NULL;
     tern_session *s = NULL;
     memset(out, 0, sizeof *out);
-    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(path, &m));
     if (!m)
         return false;
     const int nv = tern_model_view(m)->hp.n_vocab;
@@ -56,7 +56,7 @@ static bool run_greedy(const char *path, const char *device, const int32_t *prom
     }
     CHECK_STATUS(TERN_OK, st);
     tern_session_free(s);
-    tern_model_close(m);
+    tern_model_free(m);
     return st == TERN_OK;
 }
 
@@ -213,7 +213,7 @@ static void embed_refuses_ids_outside_the_vocabulary(void) {
     CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
     tern_model *m = NULL;
     tern_session *s = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(path, &m));
     struct tern_session_params sp = {.n_ctx = 16, .device = "cl:0"};
     if (m)
         CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
@@ -231,7 +231,7 @@ static void embed_refuses_ids_outside_the_vocabulary(void) {
     if (s)
         CHECK_STATUS(TERN_OK, tern_session_eval(s, &last, 1, &logits));
     tern_session_free(s);
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 /* A device's load checks what it is handed: a layer range or cache outside the model, and a ternary
@@ -239,7 +239,7 @@ static void embed_refuses_ids_outside_the_vocabulary(void) {
  * loader already validates files; this is the device's own guard). Both devices, one layer. */
 static void load_refuses_bad_ranges_and_shapes(void) {
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
     if (!m)
         return;
     const struct tern_model_view *v = tern_model_view(m);
@@ -303,9 +303,9 @@ static void load_refuses_bad_ranges_and_shapes(void) {
     }
     for (int d = 0; d < 2; d++)
         if (devs[d].ctx)
-            devs[d].ops->release(devs[d].ctx);
+            devs[d].ops->free(devs[d].ctx);
     free(layers);
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 /* A head larger than the device's largest buffer is split into at most 16 buffers: a limit that
@@ -313,7 +313,7 @@ static void load_refuses_bad_ranges_and_shapes(void) {
  * line (TERN_CL_MAX_ALLOC lowers the limit). */
 static void head_split_limits(void) {
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
     if (!m)
         return;
     const struct tern_model_view *v = tern_model_view(m);
@@ -349,12 +349,12 @@ static void head_split_limits(void) {
             if (c > 0)
                 CHECK(memcmp(want, got, (size_t)v->hp.n_vocab * sizeof(float)) == 0);
         }
-        dev.ops->release(dev.ctx);
+        dev.ops->free(dev.ctx);
     }
     free(want);
     free(got);
     free(hidden);
-    tern_model_close(m);
+    tern_model_free(m);
 
     /* a limit below one head row (an F32 head of 2048 columns: 8 KiB rows) is refused with one line */
     struct tern_maker_params p;
@@ -366,7 +366,7 @@ static void head_split_limits(void) {
     p.output_type = TERN_TYPE_F32;
     const char *path = test_tmp("cl-wide-head.gguf", 0);
     CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
-    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(path, &m));
     if (!m)
         return;
     setenv("TERN_CL_MAX_ALLOC", "6000", 1);
@@ -379,9 +379,9 @@ static void head_split_limits(void) {
         CHECK_STATUS(TERN_ERR_NOMEM, dev.ops->load(dev.ctx, tern_model_view(m), 0, 0, TERN_PART_HEAD, 8, 1));
         tern_log_set_callback(NULL, NULL);
         CHECK_INT(1, n_errors);
-        dev.ops->release(dev.ctx);
+        dev.ops->free(dev.ctx);
     }
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 int main(void) {

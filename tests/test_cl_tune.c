@@ -26,7 +26,7 @@ static struct tern_cl_tuning opened_tuning(bool *stored) {
         const struct tern_cl_rt *rt = tern_cl_device_rt(&dev);
         t = (struct tern_cl_tuning){rt->cpu_kernels, rt->wg, rt->lpr, rt->mm_kb};
         *stored = rt->tuned;
-        dev.ops->release(dev.ctx);
+        dev.ops->free(dev.ctx);
     }
     return t;
 }
@@ -36,7 +36,7 @@ static void ids_match_bitnet_cpp(const char *label) {
     struct harness_ref refs[8];
     const int n = harness_refs("mini-b158-i2s.gguf", refs, 8);
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(model_path(), &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(model_path(), &m));
     for (int p = 0; p < n && m; p++) {
         tern_session *s = NULL;
         struct tern_session_params sp = {.n_ctx = 64, .device = "cl:0"};
@@ -58,7 +58,7 @@ static void ids_match_bitnet_cpp(const char *label) {
         CHECK_STATUS(TERN_OK, st);
         tern_session_free(s);
     }
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 /* The one cl-tune-*.txt of the cache folder (the suite's own), "" when there is none. */
@@ -104,12 +104,12 @@ static void tuning_stored_reloaded_same_ids(void) {
     CHECK(!stored);
 
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(model_path(), &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(model_path(), &m));
     if (!m)
         return;
     struct tern_cl_tune_result r;
     CHECK_STATUS(TERN_OK, tern_cl_device_tune("0", tern_model_view(m), true, &r));
-    tern_model_close(m);
+    tern_model_free(m);
     /* quick: the device's own design over wg 32..256 (the built-in one among them) */
     CHECK(r.base.cpu_kernels == before.cpu_kernels && r.base.wg == before.wg);
     CHECK(r.best.cpu_kernels == r.base.cpu_kernels);
@@ -167,10 +167,10 @@ static void design_forced_by_env(void) {
     /* a stored tuning that differs from both built-in sets: wg 32 */
     struct tern_cl_tune_result r = {0};
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(model_path(), &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(model_path(), &m));
     if (m)
         CHECK_STATUS(TERN_OK, tern_cl_device_tune("0", tern_model_view(m), true, &r));
-    tern_model_close(m);
+    tern_model_free(m);
     write_stored(r.path, "1 32 1 1");
 
     static const struct {
@@ -183,14 +183,14 @@ static void design_forced_by_env(void) {
         setenv("TERN_CL_KERNELS", cases[i].env, 1);
         n_warnings = 0;
         rt = NULL;
-        CHECK_STATUS(TERN_OK, tern_cl_rt_open("0", false, NULL, &rt));
+        CHECK_STATUS(TERN_OK, tern_cl_rt_create("0", false, NULL, &rt));
         if (!rt)
             continue;
         CHECK(rt->cpu_kernels == cases[i].cpu);
         CHECK(rt->tuned == cases[i].tuned);
         CHECK_INT(cases[i].wg, rt->wg);
         CHECK_INT(cases[i].warnings, n_warnings);
-        tern_cl_rt_close(rt);
+        tern_cl_rt_free(rt);
     }
     tern_log_set_callback(NULL, NULL);
     unsetenv("TERN_CL_KERNELS");
@@ -204,11 +204,11 @@ static void program_binary_cached(void) {
     CHECK(system(cmd) == 0);
     for (int i = 0; i < 2; i++) {
         struct tern_cl_rt *rt = NULL;
-        CHECK_STATUS(TERN_OK, tern_cl_rt_open("0", false, NULL, &rt));
+        CHECK_STATUS(TERN_OK, tern_cl_rt_create("0", false, NULL, &rt));
         if (!rt)
             return;
         CHECK(rt->from_cache == (i == 1));
-        tern_cl_rt_close(rt);
+        tern_cl_rt_free(rt);
     }
 }
 

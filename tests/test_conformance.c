@@ -20,23 +20,23 @@ static void greedy_t(const char *model_path, const int32_t *prompt, int n_prompt
     tern_tokenizer *tok = NULL;
     tern_session *s = NULL;
     tern_sampler *smp = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(model_path, &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(model_path, &m));
     if (!m)
         return;
-    CHECK_STATUS(TERN_OK, tern_tokenizer_load(tern_model_gguf(m), NULL, &tok));
+    CHECK_STATUS(TERN_OK, tern_tokenizer_create(tern_model_gguf(m), NULL, &tok));
     struct tern_session_params sp = {
         .n_ctx = 256, .n_threads = n_threads, .device = "cpu", .head_mode = mode};
     CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
     struct tern_sampler_params p = tern_sampler_default_params();
     p.temperature = 0.0f;
-    CHECK_STATUS(TERN_OK, tern_sampler_init(&p, tern_model_view(m)->hp.n_vocab, &smp));
+    CHECK_STATUS(TERN_OK, tern_sampler_create(&p, tern_model_view(m)->hp.n_vocab, &smp));
     struct tern_generate_stats st;
     if (tok && s && smp)
         CHECK_STATUS(TERN_OK, tern_generate(s, tok, smp, prompt, n_prompt, n, harness_collect_id, out, &st));
     tern_sampler_free(smp);
     tern_session_free(s);
     tern_tokenizer_free(tok);
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 static void print_ids(const char *label, const int32_t *ids, int n) {

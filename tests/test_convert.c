@@ -407,8 +407,8 @@ static void compare(const tern_model *got, const tern_model *want, bool exact_sc
     }
     /* the tokenizer came through tokenizer.json: same ids for a text with a special token */
     tern_tokenizer *ta = NULL, *tb = NULL;
-    CHECK_STATUS(TERN_OK, tern_tokenizer_load(tern_model_gguf(got), NULL, &ta));
-    CHECK_STATUS(TERN_OK, tern_tokenizer_load(tern_model_gguf(want), NULL, &tb));
+    CHECK_STATUS(TERN_OK, tern_tokenizer_create(tern_model_gguf(got), NULL, &ta));
+    CHECK_STATUS(TERN_OK, tern_tokenizer_create(tern_model_gguf(want), NULL, &tb));
     const char text[] = "Hello world, 1234 tokens!<|end_of_text|> and more";
     int32_t *ia = NULL, *ib = NULL;
     size_t na = 0, nb = 0;
@@ -478,7 +478,7 @@ static void every_family_matches_the_maker(void) {
         const char *gpath = test_tmp(gguf, 0), *dpath = test_tmp(dir, 1), *opath = test_tmp(out, 2);
         CHECK_STATUS(TERN_OK, tern_maker_write(&p, gpath));
         tern_model *want = NULL, *got = NULL;
-        CHECK_STATUS(TERN_OK, tern_model_open(gpath, &want));
+        CHECK_STATUS(TERN_OK, tern_model_create(gpath, &want));
         if (!want)
             continue;
         write_hf(fc, want, dpath);
@@ -486,26 +486,26 @@ static void every_family_matches_the_maker(void) {
         CHECK_STATUS(TERN_OK, convert(dpath, opath, TERN_TYPE_I2_S));
         /* already-ternary values: no absmean, no post-training warning */
         CHECK_INT(0, n_warnings);
-        CHECK_STATUS(TERN_OK, tern_model_open(opath, &got));
+        CHECK_STATUS(TERN_OK, tern_model_create(opath, &got));
         if (got) {
             CHECK(strcmp(tern_model_arch(got), fc->arch) == 0);
             /* bitlinear's 1/weight_scale round trip may move the scale by an ulp */
             compare(got, want, fc->mode != PACKED_INV);
         }
-        tern_model_close(got);
+        tern_model_free(got);
         if (c == 0) {
             /* the same checkpoint as TQ2_0 and TQ1_0 holds the same codes and scales */
             const uint32_t tq[2] = {TERN_TYPE_TQ2_0, TERN_TYPE_TQ1_0};
             for (int t = 0; t < 2; t++) {
                 CHECK_STATUS(TERN_OK, convert(dpath, opath, tq[t]));
                 got = NULL;
-                CHECK_STATUS(TERN_OK, tern_model_open(opath, &got));
+                CHECK_STATUS(TERN_OK, tern_model_create(opath, &got));
                 if (got)
                     compare(got, want, true);
-                tern_model_close(got);
+                tern_model_free(got);
             }
         }
-        tern_model_close(want);
+        tern_model_free(want);
     }
 }
 
@@ -532,13 +532,13 @@ static void llama_master_absmean(void) {
     const char *opath = test_tmp("conv-master.gguf", 2);
     CHECK_STATUS(TERN_OK, tern_maker_write(&p, gpath));
     tern_model *want = NULL, *got = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(gpath, &want));
+    CHECK_STATUS(TERN_OK, tern_model_create(gpath, &want));
     if (!want)
         return;
     write_hf(&fc, want, dpath);
     CHECK_STATUS(TERN_OK, convert(dpath, opath, TERN_TYPE_I2_S));
     CHECK_INT(1, n_warnings);
-    CHECK_STATUS(TERN_OK, tern_model_open(opath, &got));
+    CHECK_STATUS(TERN_OK, tern_model_create(opath, &got));
     for (int il = 0; got && il < p.n_layer; il++) {
         const struct tern_layer_weights *x = &tern_model_view(got)->layers[il],
                                         *y = &tern_model_view(want)->layers[il];
@@ -550,8 +550,8 @@ static void llama_master_absmean(void) {
             CHECK_FLOAT(s, xs[i]->scale, 1e-6 * s);
         }
     }
-    tern_model_close(got);
-    tern_model_close(want);
+    tern_model_free(got);
+    tern_model_free(want);
 }
 
 /* The scale direction, closed form: a packed weight of all +1 with weight_scale 0.5 is W = 0.5
@@ -564,11 +564,11 @@ static void scale_direction(void) {
     const char *opath = test_tmp("conv-scale.gguf", 2);
     CHECK_STATUS(TERN_OK, tern_maker_write(&p, gpath));
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(gpath, &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(gpath, &m));
     if (!m)
         return;
     write_hf(fc, m, dpath);
-    tern_model_close(m);
+    tern_model_free(m);
     for (int inverse = 0; inverse < 2; inverse++) {
         /* rewrite config.json's linear_class and the scale of layer 0's q_proj (bf16 0.5 = 0x3f00) */
         char path[512];
@@ -599,10 +599,10 @@ static void scale_direction(void) {
         json_decref(h);
         CHECK_STATUS(TERN_OK, convert(dpath, opath, TERN_TYPE_I2_S));
         tern_model *got = NULL;
-        CHECK_STATUS(TERN_OK, tern_model_open(opath, &got));
+        CHECK_STATUS(TERN_OK, tern_model_create(opath, &got));
         if (got)
             CHECK_FLOAT(inverse ? 2.0 : 0.5, tern_model_view(got)->layers[0].wq.scale, 0.0);
-        tern_model_close(got);
+        tern_model_free(got);
     }
 }
 
@@ -652,8 +652,8 @@ static void spm_tokenizer_import(void) {
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     struct tern_hf_vocab *v = NULL;
     tern_gguf_writer *w = NULL;
-    CHECK_STATUS(TERN_OK, tern_hf_vocab_load(path, &v));
-    CHECK_STATUS(TERN_OK, tern_gguf_writer_init(&w));
+    CHECK_STATUS(TERN_OK, tern_hf_vocab_create(path, &v));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_create(&w));
     if (!v || !w)
         return;
     CHECK(v->spm);
@@ -666,9 +666,9 @@ static void spm_tokenizer_import(void) {
     tern_hf_vocab_free(v);
     tern_gguf *g = NULL;
     tern_tokenizer *tok = NULL;
-    CHECK_STATUS(TERN_OK, tern_gguf_open(path, &g));
+    CHECK_STATUS(TERN_OK, tern_gguf_create(path, &g));
     if (g)
-        CHECK_STATUS(TERN_OK, tern_tokenizer_load(g, NULL, &tok));
+        CHECK_STATUS(TERN_OK, tern_tokenizer_create(g, NULL, &tok));
     if (tok) {
         int32_t *ids = NULL;
         size_t n = 0;
@@ -683,7 +683,7 @@ static void spm_tokenizer_import(void) {
         free(ids);
     }
     tern_tokenizer_free(tok);
-    tern_gguf_close(g);
+    tern_gguf_free(g);
 }
 
 /* bitnet.cpp's own I2_S file as the oracle: the conformance model written as an HF folder (its F16
@@ -694,12 +694,12 @@ static void i2s_bytes_match_bitnet_cpp(void) {
         "mini", "bitnet-b1.58", "BitNetForCausalLM", "relu2", FLOAT_MASTER, "F16", false, 0, 0, 0, 0};
     const char *dir = test_tmp("conv-mini-hf", 1), *out = test_tmp("conv-mini.gguf", 2);
     tern_model *ref = NULL, *got = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &ref));
+    CHECK_STATUS(TERN_OK, tern_model_create(test_data("vectors/mini-b158-i2s.gguf", 0), &ref));
     if (!ref)
         return;
     write_hf(&fc, ref, dir);
     CHECK_STATUS(TERN_OK, convert(dir, out, TERN_TYPE_I2_S));
-    CHECK_STATUS(TERN_OK, tern_model_open(out, &got));
+    CHECK_STATUS(TERN_OK, tern_model_create(out, &got));
     int n_i2s = 0;
     for (int64_t i = 0; got && i < tern_gguf_n_tensors(tern_model_gguf(ref)); i++) {
         const struct tern_gguf_tensor *a = tern_gguf_tensor(tern_model_gguf(ref), i);
@@ -714,8 +714,8 @@ static void i2s_bytes_match_bitnet_cpp(void) {
             harness_fail(__FILE__, __LINE__, "tensor %s differs from bitnet.cpp's", a->name);
     }
     CHECK_INT(14, n_i2s);
-    tern_model_close(got);
-    tern_model_close(ref);
+    tern_model_free(got);
+    tern_model_free(ref);
 }
 
 /* ---- malformed inputs ---- */
@@ -727,7 +727,7 @@ static tern_status open_checked(const char *dir, uint64_t file_size) {
     tern_log_set_callback(count_log, NULL);
     quiet = true; /* thousands of expected error lines: counted, not printed */
     tern_safetensors *st = NULL;
-    tern_status s = tern_safetensors_open(dir, &st);
+    tern_status s = tern_safetensors_create(dir, &st);
     quiet = false;
     tern_log_set_callback(NULL, NULL);
     if (s != TERN_OK && n_errors != 1)
@@ -738,7 +738,7 @@ static tern_status open_checked(const char *dir, uint64_t file_size) {
         if (t && (t->offset > file_size || t->nbytes > file_size - t->offset))
             harness_fail(__FILE__, __LINE__, "tensor %s lies outside the file", names[i]);
     }
-    tern_safetensors_close(st);
+    tern_safetensors_free(st);
     return s;
 }
 
@@ -829,7 +829,7 @@ static void malformed_inputs_rejected(void) {
     const char *gpath = test_tmp("conv-bad-maker.gguf", 0), *dir = test_tmp("conv-bad-hf", 1);
     CHECK_STATUS(TERN_OK, tern_maker_write(&p, gpath));
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(gpath, &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(gpath, &m));
     if (!m)
         return;
     char path[512];
@@ -899,7 +899,7 @@ static void malformed_inputs_rejected(void) {
             break;
         }
     }
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 int main(void) {

@@ -11,6 +11,7 @@
 #include "cpu/cpu_device.h"
 #include "cpu/isa.h"
 #include "cpu/kernels.h"
+#include "cpu/peak.h"
 #include "cpu/pool.h"
 #include "cpu/ref.h"
 #include "harness.h"
@@ -340,6 +341,55 @@ static void test_matvec(void) {
     }
 }
 
+/* matvec_tokens against matvec: every token's row values the same bits as matvec gives it alone,
+ * for 1..9 tokens (past the SIMD levels' 4- and 8-token passes) and odd widths. */
+static void test_matvec_tokens(void) {
+    static const struct {
+        uint32_t type;
+        int64_t ne0;
+    } cases[] = {{TERN_TYPE_F16, 1},     {TERN_TYPE_F16, 7},    {TERN_TYPE_F16, 33},  {TERN_TYPE_F16, 100},
+                 {TERN_TYPE_F16, 2561},  {TERN_TYPE_F32, 5},    {TERN_TYPE_F32, 48},  {TERN_TYPE_F32, 2560},
+                 {TERN_TYPE_BF16, 3},    {TERN_TYPE_BF16, 130}, {TERN_TYPE_Q8_0, 32}, {TERN_TYPE_Q8_0, 96},
+                 {TERN_TYPE_Q8_0, 2560}, {TERN_TYPE_Q4_K, 256}, {TERN_TYPE_Q6_K, 768}};
+    enum { MAX_TOK = 9, ROWS = 13 };
+    uint64_t rng = 11;
+    for (int l = 0; l < n_levels; l++) {
+        const struct tern_cpu_kernels *k = levels[l];
+        int n_checked = 0;
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+            struct tern_tensor t;
+            void *data = make_float_tensor(&t, cases[ci].type, cases[ci].ne0, ROWS + 2, &rng);
+            float *xs = malloc((size_t)(MAX_TOK * t.ne0) * sizeof *xs);
+            for (int64_t i = 0; i < MAX_TOK * t.ne0; i++)
+                xs[i] = test_rand_normal(&rng);
+            const size_t ob = ROWS * sizeof(float);
+            for (int n_tok = 1; n_tok <= MAX_TOK; n_tok++) {
+                float *out[MAX_TOK];
+                const float *x[MAX_TOK];
+                for (int i = 0; i < n_tok; i++) {
+                    out[i] = alloc_guarded(ob);
+                    x[i] = xs + (size_t)((i * 5 + n_tok) % MAX_TOK) * (size_t)t.ne0; /* any order */
+                }
+                k->matvec_tokens(out, &t, x, n_tok, 1, 1 + ROWS);
+                for (int i = 0; i < n_tok; i++) {
+                    float alone[ROWS];
+                    k->matvec(alone, &t, x[i], 1, 1 + ROWS);
+                    if (memcmp(alone, out[i], ob) != 0)
+                        harness_fail(__FILE__, __LINE__, "%s matvec_tokens %s x %lld, token %d of %d differs",
+                                     k->name, tern_type_name(t.type), (long long)t.ne0, i, n_tok);
+                    CHECK(guard_intact(out[i], ob));
+                    free(out[i]);
+                    n_checked++;
+                }
+            }
+            free(xs);
+            free(data);
+        }
+        fprintf(stderr, "  %-12s matvec_tokens           %d token cases bit-equal to matvec\n", k->name,
+                n_checked);
+    }
+}
+
 /* ---- float ops ---- */
 
 static void test_rmsnorm_ffn(void) {
@@ -652,6 +702,24 @@ static int cpuinfo_has(const char *flags) {
     return found;
 }
 
+/* The compute probe of tern bench: each x86 level's dot_peak runs and counts its multiply-adds (12
+ * chains of 64 (zmm) or 32 (ymm) per round); the whole probe gives positive rates. */
+static void test_dot_peak(void) {
+    for (int l = 0; l < n_levels; l++) {
+        const struct tern_cpu_kernels *k = levels[l];
+        if (!k->dot_peak)
+            continue;
+        const int64_t per_round = !strcmp(k->name, "avx512") ? 12 * 64 : 12 * 32;
+        CHECK_INT(1000 * per_round, k->dot_peak(1000));
+        CHECK_INT(0, k->dot_peak(0));
+    }
+    struct tern_cpu_peak p;
+    CHECK_INT(TERN_OK, tern_cpu_compute_peak(2, &p));
+    CHECK(p.gemm_1 > 0 && p.gemm_n > 0);
+    CHECK((p.dot_1 > 0) == (tern_cpu_kernels_select()->dot_peak != NULL));
+    CHECK_INT(TERN_ERR_ARG, tern_cpu_compute_peak(0, &p));
+}
+
 static void test_select(void) {
     /* each level against the flags it needs, as the kernel reports them */
     static const char *const needs[TERN_CPU_ISA_COUNT] = {
@@ -736,10 +804,12 @@ int main(void) {
     RUN(test_quantize_act);
     RUN(test_ternary_matmul);
     RUN(test_matvec);
+    RUN(test_matvec_tokens);
     RUN(test_rmsnorm_ffn);
     RUN(test_rope);
     RUN(test_attention);
     RUN(test_threads);
     RUN(test_pool_stress);
+    RUN(test_dot_peak);
     return harness_finish();
 }

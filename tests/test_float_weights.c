@@ -29,10 +29,10 @@ static void same_ternary(const struct tern_ternary *a, const struct tern_ternary
 static void f16_sources_match_i2s_twin(void) {
     const char *f16[2] = {"vectors/mini-b158-f16.gguf", "vectors/mini-bitnet-f16.gguf"};
     tern_model *twin = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &twin));
+    CHECK_STATUS(TERN_OK, tern_model_create(test_data("vectors/mini-b158-i2s.gguf", 0), &twin));
     for (int f = 0; f < 2 && twin; f++) {
         tern_model *m = NULL;
-        CHECK_STATUS(TERN_OK, tern_model_open(test_data(f16[f], 1), &m));
+        CHECK_STATUS(TERN_OK, tern_model_create(test_data(f16[f], 1), &m));
         if (!m)
             continue;
         int n_absmean = -1;
@@ -48,9 +48,9 @@ static void f16_sources_match_i2s_twin(void) {
             for (int i = 0; i < 7; i++)
                 same_ternary(xs[i], ys[i], il, i);
         }
-        tern_model_close(m);
+        tern_model_free(m);
     }
-    tern_model_close(twin);
+    tern_model_free(twin);
 }
 
 /* Greedy ids on the F16 source equal bitnet.cpp's on its I2_S file (mini-refs.json). */
@@ -71,7 +71,7 @@ static void f16_greedy_matches_bitnet_cpp(void) {
     CHECK_INT(3, json_array_size(cases));
     tern_model *m = NULL;
     tern_session *s = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-f16.gguf", 0), &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(test_data("vectors/mini-b158-f16.gguf", 0), &m));
     if (m) {
         const int nv = tern_model_view(m)->hp.n_vocab;
         json_t *c;
@@ -104,7 +104,7 @@ static void f16_greedy_matches_bitnet_cpp(void) {
             s = NULL;
         }
     }
-    tern_model_close(m);
+    tern_model_free(m);
     json_decref(refs);
 }
 

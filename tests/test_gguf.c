@@ -148,13 +148,13 @@ static tern_gguf *write_and_open(tern_gguf_writer *w, const char *name) {
     CHECK_STATUS(TERN_OK, tern_gguf_writer_write(w, path));
     tern_gguf_writer_free(w);
     tern_gguf *g = NULL;
-    CHECK_STATUS(TERN_OK, tern_gguf_open(path, &g));
+    CHECK_STATUS(TERN_OK, tern_gguf_create(path, &g));
     return g;
 }
 
 static void roundtrip_scalars(void) {
     tern_gguf_writer *w;
-    CHECK_STATUS(TERN_OK, tern_gguf_writer_init(&w));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_create(&w));
     CHECK_STATUS(TERN_OK, tern_gguf_writer_set_str(w, "general.architecture", "bitnet-b1.58"));
     CHECK_STATUS(TERN_OK, tern_gguf_writer_set_u32(w, "a.u32", 4000000000u));
     CHECK_STATUS(TERN_OK, tern_gguf_writer_set_i32(w, "a.i32", -7));
@@ -207,12 +207,12 @@ static void roundtrip_scalars(void) {
     CHECK_STATUS(TERN_ERR_NOT_FOUND, tern_gguf_get_arr(g, "", NULL, NULL, NULL));
     CHECK_INT(-1, tern_gguf_find_key(g, "a.u32x"));
     CHECK_INT(0, n_errors);
-    tern_gguf_close(g);
+    tern_gguf_free(g);
 }
 
 static void roundtrip_arrays(void) {
     tern_gguf_writer *w;
-    CHECK_STATUS(TERN_OK, tern_gguf_writer_init(&w));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_create(&w));
     static const uint8_t u8s[] = {1, 2, 255};
     static const int16_t i16s[] = {-1, 300};
     static const float f32s[] = {0.5f, -2.0f, 3.25f};
@@ -274,7 +274,7 @@ static void roundtrip_arrays(void) {
     CHECK_STATUS(TERN_ERR_FORMAT, tern_gguf_get_u32(g, "u8", &(uint32_t){0}));
     CHECK_STATUS(TERN_ERR_FORMAT, tern_gguf_get_str(g, "strs", &s));
     CHECK_INT(4, n_errors);
-    tern_gguf_close(g);
+    tern_gguf_free(g);
 }
 
 /* A v2 file built by hand with every scalar type, for the getters' conversion rules. */
@@ -319,7 +319,7 @@ static void v2_file(void) {
     const char *path = test_tmp("v2.gguf", 0);
     write_file(path, b.p, b.n);
     tern_gguf *g = NULL;
-    CHECK_STATUS(TERN_OK, tern_gguf_open(path, &g));
+    CHECK_STATUS(TERN_OK, tern_gguf_create(path, &g));
     if (g) {
         CHECK_INT(2, tern_gguf_version(g));
         CHECK_INT(14, tern_gguf_n_kv(g));
@@ -336,7 +336,7 @@ static void v2_file(void) {
             memcpy(&f, t->data + 12, 4);
             CHECK(f == 3.5f);
         }
-        tern_gguf_close(g);
+        tern_gguf_free(g);
     }
     free(b.p);
 }
@@ -344,7 +344,7 @@ static void v2_file(void) {
 static void getter_conversions(void) {
     struct bb b = scalar_file(3);
     tern_gguf *g = NULL;
-    CHECK_STATUS(TERN_OK, tern_gguf_open_memory(b.p, b.n, "scalars", &g));
+    CHECK_STATUS(TERN_OK, tern_gguf_create_from_memory(b.p, b.n, "scalars", &g));
     if (!g) {
         free(b.p);
         return;
@@ -412,13 +412,13 @@ static void getter_conversions(void) {
         CHECK(strstr(last_error, bad[i].key) != NULL);
         CHECK_INT(42, u);
     }
-    tern_gguf_close(g);
+    tern_gguf_free(g);
     free(b.p);
 }
 
 static void alignment_64(void) {
     tern_gguf_writer *w;
-    CHECK_STATUS(TERN_OK, tern_gguf_writer_init(&w));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_create(&w));
     CHECK_STATUS(TERN_ERR_ARG, tern_gguf_writer_set_alignment(w, 48));
     CHECK_STATUS(TERN_ERR_ARG, tern_gguf_writer_set_alignment(w, 0));
     CHECK_STATUS(TERN_OK, tern_gguf_writer_set_alignment(w, 64));
@@ -449,7 +449,7 @@ static void alignment_64(void) {
         CHECK_INT(10, tb->ne[1]);
         CHECK_INT(1, tb->ne[2]);
     }
-    tern_gguf_close(g);
+    tern_gguf_free(g);
 }
 
 static void tensor_types(void) {
@@ -469,7 +469,7 @@ static void tensor_types(void) {
     uint64_t sizes[N];
     uint64_t rng = 99;
     tern_gguf_writer *w;
-    CHECK_STATUS(TERN_OK, tern_gguf_writer_init(&w));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_create(&w));
     for (int i = 0; i < N; i++) {
         CHECK_STATUS(TERN_OK, tern_type_nbytes(specs[i].type, specs[i].n_dims, specs[i].ne, &sizes[i]));
         bufs[i] = malloc(sizes[i] + 1);
@@ -501,7 +501,7 @@ static void tensor_types(void) {
         CHECK(tern_gguf_find_tensor(g, "") == NULL);
         CHECK(tern_gguf_tensor(g, N) == NULL);
         CHECK(tern_gguf_tensor(g, -1) == NULL);
-        tern_gguf_close(g);
+        tern_gguf_free(g);
     }
     for (int i = 0; i < N; i++)
         free(bufs[i]);
@@ -512,7 +512,7 @@ static void many_tensors(void) {
     enum { N = 1000 };
     static float vals[N];
     tern_gguf_writer *w;
-    CHECK_STATUS(TERN_OK, tern_gguf_writer_init(&w));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_create(&w));
     for (int i = 0; i < N; i++) {
         char name[48];
         vals[i] = (float)i;
@@ -533,7 +533,7 @@ static void many_tensors(void) {
             memcpy(&f, t->data, 4);
         CHECK(f == (float)i);
     }
-    tern_gguf_close(g);
+    tern_gguf_free(g);
 }
 
 static char *dup_str(struct tern_str s) {
@@ -546,7 +546,7 @@ static char *dup_str(struct tern_str s) {
 /* Copies every key and tensor of g through the writer (the value types the reference files use). */
 static tern_status rewrite(const tern_gguf *g, const char *path) {
     tern_gguf_writer *w;
-    tern_status st = tern_gguf_writer_init(&w);
+    tern_status st = tern_gguf_writer_create(&w);
     for (int64_t i = 0; i < tern_gguf_n_kv(g) && !st; i++) {
         char *key = dup_str(tern_gguf_key_name(g, i));
         uint32_t u;
@@ -620,7 +620,7 @@ static void reference_files(void) {
                  {"vectors/mini-bitnet-tq2.gguf", TERN_TYPE_TQ2_0}};
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
         tern_gguf *g = NULL, *h = NULL;
-        CHECK_STATUS(TERN_OK, tern_gguf_open(test_data(files[f].file, 0), &g));
+        CHECK_STATUS(TERN_OK, tern_gguf_create(test_data(files[f].file, 0), &g));
         if (!g)
             continue;
         CHECK_INT(3, tern_gguf_version(g));
@@ -636,7 +636,7 @@ static void reference_files(void) {
         CHECK(n_tok > 0);
         const char *out = test_tmp("rewrite.gguf", 1);
         CHECK_STATUS(TERN_OK, rewrite(g, out));
-        CHECK_STATUS(TERN_OK, tern_gguf_open(out, &h));
+        CHECK_STATUS(TERN_OK, tern_gguf_create(out, &h));
         if (h) {
             CHECK_INT(tern_gguf_n_kv(g), tern_gguf_n_kv(h));
             CHECK_INT(tern_gguf_n_tensors(g), tern_gguf_n_tensors(h));
@@ -652,9 +652,9 @@ static void reference_files(void) {
                 CHECK(memcmp(a->ne, b->ne, sizeof a->ne) == 0);
                 CHECK(memcmp(a->data, b->data, a->nbytes) == 0);
             }
-            tern_gguf_close(h);
+            tern_gguf_free(h);
         }
-        tern_gguf_close(g);
+        tern_gguf_free(g);
     }
 }
 
@@ -666,7 +666,7 @@ static bool exists(const char *path) {
 static void writer_errors(void) {
     tern_gguf_writer *w;
     float x[4] = {0};
-    CHECK_STATUS(TERN_OK, tern_gguf_writer_init(&w));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_create(&w));
     log_reset();
     CHECK_STATUS(TERN_OK, tern_gguf_writer_set_u32(w, "k", 1));
     CHECK_STATUS(TERN_ERR_ARG, tern_gguf_writer_set_str(w, "k", "dup"));
@@ -703,21 +703,21 @@ static void writer_errors(void) {
     CHECK(exists(good) && !exists(tmp));
     tern_gguf_writer_free(w);
     tern_gguf_writer_free(NULL);
-    tern_gguf_close(NULL);
+    tern_gguf_free(NULL);
 }
 
 static void open_errors(void) {
     tern_gguf *g = (tern_gguf *)&g;
     log_reset();
-    CHECK_STATUS(TERN_ERR_IO, tern_gguf_open(test_tmp("does-not-exist.gguf", 0), &g));
+    CHECK_STATUS(TERN_ERR_IO, tern_gguf_create(test_tmp("does-not-exist.gguf", 0), &g));
     CHECK(g == NULL);
     CHECK_INT(1, n_errors);
     CHECK(strstr(last_error, "does-not-exist.gguf") != NULL);
     log_reset();
-    CHECK_STATUS(TERN_ERR_IO, tern_gguf_open(test_data("malformed", 0), &g));
+    CHECK_STATUS(TERN_ERR_IO, tern_gguf_create(test_data("malformed", 0), &g));
     CHECK_INT(1, n_errors);
     log_reset();
-    CHECK_STATUS(TERN_ERR_FORMAT, tern_gguf_open_memory(NULL, 0, NULL, &g));
+    CHECK_STATUS(TERN_ERR_FORMAT, tern_gguf_create_from_memory(NULL, 0, NULL, &g));
     CHECK_INT(1, n_errors);
 }
 
@@ -738,10 +738,10 @@ static void malformed_corpus(void) {
         snprintf(rel, sizeof rel, "malformed/%s", e->d_name);
         tern_gguf *g = NULL;
         log_reset();
-        tern_status st = tern_gguf_open(test_data(rel, 1), &g);
+        tern_status st = tern_gguf_create(test_data(rel, 1), &g);
         if (st == TERN_OK) {
             harness_fail(__FILE__, __LINE__, "%s: opened without error", e->d_name);
-            tern_gguf_close(g);
+            tern_gguf_free(g);
             continue;
         }
         n_files++;
@@ -771,7 +771,7 @@ static void malformed_corpus(void) {
  * so that every truncation must be detected. */
 static uint8_t *small_valid_file(size_t *n) {
     tern_gguf_writer *w;
-    if (tern_gguf_writer_init(&w))
+    if (tern_gguf_writer_create(&w))
         return NULL;
     static uint16_t h[16];
     static float f[8];
@@ -799,8 +799,8 @@ static void truncation(void) {
     if (!full)
         return;
     tern_gguf *g = NULL;
-    CHECK_STATUS(TERN_OK, tern_gguf_open_memory(full, n, "small", &g));
-    tern_gguf_close(g);
+    CHECK_STATUS(TERN_OK, tern_gguf_create_from_memory(full, n, "small", &g));
+    tern_gguf_free(g);
     int bad = 0;
     for (size_t len = 0; len < n; len++) {
         /* an exact-size heap copy so the sanitizers see any read past the end */
@@ -808,12 +808,12 @@ static void truncation(void) {
         memcpy(cut, full, len);
         g = NULL;
         log_reset();
-        tern_status st = tern_gguf_open_memory(cut, len, "cut", &g);
+        tern_status st = tern_gguf_create_from_memory(cut, len, "cut", &g);
         if (st != TERN_ERR_FORMAT || n_errors != 1) {
             if (bad++ < 5)
                 harness_fail(__FILE__, __LINE__, "truncated at %zu/%zu: %s, %d error lines", len, n,
                              tern_status_name(st), n_errors);
-            tern_gguf_close(g);
+            tern_gguf_free(g);
         }
         free(cut);
     }
@@ -822,7 +822,7 @@ static void truncation(void) {
     for (size_t len = 0; len < n; len += n / 7) {
         write_file(path, full, len);
         log_reset();
-        CHECK_STATUS(TERN_ERR_FORMAT, tern_gguf_open(path, &g));
+        CHECK_STATUS(TERN_ERR_FORMAT, tern_gguf_create(path, &g));
         CHECK_INT(1, n_errors);
     }
     free(full);
@@ -848,12 +848,12 @@ static void byte_flips(void) {
                 m[test_rand_u64(&rng) % n] = (uint8_t)test_rand_u64(&rng);
             tern_gguf *g = NULL;
             log_reset();
-            tern_status st = tern_gguf_open_memory(m, n, "flip", &g);
+            tern_status st = tern_gguf_create_from_memory(m, n, "flip", &g);
             if (st == TERN_OK) {
                 n_ok++;
                 CHECK_INT(0, n_errors);
                 walk(g);
-                tern_gguf_close(g);
+                tern_gguf_free(g);
             } else {
                 n_fail++;
                 if (n_errors != 1)

@@ -4,9 +4,13 @@
  * logits, with and without a repetition penalty, equal the full head's bit for bit for k in
  * {1, 40, 100}; near ties below the shadow's resolution pick what the full head picks; greedy and
  * top-k sampling on random models and on the conformance vectors give the full head's ids. */
+#define _DEFAULT_SOURCE /* setenv, truncate */
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cl/cl_device.h"
 #include "cpu/cpu_device.h"
@@ -16,6 +20,7 @@
 #include "host/tern.h"
 #include "scheduler/fp16.h"
 #include "scheduler/head_cert.h"
+#include "scheduler/log.h"
 
 static const uint32_t head_types[3] = {TERN_TYPE_F16, TERN_TYPE_BF16, TERN_TYPE_F32};
 
@@ -196,7 +201,7 @@ static bool head_dev_open(struct head_dev *h, void *data, uint32_t type, int64_t
 
 static void head_dev_close(struct head_dev *h) {
     if (h->dev.ops)
-        h->dev.ops->release(h->dev.ctx);
+        h->dev.ops->free(h->dev.ctx);
     free(h->norm);
 }
 
@@ -424,15 +429,15 @@ static void generate(const char *path, enum tern_head_mode mode, const struct te
     tern_tokenizer *tok = NULL;
     tern_session *s = NULL;
     tern_sampler *smp = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(path, &m));
     if (!m)
         return;
-    CHECK_STATUS(TERN_OK, tern_tokenizer_load(tern_model_gguf(m), NULL, &tok));
+    CHECK_STATUS(TERN_OK, tern_tokenizer_create(tern_model_gguf(m), NULL, &tok));
     char device[16];
     snprintf(device, sizeof device, "%s%s", cl_spec ? "cl:" : "cpu", cl_spec ? cl_spec : "");
     struct tern_session_params p = {.n_ctx = 128, .device = device, .head_mode = mode};
     CHECK_STATUS(TERN_OK, tern_session_create(m, &p, &s));
-    CHECK_STATUS(TERN_OK, tern_sampler_init(sp, tern_model_view(m)->hp.n_vocab, &smp));
+    CHECK_STATUS(TERN_OK, tern_sampler_create(sp, tern_model_view(m)->hp.n_vocab, &smp));
     const int32_t prompt[6] = {tern_model_view(m)->hp.n_vocab - 2, 72, 101, 108, 108, 111};
     memset(stats, 0, sizeof *stats);
     if (tok && s && smp)
@@ -440,7 +445,7 @@ static void generate(const char *path, enum tern_head_mode mode, const struct te
     tern_sampler_free(smp);
     tern_session_free(s);
     tern_tokenizer_free(tok);
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 /* Random models with F16, BF16 and F32 heads (tied, and a separate F16 output), and a Q8_0 head
@@ -521,6 +526,124 @@ static void vectors(void) {
     each_device(vectors_device);
 }
 
+/* ---- the shadow cache (scheduler/head_cache.h) ---- */
+
+struct log_lines {
+    int n_mapped, n_built, n_corrupt, n_stale;
+};
+
+static void count_lines(enum tern_log_level level, const char *msg, void *user) {
+    (void)level;
+    struct log_lines *l = user;
+    l->n_mapped += strstr(msg, "mapped from the cache") != NULL;
+    l->n_built += strstr(msg, "shadow written to the cache") != NULL;
+    l->n_corrupt += strstr(msg, "ignoring the corrupt certified-head cache") != NULL;
+    l->n_stale += strstr(msg, "ignoring the stale certified-head cache") != NULL;
+}
+
+/* Greedy ids of the model at path with the certified head, and what the load logged. */
+static void generate_logged(const char *path, struct harness_ids *ids, struct log_lines *lines) {
+    memset(lines, 0, sizeof *lines);
+    const enum tern_log_level level = tern_log_get_level();
+    tern_log_set_level(TERN_LOG_DEBUG);
+    tern_log_set_callback(count_lines, lines);
+    struct tern_sampler_params sp = tern_sampler_default_params();
+    sp.temperature = 0.0f;
+    struct tern_generate_stats gs;
+    generate(path, TERN_HEAD_CERTIFIED, &sp, ids, &gs);
+    tern_log_set_callback(NULL, NULL);
+    tern_log_set_level(level);
+    CHECK_INT(0, gs.head.n_full);
+}
+
+/* The one shadow file in dir (its path in buf), or false. */
+static bool shadow_file(const char *dir, char *buf, size_t n) {
+    DIR *d = opendir(dir);
+    int found = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (!strncmp(e->d_name, "head-shadow-", 12) && strstr(e->d_name, ".bin")) {
+            snprintf(buf, n, "%s/%s", dir, e->d_name);
+            found++;
+        }
+    if (d)
+        closedir(d);
+    CHECK(found <= 1);
+    return found == 1;
+}
+
+static void flip_byte(const char *path, long at) {
+    FILE *f = fopen(path, "r+b");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fseek(f, at, SEEK_SET);
+    const int c = fgetc(f);
+    fseek(f, at, SEEK_SET);
+    fputc(c ^ 0x10, f);
+    fclose(f);
+}
+
+/* A model whose shadow is worth caching (4096 x 256 F16 head: 1.06 MiB of shadow): the first load
+ * builds and writes it, later loads map it and give the same greedy ids as the full head; a flipped
+ * byte in the shadow, in a coefficient or in the header, a truncated file and a rewritten model are
+ * each ignored with one notice, and the shadow is built and cached again. */
+static void shadow_cache(void) {
+    char dir[1024], file[1200];
+    snprintf(dir, sizeof dir, "%s", test_tmp("head_cache", 0));
+    mkdir(dir, 0755);
+    if (shadow_file(dir, file, sizeof file))
+        remove(file);
+    setenv("TERN_CACHE_DIR", dir, 1);
+    struct tern_maker_params p;
+    tern_maker_preset("tiny", &p);
+    p.n_vocab = 4096;
+    const char *path = test_tmp("head_cache.gguf", 1);
+    CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
+    struct tern_sampler_params sp = tern_sampler_default_params();
+    sp.temperature = 0.0f;
+    struct harness_ids full, ids;
+    struct tern_generate_stats gs;
+    struct log_lines l;
+    generate(path, TERN_HEAD_FULL, &sp, &full, &gs);
+    CHECK(full.n > 0);
+
+    generate_logged(path, &ids, &l); /* built and written */
+    CHECK(l.n_built == 1 && l.n_mapped == 0 && l.n_corrupt == 0 && l.n_stale == 0);
+    CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
+    CHECK(shadow_file(dir, file, sizeof file));
+    generate_logged(path, &ids, &l); /* mapped */
+    CHECK(l.n_built == 0 && l.n_mapped == 1);
+    CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
+
+    struct stat sb;
+    CHECK(stat(file, &sb) == 0);
+    const long shadow_at = 4096 + 1000, coef_at = (long)sb.st_size - 4 * 1000 + 2, header_at = 3;
+    const long spots[3] = {shadow_at, coef_at, header_at};
+    for (int i = 0; i < 4; i++) {
+        if (i < 3) {
+            flip_byte(file, spots[i]);
+        } else {
+            CHECK(truncate(file, sb.st_size - 4) == 0);
+        }
+        generate_logged(path, &ids, &l); /* rejected, built and written again */
+        CHECK(l.n_corrupt == 1 && l.n_mapped == 0 && l.n_built == 1);
+        CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
+        generate_logged(path, &ids, &l);
+        CHECK(l.n_corrupt == 0 && l.n_mapped == 1);
+    }
+
+    p.seed += 1; /* the same path, another model: the cached shadow is stale */
+    CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
+    generate(path, TERN_HEAD_FULL, &sp, &full, &gs);
+    generate_logged(path, &ids, &l);
+    CHECK(l.n_stale == 1 && l.n_mapped == 0 && l.n_built == 1);
+    CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
+    generate_logged(path, &ids, &l);
+    CHECK(l.n_stale == 0 && l.n_mapped == 1);
+    CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
+    unsetenv("TERN_CACHE_DIR");
+}
+
 int main(void) {
     RUN(bounds_hold);
     RUN(bound_is_tight);
@@ -529,5 +652,6 @@ int main(void) {
     RUN(near_ties);
     RUN(random_models);
     RUN(vectors);
+    RUN(shadow_cache);
     return harness_finish();
 }

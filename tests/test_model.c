@@ -100,7 +100,7 @@ static float *run_logits_ref(const char *path, int n_steps, int *n_vocab, double
     tern_model *m = NULL;
     tern_session *s = NULL;
     float *all = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(path, &m));
     if (!m)
         return NULL;
     const int nv = tern_model_view(m)->hp.n_vocab;
@@ -134,7 +134,7 @@ static float *run_logits_ref(const char *path, int n_steps, int *n_vocab, double
     }
     *n_vocab = nv;
     tern_session_free(s);
-    tern_model_close(m);
+    tern_model_free(m);
     return all;
 }
 
@@ -202,7 +202,7 @@ static void odd_shape_3b_widths(void) {
     const char *path = test_tmp("odd-3b.gguf", 0);
     CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(path, &m));
     if (!m)
         return;
     const struct tern_model_view *v = tern_model_view(m);
@@ -219,7 +219,7 @@ static void odd_shape_3b_widths(void) {
             bad += tern_packed_get(down->codes + r * down->row_bytes, j) != want;
         }
     CHECK_INT(0, bad);
-    tern_model_close(m);
+    tern_model_free(m);
     int nv = 0;
     double e = INFINITY;
     float *l = run_logits_ref(path, 3, &nv, &e);
@@ -273,9 +273,9 @@ static void expect_open_fails(const char *path, tern_status want) {
     last_error[0] = 0;
     tern_log_set_callback(count_errors, NULL);
     tern_model *m = NULL;
-    CHECK_STATUS(want, tern_model_open(path, &m));
+    CHECK_STATUS(want, tern_model_create(path, &m));
     CHECK(m == NULL);
-    tern_model_close(m);
+    tern_model_free(m);
     CHECK_INT(1, n_errors);
     tern_log_set_callback(NULL, NULL);
 }
@@ -299,14 +299,14 @@ static void patch_tensor(const char *path, const char *name, uint64_t at, const 
     rewind(f);
     CHECK(buf && fread(buf, 1, (size_t)size, f) == (size_t)size);
     tern_gguf *g = NULL;
-    CHECK_STATUS(TERN_OK, tern_gguf_open_memory(buf, (size_t)size, path, &g));
+    CHECK_STATUS(TERN_OK, tern_gguf_create_from_memory(buf, (size_t)size, path, &g));
     const struct tern_gguf_tensor *t = g ? tern_gguf_find_tensor(g, name) : NULL;
     CHECK(t && at + n <= t->nbytes);
     if (t && at + n <= t->nbytes) {
         fseek(f, (long)(t->data - buf + (long)at), SEEK_SET);
         CHECK_INT(n, fwrite(bytes, 1, n, f));
     }
-    tern_gguf_close(g);
+    tern_gguf_free(g);
     free(buf);
     fclose(f);
 }
@@ -335,8 +335,8 @@ static void non_finite_weights_refused(void) {
     CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
     patch_tensor(path, "token_embd.weight", 2 * 77, &f16_max, 2);
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
-    tern_model_close(m);
+    CHECK_STATUS(TERN_OK, tern_model_create(path, &m));
+    tern_model_free(m);
     /* block types: the f16 scales (Q8_0's d at byte 0, Q4_K's dmin at 2, Q6_K's d at 208) */
     struct {
         uint32_t type;
@@ -421,7 +421,7 @@ static void write_long_token_model(const char *path, int n_long) {
     types[n - 2] = types[n - 1] = TERN_TOKEN_CONTROL;
     tern_gguf_writer *w = NULL;
     tern_maker *mk = NULL;
-    CHECK_STATUS(TERN_OK, tern_gguf_writer_init(&w));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_create(&w));
     CHECK_STATUS(TERN_OK, tern_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2"));
     CHECK_STATUS(TERN_OK, tern_gguf_writer_set_str(w, "tokenizer.ggml.pre", "llama-bpe"));
     CHECK_STATUS(TERN_OK, tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens",
@@ -431,7 +431,7 @@ static void write_long_token_model(const char *path, int n_long) {
     CHECK_STATUS(TERN_OK, tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", NULL, 0));
     CHECK_STATUS(TERN_OK, tern_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)(n - 2)));
     CHECK_STATUS(TERN_OK, tern_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(n - 1)));
-    CHECK_STATUS(TERN_OK, tern_maker_build(&p, w, &mk));
+    CHECK_STATUS(TERN_OK, tern_maker_create(&p, w, &mk));
     CHECK_STATUS(TERN_OK, tern_gguf_writer_write(w, path));
     tern_maker_free(mk);
     tern_gguf_writer_free(w);
@@ -474,15 +474,15 @@ static void long_token_text_not_cut(void) {
     tern_tokenizer *tok = NULL;
     tern_session *s = NULL;
     tern_sampler *smp = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(path, &m));
     if (!m)
         return;
-    CHECK_STATUS(TERN_OK, tern_tokenizer_load(tern_model_gguf(m), NULL, &tok));
+    CHECK_STATUS(TERN_OK, tern_tokenizer_create(tern_model_gguf(m), NULL, &tok));
     struct tern_session_params sp = {.n_ctx = 64, .device = "cpu"};
     CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
     struct tern_sampler_params par = tern_sampler_default_params();
     par.temperature = 0.0f;
-    CHECK_STATUS(TERN_OK, tern_sampler_init(&par, 512, &smp));
+    CHECK_STATUS(TERN_OK, tern_sampler_create(&par, 512, &smp));
     const int32_t prompt[3] = {510, 'H', 'i'};
     struct text_sink out = {0};
     struct tern_generate_stats st;
@@ -540,7 +540,7 @@ static void long_token_text_not_cut(void) {
         harness_fail(__FILE__, __LINE__, "tern tokenize printed %zu bytes, expected %zu", strlen(line),
                      strlen(want_line));
     tern_tokenizer_free(tok);
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 /* Token ids at the vocabulary's edges on one device: the last id evaluates, n_vocab and -1 are
@@ -552,7 +552,7 @@ static void check_embed_bounds(const char *device) {
     CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
     tern_model *m = NULL;
     tern_session *s = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(path, &m));
     struct tern_session_params sp = {.n_ctx = 16, .device = device};
     if (m)
         CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
@@ -570,7 +570,7 @@ static void check_embed_bounds(const char *device) {
     if (s)
         CHECK_STATUS(TERN_OK, tern_session_eval(s, &last, 1, &logits));
     tern_session_free(s);
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 static void embed_refuses_ids_outside_the_vocabulary(void) {
@@ -614,12 +614,12 @@ static void kv_bytes_closed_form(void) {
     const char *path = test_tmp("kv.gguf", 0);
     CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(path, &m));
     if (m) {
         CHECK_INT(262144, tern_model_kv_bytes(m, 256));
         CHECK_INT(1024, tern_model_kv_bytes(m, 1));
     }
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 static bool keep_going(int32_t id, const char *text, size_t len, void *user) {
@@ -638,15 +638,15 @@ static void generation_stops_at_a_full_context(void) {
     tern_tokenizer *tok = NULL;
     tern_session *s = NULL;
     tern_sampler *smp = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(path, &m));
     if (!m)
         return;
-    CHECK_STATUS(TERN_OK, tern_tokenizer_load(tern_model_gguf(m), NULL, &tok));
+    CHECK_STATUS(TERN_OK, tern_tokenizer_create(tern_model_gguf(m), NULL, &tok));
     struct tern_session_params sp = {.n_ctx = 8, .device = "cpu"};
     CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
     struct tern_sampler_params par = tern_sampler_default_params();
     par.temperature = 0.0f;
-    CHECK_STATUS(TERN_OK, tern_sampler_init(&par, 512, &smp));
+    CHECK_STATUS(TERN_OK, tern_sampler_create(&par, 512, &smp));
     const int32_t prompt[3] = {510, 'H', 'i'};
     struct tern_generate_stats st = {0};
     /* n_predict 0 samples nothing */
@@ -667,7 +667,7 @@ static void generation_stops_at_a_full_context(void) {
     tern_sampler_free(smp);
     tern_session_free(s);
     tern_tokenizer_free(tok);
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 static void repeat_penalty_covers_the_whole_prompt(void) {
@@ -680,10 +680,10 @@ static void repeat_penalty_covers_the_whole_prompt(void) {
     tern_model *m = NULL;
     tern_tokenizer *tok = NULL;
     tern_session *s = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(path, &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(path, &m));
     if (!m)
         return;
-    CHECK_STATUS(TERN_OK, tern_tokenizer_load(tern_model_gguf(m), NULL, &tok));
+    CHECK_STATUS(TERN_OK, tern_tokenizer_create(tern_model_gguf(m), NULL, &tok));
     struct tern_session_params sp = {.n_ctx = 8, .device = "cpu"};
     CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
     int32_t prompt[3] = {-1, 'H', 'i'};
@@ -703,7 +703,7 @@ static void repeat_penalty_covers_the_whole_prompt(void) {
     par.temperature = 0.0f;
     par.repeat_penalty = 1e6f;
     tern_sampler *smp = NULL;
-    CHECK_STATUS(TERN_OK, tern_sampler_init(&par, 512, &smp));
+    CHECK_STATUS(TERN_OK, tern_sampler_create(&par, 512, &smp));
     struct text_sink out = {0};
     struct tern_generate_stats st;
     if (s && smp && prompt[0] >= 0) {
@@ -716,7 +716,7 @@ static void repeat_penalty_covers_the_whole_prompt(void) {
     tern_sampler_free(smp);
     tern_session_free(s);
     tern_tokenizer_free(tok);
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 static void inconsistent_models_rejected(void) {

@@ -18,7 +18,7 @@ static void fill_logits(float *l, uint64_t seed) {
 
 static tern_sampler *make(struct tern_sampler_params p) {
     tern_sampler *s = NULL;
-    CHECK_STATUS(TERN_OK, tern_sampler_init(&p, NV, &s));
+    CHECK_STATUS(TERN_OK, tern_sampler_create(&p, NV, &s));
     return s;
 }
 

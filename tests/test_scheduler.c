@@ -33,8 +33,8 @@ static struct tern_plan_model shape_2b4t(void) {
 static struct tern_plan_device device(double decode_ms, double prefill_ms, double head_ms, double call_ms,
                                       uint64_t mem, uint64_t max_alloc, bool unified) {
     struct tern_plan_device d = {.mem_bytes = mem, .max_alloc = max_alloc, .unified = unified, .alive = true};
-    d.probe = (struct tern_probe){decode_ms * 1e-3, prefill_ms * 1e-3, head_ms * 1e-3, call_ms * 1e-3,
-                                  call_ms * 1e-3 / 16};
+    d.probe = (struct tern_probe){decode_ms * 1e-3, prefill_ms * 1e-3,   head_ms * 1e-3,
+                                  call_ms * 1e-3,   call_ms * 1e-3 / 16, INFINITY};
     return d;
 }
 
@@ -214,19 +214,19 @@ static tern_status greedy(const char *model, const char *device, const char *spl
     p.temperature = 0.0f;
     struct tern_session_params sp = {.n_ctx = 128, .n_threads = 2, .device = device, .split = split};
     struct tern_generate_stats st;
-    tern_status r = tern_model_open(model, &m);
+    tern_status r = tern_model_create(model, &m);
     if (r == TERN_OK)
-        r = tern_tokenizer_load(tern_model_gguf(m), NULL, &tok);
+        r = tern_tokenizer_create(tern_model_gguf(m), NULL, &tok);
     if (r == TERN_OK)
         r = tern_session_create(m, &sp, &s);
     if (r == TERN_OK)
-        r = tern_sampler_init(&p, tern_model_view(m)->hp.n_vocab, &smp);
+        r = tern_sampler_create(&p, tern_model_view(m)->hp.n_vocab, &smp);
     if (r == TERN_OK)
         r = tern_generate(s, tok, smp, prompt, n_prompt, n, harness_collect_id, out, &st);
     tern_sampler_free(smp);
     tern_session_free(s);
     tern_tokenizer_free(tok);
-    tern_model_close(m);
+    tern_model_free(m);
     return r;
 }
 
@@ -326,7 +326,7 @@ static void logits_by_chunks(tern_model *m, const char *device, const int32_t *t
 /* Batch invariance: on each device, one batch, chunks of 3 and token by token give the same bits. */
 static void batch_invariance(void) {
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
     if (!m)
         return;
     const int n_vocab = tern_model_view(m)->hp.n_vocab;
@@ -352,14 +352,14 @@ static void batch_invariance(void) {
     }
     free(ref);
     free(got);
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 /* A prompt pipelined over two devices (forced with TERN_PIPELINE=1: PoCL shares the CPU's cores)
  * gives the same bits as the ranges run one after the other. */
 static void pipelined_prompt_same_bits(void) {
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
     if (!m)
         return;
     const int n_vocab = tern_model_view(m)->hp.n_vocab;
@@ -385,7 +385,7 @@ static void pipelined_prompt_same_bits(void) {
     CHECK(lg[0] && lg[1] && memcmp(lg[0], lg[1], (size_t)n_vocab * 4) == 0);
     free(lg[0]);
     free(lg[1]);
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 enum { SEQ_GEN = 16, SEQ_N = 3 };
@@ -443,7 +443,7 @@ static void sequences_share_batches(void) {
     struct harness_ref cases[3];
     bitnet_cpp_cases(cases);
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
     if (!m)
         return;
     const int n_vocab = tern_model_view(m)->hp.n_vocab;
@@ -477,7 +477,7 @@ static void sequences_share_batches(void) {
         }
     }
     free(alone);
-    tern_model_close(m);
+    tern_model_free(m);
 }
 
 /* A device failing in the prompt or in decode, at a layer, the embedding or the head: the run goes
@@ -510,7 +510,7 @@ static void failover_keeps_output(void) {
     }
     /* with three sequences: every sequence's KV cache is rebuilt */
     tern_model *m = NULL;
-    CHECK_STATUS(TERN_OK, tern_model_open(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
+    CHECK_STATUS(TERN_OK, tern_model_create(test_data("vectors/mini-b158-i2s.gguf", 0), &m));
     setenv("TERN_FAULT", "cl:0:1:7", 1);
     int32_t ids[SEQ_N][SEQ_GEN];
     if (m)
@@ -520,7 +520,7 @@ static void failover_keeps_output(void) {
         memcpy(c.ids, ids[q], sizeof ids[q]);
         check_ids("three sequences, TERN_FAULT=cl:0:1:7", cases[q].generated, &c, SEQ_GEN);
     }
-    tern_model_close(m);
+    tern_model_free(m);
     unsetenv("TERN_FAULT");
 }
 
@@ -608,7 +608,8 @@ static void fnv1a_test_vectors(void) {
 }
 
 /* The probe cache: a stored profile reads back exactly under its key only; files that do not parse
- * or hold a non-finite or negative figure are refused with one notice (head_s alone may be +inf). */
+ * or hold a non-finite or negative figure are refused with one notice (the head times alone may be
+ * +inf). */
 static int n_notices;
 static void count_notices(enum tern_log_level level, const char *msg, void *user) {
     (void)user;
@@ -626,14 +627,14 @@ static void probe_cache_round_trip(void) {
     CHECK(system(cmd) == 0);
     setenv("TERN_CACHE_DIR", dir, 1);
 
-    const struct tern_probe p = {1.25e-3, 2.5e-5, INFINITY, 3.75e-6, 4.5e-7};
+    const struct tern_probe p = {1.25e-3, 2.5e-5, INFINITY, 3.75e-6, 4.5e-7, 6.5e-4};
     struct tern_probe q;
     CHECK(!tern_probe_cache_load("key one", &q));
     tern_probe_cache_store("key one", &p);
     memset(&q, 0, sizeof q);
     CHECK(tern_probe_cache_load("key one", &q));
     CHECK(q.decode_layer_s == p.decode_layer_s && q.prefill_layer_s == p.prefill_layer_s && isinf(q.head_s) &&
-          q.call_s == p.call_s && q.call_token_s == p.call_token_s);
+          q.call_s == p.call_s && q.call_token_s == p.call_token_s && q.head_cert_s == p.head_cert_s);
     CHECK(!tern_probe_cache_load("key two", &q));
 
     /* the file of "key one", rewritten with each bad body */
@@ -645,10 +646,10 @@ static void probe_cache_round_trip(void) {
     if (ls)
         pclose(ls);
     static const char *const bad[] = {
-        "tern-probe 1\nkey one\n1 1 1 1 1\n",   "tern-probe 2 \nkey one\n1 1 1 1 1\n",
-        "tern-probe 2\nkey one\nnan 1 1 1 1\n", "tern-probe 2\nkey one\n1 1 1 1 -1\n",
-        "tern-probe 2\nkey one\n1 inf 1 1 1\n", "tern-probe 2\nkey one\n1 1 -inf 1 1\n",
-        "tern-probe 2\nkey one\n1 1 1 1\n",
+        "tern-probe 2\nkey one\n1 1 1 1 1 1\n",   "tern-probe 3 \nkey one\n1 1 1 1 1 1\n",
+        "tern-probe 3\nkey one\nnan 1 1 1 1 1\n", "tern-probe 3\nkey one\n1 1 1 1 -1 1\n",
+        "tern-probe 3\nkey one\n1 inf 1 1 1 1\n", "tern-probe 3\nkey one\n1 1 -inf 1 1 1\n",
+        "tern-probe 3\nkey one\n1 1 1 1 1\n",     "tern-probe 3\nkey one\n1 1 1 1 1 -inf\n",
     };
     tern_log_set_callback(count_notices, NULL);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -665,12 +666,12 @@ static void probe_cache_round_trip(void) {
     tern_log_set_callback(NULL, NULL);
     FILE *f = fopen(path, "w");
     if (f) {
-        fputs("tern-probe 2\nkey one\n1 2 inf 4 5\n", f);
+        fputs("tern-probe 3\nkey one\n1 2 inf 4 5 inf\n", f);
         fclose(f);
     }
     CHECK(tern_probe_cache_load("key one", &q));
     CHECK(q.decode_layer_s == 1 && q.prefill_layer_s == 2 && isinf(q.head_s) && q.call_s == 4 &&
-          q.call_token_s == 5);
+          q.call_token_s == 5 && isinf(q.head_cert_s));
     saved ? setenv("TERN_CACHE_DIR", saved_dir, 1) : unsetenv("TERN_CACHE_DIR");
 }
 

@@ -59,7 +59,7 @@ static void spm_base(struct vocab *v) {
 
 static tern_status write_vocab(const struct vocab *v, const char *path) {
     tern_gguf_writer *w;
-    tern_status st = tern_gguf_writer_init(&w);
+    tern_status st = tern_gguf_writer_create(&w);
     if (st != TERN_OK)
         return st;
     st = tern_gguf_writer_set_str(w, "general.architecture", "test");
@@ -96,13 +96,13 @@ static tern_status load_vocab(const struct vocab *v, const char *pre_override, t
     CHECK_STATUS(TERN_OK, st);
     if (st != TERN_OK)
         return st;
-    st = tern_gguf_open(path, g);
+    st = tern_gguf_create(path, g);
     CHECK_STATUS(TERN_OK, st);
     if (st != TERN_OK)
         return st;
-    st = tern_tokenizer_load(*g, pre_override, tok);
+    st = tern_tokenizer_create(*g, pre_override, tok);
     if (st != TERN_OK) {
-        tern_gguf_close(*g);
+        tern_gguf_free(*g);
         *g = NULL;
     }
     return st;
@@ -110,7 +110,7 @@ static tern_status load_vocab(const struct vocab *v, const char *pre_override, t
 
 static void unload(tern_gguf *g, tern_tokenizer *tok) {
     tern_tokenizer_free(tok);
-    tern_gguf_close(g);
+    tern_gguf_free(g);
 }
 
 /* Tokenize and compare with the expected ids, printing both on a mismatch. */
@@ -468,14 +468,14 @@ static void test_bad_metadata(void) {
 static void test_mini_vector(void) {
     tern_gguf *g;
     tern_tokenizer *tok;
-    tern_status st = tern_gguf_open(test_data("vectors/mini-b158-i2s.gguf", 0), &g);
+    tern_status st = tern_gguf_create(test_data("vectors/mini-b158-i2s.gguf", 0), &g);
     CHECK_STATUS(TERN_OK, st);
     if (st != TERN_OK)
         return;
-    st = tern_tokenizer_load(g, NULL, &tok);
+    st = tern_tokenizer_create(g, NULL, &tok);
     CHECK_STATUS(TERN_OK, st);
     if (st != TERN_OK) {
-        tern_gguf_close(g);
+        tern_gguf_free(g);
         return;
     }
     CHECK_INT(1000, tern_tokenizer_n_vocab(tok));

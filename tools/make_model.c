@@ -72,7 +72,8 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--preset") && i + 1 < argc)
             preset = argv[++i];
-    if (tern_maker_preset(preset, &p) != TERN_OK)
+    tern_status st = tern_maker_preset(preset, &p);
+    if (st)
         return 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -146,26 +147,32 @@ int main(int argc, char **argv) {
     tern_gguf_writer *w = NULL;
     struct tern_hf_vocab *vocab = NULL;
     tern_maker *maker = NULL;
-    tern_status st = tern_gguf_writer_init(&w);
-    if (st == TERN_OK && vocab_json) {
-        st = tern_hf_vocab_load(vocab_json, &vocab);
-        if (st == TERN_OK) {
-            p.n_vocab = vocab->n_tokens;
-            st = tern_hf_vocab_write(vocab, w);
-        }
-    } else if (st == TERN_OK) {
+    st = tern_gguf_writer_create(&w);
+    if (st)
+        goto done;
+    if (vocab_json) {
+        st = tern_hf_vocab_create(vocab_json, &vocab);
+        if (st)
+            goto done;
+        p.n_vocab = vocab->n_tokens;
+        st = tern_hf_vocab_write(vocab, w);
+    } else {
         st = tern_maker_add_synthetic_vocab(w, p.n_vocab, p.seed);
     }
-    if (st == TERN_OK && vocab_only)
+    if (st)
+        goto done;
+    if (vocab_only)
         st = tern_gguf_writer_set_str(w, "general.architecture", p.arch);
-    else if (st == TERN_OK)
-        st = tern_maker_build(&p, w, &maker);
-    if (st == TERN_OK)
-        st = tern_gguf_writer_write(w, out);
+    else
+        st = tern_maker_create(&p, w, &maker);
+    if (st)
+        goto done;
+    st = tern_gguf_writer_write(w, out);
+done:
     tern_maker_free(maker);
     tern_hf_vocab_free(vocab);
     tern_gguf_writer_free(w);
-    if (st != TERN_OK) {
+    if (st) {
         if (n_errors == 0) /* every failure names its cause once; add one line if none did */
             tern_log_error("%s: not written (%s)", out, tern_status_message(st));
         return 1;

@@ -8,6 +8,7 @@
 
 #include "../../cpu/cpu_device.h"
 #include "../../cpu/membw.h"
+#include "../../cpu/peak.h"
 #include "../../scheduler/head_cert.h"
 #include "../tern.h"
 #include "cli.h"
@@ -20,8 +21,9 @@ static const char bench_usage[] =
     "      --type T        ternary type of the built model: i2_s (default), tq2_0, tq1_0\n"
     "      --head T        head (tied embedding) type of the built model: f16 (default), q6_k,\n"
     "                      q8_0, q4_k, bf16, f32\n"
-    "  -p, --n-prompt N    prompt tokens evaluated as one batch; 0 skips the test (default 512)\n"
-    "  -n, --n-gen N       tokens generated one at a time; 0 skips the test (default 128)\n"
+    "  -p, --n-prompt LIST prompt tokens evaluated as one batch, comma-separated sizes (128,512);\n"
+    "                      0 skips the test (default 512)\n"
+    "  -n, --n-gen LIST    tokens generated one at a time, comma-separated; 0 skips (default 128)\n"
     "  -d, --depth N       run each test after N tokens already in the context (filled, untimed,\n"
     "                      before every repetition; default 0)\n"
     "  -r, --repetitions N runs of each test (default 5)\n"
@@ -39,16 +41,25 @@ static const char bench_usage[] =
     "\n"
     "Generation reads every weight once per token, so its speed is bounded by memory bandwidth:\n"
     "the table reports bytes per token x tokens/s and its share of the measured read bandwidth\n"
-    "(at a depth, the bytes include the KV cache each token reads). The certified head computes\n"
+    "(at a depth, the bytes include the KV cache each token reads). Prompt processing is bounded\n"
+    "by the int8 dot instruction of the CPU kernels: its rows report ternary multiply-adds per\n"
+    "token x tokens/s and their share of that instruction's measured rate on all threads; below\n"
+    "the table, the same probe on one thread and the ternary GEMM kernel alone. Each row gives\n"
+    "the mean ± standard deviation, the minimum and the median of the repetitions. The certified head "
+    "computes\n"
     "greedy logits from a low-bit copy and recomputes only the rows that could win; rows/tok is\n"
     "how many it recomputed per token, >64 the share of tokens that needed more than 64. Every\n"
     "repetition runs on every (device spec, head mode) pair in turn, so drift slows all alike.\n";
+
+enum { MAX_SIZES = 8 };
 
 struct bench_opts {
     const char *model, *shape, *devices, *head_modes, *split, *parallel;
     bool reprobe;
     uint32_t type, head;
-    long long n_prompt, n_gen, depth, reps, threads;
+    long long pp[MAX_SIZES], tg[MAX_SIZES]; /* the sizes of the -p and -n lists, zeros left out */
+    int n_pp, n_tg;
+    long long depth, reps, threads;
     bool json;
 };
 
@@ -58,8 +69,10 @@ struct result {
     char plan[128];
     char head_mode[16];
     char test[32];
-    double mean, sd;                /* tokens/s */
+    double mean, sd, min, median;   /* tokens/s over the repetitions */
+    double *samples;                /* [reps] tokens/s of each repetition, in order */
     double gbps;                    /* generation only: achieved bandwidth */
+    double gmacs;                   /* prompt only: ternary multiply-adds per second, 1e9 */
     double rows_per_token, over_64; /* certified head: rows recomputed per token, share over 64 */
     bool certified;                 /* the head certified some tokens (else the columns stay empty) */
     int streams;                    /* --parallel rows: concurrent sequences (0 otherwise) */
@@ -99,6 +112,29 @@ static bool parallel_valid(const char *list) {
             return true;
         p = end + 1;
     }
+}
+
+/* -p, -n: a comma-separated list of sizes in [0, 65536]; zeros (skip) are left out. */
+static bool size_list(const char *flag, const char *v, long long *list, int *n) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", v);
+    *n = 0;
+    if (!buf[0] || buf[strlen(buf) - 1] == ',') {
+        tern_log_error("option %s: '%s' is not a comma-separated list of sizes", flag, v);
+        return false;
+    }
+    for (char *save = NULL, *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        long long x;
+        if (!cli_int(flag, p, 0, 1 << 16, &x))
+            return false;
+        if (x > 0 && *n == MAX_SIZES) {
+            tern_log_error("option %s: at most %d sizes", flag, MAX_SIZES);
+            return false;
+        }
+        if (x > 0)
+            list[(*n)++] = x;
+    }
+    return true;
 }
 
 /* Each comma-separated spec of the list (devices of one spec joined by '+'). */
@@ -148,10 +184,10 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
             if (!(v = cli_value(argc, argv, &i)) || !type_arg(a, v, false, &o->head))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
-            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1 << 16, &o->n_prompt))
+            if (!(v = cli_value(argc, argv, &i)) || !size_list(a, v, o->pp, &o->n_pp))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
-            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1 << 16, &o->n_gen))
+            if (!(v = cli_value(argc, argv, &i)) || !size_list(a, v, o->tg, &o->n_tg))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "-d") || !strcmp(a, "--depth")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1 << 20, &o->depth))
@@ -183,7 +219,7 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
     for (char *sh = NULL, *h = strtok_r(modes, ",", &sh); h; h = strtok_r(NULL, ",", &sh))
         if (!cli_head_mode("--head-mode", h, &mode))
             return CLI_EXIT_USAGE;
-    if (o->n_prompt == 0 && o->n_gen == 0) {
+    if (o->n_pp == 0 && o->n_tg == 0) {
         tern_log_error("nothing to measure: -p and -n are both 0");
         return CLI_EXIT_USAGE;
     }
@@ -200,17 +236,39 @@ static void mean_sd(const double *v, int n, double *mean, double *sd) {
     *sd = n > 1 ? sqrt(q / (n - 1)) : 0.0;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Mean ± sd, minimum and median of a row's n repetitions, and a copy of them for the JSON rows. */
+static void row_stats(struct result *x, const double *v, int n) {
+    mean_sd(v, n, &x->mean, &x->sd);
+    x->samples = malloc((size_t)n * sizeof *x->samples);
+    double *sorted = malloc((size_t)n * sizeof *sorted);
+    if (x->samples)
+        memcpy(x->samples, v, (size_t)n * sizeof *v);
+    if (sorted) {
+        memcpy(sorted, v, (size_t)n * sizeof *v);
+        qsort(sorted, (size_t)n, sizeof *sorted, cmp_double);
+        x->min = sorted[0];
+        x->median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    }
+    free(sorted);
+}
+
 /* Start a repetition: an empty context, then o->depth tokens in it (batches of at most 512, so the
  * scratch stays the size of the tests' own batches). */
 enum { FILL_BATCH = 512 };
 static tern_status fill_context(tern_session *s, const struct bench_opts *o, const int32_t *tokens) {
     tern_session_reset(s);
-    tern_status st = TERN_OK;
-    for (long long done = 0; done < o->depth && st == TERN_OK; done += FILL_BATCH) {
+    for (long long done = 0; done < o->depth; done += FILL_BATCH) {
         const int n = (int)(o->depth - done < FILL_BATCH ? o->depth - done : FILL_BATCH);
-        st = tern_session_eval(s, tokens + done, n, NULL);
+        tern_status st = tern_session_eval(s, tokens + done, n, NULL);
+        if (st)
+            return st;
     }
-    return st;
+    return TERN_OK;
 }
 
 static void test_name(char *out, size_t size, const char *kind, long long n, long long depth) {
@@ -239,107 +297,132 @@ static void head_stats(struct result *x, const struct tern_head_stats *h) {
     x->over_64 = h->n_tokens ? (double)h->n_over_64 / (double)h->n_tokens : 0.0;
 }
 
+/* The tests of a run: every -p size (prompt), then every -n size (generation). */
+enum { MAX_TESTS = 2 * MAX_SIZES };
+struct bench_test {
+    bool gen;
+    long long n;
+};
+
+static int bench_tests(const struct bench_opts *o, struct bench_test *t) {
+    int n = 0;
+    for (int i = 0; i < o->n_pp; i++)
+        t[n++] = (struct bench_test){false, o->pp[i]};
+    for (int i = 0; i < o->n_tg; i++)
+        t[n++] = (struct bench_test){true, o->tg[i]};
+    return n;
+}
+
+static long long longest(const long long *v, int n) {
+    long long m = 0;
+    for (int i = 0; i < n; i++)
+        m = v[i] > m ? v[i] : m;
+    return m;
+}
+
 /* One (device, head mode) pair under test. The logits are read as greedy decoding reads them (the
  * top 1), so a certified head may certify. */
 struct bench_run {
     const char *device, *head_mode;
     tern_session *s;
     struct tern_head_request req;
-    struct tern_head_stats pp_stats, tg_stats;
-    double *pp, *tg; /* [reps] tokens/s */
+    struct tern_head_stats stats[MAX_TESTS];
+    double *tps; /* [test][rep] tokens/s */
 };
 
-static tern_status run_open(struct bench_run *b, const struct bench_opts *o, const tern_model *m, int threads,
-                            const int32_t *tokens, int n_tok) {
+static tern_status run_create(struct bench_run *b, const struct bench_opts *o, const tern_model *m,
+                              int threads, const int32_t *tokens, int n_tok) {
     char split[128] = "";
     for (size_t i = 0; o->split && o->split[i] && i + 1 < sizeof split; i++)
         split[i] = o->split[i] == '+' ? ',' : o->split[i];
-    struct tern_session_params sp = {
-        .n_ctx = (int)(o->depth + (o->n_prompt > o->n_gen ? o->n_prompt : o->n_gen) + 8),
-        .n_threads = threads,
-        .device = b->device,
-        .split = o->split && strchr(b->device, '+') ? split : NULL,
-        .reprobe = o->reprobe,
-        .head_mode = head_mode_of(b->head_mode)};
+    const long long pp = longest(o->pp, o->n_pp), tg = longest(o->tg, o->n_tg);
+    struct tern_session_params sp = {.n_ctx = (int)(o->depth + (pp > tg ? pp : tg) + 8),
+                                     .n_threads = threads,
+                                     .device = b->device,
+                                     .split = o->split && strchr(b->device, '+') ? split : NULL,
+                                     .reprobe = o->reprobe,
+                                     .head_mode = head_mode_of(b->head_mode)};
     tern_status st = tern_session_create(m, &sp, &b->s);
-    b->pp = malloc((size_t)o->reps * sizeof *b->pp);
-    b->tg = malloc((size_t)o->reps * sizeof *b->tg);
-    if (st == TERN_OK && (!b->pp || !b->tg))
-        st = TERN_ERR_NOMEM;
-    if (st != TERN_OK)
+    if (st)
         return st;
+    b->tps = malloc((size_t)MAX_TESTS * (size_t)o->reps * sizeof *b->tps);
+    if (!b->tps) {
+        tern_log_error("out of memory for the benchmark's samples");
+        return TERN_ERR_NOMEM;
+    }
     b->req = (struct tern_head_request){.top_k = 1, .repeat_penalty = 1.0f};
     tern_session_set_head_request(b->s, &b->req);
-    /* warm-up: fault in the weights and size the scratch buffers */
-    st = tern_session_eval(b->s, tokens, n_tok < 16 ? n_tok : 16, NULL);
+    /* warm-up: fault in the weights, and size and first-touch the scratch buffers and the KV cache
+     * with the longest prompt, so the first timed repetition pays no page faults (a 16-token warm-up
+     * left pp512's first repetition to fault in ~50 MB of scratch) */
+    const int warm = pp > 16 ? (int)pp : n_tok < 16 ? n_tok : 16; /* pp <= n_tok */
+    st = tern_session_eval(b->s, tokens, warm, NULL);
     tern_session_reset(b->s);
     return st;
 }
 
-static void run_close(struct bench_run *b) {
+static void run_free(struct bench_run *b) {
     tern_session_free(b->s);
-    free(b->pp);
-    free(b->tg);
+    free(b->tps);
 }
 
-/* One repetition of the prompt test (gen false) or the generation test on one run. */
+/* One repetition of test `test` on one run. */
 static tern_status run_rep(struct bench_run *b, const struct bench_opts *o, const int32_t *tokens, int n_tok,
-                           bool gen, int rep) {
+                           const struct bench_test *t, int test, int rep) {
     tern_status st = fill_context(b->s, o, tokens);
-    if (st != TERN_OK)
+    if (st)
         return st;
-    b->req.stats = gen ? &b->tg_stats : &b->pp_stats;
+    b->req.stats = &b->stats[test];
     const float *logits;
     const double t0 = tern_time_s();
-    if (!gen) {
-        st = tern_session_eval(b->s, tokens, (int)o->n_prompt, &logits);
-        b->pp[rep] = (double)o->n_prompt / (tern_time_s() - t0);
-        return st;
+    if (!t->gen) {
+        st = tern_session_eval(b->s, tokens, (int)t->n, &logits);
+        if (st)
+            return st;
+    } else {
+        for (int i = 0; i < t->n; i++) {
+            st = tern_session_eval(b->s, &tokens[i % n_tok], 1, &logits);
+            if (st)
+                return st;
+        }
     }
-    for (int i = 0; i < o->n_gen && st == TERN_OK; i++)
-        st = tern_session_eval(b->s, &tokens[i % n_tok], 1, &logits);
-    b->tg[rep] = (double)o->n_gen / (tern_time_s() - t0);
-    return st;
+    b->tps[test * o->reps + rep] = (double)t->n / (tern_time_s() - t0);
+    return TERN_OK;
 }
 
-/* The result rows of one run. Generation at a depth also reads the KV cache: kv_bytes_per_pos for
- * every position before the token. */
-static void run_results(const struct bench_run *b, const struct bench_opts *o, const tern_model *m,
-                        uint64_t bytes_per_token, uint64_t kv_bytes_per_pos, struct result *res, int *n_res) {
-    if (o->n_prompt > 0) {
-        struct result *x = &res[(*n_res)++];
-        name_result(x, b->s, b->device, b->head_mode);
-        test_name(x->test, sizeof x->test, "pp", o->n_prompt, o->depth);
-        mean_sd(b->pp, (int)o->reps, &x->mean, &x->sd);
-        x->gbps = 0;
-        head_stats(x, &b->pp_stats);
+/* The result row of one test of one run. Generation at a depth also reads the KV cache:
+ * kv_bytes_per_pos for every position before the token. */
+static void run_result(const struct bench_run *b, const struct bench_opts *o, const tern_model *m,
+                       const struct bench_test *t, int test, uint64_t bytes_per_token,
+                       uint64_t kv_bytes_per_pos, uint64_t macs_per_token, struct result *x) {
+    name_result(x, b->s, b->device, b->head_mode);
+    test_name(x->test, sizeof x->test, t->gen ? "tg" : "pp", t->n, o->depth);
+    row_stats(x, b->tps + test * o->reps, (int)o->reps);
+    head_stats(x, &b->stats[test]);
+    if (!t->gen) {
+        x->gmacs = x->mean * (double)macs_per_token / 1e9;
+        return;
     }
-    if (o->n_gen > 0) {
-        struct result *x = &res[(*n_res)++];
-        name_result(x, b->s, b->device, b->head_mode);
-        test_name(x->test, sizeof x->test, "tg", o->n_gen, o->depth);
-        mean_sd(b->tg, (int)o->reps, &x->mean, &x->sd);
-        head_stats(x, &b->tg_stats);
-        /* the average token attends over depth + (n_gen + 1) / 2 positions */
-        const double kv = (double)kv_bytes_per_pos * ((double)o->depth + (double)(o->n_gen + 1) / 2.0);
-        /* a certifying head reads its shadow and the recomputed rows instead of the whole head */
-        const struct tern_tensor *head = &tern_model_view(m)->output;
-        double bytes = (double)bytes_per_token;
-        if (b->tg_stats.n_tokens > b->tg_stats.n_full && tern_head_cert_supported(head))
-            bytes += (double)head->ne1 * (double)tern_head_shadow_row_bytes(head->ne0) +
-                     x->rows_per_token * (double)head->row_bytes -
-                     (double)head->ne1 * (double)head->row_bytes;
-        x->gbps = x->mean * (bytes + kv) / 1e9;
-    }
+    /* the average token attends over depth + (n + 1) / 2 positions */
+    const double kv = (double)kv_bytes_per_pos * ((double)o->depth + (double)(t->n + 1) / 2.0);
+    /* a certifying head reads its shadow and the recomputed rows instead of the whole head */
+    const struct tern_tensor *head = &tern_model_view(m)->output;
+    double bytes = (double)bytes_per_token;
+    if (b->stats[test].n_tokens > b->stats[test].n_full && tern_head_cert_supported(head))
+        bytes += (double)head->ne1 * (double)tern_head_shadow_row_bytes(head->ne0) +
+                 x->rows_per_token * (double)head->row_bytes - (double)head->ne1 * (double)head->row_bytes;
+    x->gbps = x->mean * (bytes + kv) / 1e9;
 }
 
-/* --parallel P: P sequences generate side by side, each step one batched forward pass over their
- * P next tokens (as tern serve runs them). Each sequence starts from its own 8-token prompt. */
+/* --parallel P: P sequences generate n_gen tokens side by side, each step one batched forward pass
+ * over their P next tokens (as tern serve runs them). Each sequence starts from its own 8-token
+ * prompt. */
 static tern_status bench_streams(const struct bench_opts *o, const tern_model *m, const char *dev,
-                                 const char *head_mode, int threads, int P, struct result *res, int *n_res) {
+                                 const char *head_mode, int threads, int P, long long n_gen,
+                                 struct result *res, int *n_res) {
     const int n_vocab = tern_model_view(m)->hp.n_vocab;
     enum { PROMPT = 8 };
-    struct tern_session_params sp = {.n_ctx = (int)(o->n_gen + PROMPT + 8),
+    struct tern_session_params sp = {.n_ctx = (int)(n_gen + PROMPT + 8),
                                      .n_threads = threads,
                                      .device = dev,
                                      .reprobe = o->reprobe,
@@ -347,7 +430,7 @@ static tern_status bench_streams(const struct bench_opts *o, const tern_model *m
                                      .head_mode = head_mode_of(head_mode)};
     tern_session *s = NULL;
     tern_status st = tern_session_create(m, &sp, &s);
-    if (st != TERN_OK)
+    if (st)
         return st;
     int32_t *tokens = malloc((size_t)P * PROMPT * sizeof *tokens),
             *seq = malloc((size_t)P * PROMPT * sizeof *seq);
@@ -364,9 +447,10 @@ static tern_status bench_streams(const struct bench_opts *o, const tern_model *m
     if (!tokens || !seq || !out || !logits || !samples || !steps || !req) {
         tern_log_error("out of memory for %d streams", P);
         st = TERN_ERR_NOMEM;
+        goto done;
     }
     uint64_t r = 0x2545F4914F6CDD1DULL;
-    for (int rep = 0; rep < o->reps && st == TERN_OK; rep++) {
+    for (int rep = 0; rep < o->reps; rep++) {
         tern_session_reset(s);
         for (int i = 0; i < P * PROMPT; i++) {
             r ^= r << 13, r ^= r >> 7, r ^= r << 17;
@@ -376,33 +460,35 @@ static tern_status bench_streams(const struct bench_opts *o, const tern_model *m
         for (int q = 0; q < P; q++)
             out[q] = q * PROMPT + PROMPT - 1;
         st = tern_session_eval_batch(s, tokens, seq, P * PROMPT, out, P, req, logits);
+        if (st)
+            goto done;
         for (int q = 0; q < P; q++)
             seq[q] = q;
         const double t0 = tern_time_s();
-        for (int g = 0; g < o->n_gen && st == TERN_OK; g++) {
+        for (int g = 0; g < n_gen; g++) {
             for (int q = 0; q < P; q++) {
                 tokens[q] = (int32_t)((tokens[q] * 31 + g + q) % n_vocab);
                 out[q] = q;
             }
             st = tern_session_eval_batch(s, tokens, seq, P, out, P, req, logits);
+            if (st)
+                goto done;
         }
         const double dt = tern_time_s() - t0;
-        samples[rep] = (double)P * (double)o->n_gen / dt;
-        steps[rep] = 1e3 * dt / (double)o->n_gen;
+        samples[rep] = (double)P * (double)n_gen / dt;
+        steps[rep] = 1e3 * dt / (double)n_gen;
     }
-    if (st == TERN_OK) {
-        struct result *x = &res[(*n_res)++];
-        name_result(x, s, dev, head_mode);
-        head_stats(x, &stats);
-        char base[24];
-        test_name(base, sizeof base, "tg", o->n_gen, 0);
-        snprintf(x->test, sizeof x->test, "%s x%d", base, P);
-        mean_sd(samples, (int)o->reps, &x->mean, &x->sd);
-        double sd;
-        mean_sd(steps, (int)o->reps, &x->step_ms, &sd);
-        x->streams = P;
-        x->gbps = 0;
-    }
+    struct result *x = &res[(*n_res)++];
+    name_result(x, s, dev, head_mode);
+    head_stats(x, &stats);
+    char base[24];
+    test_name(base, sizeof base, "tg", n_gen, 0);
+    snprintf(x->test, sizeof x->test, "%s x%d", base, P);
+    row_stats(x, samples, (int)o->reps);
+    double sd;
+    mean_sd(steps, (int)o->reps, &x->step_ms, &sd);
+    x->streams = P;
+done:
     free(tokens);
     free(seq);
     free(out);
@@ -414,11 +500,13 @@ static tern_status bench_streams(const struct bench_opts *o, const tern_model *m
     return st;
 }
 
+enum { MAX_RESULTS = 64 };
+
 /* Every (device, head mode) pair, each repetition of each test run on every pair in turn, so a
  * machine whose speed drifts (other processes, clocks) slows every pair alike. */
 static tern_status bench_runs(const struct bench_opts *o, const tern_model *m, int threads,
-                              uint64_t bytes_per_token, uint64_t kv_bytes_per_pos, struct result *res,
-                              int *n_res) {
+                              uint64_t bytes_per_token, uint64_t kv_bytes_per_pos, uint64_t macs_per_token,
+                              struct result *res, int *n_res) {
     enum { MAX_RUNS = 16 };
     struct bench_run runs[MAX_RUNS];
     int n_runs = 0;
@@ -434,49 +522,160 @@ static tern_status bench_runs(const struct bench_opts *o, const tern_model *m, i
         for (int h = 0; h < n_modes && n_runs < MAX_RUNS; h++)
             runs[n_runs++] = (struct bench_run){.device = d, .head_mode = mode[h]};
     if (o->parallel) {
-        tern_status st = TERN_OK;
-        for (int i = 0; i < n_runs && st == TERN_OK; i++)
-            for (const char *p = o->parallel; *p && *n_res < 60 && st == TERN_OK;) {
-                char *end;
-                st = bench_streams(o, m, runs[i].device, runs[i].head_mode, threads, (int)strtol(p, &end, 10),
-                                   res, n_res);
-                p = *end ? end + 1 : end;
-            }
-        return st;
+        for (int i = 0; i < n_runs; i++)
+            for (int g = 0; g < o->n_tg; g++)
+                for (const char *p = o->parallel; *p && *n_res < MAX_RESULTS;) {
+                    char *end;
+                    tern_status st = bench_streams(o, m, runs[i].device, runs[i].head_mode, threads,
+                                                   (int)strtol(p, &end, 10), o->tg[g], res, n_res);
+                    if (st)
+                        return st;
+                    p = *end ? end + 1 : end;
+                }
+        return TERN_OK;
     }
+    struct bench_test tests[MAX_TESTS];
+    const int n_tests = bench_tests(o, tests);
     const int n_vocab = tern_model_view(m)->hp.n_vocab;
-    const long long longest = o->n_prompt > o->depth ? o->n_prompt : o->depth;
-    const int n_tok = (int)(longest > 8 ? longest : 8);
+    const long long pp = longest(o->pp, o->n_pp), most = pp > o->depth ? pp : o->depth;
+    const int n_tok = (int)(most > 8 ? most : 8);
     int32_t *tokens = malloc((size_t)n_tok * sizeof *tokens);
-    tern_status st = tokens ? TERN_OK : TERN_ERR_NOMEM;
+    if (!tokens) {
+        tern_log_error("out of memory for %d benchmark tokens", n_tok);
+        return TERN_ERR_NOMEM;
+    }
     uint64_t r = 0x2545F4914F6CDD1DULL;
-    for (int i = 0; i < n_tok && tokens; i++) {
+    for (int i = 0; i < n_tok; i++) {
         r ^= r << 13, r ^= r >> 7, r ^= r << 17;
         tokens[i] = (int32_t)(r % (uint64_t)n_vocab);
     }
+    tern_status st = TERN_OK;
     int opened = 0;
-    for (; opened < n_runs && st == TERN_OK; opened++)
-        st = run_open(&runs[opened], o, m, threads, tokens, n_tok);
-    for (int gen = 0; gen < 2; gen++)
-        for (int rep = 0; rep < o->reps && st == TERN_OK && (gen ? o->n_gen : o->n_prompt) > 0; rep++)
-            for (int i = 0; i < n_runs && st == TERN_OK; i++)
-                st = run_rep(&runs[i], o, tokens, n_tok, gen, rep);
-    for (int i = 0; i < opened; i++) {
-        if (st == TERN_OK)
-            run_results(&runs[i], o, m, bytes_per_token, kv_bytes_per_pos, res, n_res);
-        run_close(&runs[i]);
+    while (opened < n_runs) {
+        st = run_create(&runs[opened], o, m, threads, tokens, n_tok);
+        opened++; /* run_free undoes what a failed run_create made */
+        if (st)
+            goto done;
     }
+    for (int t = 0; t < n_tests; t++)
+        for (int rep = 0; rep < o->reps; rep++)
+            for (int i = 0; i < n_runs; i++) {
+                st = run_rep(&runs[i], o, tokens, n_tok, &tests[t], t, rep);
+                if (st)
+                    goto done;
+            }
+    for (int i = 0; i < n_runs; i++)
+        for (int t = 0; t < n_tests && *n_res < MAX_RESULTS; t++)
+            run_result(&runs[i], o, m, &tests[t], t, bytes_per_token, kv_bytes_per_pos, macs_per_token,
+                       &res[(*n_res)++]);
+done:
+    for (int i = 0; i < opened; i++)
+        run_free(&runs[i]);
     free(tokens);
     return st;
 }
 
+/* Ternary multiply-adds of one token through every layer (the head is left out: a prompt runs it
+ * for its last token only). */
+static uint64_t ternary_macs(const struct tern_model_view *v) {
+    uint64_t macs = 0;
+    for (int l = 0; l < v->hp.n_layer; l++) {
+        const struct tern_layer_weights *L = &v->layers[l];
+        const struct tern_ternary *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wgate, &L->wup, &L->wdown};
+        for (int i = 0; i < 7; i++)
+            macs += (uint64_t)w[i]->n_in * (uint64_t)w[i]->n_out;
+    }
+    return macs;
+}
+
+static void print_json(const struct result *res, int n_res, const char *model_desc, uint64_t file_bytes,
+                       uint64_t params, int threads, long long reps, uint64_t bytes_per_token, double bw,
+                       uint64_t macs_per_token, const struct tern_cpu_peak *pk) {
+    printf("[\n");
+    for (int i = 0; i < n_res; i++) {
+        const struct result *x = &res[i];
+        printf("  {\"model\": \"%s\", \"size_bytes\": %llu, \"params\": %llu, \"device\": \"%s\", "
+               "\"spec\": \"%s\", \"plan\": \"%s\", \"head_mode\": \"%s\", \"threads\": %d, "
+               "\"test\": \"%s\", \"tokens_per_s\": %.3f, \"stddev\": %.3f, \"min\": %.3f, \"median\": %.3f, "
+               "\"samples\": [",
+               model_desc, (unsigned long long)file_bytes, (unsigned long long)params, x->device, x->spec,
+               x->plan, x->head_mode, threads, x->test, x->mean, x->sd, x->min, x->median);
+        for (long long r = 0; x->samples && r < reps; r++)
+            printf("%s%.3f", r ? ", " : "", x->samples[r]);
+        printf("], \"bytes_per_token\": %llu, \"achieved_gb_per_s\": %.2f, \"read_gb_per_s\": %.2f, "
+               "\"macs_per_token\": %llu, \"achieved_gmac_per_s\": %.2f, \"dot_isa\": \"%s\", "
+               "\"dot_gmac_per_s_1t\": %.2f, \"dot_gmac_per_s\": %.2f, \"gemm_gmac_per_s_1t\": %.2f, "
+               "\"gemm_gmac_per_s\": %.2f, \"head_rows_per_token\": %.2f, \"head_over_64_share\": %.4f, "
+               "\"streams\": %d, \"ms_per_step\": %.3f}%s\n",
+               (unsigned long long)bytes_per_token, x->gbps, bw, (unsigned long long)macs_per_token, x->gmacs,
+               pk->isa ? pk->isa : "", pk->dot_1, pk->dot_n, pk->gemm_1, pk->gemm_n, x->rows_per_token,
+               x->over_64, x->streams, x->step_ms, i + 1 < n_res ? "," : "");
+    }
+    printf("]\n");
+}
+
+static void print_table(const struct result *res, int n_res, const char *model_desc, uint64_t file_bytes,
+                        uint64_t params, int threads, double bw, const struct tern_cpu_peak *pk) {
+    printf("| %-40s | %9s | %7s | %-28s | %-24s | %-9s | %7s | %14s | %16s | %17s | %-27s | %8s | %5s |\n",
+           "model", "size", "params", "device", "plan", "head", "threads", "test", "t/s", "min / median",
+           "against the probe", "rows/tok", ">64");
+    printf("| %.40s | %.9s | %.7s | %.28s | %.24s | %.9s | %.7s | %.14s | %.16s | %.17s | %.27s | %.8s | "
+           "%.5s |\n",
+           "----------------------------------------", "---------", "-------", "----------------------------",
+           "------------------------", "---------", "-------", "--------------", "----------------",
+           "-----------------", "---------------------------", "--------", "-----");
+    char pcol[16], scol[16];
+    snprintf(pcol, sizeof pcol, params >= 1000000000 ? "%.2f B" : "%.1f M",
+             (double)params / (params >= 1000000000 ? 1e9 : 1e6));
+    snprintf(scol, sizeof scol, file_bytes >= (1u << 30) ? "%.2f GiB" : "%.1f MiB",
+             (double)file_bytes / (file_bytes >= (1u << 30) ? 1073741824.0 : 1048576.0));
+    for (int i = 0; i < n_res; i++) {
+        const struct result *x = &res[i];
+        char probe[64] = "";
+        if (x->streams)
+            snprintf(probe, sizeof probe, "%.2f ms/token per stream", x->step_ms);
+        else if (x->gbps > 0)
+            snprintf(probe, sizeof probe, "%.1f GB/s (%.0f%% of %.1f)", x->gbps,
+                     bw > 0 ? 100.0 * x->gbps / bw : 0.0, bw);
+        else if (x->gmacs > 0 && pk->dot_n > 0)
+            snprintf(probe, sizeof probe, "%.0f GMAC/s (%.0f%% of %.0f)", x->gmacs,
+                     100.0 * x->gmacs / pk->dot_n, pk->dot_n);
+        char tps[32], mm[32];
+        snprintf(tps, sizeof tps, "%.2f ± %.2f", x->mean, x->sd);
+        snprintf(mm, sizeof mm, "%.2f / %.2f", x->min, x->median);
+        char rows[16] = "", over[16] = "";
+        if (x->certified) {
+            snprintf(rows, sizeof rows, "%.1f", x->rows_per_token);
+            snprintf(over, sizeof over, "%.0f%%", 100.0 * x->over_64);
+        }
+        printf(
+            "| %-40s | %9s | %7s | %-28s | %-24s | %-9s | %7d | %14s | %16s | %17s | %-27s | %8s | %5s |\n",
+            model_desc, scol, pcol, x->device, x->plan, x->head_mode, threads, x->test, tps, mm, probe, rows,
+            over);
+    }
+    if (pk->isa) {
+        printf("\ncompute probe (%s kernels): ", pk->isa);
+        if (pk->dot_1 > 0)
+            printf("int8 dot %.0f GMAC/s on 1 thread, %.0f on %d; ", pk->dot_1, pk->dot_n, threads);
+        printf("ternary GEMM 2560 -> 6912 x 128 tokens %.0f GMAC/s on 1 thread", pk->gemm_1);
+        if (pk->dot_1 > 0)
+            printf(" (%.0f%%)", 100.0 * pk->gemm_1 / pk->dot_1);
+        printf(", %.0f on %d", pk->gemm_n, threads);
+        if (pk->dot_n > 0)
+            printf(" (%.0f%%)", 100.0 * pk->gemm_n / pk->dot_n);
+        printf("\n");
+    }
+}
+
 int cli_bench(int argc, char **argv) {
-    struct bench_opts o = {.n_prompt = 512, .n_gen = 128, .reps = 5, .devices = "auto", .head_modes = "auto"};
+    struct bench_opts o = {
+        .pp = {512}, .n_pp = 1, .tg = {128}, .n_tg = 1, .reps = 5, .devices = "auto", .head_modes = "auto"};
     int rc = parse(argc, argv, &o);
     if (rc != CLI_EXIT_OK)
         return rc;
     tern_model *m = NULL;
-    if ((o.model ? tern_model_open(o.model, &m) : cli_build_shape(o.shape, o.type, o.head, &m)) != TERN_OK)
+    tern_status st = o.model ? tern_model_create(o.model, &m) : cli_build_shape(o.shape, o.type, o.head, &m);
+    if (st)
         return CLI_EXIT_FAIL;
     const struct tern_model_view *v = tern_model_view(m);
     const tern_gguf *g = tern_model_gguf(m);
@@ -492,14 +691,23 @@ int cli_bench(int argc, char **argv) {
     const uint64_t kv_bytes_per_pos =
         (uint64_t)v->hp.n_layer * 2 * (uint64_t)v->hp.n_head_kv * v->hp.head_dim * 2;
     const int threads = o.threads > 0 ? (int)o.threads : tern_cpu_physical_cores();
-    double bw = 0;
-    if (o.n_gen > 0 && tern_cpu_read_bandwidth(threads, (size_t)1 << 30, 5, &bw) != TERN_OK)
-        bw = 0;
+    double bw = 0; /* a probe that fails leaves its figures out of the table */
+    if (o.n_tg > 0) {
+        st = tern_cpu_read_bandwidth(threads, (size_t)1 << 30, 5, &bw);
+        if (st)
+            bw = 0;
+    }
+    struct tern_cpu_peak peak = {0};
+    if (o.n_pp > 0 && !o.parallel) {
+        st = tern_cpu_compute_peak(threads, &peak);
+        if (st)
+            memset(&peak, 0, sizeof peak);
+    }
 
-    struct result res[64];
+    struct result res[MAX_RESULTS] = {0};
     int n_res = 0;
-    const tern_status st = bench_runs(&o, m, threads, bytes_per_token, kv_bytes_per_pos, res, &n_res);
-    rc = st == TERN_OK ? CLI_EXIT_OK : cli_session_exit(st);
+    st = bench_runs(&o, m, threads, bytes_per_token, kv_bytes_per_pos, ternary_macs(v), res, &n_res);
+    rc = st ? cli_session_exit(st) : CLI_EXIT_OK;
 
     char model_desc[160];
     struct tern_str name = {"", 0};
@@ -507,53 +715,13 @@ int cli_bench(int argc, char **argv) {
     snprintf(model_desc, sizeof model_desc, "%.*s %s, %s head", (int)(name.len > 60 ? 60 : name.len),
              name.ptr, tern_type_name(tern_gguf_find_tensor(g, "blk.0.attn_q.weight")->type),
              tern_type_name(v->output.type));
-    if (o.json) {
-        printf("[\n");
-        for (int i = 0; i < n_res; i++)
-            printf("  {\"model\": \"%s\", \"size_bytes\": %llu, \"params\": %llu, \"device\": \"%s\", "
-                   "\"spec\": \"%s\", \"plan\": \"%s\", \"head_mode\": \"%s\", \"threads\": %d, "
-                   "\"test\": \"%s\", \"tokens_per_s\": %.3f, \"stddev\": %.3f, \"bytes_per_token\": %llu, "
-                   "\"achieved_gb_per_s\": %.2f, \"read_gb_per_s\": %.2f, \"head_rows_per_token\": %.2f, "
-                   "\"head_over_64_share\": %.4f, \"streams\": %d, \"ms_per_step\": %.3f}%s\n",
-                   model_desc, (unsigned long long)file_bytes, (unsigned long long)params, res[i].device,
-                   res[i].spec, res[i].plan, res[i].head_mode, threads, res[i].test, res[i].mean, res[i].sd,
-                   (unsigned long long)bytes_per_token, res[i].gbps, bw, res[i].rows_per_token,
-                   res[i].over_64, res[i].streams, res[i].step_ms, i + 1 < n_res ? "," : "");
-        printf("]\n");
-    } else {
-        printf("| %-40s | %9s | %7s | %-28s | %-24s | %-9s | %7s | %14s | %16s | %-26s | %8s | %5s |\n",
-               "model", "size", "params", "device", "plan", "head", "threads", "test", "t/s", "bandwidth",
-               "rows/tok", ">64");
-        printf(
-            "| %.40s | %.9s | %.7s | %.28s | %.24s | %.9s | %.7s | %.14s | %.16s | %.26s | %.8s | %.5s |\n",
-            "----------------------------------------", "---------", "-------",
-            "----------------------------", "------------------------", "---------", "-------",
-            "--------------", "----------------", "--------------------------", "--------", "-----");
-        for (int i = 0; i < n_res; i++) {
-            char bwcol[64] = "";
-            if (res[i].streams)
-                snprintf(bwcol, sizeof bwcol, "%.2f ms/token per stream", res[i].step_ms);
-            else if (res[i].gbps > 0)
-                snprintf(bwcol, sizeof bwcol, "%.1f GB/s (%.0f%% of %.1f)", res[i].gbps,
-                         bw > 0 ? 100.0 * res[i].gbps / bw : 0.0, bw);
-            char tps[32];
-            snprintf(tps, sizeof tps, "%.2f ± %.2f", res[i].mean, res[i].sd);
-            char pcol[16];
-            snprintf(pcol, sizeof pcol, params >= 1000000000 ? "%.2f B" : "%.1f M",
-                     (double)params / (params >= 1000000000 ? 1e9 : 1e6));
-            char scol[16];
-            snprintf(scol, sizeof scol, file_bytes >= (1u << 30) ? "%.2f GiB" : "%.1f MiB",
-                     (double)file_bytes / (file_bytes >= (1u << 30) ? 1073741824.0 : 1048576.0));
-            char rows[16] = "", over[16] = "";
-            if (res[i].certified) {
-                snprintf(rows, sizeof rows, "%.1f", res[i].rows_per_token);
-                snprintf(over, sizeof over, "%.0f%%", 100.0 * res[i].over_64);
-            }
-            printf("| %-40s | %9s | %7s | %-28s | %-24s | %-9s | %7d | %14s | %16s | %-26s | %8s | %5s |\n",
-                   model_desc, scol, pcol, res[i].device, res[i].plan, res[i].head_mode, threads, res[i].test,
-                   tps, bwcol, rows, over);
-        }
-    }
-    tern_model_close(m);
+    if (o.json)
+        print_json(res, n_res, model_desc, file_bytes, params, threads, o.reps, bytes_per_token, bw,
+                   ternary_macs(v), &peak);
+    else
+        print_table(res, n_res, model_desc, file_bytes, params, threads, bw, &peak);
+    for (int i = 0; i < n_res; i++)
+        free(res[i].samples);
+    tern_model_free(m);
     return rc;
 }

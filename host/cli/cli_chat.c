@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "../generate/chat.h"
-#include "cli.h"
 #include "../tern.h"
+#include "cli.h"
 
 static const char chat_usage[] =
     "Usage: tern chat -m MODEL [options]\n"
@@ -129,8 +129,11 @@ static int parse(int argc, char **argv, struct chat_opts *o) {
 
 static bool on_token(int32_t id, const char *text, size_t len, void *user) {
     struct chat *c = user;
-    if (id >= 0 && push_id(&c->reply_ids, id) != TERN_OK)
-        return false;
+    if (id >= 0) {
+        tern_status st = push_id(&c->reply_ids, id);
+        if (st)
+            return false;
+    }
     if (c->reply_len + len + 1 > c->reply_cap) {
         size_t cap = (c->reply_len + len + 1) * 2;
         char *r = realloc(c->reply, cap);
@@ -152,8 +155,14 @@ static tern_status push_text(struct chat *c, const char *text) {
     int32_t *ids;
     size_t n;
     tern_status st = tern_tokenize(c->tok, text, strlen(text), false, true, &ids, &n);
-    for (size_t i = 0; i < n && st == TERN_OK; i++)
+    if (st)
+        return st;
+    for (size_t i = 0; i < n; i++) {
         st = push_id(&c->hist, ids[i]);
+        if (st)
+            goto done;
+    }
+done:
     free(ids);
     return st;
 }
@@ -200,21 +209,16 @@ static void clear(struct chat *c, bool keep_system) {
 /* Render the kept turns, then the new user message and the reply prompt, into the history. */
 static tern_status render_all(struct chat *c, const char *user) {
     c->hist.n = 0;
-    tern_status st = TERN_OK;
-    for (int i = 0; i < c->n_turns && st == TERN_OK; i++) {
-        if (c->turns[i].role == TERN_CHAT_ASSISTANT) {
-            char *text = tern_chat_render_message(c->f, TERN_CHAT_ASSISTANT, c->turns[i].text, i == 0);
-            st = text ? push_text(c, text) : TERN_ERR_NOMEM;
-            free(text);
-        } else {
-            st = push_message(c, c->turns[i].role, c->turns[i].text, i == 0);
-        }
+    tern_status st;
+    for (int i = 0; i < c->n_turns; i++) {
+        st = push_message(c, c->turns[i].role, c->turns[i].text, i == 0);
+        if (st)
+            return st;
     }
-    if (st == TERN_OK)
-        st = push_message(c, TERN_CHAT_USER, user, c->n_turns == 0);
-    if (st == TERN_OK)
-        st = push_text(c, tern_chat_generation_prompt(c->f));
-    return st;
+    st = push_message(c, TERN_CHAT_USER, user, c->n_turns == 0);
+    if (st)
+        return st;
+    return push_text(c, tern_chat_generation_prompt(c->f));
 }
 
 /* Make the history fit with room for a reply: drop the oldest user/assistant turns and evaluate
@@ -227,7 +231,8 @@ static tern_status make_room(struct chat *c, const char *user) {
     int dropped = 0;
     tern_status st;
     for (;;) {
-        if ((st = render_all(c, user)) != TERN_OK)
+        st = render_all(c, user);
+        if (st)
             return st;
         if (c->hist.n + reserve <= (size_t)n_ctx)
             break;
@@ -258,15 +263,22 @@ static tern_status make_room(struct chat *c, const char *user) {
     return TERN_OK;
 }
 
+/* Add the user message and the reply prompt to the history, making room for them. */
+static tern_status push_user(struct chat *c, const char *user) {
+    tern_status st = push_message(c, TERN_CHAT_USER, user, c->hist.n == 0);
+    if (st)
+        return st;
+    st = push_text(c, tern_chat_generation_prompt(c->f));
+    if (st)
+        return st;
+    return make_room(c, user);
+}
+
 /* One user message: evaluate what it adds, stream the reply, keep both. */
 static tern_status turn(struct chat *c, const char *user) {
     const size_t start = c->hist.n;
-    tern_status st = push_message(c, TERN_CHAT_USER, user, c->hist.n == 0);
-    if (st == TERN_OK)
-        st = push_text(c, tern_chat_generation_prompt(c->f));
-    if (st == TERN_OK)
-        st = make_room(c, user);
-    if (st != TERN_OK) {
+    tern_status st = push_user(c, user);
+    if (st) {
         c->hist.n = start < c->hist.n ? start : c->hist.n;
         return st;
     }
@@ -278,7 +290,7 @@ static tern_status turn(struct chat *c, const char *user) {
     struct tern_generate_stats gs;
     st = tern_generate(c->s, c->tok, c->smp, c->hist.v + pos, (int)(c->hist.n - (size_t)pos), c->n_predict,
                        on_token, c, &gs);
-    if (st != TERN_OK)
+    if (st)
         return st;
     fputc('\n', stdout);
     fflush(stdout);
@@ -291,15 +303,18 @@ static tern_status turn(struct chat *c, const char *user) {
                 "tern: the reply was cut: the context is full (the oldest turns are dropped at the next "
                 "message)\n");
     interrupted = 0;
-    for (size_t i = 0; i < c->reply_ids.n && st == TERN_OK; i++)
+    for (size_t i = 0; i < c->reply_ids.n; i++) {
         st = push_id(&c->hist, c->reply_ids.v[i]);
-    if (st == TERN_OK)
-        st = push_text(c, tern_chat_assistant_end(c->f));
-    if (st == TERN_OK)
-        st = add_turn(c, TERN_CHAT_USER, user);
-    if (st == TERN_OK)
-        st = add_turn(c, TERN_CHAT_ASSISTANT, c->reply ? c->reply : "");
-    return st;
+        if (st)
+            return st;
+    }
+    st = push_text(c, tern_chat_assistant_end(c->f));
+    if (st)
+        return st;
+    st = add_turn(c, TERN_CHAT_USER, user);
+    if (st)
+        return st;
+    return add_turn(c, TERN_CHAT_ASSISTANT, c->reply ? c->reply : "");
 }
 
 int cli_chat(int argc, char **argv) {
@@ -315,10 +330,17 @@ int cli_chat(int argc, char **argv) {
     char *line = NULL;
     size_t line_cap = 0;
     rc = CLI_EXIT_FAIL;
-    if (o.format && tern_chat_format_from_name(o.format, &c.f) != TERN_OK)
-        return CLI_EXIT_USAGE;
-    if (tern_model_open(o.model, &model) != TERN_OK ||
-        tern_tokenizer_load(tern_model_gguf(model), o.pre, &tok) != TERN_OK)
+    tern_status st;
+    if (o.format) {
+        st = tern_chat_format_from_name(o.format, &c.f);
+        if (st)
+            return CLI_EXIT_USAGE;
+    }
+    st = tern_model_create(o.model, &model);
+    if (st)
+        goto done;
+    st = tern_tokenizer_create(tern_model_gguf(model), o.pre, &tok);
+    if (st)
         goto done;
     c.tok = tok;
     if (!o.format)
@@ -329,18 +351,24 @@ int cli_chat(int argc, char **argv) {
                                        .split = o.dev.split,
                                        .reprobe = o.dev.reprobe,
                                        .head_mode = o.dev.head_mode};
-    tern_status sst = tern_session_create(model, &spar, &c.s);
-    if (sst != TERN_OK) {
-        rc = cli_session_exit(sst);
+    st = tern_session_create(model, &spar, &c.s);
+    if (st) {
+        rc = cli_session_exit(st);
         goto done;
     }
-    if (tern_sampler_init(&o.sp, tern_model_view(model)->hp.n_vocab, &c.smp) != TERN_OK) {
+    st = tern_sampler_create(&o.sp, tern_model_view(model)->hp.n_vocab, &c.smp);
+    if (st) {
         tern_log_error("invalid sampling parameters");
         goto done;
     }
-    if (o.system && (push_message(&c, TERN_CHAT_SYSTEM, o.system, true) != TERN_OK ||
-                     add_turn(&c, TERN_CHAT_SYSTEM, o.system) != TERN_OK))
-        goto done;
+    if (o.system) {
+        st = push_message(&c, TERN_CHAT_SYSTEM, o.system, true);
+        if (st)
+            goto done;
+        st = add_turn(&c, TERN_CHAT_SYSTEM, o.system);
+        if (st)
+            goto done;
+    }
     /* Ctrl-C stops a reply (or an input line), not the program: no SA_RESTART, so a read returns */
     struct sigaction sa = {.sa_handler = on_sigint};
     sigemptyset(&sa.sa_mask);
@@ -376,20 +404,25 @@ int cli_chat(int argc, char **argv) {
             clear(&c, true);
             tern_sampler_free(c.smp);
             c.smp = NULL;
-            if (tern_sampler_init(&o.sp, tern_model_view(model)->hp.n_vocab, &c.smp) != TERN_OK ||
-                (o.system && push_message(&c, TERN_CHAT_SYSTEM, o.system, true) != TERN_OK))
+            st = tern_sampler_create(&o.sp, tern_model_view(model)->hp.n_vocab, &c.smp);
+            if (st)
                 goto done;
+            if (o.system) {
+                st = push_message(&c, TERN_CHAT_SYSTEM, o.system, true);
+                if (st)
+                    goto done;
+            }
             fprintf(stderr, "tern: new conversation\n");
             continue;
         }
         if (n == 0)
             continue;
-        tern_status st = turn(&c, line);
+        st = turn(&c, line);
         if (st == TERN_ERR_CONTEXT_FULL) {
             refused = true; /* reported; the conversation goes on, and the exit status tells */
             continue;
         }
-        if (st != TERN_OK)
+        if (st)
             goto done;
     }
     rc = refused ? CLI_EXIT_FAIL : CLI_EXIT_OK;
@@ -404,6 +437,6 @@ done:
     tern_sampler_free(c.smp);
     tern_session_free(c.s);
     tern_tokenizer_free(tok);
-    tern_model_close(model);
+    tern_model_free(model);
     return rc;
 }

@@ -197,7 +197,7 @@ int cli_session_exit(tern_status st) {
 tern_status cli_build_shape(const char *shape, uint32_t type, uint32_t head, tern_model **out) {
     struct tern_maker_params p;
     tern_status st = tern_maker_preset(shape, &p);
-    if (st != TERN_OK)
+    if (st)
         return st;
     if (type)
         p.linear_type = type;
@@ -210,9 +210,9 @@ tern_status cli_build_shape(const char *shape, uint32_t type, uint32_t head, ter
     snprintf(path, sizeof path, "%s/tern-shape-%ld.gguf", dir, (long)getpid());
     tern_log_info("building a random %s model in %s ...", shape, dir);
     st = tern_maker_write(&p, path);
-    if (st == TERN_OK) {
-        st = tern_model_open(path, out);
-        unlink(path);
-    }
+    if (st)
+        return st;
+    st = tern_model_create(path, out);
+    unlink(path);
     return st;
 }

@@ -4,9 +4,9 @@
 #include <unistd.h>
 
 #include "../../scheduler/types.h"
-#include "cli.h"
 #include "../convert/convert.h"
 #include "../tern.h"
+#include "cli.h"
 
 static const char convert_usage[] =
     "Usage: tern convert HF_DIR -o OUT.gguf [options]\n"
@@ -77,5 +77,6 @@ int cli_convert(int argc, char **argv) {
     }
     if (isatty(STDERR_FILENO))
         p.progress = show_progress;
-    return tern_convert(&p) == TERN_OK ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    tern_status st = tern_convert(&p);
+    return st ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }

@@ -68,9 +68,10 @@ static void print_json(const struct tern_registry *reg, bool probed) {
         if (probed && e->plan.alive) {
             const struct tern_probe *p = &e->plan.probe;
             printf(", \"probe\": {\"decode_layer_ms\": %.4f, \"prefill_layer_ms_per_token\": %.4f, "
-                   "\"head_ms\": %.4f, \"transfer_ms\": %.4f}",
+                   "\"head_ms\": %.4f, \"head_certified_ms\": %.4f, \"transfer_ms\": %.4f}",
                    p->decode_layer_s * 1e3, p->prefill_layer_s * 1e3,
-                   isfinite(p->head_s) ? p->head_s * 1e3 : -1.0, p->call_s * 1e3);
+                   isfinite(p->head_s) ? p->head_s * 1e3 : -1.0,
+                   isfinite(p->head_cert_s) ? p->head_cert_s * 1e3 : -1.0, p->call_s * 1e3);
         }
         printf("}%s\n", i + 1 < reg->n ? "," : "");
     }
@@ -81,12 +82,13 @@ static void print_table(const struct tern_registry *reg, bool probed) {
     printf("| %-5s | %-40s | %-11s | %-24s | %-24s | %10s | %10s | %7s | %5s | %-28s |", "id", "name", "kind",
            "vendor", "driver", "memory", "max alloc", "unified", "units", "features");
     if (probed)
-        printf(" %12s | %14s | %9s | %11s |", "decode/layer", "prefill/layer", "head", "transfer");
+        printf(" %12s | %14s | %9s | %10s | %11s |", "decode/layer", "prefill/layer", "head", "cert. head",
+               "transfer");
     printf("\n|-------|------------------------------------------|-------------|--------------------------|"
            "--------------------------|------------|------------|---------|-------|--------------------------"
            "----|");
     if (probed)
-        printf("--------------|----------------|-----------|-------------|");
+        printf("--------------|----------------|-----------|------------|-------------|");
     printf("\n");
     for (int i = 0; i < reg->n; i++) {
         const struct tern_registry_entry *e = &reg->e[i];
@@ -102,15 +104,19 @@ static void print_table(const struct tern_registry *reg, bool probed) {
                in->unified_memory ? "yes" : "no", in->compute_units, in->features);
         if (probed && e->plan.alive) {
             const struct tern_probe *p = &e->plan.probe;
-            char head[32];
+            char head[32], cert[32];
             if (isfinite(p->head_s))
                 snprintf(head, sizeof head, "%.3f ms", p->head_s * 1e3);
             else
                 snprintf(head, sizeof head, "too big");
-            printf(" %9.3f ms | %11.4f ms | %9s | %8.3f ms |", p->decode_layer_s * 1e3,
-                   p->prefill_layer_s * 1e3, head, p->call_s * 1e3);
+            if (isfinite(p->head_cert_s))
+                snprintf(cert, sizeof cert, "%.3f ms", p->head_cert_s * 1e3);
+            else
+                snprintf(cert, sizeof cert, "-");
+            printf(" %9.3f ms | %11.4f ms | %9s | %10s | %8.3f ms |", p->decode_layer_s * 1e3,
+                   p->prefill_layer_s * 1e3, head, cert, p->call_s * 1e3);
         } else if (probed) {
-            printf(" %12s | %14s | %9s | %11s |", "dropped", "", "", "");
+            printf(" %12s | %14s | %9s | %10s | %11s |", "dropped", "", "", "", "");
         }
         printf("\n");
     }
@@ -201,28 +207,32 @@ int cli_devices(int argc, char **argv) {
     if (tune) {
         tern_model *tm = NULL;
         int rc = CLI_EXIT_FAIL;
-        if ((model ? tern_model_open(model, &tm) : cli_build_shape(shape, 0, 0, &tm)) == TERN_OK)
+        if ((model ? tern_model_create(model, &tm) : cli_build_shape(shape, 0, 0, &tm)) == TERN_OK)
             rc = tune_devices(tern_model_view(tm), quick);
-        tern_model_close(tm);
+        tern_model_free(tm);
         return rc;
     }
     struct tern_registry reg;
-    if (tern_devices_open("auto", (int)threads, &reg) != TERN_OK)
+    tern_status st = tern_devices_create("auto", (int)threads, &reg);
+    if (st)
         return CLI_EXIT_FAIL;
     tern_model *m = NULL;
-    int rc = CLI_EXIT_OK;
+    int rc = CLI_EXIT_FAIL;
     if (probe) {
-        if ((model ? tern_model_open(model, &m) : cli_build_shape(shape, 0, 0, &m)) != TERN_OK ||
-            tern_devices_probe(&reg, tern_model_view(m), reprobe) != TERN_OK)
-            rc = CLI_EXIT_FAIL;
+        st = model ? tern_model_create(model, &m) : cli_build_shape(shape, 0, 0, &m);
+        if (st)
+            goto done;
+        st = tern_devices_probe(&reg, tern_model_view(m), reprobe);
+        if (st)
+            goto done;
     }
-    if (rc == CLI_EXIT_OK) {
-        if (json)
-            print_json(&reg, probe);
-        else
-            print_table(&reg, probe);
-    }
+    if (json)
+        print_json(&reg, probe);
+    else
+        print_table(&reg, probe);
+    rc = CLI_EXIT_OK;
+done:
     tern_registry_free(&reg);
-    tern_model_close(m);
+    tern_model_free(m);
     return rc;
 }

@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
 #include "../tern.h"
+#include "cli.h"
 
 static const char info_usage[] =
     "Usage: tern info [options] MODEL\n"
@@ -18,7 +18,7 @@ static double mib(uint64_t b) {
     return (double)b / (1024.0 * 1024.0);
 }
 
-/* The first error (the reason a model does not load) and the first warning of tern_model_open. */
+/* The first error (the reason a model does not load) and the first warning of tern_model_create. */
 struct load_notes {
     char error[512];
     char warning[512];
@@ -49,7 +49,8 @@ static void print_runnable(const tern_model *m, const struct load_notes *notes) 
 
 static void print_str_key(const tern_gguf *g, const char *label, const char *key) {
     struct tern_str s;
-    if (tern_gguf_get_str(g, key, &s) == TERN_OK)
+    tern_status st = tern_gguf_get_str(g, key, &s);
+    if (!st)
         printf("  %-22s %.*s\n", label, (int)(s.len > 200 ? 200 : s.len), s.ptr);
     else
         printf("  %-22s (absent)\n", label);
@@ -106,24 +107,25 @@ int cli_info(int argc, char **argv) {
     }
     /* a file that is not well-formed GGUF is an error; a well-formed one tern cannot run is described */
     tern_gguf *g;
-    if (tern_gguf_open(path, &g) != TERN_OK)
+    tern_status st = tern_gguf_create(path, &g);
+    if (st)
         return CLI_EXIT_FAIL;
     struct load_notes notes = {{0}, {0}};
     tern_log_set_callback(keep_notes, &notes);
     tern_model *m = NULL;
-    tern_model_open(path, &m);
+    st = tern_model_create(path, &m);
     tern_log_set_callback(NULL, NULL);
 
     printf("file: %s\n  %.1f MiB, GGUF v%u, %lld tensors, %lld metadata keys, alignment %u\n", path,
            mib(tern_gguf_file_size(g)), tern_gguf_version(g), (long long)tern_gguf_n_tensors(g),
            (long long)tern_gguf_n_kv(g), tern_gguf_alignment(g));
     print_str_key(g, "name", "general.name");
-    if (!m) {
+    if (st) {
         printf("runs: no: %s\n", notes.error[0] ? notes.error : "the model does not load");
         print_str_key(g, "architecture", "general.architecture");
         print_tokenizer(g);
         print_tensors_by_class(g, NULL);
-        tern_gguf_close(g);
+        tern_gguf_free(g);
         return CLI_EXIT_OK;
     }
     print_runnable(m, &notes);
@@ -153,7 +155,7 @@ int cli_info(int argc, char **argv) {
     printf("  %-34s %10.1f MiB\n", "repacked weights and norms (RAM)", mib(tern_model_owned_bytes(m)));
     printf("  %-34s %10.1f MiB  (f16, %lld positions)\n", "KV cache", mib(kv), n_ctx);
     printf("  %-34s %10.1f MiB\n", "total", mib(tern_model_mapped_bytes(m) + tern_model_owned_bytes(m) + kv));
-    tern_model_close(m);
-    tern_gguf_close(g);
+    tern_model_free(m);
+    tern_gguf_free(g);
     return CLI_EXIT_OK;
 }

@@ -5,8 +5,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "../tern.h"
+#include "cli.h"
 
 static const char run_usage[] =
     "Usage: tern run -m MODEL (-p TEXT | -f FILE) [options]\n"
@@ -135,8 +135,11 @@ int cli_run(int argc, char **argv) {
     size_t n_ids = 0;
     rc = CLI_EXIT_FAIL;
     const double t0 = tern_time_s();
-    if (tern_model_open(o.model, &model) != TERN_OK ||
-        tern_tokenizer_load(tern_model_gguf(model), o.pre, &tok) != TERN_OK)
+    tern_status st = tern_model_create(o.model, &model);
+    if (st)
+        goto done;
+    st = tern_tokenizer_create(tern_model_gguf(model), o.pre, &tok);
+    if (st)
         goto done;
     struct tern_session_params spar = {.n_ctx = (int)o.n_ctx,
                                        .n_threads = (int)o.n_threads,
@@ -144,16 +147,18 @@ int cli_run(int argc, char **argv) {
                                        .split = o.dev.split,
                                        .reprobe = o.dev.reprobe,
                                        .head_mode = o.dev.head_mode};
-    tern_status sst = tern_session_create(model, &spar, &sess);
-    if (sst != TERN_OK) {
-        rc = cli_session_exit(sst);
+    st = tern_session_create(model, &spar, &sess);
+    if (st) {
+        rc = cli_session_exit(st);
         goto done;
     }
     const double load_s = tern_time_s() - t0;
     bool add_bos = !o.no_bos && tern_tokenizer_add_bos(tok);
-    if (tern_tokenize(tok, prompt, prompt_len, add_bos, true, &ids, &n_ids) != TERN_OK)
+    st = tern_tokenize(tok, prompt, prompt_len, add_bos, true, &ids, &n_ids);
+    if (st)
         goto done;
-    if (tern_sampler_init(&o.sp, tern_model_view(model)->hp.n_vocab, &smp) != TERN_OK) {
+    st = tern_sampler_create(&o.sp, tern_model_view(model)->hp.n_vocab, &smp);
+    if (st) {
         tern_log_error("invalid sampling parameters");
         goto done;
     }
@@ -163,8 +168,9 @@ int cli_run(int argc, char **argv) {
         goto done;
     }
     struct echo echo = {prompt, o.echo ? prompt_len : 0};
-    struct tern_generate_stats st;
-    if (tern_generate(sess, tok, smp, ids, (int)n_ids, (int)o.n_predict, print_token, &echo, &st) != TERN_OK)
+    struct tern_generate_stats gs;
+    st = tern_generate(sess, tok, smp, ids, (int)n_ids, (int)o.n_predict, print_token, &echo, &gs);
+    if (st)
         goto done;
     flush_echo(&echo);         /* when generation ended before its first token */
     if (isatty(STDOUT_FILENO)) /* end the line on a terminal; keep piped output exact */
@@ -177,11 +183,11 @@ int cli_run(int argc, char **argv) {
         snprintf(sampling, sizeof sampling, "greedy");
     fprintf(stderr,
             "\ntern: %s | load %.2f s | prompt %d tokens, %.1f t/s | generation %d tokens, %.1f t/s | %s%s\n",
-            tern_session_device_name(sess), load_s, st.n_prompt,
-            st.n_prompt / (st.prompt_s > 0 ? st.prompt_s : 1e-9), st.n_generated,
-            st.n_decoded / (st.gen_s > 0 ? st.gen_s : 1e-9), sampling,
-            st.stopped_eog   ? " | stopped at end of generation"
-            : st.stopped_ctx ? " | stopped: the context is full (raise -c)"
+            tern_session_device_name(sess), load_s, gs.n_prompt,
+            gs.n_prompt / (gs.prompt_s > 0 ? gs.prompt_s : 1e-9), gs.n_generated,
+            gs.n_decoded / (gs.gen_s > 0 ? gs.gen_s : 1e-9), sampling,
+            gs.stopped_eog   ? " | stopped at end of generation"
+            : gs.stopped_ctx ? " | stopped: the context is full (raise -c)"
                              : "");
     rc = CLI_EXIT_OK;
 done:
@@ -189,7 +195,7 @@ done:
     tern_sampler_free(smp);
     tern_session_free(sess);
     tern_tokenizer_free(tok);
-    tern_model_close(model);
+    tern_model_free(model);
     free(file_text);
     return rc;
 }

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
 #include "../serve/http.h"
 #include "../tern.h"
+#include "cli.h"
 
 static const char serve_usage[] =
     "Usage: tern serve -m MODEL [options]\n"
@@ -98,8 +98,12 @@ int cli_serve(int argc, char **argv) {
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
     enum tern_chat_format format = TERN_CHAT_LLAMA3;
-    if (o.format && tern_chat_format_from_name(o.format, &format) != TERN_OK)
-        return CLI_EXIT_USAGE;
+    tern_status st;
+    if (o.format) {
+        st = tern_chat_format_from_name(o.format, &format);
+        if (st)
+            return CLI_EXIT_USAGE;
+    }
     /* SIGINT and SIGTERM are taken by sigwait below: block them before any thread starts */
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
@@ -120,11 +124,15 @@ int cli_serve(int argc, char **argv) {
     tern_session *sess = NULL;
     tern_engine *engine = NULL;
     rc = CLI_EXIT_FAIL;
-    if (tern_server_start(&sp, &srv) != TERN_OK)
+    st = tern_server_create(&sp, &srv);
+    if (st)
         goto done;
     tern_log_info("listening on http://%s:%d (loading %s)", o.host, tern_server_port(srv), o.model);
-    if (tern_model_open(o.model, &model) != TERN_OK ||
-        tern_tokenizer_load(tern_model_gguf(model), o.pre, &tok) != TERN_OK)
+    st = tern_model_create(o.model, &model);
+    if (st)
+        goto done;
+    st = tern_tokenizer_create(tern_model_gguf(model), o.pre, &tok);
+    if (st)
         goto done;
     if (!o.format)
         format = tern_chat_format_detect(tern_model_gguf(model), tok);
@@ -143,12 +151,13 @@ int cli_serve(int argc, char **argv) {
                                        .reprobe = o.dev.reprobe,
                                        .head_mode = o.dev.head_mode,
                                        .n_seq = (int)o.parallel};
-    tern_status st = tern_session_create(model, &spar, &sess);
-    if (st != TERN_OK) {
+    st = tern_session_create(model, &spar, &sess);
+    if (st) {
         rc = cli_session_exit(st);
         goto done;
     }
-    if (tern_engine_create(sess, tok, (int)(o.queue >= 0 ? o.queue : 4 * o.parallel), &engine) != TERN_OK)
+    st = tern_engine_create(sess, tok, (int)(o.queue >= 0 ? o.queue : 4 * o.parallel), &engine);
+    if (st)
         goto done;
     tern_server_ready(srv, engine, tok, format, spar.n_ctx);
     tern_log_info("ready: %s on %s, %lld slots of %d positions, chat format %s", sp.model_id,
@@ -163,6 +172,6 @@ done:
     tern_engine_free(engine);
     tern_session_free(sess);
     tern_tokenizer_free(tok);
-    tern_model_close(model);
+    tern_model_free(model);
     return rc;
 }

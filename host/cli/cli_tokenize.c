@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
 #include "../tern.h"
+#include "cli.h"
 
 static const char tokenize_usage[] =
     "Usage: tern tokenize -m MODEL (-p TEXT | -f FILE) [options]\n"
@@ -70,10 +70,15 @@ int cli_tokenize(int argc, char **argv) {
     int32_t *ids = NULL;
     char *buf = NULL;
     size_t n = 0;
-    if (tern_gguf_open(model, &g) != TERN_OK || tern_tokenizer_load(g, pre, &tok) != TERN_OK)
+    tern_status st = tern_gguf_create(model, &g);
+    if (st)
         goto done;
-    if (tern_tokenize(tok, text ? text : prompt, len, !no_bos && tern_tokenizer_add_bos(tok), parse_special,
-                      &ids, &n) != TERN_OK)
+    st = tern_tokenizer_create(g, pre, &tok);
+    if (st)
+        goto done;
+    st = tern_tokenize(tok, text ? text : prompt, len, !no_bos && tern_tokenizer_add_bos(tok), parse_special,
+                       &ids, &n);
+    if (st)
         goto done;
     if (ids_only) {
         putchar('[');
@@ -103,7 +108,7 @@ done:
     free(buf);
     free(ids);
     tern_tokenizer_free(tok);
-    tern_gguf_close(g);
+    tern_gguf_free(g);
     free(text);
     return rc;
 }

@@ -112,7 +112,7 @@ static const char *cfg_str(const json_t *cfg, const char *key) {
 static tern_status read_config(struct conv *c, const char *path) {
     json_t *cfg;
     tern_status st = tern_hf_json_load(path, 0, &cfg);
-    if (st != TERN_OK)
+    if (st)
         return st;
     st = TERN_ERR_FORMAT;
     const char *arch = json_string_value(json_array_get(json_object_get(cfg, "architectures"), 0));
@@ -135,15 +135,32 @@ static tern_status read_config(struct conv *c, const char *path) {
         goto done;
     }
     const int big = 1 << 24;
-    if ((st = cfg_int(cfg, path, "num_hidden_layers", true, 0, 1, 4096, &c->n_layer)) ||
-        (st = cfg_int(cfg, path, "hidden_size", true, 0, 1, big, &c->n_embd)) ||
-        (st = cfg_int(cfg, path, "intermediate_size", true, 0, 1, big, &c->n_ff)) ||
-        (st = cfg_int(cfg, path, "num_attention_heads", true, 0, 1, 4096, &c->n_head)) ||
-        (st = cfg_int(cfg, path, "num_key_value_heads", false, c->n_head, 1, c->n_head, &c->n_head_kv)) ||
-        (st = cfg_int(cfg, path, "vocab_size", true, 0, 1, big, &c->n_vocab)) ||
-        (st = cfg_int(cfg, path, "max_position_embeddings", false, 4096, 1, big, &c->n_ctx)) ||
-        (st = cfg_float(cfg, path, "rms_norm_eps", 1e-6, 0.0, 1.0, &c->eps)) ||
-        (st = cfg_float(cfg, path, "rope_theta", 10000.0, 1.0, 1e12, &c->theta)))
+    st = cfg_int(cfg, path, "num_hidden_layers", true, 0, 1, 4096, &c->n_layer);
+    if (st)
+        goto done;
+    st = cfg_int(cfg, path, "hidden_size", true, 0, 1, big, &c->n_embd);
+    if (st)
+        goto done;
+    st = cfg_int(cfg, path, "intermediate_size", true, 0, 1, big, &c->n_ff);
+    if (st)
+        goto done;
+    st = cfg_int(cfg, path, "num_attention_heads", true, 0, 1, 4096, &c->n_head);
+    if (st)
+        goto done;
+    st = cfg_int(cfg, path, "num_key_value_heads", false, c->n_head, 1, c->n_head, &c->n_head_kv);
+    if (st)
+        goto done;
+    st = cfg_int(cfg, path, "vocab_size", true, 0, 1, big, &c->n_vocab);
+    if (st)
+        goto done;
+    st = cfg_int(cfg, path, "max_position_embeddings", false, 4096, 1, big, &c->n_ctx);
+    if (st)
+        goto done;
+    st = cfg_float(cfg, path, "rms_norm_eps", 1e-6, 0.0, 1.0, &c->eps);
+    if (st)
+        goto done;
+    st = cfg_float(cfg, path, "rope_theta", 10000.0, 1.0, 1e12, &c->theta);
+    if (st)
         goto done;
     st = TERN_ERR_FORMAT;
     if (c->n_head % c->n_head_kv != 0) {
@@ -151,7 +168,8 @@ static tern_status read_config(struct conv *c, const char *path) {
                        c->n_head, c->n_head_kv);
         goto done;
     }
-    if ((st = cfg_int(cfg, path, "head_dim", false, c->n_embd / c->n_head, 2, 65536, &c->head_dim)))
+    st = cfg_int(cfg, path, "head_dim", false, c->n_embd / c->n_head, 2, 65536, &c->head_dim);
+    if (st)
         goto done;
     st = TERN_ERR_FORMAT;
     if (c->head_dim % 2 != 0 || (!json_object_get(cfg, "head_dim") && c->n_embd % c->n_head != 0)) {
@@ -252,7 +270,8 @@ static tern_status plan_matrix(struct conv *c, const struct tern_st_tensor *t, c
     }
     const int64_t ne[2] = {c->n_embd, c->n_vocab};
     uint64_t nb;
-    if (tern_type_nbytes(c->p->embd_type, 2, ne, &nb) != TERN_OK) {
+    tern_status st = tern_type_nbytes(c->p->embd_type, 2, ne, &nb);
+    if (st) {
         tern_log_error("--embd %s: tensor %s has rows of %d values, not a multiple of the type's block",
                        tern_type_name(c->p->embd_type), t->name, c->n_embd);
         return TERN_ERR_SHAPE;
@@ -276,7 +295,8 @@ static tern_status plan_linear(struct conv *c, const char *hf, const char *gguf,
             return bad_shape(c, t, want);
         char sname[192];
         snprintf(sname, sizeof sname, "%.*s_scale", (int)strlen(hf), hf);
-        if ((st = need(c, sname, &s)))
+        st = need(c, sname, &s);
+        if (st)
             return st;
         if (!is_float(s) || s->n_elem != 1)
             return bad_shape(c, s, "one float (the weight scale)");
@@ -308,7 +328,10 @@ static tern_status plan(struct conv *c) {
         return TERN_ERR_NOMEM;
     const struct tern_st_tensor *e, *head;
     tern_status st = need(c, "model.embed_tokens.weight", &e);
-    if (st || (st = plan_matrix(c, e, "token_embd.weight")))
+    if (st)
+        return st;
+    st = plan_matrix(c, e, "token_embd.weight");
+    if (st)
         return st;
     const int64_t n_q = (int64_t)c->n_head * c->head_dim, n_kv = (int64_t)c->n_head_kv * c->head_dim;
     const bool perm = c->fam->permute_qk;
@@ -329,39 +352,48 @@ static tern_status plan(struct conv *c) {
         char hf[160], gguf[96];
         snprintf(hf, sizeof hf, "model.layers.%d.input_layernorm.weight", il);
         snprintf(gguf, sizeof gguf, "blk.%d.attn_norm.weight", il);
-        if ((st = plan_vector(c, hf, gguf, c->n_embd)))
+        st = plan_vector(c, hf, gguf, c->n_embd);
+        if (st)
             return st;
         for (int i = 0; i < 7; i++) {
             snprintf(hf, sizeof hf, "model.layers.%d.%s.weight", il, lin[i].hf);
             snprintf(gguf, sizeof gguf, "blk.%d.%s.weight", il, lin[i].gguf);
-            if ((st = plan_linear(c, hf, gguf, lin[i].in, lin[i].out, lin[i].perm_heads)))
+            st = plan_linear(c, hf, gguf, lin[i].in, lin[i].out, lin[i].perm_heads);
+            if (st)
                 return st;
             if (i == 3 && c->fam->attn_sub) {
                 snprintf(hf, sizeof hf, "model.layers.%d.%s.weight", il, c->fam->attn_sub);
                 snprintf(gguf, sizeof gguf, "blk.%d.attn_sub_norm.weight", il);
-                if ((st = plan_vector(c, hf, gguf, n_q)))
+                st = plan_vector(c, hf, gguf, n_q);
+                if (st)
                     return st;
             }
             if (i == 3) {
                 snprintf(hf, sizeof hf, "model.layers.%d.post_attention_layernorm.weight", il);
                 snprintf(gguf, sizeof gguf, "blk.%d.ffn_norm.weight", il);
-                if ((st = plan_vector(c, hf, gguf, c->n_embd)))
+                st = plan_vector(c, hf, gguf, c->n_embd);
+                if (st)
                     return st;
             }
         }
         if (c->fam->ffn_sub) {
             snprintf(hf, sizeof hf, "model.layers.%d.%s.weight", il, c->fam->ffn_sub);
             snprintf(gguf, sizeof gguf, "blk.%d.ffn_sub_norm.weight", il);
-            if ((st = plan_vector(c, hf, gguf, c->n_ff)))
+            st = plan_vector(c, hf, gguf, c->n_ff);
+            if (st)
                 return st;
         }
     }
-    if ((st = plan_vector(c, "model.norm.weight", "output_norm.weight", c->n_embd)))
+    st = plan_vector(c, "model.norm.weight", "output_norm.weight", c->n_embd);
+    if (st)
         return st;
     /* a separate head only when the checkpoint has one (a tied model stores none) */
-    if ((head = tern_safetensors_find(c->st, "lm_head.weight")) &&
-        (st = plan_matrix(c, head, "output.weight")))
-        return st;
+    head = tern_safetensors_find(c->st, "lm_head.weight");
+    if (head) {
+        st = plan_matrix(c, head, "output.weight");
+        if (st)
+            return st;
+    }
     return TERN_OK;
 }
 
@@ -412,11 +444,13 @@ static tern_status fill_linear(struct job *j, void *dst) {
     float scale = 0.0f;
     if (!src || !packed || (j->perm_heads && !perm))
         goto done;
-    if ((st = tern_safetensors_read(c->st, j->src, src)))
+    st = tern_safetensors_read(c->st, j->src, src);
+    if (st)
         goto done;
     if (j->scale) {
         uint8_t sb[4];
-        if ((st = tern_safetensors_read(c->st, j->scale, sb)))
+        st = tern_safetensors_read(c->st, j->scale, sb);
+        if (st)
             goto done;
         const float ws = float_at(j->scale->dtype, sb, 0);
         scale = c->scale_is_inverse ? 1.0f / ws : ws;
@@ -473,30 +507,35 @@ static tern_status fill_float(struct job *j, void *dst) {
     const int64_t ne[2] = {j->ne0, 1};
     uint64_t out_row = 0;
     tern_status st = tern_type_nbytes(j->type, 2, ne, &out_row);
-    if (!st && (!src || !row)) {
+    if (st)
+        goto done;
+    if (!src || !row) {
         tern_log_error("out of memory converting %s", j->src->name);
         st = TERN_ERR_NOMEM;
+        goto done;
     }
-    for (int64_t r0 = 0; r0 < j->ne1 && !st; r0 += n_buf) {
+    for (int64_t r0 = 0; r0 < j->ne1; r0 += n_buf) {
         const int64_t n = j->ne1 - r0 < n_buf ? j->ne1 - r0 : n_buf;
-        if ((st = tern_safetensors_read_part(c->st, j->src, (uint64_t)r0 * src_row, (uint64_t)n * src_row,
-                                             src)))
-            break;
-        for (int64_t r = 0; r < n && !st; r++) {
+        st = tern_safetensors_read_part(c->st, j->src, (uint64_t)r0 * src_row, (uint64_t)n * src_row, src);
+        if (st)
+            goto done;
+        for (int64_t r = 0; r < n; r++) {
             for (int64_t k = 0; k < j->ne0; k++) {
                 row[k] = float_at(j->src->dtype, src, (uint64_t)(r * j->ne0 + k));
                 if (!isfinite(row[k])) {
                     tern_log_error("%s: tensor %s holds a non-finite value at row %lld", c->p->hf_dir,
                                    j->src->name, (long long)(r0 + r));
                     st = TERN_ERR_FORMAT;
-                    break;
+                    goto done;
                 }
             }
-            if (!st)
-                st = tern_quantize_row((uint8_t *)dst + (size_t)((r0 + r) * (int64_t)out_row), j->type, row,
-                                       j->ne0);
+            st = tern_quantize_row((uint8_t *)dst + (size_t)((r0 + r) * (int64_t)out_row), j->type, row,
+                                   j->ne0);
+            if (st)
+                goto done;
         }
     }
+done:
     free(src);
     free(row);
     return st;
@@ -506,9 +545,11 @@ static tern_status fill(void *dst, uint64_t nbytes, void *user) {
     (void)nbytes;
     struct job *j = user;
     tern_status st = j->kind == JOB_LINEAR ? fill_linear(j, dst) : fill_float(j, dst);
-    if (st == TERN_OK && j->c->p->progress)
+    if (st)
+        return st;
+    if (j->c->p->progress)
         j->c->p->progress(++j->c->done, j->c->n_jobs, j->c->p->progress_user);
-    return st;
+    return TERN_OK;
 }
 
 /* ---- metadata ---- */
@@ -520,10 +561,14 @@ static tern_status write_hparams(const struct conv *c, tern_gguf_writer *w, cons
                            : c->p->linear_type == TERN_TYPE_TQ2_0 ? 37
                                                                   : 36; /* llama.cpp / bitnet.cpp ftypes */
     tern_status st = tern_gguf_writer_set_str(w, "general.architecture", a);
-    if (!st)
-        st = tern_gguf_writer_set_str(w, "general.name", name);
-    if (!st)
-        st = tern_gguf_writer_set_u32(w, "general.file_type", ftype);
+    if (st)
+        return st;
+    st = tern_gguf_writer_set_str(w, "general.name", name);
+    if (st)
+        return st;
+    st = tern_gguf_writer_set_u32(w, "general.file_type", ftype);
+    if (st)
+        return st;
     const struct {
         const char *suffix;
         int value;
@@ -534,17 +579,18 @@ static tern_status write_hparams(const struct conv *c, tern_gguf_writer *w, cons
         {"attention.key_length", c->head_dim}, {"attention.value_length", c->head_dim},
         {"rope.dimension_count", c->head_dim}, {"vocab_size", c->n_vocab},
     };
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0] && !st; i++) {
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         snprintf(key, sizeof key, "%s.%s", a, ints[i].suffix);
         st = tern_gguf_writer_set_u32(w, key, (uint32_t)ints[i].value);
+        if (st)
+            return st;
     }
     snprintf(key, sizeof key, "%s.rope.freq_base", a);
-    if (!st)
-        st = tern_gguf_writer_set_f32(w, key, c->theta);
+    st = tern_gguf_writer_set_f32(w, key, c->theta);
+    if (st)
+        return st;
     snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", a);
-    if (!st)
-        st = tern_gguf_writer_set_f32(w, key, c->eps);
-    return st;
+    return tern_gguf_writer_set_f32(w, key, c->eps);
 }
 
 static char *join(const char *dir, const char *name) {
@@ -568,7 +614,11 @@ tern_status tern_convert(const struct tern_convert_params *p) {
     tern_status st = TERN_ERR_NOMEM;
     if (!cfg_path || !tok_path)
         goto done;
-    if ((st = read_config(&c, cfg_path)) || (st = tern_hf_vocab_load(tok_path, &v)))
+    st = read_config(&c, cfg_path);
+    if (st)
+        goto done;
+    st = tern_hf_vocab_create(tok_path, &v);
+    if (st)
         goto done;
     if (v->n_tokens > c.n_vocab) {
         tern_log_error("%s: %d tokens, more than config.json's vocab_size %d", tok_path, v->n_tokens,
@@ -576,25 +626,43 @@ tern_status tern_convert(const struct tern_convert_params *p) {
         st = TERN_ERR_FORMAT;
         goto done;
     }
-    if ((st = tern_hf_vocab_pad(v, c.n_vocab)) || (st = tern_safetensors_open(p->hf_dir, &c.st)) ||
-        (st = plan(&c)) || (st = tern_gguf_writer_init(&w)))
+    st = tern_hf_vocab_pad(v, c.n_vocab);
+    if (st)
+        goto done;
+    st = tern_safetensors_create(p->hf_dir, &c.st);
+    if (st)
+        goto done;
+    st = plan(&c);
+    if (st)
+        goto done;
+    st = tern_gguf_writer_create(&w);
+    if (st)
         goto done;
     const char *base = strrchr(p->hf_dir, '/');
     base = base && base[1] ? base + 1 : p->hf_dir;
-    if ((st = write_hparams(&c, w, base)) || (st = tern_hf_vocab_write(v, w)))
+    st = write_hparams(&c, w, base);
+    if (st)
         goto done;
-    for (int i = 0; i < c.n_jobs && !st; i++) {
+    st = tern_hf_vocab_write(v, w);
+    if (st)
+        goto done;
+    for (int i = 0; i < c.n_jobs; i++) {
         const struct job *j = &c.jobs[i];
         const int64_t ne[2] = {j->ne0, j->ne1};
         uint64_t nb;
         const int n_dims = j->kind == JOB_NORM ? 1 : 2;
-        if (!(st = tern_type_nbytes(j->type, n_dims, ne, &nb)))
-            st = tern_gguf_writer_add_tensor_fill(w, j->name, j->type, n_dims, ne, nb, fill, &c.jobs[i]);
+        st = tern_type_nbytes(j->type, n_dims, ne, &nb);
+        if (st)
+            goto done;
+        st = tern_gguf_writer_add_tensor_fill(w, j->name, j->type, n_dims, ne, nb, fill, &c.jobs[i]);
+        if (st)
+            goto done;
     }
-    if (!st)
-        st = tern_gguf_writer_write(w, p->out_path);
+    st = tern_gguf_writer_write(w, p->out_path);
+    if (st)
+        goto done;
     /* BitNet masters were trained through absmean; a plain Llama checkpoint was not */
-    if (!st && !c.quantized && !c.fam->attn_sub && c.n_absmean)
+    if (!c.quantized && !c.fam->attn_sub && c.n_absmean)
         tern_log_warn(
             "%s: %d linear weights of this full-precision LlamaForCausalLM checkpoint were ternarized "
             "with absmean after training: quality drops without ternary-aware training",
@@ -603,7 +671,7 @@ done:
     if (st == TERN_ERR_NOMEM)
         tern_log_error("%s: out of memory", p->hf_dir);
     tern_gguf_writer_free(w);
-    tern_safetensors_close(c.st);
+    tern_safetensors_free(c.st);
     tern_hf_vocab_free(v);
     free(c.jobs);
     free(cfg_path);

@@ -56,6 +56,43 @@ static bool is_byte_token(const char *t) {
     return strlen(t) == 6 && t[0] == '<' && t[1] == '0' && t[2] == 'x' && t[5] == '>';
 }
 
+/* Score -rank for the token each merge produces (v->scores holds the other scores already). */
+static tern_status spm_merge_scores(struct tern_hf_vocab *v) {
+    /* token -> id through a jansson object (a hash table): tens of thousands of merges */
+    json_t *ids = json_object();
+    char *joined = malloc(1);
+    size_t cap = 1;
+    tern_status st = TERN_ERR_NOMEM;
+    if (!ids || !joined)
+        goto done;
+    for (int32_t i = 0; i < v->n_tokens; i++)
+        if (json_object_set_new_nocheck(ids, v->tokens[i], json_integer(i)) != 0)
+            goto done;
+    for (uint64_t r = v->n_merges; r-- > 0;) { /* backwards: the first (best) rank wins */
+        const char *m = v->merges[r], *sp = strchr(m, ' ');
+        const size_t len = strlen(m);
+        if (!sp)
+            continue;
+        if (len > cap) {
+            char *j = realloc(joined, len);
+            if (!j)
+                goto done;
+            joined = j;
+            cap = len;
+        }
+        memcpy(joined, m, (size_t)(sp - m));
+        memcpy(joined + (sp - m), sp + 1, len - (size_t)(sp - m)); /* the rest and its NUL */
+        const json_t *id = json_object_get(ids, joined);
+        if (id && v->types[json_integer_value(id)] == TERN_TOKEN_NORMAL)
+            v->scores[json_integer_value(id)] = -(float)r;
+    }
+    st = TERN_OK;
+done:
+    free(joined);
+    json_decref(ids);
+    return st;
+}
+
 /* SentencePiece vocabulary: byte tokens <0xXX>, <unk>, and scores that make tern's SentencePiece
  * merge (best score first) follow the merge ranks of tokenizer.json: the token a merge produces
  * scores -rank; a normal token no merge produces scores below every merge result. */
@@ -71,37 +108,8 @@ static tern_status spm_finish(struct tern_hf_vocab *v) {
         if (v->types[i] != TERN_TOKEN_NORMAL)
             v->scores[i] = 0.0f;
     }
-    /* token -> id through a jansson object (a hash table): tens of thousands of merges */
-    json_t *ids = json_object();
-    char *joined = malloc(1);
-    size_t cap = 1;
-    tern_status st = ids && joined ? TERN_OK : TERN_ERR_NOMEM;
-    for (int32_t i = 0; i < v->n_tokens && st == TERN_OK; i++)
-        if (json_object_set_new_nocheck(ids, v->tokens[i], json_integer(i)) != 0)
-            st = TERN_ERR_NOMEM;
-    for (uint64_t r = v->n_merges; r-- > 0 && st == TERN_OK;) { /* backwards: the first (best) rank wins */
-        const char *m = v->merges[r], *sp = strchr(m, ' ');
-        const size_t len = strlen(m);
-        if (!sp)
-            continue;
-        if (len > cap) {
-            char *j = realloc(joined, len);
-            if (!j) {
-                st = TERN_ERR_NOMEM;
-                break;
-            }
-            joined = j;
-            cap = len;
-        }
-        memcpy(joined, m, (size_t)(sp - m));
-        memcpy(joined + (sp - m), sp + 1, len - (size_t)(sp - m)); /* the rest and its NUL */
-        const json_t *id = json_object_get(ids, joined);
-        if (id && v->types[json_integer_value(id)] == TERN_TOKEN_NORMAL)
-            v->scores[json_integer_value(id)] = -(float)r;
-    }
-    free(joined);
-    json_decref(ids);
-    if (st != TERN_OK)
+    tern_status st = spm_merge_scores(v);
+    if (st)
         return st;
     v->bos = find_token(v, "<s>");
     v->eos = find_token(v, "</s>");
@@ -236,13 +244,13 @@ tern_status tern_hf_json_load(const char *path, size_t flags, json_t **out) {
     return TERN_ERR_FORMAT;
 }
 
-tern_status tern_hf_vocab_load(const char *tokenizer_json_path, struct tern_hf_vocab **out) {
+tern_status tern_hf_vocab_create(const char *tokenizer_json_path, struct tern_hf_vocab **out) {
     if (!tokenizer_json_path || !out)
         return TERN_ERR_ARG;
     *out = NULL;
     json_t *root;
     tern_status st = tern_hf_json_load(tokenizer_json_path, 0, &root);
-    if (st != TERN_OK)
+    if (st)
         return st;
     struct tern_hf_vocab *v = calloc(1, sizeof *v);
     if (!v) {
@@ -251,30 +259,31 @@ tern_status tern_hf_vocab_load(const char *tokenizer_json_path, struct tern_hf_v
     }
     st = fill(v, root, tokenizer_json_path);
     json_decref(root);
-    if (st == TERN_OK) {
-        /* tokenizer_config.json beside tokenizer.json, when there is one */
-        const char *slash = strrchr(tokenizer_json_path, '/');
-        size_t dir = slash ? (size_t)(slash - tokenizer_json_path + 1) : 0;
-        char *cfg = malloc(dir + sizeof "tokenizer_config.json");
-        if (!cfg)
-            st = TERN_ERR_NOMEM;
-        else {
-            memcpy(cfg, tokenizer_json_path, dir);
-            memcpy(cfg + dir, "tokenizer_config.json", sizeof "tokenizer_config.json");
-            FILE *f = fopen(cfg, "rb");
-            if (f) {
-                fclose(f);
-                st = tern_hf_vocab_apply_config(v, cfg);
-            }
-            free(cfg);
-        }
+    if (st)
+        goto done;
+    /* tokenizer_config.json beside tokenizer.json, when there is one */
+    const char *slash = strrchr(tokenizer_json_path, '/');
+    size_t dir = slash ? (size_t)(slash - tokenizer_json_path + 1) : 0;
+    char *cfg = malloc(dir + sizeof "tokenizer_config.json");
+    if (!cfg) {
+        st = TERN_ERR_NOMEM;
+        goto done;
     }
-    if (st != TERN_OK) {
-        tern_hf_vocab_free(v);
-        return st;
+    memcpy(cfg, tokenizer_json_path, dir);
+    memcpy(cfg + dir, "tokenizer_config.json", sizeof "tokenizer_config.json");
+    FILE *f = fopen(cfg, "rb");
+    if (f) {
+        fclose(f);
+        st = tern_hf_vocab_apply_config(v, cfg);
     }
+    free(cfg);
+    if (st)
+        goto done;
     *out = v;
     return TERN_OK;
+done: /* failures only */
+    tern_hf_vocab_free(v);
+    return st;
 }
 
 /* bos_token / eos_token as a string or an AddedToken object; absent or null leaves *id alone. */
@@ -304,24 +313,28 @@ tern_status tern_hf_vocab_apply_config(struct tern_hf_vocab *v, const char *conf
     json_t *cfg;
     /* integers as reals: model_max_length is often 1e30, past jansson's integer range */
     tern_status st = tern_hf_json_load(config_path, JSON_DECODE_INT_AS_REAL, &cfg);
-    if (st != TERN_OK)
+    if (st)
         return st;
     if (!json_is_object(cfg)) {
         json_decref(cfg);
         return bad(config_path, "not a JSON object");
     }
     st = config_token(v, cfg, "bos_token", config_path, &v->bos);
-    if (st == TERN_OK)
-        st = config_token(v, cfg, "eos_token", config_path, &v->eos);
+    if (st)
+        goto done;
+    st = config_token(v, cfg, "eos_token", config_path, &v->eos);
+    if (st)
+        goto done;
     const json_t *ab = json_object_get(cfg, "add_bos_token");
     if (json_is_boolean(ab))
         v->add_bos = json_is_true(ab);
     const json_t *tmpl = json_object_get(cfg, "chat_template");
-    if (st == TERN_OK && json_is_string(tmpl)) {
+    if (json_is_string(tmpl)) {
         free(v->chat_template);
         if (!(v->chat_template = dup_bytes(json_string_value(tmpl), json_string_length(tmpl))))
             st = TERN_ERR_NOMEM;
     }
+done:
     json_decref(cfg);
     return st;
 }
@@ -356,29 +369,50 @@ tern_status tern_hf_vocab_write(const struct tern_hf_vocab *v, tern_gguf_writer 
     if (!v || !w)
         return TERN_ERR_ARG;
     tern_status st = tern_gguf_writer_set_str(w, "tokenizer.ggml.model", v->spm ? "llama" : "gpt2");
-    if (st == TERN_OK)
-        st = tern_gguf_writer_set_str(w, "tokenizer.ggml.pre", v->pre);
-    if (st == TERN_OK && v->spm)
+    if (st)
+        return st;
+    st = tern_gguf_writer_set_str(w, "tokenizer.ggml.pre", v->pre);
+    if (st)
+        return st;
+    if (v->spm) {
         st = tern_gguf_writer_set_arr(w, "tokenizer.ggml.scores", TERN_GGUF_F32, v->scores,
                                       (uint64_t)v->n_tokens);
-    if (st == TERN_OK)
-        st = tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->tokens,
-                                          (uint64_t)v->n_tokens);
-    if (st == TERN_OK)
-        st = tern_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", TERN_GGUF_I32, v->types,
+        if (st)
+            return st;
+    }
+    st = tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->tokens,
                                       (uint64_t)v->n_tokens);
-    if (st == TERN_OK && !v->spm)
+    if (st)
+        return st;
+    st = tern_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", TERN_GGUF_I32, v->types,
+                                  (uint64_t)v->n_tokens);
+    if (st)
+        return st;
+    if (!v->spm) {
         st = tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v->merges,
                                           v->n_merges);
-    if (st == TERN_OK && v->bos >= 0)
+        if (st)
+            return st;
+    }
+    if (v->bos >= 0) {
         st = tern_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos);
-    if (st == TERN_OK && v->eos >= 0)
+        if (st)
+            return st;
+    }
+    if (v->eos >= 0) {
         st = tern_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)v->eos);
-    if (st == TERN_OK && v->eot >= 0)
+        if (st)
+            return st;
+    }
+    if (v->eot >= 0) {
         st = tern_gguf_writer_set_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)v->eot);
-    if (st == TERN_OK)
-        st = tern_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos && v->bos >= 0);
-    if (st == TERN_OK && v->chat_template)
-        st = tern_gguf_writer_set_str(w, "tokenizer.chat_template", v->chat_template);
-    return st;
+        if (st)
+            return st;
+    }
+    st = tern_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos && v->bos >= 0);
+    if (st)
+        return st;
+    if (v->chat_template)
+        return tern_gguf_writer_set_str(w, "tokenizer.chat_template", v->chat_template);
+    return TERN_OK;
 }

@@ -33,7 +33,7 @@ struct tern_hf_vocab {
 /* Parse tokenizer.json (and the tokenizer_config.json next to it, if any). TERN_ERR_FORMAT with
  * one logged line naming the file and field on malformed input; TERN_ERR_UNSUPPORTED for a model
  * type other than BPE. */
-tern_status tern_hf_vocab_load(const char *tokenizer_json_path, struct tern_hf_vocab **out);
+tern_status tern_hf_vocab_create(const char *tokenizer_json_path, struct tern_hf_vocab **out);
 /* Parse a JSON file with jansson (flags: JSON_DECODE_INT_AS_REAL or 0; NULs in strings allowed):
  * TERN_ERR_IO when unreadable, TERN_ERR_FORMAT when malformed, one logged line naming the file (and
  * line, column). *out: json_decref it. */

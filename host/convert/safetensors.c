@@ -55,7 +55,7 @@ static bool file_exists(const char *path) {
     return stat(path, &sb) == 0;
 }
 
-void tern_safetensors_close(tern_safetensors *st) {
+void tern_safetensors_free(tern_safetensors *st) {
     if (!st)
         return;
     for (int i = 0; i < st->n_files; i++) {
@@ -141,6 +141,27 @@ static tern_status parse_entry(struct tern_st_tensor *t, const char *path, const
     return TERN_OK;
 }
 
+/* No two tensors of file `path` (its tensors are st->tensors[first..]) share bytes. */
+static tern_status check_overlaps(const tern_safetensors *st, size_t first, const char *path) {
+    size_t n = st->n_tensors - first;
+    const struct tern_st_tensor **order = malloc((n ? n : 1) * sizeof *order);
+    if (!order)
+        return TERN_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        order[i] = &st->tensors[first + i];
+    qsort(order, n, sizeof *order, cmp_offset);
+    tern_status s = TERN_OK;
+    for (size_t i = 1; i < n; i++)
+        if (order[i]->offset < order[i - 1]->offset + order[i - 1]->nbytes) {
+            tern_log_error("%s: tensors %s and %s overlap", path, order[i - 1]->name, order[i]->name);
+            s = TERN_ERR_FORMAT;
+            goto done;
+        }
+done:
+    free(order);
+    return s;
+}
+
 /* Open one file and add its tensors. */
 static tern_status add_file(tern_safetensors *st, const char *path) {
     struct st_file *fl = &st->files[st->n_files];
@@ -189,7 +210,7 @@ static tern_status add_file(tern_safetensors *st, const char *path) {
     }
     const uint64_t data_start = 8 + hlen, data_size = fl->size - data_start;
     const size_t first = st->n_tensors;
-    tern_status s = TERN_OK;
+    tern_status s;
     const char *name;
     json_t *e;
     json_object_foreach(h, name, e) {
@@ -198,46 +219,33 @@ static tern_status add_file(tern_safetensors *st, const char *path) {
         if (tern_safetensors_find(st, name)) {
             tern_log_error("%s: tensor %s appears twice in the checkpoint", path, name);
             s = TERN_ERR_FORMAT;
-            break;
+            goto done;
         }
         if (st->n_tensors == st->cap_tensors) {
             size_t cap = st->cap_tensors ? 2 * st->cap_tensors : 256;
             struct tern_st_tensor *p = realloc(st->tensors, cap * sizeof *p);
             if (!p) {
                 s = TERN_ERR_NOMEM;
-                break;
+                goto done;
             }
             st->tensors = p;
             st->cap_tensors = cap;
         }
         struct tern_st_tensor *t = &st->tensors[st->n_tensors];
         memset(t, 0, sizeof *t);
-        if ((s = parse_entry(t, path, name, e, data_start, data_size)) != TERN_OK)
-            break;
+        s = parse_entry(t, path, name, e, data_start, data_size);
+        if (s)
+            goto done;
         if (!(t->name = strdup(name))) {
             s = TERN_ERR_NOMEM;
-            break;
+            goto done;
         }
         t->file = fi;
         st->n_tensors++;
     }
+    s = check_overlaps(st, first, path);
+done:
     json_decref(h);
-    if (s != TERN_OK)
-        return s;
-    /* no two tensors of a file share bytes */
-    size_t n = st->n_tensors - first;
-    const struct tern_st_tensor **order = malloc((n ? n : 1) * sizeof *order);
-    if (!order)
-        return TERN_ERR_NOMEM;
-    for (size_t i = 0; i < n; i++)
-        order[i] = &st->tensors[first + i];
-    qsort(order, n, sizeof *order, cmp_offset);
-    for (size_t i = 1; i < n && s == TERN_OK; i++)
-        if (order[i]->offset < order[i - 1]->offset + order[i - 1]->nbytes) {
-            tern_log_error("%s: tensors %s and %s overlap", path, order[i - 1]->name, order[i]->name);
-            s = TERN_ERR_FORMAT;
-        }
-    free(order);
     return s;
 }
 
@@ -246,94 +254,95 @@ static tern_status add_file(tern_safetensors *st, const char *path) {
 static tern_status open_index(tern_safetensors *st, const char *dir, const char *index_path) {
     json_t *idx;
     tern_status s = tern_hf_json_load(index_path, 0, &idx);
-    if (s != TERN_OK)
+    if (s)
         return s;
     json_t *map = json_object_get(idx, "weight_map");
-    if (!json_is_object(map) || json_object_size(map) == 0) {
-        tern_log_error("%s: weight_map is missing, empty or not an object", index_path);
-        json_decref(idx);
-        return TERN_ERR_FORMAT;
-    }
-    const size_t n_map = json_object_size(map);
-    if (!(st->files = calloc(n_map, sizeof *st->files))) {
-        json_decref(idx);
-        return TERN_ERR_NOMEM;
-    }
     const char *name;
     json_t *file;
+    s = TERN_ERR_FORMAT;
+    if (!json_is_object(map) || json_object_size(map) == 0) {
+        tern_log_error("%s: weight_map is missing, empty or not an object", index_path);
+        goto done;
+    }
+    s = TERN_ERR_NOMEM;
+    if (!(st->files = calloc(json_object_size(map), sizeof *st->files)))
+        goto done;
     json_object_foreach(map, name, file) {
         const char *fn = json_string_value(file);
         if (!fn || !*fn || strchr(fn, '/')) {
             tern_log_error("%s: weight_map[%s] is not a file name of the folder", index_path, name);
             s = TERN_ERR_FORMAT;
-            break;
+            goto done;
         }
         char *path = path_join(dir, fn);
         if (!path) {
             s = TERN_ERR_NOMEM;
-            break;
+            goto done;
         }
         int fi = -1;
         for (int i = 0; i < st->n_files; i++)
             if (strcmp(st->files[i].path, path) == 0)
                 fi = i;
+        if (fi < 0 && !file_exists(path)) {
+            tern_log_error("%s: shard %s (listed in %s for %s) is missing", path, fn, index_path, name);
+            free(path);
+            s = TERN_ERR_IO;
+            goto done;
+        }
+        s = TERN_OK;
         if (fi < 0) {
-            if (!file_exists(path)) {
-                tern_log_error("%s: shard %s (listed in %s for %s) is missing", path, fn, index_path, name);
-                s = TERN_ERR_IO;
-            } else {
-                fi = st->n_files;
-                s = add_file(st, path);
-            }
+            fi = st->n_files;
+            s = add_file(st, path);
         }
         free(path);
-        if (s != TERN_OK)
-            break;
+        if (s)
+            goto done;
         const struct tern_st_tensor *t = tern_safetensors_find(st, name);
         if (t && t->file != fi) {
             tern_log_error("%s: tensor %s is in %s, not in %s as the index says", index_path, name,
                            st->files[t->file].path, fn);
             s = TERN_ERR_FORMAT;
-            break;
+            goto done;
         }
     }
     /* every mapped tensor must be in its shard */
     json_object_foreach(map, name, file) {
-        if (s != TERN_OK)
-            break;
         if (!tern_safetensors_find(st, name)) {
             tern_log_error("%s: tensor %s is listed in the index but not in shard %s", index_path, name,
                            json_string_value(file));
             s = TERN_ERR_FORMAT;
+            goto done;
         }
     }
+    s = TERN_OK;
+done:
     json_decref(idx);
     return s;
 }
 
-tern_status tern_safetensors_open(const char *dir, tern_safetensors **out) {
+tern_status tern_safetensors_create(const char *dir, tern_safetensors **out) {
     *out = NULL;
     tern_safetensors *st = calloc(1, sizeof *st);
     char *single = path_join(dir, "model.safetensors");
     char *index = path_join(dir, "model.safetensors.index.json");
-    tern_status s = TERN_OK;
-    if (!st || !single || !index) {
-        s = TERN_ERR_NOMEM;
-    } else if (file_exists(single)) {
+    tern_status s = TERN_ERR_NOMEM;
+    if (!st || !single || !index)
+        goto done;
+    if (file_exists(single)) {
         if (!(st->files = calloc(1, sizeof *st->files)))
-            s = TERN_ERR_NOMEM;
-        else
-            s = add_file(st, single);
+            goto done;
+        s = add_file(st, single);
     } else if (file_exists(index)) {
         s = open_index(st, dir, index);
     } else {
         tern_log_error("%s: no model.safetensors and no model.safetensors.index.json", dir);
         s = TERN_ERR_IO;
     }
+done:
     free(single);
     free(index);
-    if (s != TERN_OK) {
-        tern_safetensors_close(st);
+    if (s) {
+        tern_safetensors_free(st);
         return s;
     }
     *out = st;

@@ -37,8 +37,8 @@ typedef struct tern_safetensors tern_safetensors;
 /* Open the checkpoint of a Hugging Face model folder. One logged line naming the file (and
  * tensor) on any fault: TERN_ERR_IO for a missing or unreadable file (a missing shard included),
  * TERN_ERR_FORMAT for a malformed or truncated one. */
-tern_status tern_safetensors_open(const char *dir, tern_safetensors **out);
-void tern_safetensors_close(tern_safetensors *st);
+tern_status tern_safetensors_create(const char *dir, tern_safetensors **out);
+void tern_safetensors_free(tern_safetensors *st);
 
 /* The tensor of that name, NULL when absent. */
 const struct tern_st_tensor *tern_safetensors_find(const tern_safetensors *st, const char *name);

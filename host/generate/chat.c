@@ -63,7 +63,8 @@ static bool contains(struct tern_str s, const char *needle) {
 
 enum tern_chat_format tern_chat_format_detect(const tern_gguf *g, const tern_tokenizer *tok) {
     struct tern_str t = {0}, arch = {0};
-    if (tern_gguf_get_str(g, "tokenizer.chat_template", &t) == TERN_OK) {
+    tern_status st = tern_gguf_get_str(g, "tokenizer.chat_template", &t);
+    if (!st) {
         if (contains(t, "<|start_header_id|>"))
             return TERN_CHAT_LLAMA3;
         if (contains(t, "<|assistant|>"))
@@ -72,8 +73,8 @@ enum tern_chat_format tern_chat_format_detect(const tern_gguf *g, const tern_tok
             return TERN_CHAT_BITNET;
     }
     /* the 2B-4T vocabulary is Llama-3's: the architecture decides before the vocabulary */
-    if (tern_gguf_get_str(g, "general.architecture", &arch) == TERN_OK && arch.len >= 6 &&
-        memcmp(arch.ptr, "bitnet", 6) == 0)
+    st = tern_gguf_get_str(g, "general.architecture", &arch);
+    if (!st && arch.len >= 6 && memcmp(arch.ptr, "bitnet", 6) == 0)
         return TERN_CHAT_BITNET;
     if (tok && tern_tokenizer_find(tok, "<|assistant|>", 13) >= 0)
         return TERN_CHAT_FALCON3;

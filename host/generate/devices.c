@@ -59,7 +59,9 @@ bool tern_device_spec_valid(const char *spec) {
 static tern_status add_cpu(struct tern_registry *reg, int n_threads) {
     struct tern_device dev;
     tern_status st = tern_cpu_device_create(n_threads, &dev);
-    return st == TERN_OK ? tern_registry_add(reg, "cpu", dev) : st;
+    if (st)
+        return st;
+    return tern_registry_add(reg, "cpu", dev);
 }
 
 /* Open OpenCL device sel ("0", "NAME") as id; quiet: a failure is a notice, not an error. */
@@ -72,10 +74,12 @@ static tern_status add_cl(struct tern_registry *reg, const char *sel, const char
     struct tern_log_capture cap;
     tern_log_capture_begin(&cap);
     tern_status st = tern_cl_device_create(sel, &dev);
-    if (st == TERN_OK)
-        st = tern_registry_add(reg, id, dev);
+    if (st)
+        goto done;
+    st = tern_registry_add(reg, id, dev);
+done:
     tern_log_capture_end(&cap, !quiet);
-    if (st != TERN_OK && quiet)
+    if (st && quiet)
         tern_log_info("notice: OpenCL device %s dropped: %s", id,
                       cap.n_errors ? cap.msg : tern_status_message(st));
     return st;
@@ -90,8 +94,9 @@ static bool add_all_cl(struct tern_registry *reg, bool auto_mode) {
         struct tern_device dev;
         struct tern_log_capture cap;
         tern_log_capture_begin(&cap);
-        if (tern_cl_device_create("0", &dev) == TERN_OK)
-            dev.ops->release(dev.ctx);
+        tern_status st = tern_cl_device_create("0", &dev);
+        if (!st)
+            dev.ops->free(dev.ctx);
         tern_log_capture_end(&cap, 0);
         const char *why = strstr(cap.msg, "unavailable: ") ? strstr(cap.msg, "unavailable: ") + 13 : cap.msg;
         if (auto_mode)
@@ -105,26 +110,29 @@ static bool add_all_cl(struct tern_registry *reg, bool auto_mode) {
         char sel[16], id[32];
         snprintf(sel, sizeof sel, "%d", i);
         snprintf(id, sizeof id, "cl:%d", i);
-        opened += add_cl(reg, sel, id, true) == TERN_OK;
+        tern_status st = add_cl(reg, sel, id, true);
+        if (!st)
+            opened++;
     }
     if (!opened && !auto_mode)
         tern_log_error("no OpenCL device could be used (each was dropped above)");
     return opened > 0;
 }
 
-tern_status tern_devices_open(const char *spec, int n_threads, struct tern_registry *reg) {
+tern_status tern_devices_create(const char *spec, int n_threads, struct tern_registry *reg) {
     reg->n = 0;
     if (!tern_device_spec_valid(spec))
         return TERN_ERR_ARG;
-    tern_status st = TERN_OK;
+    tern_status st;
     if (!strcmp(spec, "auto")) {
         st = add_cpu(reg, n_threads);
-        if (st == TERN_OK)
-            add_all_cl(reg, true);
-        return st;
+        if (st)
+            return st;
+        add_all_cl(reg, true);
+        return TERN_OK;
     }
     char item[64];
-    for (const char *s = spec; st == TERN_OK && s && *s;) {
+    for (const char *s = spec; s && *s;) {
         s = next_item(s, item, sizeof item);
         if (tern_registry_find(reg, item) >= 0) {
             tern_log_error("device %s is listed twice in '%s'", item, spec);
@@ -136,9 +144,12 @@ tern_status tern_devices_open(const char *spec, int n_threads, struct tern_regis
         } else {
             st = add_cl(reg, item + 3, item, false);
         }
+        if (st)
+            goto done;
     }
-    if (st != TERN_OK)
-        tern_registry_free(reg);
+    return TERN_OK;
+done: /* failures only */
+    tern_registry_free(reg);
     return st;
 }
 
@@ -191,6 +202,7 @@ tern_status tern_devices_probe(struct tern_registry *reg, const struct tern_mode
         char key[768];
         probe_key(e, m, key, sizeof key);
         if (!reprobe && tern_probe_cache_load(key, &e->plan.probe)) {
+            e->info.certify_head = e->plan.probe.head_cert_s < e->plan.probe.head_s;
             alive++;
             continue;
         }
@@ -199,13 +211,14 @@ tern_status tern_devices_probe(struct tern_registry *reg, const struct tern_mode
         tern_log_capture_begin(&cap);
         tern_status st = tern_probe_measure(&e->dev, m, &e->plan.probe);
         tern_log_capture_end(&cap, 0);
-        if (st != TERN_OK) {
+        if (st) {
             tern_log_info("notice: %s dropped: its probe failed: %s", e->id,
                           cap.n_errors ? cap.msg : tern_status_message(st));
             e->plan.alive = false;
             continue;
         }
         tern_probe_cache_store(key, &e->plan.probe);
+        e->info.certify_head = e->plan.probe.head_cert_s < e->plan.probe.head_s;
         alive++;
     }
     if (!alive) {

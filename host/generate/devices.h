@@ -15,7 +15,7 @@
  * (no kernels, failed self-test) is dropped with one notice naming it and why, and auto without
  * any OpenCL says so in one notice and runs on the CPU. A device named alone (cl:N, cl:NAME, cpu)
  * that fails is an error. */
-tern_status tern_devices_open(const char *spec, int n_threads, struct tern_registry *reg);
+tern_status tern_devices_create(const char *spec, int n_threads, struct tern_registry *reg);
 
 /* Sizes of one layer, the head and the embedding, for a context of n_ctx positions. */
 void tern_devices_plan_model(const struct tern_model_view *m, int n_ctx, struct tern_plan_model *out);

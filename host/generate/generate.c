@@ -37,7 +37,7 @@ tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampl
     char *text = NULL;
     double t0 = tern_time_s();
     tern_status st = tern_session_eval(s, prompt, n_prompt, &logits);
-    if (st != TERN_OK)
+    if (st)
         goto done;
     stats->n_prompt = n_prompt;
     stats->prompt_s = tern_time_s() - t0;
@@ -56,7 +56,8 @@ tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampl
     while (go && (n_predict < 0 || stats->n_generated < n_predict)) {
         /* the sampler may modify logits: they belong to this step only */
         int32_t id;
-        if ((st = tern_sampler_sample(smp, (float *)logits, &id)) != TERN_OK)
+        st = tern_sampler_sample(smp, (float *)logits, &id);
+        if (st)
             break;
         stats->n_generated++;
         if (tern_tokenizer_is_eog(tok, id) || id >= n_vocab) {
@@ -74,12 +75,13 @@ tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampl
             stats->stopped_ctx = true;
             break;
         }
-        if ((st = tern_session_eval(s, &id, 1, &logits)) != TERN_OK)
+        st = tern_session_eval(s, &id, 1, &logits);
+        if (st)
             break;
         stats->n_decoded++;
     }
     stats->gen_s = tern_time_s() - t1;
-    if (st == TERN_OK) {
+    if (!st) {
         size_t n = tern_detok_flush(&dt, text, cap);
         if (n)
             on_token(-1, text, n, user);

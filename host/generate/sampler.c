@@ -60,7 +60,7 @@ static bool worse(const void *a, const void *b) {
     return by_logit_desc(a, b) > 0;
 }
 
-tern_status tern_sampler_init(const struct tern_sampler_params *p, int32_t n_vocab, tern_sampler **out) {
+tern_status tern_sampler_create(const struct tern_sampler_params *p, int32_t n_vocab, tern_sampler **out) {
     *out = NULL;
     if (n_vocab <= 0 || p->repeat_last_n < 0 || !(p->top_p > 0.0f) || p->min_p > 1.0f)
         return TERN_ERR_ARG;
@@ -69,7 +69,7 @@ tern_status tern_sampler_init(const struct tern_sampler_params *p, int32_t n_voc
         return TERN_ERR_NOMEM;
     s->p = *p;
     s->n_vocab = n_vocab;
-    s->top = tern_heap_make(sizeof(struct candidate), worse);
+    s->top = tern_heap_create(sizeof(struct candidate), worse);
     s->cand = malloc((size_t)n_vocab * sizeof *s->cand);
     s->recent = malloc((size_t)(p->repeat_last_n > 0 ? p->repeat_last_n : 1) * sizeof *s->recent);
     s->penalized = malloc((size_t)(p->repeat_last_n > 0 ? p->repeat_last_n : 1) * sizeof *s->penalized);
@@ -110,8 +110,9 @@ static tern_status select_top(tern_sampler *s, const float *logits, int32_t n, i
     for (int32_t i = 0; i < n; i++) {
         const struct candidate x = {.id = i, .logit = logits[i]};
         if (h->n < (size_t)k) {
-            if (tern_heap_push(h, &x) != TERN_OK)
-                return TERN_ERR_NOMEM;
+            tern_status st = tern_heap_push(h, &x);
+            if (st)
+                return st;
         } else if (worse(tern_heap_top(h), &x)) {
             struct candidate out;
             tern_heap_pop(h, &out);
@@ -193,7 +194,8 @@ static int32_t sample(tern_sampler *s, float *logits) {
         return argmax(logits, n);
     struct candidate *c = s->cand;
     int32_t m = s->p.top_k > 0 && s->p.top_k < n ? s->p.top_k : n;
-    if (select_top(s, logits, n, m) != TERN_OK) /* out of memory: greedy is still a fair answer */
+    tern_status st = select_top(s, logits, n, m);
+    if (st) /* out of memory: greedy is still a fair answer */
         return argmax(logits, n);
     /* softmax with temperature over the survivors (sorted, so c[0] has the largest logit) */
     double sum = 0.0;

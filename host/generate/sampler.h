@@ -25,7 +25,7 @@ struct tern_sampler_params tern_sampler_default_params(void);
 
 typedef struct tern_sampler tern_sampler;
 
-tern_status tern_sampler_init(const struct tern_sampler_params *p, int32_t n_vocab, tern_sampler **out);
+tern_status tern_sampler_create(const struct tern_sampler_params *p, int32_t n_vocab, tern_sampler **out);
 void tern_sampler_free(tern_sampler *s);
 /* Remember a token of the context (prompt or generated) for the repetition penalty. */
 void tern_sampler_accept(tern_sampler *s, int32_t token);

@@ -61,7 +61,7 @@ static tern_status make_plan(tern_session *s, const struct tern_session_params *
     }
     if (s->reg.n > 1) { /* a choice to make: the devices' profiles */
         tern_status st = tern_devices_probe(&s->reg, tern_model_view(s->model), p->reprobe);
-        if (st != TERN_OK)
+        if (st)
             return st;
     }
     tern_registry_plan_devices(&s->reg, devs);
@@ -98,31 +98,33 @@ tern_status tern_session_create(const tern_model *m, const struct tern_session_p
     bool ok = s->logits && s->pos && s->next && s->tokens;
     for (int i = 0; ok && i < s->n_seq; i++)
         ok = (s->tokens[i] = malloc((size_t)s->n_ctx * sizeof(int32_t))) != NULL;
-    tern_status st = TERN_OK;
+    tern_status st = TERN_ERR_NOMEM;
     if (!ok) {
         tern_log_error("out of memory for a session of %d x %d positions", s->n_seq, s->n_ctx);
-        st = TERN_ERR_NOMEM;
+        goto done;
     }
     const char *spec = p->device ? p->device : getenv("TERN_DEVICE");
-    if (st == TERN_OK)
-        st = tern_devices_open(spec && spec[0] ? spec : "auto", p->n_threads, &s->reg);
+    st = tern_devices_create(spec && spec[0] ? spec : "auto", p->n_threads, &s->reg);
+    if (st)
+        goto done;
     struct tern_plan_model pm;
     struct tern_plan plan;
     tern_devices_plan_model(v, s->n_ctx * s->n_seq, &pm);
-    if (st == TERN_OK)
-        st = make_plan(s, p, &pm, &plan);
-    if (st == TERN_OK)
-        st = tern_exec_create(&s->reg, v, &pm, &plan, s->n_ctx, s->n_seq, s->head_mode, &s->exec);
-    if (st != TERN_OK) {
-        tern_session_free(s);
-        return st;
-    }
+    st = make_plan(s, p, &pm, &plan);
+    if (st)
+        goto done;
+    st = tern_exec_create(&s->reg, v, &pm, &plan, s->n_ctx, s->n_seq, s->head_mode, &s->exec);
+    if (st)
+        goto done;
     name_devices(s);
     tern_log_debug("plan: %s (predicted %.2f ms per generated token, %.3f ms per prompt token)",
                    tern_exec_plan_str(s->exec), tern_exec_plan(s->exec)->decode_s * 1e3,
                    tern_exec_plan(s->exec)->prefill_s * 1e3);
     *out = s;
     return TERN_OK;
+done: /* failures only */
+    tern_session_free(s);
+    return st;
 }
 
 void tern_session_free(tern_session *s) {
@@ -204,7 +206,7 @@ static tern_status run_batch(tern_session *s, const int32_t *tokens, int n, cons
     const struct tern_batch b = {n, s->batch_pos, s->batch_seq};
     tern_status st = tern_exec_eval(s->exec, tokens, &b, &hist, out, n_out,
                                     s->head_mode != TERN_HEAD_FULL ? req : NULL, logits);
-    if (st != TERN_OK)
+    if (st)
         return st;
     for (int i = 0; i < n; i++)
         s->tokens[s->batch_seq[i]][s->batch_pos[i]] = tokens[i];
@@ -220,7 +222,7 @@ tern_status tern_session_eval_batch(tern_session *s, const int32_t *tokens, cons
         return TERN_ERR_ARG;
     }
     tern_status st = reserve_batch(s, n);
-    if (st != TERN_OK)
+    if (st)
         return st;
     for (int i = 0; i < n; i++) {
         if (seq[i] < 0 || seq[i] >= s->n_seq) {
@@ -243,13 +245,15 @@ tern_status tern_session_eval(tern_session *s, const int32_t *tokens, int n, con
         return TERN_ERR_CONTEXT_FULL;
     }
     tern_status st = reserve_batch(s, n);
-    if (st != TERN_OK)
+    if (st)
         return st;
     memset(s->batch_seq, 0, (size_t)n * sizeof *s->batch_seq);
     const int last = n - 1;
     const struct tern_head_request *req[1] = {s->head_req};
     st = run_batch(s, tokens, n, &last, logits ? 1 : 0, req, s->logits);
-    if (st == TERN_OK && logits)
+    if (st)
+        return st;
+    if (logits)
         *logits = s->logits;
-    return st;
+    return TERN_OK;
 }

@@ -93,7 +93,7 @@ static void index_free(struct name_index *ix) {
     ix->slots = NULL;
 }
 
-static tern_status index_init(struct name_index *ix, int64_t n) {
+static tern_status index_create(struct name_index *ix, int64_t n) {
     uint64_t cap = 16;
     while (cap < (uint64_t)n * 2) /* load factor <= 1/2; n is bounded by the file size */
         cap *= 2;
@@ -234,8 +234,9 @@ static tern_status rd_value(struct parser *p, struct gguf_kv *kv, uint32_t t, co
     uint32_t et;
     uint64_t n;
     tern_status st = rd_u32(p, &et, what);
-    if (!st)
-        st = rd_u64(p, &n, what);
+    if (st)
+        return st;
+    st = rd_u64(p, &n, what);
     if (st)
         return st;
     if (et >= TERN_GGUF_VTYPE_COUNT)
@@ -267,7 +268,8 @@ static tern_status rd_value(struct parser *p, struct gguf_kv *kv, uint32_t t, co
     for (uint64_t i = 0; i < n; i++) {
         kv->str_off[i] = p->pos - start;
         struct tern_str s;
-        if ((st = rd_str(p, &s, what)))
+        st = rd_str(p, &s, what);
+        if (st)
             return st;
     }
     return TERN_OK;
@@ -294,7 +296,11 @@ static tern_status parse_kvs(struct parser *p, tern_gguf *g) {
             return fail(p, TERN_ERR_FORMAT, "duplicate metadata key '%s'", pk);
         snprintf(what, sizeof what, "value of key '%s'", pk);
         uint32_t t;
-        if ((st = rd_u32(p, &t, what)) || (st = rd_value(p, kv, t, what)))
+        st = rd_u32(p, &t, what);
+        if (st)
+            return st;
+        st = rd_value(p, kv, t, what);
+        if (st)
             return st;
     }
     return TERN_OK;
@@ -330,7 +336,8 @@ static tern_status parse_tensor_info(struct parser *p, tern_gguf *g, int64_t i, 
         return fail(p, TERN_ERR_FORMAT, "tensor name '%s' contains a NUL byte", pn);
     snprintf(what, sizeof what, "tensor '%s'", pn);
     uint32_t n_dims;
-    if ((st = rd_u32(p, &n_dims, what)))
+    st = rd_u32(p, &n_dims, what);
+    if (st)
         return st;
     if (n_dims == 0 || n_dims > 4)
         return fail(p, TERN_ERR_FORMAT, "tensor '%s': n_dims is %u, must be 1..4", pn, n_dims);
@@ -340,7 +347,8 @@ static tern_status parse_tensor_info(struct parser *p, tern_gguf *g, int64_t i, 
     uint64_t n_elem = 1;
     for (uint32_t d = 0; d < n_dims; d++) {
         uint64_t v;
-        if ((st = rd_u64(p, &v, what)))
+        st = rd_u64(p, &v, what);
+        if (st)
             return st;
         if (v > (uint64_t)INT64_MAX)
             return fail(p, TERN_ERR_FORMAT, "tensor '%s': ne[%u] = %llu is negative as int64", pn, d,
@@ -351,7 +359,11 @@ static tern_status parse_tensor_info(struct parser *p, tern_gguf *g, int64_t i, 
         n_elem *= v;
         t->ne[d] = (int64_t)v;
     }
-    if ((st = rd_u32(p, &t->type, what)) || (st = rd_u64(p, &t->offset, what)))
+    st = rd_u32(p, &t->type, what);
+    if (st)
+        return st;
+    st = rd_u64(p, &t->offset, what);
+    if (st)
         return st;
     const struct tern_type_traits *tr = tern_type_traits(t->type);
     if (!tr)
@@ -414,16 +426,18 @@ static tern_status check_regions(struct parser *p, tern_gguf *g) {
      * end seen so far. Zero-byte tensors occupy nothing: they are skipped, not compared. */
     tern_status st = TERN_OK;
     const struct tern_gguf_tensor *last = NULL; /* the non-empty region with the furthest end */
-    for (int64_t i = 0; i < g->n_tensors && !st; i++) {
+    for (int64_t i = 0; i < g->n_tensors; i++) {
         const struct tern_gguf_tensor *b = order[i];
         if (b->nbytes == 0)
             continue;
-        if (last && b->offset < last->offset + last->nbytes)
+        if (last && b->offset < last->offset + last->nbytes) {
             st = fail(p, TERN_ERR_FORMAT,
                       "tensors '%s' (offset %llu, %llu bytes) and '%s' (offset %llu) overlap",
                       printable(pa, sizeof pa, last->name, strlen(last->name)),
                       (unsigned long long)last->offset, (unsigned long long)last->nbytes,
                       printable(pb, sizeof pb, b->name, strlen(b->name)), (unsigned long long)b->offset);
+            break;
+        }
         if (!last || b->offset + b->nbytes > last->offset + last->nbytes)
             last = b;
     }
@@ -435,7 +449,6 @@ static tern_status parse_tensors(struct parser *p, tern_gguf *g) {
     if ((uint64_t)g->n_tensors > left(p) / MIN_TENSOR_BYTES)
         return fail(p, TERN_ERR_FORMAT, "tensor count %lld cannot fit in the %llu bytes left",
                     (long long)g->n_tensors, (unsigned long long)left(p));
-    tern_status st = TERN_OK;
     if (g->n_tensors > 0) {
         g->tensors = calloc((size_t)g->n_tensors, sizeof *g->tensors);
         g->tname = calloc((size_t)g->n_tensors, sizeof *g->tname);
@@ -443,17 +456,18 @@ static tern_status parse_tensors(struct parser *p, tern_gguf *g) {
             return fail(p, TERN_ERR_NOMEM, "out of memory for %lld tensor infos", (long long)g->n_tensors);
     }
     uint64_t name_bytes = 0;
-    for (int64_t i = 0; i < g->n_tensors && !st; i++) {
-        st = parse_tensor_info(p, g, i, &g->tname[i]);
+    for (int64_t i = 0; i < g->n_tensors; i++) {
+        tern_status st = parse_tensor_info(p, g, i, &g->tname[i]);
+        if (st)
+            return st;
         name_bytes += g->tname[i].len + 1; /* names lie inside the file: cannot overflow */
     }
-    if (st)
-        return st;
     if (g->n_tensors > 0) {
         /* NUL-terminated copies in one block; the index and tname then refer to the copies. */
         g->names = malloc((size_t)name_bytes);
-        if (!g->names || index_init(&g->tensor_index, g->n_tensors))
-            return fail(p, TERN_ERR_NOMEM, "out of memory for tensor names");
+        tern_status st = g->names ? index_create(&g->tensor_index, g->n_tensors) : TERN_ERR_NOMEM;
+        if (st)
+            return fail(p, st, "out of memory for tensor names");
         char *dst = g->names;
         for (int64_t i = 0; i < g->n_tensors; i++) {
             struct tern_str *nm = &g->tname[i];
@@ -500,8 +514,11 @@ static tern_status parse(struct parser *p, tern_gguf *g) {
     if (g->version != 2 && g->version != 3)
         return fail(p, TERN_ERR_FORMAT, "unsupported GGUF version %u (tern reads v2 and v3)", g->version);
     uint64_t n_tensors, n_kv;
-    if ((st = rd_u64(p, &n_tensors, "header tensor count")) ||
-        (st = rd_u64(p, &n_kv, "header metadata count")))
+    st = rd_u64(p, &n_tensors, "header tensor count");
+    if (st)
+        return st;
+    st = rd_u64(p, &n_kv, "header metadata count");
+    if (st)
         return st;
     if (n_tensors > p->size / MIN_TENSOR_BYTES)
         return fail(p, TERN_ERR_FORMAT, "tensor count %llu cannot fit in a %llu-byte file",
@@ -513,17 +530,21 @@ static tern_status parse(struct parser *p, tern_gguf *g) {
     g->n_kv = (int64_t)n_kv;
     if (n_kv > 0) {
         g->kv = calloc((size_t)n_kv, sizeof *g->kv);
-        if (!g->kv || index_init(&g->key_index, g->n_kv))
-            return fail(p, TERN_ERR_NOMEM, "out of memory for %llu metadata entries",
-                        (unsigned long long)n_kv);
+        st = g->kv ? index_create(&g->key_index, g->n_kv) : TERN_ERR_NOMEM;
+        if (st)
+            return fail(p, st, "out of memory for %llu metadata entries", (unsigned long long)n_kv);
     }
-    if ((st = parse_kvs(p, g)) || (st = read_alignment(p, g)))
+    st = parse_kvs(p, g);
+    if (st)
+        return st;
+    st = read_alignment(p, g);
+    if (st)
         return st;
     return parse_tensors(p, g);
 }
 
-static tern_status open_common(const uint8_t *base, uint64_t size, const char *name, bool mapped,
-                               tern_gguf **out) {
+static tern_status gguf_create_common(const uint8_t *base, uint64_t size, const char *name, bool mapped,
+                                      tern_gguf **out) {
     tern_gguf *g = calloc(1, sizeof *g);
     char *path = strdup(name);
     if (!g || !path) {
@@ -541,14 +562,14 @@ static tern_status open_common(const uint8_t *base, uint64_t size, const char *n
     struct parser p = {base, size, 0, name, false};
     tern_status st = parse(&p, g);
     if (st) {
-        tern_gguf_close(g);
+        tern_gguf_free(g);
         return st;
     }
     *out = g;
     return TERN_OK;
 }
 
-tern_status tern_gguf_open(const char *path, tern_gguf **out) {
+tern_status tern_gguf_create(const char *path, tern_gguf **out) {
     if (!path || !out)
         return TERN_ERR_ARG;
     *out = NULL;
@@ -577,7 +598,7 @@ tern_status tern_gguf_open(const char *path, tern_gguf **out) {
         /* mmap of 0 bytes fails; an empty file is a format fault, not an I/O one. */
         close(fd);
         static const uint8_t empty[1];
-        return open_common(empty, 0, path, false, out);
+        return gguf_create_common(empty, 0, path, false, out);
     }
     void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     int map_errno = errno;
@@ -586,15 +607,15 @@ tern_status tern_gguf_open(const char *path, tern_gguf **out) {
         tern_log_error("%s: cannot map: %s", path, strerror(map_errno));
         return TERN_ERR_IO;
     }
-    return open_common(m, (uint64_t)sb.st_size, path, true, out);
+    return gguf_create_common(m, (uint64_t)sb.st_size, path, true, out);
 }
 
-tern_status tern_gguf_open_memory(const void *data, size_t size, const char *name, tern_gguf **out) {
+tern_status tern_gguf_create_from_memory(const void *data, size_t size, const char *name, tern_gguf **out) {
     if (!out || (!data && size))
         return TERN_ERR_ARG;
     *out = NULL;
     static const uint8_t empty[1];
-    return open_common(data ? data : empty, size, name ? name : "<memory>", false, out);
+    return gguf_create_common(data ? data : empty, size, name ? name : "<memory>", false, out);
 }
 
 void tern_gguf_prefault(const tern_gguf *g) {
@@ -607,7 +628,7 @@ void tern_gguf_prefault(const tern_gguf *g) {
     (void)madvise((void *)g->base, (size_t)g->size, MADV_WILLNEED);
 }
 
-void tern_gguf_close(tern_gguf *g) {
+void tern_gguf_free(tern_gguf *g) {
     if (!g)
         return;
     for (int64_t i = 0; i < g->n_kv && g->kv; i++)

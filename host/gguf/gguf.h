@@ -47,10 +47,10 @@ typedef struct tern_gguf tern_gguf;
 
 /* Map and validate the file. On failure logs "PATH: fault" and returns TERN_ERR_IO (cannot open or
  * map), TERN_ERR_FORMAT (malformed) or TERN_ERR_UNSUPPORTED (v1, a type tern refuses). */
-tern_status tern_gguf_open(const char *path, tern_gguf **out);
+tern_status tern_gguf_create(const char *path, tern_gguf **out);
 /* Same validation over a caller-owned buffer (used by the fuzz target); name appears in messages. */
-tern_status tern_gguf_open_memory(const void *data, size_t size, const char *name, tern_gguf **out);
-void tern_gguf_close(tern_gguf *g);
+tern_status tern_gguf_create_from_memory(const void *data, size_t size, const char *name, tern_gguf **out);
+void tern_gguf_free(tern_gguf *g);
 /* Fault the whole mapping in now (MADV_POPULATE_READ; where the kernel lacks it, MADV_WILLNEED
  * starts the reads): a session does this before its first token, so the page faults and disk reads
  * of the weights count as load time, not as the first prompt's. No-op for memory images. */
@@ -92,7 +92,7 @@ const struct tern_gguf_tensor *tern_gguf_find_tensor(const tern_gguf *g, const c
  * tern_gguf_writer_write returns. Keys and tensor names must be unique (TERN_ERR_ARG otherwise). */
 typedef struct tern_gguf_writer tern_gguf_writer;
 
-tern_status tern_gguf_writer_init(tern_gguf_writer **out);
+tern_status tern_gguf_writer_create(tern_gguf_writer **out);
 void tern_gguf_writer_free(tern_gguf_writer *w);
 /* default 32; must be a power of two; also stored as general.alignment when not 32 */
 tern_status tern_gguf_writer_set_alignment(tern_gguf_writer *w, uint32_t alignment);

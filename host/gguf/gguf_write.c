@@ -53,7 +53,7 @@ static void put_u64(uint8_t *p, uint64_t v) {
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-tern_status tern_gguf_writer_init(tern_gguf_writer **out) {
+tern_status tern_gguf_writer_create(tern_gguf_writer **out) {
     if (!out)
         return TERN_ERR_ARG;
     *out = calloc(1, sizeof **out);
@@ -88,44 +88,42 @@ tern_status tern_gguf_writer_set_alignment(tern_gguf_writer *w, uint32_t alignme
 
 /* Takes ownership of val (freed on failure too). */
 static tern_status add_kv(tern_gguf_writer *w, const char *key, uint8_t *val, size_t val_len) {
-    tern_status st = TERN_OK;
+    tern_status st = TERN_ERR_ARG;
     if (!w || !key || !*key) {
         tern_log_error("gguf writer: empty metadata key");
-        st = TERN_ERR_ARG;
-    } else if (strcmp(key, ALIGNMENT_KEY) == 0) {
+        goto done;
+    }
+    if (strcmp(key, ALIGNMENT_KEY) == 0) {
         /* The alignment is the writer's own setting (set_u32 routes there); a second copy would clash. */
         tern_log_error("gguf writer: set '" ALIGNMENT_KEY "' with tern_gguf_writer_set_alignment or set_u32");
-        st = TERN_ERR_ARG;
-    } else {
-        for (size_t i = 0; i < w->n_kv && !st; i++)
-            if (strcmp(w->kv[i].key, key) == 0) {
-                tern_log_error("gguf writer: duplicate metadata key '%s'", key);
-                st = TERN_ERR_ARG;
-            }
+        goto done;
     }
-    if (!st && !val)
-        st = TERN_ERR_NOMEM;
-    if (!st && w->n_kv == w->cap_kv) {
+    for (size_t i = 0; i < w->n_kv; i++)
+        if (strcmp(w->kv[i].key, key) == 0) {
+            tern_log_error("gguf writer: duplicate metadata key '%s'", key);
+            goto done;
+        }
+    st = TERN_ERR_NOMEM;
+    if (!val)
+        goto done;
+    if (w->n_kv == w->cap_kv) {
         size_t cap = w->cap_kv ? w->cap_kv * 2 : 16;
         struct wkv *kv = realloc(w->kv, cap * sizeof *kv);
         if (!kv)
-            st = TERN_ERR_NOMEM;
-        else {
-            w->kv = kv;
-            w->cap_kv = cap;
-        }
+            goto done;
+        w->kv = kv;
+        w->cap_kv = cap;
     }
-    char *k = st ? NULL : strdup(key);
-    if (!st && !k)
-        st = TERN_ERR_NOMEM;
-    if (st) {
-        if (st == TERN_ERR_NOMEM)
-            tern_log_error("gguf writer: out of memory");
-        free(val);
-        return st;
-    }
+    char *k = strdup(key);
+    if (!k)
+        goto done;
     w->kv[w->n_kv++] = (struct wkv){k, val, val_len};
     return TERN_OK;
+done: /* failures only: val is ours to free */
+    if (st == TERN_ERR_NOMEM)
+        tern_log_error("gguf writer: out of memory");
+    free(val);
+    return st;
 }
 
 static tern_status set_scalar(tern_gguf_writer *w, const char *key, enum tern_gguf_vtype t, uint64_t bits) {
@@ -336,72 +334,110 @@ static tern_status out_u64(struct out *o, uint64_t v) {
 static tern_status out_str(struct out *o, const char *s) {
     size_t len = strlen(s);
     tern_status st = out_u64(o, len);
-    return st ? st : out_bytes(o, s, len);
+    if (st)
+        return st;
+    return out_bytes(o, s, len);
 }
 
 /* Zero bytes up to the next multiple of alignment. */
 static tern_status out_pad(struct out *o, uint32_t alignment) {
     static const uint8_t zeros[4096];
     uint64_t pad = (alignment - o->pos % alignment) % alignment;
-    tern_status st = TERN_OK;
-    while (pad > 0 && !st) {
+    while (pad > 0) {
         uint64_t n = pad < sizeof zeros ? pad : sizeof zeros;
-        st = out_bytes(o, zeros, n);
+        tern_status st = out_bytes(o, zeros, n);
+        if (st)
+            return st;
         pad -= n;
     }
+    return TERN_OK;
+}
+
+/* A produced tensor: one in memory at a time, so a converter's memory stays bounded. */
+static tern_status out_filled(struct out *o, const struct wtensor *t) {
+    void *buf = malloc(t->nbytes ? (size_t)t->nbytes : 1);
+    if (!buf) {
+        tern_log_error("%s: out of memory for tensor %s (%llu bytes)", o->path, t->name,
+                       (unsigned long long)t->nbytes);
+        return TERN_ERR_NOMEM;
+    }
+    tern_status st = t->fill(buf, t->nbytes, t->fill_user);
+    if (st)
+        goto done;
+    st = out_bytes(o, buf, t->nbytes);
+done:
+    free(buf);
     return st;
 }
 
 static tern_status write_body(const tern_gguf_writer *w, struct out *o, const uint64_t *offsets) {
     bool align_key = w->alignment != GGUF_DEFAULT_ALIGNMENT;
     tern_status st = out_bytes(o, "GGUF", 4);
-    if (!st)
-        st = out_u32(o, 3);
-    if (!st)
-        st = out_u64(o, w->n_tensors);
-    if (!st)
-        st = out_u64(o, w->n_kv + (align_key ? 1 : 0));
-    if (!st && align_key) {
-        if (!(st = out_str(o, ALIGNMENT_KEY)) && !(st = out_u32(o, TERN_GGUF_U32)))
-            st = out_u32(o, w->alignment);
+    if (st)
+        return st;
+    st = out_u32(o, 3);
+    if (st)
+        return st;
+    st = out_u64(o, w->n_tensors);
+    if (st)
+        return st;
+    st = out_u64(o, w->n_kv + (align_key ? 1 : 0));
+    if (st)
+        return st;
+    if (align_key) {
+        st = out_str(o, ALIGNMENT_KEY);
+        if (st)
+            return st;
+        st = out_u32(o, TERN_GGUF_U32);
+        if (st)
+            return st;
+        st = out_u32(o, w->alignment);
+        if (st)
+            return st;
     }
-    for (size_t i = 0; i < w->n_kv && !st; i++)
-        if (!(st = out_str(o, w->kv[i].key)))
-            st = out_bytes(o, w->kv[i].val, w->kv[i].val_len);
-    for (size_t i = 0; i < w->n_tensors && !st; i++) {
+    for (size_t i = 0; i < w->n_kv; i++) {
+        st = out_str(o, w->kv[i].key);
+        if (st)
+            return st;
+        st = out_bytes(o, w->kv[i].val, w->kv[i].val_len);
+        if (st)
+            return st;
+    }
+    for (size_t i = 0; i < w->n_tensors; i++) {
         const struct wtensor *t = &w->tensors[i];
-        if (!(st = out_str(o, t->name)))
-            st = out_u32(o, (uint32_t)t->n_dims);
-        for (int d = 0; d < t->n_dims && !st; d++)
+        st = out_str(o, t->name);
+        if (st)
+            return st;
+        st = out_u32(o, (uint32_t)t->n_dims);
+        if (st)
+            return st;
+        for (int d = 0; d < t->n_dims; d++) {
             st = out_u64(o, (uint64_t)t->ne[d]);
-        if (!st && !(st = out_u32(o, t->type)))
-            st = out_u64(o, offsets[i]);
+            if (st)
+                return st;
+        }
+        st = out_u32(o, t->type);
+        if (st)
+            return st;
+        st = out_u64(o, offsets[i]);
+        if (st)
+            return st;
     }
-    if (!st)
-        st = out_pad(o, w->alignment);
+    st = out_pad(o, w->alignment);
+    if (st)
+        return st;
     /* Every tensor is padded to the alignment, the last one too, as ggml writes it: readers that
      * load the data section in one read expect the padded total. */
-    for (size_t i = 0; i < w->n_tensors && !st; i++) {
+    for (size_t i = 0; i < w->n_tensors; i++) {
         const struct wtensor *t = &w->tensors[i];
-        if (t->fill) {
-            /* one produced tensor in memory at a time: a converter's memory stays bounded */
-            void *buf = malloc(t->nbytes ? (size_t)t->nbytes : 1);
-            if (!buf) {
-                tern_log_error("%s: out of memory for tensor %s (%llu bytes)", o->path, t->name,
-                               (unsigned long long)t->nbytes);
-                return TERN_ERR_NOMEM;
-            }
-            st = t->fill(buf, t->nbytes, t->fill_user);
-            if (!st)
-                st = out_bytes(o, buf, t->nbytes);
-            free(buf);
-        } else {
-            st = out_bytes(o, t->data, t->nbytes);
-        }
-        if (!st)
-            st = out_pad(o, w->alignment);
+        st = t->fill ? out_filled(o, t) : out_bytes(o, t->data, t->nbytes);
+        if (st)
+            return st;
+        st = out_pad(o, w->alignment);
+        if (st)
+            return st;
     }
-    return st;
+    return TERN_OK;
 }
 
 tern_status tern_gguf_writer_write(tern_gguf_writer *w, const char *path) {
@@ -409,52 +445,59 @@ tern_status tern_gguf_writer_write(tern_gguf_writer *w, const char *path) {
         return TERN_ERR_ARG;
     /* Offsets of the tensors in the data section, each rounded up to the alignment. */
     uint64_t *offsets = malloc((w->n_tensors ? w->n_tensors : 1) * sizeof *offsets);
-    if (!offsets) {
+    size_t tlen = strlen(path) + 32;
+    char *tmp = malloc(tlen);
+    struct out o = {NULL, 0, tmp, false};
+    bool created = false; /* tmp exists: removed on failure */
+    tern_status st = TERN_ERR_NOMEM;
+    if (!offsets || !tmp) {
         tern_log_error("%s: out of memory", path);
-        return TERN_ERR_NOMEM;
+        goto done;
     }
+    st = TERN_ERR_ARG;
     uint64_t off = 0;
     for (size_t i = 0; i < w->n_tensors; i++) {
         uint64_t n = w->tensors[i].nbytes;
         uint64_t padded = n + (w->alignment - n % w->alignment) % w->alignment;
         if (padded < n || off > UINT64_MAX - padded) {
             tern_log_error("%s: tensor data too large (offset overflow at '%s')", path, w->tensors[i].name);
-            free(offsets);
-            return TERN_ERR_ARG;
+            goto done;
         }
         offsets[i] = off;
         off += padded;
     }
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
-    if (!tmp) {
-        free(offsets);
-        tern_log_error("%s: out of memory", path);
-        return TERN_ERR_NOMEM;
-    }
     snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-    struct out o = {fopen(tmp, "wb"), 0, tmp, false};
-    tern_status st = TERN_OK;
+    st = TERN_ERR_IO;
+    o.f = fopen(tmp, "wb");
     if (!o.f) {
         tern_log_error("%s: cannot create: %s", tmp, strerror(errno));
-        st = TERN_ERR_IO;
-    } else {
-        st = write_body(w, &o, offsets);
-        if (!st && fflush(o.f) != 0) {
-            tern_log_error("%s: write failed: %s", tmp, strerror(errno));
-            st = TERN_ERR_IO;
-        }
-        if (fclose(o.f) != 0 && !st) {
-            tern_log_error("%s: close failed: %s", tmp, strerror(errno));
-            st = TERN_ERR_IO;
-        }
-        if (!st && rename(tmp, path) != 0) {
-            tern_log_error("%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
-            st = TERN_ERR_IO;
-        }
-        if (st)
-            remove(tmp);
+        goto done;
     }
+    created = true;
+    st = write_body(w, &o, offsets);
+    if (st)
+        goto done;
+    st = TERN_ERR_IO;
+    if (fflush(o.f) != 0) {
+        tern_log_error("%s: write failed: %s", tmp, strerror(errno));
+        goto done;
+    }
+    FILE *f = o.f;
+    o.f = NULL;
+    if (fclose(f) != 0) {
+        tern_log_error("%s: close failed: %s", tmp, strerror(errno));
+        goto done;
+    }
+    if (rename(tmp, path) != 0) {
+        tern_log_error("%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+        goto done;
+    }
+    st = TERN_OK;
+done:
+    if (o.f)
+        fclose(o.f);
+    if (st && created)
+        remove(tmp);
     free(tmp);
     free(offsets);
     return st;

@@ -7,10 +7,10 @@
 
 #include "../../scheduler/log.h"
 #include "../../scheduler/types.h"
-#include "../gguf/quantize.h"
 #include "../generate/rng.h"
-#include "ternary.h"
+#include "../gguf/quantize.h"
 #include "../tokenizer/tokenizer_internal.h"
+#include "ternary.h"
 
 struct tern_maker {
     void **bufs;
@@ -106,22 +106,26 @@ static tern_status add_ternary(tern_maker *m, tern_gguf_writer *w, struct tern_r
     const int64_t ne[2] = {k, n_out};
     uint64_t nbytes;
     tern_status st = tern_type_nbytes(type, 2, ne, &nbytes);
-    void *data = st == TERN_OK ? maker_alloc(m, (size_t)nbytes) : NULL;
-    if (st != TERN_OK) {
+    if (st) {
         tern_log_error("%s: %s cannot hold rows of %lld weights (%s needs a multiple of %lld)", name,
                        tern_type_name(type), (long long)k, tern_type_name(type),
                        (long long)tern_type_traits(type)->block_size);
         st = TERN_ERR_SHAPE;
-    } else if (!data) {
-        st = TERN_ERR_NOMEM;
-    } else if (type == TERN_TYPE_I2_S) {
-        st = tern_packed_to_i2s(data, packed, k, n_out, scale);
-    } else {
-        st = tern_packed_to_tq(data, type, packed, k, n_out, scale);
+        goto done;
     }
+    void *data = maker_alloc(m, (size_t)nbytes);
+    st = TERN_ERR_NOMEM;
+    if (!data)
+        goto done;
+    if (type == TERN_TYPE_I2_S)
+        st = tern_packed_to_i2s(data, packed, k, n_out, scale);
+    else
+        st = tern_packed_to_tq(data, type, packed, k, n_out, scale);
+    if (st)
+        goto done;
+    st = tern_gguf_writer_add_tensor(w, name, type, 2, ne, data, nbytes);
+done:
     free(packed);
-    if (st == TERN_OK)
-        st = tern_gguf_writer_add_tensor(w, name, type, 2, ne, data, nbytes);
     return st;
 }
 
@@ -139,35 +143,39 @@ static tern_status add_matrix(tern_maker *m, tern_gguf_writer *w, struct tern_rn
                               int64_t k, int64_t n_rows, uint32_t type) {
     const int64_t ne[2] = {k, n_rows};
     uint64_t nbytes;
-    if (tern_type_nbytes(type, 2, ne, &nbytes) != TERN_OK) {
+    tern_status st = tern_type_nbytes(type, 2, ne, &nbytes);
+    if (st) {
         tern_log_error("%s: type %s cannot hold rows of %lld values", name, tern_type_name(type),
                        (long long)k);
         return TERN_ERR_SHAPE;
     }
     uint8_t *data = maker_alloc(m, (size_t)nbytes);
     float *row = malloc((size_t)k * sizeof(float));
-    if (!data || !row) {
-        free(row);
-        return TERN_ERR_NOMEM;
-    }
+    st = TERN_ERR_NOMEM;
+    if (!data || !row)
+        goto done;
     const size_t row_bytes = (size_t)(nbytes / (uint64_t)n_rows);
-    tern_status st = TERN_OK;
-    for (int64_t i = 0; i < n_rows && st == TERN_OK; i++) {
+    for (int64_t i = 0; i < n_rows; i++) {
         for (int64_t j = 0; j < k; j++)
             row[j] = rng_uniform(r, -1.0f, 1.0f);
         st = tern_quantize_row(data + (size_t)i * row_bytes, type, row, k);
+        if (st)
+            goto done;
     }
+    st = tern_gguf_writer_add_tensor(w, name, type, 2, ne, data, nbytes);
+done:
     free(row);
-    if (st == TERN_OK)
-        st = tern_gguf_writer_add_tensor(w, name, type, 2, ne, data, nbytes);
     return st;
 }
 
 static tern_status add_hparams(const struct tern_maker_params *p, tern_gguf_writer *w) {
     char key[128];
     tern_status st = tern_gguf_writer_set_str(w, "general.architecture", p->arch);
-    if (st == TERN_OK)
-        st = tern_gguf_writer_set_str(w, "general.name", p->name ? p->name : "tern-random");
+    if (st)
+        return st;
+    st = tern_gguf_writer_set_str(w, "general.name", p->name ? p->name : "tern-random");
+    if (st)
+        return st;
     const struct {
         const char *suffix;
         int value;
@@ -181,26 +189,27 @@ static tern_status add_hparams(const struct tern_maker_params *p, tern_gguf_writ
         {"vocab_size", p->n_vocab},
         {"rope.dimension_count", p->head_dim ? p->head_dim : p->n_embd / p->n_head},
     };
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0] && st == TERN_OK; i++) {
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         snprintf(key, sizeof key, "%s.%s", p->arch, ints[i].suffix);
         st = tern_gguf_writer_set_u32(w, key, (uint32_t)ints[i].value);
+        if (st)
+            return st;
     }
-    if (st == TERN_OK && p->head_dim) {
+    if (p->head_dim) {
         snprintf(key, sizeof key, "%s.attention.key_length", p->arch);
         st = tern_gguf_writer_set_u32(w, key, (uint32_t)p->head_dim);
+        if (st)
+            return st;
     }
-    if (st == TERN_OK) {
-        snprintf(key, sizeof key, "%s.rope.freq_base", p->arch);
-        st = tern_gguf_writer_set_f32(w, key, p->rope_theta);
-    }
-    if (st == TERN_OK) {
-        snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", p->arch);
-        st = tern_gguf_writer_set_f32(w, key, 1e-5f);
-    }
-    return st;
+    snprintf(key, sizeof key, "%s.rope.freq_base", p->arch);
+    st = tern_gguf_writer_set_f32(w, key, p->rope_theta);
+    if (st)
+        return st;
+    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", p->arch);
+    return tern_gguf_writer_set_f32(w, key, 1e-5f);
 }
 
-tern_status tern_maker_build(const struct tern_maker_params *p, tern_gguf_writer *w, tern_maker **out) {
+tern_status tern_maker_create(const struct tern_maker_params *p, tern_gguf_writer *w, tern_maker **out) {
     *out = NULL;
     if (p->n_layer < 1 || p->n_embd < 1 || p->n_ff < 1 || p->n_head < 1 || p->n_head_kv < 1 ||
         p->n_head % p->n_head_kv != 0 || p->n_vocab < 4 || p->n_ctx < 1 ||
@@ -217,57 +226,74 @@ tern_status tern_maker_build(const struct tern_maker_params *p, tern_gguf_writer
     const int64_t hd = p->head_dim ? p->head_dim : p->n_embd / p->n_head;
     const int64_t n_q = hd * p->n_head, n_kv = hd * p->n_head_kv;
     const bool sub_norms = strcmp(p->arch, "llama") != 0;
-    tern_status st = add_hparams(p, w);
-    /* draw order: embedding, then per layer q, k, v, o, gate, up, down, then the norms */
-    if (st == TERN_OK)
-        st = add_matrix(m, w, &r, "token_embd.weight", p->n_embd, p->n_vocab, p->embd_type);
     static const char *const lin[7] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                        "ffn_gate", "ffn_up", "ffn_down"};
     const int64_t in[7] = {p->n_embd, p->n_embd, p->n_embd, n_q, p->n_embd, p->n_embd, p->n_ff};
     const int64_t outs[7] = {n_q, n_kv, n_kv, p->n_embd, p->n_ff, p->n_ff, p->n_embd};
     char name[96];
-    for (int il = 0; il < p->n_layer && st == TERN_OK; il++)
-        for (int i = 0; i < 7 && st == TERN_OK; i++) {
+    tern_status st = add_hparams(p, w);
+    if (st)
+        goto done;
+    /* draw order: embedding, then per layer q, k, v, o, gate, up, down, then the norms */
+    st = add_matrix(m, w, &r, "token_embd.weight", p->n_embd, p->n_vocab, p->embd_type);
+    if (st)
+        goto done;
+    for (int il = 0; il < p->n_layer; il++)
+        for (int i = 0; i < 7; i++) {
             snprintf(name, sizeof name, "blk.%d.%s.weight", il, lin[i]);
             st = add_ternary(m, w, &r, name, in[i], outs[i], p->linear_type);
+            if (st)
+                goto done;
         }
-    for (int il = 0; il < p->n_layer && st == TERN_OK; il++) {
+    for (int il = 0; il < p->n_layer; il++) {
         snprintf(name, sizeof name, "blk.%d.attn_norm.weight", il);
         st = add_vector(m, w, &r, name, p->n_embd);
+        if (st)
+            goto done;
         snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", il);
-        if (st == TERN_OK)
-            st = add_vector(m, w, &r, name, p->n_embd);
+        st = add_vector(m, w, &r, name, p->n_embd);
+        if (st)
+            goto done;
         if (sub_norms) {
             snprintf(name, sizeof name, "blk.%d.attn_sub_norm.weight", il);
-            if (st == TERN_OK)
-                st = add_vector(m, w, &r, name, n_q);
+            st = add_vector(m, w, &r, name, n_q);
+            if (st)
+                goto done;
             snprintf(name, sizeof name, "blk.%d.ffn_sub_norm.weight", il);
-            if (st == TERN_OK)
-                st = add_vector(m, w, &r, name, p->n_ff);
+            st = add_vector(m, w, &r, name, p->n_ff);
+            if (st)
+                goto done;
         }
     }
-    if (st == TERN_OK)
-        st = add_vector(m, w, &r, "output_norm.weight", p->n_embd);
-    if (st == TERN_OK && p->output_type != TERN_TYPE_COUNT)
+    st = add_vector(m, w, &r, "output_norm.weight", p->n_embd);
+    if (st)
+        goto done;
+    if (p->output_type != TERN_TYPE_COUNT) {
         st = add_matrix(m, w, &r, "output.weight", p->n_embd, p->n_vocab, p->output_type);
-    if (st != TERN_OK) {
-        tern_maker_free(m);
-        return st;
+        if (st)
+            goto done;
     }
     *out = m;
     return TERN_OK;
+done: /* failures only */
+    tern_maker_free(m);
+    return st;
 }
 
 tern_status tern_maker_write(const struct tern_maker_params *p, const char *path) {
     tern_gguf_writer *w = NULL;
     tern_maker *m = NULL;
-    tern_status st = tern_gguf_writer_init(&w);
-    if (st == TERN_OK)
-        st = tern_maker_add_synthetic_vocab(w, p->n_vocab, p->seed);
-    if (st == TERN_OK)
-        st = tern_maker_build(p, w, &m);
-    if (st == TERN_OK)
-        st = tern_gguf_writer_write(w, path);
+    tern_status st = tern_gguf_writer_create(&w);
+    if (st)
+        goto done;
+    st = tern_maker_add_synthetic_vocab(w, p->n_vocab, p->seed);
+    if (st)
+        goto done;
+    st = tern_maker_create(p, w, &m);
+    if (st)
+        goto done;
+    st = tern_gguf_writer_write(w, path);
+done:
     tern_maker_free(m);
     tern_gguf_writer_free(w);
     return st;
@@ -305,20 +331,21 @@ tern_status tern_maker_add_synthetic_vocab(tern_gguf_writer *w, int n_vocab, uin
         slots <<= 1;
     set.slot = calloc(slots, sizeof *set.slot);
     set.mask = slots - 1;
-    tern_status st = tokens && merges && types && set.slot ? TERN_OK : TERN_ERR_NOMEM;
+    tern_status st = TERN_ERR_NOMEM; /* until the tables are built */
+    if (!tokens || !merges || !types || !set.slot)
+        goto done;
     struct tern_rng r;
     tern_rng_seed(&r, seed ^ 0x766f636162ULL);
-    for (int i = 0; i < 256 && st == TERN_OK; i++) {
+    for (int i = 0; i < 256; i++) {
         tokens[i] = strdup(tern_bpe_byte_char((uint8_t)i));
         types[i] = TERN_TOKEN_NORMAL;
         if (!tokens[i])
-            st = TERN_ERR_NOMEM;
-        else
-            strset_insert(&set, tokens[i]);
+            goto done;
+        strset_insert(&set, tokens[i]);
     }
     /* merged tokens: pairs of short earlier tokens, half of them starting from a letter, digit or
      * space so that ordinary text exercises the merges */
-    for (int i = 256; i < n_normal && st == TERN_OK; i++) {
+    for (int i = 256; i < n_normal; i++) {
         char *tok = NULL;
         int a = 0, b = 0;
         while (!tok) {
@@ -331,50 +358,50 @@ tern_status tern_maker_add_synthetic_vocab(tern_gguf_writer *w, int n_vocab, uin
                 continue;
             char buf[32];
             snprintf(buf, sizeof buf, "%s%s", tokens[a], tokens[b]);
-            if (!(tok = strdup(buf))) {
-                st = TERN_ERR_NOMEM;
-                break;
-            }
+            if (!(tok = strdup(buf)))
+                goto done;
             if (!strset_insert(&set, tok)) {
                 free(tok);
                 tok = NULL;
             }
         }
-        if (st != TERN_OK)
-            break;
         tokens[i] = tok;
         types[i] = TERN_TOKEN_NORMAL;
         char mbuf[40];
         snprintf(mbuf, sizeof mbuf, "%s %s", tokens[a], tokens[b]);
         if (!(merges[i - 256] = strdup(mbuf)))
-            st = TERN_ERR_NOMEM;
+            goto done;
     }
-    if (st == TERN_OK) {
-        tokens[n_normal] = strdup("<|begin_of_text|>");
-        tokens[n_normal + 1] = strdup("<|end_of_text|>");
-        types[n_normal] = types[n_normal + 1] = TERN_TOKEN_CONTROL;
-        if (!tokens[n_normal] || !tokens[n_normal + 1])
-            st = TERN_ERR_NOMEM;
-    }
-    if (st == TERN_OK)
-        st = tern_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
-    if (st == TERN_OK)
-        st = tern_gguf_writer_set_str(w, "tokenizer.ggml.pre", "llama-bpe");
-    if (st == TERN_OK)
-        st = tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tokens,
-                                          (uint64_t)n_vocab);
-    if (st == TERN_OK)
-        st =
-            tern_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", TERN_GGUF_I32, types, (uint64_t)n_vocab);
-    if (st == TERN_OK)
-        st = tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges,
-                                          (uint64_t)n_merges);
-    if (st == TERN_OK)
-        st = tern_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)n_normal);
-    if (st == TERN_OK)
-        st = tern_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(n_normal + 1));
-    if (st == TERN_OK)
-        st = tern_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    tokens[n_normal] = strdup("<|begin_of_text|>");
+    tokens[n_normal + 1] = strdup("<|end_of_text|>");
+    types[n_normal] = types[n_normal + 1] = TERN_TOKEN_CONTROL;
+    if (!tokens[n_normal] || !tokens[n_normal + 1])
+        goto done;
+    st = tern_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    if (st)
+        goto done;
+    st = tern_gguf_writer_set_str(w, "tokenizer.ggml.pre", "llama-bpe");
+    if (st)
+        goto done;
+    st = tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tokens,
+                                      (uint64_t)n_vocab);
+    if (st)
+        goto done;
+    st = tern_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", TERN_GGUF_I32, types, (uint64_t)n_vocab);
+    if (st)
+        goto done;
+    st = tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges,
+                                      (uint64_t)n_merges);
+    if (st)
+        goto done;
+    st = tern_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)n_normal);
+    if (st)
+        goto done;
+    st = tern_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(n_normal + 1));
+    if (st)
+        goto done;
+    st = tern_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+done:
     for (int i = 0; tokens && i < n_vocab; i++)
         free(tokens[i]);
     for (int i = 0; merges && i < n_merges; i++)

@@ -32,7 +32,7 @@ typedef struct tern_maker tern_maker;
 /* Add the model's metadata and tensors to w (the caller adds tokenizer keys, or calls
  * tern_maker_add_synthetic_vocab). The returned maker owns the tensor data, which w references:
  * free it after tern_gguf_writer_write. Logs one line on a shape the type cannot hold. */
-tern_status tern_maker_build(const struct tern_maker_params *p, tern_gguf_writer *w, tern_maker **out);
+tern_status tern_maker_create(const struct tern_maker_params *p, tern_gguf_writer *w, tern_maker **out);
 void tern_maker_free(tern_maker *m);
 
 /* Build the model with a synthetic vocabulary and write it to path (atomically). */

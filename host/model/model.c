@@ -1,10 +1,12 @@
 /* Model loading (see model.h). */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "model.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../../cpu/ref.h"
 #include "../../scheduler/fp16.h"
@@ -37,6 +39,7 @@ struct tern_model {
     uint64_t mapped_bytes;
     int n_float_linear;   /* linear weights stored as F32/F16/BF16, ternarized at load */
     int n_absmean_linear; /* of those, full-precision masters (absmean rule) */
+    char *source_id;      /* view.source_id */
 };
 
 static const char *path_of(const tern_gguf *g) {
@@ -75,7 +78,7 @@ static tern_status get_int(const tern_gguf *g, const char *arch, const char *suf
             return TERN_ERR_FORMAT;
         }
         v = def;
-    } else if (st != TERN_OK) {
+    } else if (st) {
         return st;
     }
     if (v < lo || v > hi) {
@@ -95,7 +98,7 @@ static tern_status get_float(const tern_gguf *g, const char *arch, const char *s
     tern_status st = tern_gguf_get_f32(g, key, &v);
     if (st == TERN_ERR_NOT_FOUND)
         v = def;
-    else if (st != TERN_OK)
+    else if (st)
         return st;
     if (!(v >= lo && v <= hi)) {
         tern_log_error("%s: %s = %g is out of range [%g, %g]", path_of(g), key, (double)v, (double)lo,
@@ -108,7 +111,8 @@ static tern_status get_float(const tern_gguf *g, const char *arch, const char *s
 
 static const struct arch_desc *find_arch(const tern_gguf *g, const char **name) {
     struct tern_str a;
-    if (tern_gguf_get_str(g, "general.architecture", &a) != TERN_OK) {
+    tern_status st = tern_gguf_get_str(g, "general.architecture", &a);
+    if (st) {
         tern_log_error("%s: missing metadata key general.architecture", path_of(g));
         return NULL;
     }
@@ -132,17 +136,35 @@ tern_status tern_model_read_hparams(const tern_gguf *g, struct tern_hparams *hp,
     memset(hp, 0, sizeof *hp);
     const int64_t big = 1 << 24;
     tern_status st;
-    if ((st = get_int(g, a, "block_count", false, 0, 1, 4096, &hp->n_layer)) ||
-        (st = get_int(g, a, "embedding_length", false, 0, 1, big, &hp->n_embd)) ||
-        (st = get_int(g, a, "feed_forward_length", false, 0, 1, big, &hp->n_ff)) ||
-        (st = get_int(g, a, "attention.head_count", false, 0, 1, 4096, &hp->n_head)) ||
-        (st = get_int(g, a, "attention.head_count_kv", true, hp->n_head, 1, hp->n_head, &hp->n_head_kv)) ||
-        (st =
-             get_int(g, a, "attention.key_length", true, hp->n_embd / hp->n_head, 1, 65536, &hp->head_dim)) ||
-        (st = get_int(g, a, "rope.dimension_count", true, hp->head_dim, 2, hp->head_dim, &hp->n_rot)) ||
-        (st = get_int(g, a, "context_length", true, 4096, 1, big, &hp->n_ctx_train)) ||
-        (st = get_float(g, a, "rope.freq_base", 10000.0f, 1.0f, 1e12f, &hp->rope_theta)) ||
-        (st = get_float(g, a, "attention.layer_norm_rms_epsilon", 1e-5f, 0.0f, 1.0f, &hp->norm_eps)))
+    st = get_int(g, a, "block_count", false, 0, 1, 4096, &hp->n_layer);
+    if (st)
+        return st;
+    st = get_int(g, a, "embedding_length", false, 0, 1, big, &hp->n_embd);
+    if (st)
+        return st;
+    st = get_int(g, a, "feed_forward_length", false, 0, 1, big, &hp->n_ff);
+    if (st)
+        return st;
+    st = get_int(g, a, "attention.head_count", false, 0, 1, 4096, &hp->n_head);
+    if (st)
+        return st;
+    st = get_int(g, a, "attention.head_count_kv", true, hp->n_head, 1, hp->n_head, &hp->n_head_kv);
+    if (st)
+        return st;
+    st = get_int(g, a, "attention.key_length", true, hp->n_embd / hp->n_head, 1, 65536, &hp->head_dim);
+    if (st)
+        return st;
+    st = get_int(g, a, "rope.dimension_count", true, hp->head_dim, 2, hp->head_dim, &hp->n_rot);
+    if (st)
+        return st;
+    st = get_int(g, a, "context_length", true, 4096, 1, big, &hp->n_ctx_train);
+    if (st)
+        return st;
+    st = get_float(g, a, "rope.freq_base", 10000.0f, 1.0f, 1e12f, &hp->rope_theta);
+    if (st)
+        return st;
+    st = get_float(g, a, "attention.layer_norm_rms_epsilon", 1e-5f, 0.0f, 1.0f, &hp->norm_eps);
+    if (st)
         return st;
     if (hp->n_head % hp->n_head_kv != 0) {
         tern_log_error("%s: head_count %d is not a multiple of head_count_kv %d", path_of(g), hp->n_head,
@@ -157,18 +179,20 @@ tern_status tern_model_read_hparams(const tern_gguf *g, struct tern_hparams *hp,
     int64_t n_vocab = -1;
     char key[256];
     snprintf(key, sizeof key, "%s.vocab_size", a);
-    if ((st = tern_gguf_get_i64(g, key, &n_vocab)) != TERN_OK && st != TERN_ERR_NOT_FOUND)
-        return st;
+    st = tern_gguf_get_i64(g, key, &n_vocab);
     if (st == TERN_ERR_NOT_FOUND) {
         enum tern_gguf_vtype et;
         uint64_t n;
         const void *data;
-        if (tern_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n, &data) == TERN_OK)
+        st = tern_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n, &data);
+        if (!st) {
             n_vocab = (int64_t)n;
-        else {
+        } else {
             const struct tern_gguf_tensor *e = tern_gguf_find_tensor(g, "token_embd.weight");
             n_vocab = e ? e->ne[1] : -1;
         }
+    } else if (st) {
+        return st;
     }
     if (n_vocab < 1 || n_vocab > big) {
         tern_log_error("%s: cannot determine a valid vocabulary size", path_of(g));
@@ -265,7 +289,7 @@ static tern_status bind_vector(tern_model *m, const float **out, const char *nam
         return TERN_ERR_UNSUPPORTED;
     }
     tern_status st = check_finite(m->g, t);
-    if (st != TERN_OK)
+    if (st)
         return st;
     float *v = own(m, (size_t)n * sizeof(float));
     if (!v)
@@ -299,8 +323,11 @@ static tern_status bind_ternary(tern_model *m, struct tern_ternary *w, const cha
     tern_status st;
     if (t->type == TERN_TYPE_I2_S && tern_i2s_is_packed(n_in)) {
         /* the official layout: used in place from the mapping, after a scan for code 3 */
-        if ((st = tern_i2s_scale(&w->scale, t->data, t->nbytes, n_in, n_out, name)) != TERN_OK ||
-            (st = tern_packed_verify(t->data, n_in, n_out, name)) != TERN_OK)
+        st = tern_i2s_scale(&w->scale, t->data, t->nbytes, n_in, n_out, name);
+        if (st)
+            return st;
+        st = tern_packed_verify(t->data, n_in, n_out, name);
+        if (st)
             return st;
         w->codes = t->data;
         m->mapped_bytes += t->nbytes;
@@ -319,7 +346,7 @@ static tern_status bind_ternary(tern_model *m, struct tern_ternary *w, const cha
         st = tern_i2s_to_packed(packed, &w->scale, t->data, t->nbytes, n_in, n_out, name);
     else
         st = tern_tq_to_packed(packed, &w->scale, t->type, t->data, t->nbytes, n_in, n_out, name);
-    if (st != TERN_OK)
+    if (st)
         return st;
     w->codes = packed;
     return TERN_OK;
@@ -359,7 +386,7 @@ static tern_status bind_matrix(tern_model *m, struct tern_tensor *out, const str
     if (!check_shape(m->g, t, ne0, ne1))
         return TERN_ERR_SHAPE;
     tern_status st = check_finite(m->g, t);
-    if (st != TERN_OK)
+    if (st)
         return st;
     out->data = t->data;
     out->type = t->type;
@@ -384,26 +411,32 @@ static tern_status bind_layer(tern_model *m, int il) {
     tern_status st;
     for (int i = 0; i < 7; i++) {
         snprintf(name, sizeof name, "blk.%d.%s.weight", il, lin_names[i]);
-        if ((st = bind_ternary(m, ws[i], name, in[i], outs[i])) != TERN_OK)
+        st = bind_ternary(m, ws[i], name, in[i], outs[i]);
+        if (st)
             return st;
         if (m->arch->scale_tensors) {
             snprintf(name, sizeof name, "blk.%d.%s.scale", il, lin_names[i]);
-            if ((st = bind_out_scale(m, ws[i], name)) != TERN_OK)
+            st = bind_out_scale(m, ws[i], name);
+            if (st)
                 return st;
         }
     }
     snprintf(name, sizeof name, "blk.%d.attn_norm.weight", il);
-    if ((st = bind_vector(m, &L->attn_norm, name, n_embd, true)) != TERN_OK)
+    st = bind_vector(m, &L->attn_norm, name, n_embd, true);
+    if (st)
         return st;
     snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", il);
-    if ((st = bind_vector(m, &L->ffn_norm, name, n_embd, true)) != TERN_OK)
+    st = bind_vector(m, &L->ffn_norm, name, n_embd, true);
+    if (st)
         return st;
     if (hp->has_sub_norms) {
         snprintf(name, sizeof name, "blk.%d.attn_sub_norm.weight", il);
-        if ((st = bind_vector(m, &L->attn_sub_norm, name, n_q, true)) != TERN_OK)
+        st = bind_vector(m, &L->attn_sub_norm, name, n_q, true);
+        if (st)
             return st;
         snprintf(name, sizeof name, "blk.%d.ffn_sub_norm.weight", il);
-        if ((st = bind_vector(m, &L->ffn_sub_norm, name, n_ff, true)) != TERN_OK)
+        st = bind_vector(m, &L->ffn_sub_norm, name, n_ff, true);
+        if (st)
             return st;
     }
     return TERN_OK;
@@ -415,72 +448,102 @@ static tern_status bind_all(tern_model *m) {
     const struct tern_gguf_tensor *e = find(m->g, "token_embd.weight", true);
     if (!e)
         return TERN_ERR_FORMAT;
-    if ((st = bind_matrix(m, &m->view.tok_embd, e, hp->n_embd, hp->n_vocab)) != TERN_OK)
+    st = bind_matrix(m, &m->view.tok_embd, e, hp->n_embd, hp->n_vocab);
+    if (st)
         return st;
     m->mapped_bytes += e->nbytes;
     /* every token the tokenizer can produce needs an embedding row */
     enum tern_gguf_vtype et;
     uint64_t n_tokens;
     const void *tokens;
-    if (tern_gguf_get_arr(m->g, "tokenizer.ggml.tokens", &et, &n_tokens, &tokens) == TERN_OK &&
-        n_tokens > (uint64_t)hp->n_vocab) {
+    st = tern_gguf_get_arr(m->g, "tokenizer.ggml.tokens", &et, &n_tokens, &tokens);
+    if (st)
+        n_tokens = 0; /* no token list: nothing to check */
+    if (n_tokens > (uint64_t)hp->n_vocab) {
         tern_log_error("%s: tokenizer.ggml.tokens holds %llu tokens but token_embd.weight has %d rows",
                        path_of(m->g), (unsigned long long)n_tokens, hp->n_vocab);
         return TERN_ERR_FORMAT;
     }
     const struct tern_gguf_tensor *o = find(m->g, "output.weight", false);
     if (o) {
-        if ((st = bind_matrix(m, &m->view.output, o, hp->n_embd, hp->n_vocab)) != TERN_OK)
+        st = bind_matrix(m, &m->view.output, o, hp->n_embd, hp->n_vocab);
+        if (st)
             return st;
         m->mapped_bytes += o->nbytes;
     } else {
         m->view.output = m->view.tok_embd; /* tied head */
     }
-    if ((st = bind_vector(m, &m->view.output_norm, "output_norm.weight", hp->n_embd, true)) != TERN_OK)
+    st = bind_vector(m, &m->view.output_norm, "output_norm.weight", hp->n_embd, true);
+    if (st)
         return st;
-    for (int il = 0; il < hp->n_layer; il++)
-        if ((st = bind_layer(m, il)) != TERN_OK)
+    for (int il = 0; il < hp->n_layer; il++) {
+        st = bind_layer(m, il);
+        if (st)
             return st;
+    }
     return TERN_OK;
 }
 
-tern_status tern_model_open(const char *path, tern_model **out) {
+/* The file's identity for caches (see tern_model_view.source_id), or NULL. */
+static char *source_id(const char *path) {
+    char *abs = realpath(path, NULL);
+    struct stat sb;
+    char *id = NULL;
+    if (abs && stat(abs, &sb) == 0) {
+        const size_t n = strlen(abs) + 96;
+        id = malloc(n);
+        if (id)
+            snprintf(id, n, "%s|size %lld|mtime %lld.%09ld|inode %llu", abs, (long long)sb.st_size,
+                     (long long)sb.st_mtim.tv_sec, (long)sb.st_mtim.tv_nsec, (unsigned long long)sb.st_ino);
+    }
+    free(abs);
+    return id;
+}
+
+tern_status tern_model_create(const char *path, tern_model **out) {
     *out = NULL;
     tern_model *m = calloc(1, sizeof *m);
     if (!m)
         return TERN_ERR_NOMEM;
-    tern_status st = tern_gguf_open(path, &m->g);
     const char *arch_name = NULL;
-    if (st == TERN_OK)
-        st = tern_model_read_hparams(m->g, &m->view.hp, &arch_name);
-    if (st == TERN_OK) {
-        m->arch = find_arch(m->g, &arch_name);
-        m->layers = calloc((size_t)m->view.hp.n_layer, sizeof *m->layers);
-        st = m->layers ? bind_all(m) : TERN_ERR_NOMEM;
-    }
-    if (st != TERN_OK) {
-        if (st == TERN_ERR_NOMEM)
-            tern_log_error("%s: out of memory while loading the model", path);
-        tern_model_close(m);
-        return st;
-    }
+    tern_status st = tern_gguf_create(path, &m->g);
+    if (st)
+        goto done;
+    st = tern_model_read_hparams(m->g, &m->view.hp, &arch_name);
+    if (st)
+        goto done;
+    m->arch = find_arch(m->g, &arch_name);
+    m->layers = calloc((size_t)m->view.hp.n_layer, sizeof *m->layers);
+    st = TERN_ERR_NOMEM;
+    if (!m->layers)
+        goto done;
+    st = bind_all(m);
+    if (st)
+        goto done;
     if (m->n_absmean_linear)
         tern_log_warn("%s: %d of %d linear weights are full-precision, not ternary: ternarized at load with "
                       "absmean (post-training ternarization loses quality)",
                       path, m->n_absmean_linear, m->n_float_linear);
     m->view.layers = m->layers;
+    m->view.source_id = m->source_id = source_id(path);
     *out = m;
     return TERN_OK;
+done: /* failures only */
+    if (st == TERN_ERR_NOMEM)
+        tern_log_error("%s: out of memory while loading the model", path);
+    tern_model_free(m);
+    return st;
 }
 
-void tern_model_close(tern_model *m) {
+void tern_model_free(tern_model *m) {
     if (!m)
         return;
     for (int i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);
     free(m->layers);
-    tern_gguf_close(m->g);
+    free(m->source_id);
+    tern_gguf_free(m->g);
     free(m);
 }
 

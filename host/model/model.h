@@ -11,8 +11,8 @@
 typedef struct tern_model tern_model;
 
 /* Open and validate. On failure one error line has been logged naming the file and the fault. */
-tern_status tern_model_open(const char *path, tern_model **out);
-void tern_model_close(tern_model *m);
+tern_status tern_model_create(const char *path, tern_model **out);
+void tern_model_free(tern_model *m);
 
 const struct tern_model_view *tern_model_view(const tern_model *m);
 const tern_gguf *tern_model_gguf(const tern_model *m);

@@ -82,7 +82,7 @@ static tern_status i2s_check(const void *data, uint64_t nbytes, int64_t ne0, int
 tern_status tern_i2s_scale(float *scale, const void *data, uint64_t nbytes, int64_t ne0, int64_t ne1,
                            const char *name) {
     tern_status st = i2s_check(data, nbytes, ne0, ne1, name);
-    if (st != TERN_OK)
+    if (st)
         return st;
     const uint64_t n = (uint64_t)ne0 * (uint64_t)ne1;
     uint32_t bits;
@@ -99,7 +99,7 @@ tern_status tern_i2s_scale(float *scale, const void *data, uint64_t nbytes, int6
 tern_status tern_i2s_to_packed(uint8_t *dst, float *scale, const void *data, uint64_t nbytes, int64_t ne0,
                                int64_t ne1, const char *name) {
     tern_status st = tern_i2s_scale(scale, data, nbytes, ne0, ne1, name);
-    if (st != TERN_OK)
+    if (st)
         return st;
     const uint8_t *src = data;
     const int64_t k_pad = tern_ternary_k_pad(ne0), row_bytes = k_pad / 4;

@@ -146,7 +146,10 @@ static void admit(tern_engine *e) {
         if (!e->queue_head)
             e->queue_tail = NULL;
         e->n_queued--;
-        if (j->cancelled || tern_sampler_init(&j->sampling, e->n_vocab, &j->smp) != TERN_OK) {
+        tern_status st = TERN_OK;
+        if (!j->cancelled)
+            st = tern_sampler_create(&j->sampling, e->n_vocab, &j->smp);
+        if (j->cancelled || st) {
             finish(j, j->cancelled ? TERN_FINISH_CANCELLED : TERN_FINISH_ERROR);
             let_go(j);
             i--;
@@ -198,7 +201,8 @@ static int build_batch(tern_engine *e, int *n_out) {
 /* Under the lock: sample job j's next token from its logits and extend its text. */
 static void advance(tern_engine *e, tern_job *j, float *logits) {
     int32_t id;
-    if (tern_sampler_sample(j->smp, logits, &id) != TERN_OK) {
+    tern_status st = tern_sampler_sample(j->smp, logits, &id);
+    if (st) {
         finish(j, TERN_FINISH_ERROR);
         return;
     }
@@ -254,14 +258,14 @@ static void *loop(void *arg) {
         pthread_mutex_lock(&e->mu);
         for (int k = 0; k < n_out; k++) {
             tern_job *j = e->owner[k];
-            if (st != TERN_OK)
+            if (st)
                 finish(j, TERN_FINISH_ERROR);
             else if (!j->cancelled)
                 advance(e, j, e->logits + (size_t)k * (size_t)e->n_vocab);
         }
         for (int i = 0; i < e->n_slots; i++) {
             tern_job *j = e->slots[i];
-            if (j && st != TERN_OK)
+            if (j && st)
                 finish(j, TERN_FINISH_ERROR);
             if (j && j->done) {
                 e->slots[i] = NULL;
@@ -396,7 +400,12 @@ tern_status tern_engine_submit(tern_engine *e, const struct tern_gen_request *r,
         return TERN_ERR_NOMEM;
     }
     pthread_mutex_lock(&e->mu);
-    if (!e->running || e->n_queued >= e->queue_max) {
+    /* a free slot takes the request at the engine's next step: only requests beyond the free slots
+     * wait in the queue (counting them as queued would refuse a request an idle slot could take) */
+    int free_slots = 0;
+    for (int i = 0; i < e->n_slots; i++)
+        free_slots += !e->slots[i];
+    if (!e->running || e->n_queued >= e->queue_max + free_slots) {
         pthread_mutex_unlock(&e->mu);
         job_free(j);
         return TERN_ERR_BUSY;
@@ -456,7 +465,7 @@ void tern_job_usage(const tern_job *j, int *prompt_tokens, int *completion_token
     *completion_tokens = j->completion_tokens;
 }
 
-void tern_job_release(tern_job *j) {
+void tern_job_free(tern_job *j) {
     tern_engine *e = j->e;
     pthread_mutex_lock(&e->mu);
     j->cancelled = true;

@@ -60,7 +60,7 @@ void tern_job_cancel(tern_job *j);
 enum tern_finish tern_job_finish(const tern_job *j);
 void tern_job_usage(const tern_job *j, int *prompt_tokens, int *completion_tokens);
 /* The owner is done with the job (after it finished or was cancelled). */
-void tern_job_release(tern_job *j);
+void tern_job_free(tern_job *j);
 
 const char *tern_finish_name(enum tern_finish f);
 

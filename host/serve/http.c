@@ -241,7 +241,7 @@ static bool parse_request(tern_server *srv, struct MHD_Connection *c, struct con
                          ? tern_tokenize(srv->tok, prompt, strlen(prompt), add_bos, true, &g->ids, &g->n_ids)
                          : TERN_ERR_NOMEM;
     free(prompt);
-    if (st != TERN_OK) {
+    if (st) {
         *ret = send_error(c, cs, 500, "server_error", NULL, NULL, "the prompt could not be tokenized");
         return false;
     }
@@ -434,7 +434,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
 /* The stream is over, or the client went away: the job stops and its slot frees. */
 static void stream_free(void *cls) {
     struct stream *s = cls;
-    tern_job_release(s->job);
+    tern_job_free(s->job);
     free(s->text);
     free(s->out);
     free(s);
@@ -461,7 +461,7 @@ static enum MHD_Result reply_whole(tern_server *srv, struct MHD_Connection *c, s
     tern_job_usage(job, &p, &n);
     cs->tokens = p + n;
     free(text);
-    tern_job_release(job);
+    tern_job_free(job);
     return send_json(c, cs, 200, body);
 }
 
@@ -487,7 +487,7 @@ static enum MHD_Result generate(tern_server *srv, struct MHD_Connection *c, stru
     if (st == TERN_ERR_BUSY)
         return send_error(c, cs, 503, "server_error", "busy", NULL,
                           "the server is busy: every slot and queue place is taken; retry later");
-    if (st != TERN_OK)
+    if (st)
         return send_error(c, cs, 500, "server_error", NULL, NULL, "the request could not be queued");
     const long id = atomic_fetch_add(&srv->next_id, 1);
     if (!g.stream)
@@ -497,7 +497,7 @@ static enum MHD_Result generate(tern_server *srv, struct MHD_Connection *c, stru
         s ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free) : NULL;
     if (!r) {
         free(s);
-        tern_job_release(job);
+        tern_job_free(job);
         return MHD_NO;
     }
     *s = (struct stream){.srv = srv,
@@ -603,7 +603,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ---------------------------------------------------------------- life cycle */
 
-tern_status tern_server_start(const struct tern_server_params *p, tern_server **out) {
+tern_status tern_server_create(const struct tern_server_params *p, tern_server **out) {
     *out = NULL;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *ai = NULL;

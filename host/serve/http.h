@@ -26,7 +26,7 @@ typedef struct tern_server tern_server;
 
 /* Listen; until tern_server_ready, /health answers "loading" and the API 503. One line logged on
  * failure (address in use, bad host). */
-tern_status tern_server_start(const struct tern_server_params *p, tern_server **out);
+tern_status tern_server_create(const struct tern_server_params *p, tern_server **out);
 /* The port listened on (useful with port 0). */
 int tern_server_port(const tern_server *srv);
 /* Serve requests through engine e (tokenizer tok, chat format f, n_ctx positions per request). */

@@ -15,7 +15,7 @@ struct tern_heap {
 };
 
 /* An empty heap; no allocation until the first push. */
-static inline struct tern_heap tern_heap_make(size_t elem, bool (*before)(const void *, const void *)) {
+static inline struct tern_heap tern_heap_create(size_t elem, bool (*before)(const void *, const void *)) {
     struct tern_heap h = {NULL, 0, 0, elem, before};
     return h;
 }

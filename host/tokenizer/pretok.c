@@ -93,8 +93,8 @@ tern_status tern_pretok_split(const struct tern_pretok *p, const char *text, siz
     if (!md)
         return TERN_ERR_NOMEM;
     tern_status st = TERN_OK;
-    size_t pos = 0, done = 0;
-    while (pos < len && st == TERN_OK) {
+    size_t pos = 0, emitted = 0; /* text[0, emitted) went to fn */
+    while (pos < len) {
         int rc = p->jit ? pcre2_jit_match(p->re, (PCRE2_SPTR)text, len, pos, 0, md, NULL)
                         : pcre2_match(p->re, (PCRE2_SPTR)text, len, pos, 0, md, NULL);
         if (rc == PCRE2_ERROR_NOMATCH)
@@ -104,14 +104,15 @@ tern_status tern_pretok_split(const struct tern_pretok *p, const char *text, siz
             pcre2_get_error_message(rc, msg, sizeof msg);
             tern_log_error("pre-tokenizer: PCRE2 match failed: %s", (const char *)msg);
             st = TERN_ERR_TOKENIZER;
-            break;
+            goto done;
         }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t s = ov[0], e = ov[1];
-        if (s > done)
-            st = fn(user, text + done, s - done);
-        if (st != TERN_OK)
-            break;
+        if (s > emitted) {
+            st = fn(user, text + emitted, s - emitted);
+            if (st)
+                goto done;
+        }
         if (e == s) { /* the patterns never match empty; step over one character anyway */
             pos = s + tern_utf8_len((unsigned char)text[s]);
             if (pos > len)
@@ -119,10 +120,13 @@ tern_status tern_pretok_split(const struct tern_pretok *p, const char *text, siz
             continue;
         }
         st = fn(user, text + s, e - s);
-        done = pos = e;
+        if (st)
+            goto done;
+        emitted = pos = e;
     }
-    if (st == TERN_OK && done < len)
-        st = fn(user, text + done, len - done);
+    if (emitted < len)
+        st = fn(user, text + emitted, len - emitted);
+done:
     pcre2_match_data_free(md);
     return st;
 }

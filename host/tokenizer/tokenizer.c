@@ -56,7 +56,7 @@ static tern_status read_id(const tern_gguf *g, const char *key, int32_t n_vocab,
         *id = dflt < n_vocab ? dflt : -1;
         return TERN_OK;
     }
-    if (st != TERN_OK)
+    if (st)
         return st;
     if (v >= n_vocab) {
         tern_log_error("%s: %s: id %lld out of range (vocabulary of %d tokens)", tern_gguf_path(g), key,
@@ -78,7 +78,7 @@ static tern_status load_tokens(tern_tokenizer *tok, const tern_gguf *g) {
         tern_log_error("%s: %s: missing", tern_gguf_path(g), key);
         return TERN_ERR_FORMAT;
     }
-    if (st != TERN_OK)
+    if (st)
         return st;
     if (et != TERN_GGUF_STRING || n == 0 || n > (uint64_t)INT32_MAX / 4) {
         tern_log_error("%s: %s: expected a non-empty array of strings", tern_gguf_path(g), key);
@@ -88,7 +88,8 @@ static tern_status load_tokens(tern_tokenizer *tok, const tern_gguf *g) {
     uint64_t total = 0;
     for (uint64_t i = 0; i < n; i++) {
         struct tern_str s;
-        if ((st = tern_gguf_get_arr_str(g, key, i, &s)) != TERN_OK)
+        st = tern_gguf_get_arr_str(g, key, i, &s);
+        if (st)
             return st;
         if (s.len > UINT32_MAX / 2) {
             tern_log_error("%s: %s[%llu]: token too long", tern_gguf_path(g), key, (unsigned long long)i);
@@ -136,7 +137,7 @@ static tern_status load_token_array(const tern_gguf *g, const char *key, int32_t
     tern_status st = tern_gguf_get_arr(g, key, &et, &n, data);
     if (st == TERN_ERR_NOT_FOUND)
         return TERN_OK;
-    if (st != TERN_OK)
+    if (st)
         return st;
     bool type_ok = et == want || (want == TERN_GGUF_I32 && et == TERN_GGUF_U32);
     if (!type_ok || n != (uint64_t)n_vocab) {
@@ -196,7 +197,7 @@ static tern_status load(tern_tokenizer *tok, const tern_gguf *g, const char *pre
         tern_log_error("%s: tokenizer.ggml.model: missing", path);
         return TERN_ERR_FORMAT;
     }
-    if (st != TERN_OK)
+    if (st)
         return st;
     if (str_eq(model, "gpt2")) {
         tok->model = TERN_TOK_GPT2;
@@ -207,14 +208,17 @@ static tern_status load(tern_tokenizer *tok, const tern_gguf *g, const char *pre
                        (int)(model.len > 64 ? 64 : model.len), model.ptr);
         return TERN_ERR_UNSUPPORTED;
     }
-    if ((st = load_tokens(tok, g)) != TERN_OK)
+    st = load_tokens(tok, g);
+    if (st)
         return st;
     int32_t n = tok->n_vocab;
 
     const void *types_data, *scores_data;
-    if ((st = load_token_array(g, "tokenizer.ggml.token_type", n, TERN_GGUF_I32, &types_data)) != TERN_OK)
+    st = load_token_array(g, "tokenizer.ggml.token_type", n, TERN_GGUF_I32, &types_data);
+    if (st)
         return st;
-    if ((st = load_token_array(g, "tokenizer.ggml.scores", n, TERN_GGUF_F32, &scores_data)) != TERN_OK)
+    st = load_token_array(g, "tokenizer.ggml.scores", n, TERN_GGUF_F32, &scores_data);
+    if (st)
         return st;
     tok->types = malloc((size_t)n);
     tok->eog = calloc((size_t)n, 1);
@@ -236,22 +240,26 @@ static tern_status load(tern_tokenizer *tok, const tern_gguf *g, const char *pre
 
     /* llama.cpp's defaults for SentencePiece files without the keys: <unk> 0, <s> 1, </s> 2. */
     bool spm = tok->model == TERN_TOK_SPM;
-    if ((st = read_id(g, "tokenizer.ggml.bos_token_id", n, spm ? 1 : -1, &tok->bos)) != TERN_OK)
+    st = read_id(g, "tokenizer.ggml.bos_token_id", n, spm ? 1 : -1, &tok->bos);
+    if (st)
         return st;
-    if ((st = read_id(g, "tokenizer.ggml.eos_token_id", n, spm ? 2 : -1, &tok->eos)) != TERN_OK)
+    st = read_id(g, "tokenizer.ggml.eos_token_id", n, spm ? 2 : -1, &tok->eos);
+    if (st)
         return st;
-    if ((st = read_id(g, "tokenizer.ggml.eot_token_id", n, -1, &tok->eot)) != TERN_OK)
+    st = read_id(g, "tokenizer.ggml.eot_token_id", n, -1, &tok->eot);
+    if (st)
         return st;
-    if ((st = read_id(g, "tokenizer.ggml.unknown_token_id", n, spm ? 0 : -1, &tok->unk)) != TERN_OK)
+    st = read_id(g, "tokenizer.ggml.unknown_token_id", n, spm ? 0 : -1, &tok->unk);
+    if (st)
         return st;
     bool b = true;
     st = tern_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b);
-    if (st != TERN_OK && st != TERN_ERR_NOT_FOUND)
+    if (st && st != TERN_ERR_NOT_FOUND)
         return st;
     tok->add_bos = b && tok->bos >= 0;
     b = true;
     st = tern_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &b);
-    if (st != TERN_OK && st != TERN_ERR_NOT_FOUND)
+    if (st && st != TERN_ERR_NOT_FOUND)
         return st;
     tok->add_space_prefix = spm && b;
 
@@ -264,7 +272,8 @@ static tern_status load(tern_tokenizer *tok, const tern_gguf *g, const char *pre
         if (id >= 0 && tok->types[id] == TERN_TOKEN_CONTROL)
             tok->eog[id] = 1;
     }
-    if ((st = build_specials(tok)) != TERN_OK)
+    st = build_specials(tok);
+    if (st)
         return st;
 
     if (spm) {
@@ -272,7 +281,8 @@ static tern_status load(tern_tokenizer *tok, const tern_gguf *g, const char *pre
         tern_spm_load(tok);
         return TERN_OK;
     }
-    if ((st = tern_bpe_load(tok, g)) != TERN_OK)
+    st = tern_bpe_load(tok, g);
+    if (st)
         return st;
     const char *pre = NULL;
     if (pre_override) {
@@ -285,7 +295,7 @@ static tern_status load(tern_tokenizer *tok, const tern_gguf *g, const char *pre
     } else {
         struct tern_str s;
         st = tern_gguf_get_str(g, "tokenizer.ggml.pre", &s);
-        if (st == TERN_OK) {
+        if (!st) {
             pre = tern_pretok_canonical(s.ptr, s.len);
             if (!pre) {
                 tern_log_error("%s: tokenizer.ggml.pre: \"%.*s\" is not supported (known: %s)", path,
@@ -306,20 +316,24 @@ static tern_status load(tern_tokenizer *tok, const tern_gguf *g, const char *pre
     return tern_pretok_create(pre, &tok->pretok);
 }
 
-tern_status tern_tokenizer_load(const tern_gguf *g, const char *pre_override, tern_tokenizer **out) {
+tern_status tern_tokenizer_create(const tern_gguf *g, const char *pre_override, tern_tokenizer **out) {
     if (!g || !out)
         return TERN_ERR_ARG;
     *out = NULL;
     tern_tokenizer *tok = calloc(1, sizeof *tok);
-    tern_status st = tok ? load(tok, g, pre_override) : TERN_ERR_NOMEM;
-    if (st != TERN_OK) {
-        if (st == TERN_ERR_NOMEM) /* the loader's allocations fail silently: one line here */
-            tern_log_error("%s: out of memory while loading the tokenizer", tern_gguf_path(g));
-        tern_tokenizer_free(tok);
-        return st;
-    }
+    tern_status st = TERN_ERR_NOMEM;
+    if (!tok)
+        goto done;
+    st = load(tok, g, pre_override);
+    if (st)
+        goto done;
     *out = tok;
     return TERN_OK;
+done:                         /* failures only */
+    if (st == TERN_ERR_NOMEM) /* the loader's allocations fail silently: one line here */
+        tern_log_error("%s: out of memory while loading the tokenizer", tern_gguf_path(g));
+    tern_tokenizer_free(tok);
+    return st;
 }
 
 void tern_tokenizer_free(tern_tokenizer *tok) {
@@ -422,36 +436,47 @@ tern_status tern_tokenize(const tern_tokenizer *tok, const char *text, size_t le
     *ids = NULL;
     *n_ids = 0;
     struct tern_tok_ids out = {0};
-    tern_status st = TERN_OK;
+    tern_status st;
     /* no second BOS when the text spells it (a chat prompt written with <|begin_of_text|>), as the
      * Hugging Face tokenizer, llama.cpp and bitnet.cpp do */
     if (add_bos && tok->bos >= 0 &&
-        !(len > 0 && tok->n_specials && match_special(tok, text, len, parse_special) == tok->bos))
+        !(len > 0 && tok->n_specials && match_special(tok, text, len, parse_special) == tok->bos)) {
         st = tern_tok_ids_push(&out, tok->bos);
+        if (st)
+            goto done;
+    }
     size_t seg = 0;
-    for (size_t pos = 0; pos < len && st == TERN_OK;) {
+    for (size_t pos = 0; pos < len;) {
         int32_t id = tok->n_specials ? match_special(tok, text + pos, len - pos, parse_special) : -1;
         if (id < 0) {
             pos++;
             continue;
         }
-        if (pos > seg)
+        if (pos > seg) {
             st = encode_fragment(tok, text + seg, pos - seg, &out);
-        if (st == TERN_OK)
-            st = tern_tok_ids_push(&out, id);
+            if (st)
+                goto done;
+        }
+        st = tern_tok_ids_push(&out, id);
+        if (st)
+            goto done;
         pos += tok->text_len[id];
         seg = pos;
     }
-    if (st == TERN_OK && len > seg)
+    if (len > seg) {
         st = encode_fragment(tok, text + seg, len - seg, &out);
-    if (st == TERN_OK && !(*ids = out.v ? out.v : malloc(sizeof(int32_t))))
-        st = TERN_ERR_NOMEM;
-    if (st != TERN_OK) {
-        if (st == TERN_ERR_NOMEM)
-            tern_log_error("out of memory while tokenizing %zu bytes of text", len);
-        free(out.v);
-        return st;
+        if (st)
+            goto done;
     }
+    st = TERN_ERR_NOMEM;
+    *ids = out.v ? out.v : malloc(sizeof(int32_t));
+    if (!*ids)
+        goto done;
     *n_ids = out.n;
     return TERN_OK;
+done: /* failures only */
+    if (st == TERN_ERR_NOMEM)
+        tern_log_error("out of memory while tokenizing %zu bytes of text", len);
+    free(out.v);
+    return st;
 }

@@ -24,7 +24,7 @@ enum tern_token_type {
 
 /* pre_override: NULL, or a pre-tokenizer name that replaces tokenizer.ggml.pre (--pre).
  * Errors name the key at fault (TERN_ERR_FORMAT) or the unknown model/pre name (TERN_ERR_UNSUPPORTED). */
-tern_status tern_tokenizer_load(const tern_gguf *g, const char *pre_override, tern_tokenizer **out);
+tern_status tern_tokenizer_create(const tern_gguf *g, const char *pre_override, tern_tokenizer **out);
 void tern_tokenizer_free(tern_tokenizer *tok);
 
 int32_t tern_tokenizer_n_vocab(const tern_tokenizer *tok);

@@ -88,7 +88,7 @@ tern_status tern_bpe_load(tern_tokenizer *tok, const tern_gguf *g) {
         tern_log_error("%s: %s: missing (gpt2 tokenizers need their merges)", tern_gguf_path(g), key);
         return TERN_ERR_FORMAT;
     }
-    if (st != TERN_OK)
+    if (st)
         return st;
     if (et != TERN_GGUF_STRING || n > INT32_MAX) {
         tern_log_error("%s: %s: expected an array of strings", tern_gguf_path(g), key);
@@ -108,7 +108,7 @@ tern_status tern_bpe_load(tern_tokenizer *tok, const tern_gguf *g) {
     for (uint64_t i = 0; i < n; i++) {
         struct tern_str s;
         st = tern_gguf_get_arr_str(g, key, i, &s);
-        if (st != TERN_OK)
+        if (st)
             break;
         /* Search from 1 like llama.cpp, so a part may itself start with a space. */
         const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
@@ -155,7 +155,7 @@ tern_status tern_bpe_load(tern_tokenizer *tok, const tern_gguf *g) {
         }
     }
     free(buf);
-    if (st != TERN_OK)
+    if (st)
         return st;
     if (skipped)
         tern_log_warn(
@@ -223,7 +223,7 @@ tern_status tern_bpe_encode_word(const tern_tokenizer *tok, const char *word, si
     if (len > INT32_MAX / 2)
         return TERN_ERR_ARG;
     struct sym *syms = malloc(len * sizeof *syms);
-    struct tern_heap h = tern_heap_make(sizeof(struct cand), cand_less);
+    struct tern_heap h = tern_heap_create(sizeof(struct cand), cand_less);
     if (!syms)
         return TERN_ERR_NOMEM;
     for (size_t i = 0; i < len; i++) {
@@ -231,9 +231,12 @@ tern_status tern_bpe_encode_word(const tern_tokenizer *tok, const char *word, si
         syms[i].prev = (int32_t)i - 1;
         syms[i].next = i + 1 < len ? (int32_t)i + 1 : -1;
     }
-    for (int32_t i = 0; i + 1 < (int32_t)len && st == TERN_OK; i++)
+    for (int32_t i = 0; i + 1 < (int32_t)len; i++) {
         st = try_pair(tok, &h, syms, i);
-    while (st == TERN_OK && h.n) {
+        if (st)
+            goto done;
+    }
+    while (h.n) {
         struct cand c;
         tern_heap_pop(&h, &c);
         struct sym *l = &syms[c.pos];
@@ -247,14 +250,21 @@ tern_status tern_bpe_encode_word(const tern_tokenizer *tok, const char *word, si
             syms[r->next].prev = c.pos;
         r->id = -2; /* dead */
         st = try_pair(tok, &h, syms, l->prev);
-        if (st == TERN_OK)
-            st = try_pair(tok, &h, syms, c.pos);
+        if (st)
+            goto done;
+        st = try_pair(tok, &h, syms, c.pos);
+        if (st)
+            goto done;
     }
-    for (int32_t i = 0; st == TERN_OK && i >= 0; i = syms[i].next) {
+    for (int32_t i = 0; i >= 0; i = syms[i].next) {
         int32_t id = syms[i].id >= 0 ? syms[i].id : tok->unk; /* a byte with no token of its own */
-        if (id >= 0)
+        if (id >= 0) {
             st = tern_tok_ids_push(out, id);
+            if (st)
+                goto done;
+        }
     }
+done:
     tern_heap_free(&h);
     free(syms);
     return st;

@@ -54,7 +54,7 @@ tern_status tern_spm_encode(const tern_tokenizer *tok, const char *text, size_t 
     size_t cap = (len + 1) * 3;
     char *esc = malloc(cap);
     struct spm_sym *syms = malloc((len + 1) * sizeof *syms);
-    struct tern_heap h = tern_heap_make(sizeof(struct bigram), bigram_before);
+    struct tern_heap h = tern_heap_create(sizeof(struct bigram), bigram_before);
     tern_status st = TERN_OK;
     if (!esc || !syms) {
         st = TERN_ERR_NOMEM;
@@ -82,9 +82,12 @@ tern_status tern_spm_encode(const tern_tokenizer *tok, const char *text, size_t 
         n_syms++;
         off += cl;
     }
-    for (int32_t i = 0; i + 1 < n_syms && st == TERN_OK; i++)
+    for (int32_t i = 0; i + 1 < n_syms; i++) {
         st = try_bigram(tok, &h, esc, syms, i);
-    while (st == TERN_OK && h.n) {
+        if (st)
+            goto done;
+    }
+    while (h.n) {
         struct bigram b;
         tern_heap_pop(&h, &b);
         struct spm_sym *l = &syms[b.left];
@@ -99,24 +102,34 @@ tern_status tern_spm_encode(const tern_tokenizer *tok, const char *text, size_t 
         if (r->next >= 0)
             syms[r->next].prev = b.left;
         st = try_bigram(tok, &h, esc, syms, l->prev);
-        if (st == TERN_OK)
-            st = try_bigram(tok, &h, esc, syms, b.left);
+        if (st)
+            goto done;
+        st = try_bigram(tok, &h, esc, syms, b.left);
+        if (st)
+            goto done;
     }
-    for (int32_t i = n_syms ? 0 : -1; st == TERN_OK && i >= 0; i = syms[i].next) {
+    for (int32_t i = n_syms ? 0 : -1; i >= 0; i = syms[i].next) {
         int32_t id = tern_tok_lookup(tok, esc + syms[i].off, syms[i].n);
         if (id >= 0) {
             st = tern_tok_ids_push(out, id);
+            if (st)
+                goto done;
             continue;
         }
         /* Only single characters reach here: every merge made a vocabulary entry. */
-        for (uint32_t k = 0; k < syms[i].n && st == TERN_OK; k++) {
+        for (uint32_t k = 0; k < syms[i].n; k++) {
             int32_t bid = tok->byte_to_id[(uint8_t)esc[syms[i].off + k]];
             if (bid < 0) {
-                if (tok->unk >= 0)
+                if (tok->unk >= 0) {
                     st = tern_tok_ids_push(out, tok->unk);
+                    if (st)
+                        goto done;
+                }
                 break; /* one unknown token for the whole character */
             }
             st = tern_tok_ids_push(out, bid);
+            if (st)
+                goto done;
         }
     }
 done:

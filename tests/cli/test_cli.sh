@@ -104,9 +104,15 @@ else bad bench_depth "$(cat "$tmp/b2" "$tmp/err")"; fi
 "$tern" bench -m "$model" -p 8 -n 0 -d 0 -r 1 >"$tmp/b4" 2>"$tmp/err"
 if [ $? -eq 0 ] && grep -q "| *pp8 |" "$tmp/b4" && ! grep -q "tg" "$tmp/b4"; then ok bench_depth_zero
 else bad bench_depth_zero "$(cat "$tmp/b4" "$tmp/err")"; fi
+"$tern" bench -m "$model" -p 4,8 -n 0,2 -r 3 >"$tmp/b5" 2>"$tmp/err"
+if [ $? -eq 0 ] && grep -q "| *pp4 |" "$tmp/b5" && grep -q "| *pp8 |" "$tmp/b5" && grep -q "| *tg2 |" "$tmp/b5" &&
+   grep -q "min / median" "$tmp/b5" && grep -q "GMAC/s (" "$tmp/b5" && grep -q "^compute probe" "$tmp/b5"; then
+    ok bench_size_lists
+else bad bench_size_lists "$(cat "$tmp/b5" "$tmp/err")"; fi
 "$tern" bench --shape tiny --type tq1_0 --head q8_0 -p 8 -n 0 -r 1 --json >"$tmp/b3" 2>"$tmp/err"
 if [ $? -eq 0 ] && head -c 1 "$tmp/b3" | grep -q "\[" && grep -q '"test": "pp8"' "$tmp/b3" &&
-   grep -q "TQ1_0, Q8_0 head" "$tmp/b3"; then ok bench_shape_json
+   grep -q "TQ1_0, Q8_0 head" "$tmp/b3" && grep -q '"median": [0-9]' "$tmp/b3" && grep -q '"samples": \[[0-9.]*\]' "$tmp/b3" &&
+   grep -q '"gemm_gmac_per_s": [1-9]' "$tmp/b3"; then ok bench_shape_json
 else bad bench_shape_json "$(cat "$tmp/b3" "$tmp/err")"; fi
 
 for cmd in run chat info tokenize bench convert; do

@@ -40,6 +40,19 @@ else bad probe_cache_corrupt_ignored "$(cat "$tmp/e3")"; fi
 run --reprobe >"$tmp/o4" 2>"$tmp/e4"
 if [ "$(grep -c "notice: measuring" "$tmp/e4")" -eq 2 ]; then ok reprobe; else bad reprobe "$(cat "$tmp/e4")"; fi
 
+# --head-mode auto follows the probe: the CPU certifies when its cached certified-head time is the
+# lower one (rows recomputed per token below the vocabulary's 1000), not when it is the higher one
+cpu_probe=$(grep -l "| CPU (" "$tmp"/cache/probe-*.txt)
+set_cert_time() { awk -v t="$1" 'NR == 3 { $6 = t } { print }' "$cpu_probe" >"$tmp/p" && mv "$tmp/p" "$cpu_probe"; }
+rows() { TERN_LOG=debug run 2>&1 >/dev/null | sed -n 's/.*certified head: .* tokens, \([0-9.]*\) rows.*/\1/p'; }
+set_cert_time 0
+r_fast=$(rows)
+set_cert_time 1
+r_slow=$(rows)
+if awk -v f="$r_fast" -v s="$r_slow" 'BEGIN { exit !(f != "" && f + 0 < 1000 && s + 0 == 1000) }'; then
+    ok head_mode_auto_follows_probe
+else bad head_mode_auto_follows_probe "rows per token: $r_fast with a faster, $r_slow with a slower certified head"; fi
+
 # usage errors: exit 2, one line, nothing on stdout
 usage_error() {
     local name=$1 pattern=$2

@@ -1,4 +1,4 @@
-/* libFuzzer target for the GGUF reader: open any byte string with tern_gguf_open_memory and, when
+/* libFuzzer target for the GGUF reader: open any byte string with tern_gguf_create_from_memory and, when
  * it is accepted, walk every key, array element and tensor. Also checks the reader's logging
  * contract: a rejected input logs exactly one error line, an accepted one logs none. */
 #include <stdbool.h>
@@ -93,13 +93,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tern_log_set_callback(count_log, NULL);
     tern_gguf *g = NULL;
     n_errors = 0;
-    tern_status st = tern_gguf_open_memory(data, size, "fuzz", &g);
+    tern_status st = tern_gguf_create_from_memory(data, size, "fuzz", &g);
     if (st == TERN_OK ? n_errors != 0 : (n_errors != 1 || g != NULL))
         abort(); /* the one-line-per-failure contract is broken */
     if (st != TERN_OK)
         return 0;
     check_tensors(g, data, size);
     walk(g);
-    tern_gguf_close(g);
+    tern_gguf_free(g);
     return 0;
 }

@@ -39,12 +39,12 @@ int main(int argc, char **argv) {
     }
     double t0 = now_s();
     struct tern_hf_vocab *v;
-    tern_status st = tern_hf_vocab_load(argv[1], &v);
+    tern_status st = tern_hf_vocab_create(argv[1], &v);
     if (st != TERN_OK)
-        return die("tern_hf_vocab_load", st);
+        return die("tern_hf_vocab_create", st);
     tern_gguf_writer *w;
-    if ((st = tern_gguf_writer_init(&w)) != TERN_OK)
-        return die("tern_gguf_writer_init", st);
+    if ((st = tern_gguf_writer_create(&w)) != TERN_OK)
+        return die("tern_gguf_writer_create", st);
     st = tern_hf_vocab_write(v, w);
     if (st == TERN_OK)
         st = tern_gguf_writer_write(w, argv[3]);
@@ -55,14 +55,14 @@ int main(int argc, char **argv) {
     double t1 = now_s();
 
     tern_gguf *g;
-    if ((st = tern_gguf_open(argv[3], &g)) != TERN_OK)
-        return die("tern_gguf_open", st);
+    if ((st = tern_gguf_create(argv[3], &g)) != TERN_OK)
+        return die("tern_gguf_create", st);
     tern_tokenizer *tok;
     double t2 = now_s();
-    st = tern_tokenizer_load(g, NULL, &tok);
+    st = tern_tokenizer_create(g, NULL, &tok);
     double t3 = now_s();
     if (st != TERN_OK)
-        return die("tern_tokenizer_load", st);
+        return die("tern_tokenizer_create", st);
     printf("vocab: %d tokens, model %s, pre %s; hf -> gguf %.3f s, tokenizer load %.3f s\n",
            tern_tokenizer_n_vocab(tok), tern_tokenizer_model_name(tok), tern_tokenizer_pre_name(tok), t1 - t0,
            t3 - t2);
@@ -157,7 +157,7 @@ int main(int argc, char **argv) {
            n_lines, n_bytes, n_tokens, n_bad, n_bad_decode, t_tok,
            t_tok > 0 ? (double)n_bytes / t_tok / 1e6 : 0.0);
     tern_tokenizer_free(tok);
-    tern_gguf_close(g);
+    tern_gguf_free(g);
     if (n_lines < 2000) {
         printf("FAIL: only %zu lines compared (need at least 2000)\n", n_lines);
         return 1;

@@ -1,0 +1,140 @@
+/* The certified head's shadow cache (see head_cache.h). */
+#define _DEFAULT_SOURCE /* MAP_POPULATE beside the POSIX baseline */
+#include "head_cache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "head_cert.h"
+#include "log.h"
+#include "types.h"
+
+static const char magic[] = "tern-head-shadow\n";
+
+enum { KEY_MAX = TERN_HEAD_CACHE_HEADER - 128 }; /* the magic and the sizes line take the rest */
+
+/* The cache file of m (named by the path part of its source_id) and the key its header must hold. */
+static bool cache_names(const struct tern_model_view *m, char *path, size_t n_path, char *key, size_t n_key) {
+    const char *id = m->source_id;
+    char dir[3072];
+    if (!id || !tern_cache_dir(dir, sizeof dir))
+        return false;
+    const char *bar = strchr(id, '|');
+    const size_t n_file = bar ? (size_t)(bar - id) : strlen(id);
+    char file[4096];
+    snprintf(file, sizeof file, "%.*s", (int)n_file, id);
+    if (access(file, F_OK) != 0)
+        return false; /* unlinked since it was opened (tern bench's random models): nothing to key */
+    const uint64_t h = tern_fnv1a(TERN_FNV_SEED, id, n_file);
+    snprintf(path, n_path, "%s/head-shadow-%016llx.bin", dir, (unsigned long long)h);
+    const struct tern_tensor *o = &m->output;
+    const int len = snprintf(key, n_key, "%s | head %s %lld x %lld, %zu bytes a row | shadow %d", id,
+                             tern_type_name(o->type), (long long)o->ne1, (long long)o->ne0, o->row_bytes,
+                             TERN_HEAD_SHADOW_VERSION);
+    return len > 0 && (size_t)len < n_key;
+}
+
+/* A 64-bit checksum of n bytes: four interleaved FNV-style lanes over 8-byte words (a pass over
+ * 2B-4T's 333 MB takes tens of milliseconds, where byte-wise FNV-1a takes most of a second). */
+static uint64_t checksum(const uint8_t *p, size_t n) {
+    uint64_t h[4] = {TERN_FNV_SEED, TERN_FNV_SEED ^ 1, TERN_FNV_SEED ^ 2, TERN_FNV_SEED ^ 3};
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int l = 0; l < 4; l++) {
+            uint64_t w;
+            memcpy(&w, p + i + 8 * l, 8);
+            h[l] = (h[l] ^ w) * 0x100000001b3ULL;
+        }
+    uint64_t s = tern_fnv1a(TERN_FNV_SEED, p + i, n - i);
+    for (int l = 0; l < 4; l++)
+        s = (s ^ h[l]) * 0x100000001b3ULL;
+    return s;
+}
+
+/* The checksum the header holds: of the shadow, then of the coefficients. */
+static uint64_t payload_sum(const uint8_t *shadow, size_t shadow_bytes, const float *coef, size_t n_rows) {
+    return (checksum(shadow, shadow_bytes) ^ checksum((const uint8_t *)coef, n_rows * sizeof(float))) *
+           0x100000001b3ULL;
+}
+
+bool tern_head_cache_map(struct tern_head_cache *c, const struct tern_model_view *m, size_t shadow_bytes) {
+    memset(c, 0, sizeof *c);
+    char path[4096], key[KEY_MAX];
+    if (!cache_names(m, path, sizeof path, key, sizeof key))
+        return false;
+    const int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return false; /* not cached yet */
+    const size_t n_rows = (size_t)m->output.ne1;
+    const size_t bytes = TERN_HEAD_CACHE_HEADER + shadow_bytes + n_rows * sizeof(float);
+    struct stat sb;
+    int flags = MAP_PRIVATE;
+#ifdef MAP_POPULATE
+    flags |= MAP_POPULATE; /* the first token reads every page anyway, and the checksum now */
+#endif
+    void *map = fstat(fd, &sb) == 0 && (uint64_t)sb.st_size == (uint64_t)bytes
+                    ? mmap(NULL, bytes, PROT_READ, flags, fd, 0)
+                    : MAP_FAILED;
+    close(fd);
+    const char *why = "corrupt";
+    if (map != MAP_FAILED) {
+        const char *h = map;
+        const size_t key_len = strlen(key);
+        unsigned long long n_shadow = 0, n = 0, sum = 0;
+        if (memcmp(h, magic, sizeof magic - 1) != 0) {
+            why = "corrupt";
+        } else if (memcmp(h + sizeof magic - 1, key, key_len) != 0 || h[sizeof magic - 1 + key_len] != '\n') {
+            why = "stale";
+        } else if (sscanf(h + sizeof magic + key_len, "%llu %llu %llx", &n_shadow, &n, &sum) == 3 &&
+                   n_shadow == shadow_bytes && n == n_rows &&
+                   payload_sum((const uint8_t *)map + TERN_HEAD_CACHE_HEADER, shadow_bytes,
+                               (const float *)((const uint8_t *)map + TERN_HEAD_CACHE_HEADER + shadow_bytes),
+                               n_rows) == sum) {
+            c->map = map;
+            c->map_bytes = bytes;
+            c->shadow = (const uint8_t *)map + TERN_HEAD_CACHE_HEADER;
+            c->coef = (const float *)(c->shadow + shadow_bytes);
+            return true;
+        }
+        munmap(map, bytes);
+    }
+    tern_log_info("notice: ignoring the %s certified-head cache %s (building the shadow again)", why, path);
+    return false;
+}
+
+void tern_head_cache_store(const struct tern_model_view *m, const uint8_t *shadow, size_t shadow_bytes,
+                           const float *coef) {
+    char path[4096], tmp[4200], key[KEY_MAX];
+    if (!cache_names(m, path, sizeof path, key, sizeof key))
+        return;
+    const size_t n_rows = (size_t)m->output.ne1;
+    char header[TERN_HEAD_CACHE_HEADER] = {0};
+    snprintf(header, sizeof header, "%s%s\n%llu %llu %016llx\n", magic, key, (unsigned long long)shadow_bytes,
+             (unsigned long long)n_rows, (unsigned long long)payload_sum(shadow, shadow_bytes, coef, n_rows));
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    bool ok = f && fwrite(header, 1, sizeof header, f) == sizeof header &&
+              fwrite(shadow, 1, shadow_bytes, f) == shadow_bytes &&
+              fwrite(coef, sizeof(float), n_rows, f) == n_rows;
+    if (f)
+        ok = fclose(f) == 0 && ok;
+    if (ok)
+        ok = rename(tmp, path) == 0;
+    if (!ok) {
+        tern_log_warn("cannot write the certified-head cache %s: %s", path, strerror(errno));
+        remove(tmp);
+    }
+}
+
+void tern_head_cache_unmap(struct tern_head_cache *c) {
+    if (c->map)
+        munmap(c->map, c->map_bytes);
+    memset(c, 0, sizeof *c);
+}

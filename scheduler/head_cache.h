@@ -1,0 +1,43 @@
+/* The certified head's shadow (head_cert.h) cached in the cache folder (cache.h), so that later loads
+ * of the same model map it instead of building it (issue 12). One file per model path,
+ * <cache>/head-shadow-<hash of the path>.bin:
+ *   a TERN_HEAD_CACHE_HEADER-byte header: a magic line; the key (the model's source_id, the head's
+ *   type and shape and TERN_HEAD_SHADOW_VERSION); the shadow's size, its row count and a checksum
+ *   of what follows; zeros;
+ *   the shadow rows, then the bound coefficient of every row (f32).
+ * A file whose key differs (the model file or the shadow's format changed) is stale, one whose size
+ * or checksum does not match is corrupt: either is ignored with one notice, and the caller builds
+ * the shadow again and replaces the file. */
+#ifndef TERN_HEAD_CACHE_H
+#define TERN_HEAD_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "device.h"
+
+enum {
+    TERN_HEAD_CACHE_HEADER = 4096,       /* the shadow starts on a page */
+    TERN_HEAD_CACHE_MIN_BYTES = 1u << 20 /* smaller shadows are built at every load: faster than a file */
+};
+
+/* A mapped cache file; map is NULL when none is mapped. */
+struct tern_head_cache {
+    void *map;
+    size_t map_bytes;
+    const uint8_t *shadow; /* shadow_bytes */
+    const float *coef;     /* one per head row */
+};
+
+/* Maps the cached shadow of m's head, shadow_bytes long. False (nothing mapped) when caching is
+ * off, the model has no source_id, or the file is missing, stale or corrupt (with a notice). */
+bool tern_head_cache_map(struct tern_head_cache *c, const struct tern_model_view *m, size_t shadow_bytes);
+
+/* Writes the shadow and coefficients of m's head to the cache (atomically; a failure is a warning). */
+void tern_head_cache_store(const struct tern_model_view *m, const uint8_t *shadow, size_t shadow_bytes,
+                           const float *coef);
+
+void tern_head_cache_unmap(struct tern_head_cache *c);
+
+#endif
