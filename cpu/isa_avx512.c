@@ -619,8 +619,10 @@ static void avx512_matvec(float *out, const struct tern_tensor *t, const float *
 
 /* Each row is loaded and decoded once for up to MT inputs; every input's accumulators see the
  * operations of the one-input loops above in the same order, so each gets the bits matvec gives it
- * alone (2 x MT accumulators + the row's vectors stay in the 32 zmm registers). */
-enum { MT = 8 };
+ * alone (2 x MT accumulators + the row's vectors stay in the 32 zmm registers). Passes of 8 inputs
+ * measured slower than two of 4 (8 x's, 80 KiB at 2560 wide, leave L1: tg32 x8 on 2b4t 79 against
+ * 105 tokens/s), so a pass takes at most 4. */
+enum { MT = 4 };
 
 /* nr rows from row (row_bytes apart) for nt inputs: every x load serves nr rows, every decoded
  * weight vector nt inputs (2 x nr x nt <= 16 accumulators) */
@@ -719,11 +721,11 @@ TERN_INLINE void plain_tokens(float *const *out, const struct tern_tensor *t, co
                           t->ne0, x, elt, 1, nt);
 }
 
-/* rows [r0, r1) for nt <= MT inputs (nt a constant after inlining): two rows at a time for up to four
- * inputs, four for up to two (16 accumulators in every case) */
+/* rows [r0, r1) for nt <= MT inputs (nt a constant after inlining): two rows at a time for three or
+ * four inputs, four for up to two (16 accumulators in every case) */
 TERN_INLINE void rows_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
                              int64_t r0, int64_t r1, const int nt) {
-    const int nr = nt <= 2 ? 4 : nt <= 4 ? 2 : 1;
+    const int nr = nt <= 2 ? 4 : 2;
     switch (t->type) {
     case TERN_TYPE_F32:
         plain_tokens(out, t, x, r0, r1, ELT_F32, nr, nt);
@@ -751,12 +753,10 @@ static void avx512_matvec_tokens(float *const *out, const struct tern_tensor *t,
             avx512_matvec(out[k], t, x[k], row_begin, row_end);
         return;
     }
-    /* passes of 8, 4, 2 and 1 inputs */
+    /* passes of 4, 2 and 1 inputs (the rows of a pass stay in L2 for the next) */
     for (int k0 = 0; k0 < n_tok;) {
-        const int left = n_tok - k0, nt = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-        if (nt == 8)
-            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 8);
-        else if (nt == 4)
+        const int left = n_tok - k0, nt = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        if (nt == 4)
             rows_tokens(out + k0, t, x + k0, row_begin, row_end, 4);
         else if (nt == 2)
             rows_tokens(out + k0, t, x + k0, row_begin, row_end, 2);
