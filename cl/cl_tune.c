@@ -128,23 +128,24 @@ static double measure(struct search *s, const struct tern_cl_tuning *want, struc
     *used = *want;
     tern_log_capture_begin(&cap);
     tern_status st = tern_cl_device_create_tuned(s->spec, want, &dev);
-    if (st == TERN_OK) {
-        const struct tern_cl_rt *rt = tern_cl_device_rt(&dev);
-        *used = (struct tern_cl_tuning){rt->cpu_kernels, rt->wg, rt->lpr, rt->mm_kb};
-        for (int i = 0; i < s->n; i++)
-            if (same(&s->tried[i], used)) {
-                dev.ops->free(dev.ctx);
-                tern_log_capture_end(&cap, 0);
-                return s->cost[i];
-            }
-        struct tern_probe p;
-        st = tern_probe_measure(&dev, s->m, &p);
-        dev.ops->free(dev.ctx);
-        if (st == TERN_OK)
-            cost = p.decode_layer_s + p.prefill_layer_s;
-    }
+    if (st)
+        goto done;
+    const struct tern_cl_rt *rt = tern_cl_device_rt(&dev);
+    *used = (struct tern_cl_tuning){rt->cpu_kernels, rt->wg, rt->lpr, rt->mm_kb};
+    for (int i = 0; i < s->n; i++)
+        if (same(&s->tried[i], used)) {
+            dev.ops->free(dev.ctx);
+            tern_log_capture_end(&cap, 0);
+            return s->cost[i];
+        }
+    struct tern_probe p;
+    st = tern_probe_measure(&dev, s->m, &p);
+    dev.ops->free(dev.ctx);
+    if (!st)
+        cost = p.decode_layer_s + p.prefill_layer_s;
+done:
     tern_log_capture_end(&cap, 0);
-    if (st != TERN_OK)
+    if (st)
         tern_log_debug("cl: tuning: %s wg %d lpr %d mm_kb %d fails: %s", want->cpu_kernels ? "cpu" : "gpu",
                        want->wg, want->lpr, want->mm_kb, cap.msg);
     if (s->n < MAX_TRIED) {
@@ -187,7 +188,7 @@ tern_status tern_cl_device_tune(const char *spec, const struct tern_model_view *
     memset(out, 0, sizeof *out);
     struct tern_device dev;
     tern_status st = tern_cl_device_create_tuned(spec, NULL, &dev);
-    if (st != TERN_OK)
+    if (st)
         return st;
     const struct tern_cl_rt *rt = tern_cl_device_rt(&dev);
     out->base = rt->base;
@@ -225,7 +226,7 @@ tern_status tern_cl_device_tune(const char *spec, const struct tern_model_view *
 
     /* stored through a device opened with the result: the key is the one later opens compute */
     st = tern_cl_device_create_tuned(spec, &out->best, &dev);
-    if (st != TERN_OK)
+    if (st)
         return st;
     tune_store(tern_cl_device_rt(&dev), out, out->path, sizeof out->path);
     dev.ops->free(dev.ctx);

@@ -556,7 +556,28 @@ static void batch_check_edges(void) {
         CHECK_INT(cases[i].want == TERN_OK ? 0 : 1, n_batch_errors);
     }
     const struct tern_batch empty = {0, NULL, NULL};
+    n_batch_errors = 0;
     CHECK_STATUS(TERN_ERR_ARG, tern_batch_check(&empty, 8, 3, "test"));
+    CHECK_INT(1, n_batch_errors);
+    /* a sequence's positions must increase (interleaved with another sequence's is fine): a repeated
+     * or earlier position would write a K/V slot twice in one batch; 100 sequences take the heap */
+    static const struct {
+        int32_t pos[4], seq[4];
+        tern_status want;
+    } order[] = {
+        {{0, 0, 1, 1}, {0, 1, 0, 1}, TERN_OK},
+        {{3, 5, 4, 6}, {0, 0, 1, 1}, TERN_OK},
+        {{0, 1, 1, 2}, {0, 0, 0, 0}, TERN_ERR_ARG},
+        {{2, 0, 1, 3}, {0, 1, 0, 1}, TERN_ERR_ARG},
+        {{0, 1, 2, 1}, {0, 1, 2, 99}, TERN_OK},
+        {{5, 0, 2, 5}, {99, 98, 97, 99}, TERN_ERR_ARG},
+    };
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        const struct tern_batch b = {4, order[i].pos, order[i].seq};
+        n_batch_errors = 0;
+        CHECK_STATUS(order[i].want, tern_batch_check(&b, 8, 100, "test"));
+        CHECK_INT(order[i].want == TERN_OK ? 0 : 1, n_batch_errors);
+    }
     tern_log_set_callback(NULL, NULL);
 }
 

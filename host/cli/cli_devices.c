@@ -138,7 +138,8 @@ static int tune_devices(const struct tern_model_view *m, bool quick) {
         char spec[16], base[64], best[64];
         snprintf(spec, sizeof spec, "%d", i);
         struct tern_cl_tune_result r;
-        if (tern_cl_device_tune(spec, m, quick, &r) != TERN_OK)
+        tern_status st = tern_cl_device_tune(spec, m, quick, &r);
+        if (st)
             return CLI_EXIT_FAIL;
         snprintf(base, sizeof base, "%s wg%d lpr%d kb%d", r.base.cpu_kernels ? "cpu" : "gpu", r.base.wg,
                  r.base.lpr, r.base.mm_kb);
@@ -207,7 +208,8 @@ int cli_devices(int argc, char **argv) {
     if (tune) {
         tern_model *tm = NULL;
         int rc = CLI_EXIT_FAIL;
-        if ((model ? tern_model_create(model, &tm) : cli_build_shape(shape, 0, 0, &tm)) == TERN_OK)
+        tern_status st = model ? tern_model_create(model, &tm) : cli_build_shape(shape, 0, 0, &tm);
+        if (!st)
             rc = tune_devices(tern_model_view(tm), quick);
         tern_model_free(tm);
         return rc;
