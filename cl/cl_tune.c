@@ -2,12 +2,10 @@
  * over kernel designs, work-group sizes, lanes per row and matmul block sizes, each candidate timed
  * by the probe on the loaded model, and the stored result in the cache folder that
  * tern_cl_rt_create reads. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../scheduler/cache.h"
 #include "../scheduler/log.h"
@@ -30,12 +28,7 @@ static void tune_key(const struct tern_cl_rt *rt, char *buf, size_t n) {
 }
 
 static bool tune_path(const char *key, char *buf, size_t n) {
-    char dir[3072];
-    if (!tern_cache_dir(dir, sizeof dir))
-        return false;
-    const uint64_t h = tern_fnv1a(TERN_FNV_SEED, key, strlen(key));
-    snprintf(buf, n, "%s/cl-tune-%016llx.txt", dir, (unsigned long long)h);
-    return true;
+    return tern_cache_file("cl-tune", key, strlen(key), ".txt", buf, n);
 }
 
 static bool pow2(int v) {
@@ -74,33 +67,34 @@ bool tern_cl_tune_load(const struct tern_cl_rt *rt, struct tern_cl_tuning *out) 
     return true;
 }
 
+struct tune_file {
+    const char *key;
+    const struct tern_cl_tune_result *r;
+};
+
+static bool fill_tune(FILE *f, void *user) {
+    const struct tune_file *tf = user;
+    const struct tern_cl_tune_result *r = tf->r;
+    const struct tern_cl_tuning *b = &r->best;
+    return fprintf(f,
+                   "%s\n%s\n%d %d %d %d\n"
+                   "cost %.6f ms per layer (decode + prefill token); built-in %d %d %d %d: %.6f ms\n",
+                   tune_magic, tf->key, b->cpu_kernels, b->wg, b->lpr, b->mm_kb, r->best_s * 1e3,
+                   r->base.cpu_kernels, r->base.wg, r->base.lpr, r->base.mm_kb, r->base_s * 1e3) > 0;
+}
+
 /* Store the result in path; one warning when the file cannot be written, path "" when caching is
  * off. */
 static void tune_store(const struct tern_cl_rt *rt, const struct tern_cl_tune_result *r, char *path,
                        size_t n) {
-    char key[1024], tmp[4200];
-    path[0] = 0;
+    char key[1024];
     tune_key(rt, key, sizeof key);
     if (!tune_path(key, path, n)) {
         path[0] = 0;
         return;
     }
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)time(NULL));
-    FILE *f = fopen(tmp, "w");
-    const struct tern_cl_tuning *b = &r->best;
-    bool ok = f && fprintf(f,
-                           "%s\n%s\n%d %d %d %d\n"
-                           "cost %.6f ms per layer (decode + prefill token); built-in %d %d %d %d: %.6f ms\n",
-                           tune_magic, key, b->cpu_kernels, b->wg, b->lpr, b->mm_kb, r->best_s * 1e3,
-                           r->base.cpu_kernels, r->base.wg, r->base.lpr, r->base.mm_kb, r->base_s * 1e3) > 0;
-    if (f)
-        ok = fclose(f) == 0 && ok;
-    if (ok)
-        ok = rename(tmp, path) == 0;
-    if (!ok) {
-        tern_log_warn("cannot write the OpenCL tuning %s: %s", path, strerror(errno));
-        remove(tmp);
-    }
+    struct tune_file tf = {key, r};
+    tern_cache_write(path, "OpenCL tuning", fill_tune, &tf);
 }
 
 /* ---------------------------------------------------------------- the search */

@@ -1,9 +1,14 @@
 /* The cache folder (see cache.h). */
 #include "cache.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
 
 bool tern_cache_dir(char *buf, size_t n) {
     const char *dir = getenv("TERN_CACHE_DIR");
@@ -33,4 +38,29 @@ uint64_t tern_fnv1a(uint64_t h, const void *data, size_t n) {
         h *= 0x100000001b3ULL;
     }
     return h;
+}
+
+bool tern_cache_file(const char *prefix, const char *name, size_t name_len, const char *ext, char *path,
+                     size_t n) {
+    char dir[3072];
+    if (!tern_cache_dir(dir, sizeof dir))
+        return false;
+    const uint64_t h = tern_fnv1a(TERN_FNV_SEED, name, name_len);
+    const int len = snprintf(path, n, "%s/%s-%016llx%s", dir, prefix, (unsigned long long)h, ext);
+    return len > 0 && (size_t)len < n;
+}
+
+void tern_cache_write(const char *path, const char *what, bool (*fill)(FILE *f, void *user), void *user) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    bool ok = f && fill(f, user);
+    if (f)
+        ok = fclose(f) == 0 && ok;
+    if (ok)
+        ok = rename(tmp, path) == 0;
+    if (!ok) {
+        tern_log_warn("cannot write the %s %s: %s", what, path, strerror(errno));
+        remove(tmp);
+    }
 }

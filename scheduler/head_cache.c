@@ -2,7 +2,6 @@
 #define _DEFAULT_SOURCE /* MAP_POPULATE beside the POSIX baseline */
 #include "head_cache.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +22,7 @@ enum { KEY_MAX = TERN_HEAD_CACHE_HEADER - 128 }; /* the magic and the sizes line
 /* The cache file of m (named by the path part of its source_id) and the key its header must hold. */
 static bool cache_names(const struct tern_model_view *m, char *path, size_t n_path, char *key, size_t n_key) {
     const char *id = m->source_id;
-    char dir[3072];
-    if (!id || !tern_cache_dir(dir, sizeof dir))
+    if (!id)
         return false;
     const char *bar = strchr(id, '|');
     const size_t n_file = bar ? (size_t)(bar - id) : strlen(id);
@@ -32,8 +30,8 @@ static bool cache_names(const struct tern_model_view *m, char *path, size_t n_pa
     snprintf(file, sizeof file, "%.*s", (int)n_file, id);
     if (access(file, F_OK) != 0)
         return false; /* unlinked since it was opened (tern bench's random models): nothing to key */
-    const uint64_t h = tern_fnv1a(TERN_FNV_SEED, id, n_file);
-    snprintf(path, n_path, "%s/head-shadow-%016llx.bin", dir, (unsigned long long)h);
+    if (!tern_cache_file("head-shadow", id, n_file, ".bin", path, n_path))
+        return false;
     const struct tern_tensor *o = &m->output;
     const int len = snprintf(key, n_key, "%s | head %s %lld x %lld, %zu bytes a row | shadow %d", id,
                              tern_type_name(o->type), (long long)o->ne1, (long long)o->ne0, o->row_bytes,
@@ -109,28 +107,31 @@ bool tern_head_cache_map(struct tern_head_cache *c, const struct tern_model_view
     return false;
 }
 
+struct shadow_file {
+    const char *header;
+    const uint8_t *shadow;
+    size_t shadow_bytes, n_rows;
+    const float *coef;
+};
+
+static bool fill_shadow(FILE *f, void *user) {
+    const struct shadow_file *s = user;
+    return fwrite(s->header, 1, TERN_HEAD_CACHE_HEADER, f) == TERN_HEAD_CACHE_HEADER &&
+           fwrite(s->shadow, 1, s->shadow_bytes, f) == s->shadow_bytes &&
+           fwrite(s->coef, sizeof(float), s->n_rows, f) == s->n_rows;
+}
+
 void tern_head_cache_store(const struct tern_model_view *m, const uint8_t *shadow, size_t shadow_bytes,
                            const float *coef) {
-    char path[4096], tmp[4200], key[KEY_MAX];
+    char path[4096], key[KEY_MAX];
     if (!cache_names(m, path, sizeof path, key, sizeof key))
         return;
     const size_t n_rows = (size_t)m->output.ne1;
     char header[TERN_HEAD_CACHE_HEADER] = {0};
     snprintf(header, sizeof header, "%s%s\n%llu %llu %016llx\n", magic, key, (unsigned long long)shadow_bytes,
              (unsigned long long)n_rows, (unsigned long long)payload_sum(shadow, shadow_bytes, coef, n_rows));
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    bool ok = f && fwrite(header, 1, sizeof header, f) == sizeof header &&
-              fwrite(shadow, 1, shadow_bytes, f) == shadow_bytes &&
-              fwrite(coef, sizeof(float), n_rows, f) == n_rows;
-    if (f)
-        ok = fclose(f) == 0 && ok;
-    if (ok)
-        ok = rename(tmp, path) == 0;
-    if (!ok) {
-        tern_log_warn("cannot write the certified-head cache %s: %s", path, strerror(errno));
-        remove(tmp);
-    }
+    struct shadow_file sf = {header, shadow, shadow_bytes, n_rows, coef};
+    tern_cache_write(path, "certified-head cache", fill_shadow, &sf);
 }
 
 void tern_head_cache_unmap(struct tern_head_cache *c) {

@@ -2,7 +2,6 @@
  * can do, and the planner compares devices, not the noise of the moment. */
 #include "probe.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,12 +138,7 @@ done:
 }
 
 static bool probe_path(const char *key, char *buf, size_t n) {
-    char dir[3072];
-    if (!tern_cache_dir(dir, sizeof dir))
-        return false;
-    const uint64_t h = tern_fnv1a(TERN_FNV_SEED, key, strlen(key));
-    snprintf(buf, n, "%s/probe-%016llx.txt", dir, (unsigned long long)h);
-    return true;
+    return tern_cache_file("probe", key, strlen(key), ".txt", buf, n);
 }
 
 static const char probe_magic[] = "tern-probe 3"; /* 2: times over several layers; 3: the certified head */
@@ -180,20 +174,22 @@ bool tern_probe_cache_load(const char *key, struct tern_probe *out) {
     return true;
 }
 
+struct probe_file {
+    const char *key;
+    const struct tern_probe *p;
+};
+
+static bool fill_probe(FILE *f, void *user) {
+    const struct probe_file *pf = user;
+    const struct tern_probe *p = pf->p;
+    return fprintf(f, "%s\n%s\n%.9g %.9g %.9g %.9g %.9g %.9g\n", probe_magic, pf->key, p->decode_layer_s,
+                   p->prefill_layer_s, p->head_s, p->call_s, p->call_token_s, p->head_cert_s) > 0;
+}
+
 void tern_probe_cache_store(const char *key, const struct tern_probe *p) {
-    char path[4096], tmp[4200];
+    char path[4096];
     if (!probe_path(key, path, sizeof path))
         return;
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)time(NULL));
-    FILE *f = fopen(tmp, "w");
-    bool ok = f && fprintf(f, "%s\n%s\n%.9g %.9g %.9g %.9g %.9g %.9g\n", probe_magic, key, p->decode_layer_s,
-                           p->prefill_layer_s, p->head_s, p->call_s, p->call_token_s, p->head_cert_s) > 0;
-    if (f)
-        ok = fclose(f) == 0 && ok;
-    if (ok)
-        ok = rename(tmp, path) == 0;
-    if (!ok) {
-        tern_log_warn("cannot write the probe cache %s: %s", path, strerror(errno));
-        remove(tmp);
-    }
+    struct probe_file pf = {key, p};
+    tern_cache_write(path, "probe cache", fill_probe, &pf);
 }
