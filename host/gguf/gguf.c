@@ -775,16 +775,25 @@ static tern_status int_range(const tern_gguf *g, const char *key, const struct g
     return TERN_ERR_FORMAT;
 }
 
-tern_status tern_gguf_get_u32(const tern_gguf *g, const char *key, uint32_t *out) {
-    const struct gguf_kv *kv;
-    tern_status st = lookup(g, key, &kv);
+/* key's value of any integer type: in s when *sg (signed types), else in u. */
+static tern_status get_integer(const tern_gguf *g, const char *key, const struct gguf_kv **kv, bool *sg,
+                               int64_t *s, uint64_t *u) {
+    tern_status st = lookup(g, key, kv);
     if (st)
         return st;
+    if (!kv_integer(*kv, sg, s, u))
+        return wrong_type(g, key, *kv, "an integer");
+    return TERN_OK;
+}
+
+tern_status tern_gguf_get_u32(const tern_gguf *g, const char *key, uint32_t *out) {
+    const struct gguf_kv *kv;
     bool sg;
     int64_t s;
     uint64_t u;
-    if (!kv_integer(kv, &sg, &s, &u))
-        return wrong_type(g, key, kv, "an integer");
+    tern_status st = get_integer(g, key, &kv, &sg, &s, &u);
+    if (st)
+        return st;
     if (sg ? (s < 0 || s > (int64_t)UINT32_MAX) : u > UINT32_MAX)
         return int_range(g, key, kv, "u32");
     *out = sg ? (uint32_t)s : (uint32_t)u;
@@ -793,14 +802,12 @@ tern_status tern_gguf_get_u32(const tern_gguf *g, const char *key, uint32_t *out
 
 tern_status tern_gguf_get_i64(const tern_gguf *g, const char *key, int64_t *out) {
     const struct gguf_kv *kv;
-    tern_status st = lookup(g, key, &kv);
-    if (st)
-        return st;
     bool sg;
     int64_t s;
     uint64_t u;
-    if (!kv_integer(kv, &sg, &s, &u))
-        return wrong_type(g, key, kv, "an integer");
+    tern_status st = get_integer(g, key, &kv, &sg, &s, &u);
+    if (st)
+        return st;
     if (!sg && u > (uint64_t)INT64_MAX)
         return int_range(g, key, kv, "i64");
     *out = sg ? s : (int64_t)u;
