@@ -201,23 +201,21 @@ tern_status tern_devices_probe(struct tern_registry *reg, const struct tern_mode
             continue;
         char key[768];
         probe_key(e, m, key, sizeof key);
-        if (!reprobe && tern_probe_cache_load(key, &e->plan.probe)) {
-            e->info.certify_head = e->plan.probe.head_cert_s < e->plan.probe.head_s;
-            alive++;
-            continue;
+        if (reprobe || !tern_probe_cache_load(key, &e->plan.probe)) {
+            tern_log_info("notice: measuring %s (%s) on this model's shape (once; cached)", e->id,
+                          e->info.name);
+            struct tern_log_capture cap;
+            tern_log_capture_begin(&cap);
+            tern_status st = tern_probe_measure(&e->dev, m, &e->plan.probe);
+            tern_log_capture_end(&cap, 0);
+            if (st) {
+                tern_log_info("notice: %s dropped: its probe failed: %s", e->id,
+                              cap.n_errors ? cap.msg : tern_status_message(st));
+                e->plan.alive = false;
+                continue;
+            }
+            tern_probe_cache_store(key, &e->plan.probe);
         }
-        tern_log_info("notice: measuring %s (%s) on this model's shape (once; cached)", e->id, e->info.name);
-        struct tern_log_capture cap;
-        tern_log_capture_begin(&cap);
-        tern_status st = tern_probe_measure(&e->dev, m, &e->plan.probe);
-        tern_log_capture_end(&cap, 0);
-        if (st) {
-            tern_log_info("notice: %s dropped: its probe failed: %s", e->id,
-                          cap.n_errors ? cap.msg : tern_status_message(st));
-            e->plan.alive = false;
-            continue;
-        }
-        tern_probe_cache_store(key, &e->plan.probe);
         e->info.certify_head = e->plan.probe.head_cert_s < e->plan.probe.head_s;
         alive++;
     }
