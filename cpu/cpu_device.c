@@ -316,7 +316,22 @@ static tern_status cpu_embed(void *ctx, float *hidden, const int32_t *tokens, in
 /* Work split. Matrix products hand out blocks of rows: every block streams its weights once for
  * all tokens of the batch, and with ~40-110 blocks per product both cores stay busy even when one
  * is slowed by another process. Per-token ops split by token. */
-enum { ROWS_PER_TASK = 64, HEAD_ROWS_PER_TASK = 1024 };
+enum { HEAD_ROWS_PER_TASK = 1024 };
+
+/* Rows per task of a product over n_tok tokens. Prefill (PREFILL_TOKENS or more) takes 64-row
+ * chunks, which stay in L2 while every token tile passes (docs/cpu.md). A few tokens (decode, or a
+ * batched decode step of a few sequences) are bound by the weight stream, and each task is one
+ * linear run of about TASK_BYTES: the hardware and software prefetchers restart at every task, so
+ * 64-row tasks (40 KB at K = 2560, threads taking turns) kept decode well below the read probe. */
+enum { PREFILL_TOKENS = 16, PREFILL_ROWS_PER_TASK = 64, TASK_BYTES = 256 * 1024 };
+
+static int64_t task_rows(const struct tern_ternary *w, int n_tok) {
+    if (n_tok >= PREFILL_TOKENS)
+        return PREFILL_ROWS_PER_TASK;
+    const int64_t bytes = w->n_out * w->row_bytes, n_tasks = (bytes + TASK_BYTES - 1) / TASK_BYTES;
+    const int64_t rows = (w->n_out + n_tasks - 1) / n_tasks;
+    return (rows + 15) / 16 * 16; /* the decode kernel's 16-row passes */
+}
 
 struct matmul_job {
     const struct tern_cpu_kernels *k;
@@ -334,10 +349,10 @@ static void matmul_task(void *arg, int64_t task, int thread) {
     const struct matmul_job *j = arg;
     /* tasks enumerate (weight, row block) pairs; weights may differ in n_out */
     for (int i = 0; i < j->n_w; i++) {
-        const int64_t blocks = (j->ws[i]->n_out + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+        const int64_t rows = task_rows(j->ws[i], j->n_tok), blocks = (j->ws[i]->n_out + rows - 1) / rows;
         if (task < blocks) {
-            const int64_t r0 = task * ROWS_PER_TASK;
-            const int64_t r1 = r0 + ROWS_PER_TASK < j->ws[i]->n_out ? r0 + ROWS_PER_TASK : j->ws[i]->n_out;
+            const int64_t r0 = task * rows;
+            const int64_t r1 = r0 + rows < j->ws[i]->n_out ? r0 + rows : j->ws[i]->n_out;
             j->k->ternary_matmul(j->ys[i], j->ws[i], j->q, j->act_scale, j->sum_q, j->n_tok, r0, r1);
             return;
         }
@@ -352,8 +367,10 @@ static void bitlinear(struct cpu_device *d, float *const *ys, const struct tern_
                       int n) {
     struct cpu_scratch *s = &d->s;
     int64_t n_tasks = 0;
-    for (int i = 0; i < n_w; i++)
-        n_tasks += (ws[i]->n_out + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+    for (int i = 0; i < n_w; i++) {
+        const int64_t rows = task_rows(ws[i], n);
+        n_tasks += (ws[i]->n_out + rows - 1) / rows;
+    }
     struct matmul_job mj = {d->k, ys, ws, n_w, s->q, s->act_scale, s->sum_q, n};
     tern_pool_run(d->pool, n_tasks, matmul_task, &mj);
 }
