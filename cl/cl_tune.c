@@ -41,28 +41,19 @@ static bool tuning_valid(int cpu, int wg, int lpr, int mm_kb) {
            mm_kb >= 1 && mm_kb <= 8;
 }
 
+static bool parse_tune(FILE *f, void *user) {
+    int *v = user;
+    return fscanf(f, "%d %d %d %d", &v[0], &v[1], &v[2], &v[3]) == 4 && tuning_valid(v[0], v[1], v[2], v[3]);
+}
+
 bool tern_cl_tune_load(const struct tern_cl_rt *rt, struct tern_cl_tuning *out) {
     char key[1024], path[4096];
-    tune_key(rt, key, sizeof key);
-    if (!tune_path(key, path, sizeof path))
-        return false;
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    char line[64], file_key[1100];
     int v[4];
-    bool ok = fgets(line, sizeof line, f) && strncmp(line, tune_magic, sizeof tune_magic - 1) == 0 &&
-              line[sizeof tune_magic - 1] == '\n' && fgets(file_key, sizeof file_key, f) &&
-              fscanf(f, "%d %d %d %d", &v[0], &v[1], &v[2], &v[3]) == 4 &&
-              tuning_valid(v[0], v[1], v[2], v[3]);
-    fclose(f);
-    if (!ok) {
-        tern_log_info("notice: ignoring the corrupt OpenCL tuning %s (using the built-in parameters)", path);
+    tune_key(rt, key, sizeof key);
+    if (!tune_path(key, path, sizeof path) ||
+        !tern_cache_read(path, tune_magic, key, "OpenCL tuning", "using the built-in parameters", parse_tune,
+                         v))
         return false;
-    }
-    file_key[strcspn(file_key, "\n")] = 0;
-    if (strcmp(file_key, key) != 0)
-        return false; /* another key with the same hash */
     *out = (struct tern_cl_tuning){v[0] == 1, v[1], v[2], v[3]};
     return true;
 }

@@ -64,3 +64,27 @@ void tern_cache_write(const char *path, const char *what, bool (*fill)(FILE *f, 
         remove(tmp);
     }
 }
+
+bool tern_cache_read(const char *path, const char *magic, const char *key, const char *what, const char *then,
+                     bool (*parse)(FILE *f, void *user), void *user) {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[1024] = "", file_key[4096];
+    const size_t n_magic = strlen(magic), n_name = (size_t)(strrchr(magic, ' ') - magic + 1);
+    const bool magic_ok =
+        fgets(line, sizeof line, f) && strncmp(line, magic, n_magic) == 0 && line[n_magic] == '\n';
+    const size_t n_version = strspn(line + n_name, "0123456789"); /* when the name matches */
+    const bool stale =
+        !magic_ok && strncmp(line, magic, n_name) == 0 && n_version > 0 && line[n_name + n_version] == '\n';
+    bool other_key = false, ok = false;
+    if (magic_ok && fgets(file_key, sizeof file_key, f)) {
+        file_key[strcspn(file_key, "\n")] = 0;
+        other_key = strcmp(file_key, key) != 0;
+        ok = !other_key && parse(f, user);
+    }
+    fclose(f);
+    if (!ok && !other_key)
+        tern_log_info("notice: ignoring the %s %s %s (%s)", stale ? "stale" : "corrupt", what, path, then);
+    return ok;
+}

@@ -26,4 +26,12 @@ bool tern_cache_file(const char *prefix, const char *name, size_t name_len, cons
  * fails (fill returns false on a failed write). */
 void tern_cache_write(const char *path, const char *what, bool (*fill)(FILE *f, void *user), void *user);
 
+/* Read a text cache file written as "<magic>\n<key>\n<body>": parse(f, user) reads the body and
+ * returns whether it is valid. False when the file is missing or holds another key (the hash
+ * collided; silently: the caller measures and replaces it), or with one notice naming what and path,
+ * then what happens next (then, e.g. "measuring again"), when it is stale (a magic of the same name
+ * and another version) or corrupt (anything else that does not parse). */
+bool tern_cache_read(const char *path, const char *magic, const char *key, const char *what, const char *then,
+                     bool (*parse)(FILE *f, void *user), void *user);
+
 #endif

@@ -143,28 +143,20 @@ static bool probe_path(const char *key, char *buf, size_t n) {
 
 static const char probe_magic[] = "tern-probe 3"; /* 2: times over several layers; 3: the certified head */
 
-bool tern_probe_cache_load(const char *key, struct tern_probe *out) {
-    char path[4096];
-    if (!probe_path(key, path, sizeof path))
-        return false;
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    char line[1024], file_key[1024];
-    double v[6];
-    bool ok = fgets(line, sizeof line, f) && strncmp(line, probe_magic, sizeof probe_magic - 1) == 0 &&
-              line[sizeof probe_magic - 1] == '\n' && fgets(file_key, sizeof file_key, f) &&
-              fscanf(f, "%lf %lf %lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) == 6;
+static bool parse_probe(FILE *f, void *user) {
+    double *v = user;
+    bool ok = fscanf(f, "%lf %lf %lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) == 6;
     for (int i = 0; i < 6 && ok; i++) /* the head times are +inf where there is no such head */
         ok = (isfinite(v[i]) || ((i == 2 || i == 5) && isinf(v[i]) && v[i] > 0)) && v[i] >= 0;
-    fclose(f);
-    if (!ok) {
-        tern_log_info("notice: ignoring the corrupt probe cache %s (measuring again)", path);
+    return ok;
+}
+
+bool tern_probe_cache_load(const char *key, struct tern_probe *out) {
+    char path[4096];
+    double v[6];
+    if (!probe_path(key, path, sizeof path) ||
+        !tern_cache_read(path, probe_magic, key, "probe cache", "measuring again", parse_probe, v))
         return false;
-    }
-    file_key[strcspn(file_key, "\n")] = 0;
-    if (strcmp(file_key, key) != 0)
-        return false; /* another key with the same hash: measure and replace */
     *out = (struct tern_probe){.decode_layer_s = v[0],
                                .prefill_layer_s = v[1],
                                .head_s = v[2],

@@ -32,7 +32,7 @@ m1=$(grep -c "notice: measuring" "$tmp/e1") m2=$(grep -c "notice: measuring" "$t
 if [ "$m1" -eq 2 ] && [ "$m2" -eq 0 ] && cmp -s "$tmp/o1" "$tmp/cpu.out" && cmp -s "$tmp/o2" "$tmp/cpu.out"; then
     ok probe_cache_reused
 else bad probe_cache_reused "measured $m1 then $m2 times: $(cat "$tmp/e1" "$tmp/e2")"; fi
-for f in "$tmp"/cache/probe-*.txt; do printf 'tern-probe 1\ngarbage\n1 2\n' >"$f"; done
+for f in "$tmp"/cache/probe-*.txt; do printf 'tern-probe\ngarbage\n1 2\n' >"$f"; done
 run >"$tmp/o3" 2>"$tmp/e3"
 if grep -q "ignoring the corrupt probe cache" "$tmp/e3" && [ "$(grep -c "notice: measuring" "$tmp/e3")" -eq 2 ] &&
    cmp -s "$tmp/o3" "$tmp/cpu.out"; then ok probe_cache_corrupt_ignored
