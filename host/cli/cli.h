@@ -6,9 +6,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../model/model.h"
 #include "../generate/sampler.h"
 #include "../generate/session.h"
+#include "../model/model.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 
@@ -35,6 +35,14 @@ struct cli_devices {
     enum tern_head_mode head_mode;
 };
 int cli_device_flag(int argc, char **argv, int *i, struct cli_devices *d);
+/* Model flags shared by run, chat and serve: -m/--model PATH, --pre NAME, -c/--ctx-size N,
+ * -t/--threads N and, where chat is set, --chat-format NAME. Returns as cli_device_flag. */
+struct cli_model {
+    const char *model, *pre, *format;
+    long long n_ctx, n_threads;
+    bool chat;
+};
+int cli_model_flag(int argc, char **argv, int *i, struct cli_model *m);
 /* "certified" or "full" into *out; false (logged, naming flag) otherwise. */
 bool cli_head_mode(const char *flag, const char *v, enum tern_head_mode *out);
 extern const char cli_device_help[];

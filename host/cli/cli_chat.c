@@ -28,9 +28,10 @@ static const char chat_usage[] =
     "  -h, --help            this help\n";
 
 struct chat_opts {
-    const char *model, *system, *format, *pre;
+    const char *system;
+    struct cli_model m;
     struct cli_devices dev;
-    long long n_predict, n_ctx, n_threads;
+    long long n_predict;
     struct tern_sampler_params sp;
     bool seed_set;
 };
@@ -85,6 +86,8 @@ static int parse(int argc, char **argv, struct chat_opts *o) {
         int r = cli_sampling_flag(argc, argv, &i, &o->sp, &o->seed_set);
         if (r == 0)
             r = cli_device_flag(argc, argv, &i, &o->dev);
+        if (r == 0)
+            r = cli_model_flag(argc, argv, &i, &o->m);
         if (r < 0)
             return CLI_EXIT_USAGE;
         if (r > 0)
@@ -94,33 +97,18 @@ static int parse(int argc, char **argv, struct chat_opts *o) {
             fputs(cli_sampling_help, stdout);
             fputs(cli_device_help, stdout);
             return -1;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (!(o->model = cli_value(argc, argv, &i)))
-                return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--system")) {
             if (!(o->system = cli_value(argc, argv, &i)))
                 return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "--chat-format")) {
-            if (!(o->format = cli_value(argc, argv, &i)))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "--pre")) {
-            if (!(o->pre = cli_value(argc, argv, &i)))
-                return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, -1, 1 << 24, &o->n_predict))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1 << 24, &o->n_ctx))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 4096, &o->n_threads))
                 return CLI_EXIT_USAGE;
         } else {
             cli_unknown("chat", a);
             return CLI_EXIT_USAGE;
         }
     }
-    if (!o->model) {
+    if (!o->m.model) {
         tern_log_error("tern chat needs -m MODEL (see tern chat --help)");
         return CLI_EXIT_USAGE;
     }
@@ -318,7 +306,7 @@ static tern_status turn(struct chat *c, const char *user) {
 }
 
 int cli_chat(int argc, char **argv) {
-    struct chat_opts o = {.n_predict = -1, .sp = tern_sampler_default_params()};
+    struct chat_opts o = {.m.chat = true, .n_predict = -1, .sp = tern_sampler_default_params()};
     int rc = parse(argc, argv, &o);
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
@@ -331,22 +319,22 @@ int cli_chat(int argc, char **argv) {
     size_t line_cap = 0;
     rc = CLI_EXIT_FAIL;
     tern_status st;
-    if (o.format) {
-        st = tern_chat_format_from_name(o.format, &c.f);
+    if (o.m.format) {
+        st = tern_chat_format_from_name(o.m.format, &c.f);
         if (st)
             return CLI_EXIT_USAGE;
     }
-    st = tern_model_create(o.model, &model);
+    st = tern_model_create(o.m.model, &model);
     if (st)
         goto done;
-    st = tern_tokenizer_create(tern_model_gguf(model), o.pre, &tok);
+    st = tern_tokenizer_create(tern_model_gguf(model), o.m.pre, &tok);
     if (st)
         goto done;
     c.tok = tok;
-    if (!o.format)
+    if (!o.m.format)
         c.f = tern_chat_format_detect(tern_model_gguf(model), tok);
-    struct tern_session_params spar = {.n_ctx = (int)o.n_ctx,
-                                       .n_threads = (int)o.n_threads,
+    struct tern_session_params spar = {.n_ctx = (int)o.m.n_ctx,
+                                       .n_threads = (int)o.m.n_threads,
                                        .device = o.dev.device,
                                        .split = o.dev.split,
                                        .reprobe = o.dev.reprobe,

@@ -179,6 +179,26 @@ int cli_device_flag(int argc, char **argv, int *i, struct cli_devices *d) {
     return 1;
 }
 
+int cli_model_flag(int argc, char **argv, int *i, struct cli_model *m) {
+    const char *a = argv[*i], *v;
+    const char **text = !strcmp(a, "-m") || !strcmp(a, "--model") ? &m->model
+                        : !strcmp(a, "--pre")                     ? &m->pre
+                        : m->chat && !strcmp(a, "--chat-format")  ? &m->format
+                                                                  : NULL;
+    long long *num = !strcmp(a, "-c") || !strcmp(a, "--ctx-size")  ? &m->n_ctx
+                     : !strcmp(a, "-t") || !strcmp(a, "--threads") ? &m->n_threads
+                                                                   : NULL;
+    if (!text && !num)
+        return 0;
+    if (!(v = cli_value(argc, argv, i)))
+        return -1;
+    if (text)
+        *text = v;
+    else if (!cli_int(a, v, 1, num == &m->n_ctx ? 1 << 24 : 1024, num))
+        return -1;
+    return 1;
+}
+
 bool cli_head_mode(const char *flag, const char *v, enum tern_head_mode *out) {
     if (strcmp(v, "auto") && strcmp(v, "certified") && strcmp(v, "full")) {
         tern_log_error("option %s: '%s' is not a head mode (auto, certified, full)", flag, v);

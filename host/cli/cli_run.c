@@ -24,9 +24,10 @@ static const char run_usage[] =
     "\n";
 
 struct run_opts {
-    const char *model, *prompt, *file, *pre;
+    const char *prompt, *file;
+    struct cli_model m;
     struct cli_devices dev;
-    long long n_predict, n_ctx, n_threads;
+    long long n_predict;
     bool no_bos, echo, seed_set;
     struct tern_sampler_params sp;
 };
@@ -59,6 +60,8 @@ static int parse(int argc, char **argv, struct run_opts *o) {
         int r = cli_sampling_flag(argc, argv, &i, &o->sp, &o->seed_set);
         if (r == 0)
             r = cli_device_flag(argc, argv, &i, &o->dev);
+        if (r == 0)
+            r = cli_model_flag(argc, argv, &i, &o->m);
         if (r < 0)
             return CLI_EXIT_USAGE;
         if (r > 0)
@@ -68,26 +71,14 @@ static int parse(int argc, char **argv, struct run_opts *o) {
             fputs(cli_sampling_help, stdout);
             fputs(cli_device_help, stdout);
             exit(CLI_EXIT_OK);
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (!(o->model = cli_value(argc, argv, &i)))
-                return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
             if (!(o->prompt = cli_value(argc, argv, &i)))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
             if (!(o->file = cli_value(argc, argv, &i)))
                 return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "--pre")) {
-            if (!(o->pre = cli_value(argc, argv, &i)))
-                return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, -1, 1 << 24, &o->n_predict))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1 << 24, &o->n_ctx))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1024, &o->n_threads))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--no-bos")) {
             o->no_bos = true;
@@ -98,7 +89,7 @@ static int parse(int argc, char **argv, struct run_opts *o) {
             return CLI_EXIT_USAGE;
         }
     }
-    if (!o->model) {
+    if (!o->m.model) {
         tern_log_error("tern run needs a model: -m MODEL");
         return CLI_EXIT_USAGE;
     }
@@ -135,14 +126,14 @@ int cli_run(int argc, char **argv) {
     size_t n_ids = 0;
     rc = CLI_EXIT_FAIL;
     const double t0 = tern_time_s();
-    tern_status st = tern_model_create(o.model, &model);
+    tern_status st = tern_model_create(o.m.model, &model);
     if (st)
         goto done;
-    st = tern_tokenizer_create(tern_model_gguf(model), o.pre, &tok);
+    st = tern_tokenizer_create(tern_model_gguf(model), o.m.pre, &tok);
     if (st)
         goto done;
-    struct tern_session_params spar = {.n_ctx = (int)o.n_ctx,
-                                       .n_threads = (int)o.n_threads,
+    struct tern_session_params spar = {.n_ctx = (int)o.m.n_ctx,
+                                       .n_threads = (int)o.m.n_threads,
                                        .device = o.dev.device,
                                        .split = o.dev.split,
                                        .reprobe = o.dev.reprobe,

@@ -29,8 +29,9 @@ static const char serve_usage[] =
     "SIGINT or SIGTERM ends the requests in flight and exits.\n";
 
 struct serve_opts {
-    const char *model, *host, *api_key, *format, *pre;
-    long long port, parallel, queue, n_ctx, threads, max_body;
+    const char *host, *api_key;
+    struct cli_model m;
+    long long port, parallel, queue, max_body;
     struct cli_devices dev;
 };
 
@@ -38,6 +39,8 @@ static int parse(int argc, char **argv, struct serve_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = cli_device_flag(argc, argv, &i, &o->dev);
+        if (r == 0)
+            r = cli_model_flag(argc, argv, &i, &o->m);
         if (r < 0)
             return CLI_EXIT_USAGE;
         if (r > 0)
@@ -46,20 +49,11 @@ static int parse(int argc, char **argv, struct serve_opts *o) {
             fputs(serve_usage, stdout);
             fputs(cli_device_help, stdout);
             return -1;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (!(o->model = cli_value(argc, argv, &i)))
-                return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--host")) {
             if (!(o->host = cli_value(argc, argv, &i)))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--api-key")) {
             if (!(o->api_key = cli_value(argc, argv, &i)))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "--chat-format")) {
-            if (!(o->format = cli_value(argc, argv, &i)))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "--pre")) {
-            if (!(o->pre = cli_value(argc, argv, &i)))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--port")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 65535, &o->port))
@@ -70,12 +64,6 @@ static int parse(int argc, char **argv, struct serve_opts *o) {
         } else if (!strcmp(a, "--queue")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1 << 16, &o->queue))
                 return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1 << 24, &o->n_ctx))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 1024, &o->threads))
-                return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--max-body")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1024, 1 << 30, &o->max_body))
                 return CLI_EXIT_USAGE;
@@ -84,7 +72,7 @@ static int parse(int argc, char **argv, struct serve_opts *o) {
             return CLI_EXIT_USAGE;
         }
     }
-    if (!o->model) {
+    if (!o->m.model) {
         tern_log_error("tern serve needs a model: -m MODEL");
         return CLI_EXIT_USAGE;
     }
@@ -93,14 +81,14 @@ static int parse(int argc, char **argv, struct serve_opts *o) {
 
 int cli_serve(int argc, char **argv) {
     struct serve_opts o = {
-        .host = "127.0.0.1", .port = 8080, .parallel = 4, .queue = -1, .max_body = 1 << 20};
+        .m.chat = true, .host = "127.0.0.1", .port = 8080, .parallel = 4, .queue = -1, .max_body = 1 << 20};
     int rc = parse(argc, argv, &o);
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
     enum tern_chat_format format = TERN_CHAT_LLAMA3;
     tern_status st;
-    if (o.format) {
-        st = tern_chat_format_from_name(o.format, &format);
+    if (o.m.format) {
+        st = tern_chat_format_from_name(o.m.format, &format);
         if (st)
             return CLI_EXIT_USAGE;
     }
@@ -112,11 +100,11 @@ int cli_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    const char *slash = strrchr(o.model, '/');
+    const char *slash = strrchr(o.m.model, '/');
     const struct tern_server_params sp = {.host = o.host,
                                           .port = (int)o.port,
                                           .api_key = o.api_key,
-                                          .model_id = slash ? slash + 1 : o.model,
+                                          .model_id = slash ? slash + 1 : o.m.model,
                                           .max_body = (size_t)o.max_body};
     tern_server *srv = NULL;
     tern_model *model = NULL;
@@ -127,17 +115,17 @@ int cli_serve(int argc, char **argv) {
     st = tern_server_create(&sp, &srv);
     if (st)
         goto done;
-    tern_log_info("listening on http://%s:%d (loading %s)", o.host, tern_server_port(srv), o.model);
-    st = tern_model_create(o.model, &model);
+    tern_log_info("listening on http://%s:%d (loading %s)", o.host, tern_server_port(srv), o.m.model);
+    st = tern_model_create(o.m.model, &model);
     if (st)
         goto done;
-    st = tern_tokenizer_create(tern_model_gguf(model), o.pre, &tok);
+    st = tern_tokenizer_create(tern_model_gguf(model), o.m.pre, &tok);
     if (st)
         goto done;
-    if (!o.format)
+    if (!o.m.format)
         format = tern_chat_format_detect(tern_model_gguf(model), tok);
     const int n_ctx_train = tern_model_view(model)->hp.n_ctx_train;
-    const long long total = o.n_ctx > 0 ? o.n_ctx : (n_ctx_train < 4096 ? n_ctx_train : 4096);
+    const long long total = o.m.n_ctx > 0 ? o.m.n_ctx : (n_ctx_train < 4096 ? n_ctx_train : 4096);
     if (total < o.parallel * 8) {
         tern_log_error("a context of %lld positions leaves fewer than 8 to each of the %lld slots", total,
                        o.parallel);
@@ -145,7 +133,7 @@ int cli_serve(int argc, char **argv) {
         goto done;
     }
     struct tern_session_params spar = {.n_ctx = (int)(total / o.parallel),
-                                       .n_threads = (int)o.threads,
+                                       .n_threads = (int)o.m.n_threads,
                                        .device = o.dev.device,
                                        .split = o.dev.split,
                                        .reprobe = o.dev.reprobe,
