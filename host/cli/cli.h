@@ -21,28 +21,26 @@ void cli_unknown(const char *cmd, const char *arg);
 /* Read a whole file into a NUL-terminated malloc'd buffer; logs and returns NULL on failure. */
 char *cli_read_file(const char *path, size_t *len);
 
-/* Sampling flags shared by run and chat: returns 1 if argv[*i] was one (consumed), 0 if not,
- * -1 on a bad value. */
+/* Sampling flags shared by run and chat (through cli_session_flag): returns 1 if argv[*i] was one
+ * (consumed), 0 if not, -1 on a bad value. */
 int cli_sampling_flag(int argc, char **argv, int *i, struct tern_sampler_params *p, bool *seed_set);
 extern const char cli_sampling_help[];
 
-/* Session flags shared by run, chat and serve: --device SPEC, --split N1,N2,..., --reprobe,
- * --head-mode certified|full. Returns 1 if argv[*i] was one (consumed), 0 if not, -1 on a bad value
- * (logged). */
-struct cli_devices {
-    const char *device, *split;
-    bool reprobe;
-    enum tern_head_mode head_mode;
-};
-int cli_device_flag(int argc, char **argv, int *i, struct cli_devices *d);
-/* Model flags shared by run, chat and serve: -m/--model PATH, --pre NAME, -c/--ctx-size N,
- * -t/--threads N and, where chat is set, --chat-format NAME. Returns as cli_device_flag. */
-struct cli_model {
-    const char *model, *pre, *format;
-    long long n_ctx, n_threads;
+/* The flags run, chat and serve share: -m/--model PATH, --pre NAME, --chat-format NAME (where chat
+ * is set), -c/--ctx-size N, -t/--threads N, --device SPEC, --split N1,N2,..., --reprobe,
+ * --head-mode M, the sampling flags (where sp is set) and -h/--help (usage, then the shared help).
+ * Returns 1 if argv[*i] was one (consumed), 0 if not, -1 on a bad value (logged), CLI_HELP after
+ * printing the help. */
+enum { CLI_HELP = 3 };
+struct cli_session {
+    const char *usage; /* the command's own help */
     bool chat;
+    struct tern_sampler_params *sp; /* NULL: no sampling flags */
+    bool seed_set;                  /* --seed was given */
+    const char *model, *pre, *format;
+    struct tern_session_params p; /* n_ctx, n_threads, device, split, reprobe, head_mode */
 };
-int cli_model_flag(int argc, char **argv, int *i, struct cli_model *m);
+int cli_session_flag(int argc, char **argv, int *i, struct cli_session *s);
 /* "certified" or "full" into *out; false (logged, naming flag) otherwise. */
 bool cli_head_mode(const char *flag, const char *v, enum tern_head_mode *out);
 extern const char cli_device_help[];

@@ -29,11 +29,9 @@ static const char chat_usage[] =
 
 struct chat_opts {
     const char *system;
-    struct cli_model m;
-    struct cli_devices dev;
+    struct cli_session s;
     long long n_predict;
     struct tern_sampler_params sp;
-    bool seed_set;
 };
 
 struct ids {
@@ -83,21 +81,14 @@ static void on_sigint(int sig) {
 static int parse(int argc, char **argv, struct chat_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        int r = cli_sampling_flag(argc, argv, &i, &o->sp, &o->seed_set);
-        if (r == 0)
-            r = cli_device_flag(argc, argv, &i, &o->dev);
-        if (r == 0)
-            r = cli_model_flag(argc, argv, &i, &o->m);
+        const int r = cli_session_flag(argc, argv, &i, &o->s);
         if (r < 0)
             return CLI_EXIT_USAGE;
+        if (r == CLI_HELP)
+            return -1;
         if (r > 0)
             continue;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(chat_usage, stdout);
-            fputs(cli_sampling_help, stdout);
-            fputs(cli_device_help, stdout);
-            return -1;
-        } else if (!strcmp(a, "--system")) {
+        if (!strcmp(a, "--system")) {
             if (!(o->system = cli_value(argc, argv, &i)))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
@@ -108,7 +99,7 @@ static int parse(int argc, char **argv, struct chat_opts *o) {
             return CLI_EXIT_USAGE;
         }
     }
-    if (!o->m.model) {
+    if (!o->s.model) {
         tern_log_error("tern chat needs -m MODEL (see tern chat --help)");
         return CLI_EXIT_USAGE;
     }
@@ -306,11 +297,12 @@ static tern_status turn(struct chat *c, const char *user) {
 }
 
 int cli_chat(int argc, char **argv) {
-    struct chat_opts o = {.m.chat = true, .n_predict = -1, .sp = tern_sampler_default_params()};
+    struct chat_opts o = {.n_predict = -1, .sp = tern_sampler_default_params()};
+    o.s = (struct cli_session){.usage = chat_usage, .chat = true, .sp = &o.sp};
     int rc = parse(argc, argv, &o);
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    if (!o.seed_set)
+    if (!o.s.seed_set)
         o.sp.seed = (uint64_t)time(NULL);
     struct chat c = {.n_predict = (int)o.n_predict};
     tern_model *model = NULL;
@@ -319,26 +311,21 @@ int cli_chat(int argc, char **argv) {
     size_t line_cap = 0;
     rc = CLI_EXIT_FAIL;
     tern_status st;
-    if (o.m.format) {
-        st = tern_chat_format_from_name(o.m.format, &c.f);
+    if (o.s.format) {
+        st = tern_chat_format_from_name(o.s.format, &c.f);
         if (st)
             return CLI_EXIT_USAGE;
     }
-    st = tern_model_create(o.m.model, &model);
+    st = tern_model_create(o.s.model, &model);
     if (st)
         goto done;
-    st = tern_tokenizer_create(tern_model_gguf(model), o.m.pre, &tok);
+    st = tern_tokenizer_create(tern_model_gguf(model), o.s.pre, &tok);
     if (st)
         goto done;
     c.tok = tok;
-    if (!o.m.format)
+    if (!o.s.format)
         c.f = tern_chat_format_detect(tern_model_gguf(model), tok);
-    struct tern_session_params spar = {.n_ctx = (int)o.m.n_ctx,
-                                       .n_threads = (int)o.m.n_threads,
-                                       .device = o.dev.device,
-                                       .split = o.dev.split,
-                                       .reprobe = o.dev.reprobe,
-                                       .head_mode = o.dev.head_mode};
+    const struct tern_session_params spar = o.s.p;
     st = tern_session_create(model, &spar, &c.s);
     if (st) {
         rc = cli_session_exit(st);

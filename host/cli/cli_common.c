@@ -155,47 +155,51 @@ static bool split_valid(const char *s) {
     return digit;
 }
 
-int cli_device_flag(int argc, char **argv, int *i, struct cli_devices *d) {
-    const char *a = argv[*i];
-    if (!strcmp(a, "--device")) {
-        if (!(d->device = cli_value(argc, argv, i)) || !tern_device_spec_valid(d->device))
-            return -1;
-    } else if (!strcmp(a, "--split")) {
-        if (!(d->split = cli_value(argc, argv, i)))
-            return -1;
-        if (!split_valid(d->split)) {
-            tern_log_error("option --split: '%s' is not a list of layer counts such as 20,10", d->split);
-            return -1;
-        }
-    } else if (!strcmp(a, "--reprobe")) {
-        d->reprobe = true;
-    } else if (!strcmp(a, "--head-mode")) {
-        const char *v = cli_value(argc, argv, i);
-        if (!v || !cli_head_mode(a, v, &d->head_mode))
-            return -1;
-    } else {
-        return 0;
-    }
-    return 1;
-}
-
-int cli_model_flag(int argc, char **argv, int *i, struct cli_model *m) {
+int cli_session_flag(int argc, char **argv, int *i, struct cli_session *s) {
     const char *a = argv[*i], *v;
-    const char **text = !strcmp(a, "-m") || !strcmp(a, "--model") ? &m->model
-                        : !strcmp(a, "--pre")                     ? &m->pre
-                        : m->chat && !strcmp(a, "--chat-format")  ? &m->format
+    const int r = s->sp ? cli_sampling_flag(argc, argv, i, s->sp, &s->seed_set) : 0;
+    if (r)
+        return r;
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        fputs(s->usage, stdout);
+        if (s->sp)
+            fputs(cli_sampling_help, stdout);
+        fputs(cli_device_help, stdout);
+        return CLI_HELP;
+    }
+    if (!strcmp(a, "--reprobe")) {
+        s->p.reprobe = true;
+        return 1;
+    }
+    if (!strcmp(a, "--head-mode"))
+        return (v = cli_value(argc, argv, i)) && cli_head_mode(a, v, &s->p.head_mode) ? 1 : -1;
+    const char **text = !strcmp(a, "-m") || !strcmp(a, "--model") ? &s->model
+                        : !strcmp(a, "--pre")                     ? &s->pre
+                        : s->chat && !strcmp(a, "--chat-format")  ? &s->format
+                        : !strcmp(a, "--device")                  ? &s->p.device
+                        : !strcmp(a, "--split")                   ? &s->p.split
                                                                   : NULL;
-    long long *num = !strcmp(a, "-c") || !strcmp(a, "--ctx-size")  ? &m->n_ctx
-                     : !strcmp(a, "-t") || !strcmp(a, "--threads") ? &m->n_threads
-                                                                   : NULL;
+    int *num = !strcmp(a, "-c") || !strcmp(a, "--ctx-size")  ? &s->p.n_ctx
+               : !strcmp(a, "-t") || !strcmp(a, "--threads") ? &s->p.n_threads
+                                                             : NULL;
     if (!text && !num)
         return 0;
     if (!(v = cli_value(argc, argv, i)))
         return -1;
-    if (text)
-        *text = v;
-    else if (!cli_int(a, v, 1, num == &m->n_ctx ? 1 << 24 : 1024, num))
+    if (num) {
+        long long n;
+        if (!cli_int(a, v, 1, num == &s->p.n_ctx ? 1 << 24 : 1024, &n))
+            return -1;
+        *num = (int)n;
+        return 1;
+    }
+    *text = v;
+    if (text == &s->p.device)
+        return tern_device_spec_valid(v) ? 1 : -1;
+    if (text == &s->p.split && !split_valid(v)) {
+        tern_log_error("option --split: '%s' is not a list of layer counts such as 20,10", v);
         return -1;
+    }
     return 1;
 }
 

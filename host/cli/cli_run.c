@@ -25,10 +25,9 @@ static const char run_usage[] =
 
 struct run_opts {
     const char *prompt, *file;
-    struct cli_model m;
-    struct cli_devices dev;
+    struct cli_session s;
     long long n_predict;
-    bool no_bos, echo, seed_set;
+    bool no_bos, echo;
     struct tern_sampler_params sp;
 };
 
@@ -57,21 +56,14 @@ static bool print_token(int32_t id, const char *text, size_t len, void *user) {
 static int parse(int argc, char **argv, struct run_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        int r = cli_sampling_flag(argc, argv, &i, &o->sp, &o->seed_set);
-        if (r == 0)
-            r = cli_device_flag(argc, argv, &i, &o->dev);
-        if (r == 0)
-            r = cli_model_flag(argc, argv, &i, &o->m);
+        const int r = cli_session_flag(argc, argv, &i, &o->s);
         if (r < 0)
             return CLI_EXIT_USAGE;
+        if (r == CLI_HELP)
+            return -1;
         if (r > 0)
             continue;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(run_usage, stdout);
-            fputs(cli_sampling_help, stdout);
-            fputs(cli_device_help, stdout);
-            exit(CLI_EXIT_OK);
-        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+        if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
             if (!(o->prompt = cli_value(argc, argv, &i)))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
@@ -89,7 +81,7 @@ static int parse(int argc, char **argv, struct run_opts *o) {
             return CLI_EXIT_USAGE;
         }
     }
-    if (!o->m.model) {
+    if (!o->s.model) {
         tern_log_error("tern run needs a model: -m MODEL");
         return CLI_EXIT_USAGE;
     }
@@ -102,10 +94,11 @@ static int parse(int argc, char **argv, struct run_opts *o) {
 
 int cli_run(int argc, char **argv) {
     struct run_opts o = {.n_predict = 128, .sp = tern_sampler_default_params()};
+    o.s = (struct cli_session){.usage = run_usage, .sp = &o.sp};
     int rc = parse(argc, argv, &o);
     if (rc != CLI_EXIT_OK)
-        return rc;
-    if (!o.seed_set)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (!o.s.seed_set)
         o.sp.seed = (uint64_t)time(NULL);
 
     char *file_text = NULL;
@@ -126,18 +119,13 @@ int cli_run(int argc, char **argv) {
     size_t n_ids = 0;
     rc = CLI_EXIT_FAIL;
     const double t0 = tern_time_s();
-    tern_status st = tern_model_create(o.m.model, &model);
+    tern_status st = tern_model_create(o.s.model, &model);
     if (st)
         goto done;
-    st = tern_tokenizer_create(tern_model_gguf(model), o.m.pre, &tok);
+    st = tern_tokenizer_create(tern_model_gguf(model), o.s.pre, &tok);
     if (st)
         goto done;
-    struct tern_session_params spar = {.n_ctx = (int)o.m.n_ctx,
-                                       .n_threads = (int)o.m.n_threads,
-                                       .device = o.dev.device,
-                                       .split = o.dev.split,
-                                       .reprobe = o.dev.reprobe,
-                                       .head_mode = o.dev.head_mode};
+    const struct tern_session_params spar = o.s.p;
     st = tern_session_create(model, &spar, &sess);
     if (st) {
         rc = cli_session_exit(st);

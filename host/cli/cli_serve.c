@@ -30,26 +30,21 @@ static const char serve_usage[] =
 
 struct serve_opts {
     const char *host, *api_key;
-    struct cli_model m;
+    struct cli_session s;
     long long port, parallel, queue, max_body;
-    struct cli_devices dev;
 };
 
 static int parse(int argc, char **argv, struct serve_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        int r = cli_device_flag(argc, argv, &i, &o->dev);
-        if (r == 0)
-            r = cli_model_flag(argc, argv, &i, &o->m);
+        const int r = cli_session_flag(argc, argv, &i, &o->s);
         if (r < 0)
             return CLI_EXIT_USAGE;
+        if (r == CLI_HELP)
+            return -1;
         if (r > 0)
             continue;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(serve_usage, stdout);
-            fputs(cli_device_help, stdout);
-            return -1;
-        } else if (!strcmp(a, "--host")) {
+        if (!strcmp(a, "--host")) {
             if (!(o->host = cli_value(argc, argv, &i)))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--api-key")) {
@@ -72,7 +67,7 @@ static int parse(int argc, char **argv, struct serve_opts *o) {
             return CLI_EXIT_USAGE;
         }
     }
-    if (!o->m.model) {
+    if (!o->s.model) {
         tern_log_error("tern serve needs a model: -m MODEL");
         return CLI_EXIT_USAGE;
     }
@@ -80,15 +75,19 @@ static int parse(int argc, char **argv, struct serve_opts *o) {
 }
 
 int cli_serve(int argc, char **argv) {
-    struct serve_opts o = {
-        .m.chat = true, .host = "127.0.0.1", .port = 8080, .parallel = 4, .queue = -1, .max_body = 1 << 20};
+    struct serve_opts o = {.s = {.usage = serve_usage, .chat = true},
+                           .host = "127.0.0.1",
+                           .port = 8080,
+                           .parallel = 4,
+                           .queue = -1,
+                           .max_body = 1 << 20};
     int rc = parse(argc, argv, &o);
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
     enum tern_chat_format format = TERN_CHAT_LLAMA3;
     tern_status st;
-    if (o.m.format) {
-        st = tern_chat_format_from_name(o.m.format, &format);
+    if (o.s.format) {
+        st = tern_chat_format_from_name(o.s.format, &format);
         if (st)
             return CLI_EXIT_USAGE;
     }
@@ -100,11 +99,11 @@ int cli_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    const char *slash = strrchr(o.m.model, '/');
+    const char *slash = strrchr(o.s.model, '/');
     const struct tern_server_params sp = {.host = o.host,
                                           .port = (int)o.port,
                                           .api_key = o.api_key,
-                                          .model_id = slash ? slash + 1 : o.m.model,
+                                          .model_id = slash ? slash + 1 : o.s.model,
                                           .max_body = (size_t)o.max_body};
     tern_server *srv = NULL;
     tern_model *model = NULL;
@@ -115,30 +114,26 @@ int cli_serve(int argc, char **argv) {
     st = tern_server_create(&sp, &srv);
     if (st)
         goto done;
-    tern_log_info("listening on http://%s:%d (loading %s)", o.host, tern_server_port(srv), o.m.model);
-    st = tern_model_create(o.m.model, &model);
+    tern_log_info("listening on http://%s:%d (loading %s)", o.host, tern_server_port(srv), o.s.model);
+    st = tern_model_create(o.s.model, &model);
     if (st)
         goto done;
-    st = tern_tokenizer_create(tern_model_gguf(model), o.m.pre, &tok);
+    st = tern_tokenizer_create(tern_model_gguf(model), o.s.pre, &tok);
     if (st)
         goto done;
-    if (!o.m.format)
+    if (!o.s.format)
         format = tern_chat_format_detect(tern_model_gguf(model), tok);
     const int n_ctx_train = tern_model_view(model)->hp.n_ctx_train;
-    const long long total = o.m.n_ctx > 0 ? o.m.n_ctx : (n_ctx_train < 4096 ? n_ctx_train : 4096);
+    const long long total = o.s.p.n_ctx > 0 ? o.s.p.n_ctx : (n_ctx_train < 4096 ? n_ctx_train : 4096);
     if (total < o.parallel * 8) {
         tern_log_error("a context of %lld positions leaves fewer than 8 to each of the %lld slots", total,
                        o.parallel);
         rc = CLI_EXIT_USAGE;
         goto done;
     }
-    struct tern_session_params spar = {.n_ctx = (int)(total / o.parallel),
-                                       .n_threads = (int)o.m.n_threads,
-                                       .device = o.dev.device,
-                                       .split = o.dev.split,
-                                       .reprobe = o.dev.reprobe,
-                                       .head_mode = o.dev.head_mode,
-                                       .n_seq = (int)o.parallel};
+    struct tern_session_params spar = o.s.p;
+    spar.n_ctx = (int)(total / o.parallel);
+    spar.n_seq = (int)o.parallel;
     st = tern_session_create(model, &spar, &sess);
     if (st) {
         rc = cli_session_exit(st);
