@@ -137,6 +137,20 @@ tern_status tern_cl_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const
     return launch(rt, k, "tern_matvec", 1, &global, &local, args, 8);
 }
 
+tern_status tern_cl_shadow_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem q, cl_mem scales, cl_mem x,
+                                  int64_t n, int64_t n_rows, int64_t n_blocks) {
+    if (n <= 0 || n > INT32_MAX || n_rows < 0 || n_rows > INT32_MAX || n_blocks * 256 < n)
+        return TERN_ERR_ARG;
+    int nn = (int)n, n_out = (int)n_rows, nb = (int)n_blocks;
+    cl_ulong row_bytes = (cl_ulong)n;
+    cl_long begin = 0;
+    size_t rpw = (size_t)(rt->wg / rt->lpr);
+    size_t global = ((size_t)n_out + rpw - 1) / rpw * (size_t)rt->wg, local = (size_t)rt->wg;
+    struct arg args[] = {A(out),       A(q),     A(x),      A(nn),     A(n_out),
+                         A(row_bytes), A(begin), A_NULLBUF, A(scales), A(nb)};
+    return launch(rt, TERN_CLK_SHADOW_MATVEC, "tern_shadow_matvec", 1, &global, &local, args, 10);
+}
+
 tern_status tern_cl_embed(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const struct tern_tensor *t,
                           cl_mem tokens, int n_tok) {
     const struct tern_type_traits *tr = tern_type_traits(t->type);
