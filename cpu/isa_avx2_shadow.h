@@ -13,7 +13,7 @@
 #ifndef TERN_ISA_AVX2_SHADOW_H
 #define TERN_ISA_AVX2_SHADOW_H
 
-enum { SHADOW_MT = 4, SHADOW_MAX_BLOCKS = 64 /* rows up to 16384; wider ones take the reference */ };
+#include "shadow_passes.h"
 
 #ifndef DPBUSD256
 /* the exact int32 lane sums of q p over 32 bytes (q signed, |q| <= 128, |p| <= 127) */
@@ -29,13 +29,17 @@ TERN_INLINE void shadow_rows_tokens(float *const *out, const struct tern_head_sh
     const int64_t n = s->n, nb = s->n_blocks;
 #ifdef DPBUSD256
     const __m256i bias = _mm256_set1_epi8((char)0x80);
-    __m256i corr[SHADOW_MT][SHADOW_MAX_BLOCKS];
+    __m256i corr[TERN_SHADOW_MT][TERN_SHADOW_MAX_BLOCKS];
     for (int k = 0; k < nt; k++)
         for (int64_t b = 0; b < nb; b++) { /* p and p2 are zero past n, so whole blocks */
             __m256i c = _mm256_setzero_si256(), c2 = c;
-            for (int j = 0; j < 8; j++) {
-                c = DPBUSD256(c, bias, _mm256_load_si256((const __m256i *)(x[k]->p + 256 * b + 32 * j)));
-                c2 = DPBUSD256(c2, bias, _mm256_load_si256((const __m256i *)(x[k]->p2 + 256 * b + 32 * j)));
+            for (int j = 0; j < TERN_HEAD_SHADOW_BLOCK / 32; j++) {
+                c = DPBUSD256(
+                    c, bias,
+                    _mm256_load_si256((const __m256i *)(x[k]->p + TERN_HEAD_SHADOW_BLOCK * b + 32 * j)));
+                c2 = DPBUSD256(
+                    c2, bias,
+                    _mm256_load_si256((const __m256i *)(x[k]->p2 + TERN_HEAD_SHADOW_BLOCK * b + 32 * j)));
             }
             corr[k][b] =
                 _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_add_epi32(_mm256_slli_epi32(c, 7), c2));
@@ -46,12 +50,13 @@ TERN_INLINE void shadow_rows_tokens(float *const *out, const struct tern_head_sh
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = s->q + (size_t)r * (size_t)n;
         const float *d = s->d + r * nb;
-        __m256 acc[SHADOW_MT];
+        __m256 acc[TERN_SHADOW_MT];
         for (int k = 0; k < nt; k++)
             acc[k] = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
-            const int64_t i0 = 256 * b, i1 = i0 + 256 < n ? i0 + 256 : n;
-            __m256i ia[SHADOW_MT], ia2[SHADOW_MT];
+            const int64_t i0 = TERN_HEAD_SHADOW_BLOCK * b;
+            const int64_t i1 = i0 + TERN_HEAD_SHADOW_BLOCK < n ? i0 + TERN_HEAD_SHADOW_BLOCK : n;
+            __m256i ia[TERN_SHADOW_MT], ia2[TERN_SHADOW_MT];
             for (int k = 0; k < nt; k++) {
                 ia[k] = _mm256_setzero_si256();
 #ifdef DPBUSD256
@@ -87,28 +92,6 @@ TERN_INLINE void shadow_rows_tokens(float *const *out, const struct tern_head_sh
     }
 }
 
-static void avx2_shadow_dot(float *const *out, const struct tern_head_shadow *s,
-                            const struct tern_head_xq *const *x, int n_tok, int64_t r0, int64_t r1) {
-    if (s->n_blocks > SHADOW_MAX_BLOCKS) {
-        tern_ref_shadow_dot(out, s, x, n_tok, r0, r1);
-        return;
-    }
-    for (int k0 = 0; k0 < n_tok; k0 += SHADOW_MT) {
-        switch (n_tok - k0) {
-        case 1:
-            shadow_rows_tokens(out + k0, s, x + k0, r0, r1, 1);
-            break;
-        case 2:
-            shadow_rows_tokens(out + k0, s, x + k0, r0, r1, 2);
-            break;
-        case 3:
-            shadow_rows_tokens(out + k0, s, x + k0, r0, r1, 3);
-            break;
-        default:
-            shadow_rows_tokens(out + k0, s, x + k0, r0, r1, 4);
-            break;
-        }
-    }
-}
+TERN_SHADOW_DOT_FN(avx2_shadow_dot)
 
 #endif

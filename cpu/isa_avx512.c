@@ -18,6 +18,7 @@
 #include "attn_groups.h"
 #include "isa.h"
 #include "ref.h"
+#include "shadow_passes.h"
 
 #define TERN_INLINE static inline __attribute__((always_inline))
 
@@ -1060,20 +1061,20 @@ static void avx512_head_shadow(void *blob, const struct tern_tensor *head, int64
  * by d_b t_b into per-lane f32 sums, reduced at the row's end. Each row is read once for up to 4
  * inputs, every input with its own accumulators fed the same operations in the same order whatever
  * the others, so its bits do not depend on the batch. */
-enum { SHADOW_MT = 4, SHADOW_MAX_BLOCKS = 64 /* rows up to 16384; wider ones take the reference */ };
-
 TERN_INLINE void shadow_rows_tokens(float *const *out, const struct tern_head_shadow *s,
                                     const struct tern_head_xq *const *x, int64_t r0, int64_t r1,
                                     const int nt) {
     const int64_t n = s->n, nb = s->n_blocks;
     const __m512i bias = _mm512_set1_epi8((char)0x80);
-    __m512i corr[SHADOW_MT][SHADOW_MAX_BLOCKS];
+    __m512i corr[TERN_SHADOW_MT][TERN_SHADOW_MAX_BLOCKS];
     for (int k = 0; k < nt; k++)
         for (int64_t b = 0; b < nb; b++) { /* p and p2 are zero past n, so whole blocks */
             __m512i c = _mm512_setzero_si512(), c2 = c;
-            for (int j = 0; j < 4; j++) {
-                c = _mm512_dpbusd_epi32(c, bias, _mm512_load_si512(x[k]->p + 256 * b + 64 * j));
-                c2 = _mm512_dpbusd_epi32(c2, bias, _mm512_load_si512(x[k]->p2 + 256 * b + 64 * j));
+            for (int j = 0; j < TERN_HEAD_SHADOW_BLOCK / 64; j++) {
+                c = _mm512_dpbusd_epi32(c, bias,
+                                        _mm512_load_si512(x[k]->p + TERN_HEAD_SHADOW_BLOCK * b + 64 * j));
+                c2 = _mm512_dpbusd_epi32(c2, bias,
+                                         _mm512_load_si512(x[k]->p2 + TERN_HEAD_SHADOW_BLOCK * b + 64 * j));
             }
             corr[k][b] =
                 _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_add_epi32(_mm512_slli_epi32(c, 7), c2));
@@ -1081,18 +1082,18 @@ TERN_INLINE void shadow_rows_tokens(float *const *out, const struct tern_head_sh
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = s->q + (size_t)r * (size_t)n;
         const float *d = s->d + r * nb;
-        __m512 acc[SHADOW_MT];
+        __m512 acc[TERN_SHADOW_MT];
         for (int k = 0; k < nt; k++)
             acc[k] = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
-            const int64_t i0 = 256 * b;
-            __m512i ia[SHADOW_MT], ia2[SHADOW_MT];
+            const int64_t i0 = TERN_HEAD_SHADOW_BLOCK * b;
+            __m512i ia[TERN_SHADOW_MT], ia2[TERN_SHADOW_MT];
             for (int k = 0; k < nt; k++) {
                 ia[k] = _mm512_setzero_si512();
                 ia2[k] = corr[k][b];
             }
-            if (i0 + 256 <= n) {
-                for (int j = 0; j < 4; j++) {
+            if (i0 + TERN_HEAD_SHADOW_BLOCK <= n) {
+                for (int j = 0; j < TERN_HEAD_SHADOW_BLOCK / 64; j++) {
                     _mm_prefetch((const char *)row + i0 + 64 * j + PF_DIST, _MM_HINT_T1);
                     const __m512i w = _mm512_loadu_si512(row + i0 + 64 * j);
                     for (int k = 0; k < nt; k++) {
@@ -1120,29 +1121,7 @@ TERN_INLINE void shadow_rows_tokens(float *const *out, const struct tern_head_sh
     }
 }
 
-static void avx512_shadow_dot(float *const *out, const struct tern_head_shadow *s,
-                              const struct tern_head_xq *const *x, int n_tok, int64_t r0, int64_t r1) {
-    if (s->n_blocks > SHADOW_MAX_BLOCKS) {
-        tern_ref_shadow_dot(out, s, x, n_tok, r0, r1);
-        return;
-    }
-    for (int k0 = 0; k0 < n_tok; k0 += SHADOW_MT) {
-        switch (n_tok - k0) {
-        case 1:
-            shadow_rows_tokens(out + k0, s, x + k0, r0, r1, 1);
-            break;
-        case 2:
-            shadow_rows_tokens(out + k0, s, x + k0, r0, r1, 2);
-            break;
-        case 3:
-            shadow_rows_tokens(out + k0, s, x + k0, r0, r1, 3);
-            break;
-        default:
-            shadow_rows_tokens(out + k0, s, x + k0, r0, r1, 4);
-            break;
-        }
-    }
-}
+TERN_SHADOW_DOT_FN(avx512_shadow_dot)
 
 const struct tern_cpu_kernels tern_cpu_kernels_avx512 = {
     .name = "avx512",

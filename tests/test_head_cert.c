@@ -77,6 +77,15 @@ static void make_x(float *x, int64_t n, int kind, uint64_t seed) {
     }
 }
 
+/* The reference's shadow of an n_rows x n head (its blob, to free; sh views it). */
+static void *shadow_of(struct tern_head_shadow *sh, void *data, uint32_t type, int64_t n, int64_t n_rows) {
+    const struct tern_tensor head = {data, type, n, n_rows, (size_t)n * elt_bytes(type)};
+    void *blob = aligned_alloc(64, tern_head_shadow_bytes(n, n_rows));
+    tern_head_shadow_rows(blob, &head, 0, n_rows);
+    tern_head_shadow_view(sh, blob, n, n_rows);
+    return blob;
+}
+
 /* The shadow's logits of rows [0, n_rows) for x on level k, and the bound's two norms. */
 static void shadow_logits(float *out, const struct tern_cpu_kernels *k, const struct tern_head_shadow *s,
                           const float *x, float *x_norm, float *d_norm) {
@@ -173,11 +182,8 @@ static void shadow_dot_exact(void) {
     for (int w = 0; w < 2; w++) {
         const int64_t n = widths[w];
         void *data = make_head(TERN_TYPE_F16, n, n_rows, 0, 3);
-        const struct tern_tensor head = {data, TERN_TYPE_F16, n, n_rows, (size_t)n * 2};
-        void *blob = aligned_alloc(64, tern_head_shadow_bytes(n, n_rows));
-        tern_head_shadow_rows(blob, &head, 0, n_rows);
         struct tern_head_shadow sh;
-        tern_head_shadow_view(&sh, blob, n, n_rows);
+        void *blob = shadow_of(&sh, data, TERN_TYPE_F16, n, n_rows);
         const size_t n_p = (size_t)sh.n_blocks * TERN_HEAD_SHADOW_BLOCK;
         enum { NT = 6 };
         struct tern_head_xq xq[NT];
@@ -255,11 +261,8 @@ static void shadow_dot_exact(void) {
 static void bound_is_tight(void) {
     const int64_t n = 2560, n_rows = 64;
     void *data = make_head(TERN_TYPE_F16, n, n_rows, 0, 5);
-    const struct tern_tensor head = {data, TERN_TYPE_F16, n, n_rows, (size_t)n * 2};
-    void *blob = aligned_alloc(64, tern_head_shadow_bytes(n, n_rows));
-    tern_head_shadow_rows(blob, &head, 0, n_rows);
     struct tern_head_shadow sh;
-    tern_head_shadow_view(&sh, blob, n, n_rows);
+    void *blob = shadow_of(&sh, data, TERN_TYPE_F16, n, n_rows);
     float x[2560], logits[64], xn, dn;
     make_x(x, n, 0, 9);
     shadow_logits(logits, &tern_cpu_kernels_scalar, &sh, x, &xn, &dn);
@@ -504,11 +507,8 @@ static void near_tie_device(const char *level) {
         memcpy(data + r * n, data + 3 * n, (size_t)n * 2);
         data[r * n + r] = (uint16_t)(data[3 * n + r] - 1 - (r & 1));
     }
-    const struct tern_tensor head = {data, TERN_TYPE_F16, n, n_rows, (size_t)n * 2};
-    void *blob = aligned_alloc(64, tern_head_shadow_bytes(n, n_rows));
-    tern_head_shadow_rows(blob, &head, 0, n_rows);
     struct tern_head_shadow sh;
-    tern_head_shadow_view(&sh, blob, n, n_rows);
+    void *blob = shadow_of(&sh, data, TERN_TYPE_F16, n, n_rows);
     /* the test is adversarial: the two rows' shadows are equal */
     CHECK(memcmp(sh.q + 3 * n, sh.q + 7 * n, (size_t)n) == 0);
     CHECK(memcmp(sh.d + 3 * sh.n_blocks, sh.d + 7 * sh.n_blocks, (size_t)sh.n_blocks * sizeof(float)) == 0);
