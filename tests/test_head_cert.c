@@ -492,6 +492,43 @@ static void last_row_found(void) {
     each_device(last_row_device);
 }
 
+/* Several tokens in one logits call (a batched decode step), certified and not mixed: every token's
+ * logits carry the bits of the call that holds it alone, the rows left out (-INFINITY) included. */
+static void batch_device(const char *level) {
+    enum { NT = 6 };
+    const int64_t n = 512, n_rows = 3000;
+    void *data = make_head(TERN_TYPE_BF16, n, n_rows, 0, 31);
+    float *hidden = malloc(NT * (size_t)n * sizeof(float));
+    float *batch = malloc(NT * (size_t)n_rows * sizeof(float)),
+          *alone = malloc((size_t)n_rows * sizeof(float));
+    for (int t = 0; t < NT; t++)
+        make_x(hidden + t * n, n, t % 2, 40 + (uint64_t)t);
+    struct tern_head_stats stats = {0};
+    const struct tern_head_request r1 = {1, 1.0f, NULL, 0, &stats}, r40 = {40, 1.0f, NULL, 0, &stats};
+    const struct tern_head_request *req[NT] = {&r1, &r40, NULL, &r1, &r40, &r1};
+    struct head_dev h;
+    if (head_dev_open(&h, data, TERN_TYPE_BF16, n, n_rows)) {
+        CHECK_STATUS(TERN_OK, h.dev.ops->logits(h.dev.ctx, batch, hidden, NT, req));
+        for (int t = 0; t < NT; t++) {
+            CHECK_STATUS(TERN_OK, h.dev.ops->logits(h.dev.ctx, alone, hidden + t * n, 1, req + t));
+            if (memcmp(alone, batch + t * n_rows, (size_t)n_rows * sizeof(float)) != 0)
+                harness_fail(__FILE__, __LINE__,
+                             "%s: token %d of %d: batched logits differ from its own call", level, t, NT);
+        }
+        CHECK_INT(10, stats.n_tokens);
+        CHECK_INT(0, stats.n_full); /* each certified */
+    }
+    head_dev_close(&h);
+    free(data);
+    free(hidden);
+    free(batch);
+    free(alone);
+}
+
+static void batch_equals_alone(void) {
+    each_device(batch_device);
+}
+
 /* Rows 3 and 7 differ in one weight by one f16 step, far below the shadow's resolution (their
  * shadows are equal), and x points along them: the two lead, a hair apart. Rows 20..119 are row 3
  * with one weight nudged, so over 64 rows tie within the bound. Greedy picks what the full head
@@ -788,6 +825,7 @@ int main(void) {
     RUN(bound_is_tight);
     RUN(topk_equals_full);
     RUN(last_row_found);
+    RUN(batch_equals_alone);
     RUN(near_ties);
     RUN(random_models);
     RUN(vectors);
