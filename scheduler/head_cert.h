@@ -15,10 +15,10 @@
  * step, p2_i = round((x_i - s_b p_i) / t_b) with t_b = s_b / 128. So x_i ~ t_b P_i with the 15-bit
  * P_i = 128 p_i + p2_i, and each block's dot I_b = sum q_i P_i = 128 (sum q_i p_i) + sum q_i p2_i is
  * an exact int32 from two int8 dots (|I_b| <= 129 * 256 * 127 * 127 < 2^30). One level left an
- * input error about 1/127 of a block's largest element, which on the 2b4t shape bounded the logits
- * to 3x the weights' own error (1500 candidate rows a token instead of 6); the second level makes it
- * negligible for the price of a second vpdpbusd per weight vector and input. The shadow's logit is
- * S = sum_b fl(d_b t_b) fl(I_b), summed in f32 in any order (SIMD levels sum per lane and reduce the
+ * input error about 1/127 of a block's largest element, which on the 2b4t shape made the bound 2.8x
+ * the weights' own error (top-40 sampling: 1506 candidate rows a token instead of 188); the second
+ * level makes it negligible for the price of a second vpdpbusd per weight vector and input. The shadow's
+ * logit is S = sum_b fl(d_b t_b) fl(I_b), summed in f32 in any order (SIMD levels sum per lane and reduce the
  * lanes at the end).
  *
  * The bound (exact arithmetic over the stored values; w the row's weights, v_i = d_b q_i the
@@ -36,8 +36,9 @@
  * So |F - S| <= (|e|_2 + g (|w|_2 + |v|_2)) |x|_2 + (1 + g) |v|_2 |delta|_2, plus slack for the f32
  * arithmetic of the selection itself (|S| <= |v|_2 (|x|_2 + |delta|_2) (1 + g)): c_r and c'_r below.
  * The bound therefore holds for the scalar reference, every SIMD level and every OpenCL kernel. Over-
- * and underflow leave this model: a non-finite logit or bound sends the token to the full head, and an
- * absolute 1e-30 covers products that underflow. This file is plain C so the CPU and OpenCL devices
+ * and underflow leave this model: a non-finite logit, |x|_2 or |delta|_2 sends the token to the full
+ * head (an infinite coefficient makes its row a candidate), and an absolute 1e-30 covers products
+ * that underflow. This file is plain C so the CPU and OpenCL devices
  * share it. */
 #ifndef TERN_HEAD_CERT_H
 #define TERN_HEAD_CERT_H
