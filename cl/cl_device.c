@@ -58,13 +58,15 @@ struct cl_device {
     int64_t kpad_max;
     struct cl_scratch s;
     /* certified head (TERN_PART_HEAD_CERT, scheduler/head_cert.h); shadow NULL when absent */
-    cl_mem shadow;               /* Q8_0 copy of the head */
-    cl_mem cand_rows;            /* [n_vocab] int32: the candidates, for the head's matvec */
-    struct tern_tensor shadow_t; /* its shape; data: the host copy on unified memory (used in place) */
-    float *shadow_coef;          /* [n_vocab] bound coefficient of each row */
-    int32_t *cand;               /* [n_vocab] candidate rows of one token */
-    float *heap;                 /* [n_vocab] the k largest lower bounds */
-    float *x_host;               /* [n_embd] the normed input, read back for its norm */
+    cl_mem shadow;                    /* the shadow's int8 weights (q + 128) */
+    cl_mem shadow_scales;             /* and block scales */
+    cl_mem cand_rows;                 /* [n_vocab] int32: the candidates, for the head's matvec */
+    struct tern_head_shadow shadow_s; /* the host's view (its coefficients serve the selection) */
+    void *shadow_blob;                /* the host copy: the whole shadow on unified memory (used in
+                                       * place), else only the coefficients */
+    int32_t *cand;                    /* [n_vocab] candidate rows of one token */
+    float *heap;                      /* [n_vocab] the k largest lower bounds */
+    float *x_host;                    /* [n_embd] the normed input, read back for its norm */
 };
 
 static void rel(struct cl_device *d, cl_mem *m) {
@@ -103,14 +105,15 @@ static void unload(struct cl_device *d) {
     rel(d, &d->out_norm);
     rel(d, &d->logits);
     rel(d, &d->shadow);
+    rel(d, &d->shadow_scales);
     rel(d, &d->cand_rows);
-    free((void *)d->shadow_t.data);
-    free(d->shadow_coef);
+    free(d->shadow_blob);
     free(d->cand);
     free(d->heap);
     free(d->x_host);
-    memset(&d->shadow_t, 0, sizeof d->shadow_t);
-    d->shadow_coef = d->heap = d->x_host = NULL;
+    memset(&d->shadow_s, 0, sizeof d->shadow_s);
+    d->shadow_blob = NULL;
+    d->heap = d->x_host = NULL;
     d->cand = NULL;
     scratch_free(d);
     d->model = NULL;
@@ -133,7 +136,7 @@ static tern_status cl_describe(void *ctx, struct tern_device_info *out) {
     out->compute_units = (int)rt->compute_units;
     out->unified_memory = rt->unified;
     out->shares_cpu_cores = (rt->type & CL_DEVICE_TYPE_CPU) != 0;
-    /* its Q8_0 shadow matvec and host-side selection made PoCL's decode 2.9x slower than the full
+    /* its shadow matvec and host-side selection made PoCL's decode 2.9x slower than the full
      * head (docs/opencl.md); on by default only once a device measures faster */
     out->certify_head = false;
     snprintf(out->features, sizeof out->features, "%s%s%s%s", rt->use_fp16 ? "fp16 " : "",
@@ -162,29 +165,41 @@ static tern_status small_buf(struct cl_device *d, const float *data, int64_t n, 
 
 /* The certified head's shadow, built on the host (one thread) and uploaded like a weight. */
 static tern_status shadow_load(struct cl_device *d, const struct tern_tensor *head) {
-    const size_t row_bytes = tern_head_shadow_row_bytes(head->ne0), rows = (size_t)head->ne1;
-    void *data = malloc(rows * row_bytes);
-    d->shadow_t = (struct tern_tensor){data, TERN_TYPE_Q8_0, head->ne0, head->ne1, row_bytes};
-    d->shadow_coef = malloc(rows * sizeof(float));
+    const size_t rows = (size_t)head->ne1, bytes = tern_head_shadow_bytes(head->ne0, head->ne1);
+    d->shadow_blob = aligned_alloc(64, (bytes + 63) / 64 * 64);
     d->cand = malloc(rows * sizeof(int32_t));
     d->heap = malloc(rows * sizeof(float));
     d->x_host = malloc((size_t)head->ne0 * sizeof(float));
-    if (!data || !d->shadow_coef || !d->cand || !d->heap || !d->x_host) {
-        tern_log_error("cl: out of memory for the certified head's shadow (%zu MiB)", rows * row_bytes >> 20);
+    if (!d->shadow_blob || !d->cand || !d->heap || !d->x_host) {
+        tern_log_error("cl: out of memory for the certified head's shadow (%zu MiB)", bytes >> 20);
         return TERN_ERR_NOMEM;
     }
-    tern_head_shadow_rows(data, d->shadow_coef, head, 0, head->ne1);
-    tern_status st = weight_buf(d, data, rows * row_bytes, "head shadow", &d->shadow);
-    if (st)
+    tern_head_shadow_rows(d->shadow_blob, head, 0, head->ne1);
+    struct tern_head_shadow *s = &d->shadow_s;
+    tern_head_shadow_view(s, d->shadow_blob, head->ne0, head->ne1);
+    tern_status st = weight_buf(d, s->q, rows * (size_t)s->n, "head shadow", &d->shadow);
+    if (!st)
+        st = weight_buf(d, s->d, rows * (size_t)s->n_blocks * sizeof(float), "head shadow scales",
+                        &d->shadow_scales);
+    if (!st)
+        st = tern_cl_buf_create(d->rt, CL_MEM_READ_ONLY, rows * sizeof(int32_t), NULL, "head candidates",
+                                &d->cand_rows);
+    if (st || d->rt->unified)
         return st;
-    st = tern_cl_buf_create(d->rt, CL_MEM_READ_ONLY, rows * sizeof(int32_t), NULL, "head candidates",
-                            &d->cand_rows);
-    if (st)
-        return st;
-    if (!d->rt->unified) { /* copied to the device: keep only the shape */
-        free(data);
-        d->shadow_t.data = NULL;
+    /* copied to the device: keep only the coefficients */
+    float *coef = malloc(2 * rows * sizeof(float));
+    if (!coef) {
+        tern_log_error("cl: out of memory for the certified head's bounds");
+        return TERN_ERR_NOMEM;
     }
+    memcpy(coef, s->coef, rows * sizeof(float));
+    memcpy(coef + rows, s->dcoef, rows * sizeof(float));
+    free(d->shadow_blob);
+    d->shadow_blob = coef;
+    s->q = NULL;
+    s->d = NULL;
+    s->coef = coef;
+    s->dcoef = coef + rows;
     return TERN_OK;
 }
 
@@ -337,8 +352,7 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
         if (st)
             goto done;
         /* the certified head needs the head in one buffer, and its shadow too */
-        const uint64_t shadow_bytes =
-            (uint64_t)tern_head_shadow_row_bytes(model->output.ne0) * (uint64_t)model->output.ne1;
+        const uint64_t shadow_bytes = (uint64_t)model->output.ne1 * (uint64_t)model->output.ne0;
         if ((parts & TERN_PART_HEAD_CERT) && tern_head_cert_supported(&model->output) &&
             d->n_head_parts == 1 && shadow_bytes <= d->rt->max_alloc) {
             st = shadow_load(d, &model->output);
@@ -553,7 +567,9 @@ static tern_status certified_logits(struct cl_device *d, float *logits, const st
                                     bool *done) {
     const struct tern_tensor *o = &d->model->output;
     *done = false;
-    tern_status st = tern_cl_matvec(d->rt, d->logits, d->shadow, &d->shadow_t, d->s.x, 0, o->ne1, NULL);
+    const struct tern_head_shadow *s = &d->shadow_s;
+    tern_status st = tern_cl_shadow_matvec(d->rt, d->logits, d->shadow, d->shadow_scales, d->s.x, s->n,
+                                           s->n_rows, s->n_blocks);
     if (st)
         return st;
     st = tern_cl_read(d->rt, d->logits, 0, (size_t)o->ne1 * sizeof(float), logits);
@@ -562,8 +578,9 @@ static tern_status certified_logits(struct cl_device *d, float *logits, const st
     st = tern_cl_read(d->rt, d->s.x, 0, (size_t)d->hp.n_embd * sizeof(float), d->x_host);
     if (st)
         return st;
-    const int64_t n = tern_head_cert_select(d->cand, logits, d->heap, d->shadow_coef,
-                                            tern_head_x_norm(d->x_host, d->hp.n_embd), o->ne1, req);
+    /* a float dot over the shadow: no input quantization (delta = 0) */
+    const int64_t n = tern_head_cert_select(d->cand, logits, d->heap, s,
+                                            tern_head_x_norm(d->x_host, d->hp.n_embd), 0.0f, req);
     if (n < 0)
         return TERN_OK;
     st = tern_cl_write(d->rt, d->cand_rows, 0, (size_t)n * sizeof(int32_t), d->cand);

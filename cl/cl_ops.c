@@ -1,9 +1,11 @@
 /* Kernel launchers: argument binding, grid shapes, shape checks. Each enqueues on the in-order queue
  * and returns; errors keep the OpenCL code in their one log line. */
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
 
+#include "../scheduler/head_cert.h"
 #include "../scheduler/log.h"
 #include "cl_runtime.h"
 
@@ -135,6 +137,21 @@ tern_status tern_cl_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const
     struct arg args[] = {A(out),   A(data),      A(x),     A(n),
                          A(n_out), A(row_bytes), A(begin), rows ? A(rows) : A_NULLBUF};
     return launch(rt, k, "tern_matvec", 1, &global, &local, args, 8);
+}
+
+tern_status tern_cl_shadow_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem q, cl_mem scales, cl_mem x,
+                                  int64_t n, int64_t n_rows, int64_t n_blocks) {
+    static_assert(TERN_HEAD_SHADOW_BLOCK == 256, "cl/kernels/typed_shadow.cl's block");
+    if (n <= 0 || n > INT32_MAX || n_rows < 0 || n_rows > INT32_MAX || n_blocks * TERN_HEAD_SHADOW_BLOCK < n)
+        return TERN_ERR_ARG;
+    int nn = (int)n, n_out = (int)n_rows, nb = (int)n_blocks;
+    cl_ulong row_bytes = (cl_ulong)n;
+    cl_long begin = 0;
+    size_t rpw = (size_t)(rt->wg / rt->lpr);
+    size_t global = ((size_t)n_out + rpw - 1) / rpw * (size_t)rt->wg, local = (size_t)rt->wg;
+    struct arg args[] = {A(out),       A(q),     A(x),      A(nn),     A(n_out),
+                         A(row_bytes), A(begin), A_NULLBUF, A(scales), A(nb)};
+    return launch(rt, TERN_CLK_SHADOW_MATVEC, "tern_shadow_matvec", 1, &global, &local, args, 10);
 }
 
 tern_status tern_cl_embed(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const struct tern_tensor *t,

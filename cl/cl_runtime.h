@@ -23,6 +23,7 @@
     X(MATVEC_Q8_0, tern_matvec_q8_0)                                                                         \
     X(MATVEC_Q4_K, tern_matvec_q4_k)                                                                         \
     X(MATVEC_Q6_K, tern_matvec_q6_k)                                                                         \
+    X(SHADOW_MATVEC, tern_shadow_matvec)                                                                     \
     X(EMBED, tern_embed)                                                                                     \
     X(RMSNORM, tern_rmsnorm)                                                                                 \
     X(ROPE, tern_rope)                                                                                       \
@@ -134,6 +135,10 @@ tern_status tern_cl_ternary(struct tern_cl_rt *rt, cl_mem y, cl_mem acc, cl_mem 
  * row list (rows: n_rows int32 ids, else NULL) row rows[i] instead; row_begin is then unused. */
 tern_status tern_cl_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const struct tern_tensor *t,
                            cl_mem x, int64_t row_begin, int64_t n_rows, cl_mem rows);
+/* out[r] <- the certified head's shadow logit of row r (q: n_rows x n bytes, scales: n_rows x n_blocks
+ * f32; scheduler/head_cert.h) for the input x[n], r < n_rows. */
+tern_status tern_cl_shadow_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem q, cl_mem scales, cl_mem x,
+                                  int64_t n, int64_t n_rows, int64_t n_blocks);
 /* out[i][t->ne0] <- row tokens[i] of t (already range-checked by the caller), i < n_tok. */
 tern_status tern_cl_embed(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const struct tern_tensor *t,
                           cl_mem tokens, int n_tok);

@@ -29,20 +29,23 @@ struct cpu_layer_kv {
 };
 
 struct cpu_scratch {
-    int cap;          /* tokens the buffers below hold */
-    float *x;         /* [cap][max(n_embd, n_ff)] normed input of a BitLinear */
-    int8_t *q;        /* [cap][k_pad max] quantized activations */
-    float *act_scale; /* [cap] */
-    int32_t *sum_q;   /* [cap] sum of each token's q */
-    float *qh;        /* [cap][n_head*head_dim] queries */
-    float *kh;        /* [cap][n_kv] keys */
-    float *vh;        /* [cap][n_kv] values */
-    float *attn;      /* [cap][n_head*head_dim] attention output */
-    float *gate;      /* [cap][n_ff] */
-    float *up;        /* [cap][n_ff] */
-    float *out;       /* [cap][n_embd] projection output */
-    float *scores;    /* [n_threads][TERN_ATTN_SCRATCH(head_dim, n_ctx - 1)] attention scratch */
-    int *head_toks;   /* [2][cap] the tokens of a logits call, certified and full */
+    int cap;                 /* tokens the buffers below hold */
+    float *x;                /* [cap][max(n_embd, n_ff)] normed input of a BitLinear */
+    int8_t *q;               /* [cap][k_pad max] quantized activations */
+    float *act_scale;        /* [cap] */
+    int32_t *sum_q;          /* [cap] sum of each token's q */
+    float *qh;               /* [cap][n_head*head_dim] queries */
+    float *kh;               /* [cap][n_kv] keys */
+    float *vh;               /* [cap][n_kv] values */
+    float *attn;             /* [cap][n_head*head_dim] attention output */
+    float *gate;             /* [cap][n_ff] */
+    float *up;               /* [cap][n_ff] */
+    float *out;              /* [cap][n_embd] projection output */
+    float *scores;           /* [n_threads][TERN_ATTN_SCRATCH(head_dim, n_ctx - 1)] attention scratch */
+    int *head_toks;          /* [2][cap] the tokens of a logits call, certified and full */
+    struct tern_head_xq *xq; /* [cap] the certified head's quantized inputs, over the two below */
+    int8_t *xq_p;            /* [cap][2][shadow n_blocks * TERN_HEAD_SHADOW_BLOCK] */
+    float *xq_t;             /* [cap][shadow n_blocks] */
 };
 
 struct cpu_device {
@@ -55,12 +58,12 @@ struct cpu_device {
     int n_ctx, n_seq;
     struct cpu_layer_kv *kv; /* [layer_end - layer_begin] */
     struct cpu_scratch s;
-    /* certified head (TERN_PART_HEAD_CERT, scheduler/head_cert.h); shadow.data NULL when absent */
-    struct tern_tensor shadow;     /* Q8_0 copy of the head, n_vocab rows */
-    const float *shadow_coef;      /* [n_vocab] bound coefficient of each row */
-    struct tern_head_cache cached; /* the two above, mapped from the cache; map NULL when built */
-    int32_t *cand;                 /* [n_vocab] candidate rows of one token */
-    float *heap;                   /* [n_vocab] the k largest lower bounds */
+    /* certified head (TERN_PART_HEAD_CERT, scheduler/head_cert.h); shadow.q NULL when absent */
+    struct tern_head_shadow shadow; /* int8 copy of the head and its bound coefficients */
+    void *shadow_blob;              /* its memory when built here */
+    struct tern_head_cache cached;  /* or mapped from the cache; map NULL when built */
+    int32_t *cand;                  /* [n_vocab] candidate rows of one token */
+    float *heap;                    /* [n_vocab] the k largest lower bounds */
 };
 
 static int64_t round_up(int64_t x, int64_t m) {
@@ -87,6 +90,9 @@ static void scratch_free(struct cpu_scratch *s) {
     free(s->out);
     free(s->scores);
     free(s->head_toks);
+    free(s->xq);
+    free(s->xq_p);
+    free(s->xq_t);
     memset(s, 0, sizeof *s);
 }
 
@@ -115,12 +121,20 @@ static tern_status scratch_reserve(struct cpu_device *d, int n_tokens) {
     s->scores =
         malloc((size_t)d->n_threads * (size_t)TERN_ATTN_SCRATCH(hp->head_dim, d->n_ctx - 1) * sizeof(float));
     s->head_toks = malloc(2 * n * sizeof(int));
+    const size_t nb = (size_t)(hp->n_embd + TERN_HEAD_SHADOW_BLOCK - 1) / TERN_HEAD_SHADOW_BLOCK;
+    const size_t n_p = nb * TERN_HEAD_SHADOW_BLOCK;
+    s->xq = malloc(n * sizeof *s->xq);
+    s->xq_p = alloc64(n * 2 * n_p);
+    s->xq_t = malloc(n * nb * sizeof(float));
     if (!s->x || !s->q || !s->act_scale || !s->sum_q || !s->qh || !s->kh || !s->vh || !s->attn || !s->gate ||
-        !s->up || !s->out || !s->scores || !s->head_toks) {
+        !s->up || !s->out || !s->scores || !s->head_toks || !s->xq || !s->xq_p || !s->xq_t) {
         scratch_free(s);
         tern_log_error("cpu: out of memory for a batch of %d tokens", n_tokens);
         return TERN_ERR_NOMEM;
     }
+    for (size_t t = 0; t < n; t++)
+        s->xq[t] =
+            (struct tern_head_xq){s->xq_p + 2 * t * n_p, s->xq_p + (2 * t + 1) * n_p, s->xq_t + t * nb, 0, 0};
     s->cap = n_tokens;
     return TERN_OK;
 }
@@ -153,16 +167,12 @@ static uint64_t host_available_bytes(void) {
 }
 
 static void shadow_free(struct cpu_device *d) {
-    if (d->cached.map) {
-        tern_head_cache_unmap(&d->cached);
-    } else {
-        free((void *)d->shadow.data);
-        free((void *)d->shadow_coef);
-    }
+    tern_head_cache_unmap(&d->cached);
+    free(d->shadow_blob);
     free(d->cand);
     free(d->heap);
     memset(&d->shadow, 0, sizeof d->shadow);
-    d->shadow_coef = NULL;
+    d->shadow_blob = NULL;
     d->cand = NULL;
     d->heap = NULL;
 }
@@ -178,8 +188,7 @@ static double now_s(void) {
 struct shadow_job {
     const struct tern_cpu_kernels *k;
     const struct tern_tensor *head;
-    uint8_t *shadow;
-    float *coef;
+    void *blob;
 };
 
 static void shadow_task(void *arg, int64_t task, int thread) {
@@ -187,7 +196,7 @@ static void shadow_task(void *arg, int64_t task, int thread) {
     const struct shadow_job *j = arg;
     const int64_t r0 = task * SHADOW_ROWS_PER_TASK;
     const int64_t r1 = r0 + SHADOW_ROWS_PER_TASK < j->head->ne1 ? r0 + SHADOW_ROWS_PER_TASK : j->head->ne1;
-    j->k->head_shadow(j->shadow, j->coef, j->head, r0, r1);
+    j->k->head_shadow(j->blob, j->head, r0, r1);
 }
 
 /* The certified head's shadow of an F16/BF16/F32 head, mapped from the cache (head_cache.h) or built
@@ -198,45 +207,44 @@ static tern_status shadow_build(struct cpu_device *d) {
     if (!tern_head_cert_supported(head))
         return TERN_OK;
     const double t0 = now_s();
-    const size_t row_bytes = tern_head_shadow_row_bytes(head->ne0), rows = (size_t)head->ne1;
-    const bool cache = rows * row_bytes >= TERN_HEAD_CACHE_MIN_BYTES;
+    const size_t rows = (size_t)head->ne1, shadow_bytes = tern_head_shadow_bytes(head->ne0, head->ne1);
+    const bool cache = shadow_bytes >= TERN_HEAD_CACHE_MIN_BYTES;
     d->cand = malloc(rows * sizeof(int32_t));
     d->heap = malloc(rows * sizeof(float));
-    if (cache && d->cand && d->heap && tern_head_cache_map(&d->cached, d->model, rows * row_bytes)) {
-        d->shadow = (struct tern_tensor){d->cached.shadow, TERN_TYPE_Q8_0, head->ne0, head->ne1, row_bytes};
-        d->shadow_coef = d->cached.coef;
+    if (cache && d->cand && d->heap && tern_head_cache_map(&d->cached, d->model, shadow_bytes)) {
+        /* read-only from here on (struct tern_head_shadow's pointers are writable for the build) */
+        void *blob;
+        memcpy(&blob, &d->cached.shadow, sizeof blob);
+        tern_head_shadow_view(&d->shadow, blob, head->ne0, head->ne1);
         tern_log_debug(
-            "cpu: certified head: Q8_0 shadow of the %lld x %lld %s head (%zu MiB) mapped from the "
+            "cpu: certified head: int8 shadow of the %lld x %lld %s head (%zu MiB) mapped from the "
             "cache in %.2f s",
-            (long long)head->ne1, (long long)head->ne0, tern_type_name(head->type), rows * row_bytes >> 20,
+            (long long)head->ne1, (long long)head->ne0, tern_type_name(head->type), shadow_bytes >> 20,
             now_s() - t0);
         return TERN_OK;
     }
-    /* 332 MiB for 2B-4T, written once: in 4 KiB pages its first-touch faults cost more than the
+    /* 320 MiB for 2B-4T, written once: in 4 KiB pages its first-touch faults cost more than the
      * build itself (1.5-2 s of a 2.1 s load, 2 threads); in transparent huge pages they vanish */
-    const size_t huge = (size_t)1 << 21, bytes = (rows * row_bytes + huge - 1) / huge * huge;
-    void *data = aligned_alloc(huge, bytes);
+    const size_t huge = (size_t)1 << 21, bytes = (shadow_bytes + huge - 1) / huge * huge;
+    d->shadow_blob = aligned_alloc(huge, bytes);
 #ifdef MADV_HUGEPAGE
-    if (data)
-        (void)madvise(data, bytes, MADV_HUGEPAGE);
+    if (d->shadow_blob)
+        (void)madvise(d->shadow_blob, bytes, MADV_HUGEPAGE);
 #endif
-    float *coef = malloc(rows * sizeof(float));
-    d->shadow_coef = coef;
-    d->shadow = (struct tern_tensor){data, TERN_TYPE_Q8_0, head->ne0, head->ne1, row_bytes};
-    if (!data || !coef || !d->cand || !d->heap) {
+    if (!d->shadow_blob || !d->cand || !d->heap) {
         shadow_free(d);
-        tern_log_error("cpu: out of memory for the certified head's shadow (%zu MiB)",
-                       rows * row_bytes >> 20);
+        tern_log_error("cpu: out of memory for the certified head's shadow (%zu MiB)", shadow_bytes >> 20);
         return TERN_ERR_NOMEM;
     }
-    struct shadow_job j = {d->k, head, data, coef};
+    struct shadow_job j = {d->k, head, d->shadow_blob};
     tern_pool_run(d->pool, (head->ne1 + SHADOW_ROWS_PER_TASK - 1) / SHADOW_ROWS_PER_TASK, shadow_task, &j);
-    tern_log_debug("cpu: certified head: Q8_0 shadow of the %lld x %lld %s head (%zu MiB) built in %.2f s",
-                   (long long)head->ne1, (long long)head->ne0, tern_type_name(head->type),
-                   rows * row_bytes >> 20, now_s() - t0);
+    tern_head_shadow_view(&d->shadow, d->shadow_blob, head->ne0, head->ne1);
+    tern_log_debug("cpu: certified head: int8 shadow of the %lld x %lld %s head (%zu MiB) built in %.2f s",
+                   (long long)head->ne1, (long long)head->ne0, tern_type_name(head->type), shadow_bytes >> 20,
+                   now_s() - t0);
     if (cache) {
         const double t1 = now_s();
-        tern_head_cache_store(d->model, data, rows * row_bytes, coef);
+        tern_head_cache_store(d->model, d->shadow_blob, shadow_bytes);
         tern_log_debug("cpu: certified head: shadow written to the cache in %.2f s", now_s() - t1);
     }
     return TERN_OK;
@@ -587,6 +595,8 @@ struct head_job {
     size_t ld, n_embd;
     const int32_t *rows; /* NULL: every row of t; else rows[0 .. n_rows) of toks[0] */
     int64_t n_rows;
+    const struct tern_head_shadow *shadow; /* not NULL: the shadow's logits of xq[toks[i]] instead of t's */
+    const struct tern_head_xq *xq;
 };
 
 static void head_task(void *arg, int64_t task, int thread) {
@@ -607,20 +617,28 @@ static void head_task(void *arg, int64_t task, int thread) {
         const int n = j->n_toks - i0 < HEAD_TOKS_PER_CALL ? j->n_toks - i0 : HEAD_TOKS_PER_CALL;
         float *out[HEAD_TOKS_PER_CALL];
         const float *x[HEAD_TOKS_PER_CALL];
+        const struct tern_head_xq *xq[HEAD_TOKS_PER_CALL];
         for (int i = 0; i < n; i++) {
             out[i] = j->logits + (size_t)j->toks[i0 + i] * j->ld + r0;
             x[i] = j->x + (size_t)j->toks[i0 + i] * j->n_embd;
+            xq[i] = j->xq + j->toks[i0 + i];
         }
-        j->k->matvec_tokens(out, j->t, x, n, r0, r1);
+        if (j->shadow)
+            j->k->shadow_dot(out, j->shadow, xq, n, r0, r1);
+        else
+            j->k->matvec_tokens(out, j->t, x, n, r0, r1);
     }
 }
 
-/* Every row of t for the tokens toks[0 .. n_toks). */
-static void head_rows(struct cpu_device *d, float *logits, const struct tern_tensor *t, const float *x,
-                      const int *toks, int n_toks) {
-    const size_t ld = (size_t)d->model->output.ne1, n_embd = (size_t)d->model->hp.n_embd;
+/* Every row of the head for the tokens toks[0 .. n_toks), from the head itself or (shadow) from the
+ * certified head's shadow and the tokens' quantized inputs in d->s.xq. */
+static void head_rows(struct cpu_device *d, float *logits, const float *x, const int *toks, int n_toks,
+                      bool shadow) {
+    const struct tern_tensor *t = &d->model->output;
+    const size_t ld = (size_t)t->ne1, n_embd = (size_t)d->model->hp.n_embd;
     const int64_t per_task = n_toks > 1 ? MULTI_ROWS_PER_TASK : HEAD_ROWS_PER_TASK;
-    struct head_job j = {d->k, t, logits, x, toks, n_toks, per_task, ld, n_embd, NULL, 0};
+    struct head_job j = {
+        d->k, t, logits, x, toks, n_toks, per_task, ld, n_embd, NULL, 0, shadow ? &d->shadow : NULL, d->s.xq};
     tern_pool_run(d->pool, (t->ne1 + per_task - 1) / per_task, head_task, &j);
 }
 
@@ -632,15 +650,14 @@ static bool certify(struct cpu_device *d, float *logits, const float *x, int tok
     const struct tern_model_view *m = d->model;
     const int64_t n_vocab = m->output.ne1;
     float *row = logits + (size_t)tok * (size_t)n_vocab;
-    const float *xt = x + (size_t)tok * (size_t)m->hp.n_embd;
-    const int64_t n = tern_head_cert_select(d->cand, row, d->heap, d->shadow_coef,
-                                            tern_head_x_norm(xt, m->hp.n_embd), n_vocab, req);
+    const struct tern_head_xq *xq = &d->s.xq[tok];
+    const int64_t n = tern_head_cert_select(d->cand, row, d->heap, &d->shadow, xq->x_norm, xq->d_norm, req);
     if (n < 0)
         return false;
     for (int64_t r = 0; r < n_vocab; r++)
         row[r] = -INFINITY;
-    struct head_job j = {d->k,    &m->output, logits, x, &tok, 1, 0, (size_t)n_vocab, (size_t)m->hp.n_embd,
-                         d->cand, n};
+    struct head_job j = {d->k,    &m->output, logits, x,   &tok, 1, 0, (size_t)n_vocab, (size_t)m->hp.n_embd,
+                         d->cand, n,          NULL,   NULL};
     tern_pool_run(d->pool, (n + CAND_ROWS_PER_TASK - 1) / CAND_ROWS_PER_TASK, head_task, &j);
     tern_head_cert_count(req, n, false);
     return true;
@@ -660,13 +677,15 @@ static tern_status cpu_logits(void *ctx, float *logits, const float *hidden, int
     int *cert = d->s.head_toks, *full = d->s.head_toks + n, n_cert = 0, n_full = 0;
     for (int t = 0; t < n; t++) {
         d->k->rmsnorm(x + t * n_embd, hidden + t * n_embd, m->output_norm, n_embd, m->hp.norm_eps);
-        if (req && req[t] && d->shadow.data)
+        if (req && req[t] && d->shadow.q) {
+            tern_head_quantize_x(&d->s.xq[t], x + t * n_embd, n_embd);
             cert[n_cert++] = t;
-        else
+        } else {
             full[n_full++] = t;
+        }
     }
     if (n_cert) { /* the shadow read once for every certified token */
-        head_rows(d, logits, &d->shadow, x, cert, n_cert);
+        head_rows(d, logits, x, cert, n_cert, true);
         for (int i = 0; i < n_cert; i++)
             if (!certify(d, logits, x, cert[i], req[cert[i]]))
                 full[n_full++] = cert[i];
@@ -675,7 +694,7 @@ static tern_status cpu_logits(void *ctx, float *logits, const float *hidden, int
         if (req && req[full[i]])
             tern_head_cert_count(req[full[i]], m->output.ne1, true);
     if (n_full)
-        head_rows(d, logits, &m->output, x, full, n_full);
+        head_rows(d, logits, x, full, n_full, false);
     return TERN_OK;
 }
 

@@ -855,6 +855,8 @@ static void avx2_ffn_act(float *out, const float *gate, const float *up, int64_t
         tern_ref_ffn_act(out + i, gate + i, up + i, n - i, act);
 }
 
+#include "isa_avx2_shadow.h"
+
 const struct tern_cpu_kernels AVX2_TABLE = {
     .name = AVX2_NAME,
     .quantize_act = avx2_quantize_act,
@@ -866,5 +868,6 @@ const struct tern_cpu_kernels AVX2_TABLE = {
     .attention = avx2_attention,
     .ffn_act = avx2_ffn_act,
     .head_shadow = tern_head_shadow_rows, /* load-time only: the scalar reference */
+    .shadow_dot = avx2_shadow_dot,
     .dot_peak = avx2_dot_peak,
 };

@@ -10,6 +10,7 @@
  * weight block for 4 tokens across 4 rows (16 accumulators); decode walks one row at a time, so
  * each thread reads one linear stream (measured: 4 interleaved row streams reached only ~55% of
  * the DRAM bandwidth of one linear stream; q stays in L1 either way). */
+#include <float.h>
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "attn_groups.h"
 #include "isa.h"
 #include "ref.h"
+#include "shadow_passes.h"
 
 #define TERN_INLINE static inline __attribute__((always_inline))
 
@@ -991,53 +993,54 @@ static void avx512_ffn_act(float *out, const float *gate, const float *up, int64
         tern_ref_ffn_act(out + i, gate + i, up + i, n - i, act);
 }
 
-/* ---- certified head shadow (load time) ---- */
+/* ---- certified head shadow (scheduler/head_cert.h) ---- */
 
-/* F16/BF16 heads as tern_head_shadow_rows quantizes them (the same q and d bytes: every float op
- * below is the reference's, and the rounding (int)(t + copysign(0.5, t)) is truncation), with the
- * sums of squares in f32 over two elements per lane per block and in double across blocks (< 1e-5
- * relative, as tern_head_cert_coef allows). F32 heads take the reference. 2B-4T's 128256 x 2560
- * F16 head: the reference ~7-12 ns a weight on one busy core, this about ten times less. */
-static void avx512_head_shadow(uint8_t *shadow, float *coef, const struct tern_tensor *head, int64_t r0,
-                               int64_t r1) {
+/* The build (load time), F16/BF16 heads as tern_head_shadow_rows quantizes them (the same q and d
+ * bytes: every float op below is the reference's, and the rounding (int)(t + copysign(0.5, t)) is
+ * truncation), with e = w - d q in one FMA rounding, the sums of squares in f32 over at most 16
+ * elements per lane per block and in double across blocks (< 1e-5 relative, as
+ * tern_head_cert_coef allows). F32 heads take the reference. */
+static void avx512_head_shadow(void *blob, const struct tern_tensor *head, int64_t r0, int64_t r1) {
     if (head->type == TERN_TYPE_F32) {
-        tern_head_shadow_rows(shadow, coef, head, r0, r1);
+        tern_head_shadow_rows(blob, head, r0, r1);
         return;
     }
+    struct tern_head_shadow s;
+    tern_head_shadow_view(&s, blob, head->ne0, head->ne1);
     const int elt = head->type == TERN_TYPE_F16 ? ELT_F16 : ELT_BF16;
-    const int64_t n = head->ne0, nb = n / TERN_HEAD_SHADOW_BLOCK;
-    const size_t out_bytes = tern_head_shadow_row_bytes(n);
+    const int64_t n = head->ne0;
     const __m512 half = _mm512_set1_ps(0.5f), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
-    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u), bias = _mm512_set1_epi32(128);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)head->data + (size_t)r * head->row_bytes;
-        uint8_t *out = shadow + (size_t)r * out_bytes;
+        uint8_t *q = s.q + (size_t)r * (size_t)n;
         __m512d se = _mm512_setzero_pd(), sw = se, sv = se;
-        for (int64_t b = 0; b < nb; b++) {
-            const __m512 w[2] = {load_elt(row, 32 * b, elt), load_elt(row, 32 * b + 16, elt)};
-            const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(w[0]), _mm512_abs_ps(w[1])));
-            unsigned short dh = _cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT);
-            float d = _cvtsh_ss(dh);
-            if (!(d > 0.0f) || !isfinite(d)) {
-                dh = 0;
-                d = 0.0f;
+        for (int64_t b = 0; b < s.n_blocks; b++) {
+            const int64_t i0 = b * TERN_HEAD_SHADOW_BLOCK;
+            const int nv = (int)((n - i0 < TERN_HEAD_SHADOW_BLOCK ? n - i0 : TERN_HEAD_SHADOW_BLOCK) / 16);
+            __m512 w[TERN_HEAD_SHADOW_BLOCK / 16], m = _mm512_setzero_ps();
+            for (int j = 0; j < nv; j++) {
+                w[j] = load_elt(row, i0 + 16 * j, elt);
+                m = _mm512_max_ps(m, _mm512_abs_ps(w[j]));
             }
+            float d = _mm512_reduce_max_ps(m) / 127.0f;
+            d = d >= FLT_MIN && d <= FLT_MAX ? d : 0.0f;
+            s.d[r * s.n_blocks + b] = d;
             const __m512 vd = _mm512_set1_ps(d), inv_d = _mm512_set1_ps(d > 0.0f ? 1.0f / d : 0.0f);
-            uint8_t *blk = out + (size_t)b * TERN_HEAD_SHADOW_BLOCK_BYTES;
-            blk[0] = (uint8_t)(dh & 0xff);
-            blk[1] = (uint8_t)(dh >> 8);
             __m512 le = _mm512_setzero_ps(), lw = le, lv = le;
-            for (int h = 0; h < 2; h++) {
+            for (int j = 0; j < nv; j++) {
                 /* NaN weights: max/min give -127 where the reference gives 0; such rows get an
                  * infinite coefficient either way */
-                __m512 t = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(w[h], inv_d), lo), hi);
+                const __m512 t = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(w[j], inv_d), lo), hi);
                 const __m512 rnd = _mm512_castsi512_ps(_mm512_or_si512(
                     _mm512_and_si512(_mm512_castps_si512(t), sign), _mm512_castps_si512(half)));
-                const __m512i q = _mm512_cvttps_epi32(_mm512_add_ps(t, rnd));
-                _mm_storeu_si128((__m128i *)(blk + 2 + 16 * h), _mm512_cvtepi32_epi8(q));
-                const __m512 v = _mm512_mul_ps(vd, _mm512_cvtepi32_ps(q)), e = _mm512_sub_ps(w[h], v);
+                const __m512i qi = _mm512_cvttps_epi32(_mm512_add_ps(t, rnd));
+                _mm_storeu_si128((__m128i *)(q + i0 + 16 * j),
+                                 _mm512_cvtepi32_epi8(_mm512_add_epi32(qi, bias)));
+                const __m512 qf = _mm512_cvtepi32_ps(qi);
+                const __m512 v = _mm512_mul_ps(vd, qf), e = _mm512_fnmadd_ps(vd, qf, w[j]);
                 le = _mm512_fmadd_ps(e, e, le);
-                lw = _mm512_fmadd_ps(w[h], w[h], lw);
+                lw = _mm512_fmadd_ps(w[j], w[j], lw);
                 lv = _mm512_fmadd_ps(v, v, lv);
             }
             se = _mm512_add_pd(se, _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(le)),
@@ -1047,10 +1050,78 @@ static void avx512_head_shadow(uint8_t *shadow, float *coef, const struct tern_t
             sv = _mm512_add_pd(sv, _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(lv)),
                                                  _mm512_cvtps_pd(_mm512_extractf32x8_ps(lv, 1))));
         }
-        coef[r] = tern_head_cert_coef(_mm512_reduce_add_pd(se), _mm512_reduce_add_pd(sw),
-                                      _mm512_reduce_add_pd(sv), n);
+        tern_head_cert_coef(&s, r, _mm512_reduce_add_pd(se), _mm512_reduce_add_pd(sw),
+                            _mm512_reduce_add_pd(sv));
     }
 }
+
+/* The dot: per block of 256, vpdpbusd of the weights (q + 128, unsigned) with each level of the
+ * input (p, p2), combined as 128 * (the p sums) + (the p2 sums) starting from -128 * (the lane's sum
+ * of P), so each of the 16 lanes holds its exact share of I_b; the lanes are converted and scaled
+ * by d_b t_b into per-lane f32 sums, reduced at the row's end. Each row is read once for up to 4
+ * inputs, every input with its own accumulators fed the same operations in the same order whatever
+ * the others, so its bits do not depend on the batch. */
+TERN_INLINE void shadow_rows_tokens(float *const *out, const struct tern_head_shadow *s,
+                                    const struct tern_head_xq *const *x, int64_t r0, int64_t r1,
+                                    const int nt) {
+    const int64_t n = s->n, nb = s->n_blocks;
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    __m512i corr[TERN_SHADOW_MT][TERN_SHADOW_MAX_BLOCKS];
+    for (int k = 0; k < nt; k++)
+        for (int64_t b = 0; b < nb; b++) { /* p and p2 are zero past n, so whole blocks */
+            __m512i c = _mm512_setzero_si512(), c2 = c;
+            for (int j = 0; j < TERN_HEAD_SHADOW_BLOCK / 64; j++) {
+                c = _mm512_dpbusd_epi32(c, bias,
+                                        _mm512_load_si512(x[k]->p + TERN_HEAD_SHADOW_BLOCK * b + 64 * j));
+                c2 = _mm512_dpbusd_epi32(c2, bias,
+                                         _mm512_load_si512(x[k]->p2 + TERN_HEAD_SHADOW_BLOCK * b + 64 * j));
+            }
+            corr[k][b] =
+                _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_add_epi32(_mm512_slli_epi32(c, 7), c2));
+        }
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = s->q + (size_t)r * (size_t)n;
+        const float *d = s->d + r * nb;
+        __m512 acc[TERN_SHADOW_MT];
+        for (int k = 0; k < nt; k++)
+            acc[k] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t i0 = TERN_HEAD_SHADOW_BLOCK * b;
+            __m512i ia[TERN_SHADOW_MT], ia2[TERN_SHADOW_MT];
+            for (int k = 0; k < nt; k++) {
+                ia[k] = _mm512_setzero_si512();
+                ia2[k] = corr[k][b];
+            }
+            if (i0 + TERN_HEAD_SHADOW_BLOCK <= n) {
+                for (int j = 0; j < TERN_HEAD_SHADOW_BLOCK / 64; j++) {
+                    _mm_prefetch((const char *)row + i0 + 64 * j + PF_DIST, _MM_HINT_T1);
+                    const __m512i w = _mm512_loadu_si512(row + i0 + 64 * j);
+                    for (int k = 0; k < nt; k++) {
+                        ia[k] = _mm512_dpbusd_epi32(ia[k], w, _mm512_load_si512(x[k]->p + i0 + 64 * j));
+                        ia2[k] = _mm512_dpbusd_epi32(ia2[k], w, _mm512_load_si512(x[k]->p2 + i0 + 64 * j));
+                    }
+                }
+            } else { /* the row's last, shorter block (a multiple of 32) */
+                for (int64_t i = i0; i < n; i += 64) {
+                    const __mmask64 m = n - i >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (n - i)) - 1;
+                    const __m512i w = _mm512_maskz_loadu_epi8(m, row + i);
+                    for (int k = 0; k < nt; k++) {
+                        ia[k] = _mm512_dpbusd_epi32(ia[k], w, _mm512_load_si512(x[k]->p + i));
+                        ia2[k] = _mm512_dpbusd_epi32(ia2[k], w, _mm512_load_si512(x[k]->p2 + i));
+                    }
+                }
+            }
+            for (int k = 0; k < nt; k++) {
+                const __m512i isum = _mm512_add_epi32(_mm512_slli_epi32(ia[k], 7), ia2[k]);
+                acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d[b] * x[k]->t[b]), acc[k]);
+            }
+        }
+        for (int k = 0; k < nt; k++)
+            out[k][r - r0] = _mm512_reduce_add_ps(acc[k]);
+    }
+}
+
+TERN_SHADOW_DOT_FN(avx512_shadow_dot)
 
 const struct tern_cpu_kernels tern_cpu_kernels_avx512 = {
     .name = "avx512",
@@ -1063,5 +1134,6 @@ const struct tern_cpu_kernels tern_cpu_kernels_avx512 = {
     .attention = avx512_attention,
     .ffn_act = avx512_ffn_act,
     .head_shadow = avx512_head_shadow,
+    .shadow_dot = avx512_shadow_dot,
     .dot_peak = avx512_dot_peak,
 };

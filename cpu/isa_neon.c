@@ -208,4 +208,5 @@ const struct tern_cpu_kernels tern_cpu_kernels_neon = {
     .attention = tern_ref_attention,
     .ffn_act = neon_ffn_act,
     .head_shadow = tern_head_shadow_rows,
+    .shadow_dot = tern_ref_shadow_dot,
 };

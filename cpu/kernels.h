@@ -38,10 +38,14 @@ struct tern_cpu_kernels {
     void (*attention)(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
                       int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim, float *scratch);
     void (*ffn_act)(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act);
-    /* rows [row_begin, row_end) of the certified head's shadow and bound coefficients: see
-     * tern_head_shadow_rows (scheduler/head_cert.h), the reference */
-    void (*head_shadow)(uint8_t *shadow, float *coef, const struct tern_tensor *head, int64_t row_begin,
-                        int64_t row_end);
+    /* rows [row_begin, row_end) of the certified head's shadow blob (weights, scales, bound
+     * coefficients): see tern_head_shadow_rows (scheduler/head_cert.h), the reference */
+    void (*head_shadow)(void *blob, const struct tern_tensor *head, int64_t row_begin, int64_t row_end);
+    /* see tern_ref_shadow_dot: the shadow's logits of rows [row_begin, row_end) for n_tok quantized
+     * inputs; SIMD levels read each row once for up to 4 inputs, and every input gets the bits it gets
+     * alone */
+    void (*shadow_dot)(float *const *out, const struct tern_head_shadow *s,
+                       const struct tern_head_xq *const *x, int n_tok, int64_t row_begin, int64_t row_end);
     /* The compute probe of `tern bench` (cpu/peak.h): `rounds` rounds of the level's int8 dot instruction
      * (the one its ternary product is built on) in independent chains; returns the multiply-adds done.
      * NULL where the level has none (scalar, NEON). */

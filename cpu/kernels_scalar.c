@@ -21,4 +21,5 @@ const struct tern_cpu_kernels tern_cpu_kernels_scalar = {
     .attention = tern_ref_attention,
     .ffn_act = tern_ref_ffn_act,
     .head_shadow = tern_head_shadow_rows,
+    .shadow_dot = tern_ref_shadow_dot,
 };

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "../scheduler/device.h"
+#include "../scheduler/head_cert.h"
 
 /* Per-token int8 quantization of one activation row x[n]:
  * s = 127 / max(max|x_i|, 1e-5); q_i = clamp(round_half_even(x_i * s), -128, 127).
@@ -59,5 +60,12 @@ void tern_ref_matvec(float *out, const struct tern_tensor *t, const float *x, in
 /* tern_ref_matvec of each x[i] into out[i]: the kernel table's matvec_tokens. */
 void tern_ref_matvec_tokens(float *const *out, const struct tern_tensor *t, const float *const *x, int n_tok,
                             int64_t row_begin, int64_t row_end);
+
+/* The certified head's shadow logits: out[k][r - row_begin] = sum over blocks b of
+ * (d_b * t_b) * I_b for x[k] (k < n_tok, r in [row_begin, row_end)), I_b = sum (q_i - 128)
+ * (128 p_i + p2_i) the exact block dot; SIMD levels sum in another order, within the bound of
+ * scheduler/head_cert.h. */
+void tern_ref_shadow_dot(float *const *out, const struct tern_head_shadow *s,
+                         const struct tern_head_xq *const *x, int n_tok, int64_t row_begin, int64_t row_end);
 
 #endif

@@ -56,12 +56,6 @@ static uint64_t checksum(const uint8_t *p, size_t n) {
     return s;
 }
 
-/* The checksum the header holds: of the shadow, then of the coefficients. */
-static uint64_t payload_sum(const uint8_t *shadow, size_t shadow_bytes, const float *coef, size_t n_rows) {
-    return (checksum(shadow, shadow_bytes) ^ checksum((const uint8_t *)coef, n_rows * sizeof(float))) *
-           0x100000001b3ULL;
-}
-
 bool tern_head_cache_map(struct tern_head_cache *c, const struct tern_model_view *m, size_t shadow_bytes) {
     memset(c, 0, sizeof *c);
     char path[4096], key[KEY_MAX];
@@ -70,39 +64,36 @@ bool tern_head_cache_map(struct tern_head_cache *c, const struct tern_model_view
     const int fd = open(path, O_RDONLY);
     if (fd < 0)
         return false; /* not cached yet */
-    const size_t n_rows = (size_t)m->output.ne1;
-    const size_t bytes = TERN_HEAD_CACHE_HEADER + shadow_bytes + n_rows * sizeof(float);
+    const size_t n_rows = (size_t)m->output.ne1, key_len = strlen(key);
+    const size_t bytes = TERN_HEAD_CACHE_HEADER + shadow_bytes;
+    /* the header first: a file of another model or shadow version is stale whatever its size */
+    char h[TERN_HEAD_CACHE_HEADER];
+    const bool header = pread(fd, h, sizeof h, 0) == (ssize_t)sizeof h && !memcmp(h, magic, sizeof magic - 1);
+    h[sizeof h - 1] = 0;
+    const bool stale =
+        header && (memcmp(h + sizeof magic - 1, key, key_len) != 0 || h[sizeof magic - 1 + key_len] != '\n');
     struct stat sb;
     int flags = MAP_PRIVATE;
 #ifdef MAP_POPULATE
     flags |= MAP_POPULATE; /* the first token reads every page anyway, and the checksum now */
 #endif
-    void *map = fstat(fd, &sb) == 0 && (uint64_t)sb.st_size == (uint64_t)bytes
+    void *map = header && !stale && fstat(fd, &sb) == 0 && (uint64_t)sb.st_size == (uint64_t)bytes
                     ? mmap(NULL, bytes, PROT_READ, flags, fd, 0)
                     : MAP_FAILED;
     close(fd);
-    const char *why = "corrupt";
     if (map != MAP_FAILED) {
-        const char *h = map;
-        const size_t key_len = strlen(key);
         unsigned long long n_shadow = 0, n = 0, sum = 0;
-        if (memcmp(h, magic, sizeof magic - 1) != 0) {
-            why = "corrupt";
-        } else if (memcmp(h + sizeof magic - 1, key, key_len) != 0 || h[sizeof magic - 1 + key_len] != '\n') {
-            why = "stale";
-        } else if (sscanf(h + sizeof magic + key_len, "%llu %llu %llx", &n_shadow, &n, &sum) == 3 &&
-                   n_shadow == shadow_bytes && n == n_rows &&
-                   payload_sum((const uint8_t *)map + TERN_HEAD_CACHE_HEADER, shadow_bytes,
-                               (const float *)((const uint8_t *)map + TERN_HEAD_CACHE_HEADER + shadow_bytes),
-                               n_rows) == sum) {
+        if (sscanf(h + sizeof magic + key_len, "%llu %llu %llx", &n_shadow, &n, &sum) == 3 &&
+            n_shadow == shadow_bytes && n == n_rows &&
+            checksum((const uint8_t *)map + TERN_HEAD_CACHE_HEADER, shadow_bytes) == sum) {
             c->map = map;
             c->map_bytes = bytes;
             c->shadow = (const uint8_t *)map + TERN_HEAD_CACHE_HEADER;
-            c->coef = (const float *)(c->shadow + shadow_bytes);
             return true;
         }
         munmap(map, bytes);
     }
+    const char *why = stale ? "stale" : "corrupt";
     tern_log_info("notice: ignoring the %s certified-head cache %s (building the shadow again)", why, path);
     return false;
 }
@@ -110,27 +101,24 @@ bool tern_head_cache_map(struct tern_head_cache *c, const struct tern_model_view
 struct shadow_file {
     const char *header;
     const uint8_t *shadow;
-    size_t shadow_bytes, n_rows;
-    const float *coef;
+    size_t shadow_bytes;
 };
 
 static bool fill_shadow(FILE *f, void *user) {
     const struct shadow_file *s = user;
     return fwrite(s->header, 1, TERN_HEAD_CACHE_HEADER, f) == TERN_HEAD_CACHE_HEADER &&
-           fwrite(s->shadow, 1, s->shadow_bytes, f) == s->shadow_bytes &&
-           fwrite(s->coef, sizeof(float), s->n_rows, f) == s->n_rows;
+           fwrite(s->shadow, 1, s->shadow_bytes, f) == s->shadow_bytes;
 }
 
-void tern_head_cache_store(const struct tern_model_view *m, const uint8_t *shadow, size_t shadow_bytes,
-                           const float *coef) {
+void tern_head_cache_store(const struct tern_model_view *m, const uint8_t *shadow, size_t shadow_bytes) {
     char path[4096], key[KEY_MAX];
     if (!cache_names(m, path, sizeof path, key, sizeof key))
         return;
     const size_t n_rows = (size_t)m->output.ne1;
     char header[TERN_HEAD_CACHE_HEADER] = {0};
     snprintf(header, sizeof header, "%s%s\n%llu %llu %016llx\n", magic, key, (unsigned long long)shadow_bytes,
-             (unsigned long long)n_rows, (unsigned long long)payload_sum(shadow, shadow_bytes, coef, n_rows));
-    struct shadow_file sf = {header, shadow, shadow_bytes, n_rows, coef};
+             (unsigned long long)n_rows, (unsigned long long)checksum(shadow, shadow_bytes));
+    struct shadow_file sf = {header, shadow, shadow_bytes};
     tern_cache_write(path, "certified-head cache", fill_shadow, &sf);
 }
 

@@ -4,7 +4,7 @@
  *   a TERN_HEAD_CACHE_HEADER-byte header: a magic line; the key (the model's source_id, the head's
  *   type and shape and TERN_HEAD_SHADOW_VERSION); the shadow's size, its row count and a checksum
  *   of what follows; zeros;
- *   the shadow rows, then the bound coefficient of every row (f32).
+ *   the shadow's blob (head_cert.h: its weights, block scales and the rows' bound coefficients).
  * A file whose key differs (the model file or the shadow's format changed) is stale, one whose size
  * or checksum does not match is corrupt: either is ignored with one notice, and the caller builds
  * the shadow again and replaces the file. */
@@ -26,17 +26,15 @@ enum {
 struct tern_head_cache {
     void *map;
     size_t map_bytes;
-    const uint8_t *shadow; /* shadow_bytes */
-    const float *coef;     /* one per head row */
+    const uint8_t *shadow; /* the blob, shadow_bytes */
 };
 
 /* Maps the cached shadow of m's head, shadow_bytes long. False (nothing mapped) when caching is
  * off, the model has no source_id, or the file is missing, stale or corrupt (with a notice). */
 bool tern_head_cache_map(struct tern_head_cache *c, const struct tern_model_view *m, size_t shadow_bytes);
 
-/* Writes the shadow and coefficients of m's head to the cache (atomically; a failure is a warning). */
-void tern_head_cache_store(const struct tern_model_view *m, const uint8_t *shadow, size_t shadow_bytes,
-                           const float *coef);
+/* Writes the shadow blob of m's head to the cache (atomically; a failure is a warning). */
+void tern_head_cache_store(const struct tern_model_view *m, const uint8_t *shadow, size_t shadow_bytes);
 
 void tern_head_cache_unmap(struct tern_head_cache *c);
 

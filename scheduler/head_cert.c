@@ -1,7 +1,8 @@
-/* The certified head's shared parts (see head_cert.h): the shadow build with its bound
- * coefficients, the norm of the input and the candidate selection. */
+/* The certified head's shared parts (see head_cert.h): the shadow's layout and build with its bound
+ * coefficients, the input's quantization and norms, and the candidate selection. */
 #include "head_cert.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -10,11 +11,40 @@
 
 bool tern_head_cert_supported(const struct tern_tensor *head) {
     return (head->type == TERN_TYPE_F16 || head->type == TERN_TYPE_BF16 || head->type == TERN_TYPE_F32) &&
-           head->ne0 > 0 && head->ne0 % TERN_HEAD_SHADOW_BLOCK == 0;
+           head->ne0 > 0 && head->ne0 % TERN_HEAD_SHADOW_UNIT == 0;
 }
 
-size_t tern_head_shadow_row_bytes(int64_t ne0) {
-    return (size_t)(ne0 / TERN_HEAD_SHADOW_BLOCK) * TERN_HEAD_SHADOW_BLOCK_BYTES;
+static size_t up64(size_t v) {
+    return (v + 63) / 64 * 64;
+}
+
+static int64_t n_blocks_of(int64_t n) {
+    return (n + TERN_HEAD_SHADOW_BLOCK - 1) / TERN_HEAD_SHADOW_BLOCK;
+}
+
+size_t tern_head_shadow_bytes(int64_t n, int64_t n_rows) {
+    const size_t rows = (size_t)n_rows;
+    return up64(rows * (size_t)n) + up64(rows * (size_t)n_blocks_of(n) * sizeof(float)) +
+           2 * up64(rows * sizeof(float));
+}
+
+size_t tern_head_shadow_row_bytes(int64_t n) {
+    return (size_t)n + ((size_t)n_blocks_of(n) + 2) * sizeof(float);
+}
+
+void tern_head_shadow_view(struct tern_head_shadow *s, void *blob, int64_t n, int64_t n_rows) {
+    const size_t rows = (size_t)n_rows, nb = (size_t)n_blocks_of(n);
+    uint8_t *p = blob;
+    s->q = p;
+    p += up64(rows * (size_t)n);
+    s->d = (float *)(void *)p;
+    p += up64(rows * nb * sizeof(float));
+    s->coef = (float *)(void *)p;
+    p += up64(rows * sizeof(float));
+    s->dcoef = (float *)(void *)p;
+    s->n = n;
+    s->n_rows = n_rows;
+    s->n_blocks = (int64_t)nb;
 }
 
 /* Weights [i0, i0 + n) of a row as f32 (exact for all three types). */
@@ -38,66 +68,95 @@ static float float_up(double v) {
     return f;
 }
 
-void tern_head_shadow_rows(uint8_t *shadow, float *coef, const struct tern_tensor *head, int64_t row_begin,
-                           int64_t row_end) {
-    const int64_t n = head->ne0, nb = n / TERN_HEAD_SHADOW_BLOCK;
-    const size_t out_bytes = tern_head_shadow_row_bytes(n);
+/* The block scale of a block whose largest magnitude is amax (weights and inputs alike): 0 where it
+ * would not be a normal float, so 1 / scale stays finite. */
+static float block_scale(float amax) {
+    const float d = amax / 127.0f;
+    return d >= FLT_MIN && d <= FLT_MAX ? d : 0.0f;
+}
+
+/* round(t * inv) clamped to [-127, 127], halves away from zero, NaN 0: written without libm calls
+ * (the shadow build runs it 328M times for 2B-4T) */
+static int quantize_one(float t, float inv) {
+    t *= inv;
+    t = t > 127.0f ? 127.0f : t < -127.0f ? -127.0f : t == t ? t : 0.0f;
+    return (int)(t + copysignf(0.5f, t));
+}
+
+void tern_head_shadow_rows(void *blob, const struct tern_tensor *head, int64_t row_begin, int64_t row_end) {
+    struct tern_head_shadow s;
+    tern_head_shadow_view(&s, blob, head->ne0, head->ne1);
+    const int64_t n = head->ne0;
     for (int64_t r = row_begin; r < row_end; r++) {
         const uint8_t *row = (const uint8_t *)head->data + (size_t)r * head->row_bytes;
-        uint8_t *out = shadow + (size_t)r * out_bytes;
-        /* Sums of squares: per block in f32 over 8 lanes, blocks summed in double. Every f32
-         * operation here errs by at most u relative (e = w - d q is exact for F16/BF16 weights and
-         * one rounding for F32), < 1e-5 over a block's chain, covered by tern_head_cert_coef. */
+        uint8_t *q = s.q + (size_t)r * (size_t)n;
+        /* e and v in double are exact (v = d q: 24 + 8 bits; e: w and v of about the same
+         * exponent); the squares and their sums err by far less than tern_head_cert_coef allows */
         double se = 0.0, sw = 0.0, sv = 0.0;
-        for (int64_t b = 0; b < nb; b++) {
+        for (int64_t b = 0; b < s.n_blocks; b++) {
+            const int64_t i0 = b * TERN_HEAD_SHADOW_BLOCK;
+            const int len = (int)(n - i0 < TERN_HEAD_SHADOW_BLOCK ? n - i0 : TERN_HEAD_SHADOW_BLOCK);
             float w[TERN_HEAD_SHADOW_BLOCK], amax = 0.0f;
-            weights_at(w, row, head->type, b * TERN_HEAD_SHADOW_BLOCK, TERN_HEAD_SHADOW_BLOCK);
-            for (int i = 0; i < TERN_HEAD_SHADOW_BLOCK; i++)
+            weights_at(w, row, head->type, i0, len);
+            for (int i = 0; i < len; i++)
                 amax = fabsf(w[i]) > amax ? fabsf(w[i]) : amax;
-            uint16_t dh = tern_fp32_to_fp16(amax / 127.0f);
-            float d = tern_fp16_to_fp32(dh);
-            if (!(d > 0.0f) || !isfinite(d)) { /* an all-zero, non-finite or tiny block: q = 0 */
-                dh = 0;
-                d = 0.0f;
-            }
-            const float inv_d = d > 0.0f ? 1.0f / d : 0.0f;
-            uint8_t *blk = out + (size_t)b * TERN_HEAD_SHADOW_BLOCK_BYTES;
-            blk[0] = (uint8_t)(dh & 0xff);
-            blk[1] = (uint8_t)(dh >> 8);
-            float le[8] = {0}, lw[8] = {0}, lv[8] = {0};
-            for (int i = 0; i < TERN_HEAD_SHADOW_BLOCK; i++) {
-                /* any q keeps the bound rigorous (e is measured); nearest keeps it tight. Written
-                 * without libm calls (this loop runs 328M times for 2B-4T); a NaN goes to 0 */
-                float t = w[i] * inv_d;
-                t = t > 127.0f ? 127.0f : t < -127.0f ? -127.0f : t == t ? t : 0.0f;
-                const int q = (int)(t + copysignf(0.5f, t));
-                blk[2 + i] = (uint8_t)(int8_t)q;
-                const float v = d * (float)q, e = w[i] - v; /* d q: 11 + 8 bits, exact */
-                le[i % 8] += e * e;
-                lw[i % 8] += w[i] * w[i];
-                lv[i % 8] += v * v;
-            }
-            for (int l = 0; l < 8; l++) {
-                se += le[l];
-                sw += lw[l];
-                sv += lv[l];
+            const float d = block_scale(amax), inv_d = d > 0.0f ? 1.0f / d : 0.0f;
+            s.d[r * s.n_blocks + b] = d;
+            for (int i = 0; i < len; i++) {
+                const int qi = quantize_one(w[i], inv_d);
+                q[i0 + i] = (uint8_t)(qi + 128);
+                const double v = (double)d * qi, e = (double)w[i] - v;
+                se += e * e;
+                sw += (double)w[i] * w[i];
+                sv += v * v;
             }
         }
-        coef[r] = tern_head_cert_coef(se, sw, sv, n);
+        tern_head_cert_coef(&s, r, se, sw, sv);
     }
 }
 
-float tern_head_cert_coef(double se, double sw, double sv, int64_t n) {
-    const double u = 0x1p-24, m = (double)n + 64.0, g = m * u / (1.0 - m * u);
-    se = se * (1.0 + 1e-5) + (double)n * 0x1p-100;
-    sw = sw * (1.0 + 1e-5) + (double)n * 0x1p-100;
-    sv = sv * (1.0 + 1e-5) + (double)n * 0x1p-100;
-    if (!isfinite(sw) || !isfinite(se) || !isfinite(sv))
-        return INFINITY; /* inf or NaN weights, or squares past f32: always a candidate */
+void tern_head_cert_coef(const struct tern_head_shadow *s, int64_t r, double se, double sw, double sv) {
+    const double u = 0x1p-24, m = (double)s->n + 64.0, g = m * u / (1.0 - m * u);
+    const double tiny = (double)s->n * 0x1p-100; /* squares that underflowed */
+    se = se * (1.0 + 1e-5) + tiny;
+    sw = sw * (1.0 + 1e-5) + tiny;
+    sv = sv * (1.0 + 1e-5) + tiny;
+    if (!isfinite(sw) || !isfinite(se) || !isfinite(sv)) {
+        s->coef[r] = s->dcoef[r] = INFINITY; /* inf or NaN weights, or squares past f32: a candidate */
+        return;
+    }
     const double nw = sqrt(sw), nv = sqrt(sv), ne = sqrt(se);
-    /* 4u per norm: the rounding of the selection's own a -/+ c |x| (|a| <= |v| |x| (1 + g)) */
-    const double c = ne * (1.0 + 4.0 * u) + (g + 4.0 * u) * (nw + nv);
-    return float_up(c * (1.0 + 1e-9) * (1.0 + 0x1p-20));
+    /* 4u per norm: the rounding of the selection's own S -/+ (c |x| + c' |delta|), with
+     * |S| <= |v| (|x| + |delta|) (1 + g) */
+    const double c = ne * (1.0 + 4.0 * u) + (g + 4.0 * u) * (nw + nv), c2 = (1.0 + g + 4.0 * u) * nv;
+    s->coef[r] = float_up(c * (1.0 + 1e-9) * (1.0 + 0x1p-20));
+    s->dcoef[r] = float_up(c2 * (1.0 + 1e-9) * (1.0 + 0x1p-20));
+}
+
+void tern_head_quantize_x(struct tern_head_xq *xq, const float *x, int64_t n) {
+    const int64_t nb = n_blocks_of(n);
+    double sd = 0.0;
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t i0 = b * TERN_HEAD_SHADOW_BLOCK;
+        const int64_t len = n - i0 < TERN_HEAD_SHADOW_BLOCK ? n - i0 : TERN_HEAD_SHADOW_BLOCK;
+        float amax = 0.0f;
+        for (int64_t i = i0; i < i0 + len; i++)
+            amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+        const float s = block_scale(amax), inv = s > 0.0f ? 1.0f / s : 0.0f, t = s / 128.0f;
+        xq->t[b] = t;
+        for (int64_t i = i0; i < i0 + len; i++) {
+            const int p = quantize_one(x[i], inv), p2 = quantize_one(x[i] - s * (float)p, 128.0f * inv);
+            xq->p[i] = (int8_t)p;
+            xq->p2[i] = (int8_t)p2;
+            /* t P: 24 + 15 bits, and x within a factor 2^8 of it or P = 0: exact in double */
+            const double delta = (double)x[i] - (double)t * (128 * p + p2);
+            sd += delta * delta;
+        }
+    }
+    memset(xq->p + n, 0, (size_t)(nb * TERN_HEAD_SHADOW_BLOCK - n));
+    memset(xq->p2 + n, 0, (size_t)(nb * TERN_HEAD_SHADOW_BLOCK - n));
+    xq->x_norm = tern_head_x_norm(x, n);
+    xq->d_norm = float_up(sqrt(sd) * (1.0 + 1e-9) + (double)n * 0x1p-100);
 }
 
 float tern_head_x_norm(const float *x, int64_t n) {
@@ -137,24 +196,24 @@ static void sift_up(float *heap, int64_t i) {
     heap[i] = v;
 }
 
-int64_t tern_head_cert_select(int32_t *cand, float *logits, float *heap, const float *coef, float x_norm,
-                              int64_t n_rows, const struct tern_head_request *req) {
-    const int64_t k = req->top_k < n_rows ? req->top_k : n_rows;
-    if (k < 1 || !isfinite(x_norm) || !(req->repeat_penalty > 0.0f))
+int64_t tern_head_cert_select(int32_t *cand, float *logits, float *heap, const struct tern_head_shadow *s,
+                              float x_norm, float d_norm, const struct tern_head_request *req) {
+    const int64_t n_rows = s->n_rows, k = req->top_k < n_rows ? req->top_k : n_rows;
+    if (k < 1 || !isfinite(x_norm) || !isfinite(d_norm) || !(req->repeat_penalty > 0.0f))
         return -1;
     /* pass 1: logits[r] <- upper bound; the k largest lower bounds in the heap. The absolute 1e-30
      * covers products that underflow (flushed to zero on some OpenCL devices). */
     int64_t n_heap = 0, j = 0;
     for (int64_t r = 0; r < n_rows; r++) {
-        const float b = coef[r] * x_norm + 1e-30f;
+        const float b = s->coef[r] * x_norm + s->dcoef[r] * d_norm + 1e-30f;
         float lo = logits[r] - b, hi = logits[r] + b;
         if (j < req->n_penalized && req->penalized[j] == r) {
             lo = penalize(lo, req->repeat_penalty);
             hi = penalize(hi, req->repeat_penalty);
             j++;
         }
-        if (!(lo <= hi))
-            return -1; /* NaN */
+        if (!(lo <= hi) || !(fabsf(logits[r]) < INFINITY))
+            return -1; /* NaN, or a logit past f32 (an overflow the bound does not cover) */
         logits[r] = hi;
         if (n_heap < k) {
             heap[n_heap] = lo;
