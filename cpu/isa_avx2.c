@@ -415,41 +415,50 @@ TERN_INLINE __m256 load_elt(const void *row, int64_t i, int elt) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-/* Four rows at a time share each x load; the tail past a multiple of 16 columns is scalar. */
+/* Row dots for nt <= MT inputs (matvec: one; matvec_tokens: up to four, each row loaded and
+ * converted once for all), two accumulators per input (columns i and i + 8 of every 16), the tail
+ * past a multiple of 16 columns scalar; an input's bits do not depend on the others beside it. */
+enum { MT = 4 };
+
+TERN_INLINE void plain_row_tokens(float *const *out, int64_t o, const uint8_t *row, uint32_t type, int64_t n,
+                                  const float *const *x, const int elt, const int nt) {
+    const int64_t n16 = n & ~(int64_t)15;
+    __m256 a[MT], b[MT];
+    for (int k = 0; k < nt; k++)
+        a[k] = b[k] = _mm256_setzero_ps();
+    const int64_t eb = elt == ELT_F32 ? 4 : 2;
+    for (int64_t i = 0; i < n16; i += 16) {
+        if (elt == ELT_F32 || i % 32 == 0)
+            _mm_prefetch((const char *)row + eb * i + PF_DIST, _MM_HINT_T1);
+        const __m256 w0 = load_elt(row, i, elt), w1 = load_elt(row, i + 8, elt);
+        for (int k = 0; k < nt; k++) {
+            a[k] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[k] + i), a[k]);
+            b[k] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[k] + i + 8), b[k]);
+        }
+    }
+    float tail[16];
+    if (n16 < n)
+        tern_ref_dequant_row(tail, row + (size_t)n16 * (elt == ELT_F32 ? 4 : 2), type, n - n16);
+    for (int k = 0; k < nt; k++) {
+        float s = hsum_ps(_mm256_add_ps(a[k], b[k]));
+        for (int64_t i = n16; i < n; i++)
+            s += tail[i - n16] * x[k][i];
+        out[k][o] = s;
+    }
+}
+
+/* One row at a time: one linear stream per thread, prefetched into L2 PF_DIST ahead. Four rows
+ * sharing each x load were four interleaved streams: 2560-column F16 rows on 2 threads from DRAM
+ * (512 MiB) read 19-21 GB/s per CPU second that way, 21-27 this way (the same bits). Four
+ * accumulators per row would lift the one-row rate from L2 (~32 GB/s a core, latency bound with
+ * two), but matvec_tokens must give each token the same bits and 4 tokens x 4 accumulators
+ * measured 12% slower there. */
 TERN_INLINE void matvec_plain(float *out, const struct tern_tensor *t, const float *x, int64_t r0, int64_t r1,
                               const int elt) {
-    const int64_t n = t->ne0;
-    const int64_t n16 = n & ~(int64_t)15;
-    int64_t r = r0;
-    for (; r < r1;) {
-        const int R = r1 - r >= 4 ? 4 : 1;
-        const uint8_t *rows[4];
-        __m256 a[4], b[4];
-        for (int k = 0; k < 4; k++) {
-            rows[k] = (const uint8_t *)t->data + (size_t)(r + (k < R ? k : 0)) * t->row_bytes;
-            a[k] = _mm256_setzero_ps();
-            b[k] = _mm256_setzero_ps();
-        }
-        for (int64_t i = 0; i < n16; i += 16) {
-            const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
-            for (int k = 0; k < R; k++) {
-                a[k] = _mm256_fmadd_ps(load_elt(rows[k], i, elt), x0, a[k]);
-                b[k] = _mm256_fmadd_ps(load_elt(rows[k], i + 8, elt), x1, b[k]);
-            }
-        }
-        for (int k = 0; k < R; k++) {
-            float s = hsum_ps(_mm256_add_ps(a[k], b[k]));
-            if (n16 < n) {
-                float tail[16];
-                tern_ref_dequant_row(tail, rows[k] + (size_t)n16 * (elt == ELT_F32 ? 4 : 2), t->type,
-                                     n - n16);
-                for (int64_t i = n16; i < n; i++)
-                    s += tail[i - n16] * x[i];
-            }
-            out[r + k - r0] = s;
-        }
-        r += R;
-    }
+    float *const o[1] = {out};
+    for (int64_t r = r0; r < r1; r++)
+        plain_row_tokens(o, r - r0, (const uint8_t *)t->data + (size_t)r * t->row_bytes, t->type, t->ne0, &x,
+                         elt, 1);
 }
 
 /* Q8_0: block sums in two chains of FMAs, blocks alternating between two accumulators, so no FMA
@@ -614,38 +623,8 @@ static void avx2_matvec(float *out, const struct tern_tensor *t, const float *x,
 
 /* ---- float matvec for several inputs (matvec_tokens) ---- */
 
-/* One row at a time, loaded and decoded once for up to MT inputs; every input's accumulators see the
- * operations of the one-input loops above in the same order (a row's result does not depend on the
- * rows read beside it there), so each gets the bits matvec gives it alone. */
-enum { MT = 4 };
-
-TERN_INLINE void plain_row_tokens(float *const *out, int64_t o, const uint8_t *row, uint32_t type, int64_t n,
-                                  const float *const *x, const int elt, const int nt) {
-    const int64_t n16 = n & ~(int64_t)15;
-    __m256 a[MT], b[MT];
-    for (int k = 0; k < nt; k++)
-        a[k] = b[k] = _mm256_setzero_ps();
-    const int64_t eb = elt == ELT_F32 ? 4 : 2;
-    for (int64_t i = 0; i < n16; i += 16) {
-        if (elt == ELT_F32 || i % 32 == 0)
-            _mm_prefetch((const char *)row + eb * i + PF_DIST, _MM_HINT_T1);
-        const __m256 w0 = load_elt(row, i, elt), w1 = load_elt(row, i + 8, elt);
-        for (int k = 0; k < nt; k++) {
-            a[k] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[k] + i), a[k]);
-            b[k] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[k] + i + 8), b[k]);
-        }
-    }
-    float tail[16];
-    if (n16 < n)
-        tern_ref_dequant_row(tail, row + (size_t)n16 * (elt == ELT_F32 ? 4 : 2), type, n - n16);
-    for (int k = 0; k < nt; k++) {
-        float s = hsum_ps(_mm256_add_ps(a[k], b[k]));
-        for (int64_t i = n16; i < n; i++)
-            s += tail[i - n16] * x[k][i];
-        out[k][o] = s;
-    }
-}
-
+/* One row at a time, loaded and decoded once for up to MT inputs (plain_row_tokens, which matvec
+ * uses for one, so each input gets the bits matvec gives it alone). */
 TERN_INLINE void q8_0_row_tokens(float *const *out, int64_t o, const uint8_t *row, int64_t nb,
                                  const float *const *x, const int nt) {
     __m256 a[2][MT];
