@@ -27,7 +27,13 @@
 #define AVX2_TABLE tern_cpu_kernels_avxvnni_twin
 #define AVX2_NAME "avxvnni-twin"
 #elif defined(TERN_AVXVNNI)
-#define DPBUSD256 _mm256_dpbusd_avx_epi32
+/* The VEX vpdpbusd itself: with _mm256_dpbusd_avx_epi32, gcc 12 copied the eight decode
+ * accumulators between registers (and through the stack) every step. */
+static inline __attribute__((always_inline)) __m256i dpbusd_vex(__m256i acc, __m256i u, __m256i s) {
+    __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u), "xm"(s));
+    return acc;
+}
+#define DPBUSD256 dpbusd_vex
 #define AVX2_TABLE tern_cpu_kernels_avxvnni
 #define AVX2_NAME "avxvnni"
 #else
@@ -99,12 +105,90 @@ static float avx2_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_p
 
 enum { PF_DIST = 8192 }; /* into L2, as isa_avx512.c measured */
 
-/* Block b of a row split into its four bit-pair planes c[0..3] (the codes of weights 0..31,
- * 32..63, 64..95, 96..127). Decode (T = 1) prefetches the row stream ahead, one line per call pair. */
-TERN_INLINE void unpack_block(__m256i c[4], const uint8_t *w, int64_t b, const int T) {
-    const __m256i m3 = _mm256_set1_epi8(3);
-    if (T == 1 && b % 2 == 0)
+#ifdef DPBUSD256
+/* Block b of a row as four planes, two of them scaled by 4 (one shift instead of three):
+ * c[0] = 4 x the codes of weights 0..31, c[1] = those of 32..63, c[2] = 4 x those of 64..95,
+ * c[3] = those of 96..127 (bits 7:6 and 3:2 stay two bits up, as isa_avx512.c does). */
+TERN_INLINE void unpack_block(__m256i c[4], const uint8_t *w, int64_t b) {
+    const __m256i m03 = _mm256_set1_epi8(0x03), m0c = _mm256_set1_epi8(0x0c);
+    const __m256i raw = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
+    const __m256i hi = _mm256_srli_epi16(raw, 4);
+    c[0] = _mm256_and_si256(hi, m0c);
+    c[1] = _mm256_and_si256(hi, m03);
+    c[2] = _mm256_and_si256(raw, m0c);
+    c[3] = _mm256_and_si256(raw, m03);
+}
+
+/* Prefill: one row x T tokens (T <= 4) of integer dots sum c*q (codes 0..2, before the sum-q
+ * correction), left unreduced: acc[t] holds token t's partial sums. Token t's planes scaled by 4
+ * and by 1 go to two accumulators (8 chains against vpdpbusd's latency of 4-5 cycles at 2 per
+ * cycle); the x4 one is shifted back at the end (exact: all its products are multiples of 4). */
+TERN_INLINE void ternary_row_acc(__m256i acc[4], const uint8_t *w, const int8_t *q, int64_t k_pad,
+                                 const int T) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    const int64_t n_blk = k_pad / 128;
+    for (int64_t b = 0; b < n_blk; b++) {
+        __m256i c[4];
+        unpack_block(c, w, b);
+        const int8_t *qb = q + 128 * b;
+#define DP(acc, plane, t)                                                                                    \
+    acc = DPBUSD256(acc, c[plane], _mm256_loadu_si256((const __m256i *)(qb + (t)*k_pad + 32 * (plane))))
+        DP(a0, 0, 0), DP(a0, 2, 0), DP(a1, 1, 0), DP(a1, 3, 0);
+        if (T >= 2)
+            DP(a2, 0, 1), DP(a2, 2, 1), DP(a3, 1, 1), DP(a3, 3, 1);
+        if (T >= 3)
+            DP(a4, 0, 2), DP(a4, 2, 2), DP(a5, 1, 2), DP(a5, 3, 2);
+        if (T == 4)
+            DP(a6, 0, 3), DP(a6, 2, 3), DP(a7, 1, 3), DP(a7, 3, 3);
+#undef DP
+    }
+    acc[0] = _mm256_add_epi32(_mm256_srai_epi32(a0, 2), a1);
+    acc[1] = _mm256_add_epi32(_mm256_srai_epi32(a2, 2), a3);
+    acc[2] = _mm256_add_epi32(_mm256_srai_epi32(a4, 2), a5);
+    acc[3] = _mm256_add_epi32(_mm256_srai_epi32(a6, 2), a7);
+}
+
+/* Decode: one row against one token, left unreduced. Each plane is masked in place (0xc0, 0x30,
+ * 0x0c, 0x03: the codes times 64, 16, 4, 1; no shifts, four ops a block) into its own accumulator,
+ * two blocks a step (8 chains: one per plane, as before, left the row waiting on vpdpbusd's
+ * latency), and each plane is shifted back at the end (exact: its products are multiples of its
+ * scale; |sum| <= 2^16 per lane and block, far from the int32 limit). The q loads (four a block,
+ * two per cycle) are now the limit: two rows sharing them ran ~20% faster from L1 but, as two
+ * interleaved streams, ~25% slower from DRAM. */
+TERN_INLINE __m256i ternary_row_dec(const uint8_t *w, const int8_t *q, int64_t k_pad) {
+    const __m256i m0 = _mm256_set1_epi8((char)0xc0), m1 = _mm256_set1_epi8(0x30), m2 = _mm256_set1_epi8(0x0c),
+                  m3 = _mm256_set1_epi8(0x03);
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    const int64_t n_blk = k_pad / 128;
+#define DP(acc, raw, qb, plane)                                                                              \
+    acc = DPBUSD256(acc, _mm256_and_si256(raw, m##plane),                                                    \
+                    _mm256_loadu_si256((const __m256i *)((qb) + 32 * (plane))))
+    /* an odd block first: after the loop, gcc copied four accumulators between registers every step */
+    int64_t b = n_blk % 2;
+    if (b) {
+        const __m256i r0 = _mm256_loadu_si256((const __m256i *)w);
+        DP(a0, r0, q, 0), DP(a1, r0, q, 1), DP(a2, r0, q, 2), DP(a3, r0, q, 3);
+    }
+    for (; b < n_blk; b += 2) {
         _mm_prefetch((const char *)(w + 32 * b + PF_DIST), _MM_HINT_T1);
+        const __m256i r0 = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
+        const __m256i r1 = _mm256_loadu_si256((const __m256i *)(w + 32 * b + 32));
+        const int8_t *qb = q + 128 * b;
+        DP(a0, r0, qb, 0), DP(a1, r0, qb, 1), DP(a2, r0, qb, 2), DP(a3, r0, qb, 3);
+        DP(a4, r1, qb + 128, 0), DP(a5, r1, qb + 128, 1), DP(a6, r1, qb + 128, 2), DP(a7, r1, qb + 128, 3);
+    }
+#undef DP
+    const __m256i hi = _mm256_add_epi32(_mm256_srai_epi32(_mm256_add_epi32(a0, a4), 6),
+                                        _mm256_srai_epi32(_mm256_add_epi32(a1, a5), 4));
+    const __m256i lo =
+        _mm256_add_epi32(_mm256_srai_epi32(_mm256_add_epi32(a2, a6), 2), _mm256_add_epi32(a3, a7));
+    return _mm256_add_epi32(hi, lo);
+}
+#else
+/* Block b of a row split into its four bit-pair planes c[0..3] (the codes of weights 0..31,
+ * 32..63, 64..95, 96..127). */
+TERN_INLINE void unpack_block(__m256i c[4], const uint8_t *w, int64_t b) {
+    const __m256i m3 = _mm256_set1_epi8(3);
     const __m256i raw = _mm256_loadu_si256((const __m256i *)(w + 32 * b));
     c[0] = _mm256_and_si256(_mm256_srli_epi16(raw, 6), m3);
     c[1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m3);
@@ -112,48 +196,10 @@ TERN_INLINE void unpack_block(__m256i c[4], const uint8_t *w, int64_t b, const i
     c[3] = _mm256_and_si256(raw, m3);
 }
 
-#ifdef DPBUSD256
-/* One row x T tokens (T <= 4) of integer dots sum c*q (codes 0..2, before the sum-q correction),
- * left unreduced: acc[t] holds token t's partial sums. vpdpbusd's latency (4-5 cycles) against
- * its throughput (2 per cycle) wants about 8 independent chains: decode keeps one per plane,
- * prefill two per token. */
-TERN_INLINE void ternary_row_acc(__m256i acc[4], const uint8_t *w, const int8_t *q, int64_t k_pad,
-                                 const int T) {
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    const int64_t n_blk = k_pad / 128;
-    for (int64_t b = 0; b < n_blk; b++) {
-        __m256i c[4];
-        unpack_block(c, w, b, T);
-        const int8_t *qb = q + 128 * b;
-#define DP(acc, plane, t)                                                                                    \
-    acc = DPBUSD256(acc, c[plane], _mm256_loadu_si256((const __m256i *)(qb + (t)*k_pad + 32 * (plane))))
-        if (T == 1) {
-            DP(a0, 0, 0), DP(a1, 1, 0), DP(a2, 2, 0), DP(a3, 3, 0);
-            continue;
-        }
-        DP(a0, 0, 0), DP(a0, 1, 0), DP(a1, 2, 0), DP(a1, 3, 0);
-        DP(a2, 0, 1), DP(a2, 1, 1), DP(a3, 2, 1), DP(a3, 3, 1);
-        if (T >= 3)
-            DP(a4, 0, 2), DP(a4, 1, 2), DP(a5, 2, 2), DP(a5, 3, 2);
-        if (T == 4)
-            DP(a6, 0, 3), DP(a6, 1, 3), DP(a7, 2, 3), DP(a7, 3, 3);
-#undef DP
-    }
-    if (T == 1) {
-        acc[0] = _mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3));
-        acc[1] = acc[2] = acc[3] = _mm256_setzero_si256();
-        return;
-    }
-    acc[0] = _mm256_add_epi32(a0, a1);
-    acc[1] = _mm256_add_epi32(a2, a3);
-    acc[2] = _mm256_add_epi32(a4, a5);
-    acc[3] = _mm256_add_epi32(a6, a7);
-}
-#else
-/* One row x T tokens (T <= 4) of integer dots sum c*q (codes 0..2, before the sum-q correction),
- * left unreduced: acc[t] holds token t's partial sums. Each block's four maddubs sums per token
- * are at most 4 * 2 * 2 * 128 = 2048 in magnitude per int16 lane, so up to 16 blocks add in int16
- * exactly; they are widened (madd with ones) once per 8 blocks. */
+/* Prefill: one row x T tokens (T <= 4) of integer dots sum c*q (codes 0..2, before the sum-q
+ * correction), left unreduced: acc[t] holds token t's partial sums. Each block's four maddubs sums
+ * per token are at most 4 * 2 * 2 * 128 = 2048 in magnitude per int16 lane, so up to 16 blocks add
+ * in int16 exactly; they are widened (madd with ones) once per 8 blocks. */
 enum { I16_BLOCKS = 8 };
 TERN_INLINE void ternary_row_acc(__m256i acc[4], const uint8_t *w, const int8_t *q, int64_t k_pad,
                                  const int T) {
@@ -168,7 +214,7 @@ TERN_INLINE void ternary_row_acc(__m256i acc[4], const uint8_t *w, const int8_t 
             s[t] = _mm256_setzero_si256();
         for (int64_t b = b0; b < b1; b++) {
             __m256i c[4];
-            unpack_block(c, w, b, T);
+            unpack_block(c, w, b);
             for (int t = 0; t < T; t++) {
                 const int8_t *qb = q + t * k_pad + 128 * b;
                 const __m256i p01 = _mm256_add_epi16(
@@ -184,6 +230,45 @@ TERN_INLINE void ternary_row_acc(__m256i acc[4], const uint8_t *w, const int8_t 
             acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s[t], ones16));
     }
 }
+
+/* One decode block: the planes of weights 32..63 and 96..127 (codes x1) and of 0..31 and 64..95
+ * (codes x4, bits 7:6 and 3:2 left two bits up: one shift instead of three) into their int16 sums. */
+TERN_INLINE void dec_block(__m256i *s1, __m256i *s4, __m256i raw, const int8_t *qb) {
+    const __m256i m03 = _mm256_set1_epi8(0x03), m0c = _mm256_set1_epi8(0x0c);
+    const __m256i hi = _mm256_srli_epi16(raw, 4);
+#define MUL(c, off) _mm256_maddubs_epi16(c, _mm256_loadu_si256((const __m256i *)(qb + (off))))
+    *s1 = _mm256_add_epi16(
+        *s1, _mm256_add_epi16(MUL(_mm256_and_si256(hi, m03), 32), MUL(_mm256_and_si256(raw, m03), 96)));
+    *s4 = _mm256_add_epi16(
+        *s4, _mm256_add_epi16(MUL(_mm256_and_si256(hi, m0c), 0), MUL(_mm256_and_si256(raw, m0c), 64)));
+#undef MUL
+}
+
+/* Decode: one row against one token, left unreduced. Per block 13 ops (a shift, four ANDs, four
+ * maddubs, four int16 adds; the three-shift split took 15). The x4 sums are at most 2 * 2 * 8 *
+ * 128 = 4096 a block in magnitude (8 blocks: -32768 .. 32512, exact in int16), widened once per 8
+ * blocks and shifted back at the end (exact: multiples of 4). */
+TERN_INLINE __m256i ternary_row_dec(const uint8_t *w, const int8_t *q, int64_t k_pad) {
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    __m256i acc1 = _mm256_setzero_si256(), acc4 = acc1;
+    const int64_t n_blk = k_pad / 128;
+    for (int64_t b0 = 0; b0 < n_blk; b0 += 8) {
+        const int64_t b1 = b0 + 8 < n_blk ? b0 + 8 : n_blk;
+        __m256i s1 = _mm256_setzero_si256(), s4 = s1;
+        int64_t b = b0;
+        for (; b + 2 <= b1; b += 2) {
+            _mm_prefetch((const char *)(w + 32 * b + PF_DIST), _MM_HINT_T1);
+            dec_block(&s1, &s4, _mm256_loadu_si256((const __m256i *)(w + 32 * b)), q + 128 * b);
+            dec_block(&s1, &s4, _mm256_loadu_si256((const __m256i *)(w + 32 * b + 32)), q + 128 * b + 128);
+        }
+        if (b < b1)
+            dec_block(&s1, &s4, _mm256_loadu_si256((const __m256i *)(w + 32 * b)), q + 128 * b);
+        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(s1, ones16));
+        acc4 = _mm256_add_epi32(acc4, _mm256_madd_epi16(s4, ones16));
+    }
+    return _mm256_add_epi32(acc1, _mm256_srai_epi32(acc4, 2));
+}
+
 #endif
 
 /* lane i = sum of v[i] (i < 4) */
@@ -211,14 +296,8 @@ static const ternary_row_fn rows_t[5] = {NULL, ternary_row_1, ternary_row_2, ter
  * see isa_avx512.c); the 8 share one reduction tree and, in the caller, one vector epilogue. */
 static __m256i ternary_rows8(const uint8_t *w, int64_t row_bytes, const int8_t *q, int64_t k_pad, int n) {
     __m256i v[8];
-    for (int i = 0; i < 8; i++) {
-        __m256i acc[4];
-        if (i < n)
-            ternary_row_acc(acc, w + i * row_bytes, q, k_pad, 1);
-        else
-            acc[0] = _mm256_setzero_si256();
-        v[i] = acc[0];
-    }
+    for (int i = 0; i < 8; i++)
+        v[i] = i < n ? ternary_row_dec(w + i * row_bytes, q, k_pad) : _mm256_setzero_si256();
     const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
     const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
     return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
@@ -336,41 +415,50 @@ TERN_INLINE __m256 load_elt(const void *row, int64_t i, int elt) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-/* Four rows at a time share each x load; the tail past a multiple of 16 columns is scalar. */
+/* Row dots for nt <= MT inputs (matvec: one; matvec_tokens: up to four, each row loaded and
+ * converted once for all), two accumulators per input (columns i and i + 8 of every 16), the tail
+ * past a multiple of 16 columns scalar; an input's bits do not depend on the others beside it. */
+enum { MT = 4 };
+
+TERN_INLINE void plain_row_tokens(float *const *out, int64_t o, const uint8_t *row, uint32_t type, int64_t n,
+                                  const float *const *x, const int elt, const int nt) {
+    const int64_t n16 = n & ~(int64_t)15;
+    __m256 a[MT], b[MT];
+    for (int k = 0; k < nt; k++)
+        a[k] = b[k] = _mm256_setzero_ps();
+    const int64_t eb = elt == ELT_F32 ? 4 : 2;
+    for (int64_t i = 0; i < n16; i += 16) {
+        if (elt == ELT_F32 || i % 32 == 0)
+            _mm_prefetch((const char *)row + eb * i + PF_DIST, _MM_HINT_T1);
+        const __m256 w0 = load_elt(row, i, elt), w1 = load_elt(row, i + 8, elt);
+        for (int k = 0; k < nt; k++) {
+            a[k] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[k] + i), a[k]);
+            b[k] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[k] + i + 8), b[k]);
+        }
+    }
+    float tail[16];
+    if (n16 < n)
+        tern_ref_dequant_row(tail, row + (size_t)n16 * (elt == ELT_F32 ? 4 : 2), type, n - n16);
+    for (int k = 0; k < nt; k++) {
+        float s = hsum_ps(_mm256_add_ps(a[k], b[k]));
+        for (int64_t i = n16; i < n; i++)
+            s += tail[i - n16] * x[k][i];
+        out[k][o] = s;
+    }
+}
+
+/* One row at a time: one linear stream per thread, prefetched into L2 PF_DIST ahead. Four rows
+ * sharing each x load were four interleaved streams: 2560-column F16 rows on 2 threads from DRAM
+ * (512 MiB) read 19-21 GB/s per CPU second that way, 21-27 this way (the same bits). Four
+ * accumulators per row would lift the one-row rate from L2 (~32 GB/s a core, latency bound with
+ * two), but matvec_tokens must give each token the same bits and 4 tokens x 4 accumulators
+ * measured 12% slower there. */
 TERN_INLINE void matvec_plain(float *out, const struct tern_tensor *t, const float *x, int64_t r0, int64_t r1,
                               const int elt) {
-    const int64_t n = t->ne0;
-    const int64_t n16 = n & ~(int64_t)15;
-    int64_t r = r0;
-    for (; r < r1;) {
-        const int R = r1 - r >= 4 ? 4 : 1;
-        const uint8_t *rows[4];
-        __m256 a[4], b[4];
-        for (int k = 0; k < 4; k++) {
-            rows[k] = (const uint8_t *)t->data + (size_t)(r + (k < R ? k : 0)) * t->row_bytes;
-            a[k] = _mm256_setzero_ps();
-            b[k] = _mm256_setzero_ps();
-        }
-        for (int64_t i = 0; i < n16; i += 16) {
-            const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
-            for (int k = 0; k < R; k++) {
-                a[k] = _mm256_fmadd_ps(load_elt(rows[k], i, elt), x0, a[k]);
-                b[k] = _mm256_fmadd_ps(load_elt(rows[k], i + 8, elt), x1, b[k]);
-            }
-        }
-        for (int k = 0; k < R; k++) {
-            float s = hsum_ps(_mm256_add_ps(a[k], b[k]));
-            if (n16 < n) {
-                float tail[16];
-                tern_ref_dequant_row(tail, rows[k] + (size_t)n16 * (elt == ELT_F32 ? 4 : 2), t->type,
-                                     n - n16);
-                for (int64_t i = n16; i < n; i++)
-                    s += tail[i - n16] * x[i];
-            }
-            out[r + k - r0] = s;
-        }
-        r += R;
-    }
+    float *const o[1] = {out};
+    for (int64_t r = r0; r < r1; r++)
+        plain_row_tokens(o, r - r0, (const uint8_t *)t->data + (size_t)r * t->row_bytes, t->type, t->ne0, &x,
+                         elt, 1);
 }
 
 /* Q8_0: block sums in two chains of FMAs, blocks alternating between two accumulators, so no FMA
@@ -535,38 +623,8 @@ static void avx2_matvec(float *out, const struct tern_tensor *t, const float *x,
 
 /* ---- float matvec for several inputs (matvec_tokens) ---- */
 
-/* One row at a time, loaded and decoded once for up to MT inputs; every input's accumulators see the
- * operations of the one-input loops above in the same order (a row's result does not depend on the
- * rows read beside it there), so each gets the bits matvec gives it alone. */
-enum { MT = 4 };
-
-TERN_INLINE void plain_row_tokens(float *const *out, int64_t o, const uint8_t *row, uint32_t type, int64_t n,
-                                  const float *const *x, const int elt, const int nt) {
-    const int64_t n16 = n & ~(int64_t)15;
-    __m256 a[MT], b[MT];
-    for (int k = 0; k < nt; k++)
-        a[k] = b[k] = _mm256_setzero_ps();
-    const int64_t eb = elt == ELT_F32 ? 4 : 2;
-    for (int64_t i = 0; i < n16; i += 16) {
-        if (elt == ELT_F32 || i % 32 == 0)
-            _mm_prefetch((const char *)row + eb * i + PF_DIST, _MM_HINT_T1);
-        const __m256 w0 = load_elt(row, i, elt), w1 = load_elt(row, i + 8, elt);
-        for (int k = 0; k < nt; k++) {
-            a[k] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[k] + i), a[k]);
-            b[k] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[k] + i + 8), b[k]);
-        }
-    }
-    float tail[16];
-    if (n16 < n)
-        tern_ref_dequant_row(tail, row + (size_t)n16 * (elt == ELT_F32 ? 4 : 2), type, n - n16);
-    for (int k = 0; k < nt; k++) {
-        float s = hsum_ps(_mm256_add_ps(a[k], b[k]));
-        for (int64_t i = n16; i < n; i++)
-            s += tail[i - n16] * x[k][i];
-        out[k][o] = s;
-    }
-}
-
+/* One row at a time, loaded and decoded once for up to MT inputs (plain_row_tokens, which matvec
+ * uses for one, so each input gets the bits matvec gives it alone). */
 TERN_INLINE void q8_0_row_tokens(float *const *out, int64_t o, const uint8_t *row, int64_t nb,
                                  const float *const *x, const int nt) {
     __m256 a[2][MT];
