@@ -261,7 +261,7 @@ static tern_status cpu_describe(void *ctx, struct tern_device_info *out) {
     out->compute_units = d->n_threads;
     out->unified_memory = true;
     out->shares_cpu_cores = true;
-    out->certify_head = true; /* 1.28x the full F16 head's decode on 2b4t (docs/cpu.md) */
+    out->certify_head = true; /* 1.41x the full F16 head's decode on 2b4t (docs/cpu.md) */
     snprintf(out->features, sizeof out->features, "%s", d->k->name);
     return TERN_OK;
 }
