@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../scheduler/head_cache.h"
 #include "../scheduler/head_cert.h"
 #include "../scheduler/log.h"
 #include "cl_runtime.h"
@@ -62,8 +63,9 @@ struct cl_device {
     cl_mem shadow_scales;             /* and block scales */
     cl_mem cand_rows;                 /* [n_vocab] int32: the candidates, for the head's matvec */
     struct tern_head_shadow shadow_s; /* the host's view (its coefficients serve the selection) */
-    void *shadow_blob;                /* the host copy: the whole shadow on unified memory (used in
-                                       * place), else only the coefficients */
+    void *shadow_blob;                /* the host copy when built: the whole shadow on unified memory
+                                       * (used in place), else only the coefficients */
+    struct tern_head_cache cached;    /* the shadow mapped from the cache instead (unified memory) */
     int32_t *cand;                    /* [n_vocab] candidate rows of one token */
     float *heap;                      /* [n_vocab] the k largest lower bounds */
     float *x_host;                    /* [n_embd] the normed input, read back for its norm */
@@ -108,6 +110,7 @@ static void unload(struct cl_device *d) {
     rel(d, &d->shadow_scales);
     rel(d, &d->cand_rows);
     free(d->shadow_blob);
+    tern_head_cache_unmap(&d->cached);
     free(d->cand);
     free(d->heap);
     free(d->x_host);
@@ -163,20 +166,36 @@ static tern_status small_buf(struct cl_device *d, const float *data, int64_t n, 
                               what, out);
 }
 
-/* The certified head's shadow, built on the host (one thread) and uploaded like a weight. */
-static tern_status shadow_load(struct cl_device *d, const struct tern_tensor *head) {
+/* The certified head's shadow, mapped from the cache (scheduler/head_cache.h, the file the CPU device
+ * writes too: the shadow and its bound serve every device) or else built on the host (one thread)
+ * and cached, then uploaded like a weight. */
+static tern_status shadow_load(struct cl_device *d, const struct tern_model_view *m) {
+    const struct tern_tensor *head = &m->output;
     const size_t rows = (size_t)head->ne1, bytes = tern_head_shadow_bytes(head->ne0, head->ne1);
-    d->shadow_blob = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    const bool cache = bytes >= TERN_HEAD_CACHE_MIN_BYTES;
     d->cand = malloc(rows * sizeof(int32_t));
     d->heap = malloc(rows * sizeof(float));
     d->x_host = malloc((size_t)head->ne0 * sizeof(float));
-    if (!d->shadow_blob || !d->cand || !d->heap || !d->x_host) {
+    void *blob = NULL;
+    if (d->cand && d->heap && d->x_host) {
+        if (cache && tern_head_cache_map(&d->cached, m, bytes)) {
+            memcpy(&blob, &d->cached.shadow, sizeof blob); /* read-only from here on */
+            tern_log_debug("cl: certified head: int8 shadow (%zu MiB) mapped from the cache", bytes >> 20);
+        } else if ((d->shadow_blob = aligned_alloc(64, (bytes + 63) / 64 * 64))) {
+            tern_head_shadow_rows(d->shadow_blob, head, 0, head->ne1);
+            if (cache) {
+                tern_head_cache_store(m, d->shadow_blob, bytes);
+                tern_log_debug("cl: certified head: shadow written to the cache");
+            }
+            blob = d->shadow_blob;
+        }
+    }
+    if (!blob) {
         tern_log_error("cl: out of memory for the certified head's shadow (%zu MiB)", bytes >> 20);
         return TERN_ERR_NOMEM;
     }
-    tern_head_shadow_rows(d->shadow_blob, head, 0, head->ne1);
     struct tern_head_shadow *s = &d->shadow_s;
-    tern_head_shadow_view(s, d->shadow_blob, head->ne0, head->ne1);
+    tern_head_shadow_view(s, blob, head->ne0, head->ne1);
     tern_status st = weight_buf(d, s->q, rows * (size_t)s->n, "head shadow", &d->shadow);
     if (!st)
         st = weight_buf(d, s->d, rows * (size_t)s->n_blocks * sizeof(float), "head shadow scales",
@@ -195,6 +214,7 @@ static tern_status shadow_load(struct cl_device *d, const struct tern_tensor *he
     memcpy(coef, s->coef, rows * sizeof(float));
     memcpy(coef + rows, s->dcoef, rows * sizeof(float));
     free(d->shadow_blob);
+    tern_head_cache_unmap(&d->cached);
     d->shadow_blob = coef;
     s->q = NULL;
     s->d = NULL;
@@ -355,7 +375,7 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
         const uint64_t shadow_bytes = (uint64_t)model->output.ne1 * (uint64_t)model->output.ne0;
         if ((parts & TERN_PART_HEAD_CERT) && tern_head_cert_supported(&model->output) &&
             d->n_head_parts == 1 && shadow_bytes <= d->rt->max_alloc) {
-            st = shadow_load(d, &model->output);
+            st = shadow_load(d, model);
             if (st)
                 goto done;
         }

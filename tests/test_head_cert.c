@@ -738,6 +738,35 @@ static void flip_byte(const char *path, long at) {
     fclose(f);
 }
 
+/* The OpenCL device maps the file the CPU device wrote, and writes one the CPU device maps: the
+ * shadow and its bound serve every device. Each gives its own full head's greedy ids. */
+static void shadow_cache_shared(const char *path, const char *dir, char *file, size_t n) {
+    int n_cl = 0;
+    if (tern_cl_device_count(&n_cl) != TERN_OK || n_cl == 0) {
+        fprintf(stderr, "  no OpenCL device: the shared shadow cache is not tested here\n");
+        return;
+    }
+    struct tern_sampler_params sp = tern_sampler_default_params();
+    sp.temperature = 0.0f;
+    struct harness_ids full, ids;
+    struct tern_generate_stats gs;
+    struct log_lines l;
+    cl_spec = "0";
+    generate(path, TERN_HEAD_FULL, &sp, &full, &gs);
+    generate_logged(path, &ids, &l); /* the CPU's file */
+    CHECK(l.n_built == 0 && l.n_mapped == 1);
+    CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
+    CHECK(shadow_file(dir, file, n) && remove(file) == 0);
+    generate_logged(path, &ids, &l); /* built and written by the OpenCL device */
+    CHECK(l.n_built == 1 && l.n_mapped == 0);
+    CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
+    cl_spec = NULL;
+    generate(path, TERN_HEAD_FULL, &sp, &full, &gs);
+    generate_logged(path, &ids, &l); /* the CPU maps it */
+    CHECK(l.n_built == 0 && l.n_mapped == 1);
+    CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
+}
+
 /* A model whose shadow is worth caching (4096 x 256 F16 head: 1.05 MiB of shadow): the first load
  * builds and writes it, later loads map it and give the same greedy ids as the full head; a flipped
  * byte in the shadow, in a coefficient or in the header, a truncated file, a rewritten model and a
@@ -770,6 +799,7 @@ static void shadow_cache(void) {
     generate_logged(path, &ids, &l); /* mapped */
     CHECK(l.n_built == 0 && l.n_mapped == 1);
     CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
+    shadow_cache_shared(path, dir, file, sizeof file);
 
     struct stat sb;
     CHECK(stat(file, &sb) == 0);
