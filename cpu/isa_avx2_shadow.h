@@ -13,7 +13,7 @@
 #ifndef TERN_ISA_AVX2_SHADOW_H
 #define TERN_ISA_AVX2_SHADOW_H
 
-#include "shadow_passes.h"
+#include "token_passes.h"
 
 #ifndef DPBUSD256
 /* the exact int32 lane sums of q p over 32 bytes (q signed, |q| <= 128, |p| <= 127) */

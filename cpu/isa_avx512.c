@@ -18,7 +18,7 @@
 #include "attn_groups.h"
 #include "isa.h"
 #include "ref.h"
-#include "shadow_passes.h"
+#include "token_passes.h"
 
 #define TERN_INLINE static inline __attribute__((always_inline))
 
@@ -752,27 +752,7 @@ TERN_INLINE void rows_tokens(float *const *out, const struct tern_tensor *t, con
     }
 }
 
-static void avx512_matvec_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
-                                 int n_tok, int64_t row_begin, int64_t row_end) {
-    const bool simd = t->type == TERN_TYPE_F32 || t->type == TERN_TYPE_F16 || t->type == TERN_TYPE_BF16 ||
-                      t->type == TERN_TYPE_Q8_0;
-    if (!simd || n_tok == 1) {
-        for (int k = 0; k < n_tok; k++)
-            avx512_matvec(out[k], t, x[k], row_begin, row_end);
-        return;
-    }
-    /* passes of 4, 2 and 1 inputs (the rows of a pass stay in L2 for the next) */
-    for (int k0 = 0; k0 < n_tok;) {
-        const int left = n_tok - k0, nt = left >= 4 ? 4 : left >= 2 ? 2 : 1;
-        if (nt == 4)
-            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 4);
-        else if (nt == 2)
-            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 2);
-        else
-            rows_tokens(out + k0, t, x + k0, row_begin, row_end, 1);
-        k0 += nt;
-    }
-}
+TERN_MATVEC_TOKENS_FN(avx512_matvec_tokens, avx512_matvec)
 
 /* ---- float ops ---- */
 

@@ -1,0 +1,69 @@
+/* Internal to cpu/: the entries of a SIMD level that read each row once for several inputs, split
+ * into passes of a few inputs whose count is a constant after inlining. Plain C, so it compiles
+ * under each file's own ISA flags.
+ *
+ * matvec_tokens: each isa_*.c defines TERN_INLINE rows_tokens(out, t, x, r0, r1, nt) for the types
+ * it reads once for several inputs and instantiates TERN_MATVEC_TOKENS_FN(name, matvec): one input,
+ * or another type, goes to the level's matvec; several go in passes of 4, 2 and 1 (the rows of a
+ * pass stay in L2 for the next).
+ *
+ * shadow_dot (the certified head's, scheduler/head_cert.h): each isa_*.c defines its own
+ * TERN_INLINE shadow_rows_tokens(out, s, x, r0, r1, nt), which reads each row once for nt <=
+ * TERN_SHADOW_MT inputs and holds a table of TERN_SHADOW_MAX_BLOCKS blocks per input, and
+ * instantiates TERN_SHADOW_DOT_FN(name): passes of up to TERN_SHADOW_MT inputs, wider rows (past
+ * 16384) taking the reference. */
+#ifndef TERN_CPU_TOKEN_PASSES_H
+#define TERN_CPU_TOKEN_PASSES_H
+
+#include "ref.h"
+
+#define TERN_MATVEC_TOKENS_FN(name, matvec)                                                                  \
+    static void name(float *const *out, const struct tern_tensor *t, const float *const *x, int n_tok,       \
+                     int64_t row_begin, int64_t row_end) {                                                   \
+        const bool simd = t->type == TERN_TYPE_F32 || t->type == TERN_TYPE_F16 ||                            \
+                          t->type == TERN_TYPE_BF16 || t->type == TERN_TYPE_Q8_0;                            \
+        if (!simd || n_tok == 1) {                                                                           \
+            for (int k = 0; k < n_tok; k++)                                                                  \
+                matvec(out[k], t, x[k], row_begin, row_end);                                                 \
+            return;                                                                                          \
+        }                                                                                                    \
+        for (int k0 = 0; k0 < n_tok;) {                                                                      \
+            const int left = n_tok - k0, nt = left >= 4 ? 4 : left >= 2 ? 2 : 1;                             \
+            if (nt == 4)                                                                                     \
+                rows_tokens(out + k0, t, x + k0, row_begin, row_end, 4);                                     \
+            else if (nt == 2)                                                                                \
+                rows_tokens(out + k0, t, x + k0, row_begin, row_end, 2);                                     \
+            else                                                                                             \
+                rows_tokens(out + k0, t, x + k0, row_begin, row_end, 1);                                     \
+            k0 += nt;                                                                                        \
+        }                                                                                                    \
+    }
+
+enum { TERN_SHADOW_MT = 4, TERN_SHADOW_MAX_BLOCKS = 64 };
+
+#define TERN_SHADOW_DOT_FN(name)                                                                             \
+    static void name(float *const *out, const struct tern_head_shadow *s,                                    \
+                     const struct tern_head_xq *const *x, int n_tok, int64_t r0, int64_t r1) {               \
+        if (s->n_blocks > TERN_SHADOW_MAX_BLOCKS) {                                                          \
+            tern_ref_shadow_dot(out, s, x, n_tok, r0, r1);                                                   \
+            return;                                                                                          \
+        }                                                                                                    \
+        for (int k0 = 0; k0 < n_tok; k0 += TERN_SHADOW_MT) {                                                 \
+            switch (n_tok - k0) {                                                                            \
+            case 1:                                                                                          \
+                shadow_rows_tokens(out + k0, s, x + k0, r0, r1, 1);                                          \
+                break;                                                                                       \
+            case 2:                                                                                          \
+                shadow_rows_tokens(out + k0, s, x + k0, r0, r1, 2);                                          \
+                break;                                                                                       \
+            case 3:                                                                                          \
+                shadow_rows_tokens(out + k0, s, x + k0, r0, r1, 3);                                          \
+                break;                                                                                       \
+            default:                                                                                         \
+                shadow_rows_tokens(out + k0, s, x + k0, r0, r1, 4);                                          \
+                break;                                                                                       \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+
+#endif
