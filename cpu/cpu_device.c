@@ -321,9 +321,10 @@ static tern_status cpu_embed(void *ctx, float *hidden, const int32_t *tokens, in
     return TERN_OK;
 }
 
-/* Work split. Matrix products hand out blocks of rows: every block streams its weights once for
- * all tokens of the batch, and with ~40-110 blocks per product both cores stay busy even when one
- * is slowed by another process. Per-token ops split by token. */
+/* Work split. Matrix products hand out blocks of rows (task_rows): every block streams its weights
+ * once for all tokens of the batch, and with a block per ~256 KB in decode (10-35 per product on
+ * 2B-4T) and 40-110 in prefill both cores stay busy even when one is slowed by another process.
+ * Per-token ops split by token. */
 enum { HEAD_ROWS_PER_TASK = 1024 };
 
 /* Rows per task of a product over n_tok tokens. Prefill (PREFILL_TOKENS or more) takes 64-row
