@@ -12,7 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../scheduler/fp16.h"
 #include "../scheduler/head_cache.h"
 #include "../scheduler/head_cert.h"
 #include "../scheduler/log.h"
@@ -436,20 +435,22 @@ static void quantize_token(struct cpu_device *d, const struct tern_ternary *w, c
 }
 
 /* Token t's residual stream: (the last product's output added to it, if residual), then normed with
- * weight norm into s->x and quantized for w. */
+ * weight norm and quantized for w in one fused pass (s->x: the reference's scratch). */
 static void residual_norm(const struct token_job *j, int64_t t, bool residual, const float *norm,
                           const struct tern_ternary *w) {
     struct cpu_device *d = j->d;
+    struct cpu_scratch *s = &d->s;
     const int64_t n_embd = d->model->hp.n_embd;
-    float *h = j->h + t * n_embd, *x = d->s.x + t * n_embd;
-    const float *out = d->s.out + t * n_embd;
-    if (residual)
+    float *h = j->h + t * n_embd;
+    const float *out = residual ? s->out + t * n_embd : NULL;
+    if (norm) {
+        s->act_scale[t] = d->k->add_norm_quantize(s->q + t * w->k_pad, s->x + t * n_embd, h, out, norm,
+                                                  n_embd, w->k_pad, d->model->hp.norm_eps, s->sum_q + t);
+        return;
+    }
+    if (out)
         for (int64_t i = 0; i < n_embd; i++)
             h[i] += out[i];
-    if (norm) {
-        d->k->rmsnorm(x, h, norm, n_embd, d->model->hp.norm_eps);
-        quantize_token(d, w, x, t);
-    }
 }
 
 static void token_task(void *arg, int64_t t, int thread) {
@@ -475,10 +476,8 @@ static void token_task(void *arg, int64_t t, int thread) {
         for (int kvh = 0; kvh < hp->n_head_kv; kvh++) {
             const size_t at = kv_at(d, b->seq[t], kvh, b->pos[t]);
             const int64_t from = t * n_kv + (int64_t)kvh * hp->head_dim;
-            for (int i = 0; i < hp->head_dim; i++) {
-                j->kv->k[at + i] = tern_fp32_to_fp16(s->kh[from + i]);
-                j->kv->v[at + i] = tern_fp32_to_fp16(s->vh[from + i]);
-            }
+            k->f16_row(j->kv->k + at, s->kh + from, hp->head_dim);
+            k->f16_row(j->kv->v + at, s->vh + from, hp->head_dim);
         }
         break;
     case STAGE_ATTN_KV_HEAD:
@@ -490,17 +489,24 @@ static void token_task(void *arg, int64_t t, int thread) {
         __attribute__((fallthrough)); /* then the token's sub-norm */
     case STAGE_ATTN_SUB_NORM:
         if (L->attn_sub_norm)
-            k->rmsnorm(s->attn + t * n_q, s->attn + t * n_q, L->attn_sub_norm, n_q, hp->norm_eps);
-        quantize_token(d, &L->wo, s->attn + t * n_q, t);
+            s->act_scale[t] =
+                k->add_norm_quantize(s->q + t * L->wo.k_pad, s->x + t * n_q, s->attn + t * n_q, NULL,
+                                     L->attn_sub_norm, n_q, L->wo.k_pad, hp->norm_eps, s->sum_q + t);
+        else
+            quantize_token(d, &L->wo, s->attn + t * n_q, t);
         break;
     case STAGE_FFN_NORM:
         residual_norm(j, t, true, L->ffn_norm, &L->wgate);
         break;
     case STAGE_GATING:
-        k->ffn_act(s->gate + t * n_ff, s->gate + t * n_ff, s->up + t * n_ff, n_ff, hp->ffn_act);
-        if (L->ffn_sub_norm)
-            k->rmsnorm(s->gate + t * n_ff, s->gate + t * n_ff, L->ffn_sub_norm, n_ff, hp->norm_eps);
-        quantize_token(d, &L->wdown, s->gate + t * n_ff, t);
+        if (L->ffn_sub_norm) {
+            s->act_scale[t] = k->act_norm_quantize(
+                s->q + t * L->wdown.k_pad, s->x + t * n_ff, s->gate + t * n_ff, s->up + t * n_ff,
+                L->ffn_sub_norm, n_ff, L->wdown.k_pad, hp->norm_eps, hp->ffn_act, s->sum_q + t);
+        } else {
+            k->ffn_act(s->gate + t * n_ff, s->gate + t * n_ff, s->up + t * n_ff, n_ff, hp->ffn_act);
+            quantize_token(d, &L->wdown, s->gate + t * n_ff, t);
+        }
         break;
     case STAGE_RESIDUAL:
         residual_norm(j, t, true, NULL, NULL);

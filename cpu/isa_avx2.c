@@ -58,18 +58,32 @@ TERN_INLINE int32_t hsum_epi32(__m256i v) {
 
 /* ---- activation quantization ---- */
 
-static float avx2_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_pad, int32_t *sum_q) {
+/* 8 values from i on of y = x, or of y = (x * scale) * w when w is not NULL: the level's rmsnorm
+ * output, recomputed by each pass of the quantization instead of stored. */
+TERN_INLINE __m256 normed(const float *x, const float *w, __m256 vs, int64_t i) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    return w ? _mm256_mul_ps(_mm256_mul_ps(v, vs), _mm256_loadu_ps(w + i)) : v;
+}
+
+TERN_INLINE float normed1(const float *x, const float *w, float scale, int64_t i) {
+    return w ? (x[i] * scale) * w[i] : x[i];
+}
+
+/* tern_ref_quantize_act of y (see normed) */
+TERN_INLINE float quantize_normed(int8_t *q, const float *x, const float *w, float scale, int64_t n,
+                                  int64_t n_pad, int32_t *sum_q) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 vn = _mm256_set1_ps(scale);
     __m256 vmax = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) /* max(a, b) returns b when a is NaN, like fmaxf(m, NaN) = m */
-        vmax = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), absmask), vmax);
+        vmax = _mm256_max_ps(_mm256_and_ps(normed(x, w, vn, i), absmask), vmax);
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
     float m = _mm_cvtss_f32(m4);
     for (; i < n; i++)
-        m = fmaxf(m, fabsf(x[i]));
+        m = fmaxf(m, fabsf(normed1(x, w, scale, i)));
     const float s = 127.0f / fmaxf(m, 1e-5f);
     const __m256 vs = _mm256_set1_ps(s);
     const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -79,10 +93,10 @@ static float avx2_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_p
     for (i = 0; i + 32 <= n; i += 32) {
         /* cvtps_epi32 rounds half to even under the default MXCSR; the saturating packs clamp to
          * [-128, 127] (NaN gives INT_MIN -> -128, as the reference's fmaxf/fminf do) */
-        const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs));
-        const __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8), vs));
-        const __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 16), vs));
-        const __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 24), vs));
+        const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(normed(x, w, vn, i), vs));
+        const __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(normed(x, w, vn, i + 8), vs));
+        const __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(normed(x, w, vn, i + 16), vs));
+        const __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(normed(x, w, vn, i + 24), vs));
         const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
         const __m256i b = _mm256_permutevar8x32_epi32(p, perm);
         _mm256_storeu_si256((__m256i *)(q + i), b);
@@ -90,7 +104,7 @@ static float avx2_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_p
     }
     int32_t sum = hsum_epi32(vsum);
     for (; i < n; i++) {
-        float v = nearbyintf(x[i] * s);
+        float v = nearbyintf(normed1(x, w, scale, i) * s);
         v = fminf(fmaxf(v, -128.0f), 127.0f);
         q[i] = (int8_t)v;
         sum += q[i];
@@ -100,6 +114,10 @@ static float avx2_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_p
     if (sum_q)
         *sum_q = sum;
     return s;
+}
+
+static float avx2_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_pad, int32_t *sum_q) {
+    return quantize_normed(q, x, NULL, 1.0f, n, n_pad, sum_q);
 }
 
 /* ---- ternary matmul ---- */
@@ -680,11 +698,26 @@ TERN_MATVEC_TOKENS_FN(avx2_matvec_tokens, avx2_matvec)
 
 /* ---- float ops ---- */
 
-static void avx2_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
+/* What a per-token pass does to x before its norm (the result written back into x): nothing, a
+ * residual add x + b, or the FFN gating relu(x)^2 * b (avx2_ffn_act's bits). */
+enum pre_norm { PRE_NONE, PRE_ADD, PRE_RELU2 };
+
+/* 1 / sqrt(mean(v^2) + eps) of v = pre(x, b), which goes into x unless PRE_NONE: squares in f32
+ * summed in f64 as the reference (only the summation order differs). */
+TERN_INLINE float rms_scale(float *x_out, const float *x, const float *b, int64_t n, float eps,
+                            const enum pre_norm pre) {
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        const __m256 v = _mm256_loadu_ps(x + i);
+        __m256 v = _mm256_loadu_ps(x + i);
+        if (pre == PRE_ADD)
+            v = _mm256_add_ps(v, _mm256_loadu_ps(b + i));
+        if (pre == PRE_RELU2) {
+            const __m256 r = _mm256_max_ps(v, _mm256_setzero_ps());
+            v = _mm256_mul_ps(_mm256_mul_ps(r, r), _mm256_loadu_ps(b + i));
+        }
+        if (pre != PRE_NONE)
+            _mm256_storeu_ps(x_out + i, v);
         const __m256 sq = _mm256_mul_ps(v, v);
         s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(sq)));
         s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(sq, 1)));
@@ -692,16 +725,66 @@ static void avx2_rmsnorm(float *out, const float *x, const float *w, int64_t n, 
     double lanes[4];
     _mm256_storeu_pd(lanes, _mm256_add_pd(s0, s1));
     double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-    for (; i < n; i++)
-        sum += (double)(x[i] * x[i]);
+    if (i < n && pre == PRE_ADD)
+        for (int64_t j = i; j < n; j++)
+            x_out[j] = x[j] + b[j];
+    if (i < n && pre == PRE_RELU2)
+        tern_ref_ffn_act(x_out + i, x + i, b + i, n - i, TERN_FFN_RELU2);
+    for (; i < n; i++) {
+        const float v = pre == PRE_NONE ? x[i] : x_out[i];
+        sum += (double)(v * v);
+    }
     const float mean = (float)(sum / (double)n);
-    const float scale = 1.0f / sqrtf(mean + eps);
+    return 1.0f / sqrtf(mean + eps);
+}
+
+static void avx2_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
+    const float scale = rms_scale(NULL, x, NULL, n, eps, PRE_NONE);
     const __m256 vs = _mm256_set1_ps(scale);
-    for (i = 0; i + 8 <= n; i += 8)
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(out + i,
                          _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), _mm256_loadu_ps(w + i)));
     for (; i < n; i++)
         out[i] = (x[i] * scale) * w[i];
+}
+
+/* The fused passes: one pass for the residual add or gating and the sum of squares, then the two
+ * passes of the quantization over (x * scale) * w, all over the token's row in L1. */
+static float avx2_add_norm_quantize(int8_t *q, float *y, float *x, const float *add, const float *w,
+                                    int64_t n, int64_t n_pad, float eps, int32_t *sum_q) {
+    (void)y;
+    const float scale =
+        add ? rms_scale(x, x, add, n, eps, PRE_ADD) : rms_scale(NULL, x, NULL, n, eps, PRE_NONE);
+    return quantize_normed(q, x, w, scale, n, n_pad, sum_q);
+}
+
+static float avx2_act_norm_quantize(int8_t *q, float *y, float *gate, const float *up, const float *w,
+                                    int64_t n, int64_t n_pad, float eps, enum tern_ffn_act act,
+                                    int32_t *sum_q) {
+    if (act != TERN_FFN_RELU2) { /* silu: avx2_ffn_act's reference, then the fused norm */
+        tern_ref_ffn_act(gate, gate, up, n, act);
+        return avx2_add_norm_quantize(q, y, gate, NULL, w, n, n_pad, eps, sum_q);
+    }
+    const float scale = rms_scale(gate, gate, up, n, eps, PRE_RELU2);
+    return quantize_normed(q, gate, w, scale, n, n_pad, sum_q);
+}
+
+/* A row of K or V into the f16 cache: vcvtps2ph rounds to nearest even as tern_fp32_to_fp16 does,
+ * but keeps a NaN's payload bits; NaN lanes become the sign and 0x7fc00000 first, which converts to
+ * the sign and 0x7e00, the reference's NaN. */
+static void avx2_f16_row(uint16_t *dst, const float *x, int64_t n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), qnan = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fc00000));
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m256 quiet = _mm256_or_ps(_mm256_and_ps(v, sign), qnan);
+        const __m256 f = _mm256_blendv_ps(v, quiet, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+    if (i < n)
+        tern_ref_f16_row(dst + i, x + i, n - i);
 }
 
 /* Angles computed once per pair index by the reference's product sequence and applied to every
@@ -906,6 +989,9 @@ const struct tern_cpu_kernels AVX2_TABLE = {
     .rope = avx2_rope,
     .attention = avx2_attention,
     .ffn_act = avx2_ffn_act,
+    .add_norm_quantize = avx2_add_norm_quantize,
+    .act_norm_quantize = avx2_act_norm_quantize,
+    .f16_row = avx2_f16_row,
     .head_shadow = tern_head_shadow_rows, /* load-time only: the scalar reference */
     .shadow_dot = avx2_shadow_dot,
     .dot_peak = avx2_dot_peak,

@@ -24,38 +24,50 @@
 
 /* ---- activation quantization ---- */
 
-static float avx512_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_pad, int32_t *sum_q) {
+/* 16 values from i on (lanes outside m zero) of y = x, or of y = (x * scale) * w when w is not NULL:
+ * the level's rmsnorm output, recomputed by each pass of the quantization instead of stored. */
+TERN_INLINE __m512 normed(const float *x, const float *w, __m512 vs, int64_t i, __mmask16 m) {
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    return w ? _mm512_mul_ps(_mm512_mul_ps(v, vs), _mm512_maskz_loadu_ps(m, w + i)) : v;
+}
+
+/* tern_ref_quantize_act of y (see normed) */
+TERN_INLINE float quantize_normed(int8_t *q, const float *x, const float *w, float scale, int64_t n,
+                                  int64_t n_pad, int32_t *sum_q) {
+    const __m512 vn = _mm512_set1_ps(scale);
+    const __mmask16 all = 0xffff, tail = (__mmask16)((1u << (n % 16)) - 1);
     __m512 vmax = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) /* max(a, b) returns b when a is NaN, like fmaxf(m, NaN) = m */
-        vmax = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), vmax);
-    if (i < n) {
-        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        vmax = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(m, x + i)), vmax);
-    }
+        vmax = _mm512_max_ps(_mm512_abs_ps(normed(x, w, vn, i, all)), vmax);
+    if (i < n)
+        vmax = _mm512_max_ps(_mm512_abs_ps(normed(x, w, vn, i, tail)), vmax);
     const float s = 127.0f / fmaxf(_mm512_reduce_max_ps(vmax), 1e-5f);
     const __m512 vs = _mm512_set1_ps(s);
     const __m512i lo = _mm512_set1_epi32(-128), hi = _mm512_set1_epi32(127);
     __m512i vsum = _mm512_setzero_si512();
     for (i = 0; i + 16 <= n; i += 16) {
         /* cvtps_epi32 rounds half to even under the default MXCSR; NaN gives INT_MIN -> -128 */
-        __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs));
+        __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(normed(x, w, vn, i, all), vs));
         v = _mm512_max_epi32(_mm512_min_epi32(v, hi), lo);
         vsum = _mm512_add_epi32(vsum, v);
         _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtepi32_epi8(v));
     }
     if (i < n) {
-        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs));
-        v = _mm512_maskz_mov_epi32(m, _mm512_max_epi32(_mm512_min_epi32(v, hi), lo));
+        __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(normed(x, w, vn, i, tail), vs));
+        v = _mm512_maskz_mov_epi32(tail, _mm512_max_epi32(_mm512_min_epi32(v, hi), lo));
         vsum = _mm512_add_epi32(vsum, v);
-        _mm512_mask_cvtepi32_storeu_epi8(q + i, m, v);
+        _mm512_mask_cvtepi32_storeu_epi8(q + i, tail, v);
     }
     if (n_pad > n)
         memset(q + n, 0, (size_t)(n_pad - n));
     if (sum_q)
         *sum_q = _mm512_reduce_add_epi32(vsum);
     return s;
+}
+
+static float avx512_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_pad, int32_t *sum_q) {
+    return quantize_normed(q, x, NULL, 1.0f, n, n_pad, sum_q);
 }
 
 /* ---- ternary matmul ---- */
@@ -756,28 +768,95 @@ TERN_MATVEC_TOKENS_FN(avx512_matvec_tokens, avx512_matvec)
 
 /* ---- float ops ---- */
 
-static void avx512_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
-    /* squares in f32 summed in f64, as the reference (only the summation order differs) */
+/* What a per-token pass does to x before its norm (the result written back into x): nothing, a
+ * residual add x + b, or the FFN gating relu(x)^2 * b (avx512_ffn_act's bits). */
+enum pre_norm { PRE_NONE, PRE_ADD, PRE_RELU2 };
+
+/* 1 / sqrt(mean(v^2) + eps) of v = pre(x, b), which goes into x unless PRE_NONE: squares in f32
+ * summed in f64 as the reference (only the summation order differs). */
+TERN_INLINE float rms_scale(float *x_out, const float *x, const float *b, int64_t n, float eps,
+                            const enum pre_norm pre) {
     __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        const __m512 v = _mm512_loadu_ps(x + i);
+        __m512 v = _mm512_loadu_ps(x + i);
+        if (pre == PRE_ADD)
+            v = _mm512_add_ps(v, _mm512_loadu_ps(b + i));
+        if (pre == PRE_RELU2) {
+            const __m512 r = _mm512_max_ps(v, _mm512_setzero_ps());
+            v = _mm512_mul_ps(_mm512_mul_ps(r, r), _mm512_loadu_ps(b + i));
+        }
+        if (pre != PRE_NONE)
+            _mm512_storeu_ps(x_out + i, v);
         const __m512 sq = _mm512_mul_ps(v, v);
         s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(sq)));
         s1 = _mm512_add_pd(
             s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sq), 1))));
     }
     double sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
-    for (; i < n; i++)
-        sum += (double)(x[i] * x[i]);
+    if (i < n && pre == PRE_ADD)
+        for (int64_t j = i; j < n; j++)
+            x_out[j] = x[j] + b[j];
+    if (i < n && pre == PRE_RELU2)
+        tern_ref_ffn_act(x_out + i, x + i, b + i, n - i, TERN_FFN_RELU2);
+    for (; i < n; i++) {
+        const float v = pre == PRE_NONE ? x[i] : x_out[i];
+        sum += (double)(v * v);
+    }
     const float mean = (float)(sum / (double)n);
-    const float scale = 1.0f / sqrtf(mean + eps);
+    return 1.0f / sqrtf(mean + eps);
+}
+
+static void avx512_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
+    const float scale = rms_scale(NULL, x, NULL, n, eps, PRE_NONE);
     const __m512 vs = _mm512_set1_ps(scale);
-    for (i = 0; i + 16 <= n; i += 16)
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
         _mm512_storeu_ps(out + i,
                          _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs), _mm512_loadu_ps(w + i)));
     for (; i < n; i++)
         out[i] = (x[i] * scale) * w[i];
+}
+
+/* The fused passes: one pass for the residual add or gating and the sum of squares, then the two
+ * passes of the quantization over (x * scale) * w, all over the token's row in L1. */
+static float avx512_add_norm_quantize(int8_t *q, float *y, float *x, const float *add, const float *w,
+                                      int64_t n, int64_t n_pad, float eps, int32_t *sum_q) {
+    (void)y;
+    const float scale =
+        add ? rms_scale(x, x, add, n, eps, PRE_ADD) : rms_scale(NULL, x, NULL, n, eps, PRE_NONE);
+    return quantize_normed(q, x, w, scale, n, n_pad, sum_q);
+}
+
+static float avx512_act_norm_quantize(int8_t *q, float *y, float *gate, const float *up, const float *w,
+                                      int64_t n, int64_t n_pad, float eps, enum tern_ffn_act act,
+                                      int32_t *sum_q) {
+    if (act != TERN_FFN_RELU2) { /* silu: avx512_ffn_act's reference, then the fused norm */
+        tern_ref_ffn_act(gate, gate, up, n, act);
+        return avx512_add_norm_quantize(q, y, gate, NULL, w, n, n_pad, eps, sum_q);
+    }
+    const float scale = rms_scale(gate, gate, up, n, eps, PRE_RELU2);
+    return quantize_normed(q, gate, w, scale, n, n_pad, sum_q);
+}
+
+/* A row of K or V into the f16 cache: vcvtps2ph rounds to nearest even as tern_fp32_to_fp16 does,
+ * but keeps a NaN's payload bits; NaN lanes become the sign and 0x7fc00000 first, which converts to
+ * the sign and 0x7e00, the reference's NaN. */
+TERN_INLINE __m256i f16_of(__m512 v) {
+    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    const __m512 quiet = _mm512_or_ps(_mm512_and_ps(v, _mm512_set1_ps(-0.0f)),
+                                      _mm512_castsi512_ps(_mm512_set1_epi32(0x7fc00000)));
+    return _mm512_cvtps_ph(_mm512_mask_mov_ps(v, nan, quiet), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+static void avx512_f16_row(uint16_t *dst, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i), f16_of(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm256_mask_storeu_epi16(dst + i, m, f16_of(_mm512_maskz_loadu_ps(m, x + i)));
+    }
 }
 
 /* The angles depend only on the pair index, so they are computed once (by the reference's own
@@ -1113,6 +1192,9 @@ const struct tern_cpu_kernels tern_cpu_kernels_avx512 = {
     .rope = avx512_rope,
     .attention = avx512_attention,
     .ffn_act = avx512_ffn_act,
+    .add_norm_quantize = avx512_add_norm_quantize,
+    .act_norm_quantize = avx512_act_norm_quantize,
+    .f16_row = avx512_f16_row,
     .head_shadow = avx512_head_shadow,
     .shadow_dot = avx512_shadow_dot,
     .dot_peak = avx512_dot_peak,

@@ -207,6 +207,9 @@ const struct tern_cpu_kernels tern_cpu_kernels_neon = {
     .rope = neon_rope,
     .attention = tern_ref_attention,
     .ffn_act = neon_ffn_act,
+    .add_norm_quantize = tern_ref_add_norm_quantize, /* neon's rmsnorm is the reference's, its */
+    .act_norm_quantize = tern_ref_act_norm_quantize, /* quantize_act and relu2 bit-exact */
+    .f16_row = tern_ref_f16_row,
     .head_shadow = tern_head_shadow_rows,
     .shadow_dot = tern_ref_shadow_dot,
 };

@@ -38,6 +38,15 @@ struct tern_cpu_kernels {
     void (*attention)(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
                       int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim, float *scratch);
     void (*ffn_act)(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act);
+    /* see tern_ref_add_norm_quantize and tern_ref_act_norm_quantize: a token's residual add or FFN
+     * gating, norm and quantization in a few passes over L1, with the bits of the level's own
+     * rmsnorm, ffn_act and quantize_act one after the other (y is scratch the reference writes) */
+    float (*add_norm_quantize)(int8_t *q, float *y, float *x, const float *add, const float *w, int64_t n,
+                               int64_t n_pad, float eps, int32_t *sum_q);
+    float (*act_norm_quantize)(int8_t *q, float *y, float *gate, const float *up, const float *w, int64_t n,
+                               int64_t n_pad, float eps, enum tern_ffn_act act, int32_t *sum_q);
+    /* see tern_ref_f16_row (bit-exact) */
+    void (*f16_row)(uint16_t *dst, const float *x, int64_t n);
     /* rows [row_begin, row_end) of the certified head's shadow blob (weights, scales, bound
      * coefficients): see tern_head_shadow_rows (scheduler/head_cert.h), the reference */
     void (*head_shadow)(void *blob, const struct tern_tensor *head, int64_t row_begin, int64_t row_end);

@@ -20,6 +20,9 @@ const struct tern_cpu_kernels tern_cpu_kernels_scalar = {
     .rope = tern_ref_rope,
     .attention = tern_ref_attention,
     .ffn_act = tern_ref_ffn_act,
+    .add_norm_quantize = tern_ref_add_norm_quantize,
+    .act_norm_quantize = tern_ref_act_norm_quantize,
+    .f16_row = tern_ref_f16_row,
     .head_shadow = tern_head_shadow_rows,
     .shadow_dot = tern_ref_shadow_dot,
 };

@@ -49,6 +49,22 @@ void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, con
 /* out[i] = act(gate[i]) * up[i], act = relu(x)^2 or silu(x) (out may alias gate or up) */
 void tern_ref_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act);
 
+/* The per-token pass that feeds a BitLinear, as the composition of the reference ops above:
+ * x += add (written back; skipped when add is NULL: a residual add), y = rmsnorm(x, w), then
+ * quantize_act(q, y, n, n_pad, sum_q), whose scale it returns. y: n floats of scratch (SIMD levels
+ * need not write it). A level's entry gives the bits of its own add, rmsnorm and quantize_act. */
+float tern_ref_add_norm_quantize(int8_t *q, float *y, float *x, const float *add, const float *w, int64_t n,
+                                 int64_t n_pad, float eps, int32_t *sum_q);
+
+/* The same after the FFN gating: gate = ffn_act(gate, up) (written back), then rmsnorm with w and
+ * quantize_act as tern_ref_add_norm_quantize does. */
+float tern_ref_act_norm_quantize(int8_t *q, float *y, float *gate, const float *up, const float *w, int64_t n,
+                                 int64_t n_pad, float eps, enum tern_ffn_act act, int32_t *sum_q);
+
+/* dst[i] = x[i] rounded to f16 (tern_fp32_to_fp16: nearest even, NaN to a quiet NaN of the same
+ * sign, 0x7e00): a token's K or V row into the f16 KV cache. */
+void tern_ref_f16_row(uint16_t *dst, const float *x, int64_t n);
+
 /* Decode n elements (a multiple of the type's block size) of a row of F32/F16/BF16/Q8_0/Q4_K/Q6_K. */
 void tern_ref_dequant_row(float *out, const void *row, uint32_t type, int64_t n);
 

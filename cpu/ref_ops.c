@@ -1,4 +1,6 @@
-/* Reference float ops of a transformer block: RMSNorm, RoPE, causal attention, FFN gating. */
+/* Reference float ops of a transformer block: RMSNorm, RoPE, causal attention, FFN gating, the
+ * fused per-token passes before a BitLinear (compositions of these and quantize_act), the f16
+ * KV-cache row. */
 #include <math.h>
 
 #include "../scheduler/fp16.h"
@@ -95,4 +97,24 @@ void tern_ref_ffn_act(float *out, const float *gate, const float *up, int64_t n,
         }
         out[i] = a * up[i];
     }
+}
+
+float tern_ref_add_norm_quantize(int8_t *q, float *y, float *x, const float *add, const float *w, int64_t n,
+                                 int64_t n_pad, float eps, int32_t *sum_q) {
+    if (add)
+        for (int64_t i = 0; i < n; i++)
+            x[i] += add[i];
+    tern_ref_rmsnorm(y, x, w, n, eps);
+    return tern_ref_quantize_act(q, y, n, n_pad, sum_q);
+}
+
+float tern_ref_act_norm_quantize(int8_t *q, float *y, float *gate, const float *up, const float *w, int64_t n,
+                                 int64_t n_pad, float eps, enum tern_ffn_act act, int32_t *sum_q) {
+    tern_ref_ffn_act(gate, gate, up, n, act);
+    return tern_ref_add_norm_quantize(q, y, gate, NULL, w, n, n_pad, eps, sum_q);
+}
+
+void tern_ref_f16_row(uint16_t *dst, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = tern_fp32_to_fp16(x[i]);
 }

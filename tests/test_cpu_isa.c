@@ -444,6 +444,115 @@ static void test_rmsnorm_ffn(void) {
     }
 }
 
+/* The fused per-token passes against the level's own ops one after the other (the residual add or
+ * gating, rmsnorm, quantize_act), bit for bit: q, scale, sum q and the row written back. */
+static void test_norm_quantize(void) {
+    static const int64_t sizes[] = {1, 5, 8, 15, 16, 17, 31, 33, 100, 640, 2560, 2571, 6912};
+    uint64_t rng = 8;
+    for (int l = 0; l < n_levels; l++) {
+        const struct tern_cpu_kernels *k = levels[l];
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+            for (int variant = 0; variant < 5; variant++) {
+                /* 0: add, 1: no add, 2: relu2, 3: silu, 4: add with a NaN and a huge value */
+                const int64_t n = sizes[si], n_pad = (n + 127) / 128 * 128;
+                const size_t nb = (size_t)n * sizeof(float);
+                float *x = malloc(nb), *b = malloc(nb), *w = malloc(nb), *y = malloc(nb);
+                float *xr = alloc_guarded(nb), *xs = alloc_guarded(nb);
+                for (int64_t i = 0; i < n; i++) {
+                    x[i] = test_rand_normal(&rng) * 3.0f;
+                    b[i] = test_rand_normal(&rng);
+                    w[i] = test_rand_uniform(&rng, 0.5f, 1.5f);
+                }
+                if (variant == 4 && n > 3) {
+                    b[1] = NAN;
+                    x[2] = 3e30f;
+                }
+                memcpy(xr, x, nb);
+                memcpy(xs, x, nb);
+                int8_t *qr = alloc_guarded((size_t)n_pad), *qs = alloc_guarded((size_t)n_pad);
+                memset(qs, 0x77, (size_t)n_pad);
+                int32_t sr = 0, ss = -1;
+                float scr, scs;
+                if (variant == 2 || variant == 3) {
+                    const enum tern_ffn_act act = variant == 2 ? TERN_FFN_RELU2 : TERN_FFN_SILU;
+                    k->ffn_act(xr, xr, b, n, act);
+                    k->rmsnorm(y, xr, w, n, 1e-5f);
+                    scr = k->quantize_act(qr, y, n, n_pad, &sr);
+                    scs = k->act_norm_quantize(qs, y, xs, b, w, n, n_pad, 1e-5f, act, &ss);
+                } else {
+                    const float *add = variant == 1 ? NULL : b;
+                    if (add)
+                        for (int64_t i = 0; i < n; i++)
+                            xr[i] += add[i];
+                    k->rmsnorm(y, xr, w, n, 1e-5f);
+                    scr = k->quantize_act(qr, y, n, n_pad, &sr);
+                    scs = k->add_norm_quantize(qs, y, xs, add, w, n, n_pad, 1e-5f, &ss);
+                }
+                int64_t at = 0;
+                if (memcmp(&scr, &scs, sizeof scr) != 0 || sr != ss || memcmp(qr, qs, (size_t)n_pad) != 0 ||
+                    !same_bits(xr, xs, n, &at))
+                    harness_fail(
+                        __FILE__, __LINE__,
+                        "%s norm_quantize n=%lld variant %d: scale %.9g sum %d, expected %.9g sum %d "
+                        "(rows equal: q %d x %d)",
+                        k->name, (long long)n, variant, (double)scs, ss, (double)scr, sr,
+                        memcmp(qr, qs, (size_t)n_pad) == 0, same_bits(xr, xs, n, &at));
+                CHECK(guard_intact(qs, (size_t)n_pad));
+                CHECK(guard_intact(xs, nb));
+                free(x);
+                free(b);
+                free(w);
+                free(y);
+                free(xr);
+                free(xs);
+                free(qr);
+                free(qs);
+            }
+    }
+}
+
+/* The KV-cache rows against tern_fp32_to_fp16, bit for bit: rounding ties, subnormals, the overflow
+ * edge, infinities and NaNs of either sign and any payload. */
+static void test_f16_row(void) {
+    static const uint32_t special[] = {0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u, 0x7fc00000u,
+                                       0xffc00000u, 0x7f800001u, 0xff812345u, 0x7fbfffffu, 0x477fefffu,
+                                       0x477ff000u, 0xc77ff000u, 0x38800000u, 0x387fffffu, 0x33000000u,
+                                       0x33000001u, 0xb2ffffffu, 0x3f801000u, 0x3f803000u, 0x00000001u};
+    static const int64_t sizes[] = {1, 7, 8, 15, 16, 17, 64, 128, 131};
+    const int n_special = (int)(sizeof special / sizeof special[0]);
+    uint64_t rng = 9;
+    for (int l = 0; l < n_levels; l++) {
+        const struct tern_cpu_kernels *k = levels[l];
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            const int64_t n = sizes[si];
+            float *x = malloc((size_t)n * sizeof *x);
+            for (int64_t i = 0; i < n; i++) {
+                const uint64_t r = test_rand_u64(&rng);
+                if (r % 4 == 0) /* any bit pattern */
+                    x[i] = tern_f32_from_bits((uint32_t)(r >> 32));
+                else if (r % 4 == 1)
+                    x[i] = tern_f32_from_bits(special[(r >> 8) % (uint64_t)n_special]);
+                else /* ties: 11 significant bits and a half */
+                    x[i] = (float)((int)(r >> 40) % 4096 - 2048) + 0.5f * (float)((r >> 20) % 2);
+            }
+            uint16_t *hr = alloc_guarded((size_t)n * 2), *hs = alloc_guarded((size_t)n * 2);
+            tern_ref_f16_row(hr, x, n);
+            k->f16_row(hs, x, n);
+            for (int64_t i = 0; i < n; i++)
+                if (hr[i] != hs[i]) {
+                    harness_fail(__FILE__, __LINE__,
+                                 "%s f16_row n=%lld: [%lld] of 0x%08x = 0x%04x, expected 0x%04x", k->name,
+                                 (long long)n, (long long)i, tern_f32_bits(x[i]), hs[i], hr[i]);
+                    break;
+                }
+            CHECK(guard_intact(hs, (size_t)n * 2));
+            free(x);
+            free(hr);
+            free(hs);
+        }
+    }
+}
+
 static void test_rope(void) {
     static const int positions[] = {0, 1, 17, 1000, 4095};
     static const int dims[][2] = {{128, 128}, {128, 64}, {64, 64}, {80, 80}};
@@ -806,6 +915,8 @@ int main(void) {
     RUN(test_matvec);
     RUN(test_matvec_tokens);
     RUN(test_rmsnorm_ffn);
+    RUN(test_norm_quantize);
+    RUN(test_f16_row);
     RUN(test_rope);
     RUN(test_attention);
     RUN(test_threads);
