@@ -17,6 +17,7 @@
 
 #include "attn_groups.h"
 #include "isa.h"
+#include "norm_passes.h"
 #include "ref.h"
 #include "token_passes.h"
 
@@ -768,14 +769,10 @@ TERN_MATVEC_TOKENS_FN(avx512_matvec_tokens, avx512_matvec)
 
 /* ---- float ops ---- */
 
-/* What a per-token pass does to x before its norm (the result written back into x): nothing, a
- * residual add x + b, or the FFN gating relu(x)^2 * b (avx512_ffn_act's bits). */
-enum pre_norm { PRE_NONE, PRE_ADD, PRE_RELU2 };
-
 /* 1 / sqrt(mean(v^2) + eps) of v = pre(x, b), which goes into x unless PRE_NONE: squares in f32
  * summed in f64 as the reference (only the summation order differs). */
 TERN_INLINE float rms_scale(float *x_out, const float *x, const float *b, int64_t n, float eps,
-                            const enum pre_norm pre) {
+                            const enum tern_pre_norm pre) {
     __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -793,18 +790,7 @@ TERN_INLINE float rms_scale(float *x_out, const float *x, const float *b, int64_
         s1 = _mm512_add_pd(
             s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sq), 1))));
     }
-    double sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
-    if (i < n && pre == PRE_ADD)
-        for (int64_t j = i; j < n; j++)
-            x_out[j] = x[j] + b[j];
-    if (i < n && pre == PRE_RELU2)
-        tern_ref_ffn_act(x_out + i, x + i, b + i, n - i, TERN_FFN_RELU2);
-    for (; i < n; i++) {
-        const float v = pre == PRE_NONE ? x[i] : x_out[i];
-        sum += (double)(v * v);
-    }
-    const float mean = (float)(sum / (double)n);
-    return 1.0f / sqrtf(mean + eps);
+    return tern_rms_tail(_mm512_reduce_add_pd(_mm512_add_pd(s0, s1)), x_out, x, b, i, n, eps, pre);
 }
 
 static void avx512_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
@@ -818,26 +804,7 @@ static void avx512_rmsnorm(float *out, const float *x, const float *w, int64_t n
         out[i] = (x[i] * scale) * w[i];
 }
 
-/* The fused passes: one pass for the residual add or gating and the sum of squares, then the two
- * passes of the quantization over (x * scale) * w, all over the token's row in L1. */
-static float avx512_add_norm_quantize(int8_t *q, float *y, float *x, const float *add, const float *w,
-                                      int64_t n, int64_t n_pad, float eps, int32_t *sum_q) {
-    (void)y;
-    const float scale =
-        add ? rms_scale(x, x, add, n, eps, PRE_ADD) : rms_scale(NULL, x, NULL, n, eps, PRE_NONE);
-    return quantize_normed(q, x, w, scale, n, n_pad, sum_q);
-}
-
-static float avx512_act_norm_quantize(int8_t *q, float *y, float *gate, const float *up, const float *w,
-                                      int64_t n, int64_t n_pad, float eps, enum tern_ffn_act act,
-                                      int32_t *sum_q) {
-    if (act != TERN_FFN_RELU2) { /* silu: avx512_ffn_act's reference, then the fused norm */
-        tern_ref_ffn_act(gate, gate, up, n, act);
-        return avx512_add_norm_quantize(q, y, gate, NULL, w, n, n_pad, eps, sum_q);
-    }
-    const float scale = rms_scale(gate, gate, up, n, eps, PRE_RELU2);
-    return quantize_normed(q, gate, w, scale, n, n_pad, sum_q);
-}
+TERN_NORM_QUANTIZE_FNS(avx512)
 
 /* A row of K or V into the f16 cache: vcvtps2ph rounds to nearest even as tern_fp32_to_fp16 does,
  * but keeps a NaN's payload bits; NaN lanes become the sign and 0x7fc00000 first, which converts to
