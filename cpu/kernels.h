@@ -39,7 +39,7 @@ struct tern_cpu_kernels {
                       int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim, float *scratch);
     void (*ffn_act)(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act);
     /* see tern_ref_add_norm_quantize and tern_ref_act_norm_quantize: a token's residual add or FFN
-     * gating, norm and quantization in a few passes over L1, with the bits of the level's own
+     * gating, norm and quantization in three passes over the token's row, with the bits of the level's own
      * rmsnorm, ffn_act and quantize_act one after the other (y is scratch the reference writes) */
     float (*add_norm_quantize)(int8_t *q, float *y, float *x, const float *add, const float *w, int64_t n,
                                int64_t n_pad, float eps, int32_t *sum_q);
