@@ -729,10 +729,9 @@ static void avx2_rmsnorm(float *out, const float *x, const float *w, int64_t n, 
     const __m256 vs = _mm256_set1_ps(scale);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(out + i,
-                         _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), _mm256_loadu_ps(w + i)));
+        _mm256_storeu_ps(out + i, normed(x, w, vs, i));
     for (; i < n; i++)
-        out[i] = (x[i] * scale) * w[i];
+        out[i] = normed1(x, w, scale, i);
 }
 
 TERN_NORM_QUANTIZE_FNS(avx2)

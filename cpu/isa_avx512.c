@@ -794,14 +794,14 @@ TERN_INLINE float rms_scale(float *x_out, const float *x, const float *b, int64_
 }
 
 static void avx512_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
-    const float scale = rms_scale(NULL, x, NULL, n, eps, PRE_NONE);
-    const __m512 vs = _mm512_set1_ps(scale);
+    const __m512 vs = _mm512_set1_ps(rms_scale(NULL, x, NULL, n, eps, PRE_NONE));
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(out + i,
-                         _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs), _mm512_loadu_ps(w + i)));
-    for (; i < n; i++)
-        out[i] = (x[i] * scale) * w[i];
+        _mm512_storeu_ps(out + i, normed(x, w, vs, i, 0xffff));
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(out + i, m, normed(x, w, vs, i, m));
+    }
 }
 
 TERN_NORM_QUANTIZE_FNS(avx512)
