@@ -61,8 +61,11 @@ struct cpu_device {
     struct tern_head_shadow shadow; /* int8 copy of the head and its bound coefficients */
     void *shadow_blob;              /* its memory when built here */
     struct tern_head_cache cached;  /* or mapped from the cache; map NULL when built */
-    int32_t *cand;                  /* [n_vocab] candidate rows of one token */
-    float *heap;                    /* [n_vocab] the k largest lower bounds */
+    /* per certified token of a logits call, cand_slots of them: */
+    int32_t *cand;  /* [n_vocab] its candidate rows */
+    float *heap;    /* [n_vocab] its k largest lower bounds */
+    int64_t *n_cand; /* its number of candidates, -1 for the full head */
+    int cand_slots;
 };
 
 static int64_t round_up(int64_t x, int64_t m) {
@@ -170,10 +173,33 @@ static void shadow_free(struct cpu_device *d) {
     free(d->shadow_blob);
     free(d->cand);
     free(d->heap);
+    free(d->n_cand);
     memset(&d->shadow, 0, sizeof d->shadow);
     d->shadow_blob = NULL;
     d->cand = NULL;
     d->heap = NULL;
+    d->n_cand = NULL;
+    d->cand_slots = 0;
+}
+
+/* Room for the candidates of n certified tokens of one logits call (n_vocab rows each). */
+static bool cand_reserve(struct cpu_device *d, int n) {
+    if (n <= d->cand_slots)
+        return true;
+    const size_t rows = (size_t)d->model->output.ne1;
+    int32_t *cand = realloc(d->cand, (size_t)n * rows * sizeof *cand);
+    if (cand)
+        d->cand = cand;
+    float *heap = realloc(d->heap, (size_t)n * rows * sizeof *heap);
+    if (heap)
+        d->heap = heap;
+    int64_t *n_cand = realloc(d->n_cand, (size_t)n * sizeof *n_cand);
+    if (n_cand)
+        d->n_cand = n_cand;
+    if (!cand || !heap || !n_cand)
+        return false;
+    d->cand_slots = n;
+    return true;
 }
 
 enum { SHADOW_ROWS_PER_TASK = 1024 };
@@ -206,11 +232,10 @@ static tern_status shadow_build(struct cpu_device *d) {
     if (!tern_head_cert_supported(head))
         return TERN_OK;
     const double t0 = now_s();
-    const size_t rows = (size_t)head->ne1, shadow_bytes = tern_head_shadow_bytes(head->ne0, head->ne1);
+    const size_t shadow_bytes = tern_head_shadow_bytes(head->ne0, head->ne1);
     const bool cache = shadow_bytes >= TERN_HEAD_CACHE_MIN_BYTES;
-    d->cand = malloc(rows * sizeof(int32_t));
-    d->heap = malloc(rows * sizeof(float));
-    if (cache && d->cand && d->heap && tern_head_cache_map(&d->cached, d->model, shadow_bytes)) {
+    const bool slot = cand_reserve(d, 1);
+    if (cache && slot && tern_head_cache_map(&d->cached, d->model, shadow_bytes)) {
         /* read-only from here on (struct tern_head_shadow's pointers are writable for the build) */
         void *blob;
         memcpy(&blob, &d->cached.shadow, sizeof blob);
@@ -230,7 +255,7 @@ static tern_status shadow_build(struct cpu_device *d) {
     if (d->shadow_blob)
         (void)madvise(d->shadow_blob, bytes, MADV_HUGEPAGE);
 #endif
-    if (!d->shadow_blob || !d->cand || !d->heap) {
+    if (!d->shadow_blob || !slot) {
         shadow_free(d);
         tern_log_error("cpu: out of memory for the certified head's shadow (%zu MiB)", shadow_bytes >> 20);
         return TERN_ERR_NOMEM;
@@ -589,7 +614,7 @@ static tern_status cpu_run_layers(void *ctx, float *hidden, const struct tern_ba
  * head, within L2) for several, which matvec_tokens reads and decodes once for up to
  * HEAD_TOKS_PER_CALL tokens. It gives every token the bits of the one-token matvec, so a token's
  * logits are the same bits whatever else is in the call. */
-enum { MULTI_ROWS_PER_TASK = 128, CAND_ROWS_PER_TASK = 32, HEAD_TOKS_PER_CALL = 16 };
+enum { MULTI_ROWS_PER_TASK = 128, HEAD_TOKS_PER_CALL = 16 };
 
 struct head_job {
     const struct tern_cpu_kernels *k;
@@ -600,8 +625,6 @@ struct head_job {
     int n_toks;
     int64_t rows_per_task;
     size_t ld, n_embd;
-    const int32_t *rows; /* NULL: every row of t; else rows[0 .. n_rows) of toks[0] */
-    int64_t n_rows;
     const struct tern_head_shadow *shadow; /* not NULL: the shadow's logits of xq[toks[i]] instead of t's */
     const struct tern_head_xq *xq;
 };
@@ -609,15 +632,6 @@ struct head_job {
 static void head_task(void *arg, int64_t task, int thread) {
     (void)thread;
     const struct head_job *j = arg;
-    if (j->rows) { /* one row per call: the same kernel, so the same bits as the full head's */
-        float *logits = j->logits + (size_t)j->toks[0] * j->ld;
-        const float *x = j->x + (size_t)j->toks[0] * j->n_embd;
-        const int64_t i1 =
-            (task + 1) * CAND_ROWS_PER_TASK < j->n_rows ? (task + 1) * CAND_ROWS_PER_TASK : j->n_rows;
-        for (int64_t i = task * CAND_ROWS_PER_TASK; i < i1; i++)
-            j->k->matvec(logits + j->rows[i], j->t, x, j->rows[i], j->rows[i] + 1);
-        return;
-    }
     const int64_t r0 = task * j->rows_per_task;
     const int64_t r1 = r0 + j->rows_per_task < j->t->ne1 ? r0 + j->rows_per_task : j->t->ne1;
     for (int i0 = 0; i0 < j->n_toks; i0 += HEAD_TOKS_PER_CALL) {
@@ -644,30 +658,84 @@ static void head_rows(struct cpu_device *d, float *logits, const float *x, const
     const struct tern_tensor *t = &d->model->output;
     const size_t ld = (size_t)t->ne1, n_embd = (size_t)d->model->hp.n_embd;
     const int64_t per_task = n_toks > 1 ? MULTI_ROWS_PER_TASK : HEAD_ROWS_PER_TASK;
-    struct head_job j = {
-        d->k, t, logits, x, toks, n_toks, per_task, ld, n_embd, NULL, 0, shadow ? &d->shadow : NULL, d->s.xq};
+    struct head_job j = {d->k, t, logits, x, toks, n_toks, per_task, ld, n_embd, shadow ? &d->shadow : NULL, d->s.xq};
     tern_pool_run(d->pool, (t->ne1 + per_task - 1) / per_task, head_task, &j);
 }
 
-/* Certified head for token tok, whose shadow logits are already in its row: the candidates from
- * the bounds, then the candidates again from the head itself. Returns false when the full head
- * must run instead. */
-static bool certify(struct cpu_device *d, float *logits, const float *x, int tok,
-                    const struct tern_head_request *req) {
-    const struct tern_model_view *m = d->model;
-    const int64_t n_vocab = m->output.ne1;
-    float *row = logits + (size_t)tok * (size_t)n_vocab;
-    const struct tern_head_xq *xq = &d->s.xq[tok];
-    const int64_t n = tern_head_cert_select(d->cand, row, d->heap, &d->shadow, xq->x_norm, xq->d_norm, req);
-    if (n < 0)
-        return false;
-    for (int64_t r = 0; r < n_vocab; r++)
-        row[r] = -INFINITY;
-    struct head_job j = {d->k,    &m->output, logits, x,   &tok, 1, 0, (size_t)n_vocab, (size_t)m->hp.n_embd,
-                         d->cand, n,          NULL,   NULL};
-    tern_pool_run(d->pool, (n + CAND_ROWS_PER_TASK - 1) / CAND_ROWS_PER_TASK, head_task, &j);
-    tern_head_cert_count(req, n, false);
-    return true;
+/* The certified head for tokens toks[0 .. n_toks), whose shadow logits are already in their rows:
+ * each token's candidates from the bounds (a task per token, into its own slot), then every
+ * token's candidates again from the head itself (tasks of CAND_ROWS_PER_TASK rows, one row per
+ * matvec call: the full head's kernel, so the full head's bits). */
+enum { CAND_ROWS_PER_TASK = 32 };
+
+struct cert_job {
+    struct cpu_device *d;
+    float *logits;  /* [token][n_vocab] */
+    const float *x; /* [token][n_embd] */
+    const int *toks;
+    int n_toks;
+    const struct tern_head_request *const *req;
+};
+
+static void select_task(void *arg, int64_t i, int thread) {
+    (void)thread;
+    const struct cert_job *j = arg;
+    struct cpu_device *d = j->d;
+    const int64_t n_vocab = d->model->output.ne1;
+    float *row = j->logits + (size_t)j->toks[i] * (size_t)n_vocab;
+    const struct tern_head_xq *xq = &d->s.xq[j->toks[i]];
+    const int64_t n = tern_head_cert_select(d->cand + i * n_vocab, row, d->heap + i * n_vocab, &d->shadow,
+                                            xq->x_norm, xq->d_norm, j->req[j->toks[i]]);
+    if (n >= 0)
+        for (int64_t r = 0; r < n_vocab; r++)
+            row[r] = -INFINITY;
+    d->n_cand[i] = n;
+}
+
+static int64_t cand_tasks(int64_t n_cand) {
+    return n_cand > 0 ? (n_cand + CAND_ROWS_PER_TASK - 1) / CAND_ROWS_PER_TASK : 0;
+}
+
+static void recompute_task(void *arg, int64_t task, int thread) {
+    (void)thread;
+    const struct cert_job *j = arg;
+    const struct cpu_device *d = j->d;
+    const struct tern_tensor *head = &d->model->output;
+    const int64_t n_vocab = head->ne1, n_embd = d->model->hp.n_embd;
+    int i = 0;
+    for (; task >= cand_tasks(d->n_cand[i]); i++)
+        task -= cand_tasks(d->n_cand[i]);
+    float *logits = j->logits + (size_t)j->toks[i] * (size_t)n_vocab;
+    const float *x = j->x + (size_t)j->toks[i] * (size_t)n_embd;
+    const int32_t *cand = d->cand + i * n_vocab;
+    const int64_t c0 = task * CAND_ROWS_PER_TASK,
+                  c1 = c0 + CAND_ROWS_PER_TASK < d->n_cand[i] ? c0 + CAND_ROWS_PER_TASK : d->n_cand[i];
+    for (int64_t c = c0; c < c1; c++)
+        d->k->matvec(logits + cand[c], head, x, cand[c], cand[c] + 1);
+}
+
+/* The tokens it cannot certify (whose bounds did not hold, or all of them when there is no memory
+ * for their candidates) go to full[*n_full] for the full head. */
+static void certify(struct cpu_device *d, float *logits, const float *x, const int *toks, int n_toks,
+                    const struct tern_head_request *const *req, int *full, int *n_full) {
+    if (!cand_reserve(d, n_toks)) {
+        tern_log_warn("cpu: no memory for the candidates of %d tokens: the full head computes them", n_toks);
+        for (int i = 0; i < n_toks; i++)
+            full[(*n_full)++] = toks[i];
+        return;
+    }
+    struct cert_job j = {d, logits, x, toks, n_toks, req};
+    tern_pool_run(d->pool, n_toks, select_task, &j);
+    int64_t n_tasks = 0;
+    for (int i = 0; i < n_toks; i++) {
+        if (d->n_cand[i] < 0) {
+            full[(*n_full)++] = toks[i];
+            continue;
+        }
+        tern_head_cert_count(req[toks[i]], d->n_cand[i], false);
+        n_tasks += cand_tasks(d->n_cand[i]);
+    }
+    tern_pool_run(d->pool, n_tasks, recompute_task, &j);
 }
 
 static tern_status cpu_logits(void *ctx, float *logits, const float *hidden, int n,
@@ -693,9 +761,7 @@ static tern_status cpu_logits(void *ctx, float *logits, const float *hidden, int
     }
     if (n_cert) { /* the shadow read once for every certified token */
         head_rows(d, logits, x, cert, n_cert, true);
-        for (int i = 0; i < n_cert; i++)
-            if (!certify(d, logits, x, cert[i], req[cert[i]]))
-                full[n_full++] = cert[i];
+        certify(d, logits, x, cert, n_cert, req, full, &n_full);
     }
     for (int i = 0; i < n_full; i++)
         if (req && req[full[i]])
