@@ -98,6 +98,14 @@ TERN_INLINE __m512i reduce16(const __m512i v[16]) {
     return _mm512_add_epi32(_mm512_shuffle_i32x4(y[0], y[1], 0x88), _mm512_shuffle_i32x4(y[0], y[1], 0xdd));
 }
 
+/* Software prefetch of the decode weight stream, into L2 (T1) 8 KB ahead: one thread streaming
+ * 640 MiB of 2560-column rows from DRAM measured 19-22 GB/s, against 15-16 GB/s with T0 1 KB
+ * ahead, 17-19 with T1 4 KB and 13-15 with T1 2 KB (16 KB: as 8 KB). Into L1, the few fill
+ * buffers cap how far ahead it can reach. The Q6_K/Q4_K head matvecs use the same (Q6_K head, one
+ * thread: 13.3 -> 14.3 GB/s); the F16/BF16/F32 loop needs none (the hardware prefetcher alone
+ * gives it ~22 GB/s). */
+enum { PF_DIST = 8192 };
+
 /* R rows x T tokens (R * T <= 16; TR * TT = 16 the full tile) of integer dots sum c*q, in one
  * vector: lane TR * t + r. */
 TERN_INLINE __m512i ternary_tile16(const uint8_t *w, int64_t row_bytes, const int8_t *q, int64_t k_pad,
@@ -108,6 +116,10 @@ TERN_INLINE __m512i ternary_tile16(const uint8_t *w, int64_t row_bytes, const in
         acc[i] = _mm512_setzero_si512();
     const int64_t n_blk = k_pad / 128;
     for (int64_t b = 0; b < n_blk; b++) {
+        /* the rows' stream, as ternary_tile16_4 fetches it (batched decode steps of 2 or 3 sequences
+         * take this tile) */
+        _mm_prefetch((const char *)(w + 128 * b + PF_DIST), _MM_HINT_T1);
+        _mm_prefetch((const char *)(w + 128 * b + PF_DIST + 64), _MM_HINT_T1);
         __m512i wa[4], wb[4];
         for (int r = 0; r < R; r++) {
             const uint8_t *p = w + r * row_bytes + 32 * b;
@@ -127,13 +139,6 @@ TERN_INLINE __m512i ternary_tile16(const uint8_t *w, int64_t row_bytes, const in
     return reduce16(acc);
 }
 
-/* Software prefetch of the decode weight stream, into L2 (T1) 8 KB ahead: one thread streaming
- * 640 MiB of 2560-column rows from DRAM measured 19-22 GB/s, against 15-16 GB/s with T0 1 KB
- * ahead, 17-19 with T1 4 KB and 13-15 with T1 2 KB (16 KB: as 8 KB). Into L1, the few fill
- * buffers cap how far ahead it can reach. The Q6_K/Q4_K head matvecs use the same (Q6_K head, one
- * thread: 13.3 -> 14.3 GB/s); the F16/BF16/F32 loop needs none (the hardware prefetcher alone
- * gives it ~22 GB/s). */
-enum { PF_DIST = 8192 };
 
 /* Decode: one row against one token, left unreduced (lanes as in reduce16). A single accumulator
  * would chain every vpdpbusd on the one before it (a few cycles of latency each), capping one core
