@@ -148,6 +148,8 @@ TERN_INLINE void ternary_row_acc(__m256i acc[4], const uint8_t *w, const int8_t 
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     const int64_t n_blk = k_pad / 128;
     for (int64_t b = 0; b < n_blk; b++) {
+        if (b % 2 == 0) /* the row stream, as decode fetches it (batched decode steps take this) */
+            _mm_prefetch((const char *)(w + 32 * b + PF_DIST), _MM_HINT_T1);
         __m256i c[4];
         unpack_block(c, w, b);
         const int8_t *qb = q + 128 * b;
@@ -233,6 +235,8 @@ TERN_INLINE void ternary_row_acc(__m256i acc[4], const uint8_t *w, const int8_t 
         for (int t = 0; t < T; t++)
             s[t] = _mm256_setzero_si256();
         for (int64_t b = b0; b < b1; b++) {
+            if (b % 2 == 0) /* the row stream, as decode fetches it (batched decode steps take this) */
+                _mm_prefetch((const char *)(w + 32 * b + PF_DIST), _MM_HINT_T1);
             __m256i c[4];
             unpack_block(c, w, b);
             for (int t = 0; t < T; t++) {
