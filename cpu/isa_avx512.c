@@ -1182,7 +1182,9 @@ TERN_INLINE void shadow_rows_tokens(float *const *out, const struct tern_head_sh
                 _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_add_epi32(_mm512_slli_epi32(c, 7), c2));
         }
     int64_t r = r0;
-    if (nt > 1) /* not at one input: two rows at once streamed ~11% slower there (2b4t, tg32 x1) */
+    /* not below 3 inputs: two rows at once streamed ~11% slower at one (2b4t, tg32 x1), 0-5% at two,
+     * level at three */
+    if (nt > 2)
         for (; r + 2 <= r1; r += 2)
             shadow_rows(out, s, p, p2, tb, corr, r0, r, nt, 2);
     for (; r < r1; r++)
