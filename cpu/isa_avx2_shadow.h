@@ -27,6 +27,10 @@ TERN_INLINE void shadow_rows_tokens(float *const *out, const struct tern_head_sh
                                     const struct tern_head_xq *const *x, int64_t r0, int64_t r1,
                                     const int nt) {
     const int64_t n = s->n, nb = s->n_blocks;
+    const int8_t *p[TERN_SHADOW_MT], *p2[TERN_SHADOW_MT];
+    const float *tb[TERN_SHADOW_MT];
+    for (int k = 0; k < nt; k++) /* hoisted: gcc reloaded them from x for every vector */
+        p[k] = x[k]->p, p2[k] = x[k]->p2, tb[k] = x[k]->t;
 #ifdef DPBUSD256
     const __m256i bias = _mm256_set1_epi8((char)0x80);
     __m256i corr[TERN_SHADOW_MT][TERN_SHADOW_MAX_BLOCKS];
@@ -36,10 +40,10 @@ TERN_INLINE void shadow_rows_tokens(float *const *out, const struct tern_head_sh
             for (int j = 0; j < TERN_HEAD_SHADOW_BLOCK / 32; j++) {
                 c = DPBUSD256(
                     c, bias,
-                    _mm256_load_si256((const __m256i *)(x[k]->p + TERN_HEAD_SHADOW_BLOCK * b + 32 * j)));
+                    _mm256_load_si256((const __m256i *)(p[k] + TERN_HEAD_SHADOW_BLOCK * b + 32 * j)));
                 c2 = DPBUSD256(
                     c2, bias,
-                    _mm256_load_si256((const __m256i *)(x[k]->p2 + TERN_HEAD_SHADOW_BLOCK * b + 32 * j)));
+                    _mm256_load_si256((const __m256i *)(p2[k] + TERN_HEAD_SHADOW_BLOCK * b + 32 * j)));
             }
             corr[k][b] =
                 _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_add_epi32(_mm256_slli_epi32(c, 7), c2));
@@ -71,20 +75,20 @@ TERN_INLINE void shadow_rows_tokens(float *const *out, const struct tern_head_sh
                 const __m256i w = _mm256_loadu_si256((const __m256i *)(row + i));
 #ifdef DPBUSD256
                 for (int k = 0; k < nt; k++) {
-                    ia[k] = DPBUSD256(ia[k], w, _mm256_load_si256((const __m256i *)(x[k]->p + i)));
-                    ia2[k] = DPBUSD256(ia2[k], w, _mm256_load_si256((const __m256i *)(x[k]->p2 + i)));
+                    ia[k] = DPBUSD256(ia[k], w, _mm256_load_si256((const __m256i *)(p[k] + i)));
+                    ia2[k] = DPBUSD256(ia2[k], w, _mm256_load_si256((const __m256i *)(p2[k] + i)));
                 }
 #else
                 const __m256i q = _mm256_xor_si256(w, flip), aq = _mm256_sign_epi8(q, q);
                 for (int k = 0; k < nt; k++) {
-                    ia[k] = _mm256_add_epi32(ia[k], dot_signed(aq, q, x[k]->p + i, ones));
-                    ia2[k] = _mm256_add_epi32(ia2[k], dot_signed(aq, q, x[k]->p2 + i, ones));
+                    ia[k] = _mm256_add_epi32(ia[k], dot_signed(aq, q, p[k] + i, ones));
+                    ia2[k] = _mm256_add_epi32(ia2[k], dot_signed(aq, q, p2[k] + i, ones));
                 }
 #endif
             }
             for (int k = 0; k < nt; k++) {
                 const __m256i isum = _mm256_add_epi32(_mm256_slli_epi32(ia[k], 7), ia2[k]);
-                acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d[b] * x[k]->t[b]), acc[k]);
+                acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d[b] * tb[k][b]), acc[k]);
             }
         }
         for (int k = 0; k < nt; k++)
