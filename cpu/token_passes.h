@@ -4,8 +4,9 @@
  *
  * matvec_tokens: each isa_*.c defines TERN_INLINE rows_tokens(out, t, x, r0, r1, nt) for the types
  * it reads once for several inputs and instantiates TERN_MATVEC_TOKENS_FN(name, matvec): one input,
- * or another type, goes to the level's matvec; several go in passes of 4, 2 and 1 (the rows of a
- * pass stay in L2 for the next).
+ * or another type, goes to the level's matvec; several go in passes of 4 and one of the 1-3 left (the
+ * rows of a pass stay in L2 for the next; 3 as 2 + 1 read them twice: tg32 x3 below x2 with the
+ * full head).
  *
  * shadow_dot (the certified head's, scheduler/head_cert.h): each isa_*.c defines its own
  * TERN_INLINE shadow_rows_tokens(out, s, x, r0, r1, nt), which reads each row once for nt <=
@@ -27,15 +28,21 @@
                 matvec(out[k], t, x[k], row_begin, row_end);                                                 \
             return;                                                                                          \
         }                                                                                                    \
-        for (int k0 = 0; k0 < n_tok;) {                                                                      \
-            const int left = n_tok - k0, nt = left >= 4 ? 4 : left >= 2 ? 2 : 1;                             \
-            if (nt == 4)                                                                                     \
-                rows_tokens(out + k0, t, x + k0, row_begin, row_end, 4);                                     \
-            else if (nt == 2)                                                                                \
-                rows_tokens(out + k0, t, x + k0, row_begin, row_end, 2);                                     \
-            else                                                                                             \
+        for (int k0 = 0; k0 < n_tok; k0 += 4) {                                                              \
+            switch (n_tok - k0) {                                                                            \
+            case 1:                                                                                          \
                 rows_tokens(out + k0, t, x + k0, row_begin, row_end, 1);                                     \
-            k0 += nt;                                                                                        \
+                break;                                                                                       \
+            case 2:                                                                                          \
+                rows_tokens(out + k0, t, x + k0, row_begin, row_end, 2);                                     \
+                break;                                                                                       \
+            case 3:                                                                                          \
+                rows_tokens(out + k0, t, x + k0, row_begin, row_end, 3);                                     \
+                break;                                                                                       \
+            default:                                                                                         \
+                rows_tokens(out + k0, t, x + k0, row_begin, row_end, 4);                                     \
+                break;                                                                                       \
+            }                                                                                                \
         }                                                                                                    \
     }
 
