@@ -139,7 +139,6 @@ TERN_INLINE __m512i ternary_tile16(const uint8_t *w, int64_t row_bytes, const in
     return reduce16(acc);
 }
 
-
 /* Decode: one row against one token, left unreduced (lanes as in reduce16). A single accumulator
  * would chain every vpdpbusd on the one before it (a few cycles of latency each), capping one core
  * at ~11 GB/s of weights; four independent chains over two blocks per step keep the loads, not the
@@ -230,18 +229,17 @@ static __m512i ternary_tile16_4(const uint8_t *w, int64_t row_bytes, const int8_
     return reduce16(acc);
 }
 
-/* Partial token tiles (the last 1-3 tokens of a batch). */
+/* Partial token tiles (the last 2-3 tokens of a batch; a last single token takes the decode rows). */
 #define TERN_TILE16_FN(T)                                                                                    \
     static __m512i ternary_tile16_##T(const uint8_t *w, int64_t row_bytes, const int8_t *q, int64_t k_pad) { \
         return ternary_tile16(w, row_bytes, q, k_pad, TR, T);                                                \
     }
-TERN_TILE16_FN(1)
 TERN_TILE16_FN(2)
 TERN_TILE16_FN(3)
 
 typedef __m512i (*ternary_tile16_fn)(const uint8_t *, int64_t, const int8_t *, int64_t);
-static const ternary_tile16_fn tiles_full[TT + 1] = {NULL, ternary_tile16_1, ternary_tile16_2,
-                                                     ternary_tile16_3, ternary_tile16_4};
+static const ternary_tile16_fn tiles_full[TT + 1] = {NULL, NULL, ternary_tile16_2, ternary_tile16_3,
+                                                     ternary_tile16_4};
 
 /* Rows per chunk in prefill: 64 rows of up to ~1.7 KB stay in L2 while every token tile passes. */
 enum { ROW_CHUNK = 64 };
@@ -271,7 +269,7 @@ static void avx512_ternary_matmul(float *y, const struct tern_ternary *w, const 
             const __m512i vsq = _mm512_permutexvar_epi32(lane_tok, _mm512_loadu_si512(sq));
             const __m512 vas = _mm512_permutexvar_ps(lane_tok, _mm512_loadu_ps(as));
             int64_t r = c0;
-            if (n_tok > 1)
+            if (T > 1)
                 for (; r + TR <= c1; r += TR) {
                     const __m512i d = _mm512_sub_epi32(
                         tiles_full[T](w->codes + r * w->row_bytes, w->row_bytes, qt, w->k_pad), vsq);
@@ -1092,8 +1090,8 @@ static void avx512_head_shadow(void *blob, const struct tern_tensor *head, int64
  * 121-128 -> 131-138 t/s in alternating runs). */
 TERN_INLINE void shadow_rows(float *const *out, const struct tern_head_shadow *s, const int8_t *const *p,
                              const int8_t *const *p2, const float *const *tb,
-                             const __m512i corr[][TERN_SHADOW_MAX_BLOCKS], int64_t r0, int64_t r, const int nt,
-                             const int R) {
+                             const __m512i corr[][TERN_SHADOW_MAX_BLOCKS], int64_t r0, int64_t r,
+                             const int nt, const int R) {
     const int64_t n = s->n, nb = s->n_blocks;
     const uint8_t *row[2];
     const float *d[2];
@@ -1120,7 +1118,8 @@ TERN_INLINE void shadow_rows(float *const *out, const struct tern_head_shadow *s
                     w[h] = _mm512_loadu_si512(row[h] + i0 + 64 * j);
                 }
                 for (int k = 0; k < nt; k++) {
-                    __m512i x1 = _mm512_load_si512(p[k] + i0 + 64 * j), x2 = _mm512_load_si512(p2[k] + i0 + 64 * j);
+                    __m512i x1 = _mm512_load_si512(p[k] + i0 + 64 * j),
+                            x2 = _mm512_load_si512(p2[k] + i0 + 64 * j);
                     if (R > 1) /* one load for both rows: gcc would fold a load into each vpdpbusd */
                         __asm__("" : "+v"(x1), "+v"(x2));
                     for (int h = 0; h < R; h++) {
