@@ -62,8 +62,8 @@ struct cpu_device {
     void *shadow_blob;              /* its memory when built here */
     struct tern_head_cache cached;  /* or mapped from the cache; map NULL when built */
     /* per certified token of a logits call, cand_slots of them: */
-    int32_t *cand;  /* [n_vocab] its candidate rows */
-    float *heap;    /* [n_vocab] its k largest lower bounds */
+    int32_t *cand;   /* [n_vocab] its candidate rows */
+    float *heap;     /* [n_vocab] its k largest lower bounds */
     int64_t *n_cand; /* its number of candidates, -1 for the full head */
     int cand_slots;
 };
@@ -658,7 +658,8 @@ static void head_rows(struct cpu_device *d, float *logits, const float *x, const
     const struct tern_tensor *t = &d->model->output;
     const size_t ld = (size_t)t->ne1, n_embd = (size_t)d->model->hp.n_embd;
     const int64_t per_task = n_toks > 1 ? MULTI_ROWS_PER_TASK : HEAD_ROWS_PER_TASK;
-    struct head_job j = {d->k, t, logits, x, toks, n_toks, per_task, ld, n_embd, shadow ? &d->shadow : NULL, d->s.xq};
+    struct head_job j = {d->k,   t, logits, x, toks, n_toks, per_task, ld, n_embd, shadow ? &d->shadow : NULL,
+                         d->s.xq};
     tern_pool_run(d->pool, (t->ne1 + per_task - 1) / per_task, head_task, &j);
 }
 

@@ -236,8 +236,8 @@ static void shadow_dot_exact(void) {
                                 harness_fail(__FILE__, __LINE__,
                                              "%s, n %lld, %s, rows %lld.., input %d of %d: %.9g, alone %.9g, "
                                              "reference %.9g",
-                                             k->name, (long long)n, exact ? "integer" : "real", (long long)r0, i,
-                                             nt, got[i][0], alone[0][r0], ref[i][r0]);
+                                             k->name, (long long)n, exact ? "integer" : "real", (long long)r0,
+                                             i, nt, got[i][0], alone[0][r0], ref[i][r0]);
                                 nt = NT;
                                 break;
                             }
