@@ -18,6 +18,26 @@
 
 #include "ref.h"
 
+/* Passes of up to 4 inputs over n_tok: PASS(k0, nt) with nt a constant 1-4 after inlining. */
+#define TERN_PASSES_OF_4(n_tok, PASS)                                                                        \
+    for (int k0 = 0; k0 < (n_tok); k0 += 4) {                                                                \
+        switch ((n_tok)-k0) {                                                                                \
+        case 1:                                                                                              \
+            PASS(k0, 1);                                                                                     \
+            break;                                                                                           \
+        case 2:                                                                                              \
+            PASS(k0, 2);                                                                                     \
+            break;                                                                                           \
+        case 3:                                                                                              \
+            PASS(k0, 3);                                                                                     \
+            break;                                                                                           \
+        default:                                                                                             \
+            PASS(k0, 4);                                                                                     \
+            break;                                                                                           \
+        }                                                                                                    \
+    }
+
+#define TERN_MATVEC_PASS(k0, nt) rows_tokens(out + (k0), t, x + (k0), row_begin, row_end, nt)
 #define TERN_MATVEC_TOKENS_FN(name, matvec)                                                                  \
     static void name(float *const *out, const struct tern_tensor *t, const float *const *x, int n_tok,       \
                      int64_t row_begin, int64_t row_end) {                                                   \
@@ -28,26 +48,12 @@
                 matvec(out[k], t, x[k], row_begin, row_end);                                                 \
             return;                                                                                          \
         }                                                                                                    \
-        for (int k0 = 0; k0 < n_tok; k0 += 4) {                                                              \
-            switch (n_tok - k0) {                                                                            \
-            case 1:                                                                                          \
-                rows_tokens(out + k0, t, x + k0, row_begin, row_end, 1);                                     \
-                break;                                                                                       \
-            case 2:                                                                                          \
-                rows_tokens(out + k0, t, x + k0, row_begin, row_end, 2);                                     \
-                break;                                                                                       \
-            case 3:                                                                                          \
-                rows_tokens(out + k0, t, x + k0, row_begin, row_end, 3);                                     \
-                break;                                                                                       \
-            default:                                                                                         \
-                rows_tokens(out + k0, t, x + k0, row_begin, row_end, 4);                                     \
-                break;                                                                                       \
-            }                                                                                                \
-        }                                                                                                    \
+        TERN_PASSES_OF_4(n_tok, TERN_MATVEC_PASS)                                                            \
     }
 
 enum { TERN_SHADOW_MT = 4, TERN_SHADOW_MAX_BLOCKS = 64 };
 
+#define TERN_SHADOW_PASS(k0, nt) shadow_rows_tokens(out + (k0), s, x + (k0), r0, r1, nt)
 #define TERN_SHADOW_DOT_FN(name)                                                                             \
     static void name(float *const *out, const struct tern_head_shadow *s,                                    \
                      const struct tern_head_xq *const *x, int n_tok, int64_t r0, int64_t r1) {               \
@@ -55,22 +61,7 @@ enum { TERN_SHADOW_MT = 4, TERN_SHADOW_MAX_BLOCKS = 64 };
             tern_ref_shadow_dot(out, s, x, n_tok, r0, r1);                                                   \
             return;                                                                                          \
         }                                                                                                    \
-        for (int k0 = 0; k0 < n_tok; k0 += TERN_SHADOW_MT) {                                                 \
-            switch (n_tok - k0) {                                                                            \
-            case 1:                                                                                          \
-                shadow_rows_tokens(out + k0, s, x + k0, r0, r1, 1);                                          \
-                break;                                                                                       \
-            case 2:                                                                                          \
-                shadow_rows_tokens(out + k0, s, x + k0, r0, r1, 2);                                          \
-                break;                                                                                       \
-            case 3:                                                                                          \
-                shadow_rows_tokens(out + k0, s, x + k0, r0, r1, 3);                                          \
-                break;                                                                                       \
-            default:                                                                                         \
-                shadow_rows_tokens(out + k0, s, x + k0, r0, r1, 4);                                          \
-                break;                                                                                       \
-            }                                                                                                \
-        }                                                                                                    \
+        TERN_PASSES_OF_4(n_tok, TERN_SHADOW_PASS)                                                            \
     }
 
 #endif
