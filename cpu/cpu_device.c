@@ -674,7 +674,6 @@ struct cert_job {
     float *logits;  /* [token][n_vocab] */
     const float *x; /* [token][n_embd] */
     const int *toks;
-    int n_toks;
     const struct tern_head_request *const *req;
 };
 
@@ -725,7 +724,7 @@ static void certify(struct cpu_device *d, float *logits, const float *x, const i
             full[(*n_full)++] = toks[i];
         return;
     }
-    struct cert_job j = {d, logits, x, toks, n_toks, req};
+    struct cert_job j = {d, logits, x, toks, req};
     tern_pool_run(d->pool, n_toks, select_task, &j);
     int64_t n_tasks = 0;
     for (int i = 0; i < n_toks; i++) {
