@@ -106,6 +106,16 @@ TERN_INLINE __m512i reduce16(const __m512i v[16]) {
  * gives it ~22 GB/s). */
 enum { PF_DIST = 8192 };
 
+/* Block b of a 4-row tile's stream: its rows lie back to back (4 x k_pad / 4 bytes), 128 bytes of
+ * that stream per block, fetched PF_DIST ahead. Batched decode steps (tern serve, bench --parallel)
+ * read their weights once through the tiles and waited on DRAM without it: tg32 x4 on 2b4t 81.5 /
+ * 91.8 -> 103.0 / 107.4 t/s, pp128 307 / 289 -> 318 / 309; x2 60-61 -> 76-80, x3 85-87 -> 108-112
+ * once the 2- and 3-token tiles had it too (alternating runs). */
+TERN_INLINE void tile_prefetch(const uint8_t *w, int64_t b) {
+    _mm_prefetch((const char *)(w + 128 * b + PF_DIST), _MM_HINT_T1);
+    _mm_prefetch((const char *)(w + 128 * b + PF_DIST + 64), _MM_HINT_T1);
+}
+
 /* R rows x T tokens (R * T <= 16; TR * TT = 16 the full tile) of integer dots sum c*q, in one
  * vector: lane TR * t + r. */
 TERN_INLINE __m512i ternary_tile16(const uint8_t *w, int64_t row_bytes, const int8_t *q, int64_t k_pad,
@@ -116,10 +126,7 @@ TERN_INLINE __m512i ternary_tile16(const uint8_t *w, int64_t row_bytes, const in
         acc[i] = _mm512_setzero_si512();
     const int64_t n_blk = k_pad / 128;
     for (int64_t b = 0; b < n_blk; b++) {
-        /* the rows' stream, as ternary_tile16_4 fetches it (batched decode steps of 2 or 3 sequences
-         * take this tile) */
-        _mm_prefetch((const char *)(w + 128 * b + PF_DIST), _MM_HINT_T1);
-        _mm_prefetch((const char *)(w + 128 * b + PF_DIST + 64), _MM_HINT_T1);
+        tile_prefetch(w, b);
         __m512i wa[4], wb[4];
         for (int r = 0; r < R; r++) {
             const uint8_t *p = w + r * row_bytes + 32 * b;
@@ -197,12 +204,7 @@ static __m512i ternary_tile16_4(const uint8_t *w, int64_t row_bytes, const int8_
     const uint8_t *w0 = w, *w1 = w + row_bytes, *w2 = w + 2 * row_bytes, *w3 = w + 3 * row_bytes;
     const int8_t *q0 = q, *q1 = q + k_pad, *q2 = q + 2 * k_pad, *q3 = q + 3 * k_pad;
     for (int64_t b = 0; b < k_pad / 128; b++) {
-        /* the tile's 4 rows lie back to back (4 x k_pad / 4 bytes): 128 bytes of that stream per
-         * block, fetched PF_DIST ahead. Batched decode steps (tern serve, bench --parallel 4) read
-         * their weights once through this tile and waited on DRAM without it: tg32 x4 on 2b4t
-         * 81.5 / 91.8 -> 103.0 / 107.4 t/s, pp128 307 / 289 -> 318 / 309 in alternating runs. */
-        _mm_prefetch((const char *)(w + 128 * b + PF_DIST), _MM_HINT_T1);
-        _mm_prefetch((const char *)(w + 128 * b + PF_DIST + 64), _MM_HINT_T1);
+        tile_prefetch(w, b);
 #define TERN_UNPACK(r)                                                                                       \
     const __m512i raw##r = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w##r + 32 * b)));     \
     const __m512i wa##r = _mm512_and_si512(_mm512_srli_epi16(raw##r, 4), mask);                              \
