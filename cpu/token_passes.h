@@ -18,7 +18,8 @@
 
 #include "ref.h"
 
-/* Passes of up to 4 inputs over n_tok: PASS(k0, nt) with nt a constant 1-4 after inlining. */
+/* Passes of up to 4 inputs over n_tok: PASS(k0, nt) with nt a constant 1-4 after inlining (the
+ * kernels' per-input arrays, MT and TERN_SHADOW_MT, hold 4). */
 #define TERN_PASSES_OF_4(n_tok, PASS)                                                                        \
     for (int k0 = 0; k0 < (n_tok); k0 += 4) {                                                                \
         switch ((n_tok)-k0) {                                                                                \
@@ -41,6 +42,7 @@
 #define TERN_MATVEC_TOKENS_FN(name, matvec)                                                                  \
     static void name(float *const *out, const struct tern_tensor *t, const float *const *x, int n_tok,       \
                      int64_t row_begin, int64_t row_end) {                                                   \
+        _Static_assert(MT == 4, "rows_tokens takes the passes of TERN_PASSES_OF_4");                         \
         const bool simd = t->type == TERN_TYPE_F32 || t->type == TERN_TYPE_F16 ||                            \
                           t->type == TERN_TYPE_BF16 || t->type == TERN_TYPE_Q8_0;                            \
         if (!simd || n_tok == 1) {                                                                           \
@@ -52,6 +54,7 @@
     }
 
 enum { TERN_SHADOW_MT = 4, TERN_SHADOW_MAX_BLOCKS = 64 };
+_Static_assert(TERN_SHADOW_MT == 4, "shadow_rows_tokens takes the passes of TERN_PASSES_OF_4");
 
 #define TERN_SHADOW_PASS(k0, nt) shadow_rows_tokens(out + (k0), s, x + (k0), r0, r1, nt)
 #define TERN_SHADOW_DOT_FN(name)                                                                             \
