@@ -345,26 +345,18 @@ static tern_status cpu_embed(void *ctx, float *hidden, const int32_t *tokens, in
     return TERN_OK;
 }
 
-/* Work split. Matrix products hand out blocks of rows (task_rows): every block streams its weights
- * once for all tokens of the batch, and with a block per ~256 KB in decode (10-35 per product on
- * 2B-4T) and 40-110 in prefill both cores stay busy even when one is slowed by another process.
- * Per-token ops split by token. */
+/* Work split. Per-token ops split by token; the head by blocks of rows. */
 enum { HEAD_ROWS_PER_TASK = 1024 };
 
-/* Rows per task of a product over n_tok tokens. Prefill (PREFILL_TOKENS or more) takes 64-row
- * chunks, which stay in L2 while every token tile passes (docs/cpu.md). A few tokens (decode, or a
- * batched decode step of a few sequences) are bound by the weight stream, and each task is one
- * linear run of about TASK_BYTES: the hardware and software prefetchers restart at every task, so
- * 64-row tasks (40 KB at K = 2560, threads taking turns) kept decode well below the read probe. */
-enum { PREFILL_TOKENS = 16, PREFILL_ROWS_PER_TASK = 64, TASK_BYTES = 256 * 1024 };
-
-static int64_t task_rows(const struct tern_ternary *w, int n_tok) {
-    if (n_tok >= PREFILL_TOKENS)
-        return PREFILL_ROWS_PER_TASK;
-    const int64_t bytes = w->n_out * w->row_bytes, n_tasks = (bytes + TASK_BYTES - 1) / TASK_BYTES;
-    const int64_t rows = (w->n_out + n_tasks - 1) / n_tasks;
-    return (rows + 15) / 16 * 16; /* the decode kernel's 16-row passes */
-}
+/* A product over n_tok tokens. Prefill (PREFILL_TOKENS or more) hands out 64-row chunks of each
+ * weight, which stay in L2 while every token tile passes (docs/cpu.md). A few tokens (decode, or a
+ * batched decode step of a few sequences) are bound by the weight stream: the call's weights, one
+ * after another, are cut into DECODE_TASKS_PER_THREAD equal runs of bytes a thread, each one linear
+ * stream. Every task costs a claim on a line the other core owns and a restart of both prefetchers,
+ * so fewer, longer runs stream faster: 2B-4T's 120 products a token, read through the pool, went
+ * from 49-50 GB/s in tasks of 256 KB to 54-55 with four tasks a call and 57-59 as one unbroken run a
+ * thread; two a thread (not one) let a core slowed by another process hand a quarter to the other. */
+enum { PREFILL_TOKENS = 16, PREFILL_ROWS_PER_TASK = 64, DECODE_TASKS_PER_THREAD = 2 };
 
 struct matmul_job {
     const struct tern_cpu_kernels *k;
@@ -375,21 +367,54 @@ struct matmul_job {
     const float *act_scale;
     const int32_t *sum_q;
     int n_tok;
+    int64_t n_tasks, bytes; /* decode: the runs, and the weights' bytes in all */
 };
+
+static int64_t weight_bytes(const struct tern_ternary *w) {
+    return w->n_out * w->row_bytes;
+}
+
+/* Where decode run t begins: weight *wi at row *row (a multiple of 16, the row kernel's passes, or
+ * n_out). Monotonic in t; run n_tasks begins at the last weight's end. */
+static void run_start(const struct matmul_job *j, int64_t t, int *wi, int64_t *row) {
+    int64_t off = j->bytes * t / j->n_tasks;
+    for (int i = 0;; i++) {
+        const struct tern_ternary *w = j->ws[i];
+        if (off < weight_bytes(w) || i == j->n_w - 1) {
+            const int64_t r = (off / w->row_bytes + 8) / 16 * 16;
+            *wi = i;
+            *row = r < w->n_out ? r : w->n_out;
+            return;
+        }
+        off -= weight_bytes(w);
+    }
+}
 
 static void matmul_task(void *arg, int64_t task, int thread) {
     (void)thread;
     const struct matmul_job *j = arg;
-    /* tasks enumerate (weight, row block) pairs; weights may differ in n_out */
-    for (int i = 0; i < j->n_w; i++) {
-        const int64_t rows = task_rows(j->ws[i], j->n_tok), blocks = (j->ws[i]->n_out + rows - 1) / rows;
-        if (task < blocks) {
-            const int64_t r0 = task * rows;
-            const int64_t r1 = r0 + rows < j->ws[i]->n_out ? r0 + rows : j->ws[i]->n_out;
-            j->k->ternary_matmul(j->ys[i], j->ws[i], j->q, j->act_scale, j->sum_q, j->n_tok, r0, r1);
-            return;
+    if (j->n_tok >= PREFILL_TOKENS) { /* tasks enumerate (weight, row chunk) pairs */
+        for (int i = 0; i < j->n_w; i++) {
+            const int64_t blocks = (j->ws[i]->n_out + PREFILL_ROWS_PER_TASK - 1) / PREFILL_ROWS_PER_TASK;
+            if (task < blocks) {
+                const int64_t r0 = task * PREFILL_ROWS_PER_TASK;
+                const int64_t r1 = r0 + PREFILL_ROWS_PER_TASK < j->ws[i]->n_out ? r0 + PREFILL_ROWS_PER_TASK
+                                                                                : j->ws[i]->n_out;
+                j->k->ternary_matmul(j->ys[i], j->ws[i], j->q, j->act_scale, j->sum_q, j->n_tok, r0, r1);
+                return;
+            }
+            task -= blocks;
         }
-        task -= blocks;
+        return;
+    }
+    int i0, i1;
+    int64_t r0, r1;
+    run_start(j, task, &i0, &r0);
+    run_start(j, task + 1, &i1, &r1);
+    for (int i = i0; i <= i1; i++) {
+        const int64_t from = i == i0 ? r0 : 0, to = i == i1 ? r1 : j->ws[i]->n_out;
+        if (from < to)
+            j->k->ternary_matmul(j->ys[i], j->ws[i], j->q, j->act_scale, j->sum_q, j->n_tok, from, to);
     }
 }
 
@@ -399,13 +424,16 @@ static void matmul_task(void *arg, int64_t task, int thread) {
 static void bitlinear(struct cpu_device *d, float *const *ys, const struct tern_ternary *const *ws, int n_w,
                       int n) {
     struct cpu_scratch *s = &d->s;
-    int64_t n_tasks = 0;
-    for (int i = 0; i < n_w; i++) {
-        const int64_t rows = task_rows(ws[i], n);
-        n_tasks += (ws[i]->n_out + rows - 1) / rows;
+    struct matmul_job mj = {d->k, ys, ws, n_w, s->q, s->act_scale, s->sum_q, n, 0, 0};
+    if (n >= PREFILL_TOKENS) {
+        for (int i = 0; i < n_w; i++)
+            mj.n_tasks += (ws[i]->n_out + PREFILL_ROWS_PER_TASK - 1) / PREFILL_ROWS_PER_TASK;
+    } else {
+        for (int i = 0; i < n_w; i++)
+            mj.bytes += weight_bytes(ws[i]);
+        mj.n_tasks = (int64_t)d->n_threads * DECODE_TASKS_PER_THREAD;
     }
-    struct matmul_job mj = {d->k, ys, ws, n_w, s->q, s->act_scale, s->sum_q, n};
-    tern_pool_run(d->pool, n_tasks, matmul_task, &mj);
+    tern_pool_run(d->pool, mj.n_tasks, matmul_task, &mj);
 }
 
 /* Per-token parts of a layer: a pool task per token, except STAGE_ATTN_KV_HEAD (decode's single
