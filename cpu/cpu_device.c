@@ -351,12 +351,15 @@ enum { HEAD_ROWS_PER_TASK = 1024 };
 /* A product over n_tok tokens. Prefill (PREFILL_TOKENS or more) hands out 64-row chunks of each
  * weight, which stay in L2 while every token tile passes (docs/cpu.md). A few tokens (decode, or a
  * batched decode step of a few sequences) are bound by the weight stream: the call's weights, one
- * after another, are cut into DECODE_TASKS_PER_THREAD equal runs of bytes a thread, each one linear
- * stream. Every task costs a claim on a line the other core owns and a restart of both prefetchers,
- * so fewer, longer runs stream faster: 2B-4T's 120 products a token, read through the pool, went
- * from 49-50 GB/s in tasks of 256 KB to 54-55 with four tasks a call and 57-59 as one unbroken run a
- * thread; two a thread (not one) let a core slowed by another process hand a quarter to the other. */
-enum { PREFILL_TOKENS = 16, PREFILL_ROWS_PER_TASK = 64, DECODE_TASKS_PER_THREAD = 2 };
+ * after another, are cut into runs of bytes, each one linear stream, of decreasing length: first a
+ * run of 60% / n_threads for each thread, then one of 20% / n_threads, then two of 10% / n_threads
+ * (run_start). Every task costs a claim on a line the other core owns and a restart of both
+ * prefetchers, so few, long runs stream faster: 2B-4T's 120 products a token, read through the
+ * pool, went from 49-50 GB/s in tasks of 256 KB to 54-55 in four equal runs a call and 57-59 as one
+ * unbroken run a thread (docs/cpu.md). The short runs at the end let a thread whose core gets less
+ * of the memory (another process, another VM) hand work to the other instead of holding up the
+ * call. */
+enum { PREFILL_TOKENS = 16, PREFILL_ROWS_PER_TASK = 64, DECODE_RUNS_PER_THREAD = 4 };
 
 struct matmul_job {
     const struct tern_cpu_kernels *k;
@@ -368,6 +371,7 @@ struct matmul_job {
     const int32_t *sum_q;
     int n_tok;
     int64_t n_tasks, bytes; /* decode: the runs, and the weights' bytes in all */
+    int n_threads;
 };
 
 static int64_t weight_bytes(const struct tern_ternary *w) {
@@ -375,9 +379,12 @@ static int64_t weight_bytes(const struct tern_ternary *w) {
 }
 
 /* Where decode run t begins: weight *wi at row *row (a multiple of 16, the row kernel's passes, or
- * n_out). Monotonic in t; run n_tasks begins at the last weight's end. */
+ * n_out). Runs 0 .. T-1 (T threads) take 6 units of bytes each, T .. 2T-1 2 units, 2T .. 4T-1 one
+ * (10 T units in all). Monotonic in t; run 4T begins at the last weight's end. */
 static void run_start(const struct matmul_job *j, int64_t t, int *wi, int64_t *row) {
-    int64_t off = j->bytes * t / j->n_tasks;
+    const int64_t T = j->n_threads;
+    const int64_t units = t <= T ? 6 * t : t <= 2 * T ? 6 * T + 2 * (t - T) : 8 * T + (t - 2 * T);
+    int64_t off = j->bytes * units / (10 * T);
     for (int i = 0;; i++) {
         const struct tern_ternary *w = j->ws[i];
         if (off < weight_bytes(w) || i == j->n_w - 1) {
@@ -424,14 +431,14 @@ static void matmul_task(void *arg, int64_t task, int thread) {
 static void bitlinear(struct cpu_device *d, float *const *ys, const struct tern_ternary *const *ws, int n_w,
                       int n) {
     struct cpu_scratch *s = &d->s;
-    struct matmul_job mj = {d->k, ys, ws, n_w, s->q, s->act_scale, s->sum_q, n, 0, 0};
+    struct matmul_job mj = {d->k, ys, ws, n_w, s->q, s->act_scale, s->sum_q, n, 0, 0, d->n_threads};
     if (n >= PREFILL_TOKENS) {
         for (int i = 0; i < n_w; i++)
             mj.n_tasks += (ws[i]->n_out + PREFILL_ROWS_PER_TASK - 1) / PREFILL_ROWS_PER_TASK;
     } else {
         for (int i = 0; i < n_w; i++)
             mj.bytes += weight_bytes(ws[i]);
-        mj.n_tasks = (int64_t)d->n_threads * DECODE_TASKS_PER_THREAD;
+        mj.n_tasks = (int64_t)d->n_threads * DECODE_RUNS_PER_THREAD;
     }
     tern_pool_run(d->pool, mj.n_tasks, matmul_task, &mj);
 }
