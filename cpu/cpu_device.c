@@ -360,6 +360,7 @@ enum { HEAD_ROWS_PER_TASK = 1024 };
  * of the memory (another process, another VM) hand work to the other instead of holding up the
  * call. */
 enum { PREFILL_TOKENS = 16, PREFILL_ROWS_PER_TASK = 64, DECODE_RUNS_PER_THREAD = 4 };
+_Static_assert(DECODE_RUNS_PER_THREAD == 4, "run_start cuts a thread's share into 6, 2, 1 and 1 units");
 
 struct matmul_job {
     const struct tern_cpu_kernels *k;
