@@ -371,8 +371,7 @@ struct matmul_job {
     const float *act_scale;
     const int32_t *sum_q;
     int n_tok;
-    int64_t n_tasks, bytes; /* decode: the runs, and the weights' bytes in all */
-    int n_threads;
+    int64_t n_tasks, bytes; /* decode: the runs (DECODE_RUNS_PER_THREAD a thread), and the weights' bytes */
 };
 
 static int64_t weight_bytes(const struct tern_ternary *w) {
@@ -383,7 +382,7 @@ static int64_t weight_bytes(const struct tern_ternary *w) {
  * n_out). Runs 0 .. T-1 (T threads) take 6 units of bytes each, T .. 2T-1 2 units, 2T .. 4T-1 one
  * (10 T units in all). Monotonic in t; run 4T begins at the last weight's end. */
 static void run_start(const struct matmul_job *j, int64_t t, int *wi, int64_t *row) {
-    const int64_t T = j->n_threads;
+    const int64_t T = j->n_tasks / DECODE_RUNS_PER_THREAD;
     const int64_t units = t <= T ? 6 * t : t <= 2 * T ? 6 * T + 2 * (t - T) : 8 * T + (t - 2 * T);
     int64_t off = j->bytes * units / (10 * T);
     for (int i = 0;; i++) {
@@ -432,7 +431,7 @@ static void matmul_task(void *arg, int64_t task, int thread) {
 static void bitlinear(struct cpu_device *d, float *const *ys, const struct tern_ternary *const *ws, int n_w,
                       int n) {
     struct cpu_scratch *s = &d->s;
-    struct matmul_job mj = {d->k, ys, ws, n_w, s->q, s->act_scale, s->sum_q, n, 0, 0, d->n_threads};
+    struct matmul_job mj = {d->k, ys, ws, n_w, s->q, s->act_scale, s->sum_q, n, 0, 0};
     if (n >= PREFILL_TOKENS) {
         for (int i = 0; i < n_w; i++)
             mj.n_tasks += (ws[i]->n_out + PREFILL_ROWS_PER_TASK - 1) / PREFILL_ROWS_PER_TASK;
