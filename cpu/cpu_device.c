@@ -477,15 +477,16 @@ static size_t kv_at(const struct cpu_device *d, int seq, int kvh, int pos) {
 }
 
 /* The query heads of kv head kvh (q and out: one token's heads) attend positions 0 .. pos of
- * sequence seq. */
+ * sequence seq. A decode step's batch (fewer than PREFILL_TOKENS tokens, each of its own sequence as
+ * a rule) streams the cache from DRAM; a prompt's tokens share theirs through the caches. */
 static void attend_kv_head(const struct cpu_device *d, const struct cpu_layer_kv *kv, float *out,
-                           const float *q, int seq, int kvh, int pos, float *scratch) {
+                           const float *q, int seq, int kvh, int pos, int n_tokens, float *scratch) {
     const struct tern_hparams *hp = &d->model->hp;
     const int group = hp->n_head / hp->n_head_kv;
     const int64_t q_off = (int64_t)kvh * group * hp->head_dim;
     const size_t kv_off = kv_at(d, seq, kvh, 0);
     d->k->attention(out + q_off, q + q_off, kv->k + kv_off, kv->v + kv_off, hp->head_dim, pos, group, 1,
-                    hp->head_dim, scratch);
+                    hp->head_dim, n_tokens < PREFILL_TOKENS, scratch);
 }
 
 /* Token t's input x (n_in wide) of weight w, quantized into the rows bitlinear reads. */
@@ -541,11 +542,12 @@ static void token_task(void *arg, int64_t t, int thread) {
         }
         break;
     case STAGE_ATTN_KV_HEAD:
-        attend_kv_head(d, j->kv, s->attn, s->qh, b->seq[0], (int)t, b->pos[0], scratch); /* t: kv head */
+        attend_kv_head(d, j->kv, s->attn, s->qh, b->seq[0], (int)t, b->pos[0], 1, scratch); /* t: kv head */
         break;
     case STAGE_ATTN:
         for (int kvh = 0; kvh < hp->n_head_kv; kvh++)
-            attend_kv_head(d, j->kv, s->attn + t * n_q, s->qh + t * n_q, b->seq[t], kvh, b->pos[t], scratch);
+            attend_kv_head(d, j->kv, s->attn + t * n_q, s->qh + t * n_q, b->seq[t], kvh, b->pos[t],
+                           b->n_tokens, scratch);
         __attribute__((fallthrough)); /* then the token's sub-norm */
     case STAGE_ATTN_SUB_NORM:
         if (L->attn_sub_norm)

@@ -863,14 +863,18 @@ static void softmax_f16(float *w, int n_pos) {
         w[p] = _cvtsh_ss(_cvtss_sh(w[p] * _mm256_cvtss_f32(inv), _MM_FROUND_TO_NEAREST_INT));
 }
 
-/* out[h][0 .. 8 * NV) = sum over p of w[h][p] * V[p][0 .. 8 * NV) for G heads (G * NV <= 8
- * accumulators): each V row is converted once for the G heads. */
+/* out[h][0 .. 8 * NV) = sum over p in [p0, p1) of w[h][p] * V[p][0 .. 8 * NV) for G heads (G * NV
+ * <= 8 accumulators), added to the sums of the positions before p0 that out holds (none when p0 =
+ * 0): each V row is converted once for the G heads. */
 TERN_INLINE void weighted_v(float *out, int64_t out_stride, const float *w, int64_t w_stride,
-                            const uint16_t *v, int64_t kv_stride, int n_pos, const int G, const int NV) {
+                            const uint16_t *v, int64_t kv_stride, int p0, int p1, int pf_bytes, const int G,
+                            const int NV) {
     __m256 o[8];
-    for (int i = 0; i < G * NV; i++)
-        o[i] = _mm256_setzero_ps();
-    for (int p = 0; p < n_pos; p++) {
+    for (int h = 0; h < G; h++)
+        for (int j = 0; j < NV; j++)
+            o[NV * h + j] = p0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(out + h * out_stride + 8 * j);
+    for (int p = p0; p < p1; p++) {
+        tern_attn_prefetch_ahead(v + p * kv_stride, kv_stride, pf_bytes);
         __m256 vv[4];
         for (int j = 0; j < NV; j++)
             vv[j] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + p * kv_stride + 8 * j)));
@@ -887,8 +891,8 @@ TERN_INLINE void weighted_v(float *out, int64_t out_stride, const float *w, int6
 
 /* G (1-4) query heads h0 .. h0 + G - 1 that share the kv head at kv_off. */
 TERN_INLINE void attention_heads(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
-                                 int n_pos, int head_dim, int64_t kv_stride, int64_t kv_off, float *scratch,
-                                 const int G) {
+                                 int n_pos, int head_dim, int64_t kv_stride, int64_t kv_off, bool stream_kv,
+                                 float *scratch, const int G) {
     const float scale = 1.0f / sqrtf((float)head_dim);
     const int P = 8 / G, NV = G <= 2 ? 4 : 2;
     float *q16 = scratch, *wts = scratch + TERN_ATTN_GROUP * head_dim;
@@ -898,8 +902,11 @@ TERN_INLINE void attention_heads(float *out, const float *q, const uint16_t *k_c
                              _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q + (int64_t)h * head_dim + d),
                                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
     int p = 0;
-    for (; p + P <= n_pos; p += P)
+    for (; p + P <= n_pos; p += P) {
+        for (int j = 0; j < P && stream_kv; j++)
+            tern_attn_prefetch_ahead(k_cache + (p + j) * kv_stride + kv_off, kv_stride, 2 * head_dim);
         scores_tile(wts + p, n_pos, q16, k_cache + p * kv_stride + kv_off, kv_stride, head_dim, scale, G);
+    }
     for (; p < n_pos; p++)
         for (int h = 0; h < G; h++) {
             __m256 a = _mm256_setzero_ps();
@@ -912,8 +919,13 @@ TERN_INLINE void attention_heads(float *out, const float *q, const uint16_t *k_c
         }
     for (int h = 0; h < G; h++)
         softmax_f16(wts + h * n_pos, n_pos);
-    for (int d = 0; d < head_dim; d += 8 * NV)
-        weighted_v(out + d, head_dim, wts, n_pos, v_cache + kv_off + d, kv_stride, n_pos, G, NV);
+    const int block = stream_kv ? TERN_ATTN_V_BLOCK : n_pos;
+    for (int p0 = 0; p0 < n_pos; p0 += block) {
+        const int p1 = n_pos - p0 < block ? n_pos : p0 + block;
+        for (int d = 0; d < head_dim; d += 8 * NV)
+            weighted_v(out + d, head_dim, wts, n_pos, v_cache + kv_off + d, kv_stride, p0, p1,
+                       stream_kv && d == 0 ? 2 * head_dim : 0, G, NV);
+    }
 }
 
 TERN_ATTN_HEADS_TABLE(heads_fn)
@@ -924,13 +936,14 @@ TERN_ATTN_HEADS_TABLE(heads_fn)
  * converted once for all of them. */
 static void avx2_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
                            int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim,
-                           float *scratch) {
+                           bool stream_kv, float *scratch) {
     if (head_dim % 32 != 0) {
-        tern_ref_attention(out, q, k_cache, v_cache, kv_stride, pos, n_head, n_head_kv, head_dim, scratch);
+        tern_ref_attention(out, q, k_cache, v_cache, kv_stride, pos, n_head, n_head_kv, head_dim, stream_kv,
+                           scratch);
         return;
     }
     tern_attention_groups(heads_fn, out, q, k_cache, v_cache, kv_stride, pos, n_head, n_head_kv, head_dim,
-                          scratch);
+                          stream_kv, scratch);
 }
 
 static void avx2_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act) {

@@ -940,16 +940,18 @@ static void softmax_f16(float *w, int n_pos) {
     }
 }
 
-/* out[h][d .. d + 64) = sum over p of w[h][p] * V[p][d .. d + 64) for G heads: each V row is
- * converted once for the G heads. */
+/* out[h][d .. d + 64) = sum over p in [p0, p1) of w[h][p] * V[p][d .. d + 64) for G heads, added to
+ * the sums of the positions before p0 that out holds (none when p0 = 0): each V row is converted
+ * once for the G heads. */
 TERN_INLINE void weighted_v(float *out, int64_t out_stride, const float *w, int64_t w_stride,
-                            const uint16_t *v, int64_t kv_stride, int n_pos, const int G) {
+                            const uint16_t *v, int64_t kv_stride, int p0, int p1, int pf_bytes, const int G) {
     __m512 o[4][4];
     for (int h = 0; h < G; h++)
         for (int j = 0; j < 4; j++)
-            o[h][j] = _mm512_setzero_ps();
-    for (int p = 0; p < n_pos; p++) {
+            o[h][j] = p0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(out + h * out_stride + 16 * j);
+    for (int p = p0; p < p1; p++) {
         const uint16_t *vp = v + p * kv_stride;
+        tern_attn_prefetch_ahead(vp, kv_stride, pf_bytes);
         const __m512 v0 = load_f16(vp), v1 = load_f16(vp + 16), v2 = load_f16(vp + 32),
                      v3 = load_f16(vp + 48);
         for (int h = 0; h < G; h++) {
@@ -967,8 +969,8 @@ TERN_INLINE void weighted_v(float *out, int64_t out_stride, const float *w, int6
 
 /* G (1-4) query heads h0 .. h0 + G - 1 that share the kv head at kv_off. */
 TERN_INLINE void attention_heads(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
-                                 int n_pos, int head_dim, int64_t kv_stride, int64_t kv_off, float *scratch,
-                                 const int G) {
+                                 int n_pos, int head_dim, int64_t kv_stride, int64_t kv_off, bool stream_kv,
+                                 float *scratch, const int G) {
     const float scale = 1.0f / sqrtf((float)head_dim);
     const int P = 16 / G;
     float *q16 = scratch, *wts = scratch + TERN_ATTN_GROUP * head_dim;
@@ -978,8 +980,11 @@ TERN_INLINE void attention_heads(float *out, const float *q, const uint16_t *k_c
                              _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(q + (int64_t)h * head_dim + d),
                                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
     int p = 0;
-    for (; p + P <= n_pos; p += P)
+    for (; p + P <= n_pos; p += P) {
+        for (int j = 0; j < P && stream_kv; j++)
+            tern_attn_prefetch_ahead(k_cache + (p + j) * kv_stride + kv_off, kv_stride, 2 * head_dim);
         scores_tile(wts + p, n_pos, q16, k_cache + p * kv_stride + kv_off, kv_stride, head_dim, scale, G);
+    }
     for (; p < n_pos; p++)
         for (int h = 0; h < G; h++) {
             __m512 a = _mm512_setzero_ps();
@@ -990,8 +995,13 @@ TERN_INLINE void attention_heads(float *out, const float *q, const uint16_t *k_c
         }
     for (int h = 0; h < G; h++)
         softmax_f16(wts + h * n_pos, n_pos);
-    for (int d = 0; d < head_dim; d += 64)
-        weighted_v(out + d, head_dim, wts, n_pos, v_cache + kv_off + d, kv_stride, n_pos, G);
+    const int block = stream_kv ? TERN_ATTN_V_BLOCK : n_pos;
+    for (int p0 = 0; p0 < n_pos; p0 += block) {
+        const int p1 = n_pos - p0 < block ? n_pos : p0 + block;
+        for (int d = 0; d < head_dim; d += 64)
+            weighted_v(out + d, head_dim, wts, n_pos, v_cache + kv_off + d, kv_stride, p0, p1,
+                       stream_kv && d == 0 ? 2 * head_dim : 0, G);
+    }
 }
 
 TERN_ATTN_HEADS_TABLE(heads_fn)
@@ -1002,13 +1012,14 @@ TERN_ATTN_HEADS_TABLE(heads_fn)
  * converted once for all of them. */
 static void avx512_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
                              int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim,
-                             float *scratch) {
+                             bool stream_kv, float *scratch) {
     if (head_dim % 64 != 0) {
-        tern_ref_attention(out, q, k_cache, v_cache, kv_stride, pos, n_head, n_head_kv, head_dim, scratch);
+        tern_ref_attention(out, q, k_cache, v_cache, kv_stride, pos, n_head, n_head_kv, head_dim, stream_kv,
+                           scratch);
         return;
     }
     tern_attention_groups(heads_fn, out, q, k_cache, v_cache, kv_stride, pos, n_head, n_head_kv, head_dim,
-                          scratch);
+                          stream_kv, scratch);
 }
 
 static void avx512_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act) {

@@ -36,7 +36,8 @@ struct tern_cpu_kernels {
     /* see tern_ref_attention; scratch holds TERN_ATTN_SCRATCH(head_dim, pos) floats (more than the
      * reference needs: SIMD kernels take up to TERN_ATTN_GROUP query heads of a kv head at once) */
     void (*attention)(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
-                      int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim, float *scratch);
+                      int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim, bool stream_kv,
+                      float *scratch);
     void (*ffn_act)(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act);
     /* see tern_ref_add_norm_quantize and tern_ref_act_norm_quantize: a token's residual add or FFN
      * gating, norm and quantization in three passes over the token's row, with the bits of the level's own

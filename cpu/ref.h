@@ -42,9 +42,11 @@ void tern_ref_rope_table(float *cs, float *sn, int n_pairs, int n_rot, int pos, 
  * h / (n_head/n_head_kv). out[n_head*head_dim]. scratch holds head_dim + pos + 1 floats.
  * As in ggml's f16 KV path: the query is rounded to f16 before Q.K, scores are scaled by
  * 1/sqrt(head_dim), softmax sums in double, and the weights are rounded to f16 before the sum
- * over V (f32 accumulation). */
+ * over V (f32 accumulation). stream_kv says the cache rows come from DRAM (a decode step), which
+ * SIMD kernels answer by prefetching (cpu/attn_groups.h); it never changes the result. */
 void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
-                        int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim, float *scratch);
+                        int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim, bool stream_kv,
+                        float *scratch);
 
 /* out[i] = act(gate[i]) * up[i], act = relu(x)^2 or silu(x) (out may alias gate or up) */
 void tern_ref_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act);

@@ -45,7 +45,9 @@ void tern_ref_rope_table(float *cs, float *sn, int n_pairs, int n_rot, int pos, 
 }
 
 void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
-                        int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim, float *scratch) {
+                        int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim, bool stream_kv,
+                        float *scratch) {
+    (void)stream_kv; /* one pass in plain loads: nothing to prefetch for */
     const int group = n_head / n_head_kv;
     const float scale = 1.0f / sqrtf((float)head_dim);
     float *q16 = scratch;          /* [head_dim] the query rounded to f16 */

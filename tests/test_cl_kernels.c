@@ -424,7 +424,7 @@ static void attention_case(int n_head, int n_head_kv, int head_dim, int pos0, in
     float *scratch = malloc((size_t)(head_dim + n_ctx) * 4);
     for (int t = 0; t < n_tok; t++)
         tern_ref_attention(o_ref + (size_t)t * q_dim, q + (size_t)t * q_dim, kc, vc, kv_dim, pos0 + t, n_head,
-                           n_head_kv, head_dim, scratch);
+                           n_head_kv, head_dim, false, scratch);
     /* device cache: earlier positions uploaded, the batch written by kv_store */
     struct gbuf bkc = gbuf_new((size_t)n_ctx * kv_dim * 2, kc),
                 bvc = gbuf_new((size_t)n_ctx * kv_dim * 2, vc);

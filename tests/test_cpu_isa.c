@@ -608,14 +608,15 @@ static void test_attention(void) {
                 const size_t scratch_bytes = (size_t)TERN_ATTN_SCRATCH(hd, pos) * 4;
                 float *scratch = alloc_guarded(scratch_bytes);
                 const int64_t stride = (int64_t)n_kv * hd, group = n_head / n_kv;
-                tern_ref_attention(yr, q, kc, vc, stride, pos, n_head, n_kv, hd, scratch);
-                k->attention(ys, q, kc, vc, stride, pos, n_head, n_kv, hd, scratch);
+                tern_ref_attention(yr, q, kc, vc, stride, pos, n_head, n_kv, hd, false, scratch);
+                k->attention(ys, q, kc, vc, stride, pos, n_head, n_kv, hd, false, scratch);
                 worst = fmax(worst, nmse(yr, ys, nq));
-                /* one call per kv head (the decode split across threads) gives the same bits */
+                /* one call per kv head (the decode split across threads), streaming the cache as a
+                 * decode step does, gives the same bits */
                 float *yh = alloc_guarded((size_t)nq * 4);
                 for (int g = 0; g < n_kv; g++)
                     k->attention(yh + g * group * hd, q + g * group * hd, kc + g * hd, vc + g * hd, stride,
-                                 pos, (int)group, 1, hd, scratch);
+                                 pos, (int)group, 1, hd, true, scratch);
                 CHECK(memcmp(yh, ys, (size_t)nq * 4) == 0);
                 CHECK(guard_intact(yh, (size_t)nq * 4));
                 free(yh);

@@ -56,7 +56,8 @@ static float *ref_forward(const struct tern_model_view *v, const int32_t *tokens
                 lk[(size_t)pos * (size_t)n_kv + (size_t)i] = tern_fp32_to_fp16(k[i]);
                 lv[(size_t)pos * (size_t)n_kv + (size_t)i] = tern_fp32_to_fp16(val[i]);
             }
-            tern_ref_attention(att, q, lk, lv, n_kv, pos, hp->n_head, hp->n_head_kv, hp->head_dim, scratch);
+            tern_ref_attention(att, q, lk, lv, n_kv, pos, hp->n_head, hp->n_head_kv, hp->head_dim, false,
+                               scratch);
             if (hp->has_sub_norms)
                 tern_ref_rmsnorm(att, att, L->attn_sub_norm, n_q, hp->norm_eps);
             ref_bitlinear(o, &L->wo, att, q8);

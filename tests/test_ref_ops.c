@@ -149,7 +149,7 @@ static void attention(void) {
             q[i] = test_rand_normal(&rng) * 2.0f;
         out[NH * HD] = 777.0f;
         scratch[HD + pos + 1] = 555.0f;
-        tern_ref_attention(out, q, k, v, NKV * HD, pos, NH, NKV, HD, scratch);
+        tern_ref_attention(out, q, k, v, NKV * HD, pos, NH, NKV, HD, false, scratch);
         attention_double(want, q, k, v, pos, NH, NKV, HD);
         for (int i = 0; i < NH * HD; i++)
             CHECK_FLOAT(want[i], out[i], tol);
@@ -167,8 +167,8 @@ static void attention(void) {
         qa[i] = tern_fp16_to_fp32(tern_fp32_to_fp16(test_rand_normal(&rng)));
         qb[i] = qa[i] * (1.0f + 1e-5f);
     }
-    tern_ref_attention(oa, qa, k, v, NKV * HD, 9, NH, NKV, HD, scratch);
-    tern_ref_attention(ob, qb, k, v, NKV * HD, 9, NH, NKV, HD, scratch);
+    tern_ref_attention(oa, qa, k, v, NKV * HD, 9, NH, NKV, HD, false, scratch);
+    tern_ref_attention(ob, qb, k, v, NKV * HD, 9, NH, NKV, HD, false, scratch);
     CHECK(memcmp(oa, ob, sizeof oa) == 0);
 }
 
