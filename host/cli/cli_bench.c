@@ -25,7 +25,7 @@ static const char bench_usage[] =
     "                      0 skips the test (default 512)\n"
     "  -n, --n-gen LIST    tokens generated one at a time, comma-separated; 0 skips (default 128)\n"
     "  -d, --depth N       run each test after N tokens already in the context (filled, untimed,\n"
-    "                      before every repetition; default 0)\n"
+    "                      before every repetition; with --parallel, in every stream; default 0)\n"
     "  -r, --repetitions N runs of each test (default 5)\n"
     "  -t, --threads N     CPU threads (default: physical cores)\n"
     "      --device LIST   device specs to compare, comma-separated, one set of rows each\n"
@@ -68,7 +68,7 @@ struct result {
     char spec[64];
     char plan[128];
     char head_mode[16];
-    char test[32];
+    char test[64];
     double mean, sd, min, median;   /* tokens/s over the repetitions */
     double *samples;                /* [reps] tokens/s of each repetition, in order */
     double gbps;                    /* generation only: achieved bandwidth */
@@ -415,14 +415,14 @@ static void run_result(const struct bench_run *b, const struct bench_opts *o, co
 }
 
 /* --parallel P: P sequences generate n_gen tokens side by side, each step one batched forward pass
- * over their P next tokens (as tern serve runs them). Each sequence starts from its own 8-token
- * prompt. */
+ * over their P next tokens (as tern serve runs them). Each sequence starts from o->depth tokens of
+ * its own (filled one sequence at a time, in batches of FILL_BATCH, untimed) and an 8-token prompt. */
 static tern_status bench_streams(const struct bench_opts *o, const tern_model *m, const char *dev,
                                  const char *head_mode, int threads, int P, long long n_gen,
                                  struct result *res, int *n_res) {
     const int n_vocab = tern_model_view(m)->hp.n_vocab;
     enum { PROMPT = 8 };
-    struct tern_session_params sp = {.n_ctx = (int)(n_gen + PROMPT + 8),
+    struct tern_session_params sp = {.n_ctx = (int)(o->depth + n_gen + PROMPT + 8),
                                      .n_threads = threads,
                                      .device = dev,
                                      .reprobe = o->reprobe,
@@ -432,8 +432,8 @@ static tern_status bench_streams(const struct bench_opts *o, const tern_model *m
     tern_status st = tern_session_create(m, &sp, &s);
     if (st)
         return st;
-    int32_t *tokens = malloc((size_t)P * PROMPT * sizeof *tokens),
-            *seq = malloc((size_t)P * PROMPT * sizeof *seq);
+    const size_t n_buf = (size_t)P * PROMPT > FILL_BATCH ? (size_t)P * PROMPT : FILL_BATCH;
+    int32_t *tokens = malloc(n_buf * sizeof *tokens), *seq = malloc(n_buf * sizeof *seq);
     int *out = malloc((size_t)P * sizeof *out);
     float *logits = malloc((size_t)P * (size_t)n_vocab * sizeof *logits);
     double *samples = malloc((size_t)o->reps * sizeof *samples),
@@ -452,6 +452,18 @@ static tern_status bench_streams(const struct bench_opts *o, const tern_model *m
     uint64_t r = 0x2545F4914F6CDD1DULL;
     for (int rep = 0; rep < o->reps; rep++) {
         tern_session_reset(s);
+        for (int q = 0; q < P; q++)
+            for (long long done = 0; done < o->depth; done += FILL_BATCH) {
+                const int n = (int)(o->depth - done < FILL_BATCH ? o->depth - done : FILL_BATCH);
+                for (int i = 0; i < n; i++) {
+                    r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+                    tokens[i] = (int32_t)(r % (uint64_t)n_vocab);
+                    seq[i] = q;
+                }
+                st = tern_session_eval_batch(s, tokens, seq, n, NULL, 0, NULL, NULL);
+                if (st)
+                    goto done;
+            }
         for (int i = 0; i < P * PROMPT; i++) {
             r ^= r << 13, r ^= r >> 7, r ^= r << 17;
             tokens[i] = (int32_t)(r % (uint64_t)n_vocab);
@@ -481,8 +493,8 @@ static tern_status bench_streams(const struct bench_opts *o, const tern_model *m
     struct result *x = &res[(*n_res)++];
     name_result(x, s, dev, head_mode);
     head_stats(x, &stats);
-    char base[24];
-    test_name(base, sizeof base, "tg", n_gen, 0);
+    char base[48];
+    test_name(base, sizeof base, "tg", n_gen, o->depth);
     snprintf(x->test, sizeof x->test, "%s x%d", base, P);
     row_stats(x, samples, (int)o->reps);
     double sd;

@@ -153,6 +153,10 @@ expect_error bench_no_model 2 "exactly one of -m" -- "$tern" bench -p 8
 "$tern" bench -m "$model" --parallel 1,2 -n 4 -r 1 >"$tmp/b5" 2>"$tmp/err"
 if [ $? -eq 0 ] && grep -q "| *tg4 x1 |" "$tmp/b5" && grep -q "| *tg4 x2 |" "$tmp/b5"; then ok bench_parallel
 else bad bench_parallel "$(cat "$tmp/b5" "$tmp/err")"; fi
+"$tern" bench -m "$model" --parallel 1,2 -n 4 -d 20 -r 1 >"$tmp/b6" 2>"$tmp/err"
+if [ $? -eq 0 ] && grep -q "| *tg4 @ d20 x1 |" "$tmp/b6" && grep -q "| *tg4 @ d20 x2 |" "$tmp/b6"; then
+    ok bench_parallel_depth
+else bad bench_parallel_depth "$(cat "$tmp/b6" "$tmp/err")"; fi
 for list in '' cpu,; do
     expect_error "bench_device_list_bad_$list" 2 "option --device" -- "$tern" bench -m "$model" --device "$list"
 done
