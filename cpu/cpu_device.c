@@ -443,16 +443,17 @@ static void bitlinear(struct cpu_device *d, float *const *ys, const struct tern_
     tern_pool_run(d->pool, mj.n_tasks, matmul_task, &mj);
 }
 
-/* Per-token parts of a layer: a pool task per token, except STAGE_ATTN_KV_HEAD (decode's single
- * token, a task per kv head, so long-context attention uses every thread). Each stage that feeds a
- * BitLinear ends by quantizing the token's input to it, and the residual adds and the KV-cache
+/* Per-token parts of a layer: a pool task per token, except STAGE_ATTN_KV_HEAD (a decode step's
+ * attention, a task per token and kv head, so long-context attention uses every thread however many
+ * sequences the step holds: as token tasks, 3 sequences on 2 threads split 2:1). Each stage that
+ * feeds a BitLinear ends by quantizing the token's input to it, and the residual adds and the KV-cache
  * writes ride along with the stages around them, so a layer is 9 pool calls (4 of them the
  * products) and nothing runs on the caller alone. */
 enum stage {
     STAGE_ATTN_NORM,     /* (the previous layer's FFN residual,) the norm, quantized for q/k/v */
     STAGE_ROPE,          /* RoPE, then the token's K and V into the cache */
-    STAGE_ATTN,          /* all heads of a token, then STAGE_ATTN_SUB_NORM */
-    STAGE_ATTN_KV_HEAD,  /* the query heads of one kv head, for token 0 */
+    STAGE_ATTN,          /* a prompt's token: all its heads, then STAGE_ATTN_SUB_NORM */
+    STAGE_ATTN_KV_HEAD,  /* a decode step: one kv head's heads of one token (token * n_head_kv + kv) */
     STAGE_ATTN_SUB_NORM, /* the attention sub-norm, quantized for the output projection */
     STAGE_FFN_NORM,      /* the attention residual, the norm, quantized for gate/up */
     STAGE_GATING,        /* gating, then the FFN sub-norm, quantized for down */
@@ -477,16 +478,16 @@ static size_t kv_at(const struct cpu_device *d, int seq, int kvh, int pos) {
 }
 
 /* The query heads of kv head kvh (q and out: one token's heads) attend positions 0 .. pos of
- * sequence seq. A decode step's batch (fewer than PREFILL_TOKENS tokens, each of its own sequence as
- * a rule) streams the cache from DRAM; a prompt's tokens share theirs through the caches. */
+ * sequence seq. stream_kv: a decode step's token, whose cache rows come from DRAM (a prompt's tokens
+ * share theirs through the caches). */
 static void attend_kv_head(const struct cpu_device *d, const struct cpu_layer_kv *kv, float *out,
-                           const float *q, int seq, int kvh, int pos, int n_tokens, float *scratch) {
+                           const float *q, int seq, int kvh, int pos, bool stream_kv, float *scratch) {
     const struct tern_hparams *hp = &d->model->hp;
     const int group = hp->n_head / hp->n_head_kv;
     const int64_t q_off = (int64_t)kvh * group * hp->head_dim;
     const size_t kv_off = kv_at(d, seq, kvh, 0);
     d->k->attention(out + q_off, q + q_off, kv->k + kv_off, kv->v + kv_off, hp->head_dim, pos, group, 1,
-                    hp->head_dim, n_tokens < PREFILL_TOKENS, scratch);
+                    hp->head_dim, stream_kv, scratch);
 }
 
 /* Token t's input x (n_in wide) of weight w, quantized into the rows bitlinear reads. */
@@ -541,13 +542,15 @@ static void token_task(void *arg, int64_t t, int thread) {
             k->f16_row(j->kv->v + at, s->vh + from, hp->head_dim);
         }
         break;
-    case STAGE_ATTN_KV_HEAD:
-        attend_kv_head(d, j->kv, s->attn, s->qh, b->seq[0], (int)t, b->pos[0], 1, scratch); /* t: kv head */
-        break;
+    case STAGE_ATTN_KV_HEAD: {
+        const int64_t tok = t / hp->n_head_kv;
+        attend_kv_head(d, j->kv, s->attn + tok * n_q, s->qh + tok * n_q, b->seq[tok],
+                       (int)(t % hp->n_head_kv), b->pos[tok], true, scratch);
+    } break;
     case STAGE_ATTN:
         for (int kvh = 0; kvh < hp->n_head_kv; kvh++)
-            attend_kv_head(d, j->kv, s->attn + t * n_q, s->qh + t * n_q, b->seq[t], kvh, b->pos[t],
-                           b->n_tokens, scratch);
+            attend_kv_head(d, j->kv, s->attn + t * n_q, s->qh + t * n_q, b->seq[t], kvh, b->pos[t], false,
+                           scratch);
         __attribute__((fallthrough)); /* then the token's sub-norm */
     case STAGE_ATTN_SUB_NORM:
         if (L->attn_sub_norm)
@@ -598,9 +601,9 @@ static void run_layer(struct cpu_device *d, int il, float *h, const struct tern_
         bitlinear(d, ys, ws, 3, n);
     }
     per_token(&tj, STAGE_ROPE, n);
-    if (n == 1) {
-        per_token(&tj, STAGE_ATTN_KV_HEAD, hp->n_head_kv);
-        per_token(&tj, STAGE_ATTN_SUB_NORM, 1);
+    if (n < PREFILL_TOKENS) {
+        per_token(&tj, STAGE_ATTN_KV_HEAD, n * hp->n_head_kv);
+        per_token(&tj, STAGE_ATTN_SUB_NORM, n);
     } else {
         per_token(&tj, STAGE_ATTN, n);
     }
