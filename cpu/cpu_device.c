@@ -448,7 +448,7 @@ static void bitlinear(struct cpu_device *d, float *const *ys, const struct tern_
  * sequences the step holds: as token tasks, 3 sequences on 2 threads split 2:1). Each stage that
  * feeds a BitLinear ends by quantizing the token's input to it, and the residual adds and the KV-cache
  * writes ride along with the stages around them, so a layer is 9 pool calls (4 of them the
- * products) and nothing runs on the caller alone. */
+ * products; a decode step's attention and sub-norm make it 10) and nothing runs on the caller alone. */
 enum stage {
     STAGE_ATTN_NORM,     /* (the previous layer's FFN residual,) the norm, quantized for q/k/v */
     STAGE_ROPE,          /* RoPE, then the token's K and V into the cache */
