@@ -1,8 +1,8 @@
-/* Internal to cpu/: the GQA walk shared by the SIMD attention kernels. Each isa_*.c defines its
- * own TERN_INLINE attention_heads(out, q, k, v, n_pos, head_dim, kv_stride, kv_off, stream_kv,
- * scratch, G) for G = 1..TERN_ATTN_GROUP query heads of one kv head, instantiates it with
- * TERN_ATTN_HEADS_TABLE(name), and calls tern_attention_groups with that table. Plain C, so it
- * compiles under each file's own ISA flags. */
+/* Internal to cpu/: the GQA walk and the prefetch the SIMD attention kernels share. cpu/attn_heads.h
+ * writes, over each level's pieces, attention_heads(out, q, k, v, n_pos, head_dim, kv_stride,
+ * kv_off, stream_kv, scratch, G) for G = 1..TERN_ATTN_GROUP query heads of one kv head, instantiates
+ * it with TERN_ATTN_HEADS_TABLE(name) and calls tern_attention_groups with that table. Plain C, so
+ * it compiles under each file's own ISA flags. */
 #ifndef TERN_CPU_ATTN_GROUPS_H
 #define TERN_CPU_ATTN_GROUPS_H
 

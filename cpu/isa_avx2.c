@@ -863,12 +863,19 @@ static void softmax_f16(float *w, int n_pos) {
         w[p] = _cvtsh_ss(_cvtss_sh(w[p] * _mm256_cvtss_f32(inv), _MM_FROUND_TO_NEAREST_INT));
 }
 
-/* out[h][0 .. 8 * NV) = sum over p in [p0, p1) of w[h][p] * V[p][0 .. 8 * NV) for G heads (G * NV
- * <= 8 accumulators), added to the sums of the positions before p0 that out holds (none when p0 =
- * 0): each V row is converted once for the G heads. */
+enum { ATTN_TILE_LANES = 8, ATTN_HEAD_DIM_STEP = 32 };
+
+/* 8 accumulators in weighted_v: four 8-wide slices of one or two heads, two of three or four */
+TERN_INLINE int attn_v_slice(int G) {
+    return 8 * (G <= 2 ? 4 : 2);
+}
+
+/* out[h][0 .. 8 * NV) = sum over p in [p0, p1) of w[h][p] * V[p][0 .. 8 * NV) for G heads (NV =
+ * attn_v_slice(G) / 8, G * NV <= 8 accumulators), added to the sums of the positions before p0 that out holds
+ * (none when p0 = 0): each V row is converted once for the G heads. */
 TERN_INLINE void weighted_v(float *out, int64_t out_stride, const float *w, int64_t w_stride,
-                            const uint16_t *v, int64_t kv_stride, int p0, int p1, int pf_bytes, const int G,
-                            const int NV) {
+                            const uint16_t *v, int64_t kv_stride, int p0, int p1, int pf_bytes, const int G) {
+    const int NV = attn_v_slice(G) / 8;
     __m256 o[8];
     for (int h = 0; h < G; h++)
         for (int j = 0; j < NV; j++)
@@ -889,62 +896,23 @@ TERN_INLINE void weighted_v(float *out, int64_t out_stride, const float *w, int6
             _mm256_storeu_ps(out + h * out_stride + 8 * j, o[NV * h + j]);
 }
 
-/* G (1-4) query heads h0 .. h0 + G - 1 that share the kv head at kv_off. */
-TERN_INLINE void attention_heads(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
-                                 int n_pos, int head_dim, int64_t kv_stride, int64_t kv_off, bool stream_kv,
-                                 float *scratch, const int G) {
-    const float scale = 1.0f / sqrtf((float)head_dim);
-    const int P = 8 / G, NV = G <= 2 ? 4 : 2;
-    float *q16 = scratch, *wts = scratch + TERN_ATTN_GROUP * head_dim;
+TERN_INLINE void attn_round_q(float *q16, const float *q, int head_dim, int G) {
     for (int h = 0; h < G; h++)
         for (int d = 0; d < head_dim; d += 8)
             _mm256_storeu_ps(q16 + h * head_dim + d,
                              _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q + (int64_t)h * head_dim + d),
                                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-    int p = 0;
-    for (; p + P <= n_pos; p += P) {
-        for (int j = 0; j < P && stream_kv; j++)
-            tern_attn_prefetch_ahead(k_cache + (p + j) * kv_stride + kv_off, kv_stride, 2 * head_dim);
-        scores_tile(wts + p, n_pos, q16, k_cache + p * kv_stride + kv_off, kv_stride, head_dim, scale, G);
-    }
-    for (; p < n_pos; p++)
-        for (int h = 0; h < G; h++) {
-            __m256 a = _mm256_setzero_ps();
-            for (int d = 0; d < head_dim; d += 8)
-                a = _mm256_fmadd_ps(
-                    _mm256_loadu_ps(q16 + h * head_dim + d),
-                    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k_cache + p * kv_stride + kv_off + d))),
-                    a);
-            wts[h * n_pos + p] = hsum_ps(a) * scale;
-        }
-    for (int h = 0; h < G; h++)
-        softmax_f16(wts + h * n_pos, n_pos);
-    const int block = stream_kv ? TERN_ATTN_V_BLOCK : n_pos;
-    for (int p0 = 0; p0 < n_pos; p0 += block) {
-        const int p1 = n_pos - p0 < block ? n_pos : p0 + block;
-        for (int d = 0; d < head_dim; d += 8 * NV)
-            weighted_v(out + d, head_dim, wts, n_pos, v_cache + kv_off + d, kv_stride, p0, p1,
-                       stream_kv && d == 0 ? 2 * head_dim : 0, G, NV);
-    }
 }
 
-TERN_ATTN_HEADS_TABLE(heads_fn)
-
-/* Follows the reference's f16 KV-path contract (query rounded to f16 for Q.K, softmax summed in
- * f64, weights rounded to f16 before the sum over V). The query heads that share a kv head (GQA)
- * go through together, up to TERN_ATTN_GROUP at a time, so every K and V row is read and
- * converted once for all of them. */
-static void avx2_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
-                           int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim,
-                           bool stream_kv, float *scratch) {
-    if (head_dim % 32 != 0) {
-        tern_ref_attention(out, q, k_cache, v_cache, kv_stride, pos, n_head, n_head_kv, head_dim, stream_kv,
-                           scratch);
-        return;
-    }
-    tern_attention_groups(heads_fn, out, q, k_cache, v_cache, kv_stride, pos, n_head, n_head_kv, head_dim,
-                          stream_kv, scratch);
+TERN_INLINE float attn_score(const float *q16h, const uint16_t *k, int head_dim) {
+    __m256 a = _mm256_setzero_ps();
+    for (int d = 0; d < head_dim; d += 8)
+        a = _mm256_fmadd_ps(_mm256_loadu_ps(q16h + d),
+                            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + d))), a);
+    return hsum_ps(a);
 }
+
+#include "attn_heads.h"
 
 static void avx2_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act) {
     if (act != TERN_FFN_RELU2) {
@@ -970,7 +938,7 @@ const struct tern_cpu_kernels AVX2_TABLE = {
     .matvec_tokens = avx2_matvec_tokens,
     .rmsnorm = avx2_rmsnorm,
     .rope = avx2_rope,
-    .attention = avx2_attention,
+    .attention = attention_entry,
     .ffn_act = avx2_ffn_act,
     .add_norm_quantize = avx2_add_norm_quantize,
     .act_norm_quantize = avx2_act_norm_quantize,
