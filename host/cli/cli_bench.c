@@ -257,18 +257,34 @@ static void row_stats(struct result *x, const double *v, int n) {
     free(sorted);
 }
 
-/* Start a repetition: an empty context, then o->depth tokens in it (batches of at most 512, so the
- * scratch stays the size of the tests' own batches). */
+/* t[0 .. n) <- ids drawn from [0, n_vocab) by the xorshift state *r. */
+static void random_tokens(int32_t *t, long long n, int n_vocab, uint64_t *r) {
+    for (long long i = 0; i < n; i++) {
+        *r ^= *r << 13, *r ^= *r >> 7, *r ^= *r << 17;
+        t[i] = (int32_t)(*r % (uint64_t)n_vocab);
+    }
+}
+
+/* tokens[0 .. n) into sequence seq, untimed filling, in batches of at most 512 (so the scratch stays
+ * the size of the tests' own batches). */
 enum { FILL_BATCH = 512 };
-static tern_status fill_context(tern_session *s, const struct bench_opts *o, const int32_t *tokens) {
-    tern_session_reset(s);
-    for (long long done = 0; done < o->depth; done += FILL_BATCH) {
-        const int n = (int)(o->depth - done < FILL_BATCH ? o->depth - done : FILL_BATCH);
-        tern_status st = tern_session_eval(s, tokens + done, n, NULL);
+static tern_status fill_seq(tern_session *s, int seq, const int32_t *tokens, long long n) {
+    int32_t seqs[FILL_BATCH];
+    for (int i = 0; i < FILL_BATCH; i++)
+        seqs[i] = seq;
+    for (long long done = 0; done < n; done += FILL_BATCH) {
+        const int m = (int)(n - done < FILL_BATCH ? n - done : FILL_BATCH);
+        tern_status st = tern_session_eval_batch(s, tokens + done, seqs, m, NULL, 0, NULL, NULL);
         if (st)
             return st;
     }
     return TERN_OK;
+}
+
+/* Start a repetition: an empty context, then o->depth tokens in it. */
+static tern_status fill_context(tern_session *s, const struct bench_opts *o, const int32_t *tokens) {
+    tern_session_reset(s);
+    return fill_seq(s, 0, tokens, o->depth);
 }
 
 static void test_name(char *out, size_t size, const char *kind, long long n, long long depth) {
@@ -416,7 +432,7 @@ static void run_result(const struct bench_run *b, const struct bench_opts *o, co
 
 /* --parallel P: P sequences generate n_gen tokens side by side, each step one batched forward pass
  * over their P next tokens (as tern serve runs them). Each sequence starts from o->depth tokens of
- * its own (filled one sequence at a time, in batches of FILL_BATCH, untimed) and an 8-token prompt. */
+ * its own (fill_seq, one sequence at a time) and an 8-token prompt. */
 static tern_status bench_streams(const struct bench_opts *o, const tern_model *m, const char *dev,
                                  const char *head_mode, int threads, int P, long long n_gen,
                                  struct result *res, int *n_res) {
@@ -432,8 +448,8 @@ static tern_status bench_streams(const struct bench_opts *o, const tern_model *m
     tern_status st = tern_session_create(m, &sp, &s);
     if (st)
         return st;
-    const size_t n_buf = (size_t)P * PROMPT > FILL_BATCH ? (size_t)P * PROMPT : FILL_BATCH;
-    int32_t *tokens = malloc(n_buf * sizeof *tokens), *seq = malloc(n_buf * sizeof *seq);
+    const size_t n_buf = (size_t)P * PROMPT > (size_t)o->depth ? (size_t)P * PROMPT : (size_t)o->depth;
+    int32_t *tokens = malloc(n_buf * sizeof *tokens), *seq = malloc((size_t)P * PROMPT * sizeof *seq);
     int *out = malloc((size_t)P * sizeof *out);
     float *logits = malloc((size_t)P * (size_t)n_vocab * sizeof *logits);
     double *samples = malloc((size_t)o->reps * sizeof *samples),
@@ -452,23 +468,15 @@ static tern_status bench_streams(const struct bench_opts *o, const tern_model *m
     uint64_t r = 0x2545F4914F6CDD1DULL;
     for (int rep = 0; rep < o->reps; rep++) {
         tern_session_reset(s);
-        for (int q = 0; q < P; q++)
-            for (long long done = 0; done < o->depth; done += FILL_BATCH) {
-                const int n = (int)(o->depth - done < FILL_BATCH ? o->depth - done : FILL_BATCH);
-                for (int i = 0; i < n; i++) {
-                    r ^= r << 13, r ^= r >> 7, r ^= r << 17;
-                    tokens[i] = (int32_t)(r % (uint64_t)n_vocab);
-                    seq[i] = q;
-                }
-                st = tern_session_eval_batch(s, tokens, seq, n, NULL, 0, NULL, NULL);
-                if (st)
-                    goto done;
-            }
-        for (int i = 0; i < P * PROMPT; i++) {
-            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
-            tokens[i] = (int32_t)(r % (uint64_t)n_vocab);
-            seq[i] = i / PROMPT;
+        for (int q = 0; q < P; q++) {
+            random_tokens(tokens, o->depth, n_vocab, &r);
+            st = fill_seq(s, q, tokens, o->depth);
+            if (st)
+                goto done;
         }
+        random_tokens(tokens, P * PROMPT, n_vocab, &r);
+        for (int i = 0; i < P * PROMPT; i++)
+            seq[i] = i / PROMPT;
         for (int q = 0; q < P; q++)
             out[q] = q * PROMPT + PROMPT - 1;
         st = tern_session_eval_batch(s, tokens, seq, P * PROMPT, out, P, req, logits);
@@ -557,10 +565,7 @@ static tern_status bench_runs(const struct bench_opts *o, const tern_model *m, i
         return TERN_ERR_NOMEM;
     }
     uint64_t r = 0x2545F4914F6CDD1DULL;
-    for (int i = 0; i < n_tok; i++) {
-        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
-        tokens[i] = (int32_t)(r % (uint64_t)n_vocab);
-    }
+    random_tokens(tokens, n_tok, n_vocab, &r);
     tern_status st = TERN_OK;
     int opened = 0;
     while (opened < n_runs) {
