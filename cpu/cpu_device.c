@@ -349,17 +349,25 @@ static tern_status cpu_embed(void *ctx, float *hidden, const int32_t *tokens, in
 enum { HEAD_ROWS_PER_TASK = 1024 };
 
 /* A product over n_tok tokens. Prefill (PREFILL_TOKENS or more) hands out 64-row chunks of each
- * weight, which stay in L2 while every token tile passes (docs/cpu.md). A few tokens (decode, or a
- * batched decode step of a few sequences) are bound by the weight stream: the call's weights, one
- * after another, are cut into runs of bytes, each one linear stream, of decreasing length: first a
- * run of 60% / n_threads for each thread, then one of 20% / n_threads, then two of 10% / n_threads
- * (run_start). Every task costs a claim on a line the other core owns and a restart of both
+ * weight, which stay in L2 while every token tile of a block passes (docs/cpu.md), block by block
+ * of tokens whose activations (PREFILL_Q_BYTES) stay in L2 too: all 512 tokens' activations in one
+ * pass (1.3 MB at K = 2560) came back from L3 for every chunk (pp512 +1-3%, pp2048 +7% once
+ * blocked; blocks of 160-640 KB measured level). A few tokens (decode, or a batched decode step of
+ * a few sequences) are bound by the weight stream: the call's weights, one after another, are cut
+ * into runs of bytes, each one linear stream, of decreasing length: first a run of 60% / n_threads
+ * for each thread, then one of 20% / n_threads, then two of 10% / n_threads (run_start). Every
+ * task costs a claim on a line the other core owns and a restart of both
  * prefetchers, so few, long runs stream faster: 2B-4T's 120 products a token, read through the
  * pool, went from 49-50 GB/s in tasks of 256 KB to 54-55 in four equal runs a call and 57-59 as one
  * unbroken run a thread (docs/cpu.md). The short runs at the end let a thread whose core gets less
  * of the memory (another process, another VM) hand work to the other instead of holding up the
  * call. */
-enum { PREFILL_TOKENS = 16, PREFILL_ROWS_PER_TASK = 64, DECODE_RUNS_PER_THREAD = 4 };
+enum {
+    PREFILL_TOKENS = 16,
+    PREFILL_ROWS_PER_TASK = 64,
+    PREFILL_Q_BYTES = 320 << 10,
+    DECODE_RUNS_PER_THREAD = 4
+};
 _Static_assert(DECODE_RUNS_PER_THREAD == 4, "run_start cuts a thread's share into 6, 2, 1 and 1 units");
 
 struct matmul_job {
@@ -372,6 +380,7 @@ struct matmul_job {
     const int32_t *sum_q;
     int n_tok;
     int64_t n_tasks, bytes; /* decode: the runs (DECODE_RUNS_PER_THREAD a thread), and the weights' bytes */
+    int64_t tok_block, row_tasks; /* prefill: tokens a block, and the (weight, row chunk) tasks a block */
 };
 
 static int64_t weight_bytes(const struct tern_ternary *w) {
@@ -400,14 +409,20 @@ static void run_start(const struct matmul_job *j, int64_t t, int *wi, int64_t *r
 static void matmul_task(void *arg, int64_t task, int thread) {
     (void)thread;
     const struct matmul_job *j = arg;
-    if (j->n_tok >= PREFILL_TOKENS) { /* tasks enumerate (weight, row chunk) pairs */
+    if (j->n_tok >=
+        PREFILL_TOKENS) { /* tasks enumerate (token block, weight, row chunk), token block major */
+        const int64_t t0 = task / j->row_tasks * j->tok_block;
+        const int n = j->n_tok - t0 < j->tok_block ? (int)(j->n_tok - t0) : (int)j->tok_block;
+        task %= j->row_tasks;
         for (int i = 0; i < j->n_w; i++) {
-            const int64_t blocks = (j->ws[i]->n_out + PREFILL_ROWS_PER_TASK - 1) / PREFILL_ROWS_PER_TASK;
+            const struct tern_ternary *w = j->ws[i];
+            const int64_t blocks = (w->n_out + PREFILL_ROWS_PER_TASK - 1) / PREFILL_ROWS_PER_TASK;
             if (task < blocks) {
                 const int64_t r0 = task * PREFILL_ROWS_PER_TASK;
-                const int64_t r1 = r0 + PREFILL_ROWS_PER_TASK < j->ws[i]->n_out ? r0 + PREFILL_ROWS_PER_TASK
-                                                                                : j->ws[i]->n_out;
-                j->k->ternary_matmul(j->ys[i], j->ws[i], j->q, j->act_scale, j->sum_q, j->n_tok, r0, r1);
+                const int64_t r1 =
+                    r0 + PREFILL_ROWS_PER_TASK < w->n_out ? r0 + PREFILL_ROWS_PER_TASK : w->n_out;
+                j->k->ternary_matmul(j->ys[i] + t0 * w->n_out, w, j->q + t0 * w->k_pad, j->act_scale + t0,
+                                     j->sum_q + t0, n, r0, r1);
                 return;
             }
             task -= blocks;
@@ -431,10 +446,14 @@ static void matmul_task(void *arg, int64_t task, int thread) {
 static void bitlinear(struct cpu_device *d, float *const *ys, const struct tern_ternary *const *ws, int n_w,
                       int n) {
     struct cpu_scratch *s = &d->s;
-    struct matmul_job mj = {d->k, ys, ws, n_w, s->q, s->act_scale, s->sum_q, n, 0, 0};
+    struct matmul_job mj = {d->k, ys, ws, n_w, s->q, s->act_scale, s->sum_q, n, 0, 0, 0, 0};
     if (n >= PREFILL_TOKENS) {
+        /* token blocks whose activations stay in L2 while every row chunk of the weights passes them */
+        const int64_t fit = PREFILL_Q_BYTES / ws[0]->k_pad / 4 * 4;
+        mj.tok_block = fit > PREFILL_TOKENS ? fit : PREFILL_TOKENS;
         for (int i = 0; i < n_w; i++)
-            mj.n_tasks += (ws[i]->n_out + PREFILL_ROWS_PER_TASK - 1) / PREFILL_ROWS_PER_TASK;
+            mj.row_tasks += (ws[i]->n_out + PREFILL_ROWS_PER_TASK - 1) / PREFILL_ROWS_PER_TASK;
+        mj.n_tasks = (n + mj.tok_block - 1) / mj.tok_block * mj.row_tasks;
     } else {
         for (int i = 0; i < n_w; i++)
             mj.bytes += weight_bytes(ws[i]);
