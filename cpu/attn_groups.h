@@ -11,8 +11,9 @@
 
 #include "kernels.h"
 
-/* When the caller says the cache streams from DRAM (stream_kv: a decode step), K and V rows are
- * fetched TERN_ATTN_PF_ROWS ahead in software, and V is summed in blocks of TERN_ATTN_V_BLOCK
+/* When the caller says the cache streams from DRAM (stream_kv: a decode step), V rows are fetched
+ * TERN_ATTN_PF_ROWS ahead in software and K two blocks ahead, a line at a time (a burst of a whole
+ * block's prefetches at its start streamed slower), and V is summed in blocks of TERN_ATTN_V_BLOCK
  * positions, each block's rows read from DRAM once and then from L1 by every slice of the head
  * dimension (instead of one pass over V per slice). The hardware prefetcher alone left decode
  * attention near 17 GB/s on 2 threads. A prompt's tokens share their rows through the caches, where
@@ -20,7 +21,7 @@
  * (docs/cpu.md). Sums over positions keep their order, so the bits are the same either way. */
 enum { TERN_ATTN_PF_ROWS = 16, TERN_ATTN_V_BLOCK = 64 };
 
-/* Prefetches into L1 the first bytes of the K or V row TERN_ATTN_PF_ROWS after row (rows kv_stride
+/* Prefetches into L1 the first bytes of the V row TERN_ATTN_PF_ROWS after row (rows kv_stride
  * elements apart). The address is formed as an integer: past the cache's end the hint is harmless,
  * a pointer there would not be. */
 static inline void tern_attn_prefetch_ahead(const uint16_t *row, int64_t kv_stride, int bytes) {

@@ -1,10 +1,11 @@
 /* Internal to cpu/: the attention of G (1-4) query heads that share one kv head, written once over
  * the pieces each SIMD level defines before including it (compiled with that file's flags):
- *   ATTN_TILE_LANES: the lanes of the level's f32 vector; a score tile holds that many sums
  *   ATTN_HEAD_DIM_STEP: what the head size must be a multiple of (else the reference runs)
  *   attn_round_q(q16, q, head_dim, G): the G heads of q rounded to f16 (the contract), as f32
- *   scores_tile(wts, wts_stride, q16, k, kv_stride, head_dim, scale, G): ATTN_TILE_LANES / G positions
- *   attn_score(q16h, k, head_dim): one head's dot with one K row (the positions after the tiles)
+ *   scores_block(wts, wts_stride, q16, kb, kb_stride, head_dim, scale, n, pf, G, NB): the scores of
+ *     the first n (<= 16 NB) positions of NB (1 or 2) K blocks from kb, kb_stride apart (kernels.h:
+ *     dimension-major, 16 positions a dimension), the positions in the lanes; pf: prefetch the
+ *     blocks two on, a line at a time
  *   softmax_f16(w, n_pos); attn_v_slice(G): the slice of the head weighted_v sums at once
  *   weighted_v(out, out_stride, w, w_stride, v, kv_stride, p0, p1, pf_bytes, G)
  * It defines attention_heads, the level's table of it (heads_fn, cpu/attn_groups.h) and the level's
@@ -19,19 +20,18 @@ TERN_INLINE void attention_heads(float *out, const float *q, const uint16_t *k_c
                                  int n_pos, int head_dim, int64_t kv_stride, int64_t kv_off, bool stream_kv,
                                  float *scratch, const int G) {
     const float scale = 1.0f / sqrtf((float)head_dim);
-    const int P = ATTN_TILE_LANES / G;
     float *q16 = scratch, *wts = scratch + TERN_ATTN_GROUP * head_dim;
     attn_round_q(q16, q, head_dim, G);
-    int p = 0;
-    for (; p + P <= n_pos; p += P) {
-        for (int j = 0; j < P && stream_kv; j++)
-            tern_attn_prefetch_ahead(k_cache + (p + j) * kv_stride + kv_off, kv_stride, 2 * head_dim);
-        scores_tile(wts + p, n_pos, q16, k_cache + p * kv_stride + kv_off, kv_stride, head_dim, scale, G);
+    /* K two blocks at a time (32 positions), which share each broadcast element of the query */
+    const int64_t kb_stride = TERN_ATTN_KBLOCK * kv_stride; /* from one K block to the next */
+    for (int p0 = 0; p0 < n_pos; p0 += 2 * TERN_ATTN_KBLOCK) {
+        const uint16_t *kb = k_cache + tern_k_index(p0, kv_stride, kv_off);
+        const int n = n_pos - p0 < 2 * TERN_ATTN_KBLOCK ? n_pos - p0 : 2 * TERN_ATTN_KBLOCK;
+        if (n > TERN_ATTN_KBLOCK)
+            scores_block(wts + p0, n_pos, q16, kb, kb_stride, head_dim, scale, n, stream_kv, G, 2);
+        else
+            scores_block(wts + p0, n_pos, q16, kb, kb_stride, head_dim, scale, n, stream_kv, G, 1);
     }
-    for (; p < n_pos; p++)
-        for (int h = 0; h < G; h++)
-            wts[h * n_pos + p] =
-                attn_score(q16 + h * head_dim, k_cache + p * kv_stride + kv_off, head_dim) * scale;
     for (int h = 0; h < G; h++)
         softmax_f16(wts + h * n_pos, n_pos);
     const int block = stream_kv ? TERN_ATTN_V_BLOCK : n_pos;

@@ -20,9 +20,10 @@
 #include "ref.h"
 
 struct cpu_layer_kv {
-    /* f16 [n_seq][n_head_kv][n_ctx][head_dim]: each kv head's positions are one contiguous stream. With
-     * positions outermost, a kv head read 256 of every 1280 bytes (2B-4T) and decode attention at
-     * depth 4096 ran 3x slower from DRAM (the prefetchers lose such a stream at every page). */
+    /* f16 [n_seq][n_head_kv][n_ctx rounded up to whole K blocks][head_dim]: each kv head's positions are
+     * one contiguous stream, K's in blocks of TERN_ATTN_KBLOCK positions (kernels.h). With positions
+     * outermost, a kv head read 256 of every 1280 bytes (2B-4T) and decode attention at depth 4096 ran
+     * 3x slower from DRAM (the prefetchers lose such a stream at every page). */
     uint16_t *k;
     uint16_t *v;
 };
@@ -310,7 +311,10 @@ static tern_status cpu_load(void *ctx, const struct tern_model_view *model, int 
     d->n_ctx = n_ctx;
     d->n_seq = n_seq;
     const int n_layers = layer_end - layer_begin;
-    const size_t kv_elems = (size_t)n_seq * (size_t)n_ctx * model->hp.n_head_kv * model->hp.head_dim;
+    /* K is kept in blocks of TERN_ATTN_KBLOCK positions (kernels.h): each kv head's positions run to a
+     * whole block */
+    const size_t kv_elems =
+        (size_t)n_seq * model->hp.n_head_kv * (size_t)tern_k_elems(n_ctx, model->hp.head_dim);
     d->kv = calloc((size_t)(n_layers > 0 ? n_layers : 1), sizeof *d->kv);
     for (int l = 0; d->kv && l < n_layers; l++) {
         d->kv[l].k = alloc64(kv_elems * sizeof(uint16_t));
@@ -489,11 +493,21 @@ struct token_job {
     bool residual; /* STAGE_ATTN_NORM first adds s->out (the previous layer's FFN output) to h */
 };
 
-/* Element offset of sequence seq's kv head kvh at position pos in a layer's head-major K or V cache. */
+/* Element offset of sequence seq's kv head kvh at position pos in a layer's head-major V cache, and
+ * with pos 0 of that head's first block in the K cache (tern_k_index places its positions). */
 static size_t kv_at(const struct cpu_device *d, int seq, int kvh, int pos) {
     const size_t head_dim = (size_t)d->model->hp.head_dim;
     const size_t head = (size_t)seq * (size_t)d->model->hp.n_head_kv + (size_t)kvh;
-    return (head * (size_t)d->n_ctx + (size_t)pos) * head_dim;
+    return head * (size_t)tern_k_elems(d->n_ctx, (int64_t)head_dim) + (size_t)pos * head_dim;
+}
+
+/* Writes one position's K row (x, head_dim floats) into kv head k_head's blocks as f16 (tmp:
+ * head_dim scratch values). */
+static void k_store(const struct tern_cpu_kernels *k, uint16_t *k_head, int pos, const float *x, int head_dim,
+                    uint16_t *tmp) {
+    k->f16_row(tmp, x, head_dim);
+    for (int d = 0; d < head_dim; d++)
+        k_head[tern_k_index(pos, head_dim, d)] = tmp[d];
 }
 
 /* The query heads of kv head kvh (q and out: one token's heads) attend positions 0 .. pos of
@@ -555,10 +569,10 @@ static void token_task(void *arg, int64_t t, int thread) {
         k->rope(s->kh + t * n_kv, hp->n_head_kv, hp->head_dim, hp->n_rot, b->pos[t], hp->rope_theta,
                 hp->rope_style);
         for (int kvh = 0; kvh < hp->n_head_kv; kvh++) {
-            const size_t at = kv_at(d, b->seq[t], kvh, b->pos[t]);
             const int64_t from = t * n_kv + (int64_t)kvh * hp->head_dim;
-            k->f16_row(j->kv->k + at, s->kh + from, hp->head_dim);
-            k->f16_row(j->kv->v + at, s->vh + from, hp->head_dim);
+            k_store(k, j->kv->k + kv_at(d, b->seq[t], kvh, 0), b->pos[t], s->kh + from, hp->head_dim,
+                    (uint16_t *)scratch);
+            k->f16_row(j->kv->v + kv_at(d, b->seq[t], kvh, b->pos[t]), s->vh + from, hp->head_dim);
         }
         break;
     case STAGE_ATTN_KV_HEAD: {

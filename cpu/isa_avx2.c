@@ -800,31 +800,52 @@ TERN_INLINE __m256 exp_ps(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-/* Lane i of the result = sum of the 8 lanes of v[i]. */
-TERN_INLINE __m256 reduce8_ps(const __m256 v[8]) {
-    const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
-    const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
-    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+/* Scores of G query heads (sharing one kv head) against the first n positions of the K block kb
+ * (dimension-major, 16 positions a dimension): positions in the lanes of two 8-wide halves, each
+ * FMA'd with the query's element broadcast; dimensions d = a mod A into accumulator a of each half
+ * (8, G = 3: 6, independent FMA chains), summed pairwise at the end; no horizontal sums. Lanes past
+ * n hold the block's unwritten positions and are not stored. */
+TERN_INLINE void scores_block1(float *wts, int64_t wts_stride, const float *q16, const uint16_t *kb,
+                               int64_t pf_ahead, int head_dim, float scale, int n, const int G) {
+    const int A = G >= 3 ? 1 : 4 / G;
+    __m256 acc[2][8];
+    for (int half = 0; half < 2; half++)
+        for (int i = 0; i < G * A; i++)
+            acc[half][i] = _mm256_setzero_ps();
+    for (int d = 0; d < head_dim; d += A)
+        for (int a = 0; a < A; a++) {
+            if (pf_ahead && (d + a) % 2 == 0) /* its line pf_ahead on, one line at a time */
+                __builtin_prefetch(
+                    (const void *)((uintptr_t)(kb + (d + a) * TERN_ATTN_KBLOCK) + (uintptr_t)(2 * pf_ahead)),
+                    0, 3);
+            for (int half = 0; half < 2; half++) {
+                const __m256 kv = _mm256_cvtph_ps(
+                    _mm_loadu_si128((const __m128i *)(kb + (d + a) * TERN_ATTN_KBLOCK + 8 * half)));
+                for (int h = 0; h < G; h++)
+                    acc[half][h * A + a] =
+                        _mm256_fmadd_ps(_mm256_set1_ps(q16[h * head_dim + d + a]), kv, acc[half][h * A + a]);
+            }
+        }
+    for (int h = 0; h < G; h++) {
+        float sums[16];
+        for (int half = 0; half < 2; half++) {
+            __m256 *a = acc[half] + h * A;
+            for (int w = 1; w < A; w *= 2)
+                for (int i = 0; i + w < A; i += 2 * w)
+                    a[i] = _mm256_add_ps(a[i], a[i + w]);
+            _mm256_storeu_ps(sums + 8 * half, _mm256_mul_ps(a[0], _mm256_set1_ps(scale)));
+        }
+        memcpy(wts + h * wts_stride, sums, (size_t)n * sizeof(float));
+    }
 }
 
-/* Scores of G query heads (sharing one kv head) against positions [p, p + 8/G): 8 accumulators,
- * each K row converted once for the G heads. */
-TERN_INLINE void scores_tile(float *wts, int64_t wts_stride, const float *q16, const uint16_t *k,
-                             int64_t kv_stride, int head_dim, float scale, const int G) {
-    const int P = 8 / G;
-    __m256 a[8];
-    for (int i = 0; i < 8; i++)
-        a[i] = _mm256_setzero_ps();
-    for (int d = 0; d < head_dim; d += 8)
-        for (int j = 0; j < P; j++) {
-            const __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + j * kv_stride + d)));
-            for (int h = 0; h < G; h++)
-                a[P * h + j] = _mm256_fmadd_ps(_mm256_loadu_ps(q16 + h * head_dim + d), kv, a[P * h + j]);
-        }
-    float sums[8];
-    _mm256_storeu_ps(sums, _mm256_mul_ps(reduce8_ps(a), _mm256_set1_ps(scale)));
-    for (int h = 0; h < G; h++)
-        memcpy(wts + h * wts_stride, sums + P * h, (size_t)P * sizeof(float));
+/* NB (1 or 2) blocks, kb_stride apart, one after another (16 ymm hold no more accumulators) */
+TERN_INLINE void scores_block(float *wts, int64_t wts_stride, const float *q16, const uint16_t *kb,
+                              int64_t kb_stride, int head_dim, float scale, int n, bool pf, const int G,
+                              const int NB) {
+    for (int b = 0; b < NB; b++)
+        scores_block1(wts + 16 * b, wts_stride, q16, kb + b * kb_stride, pf ? 2 * kb_stride : 0, head_dim,
+                      scale, n - 16 * b < 16 ? n - 16 * b : 16, G);
 }
 
 /* softmax over w[0 .. n_pos) in place (f64 sum), weights rounded to f16 as the contract says */
@@ -863,7 +884,7 @@ static void softmax_f16(float *w, int n_pos) {
         w[p] = _cvtsh_ss(_cvtss_sh(w[p] * _mm256_cvtss_f32(inv), _MM_FROUND_TO_NEAREST_INT));
 }
 
-enum { ATTN_TILE_LANES = 8, ATTN_HEAD_DIM_STEP = 32 };
+enum { ATTN_HEAD_DIM_STEP = 32 };
 
 /* 8 accumulators in weighted_v: four 8-wide slices of one or two heads, two of three or four */
 TERN_INLINE int attn_v_slice(int G) {
@@ -902,14 +923,6 @@ TERN_INLINE void attn_round_q(float *q16, const float *q, int head_dim, int G) {
             _mm256_storeu_ps(q16 + h * head_dim + d,
                              _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q + (int64_t)h * head_dim + d),
                                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-}
-
-TERN_INLINE float attn_score(const float *q16h, const uint16_t *k, int head_dim) {
-    __m256 a = _mm256_setzero_ps();
-    for (int d = 0; d < head_dim; d += 8)
-        a = _mm256_fmadd_ps(_mm256_loadu_ps(q16h + d),
-                            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + d))), a);
-    return hsum_ps(a);
 }
 
 #include "attn_heads.h"

@@ -6,41 +6,50 @@
 
 #include "attn_groups.h"
 
-/* Lane i of the result = sum of the 16 lanes of v[i] (a transpose-add tree, ~45 ops). */
-TERN_INLINE __m512 reduce16_ps(const __m512 v[16]) {
-    __m512 x[4];
-    for (int g = 0; g < 4; g++) {
-        const __m512 *u = v + 4 * g;
-        const __m512 a = _mm512_add_ps(_mm512_unpacklo_ps(u[0], u[1]), _mm512_unpackhi_ps(u[0], u[1]));
-        const __m512 c = _mm512_add_ps(_mm512_unpacklo_ps(u[2], u[3]), _mm512_unpackhi_ps(u[2], u[3]));
-        x[g] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(c))),
-                             _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(c))));
-    }
-    __m512 y[2];
-    for (int i = 0; i < 2; i++)
-        y[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0x88),
-                             _mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0xdd));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(y[0], y[1], 0x88), _mm512_shuffle_f32x4(y[0], y[1], 0xdd));
+/* a[0] = the pairwise sum of a[0 .. A) (A a power of two): ((a0 + a1) + (a2 + a3)) + ... */
+TERN_INLINE __m512 pairwise_sum(__m512 *a, int A) {
+    for (int w = 1; w < A; w *= 2)
+        for (int i = 0; i + w < A; i += 2 * w)
+            a[i] = _mm512_add_ps(a[i], a[i + w]);
+    return a[0];
 }
 
-/* Scores of G query heads (sharing one kv head) against positions [p, p + 16/G): 16 accumulators,
- * each K row converted once for the G heads, one transpose-add tree for the 16 sums. */
-TERN_INLINE void scores_tile(float *wts, int64_t wts_stride, const float *q16, const uint16_t *k,
-                             int64_t kv_stride, int head_dim, float scale, const int G) {
-    const int P = 16 / G;
-    __m512 a[16];
-    for (int i = 0; i < 16; i++)
-        a[i] = _mm512_setzero_ps();
-    for (int d = 0; d < head_dim; d += 16)
-        for (int j = 0; j < P; j++) {
-            const __m512 kv = load_f16(k + j * kv_stride + d);
-            for (int h = 0; h < G; h++)
-                a[P * h + j] = _mm512_fmadd_ps(_mm512_loadu_ps(q16 + h * head_dim + d), kv, a[P * h + j]);
+/* Scores of G query heads (sharing one kv head) against the first n positions of NB (1 or 2) K
+ * blocks, kb and kb + kb_stride (dimension-major, 16 positions a dimension): the positions in the
+ * lanes, each FMA'd with the query's element broadcast, no horizontal sums; dimensions d = a mod A
+ * into accumulator a (8, G = 3: 6, independent FMA chains), summed pairwise at the end. Two blocks
+ * share each broadcast query element (6 loads per 8 FMAs instead of 10). Lanes past n hold
+ * unwritten positions and are not stored. */
+TERN_INLINE void scores_block(float *wts, int64_t wts_stride, const float *q16, const uint16_t *kb,
+                              int64_t kb_stride, int head_dim, float scale, int n, bool pf, const int G,
+                              const int NB) {
+    const int A = (G >= 3 ? 2 : 8 / G) / NB;
+    __m512 acc[2][8];
+    for (int b = 0; b < NB; b++)
+        for (int i = 0; i < G * A; i++)
+            acc[b][i] = _mm512_setzero_ps();
+    for (int d = 0; d < head_dim; d += A)
+        for (int a = 0; a < A; a++) {
+            __m512 kv[2];
+            for (int b = 0; b < NB; b++) {
+                const uint16_t *row = kb + b * kb_stride + (d + a) * TERN_ATTN_KBLOCK;
+                if (pf && (d + a) % 2 == 0) /* its line two blocks on: one line at a time, not a burst */
+                    __builtin_prefetch((const void *)((uintptr_t)row + (uintptr_t)(4 * kb_stride)), 0, 3);
+                kv[b] = load_f16(row);
+            }
+            for (int h = 0; h < G; h++) {
+                const __m512 qe = _mm512_set1_ps(q16[h * head_dim + d + a]);
+                for (int b = 0; b < NB; b++)
+                    acc[b][h * A + a] = _mm512_fmadd_ps(qe, kv[b], acc[b][h * A + a]);
+            }
         }
-    float sums[16];
-    _mm512_storeu_ps(sums, _mm512_mul_ps(reduce16_ps(a), _mm512_set1_ps(scale)));
-    for (int h = 0; h < G; h++)
-        memcpy(wts + h * wts_stride, sums + P * h, (size_t)P * sizeof(float));
+    for (int b = 0; b < NB; b++) {
+        const int nb = n - 16 * b < 16 ? n - 16 * b : 16;
+        const __mmask16 m = (__mmask16)(nb == 16 ? 0xffffu : (1u << nb) - 1);
+        for (int h = 0; h < G; h++)
+            _mm512_mask_storeu_ps(wts + h * wts_stride + 16 * b, m,
+                                  _mm512_mul_ps(pairwise_sum(acc[b] + h * A, A), _mm512_set1_ps(scale)));
+    }
 }
 
 /* softmax over w[0 .. n_pos) in place (f64 sum), weights rounded to f16 as the contract says */
@@ -98,7 +107,7 @@ TERN_INLINE void weighted_v(float *out, int64_t out_stride, const float *w, int6
             _mm512_storeu_ps(out + h * out_stride + 16 * j, o[h][j]);
 }
 
-enum { ATTN_TILE_LANES = 16, ATTN_HEAD_DIM_STEP = 64 };
+enum { ATTN_HEAD_DIM_STEP = 64 };
 
 TERN_INLINE int attn_v_slice(int G) {
     (void)G;
@@ -111,13 +120,6 @@ TERN_INLINE void attn_round_q(float *q16, const float *q, int head_dim, int G) {
             _mm512_storeu_ps(q16 + h * head_dim + d,
                              _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(q + (int64_t)h * head_dim + d),
                                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-}
-
-TERN_INLINE float attn_score(const float *q16h, const uint16_t *k, int head_dim) {
-    __m512 a = _mm512_setzero_ps();
-    for (int d = 0; d < head_dim; d += 16)
-        a = _mm512_fmadd_ps(_mm512_loadu_ps(q16h + d), load_f16(k + d), a);
-    return _mm512_reduce_add_ps(a);
 }
 
 #include "attn_heads.h"

@@ -13,6 +13,21 @@
 enum { TERN_ATTN_GROUP = 4 };
 #define TERN_ATTN_SCRATCH(head_dim, pos) ((int64_t)TERN_ATTN_GROUP * ((int64_t)(head_dim) + (pos) + 1))
 
+/* The attention's K cache is kept in blocks of TERN_ATTN_KBLOCK positions, each block dimension-major
+ * (16 positions of dimension 0, then of dimension 1, ...), so a SIMD level computes the scores of 16
+ * positions in the lanes of one vector with no horizontal sums (docs/cpu.md, "Attention"). V stays
+ * row-major: position p, kv head j, dimension d at v_cache[p * kv_stride + j * head_dim + d]. K's
+ * element of the same (p, j, d) is at k_cache[tern_k_index(p, kv_stride, j * head_dim + d)]; a cache of
+ * n positions holds whole blocks, tern_k_elems(n, kv_stride) elements (positions past the last
+ * written one are read and their lanes discarded, never used). */
+enum { TERN_ATTN_KBLOCK = 16 };
+static inline int64_t tern_k_index(int64_t p, int64_t kv_stride, int64_t col) {
+    return ((p / TERN_ATTN_KBLOCK) * kv_stride + col) * TERN_ATTN_KBLOCK + p % TERN_ATTN_KBLOCK;
+}
+static inline int64_t tern_k_elems(int64_t n_pos, int64_t kv_stride) {
+    return (n_pos + TERN_ATTN_KBLOCK - 1) / TERN_ATTN_KBLOCK * TERN_ATTN_KBLOCK * kv_stride;
+}
+
 struct tern_cpu_kernels {
     const char *name; /* "scalar", "avx2", "avxvnni", "avx512", "neon" */
     /* see tern_ref_quantize_act */

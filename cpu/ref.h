@@ -37,8 +37,10 @@ void tern_ref_rope_table(float *cs, float *sn, int n_pairs, int n_rot, int pos, 
 
 /* Causal attention of one query token at position pos over cached positions 0..pos.
  * q[n_head*head_dim]; k_cache/v_cache are f16, position p's n_head_kv*head_dim values at
- * p * kv_stride (kv_stride = n_head_kv*head_dim for a whole cache row; a call for a slice of the
- * kv heads passes the slice's start and the full row's stride); head h uses kv head
+ * p * kv_stride in V and in K's blocks as tern_k_index places them (kernels.h; kv_stride =
+ * n_head_kv*head_dim for a whole cache row; a call for a slice of the kv heads passes the slice's
+ * start, j * head_dim into V and j * head_dim * TERN_ATTN_KBLOCK into K, and the full row's
+ * stride); head h uses kv head
  * h / (n_head/n_head_kv). out[n_head*head_dim]. scratch holds head_dim + pos + 1 floats.
  * As in ggml's f16 KV path: the query is rounded to f16 before Q.K, scores are scaled by
  * 1/sqrt(head_dim), softmax sums in double, and the weights are rounded to f16 before the sum

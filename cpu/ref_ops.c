@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "../scheduler/fp16.h"
+#include "kernels.h"
 #include "ref.h"
 
 void tern_ref_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
@@ -61,10 +62,9 @@ void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, con
             q16[d] = tern_fp16_to_fp32(tern_fp32_to_fp16(q[(int64_t)h * head_dim + d]));
         float max = -INFINITY;
         for (int p = 0; p <= pos; p++) {
-            const uint16_t *k = k_cache + p * kv_stride + kv_off;
             float dot = 0.0f;
             for (int d = 0; d < head_dim; d++)
-                dot += q16[d] * tern_fp16_to_fp32(k[d]);
+                dot += q16[d] * tern_fp16_to_fp32(k_cache[tern_k_index(p, kv_stride, kv_off + d)]);
             w[p] = dot * scale;
             max = fmaxf(max, w[p]);
         }

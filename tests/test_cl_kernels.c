@@ -422,9 +422,11 @@ static void attention_case(int n_head, int n_head_kv, int head_dim, int pos0, in
     float *q = rand_floats((size_t)n_tok * q_dim, 2.0f);
     float *o_ref = malloc((size_t)n_tok * q_dim * 4), *o_cl = malloc((size_t)n_tok * q_dim * 4);
     float *scratch = malloc((size_t)(head_dim + n_ctx) * 4);
+    uint16_t *kb = test_k_blocks(kc, n_ctx, kv_dim); /* the reference reads K in its block layout */
     for (int t = 0; t < n_tok; t++)
-        tern_ref_attention(o_ref + (size_t)t * q_dim, q + (size_t)t * q_dim, kc, vc, kv_dim, pos0 + t, n_head,
+        tern_ref_attention(o_ref + (size_t)t * q_dim, q + (size_t)t * q_dim, kb, vc, kv_dim, pos0 + t, n_head,
                            n_head_kv, head_dim, false, scratch);
+    free(kb);
     /* device cache: earlier positions uploaded, the batch written by kv_store */
     struct gbuf bkc = gbuf_new((size_t)n_ctx * kv_dim * 2, kc),
                 bvc = gbuf_new((size_t)n_ctx * kv_dim * 2, vc);

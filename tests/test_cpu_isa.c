@@ -584,7 +584,7 @@ static void test_rope(void) {
 }
 
 static void test_attention(void) {
-    static const int positions[] = {0, 1, 3, 15, 16, 17, 100, 513};
+    static const int positions[] = {0, 1, 3, 15, 16, 17, 31, 32, 47, 100, 513};
     /* GQA groups of 4 (2B-4T), 1, 3, 8 (two passes of 4), 2; head dims the SIMD paths take and not */
     static const int heads[][3] = {{20, 5, 128}, {4, 4, 64}, {12, 4, 64}, {16, 2, 128},
                                    {4, 2, 64},   {6, 2, 80}, {2, 1, 32}};
@@ -608,15 +608,16 @@ static void test_attention(void) {
                 const size_t scratch_bytes = (size_t)TERN_ATTN_SCRATCH(hd, pos) * 4;
                 float *scratch = alloc_guarded(scratch_bytes);
                 const int64_t stride = (int64_t)n_kv * hd, group = n_head / n_kv;
-                tern_ref_attention(yr, q, kc, vc, stride, pos, n_head, n_kv, hd, false, scratch);
-                k->attention(ys, q, kc, vc, stride, pos, n_head, n_kv, hd, false, scratch);
+                uint16_t *kb = test_k_blocks(kc, pos + 1, stride);
+                tern_ref_attention(yr, q, kb, vc, stride, pos, n_head, n_kv, hd, false, scratch);
+                k->attention(ys, q, kb, vc, stride, pos, n_head, n_kv, hd, false, scratch);
                 worst = fmax(worst, nmse(yr, ys, nq));
                 /* one call per kv head (the decode split across threads), streaming the cache as a
                  * decode step does, gives the same bits */
                 float *yh = alloc_guarded((size_t)nq * 4);
                 for (int g = 0; g < n_kv; g++)
-                    k->attention(yh + g * group * hd, q + g * group * hd, kc + g * hd, vc + g * hd, stride,
-                                 pos, (int)group, 1, hd, true, scratch);
+                    k->attention(yh + g * group * hd, q + g * group * hd, kb + g * hd * TERN_ATTN_KBLOCK,
+                                 vc + g * hd, stride, pos, (int)group, 1, hd, true, scratch);
                 CHECK(memcmp(yh, ys, (size_t)nq * 4) == 0);
                 CHECK(guard_intact(yh, (size_t)nq * 4));
                 free(yh);
@@ -624,6 +625,7 @@ static void test_attention(void) {
                 CHECK(guard_intact(scratch, scratch_bytes));
                 free(q);
                 free(kc);
+                free(kb);
                 free(vc);
                 free(yr);
                 free(ys);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/kernels.h"
 #include "cpu/ref.h"
 #include "harness.h"
 #include "host/model/maker.h"
@@ -35,8 +36,11 @@ static float *ref_forward(const struct tern_model_view *v, const int32_t *tokens
     float *u = malloc(sizeof(float) * (size_t)n_ff),
           *scratch = malloc(sizeof(float) * (size_t)(hp->head_dim + n));
     int8_t *q8 = malloc((size_t)wide);
-    const size_t cache = (size_t)hp->n_layer * (size_t)n * (size_t)n_kv;
-    uint16_t *kc = malloc(sizeof(uint16_t) * cache), *vc = malloc(sizeof(uint16_t) * cache);
+    /* K in the attention's block layout (cpu/kernels.h), a whole block's room a layer */
+    const size_t k_layer = (size_t)tern_k_elems(n, n_kv),
+                 cache = (size_t)hp->n_layer * (size_t)n * (size_t)n_kv;
+    uint16_t *kc = calloc((size_t)hp->n_layer * k_layer, sizeof(uint16_t)),
+             *vc = malloc(sizeof(uint16_t) * cache);
     float *logits = malloc(sizeof(float) * (size_t)n * (size_t)nv);
     for (int pos = 0; pos < n; pos++) {
         tern_ref_dequant_row(x,
@@ -44,8 +48,7 @@ static float *ref_forward(const struct tern_model_view *v, const int32_t *tokens
                              v->tok_embd.type, n_embd);
         for (int il = 0; il < hp->n_layer; il++) {
             const struct tern_layer_weights *L = &v->layers[il];
-            uint16_t *lk = kc + (size_t)il * (size_t)n * (size_t)n_kv,
-                     *lv = vc + (size_t)il * (size_t)n * (size_t)n_kv;
+            uint16_t *lk = kc + (size_t)il * k_layer, *lv = vc + (size_t)il * (size_t)n * (size_t)n_kv;
             tern_ref_rmsnorm(xn, x, L->attn_norm, n_embd, hp->norm_eps);
             ref_bitlinear(q, &L->wq, xn, q8);
             ref_bitlinear(k, &L->wk, xn, q8);
@@ -53,7 +56,7 @@ static float *ref_forward(const struct tern_model_view *v, const int32_t *tokens
             tern_ref_rope(q, hp->n_head, hp->head_dim, hp->n_rot, pos, hp->rope_theta, hp->rope_style);
             tern_ref_rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_theta, hp->rope_style);
             for (int64_t i = 0; i < n_kv; i++) {
-                lk[(size_t)pos * (size_t)n_kv + (size_t)i] = tern_fp32_to_fp16(k[i]);
+                lk[tern_k_index(pos, n_kv, i)] = tern_fp32_to_fp16(k[i]);
                 lv[(size_t)pos * (size_t)n_kv + (size_t)i] = tern_fp32_to_fp16(val[i]);
             }
             tern_ref_attention(att, q, lk, lv, n_kv, pos, hp->n_head, hp->n_head_kv, hp->head_dim, false,

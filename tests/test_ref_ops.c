@@ -140,6 +140,7 @@ static void attention(void) {
     /* the reference rounds each softmax weight to f16 (relative error <= 2^-11) before the sum
      * over V: the output may move by up to 2^-11 * max|v| from the exact-weight value */
     const double tol = ldexp(vmax, -11) + 1e-5;
+    uint16_t *kb = test_k_blocks(k, CTX, NKV * HD);
     static const int positions[4] = {0, 1, 9, CTX - 1};
     for (int pi = 0; pi < 4; pi++) {
         const int pos = positions[pi];
@@ -149,7 +150,7 @@ static void attention(void) {
             q[i] = test_rand_normal(&rng) * 2.0f;
         out[NH * HD] = 777.0f;
         scratch[HD + pos + 1] = 555.0f;
-        tern_ref_attention(out, q, k, v, NKV * HD, pos, NH, NKV, HD, false, scratch);
+        tern_ref_attention(out, q, kb, v, NKV * HD, pos, NH, NKV, HD, false, scratch);
         attention_double(want, q, k, v, pos, NH, NKV, HD);
         for (int i = 0; i < NH * HD; i++)
             CHECK_FLOAT(want[i], out[i], tol);
@@ -167,9 +168,10 @@ static void attention(void) {
         qa[i] = tern_fp16_to_fp32(tern_fp32_to_fp16(test_rand_normal(&rng)));
         qb[i] = qa[i] * (1.0f + 1e-5f);
     }
-    tern_ref_attention(oa, qa, k, v, NKV * HD, 9, NH, NKV, HD, false, scratch);
-    tern_ref_attention(ob, qb, k, v, NKV * HD, 9, NH, NKV, HD, false, scratch);
+    tern_ref_attention(oa, qa, kb, v, NKV * HD, 9, NH, NKV, HD, false, scratch);
+    tern_ref_attention(ob, qb, kb, v, NKV * HD, 9, NH, NKV, HD, false, scratch);
     CHECK(memcmp(oa, ob, sizeof oa) == 0);
+    free(kb);
 }
 
 static void ffn_act(void) {

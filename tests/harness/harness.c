@@ -8,6 +8,8 @@
 
 #include <jansson.h>
 
+#include "../../cpu/kernels.h"
+
 int harness_case_failed;
 static int n_passed, n_failed;
 
@@ -59,6 +61,18 @@ static const char *join(const char *env, const char *fallback, const char *rel, 
         dir = fallback;
     snprintf(buf[slot & 3], sizeof buf[0], "%s/%s", dir, rel);
     return buf[slot & 3];
+}
+
+uint16_t *test_k_blocks(const uint16_t *k, int64_t n_pos, int64_t kv_stride) {
+    uint16_t *b = calloc((size_t)tern_k_elems(n_pos, kv_stride), sizeof *b);
+    if (!b) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    for (int64_t p = 0; p < n_pos; p++)
+        for (int64_t c = 0; c < kv_stride; c++)
+            b[tern_k_index(p, kv_stride, c)] = k[p * kv_stride + c];
+    return b;
 }
 
 const char *test_data(const char *rel, int slot) {

@@ -18,6 +18,10 @@ int harness_finish(void);
  * exit code, 1 with a FAIL line (CI must not skip), or 0 when TERN_CL_OPTIONAL=1 allows it. */
 int harness_opencl_gate(int n_devices);
 
+/* A copy of the K cache k (n_pos rows of f16, kv_stride apart) in the attention's K block layout
+ * (cpu/kernels.h), the last block's unwritten positions zero; free() it. */
+uint16_t *test_k_blocks(const uint16_t *k, int64_t n_pos, int64_t kv_stride);
+
 /* Absolute path of a fixture: $TERN_TEST_DATA/rel (static buffer, one at a time per slot 0..3). */
 const char *test_data(const char *rel, int slot);
 /* Path in the build's scratch folder: $TERN_BUILD_TMP/name (static buffer per slot 0..3). */
