@@ -12,8 +12,8 @@
 #include "kernels.h"
 
 /* When the caller says the cache streams from DRAM (stream_kv: a decode step), V rows are fetched
- * TERN_ATTN_PF_ROWS ahead in software and K two blocks ahead, a line at a time (a burst of a whole
- * block's prefetches at its start streamed slower), and V is summed in blocks of TERN_ATTN_V_BLOCK
+ * TERN_ATTN_PF_ROWS ahead in software and K's blocks a few blocks ahead, a line at a time (a burst of
+ * a whole block's prefetches at its start streamed slower), and V is summed in blocks of TERN_ATTN_V_BLOCK
  * positions, each block's rows read from DRAM once and then from L1 by every slice of the head
  * dimension (instead of one pass over V per slice). The hardware prefetcher alone left decode
  * attention near 17 GB/s on 2 threads. A prompt's tokens share their rows through the caches, where

@@ -3,9 +3,8 @@
  *   ATTN_HEAD_DIM_STEP: what the head size must be a multiple of (else the reference runs)
  *   attn_round_q(q16, q, head_dim, G): the G heads of q rounded to f16 (the contract), as f32
  *   scores_block(wts, wts_stride, q16, kb, kb_stride, head_dim, scale, n, pf, G, NB): the scores of
- *     the first n (<= 16 NB) positions of NB (1 or 2) K blocks from kb, kb_stride apart (kernels.h:
- *     dimension-major, 16 positions a dimension), the positions in the lanes; pf: prefetch the
- *     blocks two on, a line at a time
+ *     the first n (<= 16 NB) positions of NB (1-4) K blocks from kb, kb_stride apart (kernels.h:
+ *     dimension-major, 16 positions a dimension), the positions in the lanes; pf: prefetch ahead
  *   softmax_f16(w, n_pos); attn_v_slice(G): the slice of the head weighted_v sums at once
  *   weighted_v(out, out_stride, w, w_stride, v, kv_stride, p0, p1, pf_bytes, G)
  * It defines attention_heads, the level's table of it (heads_fn, cpu/attn_groups.h) and the level's
@@ -22,15 +21,25 @@ TERN_INLINE void attention_heads(float *out, const float *q, const uint16_t *k_c
     const float scale = 1.0f / sqrtf((float)head_dim);
     float *q16 = scratch, *wts = scratch + TERN_ATTN_GROUP * head_dim;
     attn_round_q(q16, q, head_dim, G);
-    /* K two blocks at a time (32 positions), which share each broadcast element of the query */
+    /* K four blocks at a time (64 positions), which share each broadcast element of the query */
     const int64_t kb_stride = TERN_ATTN_KBLOCK * kv_stride; /* from one K block to the next */
-    for (int p0 = 0; p0 < n_pos; p0 += 2 * TERN_ATTN_KBLOCK) {
+    for (int p0 = 0; p0 < n_pos; p0 += 4 * TERN_ATTN_KBLOCK) {
         const uint16_t *kb = k_cache + tern_k_index(p0, kv_stride, kv_off);
-        const int n = n_pos - p0 < 2 * TERN_ATTN_KBLOCK ? n_pos - p0 : 2 * TERN_ATTN_KBLOCK;
-        if (n > TERN_ATTN_KBLOCK)
-            scores_block(wts + p0, n_pos, q16, kb, kb_stride, head_dim, scale, n, stream_kv, G, 2);
-        else
+        const int n = n_pos - p0 < 4 * TERN_ATTN_KBLOCK ? n_pos - p0 : 4 * TERN_ATTN_KBLOCK;
+        switch ((n + TERN_ATTN_KBLOCK - 1) / TERN_ATTN_KBLOCK) {
+        case 1:
             scores_block(wts + p0, n_pos, q16, kb, kb_stride, head_dim, scale, n, stream_kv, G, 1);
+            break;
+        case 2:
+            scores_block(wts + p0, n_pos, q16, kb, kb_stride, head_dim, scale, n, stream_kv, G, 2);
+            break;
+        case 3:
+            scores_block(wts + p0, n_pos, q16, kb, kb_stride, head_dim, scale, n, stream_kv, G, 3);
+            break;
+        default:
+            scores_block(wts + p0, n_pos, q16, kb, kb_stride, head_dim, scale, n, stream_kv, G, 4);
+            break;
+        }
     }
     for (int h = 0; h < G; h++)
         softmax_f16(wts + h * n_pos, n_pos);

@@ -14,27 +14,29 @@ TERN_INLINE __m512 pairwise_sum(__m512 *a, int A) {
     return a[0];
 }
 
-/* Scores of G query heads (sharing one kv head) against the first n positions of NB (1 or 2) K
- * blocks, kb and kb + kb_stride (dimension-major, 16 positions a dimension): the positions in the
- * lanes, each FMA'd with the query's element broadcast, no horizontal sums; dimensions d = a mod A
- * into accumulator a (8, G = 3: 6, independent FMA chains), summed pairwise at the end. Two blocks
- * share each broadcast query element (6 loads per 8 FMAs instead of 10). Lanes past n hold
- * unwritten positions and are not stored. */
+/* Scores of G query heads (sharing one kv head) against the first n positions of NB (1-4) K blocks
+ * from kb, kb_stride apart (dimension-major, 16 positions a dimension): the positions in the lanes,
+ * each FMA'd with the query's element broadcast, no horizontal sums. The NB blocks share each
+ * broadcast (with 4 heads, 8 loads per 16 FMAs; one block at a time took 10 per 8 and was load
+ * bound). Dimensions d = a mod A go into accumulator a, A enough for 8 independent FMA chains (6
+ * for G = 3), summed pairwise at the end. Lanes past n hold unwritten positions and are not stored.
+ * pf: prefetch each line a step (4 blocks) on. */
 TERN_INLINE void scores_block(float *wts, int64_t wts_stride, const float *q16, const uint16_t *kb,
                               int64_t kb_stride, int head_dim, float scale, int n, bool pf, const int G,
                               const int NB) {
-    const int A = (G >= 3 ? 2 : 8 / G) / NB;
-    __m512 acc[2][8];
+    const int per_head = G >= 3 ? 2 : 8 / G; /* accumulators a head takes with one block */
+    const int A = per_head / NB > 0 ? per_head / NB : 1;
+    __m512 acc[4][8];
     for (int b = 0; b < NB; b++)
         for (int i = 0; i < G * A; i++)
             acc[b][i] = _mm512_setzero_ps();
     for (int d = 0; d < head_dim; d += A)
         for (int a = 0; a < A; a++) {
-            __m512 kv[2];
+            __m512 kv[4];
             for (int b = 0; b < NB; b++) {
                 const uint16_t *row = kb + b * kb_stride + (d + a) * TERN_ATTN_KBLOCK;
-                if (pf && (d + a) % 2 == 0) /* its line two blocks on: one line at a time, not a burst */
-                    __builtin_prefetch((const void *)((uintptr_t)row + (uintptr_t)(4 * kb_stride)), 0, 3);
+                if (pf && (d + a) % 2 == 0) /* a line at a time: a burst at each step's start was slower */
+                    __builtin_prefetch((const void *)((uintptr_t)row + (uintptr_t)(8 * kb_stride)), 0, 3);
                 kv[b] = load_f16(row);
             }
             for (int h = 0; h < G; h++) {
