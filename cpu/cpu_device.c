@@ -413,8 +413,8 @@ static void run_start(const struct matmul_job *j, int64_t t, int *wi, int64_t *r
 static void matmul_task(void *arg, int64_t task, int thread) {
     (void)thread;
     const struct matmul_job *j = arg;
-    if (j->n_tok >=
-        PREFILL_TOKENS) { /* tasks enumerate (token block, weight, row chunk), token block major */
+    /* prefill: tasks enumerate (token block, weight, row chunk), token block major */
+    if (j->n_tok >= PREFILL_TOKENS) {
         const int64_t t0 = task / j->row_tasks * j->tok_block;
         const int n = j->n_tok - t0 < j->tok_block ? (int)(j->n_tok - t0) : (int)j->tok_block;
         task %= j->row_tasks;
