@@ -108,10 +108,14 @@ enum { PF_DIST = 8192 };
  * that stream per block, fetched PF_DIST ahead. Batched decode steps (tern serve, bench --parallel)
  * read their weights once through the tiles and waited on DRAM without it: tg32 x4 on 2b4t 81.5 /
  * 91.8 -> 103.0 / 107.4 t/s, pp128 307 / 289 -> 318 / 309; x2 60-61 -> 76-80, x3 85-87 -> 108-112
- * once the 2- and 3-token tiles had it too (alternating runs). */
+ * once the 2- and 3-token tiles had it too (alternating runs). Non-temporal (NTA) rather than T1
+ * since December 2026: the tiles' 131 MB of 2560-column rows from DRAM on 2 threads (alternating,
+ * three runs) took 3.05 -> 2.71 ms with 2 tokens and 3.44 -> 3.28 with 4, and tg64 x2 with the
+ * certified head went 73.4 -> 79.5 t/s (six rounds), x3 and x4 +1%, pp512 level (265 -> 276, noisy).
+ * The one-token rows keep T1: NTA made them 8% slower (2.37 -> 2.58 ms). */
 TERN_INLINE void tile_prefetch(const uint8_t *w, int64_t b) {
-    _mm_prefetch((const char *)(w + 128 * b + PF_DIST), _MM_HINT_T1);
-    _mm_prefetch((const char *)(w + 128 * b + PF_DIST + 64), _MM_HINT_T1);
+    _mm_prefetch((const char *)(w + 128 * b + PF_DIST), _MM_HINT_NTA);
+    _mm_prefetch((const char *)(w + 128 * b + PF_DIST + 64), _MM_HINT_NTA);
 }
 
 /* R rows x T tokens (R * T <= 16; TR * TT = 16 the full tile) of integer dots sum c*q, in one
