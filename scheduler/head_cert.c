@@ -68,18 +68,18 @@ static float float_up(double v) {
     return f;
 }
 
-/* The block scale of a block whose largest magnitude is amax (weights and inputs alike): 0 where it
- * would not be a normal float, so 1 / scale stays finite. */
-static float block_scale(float amax) {
-    const float d = amax / 127.0f;
+/* The scale of a block whose largest magnitude is amax, quantized to levels steps each side: 0 where
+ * it would not be a normal float, so 1 / scale stays finite. */
+static float block_scale(float amax, float levels) {
+    const float d = amax / levels;
     return d >= FLT_MIN && d <= FLT_MAX ? d : 0.0f;
 }
 
-/* round(t * inv) clamped to [-127, 127], halves away from zero, NaN 0: written without libm calls
+/* round(t * inv) clamped to [-lim, lim], halves away from zero, NaN 0: written without libm calls
  * (the shadow build runs it 328M times for 2B-4T) */
-static int quantize_one(float t, float inv) {
+static int quantize_one(float t, float inv, float lim) {
     t *= inv;
-    t = t > 127.0f ? 127.0f : t < -127.0f ? -127.0f : t == t ? t : 0.0f;
+    t = t > lim ? lim : t < -lim ? -lim : t == t ? t : 0.0f;
     return (int)(t + copysignf(0.5f, t));
 }
 
@@ -100,10 +100,10 @@ void tern_head_shadow_rows(void *blob, const struct tern_tensor *head, int64_t r
             weights_at(w, row, head->type, i0, len);
             for (int i = 0; i < len; i++)
                 amax = fabsf(w[i]) > amax ? fabsf(w[i]) : amax;
-            const float d = block_scale(amax), inv_d = d > 0.0f ? 1.0f / d : 0.0f;
+            const float d = block_scale(amax, 127.0f), inv_d = d > 0.0f ? 1.0f / d : 0.0f;
             s.d[r * s.n_blocks + b] = d;
             for (int i = 0; i < len; i++) {
-                const int qi = quantize_one(w[i], inv_d);
+                const int qi = quantize_one(w[i], inv_d, 127.0f);
                 q[i0 + i] = (uint8_t)(qi + 128);
                 const double v = (double)d * qi, e = (double)w[i] - v;
                 se += e * e;
@@ -142,13 +142,14 @@ void tern_head_quantize_x(struct tern_head_xq *xq, const float *x, int64_t n) {
         float amax = 0.0f;
         for (int64_t i = i0; i < i0 + len; i++)
             amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
-        const float s = block_scale(amax), inv = s > 0.0f ? 1.0f / s : 0.0f, t = s / 128.0f;
+        const float s = block_scale(amax, TERN_HEAD_P_MAX), inv = s > 0.0f ? 1.0f / s : 0.0f, t = s / 128.0f;
         xq->t[b] = t;
         for (int64_t i = i0; i < i0 + len; i++) {
-            const int p = quantize_one(x[i], inv), p2 = quantize_one(x[i] - s * (float)p, 128.0f * inv);
+            const int p = quantize_one(x[i], inv, TERN_HEAD_P_MAX),
+                      p2 = quantize_one(x[i] - s * (float)p, 128.0f * inv, TERN_HEAD_P2_MAX);
             xq->p[i] = (int8_t)p;
             xq->p2[i] = (int8_t)p2;
-            /* t P: 24 + 15 bits, and x within a factor 2^8 of it or P = 0: exact in double */
+            /* t P: 24 + 14 bits, and x within a factor 2^8 of it or P = 0: exact in double */
             const double delta = (double)x[i] - (double)t * (128 * p + p2);
             sd += delta * delta;
         }

@@ -11,13 +11,16 @@
  * last block of a row may be shorter; rows are multiples of 32) with an f32 scale d_b = max|w_b| / 127
  * and q_i = round(w_i / d_b) in [-127, 127], stored as the unsigned byte q_i + 128; 1.02 bytes a
  * weight. Per token the input is quantized in two int8 levels (tern_head_quantize_x): per block an
- * f32 scale s_b = max|x_b| / 127, p_i = round(x_i / s_b), and the remainder again at 1/128 of that
- * step, p2_i = round((x_i - s_b p_i) / t_b) with t_b = s_b / 128. So x_i ~ t_b P_i with the 15-bit
- * P_i = 128 p_i + p2_i, and each block's dot I_b = sum q_i P_i = 128 (sum q_i p_i) + sum q_i p2_i is
- * an exact int32 from two int8 dots (|I_b| <= 129 * 256 * 127 * 127 < 2^30). One level left an
- * input error about 1/127 of a block's largest element, which on the 2b4t shape made the bound 2.8x
- * the weights' own error (top-40 sampling: 1506 candidate rows a token instead of 188); the second
- * level makes it negligible for the price of a second vpdpbusd per weight vector and input. The shadow's
+ * f32 scale s_b = max|x_b| / 63, p_i = round(x_i / s_b) in [-63, 63], and the remainder again at
+ * 1/128 of that step, p2_i = round((x_i - s_b p_i) / t_b) in [-64, 64] with t_b = s_b / 128. So x_i
+ * ~ t_b P_i with the 14-bit P_i = 128 p_i + p2_i, and each block's dot I_b = sum q_i P_i = 128 (sum
+ * q_i p_i) + sum q_i p2_i is an exact int32 from two int8 dots (|I_b| <= 256 * 127 * 8128 < 2^28).
+ * The limits 63 and 64 (TERN_HEAD_P_MAX, TERN_HEAD_P2_MAX) keep a pair of products of the stored
+ * unsigned weights with either level within int16 (2 * 255 * 64 = 32640), so AVX2's maddubs takes
+ * the weights as stored, exactly. One level left an input error about 1/127 of a block's largest
+ * element, which on the 2b4t shape made the bound 2.8x the weights' own error (top-40 sampling: 1506
+ * candidate rows a token instead of 188); the second level makes it negligible for the price of a
+ * second vpdpbusd per weight vector and input. The shadow's
  * logit is S = sum_b fl(d_b t_b) fl(I_b), summed in f32 in any order (SIMD levels sum per lane and reduce the
  * lanes at the end).
  *
@@ -88,6 +91,9 @@ void tern_head_shadow_rows(void *blob, const struct tern_tensor *head, int64_t r
  * measured, but the same q keeps levels alike). */
 void tern_head_cert_coef(const struct tern_head_shadow *s, int64_t r, double se, double sw, double sv);
 
+/* The input levels' ranges: |p| <= 63, |p2| <= 64 (see above). */
+enum { TERN_HEAD_P_MAX = 63, TERN_HEAD_P2_MAX = 64 };
+
 /* One token's input quantized for the shadow: the two levels p and p2 (each n_blocks *
  * TERN_HEAD_SHADOW_BLOCK, zero past n, 64-byte aligned), t[n_blocks], and upper bounds of |x|_2 and
  * |delta|_2 = |x - t (128 p + p2)|_2. */
@@ -97,10 +103,10 @@ struct tern_head_xq {
     float x_norm, d_norm;
 };
 
-/* xq <- x[n] (xq's arrays allocated by the caller): s_b = max|x_b| / 127 (0 when that is not a
+/* xq <- x[n] (xq's arrays allocated by the caller): s_b = max|x_b| / 63 (0 when that is not a
  * normal float), p_i = round(x_i / s_b) and p2_i = round((x_i - s_b p_i) / t_b), t_b = s_b / 128,
- * rounded as the shadow's q. Every kernel level reads these integers, so this one function serves
- * them all (2560 elements a token). */
+ * rounded as the shadow's q and clamped to the ranges above. Every kernel level reads these integers, so this
+ * one function serves them all (2560 elements a token). */
 void tern_head_quantize_x(struct tern_head_xq *xq, const float *x, int64_t n);
 
 /* An upper bound of |x|_2. */

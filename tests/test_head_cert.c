@@ -1,9 +1,10 @@
 /* The certified head (scheduler/head_cert.h, issue 12) against the full head, whose own kernels are
  * the oracle here: the bound holds for every row on random data of every head type, on every CPU
- * level; on every CPU level and the OpenCL device (PoCL in CI), the device's top-k set and its
- * logits, with and without a repetition penalty, equal the full head's bit for bit for k in
- * {1, 40, 100}; near ties below the shadow's resolution pick what the full head picks; greedy and
- * top-k sampling on random models and on the conformance vectors give the full head's ids. */
+ * level; every level's shadow dot is exact with the input levels at the ends of their ranges; on
+ * every CPU level and the OpenCL device (PoCL in CI), the device's top-k set and its logits, with
+ * and without a repetition penalty, equal the full head's bit for bit for k in {1, 40, 100}; near
+ * ties below the shadow's resolution pick what the full head picks; greedy and top-k sampling on
+ * random models and on the conformance vectors give the full head's ids. */
 #define _DEFAULT_SOURCE /* setenv, truncate */
 #include <dirent.h>
 #include <math.h>
@@ -258,6 +259,60 @@ static void shadow_dot_exact(void) {
         free(blob);
         free(data);
     }
+}
+
+/* The input levels at the ends of their ranges (p = +-63, p2 = +-64) against weights +-127 fill
+ * every pair of products the AVX2 maddubs forms to its largest (2 x 255 x 64 < 2^15): each level's
+ * dot must still equal the reference exactly. Only the first two weights of a block are nonzero,
+ * so each block's dot (2 x 127 x 8128) and the logit stay exact in f32 on every level. */
+static void shadow_dot_extremes(void) {
+    const int64_t n = 768, n_rows = 6;
+    void *blob = aligned_alloc(64, tern_head_shadow_bytes(n, n_rows));
+    struct tern_head_shadow sh;
+    tern_head_shadow_view(&sh, blob, n, n_rows);
+    enum { NT = 4 };
+    const size_t n_p = (size_t)sh.n_blocks * TERN_HEAD_SHADOW_BLOCK;
+    int8_t *p = aligned_alloc(64, NT * 2 * n_p);
+    float t[NT][3], ref_v[NT][6], got_v[NT][6];
+    struct tern_head_xq xq[NT];
+    const struct tern_head_xq *xs[NT];
+    float *ref[NT], *got[NT];
+    for (int64_t r = 0; r < n_rows; r++)
+        for (int64_t i = 0; i < n; i++) {
+            const int q = i % TERN_HEAD_SHADOW_BLOCK < 2 ? (r % 2 ? -127 : 127) : 0;
+            sh.q[r * n + i] = (uint8_t)(q + 128);
+            if (i % TERN_HEAD_SHADOW_BLOCK == 0)
+                sh.d[r * sh.n_blocks + i / TERN_HEAD_SHADOW_BLOCK] = 0.125f;
+        }
+    for (int k = 0; k < NT; k++) {
+        const int sign = k % 2 ? -1 : 1;
+        xq[k] = (struct tern_head_xq){p + 2 * k * n_p, p + (2 * k + 1) * n_p, t[k], 0, 0};
+        for (size_t i = 0; i < n_p; i++) {
+            xq[k].p[i] = (int8_t)(sign * TERN_HEAD_P_MAX);
+            xq[k].p2[i] = (int8_t)((k < 2 ? sign : -sign) * TERN_HEAD_P2_MAX);
+        }
+        for (int64_t b = 0; b < sh.n_blocks; b++)
+            t[k][b] = 8.0f;
+        xs[k] = &xq[k];
+        ref[k] = ref_v[k];
+        got[k] = got_v[k];
+    }
+    tern_ref_shadow_dot(ref, &sh, xs, NT, 0, n_rows);
+    CHECK(ref_v[0][0] == 3.0f * 2 * 127 * (128 * 63 + 64));
+    for (int l = 0; l < TERN_CPU_ISA_COUNT; l++) {
+        const struct tern_cpu_kernels *k = tern_cpu_kernels_get(tern_cpu_isa_names[l]);
+        if (!k)
+            continue;
+        for (int nt = 1; nt <= NT; nt++) {
+            k->shadow_dot(got, &sh, xs, nt, 0, n_rows);
+            for (int i = 0; i < nt; i++)
+                if (memcmp(got_v[i], ref_v[i], sizeof ref_v[i]) != 0)
+                    harness_fail(__FILE__, __LINE__, "%s, input %d of %d: %.9g, reference %.9g", k->name, i,
+                                 nt, got_v[i][0], ref_v[i][0]);
+        }
+    }
+    free(p);
+    free(blob);
 }
 
 /* The bound is tight enough to be useful: uniform rows of 2560, normal x (the 2b4t bench's
@@ -856,6 +911,7 @@ static void shadow_cache(void) {
 int main(void) {
     RUN(bounds_hold);
     RUN(shadow_dot_exact);
+    RUN(shadow_dot_extremes);
     RUN(bound_is_tight);
     RUN(topk_equals_full);
     RUN(last_row_found);
