@@ -18,11 +18,10 @@
  * The limits 63 and 64 (TERN_HEAD_P_MAX, TERN_HEAD_P2_MAX) keep a pair of products of the stored
  * unsigned weights with either level within int16 (2 * 255 * 64 = 32640), so AVX2's maddubs takes
  * the weights as stored, exactly. One level left an input error about 1/127 of a block's largest
- * element, which on the 2b4t shape made the bound 2.8x the weights' own error (top-40 sampling: 1506
- * candidate rows a token instead of 188); the second level makes it negligible for the price of a
- * second vpdpbusd per weight vector and input. The shadow's
- * logit is S = sum_b fl(d_b t_b) fl(I_b), summed in f32 in any order (SIMD levels sum per lane and reduce the
- * lanes at the end).
+ * element, which on the 2b4t shape made the bound 2.8x the weights' own error (top-40 sampling:
+ * 1506 candidate rows a token instead of 188); the second level makes it negligible for the price
+ * of a second vpdpbusd per weight vector and input. The shadow's logit is S = sum_b fl(d_b t_b)
+ * fl(I_b), summed in f32 in any order (SIMD levels sum per lane and reduce the lanes at the end).
  *
  * The bound (exact arithmetic over the stored values; w the row's weights, v_i = d_b q_i the
  * shadow's weights, e = w - v, delta = x - t P the input's quantization error, measured per token):
@@ -105,8 +104,8 @@ struct tern_head_xq {
 
 /* xq <- x[n] (xq's arrays allocated by the caller): s_b = max|x_b| / 63 (0 when that is not a
  * normal float), p_i = round(x_i / s_b) and p2_i = round((x_i - s_b p_i) / t_b), t_b = s_b / 128,
- * rounded as the shadow's q and clamped to the ranges above. Every kernel level reads these integers, so this
- * one function serves them all (2560 elements a token). */
+ * rounded as the shadow's q and clamped to the ranges above. Every kernel level reads these
+ * integers, so this one function serves them all (2560 elements a token). */
 void tern_head_quantize_x(struct tern_head_xq *xq, const float *x, int64_t n);
 
 /* An upper bound of |x|_2. */
