@@ -266,14 +266,14 @@ static void shadow_dot_exact(void) {
  * dot must still equal the reference exactly. Only the first two weights of a block are nonzero,
  * so each block's dot (2 x 127 x 8128) and the logit stay exact in f32 on every level. */
 static void shadow_dot_extremes(void) {
-    const int64_t n = 768, n_rows = 6;
+    enum { NT = 4, NB = 3, N_ROWS = 6 };
+    const int64_t n = NB * TERN_HEAD_SHADOW_BLOCK, n_rows = N_ROWS;
     void *blob = aligned_alloc(64, tern_head_shadow_bytes(n, n_rows));
     struct tern_head_shadow sh;
     tern_head_shadow_view(&sh, blob, n, n_rows);
-    enum { NT = 4 };
     const size_t n_p = (size_t)sh.n_blocks * TERN_HEAD_SHADOW_BLOCK;
     int8_t *p = aligned_alloc(64, NT * 2 * n_p);
-    float t[NT][3], ref_v[NT][6], got_v[NT][6];
+    float t[NT][NB], ref_v[NT][N_ROWS], got_v[NT][N_ROWS];
     struct tern_head_xq xq[NT];
     const struct tern_head_xq *xs[NT];
     float *ref[NT], *got[NT];
@@ -298,7 +298,7 @@ static void shadow_dot_extremes(void) {
         got[k] = got_v[k];
     }
     tern_ref_shadow_dot(ref, &sh, xs, NT, 0, n_rows);
-    CHECK(ref_v[0][0] == 3.0f * 2 * 127 * (128 * 63 + 64));
+    CHECK(ref_v[0][0] == (float)NB * 2 * 127 * (128 * 63 + 64));
     for (int l = 0; l < TERN_CPU_ISA_COUNT; l++) {
         const struct tern_cpu_kernels *k = tern_cpu_kernels_get(tern_cpu_isa_names[l]);
         if (!k)
