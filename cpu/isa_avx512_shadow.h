@@ -22,7 +22,8 @@ static void avx512_head_shadow(void *blob, const struct tern_tensor *head, int64
     tern_head_shadow_view(&s, blob, head->ne0, head->ne1);
     const int elt = head->type == TERN_TYPE_F16 ? ELT_F16 : ELT_BF16;
     const int64_t n = head->ne0;
-    const __m512 half = _mm512_set1_ps(0.5f), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    const __m512 half = _mm512_set1_ps(0.5f), hi = _mm512_set1_ps(TERN_HEAD_Q_MAX),
+                 lo = _mm512_set1_ps(-TERN_HEAD_Q_MAX);
     const __m512i sign = _mm512_set1_epi32((int)0x80000000u), bias = _mm512_set1_epi32(128);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)head->data + (size_t)r * head->row_bytes;
@@ -36,7 +37,7 @@ static void avx512_head_shadow(void *blob, const struct tern_tensor *head, int64
                 w[j] = load_elt(row, i0 + 16 * j, elt);
                 m = _mm512_max_ps(m, _mm512_abs_ps(w[j]));
             }
-            float d = _mm512_reduce_max_ps(m) / 127.0f;
+            float d = _mm512_reduce_max_ps(m) / (float)TERN_HEAD_Q_MAX;
             d = d >= FLT_MIN && d <= FLT_MAX ? d : 0.0f;
             s.d[r * s.n_blocks + b] = d;
             const __m512 vd = _mm512_set1_ps(d), inv_d = _mm512_set1_ps(d > 0.0f ? 1.0f / d : 0.0f);

@@ -100,10 +100,10 @@ void tern_head_shadow_rows(void *blob, const struct tern_tensor *head, int64_t r
             weights_at(w, row, head->type, i0, len);
             for (int i = 0; i < len; i++)
                 amax = fabsf(w[i]) > amax ? fabsf(w[i]) : amax;
-            const float d = block_scale(amax, 127.0f), inv_d = d > 0.0f ? 1.0f / d : 0.0f;
+            const float d = block_scale(amax, TERN_HEAD_Q_MAX), inv_d = d > 0.0f ? 1.0f / d : 0.0f;
             s.d[r * s.n_blocks + b] = d;
             for (int i = 0; i < len; i++) {
-                const int qi = quantize_one(w[i], inv_d, 127.0f);
+                const int qi = quantize_one(w[i], inv_d, TERN_HEAD_Q_MAX);
                 q[i0 + i] = (uint8_t)(qi + 128);
                 const double v = (double)d * qi, e = (double)w[i] - v;
                 se += e * e;

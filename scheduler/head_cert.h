@@ -90,8 +90,9 @@ void tern_head_shadow_rows(void *blob, const struct tern_tensor *head, int64_t r
  * measured, but the same q keeps levels alike). */
 void tern_head_cert_coef(const struct tern_head_shadow *s, int64_t r, double se, double sw, double sv);
 
-/* The input levels' ranges: |p| <= 63, |p2| <= 64 (see above). */
-enum { TERN_HEAD_P_MAX = 63, TERN_HEAD_P2_MAX = 64 };
+/* The ranges of the shadow's weights and of the input's levels: |q| <= 127, |p| <= 63, |p2| <= 64
+ * (see above). */
+enum { TERN_HEAD_Q_MAX = 127, TERN_HEAD_P_MAX = 63, TERN_HEAD_P2_MAX = 64 };
 
 /* One token's input quantized for the shadow: the two levels p and p2 (each n_blocks *
  * TERN_HEAD_SHADOW_BLOCK, zero past n, 64-byte aligned), t[n_blocks], and upper bounds of |x|_2 and
