@@ -197,7 +197,9 @@ enum { TR = 4, TT = 4 };
 
 /* The full 4 x 4 tile with its 16 accumulators named: written over an array (ternary_tile16),
  * gcc copies accumulators between registers and spills some every block (188 -> 203 GMAC/s at
- * K=2560 on one Zen 4 core once named; clang compiles both well). */
+ * K=2560 on one Zen 4 core once named; clang compiles both well). It stays a call of its own:
+ * inlined into the row loop, gcc 12 spilled accumulators to the stack every block and prefill fell
+ * to 0.67x (pp512 284 -> 192 t/s). */
 static __m512i ternary_tile16_4(const uint8_t *w, int64_t row_bytes, const int8_t *q, int64_t k_pad) {
     const __m512i mask = _mm512_inserti64x4(_mm512_set1_epi8(0x0c), _mm256_set1_epi8(0x03), 1);
     const __m512i z = _mm512_setzero_si512();
