@@ -118,36 +118,6 @@ TERN_INLINE void tile_prefetch(const uint8_t *w, int64_t b) {
     _mm_prefetch((const char *)(w + 128 * b + PF_DIST + 64), _MM_HINT_NTA);
 }
 
-/* R rows x T tokens (R * T <= 16; TR * TT = 16 the full tile) of integer dots sum c*q, in one
- * vector: lane TR * t + r. */
-TERN_INLINE __m512i ternary_tile16(const uint8_t *w, int64_t row_bytes, const int8_t *q, int64_t k_pad,
-                                   const int R, const int T) {
-    const __m512i mask = _mm512_inserti64x4(_mm512_set1_epi8(0x0c), _mm256_set1_epi8(0x03), 1);
-    __m512i acc[16];
-    for (int i = 0; i < 16; i++)
-        acc[i] = _mm512_setzero_si512();
-    const int64_t n_blk = k_pad / 128;
-    for (int64_t b = 0; b < n_blk; b++) {
-        tile_prefetch(w, b);
-        __m512i wa[4], wb[4];
-        for (int r = 0; r < R; r++) {
-            const uint8_t *p = w + r * row_bytes + 32 * b;
-            const __m512i raw = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
-            wa[r] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
-            wb[r] = _mm512_and_si512(raw, mask);
-        }
-        for (int t = 0; t < T; t++) {
-            const int8_t *qb = q + t * k_pad + 128 * b;
-            const __m512i qa = _mm512_loadu_si512(qb), qc = _mm512_loadu_si512(qb + 64);
-            for (int r = 0; r < R; r++) {
-                acc[R * t + r] = _mm512_dpbusd_epi32(acc[R * t + r], wa[r], qa);
-                acc[R * t + r] = _mm512_dpbusd_epi32(acc[R * t + r], wb[r], qc);
-            }
-        }
-    }
-    return reduce16(acc);
-}
-
 /* Decode: one row against one token, left unreduced (lanes as in reduce16). A single accumulator
  * would chain every vpdpbusd on the one before it (a few cycles of latency each), capping one core
  * at ~11 GB/s of weights; four independent chains over two blocks per step keep the loads, not the
@@ -195,54 +165,53 @@ static __m512i ternary_rows16(const uint8_t *w, int64_t row_bytes, const int8_t 
  * its q loads kept in registers it still ran decode steps of 8 sequences at 0.77x two 4 x 4 passes. */
 enum { TR = 4, TT = 4 };
 
-/* The full 4 x 4 tile with its 16 accumulators named: written over an array (ternary_tile16),
- * gcc copies accumulators between registers and spills some every block (188 -> 203 GMAC/s at
- * K=2560 on one Zen 4 core once named; clang compiles both well). It stays a call of its own:
- * inlined into the row loop, gcc 12 spilled accumulators to the stack every block and prefill fell
- * to 0.67x (pp512 284 -> 192 t/s). */
-static __m512i ternary_tile16_4(const uint8_t *w, int64_t row_bytes, const int8_t *q, int64_t k_pad) {
-    const __m512i mask = _mm512_inserti64x4(_mm512_set1_epi8(0x0c), _mm256_set1_epi8(0x03), 1);
-    const __m512i z = _mm512_setzero_si512();
-    __m512i a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
-    __m512i a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
-    const uint8_t *w0 = w, *w1 = w + row_bytes, *w2 = w + 2 * row_bytes, *w3 = w + 3 * row_bytes;
-    const int8_t *q0 = q, *q1 = q + k_pad, *q2 = q + 2 * k_pad, *q3 = q + 3 * k_pad;
-    for (int64_t b = 0; b < k_pad / 128; b++) {
-        tile_prefetch(w, b);
+/* The 4-row tiles of T = 2, 3 or 4 tokens (decode steps of 2-4 sequences, prompts; the 2- and
+ * 3-token tiles take a batch's last tokens, a last single token the decode rows): the integer dots
+ * sum c*q of 4 rows x T tokens in one vector, lane TR * t + r (lanes of tokens past T zero). The 16
+ * accumulators are named: over an array, gcc copies accumulators between registers and spills
+ * some every block (188 -> 203 GMAC/s at K=2560 on one Zen 4 core once named; clang compiles both
+ * well). The 2- and 3-token tiles were written over an array until December 2026: named, they ran
+ * 269-276 -> 330-342 and 307-314 -> 393-406 GMAC/s (one Zen 5 core, 256 rows in L2). A tile stays a
+ * call of its own: inlined into the row loop, gcc 12 spilled accumulators to the stack every block
+ * and prefill fell to 0.67x (pp512 284 -> 192 t/s). TOKENS lists TERN_TOKEN(t) for t < T. */
+#define TERN_TILE16_FN(T, TOKENS)                                                                            \
+    static __m512i ternary_tile16_##T(const uint8_t *w, int64_t row_bytes, const int8_t *q, int64_t k_pad) { \
+        const __m512i mask = _mm512_inserti64x4(_mm512_set1_epi8(0x0c), _mm256_set1_epi8(0x03), 1);          \
+        const __m512i z = _mm512_setzero_si512();                                                            \
+        __m512i a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;                      \
+        __m512i a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;                      \
+        const uint8_t *w0 = w, *w1 = w + row_bytes, *w2 = w + 2 * row_bytes, *w3 = w + 3 * row_bytes;        \
+        for (int64_t b = 0; b < k_pad / 128; b++) {                                                          \
+            tile_prefetch(w, b);                                                                             \
+            TERN_UNPACK(0)                                                                                   \
+            TERN_UNPACK(1)                                                                                   \
+            TERN_UNPACK(2)                                                                                   \
+            TERN_UNPACK(3)                                                                                   \
+            TOKENS                                                                                           \
+        }                                                                                                    \
+        const __m512i acc[16] = {a00, a01, a02, a03, a10, a11, a12, a13,                                     \
+                                 a20, a21, a22, a23, a30, a31, a32, a33};                                    \
+        return reduce16(acc);                                                                                \
+    }
 #define TERN_UNPACK(r)                                                                                       \
     const __m512i raw##r = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w##r + 32 * b)));     \
     const __m512i wa##r = _mm512_and_si512(_mm512_srli_epi16(raw##r, 4), mask);                              \
     const __m512i wb##r = _mm512_and_si512(raw##r, mask);
-        TERN_UNPACK(0)
-        TERN_UNPACK(1)
-        TERN_UNPACK(2)
-        TERN_UNPACK(3)
-#undef TERN_UNPACK
 #define TERN_TOKEN(t)                                                                                        \
     {                                                                                                        \
-        const __m512i qa = _mm512_loadu_si512(q##t + 128 * b), qc = _mm512_loadu_si512(q##t + 128 * b + 64); \
+        const int8_t *qb = q + t * k_pad + 128 * b;                                                          \
+        const __m512i qa = _mm512_loadu_si512(qb), qc = _mm512_loadu_si512(qb + 64);                         \
         a##t##0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a##t##0, wa0, qa), wb0, qc);                       \
         a##t##1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a##t##1, wa1, qa), wb1, qc);                       \
         a##t##2 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a##t##2, wa2, qa), wb2, qc);                       \
         a##t##3 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a##t##3, wa3, qa), wb3, qc);                       \
     }
-        TERN_TOKEN(0)
-        TERN_TOKEN(1)
-        TERN_TOKEN(2)
-        TERN_TOKEN(3)
+TERN_TILE16_FN(2, TERN_TOKEN(0) TERN_TOKEN(1))
+TERN_TILE16_FN(3, TERN_TOKEN(0) TERN_TOKEN(1) TERN_TOKEN(2))
+TERN_TILE16_FN(4, TERN_TOKEN(0) TERN_TOKEN(1) TERN_TOKEN(2) TERN_TOKEN(3))
 #undef TERN_TOKEN
-    }
-    const __m512i acc[16] = {a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33};
-    return reduce16(acc);
-}
-
-/* Partial token tiles (the last 2-3 tokens of a batch; a last single token takes the decode rows). */
-#define TERN_TILE16_FN(T)                                                                                    \
-    static __m512i ternary_tile16_##T(const uint8_t *w, int64_t row_bytes, const int8_t *q, int64_t k_pad) { \
-        return ternary_tile16(w, row_bytes, q, k_pad, TR, T);                                                \
-    }
-TERN_TILE16_FN(2)
-TERN_TILE16_FN(3)
+#undef TERN_UNPACK
+#undef TERN_TILE16_FN
 
 typedef __m512i (*ternary_tile16_fn)(const uint8_t *, int64_t, const int8_t *, int64_t);
 static const ternary_tile16_fn tiles_full[TT + 1] = {NULL, NULL, ternary_tile16_2, ternary_tile16_3,
