@@ -171,7 +171,7 @@ enum { TR = 4, TT = 4 };
  * accumulators are named: over an array, gcc copies accumulators between registers and spills
  * some every block (188 -> 203 GMAC/s at K=2560 on one Zen 4 core once named; clang compiles both
  * well). The 2- and 3-token tiles were written over an array until December 2026: named, they ran
- * 269-276 -> 330-342 and 307-314 -> 393-406 GMAC/s (one Zen 5 core, 256 rows in L2). A tile stays a
+ * 259-276 -> 328-342 and 300-314 -> 388-406 GMAC/s (one Zen 5 core, 256 rows in L2). A tile stays a
  * call of its own: inlined into the row loop, gcc 12 spilled accumulators to the stack every block
  * and prefill fell to 0.67x (pp512 284 -> 192 t/s). TOKENS lists TERN_TOKEN(t) for t < T. */
 #define TERN_TILE16_FN(T, TOKENS)                                                                            \
