@@ -41,6 +41,7 @@ struct cpu_scratch {
     float *gate;             /* [cap][n_ff] */
     float *up;               /* [cap][n_ff] */
     float *out;              /* [cap][n_embd] projection output */
+    float *angles;           /* [cap][n_rot] the token's RoPE cos (n_rot / 2), then sin, for every layer */
     float *scores;           /* [n_threads][TERN_ATTN_SCRATCH(head_dim, n_ctx - 1)] attention scratch */
     int *head_toks;          /* [2][cap] the tokens of a logits call, certified and full */
     struct tern_head_xq *xq; /* [cap] the certified head's quantized inputs, over the two below */
@@ -56,7 +57,8 @@ struct cpu_device {
     int layer_begin, layer_end;
     unsigned parts;
     int n_ctx, n_seq;
-    struct cpu_layer_kv *kv; /* [layer_end - layer_begin] */
+    struct cpu_layer_kv *kv; /* [layer_end - layer_begin], in kv_mem */
+    void *kv_mem;
     struct cpu_scratch s;
     /* certified head (TERN_PART_HEAD_CERT, scheduler/head_cert.h); shadow.q NULL when absent */
     struct tern_head_shadow shadow; /* int8 copy of the head and its bound coefficients */
@@ -79,6 +81,23 @@ static void *alloc64(size_t bytes) {
     return aligned_alloc(64, (bytes + 63) / 64 * 64);
 }
 
+/* Big buffers written at run time (the KV cache, a built shadow head), in 2 MiB transparent huge
+ * pages where the kernel gives them (THP "madvise" or "always"): in 4 KiB pages every first write
+ * faults, and in this VM a fault costs microseconds. In the KV cache, whose kv heads' positions fill
+ * a page at a time, that cost a decode step of 4 sequences (2B-4T) ~0.55 ms of its 26 (the RoPE
+ * stage with its K/V writes: 33-39 us a layer, 13-15 in huge pages, as when committed beforehand).
+ * *bytes is rounded up to whole huge pages. */
+static void *alloc_huge(size_t *bytes) {
+    const size_t huge = (size_t)1 << 21;
+    *bytes = (*bytes + huge - 1) / huge * huge;
+    void *p = aligned_alloc(huge, *bytes);
+#ifdef MADV_HUGEPAGE
+    if (p)
+        (void)madvise(p, *bytes, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
 static void scratch_free(struct cpu_scratch *s) {
     free(s->x);
     free(s->q);
@@ -91,6 +110,7 @@ static void scratch_free(struct cpu_scratch *s) {
     free(s->gate);
     free(s->up);
     free(s->out);
+    free(s->angles);
     free(s->scores);
     free(s->head_toks);
     free(s->xq);
@@ -121,6 +141,7 @@ static tern_status scratch_reserve(struct cpu_device *d, int n_tokens) {
     s->gate = alloc64(n * (size_t)hp->n_ff * sizeof(float));
     s->up = alloc64(n * (size_t)hp->n_ff * sizeof(float));
     s->out = alloc64(n * (size_t)hp->n_embd * sizeof(float));
+    s->angles = malloc(n * (size_t)hp->n_rot * sizeof(float));
     s->scores =
         malloc((size_t)d->n_threads * (size_t)TERN_ATTN_SCRATCH(hp->head_dim, d->n_ctx - 1) * sizeof(float));
     s->head_toks = malloc(2 * n * sizeof(int));
@@ -130,7 +151,7 @@ static tern_status scratch_reserve(struct cpu_device *d, int n_tokens) {
     s->xq_p = alloc64(n * 2 * n_p);
     s->xq_t = malloc(n * nb * sizeof(float));
     if (!s->x || !s->q || !s->act_scale || !s->sum_q || !s->qh || !s->kh || !s->vh || !s->attn || !s->gate ||
-        !s->up || !s->out || !s->scores || !s->head_toks || !s->xq || !s->xq_p || !s->xq_t) {
+        !s->up || !s->out || !s->angles || !s->scores || !s->head_toks || !s->xq || !s->xq_p || !s->xq_t) {
         scratch_free(s);
         tern_log_error("cpu: out of memory for a batch of %d tokens", n_tokens);
         return TERN_ERR_NOMEM;
@@ -143,12 +164,9 @@ static tern_status scratch_reserve(struct cpu_device *d, int n_tokens) {
 }
 
 static void kv_free(struct cpu_device *d) {
-    if (d->kv)
-        for (int l = 0; l < d->layer_end - d->layer_begin; l++) {
-            free(d->kv[l].k);
-            free(d->kv[l].v);
-        }
+    free(d->kv_mem);
     free(d->kv);
+    d->kv_mem = NULL;
     d->kv = NULL;
 }
 
@@ -249,13 +267,9 @@ static tern_status shadow_build(struct cpu_device *d) {
         return TERN_OK;
     }
     /* 320 MiB for 2B-4T, written once: in 4 KiB pages its first-touch faults cost more than the
-     * build itself (1.5-2 s of a 2.1 s load, 2 threads); in transparent huge pages they vanish */
-    const size_t huge = (size_t)1 << 21, bytes = (shadow_bytes + huge - 1) / huge * huge;
-    d->shadow_blob = aligned_alloc(huge, bytes);
-#ifdef MADV_HUGEPAGE
-    if (d->shadow_blob)
-        (void)madvise(d->shadow_blob, bytes, MADV_HUGEPAGE);
-#endif
+     * build itself (1.5-2 s of a 2.1 s load, 2 threads) */
+    size_t bytes = shadow_bytes;
+    d->shadow_blob = alloc_huge(&bytes);
     if (!d->shadow_blob || !slot) {
         shadow_free(d);
         tern_log_error("cpu: out of memory for the certified head's shadow (%zu MiB)", shadow_bytes >> 20);
@@ -315,16 +329,19 @@ static tern_status cpu_load(void *ctx, const struct tern_model_view *model, int 
      * whole block */
     const size_t kv_elems =
         (size_t)n_seq * model->hp.n_head_kv * (size_t)tern_k_elems(n_ctx, model->hp.head_dim);
+    const size_t half = (kv_elems * sizeof(uint16_t) + 63) / 64 * 64; /* one layer's K, or its V */
+    size_t kv_bytes = 2 * half * (size_t)n_layers;
     d->kv = calloc((size_t)(n_layers > 0 ? n_layers : 1), sizeof *d->kv);
-    for (int l = 0; d->kv && l < n_layers; l++) {
-        d->kv[l].k = alloc64(kv_elems * sizeof(uint16_t));
-        d->kv[l].v = alloc64(kv_elems * sizeof(uint16_t));
-        if (!d->kv[l].k || !d->kv[l].v)
-            kv_free(d);
-    }
-    if (!d->kv) {
-        tern_log_error("cpu: out of memory for the KV cache (%d sequences of %d positions)", n_seq, n_ctx);
+    d->kv_mem = d->kv && n_layers > 0 ? alloc_huge(&kv_bytes) : NULL;
+    if (!d->kv || (n_layers > 0 && !d->kv_mem)) {
+        kv_free(d);
+        tern_log_error("cpu: out of memory for the KV cache (%d sequences of %d positions, %zu MiB)", n_seq,
+                       n_ctx, kv_bytes >> 20);
         return TERN_ERR_NOMEM;
+    }
+    for (int l = 0; l < n_layers; l++) {
+        d->kv[l].k = (uint16_t *)((uint8_t *)d->kv_mem + 2 * (size_t)l * half);
+        d->kv[l].v = (uint16_t *)((uint8_t *)d->kv_mem + (2 * (size_t)l + 1) * half);
     }
     if ((parts & TERN_PART_HEAD) && (parts & TERN_PART_HEAD_CERT)) {
         tern_status st = shadow_build(d);
@@ -473,6 +490,7 @@ static void bitlinear(struct cpu_device *d, float *const *ys, const struct tern_
  * writes ride along with the stages around them, so a layer is 9 pool calls (4 of them the
  * products; a decode step's attention and sub-norm make it 10) and nothing runs on the caller alone. */
 enum stage {
+    STAGE_ANGLES,        /* the token's RoPE angles, once for every layer of the call */
     STAGE_ATTN_NORM,     /* (the previous layer's FFN residual,) the norm, quantized for q/k/v */
     STAGE_ROPE,          /* RoPE, then the token's K and V into the cache */
     STAGE_ATTN,          /* a prompt's token: all its heads, then STAGE_ATTN_SUB_NORM */
@@ -559,22 +577,26 @@ static void token_task(void *arg, int64_t t, int thread) {
     const struct tern_batch *b = j->b;
     float *const scratch = s->scores + (size_t)thread * (size_t)TERN_ATTN_SCRATCH(hp->head_dim, d->n_ctx - 1);
     const struct tern_layer_weights *L = j->L;
+    const int half = hp->n_rot / 2;
     switch (j->stage) {
     case STAGE_ATTN_NORM:
         residual_norm(j, t, j->residual, L->attn_norm, &L->wq);
         break;
-    case STAGE_ROPE:
-        k->rope(s->qh + t * n_q, hp->n_head, hp->head_dim, hp->n_rot, b->pos[t], hp->rope_theta,
-                hp->rope_style);
-        k->rope(s->kh + t * n_kv, hp->n_head_kv, hp->head_dim, hp->n_rot, b->pos[t], hp->rope_theta,
-                hp->rope_style);
+    case STAGE_ANGLES:
+        tern_ref_rope_table(s->angles + t * hp->n_rot, s->angles + t * hp->n_rot + half, half, hp->n_rot,
+                            b->pos[t], hp->rope_theta);
+        break;
+    case STAGE_ROPE: {
+        const float *cs = s->angles + t * hp->n_rot, *sn = cs + half;
+        k->rope(s->qh + t * n_q, hp->n_head, hp->head_dim, hp->n_rot, cs, sn, hp->rope_style);
+        k->rope(s->kh + t * n_kv, hp->n_head_kv, hp->head_dim, hp->n_rot, cs, sn, hp->rope_style);
         for (int kvh = 0; kvh < hp->n_head_kv; kvh++) {
             const int64_t from = t * n_kv + (int64_t)kvh * hp->head_dim;
             k_store(k, j->kv->k + kv_at(d, b->seq[t], kvh, 0), b->pos[t], s->kh + from, hp->head_dim,
                     (uint16_t *)scratch);
             k->f16_row(j->kv->v + kv_at(d, b->seq[t], kvh, b->pos[t]), s->vh + from, hp->head_dim);
         }
-        break;
+    } break;
     case STAGE_ATTN_KV_HEAD: {
         const int64_t tok = t / hp->n_head_kv;
         attend_kv_head(d, j->kv, s->attn + tok * n_q, s->qh + tok * n_q, b->seq[tok],
@@ -672,12 +694,13 @@ static tern_status cpu_run_layers(void *ctx, float *hidden, const struct tern_ba
     st = scratch_reserve(d, b->n_tokens);
     if (st)
         return st;
+    if (layer_end == layer_begin)
+        return TERN_OK;
+    struct token_job tj = {d, NULL, NULL, hidden, b, 0, false};
+    per_token(&tj, STAGE_ANGLES, b->n_tokens);
     for (int il = layer_begin; il < layer_end; il++)
         run_layer(d, il, hidden, b, il > layer_begin);
-    if (layer_end > layer_begin) {
-        struct token_job tj = {d, NULL, NULL, hidden, b, 0, false};
-        per_token(&tj, STAGE_RESIDUAL, b->n_tokens);
-    }
+    per_token(&tj, STAGE_RESIDUAL, b->n_tokens);
     return TERN_OK;
 }
 

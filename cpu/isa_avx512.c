@@ -805,20 +805,15 @@ static void avx512_f16_row(uint16_t *dst, const float *x, int64_t n) {
     }
 }
 
-/* The angles depend only on the pair index, so they are computed once (by the reference's own
- * product sequence, hence bit-identical) and applied to every head with separate multiplies and a
- * subtract (no FMA), which makes the result bit-identical too. */
-enum { ROPE_MAX_PAIRS = 512 };
-
-static void avx512_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float theta,
+/* The reference's table applied to every head with separate multiplies and a subtract (no FMA), as
+ * the reference does: bit-identical. */
+static void avx512_rope(float *x, int n_head, int head_dim, int n_rot, const float *cs, const float *sn,
                         enum tern_rope_style style) {
     const int half = n_rot / 2;
-    if (half > ROPE_MAX_PAIRS || style != TERN_ROPE_NEOX || half % 16 != 0) {
-        tern_ref_rope(x, n_head, head_dim, n_rot, pos, theta, style);
+    if (style != TERN_ROPE_NEOX || half % 16 != 0) {
+        tern_ref_rope_apply(x, n_head, head_dim, n_rot, cs, sn, style);
         return;
     }
-    float cs[ROPE_MAX_PAIRS], sn[ROPE_MAX_PAIRS];
-    tern_ref_rope_table(cs, sn, half, n_rot, pos, theta);
     for (int h = 0; h < n_head; h++) {
         float *v = x + (int64_t)h * head_dim;
         for (int i = 0; i < half; i += 16) {

@@ -156,31 +156,6 @@ static void neon_matvec_tokens(float *const *out, const struct tern_tensor *t, c
 
 /* ---- float ops ---- */
 
-/* Angles computed once per pair index by the reference's product sequence, then the reference's own
- * expressions per head: bit-identical, without n_head-fold cos/sin calls. */
-enum { ROPE_MAX_PAIRS = 512 };
-
-static void neon_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float theta,
-                      enum tern_rope_style style) {
-    const int half = n_rot / 2;
-    if (half > ROPE_MAX_PAIRS) {
-        tern_ref_rope(x, n_head, head_dim, n_rot, pos, theta, style);
-        return;
-    }
-    float cs[ROPE_MAX_PAIRS], sn[ROPE_MAX_PAIRS];
-    tern_ref_rope_table(cs, sn, half, n_rot, pos, theta);
-    for (int h = 0; h < n_head; h++) {
-        float *v = x + (int64_t)h * head_dim;
-        for (int i = 0; i < half; i++) {
-            const int a = style == TERN_ROPE_NEOX ? i : 2 * i;
-            const int b = style == TERN_ROPE_NEOX ? i + half : 2 * i + 1;
-            const float x0 = v[a], x1 = v[b], c = cs[i], s = sn[i];
-            v[a] = x0 * c - x1 * s;
-            v[b] = x0 * s + x1 * c;
-        }
-    }
-}
-
 static void neon_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act) {
     if (act != TERN_FFN_RELU2) {
         tern_ref_ffn_act(out, gate, up, n, act);
@@ -204,7 +179,7 @@ const struct tern_cpu_kernels tern_cpu_kernels_neon = {
     .matvec = neon_matvec,
     .matvec_tokens = neon_matvec_tokens,
     .rmsnorm = tern_ref_rmsnorm,
-    .rope = neon_rope,
+    .rope = tern_ref_rope_apply,
     .attention = tern_ref_attention,
     .ffn_act = neon_ffn_act,
     .add_norm_quantize = tern_ref_add_norm_quantize, /* neon's rmsnorm is the reference's, its */

@@ -46,7 +46,8 @@ struct tern_cpu_kernels {
     void (*matvec_tokens)(float *const *out, const struct tern_tensor *t, const float *const *x, int n_tok,
                           int64_t row_begin, int64_t row_end);
     void (*rmsnorm)(float *out, const float *x, const float *w, int64_t n, float eps);
-    void (*rope)(float *x, int n_head, int head_dim, int n_rot, int pos, float theta,
+    /* see tern_ref_rope_apply: cs and sn are the position's n_rot / 2 angles (tern_ref_rope_table) */
+    void (*rope)(float *x, int n_head, int head_dim, int n_rot, const float *cs, const float *sn,
                  enum tern_rope_style style);
     /* see tern_ref_attention; scratch holds TERN_ATTN_SCRATCH(head_dim, pos) floats (more than the
      * reference needs: SIMD kernels take up to TERN_ATTN_GROUP query heads of a kv head at once) */

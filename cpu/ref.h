@@ -32,8 +32,14 @@ void tern_ref_rope(float *x, int n_head, int head_dim, int n_rot, int pos, float
 
 /* The RoPE angles of the reference for pairs 0..n_pairs-1 at position pos: cos and sin of
  * pos * theta^(-2i/n_rot), the power built by repeated products exactly as tern_ref_rope does, so
- * SIMD kernels that apply this table to every head stay bit-identical to the reference. */
+ * kernels that apply this table (tern_ref_rope_apply) are bit-identical to the reference. */
 void tern_ref_rope_table(float *cs, float *sn, int n_pairs, int n_rot, int pos, float theta);
+
+/* tern_ref_rope with the position's angles given (cs and sn from tern_ref_rope_table, n_rot / 2
+ * pairs): the same expressions, so the same bits. The CPU device computes a token's table once for
+ * all its layers' queries and keys. */
+void tern_ref_rope_apply(float *x, int n_head, int head_dim, int n_rot, const float *cs, const float *sn,
+                         enum tern_rope_style style);
 
 /* Causal attention of one query token at position pos over cached positions 0..pos.
  * q[n_head*head_dim]; k_cache/v_cache are f16, position p's n_head_kv*head_dim values at

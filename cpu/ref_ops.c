@@ -45,6 +45,21 @@ void tern_ref_rope_table(float *cs, float *sn, int n_pairs, int n_rot, int pos, 
     }
 }
 
+void tern_ref_rope_apply(float *x, int n_head, int head_dim, int n_rot, const float *cs, const float *sn,
+                         enum tern_rope_style style) {
+    const int half = n_rot / 2;
+    for (int h = 0; h < n_head; h++) {
+        float *v = x + (int64_t)h * head_dim;
+        for (int i = 0; i < half; i++) {
+            const int a = style == TERN_ROPE_NEOX ? i : 2 * i;
+            const int b = style == TERN_ROPE_NEOX ? i + half : 2 * i + 1;
+            const float x0 = v[a], x1 = v[b];
+            v[a] = x0 * cs[i] - x1 * sn[i];
+            v[b] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+
 void tern_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
                         int64_t kv_stride, int pos, int n_head, int n_head_kv, int head_dim, bool stream_kv,
                         float *scratch) {
