@@ -76,24 +76,23 @@ static int64_t round_up(int64_t x, int64_t m) {
 }
 
 /* Buffers the kernels stream through start on a cache line: with malloc's 16-byte alignment every
- * 64-byte activation load of the prefill tile was split across two lines. */
-static void *alloc64(size_t bytes) {
-    return aligned_alloc(64, (bytes + 63) / 64 * 64);
-}
-
-/* Big buffers written at run time (the KV cache, a built shadow head), in 2 MiB transparent huge
- * pages where the kernel gives them (THP "madvise" or "always"): in 4 KiB pages every first write
- * faults, and in this VM a fault costs microseconds. In the KV cache, whose kv heads' positions fill
- * a page at a time, that cost a decode step of 4 sequences (2B-4T) ~0.55 ms of its 26 (the RoPE
- * stage with its K/V writes: 33-39 us a layer, 13-15 in huge pages, as when committed beforehand).
- * *bytes is rounded up to whole huge pages. */
-static void *alloc_huge(size_t *bytes) {
+ * 64-byte activation load of the prefill tile was split across two lines. Those of 2 MiB or more
+ * (the KV cache, a built shadow head, a prompt's scratch) lie in 2 MiB transparent huge pages where
+ * the kernel gives them (THP "madvise" or "always"): in 4 KiB pages every first write faults, and in
+ * this VM a fault cost ~12 us (300 MiB written once: 0.93 s against 0.02-0.7 s in huge pages). The
+ * KV cache's kv heads take a new page every 16 positions, which cost a decode step of 4 sequences
+ * (2B-4T) ~0.55 ms of its 26 (the RoPE stage with its K/V writes: 33-39 us a layer, 13-15 in huge
+ * pages); and a process's first prompt of 651 tokens (`tern run`) ran at 237-248 t/s with its scratch
+ * in 4 KiB pages, 256-260 in huge pages (`tern bench`, whose warm-up faults its scratch in: 276-279). */
+static void *buf_alloc(size_t bytes) {
     const size_t huge = (size_t)1 << 21;
-    *bytes = (*bytes + huge - 1) / huge * huge;
-    void *p = aligned_alloc(huge, *bytes);
+    if (bytes < huge)
+        return aligned_alloc(64, (bytes + 63) / 64 * 64);
+    bytes = (bytes + huge - 1) / huge * huge;
+    void *p = aligned_alloc(huge, bytes);
 #ifdef MADV_HUGEPAGE
     if (p)
-        (void)madvise(p, *bytes, MADV_HUGEPAGE);
+        (void)madvise(p, bytes, MADV_HUGEPAGE);
 #endif
     return p;
 }
@@ -130,17 +129,17 @@ static tern_status scratch_reserve(struct cpu_device *d, int n_tokens) {
     const size_t n_kv = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t widest = (size_t)(hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd);
     const size_t widest_q = (size_t)round_up((int64_t)(widest > n_q ? widest : n_q), 128);
-    s->x = alloc64(n * widest_q * sizeof(float));
-    s->q = alloc64(n * widest_q);
-    s->act_scale = alloc64(n * sizeof(float));
-    s->sum_q = alloc64(n * sizeof(int32_t));
-    s->qh = alloc64(n * n_q * sizeof(float));
-    s->kh = alloc64(n * n_kv * sizeof(float));
-    s->vh = alloc64(n * n_kv * sizeof(float));
-    s->attn = alloc64(n * n_q * sizeof(float));
-    s->gate = alloc64(n * (size_t)hp->n_ff * sizeof(float));
-    s->up = alloc64(n * (size_t)hp->n_ff * sizeof(float));
-    s->out = alloc64(n * (size_t)hp->n_embd * sizeof(float));
+    s->x = buf_alloc(n * widest_q * sizeof(float));
+    s->q = buf_alloc(n * widest_q);
+    s->act_scale = buf_alloc(n * sizeof(float));
+    s->sum_q = buf_alloc(n * sizeof(int32_t));
+    s->qh = buf_alloc(n * n_q * sizeof(float));
+    s->kh = buf_alloc(n * n_kv * sizeof(float));
+    s->vh = buf_alloc(n * n_kv * sizeof(float));
+    s->attn = buf_alloc(n * n_q * sizeof(float));
+    s->gate = buf_alloc(n * (size_t)hp->n_ff * sizeof(float));
+    s->up = buf_alloc(n * (size_t)hp->n_ff * sizeof(float));
+    s->out = buf_alloc(n * (size_t)hp->n_embd * sizeof(float));
     s->angles = malloc(n * (size_t)hp->n_rot * sizeof(float));
     s->scores =
         malloc((size_t)d->n_threads * (size_t)TERN_ATTN_SCRATCH(hp->head_dim, d->n_ctx - 1) * sizeof(float));
@@ -148,7 +147,7 @@ static tern_status scratch_reserve(struct cpu_device *d, int n_tokens) {
     const size_t nb = (size_t)(hp->n_embd + TERN_HEAD_SHADOW_BLOCK - 1) / TERN_HEAD_SHADOW_BLOCK;
     const size_t n_p = nb * TERN_HEAD_SHADOW_BLOCK;
     s->xq = malloc(n * sizeof *s->xq);
-    s->xq_p = alloc64(n * 2 * n_p);
+    s->xq_p = buf_alloc(n * 2 * n_p);
     s->xq_t = malloc(n * nb * sizeof(float));
     if (!s->x || !s->q || !s->act_scale || !s->sum_q || !s->qh || !s->kh || !s->vh || !s->attn || !s->gate ||
         !s->up || !s->out || !s->angles || !s->scores || !s->head_toks || !s->xq || !s->xq_p || !s->xq_t) {
@@ -266,10 +265,9 @@ static tern_status shadow_build(struct cpu_device *d) {
             now_s() - t0);
         return TERN_OK;
     }
-    /* 320 MiB for 2B-4T, written once: in 4 KiB pages its first-touch faults cost more than the
-     * build itself (1.5-2 s of a 2.1 s load, 2 threads) */
-    size_t bytes = shadow_bytes;
-    d->shadow_blob = alloc_huge(&bytes);
+    /* 320 MiB for 2B-4T, written once, in huge pages (buf_alloc): in 4 KiB pages its first-touch
+     * faults cost more than the build itself (1.5-2 s of a 2.1 s load, 2 threads) */
+    d->shadow_blob = buf_alloc(shadow_bytes);
     if (!d->shadow_blob || !slot) {
         shadow_free(d);
         tern_log_error("cpu: out of memory for the certified head's shadow (%zu MiB)", shadow_bytes >> 20);
@@ -330,9 +328,9 @@ static tern_status cpu_load(void *ctx, const struct tern_model_view *model, int 
     const size_t kv_elems =
         (size_t)n_seq * model->hp.n_head_kv * (size_t)tern_k_elems(n_ctx, model->hp.head_dim);
     const size_t half = (kv_elems * sizeof(uint16_t) + 63) / 64 * 64; /* one layer's K, or its V */
-    size_t kv_bytes = 2 * half * (size_t)n_layers;
+    const size_t kv_bytes = 2 * half * (size_t)n_layers;
     d->kv = calloc((size_t)(n_layers > 0 ? n_layers : 1), sizeof *d->kv);
-    d->kv_mem = d->kv && n_layers > 0 ? alloc_huge(&kv_bytes) : NULL;
+    d->kv_mem = d->kv && n_layers > 0 ? buf_alloc(kv_bytes) : NULL;
     if (!d->kv || (n_layers > 0 && !d->kv_mem)) {
         kv_free(d);
         tern_log_error("cpu: out of memory for the KV cache (%d sequences of %d positions, %zu MiB)", n_seq,
