@@ -21,6 +21,9 @@ static const char serve_usage[] =
     "      --api-key KEY     require Authorization: Bearer KEY on /v1/ (default: none)\n"
     "      --chat-format F   bitnet, llama3 or falcon3 (default: chosen from the model)\n"
     "      --max-body N      largest request body in bytes (default 1048576)\n"
+    "      --no-prompt-cache evaluate every prompt whole; by default a slot keeps its last request's\n"
+    "                        tokens and a prompt that begins with them (a chat resending its\n"
+    "                        conversation) evaluates only the rest, with the same output\n"
     "      --pre NAME        override the pre-tokenizer (llama-bpe, default, falcon3)\n"
     "  -t, --threads N       CPU threads (default: physical cores)\n"
     "  -h, --help            this help\n"
@@ -32,6 +35,7 @@ struct serve_opts {
     const char *host, *api_key;
     struct cli_session s;
     long long port, parallel, queue, max_body;
+    bool no_prompt_cache;
 };
 
 static int parse(int argc, char **argv, struct serve_opts *o) {
@@ -59,6 +63,8 @@ static int parse(int argc, char **argv, struct serve_opts *o) {
         } else if (!strcmp(a, "--queue")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1 << 16, &o->queue))
                 return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--no-prompt-cache")) {
+            o->no_prompt_cache = true;
         } else if (!strcmp(a, "--max-body")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1024, 1 << 30, &o->max_body))
                 return CLI_EXIT_USAGE;
@@ -139,12 +145,14 @@ int cli_serve(int argc, char **argv) {
         rc = cli_session_exit(st);
         goto done;
     }
-    st = tern_engine_create(sess, tok, (int)(o.queue >= 0 ? o.queue : 4 * o.parallel), &engine);
+    st = tern_engine_create(sess, tok, (int)(o.queue >= 0 ? o.queue : 4 * o.parallel), !o.no_prompt_cache,
+                            &engine);
     if (st)
         goto done;
     tern_server_ready(srv, engine, tok, format, spar.n_ctx);
-    tern_log_info("ready: %s on %s, %lld slots of %d positions, chat format %s", sp.model_id,
-                  tern_session_device_name(sess), o.parallel, spar.n_ctx, tern_chat_format_name(format));
+    tern_log_info("ready: %s on %s, %lld slots of %d positions, chat format %s, prompt cache %s", sp.model_id,
+                  tern_session_device_name(sess), o.parallel, spar.n_ctx, tern_chat_format_name(format),
+                  o.no_prompt_cache ? "off" : "on");
     int sig = 0;
     sigwait(&stop_signals, &sig);
     tern_log_info("%s: ending the requests in flight", sig == SIGINT ? "SIGINT" : "SIGTERM");

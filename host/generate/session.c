@@ -168,9 +168,12 @@ void tern_session_reset(tern_session *s) {
 void tern_session_set_head_request(tern_session *s, const struct tern_head_request *req) {
     s->head_req = req;
 }
-void tern_session_seq_reset(tern_session *s, int seq) {
+const int32_t *tern_session_seq_tokens(const tern_session *s, int seq) {
+    return seq >= 0 && seq < s->n_seq ? s->tokens[seq] : NULL;
+}
+void tern_session_seq_keep(tern_session *s, int seq, int n) {
     if (seq >= 0 && seq < s->n_seq)
-        s->pos[seq] = 0;
+        s->pos[seq] = n < 0 ? 0 : n < s->pos[seq] ? n : s->pos[seq];
 }
 
 static tern_status reserve_batch(tern_session *s, int n) {

@@ -52,8 +52,14 @@ tern_status tern_session_eval_batch(tern_session *s, const int32_t *tokens, cons
 void tern_session_set_head_request(tern_session *s, const struct tern_head_request *req);
 /* Forget all positions of every sequence (the KV cache is overwritten from position 0). */
 void tern_session_reset(tern_session *s);
-/* Forget the positions of one sequence. */
-void tern_session_seq_reset(tern_session *s, int seq);
+/* The tokens sequence seq evaluated, at positions [0, tern_session_seq_pos): what its KV cache
+ * holds. NULL for a sequence that does not exist. */
+const int32_t *tern_session_seq_tokens(const tern_session *s, int seq);
+/* Keep the first n positions of sequence seq (n is clamped to [0, its position]; 0 forgets them
+ * all): its next token goes to position n, and the KV cache below n is used as it is. Since a
+ * token's K and V are the same bits however it was batched, evaluating the rest after keeping a
+ * prefix gives the bits evaluating everything would. */
+void tern_session_seq_keep(tern_session *s, int seq, int n);
 
 /* Check a device spec's syntax: auto | cpu | cl | cl:N | cl:NAME, or a list of the last four
  * joined by ',' or '+'. False (one line logged) when it is malformed. */

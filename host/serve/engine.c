@@ -4,6 +4,7 @@
 #include "engine.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,7 +31,8 @@ struct tern_job {
     int completion_tokens;
     struct tern_job *next; /* in the queue */
     /* the loop thread's */
-    int fed;      /* prompt tokens evaluated so far */
+    int fed;      /* prompt tokens evaluated so far, or found in the slot's cache */
+    int cached;   /* prompt tokens found in the slot's cache */
     int32_t last; /* the sampled token the next step evaluates */
     tern_sampler *smp;
     struct tern_detok dt;
@@ -41,6 +43,9 @@ struct tern_engine {
     const tern_tokenizer *tok;
     int n_slots, queue_max, n_queued, n_vocab, n_ctx;
     tern_job **slots;
+    bool reuse_prefix;   /* a slot's cached tokens serve the next prompt that begins with them */
+    uint64_t *last_used; /* [n_slots] when each slot last took a request, in admissions */
+    uint64_t clock;
     tern_job *queue_head, *queue_tail;
     pthread_mutex_t mu;
     pthread_cond_t work;    /* the loop waits for requests */
@@ -136,12 +141,45 @@ static bool check_stop(tern_job *j) {
     return false;
 }
 
-/* Under the lock: give free slots to queued requests. */
-static void admit(tern_engine *e) {
-    for (int i = 0; i < e->n_slots && e->queue_head; i++) {
+/* The free slot for a prompt, and in *keep the positions of its cache the prompt can use (a
+ * prefix of the slot's cached tokens: an earlier request's prompt and reply). A slot whose reuse
+ * would discard no more cached tokens than it keeps (an empty slot, or a chat's next turn) is
+ * taken first, the longest prefix among them; otherwise the least recently used free slot, so a
+ * new conversation that shares only its first tokens with the others leaves their caches alone.
+ * At least the prompt's last token is evaluated again, for its logits. -1: no free slot. */
+static int pick_slot(const tern_engine *e, const tern_job *j, int *keep) {
+    int best = -1, best_keep = 0, lru = -1, lru_keep = 0;
+    for (int i = 0; i < e->n_slots; i++) {
         if (e->slots[i])
             continue;
+        const int pos = e->reuse_prefix ? tern_session_seq_pos(e->s, i) : 0;
+        const int32_t *cached = tern_session_seq_tokens(e->s, i);
+        const int m = pos < j->n_prompt - 1 ? pos : j->n_prompt - 1;
+        int n = 0;
+        while (n < m && cached[n] == j->prompt[n])
+            n++;
+        if (2 * n >= pos &&
+            (best < 0 || n > best_keep || (n == best_keep && e->last_used[i] < e->last_used[best]))) {
+            best = i;
+            best_keep = n;
+        }
+        if (lru < 0 || e->last_used[i] < e->last_used[lru]) {
+            lru = i;
+            lru_keep = n;
+        }
+    }
+    *keep = best >= 0 ? best_keep : lru_keep;
+    return best >= 0 ? best : lru;
+}
+
+/* Under the lock: give free slots to queued requests. */
+static void admit(tern_engine *e) {
+    while (e->queue_head) {
         tern_job *j = e->queue_head;
+        int keep;
+        const int i = pick_slot(e, j, &keep);
+        if (i < 0)
+            return;
         e->queue_head = j->next;
         if (!e->queue_head)
             e->queue_tail = NULL;
@@ -152,13 +190,14 @@ static void admit(tern_engine *e) {
         if (j->cancelled || st) {
             finish(j, j->cancelled ? TERN_FINISH_CANCELLED : TERN_FINISH_ERROR);
             let_go(j);
-            i--;
             continue;
         }
         for (int t = 0; t < j->n_prompt; t++)
             tern_sampler_accept(j->smp, j->prompt[t]);
         tern_detok_init(&j->dt, e->tok);
-        tern_session_seq_reset(e->s, i);
+        tern_session_seq_keep(e->s, i, keep);
+        j->fed = j->cached = keep;
+        e->last_used[i] = ++e->clock;
         e->slots[i] = j;
     }
 }
@@ -296,7 +335,8 @@ static void *loop(void *arg) {
     return NULL;
 }
 
-tern_status tern_engine_create(tern_session *s, const tern_tokenizer *tok, int queue_max, tern_engine **out) {
+tern_status tern_engine_create(tern_session *s, const tern_tokenizer *tok, int queue_max, bool reuse_prefix,
+                               tern_engine **out) {
     *out = NULL;
     tern_engine *e = calloc(1, sizeof *e);
     if (!e) {
@@ -307,10 +347,12 @@ tern_status tern_engine_create(tern_session *s, const tern_tokenizer *tok, int q
     e->tok = tok;
     e->n_slots = tern_session_n_seq(s);
     e->queue_max = queue_max;
+    e->reuse_prefix = reuse_prefix;
     e->n_vocab = tern_tokenizer_n_vocab(tok);
     e->n_ctx = tern_session_n_ctx(s);
     const size_t batch = (size_t)e->n_slots * PROMPT_CHUNK;
     e->slots = calloc((size_t)e->n_slots, sizeof *e->slots);
+    e->last_used = calloc((size_t)e->n_slots, sizeof *e->last_used);
     e->tokens = malloc(batch * sizeof *e->tokens);
     e->seq = malloc(batch * sizeof *e->seq);
     e->out = malloc((size_t)e->n_slots * sizeof *e->out);
@@ -324,8 +366,8 @@ tern_status tern_engine_create(tern_session *s, const tern_tokenizer *tok, int q
     pthread_cond_init(&e->work, NULL);
     pthread_cond_init(&e->changed, NULL);
     e->running = true;
-    if (!e->slots || !e->tokens || !e->seq || !e->out || !e->owner || !e->req || !e->reqs || !e->logits ||
-        !e->piece) {
+    if (!e->slots || !e->last_used || !e->tokens || !e->seq || !e->out || !e->owner || !e->req || !e->reqs ||
+        !e->logits || !e->piece) {
         tern_log_error("out of memory for the serving engine");
         tern_engine_free(e);
         return TERN_ERR_NOMEM;
@@ -356,6 +398,7 @@ void tern_engine_free(tern_engine *e) {
         return;
     tern_engine_stop(e);
     free(e->slots);
+    free(e->last_used);
     free(e->tokens);
     free(e->seq);
     free(e->out);
@@ -460,8 +503,9 @@ enum tern_finish tern_job_finish(const tern_job *j) {
     return j->finish;
 }
 
-void tern_job_usage(const tern_job *j, int *prompt_tokens, int *completion_tokens) {
+void tern_job_usage(const tern_job *j, int *prompt_tokens, int *completion_tokens, int *cached_tokens) {
     *prompt_tokens = j->n_prompt;
+    *cached_tokens = j->cached;
     *completion_tokens = j->completion_tokens;
 }
 

@@ -37,8 +37,12 @@ typedef struct tern_engine tern_engine;
 typedef struct tern_job tern_job;
 
 /* The engine over session s (its n_seq slots), tokenizer tok; at most queue_max requests wait for
- * a slot. Starts the loop thread. */
-tern_status tern_engine_create(tern_session *s, const tern_tokenizer *tok, int queue_max, tern_engine **out);
+ * a slot. With reuse_prefix, a slot keeps what its last request evaluated, and a new prompt that
+ * begins with those tokens (a chat's next turn resends the conversation) takes that slot and
+ * evaluates only the rest: the same bits as evaluating all of it (tern_session_seq_keep). Starts
+ * the loop thread. */
+tern_status tern_engine_create(tern_session *s, const tern_tokenizer *tok, int queue_max, bool reuse_prefix,
+                               tern_engine **out);
 /* Ends every request (finish reason cancelled: their owners wake up) and stops the loop thread;
  * new submissions are refused. */
 void tern_engine_stop(tern_engine *e);
@@ -58,7 +62,9 @@ bool tern_job_next(tern_job *j, char **buf, size_t *cap, size_t *len);
 void tern_job_cancel(tern_job *j);
 /* The outcome, once tern_job_next returned false. */
 enum tern_finish tern_job_finish(const tern_job *j);
-void tern_job_usage(const tern_job *j, int *prompt_tokens, int *completion_tokens);
+/* Prompt tokens (cached_tokens of them found in the slot's cache, not evaluated again) and
+ * generated tokens. */
+void tern_job_usage(const tern_job *j, int *prompt_tokens, int *completion_tokens, int *cached_tokens);
 /* The owner is done with the job (after it finished or was cancelled). */
 void tern_job_free(tern_job *j);
 

@@ -33,6 +33,8 @@ struct tern_server {
 
 enum kind { COMPLETION, CHAT };
 
+struct conn;
+
 /* One streamed reply: server-sent events produced as the engine emits text. */
 struct stream {
     tern_server *srv;
@@ -46,7 +48,7 @@ struct stream {
     size_t text_cap, text_len, sent;
     char *out; /* pending event bytes */
     size_t out_len, out_off;
-    int *tokens_log; /* where the connection's log line reads the token count */
+    struct conn *conn; /* whose log line reads the token counts */
 };
 
 /* Per connection (one request): the body, and what the log line says. */
@@ -57,8 +59,16 @@ struct conn {
     double t0;
     char method[8], path[64];
     int status;
-    int tokens;
+    int tokens, cached; /* prompt and generated tokens; prompt tokens found in the slot's cache */
 };
+
+/* The connection's log line counts the job's tokens. */
+static void log_usage(struct conn *cs, const tern_job *j) {
+    int p, c, k;
+    tern_job_usage(j, &p, &c, &k);
+    cs->tokens = p + c;
+    cs->cached = k;
+}
 
 static double now_s(void) {
     return tern_time_s();
@@ -324,9 +334,10 @@ static bool parse_request(tern_server *srv, struct MHD_Connection *c, struct con
 /* ---------------------------------------------------------------- replies */
 
 static json_t *usage_object(const tern_job *j) {
-    int p, c;
-    tern_job_usage(j, &p, &c);
-    return json_pack("{s:i,s:i,s:i}", "prompt_tokens", p, "completion_tokens", c, "total_tokens", p + c);
+    int p, c, k;
+    tern_job_usage(j, &p, &c, &k);
+    return json_pack("{s:i,s:i,s:i,s:{s:i}}", "prompt_tokens", p, "completion_tokens", c, "total_tokens",
+                     p + c, "prompt_tokens_details", "cached_tokens", k);
 }
 
 static const char *finish_reason(const tern_job *j) {
@@ -419,9 +430,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     struct stream *s = cls;
     if (s->out_off == s->out_len) {
         if (!next_event(s)) {
-            int p, c;
-            tern_job_usage(s->job, &p, &c);
-            *s->tokens_log = p + c;
+            log_usage(s->conn, s->job);
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
     }
@@ -457,9 +466,7 @@ static enum MHD_Result reply_whole(tern_server *srv, struct MHD_Connection *c, s
         json_pack("{s:s,s:s,s:I,s:s,s:[o],s:o}", "id", sid, "object",
                   kind == CHAT ? "chat.completion" : "text_completion", "created", (json_int_t)time(NULL),
                   "model", srv->model_id, "choices", choice, "usage", usage_object(job));
-    int p, n;
-    tern_job_usage(job, &p, &n);
-    cs->tokens = p + n;
+    log_usage(cs, job);
     free(text);
     tern_job_free(job);
     return send_json(c, cs, 200, body);
@@ -506,7 +513,7 @@ static enum MHD_Result generate(tern_server *srv, struct MHD_Connection *c, stru
                          .id = id,
                          .created = (long)time(NULL),
                          .usage = g.usage,
-                         .tokens_log = &cs->tokens};
+                         .conn = cs};
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-cache");
     ret = MHD_queue_response(c, 200, r);
@@ -594,7 +601,10 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     struct conn *cs = *con_cls;
     if (!cs)
         return;
-    tern_log_info("%s %s %d %d tokens %.3f s%s", cs->method, cs->path, cs->status, cs->tokens,
+    char cached[40] = "";
+    if (cs->cached)
+        snprintf(cached, sizeof cached, " (%d cached)", cs->cached);
+    tern_log_info("%s %s %d %d tokens%s %.3f s%s", cs->method, cs->path, cs->status, cs->tokens, cached,
                   now_s() - cs->t0, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client gone)");
     free(cs->body);
     free(cs);

@@ -81,7 +81,7 @@ const prompts = ['The capital of France is', 'Once upon a time', '1, 2, 3, 4,', 
 
 async function main() {
   // ---------------------------------------------------------------- the client library
-  let srv = await startServer(['--parallel', '4']);
+  let srv = await startServer(['--parallel', '4', '-c', '512']);
   const ai = client(srv);
   const models = await ai.models.list();
   check(models.data.length === 1 && models.data[0].id === modelId, 'models_list', JSON.stringify(models.data));
@@ -126,10 +126,25 @@ async function main() {
   for await (const ch of sstream) stext += ch.choices[0]?.text ?? '';
   check(stext === stopped.choices[0].text, 'stop_string_streamed', JSON.stringify(stext));
 
+  // ---------------------------------------------------------------- the prompt cache
+  // A prompt that begins with what a slot evaluated (its last prompt and reply) evaluates only the
+  // rest, with the same output as evaluating all of it.
+  const p1 = prompts[0] + want + ' and';
+  const c1 = await ai.completions.create({ model: modelId, prompt: p1, max_tokens: 12, temperature: 0 });
+  const cached1 = c1.usage.prompt_tokens_details?.cached_tokens;
+  check(cached1 >= c.usage.prompt_tokens - 1 && cached1 < c1.usage.prompt_tokens && c1.choices[0].text === ternRun(p1, 12),
+        'prompt_cache_completion', `${cached1} of ${c1.usage.prompt_tokens} prompt tokens cached; ${JSON.stringify(c1.choices[0].text)}`);
+  const turn2 = [...msgs, { role: 'assistant', content: whole.choices[0].message.content }, { role: 'user', content: 'And again?' }];
+  const chat2 = await ai.chat.completions.create({ model: modelId, messages: turn2, max_tokens: 12, temperature: 0 });
+  const cached2 = chat2.usage.prompt_tokens_details?.cached_tokens;
+  check(cached2 >= whole.usage.prompt_tokens - 1 && cached2 < chat2.usage.prompt_tokens, 'prompt_cache_chat_turn',
+        `${cached2} of ${chat2.usage.prompt_tokens} prompt tokens cached (turn 1: ${whole.usage.prompt_tokens})`);
+  check(/\(\d+ cached\)/.test(srv.log()), 'prompt_cache_logged', srv.log());
+
   // ---------------------------------------------------------------- concurrency
   const alone = prompts.map((p) => ternRun(p, 12));
   for (const parallel of ['4', '8']) {
-    if (parallel === '8') { await srv.stop(); srv = await startServer(['--parallel', '8']); }
+    if (parallel === '8') { await srv.stop(); srv = await startServer(['--parallel', '8', '-c', '1024', '--no-prompt-cache']); }
     const ai2 = client(srv);
     const t0 = Date.now();
     const got = await Promise.all(prompts.map((p) =>
@@ -139,6 +154,11 @@ async function main() {
           got.map((r, i) => `${JSON.stringify(r.choices[0].text)} vs ${JSON.stringify(alone[i])}`).join('; '));
     console.log(`     8 requests with --parallel ${parallel}: ${Date.now() - t0} ms`);
   }
+  // the chat's second turn evaluated whole gives the reply it gave from the cache
+  const chat2whole = await client(srv).chat.completions.create({ model: modelId, messages: turn2, max_tokens: 12, temperature: 0 });
+  check(chat2whole.choices[0].message.content === chat2.choices[0].message.content &&
+        chat2whole.usage.prompt_tokens_details?.cached_tokens === 0, 'prompt_cache_same_output',
+        `${JSON.stringify(chat2whole.choices[0].message.content)} vs ${JSON.stringify(chat2.choices[0].message.content)} from the cache`);
   const r1 = await srv.stop();
   check(r1.code === 0, 'sigterm_exits_0', JSON.stringify(r1));
 
