@@ -164,6 +164,66 @@ static void filters_restrict_the_choice(void) {
     tern_sampler_free(s);
 }
 
+static int by_logit(const void *a, const void *b) {
+    const float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Without top-k only what top-p and min-p can keep is sorted (host/generate/sampler.c): the draws
+ * must still follow a reference that sorts the whole vocabulary, over spreads whose top-p mass
+ * needs few tokens or most of them. */
+static void whole_vocabulary_filters_match_a_full_sort(void) {
+    const struct {
+        float temp, top_p, min_p;
+        bool tail; /* one token, and 999 at -8 holding a quarter of the mass in e < 1/1024 each */
+    } cases[] = {{0.7f, 0.9f, 0.0f, false},   {1.5f, 0.99f, 0.0f, false}, {3.0f, 0.5f, 0.0f, false},
+                 {1.0f, 0.95f, 0.02f, false}, {1.0f, 1.0f, 0.05f, false}, {1.0f, 0.9f, 0.0f, true}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        float base[NV], sorted[NV];
+        fill_logits(base, 77 + c);
+        for (int i = 0; i < NV && cases[c].tail; i++)
+            base[i] = i == 0 ? 0.0f : -8.0f;
+        memcpy(sorted, base, sizeof sorted);
+        qsort(sorted, NV, sizeof *sorted, by_logit);
+        /* the reference chain: softmax, top-p, then min-p, over the sorted logits */
+        double sum = 0.0, q[NV];
+        for (int i = 0; i < NV; i++)
+            sum += q[i] = expf((sorted[i] - sorted[0]) / cases[c].temp);
+        int kept = NV;
+        double cum = 0.0;
+        for (int i = 0; i < NV && cases[c].top_p < 1.0f; i++) {
+            cum += (float)(q[i] / sum);
+            if (cum >= cases[c].top_p) {
+                kept = i + 1;
+                break;
+            }
+        }
+        int m = 1;
+        while (m < kept && (float)(q[m] / sum) >= (float)(q[0] / sum) * cases[c].min_p)
+            m++;
+        kept = cases[c].min_p > 0.0f ? m : kept;
+        double mass = 0.0;
+        for (int i = 0; i < kept; i++)
+            mass += q[i];
+        struct tern_sampler_params p = tern_sampler_default_params();
+        p.top_k = 0, p.top_p = cases[c].top_p, p.min_p = cases[c].min_p, p.temperature = cases[c].temp;
+        p.seed = 11 + c;
+        tern_sampler *s = make(p);
+        const int n = 20000;
+        int outside = 0, top = 0;
+        float l[NV];
+        for (int t = 0; t < n && s; t++) {
+            memcpy(l, base, sizeof l);
+            const int32_t id = draw(s, l);
+            outside += base[id] < sorted[kept - 1];
+            top += base[id] == sorted[0];
+        }
+        CHECK_INT(0, outside);
+        CHECK_FLOAT(q[0] / mass, top / (double)n, 0.02);
+        tern_sampler_free(s);
+    }
+}
+
 static void draws_follow_softmax(void) {
     float three[NV];
     for (int i = 0; i < NV; i++)
@@ -208,6 +268,7 @@ int main(void) {
     RUN(greedy_is_argmax);
     RUN(same_seed_same_tokens);
     RUN(filters_restrict_the_choice);
+    RUN(whole_vocabulary_filters_match_a_full_sort);
     RUN(draws_follow_softmax);
     RUN(repeat_penalty_demotes_recent_tokens);
     RUN(non_finite_logits_refused);

@@ -21,6 +21,7 @@ struct tern_sampler {
     struct tern_sampler_params p;
     int32_t n_vocab;
     struct candidate *cand; /* [n_vocab] */
+    float *weight;          /* [n_vocab] exp((logit - max) / T), sampling without top-k */
     struct tern_heap top;   /* top-k selection */
     int32_t *recent;        /* ring of the last repeat_last_n tokens */
     int32_t n_recent, recent_head;
@@ -71,9 +72,10 @@ tern_status tern_sampler_create(const struct tern_sampler_params *p, int32_t n_v
     s->n_vocab = n_vocab;
     s->top = tern_heap_create(sizeof(struct candidate), worse);
     s->cand = malloc((size_t)n_vocab * sizeof *s->cand);
+    s->weight = malloc((size_t)n_vocab * sizeof *s->weight);
     s->recent = malloc((size_t)(p->repeat_last_n > 0 ? p->repeat_last_n : 1) * sizeof *s->recent);
     s->penalized = malloc((size_t)(p->repeat_last_n > 0 ? p->repeat_last_n : 1) * sizeof *s->penalized);
-    if (!s->cand || !s->recent || !s->penalized) {
+    if (!s->cand || !s->weight || !s->recent || !s->penalized) {
         tern_sampler_free(s);
         return TERN_ERR_NOMEM;
     }
@@ -86,6 +88,7 @@ void tern_sampler_free(tern_sampler *s) {
     if (!s)
         return;
     free(s->cand);
+    free(s->weight);
     tern_heap_free(&s->top);
     free(s->recent);
     free(s->penalized);
@@ -188,23 +191,22 @@ static int32_t first_non_finite(const float *logits, int32_t n) {
     return i;
 }
 
-static int32_t sample(tern_sampler *s, float *logits) {
-    const int32_t n = s->n_vocab;
-    if (s->p.temperature <= 0.0f)
-        return argmax(logits, n);
-    struct candidate *c = s->cand;
-    int32_t m = s->p.top_k > 0 && s->p.top_k < n ? s->p.top_k : n;
-    tern_status st = select_top(s, logits, n, m);
-    if (st) /* out of memory: greedy is still a fair answer */
-        return argmax(logits, n);
-    /* softmax with temperature over the survivors (sorted, so c[0] has the largest logit) */
-    double sum = 0.0;
-    for (int32_t i = 0; i < m; i++) {
-        c[i].p = expf((c[i].logit - c[0].logit) / s->p.temperature);
-        sum += c[i].p;
-    }
+/* Draw from c[0..m) by their p. */
+static int32_t draw(tern_sampler *s, const struct candidate *c, int32_t m) {
+    double total = 0.0;
     for (int32_t i = 0; i < m; i++)
-        c[i].p = (float)(c[i].p / sum);
+        total += c[i].p;
+    double r = tern_rng_uniform(&s->rng) * total;
+    for (int32_t i = 0; i < m; i++) {
+        r -= c[i].p;
+        if (r < 0.0)
+            return c[i].id;
+    }
+    return c[m - 1].id;
+}
+
+/* top-p then min-p over c[0..m), sorted with probabilities p: how many stay. */
+static int32_t n_kept(const tern_sampler *s, const struct candidate *c, int32_t m) {
     if (s->p.top_p < 1.0f) {
         double cum = 0.0;
         for (int32_t i = 0; i < m; i++) {
@@ -222,16 +224,74 @@ static int32_t sample(tern_sampler *s, float *logits) {
             keep++;
         m = keep;
     }
-    double total = 0.0;
-    for (int32_t i = 0; i < m; i++)
-        total += c[i].p;
-    double r = tern_rng_uniform(&s->rng) * total;
-    for (int32_t i = 0; i < m; i++) {
-        r -= c[i].p;
-        if (r < 0.0)
-            return c[i].id;
+    return m;
+}
+
+/* Sampling over the whole vocabulary (no top-k). Sorting 128k candidates cost ~25 ms a token (a
+ * 2B-4T decode step is ~20), so only what the filters can keep is sorted: the tokens above a
+ * cutoff on exp((l - max) / T), lowered until they hold the top-p mass, or above the min-p floor.
+ * Without either filter no order matters and the draw walks the ids. */
+static int32_t sample_all(tern_sampler *s, const float *logits) {
+    const int32_t n = s->n_vocab;
+    struct candidate *c = s->cand;
+    const float l0 = logits[argmax(logits, n)];
+    float *e = s->weight;
+    double sum = 0.0;
+    for (int32_t i = 0; i < n; i++) {
+        e[i] = expf((logits[i] - l0) / s->p.temperature);
+        sum += e[i];
     }
-    return c[m - 1].id;
+    if (s->p.top_p >= 1.0f && s->p.min_p <= 0.0f) {
+        double r = tern_rng_uniform(&s->rng) * sum;
+        for (int32_t i = 0; i < n; i++) {
+            r -= e[i];
+            if (r < 0.0)
+                return i;
+        }
+        return argmax(logits, n);
+    }
+    /* the min-p floor is p_0 x min_p with p_0 = 1 / sum: tokens below min_p / 2 in e never stay */
+    float cutoff = s->p.min_p > 0.0f ? s->p.min_p * 0.5f : 1.0f / 1024;
+    for (;;) {
+        int32_t m = 0;
+        double held = 0.0;
+        for (int32_t i = 0; i < n; i++)
+            if (e[i] >= cutoff) {
+                c[m++] = (struct candidate){.id = i, .logit = logits[i], .p = (float)(e[i] / sum)};
+                held += e[i];
+            }
+        /* enough when the survivors hold the top-p mass (with a margin for rounding), or when a
+         * min-p floor is set: every token it keeps is among them, and the chain cuts there */
+        const bool enough =
+            cutoff == 0.0f || s->p.min_p > 0.0f || (s->p.top_p < 1.0f && held >= (s->p.top_p + 1e-6) * sum);
+        if (enough) {
+            qsort(c, (size_t)m, sizeof *c, by_logit_desc);
+            return draw(s, c, n_kept(s, c, m));
+        }
+        cutoff = cutoff > 1e-30f ? cutoff / 256 : 0.0f;
+    }
+}
+
+static int32_t sample(tern_sampler *s, float *logits) {
+    const int32_t n = s->n_vocab;
+    if (s->p.temperature <= 0.0f)
+        return argmax(logits, n);
+    if (s->p.top_k <= 0 || s->p.top_k >= n)
+        return sample_all(s, logits);
+    struct candidate *c = s->cand;
+    const int32_t k = s->p.top_k;
+    tern_status st = select_top(s, logits, n, k);
+    if (st) /* out of memory: greedy is still a fair answer */
+        return argmax(logits, n);
+    /* softmax with temperature over the survivors (sorted, so c[0] has the largest logit) */
+    double sum = 0.0;
+    for (int32_t i = 0; i < k; i++) {
+        c[i].p = expf((c[i].logit - c[0].logit) / s->p.temperature);
+        sum += c[i].p;
+    }
+    for (int32_t i = 0; i < k; i++)
+        c[i].p = (float)(c[i].p / sum);
+    return draw(s, c, n_kept(s, c, k));
 }
 
 tern_status tern_sampler_sample(tern_sampler *s, float *logits, int32_t *id) {
