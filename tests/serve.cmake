@@ -1,10 +1,10 @@
 # tern serve end to end (tests/serve/openai_test.mjs): the official OpenAI client library (npm
 # `openai`, pinned, installed once into <build>/npm-openai) for chat, completions, streaming, stop
-# strings and usage; the prompt cache (a continued prompt and a chat's next turn reuse a slot's
-# tokens, with the reply of the whole prompt evaluated); 8 concurrent clients against --parallel 4
-# and 8, each equal to the request sent alone and to `tern run`; a corpus of bad requests after
-# which the server still answers; queueing (503 when full), the API key, a client leaving
-# mid-stream, and SIGTERM.
+# strings and usage; llama-server's top_k, and the sampling flags as a request's defaults; the
+# prompt cache (a continued prompt and a chat's next turn reuse a slot's tokens, with the reply of
+# the whole prompt evaluated); 8 concurrent clients against --parallel 4 and 8, each equal to the
+# request sent alone and to `tern run`; a corpus of bad requests after which the server still
+# answers; queueing (503 when full), the API key, a client leaving mid-stream, and SIGTERM.
 find_program(TERN_NODE node)
 find_program(TERN_NPM npm)
 if(TARGET tern)

@@ -29,6 +29,7 @@ static const char serve_usage[] =
     "  -h, --help            this help\n"
     "\n"
     "Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health.\n"
+    "The sampling flags below are the defaults for the fields a request leaves out.\n"
     "SIGINT or SIGTERM ends the requests in flight and exits.\n";
 
 struct serve_opts {
@@ -36,6 +37,7 @@ struct serve_opts {
     struct cli_session s;
     long long port, parallel, queue, max_body;
     bool no_prompt_cache;
+    struct tern_sampler_params sp; /* for what a request leaves out */
 };
 
 static int parse(int argc, char **argv, struct serve_opts *o) {
@@ -81,12 +83,13 @@ static int parse(int argc, char **argv, struct serve_opts *o) {
 }
 
 int cli_serve(int argc, char **argv) {
-    struct serve_opts o = {.s = {.usage = serve_usage, .chat = true},
+    struct serve_opts o = {.sp = tern_sampler_default_params(),
                            .host = "127.0.0.1",
                            .port = 8080,
                            .parallel = 4,
                            .queue = -1,
                            .max_body = 1 << 20};
+    o.s = (struct cli_session){.usage = serve_usage, .chat = true, .sp = &o.sp};
     int rc = parse(argc, argv, &o);
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
@@ -110,7 +113,9 @@ int cli_serve(int argc, char **argv) {
                                           .port = (int)o.port,
                                           .api_key = o.api_key,
                                           .model_id = slash ? slash + 1 : o.s.model,
-                                          .max_body = (size_t)o.max_body};
+                                          .max_body = (size_t)o.max_body,
+                                          .sampling = o.sp,
+                                          .seed_set = o.s.seed_set};
     tern_server *srv = NULL;
     tern_model *model = NULL;
     tern_tokenizer *tok = NULL;

@@ -141,14 +141,15 @@ static bool check_stop(tern_job *j) {
     return false;
 }
 
-/* The free slot for a prompt, and in *keep the positions of its cache the prompt can use (a
- * prefix of the slot's cached tokens: an earlier request's prompt and reply). A slot whose reuse
- * would discard no more cached tokens than it keeps (an empty slot, or a chat's next turn) is
- * taken first, the longest prefix among them; otherwise the least recently used free slot, so a
- * new conversation that shares only its first tokens with the others leaves their caches alone.
- * At least the prompt's last token is evaluated again, for its logits. -1: no free slot. */
+/* The free slot for a prompt, and in *keep the positions of its cache the prompt can use: a
+ * prefix of the slot's cached tokens (an earlier request's prompt and reply). The slot that saves
+ * the most work wins: the tokens the prompt reuses, less a quarter of the cached tokens it
+ * discards (they may serve that slot's conversation later), so an empty slot (0) beats a cache
+ * that shares only its first tokens, and the least recently used slot among equals. At least the
+ * prompt's last token is evaluated again, for its logits. -1: no free slot. */
 static int pick_slot(const tern_engine *e, const tern_job *j, int *keep) {
-    int best = -1, best_keep = 0, lru = -1, lru_keep = 0;
+    int best = -1, best_score = 0;
+    *keep = 0;
     for (int i = 0; i < e->n_slots; i++) {
         if (e->slots[i])
             continue;
@@ -158,18 +159,14 @@ static int pick_slot(const tern_engine *e, const tern_job *j, int *keep) {
         int n = 0;
         while (n < m && cached[n] == j->prompt[n])
             n++;
-        if (2 * n >= pos &&
-            (best < 0 || n > best_keep || (n == best_keep && e->last_used[i] < e->last_used[best]))) {
+        const int score = 4 * n - (pos - n); /* 4 x (reused - discarded / 4) */
+        if (best < 0 || score > best_score || (score == best_score && e->last_used[i] < e->last_used[best])) {
             best = i;
-            best_keep = n;
-        }
-        if (lru < 0 || e->last_used[i] < e->last_used[lru]) {
-            lru = i;
-            lru_keep = n;
+            best_score = score;
+            *keep = n;
         }
     }
-    *keep = best >= 0 ? best_keep : lru_keep;
-    return best >= 0 ? best : lru;
+    return best;
 }
 
 /* Under the lock: give free slots to queued requests. */

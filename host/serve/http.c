@@ -256,24 +256,39 @@ static bool parse_request(tern_server *srv, struct MHD_Connection *c, struct con
         return false;
     }
     struct tern_sampler_params *sp = &g->req.sampling;
-    *sp = tern_sampler_default_params();
-    sp->temperature = 1.0f;
-    sp->top_k = 0;
-    sp->top_p = 1.0f;
-    sp->min_p = 0.0f;
-    sp->seed = (uint64_t)time(NULL) ^ (uint64_t)atomic_load(&srv->next_id) * 0x9e3779b97f4a7c15ULL;
+    *sp = srv->p.sampling;
+    if (!srv->p.seed_set)
+        sp->seed = (uint64_t)time(NULL) ^ (uint64_t)atomic_load(&srv->next_id) * 0x9e3779b97f4a7c15ULL;
     g->req.max_tokens = kind == COMPLETION ? 16 : -1;
     bool bad = false;
     double v;
     const char *param = NULL;
-    if (get_number(body, "temperature", 0, 2, &v, &bad))
-        sp->temperature = (float)v;
-    else if (bad)
-        param = "temperature";
-    if (!param && get_number(body, "top_p", 0, 1, &v, &bad))
-        sp->top_p = v > 0 ? (float)v : 1e-6f;
-    else if (!param && bad)
-        param = "top_p";
+    /* OpenAI's fields, then llama-server's (top_k, min_p, repeat_penalty, repeat_last_n) */
+    const struct {
+        const char *key;
+        double lo, hi;
+        float *real;
+        int32_t *integer;
+    } fields[] = {{"temperature", 0, 2, &sp->temperature, NULL},
+                  {"top_p", 0, 1, &sp->top_p, NULL},
+                  {"top_k", 0, 1 << 30, NULL, &sp->top_k},
+                  {"min_p", 0, 1, &sp->min_p, NULL},
+                  {"repeat_penalty", 0.01, 100, &sp->repeat_penalty, NULL},
+                  {"repeat_last_n", 0, 1 << 20, NULL, &sp->repeat_last_n}};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields && !param; i++) {
+        if (get_number(body, fields[i].key, fields[i].lo, fields[i].hi, &v, &bad)) {
+            if (!fields[i].integer)
+                *fields[i].real = (float)v;
+            else if (json_is_integer(json_object_get(body, fields[i].key)))
+                *fields[i].integer = (int32_t)v;
+            else
+                bad = true;
+        }
+        if (bad)
+            param = fields[i].key;
+    }
+    if (sp->top_p < 1e-6f) /* top_p 0: the most likely token alone */
+        sp->top_p = 1e-6f;
     const json_t *mt = json_object_get(body, "max_completion_tokens");
     if (!mt || json_is_null(mt))
         mt = json_object_get(body, "max_tokens");

@@ -20,6 +20,8 @@ struct tern_server_params {
     const char *api_key; /* NULL: no authorization required */
     const char *model_id;
     size_t max_body; /* largest request body accepted (bytes) */
+    struct tern_sampler_params sampling; /* for the fields a request leaves out */
+    bool seed_set;                       /* else each request without a seed gets its own */
 };
 
 typedef struct tern_server tern_server;

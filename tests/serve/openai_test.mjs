@@ -126,6 +126,10 @@ async function main() {
   for await (const ch of sstream) stext += ch.choices[0]?.text ?? '';
   check(stext === stopped.choices[0].text, 'stop_string_streamed', JSON.stringify(stext));
 
+  // llama-server's sampling fields: top_k 1 keeps only the most likely token, whatever the temperature
+  const k1 = await ai.completions.create({ model: modelId, prompt: prompts[0], max_tokens: 16, temperature: 1.5, top_k: 1, seed: 7 });
+  check(k1.choices[0].text === want, 'top_k_1_is_greedy', JSON.stringify(k1.choices[0].text));
+
   // ---------------------------------------------------------------- the prompt cache
   // A prompt that begins with what a slot evaluated (its last prompt and reply) evaluates only the
   // rest, with the same output as evaluating all of it.
@@ -144,7 +148,7 @@ async function main() {
   // ---------------------------------------------------------------- concurrency
   const alone = prompts.map((p) => ternRun(p, 12));
   for (const parallel of ['4', '8']) {
-    if (parallel === '8') { await srv.stop(); srv = await startServer(['--parallel', '8', '-c', '1024', '--no-prompt-cache']); }
+    if (parallel === '8') { await srv.stop(); srv = await startServer(['--parallel', '8', '-c', '1024', '--no-prompt-cache', '--temp', '0']); }
     const ai2 = client(srv);
     const t0 = Date.now();
     const got = await Promise.all(prompts.map((p) =>
@@ -154,6 +158,9 @@ async function main() {
           got.map((r, i) => `${JSON.stringify(r.choices[0].text)} vs ${JSON.stringify(alone[i])}`).join('; '));
     console.log(`     8 requests with --parallel ${parallel}: ${Date.now() - t0} ms`);
   }
+  // the server's sampling flags are the defaults of a request (--temp 0 above: greedy)
+  const dflt = await client(srv).completions.create({ model: modelId, prompt: prompts[1], max_tokens: 12 });
+  check(dflt.choices[0].text === alone[1], 'sampling_flags_are_defaults', JSON.stringify(dflt.choices[0].text));
   // the chat's second turn evaluated whole gives the reply it gave from the cache
   const chat2whole = await client(srv).chat.completions.create({ model: modelId, messages: turn2, max_tokens: 12, temperature: 0 });
   check(chat2whole.choices[0].message.content === chat2.choices[0].message.content &&
@@ -174,6 +181,10 @@ async function main() {
     [post('/v1/completions', { prompt: 'x', max_tokens: 'ten' }, auth), 400, 'max_tokens a string'],
     [post('/v1/completions', { prompt: 'x', max_tokens: -3 }, auth), 400, 'max_tokens negative'],
     [post('/v1/completions', { prompt: 'x', temperature: 7 }, auth), 400, 'temperature out of range'],
+    [post('/v1/completions', { prompt: 'x', top_k: 'many' }, auth), 400, 'top_k a string'],
+    [post('/v1/completions', { prompt: 'x', top_k: 2.5 }, auth), 400, 'top_k not an integer'],
+    [post('/v1/completions', { prompt: 'x', min_p: 1.5 }, auth), 400, 'min_p out of range'],
+    [post('/v1/completions', { prompt: 'x', repeat_last_n: -1 }, auth), 400, 'repeat_last_n negative'],
     [post('/v1/completions', { prompt: 'x', stop: 12 }, auth), 400, 'stop a number'],
     [post('/v1/completions', { prompt: 'x', stop: ['a', 'b', 'c', 'd', 'e'] }, auth), 400, 'five stop strings'],
     [post('/v1/completions', { prompt: 'x', stream: 'yes' }, auth), 400, 'stream a string'],
