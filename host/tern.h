@@ -17,6 +17,7 @@
 #include "../scheduler/log.h"
 #include "../scheduler/status.h"
 #include "generate/generate.h"
+#include "generate/perplexity.h"
 #include "generate/sampler.h"
 #include "generate/session.h"
 #include "gguf/gguf.h"

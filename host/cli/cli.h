@@ -9,6 +9,7 @@
 #include "../generate/sampler.h"
 #include "../generate/session.h"
 #include "../model/model.h"
+#include "../tokenizer/tokenizer.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 
@@ -41,6 +42,14 @@ struct cli_session {
     struct tern_session_params p; /* n_ctx, n_threads, device, split, reprobe, head_mode */
 };
 int cli_session_flag(int argc, char **argv, int *i, struct cli_session *s);
+/* A command's own flags: 1 if argv[*i] was one (consumed), 0 if not, -1 on a bad value (logged). */
+typedef int (*cli_flag_fn)(int argc, char **argv, int *i, void *opts);
+/* The flag loop of the commands over a session (run, chat, serve, perplexity): each argument goes to
+ * cli_session_flag, then to own. CLI_EXIT_OK, CLI_EXIT_USAGE for an unknown or bad flag (logged),
+ * or -1 after printing the help. */
+int cli_parse(int argc, char **argv, const char *cmd, struct cli_session *s, cli_flag_fn own, void *opts);
+/* Open s->model and its tokenizer (s->pre); failures are logged. */
+tern_status cli_open_model(const struct cli_session *s, tern_model **model, tern_tokenizer **tok);
 /* "certified" or "full" into *out; false (logged, naming flag) otherwise. */
 bool cli_head_mode(const char *flag, const char *v, enum tern_head_mode *out);
 extern const char cli_device_help[];
@@ -58,6 +67,7 @@ int cli_info(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_convert(int argc, char **argv);
+int cli_perplexity(int argc, char **argv);
 int cli_chat(int argc, char **argv);
 
 #endif

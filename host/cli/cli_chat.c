@@ -78,27 +78,20 @@ static void on_sigint(int sig) {
     interrupted = 1;
 }
 
+static int flag(int argc, char **argv, int *i, void *opts) {
+    struct chat_opts *o = opts;
+    const char *a = argv[*i], *v;
+    if (!strcmp(a, "--system"))
+        return (o->system = cli_value(argc, argv, i)) ? 1 : -1;
+    if (!strcmp(a, "-n") || !strcmp(a, "--n-predict"))
+        return (v = cli_value(argc, argv, i)) && cli_int(a, v, -1, 1 << 24, &o->n_predict) ? 1 : -1;
+    return 0;
+}
+
 static int parse(int argc, char **argv, struct chat_opts *o) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        const int r = cli_session_flag(argc, argv, &i, &o->s);
-        if (r < 0)
-            return CLI_EXIT_USAGE;
-        if (r == CLI_HELP)
-            return -1;
-        if (r > 0)
-            continue;
-        if (!strcmp(a, "--system")) {
-            if (!(o->system = cli_value(argc, argv, &i)))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, -1, 1 << 24, &o->n_predict))
-                return CLI_EXIT_USAGE;
-        } else {
-            cli_unknown("chat", a);
-            return CLI_EXIT_USAGE;
-        }
-    }
+    const int rc = cli_parse(argc, argv, "chat", &o->s, flag, o);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     if (!o->s.model) {
         tern_log_error("tern chat needs -m MODEL (see tern chat --help)");
         return CLI_EXIT_USAGE;
@@ -316,10 +309,7 @@ int cli_chat(int argc, char **argv) {
         if (st)
             return CLI_EXIT_USAGE;
     }
-    st = tern_model_create(o.s.model, &model);
-    if (st)
-        goto done;
-    st = tern_tokenizer_create(tern_model_gguf(model), o.s.pre, &tok);
+    st = cli_open_model(&o.s, &model, &tok);
     if (st)
         goto done;
     c.tok = tok;

@@ -203,6 +203,24 @@ int cli_session_flag(int argc, char **argv, int *i, struct cli_session *s) {
     return 1;
 }
 
+int cli_parse(int argc, char **argv, const char *cmd, struct cli_session *s, cli_flag_fn own, void *opts) {
+    for (int i = 1; i < argc; i++) {
+        int r = cli_session_flag(argc, argv, &i, s);
+        if (r == CLI_HELP)
+            return -1;
+        if (r == 0 && (r = own(argc, argv, &i, opts)) == 0)
+            cli_unknown(cmd, argv[i]);
+        if (r <= 0)
+            return CLI_EXIT_USAGE;
+    }
+    return CLI_EXIT_OK;
+}
+
+tern_status cli_open_model(const struct cli_session *s, tern_model **model, tern_tokenizer **tok) {
+    tern_status st = tern_model_create(s->model, model);
+    return st ? st : tern_tokenizer_create(tern_model_gguf(*model), s->pre, tok);
+}
+
 bool cli_head_mode(const char *flag, const char *v, enum tern_head_mode *out) {
     if (strcmp(v, "auto") && strcmp(v, "certified") && strcmp(v, "full")) {
         tern_log_error("option %s: '%s' is not a head mode (auto, certified, full)", flag, v);

@@ -11,16 +11,17 @@ static const char usage[] =
     "Usage: tern COMMAND [options]   (tern COMMAND --help for its options)\n"
     "\n"
     "Commands:\n"
-    "  run       generate text from a prompt\n"
-    "  chat      talk with an instruct model in its chat format\n"
-    "  info      print a model's architecture, hyperparameters, tensors and memory needs\n"
-    "  tokenize  print the token ids (and pieces) of a text\n"
-    "  convert   convert a Hugging Face checkpoint folder into a GGUF file\n"
-    "  bench     measure prompt and generation speed (on a file or a random model of a known shape)\n"
-    "  serve     an OpenAI-compatible HTTP API with continuous batching\n"
-    "  devices   list the devices tern can use (and, with --probe, their speed on a model)\n"
-    "  help      print this help\n"
-    "  version   print the version\n"
+    "  run         generate text from a prompt\n"
+    "  chat        talk with an instruct model in its chat format\n"
+    "  info        print a model's architecture, hyperparameters, tensors and memory needs\n"
+    "  tokenize    print the token ids (and pieces) of a text\n"
+    "  convert     convert a Hugging Face checkpoint folder into a GGUF file\n"
+    "  bench       measure prompt and generation speed (on a file or a random model of a known shape)\n"
+    "  perplexity  a model's perplexity over a text file (as llama.cpp's llama-perplexity computes it)\n"
+    "  serve       an OpenAI-compatible HTTP API with continuous batching\n"
+    "  devices     list the devices tern can use (and, with --probe, their speed on a model)\n"
+    "  help        print this help\n"
+    "  version     print the version\n"
     "\n"
     "Environment: TERN_LOG=debug|info|warn|error,\n"
     "             TERN_CPU_ISA=scalar|avx2|avxvnni|avx512|neon (force a CPU kernel level),\n"
@@ -67,6 +68,8 @@ static int dispatch(int argc, char **argv) {
         return cli_convert(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0)
         return cli_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "perplexity") == 0)
+        return cli_perplexity(argc - 1, argv + 1);
     if (strcmp(cmd, "devices") == 0)
         return cli_devices(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0)

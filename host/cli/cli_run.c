@@ -53,34 +53,27 @@ static bool print_token(int32_t id, const char *text, size_t len, void *user) {
     return true;
 }
 
-static int parse(int argc, char **argv, struct run_opts *o) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        const int r = cli_session_flag(argc, argv, &i, &o->s);
-        if (r < 0)
-            return CLI_EXIT_USAGE;
-        if (r == CLI_HELP)
-            return -1;
-        if (r > 0)
-            continue;
-        if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-            if (!(o->prompt = cli_value(argc, argv, &i)))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
-            if (!(o->file = cli_value(argc, argv, &i)))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, -1, 1 << 24, &o->n_predict))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "--no-bos")) {
-            o->no_bos = true;
-        } else if (!strcmp(a, "--echo")) {
-            o->echo = true;
-        } else {
-            cli_unknown("run", a);
-            return CLI_EXIT_USAGE;
-        }
+static int flag(int argc, char **argv, int *i, void *opts) {
+    struct run_opts *o = opts;
+    const char *a = argv[*i], *v;
+    if (!strcmp(a, "-p") || !strcmp(a, "--prompt"))
+        return (o->prompt = cli_value(argc, argv, i)) ? 1 : -1;
+    if (!strcmp(a, "-f") || !strcmp(a, "--file"))
+        return (o->file = cli_value(argc, argv, i)) ? 1 : -1;
+    if (!strcmp(a, "-n") || !strcmp(a, "--n-predict"))
+        return (v = cli_value(argc, argv, i)) && cli_int(a, v, -1, 1 << 24, &o->n_predict) ? 1 : -1;
+    bool *set = !strcmp(a, "--no-bos") ? &o->no_bos : !strcmp(a, "--echo") ? &o->echo : NULL;
+    if (set) {
+        *set = true;
+        return 1;
     }
+    return 0;
+}
+
+static int parse(int argc, char **argv, struct run_opts *o) {
+    const int rc = cli_parse(argc, argv, "run", &o->s, flag, o);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     if (!o->s.model) {
         tern_log_error("tern run needs a model: -m MODEL");
         return CLI_EXIT_USAGE;
@@ -119,10 +112,7 @@ int cli_run(int argc, char **argv) {
     size_t n_ids = 0;
     rc = CLI_EXIT_FAIL;
     const double t0 = tern_time_s();
-    tern_status st = tern_model_create(o.s.model, &model);
-    if (st)
-        goto done;
-    st = tern_tokenizer_create(tern_model_gguf(model), o.s.pre, &tok);
+    tern_status st = cli_open_model(&o.s, &model, &tok);
     if (st)
         goto done;
     const struct tern_session_params spar = o.s.p;

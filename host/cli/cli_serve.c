@@ -40,41 +40,29 @@ struct serve_opts {
     struct tern_sampler_params sp; /* for what a request leaves out */
 };
 
-static int parse(int argc, char **argv, struct serve_opts *o) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        const int r = cli_session_flag(argc, argv, &i, &o->s);
-        if (r < 0)
-            return CLI_EXIT_USAGE;
-        if (r == CLI_HELP)
-            return -1;
-        if (r > 0)
-            continue;
-        if (!strcmp(a, "--host")) {
-            if (!(o->host = cli_value(argc, argv, &i)))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "--api-key")) {
-            if (!(o->api_key = cli_value(argc, argv, &i)))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "--port")) {
-            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 65535, &o->port))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "--parallel")) {
-            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 64, &o->parallel))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "--queue")) {
-            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 0, 1 << 16, &o->queue))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "--no-prompt-cache")) {
-            o->no_prompt_cache = true;
-        } else if (!strcmp(a, "--max-body")) {
-            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1024, 1 << 30, &o->max_body))
-                return CLI_EXIT_USAGE;
-        } else {
-            cli_unknown("serve", a);
-            return CLI_EXIT_USAGE;
-        }
+static int flag(int argc, char **argv, int *i, void *opts) {
+    struct serve_opts *o = opts;
+    const char *a = argv[*i], *v;
+    const char **text = !strcmp(a, "--host") ? &o->host : !strcmp(a, "--api-key") ? &o->api_key : NULL;
+    if (text)
+        return (*text = cli_value(argc, argv, i)) ? 1 : -1;
+    if (!strcmp(a, "--no-prompt-cache")) {
+        o->no_prompt_cache = true;
+        return 1;
     }
+    static const char *const names[] = {"--port", "--parallel", "--queue", "--max-body"};
+    static const long long lo[] = {0, 1, 0, 1024}, hi[] = {65535, 64, 1 << 16, 1 << 30};
+    long long *const vals[] = {&o->port, &o->parallel, &o->queue, &o->max_body};
+    for (int k = 0; k < 4; k++)
+        if (!strcmp(a, names[k]))
+            return (v = cli_value(argc, argv, i)) && cli_int(a, v, lo[k], hi[k], vals[k]) ? 1 : -1;
+    return 0;
+}
+
+static int parse(int argc, char **argv, struct serve_opts *o) {
+    const int rc = cli_parse(argc, argv, "serve", &o->s, flag, o);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     if (!o->s.model) {
         tern_log_error("tern serve needs a model: -m MODEL");
         return CLI_EXIT_USAGE;
@@ -126,10 +114,7 @@ int cli_serve(int argc, char **argv) {
     if (st)
         goto done;
     tern_log_info("listening on http://%s:%d (loading %s)", o.host, tern_server_port(srv), o.s.model);
-    st = tern_model_create(o.s.model, &model);
-    if (st)
-        goto done;
-    st = tern_tokenizer_create(tern_model_gguf(model), o.s.pre, &tok);
+    st = cli_open_model(&o.s, &model, &tok);
     if (st)
         goto done;
     if (!o.s.format)

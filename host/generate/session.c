@@ -149,6 +149,9 @@ int tern_session_n_ctx(const tern_session *s) {
 int tern_session_n_seq(const tern_session *s) {
     return s->n_seq;
 }
+int tern_session_n_vocab(const tern_session *s) {
+    return (int)tern_model_view(s->model)->hp.n_vocab;
+}
 int tern_session_pos(const tern_session *s) {
     return s->pos[0];
 }

@@ -25,6 +25,7 @@ void tern_session_free(tern_session *s);
 
 int tern_session_n_ctx(const tern_session *s);
 int tern_session_n_seq(const tern_session *s);
+int tern_session_n_vocab(const tern_session *s);          /* logits per token */
 int tern_session_pos(const tern_session *s);              /* tokens sequence 0 evaluated so far */
 int tern_session_seq_pos(const tern_session *s, int seq); /* tokens sequence seq evaluated so far */
 /* What runs the model: the device's name when one device runs all of it, else the plan

@@ -93,6 +93,22 @@ out=$("$tern" tokenize -m "$vec/mini-b158-i2s.gguf" -p "1, 2" 2>&1)
 if echo "$out" | grep -q "16 -> '1'" && echo "$out" | grep -q "220 -> ' '"; then ok tokenize_pieces
 else bad tokenize_pieces "$out"; fi
 
+# perplexity: running values and a final estimate; the TQ2_0 and TQ1_0 files of one model agree to
+# the digit; bad input gets one error line
+seq 1 600 | tr '\n' ' ' >"$tmp/ppl.txt"
+"$tern" perplexity -m "$vec/mini-bitnet-tq2.gguf" -f "$tmp/ppl.txt" -c 128 --chunks 3 --device cpu >"$tmp/p1" 2>"$tmp/err"
+rc=$?
+"$tern" perplexity -m "$vec/mini-bitnet-tq1.gguf" -f "$tmp/ppl.txt" -c 128 --chunks 3 --device cpu >"$tmp/p2" 2>/dev/null
+if [ $rc -eq 0 ] && grep -q '^\[1\][0-9.e+]*,\[2\][0-9.e+]*,\[3\][0-9.e+]*,$' "$tmp/p1" &&
+   grep -q '^Final estimate: PPL = [0-9.e+]* +/- [0-9.e+]*$' "$tmp/p1" && cmp -s "$tmp/p1" "$tmp/p2" &&
+   grep -q "3 chunks of 128, 63 scored in each" "$tmp/err"; then ok perplexity
+else bad perplexity "rc $rc: $(cat "$tmp/p1" "$tmp/p2" "$tmp/err")"; fi
+expect_error perplexity_needs_file 2 "needs a model and a text" -- "$tern" perplexity -m "$vec/mini-bitnet-tq2.gguf"
+expect_error perplexity_short_text 2 "fewer than one chunk of 4096" -- \
+    "$tern" perplexity -m "$vec/mini-bitnet-tq2.gguf" -f "$tmp/ppl.txt" -c 4096 --device cpu
+expect_error perplexity_bad_chunks 2 "chunks" -- "$tern" perplexity -m "$vec/mini-bitnet-tq2.gguf" -f "$tmp/ppl.txt" --chunks 0
+expect_error perplexity_missing_file 1 "nope.txt" -- "$tern" perplexity -m "$vec/mini-bitnet-tq2.gguf" -f "$tmp/nope.txt"
+
 # bench: llama-bench style table, depth, JSON, random shapes
 "$tern" bench -m "$model" -p 8 -n 4 -r 2 >"$tmp/b1" 2>"$tmp/err"
 if [ $? -eq 0 ] && grep -q "| *pp8 |" "$tmp/b1" && grep -q "| *tg4 |" "$tmp/b1" && grep -q "GB/s (" "$tmp/b1"; then

@@ -112,5 +112,16 @@ else bad bench_device_list "$(cat "$tmp/o" "$tmp/e")"; fi
 "$tern" bench -m "$model" --device cpu --json -p 8 -n 0 -r 1 >"$tmp/o" 2>"$tmp/e"
 if grep -q '"plan": "cpu\[0-1\]"' "$tmp/o"; then ok bench_json_plan; else bad bench_json_plan "$(cat "$tmp/o")"; fi
 
+# perplexity on the OpenCL device: the CPU's figure up to the float parts' last bits (design: the
+# head's and attention's sums run in another order there)
+seq 1 600 | tr '\n' ' ' >"$tmp/ppl.txt"
+for d in cpu cl:0; do
+    "$tern" perplexity -m "$model" -f "$tmp/ppl.txt" -c 128 --chunks 3 --device $d 2>"$tmp/e" | tail -1 >"$tmp/ppl.$d" ||
+        bad "perplexity_$d" "$(cat "$tmp/e")"
+done
+if awk -v a="$(cut -d' ' -f5 "$tmp/ppl.cpu")" -v b="$(cut -d' ' -f5 "$tmp/ppl.cl:0")" \
+    'BEGIN { d = (a - b) / a; exit !(a > 0 && d < 5e-3 && d > -5e-3) }'; then ok perplexity_cl_matches_cpu
+else bad perplexity_cl_matches_cpu "$(cat "$tmp/ppl.cpu" "$tmp/ppl.cl:0")"; fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
