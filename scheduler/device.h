@@ -121,12 +121,14 @@ struct tern_head_stats {
 
 /* What the sampler will read of one token's logits, so a device may certify instead of computing
  * every row: logits outside the top_k of the penalized values may come back as -INFINITY; every
- * other row carries exactly the bits the full head gives. The repetition penalty is the sampler's
- * monotonic map v > 0 ? v / repeat_penalty : v * repeat_penalty on the listed ids. */
+ * other row carries exactly the bits the full head gives. The penalties are the sampler's monotonic
+ * map on each listed id: (v > 0 ? v / repeat_penalty : v * repeat_penalty) - penalty_sub[i]. */
 struct tern_head_request {
     int32_t top_k;            /* >= 1 */
     float repeat_penalty;     /* > 0; 1 = none */
-    const int32_t *penalized; /* ids the penalty applies to, ascending and distinct */
+    const int32_t *penalized; /* ids the penalties apply to, ascending and distinct */
+    const float *penalty_sub; /* [n_penalized] subtracted after the repeat penalty (frequency and
+                                 presence penalties); NULL: none */
     int32_t n_penalized;
     struct tern_head_stats *stats; /* added to by the device; may be NULL */
 };

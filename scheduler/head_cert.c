@@ -227,8 +227,9 @@ int64_t tern_head_cert_select(int32_t *cand, float *logits, float *heap, const s
             const int64_t i = req->penalized[j] - r0;
             if (i < 0)
                 continue;
-            lo[i] = penalize(lo[i], req->repeat_penalty);
-            hi[i] = penalize(hi[i], req->repeat_penalty);
+            const float sub = req->penalty_sub ? req->penalty_sub[j] : 0.0f;
+            lo[i] = penalize(lo[i], req->repeat_penalty) - sub;
+            hi[i] = penalize(hi[i], req->repeat_penalty) - sub;
             bad |= !(lo[i] <= hi[i]);
         }
         if (bad)

@@ -410,13 +410,18 @@ static void top_ids(int32_t *ids, const float *v, int64_t n, int k) {
 /* Certified logits against the full head's on device h: candidates carry the same bits, and the
  * top k of the penalized values is the same set with the same values. Returns rows recomputed. */
 static int64_t compare_topk(struct head_dev *h, const float *hidden, int k, float pen, const int32_t *pen_ids,
-                            int n_pen, const char *what) {
+                            const float *sub, int n_pen, const char *what) {
     const int64_t n_rows = h->mv.output.ne1;
     float *full = malloc((size_t)n_rows * sizeof(float));
     float *cert = malloc((size_t)n_rows * sizeof(float));
     int32_t *ids_full = malloc((size_t)k * sizeof(int32_t)), *ids_cert = malloc((size_t)k * sizeof(int32_t));
     struct tern_head_stats stats = {0};
-    const struct tern_head_request req = {k, pen, pen_ids, n_pen, &stats};
+    const struct tern_head_request req = {.top_k = k,
+                                          .repeat_penalty = pen,
+                                          .penalized = pen_ids,
+                                          .penalty_sub = sub,
+                                          .n_penalized = n_pen,
+                                          .stats = &stats};
     CHECK_STATUS(TERN_OK, h->dev.ops->logits(h->dev.ctx, full, hidden, 1, NULL));
     CHECK_STATUS(TERN_OK,
                  h->dev.ops->logits(h->dev.ctx, cert, hidden, 1, (const struct tern_head_request *[]){&req}));
@@ -427,8 +432,8 @@ static int64_t compare_topk(struct head_dev *h, const float *hidden, int k, floa
             break;
         }
     for (int i = 0; i < n_pen; i++) {
-        full[pen_ids[i]] = penalize(full[pen_ids[i]], pen);
-        cert[pen_ids[i]] = penalize(cert[pen_ids[i]], pen);
+        full[pen_ids[i]] = penalize(full[pen_ids[i]], pen) - (sub ? sub[i] : 0.0f);
+        cert[pen_ids[i]] = penalize(cert[pen_ids[i]], pen) - (sub ? sub[i] : 0.0f);
     }
     top_ids(ids_full, full, n_rows, k);
     top_ids(ids_cert, cert, n_rows, k);
@@ -503,14 +508,22 @@ static void topk_device(const char *level) {
                     char what[96];
                     snprintf(what, sizeof what, "%s, %s head, trial %d, k %d", level,
                              tern_type_name(head_types[t]), trial, ks[ki]);
-                    rows += compare_topk(&h, hidden, ks[ki], 1.0f, NULL, 0, what);
+                    rows += compare_topk(&h, hidden, ks[ki], 1.0f, NULL, NULL, 0, what);
                     snprintf(what, sizeof what, "%s, %s head, trial %d, k %d, penalty 1.5", level,
                              tern_type_name(head_types[t]), trial, ks[ki]);
-                    rows += compare_topk(&h, hidden, ks[ki], 1.5f, pen_ids, n_pen, what);
+                    rows += compare_topk(&h, hidden, ks[ki], 1.5f, pen_ids, NULL, n_pen, what);
                     snprintf(what, sizeof what, "%s, %s head, trial %d, k %d, penalty 0.7", level,
                              tern_type_name(head_types[t]), trial, ks[ki]);
-                    rows += compare_topk(&h, hidden, ks[ki], 0.7f, pen_ids, n_pen, what);
-                    calls += 3;
+                    rows += compare_topk(&h, hidden, ks[ki], 0.7f, pen_ids, NULL, n_pen, what);
+                    /* frequency and presence penalties: an amount subtracted per id after it, large
+                     * enough to take the penalized top 10 out of the top k, so rows below them enter */
+                    float sub[20];
+                    for (int i = 0; i < n_pen; i++)
+                        sub[i] = 0.5f + 1e3f * (float)(i % 2);
+                    snprintf(what, sizeof what, "%s, %s head, trial %d, k %d, penalty 1.2 and subtracted",
+                             level, tern_type_name(head_types[t]), trial, ks[ki]);
+                    rows += compare_topk(&h, hidden, ks[ki], 1.2f, pen_ids, sub, n_pen, what);
+                    calls += 4;
                 }
             }
             fprintf(stderr, "  %s, %s head: %.1f of %lld rows recomputed per call\n", level,
@@ -540,8 +553,8 @@ static void last_row_device(const char *level) {
     char what[64];
     snprintf(what, sizeof what, "%s, the last row leads", level);
     if (head_dev_open(&h, data, TERN_TYPE_F16, n, n_rows)) {
-        compare_topk(&h, hidden, 1, 1.0f, NULL, 0, what);
-        compare_topk(&h, hidden, 5, 1.0f, NULL, 0, what);
+        compare_topk(&h, hidden, 1, 1.0f, NULL, NULL, 0, what);
+        compare_topk(&h, hidden, 5, 1.0f, NULL, NULL, 0, what);
     }
     head_dev_close(&h);
     free(data);
@@ -563,7 +576,8 @@ static void batch_device(const char *level) {
     for (int t = 0; t < NT; t++)
         make_x(hidden + t * n, n, t % 2, 40 + (uint64_t)t);
     struct tern_head_stats stats = {0};
-    const struct tern_head_request r1 = {1, 1.0f, NULL, 0, &stats}, r40 = {40, 1.0f, NULL, 0, &stats};
+    const struct tern_head_request r1 = {.top_k = 1, .repeat_penalty = 1.0f, .stats = &stats},
+                                   r40 = {.top_k = 40, .repeat_penalty = 1.0f, .stats = &stats};
     const struct tern_head_request *req[NT] = {&r1, &r40, NULL, &r1, &r40, &r1};
     struct head_dev h;
     if (head_dev_open(&h, data, TERN_TYPE_BF16, n, n_rows)) {
@@ -623,7 +637,7 @@ static void near_tie_device(const char *level) {
                          h.dev.ops->load(h.dev.ctx, &h.mv, 0, 0, TERN_PART_HEAD | TERN_PART_HEAD_CERT, 8, 1));
             char what[64];
             snprintf(what, sizeof what, "%s, near tie %d", level, variant);
-            const int64_t rows = compare_topk(&h, hidden, 1, 1.0f, NULL, 0, what);
+            const int64_t rows = compare_topk(&h, hidden, 1, 1.0f, NULL, NULL, 0, what);
             CHECK(rows > 64);
         }
     }
@@ -687,6 +701,8 @@ static void models_device(const char *level) {
             } else if (smode == 1) {
                 sp.top_k = 40;
                 sp.repeat_penalty = 1.3f;
+                sp.frequency_penalty = 0.4f;
+                sp.presence_penalty = 0.3f;
             } else {
                 sp.top_k = 0;
             }
@@ -723,6 +739,8 @@ static void vectors_device(const char *device) {
             sp.seed = 3;
             sp.temperature = smode == 0 ? 0.0f : 0.8f;
             sp.repeat_penalty = smode == 0 ? 1.0f : 1.2f;
+            sp.frequency_penalty = smode == 0 ? 0.0f : 0.5f;
+            sp.presence_penalty = smode == 0 ? 0.0f : 0.25f;
             struct harness_ids full, cert;
             struct tern_generate_stats gs_full, gs_cert;
             generate(test_data(files[f], 0), TERN_HEAD_FULL, &sp, &full, &gs_full);

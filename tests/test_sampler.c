@@ -247,21 +247,54 @@ static void draws_follow_softmax(void) {
     tern_sampler_free(s);
 }
 
-static void repeat_penalty_demotes_recent_tokens(void) {
-    struct tern_sampler_params p = tern_sampler_default_params();
-    p.temperature = 0.0f, p.repeat_penalty = 2.0f, p.repeat_last_n = 4;
-    tern_sampler *s = make(p);
+/* Greedy over logits 0 but token 5 at 3 and token 6 at 2. */
+static int32_t draw_5_or_6(tern_sampler *s) {
     float l[NV];
     for (int i = 0; i < NV; i++)
         l[i] = 0.0f;
     l[5] = 3.0f, l[6] = 2.0f;
+    return draw(s, l);
+}
+
+static void repeat_penalty_demotes_recent_tokens(void) {
+    struct tern_sampler_params p = tern_sampler_default_params();
+    p.temperature = 0.0f, p.repeat_penalty = 2.0f, p.repeat_last_n = 4;
+    tern_sampler *s = make(p);
     tern_sampler_accept(s, 5); /* 3 / 2 = 1.5 < 2: token 6 wins */
-    CHECK_INT(6, draw(s, l));
+    CHECK_INT(6, draw_5_or_6(s));
     for (int i = 0; i < 4; i++)
         tern_sampler_accept(s, 100 + i); /* 5 leaves the window of 4 */
-    l[5] = 3.0f, l[6] = 2.0f;
-    CHECK_INT(5, draw(s, l));
+    CHECK_INT(5, draw_5_or_6(s));
     tern_sampler_free(s);
+}
+
+/* frequency: minus count x F; presence: minus P once; after the repeat penalty, over the window */
+static void frequency_and_presence_penalties(void) {
+    struct tern_sampler_params p = tern_sampler_default_params();
+    p.temperature = 0.0f, p.frequency_penalty = 0.6f, p.repeat_last_n = 8;
+    tern_sampler *s = make(p);
+    tern_sampler_accept(s, 5); /* 3 - 0.6 = 2.4 > 2: token 5 still wins */
+    CHECK_INT(5, draw_5_or_6(s));
+    tern_sampler_accept(s, 5); /* twice: 3 - 1.2 = 1.8 < 2 */
+    CHECK_INT(6, draw_5_or_6(s));
+    tern_sampler_free(s);
+    p = tern_sampler_default_params();
+    p.temperature = 0.0f, p.presence_penalty = 0.9f, p.repeat_penalty = 1.2f, p.repeat_last_n = 8;
+    s = make(p);
+    for (int k = 0; k < 3; k++)
+        tern_sampler_accept(s, 5); /* presence counts once: 3 / 1.2 - 0.9 = 1.6 < 2 */
+    CHECK_INT(6, draw_5_or_6(s));
+    /* the head request lists the id with what is subtracted, for a certified head */
+    struct tern_head_request req = {0};
+    CHECK(tern_sampler_head_request(s, &req));
+    CHECK_INT(1, req.n_penalized);
+    CHECK(req.penalized && req.penalized[0] == 5 && req.penalty_sub && req.penalty_sub[0] == 0.9f);
+    tern_sampler_free(s);
+    /* non-finite penalties are refused */
+    p = tern_sampler_default_params();
+    p.frequency_penalty = NAN;
+    s = NULL;
+    CHECK_STATUS(TERN_ERR_ARG, tern_sampler_create(&p, NV, &s));
 }
 
 int main(void) {
@@ -271,6 +304,7 @@ int main(void) {
     RUN(whole_vocabulary_filters_match_a_full_sort);
     RUN(draws_follow_softmax);
     RUN(repeat_penalty_demotes_recent_tokens);
+    RUN(frequency_and_presence_penalties);
     RUN(non_finite_logits_refused);
     return harness_finish();
 }

@@ -82,13 +82,15 @@ char *cli_read_file(const char *path, size_t *len) {
 
 const char cli_sampling_help[] =
     "Sampling:\n"
-    "  --temp T            temperature; 0 = greedy (default 0.8)\n"
-    "  --top-k K           keep the K most likely tokens; 0 = off (default 40)\n"
-    "  --top-p P           keep the smallest set with probability >= P; 1 = off (default 0.95)\n"
-    "  --min-p P           drop tokens below P x the top probability; 0 = off (default 0.05)\n"
-    "  --repeat-penalty R  penalise tokens seen in the last --repeat-last-n; 1 = off (default 1.0)\n"
-    "  --repeat-last-n N   window of the repetition penalty (default 64)\n"
-    "  --seed S            random seed (default: from the clock, printed with the statistics)\n";
+    "  --temp T               temperature; 0 = greedy (default 0.8)\n"
+    "  --top-k K              keep the K most likely tokens; 0 = off (default 40)\n"
+    "  --top-p P              keep the smallest set with probability >= P; 1 = off (default 0.95)\n"
+    "  --min-p P              drop tokens below P x the top probability; 0 = off (default 0.05)\n"
+    "  --repeat-penalty R     penalise tokens seen in the last --repeat-last-n; 1 = off (default 1.0)\n"
+    "  --frequency-penalty F  subtract F x its count from each token seen there; 0 = off (default)\n"
+    "  --presence-penalty P   subtract P from each token seen there; 0 = off (default)\n"
+    "  --repeat-last-n N      window of the penalties (default 64)\n"
+    "  --seed S               random seed (default: from the clock, printed with the statistics)\n";
 
 int cli_sampling_flag(int argc, char **argv, int *i, struct tern_sampler_params *p, bool *seed_set) {
     const char *a = argv[*i], *v;
@@ -114,6 +116,11 @@ int cli_sampling_flag(int argc, char **argv, int *i, struct tern_sampler_params 
         if (!(v = cli_value(argc, argv, i)) || !cli_float(a, v, 0.01, 100.0, &f))
             return -1;
         p->repeat_penalty = (float)f;
+    } else if (strcmp(a, "--frequency-penalty") == 0 || strcmp(a, "--presence-penalty") == 0) {
+        if (!(v = cli_value(argc, argv, i)) || !cli_float(a, v, -2.0, 2.0, &f))
+            return -1;
+        float *dst = strcmp(a, "--frequency-penalty") == 0 ? &p->frequency_penalty : &p->presence_penalty;
+        *dst = (float)f;
     } else if (strcmp(a, "--repeat-last-n") == 0) {
         if (!(v = cli_value(argc, argv, i)) || !cli_int(a, v, 0, 1 << 20, &n))
             return -1;

@@ -1,5 +1,5 @@
-/* The sampler chain: repetition penalty -> (greedy | top-k -> temperature -> softmax -> top-p ->
- * min-p -> draw), with the project's seeded generator (rng.h). */
+/* The sampler chain: penalties (repetition, frequency, presence) -> (greedy | top-k -> temperature
+ * -> softmax -> top-p -> min-p -> draw), with the project's seeded generator (rng.h). */
 #include "sampler.h"
 
 #include "../../scheduler/log.h"
@@ -25,7 +25,9 @@ struct tern_sampler {
     struct tern_heap top;   /* top-k selection */
     int32_t *recent;        /* ring of the last repeat_last_n tokens */
     int32_t n_recent, recent_head;
-    int32_t *penalized; /* [repeat_last_n] the distinct recent ids, ascending (head request) */
+    int32_t *penalized; /* [repeat_last_n] the distinct recent ids, ascending */
+    float *penalty_sub; /* [repeat_last_n] what the frequency and presence penalties take from each */
+    int32_t *sorted;    /* [repeat_last_n] scratch */
     struct tern_rng rng;
 };
 
@@ -36,6 +38,8 @@ struct tern_sampler_params tern_sampler_default_params(void) {
         .top_p = 0.95f,
         .min_p = 0.05f,
         .repeat_penalty = 1.0f,
+        .frequency_penalty = 0.0f,
+        .presence_penalty = 0.0f,
         .repeat_last_n = 64,
         .seed = 0,
     };
@@ -63,7 +67,8 @@ static bool worse(const void *a, const void *b) {
 
 tern_status tern_sampler_create(const struct tern_sampler_params *p, int32_t n_vocab, tern_sampler **out) {
     *out = NULL;
-    if (n_vocab <= 0 || p->repeat_last_n < 0 || !(p->top_p > 0.0f) || p->min_p > 1.0f)
+    if (n_vocab <= 0 || p->repeat_last_n < 0 || !(p->top_p > 0.0f) || p->min_p > 1.0f ||
+        !isfinite(p->frequency_penalty) || !isfinite(p->presence_penalty))
         return TERN_ERR_ARG;
     tern_sampler *s = calloc(1, sizeof *s);
     if (!s)
@@ -74,8 +79,11 @@ tern_status tern_sampler_create(const struct tern_sampler_params *p, int32_t n_v
     s->cand = malloc((size_t)n_vocab * sizeof *s->cand);
     s->weight = malloc((size_t)n_vocab * sizeof *s->weight);
     s->recent = malloc((size_t)(p->repeat_last_n > 0 ? p->repeat_last_n : 1) * sizeof *s->recent);
-    s->penalized = malloc((size_t)(p->repeat_last_n > 0 ? p->repeat_last_n : 1) * sizeof *s->penalized);
-    if (!s->cand || !s->weight || !s->recent || !s->penalized) {
+    const size_t window = (size_t)(p->repeat_last_n > 0 ? p->repeat_last_n : 1);
+    s->penalized = malloc(window * sizeof *s->penalized);
+    s->penalty_sub = malloc(window * sizeof *s->penalty_sub);
+    s->sorted = malloc(window * sizeof *s->sorted);
+    if (!s->cand || !s->weight || !s->recent || !s->penalized || !s->penalty_sub || !s->sorted) {
         tern_sampler_free(s);
         return TERN_ERR_NOMEM;
     }
@@ -92,6 +100,8 @@ void tern_sampler_free(tern_sampler *s) {
     tern_heap_free(&s->top);
     free(s->recent);
     free(s->penalized);
+    free(s->penalty_sub);
+    free(s->sorted);
     free(s);
 }
 
@@ -127,22 +137,45 @@ static tern_status select_top(tern_sampler *s, const float *logits, int32_t n, i
     return TERN_OK;
 }
 
-static void apply_repeat_penalty(tern_sampler *s, float *logits) {
-    const float pen = s->p.repeat_penalty;
-    if (pen == 1.0f || s->n_recent == 0)
+static bool penalties_on(const tern_sampler *s) {
+    return s->p.repeat_penalty != 1.0f || s->p.frequency_penalty != 0.0f || s->p.presence_penalty != 0.0f;
+}
+
+static int by_id(const void *a, const void *b) {
+    const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The distinct recent ids, ascending, into s->penalized, and what the frequency and presence
+ * penalties take from each (count x frequency + presence) into s->penalty_sub; returns how many. */
+static int32_t recent_ids(tern_sampler *s) {
+    memcpy(s->sorted, s->recent, (size_t)s->n_recent * sizeof *s->sorted);
+    qsort(s->sorted, (size_t)s->n_recent, sizeof *s->sorted, by_id);
+    int32_t n = 0;
+    for (int32_t i = 0; i < s->n_recent;) {
+        const int32_t id = s->sorted[i];
+        int32_t j = i;
+        while (j < s->n_recent && s->sorted[j] == id)
+            j++;
+        if (id >= 0 && id < s->n_vocab) {
+            s->penalized[n] = id;
+            s->penalty_sub[n++] = (float)(j - i) * s->p.frequency_penalty + s->p.presence_penalty;
+        }
+        i = j;
+    }
+    return n;
+}
+
+/* Each distinct recent token once, as llama.cpp does: v > 0 ? v / repeat : v * repeat, then minus
+ * its count x frequency and the presence penalty (the map head_cert.c applies to a request's bounds). */
+static void apply_penalties(tern_sampler *s, float *logits) {
+    if (!penalties_on(s) || s->n_recent == 0)
         return;
-    /* each distinct recent token is penalised once, as llama.cpp does */
-    for (int32_t i = 0; i < s->n_recent; i++) {
-        int32_t id = s->recent[i];
-        if (id < 0 || id >= s->n_vocab)
-            continue;
-        bool seen = false;
-        for (int32_t j = 0; j < i; j++)
-            if (s->recent[j] == id)
-                seen = true;
-        if (seen)
-            continue;
-        logits[id] = logits[id] > 0.0f ? logits[id] / pen : logits[id] * pen;
+    const float pen = s->p.repeat_penalty;
+    const int32_t n = recent_ids(s);
+    for (int32_t i = 0; i < n; i++) {
+        const float v = logits[s->penalized[i]];
+        logits[s->penalized[i]] = (v > 0.0f ? v / pen : v * pen) - s->penalty_sub[i];
     }
 }
 
@@ -153,23 +186,10 @@ bool tern_sampler_head_request(tern_sampler *s, struct tern_head_request *req) {
         return false;
     req->top_k = greedy ? 1 : s->p.top_k;
     req->repeat_penalty = pen;
-    /* the ids apply_repeat_penalty touches, sorted (insertion: at most repeat_last_n of them) */
-    int32_t n = 0;
-    for (int32_t i = 0; pen != 1.0f && i < s->n_recent; i++) {
-        const int32_t id = s->recent[i];
-        if (id < 0 || id >= s->n_vocab)
-            continue;
-        int32_t j = n;
-        while (j > 0 && s->penalized[j - 1] > id)
-            j--;
-        if (j > 0 && s->penalized[j - 1] == id)
-            continue;
-        memmove(s->penalized + j + 1, s->penalized + j, (size_t)(n - j) * sizeof *s->penalized);
-        s->penalized[j] = id;
-        n++;
-    }
+    req->n_penalized = penalties_on(s) ? recent_ids(s) : 0;
     req->penalized = s->penalized;
-    req->n_penalized = n;
+    req->penalty_sub =
+        s->p.frequency_penalty != 0.0f || s->p.presence_penalty != 0.0f ? s->penalty_sub : NULL;
     return true;
 }
 
@@ -301,7 +321,7 @@ tern_status tern_sampler_sample(tern_sampler *s, float *logits, int32_t *id) {
                        (double)logits[bad]);
         return TERN_ERR_INTERNAL;
     }
-    apply_repeat_penalty(s, logits);
+    apply_penalties(s, logits);
     *id = sample(s, logits);
     return TERN_OK;
 }

@@ -1,5 +1,5 @@
-/* Token sampling: greedy, temperature, top-k, top-p, min-p and a repetition penalty, with a seeded
- * random generator (same seed and inputs, same tokens). */
+/* Token sampling: greedy, temperature, top-k, top-p, min-p, and repetition, frequency and presence
+ * penalties, with a seeded random generator (same seed and inputs, same tokens). */
 #ifndef TERN_SAMPLER_H
 #define TERN_SAMPLER_H
 
@@ -11,16 +11,19 @@
 #include "../../scheduler/status.h"
 
 struct tern_sampler_params {
-    float temperature;     /* <= 0: greedy (argmax) */
-    int32_t top_k;         /* <= 0: off */
-    float top_p;           /* >= 1: off */
-    float min_p;           /* <= 0: off */
-    float repeat_penalty;  /* 1: off */
-    int32_t repeat_last_n; /* how many recent tokens the penalty looks at */
+    float temperature;       /* <= 0: greedy (argmax) */
+    int32_t top_k;           /* <= 0: off */
+    float top_p;             /* >= 1: off */
+    float min_p;             /* <= 0: off */
+    float repeat_penalty;    /* 1: off */
+    float frequency_penalty; /* subtracted per occurrence in the recent tokens; 0: off */
+    float presence_penalty;  /* subtracted once from every recent token; 0: off */
+    int32_t repeat_last_n;   /* how many recent tokens the penalties look at */
     uint64_t seed;
 };
 
-/* Defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, repeat penalty 1.0 over 64, seed 0. */
+/* Defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, penalties off (repeat 1.0, frequency
+ * and presence 0) over the last 64 tokens, seed 0. */
 struct tern_sampler_params tern_sampler_default_params(void);
 
 typedef struct tern_sampler tern_sampler;
@@ -30,10 +33,10 @@ void tern_sampler_free(tern_sampler *s);
 /* Remember a token of the context (prompt or generated) for the repetition penalty. */
 void tern_sampler_accept(tern_sampler *s, int32_t token);
 /* What the next tern_sampler_sample reads of the logits, for a certified head: the top-k the chain
- * keeps (1 when greedy), the penalty and the ids it applies to. Returns false when every logit
- * matters (sampling without top-k, or a penalty that is not a monotonic map): the head must be full.
- * req->penalized points into the sampler and changes with tern_sampler_accept, so ask again after
- * each accept. req->stats is left as it was. */
+ * keeps (1 when greedy), the penalties and the ids they apply to. Returns false when every logit
+ * matters (sampling without top-k, or a repeat penalty that is not a monotonic map): the head must
+ * be full. req->penalized and req->penalty_sub point into the sampler and change with
+ * tern_sampler_accept, so ask again after each accept. req->stats is left as it was. */
 bool tern_sampler_head_request(tern_sampler *s, struct tern_head_request *req);
 /* Choose the next token from logits[n_vocab] into *id. logits may be modified. A NaN or infinite
  * logit is refused (TERN_ERR_INTERNAL, one logged line): no token is chosen from broken numbers. */

@@ -263,7 +263,7 @@ static bool parse_request(tern_server *srv, struct MHD_Connection *c, struct con
     bool bad = false;
     double v;
     const char *param = NULL;
-    /* OpenAI's fields, then llama-server's (top_k, min_p, repeat_penalty, repeat_last_n) */
+    /* OpenAI's fields, and llama-server's top_k, min_p, repeat_penalty and repeat_last_n */
     const struct {
         const char *key;
         double lo, hi;
@@ -273,6 +273,8 @@ static bool parse_request(tern_server *srv, struct MHD_Connection *c, struct con
                   {"top_p", 0, 1, &sp->top_p, NULL},
                   {"top_k", 0, 1 << 30, NULL, &sp->top_k},
                   {"min_p", 0, 1, &sp->min_p, NULL},
+                  {"frequency_penalty", -2, 2, &sp->frequency_penalty, NULL},
+                  {"presence_penalty", -2, 2, &sp->presence_penalty, NULL},
                   {"repeat_penalty", 0.01, 100, &sp->repeat_penalty, NULL},
                   {"repeat_last_n", 0, 1 << 20, NULL, &sp->repeat_last_n}};
     for (size_t i = 0; i < sizeof fields / sizeof *fields && !param; i++) {

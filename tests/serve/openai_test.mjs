@@ -185,6 +185,8 @@ async function main() {
     [post('/v1/completions', { prompt: 'x', top_k: 2.5 }, auth), 400, 'top_k not an integer'],
     [post('/v1/completions', { prompt: 'x', min_p: 1.5 }, auth), 400, 'min_p out of range'],
     [post('/v1/completions', { prompt: 'x', repeat_last_n: -1 }, auth), 400, 'repeat_last_n negative'],
+    [post('/v1/completions', { prompt: 'x', frequency_penalty: 2.5 }, auth), 400, 'frequency_penalty out of range'],
+    [post('/v1/completions', { prompt: 'x', presence_penalty: 'a lot' }, auth), 400, 'presence_penalty a string'],
     [post('/v1/completions', { prompt: 'x', stop: 12 }, auth), 400, 'stop a number'],
     [post('/v1/completions', { prompt: 'x', stop: ['a', 'b', 'c', 'd', 'e'] }, auth), 400, 'five stop strings'],
     [post('/v1/completions', { prompt: 'x', stream: 'yes' }, auth), 400, 'stream a string'],
