@@ -29,15 +29,17 @@ extern const char cli_sampling_help[];
 
 /* The flags run, chat and serve share: -m/--model PATH, --pre NAME, --chat-format NAME (where chat
  * is set), -c/--ctx-size N, -t/--threads N, --device SPEC, --split N1,N2,..., --reprobe,
- * --head-mode M, the sampling flags (where sp is set) and -h/--help (usage, then the shared help).
- * Returns 1 if argv[*i] was one (consumed), 0 if not, -1 on a bad value (logged), CLI_HELP after
- * printing the help. */
+ * --head-mode M, --lookup N (where generates is set), the sampling flags (where sp is set) and -h/--help
+ * (usage, then the shared help). Returns 1 if argv[*i] was one (consumed), 0 if not, -1 on a bad value
+ * (logged), CLI_HELP after printing the help. */
 enum { CLI_HELP = 3 };
 struct cli_session {
     const char *usage; /* the command's own help */
     bool chat;
     struct tern_sampler_params *sp; /* NULL: no sampling flags */
     bool seed_set;                  /* --seed was given */
+    bool generates;                 /* run and chat: --lookup N is theirs */
+    int lookup;                     /* --lookup: prompt-lookup draft tokens a step (0: off) */
     const char *model, *pre, *format;
     struct tern_session_params p; /* n_ctx, n_threads, device, split, reprobe, head_mode */
 };

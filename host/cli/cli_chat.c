@@ -22,6 +22,7 @@ static const char chat_usage[] =
     "      --system TEXT     system message\n"
     "      --chat-format F   bitnet, llama3 or falcon3 (default: chosen from the model)\n"
     "  -n, --n-predict N     most tokens per reply; -1 = until the end of the turn (default -1)\n"
+    "      --lookup N        prompt lookup (1-7 draft tokens a step; see tern run --help; default 0)\n"
     "  -c, --ctx-size N      context positions (default: the model's, at most 4096)\n"
     "  -t, --threads N       CPU threads (default: physical cores)\n"
     "      --pre NAME        override the pre-tokenizer (llama-bpe, default, falcon3)\n"
@@ -291,7 +292,7 @@ static tern_status turn(struct chat *c, const char *user) {
 
 int cli_chat(int argc, char **argv) {
     struct chat_opts o = {.n_predict = -1, .sp = tern_sampler_default_params()};
-    o.s = (struct cli_session){.usage = chat_usage, .chat = true, .sp = &o.sp};
+    o.s = (struct cli_session){.usage = chat_usage, .chat = true, .sp = &o.sp, .generates = true};
     int rc = parse(argc, argv, &o);
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
@@ -321,6 +322,7 @@ int cli_chat(int argc, char **argv) {
         rc = cli_session_exit(st);
         goto done;
     }
+    tern_session_set_lookup(c.s, o.s.lookup);
     st = tern_sampler_create(&o.sp, tern_model_view(model)->hp.n_vocab, &c.smp);
     if (st) {
         tern_log_error("invalid sampling parameters");

@@ -178,6 +178,13 @@ int cli_session_flag(int argc, char **argv, int *i, struct cli_session *s) {
         s->p.reprobe = true;
         return 1;
     }
+    if (s->generates && !strcmp(a, "--lookup")) {
+        long long n;
+        if (!(v = cli_value(argc, argv, i)) || !cli_int(a, v, 0, TERN_LOOKUP_MAX, &n))
+            return -1;
+        s->lookup = (int)n;
+        return 1;
+    }
     if (!strcmp(a, "--head-mode"))
         return (v = cli_value(argc, argv, i)) && cli_head_mode(a, v, &s->p.head_mode) ? 1 : -1;
     const char **text = !strcmp(a, "-m") || !strcmp(a, "--model") ? &s->model

@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
 #include "../tern.h"
+#include "cli.h"
 
 static const char usage[] =
     "tern " TERN_VERSION " - ternary (BitNet b1.58) LLM runtime\n"

@@ -20,6 +20,9 @@ static const char run_usage[] =
     "      --pre NAME       override the pre-tokenizer (llama-bpe, default, falcon3)\n"
     "      --no-bos         do not add the BOS token\n"
     "      --echo           print the prompt before the continuation\n"
+    "      --lookup N       prompt lookup: each step also evaluates up to N (1-7) tokens that followed\n"
+    "                       the last tokens' latest earlier occurrence; the same text, fewer steps\n"
+    "                       when the output repeats its input (default 0: off)\n"
     "  -h, --help           this help\n"
     "\n";
 
@@ -87,7 +90,7 @@ static int parse(int argc, char **argv, struct run_opts *o) {
 
 int cli_run(int argc, char **argv) {
     struct run_opts o = {.n_predict = 128, .sp = tern_sampler_default_params()};
-    o.s = (struct cli_session){.usage = run_usage, .sp = &o.sp};
+    o.s = (struct cli_session){.usage = run_usage, .sp = &o.sp, .generates = true};
     int rc = parse(argc, argv, &o);
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
@@ -121,6 +124,7 @@ int cli_run(int argc, char **argv) {
         rc = cli_session_exit(st);
         goto done;
     }
+    tern_session_set_lookup(sess, o.s.lookup);
     const double load_s = tern_time_s() - t0;
     bool add_bos = !o.no_bos && tern_tokenizer_add_bos(tok);
     st = tern_tokenize(tok, prompt, prompt_len, add_bos, true, &ids, &n_ids);
@@ -145,19 +149,22 @@ int cli_run(int argc, char **argv) {
     if (isatty(STDOUT_FILENO)) /* end the line on a terminal; keep piped output exact */
         fputc('\n', stdout);
     fflush(stdout);
-    char sampling[64];
+    char sampling[64], lookup[64] = "";
+    if (o.s.lookup)
+        snprintf(lookup, sizeof lookup, " | lookup: %d of %d drafts taken", gs.n_accepted, gs.n_drafted);
     if (o.sp.temperature > 0.0f)
         snprintf(sampling, sizeof sampling, "seed %llu", (unsigned long long)o.sp.seed);
     else
         snprintf(sampling, sizeof sampling, "greedy");
-    fprintf(stderr,
-            "\ntern: %s | load %.2f s | prompt %d tokens, %.1f t/s | generation %d tokens, %.1f t/s | %s%s\n",
-            tern_session_device_name(sess), load_s, gs.n_prompt,
-            gs.n_prompt / (gs.prompt_s > 0 ? gs.prompt_s : 1e-9), gs.n_generated,
-            gs.n_decoded / (gs.gen_s > 0 ? gs.gen_s : 1e-9), sampling,
-            gs.stopped_eog   ? " | stopped at end of generation"
-            : gs.stopped_ctx ? " | stopped: the context is full (raise -c)"
-                             : "");
+    fprintf(
+        stderr,
+        "\ntern: %s | load %.2f s | prompt %d tokens, %.1f t/s | generation %d tokens, %.1f t/s | %s%s%s\n",
+        tern_session_device_name(sess), load_s, gs.n_prompt,
+        gs.n_prompt / (gs.prompt_s > 0 ? gs.prompt_s : 1e-9), gs.n_generated,
+        (gs.n_decoded + gs.n_accepted) / (gs.gen_s > 0 ? gs.gen_s : 1e-9), sampling, lookup,
+        gs.stopped_eog   ? " | stopped at end of generation"
+        : gs.stopped_ctx ? " | stopped: the context is full (raise -c)"
+                         : "");
     rc = CLI_EXIT_OK;
 done:
     free(ids);

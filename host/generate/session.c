@@ -26,6 +26,7 @@ struct tern_session {
     float *logits; /* [n_vocab] */
     enum tern_head_mode head_mode;
     const struct tern_head_request *head_req; /* what the sampler reads of sequence 0; NULL: every row */
+    int lookup;                               /* prompt lookup: draft tokens a step (0: off) */
 };
 
 /* "N1,N2,..." into counts[n]; false (logged) when malformed or of another length. */
@@ -167,6 +168,12 @@ const char *tern_session_plan(const tern_session *s) {
 void tern_session_reset(tern_session *s) {
     for (int i = 0; i < s->n_seq; i++)
         s->pos[i] = 0;
+}
+void tern_session_set_lookup(tern_session *s, int max_draft) {
+    s->lookup = max_draft < 0 ? 0 : max_draft < TERN_LOOKUP_MAX ? max_draft : TERN_LOOKUP_MAX;
+}
+int tern_session_lookup(const tern_session *s) {
+    return s->lookup;
 }
 void tern_session_set_head_request(tern_session *s, const struct tern_head_request *req) {
     s->head_req = req;

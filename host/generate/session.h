@@ -51,6 +51,11 @@ tern_status tern_session_eval_batch(tern_session *s, const int32_t *tokens, cons
  * request must stay valid until replaced; with TERN_HEAD_CERTIFIED, rows it proves unread come
  * back as -INFINITY. TERN_HEAD_FULL sessions ignore it. */
 void tern_session_set_head_request(tern_session *s, const struct tern_head_request *req);
+/* Prompt lookup for tern_generate (generate.h): draft up to max_draft tokens a step (0, the
+ * default: off; at most TERN_LOOKUP_MAX). */
+enum { TERN_LOOKUP_MAX = 7 };
+void tern_session_set_lookup(tern_session *s, int max_draft);
+int tern_session_lookup(const tern_session *s);
 /* Forget all positions of every sequence (the KV cache is overwritten from position 0). */
 void tern_session_reset(tern_session *s);
 /* The tokens sequence seq evaluated, at positions [0, tern_session_seq_pos): what its KV cache

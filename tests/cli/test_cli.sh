@@ -51,6 +51,14 @@ if cmp -s "$tmp/g1" "$tmp/g3"; then ok run_prompt_file; else bad run_prompt_file
 "$tern" run -m "$model" -p "Hello there" -n 12 --temp 0 --echo >"$tmp/g4" 2>/dev/null
 if [ "$(cat "$tmp/g4")" = "Hello there$(cat "$tmp/g1")" ]; then ok run_echo; else bad run_echo; fi
 
+# prompt lookup: the same text with drafts as without, and the count of drafts taken
+"$tern" run -m "$vec/mini-b158-i2s.gguf" -p "The capital of France is" -n 64 --temp 0 --device cpu >"$tmp/l0" 2>/dev/null
+"$tern" run -m "$vec/mini-b158-i2s.gguf" -p "The capital of France is" -n 64 --temp 0 --device cpu --lookup 4 \
+    >"$tmp/l4" 2>"$tmp/err"
+if cmp -s "$tmp/l0" "$tmp/l4" && grep -q "lookup: [1-9][0-9]* of [1-9][0-9]* drafts taken" "$tmp/err"; then ok run_lookup
+else bad run_lookup "$(cat "$tmp/err")"; fi
+expect_error run_lookup_range 2 "lookup" -- "$tern" run -m "$model" -p "Hi" --lookup 8
+
 # bitnet.cpp's I2_S file, greedy: the continuation starts with bitnet.cpp's bytes "($_id"
 "$tern" run -m "$vec/mini-b158-i2s.gguf" -p "The capital of France is" -n 16 --temp 0 >"$tmp/v" 2>/dev/null
 if [ "$(head -c 5 "$tmp/v")" = '($_id' ]; then ok run_conformance_vector; else bad run_conformance_vector "$(xxd -p "$tmp/v")"; fi
