@@ -90,7 +90,7 @@ const char cli_sampling_help[] =
     "  --frequency-penalty F  subtract F x its count from each token seen there; 0 = off (default)\n"
     "  --presence-penalty P   subtract P from each token seen there; 0 = off (default)\n"
     "  --repeat-last-n N      window of the penalties (default 64)\n"
-    "  --seed S               random seed (default: from the clock, printed with the statistics)\n";
+    "  --seed S               random seed (default: from the clock; in tern serve, one per request)\n";
 
 int cli_sampling_flag(int argc, char **argv, int *i, struct tern_sampler_params *p, bool *seed_set) {
     const char *a = argv[*i], *v;
