@@ -44,13 +44,8 @@ tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampl
         tern_log_error("the prompt has %d tokens but the context has room for %d", n_prompt, room);
         return TERN_ERR_CONTEXT_FULL;
     }
-    for (int i = 0; i < n_prompt; i++)
-        tern_sampler_accept(smp, prompt[i]);
-    /* tell the head what the sampler will read, so a certified head may skip the rest; the
-     * penalized ids change with every accepted token, so the request is renewed before each step */
-    struct tern_head_request req = {.stats = &stats->head};
-    const bool certify = tern_sampler_head_request(smp, &req);
-    tern_session_set_head_request(s, certify ? &req : NULL);
+    /* allocated first: a failure returns with the sampler and the session untouched (the head
+     * request set below points into this frame, and `done` takes it back) */
     const int n_vocab = tern_tokenizer_n_vocab(tok), max_draft = tern_session_lookup(s);
     const size_t cap = tern_detok_max_bytes(tok);
     char *text = malloc(cap);
@@ -64,6 +59,13 @@ tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampl
         free(rows);
         return TERN_ERR_NOMEM;
     }
+    for (int i = 0; i < n_prompt; i++)
+        tern_sampler_accept(smp, prompt[i]);
+    /* tell the head what the sampler will read, so a certified head may skip the rest; the
+     * penalized ids change with every accepted token, so the request is renewed before each step */
+    struct tern_head_request req = {.stats = &stats->head};
+    const bool certify = tern_sampler_head_request(smp, &req);
+    tern_session_set_head_request(s, certify ? &req : NULL);
     const float *logits;
     double t0 = tern_time_s();
     tern_status st = tern_session_eval(s, prompt, n_prompt, &logits);
