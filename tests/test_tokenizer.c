@@ -289,6 +289,11 @@ static void test_spm_scores_and_byte_fallback(void) {
     EXPECT_IDS(tok, "b", false, false, sp, b);
     /* a text of spaces only: each is one ▁, filling the escaped text's buffer to its last byte */
     EXPECT_IDS(tok, "  ", false, false, sp, sp, sp);
+    /* a lead byte that claims the U+2581 of the space after it: "\xC3 " escapes to C3 E2 96 81,
+     * the characters C3 E2 (cut short), 96 and 81: more characters than the text has bytes, which
+     * overran the symbol array until December 2026 (found by tests/fuzz/fuzz_tokenizer.c) */
+    EXPECT_IDS(tok, "\xC3 \xC3 ", false, false, sp, 3 + 0xC3, 3 + 0xE2, 3 + 0x96, 3 + 0x81, 3 + 0xC3, 3 + 0xE2,
+               3 + 0x96, 3 + 0x81);
     (void)a, (void)h, (void)i;
     /* detokenize: the leading space of the first piece goes, byte tokens rejoin é */
     struct tern_detok d;

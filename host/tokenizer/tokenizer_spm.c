@@ -53,7 +53,10 @@ tern_status tern_spm_encode(const tern_tokenizer *tok, const char *text, size_t 
         return TERN_ERR_ARG;
     size_t cap = (len + 1) * 3;
     char *esc = malloc(cap);
-    struct spm_sym *syms = malloc((len + 1) * sizeof *syms);
+    /* one symbol per escaped byte at most: a character cut short by the end of the text, or by
+     * the U+2581 of a space that a lead byte before it claimed, leaves more characters than the
+     * text had bytes ("\xC3 " escapes to C3 E2 96 81: three) */
+    struct spm_sym *syms = malloc(cap * sizeof *syms);
     struct tern_heap h = tern_heap_create(sizeof(struct bigram), bigram_before);
     tern_status st = TERN_OK;
     if (!esc || !syms) {
