@@ -833,7 +833,7 @@ static void malformed_inputs_rejected(void) {
     if (!m)
         return;
     char path[512];
-    for (int k = 0; k < 10; k++) {
+    for (int k = 0; k < 11; k++) {
         const struct family_case *fc = k == 5 ? &cases[1] : &cases[0]; /* case 5 needs shards */
         write_hf(fc, m, dir);
         switch (k) {
@@ -896,6 +896,11 @@ static void malformed_inputs_rejected(void) {
             snprintf(path, sizeof path, "%s/model.safetensors", dir);
             remove(path);
             expect_reject(dir, TERN_ERR_IO, "no checkpoint");
+            break;
+        case 10:
+            /* refused before a billion-token vocabulary is allocated and padded */
+            write_text(dir, "tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 1000000000}}}");
+            expect_reject(dir, TERN_ERR_FORMAT, "a token id of 10^9");
             break;
         }
     }

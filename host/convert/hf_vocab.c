@@ -46,8 +46,12 @@ static tern_status bad(const char *path, const char *what) {
 }
 
 /* A non-negative integer id below INT32_MAX / 2, or -1. */
+/* Ids past this are refused before the vocabulary is allocated: the largest vocabularies in use
+ * have about 262k tokens, and an id of 10^9 would have made a billion "[PADn]" tokens. */
+#define MAX_TOKENS (1 << 24)
+
 static int64_t json_id(const json_t *id) {
-    if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= INT32_MAX / 2)
+    if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= MAX_TOKENS)
         return -1;
     return (int64_t)json_integer_value(id);
 }
@@ -143,7 +147,7 @@ static tern_status fill(struct tern_hf_vocab *v, const json_t *root, const char 
     json_object_foreach((json_t *)vocab, key, val) {
         int64_t id = json_id(val);
         if (id < 0)
-            return bad(path, "model.vocab: ids must be non-negative integers");
+            return bad(path, "model.vocab: ids must be integers from 0 to 16777215");
         if (id > max_id)
             max_id = id;
     }
@@ -151,7 +155,7 @@ static tern_status fill(struct tern_hf_vocab *v, const json_t *root, const char 
     json_array_foreach(added, i, val) {
         int64_t id = json_id(json_object_get(val, "id"));
         if (id < 0 || !json_is_string(json_object_get(val, "content")))
-            return bad(path, "added_tokens: each entry needs an integer id and a string content");
+            return bad(path, "added_tokens: each entry needs an id from 0 to 16777215 and a string content");
         if (id > max_id)
             max_id = id;
     }
