@@ -617,6 +617,14 @@ tern_status tern_convert(const struct tern_convert_params *p) {
     st = read_config(&c, cfg_path);
     if (st)
         goto done;
+    /* the checkpoint's shapes before the vocabulary is padded to vocab_size: a config.json whose
+     * vocab_size the embedding does not have fails at once, not after padding up to 2^24 tokens */
+    st = tern_safetensors_create(p->hf_dir, &c.st);
+    if (st)
+        goto done;
+    st = plan(&c);
+    if (st)
+        goto done;
     st = tern_hf_vocab_create(tok_path, &v);
     if (st)
         goto done;
@@ -627,12 +635,6 @@ tern_status tern_convert(const struct tern_convert_params *p) {
         goto done;
     }
     st = tern_hf_vocab_pad(v, c.n_vocab);
-    if (st)
-        goto done;
-    st = tern_safetensors_create(p->hf_dir, &c.st);
-    if (st)
-        goto done;
-    st = plan(&c);
     if (st)
         goto done;
     st = tern_gguf_writer_create(&w);
