@@ -3,39 +3,32 @@
 #  - fuzz_gguf: the libFuzzer target for the GGUF reader (clang only: configure with CC=clang);
 #  - fuzz_tokenizer: the libFuzzer target for the tokenizer (vocabulary load, tokenize, decode).
 # The fuzz targets compile the sources under test themselves, instrumented, instead of linking
-# tern_core, so only that code carries the fuzzer's coverage hooks.
+# tern_core, so only that code carries the fuzzer's coverage hooks. Each has a regression test
+# that runs every file of its corpus through it once (-runs=0 only replays the inputs).
+
+# tern_fuzz_target(NAME CORPUS_DIR SOURCES... [LIBS libs...])
+function(tern_fuzz_target name corpus)
+  cmake_parse_arguments(F "" "" "LIBS" ${ARGN})
+  add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/${name}.c ${F_UNPARSED_ARGUMENTS}
+                 ${PROJECT_SOURCE_DIR}/scheduler/log.c ${PROJECT_SOURCE_DIR}/scheduler/status.c
+                 ${PROJECT_SOURCE_DIR}/scheduler/types.c)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_compile_options(${name} PRIVATE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+                         -fno-omit-frame-pointer)
+  target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(${name} PRIVATE ${F_LIBS} m)
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR})
+  add_test(NAME ${name}_corpus COMMAND ${name} -runs=0 ${CMAKE_CURRENT_SOURCE_DIR}/data/${corpus})
+endfunction()
+
 if(TERN_FUZZ)
   add_executable(make_malformed ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/make_malformed.c)
   if(CMAKE_C_COMPILER_ID MATCHES "Clang")
-    set(FUZZ_GGUF_SOURCES
-        ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_gguf.c
-        ${PROJECT_SOURCE_DIR}/host/gguf/gguf.c
-        ${PROJECT_SOURCE_DIR}/scheduler/log.c
-        ${PROJECT_SOURCE_DIR}/scheduler/status.c
-        ${PROJECT_SOURCE_DIR}/scheduler/types.c)
-    add_executable(fuzz_gguf ${FUZZ_GGUF_SOURCES})
-    target_include_directories(fuzz_gguf PRIVATE ${PROJECT_SOURCE_DIR})
-    target_compile_options(fuzz_gguf PRIVATE -g -O1 -fsanitize=fuzzer,address,undefined
-                           -fno-sanitize-recover=all -fno-omit-frame-pointer)
-    target_link_options(fuzz_gguf PRIVATE -fsanitize=fuzzer,address,undefined)
-    target_link_libraries(fuzz_gguf PRIVATE m)
-    set_target_properties(fuzz_gguf PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR})
-    # Regression: run every corpus file through the target once (-runs=0 only replays the inputs).
-    add_test(NAME fuzz_gguf_corpus COMMAND fuzz_gguf -runs=0 ${CMAKE_CURRENT_SOURCE_DIR}/data/malformed)
-
-    file(GLOB FUZZ_TOKENIZER_SOURCES ${PROJECT_SOURCE_DIR}/host/tokenizer/*.c)
-    add_executable(fuzz_tokenizer ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_tokenizer.c ${FUZZ_TOKENIZER_SOURCES}
-                   ${PROJECT_SOURCE_DIR}/host/gguf/gguf.c ${PROJECT_SOURCE_DIR}/host/gguf/gguf_write.c
-                   ${PROJECT_SOURCE_DIR}/scheduler/log.c ${PROJECT_SOURCE_DIR}/scheduler/status.c
-                   ${PROJECT_SOURCE_DIR}/scheduler/types.c)
-    target_include_directories(fuzz_tokenizer PRIVATE ${PROJECT_SOURCE_DIR})
-    target_compile_options(fuzz_tokenizer PRIVATE -g -O1 -fsanitize=fuzzer,address,undefined
-                           -fno-sanitize-recover=all -fno-omit-frame-pointer)
-    target_link_options(fuzz_tokenizer PRIVATE -fsanitize=fuzzer,address,undefined)
-    target_link_libraries(fuzz_tokenizer PRIVATE PkgConfig::PCRE2 m)
-    set_target_properties(fuzz_tokenizer PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR})
-    add_test(NAME fuzz_tokenizer_corpus COMMAND fuzz_tokenizer -runs=0 ${CMAKE_CURRENT_SOURCE_DIR}/data/tokenizer_fuzz)
+    tern_fuzz_target(fuzz_gguf malformed ${PROJECT_SOURCE_DIR}/host/gguf/gguf.c)
+    file(GLOB TOKENIZER_SOURCES ${PROJECT_SOURCE_DIR}/host/tokenizer/*.c)
+    tern_fuzz_target(fuzz_tokenizer tokenizer_fuzz ${TOKENIZER_SOURCES} ${PROJECT_SOURCE_DIR}/host/gguf/gguf.c
+                     ${PROJECT_SOURCE_DIR}/host/gguf/gguf_write.c LIBS PkgConfig::PCRE2)
   else()
-    message(STATUS "TERN_FUZZ: fuzz targets need clang (configure with CC=clang); skipping fuzz_gguf")
+    message(STATUS "TERN_FUZZ: fuzz targets need clang (configure with CC=clang); skipping fuzz_gguf and fuzz_tokenizer")
   endif()
 endif()

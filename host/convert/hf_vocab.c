@@ -45,11 +45,11 @@ static tern_status bad(const char *path, const char *what) {
     return TERN_ERR_FORMAT;
 }
 
-/* A non-negative integer id below INT32_MAX / 2, or -1. */
 /* Ids past this are refused before the vocabulary is allocated: the largest vocabularies in use
  * have about 262k tokens, and an id of 10^9 would have made a billion "[PADn]" tokens. */
 #define MAX_TOKENS (1 << 24)
 
+/* A non-negative integer id below MAX_TOKENS, or -1. */
 static int64_t json_id(const json_t *id) {
     if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= MAX_TOKENS)
         return -1;
