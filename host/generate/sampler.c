@@ -28,6 +28,8 @@ struct tern_sampler {
     int32_t *penalized; /* [repeat_last_n] the distinct recent ids, ascending */
     float *penalty_sub; /* [repeat_last_n] what the frequency and presence penalties take from each */
     int32_t *sorted;    /* [repeat_last_n] scratch */
+    int32_t n_penalized;
+    bool penalized_fresh; /* penalized and penalty_sub hold recent's ids (cleared by accept) */
     struct tern_rng rng;
 };
 
@@ -112,6 +114,7 @@ void tern_sampler_accept(tern_sampler *s, int32_t token) {
     s->recent_head = (s->recent_head + 1) % s->p.repeat_last_n;
     if (s->n_recent < s->p.repeat_last_n)
         s->n_recent++;
+    s->penalized_fresh = false;
 }
 
 /* c[0..k) <- the k best tokens in descending order. A heap of the k best so far, worst on top,
@@ -147,8 +150,11 @@ static int by_id(const void *a, const void *b) {
 }
 
 /* The distinct recent ids, ascending, into s->penalized, and what the frequency and presence
- * penalties take from each (count x frequency + presence) into s->penalty_sub; returns how many. */
+ * penalties take from each (count x frequency + presence) into s->penalty_sub; returns how many.
+ * Worked out once per accepted token: the head request and the penalties both read it. */
 static int32_t recent_ids(tern_sampler *s) {
+    if (s->penalized_fresh)
+        return s->n_penalized;
     memcpy(s->sorted, s->recent, (size_t)s->n_recent * sizeof *s->sorted);
     qsort(s->sorted, (size_t)s->n_recent, sizeof *s->sorted, by_id);
     int32_t n = 0;
@@ -163,7 +169,8 @@ static int32_t recent_ids(tern_sampler *s) {
         }
         i = j;
     }
-    return n;
+    s->penalized_fresh = true;
+    return s->n_penalized = n;
 }
 
 /* Each distinct recent token once, as llama.cpp does: v > 0 ? v / repeat : v * repeat, then minus
