@@ -3,6 +3,7 @@
 #ifndef TERN_CPU_ISA_H
 #define TERN_CPU_ISA_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "kernels.h"
@@ -19,8 +20,9 @@ extern const struct tern_cpu_kernels tern_cpu_kernels_neon;
 enum { TERN_CPU_ISA_COUNT = 5 };
 extern const char *const tern_cpu_isa_names[TERN_CPU_ISA_COUNT];
 
-/* Where the dot_peak probes leave their sums, so no compiler drops the chains (cpu/peak.c). */
-extern volatile int32_t tern_cpu_peak_sink;
+/* Where the dot_peak probes leave their sums, so no compiler drops the chains (cpu/peak.c); atomic,
+ * since the probe runs them on several threads at once. */
+extern volatile _Atomic int32_t tern_cpu_peak_sink;
 
 /* Whether this build holds the level's table. */
 bool tern_cpu_isa_built(const char *name);

@@ -418,7 +418,7 @@ static int64_t avx2_dot_peak(int64_t rounds) {
     __m256i s = all[0];
     for (int i = 1; i < 12; i++)
         s = _mm256_xor_si256(s, all[i]);
-    tern_cpu_peak_sink = hsum_epi32(s);
+    atomic_store_explicit(&tern_cpu_peak_sink, hsum_epi32(s), memory_order_relaxed);
     return rounds * 12 * 32;
 }
 

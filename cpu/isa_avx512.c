@@ -294,7 +294,7 @@ static int64_t avx512_dot_peak(int64_t rounds) {
     __m512i s = all[0];
     for (int i = 1; i < 12; i++)
         s = _mm512_xor_si512(s, all[i]); /* sums could overflow, and gcc reduces them in scalar int */
-    tern_cpu_peak_sink = _mm512_reduce_or_epi32(s);
+    atomic_store_explicit(&tern_cpu_peak_sink, _mm512_reduce_or_epi32(s), memory_order_relaxed);
     return rounds * 12 * 64;
 }
 

@@ -11,7 +11,7 @@
 #include "isa.h"
 #include "pool.h"
 
-volatile int32_t tern_cpu_peak_sink;
+volatile _Atomic int32_t tern_cpu_peak_sink;
 
 /* Rounds per thread and pass of the dot probe (12 instructions each: a few milliseconds), and passes
  * of each probe: short passes, best of many, so a busy machine still shows what the cores can do;

@@ -36,8 +36,8 @@ struct tern_pool_worker {
 struct tern_pool {
     /* the current call; written by the caller before it publishes a new generation, and stable
      * until every task of that generation has finished */
-    tern_pool_fn fn;
-    void *arg;
+    _Atomic(tern_pool_fn) fn;
+    _Atomic(void *) arg;
     int n_threads;
     int n_started; /* workers actually created */
     struct tern_pool_worker *workers;
@@ -80,9 +80,11 @@ static void run_tasks(struct tern_pool *pool, uint32_t gen, int thread) {
         if (idx >= count_of(w))
             return;
         /* read before the claim: a successful claim proves this call still has unfinished tasks,
-         * so the caller has not yet replaced them with the next call's */
-        const tern_pool_fn fn = pool->fn;
-        void *arg = pool->arg;
+         * so the caller has not yet replaced them with the next call's. Atomic because a worker
+         * late to a finished call may read them while the caller writes the next call's; its
+         * claim then fails and it reads them again. */
+        const tern_pool_fn fn = atomic_load_explicit(&pool->fn, memory_order_relaxed);
+        void *arg = atomic_load_explicit(&pool->arg, memory_order_relaxed);
         if (atomic_compare_exchange_weak(&pool->work, &w, w + 1)) {
             fn(arg, idx, thread);
             atomic_fetch_add_explicit(&pool->done, 1, memory_order_release);
@@ -153,6 +155,8 @@ tern_status tern_pool_create(int n_threads, struct tern_pool **out) {
         return TERN_ERR_NOMEM;
     memset(pool, 0, sizeof *pool);
     pool->n_threads = n_threads;
+    atomic_init(&pool->fn, NULL);
+    atomic_init(&pool->arg, NULL);
     atomic_init(&pool->work, 0);
     atomic_init(&pool->done, 0);
     atomic_init(&pool->sleepers, 0);
@@ -214,8 +218,8 @@ void tern_pool_run(struct tern_pool *pool, int64_t n_tasks, tern_pool_fn fn, voi
             fn(arg, i, 0);
         return;
     }
-    pool->fn = fn;
-    pool->arg = arg;
+    atomic_store_explicit(&pool->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&pool->arg, arg, memory_order_relaxed);
     atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
     publish(pool, n_tasks); /* seq_cst: orders the job fields above before the new generation */
     run_tasks(pool, gen_of(atomic_load(&pool->work)), 0);
