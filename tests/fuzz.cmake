@@ -1,7 +1,8 @@
 # Fuzzing (docs/fuzzing.md). With -DTERN_FUZZ=ON:
 #  - make_malformed: the generator of the checked-in malformed corpus (any compiler);
 #  - fuzz_gguf: the libFuzzer target for the GGUF reader (clang only: configure with CC=clang);
-#  - fuzz_tokenizer: the libFuzzer target for the tokenizer (vocabulary load, tokenize, decode).
+#  - fuzz_tokenizer: the libFuzzer target for the tokenizer (vocabulary load, tokenize, decode);
+#  - fuzz_convert: the libFuzzer target for `tern convert` (a Hugging Face folder to a GGUF).
 # The fuzz targets compile the sources under test themselves, instrumented, instead of linking
 # tern_core, so only that code carries the fuzzer's coverage hooks. Each has a regression test
 # that runs every file of its corpus through it once (-runs=0 only replays the inputs).
@@ -28,7 +29,11 @@ if(TERN_FUZZ)
     file(GLOB TOKENIZER_SOURCES ${PROJECT_SOURCE_DIR}/host/tokenizer/*.c)
     tern_fuzz_target(fuzz_tokenizer tokenizer_fuzz ${TOKENIZER_SOURCES} ${PROJECT_SOURCE_DIR}/host/gguf/gguf.c
                      ${PROJECT_SOURCE_DIR}/host/gguf/gguf_write.c LIBS PkgConfig::PCRE2)
+    file(GLOB CONVERT_SOURCES ${PROJECT_SOURCE_DIR}/host/convert/*.c)
+    tern_fuzz_target(fuzz_convert convert_fuzz ${CONVERT_SOURCES} ${PROJECT_SOURCE_DIR}/host/gguf/gguf.c
+                     ${PROJECT_SOURCE_DIR}/host/gguf/gguf_write.c ${PROJECT_SOURCE_DIR}/host/gguf/quantize.c
+                     ${PROJECT_SOURCE_DIR}/host/model/ternary.c LIBS PkgConfig::JANSSON)
   else()
-    message(STATUS "TERN_FUZZ: fuzz targets need clang (configure with CC=clang); skipping fuzz_gguf and fuzz_tokenizer")
+    message(STATUS "TERN_FUZZ: fuzz targets need clang (configure with CC=clang); skipping fuzz_gguf, fuzz_tokenizer and fuzz_convert")
   endif()
 endif()
