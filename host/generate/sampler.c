@@ -28,8 +28,7 @@ struct tern_sampler {
     int32_t *penalized; /* [repeat_last_n] the distinct recent ids, ascending */
     float *penalty_sub; /* [repeat_last_n] what the frequency and presence penalties take from each */
     int32_t *sorted;    /* [repeat_last_n] scratch */
-    int32_t n_penalized;
-    bool penalized_fresh; /* penalized and penalty_sub hold recent's ids (cleared by accept) */
+    int32_t n_penalized; /* how many ids penalized holds for recent; -1 after accept changed recent */
     struct tern_rng rng;
 };
 
@@ -114,7 +113,7 @@ void tern_sampler_accept(tern_sampler *s, int32_t token) {
     s->recent_head = (s->recent_head + 1) % s->p.repeat_last_n;
     if (s->n_recent < s->p.repeat_last_n)
         s->n_recent++;
-    s->penalized_fresh = false;
+    s->n_penalized = -1;
 }
 
 /* c[0..k) <- the k best tokens in descending order. A heap of the k best so far, worst on top,
@@ -153,7 +152,7 @@ static int by_id(const void *a, const void *b) {
  * penalties take from each (count x frequency + presence) into s->penalty_sub; returns how many.
  * Worked out once per accepted token: the head request and the penalties both read it. */
 static int32_t recent_ids(tern_sampler *s) {
-    if (s->penalized_fresh)
+    if (s->n_penalized >= 0)
         return s->n_penalized;
     memcpy(s->sorted, s->recent, (size_t)s->n_recent * sizeof *s->sorted);
     qsort(s->sorted, (size_t)s->n_recent, sizeof *s->sorted, by_id);
@@ -169,7 +168,6 @@ static int32_t recent_ids(tern_sampler *s) {
         }
         i = j;
     }
-    s->penalized_fresh = true;
     return s->n_penalized = n;
 }
 
