@@ -91,14 +91,17 @@ static void write_checkpoint(const char *header, size_t n, uint8_t flags) {
     for (int i = 0; i < 8; i++)
         f[i] = (uint8_t)(len >> (8 * i));
     memcpy(f + 8, header, n);
+    const int fill = (flags >> 1) & 3;
     uint32_t s = 0x9e3779b9u * (flags | 1u);
     for (uint64_t i = 0; i < end; i++) {
         s ^= s << 13, s ^= s >> 17, s ^= s << 5;
-        const int fill = (flags >> 1) & 3;
-        uint8_t trits = 0;
-        for (int k = 0; k < 4; k++)
-            trits |= (uint8_t)(((s >> (8 * k)) % 3) << (2 * k));
-        f[8 + n + i] = fill == 0 ? trits : fill == 1 ? 0 : fill == 2 ? 0x55 : (uint8_t)s;
+        uint8_t byte = fill == 1 ? 0 : fill == 2 ? 0x55 : (uint8_t)s;
+        if (fill == 0) { /* four 2-bit fields of 0-2 */
+            byte = 0;
+            for (int k = 0; k < 4; k++)
+                byte |= (uint8_t)(((s >> (8 * k)) % 3) << (2 * k));
+        }
+        f[8 + n + i] = byte;
     }
     write_file("model.safetensors", f, 8 + n + end);
     free(f);
@@ -123,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const size_t n = (size_t)((sep ? sep : e) - p);
         if (i == 1)
             write_checkpoint(p, n, flags);
-        else if (p < e || i < 3)
+        else if (i < 3 || p < e) /* config.json and tokenizer.json always, even empty */
             write_file(section_file[i], p, n);
         else {
             char path[128];
