@@ -738,6 +738,56 @@ static void avx2_rmsnorm(float *out, const float *x, const float *w, int64_t n, 
         out[i] = normed1(x, w, scale, i);
 }
 
+/* e^x for x <= 0: Cephes-style range reduction, degree-6 polynomial, 2^n built in the exponent
+ * field (n clamped so the result underflows to ~0 instead of wrapping). */
+TERN_INLINE __m256 exp_ps(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* silu(g) * u = g / (1 + e^-g) * u, as g s / (1 + e) * u with e = e^-|g| (exp_ps's domain) and s = e
+ * where g < 0, else 1: the reference's function to ~1e-7 relative, the same bits for an element
+ * wherever it lies in a row (a tail goes through the same vector code from a padded copy). */
+TERN_INLINE __m256 silu_mul(__m256 g, __m256 u) {
+    const __m256 e = exp_ps(_mm256_or_ps(g, _mm256_set1_ps(-0.0f)));
+    const __m256 num = _mm256_blendv_ps(g, _mm256_mul_ps(g, e), g); /* by g's sign bit */
+    return _mm256_mul_ps(_mm256_div_ps(num, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
+}
+
+static void avx2_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act) {
+    int64_t i = 0;
+    if (act == TERN_FFN_SILU) {
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(out + i, silu_mul(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+        if (i < n) {
+            float g[8] = {0}, u[8] = {0};
+            memcpy(g, gate + i, (size_t)(n - i) * sizeof(float));
+            memcpy(u, up + i, (size_t)(n - i) * sizeof(float));
+            _mm256_storeu_ps(g, silu_mul(_mm256_loadu_ps(g), _mm256_loadu_ps(u)));
+            memcpy(out + i, g, (size_t)(n - i) * sizeof(float));
+        }
+        return;
+    }
+    for (; i + 8 <= n; i += 8) {
+        const __m256 r = _mm256_max_ps(_mm256_loadu_ps(gate + i), _mm256_setzero_ps());
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(r, r), _mm256_loadu_ps(up + i)));
+    }
+    if (i < n)
+        tern_ref_ffn_act(out + i, gate + i, up + i, n - i, act);
+}
+
 TERN_NORM_QUANTIZE_FNS(avx2)
 
 /* A row of K or V into the f16 cache: vcvtps2ph rounds to nearest even as tern_fp32_to_fp16 does,
@@ -775,25 +825,6 @@ static void avx2_rope(float *x, int n_head, int head_dim, int n_rot, const float
             _mm256_storeu_ps(v + i + half, _mm256_add_ps(_mm256_mul_ps(x0, s), _mm256_mul_ps(x1, c)));
         }
     }
-}
-
-/* e^x for x <= 0: Cephes-style range reduction, degree-6 polynomial, 2^n built in the exponent
- * field (n clamped so the result underflows to ~0 instead of wrapping). */
-TERN_INLINE __m256 exp_ps(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
 /* Scores of G query heads (sharing one kv head) against the first n positions of the K block kb
@@ -922,20 +953,6 @@ TERN_INLINE void attn_round_q(float *q16, const float *q, int head_dim, int G) {
 }
 
 #include "attn_heads.h"
-
-static void avx2_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act) {
-    if (act != TERN_FFN_RELU2) {
-        tern_ref_ffn_act(out, gate, up, n, act);
-        return;
-    }
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 r = _mm256_max_ps(_mm256_loadu_ps(gate + i), _mm256_setzero_ps());
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(r, r), _mm256_loadu_ps(up + i)));
-    }
-    if (i < n)
-        tern_ref_ffn_act(out + i, gate + i, up + i, n - i, act);
-}
 
 #include "isa_avx2_shadow.h"
 

@@ -783,6 +783,54 @@ static void avx512_rmsnorm(float *out, const float *x, const float *w, int64_t n
     }
 }
 
+/* e^x for x <= 0 (softmax arguments): Cephes-style range reduction and a degree-6 polynomial,
+ * scaled by 2^n with vscalefps; relative error ~1e-7, exact 0 far below the f32 range. */
+TERN_INLINE __m512 exp_ps(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* silu(g) * u = g / (1 + e^-g) * u, as g s / (1 + e) * u with e = e^-|g| (exp_ps's domain) and s = e
+ * where g < 0, else 1: the reference's function to ~1e-7 relative, the same bits for an element
+ * wherever it lies in a row (a tail goes through the same vector code, masked). */
+TERN_INLINE __m512 silu_mul(__m512 g, __m512 u) {
+    const __m512 e = exp_ps(_mm512_or_ps(g, _mm512_set1_ps(-0.0f)));
+    const __mmask16 neg = _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_LT_OQ);
+    const __m512 num = _mm512_mask_mul_ps(g, neg, g, e);
+    return _mm512_mul_ps(_mm512_div_ps(num, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
+}
+
+static void avx512_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act) {
+    int64_t i = 0;
+    if (act == TERN_FFN_SILU) {
+        for (; i + 16 <= n; i += 16)
+            _mm512_storeu_ps(out + i, silu_mul(_mm512_loadu_ps(gate + i), _mm512_loadu_ps(up + i)));
+        if (i < n) {
+            const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+            _mm512_mask_storeu_ps(out + i, m,
+                                  silu_mul(_mm512_maskz_loadu_ps(m, gate + i), _mm512_maskz_loadu_ps(m, up + i)));
+        }
+        return;
+    }
+    for (; i + 16 <= n; i += 16) {
+        const __m512 r = _mm512_max_ps(_mm512_loadu_ps(gate + i), _mm512_setzero_ps());
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(r, r), _mm512_loadu_ps(up + i)));
+    }
+    if (i < n)
+        tern_ref_ffn_act(out + i, gate + i, up + i, n - i, act);
+}
+
 TERN_NORM_QUANTIZE_FNS(avx512)
 
 /* A row of K or V into the f16 cache: vcvtps2ph rounds to nearest even as tern_fp32_to_fp16 does,
@@ -825,39 +873,7 @@ static void avx512_rope(float *x, int n_head, int head_dim, int n_rot, const flo
     }
 }
 
-/* e^x for x <= 0 (softmax arguments): Cephes-style range reduction and a degree-6 polynomial,
- * scaled by 2^n with vscalefps; relative error ~1e-7, exact 0 far below the f32 range. */
-TERN_INLINE __m512 exp_ps(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
-
 #include "isa_avx512_attn.h"
-
-static void avx512_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act) {
-    if (act != TERN_FFN_RELU2) {
-        tern_ref_ffn_act(out, gate, up, n, act);
-        return;
-    }
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m512 r = _mm512_max_ps(_mm512_loadu_ps(gate + i), _mm512_setzero_ps());
-        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(r, r), _mm512_loadu_ps(up + i)));
-    }
-    if (i < n)
-        tern_ref_ffn_act(out + i, gate + i, up + i, n - i, act);
-}
 
 #include "isa_avx512_shadow.h"
 

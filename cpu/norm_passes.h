@@ -34,8 +34,8 @@ static inline float tern_rms_tail(double sum, float *x_out, const float *x, cons
 }
 
 /* One pass for the add or the gating and the sum of squares, then quantize_normed's two passes
- * over (x * scale) * w: the normed row is never written. Silu gating takes the reference (as the
- * levels' ffn_act does), then the fused norm. */
+ * over (x * scale) * w: the normed row is never written. Silu gating takes the level's ffn_act
+ * (prefix##_ffn_act, defined before the instantiation), then the fused norm. */
 #define TERN_NORM_QUANTIZE_FNS(prefix)                                                                       \
     static float prefix##_add_norm_quantize(int8_t *q, float *y, float *x, const float *add, const float *w, \
                                             int64_t n, int64_t n_pad, float eps, int32_t *sum_q) {           \
@@ -48,7 +48,7 @@ static inline float tern_rms_tail(double sum, float *x_out, const float *x, cons
                                             const float *w, int64_t n, int64_t n_pad, float eps,             \
                                             enum tern_ffn_act act, int32_t *sum_q) {                         \
         if (act != TERN_FFN_RELU2) {                                                                         \
-            tern_ref_ffn_act(gate, gate, up, n, act);                                                        \
+            prefix##_ffn_act(gate, gate, up, n, act);                                                        \
             return prefix##_add_norm_quantize(q, y, gate, NULL, w, n, n_pad, eps, sum_q);                    \
         }                                                                                                    \
         const float scale = rms_scale(gate, gate, up, n, eps, PRE_RELU2);                                    \
