@@ -818,8 +818,8 @@ static void avx512_ffn_act(float *out, const float *gate, const float *up, int64
             _mm512_storeu_ps(out + i, silu_mul(_mm512_loadu_ps(gate + i), _mm512_loadu_ps(up + i)));
         if (i < n) {
             const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-            _mm512_mask_storeu_ps(out + i, m,
-                                  silu_mul(_mm512_maskz_loadu_ps(m, gate + i), _mm512_maskz_loadu_ps(m, up + i)));
+            _mm512_mask_storeu_ps(
+                out + i, m, silu_mul(_mm512_maskz_loadu_ps(m, gate + i), _mm512_maskz_loadu_ps(m, up + i)));
         }
         return;
     }
