@@ -23,7 +23,12 @@ linears, for example the 2B-4T shape that tern-make-model writes:
 llama.cpp computes that architecture with per-block (Q8_K) activations and a SiLU FFN, a
 different function from BitNet b1.58's per-token int8 activations, so the two runtimes' texts
 differ; the work per token (the same ternary weights, the same F16 head) is the same. See
-docs/cpu.md, "Against llama.cpp".
+docs/cpu.md, "Whole model, and against llama.cpp".
+
+Another llama-bench already built here (ik_llama.cpp, bitnet.cpp, a local llama.cpp) takes the
+place of Debian's with --llama-bench PATH --name NAME; --llama-model gives it its own file of the
+same weights (ik_llama.cpp's IQ2_BN, say, where tern runs the I2_S file) and --llama-args its own
+flags ("-rtr 1").
 """
 
 import argparse
@@ -31,6 +36,7 @@ import hashlib
 import json
 import lzma
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -166,14 +172,14 @@ def run_json(name, cmd, env=None):
     return json.loads(r.stdout)
 
 
-def llama_round(root, backend, a):
-    rows = run_json("llama-bench", llama_command(root, ["-m", a.model, "-p", a.prompt, "-n", a.gen, "-r",
-                                         str(a.repetitions), "-t", str(a.threads), "-o", "json"]),
-                    env=dict(os.environ, GGML_BACKEND_PATH=backend))
+def llama_round(cmd, env, a):
+    rows = run_json("llama-bench", cmd + ["-m", a.llama_model or a.model, "-p", a.prompt, "-n", a.gen, "-r",
+                                         str(a.repetitions), "-t", str(a.threads), "-o", "json"]
+                    + shlex.split(a.llama_args), env=env)
     out = {}
     for r in rows:
         test = f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
-        out[("llama.cpp", test)] = r["avg_ts"]
+        out[(a.name, test)] = r["avg_ts"]
     return out
 
 
@@ -200,6 +206,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     ap.add_argument("--head-mode", default="full,certified", help="tern's head modes (default full,certified)")
     ap.add_argument("--tern", default="build/tern", help="the tern binary (default build/tern)")
+    ap.add_argument("--llama-bench", help="a llama-bench already built (llama.cpp, ik_llama.cpp, bitnet.cpp) "
+                    "instead of Debian's")
+    ap.add_argument("--name", default="llama.cpp", help="what to call that runtime in the table (default llama.cpp)")
+    ap.add_argument("--llama-model", help="its model file, when it reads another format of the same weights "
+                    "(default: -m)")
+    ap.add_argument("--llama-args", default="", help="more llama-bench arguments, e.g. \"-rtr 1\"")
     ap.add_argument("--suite", default="sid", help="Debian suite to take llama.cpp from (default sid)")
     ap.add_argument("--mirror", default="http://deb.debian.org/debian", help="Debian mirror")
     ap.add_argument("--cache", help="where the build is kept (default: tern's cache folder, llama-anchor/)")
@@ -207,23 +219,33 @@ def main():
     ap.add_argument("--fetch-only", action="store_true", help="fetch (or check the cached build) and stop")
     a = ap.parse_args()
 
-    if a.model and not os.path.isfile(a.model):
-        die(f"{a.model}: no such file")
-    cache = a.cache
-    if not cache:
-        base = os.environ.get("TERN_CACHE_DIR") or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tern")
-        cache = os.path.join(base, "llama-anchor")
-    root = os.path.join(cache, "root")
-    stamp = os.path.join(cache, "versions.json")
-    if a.refetch or not os.path.exists(stamp):
-        versions = fetch(a.mirror.rstrip("/"), a.suite, cache)
+    for m in (a.model, a.llama_model):
+        if m and not os.path.isfile(m):
+            die(f"{m}: no such file")
+    if a.llama_bench:
+        if a.fetch_only:
+            die("--fetch-only fetches Debian's build; --llama-bench names one already here")
+        if not os.access(a.llama_bench, os.X_OK):
+            die(f"{a.llama_bench} is not an executable llama-bench (--llama-bench)")
+        llama_cmd, llama_env = [a.llama_bench], None
+        log(f"{a.name}: {a.llama_bench}")
     else:
-        with open(stamp) as f:
-            versions = json.load(f)["versions"]
-    variant, backend = pick_variant(root)
-    log(f"llama.cpp {versions['llama.cpp-tools']} (Debian), ggml {versions['libggml0']}, "
-        f"CPU backend {variant}, in {cache}")
+        cache = a.cache
+        if not cache:
+            base = os.environ.get("TERN_CACHE_DIR") or os.path.join(
+                os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tern")
+            cache = os.path.join(base, "llama-anchor")
+        root = os.path.join(cache, "root")
+        stamp = os.path.join(cache, "versions.json")
+        if a.refetch or not os.path.exists(stamp):
+            versions = fetch(a.mirror.rstrip("/"), a.suite, cache)
+        else:
+            with open(stamp) as f:
+                versions = json.load(f)["versions"]
+        variant, backend = pick_variant(root)
+        llama_cmd, llama_env = llama_command(root, []), dict(os.environ, GGML_BACKEND_PATH=backend)
+        log(f"llama.cpp {versions['llama.cpp-tools']} (Debian), ggml {versions['libggml0']}, "
+            f"CPU backend {variant}, in {cache}")
     if a.fetch_only:
         return
     if not a.model:
@@ -233,7 +255,7 @@ def main():
 
     samples, probes = {}, []
     for i in range(a.rounds):
-        order = [lambda: llama_round(root, backend, a), lambda: tern_round(a, probes)]
+        order = [lambda: llama_round(llama_cmd, llama_env, a), lambda: tern_round(a, probes)]
         if i % 2:
             order.reverse()
         for run in order:
@@ -242,14 +264,15 @@ def main():
         log(f"round {i + 1} of {a.rounds} done")
 
     tests = sorted({t for _, t in samples}, key=lambda t: (t[:2] != "pp", int(t[2:])))
-    runtimes = ["llama.cpp"] + sorted({r for r, _ in samples if r != "llama.cpp"})
-    print(f"{os.path.basename(a.model)}, {a.threads} threads, {a.rounds} alternating rounds of "
+    runtimes = [a.name] + sorted({r for r, _ in samples if r != a.name})
+    files = os.path.basename(a.model) + (f" ({a.name}: {os.path.basename(a.llama_model)})" if a.llama_model else "")
+    print(f"{files}, {a.threads} threads, {a.rounds} alternating rounds of "
           f"-r {a.repetitions}; t/s a round (each the mean of its repetitions)\n")
     print("| test | " + " | ".join(runtimes) + " | " +
-          " | ".join(f"{r} / llama.cpp" for r in runtimes[1:]) + " |")
+          " | ".join(f"{r} / {a.name}" for r in runtimes[1:]) + " |")
     print("|---" * (2 * len(runtimes)) + "|")
     for t in tests:
-        base = samples.get(("llama.cpp", t))
+        base = samples.get((a.name, t))
         cells = [" / ".join(f"{x:.1f}" for x in samples.get((r, t), [])) or "-" for r in runtimes]
         ratios = []
         for r in runtimes[1:]:
