@@ -63,9 +63,8 @@ static bool keep(tern_model *m, void *b) {
     return true;
 }
 
+/* A small buffer the model owns (a norm vector), cache-line aligned. */
 static void *own(tern_model *m, size_t bytes) {
-    /* cache-line aligned: malloc's 16-byte alignment split every other 32-byte weight load across
-     * two lines (decode from a repacked TQ2_0 file ran ~10% slower than from an I2_S mapping) */
     void *b = aligned_alloc(64, bytes ? (bytes + 63) / 64 * 64 : 64);
     if (!b || !keep(m, b)) {
         free(b);
@@ -75,7 +74,8 @@ static void *own(tern_model *m, size_t bytes) {
     return b;
 }
 
-/* Repacked ternary weights (TQ1_0, TQ2_0, float files) go one after another, 64-byte aligned, into
+/* Repacked ternary weights (TQ1_0, TQ2_0, float files) go one after another, 64-byte aligned (with
+ * malloc's 16 bytes every other 32-byte weight load straddled two lines: ~10% of decode), into
  * arenas of ARENA_BYTES in 2 MiB transparent huge pages. In 4 KiB pages of separate allocations,
  * decode from a repacked TQ2_0 file of the 2B-4T shape ran 10-13% slower than from the I2_S file's
  * mapping (`tern bench -p 0 -n 64 -t 2`, four alternating rounds: full head 38.8 against 43.8
