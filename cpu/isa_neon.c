@@ -156,12 +156,46 @@ static void neon_matvec_tokens(float *const *out, const struct tern_tensor *t, c
 
 /* ---- float ops ---- */
 
+/* e^x for x <= 0, as the AVX2 level's exp_ps: Cephes-style range reduction, degree-6 polynomial,
+ * 2^n built in the exponent field (n clamped so the result underflows to ~0 instead of wrapping). */
+static inline float32x4_t exp_ps(float32x4_t x) {
+    x = vmaxq_f32(x, vdupq_n_f32(-87.0f));
+    const float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
+    float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
+    r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
+    float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
+    p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+    p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
+    const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+    return vmulq_f32(p, vreinterpretq_f32_s32(e));
+}
+
+/* silu(g) * u as the x86 levels compute it: g s / (1 + e) * u with e = e^-|g| and s = e where g < 0,
+ * else 1; a tail goes through the same vector code from a padded copy. */
+static inline float32x4_t silu_mul(float32x4_t g, float32x4_t u) {
+    const float32x4_t e = exp_ps(vnegq_f32(vabsq_f32(g)));
+    const float32x4_t num = vbslq_f32(vcltq_f32(g, vdupq_n_f32(0.0f)), vmulq_f32(g, e), g);
+    return vmulq_f32(vdivq_f32(num, vaddq_f32(vdupq_n_f32(1.0f), e)), u);
+}
+
 static void neon_ffn_act(float *out, const float *gate, const float *up, int64_t n, enum tern_ffn_act act) {
-    if (act != TERN_FFN_RELU2) {
-        tern_ref_ffn_act(out, gate, up, n, act);
+    int64_t i = 0;
+    if (act == TERN_FFN_SILU) {
+        for (; i + 4 <= n; i += 4)
+            vst1q_f32(out + i, silu_mul(vld1q_f32(gate + i), vld1q_f32(up + i)));
+        if (i < n) {
+            float g[4] = {0}, u[4] = {0};
+            memcpy(g, gate + i, (size_t)(n - i) * sizeof(float));
+            memcpy(u, up + i, (size_t)(n - i) * sizeof(float));
+            vst1q_f32(g, silu_mul(vld1q_f32(g), vld1q_f32(u)));
+            memcpy(out + i, g, (size_t)(n - i) * sizeof(float));
+        }
         return;
     }
-    int64_t i = 0;
     for (; i + 4 <= n; i += 4) {
         /* g > 0 ? g : 0 (NaN -> 0), as the reference */
         const float32x4_t g = vld1q_f32(gate + i);
@@ -170,6 +204,15 @@ static void neon_ffn_act(float *out, const float *gate, const float *up, int64_t
     }
     if (i < n)
         tern_ref_ffn_act(out + i, gate + i, up + i, n - i, act);
+}
+
+/* The reference's composition (neon's rmsnorm and quantize_act are the reference's) over neon's
+ * ffn_act, so the fused pass has the bits of the level's own ops in sequence. */
+static float neon_act_norm_quantize(int8_t *q, float *y, float *gate, const float *up, const float *w,
+                                    int64_t n, int64_t n_pad, float eps, enum tern_ffn_act act,
+                                    int32_t *sum_q) {
+    neon_ffn_act(gate, gate, up, n, act);
+    return tern_ref_add_norm_quantize(q, y, gate, NULL, w, n, n_pad, eps, sum_q);
 }
 
 const struct tern_cpu_kernels tern_cpu_kernels_neon = {
@@ -182,8 +225,8 @@ const struct tern_cpu_kernels tern_cpu_kernels_neon = {
     .rope = tern_ref_rope_apply,
     .attention = tern_ref_attention,
     .ffn_act = neon_ffn_act,
-    .add_norm_quantize = tern_ref_add_norm_quantize, /* neon's rmsnorm is the reference's, its */
-    .act_norm_quantize = tern_ref_act_norm_quantize, /* quantize_act and relu2 bit-exact */
+    .add_norm_quantize = tern_ref_add_norm_quantize, /* neon's rmsnorm is the reference's */
+    .act_norm_quantize = neon_act_norm_quantize,
     .f16_row = tern_ref_f16_row,
     .head_shadow = tern_head_shadow_rows,
     .shadow_dot = tern_ref_shadow_dot,
