@@ -37,6 +37,7 @@ import json
 import lzma
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -125,7 +126,7 @@ def fetch(mirror, suite, cache):
     if missing:
         die(f"{suite} has no package {', '.join(missing)}")
     root = os.path.join(cache, "root")
-    subprocess.run(["rm", "-rf", root], check=True)
+    shutil.rmtree(root, ignore_errors=True)
     os.makedirs(root)
     versions = {}
     for name in PACKAGES:
