@@ -12,6 +12,12 @@
 
 #include "isa.h"
 #include "ref.h"
+#include "token_passes.h"
+
+#define TERN_INLINE static inline __attribute__((always_inline))
+
+/* How far ahead a streaming pass prefetches its row (the x86 levels' distance). */
+enum { PF_DIST = 8192 };
 
 /* ---- activation quantization ---- */
 
@@ -112,47 +118,120 @@ static void neon_ternary_matmul(float *y, const struct tern_ternary *w, const in
 
 /* ---- float matvec: F16 and F32 in SIMD, other types through the reference ---- */
 
+/* out[k][o] = the row's dot with x[k] for nt <= 4 inputs (nt a constant after inlining): each 8
+ * weights are loaded and widened once for every input, and each input's two accumulators see the
+ * same operations in the same order whatever nt is, so an input gets the bits it gets alone. The
+ * row's last n % 8 weights go through the reference's dequantization, added in order. */
+TERN_INLINE void plain_row_tokens(float *const *out, int64_t o, const uint8_t *row, uint32_t type, int64_t n,
+                                  const float *const *x, const int nt) {
+    const int64_t n8 = n & ~(int64_t)7;
+    float32x4_t a[4], b[4];
+    for (int k = 0; k < nt; k++)
+        a[k] = b[k] = vdupq_n_f32(0.0f);
+    for (int64_t i = 0; i < n8; i += 8) {
+        float32x4_t w0, w1;
+        if (type == TERN_TYPE_F16) {
+            const uint16x8_t h = vld1q_u16((const uint16_t *)row + i);
+            w0 = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(h)));
+            w1 = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h)));
+        } else {
+            w0 = vld1q_f32((const float *)row + i);
+            w1 = vld1q_f32((const float *)row + i + 4);
+        }
+        for (int k = 0; k < nt; k++) {
+            a[k] = vfmaq_f32(a[k], w0, vld1q_f32(x[k] + i));
+            b[k] = vfmaq_f32(b[k], w1, vld1q_f32(x[k] + i + 4));
+        }
+    }
+    float tail[8];
+    if (n8 < n)
+        tern_ref_dequant_row(tail, row + (size_t)n8 * (type == TERN_TYPE_F16 ? 2 : 4), type, n - n8);
+    for (int k = 0; k < nt; k++) {
+        float s = vaddvq_f32(vaddq_f32(a[k], b[k]));
+        for (int64_t i = n8; i < n; i++)
+            s += tail[i - n8] * x[k][i];
+        out[k][o] = s;
+    }
+}
+
 static void neon_matvec(float *out, const struct tern_tensor *t, const float *x, int64_t row_begin,
                         int64_t row_end) {
     if (t->type != TERN_TYPE_F16 && t->type != TERN_TYPE_F32) {
         tern_ref_matvec(out, t, x, row_begin, row_end);
         return;
     }
-    const int64_t n = t->ne0, n8 = n & ~(int64_t)7;
-    for (int64_t r = row_begin; r < row_end; r++) {
-        const uint8_t *row = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
-        float32x4_t a = vdupq_n_f32(0.0f), b = vdupq_n_f32(0.0f);
-        for (int64_t i = 0; i < n8; i += 8) {
-            float32x4_t w0, w1;
-            if (t->type == TERN_TYPE_F16) {
-                const uint16x8_t h = vld1q_u16((const uint16_t *)row + i);
-                w0 = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(h)));
-                w1 = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h)));
-            } else {
-                w0 = vld1q_f32((const float *)row + i);
-                w1 = vld1q_f32((const float *)row + i + 4);
+    for (int64_t r = row_begin; r < row_end; r++)
+        plain_row_tokens(&out, r - row_begin, (const uint8_t *)t->data + (size_t)r * t->row_bytes, t->type,
+                         t->ne0, &x, 1);
+}
+
+/* rows [r0, r1) for nt <= MT inputs, each F16/F32 row read once for all of them; other types go
+ * to neon_matvec input by input */
+enum { MT = 4 };
+TERN_INLINE void rows_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
+                             int64_t r0, int64_t r1, const int nt) {
+    if (t->type != TERN_TYPE_F16 && t->type != TERN_TYPE_F32) {
+        for (int k = 0; k < nt; k++)
+            neon_matvec(out[k], t, x[k], r0, r1);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r++)
+        plain_row_tokens(out, r - r0, (const uint8_t *)t->data + (size_t)r * t->row_bytes, t->type, t->ne0, x,
+                         nt);
+}
+
+TERN_MATVEC_TOKENS_FN(neon_matvec_tokens, neon_matvec)
+
+/* ---- the certified head's shadow dot (scheduler/head_cert.h) ---- */
+
+/* Per block of 256, each 16 bytes of a row give every input's 4 int32 lanes their exact share of
+ * the dots of the signed weights q (the stored q + 128 with its top bit flipped) with both levels of
+ * the input (p, p2), through dot16; 128 * (p sums) + (p2 sums) is the lane's share of I_b,
+ * converted and scaled by d_b t_b into per-lane f32 sums, reduced at the row's end. Each row is
+ * read once for up to 4 inputs, every input with its own accumulators fed the same operations in
+ * the same order whatever the others, so its bits do not depend on the batch. n is a multiple of
+ * 32 (tern_head_cert_supported), and p, p2 are zero past it. */
+TERN_INLINE void shadow_rows_tokens(float *const *out, const struct tern_head_shadow *s,
+                                    const struct tern_head_xq *const *x, int64_t r0, int64_t r1,
+                                    const int nt) {
+    const int64_t n = s->n, nb = s->n_blocks;
+    const int8_t *p[TERN_SHADOW_MT], *p2[TERN_SHADOW_MT];
+    const float *tb[TERN_SHADOW_MT];
+    for (int k = 0; k < nt; k++)
+        p[k] = x[k]->p, p2[k] = x[k]->p2, tb[k] = x[k]->t;
+    const uint8x16_t flip = vdupq_n_u8(0x80);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = s->q + (size_t)r * (size_t)n;
+        const float *d = s->d + r * nb;
+        float32x4_t acc[TERN_SHADOW_MT];
+        for (int k = 0; k < nt; k++)
+            acc[k] = vdupq_n_f32(0.0f);
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t i0 = TERN_HEAD_SHADOW_BLOCK * b;
+            const int64_t i1 = i0 + TERN_HEAD_SHADOW_BLOCK < n ? i0 + TERN_HEAD_SHADOW_BLOCK : n;
+            int32x4_t ia[TERN_SHADOW_MT], ia2[TERN_SHADOW_MT];
+            for (int k = 0; k < nt; k++)
+                ia[k] = ia2[k] = vdupq_n_s32(0);
+            for (int64_t i = i0; i < i1; i += 16) {
+                if ((i & 63) == 0)
+                    __builtin_prefetch(row + i + PF_DIST);
+                const int8x16_t w = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(row + i), flip));
+                for (int k = 0; k < nt; k++) {
+                    ia[k] = dot16(ia[k], w, vld1q_s8(p[k] + i));
+                    ia2[k] = dot16(ia2[k], w, vld1q_s8(p2[k] + i));
+                }
             }
-            a = vfmaq_f32(a, w0, vld1q_f32(x + i));
-            b = vfmaq_f32(b, w1, vld1q_f32(x + i + 4));
+            for (int k = 0; k < nt; k++) {
+                const int32x4_t isum = vaddq_s32(vshlq_n_s32(ia[k], 7), ia2[k]);
+                acc[k] = vfmaq_f32(acc[k], vcvtq_f32_s32(isum), vdupq_n_f32(d[b] * tb[k][b]));
+            }
         }
-        float s = vaddvq_f32(vaddq_f32(a, b));
-        if (n8 < n) {
-            float tail[8];
-            tern_ref_dequant_row(tail, row + (size_t)n8 * (t->type == TERN_TYPE_F16 ? 2 : 4), t->type,
-                                 n - n8);
-            for (int64_t i = n8; i < n; i++)
-                s += tail[i - n8] * x[i];
-        }
-        out[r - row_begin] = s;
+        for (int k = 0; k < nt; k++)
+            out[k][r - r0] = vaddvq_f32(acc[k]);
     }
 }
 
-/* matvec_tokens: each input in turn (rows are read once per input) */
-static void neon_matvec_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
-                               int n_tok, int64_t row_begin, int64_t row_end) {
-    for (int i = 0; i < n_tok; i++)
-        neon_matvec(out[i], t, x[i], row_begin, row_end);
-}
+TERN_SHADOW_DOT_FN(neon_shadow_dot)
 
 /* ---- float ops ---- */
 
@@ -229,5 +308,5 @@ const struct tern_cpu_kernels tern_cpu_kernels_neon = {
     .act_norm_quantize = neon_act_norm_quantize,
     .f16_row = tern_ref_f16_row,
     .head_shadow = tern_head_shadow_rows,
-    .shadow_dot = tern_ref_shadow_dot,
+    .shadow_dot = neon_shadow_dot,
 };
