@@ -10,7 +10,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "attn_groups.h"
 #include "isa.h"
+#include "norm_passes.h"
 #include "ref.h"
 #include "token_passes.h"
 
@@ -21,21 +23,36 @@ enum { PF_DIST = 8192 };
 
 /* ---- activation quantization ---- */
 
-static float neon_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_pad, int32_t *sum_q) {
+/* v_i of a quantization: x_i, or where normed the normed row (x_i * scale) * w_i, as neon_rmsnorm
+ * forms it (normed a constant after inlining) */
+TERN_INLINE float32x4_t quant_in(const float *x, const float *w, float32x4_t vn, int64_t i,
+                                 const bool normed) {
+    const float32x4_t v = vld1q_f32(x + i);
+    return normed ? vmulq_f32(vmulq_f32(v, vn), vld1q_f32(w + i)) : v;
+}
+TERN_INLINE float quant_in1(const float *x, const float *w, float scale, int64_t i, const bool normed) {
+    return normed ? (x[i] * scale) * w[i] : x[i];
+}
+
+/* quantize_act of the v_i above: the level's quantize_act, and the fused norm passes' last two
+ * passes (cpu/norm_passes.h) */
+TERN_INLINE float quantize_core(int8_t *q, const float *x, const float *w, float scale, int64_t n,
+                                int64_t n_pad, int32_t *sum_q, const bool normed) {
+    const float32x4_t vn = vdupq_n_f32(scale);
     float32x4_t vmax = vdupq_n_f32(0.0f);
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) /* maxNum ignores NaN, like fmaxf */
-        vmax = vmaxnmq_f32(vmax, vabsq_f32(vld1q_f32(x + i)));
+        vmax = vmaxnmq_f32(vmax, vabsq_f32(quant_in(x, w, vn, i, normed)));
     float m = vmaxnmvq_f32(vmax);
     for (; i < n; i++)
-        m = fmaxf(m, fabsf(x[i]));
+        m = fmaxf(m, fabsf(quant_in1(x, w, scale, i, normed)));
     const float s = 127.0f / fmaxf(m, 1e-5f);
     const float32x4_t vs = vdupq_n_f32(s), lo = vdupq_n_f32(-128.0f), hi = vdupq_n_f32(127.0f);
     int32x4_t vsum = vdupq_n_s32(0);
     for (i = 0; i + 8 <= n; i += 8) {
         /* round half to even, then clamp with maxNum/minNum (NaN -> -128, as fmaxf/fminf do) */
-        float32x4_t a = vrndnq_f32(vmulq_f32(vld1q_f32(x + i), vs));
-        float32x4_t b = vrndnq_f32(vmulq_f32(vld1q_f32(x + i + 4), vs));
+        float32x4_t a = vrndnq_f32(vmulq_f32(quant_in(x, w, vn, i, normed), vs));
+        float32x4_t b = vrndnq_f32(vmulq_f32(quant_in(x, w, vn, i + 4, normed), vs));
         a = vminnmq_f32(vmaxnmq_f32(a, lo), hi);
         b = vminnmq_f32(vmaxnmq_f32(b, lo), hi);
         const int32x4_t ia = vcvtq_s32_f32(a), ib = vcvtq_s32_f32(b);
@@ -45,7 +62,7 @@ static float neon_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_p
     }
     int32_t sum = vaddvq_s32(vsum);
     for (; i < n; i++) {
-        float v = nearbyintf(x[i] * s);
+        float v = nearbyintf(quant_in1(x, w, scale, i, normed) * s);
         v = fminf(fmaxf(v, -128.0f), 127.0f);
         q[i] = (int8_t)v;
         sum += q[i];
@@ -55,6 +72,15 @@ static float neon_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_p
     if (sum_q)
         *sum_q = sum;
     return s;
+}
+
+TERN_INLINE float quantize_normed(int8_t *q, const float *x, const float *w, float scale, int64_t n,
+                                  int64_t n_pad, int32_t *sum_q) {
+    return quantize_core(q, x, w, scale, n, n_pad, sum_q, true);
+}
+
+static float neon_quantize_act(int8_t *q, const float *x, int64_t n, int64_t n_pad, int32_t *sum_q) {
+    return quantize_core(q, x, NULL, 1.0f, n, n_pad, sum_q, false);
 }
 
 /* ---- ternary matmul ---- */
@@ -285,14 +311,212 @@ static void neon_ffn_act(float *out, const float *gate, const float *up, int64_t
         tern_ref_ffn_act(out + i, gate + i, up + i, n - i, act);
 }
 
-/* The reference's composition (neon's rmsnorm and quantize_act are the reference's) over neon's
- * ffn_act, so the fused pass has the bits of the level's own ops in sequence. */
-static float neon_act_norm_quantize(int8_t *q, float *y, float *gate, const float *up, const float *w,
-                                    int64_t n, int64_t n_pad, float eps, enum tern_ffn_act act,
-                                    int32_t *sum_q) {
-    neon_ffn_act(gate, gate, up, n, act);
-    return tern_ref_add_norm_quantize(q, y, gate, NULL, w, n, n_pad, eps, sum_q);
+/* 1 / sqrt(mean(v^2) + eps) of v = pre(x, b), which goes into x_out unless PRE_NONE: squares in f32
+ * summed in f64 as the reference (only the summation order differs); PRE_RELU2 forms v as
+ * neon_ffn_act does. */
+TERN_INLINE float rms_scale(float *x_out, const float *x, const float *b, int64_t n, float eps,
+                            const enum tern_pre_norm pre) {
+    float64x2_t s0 = vdupq_n_f64(0.0), s1 = s0;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vld1q_f32(x + i);
+        if (pre == PRE_ADD)
+            v = vaddq_f32(v, vld1q_f32(b + i));
+        if (pre == PRE_RELU2) {
+            const float32x4_t r = vbslq_f32(vcgtq_f32(v, vdupq_n_f32(0.0f)), v, vdupq_n_f32(0.0f));
+            v = vmulq_f32(vmulq_f32(r, r), vld1q_f32(b + i));
+        }
+        if (pre != PRE_NONE)
+            vst1q_f32(x_out + i, v);
+        const float32x4_t sq = vmulq_f32(v, v);
+        s0 = vaddq_f64(s0, vcvt_f64_f32(vget_low_f32(sq)));
+        s1 = vaddq_f64(s1, vcvt_high_f64_f32(sq));
+    }
+    return tern_rms_tail(vaddvq_f64(vaddq_f64(s0, s1)), x_out, x, b, i, n, eps, pre);
 }
+
+static void neon_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
+    const float scale = rms_scale(NULL, x, NULL, n, eps, PRE_NONE);
+    const float32x4_t vs = vdupq_n_f32(scale);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(out + i, quant_in(x, w, vs, i, true));
+    for (; i < n; i++)
+        out[i] = quant_in1(x, w, scale, i, true);
+}
+
+TERN_NORM_QUANTIZE_FNS(neon)
+
+/* A row of K or V into the f16 cache: fcvtn rounds to nearest even as tern_fp32_to_fp16 does, but
+ * keeps a NaN's payload bits; NaN lanes become the sign and 0x7fc00000 first, which converts to the
+ * sign and 0x7e00, the reference's NaN. */
+static void neon_f16_row(uint16_t *dst, const float *x, int64_t n) {
+    const uint32x4_t sign = vdupq_n_u32(0x80000000u), qnan = vdupq_n_u32(0x7fc00000u);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float32x4_t v = vld1q_f32(x + i);
+        const uint32x4_t quiet = vorrq_u32(vandq_u32(vreinterpretq_u32_f32(v), sign), qnan);
+        const float32x4_t f = vbslq_f32(vceqq_f32(v, v), v, vreinterpretq_f32_u32(quiet));
+        vst1_u16(dst + i, vreinterpret_u16_f16(vcvt_f16_f32(f)));
+    }
+    if (i < n)
+        tern_ref_f16_row(dst + i, x + i, n - i);
+}
+
+/* The reference's table applied to every head with separate multiplies (no FMA), as the reference
+ * does: bit-identical. */
+static void neon_rope(float *x, int n_head, int head_dim, int n_rot, const float *cs, const float *sn,
+                      enum tern_rope_style style) {
+    const int half = n_rot / 2;
+    if (style != TERN_ROPE_NEOX || half % 4 != 0) {
+        tern_ref_rope_apply(x, n_head, head_dim, n_rot, cs, sn, style);
+        return;
+    }
+    for (int h = 0; h < n_head; h++) {
+        float *v = x + (int64_t)h * head_dim;
+        for (int i = 0; i < half; i += 4) {
+            const float32x4_t c = vld1q_f32(cs + i), s = vld1q_f32(sn + i);
+            const float32x4_t x0 = vld1q_f32(v + i), x1 = vld1q_f32(v + i + half);
+            vst1q_f32(v + i, vsubq_f32(vmulq_f32(x0, c), vmulq_f32(x1, s)));
+            vst1q_f32(v + i + half, vaddq_f32(vmulq_f32(x0, s), vmulq_f32(x1, c)));
+        }
+    }
+}
+
+/* ---- attention: cpu/attn_heads.h over the pieces below ---- */
+
+enum { ATTN_HEAD_DIM_STEP = 32 };
+
+TERN_INLINE float32x4_t round_f16(float32x4_t v) {
+    return vcvt_f32_f16(vcvt_f16_f32(v));
+}
+
+/* 16 f16 values as four f32 vectors */
+TERN_INLINE void load_f16x16(float32x4_t out[4], const uint16_t *p) {
+    const uint16x8_t a = vld1q_u16(p), b = vld1q_u16(p + 8);
+    out[0] = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(a)));
+    out[1] = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(a)));
+    out[2] = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(b)));
+    out[3] = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(b)));
+}
+
+/* Scores of G query heads (sharing one kv head) against the first n positions of the K block kb
+ * (dimension-major, 16 positions a dimension): positions in the lanes of four 4-wide quarters, each
+ * FMA'd with the query's element; dimensions d = a mod A into accumulator a of each quarter (16, G =
+ * 3: 12, independent FMA chains), summed pairwise at the end; no horizontal sums. Lanes past n hold
+ * the block's unwritten positions and are not stored. */
+TERN_INLINE void scores_block1(float *wts, int64_t wts_stride, const float *q16, const uint16_t *kb,
+                               int64_t pf_ahead, int head_dim, float scale, int n, const int G) {
+    const int A = G >= 3 ? 1 : 4 / G;
+    float32x4_t acc[4][4];
+    for (int qt = 0; qt < 4; qt++)
+        for (int i = 0; i < G * A; i++)
+            acc[qt][i] = vdupq_n_f32(0.0f);
+    for (int d = 0; d < head_dim; d += A)
+        for (int a = 0; a < A; a++) {
+            if (pf_ahead && (d + a) % 2 == 0) /* its line pf_ahead on, one line at a time */
+                __builtin_prefetch(
+                    (const void *)((uintptr_t)(kb + (d + a) * TERN_ATTN_KBLOCK) + (uintptr_t)(2 * pf_ahead)),
+                    0, 3);
+            float32x4_t kv[4];
+            load_f16x16(kv, kb + (d + a) * TERN_ATTN_KBLOCK);
+            for (int h = 0; h < G; h++) {
+                const float qe = q16[h * head_dim + d + a];
+                for (int qt = 0; qt < 4; qt++)
+                    acc[qt][h * A + a] = vfmaq_n_f32(acc[qt][h * A + a], kv[qt], qe);
+            }
+        }
+    for (int h = 0; h < G; h++) {
+        float sums[16];
+        for (int qt = 0; qt < 4; qt++) {
+            float32x4_t *a = acc[qt] + h * A;
+            for (int w = 1; w < A; w *= 2)
+                for (int i = 0; i + w < A; i += 2 * w)
+                    a[i] = vaddq_f32(a[i], a[i + w]);
+            vst1q_f32(sums + 4 * qt, vmulq_n_f32(a[0], scale));
+        }
+        memcpy(wts + h * wts_stride, sums, (size_t)n * sizeof(float));
+    }
+}
+
+/* NB (1-4) blocks, kb_stride apart, one after another */
+TERN_INLINE void scores_block(float *wts, int64_t wts_stride, const float *q16, const uint16_t *kb,
+                              int64_t kb_stride, int head_dim, float scale, int n, bool pf, const int G,
+                              const int NB) {
+    for (int b = 0; b < NB; b++)
+        scores_block1(wts + 16 * b, wts_stride, q16, kb + b * kb_stride, pf ? 2 * kb_stride : 0, head_dim,
+                      scale, n - 16 * b < 16 ? n - 16 * b : 16, G);
+}
+
+/* softmax over w[0 .. n_pos) in place (f64 sum), weights rounded to f16 as the contract says; the
+ * last n_pos % 4 go through the same vector code from a padded copy */
+static void softmax_f16(float *w, int n_pos) {
+    const int n4 = n_pos & ~3;
+    float32x4_t vmax = vdupq_n_f32(-INFINITY);
+    for (int p = 0; p < n4; p += 4)
+        vmax = vmaxq_f32(vmax, vld1q_f32(w + p));
+    float max = vmaxvq_f32(vmax);
+    for (int p = n4; p < n_pos; p++)
+        max = fmaxf(max, w[p]);
+    const float32x4_t vm = vdupq_n_f32(max);
+    float tail[4] = {0};
+    memcpy(tail, w + n4, (size_t)(n_pos - n4) * sizeof(float));
+    float64x2_t s0 = vdupq_n_f64(0.0), s1 = s0;
+    for (int p = 0; p < n4; p += 4) {
+        const float32x4_t e = exp_ps(vsubq_f32(vld1q_f32(w + p), vm));
+        vst1q_f32(w + p, e);
+        s0 = vaddq_f64(s0, vcvt_f64_f32(vget_low_f32(e)));
+        s1 = vaddq_f64(s1, vcvt_high_f64_f32(e));
+    }
+    double sum = vaddvq_f64(vaddq_f64(s0, s1));
+    vst1q_f32(tail, exp_ps(vsubq_f32(vld1q_f32(tail), vm)));
+    for (int p = n4; p < n_pos; p++)
+        sum += (double)tail[p - n4];
+    const float32x4_t inv = vdupq_n_f32((float)(1.0 / sum));
+    for (int p = 0; p < n4; p += 4)
+        vst1q_f32(w + p, round_f16(vmulq_f32(vld1q_f32(w + p), inv)));
+    vst1q_f32(tail, round_f16(vmulq_f32(vld1q_f32(tail), inv)));
+    memcpy(w + n4, tail, (size_t)(n_pos - n4) * sizeof(float));
+}
+
+/* 16 accumulators in weighted_v: eight 4-wide slices of one or two heads, four of three or four */
+TERN_INLINE int attn_v_slice(int G) {
+    return 4 * (G <= 2 ? 8 : 4);
+}
+
+/* out[h][0 .. 4 * NV) = sum over p in [p0, p1) of w[h][p] * V[p][0 .. 4 * NV) for G heads (NV =
+ * attn_v_slice(G) / 4), added to the sums of the positions before p0 that out holds (none when p0
+ * = 0): each V row is converted once for the G heads. */
+TERN_INLINE void weighted_v(float *out, int64_t out_stride, const float *w, int64_t w_stride,
+                            const uint16_t *v, int64_t kv_stride, int p0, int p1, int pf_bytes, const int G) {
+    const int NV = attn_v_slice(G) / 4;
+    float32x4_t o[16];
+    for (int h = 0; h < G; h++)
+        for (int j = 0; j < NV; j++)
+            o[NV * h + j] = p0 == 0 ? vdupq_n_f32(0.0f) : vld1q_f32(out + h * out_stride + 4 * j);
+    for (int p = p0; p < p1; p++) {
+        tern_attn_prefetch_ahead(v + p * kv_stride, kv_stride, pf_bytes);
+        float32x4_t vv[8];
+        for (int j = 0; j < NV; j += 4)
+            load_f16x16(vv + j, v + p * kv_stride + 4 * j);
+        for (int h = 0; h < G; h++) {
+            const float wgt = w[h * w_stride + p];
+            for (int j = 0; j < NV; j++)
+                o[NV * h + j] = vfmaq_n_f32(o[NV * h + j], vv[j], wgt);
+        }
+    }
+    for (int h = 0; h < G; h++)
+        for (int j = 0; j < NV; j++)
+            vst1q_f32(out + h * out_stride + 4 * j, o[NV * h + j]);
+}
+
+TERN_INLINE void attn_round_q(float *q16, const float *q, int head_dim, int G) {
+    for (int h = 0; h < G; h++)
+        for (int d = 0; d < head_dim; d += 4)
+            vst1q_f32(q16 + h * head_dim + d, round_f16(vld1q_f32(q + (int64_t)h * head_dim + d)));
+}
+
+#include "attn_heads.h"
 
 const struct tern_cpu_kernels tern_cpu_kernels_neon = {
     .name = "neon",
@@ -300,13 +524,13 @@ const struct tern_cpu_kernels tern_cpu_kernels_neon = {
     .ternary_matmul = neon_ternary_matmul,
     .matvec = neon_matvec,
     .matvec_tokens = neon_matvec_tokens,
-    .rmsnorm = tern_ref_rmsnorm,
-    .rope = tern_ref_rope_apply,
-    .attention = tern_ref_attention,
+    .rmsnorm = neon_rmsnorm,
+    .rope = neon_rope,
+    .attention = attention_entry,
     .ffn_act = neon_ffn_act,
-    .add_norm_quantize = tern_ref_add_norm_quantize, /* neon's rmsnorm is the reference's */
+    .add_norm_quantize = neon_add_norm_quantize,
     .act_norm_quantize = neon_act_norm_quantize,
-    .f16_row = tern_ref_f16_row,
+    .f16_row = neon_f16_row,
     .head_shadow = tern_head_shadow_rows,
     .shadow_dot = neon_shadow_dot,
 };
