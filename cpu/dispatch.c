@@ -18,9 +18,13 @@
 #ifndef HWCAP_ASIMD
 #define HWCAP_ASIMD (1 << 1)
 #endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
 #endif
 
-const char *const tern_cpu_isa_names[TERN_CPU_ISA_COUNT] = {"scalar", "avx2", "avxvnni", "avx512", "neon"};
+const char *const tern_cpu_isa_names[TERN_CPU_ISA_COUNT] = {"scalar", "avx2", "avxvnni",
+                                                            "avx512", "neon", "neondot"};
 
 #ifdef TERN_X86
 struct x86_features {
@@ -80,6 +84,10 @@ bool tern_cpu_isa_built(const char *name) {
     if (strcmp(name, "neon") == 0)
         return true;
 #endif
+#ifdef TERN_BUILT_NEONDOT
+    if (strcmp(name, "neondot") == 0)
+        return true;
+#endif
     return false;
 }
 
@@ -100,7 +108,14 @@ bool tern_cpu_isa_supported(const char *name) {
 #if defined(__linux__)
         return (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
 #else
-        return true; /* Advanced SIMD is architectural on AArch64 */
+        return true;  /* Advanced SIMD is architectural on AArch64 */
+#endif
+    }
+    if (strcmp(name, "neondot") == 0) {
+#if defined(__linux__)
+        return (getauxval(AT_HWCAP) & HWCAP_ASIMD) && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP);
+#else
+        return false; /* no portable probe for the extension: the plain NEON level runs */
 #endif
     }
 #endif
@@ -128,6 +143,10 @@ const struct tern_cpu_kernels *tern_cpu_kernels_get(const char *name) {
     if (strcmp(name, "neon") == 0)
         return &tern_cpu_kernels_neon;
 #endif
+#ifdef TERN_BUILT_NEONDOT
+    if (strcmp(name, "neondot") == 0)
+        return &tern_cpu_kernels_neondot;
+#endif
     return NULL;
 }
 
@@ -138,8 +157,8 @@ const struct tern_cpu_kernels *tern_cpu_kernels_select(void) {
         for (int i = 0; i < TERN_CPU_ISA_COUNT; i++)
             known = known || strcmp(force, tern_cpu_isa_names[i]) == 0;
         if (!known) {
-            tern_log_error("TERN_CPU_ISA=%s: unknown level (use scalar, avx2, avxvnni, avx512 or neon)",
-                           force);
+            tern_log_error(
+                "TERN_CPU_ISA=%s: unknown level (use scalar, avx2, avxvnni, avx512, neon or neondot)", force);
             return NULL;
         }
         if (!tern_cpu_isa_built(force)) {

@@ -9,15 +9,18 @@
 #include "kernels.h"
 
 /* Defined in cpu/isa_avx2.c (AVX2 + FMA + F16C), cpu/isa_avxvnni.c (the same + AVX-VNNI),
- * cpu/isa_avx512.c (AVX-512 F/BW/DQ/VL + VNNI), cpu/isa_neon.c (AArch64 Advanced SIMD). Present
+ * cpu/isa_avx512.c (AVX-512 F/BW/DQ/VL + VNNI), cpu/isa_neon.c (AArch64 Advanced SIMD),
+ * cpu/isa_neondot.c (the same + the dot-product extension). Present
  * only when dispatch.c sees TERN_BUILT_<ISA>. */
 extern const struct tern_cpu_kernels tern_cpu_kernels_avx2;
 extern const struct tern_cpu_kernels tern_cpu_kernels_avxvnni;
 extern const struct tern_cpu_kernels tern_cpu_kernels_avx512;
 extern const struct tern_cpu_kernels tern_cpu_kernels_neon;
+extern const struct tern_cpu_kernels tern_cpu_kernels_neondot;
 
-/* The level names in preference order, best last: "scalar", "avx2", "avxvnni", "avx512", "neon". */
-enum { TERN_CPU_ISA_COUNT = 5 };
+/* The level names in preference order, best last: "scalar", "avx2", "avxvnni", "avx512", "neon",
+ * "neondot". */
+enum { TERN_CPU_ISA_COUNT = 6 };
 extern const char *const tern_cpu_isa_names[TERN_CPU_ISA_COUNT];
 
 /* Where the dot_peak probes leave their sums, so no compiler drops the chains (cpu/peak.c); atomic,

@@ -18,6 +18,15 @@
 
 #define TERN_INLINE static inline __attribute__((always_inline))
 
+#if defined(TERN_NEONDOT)
+/* cpu/isa_neondot.c: these kernels compiled with the dot-product extension (sdot) */
+#define NEON_TABLE tern_cpu_kernels_neondot
+#define NEON_NAME "neondot"
+#else
+#define NEON_TABLE tern_cpu_kernels_neon
+#define NEON_NAME "neon"
+#endif
+
 /* How far ahead a streaming pass prefetches its row (the x86 levels' distance). */
 enum { PF_DIST = 8192 };
 
@@ -518,8 +527,27 @@ TERN_INLINE void attn_round_q(float *q16, const float *q, int head_dim, int G) {
 
 #include "attn_heads.h"
 
-const struct tern_cpu_kernels tern_cpu_kernels_neon = {
-    .name = "neon",
+/* The compute probe (cpu/peak.h): 12 independent chains of dot16, the ternary product's int8 dot
+ * (sdot, or two vmull + two vpadal), 16 multiply-adds each. */
+static int64_t neon_dot_peak(int64_t rounds) {
+    const int8x16_t a = vdupq_n_s8((int8_t)(rounds | 1)), b = vdupq_n_s8(3);
+    int32x4_t c0 = vdupq_n_s32(0), c1 = vdupq_n_s32(1), c2 = vdupq_n_s32(2), c3 = vdupq_n_s32(3),
+              c4 = vdupq_n_s32(4), c5 = vdupq_n_s32(5), c6 = vdupq_n_s32(6), c7 = vdupq_n_s32(7),
+              c8 = vdupq_n_s32(8), c9 = vdupq_n_s32(9), c10 = vdupq_n_s32(10), c11 = vdupq_n_s32(11);
+    for (int64_t r = 0; r < rounds; r++) {
+        c0 = dot16(c0, a, b), c1 = dot16(c1, a, b), c2 = dot16(c2, a, b), c3 = dot16(c3, a, b);
+        c4 = dot16(c4, a, b), c5 = dot16(c5, a, b), c6 = dot16(c6, a, b), c7 = dot16(c7, a, b);
+        c8 = dot16(c8, a, b), c9 = dot16(c9, a, b), c10 = dot16(c10, a, b), c11 = dot16(c11, a, b);
+    }
+    const int32x4_t s = veorq_s32(veorq_s32(veorq_s32(c0, c1), veorq_s32(c2, c3)),
+                                  veorq_s32(veorq_s32(veorq_s32(c4, c5), veorq_s32(c6, c7)),
+                                            veorq_s32(veorq_s32(c8, c9), veorq_s32(c10, c11))));
+    atomic_store_explicit(&tern_cpu_peak_sink, vaddvq_s32(s), memory_order_relaxed);
+    return rounds * 12 * 16;
+}
+
+const struct tern_cpu_kernels NEON_TABLE = {
+    .name = NEON_NAME,
     .quantize_act = neon_quantize_act,
     .ternary_matmul = neon_ternary_matmul,
     .matvec = neon_matvec,
@@ -533,4 +561,5 @@ const struct tern_cpu_kernels tern_cpu_kernels_neon = {
     .f16_row = neon_f16_row,
     .head_shadow = tern_head_shadow_rows,
     .shadow_dot = neon_shadow_dot,
+    .dot_peak = neon_dot_peak,
 };

@@ -29,7 +29,7 @@ static inline int64_t tern_k_elems(int64_t n_pos, int64_t kv_stride) {
 }
 
 struct tern_cpu_kernels {
-    const char *name; /* "scalar", "avx2", "avxvnni", "avx512", "neon" */
+    const char *name; /* "scalar", "avx2", "avxvnni", "avx512", "neon", "neondot" */
     /* see tern_ref_quantize_act */
     float (*quantize_act)(int8_t *q, const float *x, int64_t n, int64_t n_pad, int32_t *sum_q);
     /* rows [row_begin, row_end) of tern_ref_ternary_matmul; y keeps stride w->n_out. sum_q[t] is

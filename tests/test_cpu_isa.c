@@ -822,7 +822,9 @@ static void test_dot_peak(void) {
         const struct tern_cpu_kernels *k = levels[l];
         if (!k->dot_peak)
             continue;
-        const int64_t per_round = !strcmp(k->name, "avx512") ? 12 * 64 : 12 * 32;
+        const int64_t per_round = !strcmp(k->name, "avx512")                                ? 12 * 64
+                                  : !strcmp(k->name, "neon") || !strcmp(k->name, "neondot") ? 12 * 16
+                                                                                            : 12 * 32;
         CHECK_INT(1000 * per_round, k->dot_peak(1000));
         CHECK_INT(0, k->dot_peak(0));
     }
@@ -836,8 +838,12 @@ static void test_dot_peak(void) {
 static void test_select(void) {
     /* each level against the flags it needs, as the kernel reports them */
     static const char *const needs[TERN_CPU_ISA_COUNT] = {
-        "", "avx2 fma f16c", "avx2 fma f16c avx_vnni",
-        "avx2 fma f16c avx512f avx512dq avx512bw avx512vl avx512_vnni", "asimd"};
+        "",
+        "avx2 fma f16c",
+        "avx2 fma f16c avx_vnni",
+        "avx2 fma f16c avx512f avx512dq avx512bw avx512vl avx512_vnni",
+        "asimd",
+        "asimd asimddp"};
     const char *saved = getenv("TERN_CPU_ISA");
     char saved_copy[64] = "";
     if (saved)

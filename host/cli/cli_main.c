@@ -24,7 +24,7 @@ static const char usage[] =
     "  version     print the version\n"
     "\n"
     "Environment: TERN_LOG=debug|info|warn|error,\n"
-    "             TERN_CPU_ISA=scalar|avx2|avxvnni|avx512|neon (force a CPU kernel level),\n"
+    "             TERN_CPU_ISA=scalar|avx2|avxvnni|avx512|neon|neondot (force a CPU kernel level),\n"
     "             TERN_DEVICE=SPEC (default device spec), TERN_CACHE_DIR (probe and kernel cache).\n";
 
 static int n_errors;
