@@ -572,16 +572,6 @@ static void matvec_q6_k(float *out, const struct tern_tensor *t, const float *x,
     }
 }
 
-static void q4_k_scale_min(int j, const uint8_t *s, int *scale, int *min) {
-    if (j < 4) {
-        *scale = s[j] & 63;
-        *min = s[j + 4] & 63;
-    } else {
-        *scale = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
-        *min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-}
-
 static void matvec_q4_k(float *out, const struct tern_tensor *t, const float *x, int64_t r0, int64_t r1) {
     const int64_t nb = t->ne0 / 256;
     const __m256i m0f = _mm256_set1_epi8(0x0f);
@@ -593,8 +583,8 @@ static void matvec_q4_k(float *out, const struct tern_tensor *t, const float *x,
             const float d = half_at(blk), dmin = half_at(blk + 2);
             for (int g = 0; g < 4; g++) {
                 int sc0, mn0, sc1, mn1;
-                q4_k_scale_min(2 * g, blk + 4, &sc0, &mn0);
-                q4_k_scale_min(2 * g + 1, blk + 4, &sc1, &mn1);
+                tern_ref_q4_k_scale_min(2 * g, blk + 4, &sc0, &mn0);
+                tern_ref_q4_k_scale_min(2 * g + 1, blk + 4, &sc1, &mn1);
                 const __m256 dd[2] = {_mm256_set1_ps(d * (float)sc0), _mm256_set1_ps(d * (float)sc1)};
                 const __m256 mm[2] = {_mm256_set1_ps(dmin * (float)mn0), _mm256_set1_ps(dmin * (float)mn1)};
                 const __m256i qv = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * g));

@@ -509,7 +509,7 @@ static void permute_x_q4_k(float *xp, float *sums, const float *x, int64_t n) {
     }
 }
 
-/* 8 scales then 8 mins (6 bits each, as the reference's q4_k_scale_min reads them) from the 12
+/* 8 scales then 8 mins (6 bits each, as tern_ref_q4_k_scale_min reads them) from the 12
  * packed bytes at s, as 16 bytes: dword 0 = bytes 0-3 & 63, dword 1 = (bytes 8-11 & 15) | (top
  * bits of bytes 0-3) << 4, dword 2 = bytes 4-7 & 63, dword 3 = (bytes 8-11 >> 4) | (top bits of
  * bytes 4-7) << 4. The 16-byte load reads 4 bytes of qs past the scales. */

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../scheduler/fp16.h"
 #include "attn_groups.h"
 #include "isa.h"
 #include "norm_passes.h"
@@ -151,7 +152,28 @@ static void neon_ternary_matmul(float *y, const struct tern_ternary *w, const in
     }
 }
 
-/* ---- float matvec: F16 and F32 in SIMD, other types through the reference ---- */
+/* ---- float matvec: F16 and F32 in SIMD; BF16, Q8_0, Q4_K and Q6_K decoded by the reference ---- */
+
+/* acc[k] (two accumulators an input) += the 8 weights w0, w1 times x[k] + i */
+TERN_INLINE void fma8_tokens(float32x4_t *a, float32x4_t *b, float32x4_t w0, float32x4_t w1,
+                             const float *const *x, int64_t i, const int nt) {
+    for (int k = 0; k < nt; k++) {
+        a[k] = vfmaq_f32(a[k], w0, vld1q_f32(x[k] + i));
+        b[k] = vfmaq_f32(b[k], w1, vld1q_f32(x[k] + i + 4));
+    }
+}
+
+/* out[k][o] = the two accumulators' sum plus the last n - n8 weights (w_tail) times x[k] in order */
+TERN_INLINE void finish_tokens(float *const *out, int64_t o, const float32x4_t *a, const float32x4_t *b,
+                               const float *w_tail, int64_t n8, int64_t n, const float *const *x,
+                               const int nt) {
+    for (int k = 0; k < nt; k++) {
+        float s = vaddvq_f32(vaddq_f32(a[k], b[k]));
+        for (int64_t i = n8; i < n; i++)
+            s += w_tail[i - n8] * x[k][i];
+        out[k][o] = s;
+    }
+}
 
 /* out[k][o] = the row's dot with x[k] for nt <= 4 inputs (nt a constant after inlining): each 8
  * weights are loaded and widened once for every input, and each input's two accumulators see the
@@ -173,46 +195,151 @@ TERN_INLINE void plain_row_tokens(float *const *out, int64_t o, const uint8_t *r
             w0 = vld1q_f32((const float *)row + i);
             w1 = vld1q_f32((const float *)row + i + 4);
         }
-        for (int k = 0; k < nt; k++) {
-            a[k] = vfmaq_f32(a[k], w0, vld1q_f32(x[k] + i));
-            b[k] = vfmaq_f32(b[k], w1, vld1q_f32(x[k] + i + 4));
-        }
+        fma8_tokens(a, b, w0, w1, x, i, nt);
     }
     float tail[8];
     if (n8 < n)
         tern_ref_dequant_row(tail, row + (size_t)n8 * (type == TERN_TYPE_F16 ? 2 : 4), type, n - n8);
-    for (int k = 0; k < nt; k++) {
-        float s = vaddvq_f32(vaddq_f32(a[k], b[k]));
-        for (int64_t i = n8; i < n; i++)
-            s += tail[i - n8] * x[k][i];
-        out[k][o] = s;
+    finish_tokens(out, o, a, b, tail, n8, n, x, nt);
+}
+
+/* ---- block decoders: the reference's values (cpu/ref_dequant.c), in its operation order ---- */
+
+static float half_at(const uint8_t *p) {
+    return tern_fp16_to_fp32((uint16_t)(p[0] | (p[1] << 8)));
+}
+
+/* 16 bytes as four f32 vectors (signed or unsigned bytes) */
+TERN_INLINE void s8x16_f32(float32x4_t out[4], int8x16_t v) {
+    const int16x8_t lo = vmovl_s8(vget_low_s8(v)), hi = vmovl_s8(vget_high_s8(v));
+    out[0] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo)));
+    out[1] = vcvtq_f32_s32(vmovl_s16(vget_high_s16(lo)));
+    out[2] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi)));
+    out[3] = vcvtq_f32_s32(vmovl_s16(vget_high_s16(hi)));
+}
+
+/* Q8_0 (34 bytes: f16 d, 32 int8): d * q */
+static void decode_q8_0(float *out, const uint8_t *blk) {
+    const float d = half_at(blk);
+    for (int h = 0; h < 2; h++) {
+        float32x4_t f[4];
+        s8x16_f32(f, vld1q_s8((const int8_t *)blk + 2 + 16 * h));
+        for (int j = 0; j < 4; j++)
+            vst1q_f32(out + 16 * h + 4 * j, vmulq_n_f32(f[j], d));
     }
+}
+
+/* Q4_K (144 bytes): per group of 64, (d * scale) * nibble - dmin * min for the low nibbles of 32
+ * bytes, then for their high nibbles (sub-blocks 2g and 2g + 1) */
+static void decode_q4_k(float *out, const uint8_t *blk) {
+    const float d = half_at(blk), dmin = half_at(blk + 2);
+    const uint8_t *s = blk + 4, *qs = blk + 16;
+    for (int g = 0; g < 4; g++)
+        for (int hn = 0; hn < 2; hn++) {
+            int sc, m;
+            tern_ref_q4_k_scale_min(2 * g + hn, s, &sc, &m);
+            const float dj = d * (float)sc, mj = dmin * (float)m;
+            for (int h = 0; h < 2; h++) {
+                const uint8x16_t q = vld1q_u8(qs + 32 * g + 16 * h);
+                const uint8x16_t nib = hn ? vshrq_n_u8(q, 4) : vandq_u8(q, vdupq_n_u8(0x0f));
+                float32x4_t f[4];
+                s8x16_f32(f, vreinterpretq_s8_u8(nib)); /* 0..15: the same as unsigned */
+                for (int k = 0; k < 4; k++)
+                    vst1q_f32(out + 64 * g + 32 * hn + 16 * h + 4 * k,
+                              vsubq_f32(vmulq_n_f32(f[k], dj), vdupq_n_f32(mj)));
+            }
+        }
+}
+
+/* Q6_K (210 bytes: ql[128], qh[64], int8 scales[16], f16 d): per half of 128, element l + 32 k
+ * takes a nibble of ql and two bits of qh[l], minus 32, times (d * scales[8 half + 2 k + l / 16]) */
+static void decode_q6_k(float *out, const uint8_t *blk) {
+    const float d = half_at(blk + 208);
+    const int8_t *scales = (const int8_t *)blk + 192;
+    const uint8x16_t m4 = vdupq_n_u8(0x0f), m2 = vdupq_n_u8(3);
+    const int8x16_t off = vdupq_n_s8(32);
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
+        for (int l0 = 0; l0 < 32; l0 += 16) {
+            const uint8x16_t a = vld1q_u8(ql + l0), b = vld1q_u8(ql + l0 + 32), hb = vld1q_u8(qh + l0);
+            const uint8x16_t u[4] = {
+                vorrq_u8(vandq_u8(a, m4), vshlq_n_u8(vandq_u8(hb, m2), 4)),
+                vorrq_u8(vandq_u8(b, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 2), m2), 4)),
+                vorrq_u8(vshrq_n_u8(a, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 4), m2), 4)),
+                vorrq_u8(vshrq_n_u8(b, 4), vshlq_n_u8(vshrq_n_u8(hb, 6), 4))};
+            for (int k = 0; k < 4; k++) {
+                const float ds = d * (float)scales[8 * h + 2 * k + l0 / 16];
+                float32x4_t f[4];
+                s8x16_f32(f, vsubq_s8(vreinterpretq_s8_u8(u[k]), off));
+                for (int j = 0; j < 4; j++)
+                    vst1q_f32(out + 128 * h + 32 * k + l0 + 4 * j, vmulq_n_f32(f[j], ds));
+            }
+        }
+    }
+}
+
+/* n (a multiple of the block size, at most DQ_CHUNK) weights of a BF16/Q8_0/Q4_K/Q6_K row */
+enum { DQ_CHUNK = 256 }; /* a multiple of every block size */
+TERN_INLINE void decode_chunk(float *out, const uint8_t *p, uint32_t type, int64_t n) {
+    switch (type) {
+    case TERN_TYPE_Q8_0:
+        for (int64_t b = 0; b < n / 32; b++)
+            decode_q8_0(out + 32 * b, p + 34 * b);
+        break;
+    case TERN_TYPE_Q4_K:
+        decode_q4_k(out, p);
+        break;
+    case TERN_TYPE_Q6_K:
+        decode_q6_k(out, p);
+        break;
+    default: /* BF16 */
+        tern_ref_dequant_row(out, p, type, n);
+        break;
+    }
+}
+
+/* The same as plain_row_tokens for BF16, Q8_0, Q4_K and Q6_K: each chunk of DQ_CHUNK weights decoded
+ * once for every input into the reference's f32 values, then dotted as above. The reference's
+ * matvec sums in one chain (an add's latency an element); here that is two chains an input. */
+TERN_INLINE void decoded_row_tokens(float *const *out, int64_t o, const uint8_t *row, uint32_t type,
+                                    size_t chunk_bytes, int64_t n, const float *const *x, const int nt) {
+    float buf[DQ_CHUNK];
+    float32x4_t a[4], b[4];
+    for (int k = 0; k < nt; k++)
+        a[k] = b[k] = vdupq_n_f32(0.0f);
+    int64_t c = 0, len8 = 0;
+    for (;; c += DQ_CHUNK) {
+        const int64_t len = n - c < DQ_CHUNK ? n - c : DQ_CHUNK;
+        decode_chunk(buf, row + (size_t)(c / DQ_CHUNK) * chunk_bytes, type, len);
+        len8 = len & ~(int64_t)7;
+        for (int64_t i = 0; i < len8; i += 8)
+            fma8_tokens(a, b, vld1q_f32(buf + i), vld1q_f32(buf + i + 4), x, c + i, nt);
+        if (c + DQ_CHUNK >= n)
+            break;
+    }
+    finish_tokens(out, o, a, b, buf + len8, c + len8, n, x, nt);
+}
+
+/* rows [r0, r1) for nt <= MT inputs (nt a constant after inlining), each row read and decoded once
+ * for all of them */
+enum { MT = 4 };
+TERN_INLINE void rows_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
+                             int64_t r0, int64_t r1, const int nt) {
+    const uint8_t *data = t->data;
+    if (t->type == TERN_TYPE_F16 || t->type == TERN_TYPE_F32) {
+        for (int64_t r = r0; r < r1; r++)
+            plain_row_tokens(out, r - r0, data + (size_t)r * t->row_bytes, t->type, t->ne0, x, nt);
+        return;
+    }
+    const struct tern_type_traits *tr = tern_type_traits(t->type);
+    const size_t chunk_bytes = (size_t)(DQ_CHUNK / tr->block_size) * tr->block_bytes;
+    for (int64_t r = r0; r < r1; r++)
+        decoded_row_tokens(out, r - r0, data + (size_t)r * t->row_bytes, t->type, chunk_bytes, t->ne0, x, nt);
 }
 
 static void neon_matvec(float *out, const struct tern_tensor *t, const float *x, int64_t row_begin,
                         int64_t row_end) {
-    if (t->type != TERN_TYPE_F16 && t->type != TERN_TYPE_F32) {
-        tern_ref_matvec(out, t, x, row_begin, row_end);
-        return;
-    }
-    for (int64_t r = row_begin; r < row_end; r++)
-        plain_row_tokens(&out, r - row_begin, (const uint8_t *)t->data + (size_t)r * t->row_bytes, t->type,
-                         t->ne0, &x, 1);
-}
-
-/* rows [r0, r1) for nt <= MT inputs, each F16/F32 row read once for all of them; other types go
- * to neon_matvec input by input */
-enum { MT = 4 };
-TERN_INLINE void rows_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
-                             int64_t r0, int64_t r1, const int nt) {
-    if (t->type != TERN_TYPE_F16 && t->type != TERN_TYPE_F32) {
-        for (int k = 0; k < nt; k++)
-            neon_matvec(out[k], t, x[k], r0, r1);
-        return;
-    }
-    for (int64_t r = r0; r < r1; r++)
-        plain_row_tokens(out, r - r0, (const uint8_t *)t->data + (size_t)r * t->row_bytes, t->type, t->ne0, x,
-                         nt);
+    rows_tokens(&out, t, &x, row_begin, row_end, 1);
 }
 
 TERN_MATVEC_TOKENS_FN(neon_matvec_tokens, neon_matvec)

@@ -75,6 +75,20 @@ float tern_ref_act_norm_quantize(int8_t *q, float *y, float *gate, const float *
  * sign, 0x7e00): a token's K or V row into the f16 KV cache. */
 void tern_ref_f16_row(uint16_t *dst, const float *x, int64_t n);
 
+/* Scale and min of sub-block j (0..7) from Q4_K's 12 packed bytes s. Sub-blocks 0-3 use the low 6
+ * bits of bytes j (scale) and j+4 (min); sub-blocks 4-7 take their low 4 bits from the nibbles of
+ * byte j+4 and their high 2 bits from the top bits of bytes j-4 (scale) and j (min). Inline, so the
+ * SIMD decoders that call it once per 32 weights pay no call. */
+static inline void tern_ref_q4_k_scale_min(int j, const uint8_t *s, int *scale, int *min) {
+    if (j < 4) {
+        *scale = s[j] & 63;
+        *min = s[j + 4] & 63;
+    } else {
+        *scale = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
+        *min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
 /* Decode n elements (a multiple of the type's block size) of a row of F32/F16/BF16/Q8_0/Q4_K/Q6_K. */
 void tern_ref_dequant_row(float *out, const void *row, uint32_t type, int64_t n);
 

@@ -18,7 +18,7 @@ static_assert(sizeof(struct ref_block_q8_0) == 34, "Q8_0 block is 34 bytes");
 struct ref_block_q4_k {
     uint8_t d[2];       /* f16 super-block scale of the 6-bit sub-block scales */
     uint8_t dmin[2];    /* f16 super-block scale of the 6-bit sub-block mins */
-    uint8_t scales[12]; /* 8 scales + 8 mins, 6 bits each (see q4_k_scale_min) */
+    uint8_t scales[12]; /* 8 scales + 8 mins, 6 bits each (see tern_ref_q4_k_scale_min) */
     uint8_t qs[128];    /* 4-bit quants: 64-element groups, low nibbles first then high nibbles */
 };
 static_assert(sizeof(struct ref_block_q4_k) == 144, "Q4_K block is 144 bytes");
@@ -35,19 +35,6 @@ static float half_at(const uint8_t *p) {
     return tern_fp16_to_fp32((uint16_t)(p[0] | (p[1] << 8)));
 }
 
-/* Scale and min of sub-block j (0..7) from Q4_K's 12 packed bytes. Sub-blocks 0-3 use the low 6 bits
- * of bytes j (scale) and j+4 (min); sub-blocks 4-7 take their low 4 bits from the nibbles of byte j+4
- * and their high 2 bits from the top bits of bytes j-4 (scale) and j (min). */
-static void q4_k_scale_min(int j, const uint8_t *s, int *scale, int *min) {
-    if (j < 4) {
-        *scale = s[j] & 63;
-        *min = s[j + 4] & 63;
-    } else {
-        *scale = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
-        *min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-}
-
 static void dequant_q8_0(float *out, const struct ref_block_q8_0 *b) {
     const float d = half_at(b->d);
     for (int i = 0; i < 32; i++)
@@ -59,8 +46,8 @@ static void dequant_q4_k(float *out, const struct ref_block_q4_k *b) {
     /* four groups of 64: 32 bytes each, low nibbles are sub-block 2g, high nibbles 2g+1 */
     for (int g = 0; g < 4; g++) {
         int sc0, m0, sc1, m1;
-        q4_k_scale_min(2 * g, b->scales, &sc0, &m0);
-        q4_k_scale_min(2 * g + 1, b->scales, &sc1, &m1);
+        tern_ref_q4_k_scale_min(2 * g, b->scales, &sc0, &m0);
+        tern_ref_q4_k_scale_min(2 * g + 1, b->scales, &sc1, &m1);
         const float d0 = d * (float)sc0, mm0 = dmin * (float)m0;
         const float d1 = d * (float)sc1, mm1 = dmin * (float)m1;
         const uint8_t *q = b->qs + 32 * g;
