@@ -1,11 +1,11 @@
 /* AArch64 Advanced SIMD kernel table; built only for ARM targets (cpu/CMakeLists.txt) and chosen
- * when getauxval reports ASIMD. Ternary product: each 32-byte I2_S block is split into its four
- * bit-pair planes with byte shifts (the codes of weights 0..31, 32..63, 64..95, 96..127 in natural q
- * order), mapped to -1/0/+1 and multiplied with q: sdot where the compiler targets the dot-product
- * extension, else widening multiplies (|t*q| <= 128 fits int16) with pairwise accumulation into
- * int32. Integers are exact, so results are bit-identical to the reference. Decode walks one row at
- * a time; prefill reuses each unpacked block for up to 4 tokens. Float ops without a measured need
- * use the reference. */
+ * when getauxval reports ASIMD (isa_neondot.c builds it again with the dot-product extension).
+ * Ternary product: each 32-byte I2_S block is split into its four bit-pair planes with byte shifts
+ * (the codes 0..2 of weights 0..31, 32..63, 64..95, 96..127 in natural q order) and multiplied with
+ * q: sdot where the compiler targets the dot-product extension, else widening multiplies (|c*q| <=
+ * 256 fits int16) with pairwise accumulation into int32; each token's sum of q is subtracted once.
+ * Integers are exact, so results are bit-identical to the reference. Decode walks one row at a
+ * time; a prompt takes two rows and up to 4 tokens a tile. */
 #include <arm_neon.h>
 #include <math.h>
 #include <string.h>
@@ -104,49 +104,77 @@ static inline int32x4_t dot16(int32x4_t acc, int8x16_t t, int8x16_t q) {
 #endif
 }
 
-/* Codes of one 16-byte half of a block: plane j (weights 32j + lane) as signed -1/0/+1. */
-static inline void planes16(int8x16_t t[4], uint8x16_t raw) {
+/* Codes of one 16-byte half of a block: plane j (weights 32j + lane) as 0/1/2 (the weight + 1; the
+ * product subtracts each token's sum of q once, as the x86 levels do). */
+TERN_INLINE void planes16(int8x16_t t[4], uint8x16_t raw) {
     const uint8x16_t m3 = vdupq_n_u8(3);
-    const int8x16_t one = vdupq_n_s8(1);
-    t[0] = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(raw, 6)), one);
-    t[1] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(raw, 4), m3)), one);
-    t[2] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(raw, 2), m3)), one);
-    t[3] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(raw, m3)), one);
+    t[0] = vreinterpretq_s8_u8(vshrq_n_u8(raw, 6));
+    t[1] = vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(raw, 4), m3));
+    t[2] = vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(raw, 2), m3));
+    t[3] = vreinterpretq_s8_u8(vandq_u8(raw, m3));
 }
 
-/* dots[t] = sum over the row of t_k * q[t][k] for T tokens (q rows k_pad apart) */
-static void ternary_row(int32_t *dots, const uint8_t *row, const int8_t *q, int64_t k_pad, int T) {
-    int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
-    for (int64_t b = 0; b < k_pad / 128; b++) {
+/* Rows r .. r + R - 1 (R = 1 or 2) for tokens t0 .. t0 + T - 1 (T = 1..4), R and T constants after
+ * inlining: every q vector loaded serves the R rows, every unpacked plane the T tokens. */
+TERN_INLINE void ternary_tile(float *y, const struct tern_ternary *w, const int8_t *q, const float *act_scale,
+                              const int32_t *sum_q, int64_t t0, int64_t r, const int R, const int T) {
+    int32x4_t acc[2][4];
+    for (int i = 0; i < R; i++)
+        for (int tok = 0; tok < T; tok++)
+            acc[i][tok] = vdupq_n_s32(0);
+    const uint8_t *row = w->codes + r * w->row_bytes;
+    const int8_t *qt = q + t0 * w->k_pad;
+    for (int64_t b = 0; b < w->k_pad / 128; b++)
         for (int half = 0; half < 2; half++) {
-            int8x16_t t[4];
-            planes16(t, vld1q_u8(row + 32 * b + 16 * half));
-            for (int tok = 0; tok < T; tok++) {
-                const int8_t *qb = q + tok * k_pad + 128 * b + 16 * half;
-                for (int j = 0; j < 4; j++)
-                    acc[tok] = dot16(acc[tok], t[j], vld1q_s8(qb + 32 * j));
-            }
+            int8x16_t t[2][4];
+            for (int i = 0; i < R; i++)
+                planes16(t[i], vld1q_u8(row + i * w->row_bytes + 32 * b + 16 * half));
+            for (int tok = 0; tok < T; tok++)
+                for (int j = 0; j < 4; j++) {
+                    const int8x16_t qv = vld1q_s8(qt + tok * w->k_pad + 128 * b + 16 * half + 32 * j);
+                    for (int i = 0; i < R; i++)
+                        acc[i][tok] = dot16(acc[i][tok], t[i][j], qv);
+                }
         }
-    }
-    for (int tok = 0; tok < T; tok++)
-        dots[tok] = vaddvq_s32(acc[tok]);
+    for (int i = 0; i < R; i++)
+        for (int tok = 0; tok < T; tok++) {
+            const int32_t dot = vaddvq_s32(acc[i][tok]) - sum_q[t0 + tok];
+            y[(t0 + tok) * w->n_out + r + i] = (float)dot / act_scale[t0 + tok] * w->scale * w->out_scale;
+        }
+}
+
+/* rows [r0, r1) for tokens t0 .. t0 + T - 1: two rows at a time where several tokens share them (a
+ * prompt), one row at a time for one token (decode: one stream) */
+TERN_INLINE void ternary_rows(float *y, const struct tern_ternary *w, const int8_t *q, const float *act_scale,
+                              const int32_t *sum_q, int64_t t0, int64_t r0, int64_t r1, const int T) {
+    int64_t r = r0;
+    if (T > 1)
+        for (; r + 2 <= r1; r += 2)
+            ternary_tile(y, w, q, act_scale, sum_q, t0, r, 2, T);
+    for (; r < r1; r++)
+        ternary_tile(y, w, q, act_scale, sum_q, t0, r, 1, T);
 }
 
 static void neon_ternary_matmul(float *y, const struct tern_ternary *w, const int8_t *q,
                                 const float *act_scale, const int32_t *sum_q, int64_t n_tok,
                                 int64_t row_begin, int64_t row_end) {
-    (void)sum_q; /* the codes are made signed before sdot */
-    const float wscale = w->scale, oscale = w->out_scale;
     const int64_t chunk = n_tok == 1 ? row_end - row_begin : 64; /* prefill: rows stay in L2 */
     for (int64_t c0 = row_begin; c0 < row_end; c0 += chunk) {
         const int64_t c1 = c0 + chunk < row_end ? c0 + chunk : row_end;
         for (int64_t t0 = 0; t0 < n_tok; t0 += 4) {
-            const int T = n_tok - t0 < 4 ? (int)(n_tok - t0) : 4;
-            for (int64_t r = c0; r < c1; r++) {
-                int32_t dots[4];
-                ternary_row(dots, w->codes + r * w->row_bytes, q + t0 * w->k_pad, w->k_pad, T);
-                for (int t = 0; t < T; t++)
-                    y[(t0 + t) * w->n_out + r] = (float)dots[t] / act_scale[t0 + t] * wscale * oscale;
+            switch (n_tok - t0) {
+            case 1:
+                ternary_rows(y, w, q, act_scale, sum_q, t0, c0, c1, 1);
+                break;
+            case 2:
+                ternary_rows(y, w, q, act_scale, sum_q, t0, c0, c1, 2);
+                break;
+            case 3:
+                ternary_rows(y, w, q, act_scale, sum_q, t0, c0, c1, 3);
+                break;
+            default:
+                ternary_rows(y, w, q, act_scale, sum_q, t0, c0, c1, 4);
+                break;
             }
         }
     }
