@@ -180,7 +180,8 @@ static void neon_ternary_matmul(float *y, const struct tern_ternary *w, const in
     }
 }
 
-/* ---- float matvec: F16 and F32 in SIMD; BF16, Q8_0, Q4_K and Q6_K decoded by the reference ---- */
+/* ---- float matvec: F16 and F32 loaded in SIMD; Q8_0, Q4_K and Q6_K decoded in NEON, BF16 by the reference
+ * ---- */
 
 /* acc[k] (two accumulators an input) += the 8 weights w0, w1 times x[k] + i */
 TERN_INLINE void fma8_tokens(float32x4_t *a, float32x4_t *b, float32x4_t w0, float32x4_t w1,
