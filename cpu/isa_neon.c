@@ -180,8 +180,14 @@ static void neon_ternary_matmul(float *y, const struct tern_ternary *w, const in
     }
 }
 
-/* ---- float matvec: F16 and F32 loaded in SIMD; Q8_0, Q4_K and Q6_K decoded in NEON, BF16 by the reference
- * ---- */
+/* ---- float matvec: F16/F32 loaded, Q8_0/Q4_K/Q6_K decoded in NEON, BF16 by the reference ---- */
+
+/* 8 f16 values as two f32 vectors */
+TERN_INLINE void load_f16x8(float32x4_t out[2], const uint16_t *p) {
+    const uint16x8_t h = vld1q_u16(p);
+    out[0] = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(h)));
+    out[1] = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h)));
+}
 
 /* acc[k] (two accumulators an input) += the 8 weights w0, w1 times x[k] + i */
 TERN_INLINE void fma8_tokens(float32x4_t *a, float32x4_t *b, float32x4_t w0, float32x4_t w1,
@@ -215,16 +221,14 @@ TERN_INLINE void plain_row_tokens(float *const *out, int64_t o, const uint8_t *r
     for (int k = 0; k < nt; k++)
         a[k] = b[k] = vdupq_n_f32(0.0f);
     for (int64_t i = 0; i < n8; i += 8) {
-        float32x4_t w0, w1;
+        float32x4_t w[2];
         if (type == TERN_TYPE_F16) {
-            const uint16x8_t h = vld1q_u16((const uint16_t *)row + i);
-            w0 = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(h)));
-            w1 = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h)));
+            load_f16x8(w, (const uint16_t *)row + i);
         } else {
-            w0 = vld1q_f32((const float *)row + i);
-            w1 = vld1q_f32((const float *)row + i + 4);
+            w[0] = vld1q_f32((const float *)row + i);
+            w[1] = vld1q_f32((const float *)row + i + 4);
         }
-        fma8_tokens(a, b, w0, w1, x, i, nt);
+        fma8_tokens(a, b, w[0], w[1], x, i, nt);
     }
     float tail[8];
     if (n8 < n)
@@ -233,10 +237,6 @@ TERN_INLINE void plain_row_tokens(float *const *out, int64_t o, const uint8_t *r
 }
 
 /* ---- block decoders: the reference's values (cpu/ref_dequant.c), in its operation order ---- */
-
-static float half_at(const uint8_t *p) {
-    return tern_fp16_to_fp32((uint16_t)(p[0] | (p[1] << 8)));
-}
 
 /* 16 bytes as four f32 vectors (signed or unsigned bytes) */
 TERN_INLINE void s8x16_f32(float32x4_t out[4], int8x16_t v) {
@@ -249,7 +249,7 @@ TERN_INLINE void s8x16_f32(float32x4_t out[4], int8x16_t v) {
 
 /* Q8_0 (34 bytes: f16 d, 32 int8): d * q */
 static void decode_q8_0(float *out, const uint8_t *blk) {
-    const float d = half_at(blk);
+    const float d = tern_fp16_at(blk);
     for (int h = 0; h < 2; h++) {
         float32x4_t f[4];
         s8x16_f32(f, vld1q_s8((const int8_t *)blk + 2 + 16 * h));
@@ -261,7 +261,7 @@ static void decode_q8_0(float *out, const uint8_t *blk) {
 /* Q4_K (144 bytes): per group of 64, (d * scale) * nibble - dmin * min for the low nibbles of 32
  * bytes, then for their high nibbles (sub-blocks 2g and 2g + 1) */
 static void decode_q4_k(float *out, const uint8_t *blk) {
-    const float d = half_at(blk), dmin = half_at(blk + 2);
+    const float d = tern_fp16_at(blk), dmin = tern_fp16_at(blk + 2);
     const uint8_t *s = blk + 4, *qs = blk + 16;
     for (int g = 0; g < 4; g++)
         for (int hn = 0; hn < 2; hn++) {
@@ -283,7 +283,7 @@ static void decode_q4_k(float *out, const uint8_t *blk) {
 /* Q6_K (210 bytes: ql[128], qh[64], int8 scales[16], f16 d): per half of 128, element l + 32 k
  * takes a nibble of ql and two bits of qh[l], minus 32, times (d * scales[8 half + 2 k + l / 16]) */
 static void decode_q6_k(float *out, const uint8_t *blk) {
-    const float d = half_at(blk + 208);
+    const float d = tern_fp16_at(blk + 208);
     const int8_t *scales = (const int8_t *)blk + 192;
     const uint8x16_t m4 = vdupq_n_u8(0x0f), m2 = vdupq_n_u8(3);
     const int8x16_t off = vdupq_n_s8(32);
@@ -558,11 +558,8 @@ TERN_INLINE float32x4_t round_f16(float32x4_t v) {
 
 /* 16 f16 values as four f32 vectors */
 TERN_INLINE void load_f16x16(float32x4_t out[4], const uint16_t *p) {
-    const uint16x8_t a = vld1q_u16(p), b = vld1q_u16(p + 8);
-    out[0] = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(a)));
-    out[1] = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(a)));
-    out[2] = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(b)));
-    out[3] = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(b)));
+    load_f16x8(out, p);
+    load_f16x8(out + 2, p + 8);
 }
 
 /* Scores of G query heads (sharing one kv head) against the first n positions of the K block kb

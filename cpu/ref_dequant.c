@@ -31,18 +31,14 @@ struct ref_block_q6_k {
 };
 static_assert(sizeof(struct ref_block_q6_k) == 210, "Q6_K block is 210 bytes");
 
-static float half_at(const uint8_t *p) {
-    return tern_fp16_to_fp32((uint16_t)(p[0] | (p[1] << 8)));
-}
-
 static void dequant_q8_0(float *out, const struct ref_block_q8_0 *b) {
-    const float d = half_at(b->d);
+    const float d = tern_fp16_at(b->d);
     for (int i = 0; i < 32; i++)
         out[i] = d * (float)b->qs[i];
 }
 
 static void dequant_q4_k(float *out, const struct ref_block_q4_k *b) {
-    const float d = half_at(b->d), dmin = half_at(b->dmin);
+    const float d = tern_fp16_at(b->d), dmin = tern_fp16_at(b->dmin);
     /* four groups of 64: 32 bytes each, low nibbles are sub-block 2g, high nibbles 2g+1 */
     for (int g = 0; g < 4; g++) {
         int sc0, m0, sc1, m1;
@@ -59,7 +55,7 @@ static void dequant_q4_k(float *out, const struct ref_block_q4_k *b) {
 }
 
 static void dequant_q6_k(float *out, const struct ref_block_q6_k *b) {
-    const float d = half_at(b->d);
+    const float d = tern_fp16_at(b->d);
     /* two halves of 128: 64 bytes of ql, 32 bytes of qh and 8 scales each. Within a half, element
      * l + 32*k (k = 0..3) takes nibble (k/2 ? high : low) of ql[l + 32*(k%2)] and bits 2k+1:2k of
      * qh[l]; the quant is that 6-bit number minus 32, scaled by scales[8*half + 2*k + l/16]. */
@@ -90,7 +86,7 @@ void tern_ref_dequant_row(float *out, const void *row, uint32_t type, int64_t n)
         break;
     case TERN_TYPE_F16:
         for (int64_t i = 0; i < n; i++)
-            out[i] = half_at(p + 2 * i);
+            out[i] = tern_fp16_at(p + 2 * i);
         break;
     case TERN_TYPE_BF16:
         for (int64_t i = 0; i < n; i++)

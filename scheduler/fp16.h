@@ -33,6 +33,11 @@ static inline float tern_fp16_to_fp32(uint16_t h) {
     return tern_f32_from_bits(sign | ((exp + 112u) << 23) | (man << 13));
 }
 
+/* The little-endian half at p (any alignment), as a float: a block format's scale field. */
+static inline float tern_fp16_at(const uint8_t *p) {
+    return tern_fp16_to_fp32((uint16_t)(p[0] | (p[1] << 8)));
+}
+
 static inline uint16_t tern_fp32_to_fp16(float f) {
     uint32_t x = tern_f32_bits(f);
     uint32_t sign = (x >> 16) & 0x8000u;
