@@ -520,13 +520,18 @@ static void matvec_q8_0(float *out, const struct tern_tensor *t, const float *x,
 }
 
 /* Q6_K: quants rebuilt 32 at a time with byte ops into natural element order, then widened to f32
- * per 8 and scaled by d*scale of their 16-element sub-block, as the reference dequantizes. */
-static void matvec_q6_k(float *out, const struct tern_tensor *t, const float *x, int64_t r0, int64_t r1) {
+ * per 8 and scaled by d*scale of their 16-element sub-block, as the reference dequantizes; each
+ * scaled vector serves every input (nt <= MT, a constant after inlining: matvec takes one, a
+ * batched decode step's head up to four), each with its own accumulators (its bits alone). */
+TERN_INLINE void q6_k_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
+                             int64_t r0, int64_t r1, const int nt) {
     const int64_t nb = t->ne0 / 256;
     const __m256i m0f = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30), m32 = _mm256_set1_epi8(32);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        __m256 acc0[MT], acc1[MT];
+        for (int k = 0; k < nt; k++)
+            acc0[k] = acc1[k] = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = row + 210 * b;
             const float d = half_at(blk + 208);
@@ -556,28 +561,38 @@ static void matvec_q6_k(float *out, const struct tern_tensor *t, const float *x,
                     _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m0f),
                                                     _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)),
                                     m32));
-                const float *xh = x + 256 * b + 128 * h;
+                const int64_t xo = 256 * b + 128 * h;
                 for (int c = 0; c < 8; c++) {
                     const __m256 dsc = _mm256_set1_ps(d * (float)scales[8 * h + c]);
-                    const __m256 v0 = _mm256_cvtepi32_ps(
-                        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 16 * c))));
-                    const __m256 v1 = _mm256_cvtepi32_ps(
-                        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 16 * c + 8))));
-                    acc0 = _mm256_fmadd_ps(_mm256_mul_ps(v0, dsc), _mm256_loadu_ps(xh + 16 * c), acc0);
-                    acc1 = _mm256_fmadd_ps(_mm256_mul_ps(v1, dsc), _mm256_loadu_ps(xh + 16 * c + 8), acc1);
+                    const __m256 w0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+                                                        _mm_loadl_epi64((const __m128i *)(qs + 16 * c)))),
+                                                    dsc);
+                    const __m256 w1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+                                                        _mm_loadl_epi64((const __m128i *)(qs + 16 * c + 8)))),
+                                                    dsc);
+                    for (int k = 0; k < nt; k++) {
+                        acc0[k] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[k] + xo + 16 * c), acc0[k]);
+                        acc1[k] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[k] + xo + 16 * c + 8), acc1[k]);
+                    }
                 }
             }
         }
-        out[r - r0] = hsum_ps(_mm256_add_ps(acc0, acc1));
+        for (int k = 0; k < nt; k++)
+            out[k][r - r0] = hsum_ps(_mm256_add_ps(acc0[k], acc1[k]));
     }
 }
 
-static void matvec_q4_k(float *out, const struct tern_tensor *t, const float *x, int64_t r0, int64_t r1) {
+/* Q4_K: each 8 quants widened and turned into weights (d*sc*q - dmin*m) once for every input, as
+ * q6_k_tokens */
+TERN_INLINE void q4_k_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
+                             int64_t r0, int64_t r1, const int nt) {
     const int64_t nb = t->ne0 / 256;
     const __m256i m0f = _mm256_set1_epi8(0x0f);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        __m256 acc0[MT], acc1[MT];
+        for (int k = 0; k < nt; k++)
+            acc0[k] = acc1[k] = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = row + 144 * b;
             const float d = half_at(blk), dmin = half_at(blk + 2);
@@ -591,20 +606,23 @@ static void matvec_q4_k(float *out, const struct tern_tensor *t, const float *x,
                 uint8_t qs[64];
                 _mm256_storeu_si256((__m256i *)qs, _mm256_and_si256(qv, m0f));
                 _mm256_storeu_si256((__m256i *)(qs + 32), _mm256_and_si256(_mm256_srli_epi16(qv, 4), m0f));
-                const float *xg = x + 256 * b + 64 * g;
+                const int64_t xo = 256 * b + 64 * g;
                 for (int c = 0; c < 8; c += 2) {
-                    const __m256 v0 = _mm256_cvtepi32_ps(
-                        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * c))));
-                    const __m256 v1 = _mm256_cvtepi32_ps(
-                        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * c + 8))));
-                    acc0 = _mm256_fmadd_ps(_mm256_fmsub_ps(v0, dd[c / 4], mm[c / 4]),
-                                           _mm256_loadu_ps(xg + 8 * c), acc0);
-                    acc1 = _mm256_fmadd_ps(_mm256_fmsub_ps(v1, dd[c / 4], mm[c / 4]),
-                                           _mm256_loadu_ps(xg + 8 * c + 8), acc1);
+                    const __m256 w0 = _mm256_fmsub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+                                                          _mm_loadl_epi64((const __m128i *)(qs + 8 * c)))),
+                                                      dd[c / 4], mm[c / 4]);
+                    const __m256 w1 = _mm256_fmsub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                                                          (const __m128i *)(qs + 8 * c + 8)))),
+                                                      dd[c / 4], mm[c / 4]);
+                    for (int k = 0; k < nt; k++) {
+                        acc0[k] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[k] + xo + 8 * c), acc0[k]);
+                        acc1[k] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[k] + xo + 8 * c + 8), acc1[k]);
+                    }
                 }
             }
         }
-        out[r - r0] = hsum_ps(_mm256_add_ps(acc0, acc1));
+        for (int k = 0; k < nt; k++)
+            out[k][r - r0] = hsum_ps(_mm256_add_ps(acc0[k], acc1[k]));
     }
 }
 
@@ -624,10 +642,10 @@ static void avx2_matvec(float *out, const struct tern_tensor *t, const float *x,
         matvec_q8_0(out, t, x, row_begin, row_end);
         break;
     case TERN_TYPE_Q6_K:
-        matvec_q6_k(out, t, x, row_begin, row_end);
+        q6_k_tokens(&out, t, &x, row_begin, row_end, 1);
         break;
     case TERN_TYPE_Q4_K:
-        matvec_q4_k(out, t, x, row_begin, row_end);
+        q4_k_tokens(&out, t, &x, row_begin, row_end, 1);
         break;
     default:
         tern_ref_matvec(out, t, x, row_begin, row_end);
@@ -670,6 +688,14 @@ TERN_INLINE void q8_0_row_tokens(float *const *out, int64_t o, const uint8_t *ro
 /* rows [r0, r1) for nt <= MT inputs (nt a constant after inlining) */
 TERN_INLINE void rows_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
                              int64_t r0, int64_t r1, const int nt) {
+    if (t->type == TERN_TYPE_Q6_K) {
+        q6_k_tokens(out, t, x, r0, r1, nt);
+        return;
+    }
+    if (t->type == TERN_TYPE_Q4_K) {
+        q4_k_tokens(out, t, x, r0, r1, nt);
+        return;
+    }
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
         switch (t->type) {
@@ -687,6 +713,12 @@ TERN_INLINE void rows_tokens(float *const *out, const struct tern_tensor *t, con
             break;
         }
     }
+}
+
+/* the types rows_tokens reads once for several inputs */
+TERN_INLINE bool rows_tokens_type(uint32_t type) {
+    return type == TERN_TYPE_F32 || type == TERN_TYPE_F16 || type == TERN_TYPE_BF16 ||
+           type == TERN_TYPE_Q8_0 || type == TERN_TYPE_Q6_K || type == TERN_TYPE_Q4_K;
 }
 
 TERN_MATVEC_TOKENS_FN(avx2_matvec_tokens, avx2_matvec)

@@ -400,8 +400,14 @@ static void matvec_q8_0(float *out, const struct tern_tensor *t, const float *x,
  *   vector j = x[4i + j]);
  * - the four products of a lane share one scale, so the 64-element sum is scaled once by
  *   d*scale per lane. Only the rounding order differs from the reference (dequantize, then dot).
- * That is ~4.5 ops per 16 elements; one core streams ~14.5 GB/s from L2. */
-enum { XP_CHUNK = 8192 }; /* x elements permuted per pass (32 KB of stack) */
+ * That is ~4.5 ops per 16 elements; one core streams ~14.5 GB/s from L2. With several inputs
+ * (matvec_tokens: a batched decode step's head) the decode and the quants' conversion are done once
+ * and each further input adds only its FMAs. */
+/* Inputs a pass of matvec_tokens takes (each row read and decoded once for them): passes of 8
+ * measured slower than two of 4 (8 x's, 80 KiB at 2560 wide, leave L1: tg32 x8 on 2b4t 79 against
+ * 105 tokens/s). */
+enum { MT = 4 };
+enum { XP_CHUNK = 8192 }; /* x elements permuted per pass and input (32 KB of stack each) */
 
 /* xp[64g + 16j + i] = x[64g + 4i + j] for every 64-element group g of x[0 .. n) */
 static void permute_x_q6_k(float *xp, const float *x, int64_t n) {
@@ -411,24 +417,27 @@ static void permute_x_q6_k(float *xp, const float *x, int64_t n) {
                 xp[g + 16 * j + i] = x[g + 4 * i + j];
 }
 
-/* acc + scale * (sum over j of q_j * xg[16j ..]) for 64 quants u (biased by 32, one per byte) */
-TERN_INLINE __m512 q6_k_group(__m512i u, const float *xg, __m512 scale, __m512 acc) {
-    const __m512i bias = _mm512_set1_epi32(-32);
-    __m512 g = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(bias, u, _mm512_set1_epi32(1))),
-                             _mm512_loadu_ps(xg));
-    g = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(bias, u, _mm512_set1_epi32(1 << 8))),
-                        _mm512_loadu_ps(xg + 16), g);
-    g = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(bias, u, _mm512_set1_epi32(1 << 16))),
-                        _mm512_loadu_ps(xg + 32), g);
-    g = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(bias, u, _mm512_set1_epi32(1 << 24))),
-                        _mm512_loadu_ps(xg + 48), g);
+/* The four f32 vectors of 64 quants u (one per byte) less the bias each lane starts from: vector j
+ * holds byte j of every dword lane, extracted exactly by vpdpbusd with a one-byte selector. */
+TERN_INLINE void k_quants(__m512 f[4], __m512i u, __m512i bias) {
+    for (int j = 0; j < 4; j++)
+        f[j] = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(bias, u, _mm512_set1_epi32(1 << (8 * j))));
+}
+
+/* acc + scale * (sum over j of f[j] * xg[16j ..]): one 64-element group against permuted x */
+TERN_INLINE __m512 k_group(const __m512 f[4], const float *xg, __m512 scale, __m512 acc) {
+    __m512 g = _mm512_mul_ps(f[0], _mm512_loadu_ps(xg));
+    for (int j = 1; j < 4; j++)
+        g = _mm512_fmadd_ps(f[j], _mm512_loadu_ps(xg + 16 * j), g);
     return _mm512_fmadd_ps(g, scale, acc);
 }
 
-/* out[r - r0] (+)= dot of columns [c0, c0 + n) of rows [r0, r1) with xp (permuted x of those columns) */
-static void q6_k_rows(float *out, const struct tern_tensor *t, const float *xp, int64_t c0, int64_t n,
-                      int64_t r0, int64_t r1) {
-    const __m512i m0f = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+/* out[k][r - r0] (+)= dot of columns [c0, c0 + n) of rows [r0, r1) with xp[k] (input k's permuted
+ * x of those columns), k < nt: each group's quants are decoded once for every input, and each
+ * input's accumulators see the one-input operations in the same order (its bits alone) */
+TERN_INLINE void q6_k_rows(float *const *out, const struct tern_tensor *t, const float *const *xp, int64_t c0,
+                           int64_t n, int64_t r0, int64_t r1, const int nt) {
+    const __m512i m0f = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30), bias = _mm512_set1_epi32(-32);
     /* qh is broadcast to both 256-bit halves: elements 0-31 of a half take qh bits 1:0, 32-63 bits
      * 3:2 (for u of ql's low nibbles), 64-95 bits 5:4 and 96-127 bits 7:6 (high nibbles) */
     const __m512i mask_a = _mm512_inserti64x4(_mm512_set1_epi8(0x03), _mm256_set1_epi8(0x0c), 1);
@@ -442,7 +451,9 @@ static void q6_k_rows(float *out, const struct tern_tensor *t, const float *xp, 
     const int64_t nb = n / 256;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)t->data + (size_t)r * t->row_bytes + (size_t)(c0 / 256) * 210;
-        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+        __m512 acc0[MT], acc1[MT];
+        for (int k = 0; k < nt; k++)
+            acc0[k] = acc1[k] = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = row + 210 * b;
             _mm_prefetch((const char *)(blk + PF_DIST), _MM_HINT_T1);
@@ -452,7 +463,6 @@ static void q6_k_rows(float *out, const struct tern_tensor *t, const float *xp, 
             const __m512 dsc = _mm512_mul_ps(
                 _mm512_set1_ps(half_at(blk + 208)),
                 _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 192)))));
-            const float *xb = xp + 256 * b;
             for (int h = 0; h < 2; h++) {
                 const __m512i ql = _mm512_loadu_si512(blk + 64 * h);
                 const __m512i qh =
@@ -463,21 +473,36 @@ static void q6_k_rows(float *out, const struct tern_tensor *t, const float *xp, 
                     ql, _mm512_sllv_epi16(_mm512_and_si512(qh, mask_a), shl_a), m0f, 0xE4);
                 const __m512i ub = _mm512_ternarylogic_epi32(
                     _mm512_srli_epi16(ql, 4), _mm512_and_si512(_mm512_srlv_epi16(qh, shr_b), m30), m0f, 0xE4);
-                acc0 = q6_k_group(ua, xb + 128 * h, _mm512_permutexvar_ps(sub[2 * h], dsc), acc0);
-                acc1 = q6_k_group(ub, xb + 128 * h + 64, _mm512_permutexvar_ps(sub[2 * h + 1], dsc), acc1);
+                const __m512 sa = _mm512_permutexvar_ps(sub[2 * h], dsc),
+                             sb = _mm512_permutexvar_ps(sub[2 * h + 1], dsc);
+                __m512 f[4];
+                k_quants(f, ua, bias);
+                for (int k = 0; k < nt; k++)
+                    acc0[k] = k_group(f, xp[k] + 256 * b + 128 * h, sa, acc0[k]);
+                k_quants(f, ub, bias);
+                for (int k = 0; k < nt; k++)
+                    acc1[k] = k_group(f, xp[k] + 256 * b + 128 * h + 64, sb, acc1[k]);
             }
         }
-        const float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-        out[r - r0] = c0 ? out[r - r0] + s : s;
+        for (int k = 0; k < nt; k++) {
+            const float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0[k], acc1[k]));
+            out[k][r - r0] = c0 ? out[k][r - r0] + s : s;
+        }
     }
 }
 
-static void matvec_q6_k(float *out, const struct tern_tensor *t, const float *x, int64_t r0, int64_t r1) {
-    float xp[XP_CHUNK];
+/* rows [r0, r1) of a Q6_K tensor for nt <= MT inputs, the columns in passes of XP_CHUNK */
+TERN_INLINE void q6_k_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
+                             int64_t r0, int64_t r1, const int nt) {
+    float xp[MT][XP_CHUNK];
+    const float *xpk[MT];
     for (int64_t c0 = 0; c0 < t->ne0; c0 += XP_CHUNK) {
         const int64_t n = t->ne0 - c0 < XP_CHUNK ? t->ne0 - c0 : XP_CHUNK;
-        permute_x_q6_k(xp, x + c0, n);
-        q6_k_rows(out, t, xp, c0, n, r0, r1);
+        for (int k = 0; k < nt; k++) {
+            permute_x_q6_k(xp[k], x[k] + c0, n);
+            xpk[k] = xp[k];
+        }
+        q6_k_rows(out, t, xpk, c0, n, r0, r1, nt);
     }
 }
 
@@ -523,12 +548,12 @@ TERN_INLINE __m128i q4_k_scales_mins(const uint8_t *s) {
     return _mm_or_si128(low, top);
 }
 
-/* out[r - r0] (+)= dot of columns [c0, c0 + n) of rows [r0, r1) with xp and the sub-block sums */
-static void q4_k_rows(float *out, const struct tern_tensor *t, const float *xp, const float *sums, int64_t c0,
-                      int64_t n, int64_t r0, int64_t r1) {
+/* out[k][r - r0] (+)= dot of columns [c0, c0 + n) of rows [r0, r1) with xp[k] and sums[k], k < nt:
+ * as q6_k_rows, each group decoded once for every input */
+TERN_INLINE void q4_k_rows(float *const *out, const struct tern_tensor *t, const float *const *xp,
+                           const float *const *sums, int64_t c0, int64_t n, int64_t r0, int64_t r1,
+                           const int nt) {
     const __m512i m0f = _mm512_set1_epi8(0x0f);
-    const __m512i sel[4] = {_mm512_set1_epi32(1), _mm512_set1_epi32(1 << 8), _mm512_set1_epi32(1 << 16),
-                            _mm512_set1_epi32(1 << 24)};
     /* lanes 0-7 of vector v belong to sub-block 4*(v/2) + v%2, lanes 8-15 to that + 2 */
     const __m512i sub[4] = {_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2),
                             _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3),
@@ -538,7 +563,9 @@ static void q4_k_rows(float *out, const struct tern_tensor *t, const float *xp, 
     const int64_t nb = n / 256;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)t->data + (size_t)r * t->row_bytes + (size_t)(c0 / 256) * 144;
-        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), mins = _mm512_setzero_ps();
+        __m512 acc0[MT], acc1[MT], mins[MT];
+        for (int k = 0; k < nt; k++)
+            acc0[k] = acc1[k] = mins[k] = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = row + 144 * b;
             _mm_prefetch((const char *)(blk + PF_DIST), _MM_HINT_T1);
@@ -551,40 +578,48 @@ static void q4_k_rows(float *out, const struct tern_tensor *t, const float *xp, 
                 d_dmin, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128(d_bits))));
             const __m512 sm =
                 _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(q4_k_scales_mins(blk + 4))));
-            mins = _mm512_fmadd_ps(sm, _mm512_loadu_ps(sums + 16 * b), mins);
-            const float *xb = xp + 256 * b;
+            for (int k = 0; k < nt; k++)
+                mins[k] = _mm512_fmadd_ps(sm, _mm512_loadu_ps(sums[k] + 16 * b), mins[k]);
             for (int c = 0; c < 2; c++) {
                 const __m512i q = _mm512_loadu_si512(blk + 16 + 64 * c);
                 const __m512i u[2] = {_mm512_and_si512(q, m0f),
                                       _mm512_and_si512(_mm512_srli_epi16(q, 4), m0f)};
                 for (int nib = 0; nib < 2; nib++) {
-                    const float *xv = xb + 64 * (2 * c + nib);
-                    __m512 g = _mm512_mul_ps(
-                        _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u[nib], sel[0])),
-                        _mm512_loadu_ps(xv));
-                    for (int j = 1; j < 4; j++)
-                        g = _mm512_fmadd_ps(
-                            _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u[nib], sel[j])),
-                            _mm512_loadu_ps(xv + 16 * j), g);
-                    const __m512 scale = _mm512_permutexvar_ps(sub[2 * c + nib], sm);
-                    if (nib)
-                        acc1 = _mm512_fmadd_ps(g, scale, acc1);
-                    else
-                        acc0 = _mm512_fmadd_ps(g, scale, acc0);
+                    const int v = 2 * c + nib;
+                    const __m512 scale = _mm512_permutexvar_ps(sub[v], sm);
+                    __m512 f[4];
+                    k_quants(f, u[nib], _mm512_setzero_si512());
+                    for (int k = 0; k < nt; k++) {
+                        const float *xv = xp[k] + 256 * b + 64 * v;
+                        if (nib)
+                            acc1[k] = k_group(f, xv, scale, acc1[k]);
+                        else
+                            acc0[k] = k_group(f, xv, scale, acc0[k]);
+                    }
                 }
             }
         }
-        const float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - _mm512_reduce_add_ps(mins);
-        out[r - r0] = c0 ? out[r - r0] + s : s;
+        for (int k = 0; k < nt; k++) {
+            const float s =
+                _mm512_reduce_add_ps(_mm512_add_ps(acc0[k], acc1[k])) - _mm512_reduce_add_ps(mins[k]);
+            out[k][r - r0] = c0 ? out[k][r - r0] + s : s;
+        }
     }
 }
 
-static void matvec_q4_k(float *out, const struct tern_tensor *t, const float *x, int64_t r0, int64_t r1) {
-    float xp[XP_CHUNK], sums[XP_CHUNK / 16];
+/* rows [r0, r1) of a Q4_K tensor for nt <= MT inputs, the columns in passes of XP_CHUNK */
+TERN_INLINE void q4_k_tokens(float *const *out, const struct tern_tensor *t, const float *const *x,
+                             int64_t r0, int64_t r1, const int nt) {
+    float xp[MT][XP_CHUNK], sums[MT][XP_CHUNK / 16];
+    const float *xpk[MT], *sk[MT];
     for (int64_t c0 = 0; c0 < t->ne0; c0 += XP_CHUNK) {
         const int64_t n = t->ne0 - c0 < XP_CHUNK ? t->ne0 - c0 : XP_CHUNK;
-        permute_x_q4_k(xp, sums, x + c0, n);
-        q4_k_rows(out, t, xp, sums, c0, n, r0, r1);
+        for (int k = 0; k < nt; k++) {
+            permute_x_q4_k(xp[k], sums[k], x[k] + c0, n);
+            xpk[k] = xp[k];
+            sk[k] = sums[k];
+        }
+        q4_k_rows(out, t, xpk, sk, c0, n, r0, r1, nt);
     }
 }
 
@@ -604,10 +639,10 @@ static void avx512_matvec(float *out, const struct tern_tensor *t, const float *
         matvec_q8_0(out, t, x, row_begin, row_end);
         break;
     case TERN_TYPE_Q6_K:
-        matvec_q6_k(out, t, x, row_begin, row_end);
+        q6_k_tokens(&out, t, &x, row_begin, row_end, 1);
         break;
     case TERN_TYPE_Q4_K:
-        matvec_q4_k(out, t, x, row_begin, row_end);
+        q4_k_tokens(&out, t, &x, row_begin, row_end, 1);
         break;
     default:
         tern_ref_matvec(out, t, x, row_begin, row_end);
@@ -617,12 +652,10 @@ static void avx512_matvec(float *out, const struct tern_tensor *t, const float *
 
 /* ---- float matvec for several inputs (matvec_tokens) ---- */
 
-/* Each row is loaded and decoded once for up to MT inputs; every input's accumulators see the
- * operations of the one-input loops above in the same order, so each gets the bits matvec gives it
- * alone (2 x MT accumulators + the row's vectors stay in the 32 zmm registers). Passes of 8 inputs
- * measured slower than two of 4 (8 x's, 80 KiB at 2560 wide, leave L1: tg32 x8 on 2b4t 79 against
- * 105 tokens/s), so a pass takes at most 4. */
-enum { MT = 4 };
+/* Each row is loaded and decoded once for up to MT inputs (the Q6_K and Q4_K rows above, and
+ * below); every input's accumulators see the operations of the one-input loops above in the same
+ * order, so each gets the bits matvec gives it alone (2 x MT accumulators + the row's vectors stay
+ * in the 32 zmm registers). */
 
 /* nr rows from row (row_bytes apart) for nt inputs: every x load serves nr rows, every decoded
  * weight vector nt inputs (2 x nr x nt <= 16 accumulators) */
@@ -736,12 +769,24 @@ TERN_INLINE void rows_tokens(float *const *out, const struct tern_tensor *t, con
     case TERN_TYPE_BF16:
         plain_tokens(out, t, x, r0, r1, ELT_BF16, nr, nt);
         break;
+    case TERN_TYPE_Q6_K:
+        q6_k_tokens(out, t, x, r0, r1, nt);
+        break;
+    case TERN_TYPE_Q4_K:
+        q4_k_tokens(out, t, x, r0, r1, nt);
+        break;
     default: /* TERN_TYPE_Q8_0 */
         for (int64_t r = r0; r < r1; r++)
             q8_0_row_tokens(out, r - r0, (const uint8_t *)t->data + (size_t)r * t->row_bytes, t->ne0 / 32, x,
                             nt);
         break;
     }
+}
+
+/* the types rows_tokens reads once for several inputs */
+TERN_INLINE bool rows_tokens_type(uint32_t type) {
+    return type == TERN_TYPE_F32 || type == TERN_TYPE_F16 || type == TERN_TYPE_BF16 ||
+           type == TERN_TYPE_Q8_0 || type == TERN_TYPE_Q6_K || type == TERN_TYPE_Q4_K;
 }
 
 TERN_MATVEC_TOKENS_FN(avx512_matvec_tokens, avx512_matvec)

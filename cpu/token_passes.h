@@ -3,8 +3,9 @@
  * under each file's own ISA flags.
  *
  * matvec_tokens: each isa_*.c defines TERN_INLINE rows_tokens(out, t, x, r0, r1, nt) for the types
- * it reads once for several inputs and instantiates TERN_MATVEC_TOKENS_FN(name, matvec): one input,
- * or another type, goes to the level's matvec; several go in passes of 4 and one of the 1-3 left (the
+ * it reads once for several inputs, TERN_INLINE bool rows_tokens_type(type) naming those types, and
+ * instantiates TERN_MATVEC_TOKENS_FN(name, matvec): one input, or another type, goes to the level's
+ * matvec; several go in passes of 4 and one of the 1-3 left (the
  * rows of a pass stay in L2 for the next; 3 as 2 + 1 read them twice: tg32 x3 below x2 with the
  * full head).
  *
@@ -43,9 +44,7 @@
     static void name(float *const *out, const struct tern_tensor *t, const float *const *x, int n_tok,       \
                      int64_t row_begin, int64_t row_end) {                                                   \
         _Static_assert(MT == 4, "rows_tokens takes the passes of TERN_PASSES_OF_4");                         \
-        const bool simd = t->type == TERN_TYPE_F32 || t->type == TERN_TYPE_F16 ||                            \
-                          t->type == TERN_TYPE_BF16 || t->type == TERN_TYPE_Q8_0;                            \
-        if (!simd || n_tok == 1) {                                                                           \
+        if (!rows_tokens_type(t->type) || n_tok == 1) {                                                      \
             for (int k = 0; k < n_tok; k++)                                                                  \
                 matvec(out[k], t, x[k], row_begin, row_end);                                                 \
             return;                                                                                          \
