@@ -7,6 +7,7 @@
 
 #include "cl/cl_device.h"
 #include "harness.h"
+#include "host/model/maker.h"
 #include "host/tern.h"
 #include "scheduler/cache.h"
 #include "scheduler/device.h"
@@ -437,6 +438,27 @@ static void run_sequences(tern_model *m, const char *device, const char *split,
     tern_session_free(s);
 }
 
+/* alone[q][g]: the logits of greedy step g of case q's sequence evaluated by itself */
+static void logits_alone(tern_model *m, const char *device, const char *split,
+                         const struct harness_ref *cases, float *alone) {
+    const int n_vocab = tern_model_view(m)->hp.n_vocab;
+    for (int q = 0; q < SEQ_N; q++) {
+        struct tern_session_params sp = {.n_ctx = 64, .n_threads = 2, .device = device, .split = split};
+        tern_session *s = NULL;
+        CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
+        const float *out = NULL;
+        if (s)
+            CHECK_STATUS(TERN_OK, tern_session_eval(s, cases[q].prompt_ids, cases[q].n_prompt, &out));
+        for (int g = 0; g < SEQ_GEN && out; g++) {
+            memcpy(alone + ((size_t)q * SEQ_GEN + g) * n_vocab, out, (size_t)n_vocab * 4);
+            int32_t id = harness_argmax(out, n_vocab);
+            if (g + 1 < SEQ_GEN)
+                CHECK_STATUS(TERN_OK, tern_session_eval(s, &id, 1, &out));
+        }
+        tern_session_free(s);
+    }
+}
+
 /* Every step's logits are the bits of the sequence evaluated alone on the same devices, and greedy
  * decoding gives bitnet.cpp's ids, on the CPU, on OpenCL and split over both. */
 static void sequences_share_batches(void) {
@@ -452,22 +474,7 @@ static void sequences_share_batches(void) {
     } where[] = {{"cpu", NULL}, {"cl:0", NULL}, {"cl:0,cpu", "1,1"}};
     float *alone = malloc((size_t)SEQ_N * SEQ_GEN * n_vocab * 4);
     for (size_t w = 0; w < 3 && alone; w++) {
-        for (int q = 0; q < SEQ_N; q++) {
-            struct tern_session_params sp = {
-                .n_ctx = 64, .n_threads = 2, .device = where[w].device, .split = where[w].split};
-            tern_session *s = NULL;
-            CHECK_STATUS(TERN_OK, tern_session_create(m, &sp, &s));
-            const float *out = NULL;
-            if (s)
-                CHECK_STATUS(TERN_OK, tern_session_eval(s, cases[q].prompt_ids, cases[q].n_prompt, &out));
-            for (int g = 0; g < SEQ_GEN && out; g++) {
-                memcpy(alone + ((size_t)q * SEQ_GEN + g) * n_vocab, out, (size_t)n_vocab * 4);
-                int32_t id = harness_argmax(out, n_vocab);
-                if (g + 1 < SEQ_GEN)
-                    CHECK_STATUS(TERN_OK, tern_session_eval(s, &id, 1, &out));
-            }
-            tern_session_free(s);
-        }
+        logits_alone(m, where[w].device, where[w].split, cases, alone);
         int32_t ids[SEQ_N][SEQ_GEN];
         run_sequences(m, where[w].device, where[w].split, cases, alone, ids);
         for (int q = 0; q < SEQ_N; q++) {
@@ -478,6 +485,42 @@ static void sequences_share_batches(void) {
     }
     free(alone);
     tern_model_free(m);
+}
+
+/* The same for heads of llama-quantize's k-quant types (a tied Q6_K embedding, a separate Q4_K
+ * output), whose batched steps decode each head row once for all their sequences. */
+static void quantized_heads_share_batches(void) {
+    static const uint32_t embd[2] = {TERN_TYPE_Q6_K, TERN_TYPE_F16},
+                          head[2] = {TERN_TYPE_COUNT, TERN_TYPE_Q4_K};
+    struct harness_ref cases[SEQ_N];
+    memset(cases, 0, sizeof cases);
+    for (int q = 0; q < SEQ_N; q++) {
+        cases[q].n_prompt = 3 + 2 * q;
+        for (int i = 0; i < cases[q].n_prompt; i++)
+            cases[q].prompt_ids[i] = (int32_t)((37 * q + 11 * i + 5) % 500);
+    }
+    for (int f = 0; f < 2; f++) {
+        struct tern_maker_params p;
+        CHECK_STATUS(TERN_OK, tern_maker_preset("tiny", &p));
+        p.embd_type = embd[f];
+        p.output_type = head[f];
+        p.seed = 60 + (uint64_t)f;
+        const char *path = test_tmp("kquant-head.gguf", 0);
+        CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
+        tern_model *m = NULL;
+        CHECK_STATUS(TERN_OK, tern_model_create(path, &m));
+        if (!m)
+            continue;
+        float *alone = malloc((size_t)SEQ_N * SEQ_GEN * (size_t)p.n_vocab * 4);
+        static const char *const devices[2] = {"cpu", "cl:0"};
+        for (int d = 0; d < 2 && alone; d++) {
+            int32_t ids[SEQ_N][SEQ_GEN];
+            logits_alone(m, devices[d], NULL, cases, alone);
+            run_sequences(m, devices[d], NULL, cases, alone, ids);
+        }
+        free(alone);
+        tern_model_free(m);
+    }
 }
 
 /* A device failing in the prompt or in decode, at a layer, the embedding or the head: the run goes
@@ -775,6 +818,7 @@ int main(void) {
     RUN(batch_invariance);
     RUN(pipelined_prompt_same_bits);
     RUN(sequences_share_batches);
+    RUN(quantized_heads_share_batches);
     RUN(failover_keeps_output);
     return harness_finish();
 }
