@@ -493,7 +493,6 @@ static tern_status bind_all(tern_model *m) {
     st = bind_matrix(m, &m->view.tok_embd, e, hp->n_embd, hp->n_vocab);
     if (st)
         return st;
-    m->mapped_bytes += e->nbytes;
     /* every token the tokenizer can produce needs an embedding row */
     enum tern_gguf_vtype et;
     uint64_t n_tokens;
@@ -514,6 +513,7 @@ static tern_status bind_all(tern_model *m) {
         m->mapped_bytes += o->nbytes;
     } else {
         m->view.output = m->view.tok_embd; /* tied head */
+        m->mapped_bytes += e->nbytes;
     }
     st = bind_vector(m, &m->view.output_norm, "output_norm.weight", hp->n_embd, true);
     if (st)

@@ -19,7 +19,8 @@ const tern_gguf *tern_model_gguf(const tern_model *m);
 const char *tern_model_arch(const tern_model *m);
 /* Bytes the model holds in RAM beyond the file mapping (repacked weights, f32 norms). */
 uint64_t tern_model_owned_bytes(const tern_model *m);
-/* Bytes of the mapped tensors the forward pass reads (weights used in place, embedding, head). */
+/* Bytes of the mapped tensors a generated token reads (weights used in place, the head). An untied
+ * token embedding, of which a token reads one row, is not counted. */
 uint64_t tern_model_mapped_bytes(const tern_model *m);
 /* Linear weights the file stores as F32/F16/BF16 (ternarized at load); *n_absmean of them were
  * full-precision masters (absmean rule) rather than already-ternary values. */
