@@ -390,6 +390,11 @@ static void matvec_q8_0(float *out, const struct tern_tensor *t, const float *x,
     }
 }
 
+/* Inputs a pass of matvec_tokens takes (each row read and decoded once for them): passes of 8
+ * measured slower than two of 4 (8 x's, 80 KiB at 2560 wide, leave L1: tg32 x8 on 2b4t 79 against
+ * 105 tokens/s). */
+enum { MT = 4 };
+
 /* Q6_K: 210-byte blocks of 256 (ql[128], qh[64], int8 scales[16], f16 d). Widening every 16
  * quants to f32 and scaling each by d*scale cost ~6 vector ops per 16 elements and capped one Zen 4
  * core at ~9 GB/s (the head is 269 MB per token). Instead, per 64 elements:
@@ -403,10 +408,6 @@ static void matvec_q8_0(float *out, const struct tern_tensor *t, const float *x,
  * That is ~4.5 ops per 16 elements; one core streams ~14.5 GB/s from L2. With several inputs
  * (matvec_tokens: a batched decode step's head) the decode and the quants' conversion are done once
  * and each further input adds only its FMAs. */
-/* Inputs a pass of matvec_tokens takes (each row read and decoded once for them): passes of 8
- * measured slower than two of 4 (8 x's, 80 KiB at 2560 wide, leave L1: tg32 x8 on 2b4t 79 against
- * 105 tokens/s). */
-enum { MT = 4 };
 enum { XP_CHUNK = 8192 }; /* x elements permuted per pass and input (32 KB of stack each) */
 
 /* xp[64g + 16j + i] = x[64g + 4i + j] for every 64-element group g of x[0 .. n) */
