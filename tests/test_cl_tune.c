@@ -226,7 +226,7 @@ int main(void) {
     return harness_finish();
 }
 
-#else /* built without the OpenCL headers: the stub has no runtime to tune, and no device */
+#else /* built without the OpenCL headers: the stub has no runtime to tune (the gate says so) */
 
 int main(void) {
     return harness_opencl_gate(0);

@@ -43,14 +43,19 @@ int harness_finish(void) {
 int harness_opencl_gate(int n_devices) {
     if (n_devices > 0)
         return -1;
+#if TERN_HAVE_OPENCL
+    const char *none = "no OpenCL platform",
+               *why = "no OpenCL platform/device found (install pocl-opencl-icd";
+#else
+    const char *none = "tern was built without OpenCL headers",
+               *why = "tern was built without OpenCL headers (install opencl-headers and rebuild";
+#endif
     const char *optional = getenv("TERN_CL_OPTIONAL");
     if (optional && strcmp(optional, "1") == 0) {
-        fprintf(stderr, "no OpenCL platform; skipped because TERN_CL_OPTIONAL=1\n");
+        fprintf(stderr, "%s; skipped because TERN_CL_OPTIONAL=1\n", none);
         return 0;
     }
-    fprintf(stderr,
-            "FAIL: no OpenCL platform/device found (install pocl-opencl-icd, or set TERN_CL_OPTIONAL=1 "
-            "on a development machine without OpenCL)\n");
+    fprintf(stderr, "FAIL: %s, or set TERN_CL_OPTIONAL=1 on a development machine without OpenCL)\n", why);
     return 1;
 }
 

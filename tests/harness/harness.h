@@ -15,7 +15,8 @@ void harness_fail(const char *file, int line, const char *fmt, ...);
 void harness_run(const char *name, void (*fn)(void));
 int harness_finish(void);
 /* OpenCL suites start with this: with devices it returns -1 (go on); with none it returns the
- * exit code, 1 with a FAIL line (CI must not skip), or 0 when TERN_CL_OPTIONAL=1 allows it. */
+ * exit code, 1 with a FAIL line (CI must not skip), or 0 when TERN_CL_OPTIONAL=1 allows it. The line
+ * says why there is none: no platform, or a tern built without the OpenCL headers (cl_stub.c). */
 int harness_opencl_gate(int n_devices);
 
 /* A copy of the K cache k (n_pos rows of f16, kv_stride apart) in the attention's K block layout
