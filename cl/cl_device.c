@@ -13,6 +13,7 @@
 #include "../scheduler/head_cert.h"
 #include "../scheduler/log.h"
 #include "cl_runtime.h"
+#include "cl_sources.h"
 
 /* Buffers the head may be split into when it exceeds the device's largest allocation. */
 #define CL_MAX_HEAD_PARTS 16
@@ -68,7 +69,8 @@ struct cl_device {
     struct tern_head_cache cached;    /* the shadow mapped from the cache instead (unified memory) */
     int32_t *cand;                    /* [n_vocab] candidate rows of one token */
     float *heap;                      /* [n_vocab] the k largest lower bounds */
-    float *x_host;                    /* [n_embd] the normed input, read back for its norm */
+    float *x_host;                    /* [TERN_CL_MATVEC_MAX_NX][n_embd] a logits pass's normed inputs,
+                                       * read back for their norms */
 };
 
 static void rel(struct cl_device *d, cl_mem *m) {
@@ -139,12 +141,13 @@ static tern_status cl_describe(void *ctx, struct tern_device_info *out) {
     out->compute_units = (int)rt->compute_units;
     out->unified_memory = rt->unified;
     out->shares_cpu_cores = (rt->type & CL_DEVICE_TYPE_CPU) != 0;
-    /* its shadow matvec and host-side selection made PoCL's decode 2.9x slower than the full
-     * head (docs/opencl.md); on by default only once a device measures faster */
+    /* on PoCL level with the full head at one stream (docs/opencl.md), and GPUs not measured yet:
+     * full unless the probe of a several-device run measures the certified head faster */
     out->certify_head = false;
     snprintf(out->features, sizeof out->features, "%s%s%s%s", rt->use_fp16 ? "fp16 " : "",
              rt->use_subgroups ? "subgroups " : "", rt->use_dot ? "int-dot " : "",
              rt->cpu_kernels ? "cpu-kernels" : "gpu-kernels");
+    snprintf(out->build, sizeof out->build, "kernels %016llx", (unsigned long long)tern_cl_sources_hash());
     return TERN_OK;
 }
 
@@ -175,7 +178,7 @@ static tern_status shadow_load(struct cl_device *d, const struct tern_model_view
     const bool cache = bytes >= TERN_HEAD_CACHE_MIN_BYTES;
     d->cand = malloc(rows * sizeof(int32_t));
     d->heap = malloc(rows * sizeof(float));
-    d->x_host = malloc((size_t)head->ne0 * sizeof(float));
+    d->x_host = malloc((size_t)TERN_CL_MATVEC_MAX_NX * (size_t)head->ne0 * sizeof(float));
     void *blob = NULL;
     if (d->cand && d->heap && d->x_host) {
         if (cache && tern_head_cache_map(&d->cached, m, bytes)) {
@@ -367,8 +370,9 @@ static tern_status cl_load(void *ctx, const struct tern_model_view *model, int l
         st = small_buf(d, model->output_norm, n_embd, "output_norm", &d->out_norm);
         if (st)
             goto done;
-        st = tern_cl_buf_create(d->rt, CL_MEM_WRITE_ONLY, (size_t)model->output.ne1 * sizeof(float), NULL,
-                                "logits", &d->logits);
+        st = tern_cl_buf_create(d->rt, CL_MEM_WRITE_ONLY,
+                                (size_t)TERN_CL_MATVEC_MAX_NX * (size_t)model->output.ne1 * sizeof(float),
+                                NULL, "logits", &d->logits);
         if (st)
             goto done;
         /* the certified head needs the head in one buffer, and its shadow too */
@@ -580,96 +584,99 @@ static tern_status cl_run_layers(void *ctx, float *hidden, const struct tern_bat
     return TERN_OK;
 }
 
-/* Certified head: every row from the shadow, the candidates selected on the host, then recomputed
+/* Certified head for the nx tokens of a logits pass whose requests allow it: every row of every
+ * token from the shadow in one pass, each token's candidates selected on the host, then recomputed
  * by the full head's own kernel given the candidate list (the same arithmetic per row, so the same
- * bits). *done false: the full head must run. */
-static tern_status certified_logits(struct cl_device *d, float *logits, const struct tern_head_request *req,
-                                    bool *done) {
-    const struct tern_tensor *o = &d->model->output;
-    *done = false;
+ * bits). Clears full[k] for the tokens it completes; the others need the full head. */
+static tern_status certified_logits(struct cl_device *d, float *logits, int nx,
+                                    const struct tern_head_request *const *req, bool *full) {
     const struct tern_head_shadow *s = &d->shadow_s;
-    tern_status st = tern_cl_shadow_matvec(d->rt, d->logits, d->shadow, d->shadow_scales, d->s.x, s->n,
+    const size_t n_vocab = (size_t)s->n_rows, n_embd = (size_t)d->hp.n_embd;
+    tern_status st = tern_cl_shadow_matvec(d->rt, d->logits, d->shadow, d->shadow_scales, d->s.x, nx, s->n,
                                            s->n_rows, s->n_blocks);
-    if (st)
-        return st;
-    st = tern_cl_read(d->rt, d->logits, 0, (size_t)o->ne1 * sizeof(float), logits);
-    if (st)
-        return st;
-    st = tern_cl_read(d->rt, d->s.x, 0, (size_t)d->hp.n_embd * sizeof(float), d->x_host);
-    if (st)
-        return st;
-    /* a float dot over the shadow: no input quantization (delta = 0) */
-    const int64_t n = tern_head_cert_select(d->cand, logits, d->heap, s,
-                                            tern_head_x_norm(d->x_host, d->hp.n_embd), 0.0f, req);
-    if (n < 0)
-        return TERN_OK;
-    st = tern_cl_write(d->rt, d->cand_rows, 0, (size_t)n * sizeof(int32_t), d->cand);
-    if (st)
-        return st;
-    st = tern_cl_matvec(d->rt, d->logits, head_part(d, 0), o, d->s.x, 0, n, d->cand_rows);
-    if (st)
-        return st;
-    /* the selection is done with the heap: it takes the candidates' logits */
-    st = tern_cl_read(d->rt, d->logits, 0, (size_t)n * sizeof(float), d->heap);
-    if (st)
-        return st;
-    for (int64_t r = 0; r < o->ne1; r++)
-        logits[r] = -INFINITY;
-    for (int64_t i = 0; i < n; i++)
-        logits[d->cand[i]] = d->heap[i];
-    tern_head_cert_count(req, n, false);
-    *done = true;
-    return TERN_OK;
+    if (!st)
+        st = tern_cl_read(d->rt, d->logits, 0, (size_t)nx * n_vocab * sizeof(float), logits);
+    if (!st)
+        st = tern_cl_read(d->rt, d->s.x, 0, (size_t)nx * n_embd * sizeof(float), d->x_host);
+    for (int k = 0; k < nx && !st; k++) {
+        if (!req[k])
+            continue;
+        float *lk = logits + (size_t)k * n_vocab;
+        /* a float dot over the shadow: no input quantization (delta = 0) */
+        const int64_t n = tern_head_cert_select(
+            d->cand, lk, d->heap, s, tern_head_x_norm(d->x_host + (size_t)k * n_embd, d->hp.n_embd), 0.0f,
+            req[k]);
+        if (n < 0)
+            continue;
+        st = tern_cl_write(d->rt, d->cand_rows, 0, (size_t)n * sizeof(int32_t), d->cand);
+        if (!st)
+            st = tern_cl_matvec(d->rt, d->logits, head_part(d, 0), &d->model->output, d->s.x, k, 1, 0, n,
+                                d->cand_rows);
+        /* the selection is done with the heap: it takes the candidates' logits */
+        if (!st)
+            st = tern_cl_read(d->rt, d->logits, 0, (size_t)n * sizeof(float), d->heap);
+        if (st)
+            break;
+        for (size_t r = 0; r < n_vocab; r++)
+            lk[r] = -INFINITY;
+        for (int64_t i = 0; i < n; i++)
+            lk[d->cand[i]] = d->heap[i];
+        tern_head_cert_count(req[k], n, false);
+        full[k] = false;
+    }
+    return st;
 }
 
-/* One token's logits (see cl_logits). */
-static tern_status logits_row(struct cl_device *d, float *logits, const float *hidden,
-                              const struct tern_head_request *req) {
+/* Logits of the nx <= TERN_CL_MATVEC_MAX_NX hidden rows in s.h: the final norm, the certified head
+ * for the tokens whose request allows it, then one pass of the full head (each row read once) for
+ * the tokens left. */
+static tern_status logits_pass(struct cl_device *d, float *logits, int nx,
+                               const struct tern_head_request *const *req) {
     const struct tern_tensor *o = &d->model->output;
-    tern_status st = scratch_reserve(d, 1);
-    if (st)
-        return st;
-    st = tern_cl_write(d->rt, d->s.h, 0, (size_t)d->hp.n_embd * sizeof(float), hidden);
-    if (st)
-        return st;
-    st = tern_cl_rmsnorm(d->rt, d->s.x, d->s.h, d->out_norm, d->hp.n_embd, d->hp.norm_eps, 1);
-    if (st)
-        return st;
-    if (req && d->shadow) {
-        bool done;
-        st = certified_logits(d, logits, req, &done);
-        if (st)
-            return st;
-        if (done)
-            return TERN_OK;
+    const size_t n_vocab = (size_t)o->ne1;
+    tern_status st = tern_cl_rmsnorm(d->rt, d->s.x, d->s.h, d->out_norm, d->hp.n_embd, d->hp.norm_eps, nx);
+    bool full[TERN_CL_MATVEC_MAX_NX], any_req = false;
+    for (int k = 0; k < nx; k++) {
+        full[k] = true;
+        any_req |= req && req[k];
     }
-    if (req)
-        tern_head_cert_count(req, o->ne1, true);
-    for (int i = 0; i < d->n_head_parts; i++) {
+    if (!st && any_req && d->shadow)
+        st = certified_logits(d, logits, nx, req, full);
+    bool any_full = false;
+    for (int k = 0; k < nx; k++) {
+        any_full |= full[k];
+        if (full[k] && req && req[k])
+            tern_head_cert_count(req[k], o->ne1, true);
+    }
+    for (int i = 0; i < d->n_head_parts && !st && any_full; i++) {
         const int64_t r0 = i * d->head_rows, rows = o->ne1 - r0 < d->head_rows ? o->ne1 - r0 : d->head_rows;
         struct tern_tensor part = *o;
         part.ne1 = rows;
-        st = tern_cl_matvec(d->rt, d->logits, head_part(d, i), &part, d->s.x, 0, rows, NULL);
-        if (st)
-            return st;
-        st = tern_cl_read(d->rt, d->logits, 0, (size_t)rows * sizeof(float), logits + r0);
-        if (st)
-            return st;
+        st = tern_cl_matvec(d->rt, d->logits, head_part(d, i), &part, d->s.x, 0, nx, 0, rows, NULL);
+        for (int k = 0; k < nx && !st; k++)
+            if (full[k])
+                st = tern_cl_read(d->rt, d->logits, (size_t)k * (size_t)rows * sizeof(float),
+                                  (size_t)rows * sizeof(float), logits + (size_t)k * n_vocab + r0);
     }
-    return TERN_OK;
+    return st;
 }
 
-/* Token by token: a GPU reads the head at its own bandwidth, and one launch per token keeps the
- * certified and full paths the same. */
+/* In passes of up to TERN_CL_MATVEC_MAX_NX tokens, each pass reading the head (or its shadow) once
+ * for all of them: a decode step of several sequences (tern serve) costs about one token's head. */
 static tern_status cl_logits(void *ctx, float *logits, const float *hidden, int n,
                              const struct tern_head_request *const *req) {
     struct cl_device *d = ctx;
     if (!(d->parts & TERN_PART_HEAD) || !d->logits || n <= 0)
         return TERN_ERR_ARG;
     const size_t n_vocab = (size_t)d->model->output.ne1, n_embd = (size_t)d->hp.n_embd;
-    for (int t = 0; t < n; t++) {
-        tern_status st =
-            logits_row(d, logits + (size_t)t * n_vocab, hidden + (size_t)t * n_embd, req ? req[t] : NULL);
+    for (int t0 = 0; t0 < n; t0 += TERN_CL_MATVEC_MAX_NX) {
+        const int nx = n - t0 < TERN_CL_MATVEC_MAX_NX ? n - t0 : TERN_CL_MATVEC_MAX_NX;
+        tern_status st = scratch_reserve(d, nx);
+        if (!st)
+            st = tern_cl_write(d->rt, d->s.h, 0, (size_t)nx * n_embd * sizeof(float),
+                               hidden + (size_t)t0 * n_embd);
+        if (!st)
+            st = logits_pass(d, logits + (size_t)t0 * n_vocab, nx, req ? req + t0 : NULL);
         if (st)
             return st;
     }

@@ -101,7 +101,7 @@ tern_status tern_cl_ternary(struct tern_cl_rt *rt, cl_mem y, cl_mem acc, cl_mem 
 }
 
 tern_status tern_cl_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const struct tern_tensor *t,
-                           cl_mem x, int64_t row_begin, int64_t n_rows, cl_mem rows) {
+                           cl_mem x, int x0, int nx, int64_t row_begin, int64_t n_rows, cl_mem rows) {
     enum tern_cl_kernel k;
     switch (t->type) {
     case TERN_TYPE_F32:
@@ -127,7 +127,7 @@ tern_status tern_cl_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const
         return TERN_ERR_UNSUPPORTED;
     }
     if (t->ne0 <= 0 || t->ne0 > INT32_MAX || row_begin < 0 || n_rows < 0 || n_rows > INT32_MAX ||
-        (!rows && row_begin + n_rows > t->ne1))
+        (!rows && row_begin + n_rows > t->ne1) || nx < 1 || nx > TERN_CL_MATVEC_MAX_NX || x0 < 0)
         return TERN_ERR_ARG;
     int n = (int)t->ne0, n_out = (int)n_rows;
     cl_ulong row_bytes = t->row_bytes;
@@ -135,23 +135,25 @@ tern_status tern_cl_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const
     size_t rpw = (size_t)(rt->wg / rt->lpr);
     size_t global = ((size_t)n_out + rpw - 1) / rpw * (size_t)rt->wg, local = (size_t)rt->wg;
     struct arg args[] = {A(out),   A(data),      A(x),     A(n),
-                         A(n_out), A(row_bytes), A(begin), rows ? A(rows) : A_NULLBUF};
-    return launch(rt, k, "tern_matvec", 1, &global, &local, args, 8);
+                         A(n_out), A(row_bytes), A(begin), rows ? A(rows) : A_NULLBUF,
+                         A(nx),    A(x0)};
+    return launch(rt, k, "tern_matvec", 1, &global, &local, args, 10);
 }
 
 tern_status tern_cl_shadow_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem q, cl_mem scales, cl_mem x,
-                                  int64_t n, int64_t n_rows, int64_t n_blocks) {
+                                  int nx, int64_t n, int64_t n_rows, int64_t n_blocks) {
     static_assert(TERN_HEAD_SHADOW_BLOCK == 256, "cl/kernels/typed_shadow.cl's block");
-    if (n <= 0 || n > INT32_MAX || n_rows < 0 || n_rows > INT32_MAX || n_blocks * TERN_HEAD_SHADOW_BLOCK < n)
+    if (n <= 0 || n > INT32_MAX || n % TERN_HEAD_SHADOW_UNIT || n_rows < 0 || n_rows > INT32_MAX ||
+        n_blocks * TERN_HEAD_SHADOW_BLOCK < n || nx < 1 || nx > TERN_CL_MATVEC_MAX_NX)
         return TERN_ERR_ARG;
-    int nn = (int)n, n_out = (int)n_rows, nb = (int)n_blocks;
+    int nn = (int)n, n_out = (int)n_rows, nb = (int)n_blocks, x0 = 0;
     cl_ulong row_bytes = (cl_ulong)n;
     cl_long begin = 0;
     size_t rpw = (size_t)(rt->wg / rt->lpr);
     size_t global = ((size_t)n_out + rpw - 1) / rpw * (size_t)rt->wg, local = (size_t)rt->wg;
-    struct arg args[] = {A(out),       A(q),     A(x),      A(nn),     A(n_out),
-                         A(row_bytes), A(begin), A_NULLBUF, A(scales), A(nb)};
-    return launch(rt, TERN_CLK_SHADOW_MATVEC, "tern_shadow_matvec", 1, &global, &local, args, 10);
+    struct arg args[] = {A(out),   A(q),      A(x),  A(nn), A(n_out),  A(row_bytes),
+                         A(begin), A_NULLBUF, A(nx), A(x0), A(scales), A(nb)};
+    return launch(rt, TERN_CLK_SHADOW_MATVEC, "tern_shadow_matvec", 1, &global, &local, args, 12);
 }
 
 tern_status tern_cl_embed(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const struct tern_tensor *t,

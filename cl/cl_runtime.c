@@ -151,6 +151,13 @@ static char *read_file(const char *path, size_t *len) {
     return buf;
 }
 
+uint64_t tern_cl_sources_hash(void) {
+    uint64_t h = TERN_FNV_SEED;
+    for (int i = 0; i < tern_cl_n_sources; i++)
+        h = tern_fnv1a(h, tern_cl_sources[i].bytes, tern_cl_sources[i].len);
+    return h;
+}
+
 /* The program text: every source with a #line marker, from memory or TERN_CL_KERNEL_DIR. */
 static tern_status assemble_source(char **out) {
     const char *dir = getenv("TERN_CL_KERNEL_DIR");

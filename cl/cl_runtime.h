@@ -131,14 +131,19 @@ tern_status tern_cl_ternary(struct tern_cl_rt *rt, cl_mem y, cl_mem acc, cl_mem 
                             const struct tern_ternary *w, cl_mem q, cl_mem act_scale, cl_mem sum_q, int n_tok,
                             int y_stride, bool accumulate, enum tern_cl_ternary_path path);
 
-/* out[i] = dot(row row_begin+i of t, x), i < n_rows; rows in buffer data (t->data unused). With a
- * row list (rows: n_rows int32 ids, else NULL) row rows[i] instead; row_begin is then unused. */
+/* Inputs one call of the two matvecs below takes (TERN_MATVEC_MAX_NX in cl/kernels/common.h). */
+enum { TERN_CL_MATVEC_MAX_NX = 4 };
+
+/* out[k][n_rows] <- for each input k < nx (x[x0 + k][t->ne0]): out[k][i] = dot(row row_begin+i of t,
+ * that input), i < n_rows; rows in buffer data (t->data unused), each read once for all the inputs,
+ * and each input's dots the bits it gets alone. With a row list (rows: n_rows int32 ids, else NULL)
+ * row rows[i] instead; row_begin is then unused. */
 tern_status tern_cl_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const struct tern_tensor *t,
-                           cl_mem x, int64_t row_begin, int64_t n_rows, cl_mem rows);
-/* out[r] <- the certified head's shadow logit of row r (q: n_rows x n bytes, scales: n_rows x n_blocks
- * f32; scheduler/head_cert.h) for the input x[n], r < n_rows. */
+                           cl_mem x, int x0, int nx, int64_t row_begin, int64_t n_rows, cl_mem rows);
+/* out[k][r] <- the certified head's shadow logit of row r (q: n_rows x n bytes, scales: n_rows x
+ * n_blocks f32; scheduler/head_cert.h) for the input x[k][n], r < n_rows, k < nx (as above). */
 tern_status tern_cl_shadow_matvec(struct tern_cl_rt *rt, cl_mem out, cl_mem q, cl_mem scales, cl_mem x,
-                                  int64_t n, int64_t n_rows, int64_t n_blocks);
+                                  int nx, int64_t n, int64_t n_rows, int64_t n_blocks);
 /* out[i][t->ne0] <- row tokens[i] of t (already range-checked by the caller), i < n_tok. */
 tern_status tern_cl_embed(struct tern_cl_rt *rt, cl_mem out, cl_mem data, const struct tern_tensor *t,
                           cl_mem tokens, int n_tok);

@@ -5,6 +5,7 @@
 #define TERN_CL_SOURCES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct tern_cl_source {
     const char *name;           /* file name, e.g. "ternary.cl" */
@@ -14,5 +15,9 @@ struct tern_cl_source {
 
 extern const struct tern_cl_source tern_cl_sources[];
 extern const int tern_cl_n_sources;
+
+/* FNV-1a over the embedded sources (cl_runtime.c): what keys measurements cached for these kernels
+ * (the tuning, the device probe). */
+uint64_t tern_cl_sources_hash(void);
 
 #endif

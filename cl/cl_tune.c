@@ -19,11 +19,9 @@ static const char tune_magic[] = "tern-cl-tune 1";
 /* The device, its driver and platform, tern's version and the kernel sources: a new driver or new
  * kernels are measured again. */
 static void tune_key(const struct tern_cl_rt *rt, char *buf, size_t n) {
-    uint64_t h = TERN_FNV_SEED;
-    for (int i = 0; i < tern_cl_n_sources; i++)
-        h = tern_fnv1a(h, tern_cl_sources[i].bytes, tern_cl_sources[i].len);
     snprintf(buf, n, "%s|%s|%s|%s|%s|tern %s|kernels %016llx", rt->name, rt->vendor, rt->driver,
-             rt->platform_name, rt->version, TERN_PROJECT_VERSION, (unsigned long long)h);
+             rt->platform_name, rt->version, TERN_PROJECT_VERSION,
+             (unsigned long long)tern_cl_sources_hash());
     buf[strcspn(buf, "\r\n")] = 0;
 }
 

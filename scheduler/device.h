@@ -98,6 +98,9 @@ struct tern_device_info {
                             * device's own default, replaced by the probe's measurement where
                             * devices are probed (scheduler/probe.h) */
     char features[96];     /* optional features in use, space-separated (fp16 subgroups dot ...) */
+    char build[32];        /* what identifies the device's kernels beyond tern's version (OpenCL: a
+                            * hash of their sources), so a probe cached for other kernels is not
+                            * reused; empty when the version says it all */
 };
 
 /* Parts a device may own besides layers. TERN_PART_HEAD_CERT (with TERN_PART_HEAD): also build at

@@ -16,6 +16,7 @@
 #include "cpu/ref.h"
 #include "harness.h"
 #include "scheduler/fp16.h"
+#include "scheduler/head_cert.h"
 #include "scheduler/log.h"
 
 #if TERN_HAVE_OPENCL
@@ -283,6 +284,38 @@ static void rand_row(uint8_t *row, uint32_t type, int64_t n) {
     }
 }
 
+/* A matvec of nx inputs (rows x0 .. x0 + nx - 1 of five) gives each input the bits of its own call, for
+ * nx = 2, 3 and TERN_CL_MATVEC_MAX_NX (a batched decode step's head); rows [begin, begin + rows) of t
+ * in data. */
+static void multi_input_case(const struct tern_tensor *t, cl_mem data, int64_t begin, int64_t rows,
+                             const char *what) {
+    enum { NXS = 5 };
+    float *x = rand_floats((size_t)NXS * (size_t)t->ne0, 1.0f);
+    float *multi = malloc((size_t)TERN_CL_MATVEC_MAX_NX * (size_t)rows * 4 + 4),
+          *one = malloc((size_t)rows * 4 + 4);
+    struct gbuf bx = gbuf_new((size_t)NXS * (size_t)t->ne0 * 4, x),
+                bm = gbuf_new((size_t)TERN_CL_MATVEC_MAX_NX * (size_t)rows * 4, NULL),
+                b1 = gbuf_new((size_t)rows * 4, NULL);
+    static const int nxs[3] = {2, 3, TERN_CL_MATVEC_MAX_NX};
+    for (int i = 0; i < 3; i++) {
+        const int nx = nxs[i], x0 = NXS - nx;
+        CHECK_STATUS(TERN_OK, tern_cl_matvec(rt, bm.mem, data, t, bx.mem, x0, nx, begin, rows, NULL));
+        gbuf_read(&bm, multi, "matvec out (several inputs)");
+        for (int k = 0; k < nx; k++) {
+            CHECK_STATUS(TERN_OK, tern_cl_matvec(rt, b1.mem, data, t, bx.mem, x0 + k, 1, begin, rows, NULL));
+            gbuf_read(&b1, one, "matvec out");
+            char w[128];
+            snprintf(w, sizeof w, "%s, input %d of %d", what, k, nx);
+            check_bytes(one, multi + (size_t)k * (size_t)rows, (size_t)rows * 4, w);
+        }
+    }
+    CHECK_STATUS(TERN_ERR_ARG, tern_cl_matvec(rt, bm.mem, data, t, bx.mem, 0, TERN_CL_MATVEC_MAX_NX + 1,
+                                              begin, rows, NULL));
+    CHECK_STATUS(TERN_ERR_ARG, tern_cl_matvec(rt, bm.mem, data, t, bx.mem, 0, 0, begin, rows, NULL));
+    gbuf_free(&bx), gbuf_free(&bm), gbuf_free(&b1);
+    free(x), free(multi), free(one);
+}
+
 static void typed_case(uint32_t type, int64_t ne0, int64_t ne1) {
     const struct tern_type_traits *tr = tern_type_traits(type);
     struct tern_tensor t = {NULL, type, ne0, ne1, (size_t)(ne0 / tr->block_size) * tr->block_bytes};
@@ -296,11 +329,12 @@ static void typed_case(uint32_t type, int64_t ne0, int64_t ne1) {
     tern_ref_matvec(y_ref, &t, x, begin, ne1);
     struct gbuf bd = gbuf_new(t.row_bytes * (size_t)ne1, data), bx = gbuf_new((size_t)ne0 * 4, x),
                 by = gbuf_new((size_t)rows * 4, NULL);
-    CHECK_STATUS(TERN_OK, tern_cl_matvec(rt, by.mem, bd.mem, &t, bx.mem, begin, rows, NULL));
+    CHECK_STATUS(TERN_OK, tern_cl_matvec(rt, by.mem, bd.mem, &t, bx.mem, 0, 1, begin, rows, NULL));
     gbuf_read(&by, y_cl, "matvec out");
     char what[96];
     snprintf(what, sizeof what, "matvec %s %lldx%lld", tr->name, (long long)ne0, (long long)ne1);
     check_nmse(y_ref, y_cl, (size_t)rows, NMSE_TYPED, what);
+    multi_input_case(&t, bd.mem, begin, rows, what);
 
     /* embedding: a few tokens, repeats included */
     const int n_tok = 5;
@@ -336,6 +370,64 @@ static void test_typed(void) {
     for (size_t i = 0; i < 3; i++)
         for (size_t j = 0; j < sizeof odd / sizeof odd[0]; j++)
             typed_case(types[i], odd[j], 50);
+}
+
+/* ---- the certified head's shadow (scheduler/head_cert.h) */
+
+/* Rows of n (a multiple of 32; 544 leaves a short last block) built by the reference's shadow
+ * builder from a random F16 head: the kernel's float dot of each input against the sums in double,
+ * and several inputs in one pass with each input's own bits. */
+static void shadow_case(int64_t n, int64_t n_rows) {
+    enum { NX = TERN_CL_MATVEC_MAX_NX };
+    uint16_t *head = malloc((size_t)(n * n_rows) * 2);
+    for (int64_t i = 0; i < n * n_rows; i++)
+        head[i] = tern_fp32_to_fp16(test_rand_normal(&rng));
+    const struct tern_tensor t = {head, TERN_TYPE_F16, n, n_rows, (size_t)n * 2};
+    void *blob = malloc(tern_head_shadow_bytes(n, n_rows));
+    tern_head_shadow_rows(blob, &t, 0, n_rows);
+    struct tern_head_shadow sh;
+    tern_head_shadow_view(&sh, blob, n, n_rows);
+    float *x = rand_floats((size_t)(NX * n), 1.0f), *ref = malloc((size_t)(NX * n_rows) * 4),
+          *got = malloc((size_t)(NX * n_rows) * 4), *one = malloc((size_t)n_rows * 4);
+    for (int k = 0; k < NX; k++)
+        for (int64_t r = 0; r < n_rows; r++) {
+            double acc = 0.0;
+            for (int64_t b = 0; b < sh.n_blocks; b++) {
+                double part = 0.0;
+                for (int64_t i = b * TERN_HEAD_SHADOW_BLOCK; i < n && i < (b + 1) * TERN_HEAD_SHADOW_BLOCK;
+                     i++)
+                    part += ((int)sh.q[r * n + i] - 128) * (double)x[k * n + i];
+                acc += sh.d[r * sh.n_blocks + b] * part;
+            }
+            ref[k * n_rows + r] = (float)acc;
+        }
+    struct gbuf bq = gbuf_new((size_t)(n * n_rows), sh.q),
+                bd = gbuf_new((size_t)(n_rows * sh.n_blocks) * 4, sh.d),
+                bx = gbuf_new((size_t)(NX * n) * 4, x), by = gbuf_new((size_t)(NX * n_rows) * 4, NULL);
+    CHECK_STATUS(TERN_OK,
+                 tern_cl_shadow_matvec(rt, by.mem, bq.mem, bd.mem, bx.mem, NX, n, n_rows, sh.n_blocks));
+    gbuf_read(&by, got, "shadow out");
+    char what[96];
+    snprintf(what, sizeof what, "shadow %lldx%lld", (long long)n, (long long)n_rows);
+    check_nmse(ref, got, (size_t)(NX * n_rows), NMSE_TYPED, what);
+    for (int k = 0; k < NX; k++) {
+        struct gbuf bxk = gbuf_new((size_t)n * 4, x + k * n), byk = gbuf_new((size_t)n_rows * 4, NULL);
+        CHECK_STATUS(TERN_OK,
+                     tern_cl_shadow_matvec(rt, byk.mem, bq.mem, bd.mem, bxk.mem, 1, n, n_rows, sh.n_blocks));
+        gbuf_read(&byk, one, "shadow out");
+        snprintf(what, sizeof what, "shadow %lldx%lld, input %d of %d", (long long)n, (long long)n_rows, k,
+                 NX);
+        check_bytes(one, got + k * n_rows, (size_t)n_rows * 4, what);
+        gbuf_free(&bxk), gbuf_free(&byk);
+    }
+    gbuf_free(&bq), gbuf_free(&bd), gbuf_free(&bx), gbuf_free(&by);
+    free(head), free(blob), free(x), free(ref), free(got), free(one);
+}
+
+static void test_shadow(void) {
+    static const int64_t ns[] = {256, 544, 2560};
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+        shadow_case(ns[i], 97);
 }
 
 /* ---- RMSNorm */
@@ -536,13 +628,9 @@ static void run_all(const char *label) {
     struct {
         const char *name;
         void (*fn)(void);
-    } cases[] = {{"quantize", test_quantize},
-                 {"ternary", test_ternary},
-                 {"typed", test_typed},
-                 {"rmsnorm", test_rmsnorm},
-                 {"rope", test_rope},
-                 {"attention", test_attention},
-                 {"ffn", test_ffn}};
+    } cases[] = {{"quantize", test_quantize},   {"ternary", test_ternary}, {"typed", test_typed},
+                 {"shadow", test_shadow},       {"rmsnorm", test_rmsnorm}, {"rope", test_rope},
+                 {"attention", test_attention}, {"ffn", test_ffn}};
     const char *only = getenv("TERN_CL_TEST_ONLY"); /* while developing: one case by name */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (only && only[0] && strcmp(only, cases[i].name) != 0)

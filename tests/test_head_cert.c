@@ -564,35 +564,45 @@ static void last_row_found(void) {
     each_device(last_row_device);
 }
 
-/* Several tokens in one logits call (a batched decode step), certified and not mixed: every token's
- * logits carry the bits of the call that holds it alone, the rows left out (-INFINITY) included. */
+/* Several tokens in one logits call (a batched decode step; on OpenCL passes of 4 and 2), certified
+ * and not mixed, then all full: every token's logits carry the bits of the call that holds it alone,
+ * the rows left out (-INFINITY) included, for each head type. */
 static void batch_device(const char *level) {
     enum { NT = 6 };
     const int64_t n = 512, n_rows = 3000;
-    void *data = make_head(TERN_TYPE_BF16, n, n_rows, 0, 31);
     float *hidden = malloc(NT * (size_t)n * sizeof(float));
     float *batch = malloc(NT * (size_t)n_rows * sizeof(float)),
           *alone = malloc((size_t)n_rows * sizeof(float));
     for (int t = 0; t < NT; t++)
         make_x(hidden + t * n, n, t % 2, 40 + (uint64_t)t);
-    struct tern_head_stats stats = {0};
-    const struct tern_head_request r1 = {.top_k = 1, .repeat_penalty = 1.0f, .stats = &stats},
-                                   r40 = {.top_k = 40, .repeat_penalty = 1.0f, .stats = &stats};
-    const struct tern_head_request *req[NT] = {&r1, &r40, NULL, &r1, &r40, &r1};
-    struct head_dev h;
-    if (head_dev_open(&h, data, TERN_TYPE_BF16, n, n_rows)) {
-        CHECK_STATUS(TERN_OK, h.dev.ops->logits(h.dev.ctx, batch, hidden, NT, req));
-        for (int t = 0; t < NT; t++) {
-            CHECK_STATUS(TERN_OK, h.dev.ops->logits(h.dev.ctx, alone, hidden + t * n, 1, req + t));
-            if (memcmp(alone, batch + t * n_rows, (size_t)n_rows * sizeof(float)) != 0)
-                harness_fail(__FILE__, __LINE__,
-                             "%s: token %d of %d: batched logits differ from its own call", level, t, NT);
+    for (int ty = 0; ty < 3; ty++) {
+        void *data = make_head(head_types[ty], n, n_rows, 0, 31 + (uint64_t)ty);
+        struct tern_head_stats stats = {0};
+        const struct tern_head_request r1 = {.top_k = 1, .repeat_penalty = 1.0f, .stats = &stats},
+                                       r40 = {.top_k = 40, .repeat_penalty = 1.0f, .stats = &stats};
+        const struct tern_head_request *req[NT] = {&r1, &r40, NULL, &r1, &r40, &r1};
+        struct head_dev h;
+        if (head_dev_open(&h, data, head_types[ty], n, n_rows)) {
+            for (int mode = 0; mode < 2; mode++) {
+                const struct tern_head_request *const *rq = mode == 0 ? req : NULL;
+                CHECK_STATUS(TERN_OK, h.dev.ops->logits(h.dev.ctx, batch, hidden, NT, rq));
+                for (int t = 0; t < NT; t++) {
+                    CHECK_STATUS(TERN_OK,
+                                 h.dev.ops->logits(h.dev.ctx, alone, hidden + t * n, 1, rq ? rq + t : NULL));
+                    if (memcmp(alone, batch + t * n_rows, (size_t)n_rows * sizeof(float)) != 0)
+                        harness_fail(__FILE__, __LINE__,
+                                     "%s, %s head, %s: token %d of %d: batched logits differ "
+                                     "from its own call",
+                                     level, tern_type_name(head_types[ty]), mode == 0 ? "certified" : "full",
+                                     t, NT);
+                }
+            }
+            CHECK_INT(10, stats.n_tokens);
+            CHECK_INT(0, stats.n_full); /* each certified */
         }
-        CHECK_INT(10, stats.n_tokens);
-        CHECK_INT(0, stats.n_full); /* each certified */
+        head_dev_close(&h);
+        free(data);
     }
-    head_dev_close(&h);
-    free(data);
     free(hidden);
     free(batch);
     free(alone);

@@ -56,6 +56,8 @@
 #endif
 /* Rows per work-group of the matvec kernels. */
 #define TERN_RPW (TERN_WG / TERN_LPR)
+/* Inputs one pass of the typed matvec kernels takes (TERN_CL_MATVEC_MAX_NX in cl_runtime.h). */
+#define TERN_MATVEC_MAX_NX 4
 
 #pragma OPENCL FP_CONTRACT OFF
 

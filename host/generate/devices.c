@@ -188,9 +188,10 @@ static void probe_key(const struct tern_registry_entry *e, const struct tern_mod
                       size_t n) {
     const struct tern_hparams *hp = &m->hp;
     snprintf(buf, n,
-             "tern %s | %s | %s | %s | embd %d ff %d heads %d/%d dim %d vocab %d head %s | sub-norms %d",
-             TERN_VERSION, e->info.name, e->info.vendor, e->info.driver, hp->n_embd, hp->n_ff, hp->n_head,
-             hp->n_head_kv, hp->head_dim, hp->n_vocab, tern_type_name(m->output.type), hp->has_sub_norms);
+             "tern %s | %s | %s | %s | %s | embd %d ff %d heads %d/%d dim %d vocab %d head %s | sub-norms %d",
+             TERN_VERSION, e->info.name, e->info.vendor, e->info.driver, e->info.build, hp->n_embd, hp->n_ff,
+             hp->n_head, hp->n_head_kv, hp->head_dim, hp->n_vocab, tern_type_name(m->output.type),
+             hp->has_sub_norms);
 }
 
 tern_status tern_devices_probe(struct tern_registry *reg, const struct tern_model_view *m, bool reprobe) {
