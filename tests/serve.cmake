@@ -3,8 +3,10 @@
 # strings and usage; llama-server's top_k, and the sampling flags as a request's defaults; the
 # prompt cache (a continued prompt and a chat's next turn reuse a slot's tokens, with the reply of
 # the whole prompt evaluated); 8 concurrent clients against --parallel 4 and 8, each equal to the
-# request sent alone and to `tern run`; a corpus of bad requests after which the server still
-# answers; queueing (503 when full), the API key, a client leaving mid-stream, and SIGTERM.
+# request sent alone and to `tern run`, and the same on the OpenCL device (cl:0, PoCL in CI; without
+# a platform it fails unless TERN_CL_OPTIONAL=1) with the full and the certified head; a corpus of
+# bad requests after which the server still answers; queueing (503 when full), the API key, a client
+# leaving mid-stream, and SIGTERM.
 find_program(TERN_NODE node)
 find_program(TERN_NPM npm)
 if(TARGET tern)

@@ -21,7 +21,8 @@ function check(ok, name, detail = '') {
 // A server: resolves once it listens and the model is loaded; .stop() sends SIGTERM.
 function startServer(args, env = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(tern, ['serve', '-m', model, '--port', '0', '--device', 'cpu', ...args],
+    const device = args.includes('--device') ? [] : ['--device', 'cpu'];
+    const child = spawn(tern, ['serve', '-m', model, '--port', '0', ...device, ...args],
                         { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
     let log = '', port = 0, done = false;
     child.stderr.on('data', (d) => {
@@ -226,6 +227,24 @@ async function main() {
   check((srv.log().match(/client gone/g) || []).length === 3, 'disconnects_logged', srv.log());
   const lines = (srv.log().match(/^tern: (POST|GET) /gm) || []).length;
   check(lines === bad.length + 4, 'one_log_line_per_request', `${lines} lines for ${bad.length + 4} requests:\n${srv.log()}`);
+
+  // ---------------------------------------------------------------- the OpenCL device
+  // Batched decode steps on cl:0 (PoCL in CI), whose head takes a step's tokens in one pass, full
+  // and certified: eight clients each get the text the CPU gives the request alone.
+  for (const mode of ['full', 'certified']) {
+    let cl;
+    try {
+      cl = await startServer(['--device', 'cl:0', '--head-mode', mode, '--parallel', '4', '-c', '512', '--temp', '0']);
+    } catch (e) {
+      if (process.env.TERN_CL_OPTIONAL === '1') { console.log(`     no OpenCL device (TERN_CL_OPTIONAL=1): ${e.message.split('\n')[0]}`); break; }
+      throw e;
+    }
+    const got = await Promise.all(prompts.map((p) =>
+      client(cl).completions.create({ model: modelId, prompt: p, max_tokens: 12, temperature: 0 })));
+    check(got.every((r, i) => r.choices[0].text === alone[i]), `eight_clients_cl_${mode}`,
+          got.map((r, i) => `${JSON.stringify(r.choices[0].text)} vs ${JSON.stringify(alone[i])}`).join('; '));
+    await cl.stop();
+  }
 
   // ---------------------------------------------------------------- a full queue answers 503
   srv = await startServer(['--parallel', '1', '--queue', '1']);
