@@ -9,7 +9,8 @@
 #include "../scheduler/log.h"
 #include "cl_runtime.h"
 
-/* Tokens at or above this count use the tiled matmul (weights read once per 32 tokens). */
+/* Tokens at or above this count use the GPU design's tiled matmul (weights read once per 32 tokens;
+ * below it the matvec reads them once per 4). */
 #define TERN_CL_MATMUL_MIN_TOKENS 4
 
 struct arg {
@@ -74,8 +75,10 @@ tern_status tern_cl_ternary(struct tern_cl_rt *rt, cl_mem y, cl_mem acc, cl_mem 
         return TERN_ERR_ARG;
     int n_out = (int)w->n_out, row_words = (int)(w->row_bytes / 4), accum = accumulate ? 1 : 0;
     float scale = w->scale, out_scale = w->out_scale;
+    /* the CPU design's matmul decodes each row's codes once for its tokens from 2 on */
     if (path == TERN_CL_TERNARY_AUTO)
-        path = n_tok >= TERN_CL_MATMUL_MIN_TOKENS ? TERN_CL_TERNARY_MATMUL : TERN_CL_TERNARY_MATVEC;
+        path = n_tok >= (rt->cpu_kernels ? 2 : TERN_CL_MATMUL_MIN_TOKENS) ? TERN_CL_TERNARY_MATMUL
+                                                                          : TERN_CL_TERNARY_MATVEC;
     struct arg args[13] = {A(y),         acc ? A(acc) : A_NULLBUF,
                            A(codes),     A(q),
                            A(act_scale), A(sum_q),
@@ -84,10 +87,13 @@ tern_status tern_cl_ternary(struct tern_cl_rt *rt, cl_mem y, cl_mem acc, cl_mem 
                            A(out_scale), A(accum),
                            A(n_tok)};
     if (path == TERN_CL_TERNARY_MATVEC) {
-        size_t rpw = (size_t)(rt->wg / rt->lpr);
-        size_t global[2] = {(size_t)(n_out + rpw - 1) / rpw * (size_t)rt->wg, (size_t)n_tok};
+        /* GPU design: a work-group per row group and TERN_CL_MATVEC_MAX_NX tokens; CPU design: an
+         * item per row and token */
+        size_t rpw = (size_t)(rt->wg / rt->lpr), per = rt->cpu_kernels ? 1 : TERN_CL_MATVEC_MAX_NX;
+        size_t global[2] = {(size_t)(n_out + rpw - 1) / rpw * (size_t)rt->wg,
+                            ((size_t)n_tok + per - 1) / per};
         size_t local[2] = {(size_t)rt->wg, 1};
-        return launch(rt, TERN_CLK_TERNARY_MATVEC, "tern_ternary_matvec", 2, global, local, args, 12);
+        return launch(rt, TERN_CLK_TERNARY_MATVEC, "tern_ternary_matvec", 2, global, local, args, 13);
     }
     if (rt->cpu_kernels) { /* one item per row and TERN_CPU_NT (8) tokens */
         size_t global[2] = {round_up((size_t)n_out, (size_t)rt->wg), (size_t)(n_tok + 7) / 8};

@@ -231,7 +231,8 @@ static void ternary_case(int n_in, int n_out, int n_tok, enum tern_cl_ternary_pa
 static void test_ternary(void) {
     static const int shapes[][2] = {{128, 1},    {200, 3},   {256, 64},  {384, 129}, {1000, 31},
                                     {2560, 257}, {3200, 45}, {6912, 40}, {9000, 33}, {256, 513}};
-    static const int toks[] = {1, 2, 5, 33, 70};
+    /* token groups of 4 (the matvec) and 8 (the CPU design's matmul), and their remainders */
+    static const int toks[] = {1, 2, 3, 4, 5, 7, 33, 70};
     int c = 0;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++, c++) {

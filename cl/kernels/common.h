@@ -56,8 +56,15 @@
 #endif
 /* Rows per work-group of the matvec kernels. */
 #define TERN_RPW (TERN_WG / TERN_LPR)
-/* Inputs one pass of the typed matvec kernels takes (TERN_CL_MATVEC_MAX_NX in cl_runtime.h). */
+/* Inputs (tokens) one pass of the matvec kernels takes (TERN_CL_MATVEC_MAX_NX in cl_runtime.h). */
 #define TERN_MATVEC_MAX_NX 4
+/* The statements for t = 0 .. n - 1, n <= TERN_MATVEC_MAX_NX, unrolled so that per-input arrays
+ * indexed by t stay in registers. */
+#define TERN_FOR_EACH_T(n, ...)                                    \
+    _Pragma("unroll") for (int t = 0; t < TERN_MATVEC_MAX_NX; t++) \
+        if (t < (n)) {                                             \
+            __VA_ARGS__;                                           \
+        }
 
 #pragma OPENCL FP_CONTRACT OFF
 

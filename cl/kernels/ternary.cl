@@ -10,8 +10,9 @@
  * accumulate, for the residual adds), optional acc_out[] gets acc itself (tests compare it exactly).
  *
  * tern_ternary_matvec (decode, few tokens): TERN_RPW rows per work-group, TERN_LPR lanes per row
- *   reading consecutive words of the row (coalesced), the token's activations staged in local memory
- *   TERN_KCHUNK bytes at a time, lane sums reduced in local memory. Grid: (row groups, tokens).
+ *   reading consecutive words of the row (coalesced), for up to TERN_MATVEC_MAX_NX tokens (a decode
+ *   step of a few sequences reads each row once), their activations staged in local memory
+ *   TERN_KCHUNK bytes at a time, lane sums reduced in local memory. Grid: (row groups, token groups).
  * tern_ternary_matmul (prefill): a tile of TERN_WG/4 rows x 32 tokens per work-group; each item owns
  *   one row and 8 tokens (8 int accumulators); per stage TERN_MM_KB blocks of the rows' codes and of
  *   the 32 tokens' activations are staged in local memory with coalesced loads.
@@ -31,48 +32,53 @@ float tern_ternary_out(int acc, float act_scale, float scale, float out_scale) {
 __kernel void tern_ternary_matvec(__global float *y, __global int *acc_out, __global const uint *w,
                                   __global const uint *q, __global const float *act_scale,
                                   __global const int *sum_q, int n_out, int row_words, int y_stride,
-                                  float scale, float out_scale, int accumulate) {
+                                  float scale, float out_scale, int accumulate, int n_tok) {
     __local uint qs[TERN_KCHUNK / 4];
     __local int red[TERN_WG];
     const int lid = get_local_id(0);
     const int lane = lid % TERN_LPR;
     const int row = get_group_id(0) * TERN_RPW + lid / TERN_LPR;
-    const int t = get_group_id(1);
+    const int t0 = get_group_id(1) * TERN_MATVEC_MAX_NX, nt = min(TERN_MATVEC_MAX_NX, n_tok - t0);
     const int q_words = row_words * 4; /* k_pad / 4 */
-    __global const uint *qt = q + (size_t)t * q_words;
+    const int cw = TERN_KCHUNK / 4 / nt / 32 * 32; /* words of q staged per token: whole blocks */
     __global const uint *wr = w + (size_t)min(row, n_out - 1) * row_words;
 
-    int acc = 0;
-    for (int c0 = 0; c0 < q_words; c0 += TERN_KCHUNK / 4) {
-        const int len = min(TERN_KCHUNK / 4, q_words - c0); /* words of q, a multiple of 32 */
+    int acc[TERN_MATVEC_MAX_NX];
+    TERN_FOR_EACH_T(nt, acc[t] = 0)
+    for (int c0 = 0; c0 < q_words; c0 += cw) {
+        const int len = min(cw, q_words - c0); /* words of q, a multiple of 32 */
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int i = lid; i < len; i += TERN_WG)
-            qs[i] = qt[c0 + i];
+        for (int t = 0; t < nt; t++)
+            for (int i = lid; i < len; i += TERN_WG)
+                qs[t * cw + i] = q[(size_t)(t0 + t) * q_words + c0 + i];
         barrier(CLK_LOCAL_MEM_FENCE);
         __global const uint *wc = wr + c0 / 4;
         for (int u = lane; u < len / 4; u += TERN_LPR) {
             const uint word = wc[u];
-            __local const uint *qb = qs + (u >> 3) * 32 + (u & 7);
-            acc += tern_dot4_us((word >> 6) & 0x03030303u, qb[0]);
-            acc += tern_dot4_us((word >> 4) & 0x03030303u, qb[8]);
-            acc += tern_dot4_us((word >> 2) & 0x03030303u, qb[16]);
-            acc += tern_dot4_us(word & 0x03030303u, qb[24]);
+            const uint p6 = (word >> 6) & 0x03030303u, p4 = (word >> 4) & 0x03030303u;
+            const uint p2 = (word >> 2) & 0x03030303u, p0 = word & 0x03030303u;
+            TERN_FOR_EACH_T(nt, __local const uint *qb = qs + t * cw + (u >> 3) * 32 + (u & 7);
+                            acc[t] += tern_dot4_us(p6, qb[0]) + tern_dot4_us(p4, qb[8]) +
+                                      tern_dot4_us(p2, qb[16]) + tern_dot4_us(p0, qb[24]))
         }
     }
-    red[lid] = acc;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = TERN_LPR / 2; s > 0; s >>= 1) {
-        if (lane < s)
-            red[lid] += red[lid + s];
+    for (int t = 0; t < nt; t++) {
         barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lane == 0 && row < n_out) {
-        const int a = red[lid] - sum_q[t];
-        const size_t o = (size_t)t * y_stride + row;
-        if (acc_out)
-            acc_out[o] = a;
-        const float v = tern_ternary_out(a, act_scale[t], scale, out_scale);
-        y[o] = accumulate ? y[o] + v : v;
+        red[lid] = acc[t];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int s = TERN_LPR / 2; s > 0; s >>= 1) {
+            if (lane < s)
+                red[lid] += red[lid + s];
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+        if (lane == 0 && row < n_out) {
+            const int a = red[lid] - sum_q[t0 + t];
+            const size_t o = (size_t)(t0 + t) * y_stride + row;
+            if (acc_out)
+                acc_out[o] = a;
+            const float v = tern_ternary_out(a, act_scale[t0 + t], scale, out_scale);
+            y[o] = accumulate ? y[o] + v : v;
+        }
     }
 }
 
@@ -199,7 +205,7 @@ void tern_ternary_store(__global float *y, __global int *acc_out, int a, size_t 
 __kernel void tern_ternary_matvec(__global float *y, __global int *acc_out, __global const uint *w,
                                   __global const uint *q, __global const float *act_scale,
                                   __global const int *sum_q, int n_out, int row_words, int y_stride,
-                                  float scale, float out_scale, int accumulate) {
+                                  float scale, float out_scale, int accumulate, int n_tok) {
     const int row = get_global_id(0);
     const int t = get_global_id(1);
     if (row >= n_out)
@@ -226,21 +232,20 @@ __kernel void tern_ternary_matmul(__global float *y, __global int *acc_out, __gl
     __global const uchar *wr = (__global const uchar *)(w + (size_t)row * row_words);
     __global const char *qt = (__global const char *)q;
     const size_t q_bytes = (size_t)row_words * 16;
+    const int nt = min(TERN_CPU_NT, n_tok - t0); /* the same for every item: a uniform branch */
     int16 acc[TERN_CPU_NT];
     for (int i = 0; i < TERN_CPU_NT; i++)
         acc[i] = 0;
     for (int b = 0; b < row_words / 8; b++) {
         TERN_CPU_CODES(wr + 32 * b);
 #pragma unroll
-        for (int i = 0; i < TERN_CPU_NT; i++) /* tokens past the end re-read the last one */
-            acc[i] += TERN_CPU_DOT(qt + (size_t)min(t0 + i, n_tok - 1) * q_bytes + 128 * b);
+        for (int i = 0; i < TERN_CPU_NT; i++)
+            if (i < nt)
+                acc[i] += TERN_CPU_DOT(qt + (size_t)(t0 + i) * q_bytes + 128 * b);
     }
-    for (int i = 0; i < TERN_CPU_NT; i++) {
-        const int t = t0 + i;
-        if (t < n_tok)
-            tern_ternary_store(y, acc_out, tern_hsum_int16(acc[i]) - sum_q[t], (size_t)t * y_stride + row,
-                               act_scale[t], scale, out_scale, accumulate);
-    }
+    for (int i = 0; i < nt; i++)
+        tern_ternary_store(y, acc_out, tern_hsum_int16(acc[i]) - sum_q[t0 + i], (size_t)(t0 + i) * y_stride + row,
+                           act_scale[t0 + i], scale, out_scale, accumulate);
 }
 
 #endif

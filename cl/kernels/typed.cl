@@ -91,11 +91,7 @@ __kernel void tern_embed(__global float *out, __global const uchar *table, __glo
  * candidates: the same arithmetic as the full head's, so the same bits). */
 #define TERN_ROW_OF(i) (rows ? (long)rows[i] : row_begin + (i))
 
-#define TERN_EACH_X(...)                                           \
-    _Pragma("unroll") for (int t = 0; t < TERN_MATVEC_MAX_NX; t++) \
-        if (t < nx) {                                              \
-            __VA_ARGS__;                                           \
-        }
+#define TERN_EACH_X(...) TERN_FOR_EACH_T(nx, __VA_ARGS__)
 
 /* The lane's first group of g elements in the chunk at c0 (a multiple of g). */
 #define TERN_FIRST(c0, g) ((lane - ((c0) / (g)) % TERN_LPR + TERN_LPR) % TERN_LPR)
