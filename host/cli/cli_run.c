@@ -118,28 +118,31 @@ int cli_run(int argc, char **argv) {
     tern_status st = cli_open_model(&o.s, &model, &tok);
     if (st)
         goto done;
+    const double open_s = tern_time_s() - t0;
     const struct tern_session_params spar = o.s.p;
+    /* the prompt is checked before the devices open (an OpenCL build, a probe, a shadow head) */
+    bool add_bos = !o.no_bos && tern_tokenizer_add_bos(tok);
+    st = tern_tokenize(tok, prompt, prompt_len, add_bos, true, &ids, &n_ids);
+    if (st)
+        goto done;
+    const int n_ctx = tern_session_params_n_ctx(model, &spar);
+    if (n_ids > (size_t)n_ctx) {
+        tern_log_error("the prompt has %zu tokens but the context has %d positions (raise -c)", n_ids, n_ctx);
+        goto done;
+    }
+    st = tern_sampler_create(&o.sp, tern_model_view(model)->hp.n_vocab, &smp);
+    if (st) {
+        tern_log_error("invalid sampling parameters");
+        goto done;
+    }
+    const double t1 = tern_time_s();
     st = tern_session_create(model, &spar, &sess);
     if (st) {
         rc = cli_session_exit(st);
         goto done;
     }
     tern_session_set_lookup(sess, o.s.lookup);
-    const double load_s = tern_time_s() - t0;
-    bool add_bos = !o.no_bos && tern_tokenizer_add_bos(tok);
-    st = tern_tokenize(tok, prompt, prompt_len, add_bos, true, &ids, &n_ids);
-    if (st)
-        goto done;
-    st = tern_sampler_create(&o.sp, tern_model_view(model)->hp.n_vocab, &smp);
-    if (st) {
-        tern_log_error("invalid sampling parameters");
-        goto done;
-    }
-    if (n_ids > (size_t)tern_session_n_ctx(sess)) {
-        tern_log_error("the prompt has %zu tokens but the context has %d positions (raise -c)", n_ids,
-                       tern_session_n_ctx(sess));
-        goto done;
-    }
+    const double load_s = open_s + (tern_time_s() - t1); /* the model and the devices, not the tokenizer */
     struct echo echo = {prompt, o.echo ? prompt_len : 0};
     struct tern_generate_stats gs;
     st = tern_generate(sess, tok, smp, ids, (int)n_ids, (int)o.n_predict, print_token, &echo, &gs);

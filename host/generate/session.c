@@ -78,6 +78,11 @@ static void name_devices(tern_session *s) {
         snprintf(s->device_name, sizeof s->device_name, "%s", tern_exec_plan_str(s->exec));
 }
 
+int tern_session_params_n_ctx(const tern_model *m, const struct tern_session_params *p) {
+    const int train = tern_model_view(m)->hp.n_ctx_train;
+    return p->n_ctx > 0 ? p->n_ctx : (train < 4096 ? train : 4096);
+}
+
 tern_status tern_session_create(const tern_model *m, const struct tern_session_params *p,
                                 tern_session **out) {
     *out = NULL;
@@ -90,7 +95,7 @@ tern_status tern_session_create(const tern_model *m, const struct tern_session_p
     s->model = m;
     s->head_mode = p->head_mode;
     tern_gguf_prefault(tern_model_gguf(m));
-    s->n_ctx = p->n_ctx > 0 ? p->n_ctx : (v->hp.n_ctx_train < 4096 ? v->hp.n_ctx_train : 4096);
+    s->n_ctx = tern_session_params_n_ctx(m, p);
     s->n_seq = p->n_seq > 0 ? p->n_seq : 1;
     s->logits = malloc((size_t)v->hp.n_vocab * sizeof(float));
     s->pos = calloc((size_t)s->n_seq, sizeof *s->pos);

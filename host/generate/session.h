@@ -23,6 +23,9 @@ typedef struct tern_session tern_session;
 tern_status tern_session_create(const tern_model *m, const struct tern_session_params *p, tern_session **out);
 void tern_session_free(tern_session *s);
 
+/* The positions a session of model m with params p gets (its n_ctx, or the default above), known
+ * before the session opens its devices. */
+int tern_session_params_n_ctx(const tern_model *m, const struct tern_session_params *p);
 int tern_session_n_ctx(const tern_session *s);
 int tern_session_n_seq(const tern_session *s);
 int tern_session_n_vocab(const tern_session *s);          /* logits per token */
