@@ -130,8 +130,7 @@ int cli_info(int argc, char **argv) {
     }
     print_runnable(m, &notes);
     const struct tern_hparams *hp = &tern_model_view(m)->hp;
-    if (n_ctx <= 0)
-        n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    n_ctx = tern_session_params_n_ctx(m, &(struct tern_session_params){.n_ctx = n_ctx});
     printf("architecture: %s\n", tern_model_arch(m));
     printf("  %-22s %d\n  %-22s %d\n  %-22s %d\n  %-22s %d\n", "vocabulary", hp->n_vocab,
            "embedding (n_embd)", hp->n_embd, "feed-forward (n_ff)", hp->n_ff, "layers", hp->n_layer);

@@ -119,8 +119,7 @@ int cli_serve(int argc, char **argv) {
         goto done;
     if (!o.s.format)
         format = tern_chat_format_detect(tern_model_gguf(model), tok);
-    const int n_ctx_train = tern_model_view(model)->hp.n_ctx_train;
-    const long long total = o.s.p.n_ctx > 0 ? o.s.p.n_ctx : (n_ctx_train < 4096 ? n_ctx_train : 4096);
+    const long long total = tern_session_params_n_ctx(model, &o.s.p);
     if (total < o.parallel * 8) {
         tern_log_error("a context of %lld positions leaves fewer than 8 to each of the %lld slots", total,
                        o.parallel);
