@@ -715,12 +715,6 @@ TERN_INLINE void rows_tokens(float *const *out, const struct tern_tensor *t, con
     }
 }
 
-/* the types rows_tokens reads once for several inputs */
-TERN_INLINE bool rows_tokens_type(uint32_t type) {
-    return type == TERN_TYPE_F32 || type == TERN_TYPE_F16 || type == TERN_TYPE_BF16 ||
-           type == TERN_TYPE_Q8_0 || type == TERN_TYPE_Q6_K || type == TERN_TYPE_Q4_K;
-}
-
 TERN_MATVEC_TOKENS_FN(avx2_matvec_tokens, avx2_matvec)
 
 /* ---- float ops ---- */

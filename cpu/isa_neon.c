@@ -371,12 +371,6 @@ static void neon_matvec(float *out, const struct tern_tensor *t, const float *x,
     rows_tokens(&out, t, &x, row_begin, row_end, 1);
 }
 
-/* the types rows_tokens reads once for several inputs (F16/F32 loaded, the rest through decode_chunk) */
-TERN_INLINE bool rows_tokens_type(uint32_t type) {
-    return type == TERN_TYPE_F32 || type == TERN_TYPE_F16 || type == TERN_TYPE_BF16 ||
-           type == TERN_TYPE_Q8_0 || type == TERN_TYPE_Q6_K || type == TERN_TYPE_Q4_K;
-}
-
 TERN_MATVEC_TOKENS_FN(neon_matvec_tokens, neon_matvec)
 
 /* ---- the certified head's shadow dot (scheduler/head_cert.h) ---- */

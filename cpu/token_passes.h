@@ -3,7 +3,7 @@
  * under each file's own ISA flags.
  *
  * matvec_tokens: each isa_*.c defines TERN_INLINE rows_tokens(out, t, x, r0, r1, nt) for the types
- * it reads once for several inputs, TERN_INLINE bool rows_tokens_type(type) naming those types, and
+ * of tern_rows_tokens_type (every SIMD level reads each of them once for several inputs) and
  * instantiates TERN_MATVEC_TOKENS_FN(name, matvec): one input, or another type, goes to the level's
  * matvec; several go in passes of 4 and one of the 1-3 left (the
  * rows of a pass stay in L2 for the next; 3 as 2 + 1 read them twice: tg32 x3 below x2 with the
@@ -39,12 +39,18 @@
         }                                                                                                    \
     }
 
+/* The head types whose rows matvec_tokens reads once for several inputs. */
+static inline bool tern_rows_tokens_type(uint32_t type) {
+    return type == TERN_TYPE_F32 || type == TERN_TYPE_F16 || type == TERN_TYPE_BF16 ||
+           type == TERN_TYPE_Q8_0 || type == TERN_TYPE_Q6_K || type == TERN_TYPE_Q4_K;
+}
+
 #define TERN_MATVEC_PASS(k0, nt) rows_tokens(out + (k0), t, x + (k0), row_begin, row_end, nt)
 #define TERN_MATVEC_TOKENS_FN(name, matvec)                                                                  \
     static void name(float *const *out, const struct tern_tensor *t, const float *const *x, int n_tok,       \
                      int64_t row_begin, int64_t row_end) {                                                   \
         _Static_assert(MT == 4, "rows_tokens takes the passes of TERN_PASSES_OF_4");                         \
-        if (!rows_tokens_type(t->type) || n_tok == 1) {                                                      \
+        if (!tern_rows_tokens_type(t->type) || n_tok == 1) {                                                 \
             for (int k = 0; k < n_tok; k++)                                                                  \
                 matvec(out[k], t, x[k], row_begin, row_end);                                                 \
             return;                                                                                          \
