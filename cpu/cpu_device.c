@@ -18,6 +18,7 @@
 #include "kernels.h"
 #include "pool.h"
 #include "ref.h"
+#include "token_passes.h"
 
 struct cpu_layer_kv {
     /* f16 [n_seq][n_head_kv][n_ctx rounded up to whole K blocks][head_dim]: each kv head's positions are
@@ -703,11 +704,15 @@ static tern_status cpu_run_layers(void *ctx, float *hidden, const struct tern_ba
 }
 
 /* The head over n tokens at once: tasks are row blocks, and each block is applied to every token
- * while its rows are in cache, so the head is read from memory once for all of them. A block is
- * HEAD_ROWS_PER_TASK rows for one token and MULTI_ROWS_PER_TASK (about 640 KiB of a 2560-wide F16
- * head, within L2) for several, which matvec_tokens reads and decodes once for up to
- * HEAD_TOKS_PER_CALL tokens. It gives every token the bits of the one-token matvec, so a token's
- * logits are the same bits whatever else is in the call. */
+ * while its rows are in cache, so the head is read from memory once for all of them. matvec_tokens
+ * reads and decodes each row once for a pass of up to TERN_PASS_TOKENS tokens, and a call takes up
+ * to HEAD_TOKS_PER_CALL tokens in several passes. A block is HEAD_ROWS_PER_TASK rows for up to
+ * TERN_PASS_TOKENS tokens (one pass, so the rows need not stay in cache, and a long block keeps each
+ * thread's stream and its prefetch going: tg64 x4 on 2b4t with the full head 119 -> 135 t/s together
+ * with the AVX-512 4-input groups, alternating builds, medians of 6) and MULTI_ROWS_PER_TASK (about
+ * 640 KiB of a 2560-wide F16 head, within L2 for the passes after the first) for more. It gives
+ * every token the bits of the one-token matvec, so a token's logits are the same bits whatever else
+ * is in the call. */
 enum { MULTI_ROWS_PER_TASK = 128, HEAD_TOKS_PER_CALL = 16 };
 
 struct head_job {
@@ -751,7 +756,7 @@ static void head_rows(struct cpu_device *d, float *logits, const float *x, const
                       bool shadow) {
     const struct tern_tensor *t = &d->model->output;
     const size_t ld = (size_t)t->ne1, n_embd = (size_t)d->model->hp.n_embd;
-    const int64_t per_task = n_toks > 1 ? MULTI_ROWS_PER_TASK : HEAD_ROWS_PER_TASK;
+    const int64_t per_task = n_toks > TERN_PASS_TOKENS ? MULTI_ROWS_PER_TASK : HEAD_ROWS_PER_TASK;
     struct head_job j = {d->k,   t, logits, x, toks, n_toks, per_task, ld, n_embd, shadow ? &d->shadow : NULL,
                          d->s.xq};
     tern_pool_run(d->pool, (t->ne1 + per_task - 1) / per_task, head_task, &j);

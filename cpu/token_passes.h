@@ -19,6 +19,10 @@
 
 #include "ref.h"
 
+/* Inputs of one pass: each row is read once for up to this many (cpu_device.c sizes the head's
+ * tasks by it). */
+enum { TERN_PASS_TOKENS = 4 };
+
 /* Passes of up to 4 inputs over n_tok: PASS(k0, nt) with nt a constant 1-4 after inlining (the
  * kernels' per-input arrays, MT and TERN_SHADOW_MT, hold 4). */
 #define TERN_PASSES_OF_4(n_tok, PASS)                                                                        \
@@ -49,7 +53,8 @@ static inline bool tern_rows_tokens_type(uint32_t type) {
 #define TERN_MATVEC_TOKENS_FN(name, matvec)                                                                  \
     static void name(float *const *out, const struct tern_tensor *t, const float *const *x, int n_tok,       \
                      int64_t row_begin, int64_t row_end) {                                                   \
-        _Static_assert(MT == 4, "rows_tokens takes the passes of TERN_PASSES_OF_4");                         \
+        _Static_assert((int)MT == (int)TERN_PASS_TOKENS,                                                     \
+                       "rows_tokens takes the passes of TERN_PASSES_OF_4");                                  \
         if (!tern_rows_tokens_type(t->type) || n_tok == 1) {                                                 \
             for (int k = 0; k < n_tok; k++)                                                                  \
                 matvec(out[k], t, x[k], row_begin, row_end);                                                 \
@@ -58,7 +63,7 @@ static inline bool tern_rows_tokens_type(uint32_t type) {
         TERN_PASSES_OF_4(n_tok, TERN_MATVEC_PASS)                                                            \
     }
 
-enum { TERN_SHADOW_MT = 4, TERN_SHADOW_MAX_BLOCKS = 64 };
+enum { TERN_SHADOW_MT = TERN_PASS_TOKENS, TERN_SHADOW_MAX_BLOCKS = 64 };
 _Static_assert(TERN_SHADOW_MT == 4, "shadow_rows_tokens takes the passes of TERN_PASSES_OF_4");
 
 #define TERN_SHADOW_PASS(k0, nt) shadow_rows_tokens(out + (k0), s, x + (k0), r0, r1, nt)

@@ -342,17 +342,20 @@ static void test_matvec(void) {
 }
 
 /* matvec_tokens against matvec: every token's row values the same bits as matvec gives it alone,
- * for 1..9 tokens (past the SIMD levels' 4- and 8-token passes) and odd widths. */
+ * for 1..9 tokens (past the SIMD levels' 4- and 8-token passes), odd widths, and rows past the
+ * AVX-512 level's 16-row groups of 4 inputs (two groups and 5 rows left) with several of its
+ * 320-column blocks. */
 static void test_matvec_tokens(void) {
     static const struct {
         uint32_t type;
         int64_t ne0;
-    } cases[] = {{TERN_TYPE_F16, 1},     {TERN_TYPE_F16, 7},    {TERN_TYPE_F16, 33},    {TERN_TYPE_F16, 100},
-                 {TERN_TYPE_F16, 2561},  {TERN_TYPE_F32, 5},    {TERN_TYPE_F32, 48},    {TERN_TYPE_F32, 2560},
-                 {TERN_TYPE_BF16, 3},    {TERN_TYPE_BF16, 130}, {TERN_TYPE_Q8_0, 32},   {TERN_TYPE_Q8_0, 96},
-                 {TERN_TYPE_Q8_0, 2560}, {TERN_TYPE_Q4_K, 256}, {TERN_TYPE_Q4_K, 8448}, {TERN_TYPE_Q6_K, 768},
-                 {TERN_TYPE_Q6_K, 8448}};
-    enum { MAX_TOK = 9, ROWS = 13 };
+    } cases[] = {
+        {TERN_TYPE_F16, 1},     {TERN_TYPE_F16, 7},    {TERN_TYPE_F16, 33},    {TERN_TYPE_F16, 100},
+        {TERN_TYPE_F16, 2561},  {TERN_TYPE_F32, 5},    {TERN_TYPE_F32, 48},    {TERN_TYPE_F32, 2560},
+        {TERN_TYPE_F32, 333},   {TERN_TYPE_BF16, 3},   {TERN_TYPE_BF16, 130},  {TERN_TYPE_BF16, 1000},
+        {TERN_TYPE_Q8_0, 32},   {TERN_TYPE_Q8_0, 96},  {TERN_TYPE_Q8_0, 2560}, {TERN_TYPE_Q4_K, 256},
+        {TERN_TYPE_Q4_K, 8448}, {TERN_TYPE_Q6_K, 768}, {TERN_TYPE_Q6_K, 8448}};
+    enum { MAX_TOK = 9, ROWS = 37 };
     uint64_t rng = 11;
     for (int l = 0; l < n_levels; l++) {
         const struct tern_cpu_kernels *k = levels[l];
