@@ -735,6 +735,16 @@ TERN_INLINE void plain_rows_tokens(float *const *out, int64_t o, const uint8_t *
  * or 640-column blocks measured slower, 32 rows or 256 columns level. */
 enum { GROUP_ROWS = 16, COL_BLOCK = 320 };
 
+/* a, b <- rows p .. p + nr - 1 of a group's waiting accumulators, or zeros before the first block */
+TERN_INLINE void group_acc_load(__m512 a[4][MT], __m512 b[4][MT], __m512 acc[][2][MT], int p, bool first,
+                                const int nr, const int nt) {
+    for (int j = 0; j < nr; j++)
+        for (int k = 0; k < nt; k++) {
+            a[j][k] = first ? _mm512_setzero_ps() : acc[p + j][0][k];
+            b[j][k] = first ? _mm512_setzero_ps() : acc[p + j][1][k];
+        }
+}
+
 TERN_INLINE void plain_group_tokens(float *const *out, int64_t o, const uint8_t *row, size_t row_bytes,
                                     int64_t n, const float *const *x, const int elt, const int nr,
                                     const int nt) {
@@ -745,11 +755,7 @@ TERN_INLINE void plain_group_tokens(float *const *out, int64_t o, const uint8_t 
         const int64_t c1 = c0 + COL_BLOCK < n32 ? c0 + COL_BLOCK : n32;
         for (int p = 0; p < GROUP_ROWS; p += nr) {
             __m512 a[4][MT], b[4][MT];
-            for (int j = 0; j < nr; j++)
-                for (int k = 0; k < nt; k++) {
-                    a[j][k] = c0 ? acc[p + j][0][k] : _mm512_setzero_ps();
-                    b[j][k] = c0 ? acc[p + j][1][k] : _mm512_setzero_ps();
-                }
+            group_acc_load(a, b, acc, p, c0 == 0, nr, nt);
             plain_span(a, b, row + p * row_bytes, row_bytes, c0, c1, x, elt, nr, nt, pf);
             pf += (c1 - c0) * nr * eb;
             for (int j = 0; j < nr; j++)
@@ -761,11 +767,7 @@ TERN_INLINE void plain_group_tokens(float *const *out, int64_t o, const uint8_t 
     }
     for (int p = 0; p < GROUP_ROWS; p += nr) {
         __m512 a[4][MT], b[4][MT];
-        for (int j = 0; j < nr; j++)
-            for (int k = 0; k < nt; k++) {
-                a[j][k] = n32 ? acc[p + j][0][k] : _mm512_setzero_ps();
-                b[j][k] = n32 ? acc[p + j][1][k] : _mm512_setzero_ps();
-            }
+        group_acc_load(a, b, acc, p, n32 == 0, nr, nt);
         plain_finish(out, o + p, a, b, row + p * row_bytes, row_bytes, n, x, elt, nr, nt);
     }
 }
