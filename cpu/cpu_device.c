@@ -407,13 +407,18 @@ static int64_t weight_bytes(const struct tern_ternary *w) {
     return w->n_out * w->row_bytes;
 }
 
-/* Where decode run t begins: weight *wi at row *row (a multiple of 16, the row kernel's passes, or
- * n_out). Runs 0 .. T-1 (T threads) take 6 units of bytes each, T .. 2T-1 2 units, 2T .. 4T-1 one
- * (10 T units in all). Monotonic in t; run 4T begins at the last weight's end. */
-static void run_start(const struct matmul_job *j, int64_t t, int *wi, int64_t *row) {
-    const int64_t T = j->n_tasks / DECODE_RUNS_PER_THREAD;
+/* Where run t of DECODE_RUNS_PER_THREAD x T (T threads) begins in a stream of `total` (bytes, head
+ * rows): runs 0 .. T-1 take 6 units each, T .. 2T-1 2 units, 2T .. 4T-1 one (10 T units in all).
+ * Monotonic in t; run 4T begins at the end. */
+static int64_t run_offset(int64_t total, int64_t t, int64_t T) {
     const int64_t units = t <= T ? 6 * t : t <= 2 * T ? 6 * T + 2 * (t - T) : 8 * T + (t - 2 * T);
-    int64_t off = j->bytes * units / (10 * T);
+    return total * units / (10 * T);
+}
+
+/* Where decode run t begins: weight *wi at row *row (a multiple of 16, the row kernel's passes, or
+ * n_out); run 4T begins at the last weight's end. */
+static void run_start(const struct matmul_job *j, int64_t t, int *wi, int64_t *row) {
+    int64_t off = run_offset(j->bytes, t, j->n_tasks / DECODE_RUNS_PER_THREAD);
     for (int i = 0;; i++) {
         const struct tern_ternary *w = j->ws[i];
         if (off < weight_bytes(w) || i == j->n_w - 1) {
@@ -705,14 +710,17 @@ static tern_status cpu_run_layers(void *ctx, float *hidden, const struct tern_ba
 
 /* The head over n tokens at once: tasks are row blocks, and each block is applied to every token
  * while its rows are in cache, so the head is read from memory once for all of them. matvec_tokens
- * reads and decodes each row once for a pass of up to TERN_PASS_TOKENS tokens, and a call takes up
- * to HEAD_TOKS_PER_CALL tokens in several passes. A block is HEAD_ROWS_PER_TASK rows for up to
- * TERN_PASS_TOKENS tokens (one pass, so the rows need not stay in cache, and a long block keeps each
- * thread's stream and its prefetch going: tg64 x4 on 2b4t with the full head 119 -> 135 t/s together
- * with the AVX-512 4-input groups, alternating builds, medians of 6) and MULTI_ROWS_PER_TASK (about
- * 640 KiB of a 2560-wide F16 head, within L2 for the passes after the first) for more. It gives
- * every token the bits of the one-token matvec, so a token's logits are the same bits whatever else
- * is in the call. */
+ * and shadow_dot read each row once for a pass of up to TERN_PASS_TOKENS tokens, and a call takes
+ * up to HEAD_TOKS_PER_CALL tokens in several passes. One token's head goes in blocks of
+ * HEAD_ROWS_PER_TASK rows. A step of 2 to TERN_PASS_TOKENS tokens is one pass, so its rows need not
+ * stay in cache: it goes in runs as the decode products do (run_offset), so that each thread reads
+ * long stretches and the AVX-512 passes' 16-row groups prefetch the next group of their own stretch
+ * (tg64 x4 on 2b4t with the certified head 161.2 -> 168.9 and 164.3 -> 167.8 t/s against 1024-row
+ * blocks with the shadow's groups, two sittings, alternating builds; the full head level; 1024-row
+ * blocks had taken the full head's x4 from 119 to 135 t/s against 128 with its groups). More tokens
+ * go in blocks of MULTI_ROWS_PER_TASK rows (about 640 KiB of a 2560-wide F16 head, within L2 for
+ * the passes after the first). Every token gets the bits of the one-token matvec (or shadow dot), so
+ * a token's logits are the same bits whatever else is in the call. */
 enum { MULTI_ROWS_PER_TASK = 128, HEAD_TOKS_PER_CALL = 16 };
 
 struct head_job {
@@ -722,17 +730,32 @@ struct head_job {
     const float *x;  /* [token][n_embd] */
     const int *toks; /* the tokens to compute */
     int n_toks;
-    int64_t rows_per_task;
+    int64_t rows_per_task; /* 0: n_runs runs as the decode products' (run_offset) */
+    int64_t n_runs;
     size_t ld, n_embd;
     const struct tern_head_shadow *shadow; /* not NULL: the shadow's logits of xq[toks[i]] instead of t's */
     const struct tern_head_xq *xq;
 };
 
+/* Where head run t begins: a multiple of 16 rows, or ne1 */
+static int64_t head_run_row(const struct head_job *j, int64_t t) {
+    const int64_t r = (run_offset(j->t->ne1, t, j->n_runs / DECODE_RUNS_PER_THREAD) + 8) / 16 * 16;
+    return r < j->t->ne1 ? r : j->t->ne1;
+}
+
 static void head_task(void *arg, int64_t task, int thread) {
     (void)thread;
     const struct head_job *j = arg;
-    const int64_t r0 = task * j->rows_per_task;
-    const int64_t r1 = r0 + j->rows_per_task < j->t->ne1 ? r0 + j->rows_per_task : j->t->ne1;
+    int64_t r0, r1;
+    if (j->rows_per_task) {
+        r0 = task * j->rows_per_task;
+        r1 = r0 + j->rows_per_task < j->t->ne1 ? r0 + j->rows_per_task : j->t->ne1;
+    } else {
+        r0 = head_run_row(j, task);
+        r1 = head_run_row(j, task + 1);
+        if (r0 == r1)
+            return;
+    }
     for (int i0 = 0; i0 < j->n_toks; i0 += HEAD_TOKS_PER_CALL) {
         const int n = j->n_toks - i0 < HEAD_TOKS_PER_CALL ? j->n_toks - i0 : HEAD_TOKS_PER_CALL;
         float *out[HEAD_TOKS_PER_CALL];
@@ -756,10 +779,13 @@ static void head_rows(struct cpu_device *d, float *logits, const float *x, const
                       bool shadow) {
     const struct tern_tensor *t = &d->model->output;
     const size_t ld = (size_t)t->ne1, n_embd = (size_t)d->model->hp.n_embd;
-    const int64_t per_task = n_toks > TERN_PASS_TOKENS ? MULTI_ROWS_PER_TASK : HEAD_ROWS_PER_TASK;
-    struct head_job j = {d->k,   t, logits, x, toks, n_toks, per_task, ld, n_embd, shadow ? &d->shadow : NULL,
-                         d->s.xq};
-    tern_pool_run(d->pool, (t->ne1 + per_task - 1) / per_task, head_task, &j);
+    const int64_t per_task = n_toks > TERN_PASS_TOKENS ? MULTI_ROWS_PER_TASK
+                             : n_toks > 1              ? 0
+                                                       : HEAD_ROWS_PER_TASK;
+    const int64_t n_runs = DECODE_RUNS_PER_THREAD * tern_pool_size(d->pool);
+    struct head_job j = {
+        d->k, t, logits, x, toks, n_toks, per_task, n_runs, ld, n_embd, shadow ? &d->shadow : NULL, d->s.xq};
+    tern_pool_run(d->pool, per_task ? (t->ne1 + per_task - 1) / per_task : n_runs, head_task, &j);
 }
 
 /* The certified head for tokens toks[0 .. n_toks), whose shadow logits are already in their rows:

@@ -69,25 +69,23 @@ static void avx512_head_shadow(void *blob, const struct tern_tensor *head, int64
     }
 }
 
-/* Rows r .. r + R - 1 (R = 1 or 2) of the shadow dot for nt inputs. With R = 2 the two rows share
- * every input load: at 4 inputs one row at a time took 9 loads per 8 vpdpbusd and its pass streamed
- * at about half the one-input pass's speed (2b4t, tern bench --parallel 4 --head-mode certified:
- * 121-128 -> 131-138 t/s in alternating runs). */
-TERN_INLINE void shadow_rows(float *const *out, const struct tern_head_shadow *s, const int8_t *const *p,
-                             const int8_t *const *p2, const float *const *tb,
-                             const __m512i corr[][TERN_SHADOW_MAX_BLOCKS], int64_t r0, int64_t r,
-                             const int nt, const int R) {
+/* Blocks [b0, b1) of rows r .. r + R - 1 (R = 1 or 2) of the shadow dot for nt inputs, into acc. With
+ * R = 2 the two rows share every input load: at 4 inputs one row at a time took 9 loads per 8
+ * vpdpbusd and its pass streamed at about half the one-input pass's speed (2b4t, tern bench
+ * --parallel 4 --head-mode certified: 121-128 -> 131-138 t/s in alternating runs). pf NULL: each row
+ * prefetched PF_DIST ahead; otherwise the stream to prefetch, 64 x R bytes a step. */
+TERN_INLINE void shadow_span(__m512 acc[2][TERN_SHADOW_MT], const struct tern_head_shadow *s,
+                             const int8_t *const *p, const int8_t *const *p2, const float *const *tb,
+                             const __m512i corr[][TERN_SHADOW_MAX_BLOCKS], int64_t r, int64_t b0, int64_t b1,
+                             const int nt, const int R, const uint8_t *pf) {
     const int64_t n = s->n, nb = s->n_blocks;
     const uint8_t *row[2];
     const float *d[2];
-    __m512 acc[2][TERN_SHADOW_MT];
     for (int h = 0; h < R; h++) {
         row[h] = s->q + (size_t)(r + h) * (size_t)n;
         d[h] = s->d + (r + h) * nb;
-        for (int k = 0; k < nt; k++)
-            acc[h][k] = _mm512_setzero_ps();
     }
-    for (int64_t b = 0; b < nb; b++) {
+    for (int64_t b = b0; b < b1; b++) {
         const int64_t i0 = TERN_HEAD_SHADOW_BLOCK * b;
         __m512i ia[2][TERN_SHADOW_MT], ia2[2][TERN_SHADOW_MT];
         for (int h = 0; h < R; h++)
@@ -99,9 +97,14 @@ TERN_INLINE void shadow_rows(float *const *out, const struct tern_head_shadow *s
             for (int j = 0; j < TERN_HEAD_SHADOW_BLOCK / 64; j++) {
                 __m512i w[2];
                 for (int h = 0; h < R; h++) {
-                    _mm_prefetch((const char *)row[h] + i0 + 64 * j + PF_DIST, _MM_HINT_T1);
+                    if (pf)
+                        _mm_prefetch((const char *)pf + 64 * h, _MM_HINT_T1);
+                    else
+                        _mm_prefetch((const char *)row[h] + i0 + 64 * j + PF_DIST, _MM_HINT_T1);
                     w[h] = _mm512_loadu_si512(row[h] + i0 + 64 * j);
                 }
+                if (pf)
+                    pf += 64 * R;
                 for (int k = 0; k < nt; k++) {
                     __m512i x1 = _mm512_load_si512(p[k] + i0 + 64 * j),
                             x2 = _mm512_load_si512(p2[k] + i0 + 64 * j);
@@ -132,9 +135,59 @@ TERN_INLINE void shadow_rows(float *const *out, const struct tern_head_shadow *s
                     _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d[h][b] * tb[k][b]), acc[h][k]);
             }
     }
+}
+
+/* Rows r .. r + R - 1 whole, into out */
+TERN_INLINE void shadow_rows(float *const *out, const struct tern_head_shadow *s, const int8_t *const *p,
+                             const int8_t *const *p2, const float *const *tb,
+                             const __m512i corr[][TERN_SHADOW_MAX_BLOCKS], int64_t r0, int64_t r,
+                             const int nt, const int R) {
+    __m512 acc[2][TERN_SHADOW_MT];
+    for (int h = 0; h < R; h++)
+        for (int k = 0; k < nt; k++)
+            acc[h][k] = _mm512_setzero_ps();
+    shadow_span(acc, s, p, p2, tb, corr, r, 0, s->n_blocks, nt, R, NULL);
     for (int h = 0; h < R; h++)
         for (int k = 0; k < nt; k++)
             out[k][r + h - r0] = _mm512_reduce_add_ps(acc[h][k]);
+}
+
+/* With 4 inputs, 16 rows at a time go through in column blocks of 5 shadow blocks (1280 columns),
+ * so that the inputs' two levels over the block (10 KB of the whole row's 20) stay in L1 while the
+ * rows stream past; each row's accumulators wait in acc between column blocks (every one fed the
+ * same operations in the same order), and the next 16 rows are prefetched as one linear stream.
+ * Harness, all 128256 rows of 2560 from DRAM, 2 threads, each one contiguous half: 9.3 -> 7.4 ms
+ * (8 rows a group 7.8, 32 rows 8.1, 3 or 4 blocks 8.6-9.1, whole rows 10.0); in tasks of 1024 rows
+ * handed out in turn, 9.1 -> 8.9, hence the head's runs for a step of several tokens in
+ * cpu_device.c. */
+enum { SHADOW_GROUP_ROWS = 16, SHADOW_COL_BLOCKS = 5 };
+
+TERN_INLINE void shadow_group(float *const *out, const struct tern_head_shadow *s, const int8_t *const *p,
+                              const int8_t *const *p2, const float *const *tb,
+                              const __m512i corr[][TERN_SHADOW_MAX_BLOCKS], int64_t r0, int64_t r,
+                              const int nt) {
+    const int64_t n = s->n, nb = s->n_blocks;
+    __m512 acc[SHADOW_GROUP_ROWS][TERN_SHADOW_MT];
+    const uint8_t *pf = s->q + (size_t)(r + SHADOW_GROUP_ROWS) * (size_t)n;
+    for (int64_t b0 = 0; b0 < nb; b0 += SHADOW_COL_BLOCKS) {
+        const int64_t b1 = b0 + SHADOW_COL_BLOCKS < nb ? b0 + SHADOW_COL_BLOCKS : nb;
+        const int64_t cols =
+            (b1 * TERN_HEAD_SHADOW_BLOCK < n ? b1 * TERN_HEAD_SHADOW_BLOCK : n) - b0 * TERN_HEAD_SHADOW_BLOCK;
+        for (int g = 0; g < SHADOW_GROUP_ROWS; g += 2) {
+            __m512 a[2][TERN_SHADOW_MT];
+            for (int h = 0; h < 2; h++)
+                for (int k = 0; k < nt; k++)
+                    a[h][k] = b0 ? acc[g + h][k] : _mm512_setzero_ps();
+            shadow_span(a, s, p, p2, tb, corr, r + g, b0, b1, nt, 2, pf);
+            pf += (cols + 63) / 64 * 128;
+            for (int h = 0; h < 2; h++)
+                for (int k = 0; k < nt; k++)
+                    acc[g + h][k] = a[h][k];
+        }
+    }
+    for (int g = 0; g < SHADOW_GROUP_ROWS; g++)
+        for (int k = 0; k < nt; k++)
+            out[k][r + g - r0] = _mm512_reduce_add_ps(acc[g][k]);
 }
 
 /* The dot: per block of 256, vpdpbusd of the weights (q + 128, unsigned) with each level of the
@@ -166,6 +219,9 @@ TERN_INLINE void shadow_rows_tokens(float *const *out, const struct tern_head_sh
                 _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_add_epi32(_mm512_slli_epi32(c, 7), c2));
         }
     int64_t r = r0;
+    if (nt == TERN_SHADOW_MT)
+        for (; r + SHADOW_GROUP_ROWS <= r1; r += SHADOW_GROUP_ROWS)
+            shadow_group(out, s, p, p2, tb, corr, r0, r, nt);
     /* not below 3 inputs: two rows at once streamed ~11% slower at one (2b4t, tg32 x1), 0-5% at two,
      * level at three */
     if (nt > 2)
