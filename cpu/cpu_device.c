@@ -737,7 +737,8 @@ struct head_job {
     const struct tern_head_xq *xq;
 };
 
-/* Where head run t begins: a multiple of 16 rows, or ne1 */
+/* Where head run t begins: a multiple of 16 rows (whole 16-row groups of the AVX-512 passes,
+ * GROUP_ROWS and SHADOW_GROUP_ROWS), or ne1 */
 static int64_t head_run_row(const struct head_job *j, int64_t t) {
     const int64_t r = (run_offset(j->t->ne1, t, j->n_runs / DECODE_RUNS_PER_THREAD) + 8) / 16 * 16;
     return r < j->t->ne1 ? r : j->t->ne1;

@@ -22,6 +22,7 @@
 /* Inputs of one pass: each row is read once for up to this many (cpu_device.c sizes the head's
  * tasks by it). */
 enum { TERN_PASS_TOKENS = 4 };
+_Static_assert(TERN_PASS_TOKENS == 4, "TERN_PASSES_OF_4 cuts passes of 4");
 
 /* Passes of up to 4 inputs over n_tok: PASS(k0, nt) with nt a constant 1-4 after inlining (the
  * kernels' per-input arrays, MT and TERN_SHADOW_MT, hold 4). */
@@ -64,7 +65,6 @@ static inline bool tern_rows_tokens_type(uint32_t type) {
     }
 
 enum { TERN_SHADOW_MT = TERN_PASS_TOKENS, TERN_SHADOW_MAX_BLOCKS = 64 };
-_Static_assert(TERN_SHADOW_MT == 4, "shadow_rows_tokens takes the passes of TERN_PASSES_OF_4");
 
 #define TERN_SHADOW_PASS(k0, nt) shadow_rows_tokens(out + (k0), s, x + (k0), r0, r1, nt)
 #define TERN_SHADOW_DOT_FN(name)                                                                             \
