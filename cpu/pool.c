@@ -6,8 +6,9 @@
  * process) can never claim a task of another call (the count it checks is in the same word it
  * swaps), and the caller never waits for workers that have nothing to do: it returns as soon as
  * every task of its call has finished. Idle workers
- * spin on the word for up to TERN_POOL_SPIN_NS (yielding now and then, since the two cores may be
- * shared with other processes), then sleep on a condition variable. */
+ * spin on the word for up to TERN_POOL_SPIN_NS (yielding now and then once a wait passes
+ * TERN_POOL_YIELD_NS, since the two cores may be shared with other processes), then sleep on a
+ * condition variable. */
 #include "pool.h"
 
 #include <pthread.h>
@@ -24,8 +25,13 @@
  * calls of one token (norms, quantization, attention bookkeeping: tens of microseconds), short
  * enough that an idle pool stops costing CPU almost at once. */
 enum { TERN_POOL_SPIN_NS = 1000000 };
-/* Spins between sched_yield() calls, for workers and for the caller waiting on running tasks. */
-enum { TERN_POOL_YIELD_SPINS = 1024 };
+/* A thread waiting on the pool (a worker for a call, the caller for running tasks) looks at the clock
+ * every TERN_POOL_YIELD_SPINS spins, and once it has waited TERN_POOL_YIELD_NS yields its core
+ * there (sched_yield). A yield is a system call, microseconds in a VM, and a task published for the
+ * thread meanwhile waits for it to return: yielding from the first check on, the waits inside a
+ * decode step (a few microseconds each, hundreds a step) spent more time in the kernel than
+ * spinning, and a 4-sequence step of 2B-4T took 1-2% longer (docs/cpu.md, "Thread pool"). */
+enum { TERN_POOL_YIELD_SPINS = 1024, TERN_POOL_YIELD_NS = 100000 };
 
 struct tern_pool_worker {
     struct tern_pool *pool;
@@ -70,6 +76,19 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* One check of a spin wait, at every TERN_POOL_YIELD_SPINS spins: how long the wait has lasted
+ * since its first check (*t0, 0 before it), yielding the core once that passes TERN_POOL_YIELD_NS. */
+static int64_t spin_waited(unsigned spins, int64_t *t0) {
+    if (spins % TERN_POOL_YIELD_SPINS != 0)
+        return 0;
+    const int64_t now = now_ns();
+    if (!*t0)
+        *t0 = now;
+    if (now - *t0 > TERN_POOL_YIELD_NS)
+        sched_yield();
+    return now - *t0;
+}
+
 /* Claims and runs tasks of generation gen until none are left (or a later call began). */
 static void run_tasks(struct tern_pool *pool, uint32_t gen, int thread) {
     uint64_t w = atomic_load(&pool->work);
@@ -98,16 +117,13 @@ static uint32_t wait_generation(struct tern_pool *pool, uint32_t seen) {
     uint32_t g = gen_of(atomic_load_explicit(&pool->work, memory_order_acquire));
     if (g != seen)
         return g;
-    const int64_t t0 = now_ns();
+    int64_t t0 = 0;
     for (unsigned spins = 1;; spins++) {
         g = gen_of(atomic_load_explicit(&pool->work, memory_order_acquire));
         if (g != seen)
             return g;
-        if (spins % TERN_POOL_YIELD_SPINS == 0) {
-            if (now_ns() - t0 > TERN_POOL_SPIN_NS)
-                break;
-            sched_yield();
-        }
+        if (spin_waited(spins, &t0) > TERN_POOL_SPIN_NS)
+            break;
     }
     pthread_mutex_lock(&pool->mutex);
     atomic_fetch_add(&pool->sleepers, 1);
@@ -224,7 +240,7 @@ void tern_pool_run(struct tern_pool *pool, int64_t n_tasks, tern_pool_fn fn, voi
     publish(pool, n_tasks); /* seq_cst: orders the job fields above before the new generation */
     run_tasks(pool, gen_of(atomic_load(&pool->work)), 0);
     /* every task is claimed; wait for the ones still running on workers */
+    int64_t t0 = 0;
     for (unsigned spins = 1; atomic_load_explicit(&pool->done, memory_order_acquire) < n_tasks; spins++)
-        if (spins % TERN_POOL_YIELD_SPINS == 0)
-            sched_yield();
+        spin_waited(spins, &t0);
 }
