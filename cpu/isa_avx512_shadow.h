@@ -73,7 +73,10 @@ static void avx512_head_shadow(void *blob, const struct tern_tensor *head, int64
  * R = 2 the two rows share every input load: at 4 inputs one row at a time took 9 loads per 8
  * vpdpbusd and its pass streamed at about half the one-input pass's speed (2b4t, tern bench
  * --parallel 4 --head-mode certified: 121-128 -> 131-138 t/s in alternating runs). pf NULL: each row
- * prefetched PF_DIST ahead; otherwise the stream to prefetch, 64 x R bytes a step. */
+ * prefetched into L2 PF_DIST ahead; otherwise the stream to prefetch, 64 x R bytes a step,
+ * non-temporal as the ternary tiles' (tile_prefetch): a 4-token decode step of 2B-4T 0.9913 of its
+ * time with T1 (median of seven in-process A/B runs, docs/cpu.md), where the one-token rows' T1 beat
+ * NTA by 1%. */
 TERN_INLINE void shadow_span(__m512 acc[2][TERN_SHADOW_MT], const struct tern_head_shadow *s,
                              const int8_t *const *p, const int8_t *const *p2, const float *const *tb,
                              const __m512i corr[][TERN_SHADOW_MAX_BLOCKS], int64_t r, int64_t b0, int64_t b1,
@@ -98,7 +101,7 @@ TERN_INLINE void shadow_span(__m512 acc[2][TERN_SHADOW_MT], const struct tern_he
                 __m512i w[2];
                 for (int h = 0; h < R; h++) {
                     if (pf)
-                        _mm_prefetch((const char *)pf + 64 * h, _MM_HINT_T1);
+                        _mm_prefetch((const char *)pf + 64 * h, _MM_HINT_NTA);
                     else
                         _mm_prefetch((const char *)row[h] + i0 + 64 * j + PF_DIST, _MM_HINT_T1);
                     w[h] = _mm512_loadu_si512(row[h] + i0 + 64 * j);
@@ -155,11 +158,11 @@ TERN_INLINE void shadow_rows(float *const *out, const struct tern_head_shadow *s
 /* With 4 inputs, 16 rows at a time go through in column blocks of 5 shadow blocks (1280 columns),
  * so that the inputs' two levels over the block (10 KB of the whole row's 20) stay in L1 while the
  * rows stream past; each row's accumulators wait in acc between column blocks (every one fed the
- * same operations in the same order), and the next 16 rows are prefetched as one linear stream.
- * Harness, all 128256 rows of 2560 from DRAM, 2 threads, each one contiguous half: 9.3 -> 7.4 ms
- * (8 rows a group 7.8, 32 rows 8.1, 3 or 4 blocks 8.6-9.1, whole rows 10.0); in tasks of 1024 rows
- * handed out in turn, 9.1 -> 8.9, hence the head's runs for a step of several tokens in
- * cpu_device.c. */
+ * same operations in the same order), and the next 16 rows are prefetched as one linear stream
+ * (non-temporal: see shadow_span). Harness, all 128256 rows of 2560 from DRAM, 2 threads, each
+ * one contiguous half: 9.3 -> 7.4 ms (8 rows a group 7.8, 32 rows 8.1, 3 or 4 blocks 8.6-9.1, whole
+ * rows 10.0); in tasks of 1024 rows handed out in turn, 9.1 -> 8.9, hence the head's runs for a
+ * step of several tokens in cpu_device.c. */
 enum { SHADOW_GROUP_ROWS = 16, SHADOW_COL_BLOCKS = 5 };
 
 TERN_INLINE void shadow_group(float *const *out, const struct tern_head_shadow *s, const int8_t *const *p,
