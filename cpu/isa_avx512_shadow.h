@@ -72,11 +72,12 @@ static void avx512_head_shadow(void *blob, const struct tern_tensor *head, int64
 /* Blocks [b0, b1) of rows r .. r + R - 1 (R = 1 or 2) of the shadow dot for nt inputs, into acc. With
  * R = 2 the two rows share every input load: at 4 inputs one row at a time took 9 loads per 8
  * vpdpbusd and its pass streamed at about half the one-input pass's speed (2b4t, tern bench
- * --parallel 4 --head-mode certified: 121-128 -> 131-138 t/s in alternating runs). pf NULL: each row
- * prefetched into L2 PF_DIST ahead; otherwise the stream to prefetch, 64 x R bytes a step,
- * non-temporal as the ternary tiles' (tile_prefetch): a 4-token decode step of 2B-4T 0.9913 of its
- * time with T1 (median of seven in-process A/B runs, docs/cpu.md), where the one-token rows' T1 beat
- * NTA by 1%. */
+ * --parallel 4 --head-mode certified: 121-128 -> 131-138 t/s in alternating runs). pf NULL: with 2
+ * or 3 inputs each row prefetched into L2 PF_DIST ahead (without, a 3-token decode step of 2B-4T
+ * took 1.11-1.16x as long); one input's row is left to the hardware prefetchers, as the F16 head's
+ * (the median one-token step 0.990 of its time with T1 prefetches, eleven in-process A/B runs,
+ * docs/cpu.md; NTA there 1.004-1.012). Otherwise the stream to prefetch, 64 x R bytes a step,
+ * non-temporal as the ternary tiles' (tile_prefetch): a 4-token step 0.9913 of its time with T1. */
 TERN_INLINE void shadow_span(__m512 acc[2][TERN_SHADOW_MT], const struct tern_head_shadow *s,
                              const int8_t *const *p, const int8_t *const *p2, const float *const *tb,
                              const __m512i corr[][TERN_SHADOW_MAX_BLOCKS], int64_t r, int64_t b0, int64_t b1,
@@ -102,7 +103,7 @@ TERN_INLINE void shadow_span(__m512 acc[2][TERN_SHADOW_MT], const struct tern_he
                 for (int h = 0; h < R; h++) {
                     if (pf)
                         _mm_prefetch((const char *)pf + 64 * h, _MM_HINT_NTA);
-                    else
+                    else if (nt > 1)
                         _mm_prefetch((const char *)row[h] + i0 + 64 * j + PF_DIST, _MM_HINT_T1);
                     w[h] = _mm512_loadu_si512(row[h] + i0 + 64 * j);
                 }
