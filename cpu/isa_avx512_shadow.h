@@ -156,15 +156,18 @@ TERN_INLINE void shadow_rows(float *const *out, const struct tern_head_shadow *s
             out[k][r + h - r0] = _mm512_reduce_add_ps(acc[h][k]);
 }
 
-/* With 4 inputs, 16 rows at a time go through in column blocks of 5 shadow blocks (1280 columns),
- * so that the inputs' two levels over the block (10 KB of the whole row's 20) stay in L1 while the
- * rows stream past; each row's accumulators wait in acc between column blocks (every one fed the
- * same operations in the same order), and the next 16 rows are prefetched as one linear stream
- * (non-temporal: see shadow_span). Harness, all 128256 rows of 2560 from DRAM, 2 threads, each
- * one contiguous half: 9.3 -> 7.4 ms (8 rows a group 7.8, 32 rows 8.1, 3 or 4 blocks 8.6-9.1, whole
- * rows 10.0); in tasks of 1024 rows handed out in turn, 9.1 -> 8.9, hence the head's runs for a
- * step of several tokens in cpu_device.c. */
-enum { SHADOW_GROUP_ROWS = 16, SHADOW_COL_BLOCKS = 5 };
+/* With 4 inputs, 16 rows at a time go through in column blocks of up to 10 shadow blocks (2560
+ * columns: 2B-4T's whole row), so that the inputs' two levels over the block (20 KB) stay in L1
+ * while the rows stream past; each row's accumulators wait in acc between column blocks of wider
+ * rows (every one fed the same operations in the same order), and the next 16 rows are prefetched
+ * as one linear stream (non-temporal: see shadow_span). Harness, all 128256 rows of 2560 from DRAM,
+ * 2 threads, each one contiguous half: 9.3 -> 7.4 ms with blocks of 5 (8 rows a group 7.8, 32 rows
+ * 8.1, 3 or 4 blocks 8.6-9.1, whole rows one pair at a time without the group 10.0); in tasks of
+ * 1024 rows handed out in turn, 9.1 -> 8.9, hence the head's runs for a step of several tokens in
+ * cpu_device.c. In the whole model, with those runs, a group over whole rows beat blocks of 5: the
+ * median 4-token step took 0.9777, 0.9793, 0.9730, 0.9743, 0.9766 and 0.9813 of its time with 5
+ * (in-process A/B runs, docs/cpu.md), blocks of 7 level, of 4 1.004-1.013. */
+enum { SHADOW_GROUP_ROWS = 16, SHADOW_COL_BLOCKS = 10 };
 
 TERN_INLINE void shadow_group(float *const *out, const struct tern_head_shadow *s, const int8_t *const *p,
                               const int8_t *const *p2, const float *const *tb,
