@@ -681,15 +681,14 @@ static void run_layer(struct cpu_device *d, int il, float *h, const struct tern_
         const struct tern_ternary *ws[3] = {&L->wq, &L->wk, &L->wv};
         bitlinear(d, ys, ws, 3, n);
     }
-    if (distinct) { /* each token attends its own sequence only: its RoPE and K/V go with its heads */
-        per_token(&tj, STAGE_ROPE_KV_HEAD, n * hp->n_head_kv);
-        per_token(&tj, STAGE_ATTN_SUB_NORM, n);
-    } else if (n < PREFILL_TOKENS) {
+    /* distinct (a decode-sized batch): each token attends its own sequence only, so its RoPE and K/V
+     * writes go with its kv heads' attention */
+    if (!distinct)
         per_token(&tj, STAGE_ROPE, n);
-        per_token(&tj, STAGE_ATTN_KV_HEAD, n * hp->n_head_kv);
+    if (n < PREFILL_TOKENS) {
+        per_token(&tj, distinct ? STAGE_ROPE_KV_HEAD : STAGE_ATTN_KV_HEAD, n * hp->n_head_kv);
         per_token(&tj, STAGE_ATTN_SUB_NORM, n);
     } else {
-        per_token(&tj, STAGE_ROPE, n);
         per_token(&tj, STAGE_ATTN, n);
     }
     {
