@@ -64,9 +64,8 @@ struct cl_device {
     cl_mem shadow_scales;             /* and block scales */
     cl_mem cand_rows;                 /* [n_vocab] int32: the candidates, for the head's matvec */
     struct tern_head_shadow shadow_s; /* the host's view (its coefficients serve the selection) */
-    void *shadow_blob;                /* the host copy when built: the whole shadow on unified memory
-                                       * (used in place), else only the coefficients */
-    struct tern_head_cache cached;    /* the shadow mapped from the cache instead (unified memory) */
+    void *shadow_blob;                /* the host copy, built or read from the cache: the whole shadow
+                                       * on unified memory (used in place), else only the coefficients */
     int32_t *cand;                    /* [n_vocab] candidate rows of one token */
     float *heap;                      /* [n_vocab] the k largest lower bounds */
     float *x_host;                    /* [TERN_CL_MATVEC_MAX_NX][n_embd] a logits pass's normed inputs,
@@ -112,7 +111,6 @@ static void unload(struct cl_device *d) {
     rel(d, &d->shadow_scales);
     rel(d, &d->cand_rows);
     free(d->shadow_blob);
-    tern_head_cache_unmap(&d->cached);
     free(d->cand);
     free(d->heap);
     free(d->x_host);
@@ -169,7 +167,7 @@ static tern_status small_buf(struct cl_device *d, const float *data, int64_t n, 
                               what, out);
 }
 
-/* The certified head's shadow, mapped from the cache (scheduler/head_cache.h, the file the CPU device
+/* The certified head's shadow, read from the cache (scheduler/head_cache.h, the file the CPU device
  * writes too: the shadow and its bound serve every device) or else built on the host (one thread)
  * and cached, then uploaded like a weight. */
 static tern_status shadow_load(struct cl_device *d, const struct tern_model_view *m) {
@@ -179,18 +177,17 @@ static tern_status shadow_load(struct cl_device *d, const struct tern_model_view
     d->cand = malloc(rows * sizeof(int32_t));
     d->heap = malloc(rows * sizeof(float));
     d->x_host = malloc((size_t)TERN_CL_MATVEC_MAX_NX * (size_t)head->ne0 * sizeof(float));
-    void *blob = NULL;
-    if (d->cand && d->heap && d->x_host) {
-        if (cache && tern_head_cache_map(&d->cached, m, bytes)) {
-            memcpy(&blob, &d->cached.shadow, sizeof blob); /* read-only from here on */
-            tern_log_debug("cl: certified head: int8 shadow (%zu MiB) mapped from the cache", bytes >> 20);
-        } else if ((d->shadow_blob = aligned_alloc(64, (bytes + 63) / 64 * 64))) {
-            tern_head_shadow_rows(d->shadow_blob, head, 0, head->ne1);
+    void *blob = d->cand && d->heap && d->x_host ? aligned_alloc(64, (bytes + 63) / 64 * 64) : NULL;
+    if (blob) {
+        d->shadow_blob = blob;
+        if (cache && tern_head_cache_read(m, blob, bytes)) {
+            tern_log_debug("cl: certified head: int8 shadow (%zu MiB) read from the cache", bytes >> 20);
+        } else {
+            tern_head_shadow_rows(blob, head, 0, head->ne1);
             if (cache) {
-                tern_head_cache_store(m, d->shadow_blob, bytes);
+                tern_head_cache_store(m, blob, bytes);
                 tern_log_debug("cl: certified head: shadow written to the cache");
             }
-            blob = d->shadow_blob;
         }
     }
     if (!blob) {
@@ -217,7 +214,6 @@ static tern_status shadow_load(struct cl_device *d, const struct tern_model_view
     memcpy(coef, s->coef, rows * sizeof(float));
     memcpy(coef + rows, s->dcoef, rows * sizeof(float));
     free(d->shadow_blob);
-    tern_head_cache_unmap(&d->cached);
     d->shadow_blob = coef;
     s->q = NULL;
     s->d = NULL;

@@ -63,8 +63,7 @@ struct cpu_device {
     struct cpu_scratch s;
     /* certified head (TERN_PART_HEAD_CERT, scheduler/head_cert.h); shadow.q NULL when absent */
     struct tern_head_shadow shadow; /* int8 copy of the head and its bound coefficients */
-    void *shadow_blob;              /* its memory when built here */
-    struct tern_head_cache cached;  /* or mapped from the cache; map NULL when built */
+    void *shadow_blob;              /* its memory, built here or read from the cache */
     /* per certified token of a logits call, cand_slots of them: */
     int32_t *cand;   /* [n_vocab] its candidate rows */
     float *heap;     /* [n_vocab] its k largest lower bounds */
@@ -188,7 +187,6 @@ static uint64_t host_available_bytes(void) {
 }
 
 static void shadow_free(struct cpu_device *d) {
-    tern_head_cache_unmap(&d->cached);
     free(d->shadow_blob);
     free(d->cand);
     free(d->heap);
@@ -243,9 +241,30 @@ static void shadow_task(void *arg, int64_t task, int thread) {
     j->k->head_shadow(j->blob, j->head, r0, r1);
 }
 
-/* The certified head's shadow of an F16/BF16/F32 head, mapped from the cache (head_cache.h) or built
- * on every thread and cached (2B-4T's 128256 x 2560 F16 head: see docs/cpu.md for the times). Other
- * head types keep the full head only. */
+/* Faults in the pages of a buffer about to be read into, FAULT_BYTES_PER_TASK a task (every 4 KiB,
+ * in case the kernel gave no huge page). */
+enum { FAULT_BYTES_PER_TASK = 16 << 20 };
+
+struct fault_job {
+    uint8_t *p;
+    size_t n;
+};
+
+static void fault_task(void *arg, int64_t task, int thread) {
+    (void)thread;
+    const struct fault_job *j = arg;
+    const size_t at = (size_t)task * FAULT_BYTES_PER_TASK,
+                 end = j->n - at < FAULT_BYTES_PER_TASK ? j->n : at + FAULT_BYTES_PER_TASK;
+    for (size_t i = at; i < end; i += 4096)
+        ((volatile uint8_t *)j->p)[i] = 0;
+}
+
+/* The certified head's shadow of an F16/BF16/F32 head, read from the cache (head_cache.h) or built on
+ * every thread and cached (2B-4T's 128256 x 2560 F16 head: see docs/cpu.md for the times), in the
+ * device's own memory either way: in huge pages (buf_alloc), since in 4 KiB pages the first-touch
+ * faults of 2B-4T's 320 MiB cost more than the build itself (1.5-2 s of a 2.1 s load, 2 threads);
+ * and not in the cache file's mapping, which a decode step streamed slower (docs/cpu.md). Other head
+ * types keep the full head only. */
 static tern_status shadow_build(struct cpu_device *d) {
     const struct tern_tensor *head = &d->model->output;
     if (!tern_head_cert_supported(head))
@@ -253,33 +272,29 @@ static tern_status shadow_build(struct cpu_device *d) {
     const double t0 = now_s();
     const size_t shadow_bytes = tern_head_shadow_bytes(head->ne0, head->ne1);
     const bool cache = shadow_bytes >= TERN_HEAD_CACHE_MIN_BYTES;
-    const bool slot = cand_reserve(d, 1);
-    if (cache && slot && tern_head_cache_map(&d->cached, d->model, shadow_bytes)) {
-        /* read-only from here on (struct tern_head_shadow's pointers are writable for the build) */
-        void *blob;
-        memcpy(&blob, &d->cached.shadow, sizeof blob);
-        tern_head_shadow_view(&d->shadow, blob, head->ne0, head->ne1);
-        tern_log_debug(
-            "cpu: certified head: int8 shadow of the %lld x %lld %s head (%zu MiB) mapped from the "
-            "cache in %.2f s",
-            (long long)head->ne1, (long long)head->ne0, tern_type_name(head->type), shadow_bytes >> 20,
-            now_s() - t0);
-        return TERN_OK;
-    }
-    /* 320 MiB for 2B-4T, written once, in huge pages (buf_alloc): in 4 KiB pages its first-touch
-     * faults cost more than the build itself (1.5-2 s of a 2.1 s load, 2 threads) */
     d->shadow_blob = buf_alloc(shadow_bytes);
-    if (!d->shadow_blob || !slot) {
+    if (!d->shadow_blob || !cand_reserve(d, 1)) {
         shadow_free(d);
         tern_log_error("cpu: out of memory for the certified head's shadow (%zu MiB)", shadow_bytes >> 20);
         return TERN_ERR_NOMEM;
     }
+    tern_head_shadow_view(&d->shadow, d->shadow_blob, head->ne0, head->ne1);
+    const char *what = tern_type_name(head->type);
+    if (cache) { /* read() would fault its pages in one by one on this thread */
+        struct fault_job f = {d->shadow_blob, shadow_bytes};
+        tern_pool_run(d->pool, (int64_t)((shadow_bytes + FAULT_BYTES_PER_TASK - 1) / FAULT_BYTES_PER_TASK),
+                      fault_task, &f);
+    }
+    if (cache && tern_head_cache_read(d->model, d->shadow_blob, shadow_bytes)) {
+        tern_log_debug("cpu: certified head: int8 shadow of the %lld x %lld %s head (%zu MiB) read from the "
+                       "cache in %.2f s",
+                       (long long)head->ne1, (long long)head->ne0, what, shadow_bytes >> 20, now_s() - t0);
+        return TERN_OK;
+    }
     struct shadow_job j = {d->k, head, d->shadow_blob};
     tern_pool_run(d->pool, (head->ne1 + SHADOW_ROWS_PER_TASK - 1) / SHADOW_ROWS_PER_TASK, shadow_task, &j);
-    tern_head_shadow_view(&d->shadow, d->shadow_blob, head->ne0, head->ne1);
     tern_log_debug("cpu: certified head: int8 shadow of the %lld x %lld %s head (%zu MiB) built in %.2f s",
-                   (long long)head->ne1, (long long)head->ne0, tern_type_name(head->type), shadow_bytes >> 20,
-                   now_s() - t0);
+                   (long long)head->ne1, (long long)head->ne0, what, shadow_bytes >> 20, now_s() - t0);
     if (cache) {
         const double t1 = now_s();
         tern_head_cache_store(d->model, d->shadow_blob, shadow_bytes);

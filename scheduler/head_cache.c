@@ -1,12 +1,10 @@
 /* The certified head's shadow cache (see head_cache.h). */
-#define _DEFAULT_SOURCE /* MAP_POPULATE beside the POSIX baseline */
 #include "head_cache.h"
 
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -56,8 +54,20 @@ static uint64_t checksum(const uint8_t *p, size_t n) {
     return s;
 }
 
-bool tern_head_cache_map(struct tern_head_cache *c, const struct tern_model_view *m, size_t shadow_bytes) {
-    memset(c, 0, sizeof *c);
+/* Reads n bytes at offset off of fd into dst (pread may return less than asked). */
+static bool read_all(int fd, uint8_t *dst, size_t n, off_t off) {
+    while (n > 0) {
+        const ssize_t got = pread(fd, dst, n, off);
+        if (got <= 0)
+            return false;
+        dst += got;
+        n -= (size_t)got;
+        off += got;
+    }
+    return true;
+}
+
+bool tern_head_cache_read(const struct tern_model_view *m, void *dst, size_t shadow_bytes) {
     char path[4096], key[KEY_MAX];
     if (!cache_names(m, path, sizeof path, key, sizeof key))
         return false;
@@ -65,7 +75,6 @@ bool tern_head_cache_map(struct tern_head_cache *c, const struct tern_model_view
     if (fd < 0)
         return false; /* not cached yet */
     const size_t n_rows = (size_t)m->output.ne1, key_len = strlen(key);
-    const size_t bytes = TERN_HEAD_CACHE_HEADER + shadow_bytes;
     /* the header first: a file of another model or shadow version is stale whatever its size */
     char h[TERN_HEAD_CACHE_HEADER];
     const bool header = pread(fd, h, sizeof h, 0) == (ssize_t)sizeof h && !memcmp(h, magic, sizeof magic - 1);
@@ -73,29 +82,18 @@ bool tern_head_cache_map(struct tern_head_cache *c, const struct tern_model_view
     const bool stale =
         header && (memcmp(h + sizeof magic - 1, key, key_len) != 0 || h[sizeof magic - 1 + key_len] != '\n');
     struct stat sb;
-    int flags = MAP_PRIVATE;
-#ifdef MAP_POPULATE
-    flags |= MAP_POPULATE; /* the first token reads every page anyway, and the checksum now */
-#endif
-    void *map = header && !stale && fstat(fd, &sb) == 0 && (uint64_t)sb.st_size == (uint64_t)bytes
-                    ? mmap(NULL, bytes, PROT_READ, flags, fd, 0)
-                    : MAP_FAILED;
+    unsigned long long n_shadow = 0, n = 0, sum = 0;
+    const bool ok = header && !stale && fstat(fd, &sb) == 0 &&
+                    (uint64_t)sb.st_size == (uint64_t)(TERN_HEAD_CACHE_HEADER + shadow_bytes) &&
+                    sscanf(h + sizeof magic + key_len, "%llu %llu %llx", &n_shadow, &n, &sum) == 3 &&
+                    n_shadow == shadow_bytes && n == n_rows &&
+                    read_all(fd, dst, shadow_bytes, TERN_HEAD_CACHE_HEADER) &&
+                    checksum(dst, shadow_bytes) == sum;
     close(fd);
-    if (map != MAP_FAILED) {
-        unsigned long long n_shadow = 0, n = 0, sum = 0;
-        if (sscanf(h + sizeof magic + key_len, "%llu %llu %llx", &n_shadow, &n, &sum) == 3 &&
-            n_shadow == shadow_bytes && n == n_rows &&
-            checksum((const uint8_t *)map + TERN_HEAD_CACHE_HEADER, shadow_bytes) == sum) {
-            c->map = map;
-            c->map_bytes = bytes;
-            c->shadow = (const uint8_t *)map + TERN_HEAD_CACHE_HEADER;
-            return true;
-        }
-        munmap(map, bytes);
-    }
-    const char *why = stale ? "stale" : "corrupt";
-    tern_log_info("notice: ignoring the %s certified-head cache %s (building the shadow again)", why, path);
-    return false;
+    if (!ok)
+        tern_log_info("notice: ignoring the %s certified-head cache %s (building the shadow again)",
+                      stale ? "stale" : "corrupt", path);
+    return ok;
 }
 
 struct shadow_file {
@@ -120,10 +118,4 @@ void tern_head_cache_store(const struct tern_model_view *m, const uint8_t *shado
              (unsigned long long)n_rows, (unsigned long long)checksum(shadow, shadow_bytes));
     struct shadow_file sf = {header, shadow, shadow_bytes};
     tern_cache_write(path, "certified-head cache", fill_shadow, &sf);
-}
-
-void tern_head_cache_unmap(struct tern_head_cache *c) {
-    if (c->map)
-        munmap(c->map, c->map_bytes);
-    memset(c, 0, sizeof *c);
 }

@@ -1,5 +1,5 @@
 /* The certified head's shadow (head_cert.h) cached in the cache folder (cache.h), so that later loads
- * of the same model map it instead of building it (issue 12). One file per model path,
+ * of the same model read it instead of building it (issue 12). One file per model path,
  * <cache>/head-shadow-<hash of the path>.bin:
  *   a TERN_HEAD_CACHE_HEADER-byte header: a magic line; the key (the model's source_id, the head's
  *   type and shape and TERN_HEAD_SHADOW_VERSION); the shadow's size, its row count and a checksum
@@ -22,20 +22,13 @@ enum {
     TERN_HEAD_CACHE_MIN_BYTES = 1u << 20 /* smaller shadows are built at every load: faster than a file */
 };
 
-/* A mapped cache file; map is NULL when none is mapped. */
-struct tern_head_cache {
-    void *map;
-    size_t map_bytes;
-    const uint8_t *shadow; /* the blob, shadow_bytes */
-};
-
-/* Maps the cached shadow of m's head, shadow_bytes long. False (nothing mapped) when caching is
+/* Reads the cached shadow of m's head, shadow_bytes long, into dst (a device reads it into its own
+ * memory: streamed from a file mapping's 4 KiB pages, the shadow pass of a decode step ran slower
+ * than from a copy in huge pages, docs/cpu.md). False (dst's contents undefined) when caching is
  * off, the model has no source_id, or the file is missing, stale or corrupt (with a notice). */
-bool tern_head_cache_map(struct tern_head_cache *c, const struct tern_model_view *m, size_t shadow_bytes);
+bool tern_head_cache_read(const struct tern_model_view *m, void *dst, size_t shadow_bytes);
 
 /* Writes the shadow blob of m's head to the cache (atomically; a failure is a warning). */
 void tern_head_cache_store(const struct tern_model_view *m, const uint8_t *shadow, size_t shadow_bytes);
-
-void tern_head_cache_unmap(struct tern_head_cache *c);
 
 #endif

@@ -60,7 +60,7 @@ enum { TERN_HEAD_SHADOW_BLOCK = 256, TERN_HEAD_SHADOW_UNIT = 32 /* rows are mult
 #define TERN_HEAD_SHADOW_VERSION 2
 
 /* The shadow of an n_rows x n head, one blob (tern_head_shadow_bytes) of four 64-byte aligned arrays
- * in this order. Read-only once built (a cached one is mapped read-only). */
+ * in this order. Read-only once built or read from the cache. */
 struct tern_head_shadow {
     uint8_t *q;   /* [n_rows][n] q + 128 (1 .. 255) */
     float *d;     /* [n_rows][n_blocks] block scales */

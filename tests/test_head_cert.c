@@ -771,13 +771,13 @@ static void vectors(void) {
 /* ---- the shadow cache (scheduler/head_cache.h) ---- */
 
 struct log_lines {
-    int n_mapped, n_built, n_corrupt, n_stale;
+    int n_read, n_built, n_corrupt, n_stale;
 };
 
 static void count_lines(enum tern_log_level level, const char *msg, void *user) {
     (void)level;
     struct log_lines *l = user;
-    l->n_mapped += strstr(msg, "mapped from the cache") != NULL;
+    l->n_read += strstr(msg, "read from the cache") != NULL;
     l->n_built += strstr(msg, "shadow written to the cache") != NULL;
     l->n_corrupt += strstr(msg, "ignoring the corrupt certified-head cache") != NULL;
     l->n_stale += strstr(msg, "ignoring the stale certified-head cache") != NULL;
@@ -825,7 +825,7 @@ static void flip_byte(const char *path, long at) {
     fclose(f);
 }
 
-/* The OpenCL device maps the file the CPU device wrote, and writes one the CPU device maps: the
+/* The OpenCL device reads the file the CPU device wrote, and writes one the CPU device reads: the
  * shadow and its bound serve every device. Each gives its own full head's greedy ids. */
 static void shadow_cache_shared(const char *path, const char *dir, char *file, size_t n) {
     int n_cl = 0;
@@ -841,21 +841,21 @@ static void shadow_cache_shared(const char *path, const char *dir, char *file, s
     cl_spec = "0";
     generate(path, TERN_HEAD_FULL, &sp, &full, &gs);
     generate_logged(path, &ids, &l); /* the CPU's file */
-    CHECK(l.n_built == 0 && l.n_mapped == 1);
+    CHECK(l.n_built == 0 && l.n_read == 1);
     CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
     CHECK(shadow_file(dir, file, n) && remove(file) == 0);
     generate_logged(path, &ids, &l); /* built and written by the OpenCL device */
-    CHECK(l.n_built == 1 && l.n_mapped == 0);
+    CHECK(l.n_built == 1 && l.n_read == 0);
     CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
     cl_spec = NULL;
     generate(path, TERN_HEAD_FULL, &sp, &full, &gs);
-    generate_logged(path, &ids, &l); /* the CPU maps it */
-    CHECK(l.n_built == 0 && l.n_mapped == 1);
+    generate_logged(path, &ids, &l); /* the CPU reads it */
+    CHECK(l.n_built == 0 && l.n_read == 1);
     CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
 }
 
 /* A model whose shadow is worth caching (4096 x 256 F16 head: 1.05 MiB of shadow): the first load
- * builds and writes it, later loads map it and give the same greedy ids as the full head; a flipped
+ * builds and writes it, later loads read it and give the same greedy ids as the full head; a flipped
  * byte in the shadow, in a coefficient or in the header, a truncated file, a rewritten model and a
  * file of an older shadow format are each ignored with one notice, and the shadow is built and
  * cached again. */
@@ -880,11 +880,11 @@ static void shadow_cache(void) {
     CHECK(full.n > 0);
 
     generate_logged(path, &ids, &l); /* built and written */
-    CHECK(l.n_built == 1 && l.n_mapped == 0 && l.n_corrupt == 0 && l.n_stale == 0);
+    CHECK(l.n_built == 1 && l.n_read == 0 && l.n_corrupt == 0 && l.n_stale == 0);
     CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
     CHECK(shadow_file(dir, file, sizeof file));
-    generate_logged(path, &ids, &l); /* mapped */
-    CHECK(l.n_built == 0 && l.n_mapped == 1);
+    generate_logged(path, &ids, &l); /* read from the cache */
+    CHECK(l.n_built == 0 && l.n_read == 1);
     CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
     shadow_cache_shared(path, dir, file, sizeof file);
 
@@ -899,20 +899,20 @@ static void shadow_cache(void) {
             CHECK(truncate(file, sb.st_size - 4) == 0);
         }
         generate_logged(path, &ids, &l); /* rejected, built and written again */
-        CHECK(l.n_corrupt == 1 && l.n_mapped == 0 && l.n_built == 1);
+        CHECK(l.n_corrupt == 1 && l.n_read == 0 && l.n_built == 1);
         CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
         generate_logged(path, &ids, &l);
-        CHECK(l.n_corrupt == 0 && l.n_mapped == 1);
+        CHECK(l.n_corrupt == 0 && l.n_read == 1);
     }
 
     p.seed += 1; /* the same path, another model: the cached shadow is stale */
     CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
     generate(path, TERN_HEAD_FULL, &sp, &full, &gs);
     generate_logged(path, &ids, &l);
-    CHECK(l.n_stale == 1 && l.n_mapped == 0 && l.n_built == 1);
+    CHECK(l.n_stale == 1 && l.n_read == 0 && l.n_built == 1);
     CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
     generate_logged(path, &ids, &l);
-    CHECK(l.n_stale == 0 && l.n_mapped == 1);
+    CHECK(l.n_stale == 0 && l.n_read == 1);
     CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
 
     /* a file of an older shadow format (its version in the key, its own size) is stale too */
@@ -929,10 +929,10 @@ static void shadow_cache(void) {
         fclose(f);
     CHECK(stat(file, &sb) == 0 && truncate(file, sb.st_size - 4096) == 0);
     generate_logged(path, &ids, &l);
-    CHECK(l.n_stale == 1 && l.n_corrupt == 0 && l.n_mapped == 0 && l.n_built == 1);
+    CHECK(l.n_stale == 1 && l.n_corrupt == 0 && l.n_read == 0 && l.n_built == 1);
     CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
     generate_logged(path, &ids, &l);
-    CHECK(l.n_stale == 0 && l.n_mapped == 1);
+    CHECK(l.n_stale == 0 && l.n_read == 1);
     unsetenv("TERN_CACHE_DIR");
 }
 
