@@ -164,7 +164,7 @@ TERN_INLINE void shadow_rows(float *const *out, const struct tern_head_shadow *s
  * 2 threads, each one contiguous half: 9.3 -> 7.4 ms with blocks of 5 (8 rows a group 7.8, 32 rows
  * 8.1, 3 or 4 blocks 8.6-9.1, whole rows one pair at a time without the group 10.0); in tasks of
  * 1024 rows handed out in turn, 9.1 -> 8.9, hence the head's runs for a step of several tokens in
- * cpu_device.c. In the whole model, with those runs, a group over whole rows beat blocks of 5: the
+ * cpu_head.c. In the whole model, with those runs, a group over whole rows beat blocks of 5: the
  * median 4-token step took 0.9777, 0.9793, 0.9730, 0.9743, 0.9766 and 0.9813 of its time with 5
  * (in-process A/B runs, docs/cpu.md), blocks of 7 level, of 4 1.004-1.013. */
 enum { SHADOW_GROUP_ROWS = 16, SHADOW_COL_BLOCKS = 10 };

@@ -19,7 +19,7 @@
 
 #include "ref.h"
 
-/* Inputs of one pass: each row is read once for up to this many (cpu_device.c sizes the head's
+/* Inputs of one pass: each row is read once for up to this many (cpu_head.c sizes the head's
  * tasks by it). */
 enum { TERN_PASS_TOKENS = 4 };
 _Static_assert(TERN_PASS_TOKENS == 4, "TERN_PASSES_OF_4 cuts passes of 4");
