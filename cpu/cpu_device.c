@@ -140,7 +140,7 @@ static tern_status cpu_describe(void *ctx, struct tern_device_info *out) {
     out->compute_units = d->n_threads;
     out->unified_memory = true;
     out->shares_cpu_cores = true;
-    out->certify_head = true; /* 1.41x the full F16 head's decode on 2b4t (docs/cpu.md) */
+    out->certify_head = true; /* 1.41x the full F16 head's decode on 2b4t (docs/certified-head.md) */
     snprintf(out->features, sizeof out->features, "%s", d->k->name);
     return TERN_OK;
 }
@@ -330,7 +330,7 @@ static void bitlinear(struct cpu_device *d, float *const *ys, const struct tern_
  * layer is 9 pool calls (4 of them the products; a decode step's attention and sub-norm make it 10,
  * or 9 again when its tokens are of distinct sequences, each token's RoPE and K/V writes then going
  * with its kv heads' attention: the median decode step of 2B-4T 0.5-0.6% shorter at 1 and at 4
- * sequences, docs/cpu.md) and nothing runs on the caller alone. */
+ * sequences, docs/decode.md) and nothing runs on the caller alone. */
 enum stage {
     STAGE_ANGLES,        /* the token's RoPE angles, once for every layer of the call */
     STAGE_ATTN_NORM,     /* (the previous layer's FFN residual,) the norm, quantized for q/k/v */

@@ -86,10 +86,10 @@ static void fault_task(void *arg, int64_t task, int thread) {
 }
 
 /* The certified head's shadow of an F16/BF16/F32 head, read from the cache (head_cache.h) or built on
- * every thread and cached (2B-4T's 128256 x 2560 F16 head: see docs/cpu.md for the times), in the
+ * every thread and cached (2B-4T's 128256 x 2560 F16 head: see docs/certified-head.md for the times), in the
  * device's own memory either way: in huge pages (tern_cpu_buf_alloc), since in 4 KiB pages the first-touch
  * faults of 2B-4T's 320 MiB cost more than the build itself (1.5-2 s of a 2.1 s load, 2 threads);
- * and not in the cache file's mapping, which a decode step streamed slower (docs/cpu.md). Other head
+ * and not in the cache file's mapping, which a decode step streamed slower (docs/certified-head.md). Other head
  * types keep the full head only. */
 tern_status tern_cpu_head_load(struct cpu_device *d) {
     const struct tern_tensor *head = &d->model->output;

@@ -273,7 +273,7 @@ TERN_INLINE void dec_block(__m256i *s1, __m256i *s4, __m256i raw, const int8_t *
  * 128 = 4096 a block in magnitude (8 blocks: -32768 .. 32512, exact in int16), widened once per 8
  * blocks and shifted back at the end (exact: multiples of 4). The row is prefetched non-temporal:
  * the median one-token step of 2B-4T (full head) took 0.9897, 0.9955, 0.9915, 0.9892, 0.9957 and
- * 0.9916 of its time with T1 (in-process A/B runs, docs/cpu.md); the AVX-VNNI row, lighter on the
+ * 0.9916 of its time with T1 (in-process A/B runs, docs/decode.md); the AVX-VNNI row, lighter on the
  * ALUs, measured level (0.998-1.002) and keeps T1. */
 TERN_INLINE __m256i ternary_row_dec(const uint8_t *w, const int8_t *q, int64_t k_pad) {
     const __m256i ones16 = _mm256_set1_epi16(1);

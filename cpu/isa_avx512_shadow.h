@@ -76,7 +76,7 @@ static void avx512_head_shadow(void *blob, const struct tern_tensor *head, int64
  * or 3 inputs each row prefetched into L2 PF_DIST ahead (without, a 3-token decode step of 2B-4T
  * took 1.11-1.16x as long); one input's row is left to the hardware prefetchers, as the F16 head's
  * (the median one-token step 0.990 of its time with T1 prefetches, eleven in-process A/B runs,
- * docs/cpu.md; NTA there 1.004-1.012). Otherwise the stream to prefetch, 64 x R bytes a step,
+ * docs/certified-head.md; NTA there 1.004-1.012). Otherwise the stream to prefetch, 64 x R bytes a step,
  * non-temporal as the ternary tiles' (tile_prefetch): a 4-token step 0.9913 of its time with T1. */
 TERN_INLINE void shadow_span(__m512 acc[2][TERN_SHADOW_MT], const struct tern_head_shadow *s,
                              const int8_t *const *p, const int8_t *const *p2, const float *const *tb,
@@ -166,7 +166,7 @@ TERN_INLINE void shadow_rows(float *const *out, const struct tern_head_shadow *s
  * 1024 rows handed out in turn, 9.1 -> 8.9, hence the head's runs for a step of several tokens in
  * cpu_head.c. In the whole model, with those runs, a group over whole rows beat blocks of 5: the
  * median 4-token step took 0.9777, 0.9793, 0.9730, 0.9743, 0.9766 and 0.9813 of its time with 5
- * (in-process A/B runs, docs/cpu.md), blocks of 7 level, of 4 1.004-1.013. */
+ * (in-process A/B runs, docs/certified-head.md), blocks of 7 level, of 4 1.004-1.013. */
 enum { SHADOW_GROUP_ROWS = 16, SHADOW_COL_BLOCKS = 10 };
 
 TERN_INLINE void shadow_group(float *const *out, const struct tern_head_shadow *s, const int8_t *const *p,

@@ -1,7 +1,7 @@
 /* Compute probes of `tern bench`, beside the read-bandwidth probe (membw.h): the rate of the int8 dot
  * instruction the selected kernel level builds its ternary product on, and the rate of that level's
  * ternary GEMM kernel alone on a prefill-sized product, so prompt speed can be read as a share of
- * what the cores allow (docs/cpu.md#what-prefill-spends). */
+ * what the cores allow (docs/prefill.md). */
 #ifndef TERN_CPU_PEAK_H
 #define TERN_CPU_PEAK_H
 

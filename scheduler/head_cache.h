@@ -24,7 +24,7 @@ enum {
 
 /* Reads the cached shadow of m's head, shadow_bytes long, into dst (a device reads it into its own
  * memory: streamed from a file mapping's 4 KiB pages, the shadow pass of a decode step ran slower
- * than from a copy in huge pages, docs/cpu.md). False (dst's contents undefined) when caching is
+ * than from a copy in huge pages, docs/certified-head.md). False (dst's contents undefined) when caching is
  * off, the model has no source_id, or the file is missing, stale or corrupt (with a notice). */
 bool tern_head_cache_read(const struct tern_model_view *m, void *dst, size_t shadow_bytes);
 

@@ -53,7 +53,7 @@
 
 /* 256-weight blocks: one f32 scale and one int-to-float step per 256 products (per 32 the scaling cost
  * as much as the integer dot at 4 tokens); larger blocks lose resolution where a row's magnitudes
- * vary (docs/cpu.md#certified-head-issue-12). */
+ * vary (docs/certified-head.md). */
 enum { TERN_HEAD_SHADOW_BLOCK = 256, TERN_HEAD_SHADOW_UNIT = 32 /* rows are multiples of it */ };
 
 /* Changes with the shadow's layout or its bound: keys the shadow cache (head_cache.h). */
