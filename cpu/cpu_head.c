@@ -86,11 +86,11 @@ static void fault_task(void *arg, int64_t task, int thread) {
 }
 
 /* The certified head's shadow of an F16/BF16/F32 head, read from the cache (head_cache.h) or built on
- * every thread and cached (2B-4T's 128256 x 2560 F16 head: see docs/certified-head.md for the times), in the
- * device's own memory either way: in huge pages (tern_cpu_buf_alloc), since in 4 KiB pages the first-touch
- * faults of 2B-4T's 320 MiB cost more than the build itself (1.5-2 s of a 2.1 s load, 2 threads);
- * and not in the cache file's mapping, which a decode step streamed slower (docs/certified-head.md). Other head
- * types keep the full head only. */
+ * every thread and cached (2B-4T's 128256 x 2560 F16 head: docs/certified-head.md has the times),
+ * in the device's own memory either way: in huge pages (tern_cpu_buf_alloc), since in 4 KiB pages
+ * the first-touch faults of 2B-4T's 320 MiB cost more than the build itself (1.5-2 s of a 2.1 s
+ * load, 2 threads); and not in the cache file's mapping, which a decode step streamed slower
+ * (docs/certified-head.md). Other head types keep the full head only. */
 tern_status tern_cpu_head_load(struct cpu_device *d) {
     const struct tern_tensor *head = &d->model->output;
     if (!tern_head_cert_supported(head))
@@ -106,7 +106,7 @@ tern_status tern_cpu_head_load(struct cpu_device *d) {
     }
     tern_head_shadow_view(&d->shadow, d->shadow_blob, head->ne0, head->ne1);
     const char *what = tern_type_name(head->type);
-    if (cache) { /* read() would fault its pages in one by one on this thread */
+    if (cache) { /* read() faulted them one by one on this thread: 0.5-0.65 s for 2B-4T, 0.23-0.46 after */
         struct fault_job f = {d->shadow_blob, shadow_bytes};
         tern_pool_run(d->pool, (int64_t)((shadow_bytes + FAULT_BYTES_PER_TASK - 1) / FAULT_BYTES_PER_TASK),
                       fault_task, &f);

@@ -22,10 +22,10 @@ enum {
     TERN_HEAD_CACHE_MIN_BYTES = 1u << 20 /* smaller shadows are built at every load: faster than a file */
 };
 
-/* Reads the cached shadow of m's head, shadow_bytes long, into dst (a device reads it into its own
- * memory: streamed from a file mapping's 4 KiB pages, the shadow pass of a decode step ran slower
- * than from a copy in huge pages, docs/certified-head.md). False (dst's contents undefined) when caching is
- * off, the model has no source_id, or the file is missing, stale or corrupt (with a notice). */
+/* Reads the cached shadow of m's head, shadow_bytes long, into dst: a device keeps it in memory of its
+ * own, since streamed from the file's mapping the shadow pass of a decode step ran slower
+ * (docs/certified-head.md). False (dst's contents undefined) when caching is off, the model has no
+ * source_id, or the file is missing, stale or corrupt (with a notice). */
 bool tern_head_cache_read(const struct tern_model_view *m, void *dst, size_t shadow_bytes);
 
 /* Writes the shadow blob of m's head to the cache (atomically; a failure is a warning). */
