@@ -2,7 +2,6 @@
  * certified head (scheduler/head_cert.h): its shadow, built or read from the cache, and per logits
  * call the shadow pass, the candidates' selection and their recomputation from the head itself. */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
