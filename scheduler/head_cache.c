@@ -77,7 +77,7 @@ bool tern_head_cache_read(const struct tern_model_view *m, void *dst, size_t sha
     const size_t n_rows = (size_t)m->output.ne1, key_len = strlen(key);
     /* the header first: a file of another model or shadow version is stale whatever its size */
     char h[TERN_HEAD_CACHE_HEADER];
-    const bool header = pread(fd, h, sizeof h, 0) == (ssize_t)sizeof h && !memcmp(h, magic, sizeof magic - 1);
+    const bool header = read_all(fd, (uint8_t *)h, sizeof h, 0) && !memcmp(h, magic, sizeof magic - 1);
     h[sizeof h - 1] = 0;
     const bool stale =
         header && (memcmp(h + sizeof magic - 1, key, key_len) != 0 || h[sizeof magic - 1 + key_len] != '\n');
