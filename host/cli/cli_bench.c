@@ -35,7 +35,8 @@ static const char bench_usage[] =
     "      --head-mode LIST comma-separated head modes to compare: auto (default), certified, full\n"
     "      --parallel LIST stream counts (e.g. 1,2,4,8): generation of that many sequences side by\n"
     "                      side, one batched forward pass per step as tern serve runs them; the\n"
-    "                      rows give the aggregate tokens/s and each stream's time per token\n"
+    "                      rows give the aggregate tokens/s and each stream's time per token;\n"
+    "                      each repetition runs every count in turn\n"
     "      --json          print the results as JSON instead of a table\n"
     "  -h, --help          this help\n"
     "\n"
@@ -97,15 +98,20 @@ static bool type_arg(const char *flag, const char *v, bool ternary, uint32_t *ou
     return false;
 }
 
-/* --parallel: a comma-separated list of stream counts in [1, 64]. */
+/* --parallel: a comma-separated list of up to MAX_COUNTS stream counts in [1, 64]. */
+enum { MAX_COUNTS = 16 };
 static bool parallel_valid(const char *list) {
     const char *p = list;
-    for (;;) {
+    for (int n = 1;; n++) {
         char *end;
         const long v = strtol(p, &end, 10);
         if (end == p || v < 1 || v > 64 || (*end && *end != ',')) {
             tern_log_error(
                 "option --parallel: '%s' is not a list of stream counts in [1, 64] such as 1,2,4,8", list);
+            return false;
+        }
+        if (n > MAX_COUNTS) {
+            tern_log_error("option --parallel: at most %d stream counts", MAX_COUNTS);
             return false;
         }
         if (!*end)
@@ -221,6 +227,10 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
             return CLI_EXIT_USAGE;
     if (o->n_pp == 0 && o->n_tg == 0) {
         tern_log_error("nothing to measure: -p and -n are both 0");
+        return CLI_EXIT_USAGE;
+    }
+    if (o->parallel && o->n_tg == 0) {
+        tern_log_error("--parallel measures generation: -n must list a size above 0");
         return CLI_EXIT_USAGE;
     }
     return CLI_EXIT_OK;
@@ -346,19 +356,28 @@ struct bench_run {
     double *tps; /* [test][rep] tokens/s */
 };
 
-static tern_status run_create(struct bench_run *b, const struct bench_opts *o, const tern_model *m,
-                              int threads, const int32_t *tokens, int n_tok) {
+/* A session for one (device spec, head mode) pair: n_ctx positions in each of n_seq sequences. */
+static tern_status open_session(const struct bench_opts *o, const tern_model *m, int threads,
+                                const char *device, const char *head_mode, int n_ctx, int n_seq,
+                                tern_session **s) {
     char split[128] = "";
     for (size_t i = 0; o->split && o->split[i] && i + 1 < sizeof split; i++)
         split[i] = o->split[i] == '+' ? ',' : o->split[i];
-    const long long pp = longest(o->pp, o->n_pp), tg = longest(o->tg, o->n_tg);
-    struct tern_session_params sp = {.n_ctx = (int)(o->depth + (pp > tg ? pp : tg) + 8),
+    struct tern_session_params sp = {.n_ctx = n_ctx,
                                      .n_threads = threads,
-                                     .device = b->device,
-                                     .split = o->split && strchr(b->device, '+') ? split : NULL,
+                                     .device = device,
+                                     .split = o->split && strchr(device, '+') ? split : NULL,
                                      .reprobe = o->reprobe,
-                                     .head_mode = head_mode_of(b->head_mode)};
-    tern_status st = tern_session_create(m, &sp, &b->s);
+                                     .n_seq = n_seq,
+                                     .head_mode = head_mode_of(head_mode)};
+    return tern_session_create(m, &sp, s);
+}
+
+static tern_status run_create(struct bench_run *b, const struct bench_opts *o, const tern_model *m,
+                              int threads, const int32_t *tokens, int n_tok) {
+    const long long pp = longest(o->pp, o->n_pp), tg = longest(o->tg, o->n_tg);
+    tern_status st = open_session(o, m, threads, b->device, b->head_mode,
+                                  (int)(o->depth + (pp > tg ? pp : tg) + 8), 1, &b->s);
     if (st)
         return st;
     b->tps = malloc((size_t)MAX_TESTS * (size_t)o->reps * sizeof *b->tps);
@@ -430,104 +449,162 @@ static void run_result(const struct bench_run *b, const struct bench_opts *o, co
     x->gbps = x->mean * (bytes + kv) / 1e9;
 }
 
-/* --parallel P: P sequences generate n_gen tokens side by side, each step one batched forward pass
- * over their P next tokens (as tern serve runs them). Each sequence starts from o->depth tokens of
- * its own (fill_seq, one sequence at a time) and an 8-token prompt. */
-static tern_status bench_streams(const struct bench_opts *o, const tern_model *m, const char *dev,
-                                 const char *head_mode, int threads, int P, long long n_gen,
-                                 struct result *res, int *n_res) {
-    const int n_vocab = tern_model_view(m)->hp.n_vocab;
-    enum { PROMPT = 8 };
-    struct tern_session_params sp = {.n_ctx = (int)(o->depth + n_gen + PROMPT + 8),
-                                     .n_threads = threads,
-                                     .device = dev,
-                                     .reprobe = o->reprobe,
-                                     .n_seq = P,
-                                     .head_mode = head_mode_of(head_mode)};
-    tern_session *s = NULL;
-    tern_status st = tern_session_create(m, &sp, &s);
-    if (st)
-        return st;
-    const size_t n_buf = (size_t)P * PROMPT > (size_t)o->depth ? (size_t)P * PROMPT : (size_t)o->depth;
-    int32_t *tokens = malloc(n_buf * sizeof *tokens), *seq = malloc((size_t)P * PROMPT * sizeof *seq);
-    int *out = malloc((size_t)P * sizeof *out);
-    float *logits = malloc((size_t)P * (size_t)n_vocab * sizeof *logits);
-    double *samples = malloc((size_t)o->reps * sizeof *samples),
-           *steps = malloc((size_t)o->reps * sizeof *steps);
-    /* greedy streams: each reads the top 1 of its logits, so a certified head may certify */
-    struct tern_head_stats stats = {0};
-    struct tern_head_request one = {.top_k = 1, .repeat_penalty = 1.0f, .stats = &stats};
-    const struct tern_head_request **req = malloc((size_t)P * sizeof *req);
-    for (int q = 0; req && q < P; q++)
-        req[q] = &one;
-    if (!tokens || !seq || !out || !logits || !samples || !steps || !req) {
-        tern_log_error("out of memory for %d streams", P);
-        st = TERN_ERR_NOMEM;
-        goto done;
+/* --parallel: the stream counts of the list, each a generation test of that many sequences side by
+ * side (as tern serve runs them) for every -n size. One session per (device, head mode) pair holds as
+ * many sequences as the largest count; the buffers below serve the largest count too. */
+enum { STREAM_PROMPT = 8 };
+struct streams {
+    int counts[MAX_COUNTS], n_counts, most;
+    int32_t *tokens, *seq;
+    int *out;
+    float *logits;
+    const struct tern_head_request **req;
+};
+
+static int stream_counts(const char *list, int *counts) {
+    int n = 0;
+    for (const char *p = list; *p && n < MAX_COUNTS;) {
+        char *end;
+        counts[n++] = (int)strtol(p, &end, 10);
+        p = *end ? end + 1 : end;
     }
-    uint64_t r = 0x2545F4914F6CDD1DULL;
-    for (int rep = 0; rep < o->reps; rep++) {
-        tern_session_reset(s);
-        for (int q = 0; q < P; q++) {
-            random_tokens(tokens, o->depth, n_vocab, &r);
-            st = fill_seq(s, q, tokens, o->depth);
-            if (st)
-                goto done;
-        }
-        random_tokens(tokens, P * PROMPT, n_vocab, &r);
-        for (int i = 0; i < P * PROMPT; i++)
-            seq[i] = i / PROMPT;
-        for (int q = 0; q < P; q++)
-            out[q] = q * PROMPT + PROMPT - 1;
-        st = tern_session_eval_batch(s, tokens, seq, P * PROMPT, out, P, req, logits);
-        if (st)
-            goto done;
-        for (int q = 0; q < P; q++)
-            seq[q] = q;
-        const double t0 = tern_time_s();
-        for (int g = 0; g < n_gen; g++) {
-            for (int q = 0; q < P; q++) {
-                tokens[q] = (int32_t)((tokens[q] * 31 + g + q) % n_vocab);
-                out[q] = q;
-            }
-            st = tern_session_eval_batch(s, tokens, seq, P, out, P, req, logits);
-            if (st)
-                goto done;
-        }
-        const double dt = tern_time_s() - t0;
-        samples[rep] = (double)P * (double)n_gen / dt;
-        steps[rep] = 1e3 * dt / (double)n_gen;
-    }
-    struct result *x = &res[(*n_res)++];
-    name_result(x, s, dev, head_mode);
-    head_stats(x, &stats);
-    char base[48];
-    test_name(base, sizeof base, "tg", n_gen, o->depth);
-    snprintf(x->test, sizeof x->test, "%s x%d", base, P);
-    row_stats(x, samples, (int)o->reps);
-    double sd;
-    mean_sd(steps, (int)o->reps, &x->step_ms, &sd);
-    x->streams = P;
-done:
-    free(tokens);
-    free(seq);
-    free(out);
-    free(logits);
-    free(samples);
-    free(steps);
-    free(req);
-    tern_session_free(s);
-    return st;
+    return n;
 }
 
-enum { MAX_RESULTS = 64 };
+static tern_status streams_open(struct streams *w, const struct bench_opts *o, int n_vocab) {
+    w->n_counts = stream_counts(o->parallel, w->counts);
+    w->most = 0;
+    for (int i = 0; i < w->n_counts; i++)
+        w->most = w->counts[i] > w->most ? w->counts[i] : w->most;
+    const size_t P = (size_t)w->most,
+                 n_buf = P * STREAM_PROMPT > (size_t)o->depth ? P * STREAM_PROMPT : (size_t)o->depth;
+    w->tokens = malloc(n_buf * sizeof *w->tokens);
+    w->seq = malloc(P * STREAM_PROMPT * sizeof *w->seq);
+    w->out = malloc(P * sizeof *w->out);
+    w->logits = malloc(P * (size_t)n_vocab * sizeof *w->logits);
+    w->req = malloc(P * sizeof *w->req);
+    if (!w->tokens || !w->seq || !w->out || !w->logits || !w->req) {
+        tern_log_error("out of memory for %d streams", w->most);
+        return TERN_ERR_NOMEM;
+    }
+    return TERN_OK;
+}
+
+static void streams_free(struct streams *w) {
+    free(w->tokens);
+    free(w->seq);
+    free(w->out);
+    free(w->logits);
+    free(w->req);
+}
+
+/* One repetition on session s: P sequences, each from o->depth tokens of its own (fill_seq, one
+ * sequence at a time) and an 8-token prompt, then n_gen batched steps of their P next tokens, timed.
+ * The tokens come from seed alone, so every (device, head mode) pair sees the same ones. Greedy
+ * streams: each reads the top 1 of its logits, so a certified head may certify. */
+static tern_status streams_rep(struct streams *w, tern_session *s, const struct bench_opts *o, int n_vocab,
+                               int P, long long n_gen, uint64_t seed, struct tern_head_stats *stats,
+                               double *tps, double *step_ms) {
+    struct tern_head_request one = {.top_k = 1, .repeat_penalty = 1.0f, .stats = stats};
+    for (int q = 0; q < P; q++)
+        w->req[q] = &one;
+    uint64_t r = seed;
+    tern_session_reset(s);
+    for (int q = 0; q < P; q++) {
+        random_tokens(w->tokens, o->depth, n_vocab, &r);
+        tern_status st = fill_seq(s, q, w->tokens, o->depth);
+        if (st)
+            return st;
+    }
+    random_tokens(w->tokens, P * STREAM_PROMPT, n_vocab, &r);
+    for (int i = 0; i < P * STREAM_PROMPT; i++)
+        w->seq[i] = i / STREAM_PROMPT;
+    for (int q = 0; q < P; q++)
+        w->out[q] = q * STREAM_PROMPT + STREAM_PROMPT - 1;
+    tern_status st =
+        tern_session_eval_batch(s, w->tokens, w->seq, P * STREAM_PROMPT, w->out, P, w->req, w->logits);
+    if (st)
+        return st;
+    for (int q = 0; q < P; q++)
+        w->seq[q] = q;
+    const double t0 = tern_time_s();
+    for (int g = 0; g < n_gen; g++) {
+        for (int q = 0; q < P; q++) {
+            w->tokens[q] = (int32_t)((w->tokens[q] * 31 + g + q) % n_vocab);
+            w->out[q] = q;
+        }
+        st = tern_session_eval_batch(s, w->tokens, w->seq, P, w->out, P, w->req, w->logits);
+        if (st)
+            return st;
+    }
+    const double dt = tern_time_s() - t0;
+    *tps = (double)P * (double)n_gen / dt;
+    *step_ms = 1e3 * dt / (double)n_gen;
+    return TERN_OK;
+}
+
+enum { MAX_RESULTS = 64, MAX_RUNS = 16 };
+
+/* --parallel: rows tgN xP for every run (device spec, head mode), -n size and stream count, in that
+ * order. Every repetition of every (size, count) runs on every pair in turn, so a machine whose speed
+ * drifts slows every row alike and ratios such as x4 / x1 hold (with each row's repetitions one after
+ * another, drift between rows showed as a ratio). */
+static tern_status bench_streams(const struct bench_opts *o, const tern_model *m, int threads,
+                                 const struct bench_run *runs, int n_runs, struct result *res, int *n_res) {
+    const int n_vocab = tern_model_view(m)->hp.n_vocab;
+    struct streams w = {0};
+    tern_session *sess[MAX_RUNS] = {NULL};
+    const int n_cells = n_runs * o->n_tg * MAX_COUNTS;
+    struct tern_head_stats *stats = calloc((size_t)n_cells, sizeof *stats);
+    double *tps = malloc((size_t)n_cells * (size_t)o->reps * sizeof *tps),
+           *steps = malloc((size_t)n_cells * (size_t)o->reps * sizeof *steps);
+    tern_status st = streams_open(&w, o, n_vocab);
+    if (!st && (!stats || !tps || !steps)) {
+        tern_log_error("out of memory for the benchmark's samples");
+        st = TERN_ERR_NOMEM;
+    }
+    const int n_ctx = (int)(o->depth + longest(o->tg, o->n_tg) + STREAM_PROMPT + 8);
+    for (int i = 0; !st && i < n_runs; i++)
+        st = open_session(o, m, threads, runs[i].device, runs[i].head_mode, n_ctx, w.most, &sess[i]);
+    for (int rep = 0; !st && rep < o->reps; rep++)
+        for (int g = 0; !st && g < o->n_tg; g++)
+            for (int c = 0; !st && c < w.n_counts; c++)
+                for (int i = 0; !st && i < n_runs; i++) {
+                    const int k = (i * o->n_tg + g) * MAX_COUNTS + c; /* run i, -n size g, count c */
+                    const uint64_t seed =
+                        0x2545F4914F6CDD1DULL ^ ((uint64_t)(rep * MAX_SIZES + g) << 32 | (uint64_t)c);
+                    st = streams_rep(&w, sess[i], o, n_vocab, w.counts[c], o->tg[g], seed, &stats[k],
+                                     &tps[k * o->reps + rep], &steps[k * o->reps + rep]);
+                }
+    for (int i = 0; !st && i < n_runs; i++)
+        for (int g = 0; g < o->n_tg; g++)
+            for (int c = 0; c < w.n_counts && *n_res < MAX_RESULTS; c++) {
+                const int k = (i * o->n_tg + g) * MAX_COUNTS + c; /* run i, -n size g, count c */
+                struct result *x = &res[(*n_res)++];
+                name_result(x, sess[i], runs[i].device, runs[i].head_mode);
+                head_stats(x, &stats[k]);
+                char base[48];
+                test_name(base, sizeof base, "tg", o->tg[g], o->depth);
+                snprintf(x->test, sizeof x->test, "%s x%d", base, w.counts[c]);
+                row_stats(x, &tps[k * o->reps], (int)o->reps);
+                double sd;
+                mean_sd(&steps[k * o->reps], (int)o->reps, &x->step_ms, &sd);
+                x->streams = w.counts[c];
+            }
+    for (int i = 0; i < n_runs; i++)
+        tern_session_free(sess[i]);
+    streams_free(&w);
+    free(stats);
+    free(tps);
+    free(steps);
+    return st;
+}
 
 /* Every (device, head mode) pair, each repetition of each test run on every pair in turn, so a
  * machine whose speed drifts (other processes, clocks) slows every pair alike. */
 static tern_status bench_runs(const struct bench_opts *o, const tern_model *m, int threads,
                               uint64_t bytes_per_token, uint64_t kv_bytes_per_pos, uint64_t macs_per_token,
                               struct result *res, int *n_res) {
-    enum { MAX_RUNS = 16 };
     struct bench_run runs[MAX_RUNS];
     int n_runs = 0;
     char devs[256], modes[64];
@@ -541,19 +618,8 @@ static tern_status bench_runs(const struct bench_opts *o, const tern_model *m, i
     for (char *sd = NULL, *d = strtok_r(devs, ",", &sd); d; d = strtok_r(NULL, ",", &sd))
         for (int h = 0; h < n_modes && n_runs < MAX_RUNS; h++)
             runs[n_runs++] = (struct bench_run){.device = d, .head_mode = mode[h]};
-    if (o->parallel) {
-        for (int i = 0; i < n_runs; i++)
-            for (int g = 0; g < o->n_tg; g++)
-                for (const char *p = o->parallel; *p && *n_res < MAX_RESULTS;) {
-                    char *end;
-                    tern_status st = bench_streams(o, m, runs[i].device, runs[i].head_mode, threads,
-                                                   (int)strtol(p, &end, 10), o->tg[g], res, n_res);
-                    if (st)
-                        return st;
-                    p = *end ? end + 1 : end;
-                }
-        return TERN_OK;
-    }
+    if (o->parallel)
+        return bench_streams(o, m, threads, runs, n_runs, res, n_res);
     struct bench_test tests[MAX_TESTS];
     const int n_tests = bench_tests(o, tests);
     const int n_vocab = tern_model_view(m)->hp.n_vocab;

@@ -181,6 +181,14 @@ else bad bench_parallel "$(cat "$tmp/b5" "$tmp/err")"; fi
 if [ $? -eq 0 ] && grep -q "| *tg4 @ d20 x1 |" "$tmp/b6" && grep -q "| *tg4 @ d20 x2 |" "$tmp/b6"; then
     ok bench_parallel_depth
 else bad bench_parallel_depth "$(cat "$tmp/b6" "$tmp/err")"; fi
+# --parallel rows: run (head mode), -n size, stream count, in the lists' order, each with its -r samples
+"$tern" bench -m "$model" --parallel 2,1 -n 4,2 -r 2 --head-mode full,certified --json >"$tmp/b7" 2>"$tmp/err"
+rows=$(sed -n 's/.*"head_mode": "\([a-z]*\)".*"test": "\([^"]*\)".*"samples": \[[0-9.]*, [0-9.]*\].*/\1 \2/p' "$tmp/b7" | tr '\n' ';')
+if [ "$rows" = "full tg4 x2;full tg4 x1;full tg2 x2;full tg2 x1;certified tg4 x2;certified tg4 x1;certified tg2 x2;certified tg2 x1;" ]; then
+    ok bench_parallel_rows
+else bad bench_parallel_rows "$rows $(cat "$tmp/b7" "$tmp/err")"; fi
+expect_error bench_parallel_no_gen 2 "--parallel measures generation" -- "$tern" bench -m "$model" --parallel 2 -n 0
+expect_error bench_parallel_too_many 2 "at most 16 stream counts" -- "$tern" bench -m "$model" --parallel 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17
 for list in '' cpu,; do
     expect_error "bench_device_list_bad_$list" 2 "option --device" -- "$tern" bench -m "$model" --device "$list"
 done

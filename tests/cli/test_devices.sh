@@ -109,6 +109,11 @@ usage_error devices_probe_needs_model "needs exactly one of" "$tern" devices --p
 if [ $? -eq 0 ] && [ "$(grep -cE " (pp8|tg4) [|]" "$tmp/o")" -eq 8 ] && grep -q "cl:0\[0-0\] cpu\[1-1\]" "$tmp/o"; then
     ok bench_device_list
 else bad bench_device_list "$(cat "$tmp/o" "$tmp/e")"; fi
+# --parallel over a split spec runs on the split it is given, as the other tests do
+"$tern" bench -m "$model" --device cl:0+cpu --split 1+1 --parallel 1,2 -n 4 -r 1 >"$tmp/o" 2>"$tmp/e"
+if [ $? -eq 0 ] && [ "$(grep -cE "cl:0\[0-0\] cpu\[1-1\] .* tg4 x[12] [|]" "$tmp/o")" -eq 2 ]; then
+    ok bench_parallel_split
+else bad bench_parallel_split "$(cat "$tmp/o" "$tmp/e")"; fi
 "$tern" bench -m "$model" --device cpu --json -p 8 -n 0 -r 1 >"$tmp/o" 2>"$tmp/e"
 if grep -q '"plan": "cpu\[0-1\]"' "$tmp/o"; then ok bench_json_plan; else bad bench_json_plan "$(cat "$tmp/o")"; fi
 
