@@ -52,14 +52,15 @@ static const char bench_usage[] =
     "how many it recomputed per token, >64 the share of tokens that needed more than 64. Every\n"
     "repetition runs on every (device spec, head mode) pair in turn, so drift slows all alike.\n";
 
-enum { MAX_SIZES = 8 };
+enum { MAX_SIZES = 8, MAX_COUNTS = 16 };
 
 struct bench_opts {
-    const char *model, *shape, *devices, *head_modes, *split, *parallel;
+    const char *model, *shape, *devices, *head_modes, *split;
     bool reprobe;
     uint32_t type, head;
     long long pp[MAX_SIZES], tg[MAX_SIZES]; /* the sizes of the -p and -n lists, zeros left out */
     int n_pp, n_tg;
+    int counts[MAX_COUNTS], n_counts; /* --parallel's stream counts (none: no --parallel) */
     long long depth, reps, threads;
     bool json;
 };
@@ -98,11 +99,10 @@ static bool type_arg(const char *flag, const char *v, bool ternary, uint32_t *ou
     return false;
 }
 
-/* --parallel: a comma-separated list of up to MAX_COUNTS stream counts in [1, 64]. */
-enum { MAX_COUNTS = 16 };
-static bool parallel_valid(const char *list) {
+/* --parallel: a comma-separated list of up to MAX_COUNTS stream counts in [1, 64], into counts. */
+static bool count_list(const char *list, int *counts, int *n) {
     const char *p = list;
-    for (int n = 1;; n++) {
+    for (*n = 0;;) {
         char *end;
         const long v = strtol(p, &end, 10);
         if (end == p || v < 1 || v > 64 || (*end && *end != ',')) {
@@ -110,10 +110,11 @@ static bool parallel_valid(const char *list) {
                 "option --parallel: '%s' is not a list of stream counts in [1, 64] such as 1,2,4,8", list);
             return false;
         }
-        if (n > MAX_COUNTS) {
+        if (*n == MAX_COUNTS) {
             tern_log_error("option --parallel: at most %d stream counts", MAX_COUNTS);
             return false;
         }
+        counts[(*n)++] = (int)v;
         if (!*end)
             return true;
         p = end + 1;
@@ -176,7 +177,7 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
             if (!(o->split = cli_value(argc, argv, &i)))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--parallel")) {
-            if (!(o->parallel = cli_value(argc, argv, &i)) || !parallel_valid(o->parallel))
+            if (!(v = cli_value(argc, argv, &i)) || !count_list(v, o->counts, &o->n_counts))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--reprobe")) {
             o->reprobe = true;
@@ -229,7 +230,7 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
         tern_log_error("nothing to measure: -p and -n are both 0");
         return CLI_EXIT_USAGE;
     }
-    if (o->parallel && o->n_tg == 0) {
+    if (o->n_counts && o->n_tg == 0) {
         tern_log_error("--parallel measures generation: -n must list a size above 0");
         return CLI_EXIT_USAGE;
     }
@@ -449,33 +450,22 @@ static void run_result(const struct bench_run *b, const struct bench_opts *o, co
     x->gbps = x->mean * (bytes + kv) / 1e9;
 }
 
-/* --parallel: the stream counts of the list, each a generation test of that many sequences side by
- * side (as tern serve runs them) for every -n size. One session per (device, head mode) pair holds as
- * many sequences as the largest count; the buffers below serve the largest count too. */
+/* --parallel: each stream count a generation test of that many sequences side by side (as tern serve
+ * runs them) for every -n size. One session per (device, head mode) pair holds as many sequences as
+ * the largest count; the buffers below serve the largest count too. */
 enum { STREAM_PROMPT = 8 };
 struct streams {
-    int counts[MAX_COUNTS], n_counts, most;
+    int most;
     int32_t *tokens, *seq;
     int *out;
     float *logits;
     const struct tern_head_request **req;
 };
 
-static int stream_counts(const char *list, int *counts) {
-    int n = 0;
-    for (const char *p = list; *p && n < MAX_COUNTS;) {
-        char *end;
-        counts[n++] = (int)strtol(p, &end, 10);
-        p = *end ? end + 1 : end;
-    }
-    return n;
-}
-
 static tern_status streams_open(struct streams *w, const struct bench_opts *o, int n_vocab) {
-    w->n_counts = stream_counts(o->parallel, w->counts);
     w->most = 0;
-    for (int i = 0; i < w->n_counts; i++)
-        w->most = w->counts[i] > w->most ? w->counts[i] : w->most;
+    for (int i = 0; i < o->n_counts; i++)
+        w->most = o->counts[i] > w->most ? o->counts[i] : w->most;
     const size_t P = (size_t)w->most,
                  n_buf = P * STREAM_PROMPT > (size_t)o->depth ? P * STREAM_PROMPT : (size_t)o->depth;
     w->tokens = malloc(n_buf * sizeof *w->tokens);
@@ -545,19 +535,23 @@ static tern_status streams_rep(struct streams *w, tern_session *s, const struct 
 
 enum { MAX_RESULTS = 64, MAX_RUNS = 16 };
 
+/* The slot of run i, -n size g and stream count c in bench_streams' per-row arrays. */
+static int stream_row(const struct bench_opts *o, int i, int g, int c) {
+    return (i * o->n_tg + g) * o->n_counts + c;
+}
+
 /* --parallel: rows tgN xP for every run (device spec, head mode), -n size and stream count, in that
  * order. Every repetition of every (size, count) runs on every pair in turn, so a machine whose speed
  * drifts slows every row alike and ratios such as x4 / x1 hold (with each row's repetitions one after
  * another, drift between rows showed as a ratio). */
 static tern_status bench_streams(const struct bench_opts *o, const tern_model *m, int threads,
-                                 const struct bench_run *runs, int n_runs, struct result *res, int *n_res) {
+                                 struct bench_run *runs, int n_runs, struct result *res, int *n_res) {
     const int n_vocab = tern_model_view(m)->hp.n_vocab;
     struct streams w = {0};
-    tern_session *sess[MAX_RUNS] = {NULL};
-    const int n_cells = n_runs * o->n_tg * MAX_COUNTS;
-    struct tern_head_stats *stats = calloc((size_t)n_cells, sizeof *stats);
-    double *tps = malloc((size_t)n_cells * (size_t)o->reps * sizeof *tps),
-           *steps = malloc((size_t)n_cells * (size_t)o->reps * sizeof *steps);
+    const int n_rows = n_runs * o->n_tg * o->n_counts;
+    struct tern_head_stats *stats = calloc((size_t)n_rows, sizeof *stats);
+    double *tps = malloc((size_t)n_rows * (size_t)o->reps * sizeof *tps),
+           *steps = malloc((size_t)n_rows * (size_t)o->reps * sizeof *steps);
     tern_status st = streams_open(&w, o, n_vocab);
     if (!st && (!stats || !tps || !steps)) {
         tern_log_error("out of memory for the benchmark's samples");
@@ -565,34 +559,34 @@ static tern_status bench_streams(const struct bench_opts *o, const tern_model *m
     }
     const int n_ctx = (int)(o->depth + longest(o->tg, o->n_tg) + STREAM_PROMPT + 8);
     for (int i = 0; !st && i < n_runs; i++)
-        st = open_session(o, m, threads, runs[i].device, runs[i].head_mode, n_ctx, w.most, &sess[i]);
+        st = open_session(o, m, threads, runs[i].device, runs[i].head_mode, n_ctx, w.most, &runs[i].s);
     for (int rep = 0; !st && rep < o->reps; rep++)
         for (int g = 0; !st && g < o->n_tg; g++)
-            for (int c = 0; !st && c < w.n_counts; c++)
+            for (int c = 0; !st && c < o->n_counts; c++)
                 for (int i = 0; !st && i < n_runs; i++) {
-                    const int k = (i * o->n_tg + g) * MAX_COUNTS + c; /* run i, -n size g, count c */
+                    const int k = stream_row(o, i, g, c);
                     const uint64_t seed =
                         0x2545F4914F6CDD1DULL ^ ((uint64_t)(rep * MAX_SIZES + g) << 32 | (uint64_t)c);
-                    st = streams_rep(&w, sess[i], o, n_vocab, w.counts[c], o->tg[g], seed, &stats[k],
+                    st = streams_rep(&w, runs[i].s, o, n_vocab, o->counts[c], o->tg[g], seed, &stats[k],
                                      &tps[k * o->reps + rep], &steps[k * o->reps + rep]);
                 }
     for (int i = 0; !st && i < n_runs; i++)
         for (int g = 0; g < o->n_tg; g++)
-            for (int c = 0; c < w.n_counts && *n_res < MAX_RESULTS; c++) {
-                const int k = (i * o->n_tg + g) * MAX_COUNTS + c; /* run i, -n size g, count c */
+            for (int c = 0; c < o->n_counts && *n_res < MAX_RESULTS; c++) {
+                const int k = stream_row(o, i, g, c);
                 struct result *x = &res[(*n_res)++];
-                name_result(x, sess[i], runs[i].device, runs[i].head_mode);
+                name_result(x, runs[i].s, runs[i].device, runs[i].head_mode);
                 head_stats(x, &stats[k]);
                 char base[48];
                 test_name(base, sizeof base, "tg", o->tg[g], o->depth);
-                snprintf(x->test, sizeof x->test, "%s x%d", base, w.counts[c]);
+                snprintf(x->test, sizeof x->test, "%s x%d", base, o->counts[c]);
                 row_stats(x, &tps[k * o->reps], (int)o->reps);
                 double sd;
                 mean_sd(&steps[k * o->reps], (int)o->reps, &x->step_ms, &sd);
-                x->streams = w.counts[c];
+                x->streams = o->counts[c];
             }
     for (int i = 0; i < n_runs; i++)
-        tern_session_free(sess[i]);
+        run_free(&runs[i]);
     streams_free(&w);
     free(stats);
     free(tps);
@@ -618,7 +612,7 @@ static tern_status bench_runs(const struct bench_opts *o, const tern_model *m, i
     for (char *sd = NULL, *d = strtok_r(devs, ",", &sd); d; d = strtok_r(NULL, ",", &sd))
         for (int h = 0; h < n_modes && n_runs < MAX_RUNS; h++)
             runs[n_runs++] = (struct bench_run){.device = d, .head_mode = mode[h]};
-    if (o->parallel)
+    if (o->n_counts)
         return bench_streams(o, m, threads, runs, n_runs, res, n_res);
     struct bench_test tests[MAX_TESTS];
     const int n_tests = bench_tests(o, tests);
@@ -781,7 +775,7 @@ int cli_bench(int argc, char **argv) {
             bw = 0;
     }
     struct tern_cpu_peak peak = {0};
-    if (o.n_pp > 0 && !o.parallel) {
+    if (o.n_pp > 0 && !o.n_counts) {
         st = tern_cpu_compute_peak(threads, &peak);
         if (st)
             memset(&peak, 0, sizeof peak);
