@@ -25,7 +25,7 @@ static const char usage[] =
     "                       tokenizer_config.json beside it); --vocab then follows it\n"
     "  --vocab-only         write only the tokenizer metadata (no tensors)\n"
     "  --seed S             weights seed (default 1)\n"
-    "  -o PATH              output file (written atomically)\n";
+    "  -o, --output PATH    output file (written atomically)\n";
 
 static int n_errors;
 
@@ -92,7 +92,7 @@ int main(int argc, char **argv) {
         }
         i++;
         if (!strcmp(a, "--preset")) {
-        } else if (!strcmp(a, "-o")) {
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             out = v;
         } else if (!strcmp(a, "--vocab-json")) {
             vocab_json = v;

@@ -30,6 +30,8 @@ model=$tmp/tiny.gguf
 # --- the main path -----------------------------------------------------------------------------
 if "$maker" --preset tiny --seed 3 -o "$model" 2>"$tmp/err" && [ -s "$model" ]; then ok make_model
 else bad make_model "$(cat "$tmp/err")"; fi
+if "$maker" --preset tiny --seed 3 --output "$tmp/tiny-long.gguf" 2>/dev/null && cmp -s "$model" "$tmp/tiny-long.gguf"
+then ok make_model_output_flag; else bad make_model_output_flag; fi
 
 "$tern" run -m "$model" -p "Hello there" -n 12 --temp 0 >"$tmp/g1" 2>"$tmp/e1"
 rc=$?
@@ -222,6 +224,32 @@ fi
 expect_error missing_cl_device 1 "99" -- "$tern" run -m "$model" -p x -n 1 --device cl:99
 expect_error bad_pre 1 "bogus" -- "$tern" run -m "$model" -p x -n 1 --pre bogus
 expect_error tokenize_bad_pre 1 "bogus" -- "$tern" tokenize -m "$model" -p x --pre bogus
+
+# --- the reference documents every command, flag and environment variable the help lists ---------
+# (a flag counts as documented where docs/cli.md writes it as code: "`--flag", "`-x, --flag" or
+# "[--flag" in a usage line)
+docs=$data/../../docs/cli.md
+documented() { grep -qE -- "(\`|, |\[)$1( |\`|\]|,|=|\$)" "$docs"; }
+undocumented=""
+commands=$("$tern" --help 2>&1 | sed -n '/^Commands:/,/^$/p' | awk 'NF > 1 {print $1}')
+[ -n "$commands" ] || undocumented="(no commands in tern --help)"
+for c in $commands; do
+    [ "$c" = help ] || [ "$c" = version ] && continue
+    grep -q "^## tern $c\$" "$docs" || undocumented="$undocumented $c"
+    "$tern" "$c" --help >"$tmp/help" 2>&1 || undocumented="$undocumented $c(--help failed)"
+    for f in $(grep -oE '(^|[ ,[(])--?[a-zA-Z][a-zA-Z0-9-]*' "$tmp/help" | sed 's/^[ ,[(]//' | sort -u); do
+        documented "$f" || undocumented="$undocumented $c:$f"
+    done
+done
+"$maker" --help >"$tmp/help" 2>&1
+for f in $(grep -oE '(^|[ ,[(])--?[a-zA-Z][a-zA-Z0-9-]*' "$tmp/help" | sed 's/^[ ,[(]//' | sort -u); do
+    documented "$f" || undocumented="$undocumented tern-make-model:$f"
+done
+for v in $("$tern" --help 2>&1 | grep -oE 'TERN_[A-Z_]+' | sort -u); do
+    grep -q "^| \`$v\` |" "$docs" || undocumented="$undocumented $v"
+done
+documented --no-such-flag && undocumented="$undocumented (the check accepts anything)"
+if [ -z "$undocumented" ]; then ok docs_cover_help; else bad docs_cover_help "not in docs/cli.md:$undocumented"; fi
 
 n=0
 for f in "$data"/malformed/*.gguf; do
