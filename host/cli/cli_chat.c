@@ -123,15 +123,15 @@ static bool on_token(int32_t id, const char *text, size_t len, void *user) {
     return !interrupted;
 }
 
-/* Append the tokens of text (special tokens parsed, no BOS added) to the history. */
-static tern_status push_text(struct chat *c, const char *text) {
+/* Append the tokens of text (special tokens parsed, no BOS added) to a. */
+static tern_status push_text(struct chat *c, struct ids *a, const char *text) {
     int32_t *ids;
     size_t n;
     tern_status st = tern_tokenize(c->tok, text, strlen(text), false, true, &ids, &n);
     if (st)
         return st;
     for (size_t i = 0; i < n; i++) {
-        st = push_id(&c->hist, ids[i]);
+        st = push_id(a, ids[i]);
         if (st)
             goto done;
     }
@@ -140,11 +140,12 @@ done:
     return st;
 }
 
-static tern_status push_message(struct chat *c, enum tern_chat_role role, const char *content, bool first) {
+static tern_status push_message(struct chat *c, struct ids *a, enum tern_chat_role role, const char *content,
+                                bool first) {
     char *text = tern_chat_render_message(c->f, role, content, first);
     if (!text)
         return TERN_ERR_NOMEM;
-    tern_status st = push_text(c, text);
+    tern_status st = push_text(c, a, text);
     free(text);
     return st;
 }
@@ -179,55 +180,66 @@ static void clear(struct chat *c, bool keep_system) {
     tern_session_reset(c->s);
 }
 
-/* Render the kept turns, then the new user message and the reply prompt, into the history. */
-static tern_status render_all(struct chat *c, const char *user) {
-    c->hist.n = 0;
+/* The conversation without turns [skip, skip + n_skip), then the new user message and the reply
+ * prompt, rendered into a (emptied first). */
+static tern_status render(struct chat *c, struct ids *a, int skip, int n_skip, const char *user) {
+    a->n = 0;
     tern_status st;
     for (int i = 0; i < c->n_turns; i++) {
-        st = push_message(c, c->turns[i].role, c->turns[i].text, i == 0);
+        if (i >= skip && i < skip + n_skip)
+            continue;
+        st = push_message(c, a, c->turns[i].role, c->turns[i].text, a->n == 0);
         if (st)
             return st;
     }
-    st = push_message(c, TERN_CHAT_USER, user, c->n_turns == 0);
+    st = push_message(c, a, TERN_CHAT_USER, user, a->n == 0);
     if (st)
         return st;
-    return push_text(c, tern_chat_generation_prompt(c->f));
+    return push_text(c, a, tern_chat_generation_prompt(c->f));
 }
 
-/* Make the history fit with room for a reply: drop the oldest user/assistant turns and evaluate
- * the rest again. TERN_ERR_CONTEXT_FULL (logged) when the message alone does not fit. */
+/* Make the history, which ends with the new message, fit with room for a reply: drop the fewest
+ * oldest user/assistant turns (after a system message) that leave room, or all of them, and evaluate
+ * the rest again. Nothing changes when there is no turn to drop (the reply then gets the positions
+ * left), or when the message does not fit even alone (TERN_ERR_CONTEXT_FULL, logged): the
+ * conversation goes on as it was. */
 static tern_status make_room(struct chat *c, const char *user) {
     const int n_ctx = tern_session_n_ctx(c->s);
     const size_t reserve = c->n_predict > 0 ? (size_t)c->n_predict : (size_t)n_ctx / 4;
     if (c->hist.n + reserve <= (size_t)n_ctx)
         return TERN_OK;
-    int dropped = 0;
-    tern_status st;
-    for (;;) {
-        st = render_all(c, user);
-        if (st)
-            return st;
-        if (c->hist.n + reserve <= (size_t)n_ctx)
-            break;
-        /* the oldest message after the system message, with the reply that follows it */
-        int first = c->n_turns > 0 && c->turns[0].role == TERN_CHAT_SYSTEM ? 1 : 0;
-        if (first >= c->n_turns)
-            break;
-        int n_drop = first + 1 < c->n_turns && c->turns[first + 1].role == TERN_CHAT_ASSISTANT ? 2 : 1;
-        for (int i = 0; i < n_drop; i++)
-            free(c->turns[first + i].text);
-        memmove(&c->turns[first], &c->turns[first + n_drop],
-                (size_t)(c->n_turns - first - n_drop) * sizeof *c->turns);
-        c->n_turns -= n_drop;
+    const int first = c->n_turns > 0 && c->turns[0].role == TERN_CHAT_SYSTEM ? 1 : 0;
+    struct ids kept = {0};
+    int n_drop = 0, dropped = 0;
+    tern_status st = TERN_OK;
+    while (first + n_drop < c->n_turns) {
+        /* the oldest message left, with the reply that follows it */
+        const int next = first + n_drop;
+        n_drop += next + 1 < c->n_turns && c->turns[next + 1].role == TERN_CHAT_ASSISTANT ? 2 : 1;
         dropped++;
+        st = render(c, &kept, first, n_drop, user);
+        if (st || kept.n + reserve <= (size_t)n_ctx)
+            break;
     }
-    if (c->hist.n >= (size_t)n_ctx) {
+    const size_t need = dropped ? kept.n : c->hist.n;
+    if (!st && need >= (size_t)n_ctx) {
         tern_log_error(
             "the message needs %zu tokens with the conversation's start, more than the context of %d "
             "(raise -c)",
-            c->hist.n, n_ctx);
-        return TERN_ERR_CONTEXT_FULL;
+            need, n_ctx);
+        st = TERN_ERR_CONTEXT_FULL;
     }
+    if (st || !dropped) {
+        free(kept.v);
+        return st;
+    }
+    for (int i = first; i < first + n_drop; i++)
+        free(c->turns[i].text);
+    memmove(&c->turns[first], &c->turns[first + n_drop],
+            (size_t)(c->n_turns - first - n_drop) * sizeof *c->turns);
+    c->n_turns -= n_drop;
+    free(c->hist.v);
+    c->hist = kept;
     tern_session_reset(c->s);
     fprintf(stderr,
             "tern: the context is full: dropped the %d oldest turn%s, evaluating the remaining %zu tokens "
@@ -238,10 +250,10 @@ static tern_status make_room(struct chat *c, const char *user) {
 
 /* Add the user message and the reply prompt to the history, making room for them. */
 static tern_status push_user(struct chat *c, const char *user) {
-    tern_status st = push_message(c, TERN_CHAT_USER, user, c->hist.n == 0);
+    tern_status st = push_message(c, &c->hist, TERN_CHAT_USER, user, c->hist.n == 0);
     if (st)
         return st;
-    st = push_text(c, tern_chat_generation_prompt(c->f));
+    st = push_text(c, &c->hist, tern_chat_generation_prompt(c->f));
     if (st)
         return st;
     return make_room(c, user);
@@ -281,7 +293,7 @@ static tern_status turn(struct chat *c, const char *user) {
         if (st)
             return st;
     }
-    st = push_text(c, tern_chat_assistant_end(c->f));
+    st = push_text(c, &c->hist, tern_chat_assistant_end(c->f));
     if (st)
         return st;
     st = add_turn(c, TERN_CHAT_USER, user);
@@ -329,7 +341,7 @@ int cli_chat(int argc, char **argv) {
         goto done;
     }
     if (o.system) {
-        st = push_message(&c, TERN_CHAT_SYSTEM, o.system, true);
+        st = push_message(&c, &c.hist, TERN_CHAT_SYSTEM, o.system, true);
         if (st)
             goto done;
         st = add_turn(&c, TERN_CHAT_SYSTEM, o.system);
@@ -375,7 +387,7 @@ int cli_chat(int argc, char **argv) {
             if (st)
                 goto done;
             if (o.system) {
-                st = push_message(&c, TERN_CHAT_SYSTEM, o.system, true);
+                st = push_message(&c, &c.hist, TERN_CHAT_SYSTEM, o.system, true);
                 if (st)
                     goto done;
             }

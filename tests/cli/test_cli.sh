@@ -81,6 +81,17 @@ rc=$?
 if [ $rc -eq 1 ] && [ "$(grep -c "error:" "$tmp/err")" -eq 1 ] && grep -q "more than the context of 64" "$tmp/err" &&
    [ "$(wc -l <"$tmp/chat")" -eq 1 ]; then ok chat_message_too_long
 else bad chat_message_too_long "rc $rc: $(cat "$tmp/chat" "$tmp/err")"; fi
+# ... and leaves the conversation as it was: the next message is evaluated after the cached turns,
+# and when the context fills later, the turns dropped then include the first one (each notice
+# drops at least one turn)
+{ printf 'Hello there\n'; printf 'x%.0s' $(seq 1 300); printf '\nHow are you?\n%.0s' 1 2 3; } >"$tmp/long2"
+TERN_LOG=debug "$tern" chat -m "$model" -n 4 --temp 0 -c 128 <"$tmp/long2" >"$tmp/chat" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && [ "$(grep -c "error:" "$tmp/err")" -eq 1 ] && [ "$(grep -c "turn: " "$tmp/err")" -eq 4 ] &&
+   grep "turn: " "$tmp/err" | sed -n 2p | grep -q "at position [1-9]" && grep -q "dropped the 1 oldest turn," "$tmp/err" &&
+   ! grep -q "dropped the 0 " "$tmp/err"
+then ok chat_too_long_keeps_history
+else bad chat_too_long_keeps_history "rc $rc: $(cat "$tmp/chat" "$tmp/err")"; fi
 expect_error chat_bad_format 2 "unknown chat format 'chatml'" -- "$tern" chat -m "$model" --chat-format chatml
 
 "$tern" info "$model" >"$tmp/info" 2>"$tmp/err"
