@@ -55,6 +55,9 @@ tern_status cli_open_model(const struct cli_session *s, tern_model **model, tern
 /* "certified" or "full" into *out; false (logged, naming flag) otherwise. */
 bool cli_head_mode(const char *flag, const char *v, enum tern_head_mode *out);
 extern const char cli_device_help[];
+/* tern_session_create for the context a user chose (run, chat, serve, perplexity), with a warning
+ * when a sequence's context is longer than the one the model was trained on. */
+tern_status cli_session_create(const tern_model *m, const struct tern_session_params *p, tern_session **out);
 /* Exit code for a failed session start: a bad split or device list is a usage error. */
 int cli_session_exit(tern_status st);
 

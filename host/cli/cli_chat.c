@@ -329,7 +329,7 @@ int cli_chat(int argc, char **argv) {
     if (!o.s.format)
         c.f = tern_chat_format_detect(tern_model_gguf(model), tok);
     const struct tern_session_params spar = o.s.p;
-    st = tern_session_create(model, &spar, &c.s);
+    st = cli_session_create(model, &spar, &c.s);
     if (st) {
         rc = cli_session_exit(st);
         goto done;

@@ -246,6 +246,15 @@ bool cli_head_mode(const char *flag, const char *v, enum tern_head_mode *out) {
     return true;
 }
 
+tern_status cli_session_create(const tern_model *m, const struct tern_session_params *p, tern_session **out) {
+    const int n_ctx = tern_session_params_n_ctx(m, p), train = tern_model_view(m)->hp.n_ctx_train;
+    if (n_ctx > train)
+        tern_log_warn("a context of %d positions is longer than the %d this model was trained on: text past "
+                      "position %d may lose coherence",
+                      n_ctx, train, train);
+    return tern_session_create(m, p, out);
+}
+
 int cli_session_exit(tern_status st) {
     return st == TERN_ERR_ARG ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
 }

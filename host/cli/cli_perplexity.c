@@ -100,7 +100,7 @@ int cli_perplexity(int argc, char **argv) {
     struct tern_session_params spar = o.s.p;
     spar.n_ctx = n_ctx;
     spar.head_mode = TERN_HEAD_FULL;
-    st = tern_session_create(model, &spar, &sess);
+    st = cli_session_create(model, &spar, &sess);
     if (st) {
         rc = cli_session_exit(st);
         goto done;

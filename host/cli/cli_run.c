@@ -136,7 +136,7 @@ int cli_run(int argc, char **argv) {
         goto done;
     }
     const double t1 = tern_time_s();
-    st = tern_session_create(model, &spar, &sess);
+    st = cli_session_create(model, &spar, &sess);
     if (st) {
         rc = cli_session_exit(st);
         goto done;

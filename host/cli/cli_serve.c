@@ -129,7 +129,7 @@ int cli_serve(int argc, char **argv) {
     struct tern_session_params spar = o.s.p;
     spar.n_ctx = (int)(total / o.parallel);
     spar.n_seq = (int)o.parallel;
-    st = tern_session_create(model, &spar, &sess);
+    st = cli_session_create(model, &spar, &sess);
     if (st) {
         rc = cli_session_exit(st);
         goto done;

@@ -46,6 +46,14 @@ else bad run_greedy_repeatable "rc $rc: $(cat "$tmp/e1")"; fi
 if cmp -s "$tmp/s1" "$tmp/s2" && ! cmp -s "$tmp/s1" "$tmp/s3"; then ok run_seeded_sampling
 else bad run_seeded_sampling; fi
 
+# a context longer than the model's training context: one warning, and the run goes on
+"$tern" run -m "$model" -p "Hello there" -n 12 --temp 0 -c 512 >"$tmp/g5" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 0 ] && cmp -s "$tmp/g1" "$tmp/g5" && [ "$(grep -c "warning:" "$tmp/err")" -eq 1 ] &&
+   grep -q "context of 512 positions is longer than the 256 this model was trained on" "$tmp/err" &&
+   ! grep -q "warning:" "$tmp/e1"; then ok run_ctx_past_training
+else bad run_ctx_past_training "rc $rc: $(cat "$tmp/err")"; fi
+
 printf 'Hello there' >"$tmp/prompt.txt"
 "$tern" run -m "$model" -f "$tmp/prompt.txt" -n 12 --temp 0 >"$tmp/g3" 2>/dev/null
 if cmp -s "$tmp/g1" "$tmp/g3"; then ok run_prompt_file; else bad run_prompt_file; fi
@@ -223,12 +231,14 @@ if ls "$tmp/no/such/dir" >/dev/null 2>&1; then bad maker_no_partial_file; else o
 # (AddressSanitizer reserves terabytes of shadow memory, so a sanitizer build cannot run under the
 # limit at all: the release build covers this case there)
 head -c 60000 /dev/zero | tr '\0' 'a' | sed 's/aa/ab/g' >"$tmp/big.txt"
+# (a model trained on 2^20 positions, so that these contexts draw no warning about their length)
+"$maker" --preset tiny --seed 3 --ctx 1048576 -o "$tmp/long-ctx.gguf" 2>/dev/null
 if bash -c 'ulimit -v 400000 && exec "$@"' _ "$tern" run --help >/dev/null 2>&1; then
     expect_error out_of_memory 1 "out of memory" -- bash -c 'ulimit -v 400000 && exec "$@"' _ \
-        "$tern" run -m "$model" -f "$tmp/big.txt" -c 65536 -n 1 -t 1 --device cpu
+        "$tern" run -m "$tmp/long-ctx.gguf" -f "$tmp/big.txt" -c 65536 -n 1 -t 1 --device cpu
     # a KV cache that cannot be allocated: one line (the device's), not a second from the session
     expect_error kv_out_of_memory 1 "KV cache" -- bash -c 'ulimit -v 400000 && exec "$@"' _ \
-        "$tern" run -m "$model" -p x -c 1000000 -n 1 -t 1 --device cpu
+        "$tern" run -m "$tmp/long-ctx.gguf" -p x -c 1000000 -n 1 -t 1 --device cpu
 else
     echo "skip out_of_memory: this build cannot run under an address-space limit (sanitizers)"
 fi
