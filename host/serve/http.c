@@ -339,6 +339,11 @@ static bool parse_request(tern_server *srv, struct MHD_Connection *c, struct con
             param = "stop";
         }
     }
+    if (param && !strcmp(param, "stop")) {
+        *ret = send_error(c, cs, 400, "invalid_request_error", NULL, param,
+                          "'stop' must be a string or an array of at most %d strings", TERN_ENGINE_MAX_STOP);
+        return false;
+    }
     if (param) {
         *ret = bad_request(c, cs, param, "'%s' has the wrong type or an out-of-range value", param);
         return false;
@@ -506,7 +511,8 @@ static enum MHD_Result generate(tern_server *srv, struct MHD_Connection *c, stru
     if (!ok)
         return ret;
     if (st == TERN_ERR_CONTEXT_FULL)
-        return send_error(c, cs, 400, "invalid_request_error", "context_length_exceeded", "messages",
+        return send_error(c, cs, 400, "invalid_request_error", "context_length_exceeded",
+                          kind == CHAT ? "messages" : "prompt",
                           "the prompt has %zu tokens; the context holds %d", g.n_ids, srv->n_ctx);
     if (st == TERN_ERR_BUSY)
         return send_error(c, cs, 503, "server_error", "busy", NULL,

@@ -181,7 +181,7 @@ async function main() {
     [post('/v1/completions', 'not json at all', auth), 400, 'invalid JSON'],
     [post('/v1/completions', '[1, 2]', auth), 400, 'a JSON array'],
     [post('/v1/completions', '', auth), 400, 'an empty body'],
-    [post('/v1/completions', { prompt: 5 }, auth), 400, 'prompt of the wrong type'],
+    [post('/v1/completions', { prompt: 5 }, auth), 400, 'prompt of the wrong type', 'prompt'],
     [post('/v1/completions', { prompt: 'x', max_tokens: 'ten' }, auth), 400, 'max_tokens a string'],
     [post('/v1/completions', { prompt: 'x', max_tokens: -3 }, auth), 400, 'max_tokens negative'],
     [post('/v1/completions', { prompt: 'x', temperature: 7 }, auth), 400, 'temperature out of range'],
@@ -192,14 +192,16 @@ async function main() {
     [post('/v1/completions', { prompt: 'x', frequency_penalty: 2.5 }, auth), 400, 'frequency_penalty out of range'],
     [post('/v1/completions', { prompt: 'x', presence_penalty: 'a lot' }, auth), 400, 'presence_penalty a string'],
     [post('/v1/completions', { prompt: 'x', stop: 12 }, auth), 400, 'stop a number'],
-    [post('/v1/completions', { prompt: 'x', stop: ['a', 'b', 'c', 'd', 'e'] }, auth), 400, 'five stop strings'],
+    [post('/v1/completions', { prompt: 'x', stop: ['a', 'b', 'c', 'd', 'e'] }, auth), 400, 'five stop strings', 'stop'],
     [post('/v1/completions', { prompt: 'x', stream: 'yes' }, auth), 400, 'stream a string'],
     [post('/v1/completions', { prompt: 'x', n: 3 }, auth), 400, 'n of 3'],
     [post('/v1/chat/completions', { messages: 'hi' }, auth), 400, 'messages a string'],
     [post('/v1/chat/completions', { messages: [] }, auth), 400, 'no messages'],
     [post('/v1/chat/completions', { messages: [{ role: 'wizard', content: 'x' }] }, auth), 400, 'unknown role'],
-    [post('/v1/chat/completions', { messages: [{ role: 'user' }] }, auth), 400, 'no content'],
-    [post('/v1/completions', { prompt: 'word '.repeat(300) }, auth), 400, 'prompt longer than the context'],
+    [post('/v1/chat/completions', { messages: [{ role: 'user' }] }, auth), 400, 'no content', 'messages'],
+    [post('/v1/completions', { prompt: 'word '.repeat(300) }, auth), 400, 'prompt longer than the context', 'prompt'],
+    [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'word '.repeat(300) }] }, auth), 400,
+      'messages longer than the context', 'messages'],
     [post('/v1/completions', { model: 'gpt-4', prompt: 'x' }, auth), 404, 'unknown model'],
     [post('/v1/completions', { prompt: 'x'.repeat(70000) }, auth), 413, 'body over the limit'],
     [post('/v1/completions', { prompt: 'x' }), 401, 'no API key'],
@@ -208,11 +210,12 @@ async function main() {
     ['GET /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer sekret\r\n\r\n', 405, 'GET on a POST endpoint'],
   ];
   let badOk = 0;
-  for (const [req, status, what] of bad) {
+  for (const [req, status, what, param] of bad) {
     const r = await raw(srv, req);
     let err = null;
     try { err = JSON.parse(r.body).error; } catch { /* checked below */ }
-    const ok = r.status === status && err && typeof err.message === 'string' && typeof err.type === 'string';
+    const ok = r.status === status && err && typeof err.message === 'string' && typeof err.type === 'string' &&
+      (param === undefined || err.param === param);
     check(ok, `bad_request: ${what}`, `status ${r.status}, body ${r.body.slice(0, 200)}`);
     badOk += ok;
   }
