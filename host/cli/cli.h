@@ -61,6 +61,8 @@ tern_status cli_session_create(const tern_model *m, const struct tern_session_pa
 /* Exit code for a failed session start: a bad split or device list is a usage error. */
 int cli_session_exit(tern_status st);
 
+/* Whether shape names a preset (else logged: a bad flag value). */
+bool cli_shape_known(const char *shape);
 /* Build a random model of a preset shape (tiny, 2b4t, 3b; type/head 0: the preset's) in memory
  * (/dev/shm when present) and open it; the file is unlinked, the mapping keeps it alive. */
 tern_status cli_build_shape(const char *shape, uint32_t type, uint32_t head, tern_model **out);

@@ -216,6 +216,8 @@ static int parse(int argc, char **argv, struct bench_opts *o) {
         tern_log_error("tern bench needs exactly one of -m MODEL or --shape NAME");
         return CLI_EXIT_USAGE;
     }
+    if (o->shape && !cli_shape_known(o->shape))
+        return CLI_EXIT_USAGE;
     if (o->model && (o->type || o->head)) {
         tern_log_error("--type and --head describe a built model; they go with --shape, not -m");
         return CLI_EXIT_USAGE;

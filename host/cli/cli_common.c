@@ -259,6 +259,11 @@ int cli_session_exit(tern_status st) {
     return st == TERN_ERR_ARG ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
 }
 
+bool cli_shape_known(const char *shape) {
+    struct tern_maker_params p;
+    return tern_maker_preset(shape, &p) == TERN_OK;
+}
+
 tern_status cli_build_shape(const char *shape, uint32_t type, uint32_t head, tern_model **out) {
     struct tern_maker_params p;
     tern_status st = tern_maker_preset(shape, &p);

@@ -197,6 +197,8 @@ int cli_devices(int argc, char **argv) {
                        tune ? "--tune" : "--probe");
         return CLI_EXIT_USAGE;
     }
+    if (shape && !cli_shape_known(shape))
+        return CLI_EXIT_USAGE;
     if (!probe && !tune && (model || shape)) {
         tern_log_error("-m and --shape go with --probe or --tune");
         return CLI_EXIT_USAGE;

@@ -221,7 +221,8 @@ expect_error bench_bad_depth 2 "option -d" -- "$tern" bench -m "$model" -d -3
 expect_error bench_prompt_too_long 2 "option -p" -- "$tern" bench -m "$model" -p 65537
 expect_error bench_type_with_file 2 "go with --shape" -- "$tern" bench -m "$model" --head q6_k
 expect_error bench_bad_head 2 "not a valid type" -- "$tern" bench --shape tiny --head q5_x
-expect_error bench_bad_shape 1 "unknown model preset .huge." -- "$tern" bench --shape huge -p 8
+expect_error bench_bad_shape 2 "unknown model preset .huge." -- "$tern" bench --shape huge -p 8
+expect_error devices_bad_shape 2 "unknown model preset .huge." -- "$tern" devices --probe --shape huge
 expect_error maker_unwritable 1 "$tmp/no/such/dir/x.gguf" -- "$maker" --preset tiny -o "$tmp/no/such/dir/x.gguf"
 if ls "$tmp/no/such/dir" >/dev/null 2>&1; then bad maker_no_partial_file; else ok maker_no_partial_file; fi
 
