@@ -19,7 +19,8 @@ bool cli_int(const char *flag, const char *s, long long lo, long long hi, long l
 bool cli_float(const char *flag, const char *s, double lo, double hi, double *out);
 /* Logs "unknown option X for 'tern CMD' (see tern CMD --help)". */
 void cli_unknown(const char *cmd, const char *arg);
-/* Read a whole file into a NUL-terminated malloc'd buffer; logs and returns NULL on failure. */
+/* Read a whole file ("-": standard input) into a NUL-terminated malloc'd buffer; logs and returns NULL
+ * on failure. */
 char *cli_read_file(const char *path, size_t *len);
 
 /* Sampling flags shared by run and chat (through cli_session_flag): returns 1 if argv[*i] was one

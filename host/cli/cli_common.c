@@ -48,7 +48,8 @@ void cli_unknown(const char *cmd, const char *arg) {
 }
 
 char *cli_read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
+    const bool std_in = !strcmp(path, "-");
+    FILE *f = std_in ? stdin : fopen(path, "rb");
     if (!f) {
         tern_log_error("%s: %s", path, strerror(errno));
         return NULL;
@@ -69,9 +70,10 @@ char *cli_read_file(const char *path, size_t *len) {
         cap *= 2;
     }
     bool failed = ferror(f) != 0;
-    fclose(f);
+    if (!std_in)
+        fclose(f);
     if (!buf || failed) {
-        tern_log_error("%s: %s", path, buf ? "read error" : "out of memory");
+        tern_log_error("%s: %s", std_in ? "standard input" : path, buf ? "read error" : "out of memory");
         free(buf);
         return NULL;
     }

@@ -13,7 +13,7 @@ static const char run_usage[] =
     "\n"
     "  -m, --model PATH     GGUF model (I2_S, TQ2_0 or TQ1_0 linear weights)\n"
     "  -p, --prompt TEXT    prompt text (control tokens such as <|eot_id|> are recognised)\n"
-    "  -f, --file PATH      read the prompt from a file\n"
+    "  -f, --file PATH      read the prompt from a file (- for standard input)\n"
     "  -n, --n-predict N    tokens to generate; -1 = until end of generation or full context (default 128)\n"
     "  -c, --ctx-size N     context positions (default: the model's, at most 4096)\n"
     "  -t, --threads N      CPU threads (default: physical cores)\n"

@@ -12,7 +12,7 @@ static const char tokenize_usage[] =
     "Prints one line per token: the id, then the piece in single quotes (bytes as they decode).\n"
     "  -m, --model PATH   GGUF model (only the tokenizer is read; tensors are validated)\n"
     "  -p, --prompt TEXT  text to tokenize\n"
-    "  -f, --file PATH    read the text from a file\n"
+    "  -f, --file PATH    read the text from a file (- for standard input)\n"
     "      --ids          print only the ids, as [1, 2, 3]\n"
     "      --no-bos       do not add the BOS token\n"
     "      --no-parse-special  treat control-token text as plain text\n"

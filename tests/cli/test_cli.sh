@@ -57,6 +57,8 @@ else bad run_ctx_past_training "rc $rc: $(cat "$tmp/err")"; fi
 printf 'Hello there' >"$tmp/prompt.txt"
 "$tern" run -m "$model" -f "$tmp/prompt.txt" -n 12 --temp 0 >"$tmp/g3" 2>/dev/null
 if cmp -s "$tmp/g1" "$tmp/g3"; then ok run_prompt_file; else bad run_prompt_file; fi
+printf 'Hello there' | "$tern" run -m "$model" -f - -n 12 --temp 0 >"$tmp/g6" 2>/dev/null
+if cmp -s "$tmp/g1" "$tmp/g6"; then ok run_prompt_stdin; else bad run_prompt_stdin; fi
 
 "$tern" run -m "$model" -p "Hello there" -n 12 --temp 0 --echo >"$tmp/g4" 2>/dev/null
 if [ "$(cat "$tmp/g4")" = "Hello there$(cat "$tmp/g1")" ]; then ok run_echo; else bad run_echo; fi
