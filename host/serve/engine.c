@@ -14,17 +14,26 @@
  * requests already decoding keep producing tokens while it is read. */
 enum { PROMPT_CHUNK = 256 };
 
+/* A stop string and its Knuth-Morris-Pratt matcher: fail[k] is the length of the longest proper
+ * prefix of s[0 .. k] that is also a suffix of it; state (guarded by the engine's mutex) the length
+ * of the longest prefix of s that the reply so far ends with. */
+struct stop {
+    char *s;
+    uint32_t len, state;
+    uint32_t *fail;
+};
+
 struct tern_job {
     tern_engine *e;
     int32_t *prompt;
     int n_prompt, max_tokens;
     struct tern_sampler_params sampling;
-    char *stop[TERN_ENGINE_MAX_STOP];
+    struct stop stop[TERN_ENGINE_MAX_STOP];
     int n_stop;
-    size_t stop_max; /* longest stop string */
     /* guarded by the engine's mutex */
     char *text; /* the reply so far; [0, emitted) may be shown, the rest may still turn into a stop */
     size_t len, cap, emitted, taken;
+    size_t scanned; /* bytes of text the stop matchers have seen */
     bool done, cancelled, released;
     bool in_engine; /* in the queue or a slot: the engine still points at it */
     enum tern_finish finish;
@@ -70,8 +79,10 @@ const char *tern_finish_name(enum tern_finish f) {
 
 static void job_free(tern_job *j) {
     free(j->prompt);
-    for (int i = 0; i < j->n_stop; i++)
-        free(j->stop[i]);
+    for (int i = 0; i < j->n_stop; i++) {
+        free(j->stop[i].s);
+        free(j->stop[i].fail);
+    }
     free(j->text);
     tern_sampler_free(j->smp);
     free(j);
@@ -110,35 +121,59 @@ static bool append(tern_job *j, const char *s, size_t n) {
     return true;
 }
 
-/* After new text: cut the reply at a stop string (true), or show all of it but the longest tail
- * that could still begin one. */
+/* After new text: cut the reply at the earliest stop string that ends in the new text (true), or
+ * show all of it but the longest tail that could still begin one. Every byte of the reply passes
+ * each stop string's matcher once, so a request's stop strings cost their length once, not at
+ * every token (rescanning the reply's tail for them at every token made a 1585-token reply with a
+ * 200 KB stop string take 6.1 s instead of 0.09, and every other request waited). */
 static bool check_stop(tern_job *j) {
-    if (!j->n_stop) {
-        j->emitted = j->len;
-        return false;
+    size_t cut = SIZE_MAX;
+    for (; j->scanned < j->len; j->scanned++) {
+        const char ch = j->text[j->scanned];
+        for (int i = 0; i < j->n_stop; i++) {
+            struct stop *st = &j->stop[i];
+            uint32_t q = st->state;
+            while (q > 0 && st->s[q] != ch)
+                q = st->fail[q - 1];
+            q += st->s[q] == ch;
+            if (q == st->len) { /* an occurrence ends here: note where it begins, look on */
+                const size_t at = j->scanned + 1 - q;
+                cut = at < cut ? at : cut;
+                q = st->fail[q - 1];
+            }
+            st->state = q;
+        }
     }
-    const size_t from = j->emitted > j->stop_max ? j->emitted - j->stop_max : 0;
-    size_t cut = j->len + 1;
-    for (int i = 0; i < j->n_stop; i++) {
-        const char *hit = strstr(j->text + from, j->stop[i]);
-        if (hit && (size_t)(hit - j->text) < cut)
-            cut = (size_t)(hit - j->text);
-    }
-    if (cut <= j->len) {
+    if (cut != SIZE_MAX) {
         j->len = cut;
         j->text[cut] = 0;
         return true;
     }
     size_t hold = 0;
-    for (size_t k = j->stop_max - 1; k > 0 && !hold; k--) {
-        if (k > j->len)
-            continue;
-        for (int i = 0; i < j->n_stop && !hold; i++)
-            if (strlen(j->stop[i]) > k && memcmp(j->text + j->len - k, j->stop[i], k) == 0)
-                hold = k;
-    }
+    for (int i = 0; i < j->n_stop; i++)
+        hold = j->stop[i].state > hold ? j->stop[i].state : hold;
     j->emitted = j->len - hold > j->emitted ? j->len - hold : j->emitted;
     return false;
+}
+
+/* A copy of stop string s (not empty, shorter than 2^32 bytes) with its matcher; false when out of
+ * memory. */
+static bool stop_init(struct stop *st, const char *s) {
+    const size_t n = strlen(s);
+    st->s = strdup(s);
+    st->fail = malloc(n * sizeof *st->fail);
+    if (!st->s || !st->fail)
+        return false;
+    st->len = (uint32_t)n;
+    st->state = 0;
+    st->fail[0] = 0;
+    for (uint32_t k = 1, q = 0; k < st->len; k++) {
+        while (q > 0 && s[k] != s[q])
+            q = st->fail[q - 1];
+        q += s[k] == s[q];
+        st->fail[k] = q;
+    }
+    return true;
 }
 
 /* The free slot for a prompt, and in *keep the positions of its cache the prompt can use: a
@@ -414,6 +449,9 @@ tern_status tern_engine_submit(tern_engine *e, const struct tern_gen_request *r,
     *out = NULL;
     if (r->n_prompt <= 0 || r->n_stop < 0 || r->n_stop > TERN_ENGINE_MAX_STOP)
         return TERN_ERR_ARG;
+    for (int i = 0; i < r->n_stop; i++)
+        if (strlen(r->stop[i]) >= UINT32_MAX)
+            return TERN_ERR_ARG;
     if (r->n_prompt >= e->n_ctx)
         return TERN_ERR_CONTEXT_FULL;
     tern_job *j = calloc(1, sizeof *j);
@@ -430,10 +468,8 @@ tern_status tern_engine_submit(tern_engine *e, const struct tern_gen_request *r,
     for (int i = 0; ok && i < r->n_stop; i++) {
         if (!r->stop[i][0])
             continue;
-        ok = (j->stop[j->n_stop] = strdup(r->stop[i])) != NULL;
-        if (ok && strlen(r->stop[i]) > j->stop_max)
-            j->stop_max = strlen(r->stop[i]);
-        j->n_stop += ok;
+        ok = stop_init(&j->stop[j->n_stop], r->stop[i]);
+        j->n_stop++; /* freed with the job, whole or not */
     }
     if (!ok) {
         job_free(j);

@@ -126,6 +126,20 @@ async function main() {
   let stext = '';
   for await (const ch of sstream) stext += ch.choices[0]?.text ?? '';
   check(stext === stopped.choices[0].text, 'stop_string_streamed', JSON.stringify(stext));
+  // of several stop strings the one that begins first wins; one of 200 KB that never occurs, and one
+  // whose first character the text keeps beginning, change nothing, streamed or not
+  const absent = ['\u2603', '~', '#', '@', '%'].find((c) => !long.includes(c));
+  const early = long.slice(Math.floor(long.length / 4), Math.floor(long.length / 4) + 2);
+  const stops = [stopText, absent.repeat(200000), early, long[0] + absent];
+  const wantStop = long.slice(0, Math.min(long.indexOf(early), long.indexOf(stopText)));
+  const several = await ai.completions.create({ model: modelId, prompt: prompts[1], max_tokens: 16, temperature: 0, stop: stops });
+  check(several.choices[0].text === wantStop && several.choices[0].finish_reason === 'stop', 'stop_strings_earliest',
+        `${JSON.stringify(several.choices[0].text)} want ${JSON.stringify(wantStop)}`);
+  const sstream2 = await ai.completions.create({ model: modelId, prompt: prompts[1], max_tokens: 16, temperature: 0,
+                                                 stop: stops, stream: true });
+  let stext2 = '';
+  for await (const ch of sstream2) stext2 += ch.choices[0]?.text ?? '';
+  check(stext2 === wantStop, 'stop_strings_streamed', JSON.stringify(stext2));
 
   // llama-server's sampling fields: top_k 1 keeps only the most likely token, whatever the temperature
   const k1 = await ai.completions.create({ model: modelId, prompt: prompts[0], max_tokens: 16, temperature: 1.5, top_k: 1, seed: 7 });
