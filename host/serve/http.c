@@ -497,6 +497,10 @@ static enum MHD_Result reply_whole(tern_server *srv, struct MHD_Connection *c, s
 static enum MHD_Result generate(tern_server *srv, struct MHD_Connection *c, struct conn *cs, enum kind kind) {
     json_error_t jerr;
     json_t *body = cs->body ? json_loadb(cs->body, cs->len, 0, &jerr) : NULL;
+    if (!body && cs->body)
+        return send_error(c, cs, 400, "invalid_request_error", NULL, NULL,
+                          "the body is not valid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+                          jerr.column);
     if (!json_is_object(body)) {
         json_decref(body);
         return bad_request(c, cs, NULL, "the body is not a JSON object%s", cs->body ? "" : " (it is empty)");

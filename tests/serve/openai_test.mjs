@@ -191,7 +191,9 @@ async function main() {
                           { TERN_CPU_ISA: 'scalar' });
   const auth = { Authorization: 'Bearer sekret' };
   const bad = [
-    [post('/v1/completions', '{"prompt": "x"', auth), 400, 'truncated JSON'],
+    [post('/v1/completions', '{"prompt": "x"', auth), 400, 'truncated JSON', null, 'not valid JSON'],
+    [post('/v1/completions', '{"prompt": "x", "seed": 18446744073709551616}', auth), 400, 'a seed past 64 bits', null,
+      'too big integer'],
     [post('/v1/completions', 'not json at all', auth), 400, 'invalid JSON'],
     [post('/v1/completions', '[1, 2]', auth), 400, 'a JSON array'],
     [post('/v1/completions', '', auth), 400, 'an empty body'],
@@ -224,12 +226,12 @@ async function main() {
     ['GET /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer sekret\r\n\r\n', 405, 'GET on a POST endpoint'],
   ];
   let badOk = 0;
-  for (const [req, status, what, param] of bad) {
+  for (const [req, status, what, param, says] of bad) {
     const r = await raw(srv, req);
     let err = null;
     try { err = JSON.parse(r.body).error; } catch { /* checked below */ }
     const ok = r.status === status && err && typeof err.message === 'string' && typeof err.type === 'string' &&
-      (param === undefined || err.param === param);
+      (param === undefined || err.param === param) && (says === undefined || err.message.includes(says));
     check(ok, `bad_request: ${what}`, `status ${r.status}, body ${r.body.slice(0, 200)}`);
     badOk += ok;
   }
