@@ -14,12 +14,15 @@ static struct tern_log_capture *log_capture;
 static void log_init_level(void) {
     const char *env = getenv("TERN_LOG");
     log_level = TERN_LOG_INFO;
-    if (!env)
+    if (!env || !env[0])
         return;
     static const char *const names[TERN_LOG_COUNT] = {"debug", "info", "warn", "error"};
     for (int i = 0; i < TERN_LOG_COUNT; i++)
-        if (strcmp(env, names[i]) == 0)
+        if (strcmp(env, names[i]) == 0 || (i == TERN_LOG_WARN && strcmp(env, "warning") == 0)) {
             log_level = i;
+            return;
+        }
+    tern_log(TERN_LOG_WARN, "TERN_LOG=%s is not a level (debug, info, warn, error): logging at info", env);
 }
 
 void tern_log_set_callback(tern_log_fn fn, void *user) {

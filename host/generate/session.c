@@ -109,8 +109,17 @@ tern_status tern_session_create(const tern_model *m, const struct tern_session_p
         tern_log_error("out of memory for a session of %d x %d positions", s->n_seq, s->n_ctx);
         goto done;
     }
-    const char *spec = p->device ? p->device : getenv("TERN_DEVICE");
-    st = tern_devices_create(spec && spec[0] ? spec : "auto", p->n_threads, &s->reg);
+    const char *env = getenv("TERN_DEVICE");
+    const bool given = p->device && p->device[0], from_env = !given && env && env[0];
+    struct tern_log_capture cap; /* a bad spec from the environment says where it came from */
+    if (from_env)
+        tern_log_capture_begin(&cap);
+    st = tern_devices_create(given ? p->device : from_env ? env : "auto", p->n_threads, &s->reg);
+    if (from_env) {
+        tern_log_capture_end(&cap, !st);
+        if (st)
+            tern_log_error("TERN_DEVICE: %s", cap.msg);
+    }
     if (st)
         goto done;
     struct tern_plan_model pm;

@@ -246,6 +246,11 @@ else
     echo "skip out_of_memory: this build cannot run under an address-space limit (sanitizers)"
 fi
 expect_error missing_cl_device 1 "99" -- "$tern" run -m "$model" -p x -n 1 --device cl:99
+expect_error bad_env_device 2 "TERN_DEVICE: unknown device 'bogus'" -- env TERN_DEVICE=bogus "$tern" run -m "$model" -p x -n 1
+TERN_LOG=loud "$tern" run -m "$model" -p x -n 1 --temp 0 >/dev/null 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 0 ] && [ "$(grep -c "warning: TERN_LOG=loud is not a level" "$tmp/err")" -eq 1 ]; then ok bad_env_log
+else bad bad_env_log "rc $rc: $(cat "$tmp/err")"; fi
 expect_error bad_pre 1 "bogus" -- "$tern" run -m "$model" -p x -n 1 --pre bogus
 expect_error tokenize_bad_pre 1 "bogus" -- "$tern" tokenize -m "$model" -p x --pre bogus
 
