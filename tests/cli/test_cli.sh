@@ -280,6 +280,19 @@ done
 documented --no-such-flag && undocumented="$undocumented (the check accepts anything)"
 if [ -z "$undocumented" ]; then ok docs_cover_help; else bad docs_cover_help "not in docs/cli.md:$undocumented"; fi
 
+# tern serve on an address other than loopback without --api-key: a warning (with a key, none)
+serve_warns() {
+    "$tern" serve -m "$model" --port 0 -t 1 --device cpu "$@" 2>"$tmp/serve_err" &
+    local pid=$! i
+    for i in $(seq 100); do grep -q "ready" "$tmp/serve_err" && break; sleep 0.1; done
+    kill -TERM $pid 2>/dev/null
+    wait $pid
+    grep -c "warning: no --api-key" "$tmp/serve_err"
+}
+if [ "$(serve_warns --host 0.0.0.0)" = 1 ] && [ "$(serve_warns --host 0.0.0.0 --api-key k)" = 0 ] &&
+   [ "$(serve_warns)" = 0 ] && grep -q "ready" "$tmp/serve_err"; then ok serve_open_host_warns
+else bad serve_open_host_warns "$(cat "$tmp/serve_err")"; fi
+
 n=0
 for f in "$data"/malformed/*.gguf; do
     expect_error "malformed_$(basename "$f" .gguf)" 1 "$(basename "$f")" -- "$tern" info "$f"
