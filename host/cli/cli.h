@@ -11,7 +11,8 @@
 #include "../model/model.h"
 #include "../tokenizer/tokenizer.h"
 
-enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
+/* 130: a run stopped by Ctrl-C (SIGINT), as shells report a process that SIGINT ended */
+enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2, CLI_EXIT_INTERRUPTED = 130 };
 
 /* The value after flag argv[*i]; advances *i. NULL (and a logged usage error) when missing. */
 const char *cli_value(int argc, char **argv, int *i);

@@ -44,7 +44,7 @@ static int dispatch(int argc, char **argv);
 int main(int argc, char **argv) {
     tern_log_set_callback(log_to_stderr, NULL);
     int rc = dispatch(argc, argv);
-    if (rc != CLI_EXIT_OK && n_errors == 0)
+    if (rc != CLI_EXIT_OK && rc != CLI_EXIT_INTERRUPTED && n_errors == 0)
         fprintf(stderr, "tern: error: %s failed\n", argc > 1 ? argv[1] : "tern");
     return rc;
 }

@@ -1,4 +1,5 @@
 /* tern run: generate a continuation of a prompt, streamed to stdout; statistics to stderr. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,14 +47,31 @@ static void flush_echo(struct echo *e) {
     e->len = 0;
 }
 
+/* Ctrl-C once tokens flow: the run stops after the token in hand and reports as usual; a second
+ * Ctrl-C, or one while the model loads or the prompt is evaluated, ends it at once */
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
 static bool print_token(int32_t id, const char *text, size_t len, void *user) {
     (void)id;
+    static bool armed;
+    if (!armed) { /* not where SIGINT is ignored (a script's background job) */
+        struct sigaction sa = {.sa_handler = on_sigint, .sa_flags = SA_RESETHAND}, old;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(SIGINT, &sa, NULL);
+        armed = true;
+    }
     flush_echo(user);
     if (len) {
         fwrite(text, 1, len, stdout);
         fflush(stdout);
     }
-    return true;
+    return !interrupted;
 }
 
 static int flag(int argc, char **argv, int *i, void *opts) {
@@ -165,10 +183,11 @@ int cli_run(int argc, char **argv) {
         tern_session_device_name(sess), load_s, gs.n_prompt,
         gs.n_prompt / (gs.prompt_s > 0 ? gs.prompt_s : 1e-9), gs.n_generated,
         (gs.n_decoded + gs.n_accepted) / (gs.gen_s > 0 ? gs.gen_s : 1e-9), sampling, lookup,
-        gs.stopped_eog   ? " | stopped at end of generation"
+        interrupted      ? " | stopped: interrupted"
+        : gs.stopped_eog ? " | stopped at end of generation"
         : gs.stopped_ctx ? " | stopped: the context is full (raise -c)"
                          : "");
-    rc = CLI_EXIT_OK;
+    rc = interrupted ? CLI_EXIT_INTERRUPTED : CLI_EXIT_OK;
 done:
     free(ids);
     tern_sampler_free(smp);

@@ -245,6 +245,22 @@ if bash -c 'ulimit -v 400000 && exec "$@"' _ "$tern" run --help >/dev/null 2>&1;
 else
     echo "skip out_of_memory: this build cannot run under an address-space limit (sanitizers)"
 fi
+# Ctrl-C while tokens flow: the run stops, reports, and exits 130 without an error line (greedy
+# "Hello there" runs 6775 tokens on this model before its end token; the scalar kernels take seconds)
+# (job control on: a script's background job would otherwise start with SIGINT ignored, and tern
+# keeps it so)
+set -m
+TERN_CPU_ISA=scalar "$tern" run -m "$tmp/long-ctx.gguf" -p "Hello there" -n -1 -c 20000 --temp 0 --device cpu \
+    >"$tmp/int_out" 2>"$tmp/err" &
+pid=$!
+set +m
+for i in $(seq 200); do [ -s "$tmp/int_out" ] && break; sleep 0.05; done
+kill -INT $pid
+wait $pid
+rc=$?
+if [ $rc -eq 130 ] && grep -q "stopped: interrupted" "$tmp/err" && ! grep -q "error" "$tmp/err"; then
+    ok run_interrupted
+else bad run_interrupted "rc $rc: $(cat "$tmp/err")"; fi
 expect_error missing_cl_device 1 "99" -- "$tern" run -m "$model" -p x -n 1 --device cl:99
 expect_error bad_env_device 2 "TERN_DEVICE: unknown device 'bogus'" -- env TERN_DEVICE=bogus "$tern" run -m "$model" -p x -n 1
 TERN_LOG=loud "$tern" run -m "$model" -p x -n 1 --temp 0 >/dev/null 2>"$tmp/err"
