@@ -66,6 +66,10 @@ static int parse(int argc, char **argv, struct ppl_opts *o) {
         tern_log_error("tern perplexity needs a model and a text: -m MODEL -f FILE");
         return CLI_EXIT_USAGE;
     }
+    if (o->s.p.n_ctx > 0 && o->s.p.n_ctx < 16) {
+        tern_log_error("option -c: a perplexity chunk needs at least 16 tokens (got %d)", o->s.p.n_ctx);
+        return CLI_EXIT_USAGE;
+    }
     return CLI_EXIT_OK;
 }
 

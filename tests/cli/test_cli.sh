@@ -138,6 +138,7 @@ expect_error perplexity_needs_file 2 "needs a model and a text" -- "$tern" perpl
 expect_error perplexity_short_text 2 "fewer than one chunk of 4096" -- \
     "$tern" perplexity -m "$vec/mini-bitnet-tq2.gguf" -f "$tmp/ppl.txt" -c 4096 --device cpu
 expect_error perplexity_bad_chunks 2 "chunks" -- "$tern" perplexity -m "$vec/mini-bitnet-tq2.gguf" -f "$tmp/ppl.txt" --chunks 0
+expect_error perplexity_tiny_chunk 2 "at least 16 tokens" -- "$tern" perplexity -m "$vec/mini-bitnet-tq2.gguf" -f "$tmp/ppl.txt" -c 8
 expect_error perplexity_missing_file 1 "nope.txt" -- "$tern" perplexity -m "$vec/mini-bitnet-tq2.gguf" -f "$tmp/nope.txt"
 
 # bench: llama-bench style table, depth, JSON, random shapes
