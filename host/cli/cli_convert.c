@@ -1,6 +1,9 @@
 /* tern convert: a Hugging Face checkpoint folder -> a GGUF file tern (and bitnet.cpp) runs. */
+#include <libgen.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../scheduler/types.h"
@@ -41,6 +44,20 @@ static bool pick(const char *flag, const char *v, const char *const *names, cons
     return false;
 }
 
+/* Whether out names a .json or .safetensors file in the folder dir: the conversion reads such
+ * files, and its output would replace one of them. */
+static bool replaces_input(const char *dir, const char *out) {
+    const size_t n = strlen(out);
+    if (!(n >= 5 && !strcmp(out + n - 5, ".json")) && !(n >= 12 && !strcmp(out + n - 12, ".safetensors")))
+        return false;
+    char *copy = strdup(out);
+    struct stat a, b;
+    const bool same = copy && stat(dirname(copy), &a) == 0 && stat(dir, &b) == 0 && a.st_dev == b.st_dev &&
+                      a.st_ino == b.st_ino;
+    free(copy);
+    return same;
+}
+
 int cli_convert(int argc, char **argv) {
     static const char *const lin_names[3] = {"i2_s", "tq2_0", "tq1_0"};
     static const uint32_t lin_types[3] = {TERN_TYPE_I2_S, TERN_TYPE_TQ2_0, TERN_TYPE_TQ1_0};
@@ -75,8 +92,20 @@ int cli_convert(int argc, char **argv) {
         tern_log_error("tern convert needs a Hugging Face folder and -o OUT.gguf (see tern convert --help)");
         return CLI_EXIT_USAGE;
     }
+    if (replaces_input(p.hf_dir, p.out_path)) {
+        tern_log_error("-o %s would replace a file of the checkpoint in %s: write the GGUF elsewhere",
+                       p.out_path, p.hf_dir);
+        return CLI_EXIT_USAGE;
+    }
     if (isatty(STDERR_FILENO))
         p.progress = show_progress;
+    const double t0 = tern_time_s();
     tern_status st = tern_convert(&p);
-    return st ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    if (st)
+        return CLI_EXIT_FAIL;
+    struct stat sb;
+    tern_log_info("wrote %s: %.1f MiB, %s linear weights, %s embedding, in %.1f s", p.out_path,
+                  stat(p.out_path, &sb) == 0 ? (double)sb.st_size / (1 << 20) : 0.0,
+                  tern_type_name(p.linear_type), tern_type_name(p.embd_type), tern_time_s() - t0);
+    return CLI_EXIT_OK;
 }

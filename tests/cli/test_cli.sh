@@ -177,6 +177,10 @@ expect_error convert_no_output 2 "needs a Hugging Face folder and -o" -- "$tern"
 expect_error convert_bad_type 2 "option --type: 'i8'" -- "$tern" convert "$tmp" -o "$tmp/c.gguf" --type i8
 expect_error convert_no_config 1 "$tmp/config.json: cannot read" -- "$tern" convert "$tmp" -o "$tmp/c.gguf"
 if [ -e "$tmp/c.gguf" ]; then bad convert_no_output_file; else ok convert_no_output_file; fi
+echo '{}' >"$tmp/config.json"
+expect_error convert_over_input 2 "would replace a file of the checkpoint" -- "$tern" convert "$tmp" -o "$tmp/../$(basename "$tmp")/config.json"
+if [ "$(cat "$tmp/config.json")" = '{}' ]; then ok convert_input_kept; else bad convert_input_kept; fi
+rm -f "$tmp/config.json"
 expect_error bad_temp 2 "option --temp" -- "$tern" run -m "$model" -p x --temp -1
 expect_error missing_model 1 "$tmp/nope.gguf" -- "$tern" run -m "$tmp/nope.gguf" -p x
 expect_error missing_prompt_file 1 "$tmp/nope.txt" -- "$tern" run -m "$model" -f "$tmp/nope.txt"
