@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../../scheduler/head_cert.h"
 #include "../tern.h"
 #include "cli.h"
 
@@ -153,7 +154,14 @@ int cli_info(int argc, char **argv) {
     printf("  %-34s %10.1f MiB\n", "mapped tensors read per token", mib(tern_model_mapped_bytes(m)));
     printf("  %-34s %10.1f MiB\n", "repacked weights and norms (RAM)", mib(tern_model_owned_bytes(m)));
     printf("  %-34s %10.1f MiB  (f16, %lld positions)\n", "KV cache", mib(kv), n_ctx);
-    printf("  %-34s %10.1f MiB\n", "total", mib(tern_model_mapped_bytes(m) + tern_model_owned_bytes(m) + kv));
+    /* the int8 copy the CPU device builds of an F16/BF16/F32 head for the certified head (its default) */
+    const struct tern_tensor *head = &tern_model_view(m)->output;
+    const uint64_t shadow = tern_head_cert_supported(head) ? tern_head_shadow_bytes(head->ne0, head->ne1) : 0;
+    if (shadow)
+        printf("  %-34s %10.1f MiB  (none with --head-mode full)\n", "certified head's int8 copy (RAM)",
+               mib(shadow));
+    printf("  %-34s %10.1f MiB\n", "total",
+           mib(tern_model_mapped_bytes(m) + tern_model_owned_bytes(m) + kv + shadow));
     tern_model_free(m);
     tern_gguf_free(g);
     return CLI_EXIT_OK;

@@ -106,7 +106,8 @@ expect_error chat_bad_format 2 "unknown chat format 'chatml'" -- "$tern" chat -m
 
 "$tern" info "$model" >"$tmp/info" 2>"$tmp/err"
 if [ $? -eq 0 ] && grep -q "architecture: bitnet-b1.58" "$tmp/info" && grep -q "blk.1.ffn_down.weight" "$tmp/info" &&
-   grep -q "KV cache" "$tmp/info" && grep -q "output_norm.weight  *F32  *\[256\]  *1024$" "$tmp/info" &&
+   grep -q "KV cache" "$tmp/info" && grep -q "certified head's int8 copy" "$tmp/info" &&
+   grep -q "output_norm.weight  *F32  *\[256\]  *1024$" "$tmp/info" &&
    grep -q "token_embd.weight  *F16  *\[256, 512\]  *262144$" "$tmp/info"; then ok info
 else bad info "$(cat "$tmp/err")"; fi
 
