@@ -19,6 +19,9 @@ static const char serve_usage[] =
     "  -c, --ctx-size N      total context positions, shared equally by the slots (default: the\n"
     "                        model's, at most 4096)\n"
     "      --api-key KEY     require Authorization: Bearer KEY on /v1/ (default: none)\n"
+    "      --cors ORIGINS    web pages that may call the API from a browser: '*' (any) or a\n"
+    "                        comma-separated list such as https://app.example (default: pages\n"
+    "                        served from this machine: localhost, 127.x, [::1])\n"
     "      --chat-format F   bitnet, llama3 or falcon3 (default: chosen from the model)\n"
     "      --max-body N      largest request body in bytes (default 1048576)\n"
     "      --no-prompt-cache evaluate every prompt whole; by default a slot keeps its last request's\n"
@@ -33,7 +36,7 @@ static const char serve_usage[] =
     "SIGINT or SIGTERM ends the requests in flight and exits.\n";
 
 struct serve_opts {
-    const char *host, *api_key;
+    const char *host, *api_key, *cors;
     struct cli_session s;
     long long port, parallel, queue, max_body;
     bool no_prompt_cache;
@@ -43,7 +46,10 @@ struct serve_opts {
 static int flag(int argc, char **argv, int *i, void *opts) {
     struct serve_opts *o = opts;
     const char *a = argv[*i], *v;
-    const char **text = !strcmp(a, "--host") ? &o->host : !strcmp(a, "--api-key") ? &o->api_key : NULL;
+    const char **text = !strcmp(a, "--host")      ? &o->host
+                        : !strcmp(a, "--api-key") ? &o->api_key
+                        : !strcmp(a, "--cors")    ? &o->cors
+                                                  : NULL;
     if (text)
         return (*text = cli_value(argc, argv, i)) ? 1 : -1;
     if (!strcmp(a, "--no-prompt-cache")) {
@@ -100,6 +106,7 @@ int cli_serve(int argc, char **argv) {
     const struct tern_server_params sp = {.host = o.host,
                                           .port = (int)o.port,
                                           .api_key = o.api_key,
+                                          .cors = o.cors,
                                           .model_id = slash ? slash + 1 : o.s.model,
                                           .max_body = (size_t)o.max_body,
                                           .sampling = o.sp,

@@ -21,7 +21,7 @@
 struct tern_server {
     struct MHD_Daemon *d;
     struct tern_server_params p;
-    char *api_key, *model_id;
+    char *api_key, *model_id, *cors;
     int port;
     /* set once by tern_server_ready, read by connection threads */
     _Atomic(tern_engine *) engine;
@@ -53,6 +53,7 @@ struct stream {
 
 /* Per connection (one request): the body, and what the log line says. */
 struct conn {
+    const tern_server *srv;
     char *body;
     size_t len, cap;
     bool too_big;
@@ -74,6 +75,55 @@ static double now_s(void) {
     return tern_time_s();
 }
 
+/* Whether a page from origin ("scheme://host[:port]") may call the API from a browser: by default
+ * pages served from this machine (host localhost, 127.x or [::1]), so that a local chat front-end
+ * works and a web site the user visits cannot drive the model; else what --cors lists. */
+static bool origin_allowed(const tern_server *srv, const char *origin) {
+    if (srv->cors) {
+        if (!strcmp(srv->cors, "*"))
+            return true;
+        const size_t n = strlen(origin);
+        for (const char *p = srv->cors; *p;) {
+            const char *end = strchr(p, ',');
+            const size_t len = end ? (size_t)(end - p) : strlen(p);
+            if (len == n && !strncmp(p, origin, n))
+                return true;
+            p += len + (end != NULL);
+        }
+        return false;
+    }
+    const char *host = strstr(origin, "://");
+    if (!host)
+        return false;
+    host += 3;
+    static const char *const local[] = {"localhost", "127.", "[::1]"};
+    for (int i = 0; i < 3; i++) {
+        const size_t len = strlen(local[i]);
+        if (strncmp(host, local[i], len) != 0)
+            continue;
+        if (i == 1) /* 127.x.y.z: digits and dots up to the port or the end */
+            for (host += len; (*host >= '0' && *host <= '9') || *host == '.'; host++)
+                ;
+        else
+            host += len;
+        return *host == 0 || *host == ':';
+    }
+    return false;
+}
+
+/* The CORS headers of a response to a browser's request from an allowed origin (none otherwise,
+ * and the browser keeps the page from reading it). */
+static void add_cors(const tern_server *srv, struct MHD_Connection *c, struct MHD_Response *r) {
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    MHD_add_response_header(r, "Vary", "Origin");
+    if (!origin || !origin_allowed(srv, origin))
+        return;
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+}
+
 static enum MHD_Result send_json(struct MHD_Connection *c, struct conn *cs, int status, json_t *body) {
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
@@ -85,6 +135,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, struct conn *cs, int 
         return MHD_NO;
     }
     MHD_add_response_header(r, "Content-Type", "application/json");
+    add_cors(cs->srv, c, r);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     cs->status = status;
@@ -543,6 +594,7 @@ static enum MHD_Result generate(tern_server *srv, struct MHD_Connection *c, stru
                          .conn = cs};
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-cache");
+    add_cors(srv, c, r);
     ret = MHD_queue_response(c, 200, r);
     MHD_destroy_response(r);
     cs->status = 200;
@@ -567,6 +619,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         cs = calloc(1, sizeof *cs);
         if (!cs)
             return MHD_NO;
+        cs->srv = srv;
         cs->t0 = now_s();
         snprintf(cs->method, sizeof cs->method, "%s", method);
         snprintf(cs->path, sizeof cs->path, "%s", url);
@@ -593,13 +646,24 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     const bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
     tern_engine *engine = atomic_load(&srv->engine);
-    if (!strcmp(url, "/health")) {
+    const bool models = !strcmp(url, "/v1/models"), completions = !strcmp(url, "/v1/completions"),
+               chat = !strcmp(url, "/v1/chat/completions"), health = !strcmp(url, "/health");
+    if (!strcmp(method, "OPTIONS") && (models || completions || chat || health)) {
+        /* a browser's preflight: no key (it never carries one), the CORS headers if the origin may */
+        struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (!r)
+            return MHD_NO;
+        add_cors(srv, c, r);
+        const enum MHD_Result ret = MHD_queue_response(c, 204, r);
+        MHD_destroy_response(r);
+        cs->status = 204;
+        return ret;
+    }
+    if (health) {
         if (!get)
             return send_error(c, cs, 405, "invalid_request_error", NULL, NULL, "use GET on %s", url);
         return send_json(c, cs, engine ? 200 : 503, json_pack("{s:s}", "status", engine ? "ok" : "loading"));
     }
-    const bool models = !strcmp(url, "/v1/models"), completions = !strcmp(url, "/v1/completions"),
-               chat = !strcmp(url, "/v1/chat/completions");
     if (!models && !completions && !chat)
         return send_error(c, cs, 404, "invalid_request_error", "unknown_url", NULL, "no such endpoint: %s %s",
                           method, url);
@@ -659,8 +723,10 @@ tern_status tern_server_create(const struct tern_server_params *p, tern_server *
     srv->p = *p;
     srv->api_key = p->api_key ? strdup(p->api_key) : NULL;
     srv->model_id = strdup(p->model_id);
+    srv->cors = p->cors ? strdup(p->cors) : NULL;
     srv->p.api_key = srv->api_key;
     srv->p.model_id = srv->model_id;
+    srv->p.cors = srv->cors;
     atomic_store(&srv->next_id, 1);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
     if (ai->ai_family == AF_INET6)
@@ -701,5 +767,6 @@ void tern_server_free(tern_server *srv) {
         MHD_stop_daemon(srv->d);
     free(srv->api_key);
     free(srv->model_id);
+    free(srv->cors);
     free(srv);
 }

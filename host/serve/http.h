@@ -18,8 +18,10 @@ struct tern_server_params {
     const char *host;    /* address to bind (numeric, or a name such as localhost) */
     int port;            /* 0: any free port */
     const char *api_key; /* NULL: no authorization required */
+    const char *cors;    /* origins browsers may call from: NULL (loopback pages only), "*" (any), or a
+                            comma-separated list of exact origins */
     const char *model_id;
-    size_t max_body; /* largest request body accepted (bytes) */
+    size_t max_body;                     /* largest request body accepted (bytes) */
     struct tern_sampler_params sampling; /* for the fields a request leaves out */
     bool seed_set;                       /* else each request without a seed gets its own */
 };

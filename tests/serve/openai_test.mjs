@@ -4,6 +4,7 @@
 // with the `openai` package and raw HTTP, and stops each server with SIGTERM (exit status 0).
 import { spawn, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -64,6 +65,19 @@ function raw(srv, text, { closeOnData } = {}) {
   });
 }
 
+// The status and the Access-Control-Allow-Origin header of a request carrying an Origin header.
+function corsCheck(srv, method, pathname, origin) {
+  return new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port: srv.port, path: pathname, method,
+                               headers: { Origin: origin, 'Access-Control-Request-Method': 'POST' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode, allow: res.headers['access-control-allow-origin'] ?? null }));
+    });
+    req.on('error', () => resolve({ status: 0, allow: null }));
+    req.end();
+  });
+}
+
 function post(pathname, body, headers = {}) {
   const b = typeof body === 'string' ? body : JSON.stringify(body);
   const h = Object.entries({ 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(b), ...headers })
@@ -88,6 +102,14 @@ async function main() {
   check(models.data.length === 1 && models.data[0].id === modelId, 'models_list', JSON.stringify(models.data));
   const health = await fetch(`http://127.0.0.1:${srv.port}/health`).then((r) => r.json());
   check(health.status === 'ok', 'health', JSON.stringify(health));
+  // browsers: pages served from this machine may call the API (preflight and request); others get
+  // no CORS header, so the browser keeps their page from reading the reply
+  const corsLocal = await corsCheck(srv, 'OPTIONS', '/v1/chat/completions', 'http://localhost:3000');
+  const corsGet = await corsCheck(srv, 'GET', '/v1/models', 'http://127.0.0.1:5173');
+  const corsOther = await corsCheck(srv, 'OPTIONS', '/v1/chat/completions', 'http://localhost.example.com');
+  check(corsLocal.status === 204 && corsLocal.allow === 'http://localhost:3000' && corsGet.status === 200 &&
+        corsGet.allow === 'http://127.0.0.1:5173' && corsOther.status === 204 && corsOther.allow === null,
+        'cors_local_pages', JSON.stringify([corsLocal, corsGet, corsOther]));
 
   const want = ternRun(prompts[0], 16);
   const c = await ai.completions.create({ model: modelId, prompt: prompts[0], max_tokens: 16, temperature: 0 });
@@ -187,9 +209,15 @@ async function main() {
   // ---------------------------------------------------------------- bad requests
   /* the scalar kernels (~2400 tokens/s on this model, against ~25000) keep a 200-token stream going
    * well past the moment its client leaves, so the server sees it leave */
-  srv = await startServer(['--parallel', '2', '--api-key', 'sekret', '--max-body', '65536', '-c', '512'],
+  srv = await startServer(['--parallel', '2', '--api-key', 'sekret', '--max-body', '65536', '-c', '512',
+                           '--cors', 'https://other.example,https://app.example'],
                           { TERN_CPU_ISA: 'scalar' });
   const auth = { Authorization: 'Bearer sekret' };
+  // a preflight needs no key (browsers never send one with it); --cors lists the origins allowed
+  const pre = await corsCheck(srv, 'OPTIONS', '/v1/completions', 'https://app.example');
+  const preOther = await corsCheck(srv, 'OPTIONS', '/v1/completions', 'http://localhost:3000');
+  check(pre.status === 204 && pre.allow === 'https://app.example' && preOther.allow === null, 'cors_listed_origins',
+        JSON.stringify([pre, preOther]));
   const bad = [
     [post('/v1/completions', '{"prompt": "x"', auth), 400, 'truncated JSON', null, 'not valid JSON'],
     [post('/v1/completions', '{"prompt": "x", "seed": 18446744073709551616}', auth), 400, 'a seed past 64 bits', null,
