@@ -646,7 +646,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     const bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
     tern_engine *engine = atomic_load(&srv->engine);
-    const bool models = !strcmp(url, "/v1/models"), completions = !strcmp(url, "/v1/completions"),
+    const char *one = !strncmp(url, "/v1/models/", 11) ? url + 11 : NULL; /* GET /v1/models/ID */
+    const bool models = one || !strcmp(url, "/v1/models"), completions = !strcmp(url, "/v1/completions"),
                chat = !strcmp(url, "/v1/chat/completions"), health = !strcmp(url, "/health");
     if (!strcmp(method, "OPTIONS") && (models || completions || chat || health)) {
         /* a browser's preflight: no key (it never carries one), the CORS headers if the origin may */
@@ -673,10 +674,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (models ? !get : !post)
         return send_error(c, cs, 405, "invalid_request_error", NULL, NULL, "use %s on %s",
                           models ? "GET" : "POST", url);
-    if (models)
-        return send_json(c, cs, 200,
-                         json_pack("{s:s,s:[{s:s,s:s,s:i,s:s}]}", "object", "list", "data", "id",
-                                   srv->model_id, "object", "model", "created", 0, "owned_by", "tern"));
+    if (one && strcmp(one, srv->model_id) != 0)
+        return send_error(c, cs, 404, "invalid_request_error", "model_not_found", "model",
+                          "the model '%s' does not exist (this server runs '%s')", one, srv->model_id);
+    if (models) {
+        json_t *model = json_pack("{s:s,s:s,s:i,s:s}", "id", srv->model_id, "object", "model", "created", 0,
+                                  "owned_by", "tern");
+        return send_json(c, cs, 200, one ? model : json_pack("{s:s,s:[o]}", "object", "list", "data", model));
+    }
     if (cs->too_big)
         return send_error(c, cs, 413, "invalid_request_error", "request_too_large", NULL,
                           "the body is larger than %zu bytes", srv->p.max_body);

@@ -100,6 +100,10 @@ async function main() {
   const ai = client(srv);
   const models = await ai.models.list();
   check(models.data.length === 1 && models.data[0].id === modelId, 'models_list', JSON.stringify(models.data));
+  const one = await ai.models.retrieve(modelId);
+  let missing = null;
+  try { await ai.models.retrieve('gpt-4'); } catch (e) { missing = e.status; }
+  check(one.id === modelId && one.object === 'model' && missing === 404, 'models_retrieve', JSON.stringify([one, missing]));
   const health = await fetch(`http://127.0.0.1:${srv.port}/health`).then((r) => r.json());
   check(health.status === 'ok', 'health', JSON.stringify(health));
   // browsers: pages served from this machine may call the API (preflight and request); others get
