@@ -13,3 +13,14 @@ add_test(NAME cli_devices
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_devices.sh ${PROJECT_BINARY_DIR}
                  ${CMAKE_CURRENT_SOURCE_DIR}/data ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli-devices)
 set_tests_properties(cli_devices PROPERTIES TIMEOUT 600)
+
+# cmake --install: the installed tern and tern-make-model run on their own (the OpenCL kernels are
+# built into tern), away from the build tree. A shared core (tools/mutate.sh) is not installed.
+if(NOT TERN_SHARED_CORE)
+  set(TERN_INSTALL_DIR ${CMAKE_CURRENT_BINARY_DIR}/tmp/install)
+  add_test(NAME cli_install
+           COMMAND bash -c "rm -rf \"$1\" && \"$2\" --install \"$3\" --prefix \"$1\" >/dev/null && cd / && \
+\"$1\"/bin/tern-make-model --preset tiny -o \"$1\"/tiny.gguf && \
+\"$1\"/bin/tern run -m \"$1\"/tiny.gguf -p hi -n 4 --temp 0 --device cpu >/dev/null"
+                   _ ${TERN_INSTALL_DIR} ${CMAKE_COMMAND} ${PROJECT_BINARY_DIR})
+endif()
