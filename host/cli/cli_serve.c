@@ -121,10 +121,6 @@ int cli_serve(int argc, char **argv) {
     if (st)
         goto done;
     tern_log_info("listening on http://%s:%d (loading %s)", o.host, tern_server_port(srv), o.s.model);
-    if (!o.api_key && strcmp(o.host, "localhost") != 0 && strncmp(o.host, "127.", 4) != 0 &&
-        strcmp(o.host, "::1") != 0)
-        tern_log_warn("no --api-key: anyone who can reach %s:%d can use this server", o.host,
-                      tern_server_port(srv));
     st = cli_open_model(&o.s, &model, &tok);
     if (st)
         goto done;

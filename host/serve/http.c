@@ -709,6 +709,17 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ---------------------------------------------------------------- life cycle */
 
+/* Whether a listening address is the machine's own loopback (127.0.0.0/8, ::1, or 127.x mapped into
+ * IPv6): only local processes reach it. */
+static bool loopback(const struct sockaddr *a) {
+    if (a->sa_family == AF_INET)
+        return ntohl(((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr) >> 24 == 127;
+    if (a->sa_family != AF_INET6)
+        return false;
+    const struct in6_addr *v6 = &((const struct sockaddr_in6 *)(const void *)a)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(v6) || (IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127);
+}
+
 tern_status tern_server_create(const struct tern_server_params *p, tern_server **out) {
     *out = NULL;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
@@ -740,6 +751,7 @@ tern_status tern_server_create(const struct tern_server_params *p, tern_server *
         MHD_start_daemon(flags, (uint16_t)p->port, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                          MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_CONNECTION_LIMIT, 256u,
                          MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_END);
+    const bool local = loopback(ai->ai_addr);
     freeaddrinfo(ai);
     if (!srv->d) {
         tern_log_error("cannot listen on %s:%d (address in use, or not an address of this machine)", p->host,
@@ -749,6 +761,8 @@ tern_status tern_server_create(const struct tern_server_params *p, tern_server *
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : p->port;
+    if (!local && !srv->api_key)
+        tern_log_warn("no --api-key: anyone who can reach %s:%d can use this server", p->host, srv->port);
     *out = srv;
     return TERN_OK;
 }

@@ -29,7 +29,8 @@ struct tern_server_params {
 typedef struct tern_server tern_server;
 
 /* Listen; until tern_server_ready, /health answers "loading" and the API 503. One line logged on
- * failure (address in use, bad host). */
+ * failure (address in use, bad host), and a warning when the address is not the loopback and no API
+ * key is required. */
 tern_status tern_server_create(const struct tern_server_params *p, tern_server **out);
 /* The port listened on (useful with port 0). */
 int tern_server_port(const tern_server *srv);
