@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../../scheduler/log.h"
+#include "logprob.h"
 
 /* Logit rows per evaluation call: 64 x 128k floats is 33 MB. Batch invariance makes the scores
  * the same bits whatever this is. */
@@ -21,17 +22,6 @@ double tern_perplexity_error(const struct tern_perplexity *p) {
     const double n = (double)p->n_scored, mean = p->nll_sum / n;
     const double var = (p->nll2_sum / n - mean * mean) * n / (n - 1);
     return tern_perplexity_value(p) * sqrt(var > 0 ? var / n : 0);
-}
-
-/* -log softmax(logits)[id], in double. */
-static double nll_of(const float *logits, int32_t n_vocab, int32_t id) {
-    float max = logits[0];
-    for (int32_t i = 1; i < n_vocab; i++)
-        max = logits[i] > max ? logits[i] : max;
-    double sum = 0.0;
-    for (int32_t i = 0; i < n_vocab; i++)
-        sum += exp((double)logits[i] - max);
-    return log(sum) - ((double)logits[id] - max);
 }
 
 tern_status tern_perplexity_run(tern_session *s, const int32_t *tokens, int n_tokens, int n_ctx, int32_t bos,
@@ -72,7 +62,8 @@ tern_status tern_perplexity_run(tern_session *s, const int32_t *tokens, int n_to
                 outs[i] = i;
             st = tern_session_eval_batch(s, chunk + p, seq, n, outs, n, NULL, logits);
             for (int i = 0; i < n && !st; i++) {
-                const double nll = nll_of(logits + (size_t)i * (size_t)n_vocab, n_vocab, chunk[p + i + 1]);
+                const float *row = logits + (size_t)i * (size_t)n_vocab;
+                const double nll = tern_log_sum_exp(row, n_vocab) - (double)row[chunk[p + i + 1]];
                 out->nll_sum += nll;
                 out->nll2_sum += nll * nll;
                 out->n_scored++;

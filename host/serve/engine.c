@@ -3,16 +3,21 @@
  * for a step. */
 #include "engine.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../scheduler/log.h"
+#include "../generate/logprob.h"
 
 /* Prompt tokens one step evaluates for one request: a long prompt is taken in chunks, so the
  * requests already decoding keep producing tokens while it is read. */
 enum { PROMPT_CHUNK = 256 };
+/* Prompt positions whose logits one step computes for prompt_logprobs, over all requests: each
+ * takes n_vocab floats (512 KB for a 128k vocabulary). */
+enum { SCORED_PER_STEP = 32 };
 
 /* A stop string and its Knuth-Morris-Pratt matcher: fail[k] is the length of the longest proper
  * prefix of s[0 .. k] that is also a suffix of it; state (guarded by the engine's mutex) the length
@@ -30,6 +35,8 @@ struct tern_job {
     struct tern_sampler_params sampling;
     struct stop stop[TERN_ENGINE_MAX_STOP];
     int n_stop;
+    int logprobs; /* < 0: none */
+    bool prompt_logprobs;
     /* guarded by the engine's mutex */
     char *text; /* the reply so far; [0, emitted) may be shown, the rest may still turn into a stop */
     size_t len, cap, emitted, taken;
@@ -38,6 +45,10 @@ struct tern_job {
     bool in_engine; /* in the queue or a slot: the engine still points at it */
     enum tern_finish finish;
     int completion_tokens;
+    struct tern_token_logprob *lp; /* with logprobs: the prompt's records (prompt_logprobs), then the
+                                      reply's */
+    size_t n_lp, cap_lp, lp_taken;
+    bool prompt_scored;    /* every prompt record is in lp */
     struct tern_job *next; /* in the queue */
     /* the loop thread's */
     int fed;      /* prompt tokens evaluated so far, or found in the slot's cache */
@@ -64,10 +75,15 @@ struct tern_engine {
     /* one step's batch */
     int32_t *tokens, *seq;
     int *out;
+    int *out_pos; /* [outputs: n_slots + SCORED_PER_STEP] the prompt position of a scored output; -1: sampled
+                   */
     tern_job **owner;
-    struct tern_head_request *req;         /* [n_slots] what each output's sampler reads */
-    const struct tern_head_request **reqs; /* [n_slots] &req[k], or NULL when every row matters */
-    float *logits;                         /* [n_slots][n_vocab] */
+    struct tern_head_request *req;         /* [outputs] what each output's sampler reads */
+    const struct tern_head_request **reqs; /* [outputs] &req[k], or NULL when every row matters */
+    float *logits;                         /* [n_slots][n_vocab], and SCORED_PER_STEP more rows once a
+                                              request scores its prompt */
+    bool scoring_rows;                     /* logits has those rows */
+    float *raw;                            /* [n_vocab] a copy for the sampler (logprobs) */
     char *piece;                           /* one token's text */
     size_t piece_cap;
 };
@@ -84,6 +100,7 @@ static void job_free(tern_job *j) {
         free(j->stop[i].fail);
     }
     free(j->text);
+    free(j->lp);
     tern_sampler_free(j->smp);
     free(j);
 }
@@ -95,6 +112,10 @@ static void finish(tern_job *j, enum tern_finish why) {
     j->done = true;
     j->finish = why;
     j->emitted = j->len;
+    j->prompt_scored = true;
+    /* the tokens a stop string's cut text stands for, or that never got text */
+    while (j->n_lp > 0 && !j->lp[j->n_lp - 1].prompt && j->lp[j->n_lp - 1].start >= j->len)
+        j->n_lp--;
     tern_sampler_free(j->smp);
     j->smp = NULL;
 }
@@ -119,6 +140,41 @@ static bool append(tern_job *j, const char *s, size_t n) {
     j->len += n;
     j->text[j->len] = 0;
     return true;
+}
+
+/* Under the lock: a record of token id of job j (prompt: a prompt token; else a generated token whose
+ * text begins at start) scored from logits, the raw logits of the position before it, with lse
+ * their tern_log_sum_exp (NULL logits: the prompt's first token). False when out of memory. */
+static bool record(tern_job *j, int32_t id, const float *logits, double lse, int n_vocab, bool prompt,
+                   size_t start) {
+    if (j->n_lp == j->cap_lp) {
+        const size_t cap = j->cap_lp ? 2 * j->cap_lp : 64;
+        struct tern_token_logprob *lp = realloc(j->lp, cap * sizeof *lp);
+        if (!lp)
+            return false;
+        j->lp = lp;
+        j->cap_lp = cap;
+    }
+    struct tern_token_logprob *r = &j->lp[j->n_lp++];
+    *r = (struct tern_token_logprob){.id = id, .logprob = NAN, .prompt = prompt, .start = start};
+    if (logits) {
+        r->logprob = (float)((double)logits[id] - lse);
+        r->n_top = j->logprobs;
+        tern_top_ids(logits, n_vocab, r->n_top, r->top_id);
+        for (int k = 0; k < r->n_top; k++)
+            r->top_logprob[k] = (float)((double)logits[r->top_id[k]] - lse);
+    }
+    return true;
+}
+
+/* The log-sum-exp of a position's logits for its records; false (logged) when they are not finite:
+ * no probabilities from broken numbers. */
+static bool scorable(const float *logits, int n_vocab, double *lse) {
+    *lse = tern_log_sum_exp(logits, n_vocab);
+    if (isfinite(*lse))
+        return true;
+    tern_log_error("serve: a logit is NaN or infinite; the request ends");
+    return false;
 }
 
 /* After new text: cut the reply at the earliest stop string that ends in the new text (true), or
@@ -190,7 +246,7 @@ static int pick_slot(const tern_engine *e, const tern_job *j, int *keep) {
             continue;
         const int pos = e->reuse_prefix ? tern_session_seq_pos(e->s, i) : 0;
         const int32_t *cached = tern_session_seq_tokens(e->s, i);
-        const int m = pos < j->n_prompt - 1 ? pos : j->n_prompt - 1;
+        const int m = j->prompt_logprobs ? 0 : pos < j->n_prompt - 1 ? pos : j->n_prompt - 1;
         int n = 0;
         while (n < m && cached[n] == j->prompt[n])
             n++;
@@ -219,6 +275,8 @@ static void admit(tern_engine *e) {
         tern_status st = TERN_OK;
         if (!j->cancelled)
             st = tern_sampler_create(&j->sampling, e->n_vocab, &j->smp);
+        if (!st && !j->cancelled && j->prompt_logprobs && !record(j, j->prompt[0], NULL, 0.0, 0, true, 0))
+            st = TERN_ERR_NOMEM;
         if (j->cancelled || st) {
             finish(j, j->cancelled ? TERN_FINISH_CANCELLED : TERN_FINISH_ERROR);
             let_go(j);
@@ -234,9 +292,24 @@ static void admit(tern_engine *e) {
     }
 }
 
-/* Under the lock: the batch of one step; the number of tokens (0: nothing to do). */
+/* Under the lock: the logits rows prompt scoring needs, allocated at its first use; false when out
+ * of memory. */
+static bool scoring_rows(tern_engine *e) {
+    if (e->scoring_rows)
+        return true;
+    float *l = realloc(e->logits, (size_t)(e->n_slots + SCORED_PER_STEP) * (size_t)e->n_vocab * sizeof *l);
+    if (!l)
+        return false;
+    e->logits = l;
+    e->scoring_rows = true;
+    return true;
+}
+
+/* Under the lock: the batch of one step; the number of tokens (0: nothing to do). A prompt being
+ * scored (prompt_logprobs) takes up to SCORED_PER_STEP positions a step, shared by such prompts,
+ * each an output of its own. */
 static int build_batch(tern_engine *e, int *n_out) {
-    int n = 0;
+    int n = 0, scored = 0;
     *n_out = 0;
     for (int i = 0; i < e->n_slots; i++) {
         tern_job *j = e->slots[i];
@@ -248,6 +321,28 @@ static int build_batch(tern_engine *e, int *n_out) {
         }
         if (!j)
             continue;
+        if (j->fed < j->n_prompt && j->prompt_logprobs) {
+            if (!scoring_rows(e)) {
+                tern_log_error("serve: out of memory for scoring a prompt");
+                finish(j, TERN_FINISH_ERROR);
+                e->slots[i] = NULL;
+                let_go(j);
+                continue;
+            }
+            int k = j->n_prompt - j->fed < PROMPT_CHUNK ? j->n_prompt - j->fed : PROMPT_CHUNK;
+            k = k < SCORED_PER_STEP - scored ? k : SCORED_PER_STEP - scored;
+            for (int t = 0; t < k; t++, n++) {
+                e->tokens[n] = j->prompt[j->fed];
+                e->seq[n] = i;
+                e->out[*n_out] = n;
+                e->out_pos[*n_out] = j->fed + 1 < j->n_prompt ? j->fed : -1;
+                e->reqs[*n_out] = NULL;
+                e->owner[(*n_out)++] = j;
+                j->fed++;
+            }
+            scored += k;
+            continue;
+        }
         if (j->fed < j->n_prompt) {
             const int k = j->n_prompt - j->fed < PROMPT_CHUNK ? j->n_prompt - j->fed : PROMPT_CHUNK;
             for (int t = 0; t < k; t++, n++) {
@@ -262,8 +357,10 @@ static int build_batch(tern_engine *e, int *n_out) {
             e->seq[n++] = i;
         }
         e->out[*n_out] = n - 1;
+        e->out_pos[*n_out] = -1;
         e->req[*n_out] = (struct tern_head_request){0};
-        e->reqs[*n_out] = tern_sampler_head_request(j->smp, &e->req[*n_out]) ? &e->req[*n_out] : NULL;
+        e->reqs[*n_out] =
+            j->logprobs < 0 && tern_sampler_head_request(j->smp, &e->req[*n_out]) ? &e->req[*n_out] : NULL;
         e->owner[(*n_out)++] = j;
     }
     return n;
@@ -271,13 +368,29 @@ static int build_batch(tern_engine *e, int *n_out) {
 
 /* Under the lock: sample job j's next token from its logits and extend its text. */
 static void advance(tern_engine *e, tern_job *j, float *logits) {
+    if (j->max_tokens == 0) { /* the prompt alone */
+        finish(j, TERN_FINISH_LENGTH);
+        return;
+    }
     int32_t id;
-    tern_status st = tern_sampler_sample(j->smp, logits, &id);
+    double lse = 0.0;
+    if (j->logprobs >= 0 && !scorable(logits, e->n_vocab, &lse)) {
+        finish(j, TERN_FINISH_ERROR);
+        return;
+    }
+    tern_status st = tern_sampler_sample(
+        j->smp, j->logprobs < 0 ? logits : memcpy(e->raw, logits, (size_t)e->n_vocab * sizeof *logits), &id);
     if (st) {
         finish(j, TERN_FINISH_ERROR);
         return;
     }
+    j->prompt_scored = true;
     j->completion_tokens++;
+    if (j->logprobs >= 0 && !tern_tokenizer_is_eog(e->tok, id) &&
+        !record(j, id, logits, lse, e->n_vocab, false, j->len)) {
+        finish(j, TERN_FINISH_ERROR);
+        return;
+    }
     if (tern_tokenizer_is_eog(e->tok, id)) {
         const size_t n = tern_detok_flush(&j->dt, e->piece, e->piece_cap);
         if (append(j, e->piece, n))
@@ -329,10 +442,17 @@ static void *loop(void *arg) {
         pthread_mutex_lock(&e->mu);
         for (int k = 0; k < n_out; k++) {
             tern_job *j = e->owner[k];
+            float *logits = e->logits + (size_t)k * (size_t)e->n_vocab;
+            double lse;
             if (st)
                 finish(j, TERN_FINISH_ERROR);
-            else if (!j->cancelled)
-                advance(e, j, e->logits + (size_t)k * (size_t)e->n_vocab);
+            else if (j->cancelled || j->done)
+                continue;
+            else if (e->out_pos[k] < 0)
+                advance(e, j, logits);
+            else if (!scorable(logits, e->n_vocab, &lse) ||
+                     !record(j, j->prompt[e->out_pos[k] + 1], logits, lse, e->n_vocab, true, 0))
+                finish(j, TERN_FINISH_ERROR);
         }
         for (int i = 0; i < e->n_slots; i++) {
             tern_job *j = e->slots[i];
@@ -387,19 +507,22 @@ tern_status tern_engine_create(tern_session *s, const tern_tokenizer *tok, int q
     e->last_used = calloc((size_t)e->n_slots, sizeof *e->last_used);
     e->tokens = malloc(batch * sizeof *e->tokens);
     e->seq = malloc(batch * sizeof *e->seq);
-    e->out = malloc((size_t)e->n_slots * sizeof *e->out);
-    e->owner = malloc((size_t)e->n_slots * sizeof *e->owner);
-    e->req = malloc((size_t)e->n_slots * sizeof *e->req);
-    e->reqs = malloc((size_t)e->n_slots * sizeof *e->reqs);
+    const size_t outs = (size_t)e->n_slots + SCORED_PER_STEP;
+    e->out = malloc(outs * sizeof *e->out);
+    e->out_pos = malloc(outs * sizeof *e->out_pos);
+    e->owner = malloc(outs * sizeof *e->owner);
+    e->req = malloc(outs * sizeof *e->req);
+    e->reqs = malloc(outs * sizeof *e->reqs);
     e->logits = malloc((size_t)e->n_slots * (size_t)e->n_vocab * sizeof(float));
+    e->raw = malloc((size_t)e->n_vocab * sizeof(float));
     e->piece_cap = tern_detok_max_bytes(tok) + 1;
     e->piece = malloc(e->piece_cap);
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->work, NULL);
     pthread_cond_init(&e->changed, NULL);
     e->running = true;
-    if (!e->slots || !e->last_used || !e->tokens || !e->seq || !e->out || !e->owner || !e->req || !e->reqs ||
-        !e->logits || !e->piece) {
+    if (!e->slots || !e->last_used || !e->tokens || !e->seq || !e->out || !e->out_pos || !e->owner ||
+        !e->req || !e->reqs || !e->logits || !e->raw || !e->piece) {
         tern_log_error("out of memory for the serving engine");
         tern_engine_free(e);
         return TERN_ERR_NOMEM;
@@ -434,10 +557,12 @@ void tern_engine_free(tern_engine *e) {
     free(e->tokens);
     free(e->seq);
     free(e->out);
+    free(e->out_pos);
     free(e->owner);
     free(e->req);
     free(e->reqs);
     free(e->logits);
+    free(e->raw);
     free(e->piece);
     pthread_cond_destroy(&e->changed);
     pthread_cond_destroy(&e->work);
@@ -447,8 +572,12 @@ void tern_engine_free(tern_engine *e) {
 
 tern_status tern_engine_submit(tern_engine *e, const struct tern_gen_request *r, tern_job **out) {
     *out = NULL;
-    if (r->n_prompt <= 0 || r->n_stop < 0 || r->n_stop > TERN_ENGINE_MAX_STOP)
+    if (r->n_prompt <= 0 || r->n_stop < 0 || r->n_stop > TERN_ENGINE_MAX_STOP ||
+        r->logprobs > TERN_ENGINE_MAX_TOP_LOGPROBS)
         return TERN_ERR_ARG;
+    for (int i = 0; i < r->n_prompt; i++)
+        if (r->prompt[i] < 0 || r->prompt[i] >= e->n_vocab)
+            return TERN_ERR_ARG;
     for (int i = 0; i < r->n_stop; i++)
         if (strlen(r->stop[i]) >= UINT32_MAX)
             return TERN_ERR_ARG;
@@ -461,6 +590,8 @@ tern_status tern_engine_submit(tern_engine *e, const struct tern_gen_request *r,
     j->n_prompt = r->n_prompt;
     j->max_tokens = r->max_tokens;
     j->sampling = r->sampling;
+    j->logprobs = r->logprobs < 0 ? -1 : r->logprobs;
+    j->prompt_logprobs = j->logprobs >= 0 && r->prompt_logprobs;
     j->prompt = malloc((size_t)r->n_prompt * sizeof *j->prompt);
     bool ok = j->prompt != NULL;
     if (ok)
@@ -523,6 +654,30 @@ bool tern_job_next(tern_job *j, char **buf, size_t *cap, size_t *len) {
     }
     pthread_mutex_unlock(&e->mu);
     return more;
+}
+
+bool tern_job_logprobs(tern_job *j, struct tern_token_logprob **buf, size_t *cap, size_t *n) {
+    pthread_mutex_lock(&j->e->mu);
+    size_t end = j->lp_taken;
+    while (end < j->n_lp && (j->lp[end].prompt ? j->prompt_scored : j->lp[end].start < j->taken))
+        end++;
+    const size_t k = end - j->lp_taken;
+    bool ok = true;
+    if (*n + k > *cap) {
+        struct tern_token_logprob *b = realloc(*buf, (*n + k) * 2 * sizeof *b);
+        ok = b != NULL;
+        if (ok) {
+            *buf = b;
+            *cap = (*n + k) * 2;
+        }
+    }
+    if (ok && k) {
+        memcpy(*buf + *n, j->lp + j->lp_taken, k * sizeof **buf);
+        *n += k;
+        j->lp_taken = end;
+    }
+    pthread_mutex_unlock(&j->e->mu);
+    return ok;
 }
 
 void tern_job_cancel(tern_job *j) {

@@ -14,15 +14,36 @@
 #include "../generate/session.h"
 #include "../tokenizer/tokenizer.h"
 
-enum { TERN_ENGINE_MAX_STOP = 4 };
+enum { TERN_ENGINE_MAX_STOP = 4, TERN_ENGINE_MAX_TOP_LOGPROBS = 20 };
 
 struct tern_gen_request {
     const int32_t *prompt; /* copied at submit */
     int n_prompt;
-    int max_tokens; /* < 0: until an end-of-generation token or the context is full */
+    int max_tokens; /* < 0: until an end-of-generation token or the context is full; 0: the prompt
+                       alone is evaluated (to score it, with prompt_logprobs) */
     struct tern_sampler_params sampling;
     const char *stop[TERN_ENGINE_MAX_STOP]; /* copied at submit; text that ends the reply */
     int n_stop;
+    /* < 0: none. Else every generated token's log-probability (logprob.h: the raw logits'
+     * log-softmax, whatever the sampling) and its position's `logprobs` most likely tokens (at most
+     * TERN_ENGINE_MAX_TOP_LOGPROBS). The request's logits then come from every row of the head. */
+    int logprobs;
+    /* With logprobs: the prompt's tokens too, each scored from the logits at the position before
+     * it (the first has none). Every prompt position's logits are computed, so such a prompt does
+     * not use a slot's cached tokens. */
+    bool prompt_logprobs;
+};
+
+/* One token of a request with logprobs, as tern_job_logprobs hands it out. */
+struct tern_token_logprob {
+    int32_t id;
+    float logprob;                                   /* NAN for the prompt's first token */
+    bool prompt;                                     /* a prompt token (prompt_logprobs) */
+    int n_top;                                       /* the request's logprobs (the first prompt token: 0) */
+    int32_t top_id[TERN_ENGINE_MAX_TOP_LOGPROBS];    /* the most likely tokens at its position, */
+    float top_logprob[TERN_ENGINE_MAX_TOP_LOGPROBS]; /* from the most likely */
+    size_t start; /* a generated token: where its text begins in the reply (its text may be empty, or
+                     held by the detokenizer until the next token completes a character) */
 };
 
 enum tern_finish {
@@ -58,6 +79,11 @@ tern_status tern_engine_submit(tern_engine *e, const struct tern_gen_request *r,
  * grown as needed; *len bytes used) and returns true; returns false once everything was taken and
  * the job is over. */
 bool tern_job_next(tern_job *j, char **buf, size_t *cap, size_t *len);
+/* With logprobs: appends to *buf (malloc'd, grown as needed; *n records used) the records not yet
+ * taken: the prompt's (prompt_logprobs) once the whole prompt is scored, then every generated token
+ * whose text begins in what tern_job_next handed out. Tokens that only a stop string's cut text
+ * stands for are left out, and so are end-of-generation tokens. False when out of memory. */
+bool tern_job_logprobs(tern_job *j, struct tern_token_logprob **buf, size_t *cap, size_t *n);
 /* Stop generating (a client went away); the slot is freed at the next step. */
 void tern_job_cancel(tern_job *j);
 /* The outcome, once tern_job_next returned false. */

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <jansson.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -17,6 +18,7 @@
 
 #include "../../scheduler/log.h"
 #include "../generate/generate.h"
+#include "api_request.h"
 
 struct tern_server {
     struct MHD_Daemon *d;
@@ -35,22 +37,6 @@ enum kind { COMPLETION, CHAT };
 
 struct conn;
 
-/* One streamed reply: server-sent events produced as the engine emits text. */
-struct stream {
-    tern_server *srv;
-    tern_job *job;
-    enum kind kind;
-    long id;
-    long created;
-    bool usage; /* stream_options.include_usage */
-    int phase;  /* 0: role chunk (chat), 1: text, 2: final chunk, 3: usage, 4: [DONE], 5: end */
-    char *text; /* the job's text taken so far */
-    size_t text_cap, text_len, sent;
-    char *out; /* pending event bytes */
-    size_t out_len, out_off;
-    struct conn *conn; /* whose log line reads the token counts */
-};
-
 /* Per connection (one request): the body, and what the log line says. */
 struct conn {
     const tern_server *srv;
@@ -62,14 +48,6 @@ struct conn {
     int status;
     int tokens, cached; /* prompt and generated tokens; prompt tokens found in the slot's cache */
 };
-
-/* The connection's log line counts the job's tokens. */
-static void log_usage(struct conn *cs, const tern_job *j) {
-    int p, c, k;
-    tern_job_usage(j, &p, &c, &k);
-    cs->tokens = p + c;
-    cs->cached = k;
-}
 
 static double now_s(void) {
     return tern_time_s();
@@ -155,286 +133,170 @@ static enum MHD_Result send_error(struct MHD_Connection *c, struct conn *cs, int
     return send_json(c, cs, status, err);
 }
 
-static enum MHD_Result bad_request(struct MHD_Connection *c, struct conn *cs, const char *param,
-                                   const char *fmt, const char *detail) {
-    return send_error(c, cs, 400, "invalid_request_error", NULL, param, fmt, detail);
-}
-
-/* ---------------------------------------------------------------- request parsing */
-
-struct gen {
-    enum kind kind;
-    int32_t *ids;
-    size_t n_ids;
-    struct tern_gen_request req;
-    bool stream, usage;
-};
-
-/* Message content: a string, or an array of {"type": "text", "text": ...} parts joined. */
-static char *message_text(const json_t *content) {
-    if (json_is_string(content))
-        return strdup(json_string_value(content));
-    if (!json_is_array(content))
-        return NULL;
-    size_t n = 0;
-    for (size_t i = 0; i < json_array_size(content); i++) {
-        const char *t = json_string_value(json_object_get(json_array_get(content, i), "text"));
-        if (!t)
-            return NULL;
-        n += strlen(t);
-    }
-    char *s = malloc(n + 1);
-    if (!s)
-        return NULL;
-    s[0] = 0;
-    for (size_t i = 0; i < json_array_size(content); i++)
-        strcat(s, json_string_value(json_object_get(json_array_get(content, i), "text")));
-    return s;
-}
-
-/* The prompt text of a chat request; NULL with *why set when the messages are malformed. */
-static char *render_chat(const tern_server *srv, const json_t *messages, const char **why) {
-    if (!json_is_array(messages) || json_array_size(messages) == 0) {
-        *why = "'messages' must be a non-empty array";
-        return NULL;
-    }
-    size_t len = 0, cap = 256;
-    char *all = malloc(cap);
-    if (!all)
-        return NULL;
-    all[0] = 0;
-    for (size_t i = 0; i < json_array_size(messages); i++) {
-        const json_t *m = json_array_get(messages, i);
-        const char *role = json_string_value(json_object_get(m, "role"));
-        enum tern_chat_role r;
-        if (role && !strcmp(role, "system"))
-            r = TERN_CHAT_SYSTEM;
-        else if (role && (!strcmp(role, "user") || !strcmp(role, "developer")))
-            r = role[0] == 'u' ? TERN_CHAT_USER : TERN_CHAT_SYSTEM;
-        else if (role && !strcmp(role, "assistant"))
-            r = TERN_CHAT_ASSISTANT;
-        else {
-            *why = "each message needs a 'role' of system, user or assistant";
-            free(all);
-            return NULL;
-        }
-        char *content = message_text(json_object_get(m, "content"));
-        if (!content) {
-            *why = "each message needs a 'content' string";
-            free(all);
-            return NULL;
-        }
-        char *text = tern_chat_render_message(srv->format, r, content, i == 0);
-        free(content);
-        const size_t n = text ? strlen(text) : 0;
-        char *grown = text && len + n + 1 > cap ? realloc(all, (cap = (len + n + 1) * 2)) : all;
-        if (!text || !grown) {
-            free(text);
-            free(grown ? grown : all);
-            return NULL;
-        }
-        all = grown;
-        memcpy(all + len, text, n + 1);
-        len += n;
-        free(text);
-    }
-    const char *gp = tern_chat_generation_prompt(srv->format);
-    char *grown = realloc(all, len + strlen(gp) + 1);
-    if (!grown) {
-        free(all);
-        return NULL;
-    }
-    strcpy(grown + len, gp);
-    return grown;
-}
-
-static bool get_number(const json_t *o, const char *key, double lo, double hi, double *out, bool *bad) {
-    const json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v))
-        return false;
-    if (!json_is_number(v) || json_number_value(v) < lo || json_number_value(v) > hi) {
-        *bad = true;
-        return false;
-    }
-    *out = json_number_value(v);
-    return true;
-}
-
-/* Parse a completion or chat request into g; on a client error sends the 4xx and returns false
- * with *ret set. */
-static bool parse_request(tern_server *srv, struct MHD_Connection *c, struct conn *cs, enum kind kind,
-                          const json_t *body, struct gen *g, enum MHD_Result *ret) {
-    memset(g, 0, sizeof *g);
-    g->kind = kind;
-    const char *why = NULL;
-    const json_t *model = json_object_get(body, "model");
-    if (model && !json_is_string(model)) {
-        *ret = bad_request(c, cs, "model", "%s", "'model' must be a string");
-        return false;
-    }
-    if (model && strcmp(json_string_value(model), srv->model_id) != 0) {
-        *ret = send_error(c, cs, 404, "invalid_request_error", "model_not_found", "model",
-                          "the model '%s' does not exist (this server runs '%s')", json_string_value(model),
-                          srv->model_id);
-        return false;
-    }
-    char *prompt = NULL;
-    bool add_bos = false;
-    if (kind == CHAT) {
-        prompt = render_chat(srv, json_object_get(body, "messages"), &why);
-        if (!prompt) {
-            *ret = why ? bad_request(c, cs, "messages", "%s", why)
-                       : send_error(c, cs, 500, "server_error", NULL, NULL, "out of memory");
-            return false;
-        }
-    } else {
-        const json_t *p = json_object_get(body, "prompt");
-        if (json_is_array(p) && json_array_size(p) == 1)
-            p = json_array_get(p, 0);
-        if (!json_is_string(p) || !json_string_length(p)) {
-            *ret = bad_request(c, cs, "prompt", "%s", "'prompt' must be a non-empty string");
-            return false;
-        }
-        prompt = strdup(json_string_value(p));
-        add_bos = tern_tokenizer_add_bos(srv->tok);
-    }
-    tern_status st = prompt
-                         ? tern_tokenize(srv->tok, prompt, strlen(prompt), add_bos, true, &g->ids, &g->n_ids)
-                         : TERN_ERR_NOMEM;
-    free(prompt);
-    if (st) {
-        *ret = send_error(c, cs, 500, "server_error", NULL, NULL, "the prompt could not be tokenized");
-        return false;
-    }
-    struct tern_sampler_params *sp = &g->req.sampling;
-    *sp = srv->p.sampling;
-    if (!srv->p.seed_set)
-        sp->seed = (uint64_t)time(NULL) ^ (uint64_t)atomic_load(&srv->next_id) * 0x9e3779b97f4a7c15ULL;
-    g->req.max_tokens = kind == COMPLETION ? 16 : -1;
-    bool bad = false;
-    double v;
-    const char *param = NULL;
-    /* OpenAI's fields, and llama-server's top_k, min_p, repeat_penalty and repeat_last_n */
-    const struct {
-        const char *key;
-        double lo, hi;
-        float *real;
-        int32_t *integer;
-    } fields[] = {{"temperature", 0, 2, &sp->temperature, NULL},
-                  {"top_p", 0, 1, &sp->top_p, NULL},
-                  {"top_k", 0, 1 << 30, NULL, &sp->top_k},
-                  {"min_p", 0, 1, &sp->min_p, NULL},
-                  {"frequency_penalty", -2, 2, &sp->frequency_penalty, NULL},
-                  {"presence_penalty", -2, 2, &sp->presence_penalty, NULL},
-                  {"repeat_penalty", 0.01, 100, &sp->repeat_penalty, NULL},
-                  {"repeat_last_n", 0, 1 << 20, NULL, &sp->repeat_last_n}};
-    for (size_t i = 0; i < sizeof fields / sizeof *fields && !param; i++) {
-        if (get_number(body, fields[i].key, fields[i].lo, fields[i].hi, &v, &bad)) {
-            if (!fields[i].integer)
-                *fields[i].real = (float)v;
-            else if (json_is_integer(json_object_get(body, fields[i].key)))
-                *fields[i].integer = (int32_t)v;
-            else
-                bad = true;
-        }
-        if (bad)
-            param = fields[i].key;
-    }
-    if (sp->top_p < 1e-6f) /* top_p 0: the most likely token alone */
-        sp->top_p = 1e-6f;
-    const json_t *mt = json_object_get(body, "max_completion_tokens");
-    if (!mt || json_is_null(mt))
-        mt = json_object_get(body, "max_tokens");
-    if (!param && mt && !json_is_null(mt)) {
-        if (!json_is_integer(mt) || json_integer_value(mt) < 1)
-            param = "max_tokens";
-        else
-            g->req.max_tokens =
-                (int)(json_integer_value(mt) < (1 << 24) ? json_integer_value(mt) : (1 << 24));
-    }
-    const json_t *seed = json_object_get(body, "seed");
-    if (!param && seed && !json_is_null(seed)) {
-        if (!json_is_integer(seed))
-            param = "seed";
-        else
-            sp->seed = (uint64_t)json_integer_value(seed);
-    }
-    const json_t *n = json_object_get(body, "n");
-    if (!param && n && !json_is_null(n) && (!json_is_integer(n) || json_integer_value(n) != 1))
-        param = "n";
-    const json_t *stream = json_object_get(body, "stream");
-    if (!param && stream && !json_is_null(stream)) {
-        if (!json_is_boolean(stream))
-            param = "stream";
-        g->stream = json_is_true(stream);
-    }
-    const json_t *so = json_object_get(body, "stream_options");
-    if (!param && so && !json_is_null(so)) {
-        const json_t *iu = json_object_get(so, "include_usage");
-        if (!json_is_object(so) || (iu && !json_is_boolean(iu)))
-            param = "stream_options";
-        g->usage = json_is_true(iu);
-    }
-    const json_t *stop = json_object_get(body, "stop");
-    if (!param && stop && !json_is_null(stop)) {
-        if (json_is_string(stop)) {
-            g->req.stop[g->req.n_stop++] = json_string_value(stop);
-        } else if (json_is_array(stop) && json_array_size(stop) <= TERN_ENGINE_MAX_STOP) {
-            for (size_t i = 0; i < json_array_size(stop) && !param; i++) {
-                if (!json_is_string(json_array_get(stop, i)))
-                    param = "stop";
-                else
-                    g->req.stop[g->req.n_stop++] = json_string_value(json_array_get(stop, i));
-            }
-        } else {
-            param = "stop";
-        }
-    }
-    if (param && !strcmp(param, "stop")) {
-        *ret = send_error(c, cs, 400, "invalid_request_error", NULL, param,
-                          "'stop' must be a string or an array of at most %d strings", TERN_ENGINE_MAX_STOP);
-        return false;
-    }
-    if (param) {
-        *ret = bad_request(c, cs, param, "'%s' has the wrong type or an out-of-range value", param);
-        return false;
-    }
-    g->req.prompt = g->ids;
-    g->req.n_prompt = (int)g->n_ids;
-    return true;
-}
-
 /* ---------------------------------------------------------------- replies */
 
-static json_t *usage_object(const tern_job *j) {
+struct usage {
+    int prompt, completion, cached;
+};
+
+static void add_usage(struct usage *u, const tern_job *j) {
     int p, c, k;
     tern_job_usage(j, &p, &c, &k);
-    return json_pack("{s:i,s:i,s:i,s:{s:i}}", "prompt_tokens", p, "completion_tokens", c, "total_tokens",
-                     p + c, "prompt_tokens_details", "cached_tokens", k);
+    u->prompt += p;
+    u->completion += c;
+    u->cached += k;
+}
+
+static json_t *usage_object(const struct usage *u) {
+    return json_pack("{s:i,s:i,s:i,s:{s:i}}", "prompt_tokens", u->prompt, "completion_tokens", u->completion,
+                     "total_tokens", u->prompt + u->completion, "prompt_tokens_details", "cached_tokens",
+                     u->cached);
+}
+
+/* The connection's log line counts the tokens. */
+static void log_usage(struct conn *cs, const struct usage *u) {
+    cs->tokens = u->prompt + u->completion;
+    cs->cached = u->cached;
 }
 
 static const char *finish_reason(const tern_job *j) {
     return tern_finish_name(tern_job_finish(j));
 }
 
-/* A chunk of a streamed reply (text may be NULL for the role and final chunks). */
-static json_t *chunk_object(const struct stream *s, const char *text, size_t len, const char *finish,
-                            bool role) {
+/* Writes a choice's logprobs, record by record, as the reply's text grows. */
+struct lp_writer {
+    const tern_tokenizer *tok;
+    bool chat;
+    bool skip_bos;     /* the first prompt record is a BOS tern added: it has no text in the echo */
+    size_t prompt_off; /* completions: where the next prompt record's text begins */
+    size_t reply_base; /* where the reply's text begins in the choice's text (after the echo) */
+    char *piece;       /* one token's bytes */
+    size_t piece_cap;
+};
+
+static bool lp_writer_init(struct lp_writer *w, const tern_tokenizer *tok, bool chat,
+                           const struct tern_api_prompt *p) {
+    *w = (struct lp_writer){.tok = tok,
+                            .chat = chat,
+                            .skip_bos = p->bos_added,
+                            .reply_base = p->echo ? strlen(p->echo) : 0,
+                            .piece_cap = tern_detok_max_bytes(tok) + 1};
+    w->piece = malloc(w->piece_cap);
+    return w->piece != NULL;
+}
+
+/* Token id's text (control tokens written out), and its length in *n: the bytes when they are
+ * UTF-8, else "bytes:\xNN..." as OpenAI writes a token that ends inside a character. */
+static json_t *token_string(struct lp_writer *w, int32_t id, size_t *n) {
+    *n = tern_token_to_bytes(w->tok, id, true, w->piece, w->piece_cap);
+    *n = *n < w->piece_cap ? *n : w->piece_cap;
+    json_t *s = json_stringn(w->piece, *n);
+    if (s)
+        return s;
+    char hex[4 * 64 + 8] = "bytes:";
+    for (size_t i = 0; i < *n && i < 64; i++)
+        snprintf(hex + 6 + 4 * i, 5, "\\x%02x", (unsigned char)w->piece[i]);
+    return json_string(hex);
+}
+
+/* OpenAI's chat form of one token: {"token", "logprob", "bytes"}. */
+static json_t *chat_token(struct lp_writer *w, int32_t id, float logprob) {
+    size_t n;
+    json_t *t = token_string(w, id, &n), *bytes = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(bytes, json_integer((unsigned char)w->piece[i]));
+    return json_pack("{s:o,s:f,s:o}", "token", t, "logprob", (double)logprob, "bytes", bytes);
+}
+
+/* The logprobs of records r[0 .. n): chat {"content": [...]}, completions {"tokens",
+ * "token_logprobs", "top_logprobs", "text_offset"} (top_logprobs: the record's most likely tokens
+ * and itself, as OpenAI gives up to logprobs + 1). */
+static json_t *logprobs_json(struct lp_writer *w, const struct tern_token_logprob *r, size_t n) {
+    if (w->chat) {
+        json_t *content = json_array();
+        for (size_t i = 0; i < n; i++) {
+            json_t *item = chat_token(w, r[i].id, r[i].logprob), *top = json_array();
+            for (int k = 0; k < r[i].n_top; k++)
+                json_array_append_new(top, chat_token(w, r[i].top_id[k], r[i].top_logprob[k]));
+            json_object_set_new(item, "top_logprobs", top);
+            json_array_append_new(content, item);
+        }
+        return json_pack("{s:o}", "content", content);
+    }
+    json_t *tokens = json_array(), *lps = json_array(), *tops = json_array(), *offsets = json_array();
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        json_t *t = token_string(w, r[i].id, &len);
+        size_t off = w->reply_base + r[i].start;
+        if (r[i].prompt) {
+            off = w->prompt_off;
+            if (w->skip_bos)
+                w->skip_bos = false;
+            else
+                w->prompt_off += len;
+        }
+        const bool scored = !isnan(r[i].logprob);
+        json_t *top = scored ? json_object() : json_null();
+        for (int k = 0; k <= r[i].n_top && scored; k++) { /* the most likely, then the token itself */
+            const int32_t id = k < r[i].n_top ? r[i].top_id[k] : r[i].id;
+            size_t m;
+            json_t *key = token_string(w, id, &m);
+            if (!json_object_get(top, json_string_value(key)))
+                json_object_set_new(top, json_string_value(key),
+                                    json_real(k < r[i].n_top ? r[i].top_logprob[k] : r[i].logprob));
+            json_decref(key);
+        }
+        json_array_append_new(tokens, t);
+        json_array_append_new(lps, scored ? json_real(r[i].logprob) : json_null());
+        json_array_append_new(tops, top);
+        json_array_append_new(offsets, json_integer((json_int_t)off));
+    }
+    return json_pack("{s:o,s:o,s:o,s:o}", "tokens", tokens, "token_logprobs", lps, "top_logprobs", tops,
+                     "text_offset", offsets);
+}
+
+/* One streamed reply: server-sent events produced as the engine emits text. */
+struct stream {
+    tern_server *srv;
+    tern_job *job;
+    enum kind kind;
+    long id;
+    long created;
+    bool usage; /* stream_options.include_usage */
+    bool over;  /* the job has no more text */
+    int phase;  /* 0: role chunk (chat) or echo (completions), 1: text, 2: final chunk, 3: usage,
+                   4: [DONE], 5: end */
+    char *echo; /* completions with echo: the prompt's text */
+    char *text; /* the job's text taken so far */
+    size_t text_cap, text_len, sent;
+    bool logprobs;
+    struct lp_writer lp;
+    struct tern_token_logprob *rec; /* the job's logprob records taken so far */
+    size_t rec_cap, rec_len, rec_sent;
+    char *out; /* pending event bytes */
+    size_t out_len, out_off;
+    struct conn *conn; /* whose log line reads the token counts */
+};
+
+/* A chunk of a streamed reply (text may be NULL for the role and final chunks), with the logprob
+ * records r[0 .. n). */
+static json_t *chunk_object(struct stream *s, const char *text, size_t len, const char *finish, bool role,
+                            const struct tern_token_logprob *r, size_t n) {
     const char *object = s->kind == CHAT ? "chat.completion.chunk" : "text_completion";
     char id[48];
     snprintf(id, sizeof id, "%s-%ld", s->kind == CHAT ? "chatcmpl" : "cmpl", s->id);
-    json_t *choice;
+    json_t *lp = n ? logprobs_json(&s->lp, r, n) : json_null(), *choice;
     if (s->kind == CHAT) {
         json_t *delta = json_object();
         if (role)
             json_object_set_new(delta, "role", json_string("assistant"));
         if (text)
             json_object_set_new(delta, "content", json_stringn(text, len));
-        choice = json_pack("{s:i,s:o,s:o}", "index", 0, "delta", delta, "finish_reason",
+        choice = json_pack("{s:i,s:o,s:o,s:o}", "index", 0, "delta", delta, "logprobs", lp, "finish_reason",
                            finish ? json_string(finish) : json_null());
     } else {
-        choice = json_pack("{s:i,s:s%,s:n,s:o}", "index", 0, "text", text ? text : "", text ? len : 0,
-                           "logprobs", "finish_reason", finish ? json_string(finish) : json_null());
+        choice = json_pack("{s:i,s:s%,s:o,s:o}", "index", 0, "text", text ? text : "", text ? len : 0,
+                           "logprobs", lp, "finish_reason", finish ? json_string(finish) : json_null());
     }
     return json_pack("{s:s,s:s,s:I,s:s,s:[o]}", "id", id, "object", object, "created", (json_int_t)s->created,
                      "model", s->srv->model_id, "choices", choice);
@@ -460,32 +322,41 @@ static bool next_event(struct stream *s) {
         switch (s->phase) {
         case 0:
             s->phase = 1;
-            if (s->kind == CHAT) {
-                queue_event(s, chunk_object(s, NULL, 0, NULL, true));
+            if (s->kind == CHAT || s->echo) {
+                queue_event(s, chunk_object(s, s->echo, s->echo ? strlen(s->echo) : 0, NULL, s->kind == CHAT,
+                                            NULL, 0));
                 return true;
             }
             break;
         case 1:
-            if (s->text_len > s->sent) {
-                queue_event(s, chunk_object(s, s->text + s->sent, s->text_len - s->sent, NULL, false));
+            if (s->logprobs)
+                tern_job_logprobs(s->job, &s->rec, &s->rec_cap, &s->rec_len);
+            if (s->text_len > s->sent || s->rec_len > s->rec_sent) {
+                queue_event(s, chunk_object(s, s->text + s->sent, s->text_len - s->sent, NULL, false,
+                                            s->rec + s->rec_sent, s->rec_len - s->rec_sent));
                 s->sent = s->text_len;
+                s->rec_sent = s->rec_len;
                 return true;
             }
-            if (!tern_job_next(s->job, &s->text, &s->text_cap, &s->text_len))
+            if (s->over)
                 s->phase = 2;
+            else if (!tern_job_next(s->job, &s->text, &s->text_cap, &s->text_len))
+                s->over = true;
             break;
         case 2:
             s->phase = s->usage ? 3 : 4;
-            queue_event(s, chunk_object(s, NULL, 0, finish_reason(s->job), false));
+            queue_event(s, chunk_object(s, NULL, 0, finish_reason(s->job), false, NULL, 0));
             return true;
         case 3: {
             s->phase = 4;
             char id[48];
             snprintf(id, sizeof id, "%s-%ld", s->kind == CHAT ? "chatcmpl" : "cmpl", s->id);
+            struct usage u = {0};
+            add_usage(&u, s->job);
             queue_event(s, json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", id, "object",
                                      s->kind == CHAT ? "chat.completion.chunk" : "text_completion", "created",
                                      (json_int_t)s->created, "model", s->srv->model_id, "choices", "usage",
-                                     usage_object(s->job)));
+                                     usage_object(&u)));
             return true;
         }
         case 4:
@@ -503,7 +374,9 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     struct stream *s = cls;
     if (s->out_off == s->out_len) {
         if (!next_event(s)) {
-            log_usage(s->conn, s->job);
+            struct usage u = {0};
+            add_usage(&u, s->job);
+            log_usage(s->conn, &u);
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
     }
@@ -517,32 +390,153 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
 static void stream_free(void *cls) {
     struct stream *s = cls;
     tern_job_free(s->job);
+    free(s->echo);
     free(s->text);
+    free(s->rec);
+    free(s->lp.piece);
     free(s->out);
     free(s);
 }
 
-static enum MHD_Result reply_whole(tern_server *srv, struct MHD_Connection *c, struct conn *cs,
-                                   enum kind kind, tern_job *job, long id) {
+/* The whole choice of prompt i once its job is over; NULL when out of memory. */
+static json_t *whole_choice(tern_server *srv, const struct tern_api_request *r, int i, tern_job *job) {
     char *text = NULL;
     size_t cap = 0, len = 0;
     while (tern_job_next(job, &text, &cap, &len))
         ;
-    char sid[48];
-    snprintf(sid, sizeof sid, "%s-%ld", kind == CHAT ? "chatcmpl" : "cmpl", id);
-    json_t *choice = kind == CHAT
-                         ? json_pack("{s:i,s:{s:s,s:s%},s:s}", "index", 0, "message", "role", "assistant",
-                                     "content", text ? text : "", len, "finish_reason", finish_reason(job))
-                         : json_pack("{s:i,s:s%,s:n,s:s}", "index", 0, "text", text ? text : "", len,
-                                     "logprobs", "finish_reason", finish_reason(job));
-    json_t *body =
-        json_pack("{s:s,s:s,s:I,s:s,s:[o],s:o}", "id", sid, "object",
-                  kind == CHAT ? "chat.completion" : "text_completion", "created", (json_int_t)time(NULL),
-                  "model", srv->model_id, "choices", choice, "usage", usage_object(job));
-    log_usage(cs, job);
+    json_t *lp = json_null();
+    if (r->gen.logprobs >= 0) {
+        struct tern_token_logprob *rec = NULL;
+        size_t rcap = 0, n = 0;
+        struct lp_writer w;
+        if (!lp_writer_init(&w, srv->tok, r->chat, &r->prompts[i]) ||
+            !tern_job_logprobs(job, &rec, &rcap, &n))
+            lp = NULL;
+        else
+            lp = logprobs_json(&w, rec, n);
+        free(rec);
+        free(w.piece);
+    }
+    json_t *choice = NULL;
+    if (r->chat) {
+        choice =
+            json_pack("{s:i,s:{s:s,s:s%},s:o*,s:s}", "index", 0, "message", "role", "assistant", "content",
+                      text ? text : "", len, "logprobs", lp, "finish_reason", finish_reason(job));
+    } else {
+        const char *echo = r->prompts[i].echo ? r->prompts[i].echo : "";
+        char *all = malloc(strlen(echo) + len + 1);
+        if (all) {
+            strcpy(all, echo);
+            memcpy(all + strlen(echo), text ? text : "", len);
+            all[strlen(echo) + len] = 0;
+        }
+        choice = all ? json_pack("{s:i,s:s,s:o*,s:s}", "index", i, "text", all, "logprobs", lp,
+                                 "finish_reason", finish_reason(job))
+                     : NULL;
+        free(all);
+    }
     free(text);
-    tern_job_free(job);
+    return choice;
+}
+
+/* A job for prompt i of request r. */
+static tern_status submit(tern_server *srv, const struct tern_api_request *r, int i, tern_job **job) {
+    struct tern_gen_request g = r->gen;
+    g.prompt = r->prompts[i].ids;
+    g.n_prompt = (int)r->prompts[i].n_ids;
+    return tern_engine_submit(atomic_load(&srv->engine), &g, job);
+}
+
+static enum MHD_Result busy_or_failed(struct MHD_Connection *c, struct conn *cs, tern_status st) {
+    if (st == TERN_ERR_BUSY)
+        return send_error(c, cs, 503, "server_error", "busy", NULL,
+                          "the server is busy: every slot and queue place is taken; retry later");
+    return send_error(c, cs, 500, "server_error", NULL, NULL, "the request could not be queued");
+}
+
+/* Every prompt's choice in one reply. Each prompt is a job; when the queue is full, the prompts
+ * still to submit wait for this request's earlier ones to finish (503 only when none of them is
+ * running). */
+static enum MHD_Result reply_whole(tern_server *srv, struct MHD_Connection *c, struct conn *cs,
+                                   const struct tern_api_request *r, long id) {
+    tern_job *jobs[TERN_API_MAX_PROMPTS] = {0};
+    json_t *choices = json_array();
+    struct usage u = {0};
+    tern_status st = TERN_OK;
+    int submitted = 0;
+    for (int i = 0; i < r->n_prompts && !st; i++) {
+        /* submit what the queue takes; when it is full, wait for this request's job i if it has one */
+        while (submitted < r->n_prompts) {
+            const tern_status sub = submit(srv, r, submitted, &jobs[submitted]);
+            if (sub == TERN_ERR_BUSY && submitted > i)
+                break;
+            st = sub;
+            if (st)
+                break;
+            submitted++;
+        }
+        if (st)
+            break;
+        json_t *choice = whole_choice(srv, r, i, jobs[i]);
+        add_usage(&u, jobs[i]);
+        tern_job_free(jobs[i]);
+        jobs[i] = NULL;
+        if (!choice || json_array_append_new(choices, choice))
+            st = TERN_ERR_NOMEM;
+    }
+    for (int i = 0; i < submitted; i++)
+        if (jobs[i])
+            tern_job_free(jobs[i]);
+    log_usage(cs, &u);
+    if (st) {
+        json_decref(choices);
+        return busy_or_failed(c, cs, st);
+    }
+    char sid[48];
+    snprintf(sid, sizeof sid, "%s-%ld", r->chat ? "chatcmpl" : "cmpl", id);
+    json_t *body =
+        json_pack("{s:s,s:s,s:I,s:s,s:o,s:o}", "id", sid, "object",
+                  r->chat ? "chat.completion" : "text_completion", "created", (json_int_t)time(NULL), "model",
+                  srv->model_id, "choices", choices, "usage", usage_object(&u));
     return send_json(c, cs, 200, body);
+}
+
+static enum MHD_Result stream_reply(tern_server *srv, struct MHD_Connection *c, struct conn *cs,
+                                    struct tern_api_request *r, long id) {
+    tern_job *job;
+    tern_status st = submit(srv, r, 0, &job);
+    if (st)
+        return busy_or_failed(c, cs, st);
+    struct stream *s = calloc(1, sizeof *s);
+    struct MHD_Response *resp = NULL;
+    if (s) {
+        *s = (struct stream){.srv = srv,
+                             .job = job,
+                             .kind = r->chat ? CHAT : COMPLETION,
+                             .id = id,
+                             .created = (long)time(NULL),
+                             .usage = r->usage,
+                             .logprobs = r->gen.logprobs >= 0,
+                             .conn = cs};
+        if (lp_writer_init(&s->lp, srv->tok, r->chat, &r->prompts[0]))
+            resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
+        s->echo = r->prompts[0].echo; /* the stream's now */
+        r->prompts[0].echo = NULL;
+    }
+    if (!resp) {
+        if (s)
+            stream_free(s);
+        else
+            tern_job_free(job);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    add_cors(srv, c, resp);
+    const enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    cs->status = 200;
+    return ret;
 }
 
 static enum MHD_Result generate(tern_server *srv, struct MHD_Connection *c, struct conn *cs, enum kind kind) {
@@ -554,50 +548,31 @@ static enum MHD_Result generate(tern_server *srv, struct MHD_Connection *c, stru
                           jerr.column);
     if (!json_is_object(body)) {
         json_decref(body);
-        return bad_request(c, cs, NULL, "the body is not a JSON object%s", cs->body ? "" : " (it is empty)");
+        return send_error(c, cs, 400, "invalid_request_error", NULL, NULL, "the body is not a JSON object%s",
+                          cs->body ? "" : " (it is empty)");
     }
-    struct gen g;
-    enum MHD_Result ret;
-    bool ok = parse_request(srv, c, cs, kind, body, &g, &ret);
-    tern_job *job = NULL;
-    tern_status st = ok ? tern_engine_submit(atomic_load(&srv->engine), &g.req, &job) : TERN_OK;
-    json_decref(body); /* the stop strings were copied at submit */
-    free(g.ids);
-    if (!ok)
-        return ret;
-    if (st == TERN_ERR_CONTEXT_FULL)
-        return send_error(c, cs, 400, "invalid_request_error", "context_length_exceeded",
-                          kind == CHAT ? "messages" : "prompt",
-                          "the prompt has %zu tokens; the context holds %d", g.n_ids, srv->n_ctx);
-    if (st == TERN_ERR_BUSY)
-        return send_error(c, cs, 503, "server_error", "busy", NULL,
-                          "the server is busy: every slot and queue place is taken; retry later");
-    if (st)
-        return send_error(c, cs, 500, "server_error", NULL, NULL, "the request could not be queued");
     const long id = atomic_fetch_add(&srv->next_id, 1);
-    if (!g.stream)
-        return reply_whole(srv, c, cs, kind, job, id);
-    struct stream *s = calloc(1, sizeof *s);
-    struct MHD_Response *r =
-        s ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free) : NULL;
-    if (!r) {
-        free(s);
-        tern_job_free(job);
-        return MHD_NO;
+    const uint64_t seed = (uint64_t)time(NULL) ^ (uint64_t)id * 0x9e3779b97f4a7c15ULL;
+    struct tern_api_request r;
+    struct tern_api_error err;
+    if (!tern_api_parse(&srv->p, srv->tok, srv->format, seed, body, kind == CHAT, &r, &err)) {
+        json_decref(body);
+        return send_error(c, cs, err.status, err.type, err.code, err.param, "%s", err.message);
     }
-    *s = (struct stream){.srv = srv,
-                         .job = job,
-                         .kind = kind,
-                         .id = id,
-                         .created = (long)time(NULL),
-                         .usage = g.usage,
-                         .conn = cs};
-    MHD_add_response_header(r, "Content-Type", "text/event-stream");
-    MHD_add_response_header(r, "Cache-Control", "no-cache");
-    add_cors(srv, c, r);
-    ret = MHD_queue_response(c, 200, r);
-    MHD_destroy_response(r);
-    cs->status = 200;
+    enum MHD_Result ret = MHD_NO;
+    bool fits = true;
+    for (int i = 0; i < r.n_prompts && fits; i++) {
+        fits = r.prompts[i].n_ids < (size_t)srv->n_ctx;
+        if (!fits)
+            ret = send_error(c, cs, 400, "invalid_request_error", "context_length_exceeded",
+                             kind == CHAT ? "messages" : "prompt",
+                             "the prompt%s has %zu tokens; the context holds %d",
+                             r.n_prompts > 1 ? " (one of the list)" : "", r.prompts[i].n_ids, srv->n_ctx);
+    }
+    if (fits)
+        ret = r.stream ? stream_reply(srv, c, cs, &r, id) : reply_whole(srv, c, cs, &r, id);
+    tern_api_request_free(&r);
+    json_decref(body); /* the stop strings were copied at submit */
     return ret;
 }
 

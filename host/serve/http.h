@@ -1,7 +1,7 @@
 /* tern's OpenAI-compatible HTTP API over the serving engine, on libmicrohttpd (one thread per
  * connection, so a streamed reply can wait for the engine's next tokens):
  *   POST /v1/chat/completions   messages rendered in the model's chat format
- *   POST /v1/completions        a raw prompt
+ *   POST /v1/completions        raw prompts (text or token ids), with echo and logprobs to score them
  *   GET  /v1/models, GET /health
  * Replies and errors follow the OpenAI API (error objects {"error": {"message", "type", "param",
  * "code"}}); streamed replies are server-sent events ending with `data: [DONE]`. One log line per

@@ -171,6 +171,63 @@ async function main() {
   const k1 = await ai.completions.create({ model: modelId, prompt: prompts[0], max_tokens: 16, temperature: 1.5, top_k: 1, seed: 7 });
   check(k1.choices[0].text === want, 'top_k_1_is_greedy', JSON.stringify(k1.choices[0].text));
 
+  // ---------------------------------------------------------------- logprobs
+  // Chat: each token's log-probability and the most likely tokens at its position, from every row of
+  // the head (the server's CPU head is certified, which greedy requests without logprobs use). The
+  // tokens' bytes make up the reply; the greedy token is the most likely one.
+  const lpChat = await ai.chat.completions.create({ model: modelId, messages: msgs, max_tokens: 12, temperature: 0,
+                                                    logprobs: true, top_logprobs: 3 });
+  const content = lpChat.choices[0].logprobs?.content ?? [];
+  const bytesOf = (items) => Buffer.from(items.flatMap((t) => t.bytes)).toString();
+  check(lpChat.choices[0].message.content === whole.choices[0].message.content && content.length > 0 &&
+        bytesOf(content) === lpChat.choices[0].message.content &&
+        content.every((t) => t.top_logprobs.length === 3 && t.top_logprobs[0].logprob === t.logprob &&
+                             t.top_logprobs[0].token === t.token && t.logprob <= 0 &&
+                             t.top_logprobs.every((a, i) => i === 0 || a.logprob <= t.top_logprobs[i - 1].logprob) &&
+                             t.top_logprobs.reduce((sum, a) => sum + Math.exp(a.logprob), 0) <= 1 + 1e-6),
+        'chat_logprobs', JSON.stringify(lpChat.choices[0].logprobs).slice(0, 400));
+  const lpStream = await ai.chat.completions.create({ model: modelId, messages: msgs, max_tokens: 12, temperature: 0,
+                                                      logprobs: true, top_logprobs: 3, stream: true });
+  const streamedLp = [];
+  for await (const ch of lpStream) streamedLp.push(...(ch.choices[0]?.logprobs?.content ?? []));
+  check(JSON.stringify(streamedLp) === JSON.stringify(content), 'chat_logprobs_streamed',
+        `${streamedLp.length} tokens streamed against ${content.length}`);
+  // Completions with echo score the prompt: prompt token t's log-probability and its position's top 5
+  // are those of the token the same prompt cut before t gets as its first generated token (the same
+  // bits: a position's logits do not depend on its batch). Token ids as lm-evaluation-harness sends.
+  const ids = JSON.parse(execFileSync(tern, ['tokenize', '-m', model, '--ids', '--no-bos', '-p', 'The capital of France is'],
+                                      { stdio: ['ignore', 'pipe', 'ignore'] }).toString());
+  const echoed = await ai.completions.create({ model: modelId, prompt: ids, max_tokens: 1, temperature: 0, logprobs: 5,
+                                              echo: true });
+  const elp = echoed.choices[0].logprobs;
+  const top5 = (o) => Object.values(o).sort((a, b) => b - a).slice(0, 5);
+  let echoOk = elp.tokens.length === ids.length + 1 && elp.token_logprobs[0] === null && elp.top_logprobs[0] === null &&
+    echoed.usage.prompt_tokens === ids.length && echoed.usage.completion_tokens === 1 &&
+    elp.tokens.slice(0, ids.length).join('') === echoed.choices[0].text.slice(0, elp.text_offset[ids.length]);
+  for (let t = 1; t <= ids.length && echoOk; t++) {
+    const g = await ai.completions.create({ model: modelId, prompt: ids.slice(0, t), max_tokens: 1, temperature: 0,
+                                           logprobs: 5 });
+    const glp = g.choices[0].logprobs;
+    echoOk = JSON.stringify(top5(glp.top_logprobs[0])) === JSON.stringify(top5(elp.top_logprobs[t])) &&
+      (t < ids.length || (glp.tokens[0] === elp.tokens[t] && glp.token_logprobs[0] === elp.token_logprobs[t]));
+    if (!echoOk) console.log(`     position ${t}: ${JSON.stringify(glp)} against ${JSON.stringify(elp.top_logprobs[t])}`);
+  }
+  check(echoOk, 'echo_logprobs_equal_generation', JSON.stringify(elp).slice(0, 300));
+  // several prompts, one choice each, equal to each prompt sent alone; max_tokens 0 with echo scores
+  // the prompt alone
+  const batch = await ai.completions.create({ model: modelId, prompt: prompts.slice(0, 3), max_tokens: 8, temperature: 0 });
+  const single = await Promise.all(prompts.slice(0, 3).map((p) =>
+    ai.completions.create({ model: modelId, prompt: p, max_tokens: 8, temperature: 0 })));
+  check(batch.choices.length === 3 && batch.choices.every((ch, i) => ch.index === i && ch.text === single[i].choices[0].text) &&
+        batch.usage.completion_tokens === single.reduce((n, a) => n + a.usage.completion_tokens, 0),
+        'several_prompts', JSON.stringify(batch.choices.map((ch) => ch.text)));
+  const scored = await ai.completions.create({ model: modelId, prompt: prompts[0], max_tokens: 0, logprobs: 1, echo: true });
+  const slp = scored.choices[0].logprobs;
+  check(scored.choices[0].text === prompts[0] && scored.usage.completion_tokens === 0 &&
+        slp.tokens.length === scored.usage.prompt_tokens && slp.token_logprobs.slice(1).every((v) => v < 0) &&
+        slp.text_offset[0] === 0 && slp.text_offset[1] === 0 && slp.tokens.slice(1).join('') === prompts[0],
+        'echo_scores_prompt', JSON.stringify(slp).slice(0, 300));
+
   // ---------------------------------------------------------------- the prompt cache
   // A prompt that begins with what a slot evaluated (its last prompt and reply) evaluates only the
   // rest, with the same output as evaluating all of it.
@@ -250,6 +307,17 @@ async function main() {
     [post('/v1/completions', { prompt: 'word '.repeat(300) }, auth), 400, 'prompt longer than the context', 'prompt'],
     [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'word '.repeat(300) }] }, auth), 400,
       'messages longer than the context', 'messages'],
+    [post('/v1/completions', { prompt: [1, -2] }, auth), 400, 'a token id out of range', 'prompt'],
+    [post('/v1/completions', { prompt: [[1], []] }, auth), 400, 'an empty prompt in a list', 'prompt'],
+    [post('/v1/completions', { prompt: Array(65).fill('x') }, auth), 400, '65 prompts', 'prompt'],
+    [post('/v1/completions', { prompt: ['x', 'y'], stream: true }, auth), 400, 'two prompts streamed', 'stream'],
+    [post('/v1/completions', { prompt: 'x', logprobs: 21 }, auth), 400, 'logprobs over 20', 'logprobs'],
+    [post('/v1/completions', { prompt: 'x', echo: 'yes' }, auth), 400, 'echo a string', 'echo'],
+    [post('/v1/completions', { prompt: 'x', max_tokens: 0 }, auth), 400, 'max_tokens 0 without echo', 'max_tokens'],
+    [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], top_logprobs: 2 }, auth), 400,
+      'top_logprobs without logprobs', 'top_logprobs'],
+    [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], logprobs: 1 }, auth), 400,
+      'chat logprobs a number', 'logprobs'],
     [post('/v1/completions', { model: 'gpt-4', prompt: 'x' }, auth), 404, 'unknown model'],
     [post('/v1/completions', { prompt: 'x'.repeat(70000) }, auth), 413, 'body over the limit'],
     [post('/v1/completions', { prompt: 'x' }), 401, 'no API key'],
@@ -306,6 +374,10 @@ async function main() {
   const busy = results.filter((r) => r.status === 'rejected' && r.reason?.status === 503).length;
   const served = results.filter((r) => r.status === 'fulfilled').length;
   check(busy >= 1 && served >= 2 && busy + served === 8, 'queue_full_503', `${served} served, ${busy} busy`);
+  /* a request of more prompts than the slot and queue hold: its prompts wait for its own */
+  const many = await ai3.completions.create({ model: modelId, prompt: prompts, max_tokens: 4, temperature: 0 });
+  check(many.choices.length === prompts.length && many.choices.every((ch, i) => ch.index === i) &&
+        many.usage.completion_tokens === 4 * prompts.length, 'several_prompts_queued', JSON.stringify(many.usage));
   await srv.stop();
 
   console.log(`${passed} passed, ${failed} failed`);

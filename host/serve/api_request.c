@@ -1,0 +1,392 @@
+/* Requests of the OpenAI-compatible API (see api_request.h). */
+#include "api_request.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A client error (400, 404) or the server's own (500); false, for the parser to return. */
+static bool fail(struct tern_api_error *err, int status, const char *code, const char *param, const char *fmt,
+                 ...) {
+    err->status = status;
+    err->type = status >= 500 ? "server_error" : "invalid_request_error";
+    err->code = code;
+    err->param = param;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+/* Message content: a string, or an array of {"type": "text", "text": ...} parts joined. */
+static char *message_text(const json_t *content) {
+    if (json_is_string(content))
+        return strdup(json_string_value(content));
+    if (!json_is_array(content))
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(content); i++) {
+        const char *t = json_string_value(json_object_get(json_array_get(content, i), "text"));
+        if (!t)
+            return NULL;
+        n += strlen(t);
+    }
+    char *s = malloc(n + 1);
+    if (!s)
+        return NULL;
+    s[0] = 0;
+    for (size_t i = 0; i < json_array_size(content); i++)
+        strcat(s, json_string_value(json_object_get(json_array_get(content, i), "text")));
+    return s;
+}
+
+/* The prompt text of a chat request; NULL with *why set when the messages are malformed. */
+static char *render_chat(enum tern_chat_format format, const json_t *messages, const char **why) {
+    if (!json_is_array(messages) || json_array_size(messages) == 0) {
+        *why = "'messages' must be a non-empty array";
+        return NULL;
+    }
+    size_t len = 0, cap = 256;
+    char *all = malloc(cap);
+    if (!all)
+        return NULL;
+    all[0] = 0;
+    for (size_t i = 0; i < json_array_size(messages); i++) {
+        const json_t *m = json_array_get(messages, i);
+        const char *role = json_string_value(json_object_get(m, "role"));
+        enum tern_chat_role r;
+        if (role && !strcmp(role, "system"))
+            r = TERN_CHAT_SYSTEM;
+        else if (role && (!strcmp(role, "user") || !strcmp(role, "developer")))
+            r = role[0] == 'u' ? TERN_CHAT_USER : TERN_CHAT_SYSTEM;
+        else if (role && !strcmp(role, "assistant"))
+            r = TERN_CHAT_ASSISTANT;
+        else {
+            *why = "each message needs a 'role' of system, user or assistant";
+            free(all);
+            return NULL;
+        }
+        char *content = message_text(json_object_get(m, "content"));
+        if (!content) {
+            *why = "each message needs a 'content' string";
+            free(all);
+            return NULL;
+        }
+        char *text = tern_chat_render_message(format, r, content, i == 0);
+        free(content);
+        const size_t n = text ? strlen(text) : 0;
+        char *grown = text && len + n + 1 > cap ? realloc(all, (cap = (len + n + 1) * 2)) : all;
+        if (!text || !grown) {
+            free(text);
+            free(grown ? grown : all);
+            return NULL;
+        }
+        all = grown;
+        memcpy(all + len, text, n + 1);
+        len += n;
+        free(text);
+    }
+    const char *gp = tern_chat_generation_prompt(format);
+    char *grown = realloc(all, len + strlen(gp) + 1);
+    if (!grown) {
+        free(all);
+        return NULL;
+    }
+    strcpy(grown + len, gp);
+    return grown;
+}
+
+static bool get_number(const json_t *o, const char *key, double lo, double hi, double *out, bool *bad) {
+    const json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return false;
+    if (!json_is_number(v) || json_number_value(v) < lo || json_number_value(v) > hi) {
+        *bad = true;
+        return false;
+    }
+    *out = json_number_value(v);
+    return true;
+}
+
+/* A text prompt, tokenized as tern run does (control tokens in the text recognised), BOS first
+ * where the model adds one. */
+static bool text_prompt(const tern_tokenizer *tok, const char *text, size_t len, bool add_bos, bool echo,
+                        struct tern_api_prompt *out) {
+    if (tern_tokenize(tok, text, len, false, true, &out->ids, &out->n_ids))
+        return false;
+    const int32_t bos = tern_tokenizer_bos(tok);
+    if (add_bos && bos >= 0 && (out->n_ids == 0 || out->ids[0] != bos)) {
+        int32_t *ids = realloc(out->ids, (out->n_ids + 1) * sizeof *ids);
+        if (!ids)
+            return false;
+        memmove(ids + 1, ids, out->n_ids * sizeof *ids);
+        ids[0] = bos;
+        out->ids = ids;
+        out->n_ids++;
+        out->bos_added = true;
+    }
+    return !echo || (out->echo = strndup(text, len)) != NULL;
+}
+
+/* The text of token ids for echo: control tokens written out, the rest detokenized (invalid UTF-8
+ * as U+FFFD). */
+static char *ids_text(const tern_tokenizer *tok, const int32_t *ids, size_t n) {
+    const size_t piece = tern_detok_max_bytes(tok) + 1;
+    size_t len = 0, cap = 64 + n * 8;
+    char *s = malloc(cap);
+    struct tern_detok dt;
+    tern_detok_init(&dt, tok);
+    for (size_t i = 0; s && i <= n; i++) {
+        if (len + 2 * piece > cap) {
+            char *t = realloc(s, cap = 2 * (len + 2 * piece));
+            if (!t)
+                free(s);
+            s = t;
+            if (!s)
+                break;
+        }
+        if (i == n || tern_tokenizer_token_type(tok, ids[i]) == TERN_TOKEN_CONTROL) {
+            len += tern_detok_flush(&dt, s + len, piece);
+            if (i < n)
+                len += tern_token_to_bytes(tok, ids[i], true, s + len, piece);
+        } else {
+            len += tern_detok_push(&dt, tok, ids[i], s + len, piece);
+        }
+    }
+    if (s)
+        s[len] = 0;
+    return s;
+}
+
+/* A prompt of token ids (a JSON array of integers); false with *bad set when one is not an id. */
+static bool ids_prompt(const tern_tokenizer *tok, const json_t *a, bool echo, struct tern_api_prompt *out,
+                       bool *bad) {
+    const size_t n = json_array_size(a);
+    out->ids = malloc((n ? n : 1) * sizeof *out->ids);
+    if (!out->ids)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_array_get(a, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) >= tern_tokenizer_n_vocab(tok)) {
+            *bad = true;
+            return false;
+        }
+        out->ids[i] = (int32_t)json_integer_value(v);
+    }
+    out->n_ids = n;
+    return !echo || (out->echo = ids_text(tok, out->ids, n)) != NULL;
+}
+
+/* A list of token ids (not a list of prompts): its first element is a number. */
+static bool is_ids(const json_t *v) {
+    return json_is_array(v) && json_array_size(v) > 0 && json_is_number(json_array_get(v, 0));
+}
+
+/* The prompts of a completions request: a string, a list of token ids, or a list of either. */
+static bool completion_prompts(const tern_tokenizer *tok, const json_t *p, bool echo,
+                               struct tern_api_request *r, struct tern_api_error *err) {
+    const char *why = "'prompt' must be a non-empty string, a list of token ids, or a list of up to 64 of "
+                      "those";
+    const size_t n = json_is_array(p) && !is_ids(p) ? json_array_size(p) : 1;
+    if (n == 0 || n > TERN_API_MAX_PROMPTS || (!json_is_array(p) && !json_is_string(p)))
+        return fail(err, 400, NULL, "prompt", "%s", why);
+    r->prompts = calloc(n, sizeof *r->prompts);
+    if (!r->prompts)
+        return fail(err, 500, NULL, NULL, "out of memory");
+    r->n_prompts = (int)n;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_is_array(p) && !is_ids(p) ? json_array_get(p, i) : p;
+        bool bad = false, ok;
+        if (json_is_string(v))
+            ok = json_string_length(v) > 0 && text_prompt(tok, json_string_value(v), json_string_length(v),
+                                                          tern_tokenizer_add_bos(tok), echo, &r->prompts[i]);
+        else
+            ok = is_ids(v) && ids_prompt(tok, v, echo, &r->prompts[i], &bad);
+        bad |= !json_is_string(v) && !is_ids(v);
+        bad |= json_is_string(v) && json_string_length(v) == 0;
+        if (!ok)
+            return bad ? fail(err, 400, NULL, "prompt", "%s", why)
+                       : fail(err, 500, NULL, NULL, "the prompt could not be tokenized");
+    }
+    return true;
+}
+
+/* The logprobs fields: chat's "logprobs" (a boolean) and "top_logprobs" (0-20, with logprobs),
+ * completions' "logprobs" (0-20, null: none). r->gen.logprobs: -1 for none. */
+static bool logprobs_fields(const json_t *body, bool chat, struct tern_api_request *r,
+                            struct tern_api_error *err) {
+    const json_t *lp = json_object_get(body, "logprobs"), *top = json_object_get(body, "top_logprobs");
+    r->gen.logprobs = -1;
+    const int max = TERN_ENGINE_MAX_TOP_LOGPROBS;
+    if (chat) {
+        if (lp && !json_is_null(lp) && !json_is_boolean(lp))
+            return fail(err, 400, NULL, "logprobs", "'logprobs' must be a boolean");
+        if (top && !json_is_null(top) &&
+            (!json_is_integer(top) || json_integer_value(top) < 0 || json_integer_value(top) > max))
+            return fail(err, 400, NULL, "top_logprobs", "'top_logprobs' must be an integer from 0 to %d",
+                        max);
+        if (top && !json_is_null(top) && !json_is_true(lp))
+            return fail(err, 400, NULL, "top_logprobs", "'top_logprobs' needs 'logprobs': true");
+        if (json_is_true(lp))
+            r->gen.logprobs = top && !json_is_null(top) ? (int)json_integer_value(top) : 0;
+        return true;
+    }
+    if (lp && !json_is_null(lp)) {
+        if (!json_is_integer(lp) || json_integer_value(lp) < 0 || json_integer_value(lp) > max)
+            return fail(err, 400, NULL, "logprobs", "'logprobs' must be an integer from 0 to %d", max);
+        r->gen.logprobs = (int)json_integer_value(lp);
+    }
+    return true;
+}
+
+static bool parse(const struct tern_server_params *p, const tern_tokenizer *tok, enum tern_chat_format format,
+                  uint64_t seed, const json_t *body, bool chat, struct tern_api_request *r,
+                  struct tern_api_error *err) {
+    r->chat = chat;
+    const json_t *model = json_object_get(body, "model");
+    if (model && !json_is_string(model))
+        return fail(err, 400, NULL, "model", "'model' must be a string");
+    if (model && strcmp(json_string_value(model), p->model_id) != 0)
+        return fail(err, 404, "model_not_found", "model",
+                    "the model '%s' does not exist (this server runs '%s')", json_string_value(model),
+                    p->model_id);
+    const json_t *echo = json_object_get(body, "echo");
+    if (!chat && echo && !json_is_null(echo) && !json_is_boolean(echo))
+        return fail(err, 400, NULL, "echo", "'echo' must be a boolean");
+    r->echo = !chat && json_is_true(echo);
+    if (!logprobs_fields(body, chat, r, err))
+        return false;
+    r->gen.prompt_logprobs = r->echo && r->gen.logprobs >= 0;
+    if (chat) {
+        const char *why = NULL;
+        char *prompt = render_chat(format, json_object_get(body, "messages"), &why);
+        if (!prompt)
+            return why ? fail(err, 400, NULL, "messages", "%s", why)
+                       : fail(err, 500, NULL, NULL, "out of memory");
+        r->prompts = calloc(1, sizeof *r->prompts);
+        r->n_prompts = r->prompts ? 1 : 0;
+        const bool ok = r->prompts && !tern_tokenize(tok, prompt, strlen(prompt), false, true,
+                                                     &r->prompts[0].ids, &r->prompts[0].n_ids);
+        free(prompt);
+        if (!ok)
+            return fail(err, 500, NULL, NULL, "the prompt could not be tokenized");
+    } else if (!completion_prompts(tok, json_object_get(body, "prompt"), r->echo, r, err)) {
+        return false;
+    }
+    struct tern_sampler_params *sp = &r->gen.sampling;
+    *sp = p->sampling;
+    if (!p->seed_set)
+        sp->seed = seed;
+    r->gen.max_tokens = chat ? -1 : 16;
+    bool bad = false;
+    double v;
+    const char *param = NULL;
+    /* OpenAI's fields, and llama-server's top_k, min_p, repeat_penalty and repeat_last_n */
+    const struct {
+        const char *key;
+        double lo, hi;
+        float *real;
+        int32_t *integer;
+    } fields[] = {{"temperature", 0, 2, &sp->temperature, NULL},
+                  {"top_p", 0, 1, &sp->top_p, NULL},
+                  {"top_k", 0, 1 << 30, NULL, &sp->top_k},
+                  {"min_p", 0, 1, &sp->min_p, NULL},
+                  {"frequency_penalty", -2, 2, &sp->frequency_penalty, NULL},
+                  {"presence_penalty", -2, 2, &sp->presence_penalty, NULL},
+                  {"repeat_penalty", 0.01, 100, &sp->repeat_penalty, NULL},
+                  {"repeat_last_n", 0, 1 << 20, NULL, &sp->repeat_last_n}};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields && !param; i++) {
+        if (get_number(body, fields[i].key, fields[i].lo, fields[i].hi, &v, &bad)) {
+            if (!fields[i].integer)
+                *fields[i].real = (float)v;
+            else if (json_is_integer(json_object_get(body, fields[i].key)))
+                *fields[i].integer = (int32_t)v;
+            else
+                bad = true;
+        }
+        if (bad)
+            param = fields[i].key;
+    }
+    if (sp->top_p < 1e-6f) /* top_p 0: the most likely token alone */
+        sp->top_p = 1e-6f;
+    const json_t *mt = json_object_get(body, "max_completion_tokens");
+    if (!mt || json_is_null(mt))
+        mt = json_object_get(body, "max_tokens");
+    if (!param && mt && !json_is_null(mt)) {
+        /* 0 with echo: the prompt alone, to score it */
+        if (!json_is_integer(mt) || json_integer_value(mt) < (r->echo ? 0 : 1))
+            param = "max_tokens";
+        else
+            r->gen.max_tokens =
+                (int)(json_integer_value(mt) < (1 << 24) ? json_integer_value(mt) : (1 << 24));
+    }
+    const json_t *sd = json_object_get(body, "seed");
+    if (!param && sd && !json_is_null(sd)) {
+        if (!json_is_integer(sd))
+            param = "seed";
+        else
+            sp->seed = (uint64_t)json_integer_value(sd);
+    }
+    const json_t *n = json_object_get(body, "n");
+    if (!param && n && !json_is_null(n) && (!json_is_integer(n) || json_integer_value(n) != 1))
+        param = "n";
+    const json_t *stream = json_object_get(body, "stream");
+    if (!param && stream && !json_is_null(stream)) {
+        if (!json_is_boolean(stream))
+            param = "stream";
+        r->stream = json_is_true(stream);
+    }
+    if (!param && r->stream && r->n_prompts > 1)
+        return fail(err, 400, NULL, "stream", "a streamed reply takes one prompt (this request has %d)",
+                    r->n_prompts);
+    const json_t *so = json_object_get(body, "stream_options");
+    if (!param && so && !json_is_null(so)) {
+        const json_t *iu = json_object_get(so, "include_usage");
+        if (!json_is_object(so) || (iu && !json_is_boolean(iu)))
+            param = "stream_options";
+        r->usage = json_is_true(iu);
+    }
+    const json_t *stop = json_object_get(body, "stop");
+    if (!param && stop && !json_is_null(stop)) {
+        if (json_is_string(stop)) {
+            r->gen.stop[r->gen.n_stop++] = json_string_value(stop);
+        } else if (json_is_array(stop) && json_array_size(stop) <= TERN_ENGINE_MAX_STOP) {
+            for (size_t i = 0; i < json_array_size(stop) && !param; i++) {
+                if (!json_is_string(json_array_get(stop, i)))
+                    param = "stop";
+                else
+                    r->gen.stop[r->gen.n_stop++] = json_string_value(json_array_get(stop, i));
+            }
+        } else {
+            param = "stop";
+        }
+    }
+    if (param && !strcmp(param, "stop"))
+        return fail(err, 400, NULL, param, "'stop' must be a string or an array of at most %d strings",
+                    TERN_ENGINE_MAX_STOP);
+    if (param)
+        return fail(err, 400, NULL, param, "'%s' has the wrong type or an out-of-range value", param);
+    return true;
+}
+
+bool tern_api_parse(const struct tern_server_params *p, const tern_tokenizer *tok,
+                    enum tern_chat_format format, uint64_t seed, const json_t *body, bool chat,
+                    struct tern_api_request *r, struct tern_api_error *err) {
+    memset(r, 0, sizeof *r);
+    if (parse(p, tok, format, seed, body, chat, r, err))
+        return true;
+    tern_api_request_free(r);
+    return false;
+}
+
+void tern_api_request_free(struct tern_api_request *r) {
+    for (int i = 0; i < r->n_prompts; i++) {
+        free(r->prompts[i].ids);
+        free(r->prompts[i].echo);
+    }
+    free(r->prompts);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,45 @@
+/* Requests of tern's OpenAI-compatible API (http.h) parsed into the serving engine's generation
+ * requests: the prompt(s) tokenized (chat messages rendered in the model's chat format first), the
+ * sampling fields checked and filled in from the server's defaults. */
+#ifndef TERN_API_REQUEST_H
+#define TERN_API_REQUEST_H
+
+#include <jansson.h>
+
+#include "http.h"
+
+/* What a request that cannot be served gets: an OpenAI-style error object. */
+struct tern_api_error {
+    int status; /* 400, 404 or 500 */
+    const char *type, *code, *param;
+    char message[512];
+};
+
+struct tern_api_prompt {
+    int32_t *ids;
+    size_t n_ids;
+    bool bos_added; /* tern put BOS before a text prompt: echo leaves it unwritten */
+    char *echo;     /* with echo: the prompt's text: a text prompt as sent, token ids' texts joined
+                       (control tokens written out, invalid UTF-8 as U+FFFD) */
+};
+
+/* /v1/completions takes several prompts (a list of strings or of token id lists); each gets a
+ * choice. */
+enum { TERN_API_MAX_PROMPTS = 64 };
+
+struct tern_api_request {
+    bool chat, stream, usage, echo;
+    struct tern_gen_request gen; /* everything but the prompt; its stop strings point into the body */
+    struct tern_api_prompt *prompts;
+    int n_prompts;
+};
+
+/* Parse body (a JSON object) of a chat (chat) or completions request. seed: the one a request
+ * without "seed" gets when the server has no --seed. On a client error fills *err and returns
+ * false; r is then freed already. */
+bool tern_api_parse(const struct tern_server_params *p, const tern_tokenizer *tok,
+                    enum tern_chat_format format, uint64_t seed, const json_t *body, bool chat,
+                    struct tern_api_request *r, struct tern_api_error *err);
+void tern_api_request_free(struct tern_api_request *r);
+
+#endif
