@@ -18,7 +18,8 @@ static const char serve_usage[] =
     "      --queue N         requests waiting for a slot before 503 (default 4 x parallel)\n"
     "  -c, --ctx-size N      total context positions, shared equally by the slots (default: the\n"
     "                        model's, at most 4096)\n"
-    "      --api-key KEY     require Authorization: Bearer KEY on /v1/ (default: none)\n"
+    "      --api-key KEY     require Authorization: Bearer KEY on every endpoint but /health\n"
+    "                        (default: none)\n"
     "      --cors ORIGINS    web pages that may call the API from a browser: '*' (any) or a\n"
     "                        comma-separated list such as https://app.example (default: pages\n"
     "                        served from this machine: localhost, 127.x, [::1])\n"
@@ -31,7 +32,8 @@ static const char serve_usage[] =
     "  -t, --threads N       CPU threads (default: physical cores)\n"
     "  -h, --help            this help\n"
     "\n"
-    "Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health.\n"
+    "Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, POST /tokenize,\n"
+    "POST /detokenize, GET /tokenizer_info, GET /health.\n"
     "The sampling flags below are the defaults for the fields a request leaves out.\n"
     "SIGINT or SIGTERM ends the requests in flight and exits.\n";
 

@@ -130,9 +130,7 @@ static bool text_prompt(const tern_tokenizer *tok, const char *text, size_t len,
     return !echo || (out->echo = strndup(text, len)) != NULL;
 }
 
-/* The text of token ids for echo: control tokens written out, the rest detokenized (invalid UTF-8
- * as U+FFFD). */
-static char *ids_text(const tern_tokenizer *tok, const int32_t *ids, size_t n) {
+char *tern_api_ids_text(const tern_tokenizer *tok, const int32_t *ids, size_t n) {
     const size_t piece = tern_detok_max_bytes(tok) + 1;
     size_t len = 0, cap = 64 + n * 8;
     char *s = malloc(cap);
@@ -177,7 +175,7 @@ static bool ids_prompt(const tern_tokenizer *tok, const json_t *a, bool echo, st
         out->ids[i] = (int32_t)json_integer_value(v);
     }
     out->n_ids = n;
-    return !echo || (out->echo = ids_text(tok, out->ids, n)) != NULL;
+    return !echo || (out->echo = tern_api_ids_text(tok, out->ids, n)) != NULL;
 }
 
 /* A list of token ids (not a list of prompts): its first element is a number. */
@@ -389,4 +387,66 @@ void tern_api_request_free(struct tern_api_request *r) {
     }
     free(r->prompts);
     memset(r, 0, sizeof *r);
+}
+
+bool tern_api_tokenize(const tern_tokenizer *tok, int n_ctx, const json_t *body, json_t **reply,
+                       struct tern_api_error *err) {
+    const char *key = json_object_get(body, "prompt") ? "prompt" : "content";
+    const json_t *text = json_object_get(body, key);
+    if (!json_is_string(text))
+        return fail(err, 400, NULL, key, "'prompt' (or 'content') must be a string");
+    const char *flag = json_object_get(body, "add_special_tokens") ? "add_special_tokens" : "add_special";
+    const json_t *special = json_object_get(body, flag);
+    if (special && !json_is_null(special) && !json_is_boolean(special))
+        return fail(err, 400, NULL, flag, "'%s' must be a boolean", flag);
+    struct tern_api_prompt p = {0};
+    const bool ok =
+        text_prompt(tok, json_string_value(text), json_string_length(text), json_is_true(special), false, &p);
+    json_t *ids = json_array();
+    for (size_t i = 0; ok && i < p.n_ids; i++)
+        json_array_append_new(ids, json_integer(p.ids[i]));
+    free(p.ids);
+    if (!ok) {
+        json_decref(ids);
+        return fail(err, 500, NULL, NULL, "the text could not be tokenized");
+    }
+    *reply = json_pack("{s:o,s:I,s:i}", "tokens", ids, "count", (json_int_t)p.n_ids, "max_model_len", n_ctx);
+    return *reply != NULL || fail(err, 500, NULL, NULL, "out of memory");
+}
+
+bool tern_api_detokenize(const tern_tokenizer *tok, const json_t *body, json_t **reply,
+                         struct tern_api_error *err) {
+    const json_t *a = json_object_get(body, "tokens");
+    struct tern_api_prompt p = {0};
+    bool bad = !json_is_array(a);
+    if (!bad && json_array_size(a) == 0) {
+        *reply = json_pack("{s:s,s:s}", "prompt", "", "content", "");
+        return true;
+    }
+    if (bad || !ids_prompt(tok, a, true, &p, &bad)) {
+        free(p.ids);
+        return bad ? fail(err, 400, NULL, "tokens", "'tokens' must be a list of token ids (0 to %d)",
+                          tern_tokenizer_n_vocab(tok) - 1)
+                   : fail(err, 500, NULL, NULL, "out of memory");
+    }
+    *reply = json_pack("{s:s,s:s}", "prompt", p.echo, "content", p.echo);
+    free(p.ids);
+    free(p.echo);
+    return *reply != NULL || fail(err, 500, NULL, NULL, "out of memory");
+}
+
+/* A token's text for /tokenizer_info; NULL for none (id < 0). */
+static json_t *special_text(const tern_tokenizer *tok, int32_t id) {
+    if (id < 0)
+        return json_null();
+    char *s = tern_api_ids_text(tok, &id, 1);
+    json_t *t = s ? json_string(s) : NULL;
+    free(s);
+    return t ? t : json_null();
+}
+
+json_t *tern_api_tokenizer_info(const tern_tokenizer *tok, int n_ctx) {
+    return json_pack("{s:o,s:o,s:n,s:i,s:i}", "eos_token", special_text(tok, tern_tokenizer_eos(tok)),
+                     "bos_token", special_text(tok, tern_tokenizer_bos(tok)), "pad_token", "model_max_length",
+                     n_ctx, "vocab_size", tern_tokenizer_n_vocab(tok));
 }

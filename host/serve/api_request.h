@@ -42,4 +42,20 @@ bool tern_api_parse(const struct tern_server_params *p, const tern_tokenizer *to
                     struct tern_api_request *r, struct tern_api_error *err);
 void tern_api_request_free(struct tern_api_request *r);
 
+/* The text of token ids n (control tokens written out, the rest detokenized, invalid UTF-8 as
+ * U+FFFD), as echo and /detokenize give it. malloc'd; NULL when out of memory. */
+char *tern_api_ids_text(const tern_tokenizer *tok, const int32_t *ids, size_t n);
+
+/* The tokenizer endpoints, in the forms of vLLM (which lm-evaluation-harness's remote tokenizer
+ * calls) and of llama-server. POST /tokenize {"prompt" or "content": text, "add_special_tokens" or
+ * "add_special": BOS first where the model adds one (default false)} -> {"tokens", "count",
+ * "max_model_len"}; POST /detokenize {"tokens": ids} -> {"prompt", "content"}: the text; GET
+ * /tokenizer_info -> {"eos_token", "bos_token", "pad_token", "model_max_length", "vocab_size"}. On
+ * a client error the parsers fill *err and return false. */
+bool tern_api_tokenize(const tern_tokenizer *tok, int n_ctx, const json_t *body, json_t **reply,
+                       struct tern_api_error *err);
+bool tern_api_detokenize(const tern_tokenizer *tok, const json_t *body, json_t **reply,
+                         struct tern_api_error *err);
+json_t *tern_api_tokenizer_info(const tern_tokenizer *tok, int n_ctx);
+
 #endif

@@ -539,18 +539,45 @@ static enum MHD_Result stream_reply(tern_server *srv, struct MHD_Connection *c, 
     return ret;
 }
 
-static enum MHD_Result generate(tern_server *srv, struct MHD_Connection *c, struct conn *cs, enum kind kind) {
+/* The request's body as a JSON object; NULL after answering 400 (*ret) when it is not one. */
+static json_t *json_body(struct MHD_Connection *c, struct conn *cs, enum MHD_Result *ret) {
     json_error_t jerr;
     json_t *body = cs->body ? json_loadb(cs->body, cs->len, 0, &jerr) : NULL;
-    if (!body && cs->body)
-        return send_error(c, cs, 400, "invalid_request_error", NULL, NULL,
+    if (!body && cs->body) {
+        *ret = send_error(c, cs, 400, "invalid_request_error", NULL, NULL,
                           "the body is not valid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
                           jerr.column);
+        return NULL;
+    }
     if (!json_is_object(body)) {
         json_decref(body);
-        return send_error(c, cs, 400, "invalid_request_error", NULL, NULL, "the body is not a JSON object%s",
+        *ret = send_error(c, cs, 400, "invalid_request_error", NULL, NULL, "the body is not a JSON object%s",
                           cs->body ? "" : " (it is empty)");
+        return NULL;
     }
+    return body;
+}
+
+/* POST /tokenize and /detokenize (api_request.h). */
+static enum MHD_Result tokenizer_endpoint(tern_server *srv, struct MHD_Connection *c, struct conn *cs,
+                                          bool tokenize) {
+    enum MHD_Result ret;
+    json_t *body = json_body(c, cs, &ret), *reply = NULL;
+    if (!body)
+        return ret;
+    struct tern_api_error err;
+    const bool ok = tokenize ? tern_api_tokenize(srv->tok, srv->n_ctx, body, &reply, &err)
+                             : tern_api_detokenize(srv->tok, body, &reply, &err);
+    json_decref(body);
+    return ok ? send_json(c, cs, 200, reply)
+              : send_error(c, cs, err.status, err.type, err.code, err.param, "%s", err.message);
+}
+
+static enum MHD_Result generate(tern_server *srv, struct MHD_Connection *c, struct conn *cs, enum kind kind) {
+    enum MHD_Result ret;
+    json_t *body = json_body(c, cs, &ret);
+    if (!body)
+        return ret;
     const long id = atomic_fetch_add(&srv->next_id, 1);
     const uint64_t seed = (uint64_t)time(NULL) ^ (uint64_t)id * 0x9e3779b97f4a7c15ULL;
     struct tern_api_request r;
@@ -559,7 +586,7 @@ static enum MHD_Result generate(tern_server *srv, struct MHD_Connection *c, stru
         json_decref(body);
         return send_error(c, cs, err.status, err.type, err.code, err.param, "%s", err.message);
     }
-    enum MHD_Result ret = MHD_NO;
+    ret = MHD_NO;
     bool fits = true;
     for (int i = 0; i < r.n_prompts && fits; i++) {
         fits = r.prompts[i].n_ids < (size_t)srv->n_ctx;
@@ -623,8 +650,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     tern_engine *engine = atomic_load(&srv->engine);
     const char *one = !strncmp(url, "/v1/models/", 11) ? url + 11 : NULL; /* GET /v1/models/ID */
     const bool models = one || !strcmp(url, "/v1/models"), completions = !strcmp(url, "/v1/completions"),
-               chat = !strcmp(url, "/v1/chat/completions"), health = !strcmp(url, "/health");
-    if (!strcmp(method, "OPTIONS") && (models || completions || chat || health)) {
+               chat = !strcmp(url, "/v1/chat/completions"), health = !strcmp(url, "/health"),
+               tokenize = !strcmp(url, "/tokenize"), detokenize = !strcmp(url, "/detokenize"),
+               info = !strcmp(url, "/tokenizer_info");
+    const bool api = models || completions || chat || tokenize || detokenize || info;
+    if (!strcmp(method, "OPTIONS") && (api || health)) {
         /* a browser's preflight: no key (it never carries one), the CORS headers if the origin may */
         struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         if (!r)
@@ -640,15 +670,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             return send_error(c, cs, 405, "invalid_request_error", NULL, NULL, "use GET on %s", url);
         return send_json(c, cs, engine ? 200 : 503, json_pack("{s:s}", "status", engine ? "ok" : "loading"));
     }
-    if (!models && !completions && !chat)
+    if (!api)
         return send_error(c, cs, 404, "invalid_request_error", "unknown_url", NULL, "no such endpoint: %s %s",
                           method, url);
     if (!authorized(srv, c))
         return send_error(c, cs, 401, "invalid_request_error", "invalid_api_key", NULL,
                           "a valid API key is required: Authorization: Bearer KEY");
-    if (models ? !get : !post)
+    if (models || info ? !get : !post)
         return send_error(c, cs, 405, "invalid_request_error", NULL, NULL, "use %s on %s",
-                          models ? "GET" : "POST", url);
+                          models || info ? "GET" : "POST", url);
     if (one && strcmp(one, srv->model_id) != 0)
         return send_error(c, cs, 404, "invalid_request_error", "model_not_found", "model",
                           "the model '%s' does not exist (this server runs '%s')", one, srv->model_id);
@@ -662,6 +692,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                           "the body is larger than %zu bytes", srv->p.max_body);
     if (!engine)
         return send_error(c, cs, 503, "server_error", "loading", NULL, "the model is still loading");
+    if (info)
+        return send_json(c, cs, 200, tern_api_tokenizer_info(srv->tok, srv->n_ctx));
+    if (tokenize || detokenize)
+        return tokenizer_endpoint(srv, c, cs, tokenize);
     return generate(srv, c, cs, chat ? CHAT : COMPLETION);
 }
 

@@ -228,6 +228,25 @@ async function main() {
         slp.text_offset[0] === 0 && slp.text_offset[1] === 0 && slp.tokens.slice(1).join('') === prompts[0],
         'echo_scores_prompt', JSON.stringify(slp).slice(0, 300));
 
+  // ---------------------------------------------------------------- the tokenizer endpoints
+  // vLLM's forms, which lm-evaluation-harness's remote tokenizer calls (and llama-server's): the ids
+  // of `tern tokenize`, and the text back from them
+  const base = `http://127.0.0.1:${srv.port}`;
+  const postJson = (p, body) => fetch(base + p, { method: 'POST', body: JSON.stringify(body) })
+    .then(async (r) => ({ status: r.status, body: await r.json() }));
+  const info = await fetch(`${base}/tokenizer_info`).then((r) => r.json());
+  const withBos = JSON.parse(execFileSync(tern, ['tokenize', '-m', model, '--ids', '-p', prompts[3]],
+                                          { stdio: ['ignore', 'pipe', 'ignore'] }).toString());
+  const tk = await postJson('/tokenize', { prompt: prompts[3], add_special_tokens: false });
+  const tkBos = await postJson('/tokenize', { content: prompts[3], add_special: true });
+  const dt = await postJson('/detokenize', { tokens: tk.body.tokens });
+  const dtBos = await postJson('/detokenize', { tokens: withBos });
+  check(typeof info.eos_token === 'string' && info.eos_token.length > 0 && 'bos_token' in info &&
+        JSON.stringify(tkBos.body.tokens) === JSON.stringify(withBos) &&
+        JSON.stringify(tk.body.tokens) === JSON.stringify(withBos.slice(1)) && tk.body.count === withBos.length - 1 &&
+        dt.body.prompt === prompts[3] && dtBos.body.content === info.bos_token + prompts[3],
+        'tokenizer_endpoints', JSON.stringify([info, tk.body, tkBos.body, dt.body, dtBos.body]));
+
   // ---------------------------------------------------------------- the prompt cache
   // A prompt that begins with what a slot evaluated (its last prompt and reply) evaluates only the
   // rest, with the same output as evaluating all of it.
@@ -318,12 +337,20 @@ async function main() {
       'top_logprobs without logprobs', 'top_logprobs'],
     [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], logprobs: 1 }, auth), 400,
       'chat logprobs a number', 'logprobs'],
+    [post('/tokenize', { prompt: 7 }, auth), 400, 'tokenize a number', 'prompt'],
+    [post('/tokenize', { prompt: 'x', add_special_tokens: 'yes' }, auth), 400, 'add_special_tokens a string',
+      'add_special_tokens'],
+    [post('/detokenize', { tokens: [1, 1e9] }, auth), 400, 'detokenize an id out of range', 'tokens'],
+    [post('/detokenize', { tokens: 'abc' }, auth), 400, 'detokenize a string', 'tokens'],
+    [post('/tokenize', { prompt: 'x' }), 401, 'tokenize without the API key'],
     [post('/v1/completions', { model: 'gpt-4', prompt: 'x' }, auth), 404, 'unknown model'],
     [post('/v1/completions', { prompt: 'x'.repeat(70000) }, auth), 413, 'body over the limit'],
     [post('/v1/completions', { prompt: 'x' }), 401, 'no API key'],
     [post('/v1/completions', { prompt: 'x' }, { Authorization: 'Bearer wrong' }), 401, 'wrong API key'],
     [post('/v1/nothing', { prompt: 'x' }, auth), 404, 'unknown path'],
     ['GET /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer sekret\r\n\r\n', 405, 'GET on a POST endpoint'],
+    ['GET /tokenize HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer sekret\r\n\r\n', 405, 'GET on /tokenize'],
+    [post('/tokenizer_info', {}, auth), 405, 'POST on /tokenizer_info'],
   ];
   let badOk = 0;
   for (const [req, status, what, param, says] of bad) {
