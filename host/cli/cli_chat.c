@@ -16,7 +16,8 @@
 static const char chat_usage[] =
     "Usage: tern chat -m MODEL [options]\n"
     "\n"
-    "Reads one message per line from stdin (a terminal or a pipe) and streams each reply to stdout.\n"
+    "Reads one message per line from stdin (a terminal or a pipe) and streams each reply to stdout;\n"
+    "a line that ends with a backslash continues on the next (the backslash becomes a line break).\n"
     "/reset starts a new conversation, /exit (or end of input) quits; Ctrl-C stops the current reply.\n"
     "  -m, --model PATH      GGUF model (required)\n"
     "      --system TEXT     system message\n"
@@ -77,6 +78,55 @@ static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) {
     (void)sig;
     interrupted = 1;
+}
+
+enum { READ_END = -1, READ_INTERRUPTED = -2 };
+
+/* One message from stdin into *msg (its length returned): a line, or lines joined by newlines where
+ * each but the last ends with a backslash (the backslash dropped), so a message can span lines.
+ * READ_END at the end of input, READ_INTERRUPTED when Ctrl-C cut the reading (what was read is
+ * dropped). */
+static ssize_t read_message(char **line, size_t *line_cap, char **msg, size_t *msg_cap, bool tty) {
+    size_t len = 0;
+    for (;;) {
+        if (tty) {
+            fputs(len ? ". " : "> ", stdout);
+            fflush(stdout);
+        }
+        errno = 0;
+        ssize_t n = getline(line, line_cap, stdin);
+        if (n < 0) {
+            if (errno == EINTR && interrupted) {
+                interrupted = 0;
+                clearerr(stdin);
+                fputc('\n', stdout);
+                return READ_INTERRUPTED;
+            }
+            if (tty)
+                fputc('\n', stdout);
+            if (!len)
+                return READ_END;
+            n = 0; /* the input ended after a backslash: the message so far */
+        }
+        while (n > 0 && ((*line)[n - 1] == '\n' || (*line)[n - 1] == '\r'))
+            (*line)[--n] = 0;
+        const bool more = n > 0 && (*line)[n - 1] == '\\';
+        if (more)
+            (*line)[n - 1] = '\n';
+        if (len + (size_t)n + 1 > *msg_cap) {
+            char *m = realloc(*msg, *msg_cap = 2 * (len + (size_t)n + 1));
+            if (!m) {
+                tern_log_error("out of memory for a message");
+                return READ_END;
+            }
+            *msg = m;
+        }
+        memcpy(*msg + len, *line, (size_t)n);
+        len += (size_t)n;
+        (*msg)[len] = 0;
+        if (!more)
+            return (ssize_t)len;
+    }
 }
 
 static int flag(int argc, char **argv, int *i, void *opts) {
@@ -315,6 +365,8 @@ int cli_chat(int argc, char **argv) {
     tern_tokenizer *tok = NULL;
     char *line = NULL;
     size_t line_cap = 0;
+    char *msg = NULL;
+    size_t msg_cap = 0;
     rc = CLI_EXIT_FAIL;
     tern_status st;
     if (o.s.format) {
@@ -357,28 +409,14 @@ int cli_chat(int argc, char **argv) {
     fprintf(stderr, "tern: chat format %s, %d positions; /reset starts over, /exit quits\n",
             tern_chat_format_name(c.f), tern_session_n_ctx(c.s));
     for (;;) {
-        if (tty) {
-            fputs("> ", stdout);
-            fflush(stdout);
-        }
-        errno = 0;
-        ssize_t n = getline(&line, &line_cap, stdin);
-        if (n < 0) {
-            if (errno == EINTR && interrupted) {
-                interrupted = 0;
-                clearerr(stdin);
-                fputc('\n', stdout);
-                continue;
-            }
-            if (tty)
-                fputc('\n', stdout);
+        const ssize_t n = read_message(&line, &line_cap, &msg, &msg_cap, tty);
+        if (n == READ_INTERRUPTED)
+            continue;
+        if (n < 0)
             break;
-        }
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-            line[--n] = 0;
-        if (!strcmp(line, "/exit"))
+        if (!strcmp(msg, "/exit"))
             break;
-        if (!strcmp(line, "/reset")) {
+        if (!strcmp(msg, "/reset")) {
             /* a new conversation: no KV, no repetition history */
             clear(&c, true);
             tern_sampler_free(c.smp);
@@ -396,7 +434,7 @@ int cli_chat(int argc, char **argv) {
         }
         if (n == 0)
             continue;
-        st = turn(&c, line);
+        st = turn(&c, msg);
         if (st == TERN_ERR_CONTEXT_FULL) {
             refused = true; /* reported; the conversation goes on, and the exit status tells */
             continue;
@@ -407,6 +445,7 @@ int cli_chat(int argc, char **argv) {
     rc = refused ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 done:
     free(line);
+    free(msg);
     for (int i = 0; i < c.n_turns; i++)
         free(c.turns[i].text);
     free(c.turns);

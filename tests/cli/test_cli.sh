@@ -83,6 +83,18 @@ if [ $rc -eq 0 ] && [ "$(wc -l <"$tmp/chat")" -eq 3 ] && [ "$(sed -n 1p "$tmp/ch
    grep -q "turn: .* at position 0," "$tmp/err" && grep -q "new conversation" "$tmp/err" &&
    [ "$(grep -c "at position 0," "$tmp/err")" -eq 2 ]; then ok chat_piped
 else bad chat_piped "rc $rc: $(cat "$tmp/chat" "$tmp/err")"; fi
+# a line that ends with a backslash continues the message: one turn, with a line break where the
+# backslash was (so more tokens than the message on one line), and a backslash at the end of input
+# ends the message
+printf 'Hello \\\nthere\n' | TERN_LOG=debug "$tern" chat -m "$model" -n 4 --temp 0 >"$tmp/chat" 2>"$tmp/err"
+rc1=$?
+printf 'Hello there\nHi\\' | TERN_LOG=debug "$tern" chat -m "$model" -n 4 --temp 0 >"$tmp/chat1" 2>"$tmp/err1"
+rc2=$?
+two=$(grep "turn: " "$tmp/err" | sed 's/ new tokens.*//; s/.*turn: //')
+one=$(grep "turn: " "$tmp/err1" | sed -n 1p | sed 's/ new tokens.*//; s/.*turn: //')
+if [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ] && [ "$(grep -c "turn: " "$tmp/err")" -eq 1 ] && [ "$two" -gt "$one" ] &&
+   [ "$(grep -c "turn: " "$tmp/err1")" -eq 2 ]; then ok chat_continued_line
+else bad chat_continued_line "rc $rc1/$rc2, $two vs $one tokens: $(cat "$tmp/err" "$tmp/err1")"; fi
 # a message that cannot fit: one error line, the conversation goes on, exit 1
 printf 'x%.0s' $(seq 1 300) >"$tmp/long"
 printf '\nHi\n' >>"$tmp/long"
