@@ -2,7 +2,8 @@
 #  - make_malformed: the generator of the checked-in malformed corpus (any compiler);
 #  - fuzz_gguf: the libFuzzer target for the GGUF reader (clang only: configure with CC=clang);
 #  - fuzz_tokenizer: the libFuzzer target for the tokenizer (vocabulary load, tokenize, decode);
-#  - fuzz_convert: the libFuzzer target for `tern convert` (a Hugging Face folder to a GGUF).
+#  - fuzz_convert: the libFuzzer target for `tern convert` (a Hugging Face folder to a GGUF);
+#  - fuzz_api_request: the libFuzzer target for tern serve's request parsing (request bodies).
 # The fuzz targets compile the sources under test themselves, instrumented, instead of linking
 # tern_core, so only that code carries the fuzzer's coverage hooks. Each has a regression test
 # that runs every file of its corpus through it once (-runs=0 only replays the inputs).
@@ -33,7 +34,12 @@ if(TERN_FUZZ)
     tern_fuzz_target(fuzz_convert convert_fuzz ${CONVERT_SOURCES} ${PROJECT_SOURCE_DIR}/host/gguf/gguf.c
                      ${PROJECT_SOURCE_DIR}/host/gguf/gguf_write.c ${PROJECT_SOURCE_DIR}/host/gguf/quantize.c
                      ${PROJECT_SOURCE_DIR}/host/model/ternary.c LIBS PkgConfig::JANSSON)
+    tern_fuzz_target(fuzz_api_request api_fuzz ${PROJECT_SOURCE_DIR}/host/serve/api_request.c
+                     ${PROJECT_SOURCE_DIR}/host/generate/chat.c ${TOKENIZER_SOURCES}
+                     ${PROJECT_SOURCE_DIR}/host/gguf/gguf.c LIBS PkgConfig::PCRE2 PkgConfig::JANSSON)
+    target_compile_definitions(fuzz_api_request PRIVATE
+                               TERN_FUZZ_MODEL="${CMAKE_CURRENT_SOURCE_DIR}/data/vectors/mini-b158-i2s.gguf")
   else()
-    message(STATUS "TERN_FUZZ: fuzz targets need clang (configure with CC=clang); skipping fuzz_gguf, fuzz_tokenizer and fuzz_convert")
+    message(STATUS "TERN_FUZZ: fuzz targets need clang (configure with CC=clang); skipping fuzz_gguf, fuzz_tokenizer, fuzz_convert and fuzz_api_request")
   endif()
 endif()
