@@ -297,6 +297,36 @@ static void frequency_and_presence_penalties(void) {
     CHECK_STATUS(TERN_ERR_ARG, tern_sampler_create(&p, NV, &s));
 }
 
+/* logit biases come first (before the penalties), add up per token, need every row of the head, and
+ * must name ids of the vocabulary with biases of -100 to 100 */
+static void logit_bias_shifts_logits(void) {
+    struct tern_sampler_params p = tern_sampler_default_params();
+    p.temperature = 0.0f;
+    p.logit_bias[p.n_logit_bias++] = (struct tern_logit_bias){6, 0.75f};
+    p.logit_bias[p.n_logit_bias++] = (struct tern_logit_bias){6, 0.5f}; /* 2 + 1.25 > 3 */
+    tern_sampler *s = make(p);
+    CHECK_INT(6, draw_5_or_6(s));
+    struct tern_head_request req = {0};
+    CHECK(!tern_sampler_head_request(s, &req));
+    tern_sampler_free(s);
+    p.n_logit_bias = 1;
+    p.logit_bias[0].bias = 2.5f; /* 2 + 2.5 > 3 */
+    p.repeat_penalty = 2.0f, p.repeat_last_n = 4;
+    s = make(p);
+    CHECK_INT(6, draw_5_or_6(s));
+    tern_sampler_accept(s, 6); /* (2 + 2.5) / 2 < 3: the penalty takes the biased logit (2 / 2 + 2.5 > 3) */
+    CHECK_INT(5, draw_5_or_6(s));
+    tern_sampler_free(s);
+    const struct tern_logit_bias bad[] = {{-1, 1.0f}, {NV, 1.0f}, {3, 100.5f}, {3, NAN}};
+    for (int i = 0; i < 4; i++) {
+        p = tern_sampler_default_params();
+        p.logit_bias[0] = bad[i];
+        p.n_logit_bias = 1;
+        s = NULL;
+        CHECK_STATUS(TERN_ERR_ARG, tern_sampler_create(&p, NV, &s));
+    }
+}
+
 int main(void) {
     RUN(greedy_is_argmax);
     RUN(same_seed_same_tokens);
@@ -306,5 +336,6 @@ int main(void) {
     RUN(repeat_penalty_demotes_recent_tokens);
     RUN(frequency_and_presence_penalties);
     RUN(non_finite_logits_refused);
+    RUN(logit_bias_shifts_logits);
     return harness_finish();
 }

@@ -27,6 +27,8 @@ char *cli_read_file(const char *path, size_t *len);
 /* Sampling flags shared by run and chat (through cli_session_flag): returns 1 if argv[*i] was one
  * (consumed), 0 if not, -1 on a bad value. */
 int cli_sampling_flag(int argc, char **argv, int *i, struct tern_sampler_params *p, bool *seed_set);
+/* The --logit-bias ids lie in a vocabulary of n_vocab tokens (else one error line, false). */
+bool cli_logit_bias_valid(const struct tern_sampler_params *p, int32_t n_vocab);
 extern const char cli_sampling_help[];
 
 /* The flags run, chat and serve share: -m/--model PATH, --pre NAME, --chat-format NAME (where chat

@@ -380,6 +380,10 @@ int cli_chat(int argc, char **argv) {
     c.tok = tok;
     if (!o.s.format)
         c.f = tern_chat_format_detect(tern_model_gguf(model), tok);
+    if (!cli_logit_bias_valid(&o.sp, tern_model_view(model)->hp.n_vocab)) {
+        rc = CLI_EXIT_USAGE;
+        goto done;
+    }
     const struct tern_session_params spar = o.s.p;
     st = cli_session_create(model, &spar, &c.s);
     if (st) {

@@ -92,7 +92,9 @@ const char cli_sampling_help[] =
     "  --frequency-penalty F  subtract F x its count from each token seen there; 0 = off (default)\n"
     "  --presence-penalty P   subtract P from each token seen there; 0 = off (default)\n"
     "  --repeat-last-n N      window of the penalties (default 64)\n"
-    "  --seed S               random seed (default: from the clock; in tern serve, one per request)\n";
+    "  --seed S               random seed (default: from the clock; in tern serve, one per request)\n"
+    "  --logit-bias ID+B      add B (-100 to 100; ID-B subtracts) to token ID's logit before the\n"
+    "                         rest; repeatable (-100 bans a token, 100 all but forces it)\n";
 
 int cli_sampling_flag(int argc, char **argv, int *i, struct tern_sampler_params *p, bool *seed_set) {
     const char *a = argv[*i], *v;
@@ -127,6 +129,24 @@ int cli_sampling_flag(int argc, char **argv, int *i, struct tern_sampler_params 
         if (!(v = cli_value(argc, argv, i)) || !cli_int(a, v, 0, 1 << 20, &n))
             return -1;
         p->repeat_last_n = (int32_t)n;
+    } else if (strcmp(a, "--logit-bias") == 0) {
+        if (!(v = cli_value(argc, argv, i)))
+            return -1;
+        char *end;
+        errno = 0;
+        const long long id = strtoll(v, &end, 10);
+        if (errno || end == v || id < 0 || id > INT32_MAX || (*end != '+' && *end != '-')) {
+            tern_log_error("option %s: '%s' is not a token id followed by +BIAS or -BIAS (e.g. 15043+5)", a,
+                           v);
+            return -1;
+        }
+        if (!cli_float(a, end, -100.0, 100.0, &f))
+            return -1;
+        if (p->n_logit_bias == TERN_MAX_LOGIT_BIAS) {
+            tern_log_error("option %s: at most %d biases", a, TERN_MAX_LOGIT_BIAS);
+            return -1;
+        }
+        p->logit_bias[p->n_logit_bias++] = (struct tern_logit_bias){(int32_t)id, (float)f};
     } else if (strcmp(a, "--seed") == 0) {
         if (!(v = cli_value(argc, argv, i)) || !cli_int(a, v, 0, INT64_MAX, &n))
             return -1;
@@ -287,4 +307,14 @@ tern_status cli_build_shape(const char *shape, uint32_t type, uint32_t head, ter
     st = tern_model_create(path, out);
     unlink(path);
     return st;
+}
+
+bool cli_logit_bias_valid(const struct tern_sampler_params *p, int32_t n_vocab) {
+    for (int32_t i = 0; i < p->n_logit_bias; i++)
+        if (p->logit_bias[i].id >= n_vocab) {
+            tern_log_error("option --logit-bias: token %d is not in the model's vocabulary (0 to %d)",
+                           p->logit_bias[i].id, n_vocab - 1);
+            return false;
+        }
+    return true;
 }

@@ -143,6 +143,10 @@ int cli_run(int argc, char **argv) {
     st = tern_tokenize(tok, prompt, prompt_len, add_bos, true, &ids, &n_ids);
     if (st)
         goto done;
+    if (!cli_logit_bias_valid(&o.sp, tern_model_view(model)->hp.n_vocab)) {
+        rc = CLI_EXIT_USAGE;
+        goto done;
+    }
     const int n_ctx = tern_session_params_n_ctx(model, &spar);
     if (n_ids > (size_t)n_ctx) {
         tern_log_error("the prompt has %zu tokens but the context has %d positions (raise -c)", n_ids, n_ctx);

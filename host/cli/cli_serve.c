@@ -128,6 +128,10 @@ int cli_serve(int argc, char **argv) {
         goto done;
     if (!o.s.format)
         format = tern_chat_format_detect(tern_model_gguf(model), tok);
+    if (!cli_logit_bias_valid(&o.sp, tern_model_view(model)->hp.n_vocab)) {
+        rc = CLI_EXIT_USAGE;
+        goto done;
+    }
     const long long total = tern_session_params_n_ctx(model, &o.s.p);
     if (total < o.parallel * 8) {
         tern_log_error("a context of %lld positions leaves fewer than 8 to each of the %lld slots", total,

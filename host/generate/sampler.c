@@ -25,9 +25,9 @@ struct tern_sampler {
     struct tern_heap top;   /* top-k selection */
     int32_t *recent;        /* ring of the last repeat_last_n tokens */
     int32_t n_recent, recent_head;
-    int32_t *penalized; /* [repeat_last_n] the distinct recent ids, ascending */
-    float *penalty_sub; /* [repeat_last_n] what the frequency and presence penalties take from each */
-    int32_t *sorted;    /* [repeat_last_n] scratch */
+    int32_t *penalized;  /* [repeat_last_n] the distinct recent ids, ascending */
+    float *penalty_sub;  /* [repeat_last_n] what the frequency and presence penalties take from each */
+    int32_t *sorted;     /* [repeat_last_n] scratch */
     int32_t n_penalized; /* how many ids penalized holds for recent; -1 after accept changed recent */
     struct tern_rng rng;
 };
@@ -69,8 +69,13 @@ static bool worse(const void *a, const void *b) {
 tern_status tern_sampler_create(const struct tern_sampler_params *p, int32_t n_vocab, tern_sampler **out) {
     *out = NULL;
     if (n_vocab <= 0 || p->repeat_last_n < 0 || !(p->top_p > 0.0f) || p->min_p > 1.0f ||
-        !isfinite(p->frequency_penalty) || !isfinite(p->presence_penalty))
+        !isfinite(p->frequency_penalty) || !isfinite(p->presence_penalty) || p->n_logit_bias < 0 ||
+        p->n_logit_bias > TERN_MAX_LOGIT_BIAS)
         return TERN_ERR_ARG;
+    for (int32_t i = 0; i < p->n_logit_bias; i++)
+        if (p->logit_bias[i].id < 0 || p->logit_bias[i].id >= n_vocab ||
+            !(fabsf(p->logit_bias[i].bias) <= 100.0f))
+            return TERN_ERR_ARG;
     tern_sampler *s = calloc(1, sizeof *s);
     if (!s)
         return TERN_ERR_NOMEM;
@@ -187,7 +192,7 @@ static void apply_penalties(tern_sampler *s, float *logits) {
 bool tern_sampler_head_request(tern_sampler *s, struct tern_head_request *req) {
     const float pen = s->p.repeat_penalty;
     const bool greedy = s->p.temperature <= 0.0f;
-    if (!(pen > 0.0f) || (!greedy && (s->p.top_k <= 0 || s->p.top_k >= s->n_vocab)))
+    if (!(pen > 0.0f) || (!greedy && (s->p.top_k <= 0 || s->p.top_k >= s->n_vocab)) || s->p.n_logit_bias > 0)
         return false;
     req->top_k = greedy ? 1 : s->p.top_k;
     req->repeat_penalty = pen;
@@ -326,6 +331,8 @@ tern_status tern_sampler_sample(tern_sampler *s, float *logits, int32_t *id) {
                        (double)logits[bad]);
         return TERN_ERR_INTERNAL;
     }
+    for (int32_t i = 0; i < s->p.n_logit_bias; i++)
+        logits[s->p.logit_bias[i].id] += s->p.logit_bias[i].bias;
     apply_penalties(s, logits);
     *id = sample(s, logits);
     return TERN_OK;

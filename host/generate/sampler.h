@@ -10,6 +10,14 @@
 #include "../../scheduler/device.h"
 #include "../../scheduler/status.h"
 
+/* A fixed offset added to one token's logit before everything else (OpenAI's logit_bias); at most
+ * TERN_MAX_LOGIT_BIAS of them, as the OpenAI API allows. */
+enum { TERN_MAX_LOGIT_BIAS = 300 };
+struct tern_logit_bias {
+    int32_t id;
+    float bias; /* -100 to 100 */
+};
+
 struct tern_sampler_params {
     float temperature;       /* <= 0: greedy (argmax) */
     int32_t top_k;           /* <= 0: off */
@@ -20,6 +28,8 @@ struct tern_sampler_params {
     float presence_penalty;  /* subtracted once from every recent token; 0: off */
     int32_t repeat_last_n;   /* how many recent tokens the penalties look at */
     uint64_t seed;
+    int32_t n_logit_bias; /* entries of logit_bias, applied first (ids need not be distinct: they add) */
+    struct tern_logit_bias logit_bias[TERN_MAX_LOGIT_BIAS];
 };
 
 /* Defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, penalties off (repeat 1.0, frequency
@@ -34,8 +44,8 @@ void tern_sampler_free(tern_sampler *s);
 void tern_sampler_accept(tern_sampler *s, int32_t token);
 /* What the next tern_sampler_sample reads of the logits, for a certified head: the top-k the chain
  * keeps (1 when greedy), the penalties and the ids they apply to. Returns false when every logit
- * matters (sampling without top-k, or a repeat penalty that is not a monotonic map): the head must
- * be full. req->penalized and req->penalty_sub point into the sampler and change with
+ * matters (sampling without top-k, a repeat penalty that is not a monotonic map, or a logit bias):
+ * the head must be full. req->penalized and req->penalty_sub point into the sampler and change with
  * tern_sampler_accept, so ask again after each accept. req->stats is left as it was. */
 bool tern_sampler_head_request(tern_sampler *s, struct tern_head_request *req);
 /* Choose the next token from logits[n_vocab] into *id. logits may be modified. A NaN or infinite

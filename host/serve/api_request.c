@@ -1,6 +1,8 @@
 /* Requests of the OpenAI-compatible API (see api_request.h). */
 #include "api_request.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,6 +242,37 @@ static bool logprobs_fields(const json_t *body, bool chat, struct tern_api_reque
     return true;
 }
 
+/* OpenAI's logit_bias: {"token id": bias from -100 to 100, ...}, at most TERN_MAX_LOGIT_BIAS; it
+ * replaces the server's --logit-bias. */
+static bool logit_bias_field(const tern_tokenizer *tok, const json_t *body, struct tern_sampler_params *sp,
+                             struct tern_api_error *err) {
+    const json_t *lb = json_object_get(body, "logit_bias");
+    if (!lb || json_is_null(lb))
+        return true;
+    if (!json_is_object(lb) || json_object_size(lb) > TERN_MAX_LOGIT_BIAS)
+        return fail(err, 400, NULL, "logit_bias", "'logit_bias' must be an object of at most %d token ids",
+                    TERN_MAX_LOGIT_BIAS);
+    sp->n_logit_bias = 0;
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)lb, key, v) {
+        char *end;
+        errno = 0;
+        const long long id = strtoll(key, &end, 10);
+        if (errno || end == key || *end || id < 0 || id >= tern_tokenizer_n_vocab(tok))
+            return fail(err, 400, NULL, "logit_bias", "'logit_bias': '%s' is not a token id (0 to %d)", key,
+                        tern_tokenizer_n_vocab(tok) - 1);
+        if (!json_is_number(v) || !(fabs(json_number_value(v)) <= 100.0))
+            return fail(err, 400, NULL, "logit_bias",
+                        "'logit_bias': the bias of token %lld must be a number from "
+                        "-100 to 100",
+                        id);
+        sp->logit_bias[sp->n_logit_bias++] =
+            (struct tern_logit_bias){(int32_t)id, (float)json_number_value(v)};
+    }
+    return true;
+}
+
 static bool parse(const struct tern_server_params *p, const tern_tokenizer *tok, enum tern_chat_format format,
                   uint64_t seed, const json_t *body, bool chat, struct tern_api_request *r,
                   struct tern_api_error *err) {
@@ -308,6 +341,8 @@ static bool parse(const struct tern_server_params *p, const tern_tokenizer *tok,
         if (bad)
             param = fields[i].key;
     }
+    if (!param && !logit_bias_field(tok, body, sp, err))
+        return false;
     if (sp->top_p < 1e-6f) /* top_p 0: the most likely token alone */
         sp->top_p = 1e-6f;
     const json_t *mt = json_object_get(body, "max_completion_tokens");

@@ -70,6 +70,18 @@ if [ "$(cat "$tmp/g4")" = "Hello there$(cat "$tmp/g1")" ]; then ok run_echo; els
 if cmp -s "$tmp/l0" "$tmp/l4" && grep -q "lookup: [1-9][0-9]* of [1-9][0-9]* drafts taken" "$tmp/err"; then ok run_lookup
 else bad run_lookup "$(cat "$tmp/err")"; fi
 expect_error run_lookup_range 2 "lookup" -- "$tern" run -m "$model" -p "Hi" --lookup 8
+# --logit-bias: +100 on a token makes greedy decoding take it every time, of two boosted tokens the
+# one boosted more wins (by 50), and biases of one token add up (+100 and -100: the output without them);
+# an id outside the vocabulary or a bias past 100 is a usage error
+h=$("$tern" tokenize -m "$model" --ids --no-bos -p "H" 2>/dev/null | tr -d '[]')
+i=$("$tern" tokenize -m "$model" --ids --no-bos -p "I" 2>/dev/null | tr -d '[]')
+lb() { "$tern" run -m "$model" -p "Hello" -n 3 --temp 0 "$@" 2>/dev/null; }
+if [ "$(lb --logit-bias "$h+100")" = "HHH" ] && [ "$(lb --logit-bias "$h+50" --logit-bias "$i+100")" = "III" ] &&
+   [ "$(lb --logit-bias "$h+100" --logit-bias "$i+50")" = "HHH" ] &&
+   [ "$(lb --logit-bias "$h+100" --logit-bias "$h-100" | xxd -p)" = "$(lb | xxd -p)" ]; then ok run_logit_bias
+else bad run_logit_bias "h=$h i=$i: $(lb --logit-bias "$h+50" --logit-bias "$i+100" | xxd -p)"; fi
+expect_error run_logit_bias_bad_id 2 "not in the model's vocabulary" -- "$tern" run -m "$model" -p "Hi" --logit-bias 99999+1
+expect_error run_logit_bias_bad_value 2 "is not a number in \[-100, 100\]" -- "$tern" run -m "$model" -p "Hi" --logit-bias 5+200
 
 # bitnet.cpp's I2_S file, greedy: the continuation starts with bitnet.cpp's bytes "($_id"
 "$tern" run -m "$vec/mini-b158-i2s.gguf" -p "The capital of France is" -n 16 --temp 0 >"$tmp/v" 2>/dev/null

@@ -3,7 +3,8 @@
  * /tokenize and /detokenize, with the vocabulary of the conformance vectors' model
  * (TERN_FUZZ_MODEL). Aborts when an accepted request breaks the parser's promises (a prompt id
  * outside the vocabulary, more prompts or logprobs than allowed, an empty prompt, a prompt whose
- * echo is missing) or a refused one has no status, parameter or message that says why. */
+ * echo is missing, a logit bias out of range) or a refused one has no status, parameter or message that says
+ * why. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +31,8 @@ static void setup(void) {
         abort();
     }
     params.model_id = "model.gguf";
-    params.sampling = (struct tern_sampler_params){.temperature = 0.8f, .top_k = 40, .top_p = 0.95f,
-                                                   .repeat_penalty = 1.0f, .repeat_last_n = 64};
+    params.sampling = (struct tern_sampler_params){
+        .temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .repeat_penalty = 1.0f, .repeat_last_n = 64};
 }
 
 static void check_error(const struct tern_api_error *err) {
@@ -42,7 +43,8 @@ static void check_error(const struct tern_api_error *err) {
 static void check_request(const struct tern_api_request *r) {
     if (r->n_prompts < 1 || r->n_prompts > TERN_API_MAX_PROMPTS || (r->chat && r->n_prompts != 1) ||
         r->gen.logprobs > TERN_ENGINE_MAX_TOP_LOGPROBS || r->gen.n_stop > TERN_ENGINE_MAX_STOP ||
-        (r->stream && r->n_prompts > 1) || r->gen.max_tokens < (r->echo ? 0 : -1) || (!r->echo && !r->gen.max_tokens))
+        (r->stream && r->n_prompts > 1) || r->gen.max_tokens < (r->echo ? 0 : -1) ||
+        (!r->echo && !r->gen.max_tokens))
         abort();
     for (int i = 0; i < r->n_prompts; i++) {
         const struct tern_api_prompt *p = &r->prompts[i];
@@ -54,6 +56,13 @@ static void check_request(const struct tern_api_request *r) {
     }
     for (int i = 0; i < r->gen.n_stop; i++)
         if (!r->gen.stop[i])
+            abort();
+    const struct tern_sampler_params *sp = &r->gen.sampling;
+    if (sp->n_logit_bias < 0 || sp->n_logit_bias > TERN_MAX_LOGIT_BIAS)
+        abort();
+    for (int i = 0; i < sp->n_logit_bias; i++)
+        if (sp->logit_bias[i].id < 0 || sp->logit_bias[i].id >= tern_tokenizer_n_vocab(tok) ||
+            !(sp->logit_bias[i].bias >= -100.0f && sp->logit_bias[i].bias <= 100.0f))
             abort();
 }
 

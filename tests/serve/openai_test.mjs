@@ -247,6 +247,15 @@ async function main() {
         dt.body.prompt === prompts[3] && dtBos.body.content === info.bos_token + prompts[3],
         'tokenizer_endpoints', JSON.stringify([info, tk.body, tkBos.body, dt.body, dtBos.body]));
 
+  // logit_bias: +100 makes greedy decoding take that token every time (and, being a bias of the
+  // sampler, reads every row of the head)
+  const forced = tk.body.tokens[1];
+  const biased = await ai.completions.create({ model: modelId, prompt: prompts[0], max_tokens: 3, temperature: 0,
+                                               logit_bias: { [forced]: 100 } });
+  const forcedText = (await postJson('/detokenize', { tokens: [forced, forced, forced] })).body.prompt;
+  check(biased.choices[0].text === forcedText, 'logit_bias_forces',
+        `${JSON.stringify(biased.choices[0].text)} want ${JSON.stringify(forcedText)}`);
+
   // ---------------------------------------------------------------- the prompt cache
   // A prompt that begins with what a slot evaluated (its last prompt and reply) evaluates only the
   // rest, with the same output as evaluating all of it.
@@ -343,6 +352,9 @@ async function main() {
     [post('/detokenize', { tokens: [1, 1e9] }, auth), 400, 'detokenize an id out of range', 'tokens'],
     [post('/detokenize', { tokens: 'abc' }, auth), 400, 'detokenize a string', 'tokens'],
     [post('/tokenize', { prompt: 'x' }), 401, 'tokenize without the API key'],
+    [post('/v1/completions', { prompt: 'x', logit_bias: { abc: 1 } }, auth), 400, 'logit_bias key not an id', 'logit_bias'],
+    [post('/v1/completions', { prompt: 'x', logit_bias: { 5: 150 } }, auth), 400, 'logit_bias past 100', 'logit_bias'],
+    [post('/v1/completions', { prompt: 'x', logit_bias: [1] }, auth), 400, 'logit_bias a list', 'logit_bias'],
     [post('/v1/completions', { model: 'gpt-4', prompt: 'x' }, auth), 404, 'unknown model'],
     [post('/v1/completions', { prompt: 'x'.repeat(70000) }, auth), 413, 'body over the limit'],
     [post('/v1/completions', { prompt: 'x' }), 401, 'no API key'],
