@@ -14,7 +14,9 @@
 #include "../generate/session.h"
 #include "../tokenizer/tokenizer.h"
 
-enum { TERN_ENGINE_MAX_STOP = 4, TERN_ENGINE_MAX_TOP_LOGPROBS = 20 };
+/* Stop strings: OpenAI allows 4, but evaluation harnesses send a task's stop strings and the end of
+ * text together (lm-evaluation-harness's `until` lists), so a local server takes more. */
+enum { TERN_ENGINE_MAX_STOP = 16, TERN_ENGINE_MAX_TOP_LOGPROBS = 20 };
 
 struct tern_gen_request {
     const int32_t *prompt; /* copied at submit */
