@@ -58,13 +58,21 @@ struct tern_job {
     struct tern_detok dt;
 };
 
+/* The logprob records of a slot's cached tokens, left by the last request that scored its prompt:
+ * r[p] is the record of the token at position p, with n_top top tokens (see pick_slot). */
+struct slot_records {
+    struct tern_token_logprob *r;
+    int n, cap, n_top;
+};
+
 struct tern_engine {
     tern_session *s;
     const tern_tokenizer *tok;
     int n_slots, queue_max, n_queued, n_vocab, n_ctx;
     tern_job **slots;
-    bool reuse_prefix;   /* a slot's cached tokens serve the next prompt that begins with them */
-    uint64_t *last_used; /* [n_slots] when each slot last took a request, in admissions */
+    bool reuse_prefix;            /* a slot's cached tokens serve the next prompt that begins with them */
+    uint64_t *last_used;          /* [n_slots] when each slot last took a request, in admissions */
+    struct slot_records *slot_lp; /* [n_slots] */
     uint64_t clock;
     tern_job *queue_head, *queue_tail;
     pthread_mutex_t mu;
@@ -232,12 +240,48 @@ static bool stop_init(struct stop *st, const char *s) {
     return true;
 }
 
+/* Under the lock: job j (scoring its prompt) starts from the slot's first n records. */
+static bool take_records(tern_job *j, const struct slot_records *sr, int n) {
+    j->lp = malloc((size_t)n * sizeof *j->lp);
+    if (!j->lp)
+        return false;
+    memcpy(j->lp, sr->r, (size_t)n * sizeof *j->lp);
+    j->n_lp = j->cap_lp = (size_t)n;
+    return true;
+}
+
+/* Under the lock: slot i's request is over; one that scored its prompt leaves its records (prompt
+ * and reply, position by position) to the slot's next prompt to score. */
+static void release_slot(tern_engine *e, int i) {
+    tern_job *j = e->slots[i];
+    struct slot_records *sr = &e->slot_lp[i]; /* else it keeps the records of the prefix admit kept */
+    if (j->prompt_logprobs && j->finish != TERN_FINISH_ERROR && e->reuse_prefix && j->n_lp > 0) {
+        if ((size_t)sr->cap < j->n_lp) {
+            struct tern_token_logprob *r = realloc(sr->r, j->n_lp * sizeof *r);
+            if (r) {
+                sr->r = r;
+                sr->cap = (int)j->n_lp;
+            }
+        }
+        if ((size_t)sr->cap >= j->n_lp) {
+            memcpy(sr->r, j->lp, j->n_lp * sizeof *sr->r);
+            sr->n = (int)j->n_lp;
+            sr->n_top = j->logprobs;
+        }
+    }
+    e->slots[i] = NULL;
+    let_go(j);
+}
+
 /* The free slot for a prompt, and in *keep the positions of its cache the prompt can use: a
  * prefix of the slot's cached tokens (an earlier request's prompt and reply). The slot that saves
  * the most work wins: the tokens the prompt reuses, less a quarter of the cached tokens it
  * discards (they may serve that slot's conversation later), so an empty slot (0) beats a cache
  * that shares only its first tokens, and the least recently used slot among equals. At least the
- * prompt's last token is evaluated again, for its logits. -1: no free slot. */
+ * prompt's last token is evaluated again, for its logits. A prompt to score (prompt_logprobs)
+ * reuses only the tokens whose records the slot holds (scored with as many top tokens), and
+ * evaluates its common prefix's last token again: its logits score the next token. -1: no free
+ * slot. */
 static int pick_slot(const tern_engine *e, const tern_job *j, int *keep) {
     int best = -1, best_score = 0;
     *keep = 0;
@@ -246,10 +290,17 @@ static int pick_slot(const tern_engine *e, const tern_job *j, int *keep) {
             continue;
         const int pos = e->reuse_prefix ? tern_session_seq_pos(e->s, i) : 0;
         const int32_t *cached = tern_session_seq_tokens(e->s, i);
-        const int m = j->prompt_logprobs ? 0 : pos < j->n_prompt - 1 ? pos : j->n_prompt - 1;
+        const struct slot_records *sr = &e->slot_lp[i];
+        int m = pos < j->n_prompt - 1 ? pos : j->n_prompt - 1;
+        if (j->prompt_logprobs) {
+            m = sr->n_top != j->logprobs ? 0 : sr->n < pos ? sr->n : pos;
+            m = m < j->n_prompt ? m : j->n_prompt;
+        }
         int n = 0;
         while (n < m && cached[n] == j->prompt[n])
             n++;
+        if (j->prompt_logprobs) /* the records of the common prefix are kept; its last token goes again */
+            n = n > 0 ? n - 1 : 0;
         const int score = 4 * n - (pos - n); /* 4 x (reused - discarded / 4) */
         if (best < 0 || score > best_score || (score == best_score && e->last_used[i] < e->last_used[best])) {
             best = i;
@@ -275,7 +326,9 @@ static void admit(tern_engine *e) {
         tern_status st = TERN_OK;
         if (!j->cancelled)
             st = tern_sampler_create(&j->sampling, e->n_vocab, &j->smp);
-        if (!st && !j->cancelled && j->prompt_logprobs && !record(j, j->prompt[0], NULL, 0.0, 0, true, 0))
+        if (!st && !j->cancelled && j->prompt_logprobs &&
+            !(keep > 0 ? take_records(j, &e->slot_lp[i], keep + 1)
+                       : record(j, j->prompt[0], NULL, 0.0, 0, true, 0)))
             st = TERN_ERR_NOMEM;
         if (j->cancelled || st) {
             finish(j, j->cancelled ? TERN_FINISH_CANCELLED : TERN_FINISH_ERROR);
@@ -286,6 +339,7 @@ static void admit(tern_engine *e) {
             tern_sampler_accept(j->smp, j->prompt[t]);
         tern_detok_init(&j->dt, e->tok);
         tern_session_seq_keep(e->s, i, keep);
+        e->slot_lp[i].n = e->slot_lp[i].n < keep ? e->slot_lp[i].n : keep; /* past keep the tokens change */
         j->fed = j->cached = keep;
         e->last_used[i] = ++e->clock;
         e->slots[i] = j;
@@ -315,8 +369,7 @@ static int build_batch(tern_engine *e, int *n_out) {
         tern_job *j = e->slots[i];
         if (j && j->cancelled) {
             finish(j, TERN_FINISH_CANCELLED);
-            e->slots[i] = NULL;
-            let_go(j);
+            release_slot(e, i);
             continue;
         }
         if (!j)
@@ -325,8 +378,7 @@ static int build_batch(tern_engine *e, int *n_out) {
             if (!scoring_rows(e)) {
                 tern_log_error("serve: out of memory for scoring a prompt");
                 finish(j, TERN_FINISH_ERROR);
-                e->slots[i] = NULL;
-                let_go(j);
+                release_slot(e, i);
                 continue;
             }
             int k = j->n_prompt - j->fed < PROMPT_CHUNK ? j->n_prompt - j->fed : PROMPT_CHUNK;
@@ -458,10 +510,8 @@ static void *loop(void *arg) {
             tern_job *j = e->slots[i];
             if (j && st)
                 finish(j, TERN_FINISH_ERROR);
-            if (j && j->done) {
-                e->slots[i] = NULL;
-                let_go(j);
-            }
+            if (j && j->done)
+                release_slot(e, i);
         }
         pthread_cond_broadcast(&e->changed);
     }
@@ -470,8 +520,7 @@ static void *loop(void *arg) {
         tern_job *j = e->slots[i];
         if (j) {
             finish(j, TERN_FINISH_CANCELLED);
-            e->slots[i] = NULL;
-            let_go(j);
+            release_slot(e, i);
         }
     }
     while (e->queue_head) {
@@ -505,6 +554,7 @@ tern_status tern_engine_create(tern_session *s, const tern_tokenizer *tok, int q
     const size_t batch = (size_t)e->n_slots * PROMPT_CHUNK;
     e->slots = calloc((size_t)e->n_slots, sizeof *e->slots);
     e->last_used = calloc((size_t)e->n_slots, sizeof *e->last_used);
+    e->slot_lp = calloc((size_t)e->n_slots, sizeof *e->slot_lp);
     e->tokens = malloc(batch * sizeof *e->tokens);
     e->seq = malloc(batch * sizeof *e->seq);
     const size_t outs = (size_t)e->n_slots + SCORED_PER_STEP;
@@ -521,8 +571,8 @@ tern_status tern_engine_create(tern_session *s, const tern_tokenizer *tok, int q
     pthread_cond_init(&e->work, NULL);
     pthread_cond_init(&e->changed, NULL);
     e->running = true;
-    if (!e->slots || !e->last_used || !e->tokens || !e->seq || !e->out || !e->out_pos || !e->owner ||
-        !e->req || !e->reqs || !e->logits || !e->raw || !e->piece) {
+    if (!e->slots || !e->last_used || !e->slot_lp || !e->tokens || !e->seq || !e->out || !e->out_pos ||
+        !e->owner || !e->req || !e->reqs || !e->logits || !e->raw || !e->piece) {
         tern_log_error("out of memory for the serving engine");
         tern_engine_free(e);
         return TERN_ERR_NOMEM;
@@ -554,6 +604,9 @@ void tern_engine_free(tern_engine *e) {
     tern_engine_stop(e);
     free(e->slots);
     free(e->last_used);
+    for (int i = 0; e->slot_lp && i < e->n_slots; i++)
+        free(e->slot_lp[i].r);
+    free(e->slot_lp);
     free(e->tokens);
     free(e->seq);
     free(e->out);

@@ -218,6 +218,22 @@ async function main() {
     if (!echoOk) console.log(`     position ${t}: ${JSON.stringify(glp)} against ${JSON.stringify(elp.top_logprobs[t])}`);
   }
   check(echoOk, 'echo_logprobs_equal_generation', JSON.stringify(elp).slice(0, 300));
+  // scoring a prompt that begins like one scored before (a multiple-choice question's answers after
+  // one context) evaluates only from the shared prefix's last token, and scores as evaluating all
+  // of it does (here: as the same prompt scored with 5 top tokens, whose records the slot lacks)
+  await ai.completions.create({ model: modelId, prompt: [...ids, ids[0], ids[1]], max_tokens: 1, temperature: 0,
+                                logprobs: 1, echo: true });
+  const reused = await ai.completions.create({ model: modelId, prompt: [...ids, ids[2]], max_tokens: 1,
+                                               temperature: 0, logprobs: 1, echo: true });
+  const whole5 = await ai.completions.create({ model: modelId, prompt: [...ids, ids[2]], max_tokens: 1,
+                                               temperature: 0, logprobs: 5, echo: true });
+  const rl = reused.choices[0].logprobs, wl = whole5.choices[0].logprobs;
+  check(reused.usage.prompt_tokens_details.cached_tokens === ids.length - 1 &&
+        whole5.usage.prompt_tokens_details.cached_tokens === 0 &&
+        JSON.stringify(rl.token_logprobs) === JSON.stringify(wl.token_logprobs) &&
+        rl.top_logprobs.every((t, i) => t === null ? wl.top_logprobs[i] === null
+          : Math.max(...Object.values(t)) === Math.max(...Object.values(wl.top_logprobs[i]))),
+        'echo_reuses_scored_prefix', JSON.stringify([reused.usage, whole5.usage]));
   // several prompts, one choice each, equal to each prompt sent alone; max_tokens 0 with echo scores
   // the prompt alone
   const batch = await ai.completions.create({ model: modelId, prompt: prompts.slice(0, 3), max_tokens: 8, temperature: 0 });
