@@ -191,7 +191,7 @@ static bool completion_prompts(const tern_tokenizer *tok, const json_t *p, bool 
     const char *why = "'prompt' must be a non-empty string, a list of token ids, or a list of up to 64 of "
                       "those";
     const size_t n = json_is_array(p) && !is_ids(p) ? json_array_size(p) : 1;
-    if (n == 0 || n > TERN_API_MAX_PROMPTS || (!json_is_array(p) && !json_is_string(p)))
+    if (n == 0 || n > TERN_API_MAX_CHOICES || (!json_is_array(p) && !json_is_string(p)))
         return fail(err, 400, NULL, "prompt", "%s", why);
     r->prompts = calloc(n, sizeof *r->prompts);
     if (!r->prompts)
@@ -364,17 +364,23 @@ static bool parse(const struct tern_server_params *p, const tern_tokenizer *tok,
             sp->seed = (uint64_t)json_integer_value(sd);
     }
     const json_t *n = json_object_get(body, "n");
-    if (!param && n && !json_is_null(n) && (!json_is_integer(n) || json_integer_value(n) != 1))
-        param = "n";
+    r->n = 1;
+    if (!param && n && !json_is_null(n)) {
+        if (!json_is_integer(n) || json_integer_value(n) < 1 ||
+            json_integer_value(n) * r->n_prompts > TERN_API_MAX_CHOICES)
+            return fail(err, 400, NULL, "n", "'n' must be an integer from 1 to %d (%d choices in all)",
+                        TERN_API_MAX_CHOICES / r->n_prompts, TERN_API_MAX_CHOICES);
+        r->n = (int)json_integer_value(n);
+    }
     const json_t *stream = json_object_get(body, "stream");
     if (!param && stream && !json_is_null(stream)) {
         if (!json_is_boolean(stream))
             param = "stream";
         r->stream = json_is_true(stream);
     }
-    if (!param && r->stream && r->n_prompts > 1)
-        return fail(err, 400, NULL, "stream", "a streamed reply takes one prompt (this request has %d)",
-                    r->n_prompts);
+    if (!param && r->stream && r->n_prompts * r->n > 1)
+        return fail(err, 400, NULL, "stream", "a streamed reply has one choice (this request asks for %d)",
+                    r->n_prompts * r->n);
     const json_t *so = json_object_get(body, "stream_options");
     if (!param && so && !json_is_null(so)) {
         const json_t *iu = json_object_get(so, "include_usage");

@@ -23,15 +23,16 @@ struct tern_api_prompt {
                        (control tokens written out, invalid UTF-8 as U+FFFD) */
 };
 
-/* /v1/completions takes several prompts (a list of strings or of token id lists); each gets a
- * choice. */
-enum { TERN_API_MAX_PROMPTS = 64 };
+/* /v1/completions takes several prompts (a list of strings or of token id lists), and a request `n`
+ * choices of each: at most this many choices in all. */
+enum { TERN_API_MAX_CHOICES = 64 };
 
 struct tern_api_request {
     bool chat, stream, usage, echo;
     struct tern_gen_request gen; /* everything but the prompt; its stop strings point into the body */
     struct tern_api_prompt *prompts;
     int n_prompts;
+    int n; /* choices per prompt: choice k is prompt k / n, its seed the request's + k % n */
 };
 
 /* Parse body (a JSON object) of a chat (chat) or completions request. seed: the one a request

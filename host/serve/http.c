@@ -398,8 +398,9 @@ static void stream_free(void *cls) {
     free(s);
 }
 
-/* The whole choice of prompt i once its job is over; NULL when out of memory. */
-static json_t *whole_choice(tern_server *srv, const struct tern_api_request *r, int i, tern_job *job) {
+/* Choice k (of prompt k / r->n) whole, once its job is over; NULL when out of memory. */
+static json_t *whole_choice(tern_server *srv, const struct tern_api_request *r, int k, tern_job *job) {
+    const struct tern_api_prompt *prompt = &r->prompts[k / r->n];
     char *text = NULL;
     size_t cap = 0, len = 0;
     while (tern_job_next(job, &text, &cap, &len))
@@ -409,8 +410,7 @@ static json_t *whole_choice(tern_server *srv, const struct tern_api_request *r, 
         struct tern_token_logprob *rec = NULL;
         size_t rcap = 0, n = 0;
         struct lp_writer w;
-        if (!lp_writer_init(&w, srv->tok, r->chat, &r->prompts[i]) ||
-            !tern_job_logprobs(job, &rec, &rcap, &n))
+        if (!lp_writer_init(&w, srv->tok, r->chat, prompt) || !tern_job_logprobs(job, &rec, &rcap, &n))
             lp = NULL;
         else
             lp = logprobs_json(&w, rec, n);
@@ -420,17 +420,17 @@ static json_t *whole_choice(tern_server *srv, const struct tern_api_request *r, 
     json_t *choice = NULL;
     if (r->chat) {
         choice =
-            json_pack("{s:i,s:{s:s,s:s%},s:o*,s:s}", "index", 0, "message", "role", "assistant", "content",
+            json_pack("{s:i,s:{s:s,s:s%},s:o*,s:s}", "index", k, "message", "role", "assistant", "content",
                       text ? text : "", len, "logprobs", lp, "finish_reason", finish_reason(job));
     } else {
-        const char *echo = r->prompts[i].echo ? r->prompts[i].echo : "";
+        const char *echo = prompt->echo ? prompt->echo : "";
         char *all = malloc(strlen(echo) + len + 1);
         if (all) {
             strcpy(all, echo);
             memcpy(all + strlen(echo), text ? text : "", len);
             all[strlen(echo) + len] = 0;
         }
-        choice = all ? json_pack("{s:i,s:s,s:o*,s:s}", "index", i, "text", all, "logprobs", lp,
+        choice = all ? json_pack("{s:i,s:s,s:o*,s:s}", "index", k, "text", all, "logprobs", lp,
                                  "finish_reason", finish_reason(job))
                      : NULL;
         free(all);
@@ -439,11 +439,12 @@ static json_t *whole_choice(tern_server *srv, const struct tern_api_request *r, 
     return choice;
 }
 
-/* A job for prompt i of request r. */
-static tern_status submit(tern_server *srv, const struct tern_api_request *r, int i, tern_job **job) {
+/* The job of choice k of request r. */
+static tern_status submit(tern_server *srv, const struct tern_api_request *r, int k, tern_job **job) {
     struct tern_gen_request g = r->gen;
-    g.prompt = r->prompts[i].ids;
-    g.n_prompt = (int)r->prompts[i].n_ids;
+    g.prompt = r->prompts[k / r->n].ids;
+    g.n_prompt = (int)r->prompts[k / r->n].n_ids;
+    g.sampling.seed += (uint64_t)(k % r->n);
     return tern_engine_submit(atomic_load(&srv->engine), &g, job);
 }
 
@@ -454,19 +455,20 @@ static enum MHD_Result busy_or_failed(struct MHD_Connection *c, struct conn *cs,
     return send_error(c, cs, 500, "server_error", NULL, NULL, "the request could not be queued");
 }
 
-/* Every prompt's choice in one reply. Each prompt is a job; when the queue is full, the prompts
- * still to submit wait for this request's earlier ones to finish (503 only when none of them is
- * running). */
+/* Every choice in one reply, each a job; when the queue is full, the choices still to submit wait
+ * for this request's earlier ones to finish (503 only when none of them is running). A prompt's
+ * tokens count once in the usage, whatever its n. */
 static enum MHD_Result reply_whole(tern_server *srv, struct MHD_Connection *c, struct conn *cs,
                                    const struct tern_api_request *r, long id) {
-    tern_job *jobs[TERN_API_MAX_PROMPTS] = {0};
+    tern_job *jobs[TERN_API_MAX_CHOICES] = {0};
+    const int n_choices = r->n_prompts * r->n;
     json_t *choices = json_array();
     struct usage u = {0};
     tern_status st = TERN_OK;
     int submitted = 0;
-    for (int i = 0; i < r->n_prompts && !st; i++) {
+    for (int i = 0; i < n_choices && !st; i++) {
         /* submit what the queue takes; when it is full, wait for this request's job i if it has one */
-        while (submitted < r->n_prompts) {
+        while (submitted < n_choices) {
             const tern_status sub = submit(srv, r, submitted, &jobs[submitted]);
             if (sub == TERN_ERR_BUSY && submitted > i)
                 break;
@@ -478,7 +480,13 @@ static enum MHD_Result reply_whole(tern_server *srv, struct MHD_Connection *c, s
         if (st)
             break;
         json_t *choice = whole_choice(srv, r, i, jobs[i]);
-        add_usage(&u, jobs[i]);
+        struct usage one = {0};
+        add_usage(&one, jobs[i]);
+        u.completion += one.completion;
+        if (i % r->n == 0) {
+            u.prompt += one.prompt;
+            u.cached += one.cached;
+        }
         tern_job_free(jobs[i]);
         jobs[i] = NULL;
         if (!choice || json_array_append_new(choices, choice))

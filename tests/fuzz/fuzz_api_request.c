@@ -41,10 +41,10 @@ static void check_error(const struct tern_api_error *err) {
 }
 
 static void check_request(const struct tern_api_request *r) {
-    if (r->n_prompts < 1 || r->n_prompts > TERN_API_MAX_PROMPTS || (r->chat && r->n_prompts != 1) ||
-        r->gen.logprobs > TERN_ENGINE_MAX_TOP_LOGPROBS || r->gen.n_stop > TERN_ENGINE_MAX_STOP ||
-        (r->stream && r->n_prompts > 1) || r->gen.max_tokens < (r->echo ? 0 : -1) ||
-        (!r->echo && !r->gen.max_tokens))
+    if (r->n_prompts < 1 || r->n < 1 || r->n_prompts * r->n > TERN_API_MAX_CHOICES ||
+        (r->chat && r->n_prompts != 1) || r->gen.logprobs > TERN_ENGINE_MAX_TOP_LOGPROBS ||
+        r->gen.n_stop > TERN_ENGINE_MAX_STOP || (r->stream && r->n_prompts * r->n > 1) ||
+        r->gen.max_tokens < (r->echo ? 0 : -1) || (!r->echo && !r->gen.max_tokens))
         abort();
     for (int i = 0; i < r->n_prompts; i++) {
         const struct tern_api_prompt *p = &r->prompts[i];

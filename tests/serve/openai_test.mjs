@@ -242,6 +242,17 @@ async function main() {
   check(batch.choices.length === 3 && batch.choices.every((ch, i) => ch.index === i && ch.text === single[i].choices[0].text) &&
         batch.usage.completion_tokens === single.reduce((n, a) => n + a.usage.completion_tokens, 0),
         'several_prompts', JSON.stringify(batch.choices.map((ch) => ch.text)));
+  // n choices of a prompt: choice j is the request with seed + j, and the prompt counts once
+  const three = await ai.chat.completions.create({ model: modelId, messages: msgs, max_tokens: 8, temperature: 1.0,
+                                                   top_k: 0, seed: 5, n: 3 });
+  const seeded = await Promise.all([5, 6, 7].map((seed) => ai.chat.completions.create({
+    model: modelId, messages: msgs, max_tokens: 8, temperature: 1.0, top_k: 0, seed })));
+  check(three.choices.length === 3 &&
+        three.choices.every((ch, j) => ch.index === j && ch.message.content === seeded[j].choices[0].message.content) &&
+        three.usage.prompt_tokens === seeded[0].usage.prompt_tokens &&
+        three.usage.completion_tokens === seeded.reduce((n, a) => n + a.usage.completion_tokens, 0) &&
+        new Set(three.choices.map((ch) => ch.message.content)).size > 1,
+        'n_choices', JSON.stringify(three.choices.map((ch) => ch.message.content)));
   const scored = await ai.completions.create({ model: modelId, prompt: prompts[0], max_tokens: 0, logprobs: 1, echo: true });
   const slp = scored.choices[0].logprobs;
   check(scored.choices[0].text === prompts[0] && scored.usage.completion_tokens === 0 &&
@@ -348,7 +359,10 @@ async function main() {
     [post('/v1/completions', { prompt: 'x', stop: 12 }, auth), 400, 'stop a number'],
     [post('/v1/completions', { prompt: 'x', stop: 'abcdefghijklmnopq'.split('') }, auth), 400, '17 stop strings', 'stop'],
     [post('/v1/completions', { prompt: 'x', stream: 'yes' }, auth), 400, 'stream a string'],
-    [post('/v1/completions', { prompt: 'x', n: 3 }, auth), 400, 'n of 3'],
+    [post('/v1/completions', { prompt: 'x', n: 0 }, auth), 400, 'n of 0', 'n'],
+    [post('/v1/completions', { prompt: ['x', 'y'], n: 33 }, auth), 400, '66 choices', 'n'],
+    [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], n: 2, stream: true }, auth), 400,
+      'two choices streamed', 'stream'],
     [post('/v1/chat/completions', { messages: 'hi' }, auth), 400, 'messages a string'],
     [post('/v1/chat/completions', { messages: [] }, auth), 400, 'no messages'],
     [post('/v1/chat/completions', { messages: [{ role: 'wizard', content: 'x' }] }, auth), 400, 'unknown role'],
