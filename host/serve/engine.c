@@ -240,12 +240,17 @@ static bool stop_init(struct stop *st, const char *s) {
     return true;
 }
 
-/* Under the lock: job j (scoring its prompt) starts from the slot's first n records. */
+/* Under the lock: job j (scoring its prompt) starts from the slot's first n records, its prompt's
+ * now (some may have been an earlier request's reply). */
 static bool take_records(tern_job *j, const struct slot_records *sr, int n) {
     j->lp = malloc((size_t)n * sizeof *j->lp);
     if (!j->lp)
         return false;
-    memcpy(j->lp, sr->r, (size_t)n * sizeof *j->lp);
+    for (int k = 0; k < n; k++) {
+        j->lp[k] = sr->r[k];
+        j->lp[k].prompt = true;
+        j->lp[k].start = 0;
+    }
     j->n_lp = j->cap_lp = (size_t)n;
     return true;
 }
