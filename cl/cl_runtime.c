@@ -167,7 +167,7 @@ static tern_status assemble_source(char **out) {
         return TERN_ERR_NOMEM;
     src[0] = 0;
     for (int i = 0; i < tern_cl_n_sources; i++) {
-        const struct tern_cl_source *s = &tern_cl_sources[i];
+        const struct tern_embedded_file *s = &tern_cl_sources[i];
         char *disk = NULL;
         const char *text = (const char *)s->bytes;
         size_t tlen = s->len;

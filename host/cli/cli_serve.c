@@ -33,7 +33,7 @@ static const char serve_usage[] =
     "  -h, --help            this help\n"
     "\n"
     "Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, POST /tokenize,\n"
-    "POST /detokenize, GET /tokenizer_info, GET /health.\n"
+    "POST /detokenize, GET /tokenizer_info, GET /health; GET / is a chat page for a browser.\n"
     "The sampling flags below are the defaults for the fields a request leaves out.\n"
     "SIGINT or SIGTERM ends the requests in flight and exits.\n";
 

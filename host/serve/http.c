@@ -19,6 +19,7 @@
 #include "../../scheduler/log.h"
 #include "../generate/generate.h"
 #include "api_request.h"
+#include "web_ui.h"
 
 struct tern_server {
     struct MHD_Daemon *d;
@@ -613,6 +614,31 @@ static enum MHD_Result generate(tern_server *srv, struct MHD_Connection *c, stru
 
 /* ---------------------------------------------------------------- routing */
 
+/* GET /: the chat page (web/chat.html). Its script and style are inline and it talks to this
+ * server alone, which the Content-Security-Policy holds it to. */
+static enum MHD_Result web_page(struct MHD_Connection *c, struct conn *cs) {
+    const struct tern_embedded_file *f = NULL;
+    for (int i = 0; i < tern_web_n_files; i++)
+        if (!strcmp(tern_web_files[i].name, "chat.html"))
+            f = &tern_web_files[i];
+    if (!f)
+        return send_error(c, cs, 404, "invalid_request_error", "unknown_url", NULL,
+                          "this build has no web page");
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(f->len, (void *)f->bytes, MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                            "connect-src 'self'; frame-ancestors 'none'");
+    const enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    cs->status = 200;
+    return ret;
+}
+
 static bool authorized(const tern_server *srv, struct MHD_Connection *c) {
     if (!srv->api_key)
         return true;
@@ -673,6 +699,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         cs->status = 204;
         return ret;
     }
+    if (!strcmp(url, "/") || !strcmp(url, "/index.html")) /* the chat page: no key, it holds nothing */
+        return get ? web_page(c, cs)
+                   : send_error(c, cs, 405, "invalid_request_error", NULL, NULL, "use GET on %s", url);
     if (health) {
         if (!get)
             return send_error(c, cs, 405, "invalid_request_error", NULL, NULL, "use GET on %s", url);

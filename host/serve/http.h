@@ -4,6 +4,7 @@
  *   POST /v1/completions        raw prompts (text or token ids), with echo and logprobs to score them
  *   GET  /v1/models, GET /health
  *   POST /tokenize, POST /detokenize, GET /tokenizer_info   the model's tokenizer (api_request.h)
+ *   GET  /                      a chat page (web/chat.html, built in: web_ui.h)
  * Replies and errors follow the OpenAI API (error objects {"error": {"message", "type", "param",
  * "code"}}); streamed replies are server-sent events ending with `data: [DONE]`. One log line per
  * request: method, path, status, tokens, time. */

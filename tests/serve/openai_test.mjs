@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import vm from 'node:vm';
 
 const [tern, model, npmPrefix] = process.argv.slice(2);
 const require = createRequire(path.join(path.resolve(npmPrefix), 'node_modules', 'noop.js'));
@@ -78,6 +79,38 @@ function corsCheck(srv, method, pathname, origin) {
   });
 }
 
+// The chat page (GET /) with its script run against the server in a stand-in DOM: the elements
+// the script reads by id, created elements with classes and text, listeners it registers.
+async function chatPage(srv) {
+  const base = `http://127.0.0.1:${srv.port}`;
+  const res = await fetch(`${base}/`);
+  const html = await res.text();
+  class El {
+    constructor() { this.children = []; this.listeners = {}; this.value = ''; this.textContent = ''; this.className = ''; }
+    appendChild(c) { c.parent = this; this.children.push(c); return c; }
+    addEventListener(type, f) { (this.listeners[type] ??= []).push(f); }
+    querySelectorAll(sel) {
+      const classes = sel.split(',').map((c) => c.trim().replace(/^\./, ''));
+      return this.children.filter((c) => classes.some((k) => c.className.split(' ').includes(k)));
+    }
+    remove() { this.parent.children = this.parent.children.filter((c) => c !== this); }
+  }
+  const els = {};
+  for (const id of ['model', 'temp', 'max', 'key', 'new', 'log', 'system', 'input', 'send']) els[id] = new El();
+  els.temp.value = '0.8';
+  els.max.value = '512';
+  const store = {};
+  const ctx = { document: { getElementById: (id) => els[id], createElement: () => new El() },
+                localStorage: { getItem: (k) => store[k] ?? null, setItem: (k, v) => { store[k] = v; } },
+                location: { origin: base }, fetch, URL, TextDecoder, AbortController, console };
+  ctx.window = ctx;
+  const script = html.match(/<script>([\s\S]*)<\/script>/)[1];
+  vm.runInNewContext(script, ctx);
+  await ctx.window.ternChat.showModel();
+  const texts = (cls) => els.log.children.filter((c) => c.className.split(' ').includes(cls)).map((c) => c.textContent);
+  return { res, html, els, chat: ctx.window.ternChat, texts };
+}
+
 function post(pathname, body, headers = {}) {
   const b = typeof body === 'string' ? body : JSON.stringify(body);
   const h = Object.entries({ 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(b), ...headers })
@@ -106,6 +139,31 @@ async function main() {
   check(one.id === modelId && one.object === 'model' && missing === 404, 'models_retrieve', JSON.stringify([one, missing]));
   const health = await fetch(`http://127.0.0.1:${srv.port}/health`).then((r) => r.json());
   check(health.status === 'ok', 'health', JSON.stringify(health));
+  // the chat page: served without a key, held to this server by its Content-Security-Policy; its
+  // script streams each reply of a two-turn conversation, equal to the API's reply to the same
+  // messages, and New chat starts over
+  const page = await chatPage(srv);
+  page.els.temp.value = '0';
+  page.els.max.value = '12';
+  page.els.input.value = 'Hi there';
+  await page.chat.submit();
+  page.els.input.value = 'And then?';
+  await page.chat.submit();
+  const pageTurn1 = await ai.chat.completions.create({ model: modelId, messages: [{ role: 'user', content: 'Hi there' }],
+                                                   max_tokens: 12, temperature: 0 });
+  const reply1 = pageTurn1.choices[0].message.content;
+  const pageTurn2 = await ai.chat.completions.create({ model: modelId, max_tokens: 12, temperature: 0, messages: [
+    { role: 'user', content: 'Hi there' }, { role: 'assistant', content: reply1 }, { role: 'user', content: 'And then?' }] });
+  const shown = page.texts('assistant');
+  check(page.res.status === 200 && /text\/html/.test(page.res.headers.get('content-type')) &&
+        /connect-src 'self'/.test(page.res.headers.get('content-security-policy')) &&
+        page.els.model.textContent === modelId && JSON.stringify(page.texts('user')) === '["Hi there","And then?"]' &&
+        shown.length === 2 && shown[0] === reply1 && shown[1] === pageTurn2.choices[0].message.content &&
+        page.texts('note').length === 2 && page.texts('error').length === 0,
+        'chat_page', JSON.stringify([page.els.model.textContent, page.texts('user'), shown, page.texts('note'),
+                                     page.texts("error"), reply1, pageTurn2.choices[0].message.content]));
+  page.els.new.listeners.click[0]();
+  check(page.texts('msg').length === 0 && page.chat.history().length === 0, 'chat_page_new_chat');
   // browsers: pages served from this machine may call the API (preflight and request); others get
   // no CORS header, so the browser keeps their page from reading the reply
   const corsLocal = await corsCheck(srv, 'OPTIONS', '/v1/chat/completions', 'http://localhost:3000');
@@ -334,6 +392,16 @@ async function main() {
                            '--cors', 'https://other.example,https://app.example'],
                           { TERN_CPU_ISA: 'scalar' });
   const auth = { Authorization: 'Bearer sekret' };
+  // the page asks for the key: without it the reply is the server's error, with it the model answers
+  const keyed = await chatPage(srv);
+  await keyed.chat.send('Hello');
+  const refused = keyed.texts('error');
+  keyed.els.key.value = 'sekret';
+  await keyed.chat.showModel();
+  await keyed.chat.send('Hello');
+  check(keyed.res.status === 200 && refused.length === 1 && /API key/.test(refused[0]) &&
+        keyed.els.model.textContent === modelId && keyed.texts('assistant').length === 1,
+        'chat_page_api_key', JSON.stringify([refused, keyed.els.model.textContent, keyed.texts('assistant')]));
   // a preflight needs no key (browsers never send one with it); --cors lists the origins allowed
   const pre = await corsCheck(srv, 'OPTIONS', '/v1/completions', 'https://app.example');
   const preOther = await corsCheck(srv, 'OPTIONS', '/v1/completions', 'http://localhost:3000');
@@ -419,7 +487,8 @@ async function main() {
   check(r2.code === 0, 'sigterm_after_bad_requests', JSON.stringify(r2));
   check((srv.log().match(/client gone/g) || []).length === 3, 'disconnects_logged', srv.log());
   const lines = (srv.log().match(/^tern: (POST|GET) /gm) || []).length;
-  check(lines === bad.length + 4, 'one_log_line_per_request', `${lines} lines for ${bad.length + 4} requests:\n${srv.log()}`);
+  /* 4 beside the bad ones, and the chat page's 6: the page, /v1/models three times, two chats */
+  check(lines === bad.length + 10, 'one_log_line_per_request', `${lines} lines for ${bad.length + 10} requests:\n${srv.log()}`);
 
   // ---------------------------------------------------------------- the OpenCL device
   // Batched decode steps on cl:0 (PoCL in CI), whose head takes a step's tokens in one pass, full
