@@ -38,9 +38,14 @@ static char *message_text(const json_t *content) {
     char *s = malloc(n + 1);
     if (!s)
         return NULL;
-    s[0] = 0;
-    for (size_t i = 0; i < json_array_size(content); i++)
-        strcat(s, json_string_value(json_object_get(json_array_get(content, i), "text")));
+    n = 0; /* each part copied after the last, not by strcat, which rescans what is there */
+    for (size_t i = 0; i < json_array_size(content); i++) {
+        const char *t = json_string_value(json_object_get(json_array_get(content, i), "text"));
+        const size_t len = strlen(t);
+        memcpy(s + n, t, len);
+        n += len;
+    }
+    s[n] = 0;
     return s;
 }
 
