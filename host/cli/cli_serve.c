@@ -151,7 +151,10 @@ int cli_serve(int argc, char **argv) {
                             &engine);
     if (st)
         goto done;
-    tern_server_ready(srv, engine, tok, format, spar.n_ctx);
+    struct tern_str chat_template = {0};
+    if (tern_gguf_get_str(tern_model_gguf(model), "tokenizer.chat_template", &chat_template))
+        chat_template = (struct tern_str){0};
+    tern_server_ready(srv, engine, tok, format, spar.n_ctx, chat_template);
     tern_log_info("ready: %s on %s, %lld slots of %d positions, chat format %s, prompt cache %s", sp.model_id,
                   tern_session_device_name(sess), o.parallel, spar.n_ctx, tern_chat_format_name(format),
                   o.no_prompt_cache ? "off" : "on");

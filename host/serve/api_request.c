@@ -491,8 +491,12 @@ static json_t *special_text(const tern_tokenizer *tok, int32_t id) {
     return t ? t : json_null();
 }
 
-json_t *tern_api_tokenizer_info(const tern_tokenizer *tok, int n_ctx) {
-    return json_pack("{s:o,s:o,s:n,s:i,s:i}", "eos_token", special_text(tok, tern_tokenizer_eos(tok)),
-                     "bos_token", special_text(tok, tern_tokenizer_bos(tok)), "pad_token", "model_max_length",
-                     n_ctx, "vocab_size", tern_tokenizer_n_vocab(tok));
+json_t *tern_api_tokenizer_info(const tern_tokenizer *tok, int n_ctx, struct tern_str chat_template) {
+    json_t *info = json_pack("{s:o,s:o,s:n,s:i,s:i}", "eos_token", special_text(tok, tern_tokenizer_eos(tok)),
+                             "bos_token", special_text(tok, tern_tokenizer_bos(tok)), "pad_token",
+                             "model_max_length", n_ctx, "vocab_size", tern_tokenizer_n_vocab(tok));
+    json_t *t = chat_template.ptr ? json_stringn(chat_template.ptr, (size_t)chat_template.len) : NULL;
+    if (info && t) /* a template that is not UTF-8 is left out */
+        json_object_set_new(info, "chat_template", t);
+    return info;
 }

@@ -51,12 +51,13 @@ char *tern_api_ids_text(const tern_tokenizer *tok, const int32_t *ids, size_t n)
  * calls) and of llama-server. POST /tokenize {"prompt" or "content": text, "add_special_tokens" or
  * "add_special": BOS first where the model adds one (default false)} -> {"tokens", "count",
  * "max_model_len"}; POST /detokenize {"tokens": ids} -> {"prompt", "content"}: the text; GET
- * /tokenizer_info -> {"eos_token", "bos_token", "pad_token", "model_max_length", "vocab_size"}. On
+ * /tokenizer_info -> {"eos_token", "bos_token", "pad_token", "model_max_length", "vocab_size", and
+ * "chat_template" where the model has one (its Jinja text, as Hugging Face tokenizers give it)}. On
  * a client error the parsers fill *err and return false. */
 bool tern_api_tokenize(const tern_tokenizer *tok, int n_ctx, const json_t *body, json_t **reply,
                        struct tern_api_error *err);
 bool tern_api_detokenize(const tern_tokenizer *tok, const json_t *body, json_t **reply,
                          struct tern_api_error *err);
-json_t *tern_api_tokenizer_info(const tern_tokenizer *tok, int n_ctx);
+json_t *tern_api_tokenizer_info(const tern_tokenizer *tok, int n_ctx, struct tern_str chat_template);
 
 #endif

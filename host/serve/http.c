@@ -30,6 +30,7 @@ struct tern_server {
     _Atomic(tern_engine *) engine;
     const tern_tokenizer *tok;
     enum tern_chat_format format;
+    struct tern_str chat_template;
     int n_ctx;
     atomic_long next_id;
 };
@@ -730,7 +731,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (!engine)
         return send_error(c, cs, 503, "server_error", "loading", NULL, "the model is still loading");
     if (info)
-        return send_json(c, cs, 200, tern_api_tokenizer_info(srv->tok, srv->n_ctx));
+        return send_json(c, cs, 200, tern_api_tokenizer_info(srv->tok, srv->n_ctx, srv->chat_template));
     if (tokenize || detokenize)
         return tokenizer_endpoint(srv, c, cs, tokenize);
     return generate(srv, c, cs, chat ? CHAT : COMPLETION);
@@ -818,8 +819,9 @@ int tern_server_port(const tern_server *srv) {
 }
 
 void tern_server_ready(tern_server *srv, tern_engine *e, const tern_tokenizer *tok, enum tern_chat_format f,
-                       int n_ctx) {
+                       int n_ctx, struct tern_str chat_template) {
     srv->tok = tok;
+    srv->chat_template = chat_template;
     srv->format = f;
     srv->n_ctx = n_ctx;
     atomic_store(&srv->engine, e);

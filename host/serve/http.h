@@ -36,9 +36,12 @@ typedef struct tern_server tern_server;
 tern_status tern_server_create(const struct tern_server_params *p, tern_server **out);
 /* The port listened on (useful with port 0). */
 int tern_server_port(const tern_server *srv);
-/* Serve requests through engine e (tokenizer tok, chat format f, n_ctx positions per request). */
+/* Serve requests through engine e (tokenizer tok, chat format f, n_ctx positions per request);
+ * chat_template (not copied: it must outlive the server; ptr NULL when the model has none) is the
+ * model's tokenizer.chat_template, which /tokenizer_info hands to clients that render chats
+ * themselves. */
 void tern_server_ready(tern_server *srv, tern_engine *e, const tern_tokenizer *tok, enum tern_chat_format f,
-                       int n_ctx);
+                       int n_ctx, struct tern_str chat_template);
 /* Stop listening and wait for every connection's thread (end the engine first so streams finish).
  * Accepts NULL. */
 void tern_server_free(tern_server *srv);

@@ -1,0 +1,137 @@
+/* tern serve's request parsing (host/serve/api_request.c) on the conformance vectors' vocabulary:
+ * prompts as text, token ids and lists; echo texts; logit biases; n; the tokenizer endpoints and
+ * /tokenizer_info. The HTTP side runs end to end in tests/serve/openai_test.mjs. */
+#include <string.h>
+
+#include "harness.h"
+#include "host/serve/api_request.h"
+
+static tern_gguf *file;
+static tern_tokenizer *tok;
+static struct tern_server_params params;
+
+static bool parse(const char *body, bool chat, struct tern_api_request *r, struct tern_api_error *err) {
+    json_t *j = json_loads(body, 0, NULL);
+    CHECK(j != NULL);
+    const bool ok = tern_api_parse(&params, tok, TERN_CHAT_LLAMA3, 42, j, chat, r, err);
+    json_decref(j);
+    return ok;
+}
+
+static void completion_prompts(void) {
+    struct tern_api_request r;
+    struct tern_api_error err;
+    /* a text prompt gets BOS, noted so echo leaves it unwritten; echo keeps the text as sent */
+    CHECK(parse("{\"prompt\": \"The capital\", \"echo\": true}", false, &r, &err));
+    CHECK_INT(1, r.n_prompts);
+    CHECK(r.prompts[0].bos_added && r.prompts[0].ids[0] == tern_tokenizer_bos(tok));
+    CHECK(!strcmp(r.prompts[0].echo, "The capital"));
+    CHECK_INT(16, r.gen.max_tokens);
+    CHECK_INT(-1, r.gen.logprobs);
+    CHECK(!r.gen.prompt_logprobs);
+    tern_api_request_free(&r);
+    /* token ids as they are, no BOS added; several prompts; echo writes control tokens out */
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"prompt\": [[%d, 791], [272]], \"echo\": true, \"logprobs\": 1, \"max_tokens\": 0}",
+             tern_tokenizer_bos(tok));
+    CHECK(parse(body, false, &r, &err));
+    CHECK_INT(2, r.n_prompts);
+    CHECK(r.prompts[0].n_ids == 2 && r.prompts[0].ids[1] == 791 && !r.prompts[0].bos_added);
+    CHECK(r.prompts[1].n_ids == 1 && r.prompts[1].ids[0] == 272);
+    CHECK(!strcmp(r.prompts[0].echo, "<|begin_of_text|>The"));
+    CHECK(r.gen.prompt_logprobs && r.gen.logprobs == 1 && r.gen.max_tokens == 0);
+    tern_api_request_free(&r);
+    /* a list of ids is one prompt, not a list of prompts */
+    CHECK(parse("{\"prompt\": [791, 272]}", false, &r, &err));
+    CHECK(r.n_prompts == 1 && r.prompts[0].n_ids == 2);
+    tern_api_request_free(&r);
+    /* refusals name the field */
+    const struct {
+        const char *body, *param;
+    } bad[] = {{"{\"prompt\": [791, 100000]}", "prompt"},
+               {"{\"prompt\": []}", "prompt"},
+               {"{\"prompt\": \"x\", \"max_tokens\": 0}", "max_tokens"},
+               {"{\"prompt\": [\"a\", \"b\"], \"stream\": true}", "stream"},
+               {"{\"prompt\": \"x\", \"n\": 65}", "n"},
+               {"{\"prompt\": \"x\", \"logprobs\": 21}", "logprobs"},
+               {"{\"prompt\": \"x\", \"logit_bias\": {\"1000\": 1}}", "logit_bias"},
+               {"{\"prompt\": \"x\", \"logit_bias\": {\"5\": -101}}", "logit_bias"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK(!parse(bad[i].body, false, &r, &err));
+        CHECK(err.status == 400 && err.param && !strcmp(err.param, bad[i].param) && err.message[0]);
+    }
+}
+
+static void chat_fields(void) {
+    struct tern_api_request r;
+    struct tern_api_error err;
+    CHECK(parse(
+        "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"Hi \"}, "
+        "{\"type\": \"text\", \"text\": \"there\"}]}], \"logprobs\": true, \"top_logprobs\": 3, \"n\": 2, "
+        "\"logit_bias\": {\"7\": 2.5, \"9\": -100}, \"seed\": 5}",
+        true, &r, &err));
+    CHECK(r.chat && r.n_prompts == 1 && r.n == 2 && r.gen.logprobs == 3 && !r.gen.prompt_logprobs);
+    CHECK(r.gen.sampling.seed == 5 && r.gen.max_tokens == -1);
+    CHECK_INT(2, r.gen.sampling.n_logit_bias);
+    for (int i = 0; i < 2; i++) { /* the object's order is not promised */
+        const struct tern_logit_bias b = r.gen.sampling.logit_bias[i];
+        CHECK((b.id == 7 && b.bias == 2.5f) || (b.id == 9 && b.bias == -100.0f));
+    }
+    /* the parts joined, in the llama3 format */
+    int32_t *ids;
+    size_t n;
+    const char *want = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>"
+                       "<|start_header_id|>assistant<|end_header_id|>\n\n";
+    CHECK_STATUS(TERN_OK, tern_tokenize(tok, want, strlen(want), false, true, &ids, &n));
+    CHECK(n == r.prompts[0].n_ids && !memcmp(ids, r.prompts[0].ids, n * sizeof *ids));
+    free(ids);
+    tern_api_request_free(&r);
+    CHECK(!parse("{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"top_logprobs\": 2}", true, &r,
+                 &err));
+    CHECK(!strcmp(err.param, "top_logprobs"));
+}
+
+static void tokenizer_endpoints(void) {
+    struct tern_api_error err;
+    json_t *reply = NULL, *body = json_pack("{s:s,s:b}", "prompt", "The capital", "add_special_tokens", 1);
+    CHECK(tern_api_tokenize(tok, 512, body, &reply, &err));
+    const json_t *ids = json_object_get(reply, "tokens");
+    CHECK(json_array_size(ids) > 1 && json_integer_value(json_array_get(ids, 0)) == tern_tokenizer_bos(tok));
+    CHECK_INT(512, (int)json_integer_value(json_object_get(reply, "max_model_len")));
+    json_decref(body);
+    body = json_pack("{s:O}", "tokens", ids);
+    json_decref(reply);
+    CHECK(tern_api_detokenize(tok, body, &reply, &err));
+    CHECK(!strcmp(json_string_value(json_object_get(reply, "prompt")), "<|begin_of_text|>The capital"));
+    json_decref(reply);
+    json_decref(body);
+    /* /tokenizer_info gives the model's chat template where it has one in UTF-8 */
+    const char tmpl[] = "{% for m in messages %}{{ m.content }}{% endfor %}", broken[] = "\xff\xfe";
+    json_t *info = tern_api_tokenizer_info(tok, 64, (struct tern_str){tmpl, sizeof tmpl - 1});
+    CHECK(!strcmp(json_string_value(json_object_get(info, "chat_template")), tmpl));
+    CHECK(!strcmp(json_string_value(json_object_get(info, "eos_token")), "<|end_of_text|>"));
+    json_decref(info);
+    info = tern_api_tokenizer_info(tok, 64, (struct tern_str){broken, 2});
+    CHECK(info && !json_object_get(info, "chat_template"));
+    json_decref(info);
+    info = tern_api_tokenizer_info(tok, 64, (struct tern_str){0});
+    CHECK(info && !json_object_get(info, "chat_template"));
+    json_decref(info);
+}
+
+int main(void) {
+    if (tern_gguf_create(test_data("vectors/mini-b158-i2s.gguf", 0), &file) ||
+        tern_tokenizer_create(file, NULL, &tok)) {
+        harness_fail(__FILE__, __LINE__, "cannot read the conformance model's tokenizer");
+        return harness_finish();
+    }
+    params.model_id = "model.gguf";
+    params.sampling = tern_sampler_default_params();
+    RUN(completion_prompts);
+    RUN(chat_fields);
+    RUN(tokenizer_endpoints);
+    tern_tokenizer_free(tok);
+    tern_gguf_free(file);
+    return harness_finish();
+}
