@@ -18,7 +18,8 @@ static const char chat_usage[] =
     "\n"
     "Reads one message per line from stdin (a terminal or a pipe) and streams each reply to stdout;\n"
     "a line that ends with a backslash continues on the next (the backslash becomes a line break).\n"
-    "/reset starts a new conversation, /exit (or end of input) quits; Ctrl-C stops the current reply.\n"
+    "/reset starts a new conversation, /system TEXT one with that system message (/system alone: none),\n"
+    "/exit (or end of input) quits; Ctrl-C stops the current reply.\n"
     "  -m, --model PATH      GGUF model (required)\n"
     "      --system TEXT     system message\n"
     "      --chat-format F   bitnet, llama3 or falcon3 (default: chosen from the model)\n"
@@ -230,6 +231,27 @@ static void clear(struct chat *c, bool keep_system) {
     tern_session_reset(c->s);
 }
 
+/* A new conversation (/reset, /system): no KV, no repetition history. The system message stays, or
+ * with system (not NULL) becomes that text (white space around it dropped; empty: none). */
+static tern_status restart(struct chat *c, const struct tern_sampler_params *sp, int32_t n_vocab,
+                           const char *system) {
+    clear(c, system == NULL);
+    tern_status st = TERN_OK;
+    if (system) {
+        while (*system == ' ')
+            system++;
+        if (*system)
+            st = add_turn(c, TERN_CHAT_SYSTEM, system);
+    }
+    tern_sampler_free(c->smp);
+    c->smp = NULL;
+    if (!st)
+        st = tern_sampler_create(sp, n_vocab, &c->smp);
+    if (!st && c->n_turns) /* the system message, the one turn left */
+        st = push_message(c, &c->hist, TERN_CHAT_SYSTEM, c->turns[0].text, true);
+    return st;
+}
+
 /* The conversation without turns [skip, skip + n_skip), then the new user message and the reply
  * prompt, rendered into a (emptied first). */
 static tern_status render(struct chat *c, struct ids *a, int skip, int n_skip, const char *user) {
@@ -391,18 +413,10 @@ int cli_chat(int argc, char **argv) {
         goto done;
     }
     tern_session_set_lookup(c.s, o.s.lookup);
-    st = tern_sampler_create(&o.sp, tern_model_view(model)->hp.n_vocab, &c.smp);
+    st = restart(&c, &o.sp, tern_model_view(model)->hp.n_vocab, o.system ? o.system : "");
     if (st) {
-        tern_log_error("invalid sampling parameters");
+        tern_log_error(st == TERN_ERR_ARG ? "invalid sampling parameters" : "out of memory");
         goto done;
-    }
-    if (o.system) {
-        st = push_message(&c, &c.hist, TERN_CHAT_SYSTEM, o.system, true);
-        if (st)
-            goto done;
-        st = add_turn(&c, TERN_CHAT_SYSTEM, o.system);
-        if (st)
-            goto done;
     }
     /* Ctrl-C stops a reply (or an input line), not the program: no SA_RESTART, so a read returns */
     struct sigaction sa = {.sa_handler = on_sigint};
@@ -420,20 +434,15 @@ int cli_chat(int argc, char **argv) {
             break;
         if (!strcmp(msg, "/exit"))
             break;
-        if (!strcmp(msg, "/reset")) {
-            /* a new conversation: no KV, no repetition history */
-            clear(&c, true);
-            tern_sampler_free(c.smp);
-            c.smp = NULL;
-            st = tern_sampler_create(&o.sp, tern_model_view(model)->hp.n_vocab, &c.smp);
+        const bool set_system = !strncmp(msg, "/system", 7) && (msg[7] == 0 || msg[7] == ' ');
+        if (!strcmp(msg, "/reset") || set_system) {
+            st = restart(&c, &o.sp, tern_model_view(model)->hp.n_vocab, set_system ? msg + 7 : NULL);
             if (st)
                 goto done;
-            if (o.system) {
-                st = push_message(&c, &c.hist, TERN_CHAT_SYSTEM, o.system, true);
-                if (st)
-                    goto done;
-            }
-            fprintf(stderr, "tern: new conversation\n");
+            fprintf(stderr, "tern: new conversation%s\n",
+                    !set_system ? ""
+                    : c.n_turns ? " with that system message"
+                                : " without a system message");
             continue;
         }
         if (n == 0)

@@ -107,6 +107,18 @@ one=$(grep "turn: " "$tmp/err1" | sed -n 1p | sed 's/ new tokens.*//; s/.*turn: 
 if [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ] && [ "$(grep -c "turn: " "$tmp/err")" -eq 1 ] && [ "$two" -gt "$one" ] &&
    [ "$(grep -c "turn: " "$tmp/err1")" -eq 2 ]; then ok chat_continued_line
 else bad chat_continued_line "rc $rc1/$rc2, $two vs $one tokens: $(cat "$tmp/err" "$tmp/err1")"; fi
+# /system TEXT starts a conversation with that system message (as --system does), /reset keeps it,
+# /system alone drops it: each turn is evaluated from position 0 with the tokens that says
+printf 'Hi\n/system Be terse.\nHi\n/reset\nHi\n/system\nHi\n' |
+    TERN_LOG=debug "$tern" chat -m "$model" -n 4 --temp 0 >"$tmp/chat" 2>"$tmp/err"
+rc=$?
+printf 'Hi\n' | TERN_LOG=debug "$tern" chat -m "$model" -n 4 --temp 0 --system "Be terse." >/dev/null 2>"$tmp/err1"
+counts=$(grep "turn: " "$tmp/err" | sed 's/ new tokens.*//; s/.*turn: //' | tr '\n' ' ')
+flag=$(grep "turn: " "$tmp/err1" | sed 's/ new tokens.*//; s/.*turn: //')
+read -r t1 t2 t3 t4 more <<<"$counts"
+if [ $rc -eq 0 ] && [ -n "$t4" ] && [ -z "$more" ] && [ "$(grep -c "at position 0," "$tmp/err")" -eq 4 ] &&
+   [ "$t2" -gt "$t1" ] && [ "$t2" = "$t3" ] && [ "$t4" = "$t1" ] && [ "$t2" = "$flag" ]; then ok chat_system_command
+else bad chat_system_command "rc $rc, counts $counts, --system $flag: $(cat "$tmp/err")"; fi
 # a message that cannot fit: one error line, the conversation goes on, exit 1
 printf 'x%.0s' $(seq 1 300) >"$tmp/long"
 printf '\nHi\n' >>"$tmp/long"
