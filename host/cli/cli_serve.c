@@ -1,4 +1,5 @@
 /* tern serve: the OpenAI-compatible HTTP API (host/serve/) with continuous batching. */
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ static const char serve_usage[] =
     "      --cors ORIGINS    web pages that may call the API from a browser: '*' (any) or a\n"
     "                        comma-separated list such as https://app.example (default: pages\n"
     "                        served from this machine: localhost, 127.x, [::1])\n"
+    "      --alias NAME      the model's id in the API (default: the model file's name)\n"
     "      --chat-format F   bitnet, llama3 or falcon3 (default: chosen from the model)\n"
     "      --max-body N      largest request body in bytes (default 1048576)\n"
     "      --no-prompt-cache evaluate every prompt whole; by default a slot keeps its last request's\n"
@@ -38,7 +40,7 @@ static const char serve_usage[] =
     "SIGINT or SIGTERM ends the requests in flight and exits.\n";
 
 struct serve_opts {
-    const char *host, *api_key, *cors;
+    const char *host, *api_key, *cors, *alias;
     struct cli_session s;
     long long port, parallel, queue, max_body;
     bool no_prompt_cache;
@@ -51,6 +53,7 @@ static int flag(int argc, char **argv, int *i, void *opts) {
     const char **text = !strcmp(a, "--host")      ? &o->host
                         : !strcmp(a, "--api-key") ? &o->api_key
                         : !strcmp(a, "--cors")    ? &o->cors
+                        : !strcmp(a, "--alias")   ? &o->alias
                                                   : NULL;
     if (text)
         return (*text = cli_value(argc, argv, i)) ? 1 : -1;
@@ -73,6 +76,14 @@ static int parse(int argc, char **argv, struct serve_opts *o) {
         return rc;
     if (!o->s.model) {
         tern_log_error("tern serve needs a model: -m MODEL");
+        return CLI_EXIT_USAGE;
+    }
+    json_t *alias = o->alias ? json_string(o->alias) : NULL; /* NULL for text that is not UTF-8 */
+    const bool alias_ok = !o->alias || (alias && o->alias[0] && !strpbrk(o->alias, "/\t\n\r"));
+    json_decref(alias);
+    if (!alias_ok) {
+        tern_log_error("option --alias: '%s' is not a model id (non-empty UTF-8 without '/' or line breaks)",
+                       o->alias);
         return CLI_EXIT_USAGE;
     }
     return CLI_EXIT_OK;
@@ -109,7 +120,9 @@ int cli_serve(int argc, char **argv) {
                                           .port = (int)o.port,
                                           .api_key = o.api_key,
                                           .cors = o.cors,
-                                          .model_id = slash ? slash + 1 : o.s.model,
+                                          .model_id = o.alias ? o.alias
+                                                      : slash ? slash + 1
+                                                              : o.s.model,
                                           .max_body = (size_t)o.max_body,
                                           .sampling = o.sp,
                                           .seed_set = o.s.seed_set};

@@ -350,6 +350,7 @@ serve_warns() {
 if [ "$(serve_warns --host 0.0.0.0)" = 1 ] && [ "$(serve_warns --host 0.0.0.0 --api-key k)" = 0 ] &&
    [ "$(serve_warns)" = 0 ] && grep -q "ready" "$tmp/serve_err"; then ok serve_open_host_warns
 else bad serve_open_host_warns "$(cat "$tmp/serve_err")"; fi
+expect_error serve_bad_alias 2 "option --alias: 'a/b' is not a model id" -- "$tern" serve -m "$model" --alias a/b
 
 n=0
 for f in "$data"/malformed/*.gguf; do

@@ -509,16 +509,19 @@ async function main() {
   }
 
   // ---------------------------------------------------------------- a full queue answers 503
-  srv = await startServer(['--parallel', '1', '--queue', '1']);
+  // (with --alias, the model's id in the API is that name)
+  srv = await startServer(['--parallel', '1', '--queue', '1', '--alias', 'tern-test']);
   const ai3 = client(srv);
+  const aliased = await ai3.models.list();
+  check(aliased.data.length === 1 && aliased.data[0].id === 'tern-test', 'alias_model_id', JSON.stringify(aliased.data));
   /* eight at once, each generating 200 tokens: one runs, one waits, the others find the queue full */
   const results = await Promise.allSettled([0, 1, 2, 3, 4, 5, 6, 7].map(() =>
-    ai3.completions.create({ model: modelId, prompt: prompts[2], max_tokens: 200, temperature: 0 })));
+    ai3.completions.create({ model: 'tern-test', prompt: prompts[2], max_tokens: 200, temperature: 0 })));
   const busy = results.filter((r) => r.status === 'rejected' && r.reason?.status === 503).length;
   const served = results.filter((r) => r.status === 'fulfilled').length;
   check(busy >= 1 && served >= 2 && busy + served === 8, 'queue_full_503', `${served} served, ${busy} busy`);
   /* a request of more prompts than the slot and queue hold: its prompts wait for its own */
-  const many = await ai3.completions.create({ model: modelId, prompt: prompts, max_tokens: 4, temperature: 0 });
+  const many = await ai3.completions.create({ model: 'tern-test', prompt: prompts, max_tokens: 4, temperature: 0 });
   check(many.choices.length === prompts.length && many.choices.every((ch, i) => ch.index === i) &&
         many.usage.completion_tokens === 4 * prompts.length, 'several_prompts_queued', JSON.stringify(many.usage));
   await srv.stop();
