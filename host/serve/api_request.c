@@ -204,14 +204,11 @@ static bool completion_prompts(const tern_tokenizer *tok, const json_t *p, bool 
     r->n_prompts = (int)n;
     for (size_t i = 0; i < n; i++) {
         const json_t *v = json_is_array(p) && !is_ids(p) ? json_array_get(p, i) : p;
-        bool bad = false, ok;
-        if (json_is_string(v))
-            ok = json_string_length(v) > 0 && text_prompt(tok, json_string_value(v), json_string_length(v),
-                                                          tern_tokenizer_add_bos(tok), echo, &r->prompts[i]);
-        else
-            ok = is_ids(v) && ids_prompt(tok, v, echo, &r->prompts[i], &bad);
-        bad |= !json_is_string(v) && !is_ids(v);
-        bad |= json_is_string(v) && json_string_length(v) == 0;
+        const bool text = json_is_string(v) && json_string_length(v) > 0;
+        bool bad = !text && !is_ids(v);
+        const bool ok = !bad && (text ? text_prompt(tok, json_string_value(v), json_string_length(v),
+                                                    tern_tokenizer_add_bos(tok), echo, &r->prompts[i])
+                                      : ids_prompt(tok, v, echo, &r->prompts[i], &bad));
         if (!ok)
             return bad ? fail(err, 400, NULL, "prompt", "%s", why)
                        : fail(err, 500, NULL, NULL, "the prompt could not be tokenized");

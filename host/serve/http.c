@@ -141,12 +141,20 @@ struct usage {
     int prompt, completion, cached;
 };
 
-static void add_usage(struct usage *u, const tern_job *j) {
+/* Adds job j's tokens to u; its prompt's only with prompt (a prompt counts once, whatever its n). */
+static void add_usage(struct usage *u, const tern_job *j, bool prompt) {
     int p, c, k;
     tern_job_usage(j, &p, &c, &k);
-    u->prompt += p;
     u->completion += c;
-    u->cached += k;
+    if (prompt) {
+        u->prompt += p;
+        u->cached += k;
+    }
+}
+
+/* A reply's id: chatcmpl-N or cmpl-N. */
+static void reply_id(char *buf, size_t size, bool chat, long id) {
+    snprintf(buf, size, "%s-%ld", chat ? "chatcmpl" : "cmpl", id);
 }
 
 static json_t *usage_object(const struct usage *u) {
@@ -274,8 +282,8 @@ struct stream {
     bool logprobs;
     struct lp_writer lp;
     struct tern_token_logprob *rec; /* the job's logprob records taken so far */
-    size_t rec_cap, rec_len, rec_sent;
-    char *out; /* pending event bytes */
+    size_t rec_cap, rec_len;        /* the records taken and not yet sent */
+    char *out;                      /* pending event bytes */
     size_t out_len, out_off;
     struct conn *conn; /* whose log line reads the token counts */
 };
@@ -286,7 +294,7 @@ static json_t *chunk_object(struct stream *s, const char *text, size_t len, cons
                             const struct tern_token_logprob *r, size_t n) {
     const char *object = s->kind == CHAT ? "chat.completion.chunk" : "text_completion";
     char id[48];
-    snprintf(id, sizeof id, "%s-%ld", s->kind == CHAT ? "chatcmpl" : "cmpl", s->id);
+    reply_id(id, sizeof id, s->kind == CHAT, s->id);
     json_t *lp = n ? logprobs_json(&s->lp, r, n) : json_null(), *choice;
     if (s->kind == CHAT) {
         json_t *delta = json_object();
@@ -333,11 +341,11 @@ static bool next_event(struct stream *s) {
         case 1:
             if (s->logprobs)
                 tern_job_logprobs(s->job, &s->rec, &s->rec_cap, &s->rec_len);
-            if (s->text_len > s->sent || s->rec_len > s->rec_sent) {
-                queue_event(s, chunk_object(s, s->text + s->sent, s->text_len - s->sent, NULL, false,
-                                            s->rec + s->rec_sent, s->rec_len - s->rec_sent));
+            if (s->text_len > s->sent || s->rec_len > 0) {
+                queue_event(s, chunk_object(s, s->text + s->sent, s->text_len - s->sent, NULL, false, s->rec,
+                                            s->rec_len));
                 s->sent = s->text_len;
-                s->rec_sent = s->rec_len;
+                s->rec_len = 0;
                 return true;
             }
             if (s->over)
@@ -352,9 +360,9 @@ static bool next_event(struct stream *s) {
         case 3: {
             s->phase = 4;
             char id[48];
-            snprintf(id, sizeof id, "%s-%ld", s->kind == CHAT ? "chatcmpl" : "cmpl", s->id);
+            reply_id(id, sizeof id, s->kind == CHAT, s->id);
             struct usage u = {0};
-            add_usage(&u, s->job);
+            add_usage(&u, s->job, true);
             queue_event(s, json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", id, "object",
                                      s->kind == CHAT ? "chat.completion.chunk" : "text_completion", "created",
                                      (json_int_t)s->created, "model", s->srv->model_id, "choices", "usage",
@@ -377,7 +385,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     if (s->out_off == s->out_len) {
         if (!next_event(s)) {
             struct usage u = {0};
-            add_usage(&u, s->job);
+            add_usage(&u, s->job, true);
             log_usage(s->conn, &u);
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
@@ -458,8 +466,7 @@ static enum MHD_Result busy_or_failed(struct MHD_Connection *c, struct conn *cs,
 }
 
 /* Every choice in one reply, each a job; when the queue is full, the choices still to submit wait
- * for this request's earlier ones to finish (503 only when none of them is running). A prompt's
- * tokens count once in the usage, whatever its n. */
+ * for this request's earlier ones to finish (503 only when none of them is running). */
 static enum MHD_Result reply_whole(tern_server *srv, struct MHD_Connection *c, struct conn *cs,
                                    const struct tern_api_request *r, long id) {
     tern_job *jobs[TERN_API_MAX_CHOICES] = {0};
@@ -482,13 +489,7 @@ static enum MHD_Result reply_whole(tern_server *srv, struct MHD_Connection *c, s
         if (st)
             break;
         json_t *choice = whole_choice(srv, r, i, jobs[i]);
-        struct usage one = {0};
-        add_usage(&one, jobs[i]);
-        u.completion += one.completion;
-        if (i % r->n == 0) {
-            u.prompt += one.prompt;
-            u.cached += one.cached;
-        }
+        add_usage(&u, jobs[i], i % r->n == 0);
         tern_job_free(jobs[i]);
         jobs[i] = NULL;
         if (!choice || json_array_append_new(choices, choice))
@@ -503,7 +504,7 @@ static enum MHD_Result reply_whole(tern_server *srv, struct MHD_Connection *c, s
         return busy_or_failed(c, cs, st);
     }
     char sid[48];
-    snprintf(sid, sizeof sid, "%s-%ld", r->chat ? "chatcmpl" : "cmpl", id);
+    reply_id(sid, sizeof sid, r->chat, id);
     json_t *body =
         json_pack("{s:s,s:s,s:I,s:s,s:o,s:o}", "id", sid, "object",
                   r->chat ? "chat.completion" : "text_completion", "created", (json_int_t)time(NULL), "model",
