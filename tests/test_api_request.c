@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "host/gguf/gguf.h"
 #include "host/serve/api_request.h"
 
 static tern_gguf *file;
@@ -52,7 +53,7 @@ static void completion_prompts(void) {
     } bad[] = {{"{\"prompt\": [791, 100000]}", "prompt"},
                {"{\"prompt\": []}", "prompt"},
                {"{\"prompt\": \"x\", \"max_tokens\": 0}", "max_tokens"},
-               {"{\"prompt\": [\"a\", \"b\"], \"stream\": true}", "stream"},
+               {"{\"prompt\": [\"a\", \"b\"], \"stream\": 1}", "stream"},
                {"{\"prompt\": \"x\", \"n\": 65}", "n"},
                {"{\"prompt\": \"x\", \"logprobs\": 21}", "logprobs"},
                {"{\"prompt\": \"x\", \"logit_bias\": {\"1000\": 1}}", "logit_bias"},
@@ -120,6 +121,67 @@ static void tokenizer_endpoints(void) {
     json_decref(info);
 }
 
+/* Echo's text offsets on a SentencePiece vocabulary, whose tokenizer puts a space before the text
+ * that the echoed text does not have: each offset is where the token's text begins in the echo. */
+static void spm_echo_offsets(void) {
+    static const char *const tokens[] = {"<unk>", "<s>", "</s>", "\u2581", "a", "b", "\u2581a", "\u2581b"};
+    static const int32_t types[] = {
+        TERN_TOKEN_UNKNOWN, TERN_TOKEN_CONTROL, TERN_TOKEN_CONTROL, 1, 1, 1, 1, 1};
+    static const float scores[] = {0, 0, 0, -1, -2, -2, -3, -3};
+    const char *path = test_tmp("spm_vocab.gguf", 0);
+    tern_gguf_writer *w;
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_create(&w));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_set_str(w, "general.architecture", "test"));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama"));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", tokens, 8));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", TERN_GGUF_I32, types, 8));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_set_arr(w, "tokenizer.ggml.scores", TERN_GGUF_F32, scores, 8));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2));
+    CHECK_STATUS(TERN_OK, tern_gguf_writer_write(w, path));
+    tern_gguf_writer_free(w);
+    tern_gguf *g = NULL;
+    tern_tokenizer *spm = NULL;
+    CHECK_STATUS(TERN_OK, tern_gguf_create(path, &g));
+    CHECK_STATUS(TERN_OK, g ? tern_tokenizer_create(g, NULL, &spm) : TERN_ERR_ARG);
+    if (!spm) {
+        tern_gguf_free(g);
+        return;
+    }
+    const struct {
+        const char *body, *echo;
+        int n;
+        int32_t ids[3];
+        size_t offsets[3];
+    } cases[] = {
+        /* "\u2581a" "\u2581b" after the BOS tern adds: "a" at 0, " b" at 1 (not 2) */
+        {"{\"prompt\": \"a b\", \"echo\": true}", "a b", 3, {1, 6, 7}, {0, 0, 1}},
+        {"{\"prompt\": \"ab\", \"echo\": true}", "ab", 3, {1, 6, 5}, {0, 0, 1}},
+        {"{\"prompt\": [6, 7], \"echo\": true}", "a b", 2, {6, 7}, {0, 1}},
+        {"{\"prompt\": [1, 6, 7], \"echo\": true}", "<s>a b", 3, {1, 6, 7}, {0, 3, 4}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *j = json_loads(cases[i].body, 0, NULL);
+        struct tern_api_request r;
+        struct tern_api_error err;
+        const bool ok = tern_api_parse(&params, spm, TERN_CHAT_LLAMA3, 1, j, false, &r, &err);
+        json_decref(j);
+        CHECK(ok);
+        if (!ok)
+            continue;
+        const struct tern_api_prompt *p = &r.prompts[0];
+        CHECK(!strcmp(p->echo, cases[i].echo));
+        CHECK_INT(cases[i].n, (int)p->n_ids);
+        for (int k = 0; k < cases[i].n && k < (int)p->n_ids; k++) {
+            CHECK_INT(cases[i].ids[k], p->ids[k]);
+            CHECK_INT((int)cases[i].offsets[k], (int)p->offsets[k]);
+        }
+        tern_api_request_free(&r);
+    }
+    tern_tokenizer_free(spm);
+    tern_gguf_free(g);
+}
+
 int main(void) {
     if (tern_gguf_create(test_data("vectors/mini-b158-i2s.gguf", 0), &file) ||
         tern_tokenizer_create(file, NULL, &tok)) {
@@ -131,6 +193,7 @@ int main(void) {
     RUN(completion_prompts);
     RUN(chat_fields);
     RUN(tokenizer_endpoints);
+    RUN(spm_echo_offsets);
     tern_tokenizer_free(tok);
     tern_gguf_free(file);
     return harness_finish();

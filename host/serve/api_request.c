@@ -117,6 +117,31 @@ static bool get_number(const json_t *o, const char *key, double lo, double hi, d
     return true;
 }
 
+/* A prompt's echo: the text as sent (sent: len bytes), or else its tokens' text, and where each
+ * token's text begins in it, taken from the tokens' own text (a BOS tern added has none: 0), so a
+ * SentencePiece vocabulary's leading space, which the detokenizer drops, moves none of them; at
+ * most the echo's length, should the tokens not give back a text prompt byte for byte or hold a
+ * NUL. */
+static bool add_echo(const tern_tokenizer *tok, struct tern_api_prompt *p, const char *sent, size_t len) {
+    const size_t skip = p->bos_added;
+    if (!(p->offsets = malloc((p->n_ids ? p->n_ids : 1) * sizeof *p->offsets)))
+        return false;
+    p->offsets[0] = 0;
+    char *text = tern_api_ids_text(tok, p->ids + skip, p->n_ids - skip, p->offsets + skip);
+    if (!text)
+        return false;
+    if (sent) {
+        free(text);
+        if (!(text = strndup(sent, len)))
+            return false;
+    }
+    p->echo = text;
+    const size_t n = strlen(text);
+    for (size_t i = skip; i < p->n_ids; i++)
+        p->offsets[i] = p->offsets[i] < n ? p->offsets[i] : n;
+    return true;
+}
+
 /* A text prompt, tokenized as tern run does (control tokens in the text recognised), BOS first
  * where the model adds one. */
 static bool text_prompt(const tern_tokenizer *tok, const char *text, size_t len, bool add_bos, bool echo,
@@ -134,10 +159,10 @@ static bool text_prompt(const tern_tokenizer *tok, const char *text, size_t len,
         out->n_ids++;
         out->bos_added = true;
     }
-    return !echo || (out->echo = strndup(text, len)) != NULL;
+    return !echo || add_echo(tok, out, text, len);
 }
 
-char *tern_api_ids_text(const tern_tokenizer *tok, const int32_t *ids, size_t n) {
+char *tern_api_ids_text(const tern_tokenizer *tok, const int32_t *ids, size_t n, size_t *offsets) {
     const size_t piece = tern_detok_max_bytes(tok) + 1;
     size_t len = 0, cap = 64 + n * 8;
     char *s = malloc(cap);
@@ -152,6 +177,8 @@ char *tern_api_ids_text(const tern_tokenizer *tok, const int32_t *ids, size_t n)
             if (!s)
                 break;
         }
+        if (i < n && offsets)
+            offsets[i] = len;
         if (i == n || tern_tokenizer_token_type(tok, ids[i]) == TERN_TOKEN_CONTROL) {
             len += tern_detok_flush(&dt, s + len, piece);
             if (i < n)
@@ -182,7 +209,7 @@ static bool ids_prompt(const tern_tokenizer *tok, const json_t *a, bool echo, st
         out->ids[i] = (int32_t)json_integer_value(v);
     }
     out->n_ids = n;
-    return !echo || (out->echo = tern_api_ids_text(tok, out->ids, n)) != NULL;
+    return !echo || add_echo(tok, out, NULL, 0);
 }
 
 /* A list of token ids (not a list of prompts): its first element is a number. */
@@ -380,9 +407,6 @@ static bool parse(const struct tern_server_params *p, const tern_tokenizer *tok,
             param = "stream";
         r->stream = json_is_true(stream);
     }
-    if (!param && r->stream && r->n_prompts * r->n > 1)
-        return fail(err, 400, NULL, "stream", "a streamed reply has one choice (this request asks for %d)",
-                    r->n_prompts * r->n);
     const json_t *so = json_object_get(body, "stream_options");
     if (!param && so && !json_is_null(so)) {
         const json_t *iu = json_object_get(so, "include_usage");
@@ -427,6 +451,7 @@ void tern_api_request_free(struct tern_api_request *r) {
     for (int i = 0; i < r->n_prompts; i++) {
         free(r->prompts[i].ids);
         free(r->prompts[i].echo);
+        free(r->prompts[i].offsets);
     }
     free(r->prompts);
     memset(r, 0, sizeof *r);
@@ -468,6 +493,7 @@ bool tern_api_detokenize(const tern_tokenizer *tok, const json_t *body, json_t *
     }
     if (bad || !ids_prompt(tok, a, true, &p, &bad)) {
         free(p.ids);
+        free(p.offsets);
         return bad ? fail(err, 400, NULL, "tokens", "'tokens' must be a list of token ids (0 to %d)",
                           tern_tokenizer_n_vocab(tok) - 1)
                    : fail(err, 500, NULL, NULL, "out of memory");
@@ -475,6 +501,7 @@ bool tern_api_detokenize(const tern_tokenizer *tok, const json_t *body, json_t *
     *reply = json_pack("{s:s,s:s}", "prompt", p.echo, "content", p.echo);
     free(p.ids);
     free(p.echo);
+    free(p.offsets);
     return *reply != NULL || fail(err, 500, NULL, NULL, "out of memory");
 }
 
@@ -482,7 +509,7 @@ bool tern_api_detokenize(const tern_tokenizer *tok, const json_t *body, json_t *
 static json_t *special_text(const tern_tokenizer *tok, int32_t id) {
     if (id < 0)
         return json_null();
-    char *s = tern_api_ids_text(tok, &id, 1);
+    char *s = tern_api_ids_text(tok, &id, 1, NULL);
     json_t *t = s ? json_string(s) : NULL;
     free(s);
     return t ? t : json_null();

@@ -18,9 +18,10 @@ struct tern_api_error {
 struct tern_api_prompt {
     int32_t *ids;
     size_t n_ids;
-    bool bos_added; /* tern put BOS before a text prompt: echo leaves it unwritten */
-    char *echo;     /* with echo: the prompt's text: a text prompt as sent, token ids' texts joined
-                       (control tokens written out, invalid UTF-8 as U+FFFD) */
+    bool bos_added;  /* tern put BOS before a text prompt: echo leaves it unwritten */
+    char *echo;      /* with echo: the prompt's text: a text prompt as sent, token ids' texts joined
+                        (control tokens written out, invalid UTF-8 as U+FFFD) */
+    size_t *offsets; /* with echo: where each token's text begins in echo (text_offset) */
 };
 
 /* /v1/completions takes several prompts (a list of strings or of token id lists), and a request `n`
@@ -44,8 +45,10 @@ bool tern_api_parse(const struct tern_server_params *p, const tern_tokenizer *to
 void tern_api_request_free(struct tern_api_request *r);
 
 /* The text of token ids n (control tokens written out, the rest detokenized, invalid UTF-8 as
- * U+FFFD), as echo and /detokenize give it. malloc'd; NULL when out of memory. */
-char *tern_api_ids_text(const tern_tokenizer *tok, const int32_t *ids, size_t n);
+ * U+FFFD), as echo and /detokenize give it, and with offsets (n of them) where each token's text
+ * begins in it (a token whose bytes end inside a character: where those bytes begin).
+ * malloc'd; NULL when out of memory. */
+char *tern_api_ids_text(const tern_tokenizer *tok, const int32_t *ids, size_t n, size_t *offsets);
 
 /* The tokenizer endpoints, in the forms of vLLM (which lm-evaluation-harness's remote tokenizer
  * calls) and of llama-server. POST /tokenize {"prompt" or "content": text, "add_special_tokens" or

@@ -714,6 +714,27 @@ bool tern_job_next(tern_job *j, char **buf, size_t *cap, size_t *len) {
     return more;
 }
 
+int tern_job_wait_any(tern_job *const *jobs, int n, int from) {
+    tern_engine *e = NULL;
+    for (int i = 0; i < n && !e; i++)
+        e = jobs[i] ? jobs[i]->e : NULL;
+    if (!e)
+        return -1;
+    pthread_mutex_lock(&e->mu);
+    int found = -1;
+    while (found < 0) {
+        for (int k = 0; k < n && found < 0; k++) {
+            const tern_job *j = jobs[(from + k) % n];
+            if (j && (j->taken < j->emitted || j->done))
+                found = (from + k) % n;
+        }
+        if (found < 0)
+            pthread_cond_wait(&e->changed, &e->mu);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return found;
+}
+
 bool tern_job_logprobs(tern_job *j, struct tern_token_logprob **buf, size_t *cap, size_t *n) {
     pthread_mutex_lock(&j->e->mu);
     size_t end = j->lp_taken;

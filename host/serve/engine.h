@@ -81,6 +81,10 @@ tern_status tern_engine_submit(tern_engine *e, const struct tern_gen_request *r,
  * grown as needed; *len bytes used) and returns true; returns false once everything was taken and
  * the job is over. */
 bool tern_job_next(tern_job *j, char **buf, size_t *cap, size_t *len);
+/* Block until one of jobs[0 .. n) (jobs of one engine; NULL entries left out) has text not yet
+ * taken or is over, and return its index: the first such from index `from` on, in turn, so that
+ * tern_job_next does not block on it. -1 when every entry is NULL. */
+int tern_job_wait_any(tern_job *const *jobs, int n, int from);
 /* With logprobs: appends to *buf (malloc'd, grown as needed; *n records used) the records not yet
  * taken: the prompt's (prompt_logprobs) once the whole prompt is scored, then every generated token
  * whose text begins in what tern_job_next handed out. Tokens that only a stop string's cut text

@@ -177,10 +177,10 @@ static const char *finish_reason(const tern_job *j) {
 struct lp_writer {
     const tern_tokenizer *tok;
     bool chat;
-    bool skip_bos;     /* the first prompt record is a BOS tern added: it has no text in the echo */
-    size_t prompt_off; /* completions: where the next prompt record's text begins */
-    size_t reply_base; /* where the reply's text begins in the choice's text (after the echo) */
-    char *piece;       /* one token's bytes */
+    const size_t *offsets;      /* echo: where each prompt token's text begins (tern_api_prompt) */
+    size_t n_prompt, n_offsets; /* the prompt records written; the prompt's tokens */
+    size_t reply_base;          /* where the reply's text begins in the choice's text (after the echo) */
+    char *piece;                /* one token's bytes */
     size_t piece_cap;
 };
 
@@ -188,7 +188,8 @@ static bool lp_writer_init(struct lp_writer *w, const tern_tokenizer *tok, bool 
                            const struct tern_api_prompt *p) {
     *w = (struct lp_writer){.tok = tok,
                             .chat = chat,
-                            .skip_bos = p->bos_added,
+                            .offsets = p->offsets,
+                            .n_offsets = p->n_ids,
                             .reply_base = p->echo ? strlen(p->echo) : 0,
                             .piece_cap = tern_detok_max_bytes(tok) + 1};
     w->piece = malloc(w->piece_cap);
@@ -238,13 +239,8 @@ static json_t *logprobs_json(struct lp_writer *w, const struct tern_token_logpro
         size_t len;
         json_t *t = token_string(w, r[i].id, &len);
         size_t off = w->reply_base + r[i].start;
-        if (r[i].prompt) {
-            off = w->prompt_off;
-            if (w->skip_bos)
-                w->skip_bos = false;
-            else
-                w->prompt_off += len;
-        }
+        if (r[i].prompt) /* one record a prompt token, in order */
+            off = w->n_prompt < w->n_offsets ? w->offsets[w->n_prompt++] : w->reply_base;
         const bool scored = !isnan(r[i].logprob);
         json_t *top = scored ? json_object() : json_null();
         for (int k = 0; k <= r[i].n_top && scored; k++) { /* the most likely, then the token itself */
@@ -265,50 +261,70 @@ static json_t *logprobs_json(struct lp_writer *w, const struct tern_token_logpro
                      "text_offset", offsets);
 }
 
-/* One streamed reply: server-sent events produced as the engine emits text. */
+/* The job of choice k of request r. */
+static tern_status submit(tern_server *srv, const struct tern_api_request *r, int k, tern_job **job) {
+    struct tern_gen_request g = r->gen;
+    g.prompt = r->prompts[k / r->n].ids;
+    g.n_prompt = (int)r->prompts[k / r->n].n_ids;
+    g.sampling.seed += (uint64_t)(k % r->n);
+    return tern_engine_submit(atomic_load(&srv->engine), &g, job);
+}
+
+/* One choice of a streamed reply. */
+struct stream_choice {
+    tern_job *job; /* from its submission until its finish chunk */
+    bool over;     /* the job has no more text */
+    char *text;    /* the job's text taken so far */
+    size_t text_cap, text_len, sent;
+    struct lp_writer lp;
+    struct tern_token_logprob *rec; /* the job's logprob records taken and not yet sent */
+    size_t rec_cap, rec_len;
+};
+
+/* One streamed reply: server-sent events produced as the engine emits text. A request of several
+ * choices (n, or a list of prompts) streams them interleaved, each chunk naming its choice, as
+ * OpenAI does; the choices the queue has no room for yet wait for this request's earlier ones. */
 struct stream {
     tern_server *srv;
-    tern_job *job;
-    enum kind kind;
+    struct tern_api_request r; /* the stream's: later choices are submitted from it */
+    json_t *body;              /* held: the stop strings point into it */
     long id;
     long created;
-    bool usage; /* stream_options.include_usage */
-    bool over;  /* the job has no more text */
-    int phase;  /* 0: role chunk (chat) or echo (completions), 1: text, 2: final chunk, 3: usage,
-                   4: [DONE], 5: end */
-    char *echo; /* completions with echo: the prompt's text */
-    char *text; /* the job's text taken so far */
-    size_t text_cap, text_len, sent;
-    bool logprobs;
-    struct lp_writer lp;
-    struct tern_token_logprob *rec; /* the job's logprob records taken so far */
-    size_t rec_cap, rec_len;        /* the records taken and not yet sent */
-    char *out;                      /* pending event bytes */
+    int n_choices;
+    int submitted, open; /* choices submitted; of those, choices not finished */
+    int opened;          /* choices whose first chunk (chat's role, completions' echo) went out */
+    int turn;            /* the choice to look at first for the next chunk */
+    tern_status failed;  /* why a choice could not be queued (TERN_OK: none failed) */
+    int phase;           /* 0: first chunks, 1: text and finish chunks, 2: usage, 3: [DONE], 4: end */
+    struct stream_choice *c;
+    struct usage u;
+    char *out; /* pending event bytes */
     size_t out_len, out_off;
     struct conn *conn; /* whose log line reads the token counts */
 };
 
-/* A chunk of a streamed reply (text may be NULL for the role and final chunks), with the logprob
- * records r[0 .. n). */
-static json_t *chunk_object(struct stream *s, const char *text, size_t len, const char *finish, bool role,
-                            const struct tern_token_logprob *r, size_t n) {
-    const char *object = s->kind == CHAT ? "chat.completion.chunk" : "text_completion";
+/* A chunk of choice k of a streamed reply (text may be NULL for the role and final chunks), with the
+ * logprob records r[0 .. n). */
+static json_t *chunk_object(struct stream *s, int k, const char *text, size_t len, const char *finish,
+                            bool role, const struct tern_token_logprob *r, size_t n) {
+    const bool chat = s->r.chat;
     char id[48];
-    reply_id(id, sizeof id, s->kind == CHAT, s->id);
-    json_t *lp = n ? logprobs_json(&s->lp, r, n) : json_null(), *choice;
-    if (s->kind == CHAT) {
+    reply_id(id, sizeof id, chat, s->id);
+    json_t *lp = n ? logprobs_json(&s->c[k].lp, r, n) : json_null(), *choice;
+    if (chat) {
         json_t *delta = json_object();
         if (role)
             json_object_set_new(delta, "role", json_string("assistant"));
         if (text)
             json_object_set_new(delta, "content", json_stringn(text, len));
-        choice = json_pack("{s:i,s:o,s:o,s:o}", "index", 0, "delta", delta, "logprobs", lp, "finish_reason",
+        choice = json_pack("{s:i,s:o,s:o,s:o}", "index", k, "delta", delta, "logprobs", lp, "finish_reason",
                            finish ? json_string(finish) : json_null());
     } else {
-        choice = json_pack("{s:i,s:s%,s:o,s:o}", "index", 0, "text", text ? text : "", text ? len : 0,
+        choice = json_pack("{s:i,s:s%,s:o,s:o}", "index", k, "text", text ? text : "", text ? len : 0,
                            "logprobs", lp, "finish_reason", finish ? json_string(finish) : json_null());
     }
-    return json_pack("{s:s,s:s,s:I,s:s,s:[o]}", "id", id, "object", object, "created", (json_int_t)s->created,
+    return json_pack("{s:s,s:s,s:I,s:s,s:[o]}", "id", id, "object",
+                     chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)s->created,
                      "model", s->srv->model_id, "choices", choice);
 }
 
@@ -326,51 +342,102 @@ static void queue_event(struct stream *s, json_t *obj) {
     free(text);
 }
 
+/* Submits the choices the queue takes now, and at least one when none of the stream's runs; false
+ * when one could not be queued (s->failed says why). */
+static bool submit_choices(struct stream *s) {
+    while (s->submitted < s->n_choices) {
+        tern_job *job;
+        const tern_status st = submit(s->srv, &s->r, s->submitted, &job);
+        if (st == TERN_ERR_BUSY && s->open > 0)
+            return true;
+        if (st) {
+            s->failed = st;
+            return false;
+        }
+        s->c[s->submitted++].job = job;
+        s->open++;
+    }
+    return true;
+}
+
+/* The next event of choice k, whose job has text not yet taken or is over (tern_job_wait_any). */
+static void choice_event(struct stream *s, int k) {
+    struct stream_choice *c = &s->c[k];
+    for (;;) {
+        if (s->r.gen.logprobs >= 0)
+            tern_job_logprobs(c->job, &c->rec, &c->rec_cap, &c->rec_len);
+        if (c->text_len > c->sent || c->rec_len > 0) {
+            queue_event(s, chunk_object(s, k, c->text + c->sent, c->text_len - c->sent, NULL, false, c->rec,
+                                        c->rec_len));
+            c->sent = c->text_len;
+            c->rec_len = 0;
+            return;
+        }
+        if (c->over) {
+            queue_event(s, chunk_object(s, k, NULL, 0, finish_reason(c->job), false, NULL, 0));
+            add_usage(&s->u, c->job, k % s->r.n == 0);
+            tern_job_free(c->job);
+            c->job = NULL;
+            s->open--;
+            return;
+        }
+        if (!tern_job_next(c->job, &c->text, &c->text_cap, &c->text_len))
+            c->over = true;
+    }
+}
+
 /* The next event of a stream into s->out; false at the end. */
 static bool next_event(struct stream *s) {
     for (;;) {
         switch (s->phase) {
-        case 0:
-            s->phase = 1;
-            if (s->kind == CHAT || s->echo) {
-                queue_event(s, chunk_object(s, s->echo, s->echo ? strlen(s->echo) : 0, NULL, s->kind == CHAT,
-                                            NULL, 0));
+        case 0: {
+            if (s->opened == s->n_choices) {
+                s->phase = 1;
+                break;
+            }
+            const int k = s->opened++;
+            const char *echo = s->r.prompts[k / s->r.n].echo;
+            if (s->r.chat || echo) {
+                queue_event(s, chunk_object(s, k, echo, echo ? strlen(echo) : 0, NULL, s->r.chat, NULL, 0));
                 return true;
             }
             break;
-        case 1:
-            if (s->logprobs)
-                tern_job_logprobs(s->job, &s->rec, &s->rec_cap, &s->rec_len);
-            if (s->text_len > s->sent || s->rec_len > 0) {
-                queue_event(s, chunk_object(s, s->text + s->sent, s->text_len - s->sent, NULL, false, s->rec,
-                                            s->rec_len));
-                s->sent = s->text_len;
-                s->rec_len = 0;
+        }
+        case 1: {
+            if (!submit_choices(s)) { /* an error event, as OpenAI ends a stream that fails */
+                s->phase = 3;
+                char msg[128];
+                snprintf(msg, sizeof msg, "%s: choice %d of %d could not be queued",
+                         s->failed == TERN_ERR_BUSY ? "the server is busy" : "the request failed",
+                         s->submitted, s->n_choices);
+                queue_event(s, json_pack("{s:{s:s,s:s,s:s?}}", "error", "message", msg, "type",
+                                         "server_error", "code", s->failed == TERN_ERR_BUSY ? "busy" : NULL));
                 return true;
             }
-            if (s->over)
-                s->phase = 2;
-            else if (!tern_job_next(s->job, &s->text, &s->text_cap, &s->text_len))
-                s->over = true;
-            break;
-        case 2:
-            s->phase = s->usage ? 3 : 4;
-            queue_event(s, chunk_object(s, NULL, 0, finish_reason(s->job), false, NULL, 0));
-            return true;
-        case 3: {
-            s->phase = 4;
-            char id[48];
-            reply_id(id, sizeof id, s->kind == CHAT, s->id);
-            struct usage u = {0};
-            add_usage(&u, s->job, true);
-            queue_event(s, json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", id, "object",
-                                     s->kind == CHAT ? "chat.completion.chunk" : "text_completion", "created",
-                                     (json_int_t)s->created, "model", s->srv->model_id, "choices", "usage",
-                                     usage_object(&u)));
+            if (s->open == 0) {
+                s->phase = s->r.usage ? 2 : 3;
+                break;
+            }
+            tern_job *jobs[TERN_API_MAX_CHOICES];
+            for (int i = 0; i < s->n_choices; i++)
+                jobs[i] = s->c[i].job;
+            const int k = tern_job_wait_any(jobs, s->n_choices, s->turn);
+            s->turn = (k + 1) % s->n_choices;
+            choice_event(s, k);
             return true;
         }
-        case 4:
-            s->phase = 5;
+        case 2: {
+            s->phase = 3;
+            char id[48];
+            reply_id(id, sizeof id, s->r.chat, s->id);
+            queue_event(s, json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", id, "object",
+                                     s->r.chat ? "chat.completion.chunk" : "text_completion", "created",
+                                     (json_int_t)s->created, "model", s->srv->model_id, "choices", "usage",
+                                     usage_object(&s->u)));
+            return true;
+        }
+        case 3:
+            s->phase = 4;
             queue_event(s, NULL);
             return true;
         default:
@@ -384,9 +451,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     struct stream *s = cls;
     if (s->out_off == s->out_len) {
         if (!next_event(s)) {
-            struct usage u = {0};
-            add_usage(&u, s->job, true);
-            log_usage(s->conn, &u);
+            log_usage(s->conn, &s->u);
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
     }
@@ -396,14 +461,19 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     return (ssize_t)n;
 }
 
-/* The stream is over, or the client went away: the job stops and its slot frees. */
+/* The stream is over, or the client went away: the jobs stop and their slots free. */
 static void stream_free(void *cls) {
     struct stream *s = cls;
-    tern_job_free(s->job);
-    free(s->echo);
-    free(s->text);
-    free(s->rec);
-    free(s->lp.piece);
+    for (int k = 0; k < s->n_choices && s->c; k++) {
+        if (s->c[k].job)
+            tern_job_free(s->c[k].job);
+        free(s->c[k].text);
+        free(s->c[k].rec);
+        free(s->c[k].lp.piece);
+    }
+    free(s->c);
+    tern_api_request_free(&s->r);
+    json_decref(s->body);
     free(s->out);
     free(s);
 }
@@ -447,15 +517,6 @@ static json_t *whole_choice(tern_server *srv, const struct tern_api_request *r, 
     }
     free(text);
     return choice;
-}
-
-/* The job of choice k of request r. */
-static tern_status submit(tern_server *srv, const struct tern_api_request *r, int k, tern_job **job) {
-    struct tern_gen_request g = r->gen;
-    g.prompt = r->prompts[k / r->n].ids;
-    g.n_prompt = (int)r->prompts[k / r->n].n_ids;
-    g.sampling.seed += (uint64_t)(k % r->n);
-    return tern_engine_submit(atomic_load(&srv->engine), &g, job);
 }
 
 static enum MHD_Result busy_or_failed(struct MHD_Connection *c, struct conn *cs, tern_status st) {
@@ -512,33 +573,34 @@ static enum MHD_Result reply_whole(tern_server *srv, struct MHD_Connection *c, s
     return send_json(c, cs, 200, body);
 }
 
+/* A streamed reply of request r, which the stream takes over (r is left empty), with body, which it
+ * holds. 503 when not even its first choice can be queued. */
 static enum MHD_Result stream_reply(tern_server *srv, struct MHD_Connection *c, struct conn *cs,
-                                    struct tern_api_request *r, long id) {
-    tern_job *job;
-    tern_status st = submit(srv, r, 0, &job);
-    if (st)
-        return busy_or_failed(c, cs, st);
+                                    struct tern_api_request *r, json_t *body, long id) {
     struct stream *s = calloc(1, sizeof *s);
-    struct MHD_Response *resp = NULL;
-    if (s) {
-        *s = (struct stream){.srv = srv,
-                             .job = job,
-                             .kind = r->chat ? CHAT : COMPLETION,
-                             .id = id,
-                             .created = (long)time(NULL),
-                             .usage = r->usage,
-                             .logprobs = r->gen.logprobs >= 0,
-                             .conn = cs};
-        if (lp_writer_init(&s->lp, srv->tok, r->chat, &r->prompts[0]))
-            resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
-        s->echo = r->prompts[0].echo; /* the stream's now */
-        r->prompts[0].echo = NULL;
+    if (!s)
+        return MHD_NO;
+    *s = (struct stream){.srv = srv,
+                         .r = *r,
+                         .body = json_incref(body),
+                         .id = id,
+                         .created = (long)time(NULL),
+                         .n_choices = r->n_prompts * r->n,
+                         .conn = cs};
+    memset(r, 0, sizeof *r);
+    s->c = calloc((size_t)s->n_choices, sizeof *s->c);
+    bool ok = s->c != NULL;
+    for (int k = 0; ok && k < s->n_choices; k++)
+        ok = lp_writer_init(&s->c[k].lp, srv->tok, s->r.chat, &s->r.prompts[k / s->r.n]);
+    if (ok && !submit_choices(s)) {
+        const tern_status st = s->failed;
+        stream_free(s);
+        return busy_or_failed(c, cs, st);
     }
+    struct MHD_Response *resp =
+        ok ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free) : NULL;
     if (!resp) {
-        if (s)
-            stream_free(s);
-        else
-            tern_job_free(job);
+        stream_free(s);
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", "text/event-stream");
@@ -608,7 +670,7 @@ static enum MHD_Result generate(tern_server *srv, struct MHD_Connection *c, stru
                              r.n_prompts > 1 ? " (one of the list)" : "", r.prompts[i].n_ids, srv->n_ctx);
     }
     if (fits)
-        ret = r.stream ? stream_reply(srv, c, cs, &r, id) : reply_whole(srv, c, cs, &r, id);
+        ret = r.stream ? stream_reply(srv, c, cs, &r, body, id) : reply_whole(srv, c, cs, &r, id);
     tern_api_request_free(&r);
     json_decref(body); /* the stop strings were copied at submit */
     return ret;

@@ -3,8 +3,8 @@
  * /tokenize and /detokenize, with the vocabulary of the conformance vectors' model
  * (TERN_FUZZ_MODEL). Aborts when an accepted request breaks the parser's promises (a prompt id
  * outside the vocabulary, more prompts or logprobs than allowed, an empty prompt, a prompt whose
- * echo is missing, a logit bias out of range) or a refused one has no status, parameter or message that says
- * why. */
+ * echo or its text offsets are missing, an offset that goes back or past the echo, a logit bias out of range)
+ * or a refused one has no status, parameter or message that says why. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,13 +43,16 @@ static void check_error(const struct tern_api_error *err) {
 static void check_request(const struct tern_api_request *r) {
     if (r->n_prompts < 1 || r->n < 1 || r->n_prompts * r->n > TERN_API_MAX_CHOICES ||
         (r->chat && r->n_prompts != 1) || r->gen.logprobs > TERN_ENGINE_MAX_TOP_LOGPROBS ||
-        r->gen.n_stop > TERN_ENGINE_MAX_STOP || (r->stream && r->n_prompts * r->n > 1) ||
-        r->gen.max_tokens < (r->echo ? 0 : -1) || (!r->echo && !r->gen.max_tokens))
+        r->gen.n_stop > TERN_ENGINE_MAX_STOP || r->gen.max_tokens < (r->echo ? 0 : -1) ||
+        (!r->echo && !r->gen.max_tokens))
         abort();
     for (int i = 0; i < r->n_prompts; i++) {
         const struct tern_api_prompt *p = &r->prompts[i];
-        if (p->n_ids == 0 || (r->echo && !p->echo))
+        if (p->n_ids == 0 || (r->echo && (!p->echo || !p->offsets)))
             abort();
+        for (size_t k = 0; r->echo && k < p->n_ids; k++)
+            if (p->offsets[k] > strlen(p->echo) || (k && p->offsets[k] < p->offsets[k - 1]))
+                abort();
         for (size_t k = 0; k < p->n_ids; k++)
             if (p->ids[k] < 0 || p->ids[k] >= tern_tokenizer_n_vocab(tok))
                 abort();
