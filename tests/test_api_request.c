@@ -93,6 +93,38 @@ static void chat_fields(void) {
     CHECK(!strcmp(err.param, "top_logprobs"));
 }
 
+/* response_format: json_object turns JSON mode on, text off, none leaves the server's --json;
+ * schemas and other types are refused by name */
+static void response_formats(void) {
+    struct tern_api_request r;
+    struct tern_api_error err;
+    const char *const forms[] = {"", ", \"response_format\": {\"type\": \"json_object\"}",
+                                 ", \"response_format\": {\"type\": \"text\"}",
+                                 ", \"response_format\": null"};
+    const bool want[2][4] = {{false, true, false, false}, {true, true, false, true}};
+    for (int server = 0; server < 2; server++) {
+        params.json = server;
+        for (int i = 0; i < 4; i++) {
+            char body[160];
+            snprintf(body, sizeof body, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]%s}",
+                     forms[i]);
+            CHECK(parse(body, true, &r, &err));
+            CHECK(r.json == want[server][i]);
+            tern_api_request_free(&r);
+        }
+    }
+    params.json = false;
+    const char *const bad[] = {
+        "{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {}}}",
+        "{\"prompt\": \"x\", \"response_format\": {\"type\": \"yaml\"}}",
+        "{\"prompt\": \"x\", \"response_format\": \"json_object\"}",
+        "{\"prompt\": \"x\", \"response_format\": {}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK(!parse(bad[i], false, &r, &err));
+        CHECK(err.status == 400 && err.param && !strcmp(err.param, "response_format") && err.message[0]);
+    }
+}
+
 static void tokenizer_endpoints(void) {
     struct tern_api_error err;
     json_t *reply = NULL, *body = json_pack("{s:s,s:b}", "prompt", "The capital", "add_special_tokens", 1);
@@ -192,6 +224,7 @@ int main(void) {
     params.sampling = tern_sampler_default_params();
     RUN(completion_prompts);
     RUN(chat_fields);
+    RUN(response_formats);
     RUN(tokenizer_endpoints);
     RUN(spm_echo_offsets);
     tern_tokenizer_free(tok);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../generate/json_mode.h"
 #include "../generate/sampler.h"
 #include "../generate/session.h"
 #include "../model/model.h"
@@ -42,6 +43,7 @@ struct cli_session {
     bool chat;
     struct tern_sampler_params *sp; /* NULL: no sampling flags */
     bool seed_set;                  /* --seed was given */
+    bool json;                      /* --json: JSON mode (cli_json_mode, once the tokenizer is open) */
     bool generates;                 /* run and chat: --lookup N is theirs */
     int lookup;                     /* --lookup: prompt-lookup draft tokens a step (0: off) */
     const char *model, *pre, *format;
@@ -56,6 +58,9 @@ typedef int (*cli_flag_fn)(int argc, char **argv, int *i, void *opts);
 int cli_parse(int argc, char **argv, const char *cmd, struct cli_session *s, cli_flag_fn own, void *opts);
 /* Open s->model and its tokenizer (s->pre); failures are logged. */
 tern_status cli_open_model(const struct cli_session *s, tern_model **model, tern_tokenizer **tok);
+/* --json: JSON mode's table of tok into *v and p->json (nothing without the flag); logs a failure. */
+tern_status cli_json_mode(const struct cli_session *s, const tern_tokenizer *tok,
+                          struct tern_sampler_params *p, tern_json_vocab **v);
 /* "certified" or "full" into *out; false (logged, naming flag) otherwise. */
 bool cli_head_mode(const char *flag, const char *v, enum tern_head_mode *out);
 extern const char cli_device_help[];

@@ -385,6 +385,7 @@ int cli_chat(int argc, char **argv) {
     struct chat c = {.n_predict = (int)o.n_predict};
     tern_model *model = NULL;
     tern_tokenizer *tok = NULL;
+    tern_json_vocab *json = NULL;
     char *line = NULL;
     size_t line_cap = 0;
     char *msg = NULL;
@@ -406,6 +407,9 @@ int cli_chat(int argc, char **argv) {
         rc = CLI_EXIT_USAGE;
         goto done;
     }
+    st = cli_json_mode(&o.s, tok, &o.sp, &json);
+    if (st)
+        goto done;
     const struct tern_session_params spar = o.s.p;
     st = cli_session_create(model, &spar, &c.s);
     if (st) {
@@ -466,6 +470,7 @@ done:
     free(c.reply_ids.v);
     free(c.reply);
     tern_sampler_free(c.smp);
+    tern_json_vocab_free(json);
     tern_session_free(c.s);
     tern_tokenizer_free(tok);
     tern_model_free(model);

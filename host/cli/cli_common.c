@@ -94,7 +94,8 @@ const char cli_sampling_help[] =
     "  --repeat-last-n N      window of the penalties (default 64)\n"
     "  --seed S               random seed (default: from the clock; in tern serve, one per request)\n"
     "  --logit-bias ID+B      add B (-100 to 100; ID-B subtracts) to token ID's logit before the\n"
-    "                         rest; repeatable (-100 bans a token, 100 all but forces it)\n";
+    "                         rest; repeatable (-100 bans a token, 100 all but forces it)\n"
+    "  --json                 JSON mode: each reply is one JSON object, and ends when it closes\n";
 
 int cli_sampling_flag(int argc, char **argv, int *i, struct tern_sampler_params *p, bool *seed_set) {
     const char *a = argv[*i], *v;
@@ -189,6 +190,10 @@ int cli_session_flag(int argc, char **argv, int *i, struct cli_session *s) {
     const int r = s->sp ? cli_sampling_flag(argc, argv, i, s->sp, &s->seed_set) : 0;
     if (r)
         return r;
+    if (s->sp && !strcmp(a, "--json")) {
+        s->json = true;
+        return 1;
+    }
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
         fputs(s->usage, stdout);
         if (s->sp)
@@ -306,6 +311,16 @@ tern_status cli_build_shape(const char *shape, uint32_t type, uint32_t head, ter
         return st;
     st = tern_model_create(path, out);
     unlink(path);
+    return st;
+}
+
+tern_status cli_json_mode(const struct cli_session *s, const tern_tokenizer *tok,
+                          struct tern_sampler_params *p, tern_json_vocab **v) {
+    *v = NULL;
+    if (!s->json)
+        return TERN_OK;
+    const tern_status st = tern_json_vocab_create(tok, v);
+    p->json = *v;
     return st;
 }
 

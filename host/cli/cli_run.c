@@ -129,6 +129,7 @@ int cli_run(int argc, char **argv) {
     tern_tokenizer *tok = NULL;
     tern_session *sess = NULL;
     tern_sampler *smp = NULL;
+    tern_json_vocab *json = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
     rc = CLI_EXIT_FAIL;
@@ -152,6 +153,9 @@ int cli_run(int argc, char **argv) {
         tern_log_error("the prompt has %zu tokens but the context has %d positions (raise -c)", n_ids, n_ctx);
         goto done;
     }
+    st = cli_json_mode(&o.s, tok, &o.sp, &json);
+    if (st)
+        goto done;
     st = tern_sampler_create(&o.sp, tern_model_view(model)->hp.n_vocab, &smp);
     if (st) {
         tern_log_error("invalid sampling parameters");
@@ -195,6 +199,7 @@ int cli_run(int argc, char **argv) {
 done:
     free(ids);
     tern_sampler_free(smp);
+    tern_json_vocab_free(json);
     tern_session_free(sess);
     tern_tokenizer_free(tok);
     tern_model_free(model);

@@ -125,7 +125,8 @@ int cli_serve(int argc, char **argv) {
                                                               : o.s.model,
                                           .max_body = (size_t)o.max_body,
                                           .sampling = o.sp,
-                                          .seed_set = o.s.seed_set};
+                                          .seed_set = o.s.seed_set,
+                                          .json = o.s.json};
     tern_server *srv = NULL;
     tern_model *model = NULL;
     tern_tokenizer *tok = NULL;

@@ -59,6 +59,7 @@ tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampl
         free(rows);
         return TERN_ERR_NOMEM;
     }
+    tern_sampler_start_reply(smp);
     for (int i = 0; i < n_prompt; i++)
         tern_sampler_accept(smp, prompt[i]);
     /* tell the head what the sampler will read, so a certified head may skip the rest; the

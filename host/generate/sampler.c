@@ -4,6 +4,7 @@
 
 #include "../../scheduler/log.h"
 #include "../tokenizer/heap.h"
+#include "json_mode.h"
 #include "rng.h"
 
 #include <math.h>
@@ -29,6 +30,7 @@ struct tern_sampler {
     float *penalty_sub;  /* [repeat_last_n] what the frequency and presence penalties take from each */
     int32_t *sorted;     /* [repeat_last_n] scratch */
     int32_t n_penalized; /* how many ids penalized holds for recent; -1 after accept changed recent */
+    struct tern_json_state json; /* JSON mode: where the generated text stands */
     struct tern_rng rng;
 };
 
@@ -94,6 +96,7 @@ tern_status tern_sampler_create(const struct tern_sampler_params *p, int32_t n_v
         return TERN_ERR_NOMEM;
     }
     tern_rng_seed(&s->rng, p->seed);
+    tern_json_start(&s->json);
     *out = s;
     return TERN_OK;
 }
@@ -109,6 +112,10 @@ void tern_sampler_free(tern_sampler *s) {
     free(s->penalty_sub);
     free(s->sorted);
     free(s);
+}
+
+void tern_sampler_start_reply(tern_sampler *s) {
+    tern_json_start(&s->json);
 }
 
 void tern_sampler_accept(tern_sampler *s, int32_t token) {
@@ -192,7 +199,8 @@ static void apply_penalties(tern_sampler *s, float *logits) {
 bool tern_sampler_head_request(tern_sampler *s, struct tern_head_request *req) {
     const float pen = s->p.repeat_penalty;
     const bool greedy = s->p.temperature <= 0.0f;
-    if (!(pen > 0.0f) || (!greedy && (s->p.top_k <= 0 || s->p.top_k >= s->n_vocab)) || s->p.n_logit_bias > 0)
+    if (!(pen > 0.0f) || (!greedy && (s->p.top_k <= 0 || s->p.top_k >= s->n_vocab)) ||
+        s->p.n_logit_bias > 0 || s->p.json)
         return false;
     req->top_k = greedy ? 1 : s->p.top_k;
     req->repeat_penalty = pen;
@@ -227,12 +235,14 @@ static int32_t draw(tern_sampler *s, const struct candidate *c, int32_t m) {
     for (int32_t i = 0; i < m; i++)
         total += c[i].p;
     double r = tern_rng_uniform(&s->rng) * total;
+    int32_t last = 0; /* rounding can leave r >= 0: the last token with a chance, never one without */
     for (int32_t i = 0; i < m; i++) {
         r -= c[i].p;
         if (r < 0.0)
             return c[i].id;
+        last = c[i].p > 0.0f ? i : last;
     }
-    return c[m - 1].id;
+    return c[last].id;
 }
 
 /* top-p then min-p over c[0..m), sorted with probabilities p: how many stay. */
@@ -331,9 +341,15 @@ tern_status tern_sampler_sample(tern_sampler *s, float *logits, int32_t *id) {
                        (double)logits[bad]);
         return TERN_ERR_INTERNAL;
     }
+    if (s->p.json && tern_json_mask(s->p.json, &s->json, logits, s->n_vocab) == 0) {
+        tern_log_error("JSON mode: no token of the vocabulary continues the object");
+        return TERN_ERR_INTERNAL;
+    }
     for (int32_t i = 0; i < s->p.n_logit_bias; i++)
         logits[s->p.logit_bias[i].id] += s->p.logit_bias[i].bias;
     apply_penalties(s, logits);
     *id = sample(s, logits);
+    if (s->p.json)
+        tern_json_advance(s->p.json, &s->json, *id);
     return TERN_OK;
 }

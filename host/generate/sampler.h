@@ -30,6 +30,9 @@ struct tern_sampler_params {
     uint64_t seed;
     int32_t n_logit_bias; /* entries of logit_bias, applied first (ids need not be distinct: they add) */
     struct tern_logit_bias logit_bias[TERN_MAX_LOGIT_BIAS];
+    /* JSON mode (json_mode.h): the vocabulary's table, which must outlive the sampler; the tokens
+     * the sampler chooses then make one JSON object. NULL: off. */
+    const struct tern_json_vocab *json;
 };
 
 /* Defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, penalties off (repeat 1.0, frequency
@@ -40,16 +43,20 @@ typedef struct tern_sampler tern_sampler;
 
 tern_status tern_sampler_create(const struct tern_sampler_params *p, int32_t n_vocab, tern_sampler **out);
 void tern_sampler_free(tern_sampler *s);
+/* A reply begins: JSON mode expects a new object (tern_generate calls it). */
+void tern_sampler_start_reply(tern_sampler *s);
 /* Remember a token of the context (prompt or generated) for the repetition penalty. */
 void tern_sampler_accept(tern_sampler *s, int32_t token);
 /* What the next tern_sampler_sample reads of the logits, for a certified head: the top-k the chain
  * keeps (1 when greedy), the penalties and the ids they apply to. Returns false when every logit
- * matters (sampling without top-k, a repeat penalty that is not a monotonic map, or a logit bias):
+ * matters (sampling without top-k, a repeat penalty that is not a monotonic map, a logit bias, or
+ * JSON mode, which may rule out every token the certified rows hold):
  * the head must be full. req->penalized and req->penalty_sub point into the sampler and change with
  * tern_sampler_accept, so ask again after each accept. req->stats is left as it was. */
 bool tern_sampler_head_request(tern_sampler *s, struct tern_head_request *req);
-/* Choose the next token from logits[n_vocab] into *id. logits may be modified. A NaN or infinite
- * logit is refused (TERN_ERR_INTERNAL, one logged line): no token is chosen from broken numbers. */
+/* Choose the next token from logits[n_vocab] into *id: the generated text's next token (JSON mode
+ * follows it). logits may be modified. A NaN or infinite logit is refused (TERN_ERR_INTERNAL, one
+ * logged line): no token is chosen from broken numbers; so is JSON mode left with no token. */
 tern_status tern_sampler_sample(tern_sampler *s, float *logits, int32_t *id);
 
 #endif

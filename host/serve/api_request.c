@@ -302,6 +302,28 @@ static bool logit_bias_field(const tern_tokenizer *tok, const json_t *body, stru
     return true;
 }
 
+/* response_format: {"type": "text"} or {"type": "json_object"} (r->json; none: the server's --json);
+ * JSON schemas are refused by name rather than ignored. */
+static bool response_format(const struct tern_server_params *p, const json_t *body,
+                            struct tern_api_request *r, struct tern_api_error *err) {
+    const json_t *rf = json_object_get(body, "response_format");
+    r->json = p->json;
+    if (!rf || json_is_null(rf))
+        return true;
+    const char *type = json_string_value(json_object_get(rf, "type"));
+    if (!json_is_object(rf) || !type)
+        return fail(err, 400, NULL, "response_format", "'response_format' must be an object with a 'type'");
+    if (!strcmp(type, "json_schema"))
+        return fail(err, 400, NULL, "response_format",
+                    "'response_format' of type 'json_schema' is not supported: tern's JSON mode is "
+                    "{\"type\": \"json_object\"} (any one JSON object)");
+    if (strcmp(type, "text") != 0 && strcmp(type, "json_object") != 0)
+        return fail(err, 400, NULL, "response_format",
+                    "'response_format' type '%s' is not one of 'text' and 'json_object'", type);
+    r->json = !strcmp(type, "json_object");
+    return true;
+}
+
 static bool parse(const struct tern_server_params *p, const tern_tokenizer *tok, enum tern_chat_format format,
                   uint64_t seed, const json_t *body, bool chat, struct tern_api_request *r,
                   struct tern_api_error *err) {
@@ -317,7 +339,7 @@ static bool parse(const struct tern_server_params *p, const tern_tokenizer *tok,
     if (!chat && echo && !json_is_null(echo) && !json_is_boolean(echo))
         return fail(err, 400, NULL, "echo", "'echo' must be a boolean");
     r->echo = !chat && json_is_true(echo);
-    if (!logprobs_fields(body, chat, r, err))
+    if (!logprobs_fields(body, chat, r, err) || !response_format(p, body, r, err))
         return false;
     r->gen.prompt_logprobs = r->echo && r->gen.logprobs >= 0;
     if (chat) {

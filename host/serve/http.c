@@ -18,6 +18,7 @@
 
 #include "../../scheduler/log.h"
 #include "../generate/generate.h"
+#include "../generate/json_mode.h"
 #include "api_request.h"
 #include "web_ui.h"
 
@@ -32,6 +33,7 @@ struct tern_server {
     enum tern_chat_format format;
     struct tern_str chat_template;
     int n_ctx;
+    tern_json_vocab *json; /* JSON mode's table of the tokenizer (NULL: out of memory) */
     atomic_long next_id;
 };
 
@@ -267,6 +269,7 @@ static tern_status submit(tern_server *srv, const struct tern_api_request *r, in
     g.prompt = r->prompts[k / r->n].ids;
     g.n_prompt = (int)r->prompts[k / r->n].n_ids;
     g.sampling.seed += (uint64_t)(k % r->n);
+    g.sampling.json = r->json ? srv->json : NULL;
     return tern_engine_submit(atomic_load(&srv->engine), &g, job);
 }
 
@@ -669,6 +672,11 @@ static enum MHD_Result generate(tern_server *srv, struct MHD_Connection *c, stru
                              "the prompt%s has %zu tokens; the context holds %d",
                              r.n_prompts > 1 ? " (one of the list)" : "", r.prompts[i].n_ids, srv->n_ctx);
     }
+    if (fits && r.json && !srv->json) {
+        fits = false;
+        ret = send_error(c, cs, 500, "server_error", NULL, "response_format",
+                         "JSON mode is unavailable: its table of the vocabulary could not be built");
+    }
     if (fits)
         ret = r.stream ? stream_reply(srv, c, cs, &r, body, id) : reply_whole(srv, c, cs, &r, id);
     tern_api_request_free(&r);
@@ -884,6 +892,7 @@ int tern_server_port(const tern_server *srv) {
 void tern_server_ready(tern_server *srv, tern_engine *e, const tern_tokenizer *tok, enum tern_chat_format f,
                        int n_ctx, struct tern_str chat_template) {
     srv->tok = tok;
+    tern_json_vocab_create(tok, &srv->json); /* failing, it logs; JSON requests then get 500 */
     srv->chat_template = chat_template;
     srv->format = f;
     srv->n_ctx = n_ctx;
@@ -898,5 +907,6 @@ void tern_server_free(tern_server *srv) {
     free(srv->api_key);
     free(srv->model_id);
     free(srv->cors);
+    tern_json_vocab_free(srv->json);
     free(srv);
 }

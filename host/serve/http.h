@@ -26,6 +26,7 @@ struct tern_server_params {
     size_t max_body;                     /* largest request body accepted (bytes) */
     struct tern_sampler_params sampling; /* for the fields a request leaves out */
     bool seed_set;                       /* else each request without a seed gets its own */
+    bool json;                           /* --json: JSON mode where a request has no response_format */
 };
 
 typedef struct tern_server tern_server;

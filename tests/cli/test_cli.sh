@@ -83,6 +83,27 @@ else bad run_logit_bias "h=$h i=$i: $(lb --logit-bias "$h+50" --logit-bias "$i+1
 expect_error run_logit_bias_bad_id 2 "not in the model's vocabulary" -- "$tern" run -m "$model" -p "Hi" --logit-bias 99999+1
 expect_error run_logit_bias_bad_value 2 "is not a number in \[-100, 100\]" -- "$tern" run -m "$model" -p "Hi" --logit-bias 5+200
 
+# --json: a reply is one JSON object. With '"' and '}' favoured, run's closes, parses and ends the
+# generation; chat's two replies are one object each (node reads them); without the biases the
+# reply still begins with '{', where the model's own first byte is not one
+q=$("$tern" tokenize -m "$vec/mini-b158-i2s.gguf" --ids --no-bos -p '"' 2>/dev/null | tr -d '[]')
+c=$("$tern" tokenize -m "$vec/mini-b158-i2s.gguf" --ids --no-bos -p '}' 2>/dev/null | tr -d '[]')
+objects='let t = require("fs").readFileSync(0, "utf8"), n = 0;
+  while (t.length) { let i = 1; for (; i <= t.length; i++) { try { const v = JSON.parse(t.slice(0, i));
+    if (v && typeof v === "object" && !Array.isArray(v)) break; } catch (e) {} }
+    if (i > t.length) process.exit(1); n++; t = t.slice(i).replace(/^\n/, ""); }
+  console.log(n);'
+"$tern" run -m "$vec/mini-b158-i2s.gguf" -p "JSON:" -n 200 --temp 1 --seed 2 --json --logit-bias "$q+20" \
+    --logit-bias "$c+25" >"$tmp/j1" 2>"$tmp/err"
+printf 'Hi\nMore\n' | "$tern" chat -m "$vec/mini-b158-i2s.gguf" -n 200 --temp 1 --seed 2 --json \
+    --logit-bias "$q+20" --logit-bias "$c+25" >"$tmp/j2" 2>/dev/null
+"$tern" run -m "$vec/mini-b158-i2s.gguf" -p "JSON:" -n 8 --temp 0 --json >"$tmp/j3" 2>/dev/null
+"$tern" run -m "$vec/mini-b158-i2s.gguf" -p "JSON:" -n 1 --temp 0 >"$tmp/j4" 2>/dev/null
+if [ "$(node -e "$objects" <"$tmp/j1")" = 1 ] && grep -q "stopped at end of generation" "$tmp/err" &&
+   [ "$(node -e "$objects" <"$tmp/j2")" = 2 ] && [ "$(head -c 1 "$tmp/j3")" = "{" ] &&
+   [ "$(head -c 1 "$tmp/j4")" != "{" ]; then ok run_json
+else bad run_json "$(cat "$tmp/j1" "$tmp/j2" "$tmp/j3" "$tmp/err")"; fi
+
 # bitnet.cpp's I2_S file, greedy: the continuation starts with bitnet.cpp's bytes "($_id"
 "$tern" run -m "$vec/mini-b158-i2s.gguf" -p "The capital of France is" -n 16 --temp 0 >"$tmp/v" 2>/dev/null
 if [ "$(head -c 5 "$tmp/v")" = '($_id' ]; then ok run_conformance_vector; else bad run_conformance_vector "$(xxd -p "$tmp/v")"; fi

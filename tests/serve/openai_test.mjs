@@ -393,6 +393,28 @@ async function main() {
         `${cached2} of ${chat2.usage.prompt_tokens} prompt tokens cached (turn 1: ${whole.usage.prompt_tokens})`);
   check(/\(\d+ cached\)/.test(srv.log()), 'prompt_cache_logged', srv.log());
 
+  // JSON mode: response_format json_object holds each choice to one JSON object. With '"' and '}'
+  // favoured, sampled choices close their objects, each parses, and its stream equals it; without,
+  // each still begins with '{' (this random model's own first token does not); a schema is refused
+  // by name
+  const idOf = async (t) => (await postJson('/tokenize', { prompt: t })).body.tokens[0];
+  const favour = { [await idOf('"')]: 20, [await idOf('}')]: 25 };
+  const jsonMsgs = [{ role: 'user', content: 'Answer in JSON.' }];
+  const jsonMode = await ai.chat.completions.create({ model: modelId, messages: jsonMsgs, max_tokens: 64,
+    temperature: 1.0, seed: 3, n: 4, logit_bias: favour, response_format: { type: 'json_object' } });
+  const plainFirst = await ai.chat.completions.create({ model: modelId, messages: jsonMsgs, max_tokens: 1, temperature: 0 });
+  const jsonFree = await ai.chat.completions.create({ model: modelId, messages: jsonMsgs, max_tokens: 24,
+    temperature: 0, response_format: { type: 'json_object' } });
+  const jsonStream = await collect(await ai.chat.completions.create({ model: modelId, messages: jsonMsgs, max_tokens: 64,
+    temperature: 1.0, seed: 3, logit_bias: favour, response_format: { type: 'json_object' }, stream: true }),
+  (c) => c.delta?.content);
+  const parsesObject = (t) => { try { const v = JSON.parse(t); return v !== null && typeof v === 'object' && !Array.isArray(v); } catch { return false; } };
+  check(jsonMode.choices.every((ch) => ch.finish_reason === 'stop' && parsesObject(ch.message.content)) &&
+        jsonStream.text[0] === jsonMode.choices[0].message.content &&
+        /^\{/.test(jsonFree.choices[0].message.content) && !/^\{/.test(plainFirst.choices[0].message.content),
+        'json_mode', JSON.stringify([jsonMode.choices.map((ch) => ch.message.content), jsonFree.choices[0].message.content,
+                                     plainFirst.choices[0].message.content]));
+
   // ---------------------------------------------------------------- concurrency
   const alone = prompts.map((p) => ternRun(p, 12));
   for (const parallel of ['4', '8']) {
@@ -460,6 +482,11 @@ async function main() {
     [post('/v1/completions', { prompt: 'x', stop: 'abcdefghijklmnopq'.split('') }, auth), 400, '17 stop strings', 'stop'],
     [post('/v1/completions', { prompt: 'x', stream: 'yes' }, auth), 400, 'stream a string'],
     [post('/v1/completions', { prompt: 'x', n: 0 }, auth), 400, 'n of 0', 'n'],
+    [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }],
+      response_format: { type: 'json_schema', json_schema: { name: 'a', schema: { type: 'object' } } } }, auth), 400,
+      'a JSON schema', 'response_format'],
+    [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], response_format: 'json' }, auth), 400,
+      'response_format a string', 'response_format'],
     [post('/v1/completions', { prompt: ['x', 'y'], n: 33 }, auth), 400, '66 choices', 'n'],
     [post('/v1/chat/completions', { messages: 'hi' }, auth), 400, 'messages a string'],
     [post('/v1/chat/completions', { messages: [] }, auth), 400, 'no messages'],
