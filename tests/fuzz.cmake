@@ -3,7 +3,8 @@
 #  - fuzz_gguf: the libFuzzer target for the GGUF reader (clang only: configure with CC=clang);
 #  - fuzz_tokenizer: the libFuzzer target for the tokenizer (vocabulary load, tokenize, decode);
 #  - fuzz_convert: the libFuzzer target for `tern convert` (a Hugging Face folder to a GGUF);
-#  - fuzz_api_request: the libFuzzer target for tern serve's request parsing (request bodies).
+#  - fuzz_api_request: the libFuzzer target for tern serve's request parsing (request bodies);
+#  - fuzz_json_mode: the libFuzzer target for JSON mode's recognizer (texts, against jansson).
 # The fuzz targets compile the sources under test themselves, instrumented, instead of linking
 # tern_core, so only that code carries the fuzzer's coverage hooks. Each has a regression test
 # that runs every file of its corpus through it once (-runs=0 only replays the inputs).
@@ -39,7 +40,9 @@ if(TERN_FUZZ)
                      ${PROJECT_SOURCE_DIR}/host/gguf/gguf.c LIBS PkgConfig::PCRE2 PkgConfig::JANSSON)
     target_compile_definitions(fuzz_api_request PRIVATE
                                TERN_FUZZ_MODEL="${CMAKE_CURRENT_SOURCE_DIR}/data/vectors/mini-b158-i2s.gguf")
+    tern_fuzz_target(fuzz_json_mode json_fuzz ${PROJECT_SOURCE_DIR}/host/generate/json_mode.c ${TOKENIZER_SOURCES}
+                     ${PROJECT_SOURCE_DIR}/host/gguf/gguf.c LIBS PkgConfig::PCRE2 PkgConfig::JANSSON)
   else()
-    message(STATUS "TERN_FUZZ: fuzz targets need clang (configure with CC=clang); skipping fuzz_gguf, fuzz_tokenizer, fuzz_convert and fuzz_api_request")
+    message(STATUS "TERN_FUZZ: fuzz targets need clang (configure with CC=clang); skipping fuzz_gguf, fuzz_tokenizer, fuzz_convert, fuzz_api_request and fuzz_json_mode")
   endif()
 endif()
