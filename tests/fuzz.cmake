@@ -36,7 +36,8 @@ if(TERN_FUZZ)
                      ${PROJECT_SOURCE_DIR}/host/gguf/gguf_write.c ${PROJECT_SOURCE_DIR}/host/gguf/quantize.c
                      ${PROJECT_SOURCE_DIR}/host/model/ternary.c LIBS PkgConfig::JANSSON)
     tern_fuzz_target(fuzz_api_request api_fuzz ${PROJECT_SOURCE_DIR}/host/serve/api_request.c
-                     ${PROJECT_SOURCE_DIR}/host/generate/chat.c ${TOKENIZER_SOURCES}
+                     ${PROJECT_SOURCE_DIR}/host/generate/chat.c ${PROJECT_SOURCE_DIR}/host/generate/json_mode.c
+                     ${TOKENIZER_SOURCES}
                      ${PROJECT_SOURCE_DIR}/host/gguf/gguf.c LIBS PkgConfig::PCRE2 PkgConfig::JANSSON)
     target_compile_definitions(fuzz_api_request PRIVATE
                                TERN_FUZZ_MODEL="${CMAKE_CURRENT_SOURCE_DIR}/data/vectors/mini-b158-i2s.gguf")

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "host/generate/json_mode.h"
 #include "host/gguf/gguf.h"
 #include "host/serve/api_request.h"
 
@@ -93,8 +94,8 @@ static void chat_fields(void) {
     CHECK(!strcmp(err.param, "top_logprobs"));
 }
 
-/* response_format: json_object turns JSON mode on, text off, none leaves the server's --json;
- * schemas and other types are refused by name */
+/* response_format: json_object turns JSON mode on, text off, none leaves the server's --json and
+ * --json-schema; a schema outside the subset and other types are refused by name */
 static void response_formats(void) {
     struct tern_api_request r;
     struct tern_api_error err;
@@ -114,8 +115,36 @@ static void response_formats(void) {
         }
     }
     params.json = false;
+    /* a schema, OpenAI's form and llama-server's; the server's --json-schema where none is sent */
+    const char *const with_schema[] = {"{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_schema\", "
+                                       "\"json_schema\": {\"name\": \"n\", "
+                                       "\"strict\": true, \"schema\": {\"type\": \"object\", \"properties\": "
+                                       "{\"a\": {\"type\": \"integer\"}}}}}}",
+                                       "{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_object\", "
+                                       "\"schema\": {\"type\": \"object\"}}}"};
+    for (int i = 0; i < 2; i++) {
+        CHECK(parse(with_schema[i], false, &r, &err));
+        CHECK(r.json && r.json_schema);
+        tern_api_request_free(&r);
+    }
+    json_t *sj = json_loads("{\"type\": \"object\"}", 0, NULL);
+    tern_json_schema *server_schema = NULL;
+    char why[128];
+    CHECK_STATUS(TERN_OK, tern_json_schema_compile(sj, &server_schema, why, sizeof why));
+    json_decref(sj);
+    params.json = true, params.json_schema = server_schema;
+    CHECK(parse("{\"prompt\": \"x\"}", false, &r, &err));
+    CHECK(r.json && r.json_schema && r.json_schema != server_schema);
+    tern_api_request_free(&r);
+    CHECK(parse("{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_object\"}}", false, &r, &err));
+    CHECK(r.json && !r.json_schema);
+    tern_api_request_free(&r);
+    params.json = false, params.json_schema = NULL;
+    free(server_schema);
     const char *const bad[] = {
         "{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {}}}",
+        "{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"schema\": "
+        "{\"type\": \"object\", \"minProperties\": 1}}}}",
         "{\"prompt\": \"x\", \"response_format\": {\"type\": \"yaml\"}}",
         "{\"prompt\": \"x\", \"response_format\": \"json_object\"}",
         "{\"prompt\": \"x\", \"response_format\": {}}"};

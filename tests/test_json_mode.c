@@ -17,7 +17,7 @@ static tern_tokenizer *tok;
 /* 1: a whole object, 0: a prefix of one, -1: neither; fed a byte at a time */
 static int verdict(const char *text, size_t n) {
     struct tern_json_state st;
-    tern_json_start(&st);
+    tern_json_start(&st, NULL);
     for (size_t i = 0; i < n; i++)
         if (!tern_json_feed(&st, text + i, 1))
             return -1;
@@ -234,7 +234,7 @@ static void sampler_generations(void) {
     CHECK_INT(4, ended); /* with the full bonus every run closes its object */
     /* once whole, only end-of-generation tokens are left */
     struct tern_json_state st;
-    tern_json_start(&st);
+    tern_json_start(&st, NULL);
     CHECK(tern_json_feed(&st, "{}", 2));
     for (int32_t i = 0; i < n_vocab; i++)
         logits[i] = 0.0f;
@@ -244,7 +244,7 @@ static void sampler_generations(void) {
         if (tern_tokenizer_is_eog(tok, i) != (logits[i] == 0.0f))
             harness_fail(__FILE__, __LINE__, "token %d after the object: logit %g", i, (double)logits[i]);
     /* at the start only tokens that open the object are left */
-    tern_json_start(&st);
+    tern_json_start(&st, NULL);
     for (int32_t i = 0; i < n_vocab; i++)
         logits[i] = 0.0f;
     tern_json_mask(v, &st, logits, n_vocab);
@@ -261,6 +261,210 @@ static void sampler_generations(void) {
     tern_json_vocab_free(v);
 }
 
+static const char SCHEMA[] =
+    "{\"type\": \"object\", \"properties\": {\"name\": {\"type\": \"string\", \"description\": \"who\"}, "
+    "\"age\": {\"type\": \"integer\"}, \"tags\": {\"type\": \"array\", \"items\": {\"enum\": [\"a\", "
+    "\"bc\"]}, "
+    "\"maxItems\": 2}, \"ok\": {\"type\": [\"boolean\", \"null\"]}, \"pos\": {\"type\": \"object\", "
+    "\"properties\": {\"x\": {\"type\": \"number\"}}, \"required\": [\"x\"]}}, "
+    "\"required\": [\"name\", \"age\"], \"additionalProperties\": false}";
+
+static tern_json_schema *compile(const char *text, char *why, size_t size) {
+    json_t *j = json_loads(text, 0, NULL);
+    tern_json_schema *g = NULL;
+    if (j)
+        tern_json_schema_compile(j, &g, why, size);
+    json_decref(j);
+    return g;
+}
+
+/* 1: a whole object of schema g, 0: a prefix of one, -1: neither */
+static int schema_verdict(const tern_json_schema *g, const char *text) {
+    struct tern_json_state st;
+    tern_json_start(&st, g);
+    if (!tern_json_feed(&st, text, strlen(text)))
+        return -1;
+    return tern_json_complete(&st) ? 1 : 0;
+}
+
+/* Schemas: what compiles, what is refused by name, and texts that follow one or break it */
+static void schemas(void) {
+    char why[256];
+    static const struct {
+        const char *schema, *why;
+    } refused[] = {
+        {"{\"type\": \"array\"}", "root must be an object"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"x\"}}}",
+         "'pattern'"},
+        {"{\"anyOf\": [{\"type\": \"object\"}]}", "'anyOf'"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"enum\": [1, 2]}}}", "other than strings"},
+        {"{\"type\": \"object\", \"properties\": {}, \"required\": [\"b\"]}", "'b'"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"items\": [{}]}}}", "'items'"},
+        {"{\"type\": \"object\", \"properties\": {\"a\\\"b\": {}}}", "quote"},
+        {"{\"type\": \"thing\"}", "unknown"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"integer\", \"enum\": [\"x\"]}}}",
+         "'type'"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        why[0] = 0;
+        tern_json_schema *g = compile(refused[i].schema, why, sizeof why);
+        if (g || !strstr(why, refused[i].why))
+            harness_fail(__FILE__, __LINE__, "schema %s: compiled %d, why '%s'", refused[i].schema, g != NULL,
+                         why);
+        free(g);
+    }
+    tern_json_schema *g = compile(SCHEMA, why, sizeof why);
+    CHECK(g != NULL);
+    if (!g)
+        return;
+    static const char *const whole[] = {
+        "{\"name\":\"x\",\"age\":3}",
+        "{\"name\": \"J\\u00e9r\\\"o\", \"age\": -30, \"tags\": [\"a\", \"bc\"]}",
+        "{\"name\":\"\",\"age\":0,\"tags\":[],\"ok\":null}",
+        "{\"name\":\"x\",\"age\":12,\"ok\":true,\"pos\":{\"x\":-1.5e3}}",
+    };
+    for (size_t i = 0; i < sizeof whole / sizeof *whole; i++) {
+        CHECK_INT(1, schema_verdict(g, whole[i]));
+        char prefix[256];
+        for (size_t n = 0; n < strlen(whole[i]); n++) {
+            snprintf(prefix, sizeof prefix, "%.*s", (int)n, whole[i]);
+            CHECK_INT(0, schema_verdict(g, prefix));
+        }
+    }
+    static const char *const broken[] = {
+        "{\"age\":3,\"name\":\"x\"}",   /* the schema's order */
+        "{\"name\":\"x\"}",             /* age is required */
+        "{\"name\":1,\"age\":1}",       /* a number for a string */
+        "{\"name\":\"x\",\"age\":1.5}", /* integer */
+        "{\"name\":\"x\",\"age\":1e3}", /* integer */
+        "{\"name\":\"x\",\"age\":1,\"tags\":[\"b\"]}",
+        "{\"name\":\"x\",\"age\":1,\"tags\":[\"a\",\"a\",\"a\"]}", /* maxItems */
+        "{\"name\":\"x\",\"age\":1,\"extra\":1}",
+        "{\"name\":\"x\",\"age\":1,\"ok\":\"yes\"}",
+        "{\"name\":\"x\",\"age\":1,\"pos\":{}}", /* pos.x is required */
+        "{\"name\":\"x\",\"age\":1,}",
+        "{\"nam\":\"x\",\"age\":1}",
+        "{\"names\":\"x\",\"age\":1}",
+        "{\"name\":\"x\",\"age\":1,\"tags\":[\"ab\"]}",
+    };
+    for (size_t i = 0; i < sizeof broken / sizeof *broken; i++)
+        if (schema_verdict(g, broken[i]) != -1)
+            harness_fail(__FILE__, __LINE__, "'%s' was taken", broken[i]);
+    free(g);
+    /* minItems, const, nullable, an object without properties (any keys), additionalProperties false
+     * without properties (only {}) */
+    g = compile("{\"type\": \"object\", \"properties\": {\"l\": {\"type\": \"array\", \"minItems\": 2, "
+                "\"items\": {\"type\": \"integer\"}}, \"c\": {\"const\": \"v\", \"nullable\": true}, "
+                "\"any\": {\"type\": \"object\"}, \"none\": {\"type\": \"object\", \"additionalProperties\": "
+                "false}}}",
+                why, sizeof why);
+    CHECK(g != NULL);
+    if (!g)
+        return;
+    CHECK_INT(1, schema_verdict(g, "{\"l\":[1,2],\"c\":null,\"any\":{\"q\":[{}]},\"none\":{}}"));
+    CHECK_INT(1, schema_verdict(g, "{\"c\":\"v\"}"));
+    CHECK_INT(1, schema_verdict(g, "{}"));
+    CHECK_INT(-1, schema_verdict(g, "{\"l\":[1]}"));
+    CHECK_INT(-1, schema_verdict(g, "{\"c\":\"w\"}"));
+    CHECK_INT(-1, schema_verdict(g, "{\"none\":{\"a\":1}}"));
+    free(g);
+}
+
+/* A jansson value against SCHEMA: the keys in order, the required ones, and the types. */
+static bool follows_schema(const json_t *v) {
+    static const char *const order[] = {"name", "age", "tags", "ok", "pos"};
+    const char *key;
+    json_t *m;
+    int at = 0;
+    json_object_foreach((json_t *)v, key, m) {
+        while (at < 5 && strcmp(order[at], key))
+            at++;
+        if (at == 5)
+            return false;
+        bool ok = true;
+        switch (at) {
+        case 0:
+            ok = json_is_string(m);
+            break;
+        case 1:
+            ok = json_is_integer(m);
+            break;
+        case 2:
+            ok = json_is_array(m) && json_array_size(m) <= 2;
+            for (size_t i = 0; ok && i < json_array_size(m); i++) {
+                const char *t = json_string_value(json_array_get(m, i));
+                ok = t && (!strcmp(t, "a") || !strcmp(t, "bc"));
+            }
+            break;
+        case 3:
+            ok = json_is_boolean(m) || json_is_null(m);
+            break;
+        default:
+            ok = json_is_object(m) && json_is_number(json_object_get(m, "x")) && json_object_size(m) == 1;
+        }
+        if (!ok)
+            return false;
+    }
+    return json_object_get(v, "name") && json_object_get(v, "age");
+}
+
+/* Sampled generations under SCHEMA (random logits favouring quotes and closing bytes): each that
+ * ends is an object jansson reads that follows the schema */
+static void schema_generations(void) {
+    char why[256];
+    tern_json_schema *g = compile(SCHEMA, why, sizeof why);
+    tern_json_vocab *v = NULL;
+    CHECK_STATUS(TERN_OK, tern_json_vocab_create(tok, &v));
+    CHECK(g != NULL);
+    const int32_t n_vocab = tern_tokenizer_n_vocab(tok);
+    float *bonus = calloc((size_t)n_vocab, sizeof *bonus), *logits = malloc((size_t)n_vocab * sizeof *logits);
+    static const char *const favoured[] = {"}", "\"", "1", ",", "]", "a"};
+    for (size_t i = 0; i < sizeof favoured / sizeof *favoured; i++) {
+        const int32_t id = tern_tokenizer_find(tok, favoured[i], 1);
+        if (id >= 0)
+            bonus[id] = i < 2 ? 7.0f : 5.0f;
+    }
+    uint64_t rng = 5;
+    int ended = 0;
+    for (int run = 0; g && v && run < 12; run++) {
+        struct tern_sampler_params p = tern_sampler_default_params();
+        p.temperature = run % 3 ? 1.0f : 0.0f;
+        p.seed = (uint64_t)run;
+        p.json = v;
+        p.json_schema = g;
+        tern_sampler *s = NULL;
+        CHECK_STATUS(TERN_OK, tern_sampler_create(&p, n_vocab, &s));
+        char text[4096];
+        size_t len = 0;
+        bool eog = false;
+        for (int t = 0; t < 200 && !eog && s; t++) {
+            for (int32_t i = 0; i < n_vocab; i++)
+                logits[i] = test_rand_normal(&rng) + bonus[i];
+            int32_t id = -1;
+            CHECK_STATUS(TERN_OK, tern_sampler_sample(s, logits, &id));
+            eog = tern_tokenizer_is_eog(tok, id);
+            if (!eog)
+                len += tern_token_to_bytes(tok, id, false, text + len, sizeof text - len - 1);
+        }
+        text[len] = 0;
+        if (eog) {
+            json_t *j = json_loadb(text, len, 0, NULL);
+            if (!j || !follows_schema(j))
+                harness_fail(__FILE__, __LINE__, "generation '%s' does not follow the schema", text);
+            json_decref(j);
+        } else {
+            CHECK_INT(0, schema_verdict(g, text));
+        }
+        ended += eog;
+        tern_sampler_free(s);
+    }
+    CHECK(ended >= 6);
+    free(bonus);
+    free(logits);
+    tern_json_vocab_free(v);
+    free(g);
+}
+
 int main(void) {
     if (tern_gguf_create(test_data("vectors/mini-b158-i2s.gguf", 0), &file) ||
         tern_tokenizer_create(file, NULL, &tok)) {
@@ -270,6 +474,8 @@ int main(void) {
     RUN(documents);
     RUN(against_jansson);
     RUN(sampler_generations);
+    RUN(schemas);
+    RUN(schema_generations);
     tern_tokenizer_free(tok);
     tern_gguf_free(file);
     return harness_finish();

@@ -44,6 +44,8 @@ struct cli_session {
     struct tern_sampler_params *sp; /* NULL: no sampling flags */
     bool seed_set;                  /* --seed was given */
     bool json;                      /* --json: JSON mode (cli_json_mode, once the tokenizer is open) */
+    const char *json_schema;        /* --json-schema TEXT or --json-schema-file PATH (its argument) */
+    bool json_schema_file;          /* json_schema is a path */
     bool generates;                 /* run and chat: --lookup N is theirs */
     int lookup;                     /* --lookup: prompt-lookup draft tokens a step (0: off) */
     const char *model, *pre, *format;
@@ -58,9 +60,13 @@ typedef int (*cli_flag_fn)(int argc, char **argv, int *i, void *opts);
 int cli_parse(int argc, char **argv, const char *cmd, struct cli_session *s, cli_flag_fn own, void *opts);
 /* Open s->model and its tokenizer (s->pre); failures are logged. */
 tern_status cli_open_model(const struct cli_session *s, tern_model **model, tern_tokenizer **tok);
-/* --json: JSON mode's table of tok into *v and p->json (nothing without the flag); logs a failure. */
+/* --json-schema or --json-schema-file: the schema compiled into *out (NULL without one); logs a
+ * failure (TERN_ERR_ARG: one that cannot be read or used). */
+tern_status cli_json_schema(const struct cli_session *s, tern_json_schema **out);
+/* --json (or a schema): JSON mode's table of tok into *v and the schema into *g, both set in p
+ * (nothing without the flags); logs a failure. Free both after the sampler. */
 tern_status cli_json_mode(const struct cli_session *s, const tern_tokenizer *tok,
-                          struct tern_sampler_params *p, tern_json_vocab **v);
+                          struct tern_sampler_params *p, tern_json_vocab **v, tern_json_schema **g);
 /* "certified" or "full" into *out; false (logged, naming flag) otherwise. */
 bool cli_head_mode(const char *flag, const char *v, enum tern_head_mode *out);
 extern const char cli_device_help[];

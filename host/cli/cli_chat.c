@@ -386,6 +386,7 @@ int cli_chat(int argc, char **argv) {
     tern_model *model = NULL;
     tern_tokenizer *tok = NULL;
     tern_json_vocab *json = NULL;
+    tern_json_schema *schema = NULL;
     char *line = NULL;
     size_t line_cap = 0;
     char *msg = NULL;
@@ -407,7 +408,7 @@ int cli_chat(int argc, char **argv) {
         rc = CLI_EXIT_USAGE;
         goto done;
     }
-    st = cli_json_mode(&o.s, tok, &o.sp, &json);
+    st = cli_json_mode(&o.s, tok, &o.sp, &json, &schema);
     if (st)
         goto done;
     const struct tern_session_params spar = o.s.p;
@@ -471,6 +472,7 @@ done:
     free(c.reply);
     tern_sampler_free(c.smp);
     tern_json_vocab_free(json);
+    free(schema);
     tern_session_free(c.s);
     tern_tokenizer_free(tok);
     tern_model_free(model);

@@ -95,7 +95,9 @@ const char cli_sampling_help[] =
     "  --seed S               random seed (default: from the clock; in tern serve, one per request)\n"
     "  --logit-bias ID+B      add B (-100 to 100; ID-B subtracts) to token ID's logit before the\n"
     "                         rest; repeatable (-100 bans a token, 100 all but forces it)\n"
-    "  --json                 JSON mode: each reply is one JSON object, and ends when it closes\n";
+    "  --json                 JSON mode: each reply is one JSON object, and ends when it closes\n"
+    "  --json-schema SCHEMA   JSON mode with a JSON schema (the subset in docs/cli.md) the object\n"
+    "                         follows; --json-schema-file PATH reads it from a file\n";
 
 int cli_sampling_flag(int argc, char **argv, int *i, struct tern_sampler_params *p, bool *seed_set) {
     const char *a = argv[*i], *v;
@@ -193,6 +195,16 @@ int cli_session_flag(int argc, char **argv, int *i, struct cli_session *s) {
     if (s->sp && !strcmp(a, "--json")) {
         s->json = true;
         return 1;
+    }
+    if (s->sp && (!strcmp(a, "--json-schema") || !strcmp(a, "--json-schema-file"))) {
+        if (!(s->json_schema = cli_value(argc, argv, i)))
+            return -1;
+        s->json_schema_file = !strcmp(a, "--json-schema-file");
+        s->json = true;
+        tern_json_schema *g; /* refused now rather than after the model loads */
+        const tern_status st = cli_json_schema(s, &g);
+        free(g);
+        return st ? -1 : 1;
     }
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
         fputs(s->usage, stdout);
@@ -314,13 +326,37 @@ tern_status cli_build_shape(const char *shape, uint32_t type, uint32_t head, ter
     return st;
 }
 
-tern_status cli_json_mode(const struct cli_session *s, const tern_tokenizer *tok,
-                          struct tern_sampler_params *p, tern_json_vocab **v) {
-    *v = NULL;
-    if (!s->json)
+tern_status cli_json_schema(const struct cli_session *s, tern_json_schema **out) {
+    *out = NULL;
+    if (!s->json_schema)
         return TERN_OK;
-    const tern_status st = tern_json_vocab_create(tok, v);
+    const char *flag = s->json_schema_file ? "--json-schema-file" : "--json-schema";
+    json_error_t je;
+    json_t *j =
+        s->json_schema_file ? json_load_file(s->json_schema, 0, &je) : json_loads(s->json_schema, 0, &je);
+    if (!j) {
+        if (je.line > 0)
+            tern_log_error("option %s: not JSON: %s (line %d, column %d)", flag, je.text, je.line, je.column);
+        else
+            tern_log_error("option %s: %s", flag, je.text);
+        return TERN_ERR_ARG;
+    }
+    char why[256];
+    const tern_status st = tern_json_schema_compile(j, out, why, sizeof why);
+    json_decref(j);
+    if (st)
+        tern_log_error("option %s: the schema cannot be used: %s", flag, why);
+    return st;
+}
+
+tern_status cli_json_mode(const struct cli_session *s, const tern_tokenizer *tok,
+                          struct tern_sampler_params *p, tern_json_vocab **v, tern_json_schema **g) {
+    *v = NULL;
+    tern_status st = cli_json_schema(s, g);
+    if (!st && s->json)
+        st = tern_json_vocab_create(tok, v);
     p->json = *v;
+    p->json_schema = *g;
     return st;
 }
 

@@ -130,6 +130,7 @@ int cli_run(int argc, char **argv) {
     tern_session *sess = NULL;
     tern_sampler *smp = NULL;
     tern_json_vocab *json = NULL;
+    tern_json_schema *schema = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
     rc = CLI_EXIT_FAIL;
@@ -153,7 +154,7 @@ int cli_run(int argc, char **argv) {
         tern_log_error("the prompt has %zu tokens but the context has %d positions (raise -c)", n_ids, n_ctx);
         goto done;
     }
-    st = cli_json_mode(&o.s, tok, &o.sp, &json);
+    st = cli_json_mode(&o.s, tok, &o.sp, &json, &schema);
     if (st)
         goto done;
     st = tern_sampler_create(&o.sp, tern_model_view(model)->hp.n_vocab, &smp);
@@ -200,6 +201,7 @@ done:
     free(ids);
     tern_sampler_free(smp);
     tern_json_vocab_free(json);
+    free(schema);
     tern_session_free(sess);
     tern_tokenizer_free(tok);
     tern_model_free(model);

@@ -107,6 +107,9 @@ int cli_serve(int argc, char **argv) {
         if (st)
             return CLI_EXIT_USAGE;
     }
+    tern_json_schema *schema; /* --json-schema: the default of requests without response_format */
+    if (cli_json_schema(&o.s, &schema))
+        return CLI_EXIT_USAGE;
     /* SIGINT and SIGTERM are taken by sigwait below: block them before any thread starts */
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
@@ -126,7 +129,8 @@ int cli_serve(int argc, char **argv) {
                                           .max_body = (size_t)o.max_body,
                                           .sampling = o.sp,
                                           .seed_set = o.s.seed_set,
-                                          .json = o.s.json};
+                                          .json = o.s.json,
+                                          .json_schema = schema};
     tern_server *srv = NULL;
     tern_model *model = NULL;
     tern_tokenizer *tok = NULL;
@@ -183,5 +187,6 @@ done:
     tern_session_free(sess);
     tern_tokenizer_free(tok);
     tern_model_free(model);
+    free(schema);
     return rc;
 }

@@ -1,140 +1,483 @@
-/* JSON mode (see json_mode.h): the recognizer and the token mask. */
+/* JSON mode (see json_mode.h): the schema compiler, the recognizer and the token mask. */
 #include "json_mode.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../scheduler/log.h"
 
-/* What the recognizer expects next. */
+/* ---------------------------------------------------------------- the compiled schema */
+
+enum { MAX_NODES = 256, MAX_PROPS = 512, MAX_ENUM = 512, MAX_TEXT = 16384, MAX_MEMBERS = 64, MAX_NAME = 255 };
 enum {
-    M_START,      /* the object's '{' */
-    M_VALUE,      /* a value (after ':', or after ',' in an array) */
-    M_FIRST_KEY,  /* after '{': a key or '}' */
-    M_KEY,        /* after ',' in an object: a key */
-    M_COLON,      /* after a key */
-    M_FIRST_ITEM, /* after '[': a value or ']' */
-    M_AFTER,      /* after a value: ',' or the container's end */
-    M_STRING,     /* inside a string */
-    M_ESCAPE,     /* after a backslash */
-    M_UNICODE,    /* in \uXXXX (aux: hex digits read) */
-    M_MINUS,      /* a number's '-' */
-    M_ZERO,       /* its integer part is 0 */
-    M_INT,        /* in its integer part */
-    M_DOT,        /* after its '.' */
-    M_FRAC,       /* in its fraction */
-    M_EXP_MARK,   /* after its 'e' or 'E' */
-    M_EXP_SIGN,   /* after the exponent's sign */
-    M_EXP,        /* in its exponent */
-    M_LITERAL,    /* in true, false or null (aux: literal * 16 + letters matched) */
-    M_DONE        /* the object is whole */
+    TY_OBJ = 1,
+    TY_ARR = 2,
+    TY_STR = 4,
+    TY_NUM = 8,
+    TY_INT = 16,
+    TY_BOOL = 32,
+    TY_NULL = 64,
+    TY_ALL = 127
+};
+
+/* Node 0 takes any value (any_keys, items 0); a schema's root is an object node. */
+struct node {
+    uint8_t types;
+    bool any_keys;                 /* object: any keys, each value node 0 (no "properties") */
+    uint16_t items;                /* array: its items' node */
+    uint16_t min_items, max_items; /* array */
+    uint16_t prop0, n_props;       /* object: props[prop0 ..], written in this order */
+    uint16_t enum0, n_enum;        /* string: enums[enum0 ..] (n_enum 0: any string) */
+};
+
+struct name {
+    uint16_t off, len; /* in text: bytes without a quote, backslash or control byte */
+};
+
+struct prop {
+    uint16_t node;
+    bool required;
+};
+
+struct tern_json_schema {
+    uint16_t root, n_nodes, n_props, n_enum, text_len;
+    struct node nodes[MAX_NODES];
+    struct prop props[MAX_PROPS];
+    struct name prop_names[MAX_PROPS]; /* beside props, so that keys match as enumerated strings do */
+    struct name enums[MAX_ENUM];
+    char text[MAX_TEXT];
+};
+
+/* JSON mode without a schema: any object */
+static const tern_json_schema ANY_OBJECT = {
+    .root = 1,
+    .n_nodes = 2,
+    .nodes = {{.types = TY_ALL, .any_keys = true, .max_items = UINT16_MAX},
+              {.types = TY_OBJ, .any_keys = true, .max_items = UINT16_MAX}},
+};
+
+size_t tern_json_schema_size(const tern_json_schema *g) {
+    (void)g;
+    return sizeof *g;
+}
+
+struct compiler {
+    tern_json_schema *g;
+    char *why;
+    size_t why_size;
+};
+
+static int refuse(struct compiler *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->why, c->why_size, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* A property name or an enumerated string into the schema's text; false (c->why) when it cannot be
+ * matched byte for byte or there is no room. */
+static bool add_name(struct compiler *c, const char *s, size_t len, struct name *out) {
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\') {
+            refuse(c, "the name or value '%.*s' holds a quote, backslash or control character", (int)len, s);
+            return false;
+        }
+    if (len > MAX_NAME || c->g->text_len + len > MAX_TEXT) {
+        refuse(c, "the schema's names and values are too long");
+        return false;
+    }
+    memcpy(c->g->text + c->g->text_len, s, len);
+    *out = (struct name){c->g->text_len, (uint16_t)len};
+    c->g->text_len += (uint16_t)len;
+    return true;
+}
+
+static uint8_t type_bit(const char *t) {
+    static const char *const names[] = {"object", "array", "string", "number", "integer", "boolean", "null"};
+    for (int i = 0; i < 7; i++)
+        if (!strcmp(t, names[i]))
+            return (uint8_t)(1u << i);
+    return 0;
+}
+
+static bool known_key(const char *k) {
+    static const char *const keys[] = {"type",    "properties", "required",    "additionalProperties",
+                                       "items",   "minItems",   "maxItems",    "enum",
+                                       "const",   "nullable",   "description", "title",
+                                       "default", "examples",   "$schema",     "$comment"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (!strcmp(k, keys[i]))
+            return true;
+    return false;
+}
+
+/* The enumerated values (enum, or const as one) of node n: strings and null. */
+static int compile_enum(struct compiler *c, struct node *n, const json_t *values) {
+    n->enum0 = c->g->n_enum;
+    uint8_t types = 0;
+    for (size_t i = 0; i < json_array_size(values); i++) {
+        const json_t *v = json_array_get(values, i);
+        if (json_is_null(v)) {
+            types |= TY_NULL;
+            continue;
+        }
+        if (!json_is_string(v))
+            return refuse(c, "'enum' and 'const' values other than strings and null are not supported");
+        if (c->g->n_enum == MAX_ENUM || n->n_enum == MAX_MEMBERS)
+            return refuse(c, "more than %d enumerated strings", MAX_MEMBERS);
+        if (!add_name(c, json_string_value(v), json_string_length(v), &c->g->enums[c->g->n_enum]))
+            return -1;
+        c->g->n_enum++, n->n_enum++;
+        types |= TY_STR;
+    }
+    if (!types)
+        return refuse(c, "'enum' is empty");
+    n->types = n->types ? n->types & types : types;
+    return n->types ? 0 : refuse(c, "'enum' or 'const' values are not of the schema's 'type'");
+}
+
+static int compile_node(struct compiler *c, const json_t *s, int depth);
+
+static int compile_object(struct compiler *c, int index, const json_t *s, int depth) {
+    const json_t *props = json_object_get(s, "properties"), *req = json_object_get(s, "required"),
+                 *extra = json_object_get(s, "additionalProperties");
+    struct node *n = &c->g->nodes[index];
+    if (extra && !json_is_boolean(extra))
+        return refuse(c, "'additionalProperties' other than true or false is not supported");
+    if (props && !json_is_object(props))
+        return refuse(c, "'properties' must be an object");
+    if (req && !json_is_array(req))
+        return refuse(c, "'required' must be a list of names");
+    n->any_keys = !props && !json_is_false(extra);
+    if (!props)
+        return req && json_array_size(req)
+                   ? refuse(c, "'required' names keys that 'properties' does not list")
+                   : 0;
+    if (json_object_size(props) > MAX_MEMBERS || c->g->n_props + json_object_size(props) > MAX_PROPS)
+        return refuse(c, "more than %d properties in an object", MAX_MEMBERS);
+    const uint16_t p0 = c->g->n_props;
+    n->prop0 = p0;
+    n->n_props = (uint16_t)json_object_size(props);
+    c->g->n_props += n->n_props;
+    const char *key;
+    const json_t *v;
+    int i = 0;
+    json_object_foreach((json_t *)props, key, v) {
+        struct prop *p = &c->g->props[p0 + i];
+        if (!add_name(c, key, strlen(key), &c->g->prop_names[p0 + i++]))
+            return -1;
+        const int child = compile_node(c, v, depth + 1);
+        if (child < 0)
+            return -1;
+        p->node = (uint16_t)child;
+    }
+    for (size_t k = 0; k < json_array_size(req); k++) {
+        const char *r = json_string_value(json_array_get(req, k));
+        int found = -1;
+        for (int j = 0; r && j < i; j++)
+            if (strlen(r) == c->g->prop_names[p0 + j].len &&
+                !memcmp(r, c->g->text + c->g->prop_names[p0 + j].off, strlen(r)))
+                found = j;
+        if (found < 0)
+            return refuse(c, "'required' names '%s', which 'properties' does not list",
+                          r ? r : "(not a string)");
+        c->g->props[p0 + found].required = true;
+    }
+    return 0;
+}
+
+static int compile_array(struct compiler *c, int index, const json_t *s, int depth) {
+    const json_t *items = json_object_get(s, "items"), *lo = json_object_get(s, "minItems"),
+                 *hi = json_object_get(s, "maxItems");
+    struct node *n = &c->g->nodes[index];
+    n->max_items = UINT16_MAX;
+    if ((lo && (!json_is_integer(lo) || json_integer_value(lo) < 0 || json_integer_value(lo) > 4096)) ||
+        (hi && (!json_is_integer(hi) || json_integer_value(hi) < 0 || json_integer_value(hi) > 4096)))
+        return refuse(c, "'minItems' and 'maxItems' must be integers from 0 to 4096");
+    n->min_items = lo ? (uint16_t)json_integer_value(lo) : 0;
+    n->max_items = hi ? (uint16_t)json_integer_value(hi) : UINT16_MAX;
+    if (n->min_items > n->max_items)
+        return refuse(c, "'minItems' is above 'maxItems'");
+    if (items && !json_is_object(items) && !json_is_true(items))
+        return refuse(c, "'items' must be one schema (lists of schemas are not supported)");
+    const int child = items ? compile_node(c, items, depth + 1) : 0;
+    if (child < 0)
+        return -1;
+    c->g->nodes[index].items = (uint16_t)child;
+    return 0;
+}
+
+static int compile_node(struct compiler *c, const json_t *s, int depth) {
+    if (json_is_true(s) || (json_is_object(s) && json_object_size(s) == 0))
+        return 0;
+    if (!json_is_object(s))
+        return refuse(c, "a schema must be an object");
+    if (depth >= TERN_JSON_MAX_DEPTH / 2)
+        return refuse(c, "the schema nests deeper than %d levels", TERN_JSON_MAX_DEPTH / 2);
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)s, key, v) {
+        if (!known_key(key))
+            return refuse(c, "the keyword '%s' is not supported", key);
+    }
+    if (c->g->n_nodes == MAX_NODES)
+        return refuse(c, "more than %d schemas", MAX_NODES);
+    const int index = c->g->n_nodes++;
+    struct node *n = &c->g->nodes[index];
+    const json_t *type = json_object_get(s, "type");
+    for (size_t i = 0; json_is_array(type) && i < json_array_size(type); i++) {
+        const uint8_t b = json_is_string(json_array_get(type, i))
+                              ? type_bit(json_string_value(json_array_get(type, i)))
+                              : 0;
+        if (!b)
+            return refuse(c, "'type' lists an unknown type");
+        n->types |= b;
+    }
+    if (json_is_string(type) && !(n->types = type_bit(json_string_value(type))))
+        return refuse(c, "'type' '%s' is unknown", json_string_value(type));
+    if (type && !n->types)
+        return refuse(c, "'type' must be a type name or a list of them");
+    if (!type) /* what the other keywords say it is */
+        n->types = json_object_get(s, "properties") ? TY_OBJ : json_object_get(s, "items") ? TY_ARR : TY_ALL;
+    const json_t *en = json_object_get(s, "enum"), *cn = json_object_get(s, "const");
+    if (en && !json_is_array(en))
+        return refuse(c, "'enum' must be a list");
+    if (en || cn) {
+        json_t *one = cn ? json_pack("[O]", cn) : NULL;
+        const int r = compile_enum(c, &c->g->nodes[index], cn ? one : en);
+        json_decref(one);
+        if (r < 0)
+            return -1;
+    }
+    if (json_is_true(json_object_get(s, "nullable"))) /* OpenAPI's: null besides what the rest allows */
+        c->g->nodes[index].types |= TY_NULL;
+    if ((c->g->nodes[index].types & TY_OBJ) && compile_object(c, index, s, depth) < 0)
+        return -1;
+    if ((c->g->nodes[index].types & TY_ARR) && compile_array(c, index, s, depth) < 0)
+        return -1;
+    return index;
+}
+
+tern_status tern_json_schema_compile(const json_t *schema, tern_json_schema **out, char *why,
+                                     size_t why_size) {
+    *out = NULL;
+    struct compiler c = {calloc(1, sizeof(tern_json_schema)), why, why_size};
+    if (!c.g) {
+        snprintf(why, why_size, "out of memory");
+        return TERN_ERR_NOMEM;
+    }
+    c.g->nodes[0] = ANY_OBJECT.nodes[0];
+    c.g->n_nodes = 1;
+    const int root = compile_node(&c, schema, 0);
+    if (root >= 0 && (root == 0 || c.g->nodes[root].types != TY_OBJ))
+        refuse(&c, "the schema's root must be an object (\"type\": \"object\")");
+    if (root <= 0 || c.g->nodes[root].types != TY_OBJ) {
+        free(c.g);
+        return TERN_ERR_ARG;
+    }
+    c.g->root = (uint16_t)root;
+    *out = c.g;
+    return TERN_OK;
+}
+
+/* ---------------------------------------------------------------- the recognizer */
+
+/* What a level expects next. */
+enum {
+    M_VALUE,     /* a value of its node */
+    M_OBJ_FIRST, /* after '{': a key or '}' */
+    M_OBJ_KEY,   /* after ',' in an object: a key */
+    M_KEY,       /* inside a key */
+    M_KEY_ESC,   /* after a backslash in a key (any_keys) */
+    M_KEY_U,     /* in a key's \uXXXX (aux: hex digits read) */
+    M_COLON,     /* after a key (pos: its value's node) */
+    M_OBJ_AFTER, /* after a member's value: ',' or '}' */
+    M_ARR_FIRST, /* after '[': a value or ']' */
+    M_ARR_AFTER, /* after an item: ',' or ']' */
+    M_STR,       /* inside a string value */
+    M_STR_ESC,   /* after a backslash */
+    M_STR_U,     /* in \uXXXX (aux: hex digits read) */
+    M_MINUS,     /* a number's '-' (aux: integer only) */
+    M_ZERO,      /* its integer part is 0 */
+    M_INT,       /* in its integer part */
+    M_DOT,       /* after its '.' */
+    M_FRAC,      /* in its fraction */
+    M_EXP_MARK,  /* after its 'e' or 'E' */
+    M_EXP_SIGN,  /* after the exponent's sign */
+    M_EXP,       /* in its exponent */
+    M_LIT        /* in true, false or null (aux: which; pos: letters matched) */
 };
 
 static const char *const LITERALS[3] = {"true", "false", "null"};
 
-void tern_json_start(struct tern_json_state *st) {
-    *st = (struct tern_json_state){.mode = M_START};
+void tern_json_start(struct tern_json_state *st, const tern_json_schema *g) {
+    st->g = g ? g : &ANY_OBJECT;
+    st->depth = 1;
+    st->space = 0;
+    st->done = false;
+    st->f[0] = (struct tern_json_frame){.node = st->g->root, .mode = M_VALUE};
 }
 
 bool tern_json_complete(const struct tern_json_state *st) {
-    return st->mode == M_DONE;
-}
-
-static bool top_is_object(const struct tern_json_state *st) {
-    return (st->stack >> (st->depth - 1)) & 1;
-}
-
-static void after_value(struct tern_json_state *st) {
-    st->mode = st->depth ? M_AFTER : M_DONE;
-}
-
-static bool open_container(struct tern_json_state *st, bool object) {
-    if (st->depth == TERN_JSON_MAX_DEPTH)
-        return false;
-    st->stack = (st->stack & ~(1ull << st->depth)) | ((uint64_t)object << st->depth);
-    st->depth++;
-    st->mode = object ? M_FIRST_KEY : M_FIRST_ITEM;
-    return true;
-}
-
-static bool close_container(struct tern_json_state *st, bool object) {
-    if (st->depth == 0 || top_is_object(st) != object)
-        return false;
-    st->depth--;
-    after_value(st);
-    return true;
+    return st->done;
 }
 
 static bool digit(unsigned char c) {
     return c >= '0' && c <= '9';
 }
 
-/* The first byte of a value. */
-static bool value_start(struct tern_json_state *st, unsigned char c) {
-    switch (c) {
-    case '{':
-    case '[':
-        return open_container(st, c == '{');
-    case '"':
-        st->mode = M_STRING, st->key = false;
-        return true;
-    case '-':
-        st->mode = M_MINUS;
-        return true;
-    case 't':
-    case 'f':
-    case 'n':
-        st->mode = M_LITERAL, st->aux = (uint8_t)((c == 't' ? 0 : c == 'f' ? 1 : 2) * 16 + 1);
-        return true;
-    default:
-        if (!digit(c))
-            return false;
-        st->mode = c == '0' ? M_ZERO : M_INT;
-        return true;
+static bool hex(unsigned char c) {
+    return digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/* The level's value is whole: back to its parent, which already expects what follows a value. */
+static bool finish(struct tern_json_state *st) {
+    if (--st->depth == 0)
+        st->done = true;
+    return true;
+}
+
+static bool push(struct tern_json_state *st, uint16_t node) {
+    if (st->depth == TERN_JSON_MAX_DEPTH)
+        return false;
+    st->f[st->depth++] = (struct tern_json_frame){.node = node, .mode = M_VALUE};
+    return true;
+}
+
+/* The properties a key may be next, from property `next` on: up to and with the first required
+ * one (properties are written in the schema's order). */
+static uint64_t next_keys(const tern_json_schema *g, const struct node *n, int next) {
+    uint64_t m = 0;
+    for (int i = next; i < n->n_props; i++) {
+        m |= 1ull << i;
+        if (g->props[n->prop0 + i].required)
+            break;
     }
+    return m;
+}
+
+static bool may_close(const tern_json_schema *g, const struct node *n, int next) {
+    for (int i = next; i < n->n_props; i++)
+        if (g->props[n->prop0 + i].required)
+            return false;
+    return true;
+}
+
+/* Narrow the candidates of f (names[0 ..) of the schema) by byte c at position f->pos. */
+static bool narrow(const tern_json_schema *g, struct tern_json_frame *f, const struct name *names, int n,
+                   unsigned char c) {
+    uint64_t m = 0;
+    for (int i = 0; i < n; i++)
+        if (((f->cand >> i) & 1) && names[i].len > f->pos &&
+            (unsigned char)g->text[names[i].off + f->pos] == c)
+            m |= 1ull << i;
+    f->cand = m;
+    f->pos++;
+    return m != 0;
+}
+
+/* The candidate of f whose name ends here, -1 when none does. */
+static int whole_name(const struct tern_json_frame *f, const struct name *names, int n) {
+    for (int i = 0; i < n; i++)
+        if (((f->cand >> i) & 1) && names[i].len == f->pos)
+            return i;
+    return -1;
+}
+
+/* The first byte of a value of f's node. */
+static bool value_start(const tern_json_schema *g, struct tern_json_frame *f, unsigned char c) {
+    const struct node *n = &g->nodes[f->node];
+    if (c == '{' && (n->types & TY_OBJ)) {
+        f->mode = M_OBJ_FIRST, f->count = 0;
+    } else if (c == '[' && (n->types & TY_ARR)) {
+        f->mode = M_ARR_FIRST, f->count = 0;
+    } else if (c == '"' && (n->types & TY_STR)) {
+        f->mode = M_STR, f->pos = 0, f->cand = n->n_enum == 64 ? ~0ull : (1ull << n->n_enum) - 1;
+    } else if ((c == '-' || digit(c)) && (n->types & (TY_NUM | TY_INT))) {
+        f->aux = !(n->types & TY_NUM);
+        f->mode = c == '-' ? M_MINUS : c == '0' ? M_ZERO : M_INT;
+    } else if (((c == 't' || c == 'f') && (n->types & TY_BOOL)) || (c == 'n' && (n->types & TY_NULL))) {
+        f->mode = M_LIT, f->aux = c == 't' ? 0 : c == 'f' ? 1 : 2, f->pos = 1;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* A string's byte after a backslash, and in a \u escape: the mode to go on in, or -1. */
+static int escape(struct tern_json_frame *f, unsigned char c, int esc_mode, int u_mode, int text_mode) {
+    if (f->mode == esc_mode) {
+        if (c == 'u') {
+            f->aux = 0;
+            return u_mode;
+        }
+        return c && strchr("\"\\/bfnrt", c) ? text_mode : -1;
+    }
+    if (!hex(c))
+        return -1;
+    return ++f->aux == 4 ? text_mode : u_mode;
 }
 
 static bool step(struct tern_json_state *st, unsigned char c) {
-    switch (st->mode) {
-    case M_STRING:
-        if (c == '"') {
-            if (st->key)
-                st->mode = M_COLON;
-            else
-                after_value(st);
-        } else if (c == '\\') {
-            st->mode = M_ESCAPE;
-        } else if (c < 0x20) {
-            return false;
+    if (st->done)
+        return false;
+    const tern_json_schema *g = st->g;
+    struct tern_json_frame *f = &st->f[st->depth - 1];
+    const struct node *n = &g->nodes[f->node];
+    int m;
+    switch (f->mode) {
+    case M_STR:
+        if (n->n_enum) {
+            if (c == '"')
+                return whole_name(f, g->enums + n->enum0, n->n_enum) >= 0 && finish(st);
+            return narrow(g, f, g->enums + n->enum0, n->n_enum, c);
         }
-        return true;
-    case M_ESCAPE:
-        if (c == 'u')
-            st->mode = M_UNICODE, st->aux = 0;
-        else if (c && strchr("\"\\/bfnrt", c))
-            st->mode = M_STRING;
-        else
-            return false;
-        return true;
-    case M_UNICODE:
-        if (!digit(c) && !((c | 0x20) >= 'a' && (c | 0x20) <= 'f'))
-            return false;
-        if (++st->aux == 4)
-            st->mode = M_STRING;
-        return true;
+        if (c == '"')
+            return finish(st);
+        if (c == '\\')
+            f->mode = M_STR_ESC;
+        return c >= 0x20;
+    case M_STR_ESC:
+    case M_STR_U:
+        m = escape(f, c, M_STR_ESC, M_STR_U, M_STR);
+        f->mode = (uint8_t)m;
+        return m >= 0;
+    case M_KEY:
+        if (!n->any_keys) { /* a property's name: its value's node is the property's */
+            if (c != '"')
+                return narrow(g, f, g->prop_names + n->prop0, n->n_props, c);
+            const int i = whole_name(f, g->prop_names + n->prop0, n->n_props);
+            if (i < 0)
+                return false;
+            f->count = (uint16_t)(i + 1), f->pos = g->props[n->prop0 + i].node, f->mode = M_COLON;
+            return true;
+        }
+        if (c == '"')
+            f->mode = M_COLON, f->pos = 0;
+        else if (c == '\\')
+            f->mode = M_KEY_ESC;
+        return c >= 0x20;
+    case M_KEY_ESC:
+    case M_KEY_U:
+        m = escape(f, c, M_KEY_ESC, M_KEY_U, M_KEY);
+        f->mode = (uint8_t)m;
+        return m >= 0;
     case M_MINUS:
     case M_DOT:
     case M_EXP_SIGN:
         if (!digit(c))
             return false;
-        st->mode = st->mode == M_MINUS ? (c == '0' ? M_ZERO : M_INT) : st->mode == M_DOT ? M_FRAC : M_EXP;
+        f->mode = f->mode == M_MINUS ? (c == '0' ? M_ZERO : M_INT) : f->mode == M_DOT ? M_FRAC : M_EXP;
         return true;
     case M_EXP_MARK:
         if (c == '+' || c == '-')
-            st->mode = M_EXP_SIGN;
+            f->mode = M_EXP_SIGN;
         else if (digit(c))
-            st->mode = M_EXP;
+            f->mode = M_EXP;
         else
             return false;
         return true;
@@ -142,69 +485,76 @@ static bool step(struct tern_json_state *st, unsigned char c) {
     case M_INT:
     case M_FRAC:
     case M_EXP:
-        if (digit(c) && st->mode != M_ZERO)
+        if (digit(c) && f->mode != M_ZERO)
             return true;
-        if (c == '.' && st->mode <= M_INT) {
-            st->mode = M_DOT;
-            return true;
-        }
-        if ((c == 'e' || c == 'E') && st->mode != M_EXP) {
-            st->mode = M_EXP_MARK;
+        if (c == '.' && f->mode <= M_INT && !f->aux) {
+            f->mode = M_DOT;
             return true;
         }
-        st->mode = M_AFTER; /* the number ended (numbers lie inside the object): c comes after it */
+        if ((c == 'e' || c == 'E') && f->mode != M_EXP && !f->aux) {
+            f->mode = M_EXP_MARK;
+            return true;
+        }
+        finish(st); /* the number ended (numbers lie inside the object): c comes after it */
         return step(st, c);
-    case M_LITERAL: {
-        const char *lit = LITERALS[st->aux >> 4];
-        const int k = st->aux & 15;
-        if (c != (unsigned char)lit[k])
+    case M_LIT: {
+        const char *lit = LITERALS[f->aux];
+        if (c != (unsigned char)lit[f->pos])
             return false;
-        st->aux++;
-        if (!lit[k + 1])
-            after_value(st);
-        return true;
+        return !lit[++f->pos] ? finish(st) : true;
     }
     default:
         break;
     }
     /* between tokens: whitespace, a bounded run of it, inside the object */
     if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-        if (st->mode == M_START || st->mode == M_DONE || st->space == TERN_JSON_MAX_SPACE)
+        if ((f->mode == M_VALUE && st->depth == 1) || st->space == TERN_JSON_MAX_SPACE)
             return false;
         st->space++;
         return true;
     }
     st->space = 0;
-    switch (st->mode) {
-    case M_START:
-        return c == '{' && open_container(st, true);
-    case M_FIRST_ITEM:
-        if (c == ']')
-            return close_container(st, false);
-        return value_start(st, c);
+    switch (f->mode) {
     case M_VALUE:
-        return value_start(st, c);
-    case M_FIRST_KEY:
+        return value_start(g, f, c);
+    case M_OBJ_FIRST:
+    case M_OBJ_AFTER:
         if (c == '}')
-            return close_container(st, true);
+            return (n->any_keys || may_close(g, n, f->count)) && finish(st);
+        if (f->mode == M_OBJ_AFTER) {
+            if (c != ',' || (!n->any_keys && !next_keys(g, n, f->count)))
+                return false;
+            f->mode = M_OBJ_KEY;
+            return true;
+        }
         /* fall through */
-    case M_KEY:
+    case M_OBJ_KEY:
         if (c != '"')
             return false;
-        st->mode = M_STRING, st->key = true;
-        return true;
+        f->mode = M_KEY, f->pos = 0;
+        f->cand = n->any_keys ? 0 : next_keys(g, n, f->count);
+        return n->any_keys || f->cand;
     case M_COLON:
         if (c != ':')
             return false;
-        st->mode = M_VALUE;
-        return true;
-    case M_AFTER:
-        if (c == ',') {
-            st->mode = top_is_object(st) ? M_KEY : M_VALUE;
+        f->mode = M_OBJ_AFTER;
+        return push(st, f->pos);
+    case M_ARR_FIRST:
+    case M_ARR_AFTER:
+        if (c == ']')
+            return f->count >= n->min_items && finish(st);
+        if (f->mode == M_ARR_AFTER && c != ',')
+            return false;
+        if (f->count == n->max_items)
+            return false;
+        f->count++;
+        if (!push(st, n->items))
+            return false;
+        if (f->mode == M_ARR_AFTER)
             return true;
-        }
-        return (c == '}' || c == ']') && close_container(st, c == '}');
-    default: /* M_DONE */
+        f->mode = M_ARR_AFTER;
+        return value_start(g, &st->f[st->depth - 1], c);
+    default:
         return false;
     }
 }
@@ -214,6 +564,25 @@ bool tern_json_feed(struct tern_json_state *st, const char *bytes, size_t n) {
         if (!step(st, (unsigned char)bytes[i]))
             return false;
     return true;
+}
+
+/* dst <- src: the levels in use (a step writes a level before it reads it) */
+static void copy_state(struct tern_json_state *dst, const struct tern_json_state *src) {
+    dst->g = src->g;
+    dst->depth = src->depth;
+    dst->space = src->space;
+    dst->done = src->done;
+    memcpy(dst->f, src->f, src->depth * sizeof *src->f);
+}
+
+/* Inside a string that takes any text: a token without a quote, backslash or control byte leaves
+ * the state as it was. */
+static bool in_plain_string(const struct tern_json_state *st) {
+    if (st->done)
+        return false;
+    const struct tern_json_frame *f = &st->f[st->depth - 1];
+    const struct node *n = &st->g->nodes[f->node];
+    return (f->mode == M_STR && !n->n_enum) || (f->mode == M_KEY && n->any_keys);
 }
 
 /* ---------------------------------------------------------------- the vocabulary */
@@ -308,15 +677,16 @@ int32_t tern_json_mask(const tern_json_vocab *v, const struct tern_json_state *s
      * them with quotes and control bytes), one core: after '{' 0.21 ms, in a string 0.98, after
      * ':' 0.73, in a number 0.55 (running every token from its first byte: 0.62, 1.50, 1.13,
      * 0.97); greedy JSON replies decode at 0.95 of plain ones with the full head */
+    struct tern_json_state s;
     bool allow[LEAD_EOG + 1];
     for (int b = 0; b < 256; b++) {
-        struct tern_json_state s = *st;
+        copy_state(&s, st);
         allow[b] = step(&s, (unsigned char)b);
     }
     allow[LEAD_NONE] = false;
     allow[LEAD_EOG] = tern_json_complete(st);
     /* the classes to run, and those a string refuses */
-    const bool in_string = st->mode == M_STRING;
+    const bool in_string = in_plain_string(st);
     const uint8_t run = in_string ? C_REST : C_REST | C_PLAIN, refuse = in_string ? C_CTRL : 0;
     int32_t kept = 0;
     for (int32_t id = v->n; id < n_vocab; id++)
@@ -324,7 +694,7 @@ int32_t tern_json_mask(const tern_json_vocab *v, const struct tern_json_state *s
     for (int32_t id = 0; id < v->n && id < n_vocab; id++) {
         bool keep = allow[v->lead[id]] && !(v->cls[id] & refuse);
         if (keep && (v->cls[id] & run)) {
-            struct tern_json_state s = *st;
+            copy_state(&s, st);
             keep = tern_json_feed(&s, v->bytes + v->start[id], v->start[id + 1] - v->start[id]);
         }
         kept += keep;

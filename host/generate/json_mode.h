@@ -1,12 +1,13 @@
-/* JSON mode (OpenAI's response_format {"type": "json_object"}): generation is held to text that is
- * a prefix of one JSON object (RFC 8259), without whitespace before or after it, and may end only
- * once that object is whole. A byte-level
- * recognizer (a pushdown automaton in a few bytes of state) runs each candidate token's bytes from
- * the state of the text so far; tokens that would break the object get a logit of -INFINITY before
- * the sampler chooses. The sampler holds the state (sampler.h: tern_sampler_params.json). */
+/* JSON mode (OpenAI's response_format json_object and json_schema): generation is held to text that
+ * is a prefix of one JSON object (RFC 8259), without whitespace before or after it, that follows a
+ * schema where one is given, and may end only once that object is whole. A byte-level recognizer (a
+ * pushdown automaton, one frame a nesting level) runs each candidate token's bytes from the state
+ * of the text so far; tokens that would break the object get a logit of -INFINITY before the
+ * sampler chooses. The sampler holds the state (sampler.h: tern_sampler_params.json). */
 #ifndef TERN_JSON_MODE_H
 #define TERN_JSON_MODE_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,23 +15,49 @@
 #include "../../scheduler/status.h"
 #include "../tokenizer/tokenizer.h"
 
-/* Nesting deeper than this is refused (the stack is one bit a level: object or array). */
+/* Nesting deeper than TERN_JSON_MAX_DEPTH is refused, and so is a run of more than
+ * TERN_JSON_MAX_SPACE whitespace bytes (the model cannot pad forever). */
 enum { TERN_JSON_MAX_DEPTH = 64, TERN_JSON_MAX_SPACE = 16 };
 
-/* Where the recognizer stands in the text: what it expects next and the open containers. */
-struct tern_json_state {
-    uint64_t stack; /* bit d: level d is an object (1) or an array (0) */
-    uint8_t depth;  /* open containers */
-    uint8_t mode;   /* what comes next (json_mode.c) */
-    uint8_t aux;    /* a literal's letters matched, or a \u escape's hex digits */
-    uint8_t space;  /* whitespace bytes in a row: at most TERN_JSON_MAX_SPACE, so the model cannot
-                       pad forever */
-    bool key;       /* the string being read is an object's key */
+/* A compiled JSON schema: one block of memory (no pointers inside), so it can be copied whole. */
+typedef struct tern_json_schema tern_json_schema;
+
+/* Compile a JSON schema (the subset below) into *out (free with free()). On a schema tern cannot
+ * hold a reply to, TERN_ERR_ARG with why[why_size] naming the keyword or value. The subset: "type"
+ * (a name or a list: object, array, string, number, integer, boolean, null), "properties" (written
+ * in the schema's order; those not in "required" may be left out; no other keys), "required",
+ * "additionalProperties" (false, or left out: only the listed keys are written), "items",
+ * "minItems", "maxItems", "enum" and "const" of strings (and null), "nullable"; "description",
+ * "title", "default", "examples", "$schema", "$comment" are ignored. The root is an object. An
+ * object schema without "properties" takes any keys with any values. */
+tern_status tern_json_schema_compile(const json_t *schema, tern_json_schema **out, char *why,
+                                     size_t why_size);
+/* The schema's size in bytes (to copy it). */
+size_t tern_json_schema_size(const tern_json_schema *g);
+
+/* One nesting level of the recognizer (json_mode.c). */
+struct tern_json_frame {
+    uint16_t node;  /* the schema node this level follows */
+    uint8_t mode;   /* what comes next */
+    uint8_t aux;    /* a literal's index, a \u escape's digits read, a number's integer-only flag */
+    uint16_t count; /* an array's items; an object's next property */
+    uint16_t pos;   /* bytes of a key or enumerated string matched; a literal's letters; the node of
+                       the member whose key was read */
+    uint64_t cand;  /* the properties or enumerated strings the bytes so far still match */
 };
 
-/* The state before any text: the object's '{' comes first. */
-void tern_json_start(struct tern_json_state *st);
-/* Feed n bytes; false (st then undefined) when the text so far plus these is no prefix of a JSON
+/* Where the recognizer stands in the text: the open levels, innermost last. */
+struct tern_json_state {
+    const tern_json_schema *g;
+    uint8_t depth; /* open levels */
+    uint8_t space; /* whitespace bytes in a row */
+    bool done;     /* the object is whole */
+    struct tern_json_frame f[TERN_JSON_MAX_DEPTH];
+};
+
+/* The state before any text, for schema g (NULL: any object). The object's '{' comes first. */
+void tern_json_start(struct tern_json_state *st, const tern_json_schema *g);
+/* Feed n bytes; false (st then undefined) when the text so far plus these is no prefix of such an
  * object within the limits above. */
 bool tern_json_feed(struct tern_json_state *st, const char *bytes, size_t n);
 /* The object is whole: only the end of the text may follow. */

@@ -31,6 +31,7 @@ struct tern_sampler {
     int32_t *sorted;     /* [repeat_last_n] scratch */
     int32_t n_penalized; /* how many ids penalized holds for recent; -1 after accept changed recent */
     struct tern_json_state json; /* JSON mode: where the generated text stands */
+    tern_json_schema *schema;    /* JSON mode: the sampler's copy of its schema */
     struct tern_rng rng;
 };
 
@@ -95,8 +96,17 @@ tern_status tern_sampler_create(const struct tern_sampler_params *p, int32_t n_v
         tern_sampler_free(s);
         return TERN_ERR_NOMEM;
     }
+    if (p->json_schema) {
+        const size_t size = tern_json_schema_size(p->json_schema);
+        if (!(s->schema = malloc(size))) {
+            tern_sampler_free(s);
+            return TERN_ERR_NOMEM;
+        }
+        memcpy(s->schema, p->json_schema, size);
+        s->p.json_schema = s->schema;
+    }
     tern_rng_seed(&s->rng, p->seed);
-    tern_json_start(&s->json);
+    tern_json_start(&s->json, s->schema);
     *out = s;
     return TERN_OK;
 }
@@ -111,11 +121,12 @@ void tern_sampler_free(tern_sampler *s) {
     free(s->penalized);
     free(s->penalty_sub);
     free(s->sorted);
+    free(s->schema);
     free(s);
 }
 
 void tern_sampler_start_reply(tern_sampler *s) {
-    tern_json_start(&s->json);
+    tern_json_start(&s->json, s->schema);
 }
 
 void tern_sampler_accept(tern_sampler *s, int32_t token) {

@@ -31,8 +31,10 @@ struct tern_sampler_params {
     int32_t n_logit_bias; /* entries of logit_bias, applied first (ids need not be distinct: they add) */
     struct tern_logit_bias logit_bias[TERN_MAX_LOGIT_BIAS];
     /* JSON mode (json_mode.h): the vocabulary's table, which must outlive the sampler; the tokens
-     * the sampler chooses then make one JSON object. NULL: off. */
+     * the sampler chooses then make one JSON object, one that follows json_schema where it is set
+     * (the sampler keeps a copy). json NULL: off. */
     const struct tern_json_vocab *json;
+    const struct tern_json_schema *json_schema;
 };
 
 /* Defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, penalties off (repeat 1.0, frequency

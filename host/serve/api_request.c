@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../generate/json_mode.h"
+
 /* A client error (400, 404) or the server's own (500); false, for the parser to return. */
 static bool fail(struct tern_api_error *err, int status, const char *code, const char *param, const char *fmt,
                  ...) {
@@ -302,26 +304,52 @@ static bool logit_bias_field(const tern_tokenizer *tok, const json_t *body, stru
     return true;
 }
 
-/* response_format: {"type": "text"} or {"type": "json_object"} (r->json; none: the server's --json);
- * JSON schemas are refused by name rather than ignored. */
+/* A copy of schema g into r (JSON mode's, for the sampler); false when out of memory. */
+static bool own_schema(struct tern_api_request *r, const tern_json_schema *g) {
+    const size_t size = tern_json_schema_size(g);
+    if (!(r->json_schema = malloc(size)))
+        return false;
+    memcpy(r->json_schema, g, size);
+    return true;
+}
+
+/* response_format: {"type": "text"}, {"type": "json_object"} (any object; llama-server's form may add
+ * "schema"), or OpenAI's {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}; none:
+ * the server's --json and --json-schema. A schema outside the subset json_mode.h holds replies to
+ * is refused by name rather than ignored. */
 static bool response_format(const struct tern_server_params *p, const json_t *body,
                             struct tern_api_request *r, struct tern_api_error *err) {
     const json_t *rf = json_object_get(body, "response_format");
-    r->json = p->json;
-    if (!rf || json_is_null(rf))
-        return true;
+    if (!rf || json_is_null(rf)) {
+        r->json = p->json;
+        return !p->json_schema || own_schema(r, p->json_schema) ||
+               fail(err, 500, NULL, NULL, "out of memory");
+    }
     const char *type = json_string_value(json_object_get(rf, "type"));
     if (!json_is_object(rf) || !type)
         return fail(err, 400, NULL, "response_format", "'response_format' must be an object with a 'type'");
-    if (!strcmp(type, "json_schema"))
+    const json_t *schema = NULL;
+    if (!strcmp(type, "json_schema")) {
+        schema = json_object_get(json_object_get(rf, "json_schema"), "schema");
+        if (!schema)
+            return fail(err, 400, NULL, "response_format",
+                        "'response_format' of type 'json_schema' needs 'json_schema': {\"schema\": {...}}");
+    } else if (!strcmp(type, "json_object")) {
+        schema = json_object_get(rf, "schema");
+    } else if (strcmp(type, "text") != 0) {
         return fail(err, 400, NULL, "response_format",
-                    "'response_format' of type 'json_schema' is not supported: tern's JSON mode is "
-                    "{\"type\": \"json_object\"} (any one JSON object)");
-    if (strcmp(type, "text") != 0 && strcmp(type, "json_object") != 0)
-        return fail(err, 400, NULL, "response_format",
-                    "'response_format' type '%s' is not one of 'text' and 'json_object'", type);
-    r->json = !strcmp(type, "json_object");
-    return true;
+                    "'response_format' type '%s' is not one of 'text', 'json_object' and 'json_schema'",
+                    type);
+    }
+    r->json = strcmp(type, "text") != 0;
+    if (!schema)
+        return true;
+    char why[256];
+    const tern_status st = tern_json_schema_compile(schema, &r->json_schema, why, sizeof why);
+    if (st == TERN_ERR_NOMEM)
+        return fail(err, 500, NULL, NULL, "out of memory");
+    return !st ||
+           fail(err, 400, NULL, "response_format", "the response_format schema cannot be used: %s", why);
 }
 
 static bool parse(const struct tern_server_params *p, const tern_tokenizer *tok, enum tern_chat_format format,
@@ -476,6 +504,7 @@ void tern_api_request_free(struct tern_api_request *r) {
         free(r->prompts[i].offsets);
     }
     free(r->prompts);
+    free(r->json_schema);
     memset(r, 0, sizeof *r);
 }
 

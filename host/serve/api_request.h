@@ -30,7 +30,8 @@ enum { TERN_API_MAX_CHOICES = 64 };
 
 struct tern_api_request {
     bool chat, stream, usage, echo;
-    bool json; /* response_format json_object: each choice is one JSON object (json_mode.h) */
+    bool json; /* response_format json_object or json_schema: each choice is one JSON object */
+    struct tern_json_schema *json_schema; /* with json: the object's schema (NULL: any object) */
     struct tern_gen_request gen; /* everything but the prompt; its stop strings point into the body */
     struct tern_api_prompt *prompts;
     int n_prompts;

@@ -270,6 +270,7 @@ static tern_status submit(tern_server *srv, const struct tern_api_request *r, in
     g.n_prompt = (int)r->prompts[k / r->n].n_ids;
     g.sampling.seed += (uint64_t)(k % r->n);
     g.sampling.json = r->json ? srv->json : NULL;
+    g.sampling.json_schema = r->json_schema;
     return tern_engine_submit(atomic_load(&srv->engine), &g, job);
 }
 

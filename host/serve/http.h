@@ -27,6 +27,8 @@ struct tern_server_params {
     struct tern_sampler_params sampling; /* for the fields a request leaves out */
     bool seed_set;                       /* else each request without a seed gets its own */
     bool json;                           /* --json: JSON mode where a request has no response_format */
+    const struct tern_json_schema
+        *json_schema; /* --json-schema: that JSON mode's schema (NULL: any object) */
 };
 
 typedef struct tern_server tern_server;

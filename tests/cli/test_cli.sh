@@ -103,6 +103,26 @@ if [ "$(node -e "$objects" <"$tmp/j1")" = 1 ] && grep -q "stopped at end of gene
    [ "$(node -e "$objects" <"$tmp/j2")" = 2 ] && [ "$(head -c 1 "$tmp/j3")" = "{" ] &&
    [ "$(head -c 1 "$tmp/j4")" != "{" ]; then ok run_json
 else bad run_json "$(cat "$tmp/j1" "$tmp/j2" "$tmp/j3" "$tmp/err")"; fi
+# --json-schema and --json-schema-file: the object has the schema's keys, in order, of its types;
+# a schema outside the subset, text that is not JSON and a missing file are usage errors
+schema='{"type": "object", "properties": {"city": {"type": "string"}, "pop": {"type": "integer"},
+  "big": {"type": "boolean"}}, "required": ["city", "pop", "big"], "additionalProperties": false}'
+printf '%s' "$schema" >"$tmp/schema.json"
+"$tern" run -m "$vec/mini-b158-i2s.gguf" -p "JSON:" -n 200 --temp 1 --seed 2 --json-schema "$schema" \
+    --logit-bias "$q+15" >"$tmp/j5" 2>/dev/null
+"$tern" run -m "$vec/mini-b158-i2s.gguf" -p "JSON:" -n 200 --temp 1 --seed 2 --json-schema-file "$tmp/schema.json" \
+    --logit-bias "$q+15" >"$tmp/j6" 2>/dev/null
+city='const v = JSON.parse(require("fs").readFileSync(0, "utf8"));
+  process.exit(JSON.stringify(Object.keys(v)) === "[\"city\",\"pop\",\"big\"]" && typeof v.city === "string" &&
+               Number.isInteger(v.pop) && typeof v.big === "boolean" ? 0 : 1);'
+if node -e "$city" <"$tmp/j5" && cmp -s "$tmp/j5" "$tmp/j6"; then ok run_json_schema
+else bad run_json_schema "$(cat "$tmp/j5" "$tmp/j6")"; fi
+expect_error run_json_schema_refused 2 "the keyword 'pattern' is not supported" -- "$tern" run -m "$model" -p "Hi" \
+    --json-schema '{"type": "object", "properties": {"a": {"type": "string", "pattern": "x"}}}'
+expect_error run_json_schema_not_json 2 "option --json-schema: not JSON" -- "$tern" run -m "$model" -p "Hi" \
+    --json-schema '{"type":'
+expect_error run_json_schema_no_file 2 "option --json-schema-file: unable to open" -- "$tern" run -m "$model" -p "Hi" \
+    --json-schema-file "$tmp/missing.json"
 
 # bitnet.cpp's I2_S file, greedy: the continuation starts with bitnet.cpp's bytes "($_id"
 "$tern" run -m "$vec/mini-b158-i2s.gguf" -p "The capital of France is" -n 16 --temp 0 >"$tmp/v" 2>/dev/null

@@ -1,8 +1,9 @@
-/* libFuzzer target for JSON mode's recognizer (host/generate/json_mode.c, docs/fuzzing.md): each
- * input is a text. Fed whole, a byte at a time, and in two parts split where its first byte says,
- * it gets one verdict; and a text it takes as a whole object is one jansson reads, but for what
- * jansson alone refuses: bytes that are not UTF-8, numbers beyond a double and \u escapes of lone
- * surrogates (the grammar takes them). Aborts otherwise. */
+/* libFuzzer target for JSON mode (host/generate/json_mode.c, docs/fuzzing.md): each input is a
+ * text, or a JSON schema, a NUL byte and a text. The schema compiles or is refused without harm;
+ * the text, fed whole, a byte at a time, and in two parts split where its first byte says, gets one
+ * verdict; and a text taken as a whole object is one jansson reads, but for what jansson alone
+ * refuses: bytes that are not UTF-8, numbers beyond a double and \u escapes of lone surrogates (the
+ * grammar takes them). Aborts otherwise. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +18,22 @@ static int verdict(const struct tern_json_state *st, bool fed) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    const uint8_t *nul = memchr(data, 0, size);
+    tern_json_schema *g = NULL;
+    if (nul) {
+        json_t *schema = json_loadb((const char *)data, (size_t)(nul - data), 0, NULL);
+        char why[256] = "";
+        if (schema && tern_json_schema_compile(schema, &g, why, sizeof why) && !why[0])
+            abort(); /* a refusal says why */
+        json_decref(schema);
+        size -= (size_t)(nul + 1 - data);
+        data = nul + 1;
+    }
     const char *text = (const char *)data;
     struct tern_json_state whole, bytes, parts;
-    tern_json_start(&whole);
-    tern_json_start(&bytes);
-    tern_json_start(&parts);
+    tern_json_start(&whole, g);
+    tern_json_start(&bytes, g);
+    tern_json_start(&parts, g);
     const int v = verdict(&whole, tern_json_feed(&whole, text, size));
     bool fed = true;
     for (size_t i = 0; i < size && fed; i++)
@@ -39,5 +51,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             abort();
         json_decref(j);
     }
+    free(g);
     return 0;
 }

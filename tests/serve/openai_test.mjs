@@ -409,6 +409,22 @@ async function main() {
     temperature: 1.0, seed: 3, logit_bias: favour, response_format: { type: 'json_object' }, stream: true }),
   (c) => c.delta?.content);
   const parsesObject = (t) => { try { const v = JSON.parse(t); return v !== null && typeof v === 'object' && !Array.isArray(v); } catch { return false; } };
+  // a JSON schema (OpenAI's structured outputs): every choice that ends is an object with the
+  // schema's keys, in its order, of its types
+  const citySchema = { type: 'object', additionalProperties: false, required: ['city', 'pop', 'big'],
+                       properties: { city: { type: 'string' }, pop: { type: 'integer' }, big: { type: 'boolean' } } };
+  const structured = await ai.chat.completions.create({ model: modelId, messages: jsonMsgs, max_tokens: 96,
+    temperature: 1.0, seed: 4, n: 4, logit_bias: { [await idOf('"')]: 20 },
+    response_format: { type: 'json_schema', json_schema: { name: 'city', schema: citySchema, strict: true } } });
+  const followsCity = (t) => {
+    try {
+      const v = JSON.parse(t);
+      return JSON.stringify(Object.keys(v)) === '["city","pop","big"]' && typeof v.city === 'string' &&
+             Number.isInteger(v.pop) && typeof v.big === 'boolean';
+    } catch { return false; }
+  };
+  check(structured.choices.every((ch) => ch.finish_reason === 'stop' && followsCity(ch.message.content)),
+        'json_schema', JSON.stringify(structured.choices.map((ch) => ch.message.content)));
   check(jsonMode.choices.every((ch) => ch.finish_reason === 'stop' && parsesObject(ch.message.content)) &&
         jsonStream.text[0] === jsonMode.choices[0].message.content &&
         /^\{/.test(jsonFree.choices[0].message.content) && !/^\{/.test(plainFirst.choices[0].message.content),
@@ -483,8 +499,11 @@ async function main() {
     [post('/v1/completions', { prompt: 'x', stream: 'yes' }, auth), 400, 'stream a string'],
     [post('/v1/completions', { prompt: 'x', n: 0 }, auth), 400, 'n of 0', 'n'],
     [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }],
-      response_format: { type: 'json_schema', json_schema: { name: 'a', schema: { type: 'object' } } } }, auth), 400,
-      'a JSON schema', 'response_format'],
+      response_format: { type: 'json_schema', json_schema: { name: 'a', schema: { type: 'object', properties:
+        { a: { type: 'string', pattern: '^x' } } } } } }, auth), 400, 'a JSON schema with a pattern', 'response_format'],
+    [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }],
+      response_format: { type: 'json_schema', json_schema: { name: 'a' } } }, auth), 400, 'a json_schema without its schema',
+      'response_format'],
     [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], response_format: 'json' }, auth), 400,
       'response_format a string', 'response_format'],
     [post('/v1/completions', { prompt: ['x', 'y'], n: 33 }, auth), 400, '66 choices', 'n'],
