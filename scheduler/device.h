@@ -133,6 +133,9 @@ struct tern_head_request {
     const float *penalty_sub; /* [n_penalized] subtracted after the repeat penalty (frequency and
                                  presence penalties); NULL: none */
     int32_t n_penalized;
+    /* [n_rows] 0 for a row the sampler will not take whatever its logit (JSON mode), which the
+     * device leaves out of the top k; NULL: every row may be taken */
+    const uint8_t *allowed;
     struct tern_head_stats *stats; /* added to by the device; may be NULL */
 };
 

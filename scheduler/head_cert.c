@@ -234,6 +234,10 @@ int64_t tern_head_cert_select(int32_t *cand, float *logits, float *heap, const s
         }
         if (bad)
             return -1;
+        if (req->allowed) /* rows the sampler will not take: below every other, never candidates */
+            for (int64_t i = 0; i < m; i++)
+                if (!req->allowed[r0 + i])
+                    lo[i] = hi[i] = -INFINITY;
         if (n_heap == k) {
             const float level = heap[0];
             int enters = 0;
@@ -252,7 +256,8 @@ int64_t tern_head_cert_select(int32_t *cand, float *logits, float *heap, const s
             }
     }
     /* pass 2: a row whose upper bound is below k lower bounds is outside the top k (ties included:
-     * its exact logit is strictly below k others); chunks without one are skipped whole */
+     * its exact logit is strictly below k others); chunks without one are skipped whole. With fewer
+     * than k rows allowed the threshold is -INFINITY, and the rows not allowed stay out. */
     const float threshold = heap[0];
     const int64_t most = n_rows / 8 + 2 * k;
     int64_t n = 0;
@@ -260,11 +265,11 @@ int64_t tern_head_cert_select(int32_t *cand, float *logits, float *heap, const s
         const int64_t m = n_rows - r0 < SELECT_CHUNK ? n_rows - r0 : SELECT_CHUNK;
         int any = 0;
         for (int64_t i = 0; i < m; i++)
-            any |= logits[r0 + i] >= threshold;
+            any |= (logits[r0 + i] >= threshold) & (logits[r0 + i] > -INFINITY);
         if (!any)
             continue;
         for (int64_t i = 0; i < m; i++)
-            if (logits[r0 + i] >= threshold) {
+            if (logits[r0 + i] >= threshold && logits[r0 + i] > -INFINITY) {
                 if (n >= most)
                     return -1;
                 cand[n++] = (int32_t)(r0 + i);

@@ -19,6 +19,7 @@
 #include "cpu/kernels.h"
 #include "cpu/ref.h"
 #include "harness.h"
+#include "host/generate/json_mode.h"
 #include "host/model/maker.h"
 #include "host/tern.h"
 #include "scheduler/fp16.h"
@@ -408,9 +409,10 @@ static void top_ids(int32_t *ids, const float *v, int64_t n, int k) {
 }
 
 /* Certified logits against the full head's on device h: candidates carry the same bits, and the
- * top k of the penalized values is the same set with the same values. Returns rows recomputed. */
+ * top k of the penalized values is the same set with the same values; with allowed (JSON mode's
+ * tokens), of the rows allowed, the others -INFINITY. Returns rows recomputed. */
 static int64_t compare_topk(struct head_dev *h, const float *hidden, int k, float pen, const int32_t *pen_ids,
-                            const float *sub, int n_pen, const char *what) {
+                            const float *sub, int n_pen, const uint8_t *allowed, const char *what) {
     const int64_t n_rows = h->mv.output.ne1;
     float *full = malloc((size_t)n_rows * sizeof(float));
     float *cert = malloc((size_t)n_rows * sizeof(float));
@@ -421,10 +423,13 @@ static int64_t compare_topk(struct head_dev *h, const float *hidden, int k, floa
                                           .penalized = pen_ids,
                                           .penalty_sub = sub,
                                           .n_penalized = n_pen,
+                                          .allowed = allowed,
                                           .stats = &stats};
     CHECK_STATUS(TERN_OK, h->dev.ops->logits(h->dev.ctx, full, hidden, 1, NULL));
     CHECK_STATUS(TERN_OK,
                  h->dev.ops->logits(h->dev.ctx, cert, hidden, 1, (const struct tern_head_request *[]){&req}));
+    for (int64_t r = 0; r < n_rows && allowed; r++)
+        full[r] = allowed[r] ? full[r] : -INFINITY;
     for (int64_t r = 0; r < n_rows; r++)
         if (cert[r] != -INFINITY && memcmp(&cert[r], &full[r], sizeof(float)) != 0) {
             harness_fail(__FILE__, __LINE__, "%s: row %lld: certified %.9g, full %.9g", what, (long long)r,
@@ -483,6 +488,7 @@ static void topk_device(const char *level) {
         struct head_dev h;
         if (head_dev_open(&h, data, head_types[t], n, n_rows)) {
             float hidden[512], full[6000];
+            uint8_t allowed[6000];
             int64_t rows = 0, calls = 0;
             for (int trial = 0; trial < 4; trial++) {
                 make_x(hidden, n, trial % 2, 300 + trial);
@@ -508,13 +514,13 @@ static void topk_device(const char *level) {
                     char what[96];
                     snprintf(what, sizeof what, "%s, %s head, trial %d, k %d", level,
                              tern_type_name(head_types[t]), trial, ks[ki]);
-                    rows += compare_topk(&h, hidden, ks[ki], 1.0f, NULL, NULL, 0, what);
+                    rows += compare_topk(&h, hidden, ks[ki], 1.0f, NULL, NULL, 0, NULL, what);
                     snprintf(what, sizeof what, "%s, %s head, trial %d, k %d, penalty 1.5", level,
                              tern_type_name(head_types[t]), trial, ks[ki]);
-                    rows += compare_topk(&h, hidden, ks[ki], 1.5f, pen_ids, NULL, n_pen, what);
+                    rows += compare_topk(&h, hidden, ks[ki], 1.5f, pen_ids, NULL, n_pen, NULL, what);
                     snprintf(what, sizeof what, "%s, %s head, trial %d, k %d, penalty 0.7", level,
                              tern_type_name(head_types[t]), trial, ks[ki]);
-                    rows += compare_topk(&h, hidden, ks[ki], 0.7f, pen_ids, NULL, n_pen, what);
+                    rows += compare_topk(&h, hidden, ks[ki], 0.7f, pen_ids, NULL, n_pen, NULL, what);
                     /* frequency and presence penalties: an amount subtracted per id after it, large
                      * enough to take the penalized top 10 out of the top k, so rows below them enter */
                     float sub[20];
@@ -522,8 +528,23 @@ static void topk_device(const char *level) {
                         sub[i] = 0.5f + 1e3f * (float)(i % 2);
                     snprintf(what, sizeof what, "%s, %s head, trial %d, k %d, penalty 1.2 and subtracted",
                              level, tern_type_name(head_types[t]), trial, ks[ki]);
-                    rows += compare_topk(&h, hidden, ks[ki], 1.2f, pen_ids, sub, n_pen, what);
-                    calls += 4;
+                    rows += compare_topk(&h, hidden, ks[ki], 1.2f, pen_ids, sub, n_pen, NULL, what);
+                    /* JSON mode's allowed rows: the full head's top 10 not allowed, a third of the
+                     * others allowed; and only 12 rows, fewer than k can be */
+                    for (int64_t r = 0; r < n_rows; r++)
+                        allowed[r] = (uint8_t)((r * 7 + trial) % 3 == 0);
+                    for (int i = 0; i < 10; i++)
+                        allowed[top[i]] = 0;
+                    snprintf(what, sizeof what, "%s, %s head, trial %d, k %d, a third allowed", level,
+                             tern_type_name(head_types[t]), trial, ks[ki]);
+                    rows += compare_topk(&h, hidden, ks[ki], 1.5f, pen_ids, NULL, n_pen, allowed, what);
+                    memset(allowed, 0, sizeof allowed);
+                    for (int i = 0; i < 12; i++)
+                        allowed[(997 * i + trial) % n_rows] = 1;
+                    snprintf(what, sizeof what, "%s, %s head, trial %d, k %d, 12 allowed", level,
+                             tern_type_name(head_types[t]), trial, ks[ki]);
+                    rows += compare_topk(&h, hidden, ks[ki], 1.0f, NULL, NULL, 0, allowed, what);
+                    calls += 6;
                 }
             }
             fprintf(stderr, "  %s, %s head: %.1f of %lld rows recomputed per call\n", level,
@@ -553,8 +574,8 @@ static void last_row_device(const char *level) {
     char what[64];
     snprintf(what, sizeof what, "%s, the last row leads", level);
     if (head_dev_open(&h, data, TERN_TYPE_F16, n, n_rows)) {
-        compare_topk(&h, hidden, 1, 1.0f, NULL, NULL, 0, what);
-        compare_topk(&h, hidden, 5, 1.0f, NULL, NULL, 0, what);
+        compare_topk(&h, hidden, 1, 1.0f, NULL, NULL, 0, NULL, what);
+        compare_topk(&h, hidden, 5, 1.0f, NULL, NULL, 0, NULL, what);
     }
     head_dev_close(&h);
     free(data);
@@ -647,7 +668,7 @@ static void near_tie_device(const char *level) {
                          h.dev.ops->load(h.dev.ctx, &h.mv, 0, 0, TERN_PART_HEAD | TERN_PART_HEAD_CERT, 8, 1));
             char what[64];
             snprintf(what, sizeof what, "%s, near tie %d", level, variant);
-            const int64_t rows = compare_topk(&h, hidden, 1, 1.0f, NULL, NULL, 0, what);
+            const int64_t rows = compare_topk(&h, hidden, 1, 1.0f, NULL, NULL, 0, NULL, what);
             CHECK(rows > 64);
         }
     }
@@ -660,8 +681,9 @@ static void near_ties(void) {
     each_device(near_tie_device);
 }
 
+/* 48 tokens after a fixed prompt; with json, in JSON mode (any object) */
 static void generate(const char *path, enum tern_head_mode mode, const struct tern_sampler_params *sp,
-                     struct harness_ids *out, struct tern_generate_stats *stats) {
+                     bool json, struct harness_ids *out, struct tern_generate_stats *stats) {
     memset(out, 0, sizeof *out);
     tern_model *m = NULL;
     tern_tokenizer *tok = NULL;
@@ -675,12 +697,18 @@ static void generate(const char *path, enum tern_head_mode mode, const struct te
     snprintf(device, sizeof device, "%s%s", cl_spec ? "cl:" : "cpu", cl_spec ? cl_spec : "");
     struct tern_session_params p = {.n_ctx = 128, .device = device, .head_mode = mode};
     CHECK_STATUS(TERN_OK, tern_session_create(m, &p, &s));
-    CHECK_STATUS(TERN_OK, tern_sampler_create(sp, tern_model_view(m)->hp.n_vocab, &smp));
+    tern_json_vocab *jv = NULL;
+    struct tern_sampler_params p2 = *sp;
+    if (json && tok)
+        CHECK_STATUS(TERN_OK, tern_json_vocab_create(tok, &jv));
+    p2.json = jv;
+    CHECK_STATUS(TERN_OK, tern_sampler_create(&p2, tern_model_view(m)->hp.n_vocab, &smp));
     const int32_t prompt[6] = {tern_model_view(m)->hp.n_vocab - 2, 72, 101, 108, 108, 111};
     memset(stats, 0, sizeof *stats);
     if (tok && s && smp)
         CHECK_STATUS(TERN_OK, tern_generate(s, tok, smp, prompt, 6, 48, harness_collect_id, out, stats));
     tern_sampler_free(smp);
+    tern_json_vocab_free(jv);
     tern_session_free(s);
     tern_tokenizer_free(tok);
     tern_model_free(m);
@@ -718,8 +746,8 @@ static void models_device(const char *level) {
             }
             struct harness_ids full, cert;
             struct tern_generate_stats gs_full, gs_cert;
-            generate(path, TERN_HEAD_FULL, &sp, &full, &gs_full);
-            generate(path, TERN_HEAD_CERTIFIED, &sp, &cert, &gs_cert);
+            generate(path, TERN_HEAD_FULL, &sp, false, &full, &gs_full);
+            generate(path, TERN_HEAD_CERTIFIED, &sp, false, &cert, &gs_cert);
             const struct tern_head_stats *hs_full = &gs_full.head, *hs_cert = &gs_cert.head;
             if (full.n != cert.n || memcmp(full.ids, cert.ids, sizeof full.ids) != 0)
                 harness_fail(__FILE__, __LINE__, "%s, model %d, sampling %d: certified ids differ from full",
@@ -739,27 +767,29 @@ static void random_models(void) {
 
 /* The conformance vectors (tests/data/vectors; conformance and cl_model check their ids against
  * bitnet.cpp's): greedy and top-k sampling with a penalty give the same ids in both head modes, on
- * every device, and the certified head certifies every greedy token. */
+ * every device, in JSON mode too (the head told the tokens the sampler can take), and the certified
+ * head certifies every greedy token. */
 static void vectors_device(const char *device) {
     static const char *const files[3] = {"vectors/mini-b158-i2s.gguf", "vectors/mini-bitnet-tq1.gguf",
                                          "vectors/mini-bitnet-tq2.gguf"};
     for (int f = 0; f < 3; f++)
-        for (int smode = 0; smode < 2; smode++) {
+        for (int smode = 0; smode < 4; smode++) {
+            const bool greedy = smode % 2 == 0, json = smode >= 2;
             struct tern_sampler_params sp = tern_sampler_default_params();
             sp.seed = 3;
-            sp.temperature = smode == 0 ? 0.0f : 0.8f;
-            sp.repeat_penalty = smode == 0 ? 1.0f : 1.2f;
-            sp.frequency_penalty = smode == 0 ? 0.0f : 0.5f;
-            sp.presence_penalty = smode == 0 ? 0.0f : 0.25f;
+            sp.temperature = greedy ? 0.0f : 0.8f;
+            sp.repeat_penalty = greedy ? 1.0f : 1.2f;
+            sp.frequency_penalty = greedy ? 0.0f : 0.5f;
+            sp.presence_penalty = greedy ? 0.0f : 0.25f;
             struct harness_ids full, cert;
             struct tern_generate_stats gs_full, gs_cert;
-            generate(test_data(files[f], 0), TERN_HEAD_FULL, &sp, &full, &gs_full);
-            generate(test_data(files[f], 0), TERN_HEAD_CERTIFIED, &sp, &cert, &gs_cert);
+            generate(test_data(files[f], 0), TERN_HEAD_FULL, &sp, json, &full, &gs_full);
+            generate(test_data(files[f], 0), TERN_HEAD_CERTIFIED, &sp, json, &cert, &gs_cert);
             if (full.n != cert.n || memcmp(full.ids, cert.ids, sizeof full.ids) != 0)
                 harness_fail(__FILE__, __LINE__, "%s, %s, sampling %d: certified ids differ from full",
                              device, files[f], smode);
             CHECK_INT(gs_cert.n_generated, gs_cert.head.n_tokens);
-            if (smode == 0)
+            if (greedy)
                 CHECK_INT(0, gs_cert.head.n_full);
         }
 }
@@ -792,7 +822,7 @@ static void generate_logged(const char *path, struct harness_ids *ids, struct lo
     struct tern_sampler_params sp = tern_sampler_default_params();
     sp.temperature = 0.0f;
     struct tern_generate_stats gs;
-    generate(path, TERN_HEAD_CERTIFIED, &sp, ids, &gs);
+    generate(path, TERN_HEAD_CERTIFIED, &sp, false, ids, &gs);
     tern_log_set_callback(NULL, NULL);
     tern_log_set_level(level);
     CHECK_INT(0, gs.head.n_full);
@@ -839,7 +869,7 @@ static void shadow_cache_shared(const char *path, const char *dir, char *file, s
     struct tern_generate_stats gs;
     struct log_lines l;
     cl_spec = "0";
-    generate(path, TERN_HEAD_FULL, &sp, &full, &gs);
+    generate(path, TERN_HEAD_FULL, &sp, false, &full, &gs);
     generate_logged(path, &ids, &l); /* the CPU's file */
     CHECK(l.n_built == 0 && l.n_read == 1);
     CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
@@ -848,7 +878,7 @@ static void shadow_cache_shared(const char *path, const char *dir, char *file, s
     CHECK(l.n_built == 1 && l.n_read == 0);
     CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
     cl_spec = NULL;
-    generate(path, TERN_HEAD_FULL, &sp, &full, &gs);
+    generate(path, TERN_HEAD_FULL, &sp, false, &full, &gs);
     generate_logged(path, &ids, &l); /* the CPU reads it */
     CHECK(l.n_built == 0 && l.n_read == 1);
     CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);
@@ -876,7 +906,7 @@ static void shadow_cache(void) {
     struct harness_ids full, ids;
     struct tern_generate_stats gs;
     struct log_lines l;
-    generate(path, TERN_HEAD_FULL, &sp, &full, &gs);
+    generate(path, TERN_HEAD_FULL, &sp, false, &full, &gs);
     CHECK(full.n > 0);
 
     generate_logged(path, &ids, &l); /* built and written */
@@ -907,7 +937,7 @@ static void shadow_cache(void) {
 
     p.seed += 1; /* the same path, another model: the cached shadow is stale */
     CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
-    generate(path, TERN_HEAD_FULL, &sp, &full, &gs);
+    generate(path, TERN_HEAD_FULL, &sp, false, &full, &gs);
     generate_logged(path, &ids, &l);
     CHECK(l.n_stale == 1 && l.n_read == 0 && l.n_built == 1);
     CHECK(ids.n == full.n && memcmp(ids.ids, full.ids, sizeof ids.ids) == 0);

@@ -119,10 +119,10 @@ tern_status tern_generate(tern_session *s, const tern_tokenizer *tok, tern_sampl
             stats->stopped_ctx = true;
             break;
         }
-        /* drafts only where every row's request is this one: a certified head's penalized ids
-         * would change along the drafts */
+        /* drafts only where every row's request is this one: a certified head's penalized ids, or
+         * the tokens JSON mode allows, would change along the drafts */
         int k = 0;
-        if (max_draft && !(certify && req.n_penalized > 0)) {
+        if (max_draft && !(certify && (req.n_penalized > 0 || req.allowed))) {
             int most = n_ctx - tern_session_pos(s) - 1;
             most = most < max_draft ? most : max_draft;
             if (n_predict >= 0 && n_predict - stats->n_generated - 1 < most)

@@ -67,11 +67,11 @@ bool tern_json_complete(const struct tern_json_state *st);
 typedef struct tern_json_vocab tern_json_vocab;
 tern_status tern_json_vocab_create(const tern_tokenizer *tok, tern_json_vocab **out);
 void tern_json_vocab_free(tern_json_vocab *v);
-/* Sets to -INFINITY the logits[n_vocab] of tokens that cannot follow st: those whose bytes break the
- * object, control tokens, ids past the tokenizer's vocabulary, and end-of-generation tokens until
- * the object is whole (after which they alone remain). Returns how many tokens remain. */
-int32_t tern_json_mask(const tern_json_vocab *v, const struct tern_json_state *st, float *logits,
-                       int32_t n_vocab);
+/* allowed[n_vocab] <- 1 for the tokens that can follow st, 0 for the others: those whose bytes
+ * break the object, control tokens, ids past the tokenizer's vocabulary, and end-of-generation
+ * tokens until the object is whole (after which they alone are allowed). Returns how many are. */
+int32_t tern_json_allowed(const tern_json_vocab *v, const struct tern_json_state *st, uint8_t *allowed,
+                          int32_t n_vocab);
 /* The state after token id (a token tern_json_mask left; end-of-generation tokens change nothing). */
 void tern_json_advance(const tern_json_vocab *v, struct tern_json_state *st, int32_t id);
 

@@ -32,6 +32,8 @@ struct tern_sampler {
     int32_t n_penalized; /* how many ids penalized holds for recent; -1 after accept changed recent */
     struct tern_json_state json; /* JSON mode: where the generated text stands */
     tern_json_schema *schema;    /* JSON mode: the sampler's copy of its schema */
+    uint8_t *allowed;            /* JSON mode: [n_vocab] the tokens that can follow json */
+    int32_t n_allowed;           /* how many; -1 until worked out for json as it stands */
     struct tern_rng rng;
 };
 
@@ -105,6 +107,11 @@ tern_status tern_sampler_create(const struct tern_sampler_params *p, int32_t n_v
         memcpy(s->schema, p->json_schema, size);
         s->p.json_schema = s->schema;
     }
+    if (p->json && !(s->allowed = malloc((size_t)n_vocab))) {
+        tern_sampler_free(s);
+        return TERN_ERR_NOMEM;
+    }
+    s->n_allowed = -1;
     tern_rng_seed(&s->rng, p->seed);
     tern_json_start(&s->json, s->schema);
     *out = s;
@@ -122,11 +129,13 @@ void tern_sampler_free(tern_sampler *s) {
     free(s->penalty_sub);
     free(s->sorted);
     free(s->schema);
+    free(s->allowed);
     free(s);
 }
 
 void tern_sampler_start_reply(tern_sampler *s) {
     tern_json_start(&s->json, s->schema);
+    s->n_allowed = -1;
 }
 
 void tern_sampler_accept(tern_sampler *s, int32_t token) {
@@ -207,12 +216,23 @@ static void apply_penalties(tern_sampler *s, float *logits) {
     }
 }
 
+/* JSON mode: the tokens that can follow the text so far, worked out once a token */
+static int32_t json_allowed(tern_sampler *s) {
+    if (s->n_allowed < 0)
+        s->n_allowed = tern_json_allowed(s->p.json, &s->json, s->allowed, s->n_vocab);
+    return s->n_allowed;
+}
+
 bool tern_sampler_head_request(tern_sampler *s, struct tern_head_request *req) {
     const float pen = s->p.repeat_penalty;
     const bool greedy = s->p.temperature <= 0.0f;
-    if (!(pen > 0.0f) || (!greedy && (s->p.top_k <= 0 || s->p.top_k >= s->n_vocab)) ||
-        s->p.n_logit_bias > 0 || s->p.json)
+    if (!(pen > 0.0f) || (!greedy && (s->p.top_k <= 0 || s->p.top_k >= s->n_vocab)) || s->p.n_logit_bias > 0)
         return false;
+    req->allowed = NULL;
+    if (s->p.json) {
+        json_allowed(s);
+        req->allowed = s->allowed;
+    }
     req->top_k = greedy ? 1 : s->p.top_k;
     req->repeat_penalty = pen;
     req->n_penalized = penalties_on(s) ? recent_ids(s) : 0;
@@ -352,15 +372,21 @@ tern_status tern_sampler_sample(tern_sampler *s, float *logits, int32_t *id) {
                        (double)logits[bad]);
         return TERN_ERR_INTERNAL;
     }
-    if (s->p.json && tern_json_mask(s->p.json, &s->json, logits, s->n_vocab) == 0) {
-        tern_log_error("JSON mode: no token of the vocabulary continues the object");
-        return TERN_ERR_INTERNAL;
+    if (s->p.json) {
+        if (json_allowed(s) == 0) {
+            tern_log_error("JSON mode: no token of the vocabulary continues the object");
+            return TERN_ERR_INTERNAL;
+        }
+        for (int32_t i = 0; i < s->n_vocab; i++)
+            logits[i] = s->allowed[i] ? logits[i] : -INFINITY;
     }
     for (int32_t i = 0; i < s->p.n_logit_bias; i++)
         logits[s->p.logit_bias[i].id] += s->p.logit_bias[i].bias;
     apply_penalties(s, logits);
     *id = sample(s, logits);
-    if (s->p.json)
+    if (s->p.json) {
         tern_json_advance(s->p.json, &s->json, *id);
+        s->n_allowed = -1;
+    }
     return TERN_OK;
 }

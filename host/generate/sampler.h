@@ -50,11 +50,12 @@ void tern_sampler_start_reply(tern_sampler *s);
 /* Remember a token of the context (prompt or generated) for the repetition penalty. */
 void tern_sampler_accept(tern_sampler *s, int32_t token);
 /* What the next tern_sampler_sample reads of the logits, for a certified head: the top-k the chain
- * keeps (1 when greedy), the penalties and the ids they apply to. Returns false when every logit
- * matters (sampling without top-k, a repeat penalty that is not a monotonic map, a logit bias, or
- * JSON mode, which may rule out every token the certified rows hold):
- * the head must be full. req->penalized and req->penalty_sub point into the sampler and change with
- * tern_sampler_accept, so ask again after each accept. req->stats is left as it was. */
+ * keeps (1 when greedy), the penalties and the ids they apply to, and in JSON mode the tokens it may
+ * take (req->allowed, worked out here for the text so far). Returns false when every logit
+ * matters (sampling without top-k, a repeat penalty that is not a monotonic map, or a logit bias):
+ * the head must be full. req->penalized, req->penalty_sub and req->allowed point into the sampler and
+ * change with tern_sampler_accept and tern_sampler_sample, so ask again after each token.
+ * req->stats is left as it was. */
 bool tern_sampler_head_request(tern_sampler *s, struct tern_head_request *req);
 /* Choose the next token from logits[n_vocab] into *id: the generated text's next token (JSON mode
  * follows it). logits may be modified. A NaN or infinite logit is refused (TERN_ERR_INTERNAL, one
