@@ -286,7 +286,7 @@ tern_status tern_json_schema_compile(const json_t *schema, tern_json_schema **ou
 
 /* ---------------------------------------------------------------- the recognizer */
 
-/* What a level expects next. */
+/* What a level expects next (each string's three modes in this order: text_byte). */
 enum {
     M_VALUE,     /* a value of its node */
     M_OBJ_FIRST, /* after '{': a key or '}' */
@@ -408,18 +408,31 @@ static bool value_start(const tern_json_schema *g, struct tern_json_frame *f, un
     return true;
 }
 
-/* A string's byte after a backslash, and in a \u escape: the mode to go on in, or -1. */
-static int escape(struct tern_json_frame *f, unsigned char c, int esc_mode, int u_mode, int text_mode) {
-    if (f->mode == esc_mode) {
-        if (c == 'u') {
-            f->aux = 0;
-            return u_mode;
-        }
-        return c && strchr("\"\\/bfnrt", c) ? text_mode : -1;
+/* A byte of a string of any text, whose modes are text (outside escapes), text + 1 (after a
+ * backslash) and text + 2 (in \uXXXX): 1 the string goes on, 0 c is its closing quote, -1 c cannot
+ * be there. */
+static int text_byte(struct tern_json_frame *f, unsigned char c, int text) {
+    if (f->mode == text) {
+        if (c == '"')
+            return 0;
+        if (c == '\\')
+            f->mode = (uint8_t)(text + 1);
+        return c >= 0x20 ? 1 : -1;
+    }
+    if (f->mode == text + 1) {
+        if (c == 'u')
+            f->mode = (uint8_t)(text + 2), f->aux = 0;
+        else if (c && strchr("\"\\/bfnrt", c))
+            f->mode = (uint8_t)text;
+        else
+            return -1;
+        return 1;
     }
     if (!hex(c))
         return -1;
-    return ++f->aux == 4 ? text_mode : u_mode;
+    if (++f->aux == 4)
+        f->mode = (uint8_t)text;
+    return 1;
 }
 
 static bool step(struct tern_json_state *st, unsigned char c) {
@@ -428,7 +441,7 @@ static bool step(struct tern_json_state *st, unsigned char c) {
     const tern_json_schema *g = st->g;
     struct tern_json_frame *f = &st->f[st->depth - 1];
     const struct node *n = &g->nodes[f->node];
-    int m;
+    int r;
     switch (f->mode) {
     case M_STR:
         if (n->n_enum) {
@@ -436,16 +449,11 @@ static bool step(struct tern_json_state *st, unsigned char c) {
                 return whole_name(f, g->enums + n->enum0, n->n_enum) >= 0 && finish(st);
             return narrow(g, f, g->enums + n->enum0, n->n_enum, c);
         }
-        if (c == '"')
-            return finish(st);
-        if (c == '\\')
-            f->mode = M_STR_ESC;
-        return c >= 0x20;
+        /* fall through */
     case M_STR_ESC:
     case M_STR_U:
-        m = escape(f, c, M_STR_ESC, M_STR_U, M_STR);
-        f->mode = (uint8_t)m;
-        return m >= 0;
+        r = text_byte(f, c, M_STR);
+        return r > 0 || (r == 0 && finish(st));
     case M_KEY:
         if (!n->any_keys) { /* a property's name: its value's node is the property's */
             if (c != '"')
@@ -456,16 +464,13 @@ static bool step(struct tern_json_state *st, unsigned char c) {
             f->count = (uint16_t)(i + 1), f->pos = g->props[n->prop0 + i].node, f->mode = M_COLON;
             return true;
         }
-        if (c == '"')
-            f->mode = M_COLON, f->pos = 0;
-        else if (c == '\\')
-            f->mode = M_KEY_ESC;
-        return c >= 0x20;
+        /* fall through */
     case M_KEY_ESC:
     case M_KEY_U:
-        m = escape(f, c, M_KEY_ESC, M_KEY_U, M_KEY);
-        f->mode = (uint8_t)m;
-        return m >= 0;
+        r = text_byte(f, c, M_KEY);
+        if (r == 0) /* any key: any value */
+            f->mode = M_COLON, f->pos = 0;
+        return r >= 0;
     case M_MINUS:
     case M_DOT:
     case M_EXP_SIGN:
