@@ -70,11 +70,14 @@ struct compiler {
     size_t why_size;
 };
 
+/* Why the schema is refused, on one line (a key or value it quotes may hold line breaks). */
 static int refuse(struct compiler *c, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(c->why, c->why_size, fmt, ap);
     va_end(ap);
+    for (char *p = c->why; *p; p++)
+        *p = (unsigned char)*p < 0x20 ? '?' : *p;
     return -1;
 }
 
