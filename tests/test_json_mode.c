@@ -286,7 +286,8 @@ static int schema_verdict(const tern_json_schema *g, const char *text) {
     return tern_json_complete(&st) ? 1 : 0;
 }
 
-/* Schemas: what compiles, what is refused by name, and texts that follow one or break it */
+/* Schemas: what compiles, what is refused by name, and texts that follow one or break it; $ref,
+ * $defs and anyOf */
 static void schemas(void) {
     char why[256];
     static const struct {
@@ -295,7 +296,17 @@ static void schemas(void) {
         {"{\"type\": \"array\"}", "root must be an object"},
         {"{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"x\"}}}",
          "'pattern'"},
-        {"{\"anyOf\": [{\"type\": \"object\"}]}", "'anyOf'"},
+        {"{\"allOf\": [{\"type\": \"object\"}]}", "'allOf'"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"anyOf\": [{\"type\": \"string\"}, {\"enum\": "
+         "[\"x\"]}]}}}",
+         "same character"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"$ref\": \"#/$defs/B\"}}}", "does not name"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"$ref\": \"#\", \"type\": \"object\"}}}",
+         "beside"},
+        {"{\"$defs\": {\"A\": {\"anyOf\": [{\"$ref\": \"#/$defs/A\"}, {\"type\": \"null\"}]}}, \"type\": "
+         "\"object\", "
+         "\"properties\": {\"a\": {\"$ref\": \"#/$defs/A\"}}}",
+         "refers back"},
         {"{\"type\": \"object\", \"properties\": {\"a\": {\"enum\": [1, 2]}}}", "other than strings"},
         {"{\"type\": \"object\", \"properties\": {}, \"required\": [\"b\"]}", "'b'"},
         {"{\"type\": \"object\", \"properties\": {\"a\": {\"items\": [{}]}}}", "'items'"},
@@ -366,6 +377,39 @@ static void schemas(void) {
     CHECK_INT(-1, schema_verdict(g, "{\"l\":[1]}"));
     CHECK_INT(-1, schema_verdict(g, "{\"c\":\"w\"}"));
     CHECK_INT(-1, schema_verdict(g, "{\"none\":{\"a\":1}}"));
+    free(g);
+    /* $defs and $ref (as pydantic writes them), anyOf with null for an optional value, and a
+     * reference to the root: a tree */
+    g = compile(
+        "{\"$defs\": {\"Pet\": {\"type\": \"object\", \"properties\": {\"name\": {\"type\": \"string\"}, "
+        "\"age\": {\"anyOf\": [{\"type\": \"integer\"}, {\"type\": \"null\"}]}}, \"required\": [\"name\", "
+        "\"age\"]}}, "
+        "\"type\": \"object\", \"properties\": {\"owner\": {\"type\": \"string\"}, \"pets\": {\"type\": "
+        "\"array\", "
+        "\"items\": {\"$ref\": \"#/$defs/Pet\"}}, \"best\": {\"anyOf\": [{\"$ref\": \"#/$defs/Pet\"}, "
+        "{\"type\": \"null\"}]}}, \"required\": [\"owner\", \"pets\", \"best\"]}",
+        why, sizeof why);
+    CHECK(g != NULL);
+    if (!g)
+        return;
+    CHECK_INT(1,
+              schema_verdict(
+                  g, "{\"owner\":\"a\",\"pets\":[{\"name\":\"x\",\"age\":null},{\"name\":\"y\",\"age\":3}],"
+                     "\"best\":null}"));
+    CHECK_INT(1, schema_verdict(g, "{\"owner\":\"a\",\"pets\":[],\"best\":{\"name\":\"z\",\"age\":1}}"));
+    CHECK_INT(-1, schema_verdict(g, "{\"owner\":\"a\",\"pets\":[],\"best\":\"z\"}"));
+    CHECK_INT(-1, schema_verdict(g, "{\"owner\":\"a\",\"pets\":[{\"name\":\"x\",\"age\":\"3\"}]"));
+    CHECK_INT(-1, schema_verdict(g, "{\"owner\":\"a\",\"pets\":[{\"name\":\"x\"}]"));
+    free(g);
+    g = compile("{\"type\": \"object\", \"properties\": {\"v\": {\"type\": \"integer\"}, \"kids\": "
+                "{\"type\": \"array\", "
+                "\"items\": {\"$ref\": \"#\"}}}, \"required\": [\"v\"]}",
+                why, sizeof why);
+    CHECK(g != NULL);
+    if (!g)
+        return;
+    CHECK_INT(1, schema_verdict(g, "{\"v\":1,\"kids\":[{\"v\":2,\"kids\":[{\"v\":3}]},{\"v\":4}]}"));
+    CHECK_INT(-1, schema_verdict(g, "{\"v\":1,\"kids\":[{}]}"));
     free(g);
 }
 

@@ -11,7 +11,16 @@
 
 /* ---------------------------------------------------------------- the compiled schema */
 
-enum { MAX_NODES = 256, MAX_PROPS = 512, MAX_ENUM = 512, MAX_TEXT = 16384, MAX_MEMBERS = 64, MAX_NAME = 255 };
+enum {
+    MAX_NODES = 256,
+    MAX_PROPS = 512,
+    MAX_ENUM = 512,
+    MAX_ALTS = 256,
+    MAX_TEXT = 16384,
+    MAX_MEMBERS = 64,
+    MAX_NAME = 255,
+    MAX_REFS = 64
+};
 enum {
     TY_OBJ = 1,
     TY_ARR = 2,
@@ -31,6 +40,7 @@ struct node {
     uint16_t min_items, max_items; /* array */
     uint16_t prop0, n_props;       /* object: props[prop0 ..], written in this order */
     uint16_t enum0, n_enum;        /* string: enums[enum0 ..] (n_enum 0: any string) */
+    uint16_t alt0, n_alt;          /* anyOf: alts[alt0 ..], each beginning with other characters */
 };
 
 struct name {
@@ -48,6 +58,8 @@ struct tern_json_schema {
     struct prop props[MAX_PROPS];
     struct name prop_names[MAX_PROPS]; /* beside props, so that keys match as enumerated strings do */
     struct name enums[MAX_ENUM];
+    uint16_t alts[MAX_ALTS];
+    uint16_t n_alts;
     char text[MAX_TEXT];
 };
 
@@ -68,6 +80,11 @@ struct compiler {
     tern_json_schema *g;
     char *why;
     size_t why_size;
+    const json_t *doc;           /* the whole schema, which $ref points into */
+    const char *ref[MAX_REFS];   /* the references compiled (or being compiled), */
+    uint16_t ref_node[MAX_REFS]; /* and their nodes */
+    int n_refs;
+    bool busy[MAX_NODES]; /* nodes being compiled (a reference back to one is recursion) */
 };
 
 /* Why the schema is refused, on one line (a key or value it quotes may hold line breaks). */
@@ -107,15 +124,22 @@ static uint8_t type_bit(const char *t) {
     return 0;
 }
 
-static bool known_key(const char *k) {
-    static const char *const keys[] = {"type",    "properties", "required",    "additionalProperties",
-                                       "items",   "minItems",   "maxItems",    "enum",
-                                       "const",   "nullable",   "description", "title",
-                                       "default", "examples",   "$schema",     "$comment"};
+/* 2: a keyword that says nothing of the value (or holds definitions), 1: one of the subset, 0: one
+ * tern does not take */
+static int keyword(const char *k) {
+    static const char *const notes[] = {"description", "title", "default", "examples",   "$schema",
+                                        "$comment",    "$id",   "$defs",   "definitions"};
+    static const char *const keys[] = {"type",  "properties", "required", "additionalProperties",
+                                       "items", "minItems",   "maxItems", "enum",
+                                       "const", "nullable",   "anyOf",    "oneOf",
+                                       "$ref"};
+    for (size_t i = 0; i < sizeof notes / sizeof *notes; i++)
+        if (!strcmp(k, notes[i]))
+            return 2;
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         if (!strcmp(k, keys[i]))
-            return true;
-    return false;
+            return 1;
+    return 0;
 }
 
 /* The enumerated values (enum, or const as one) of node n: strings and null. */
@@ -214,22 +238,158 @@ static int compile_array(struct compiler *c, int index, const json_t *s, int dep
     return 0;
 }
 
+/* The types a value that begins with byte c can be of. */
+static uint8_t starts(unsigned char c) {
+    switch (c) {
+    case '{':
+        return TY_OBJ;
+    case '[':
+        return TY_ARR;
+    case '"':
+        return TY_STR;
+    case 't':
+    case 'f':
+        return TY_BOOL;
+    case 'n':
+        return TY_NULL;
+    default:
+        return c == '-' || (c >= '0' && c <= '9') ? TY_NUM | TY_INT : 0;
+    }
+}
+
+/* The first characters a node's values can begin with, as type classes (numbers and integers one). */
+static uint8_t first_classes(uint8_t types) {
+    return (uint8_t)((types & ~TY_INT) | (types & TY_INT ? TY_NUM : 0));
+}
+
+/* The schema a local reference ("#", "#/$defs/Name", any JSON pointer into the document) names. */
+static const json_t *resolve(const json_t *doc, const char *ref) {
+    if (ref[0] != '#' || (ref[1] && ref[1] != '/'))
+        return NULL;
+    const json_t *at = doc;
+    for (const char *p = ref + 1; at && *p == '/';) {
+        const char *end = strchr(p + 1, '/');
+        const size_t len = end ? (size_t)(end - p - 1) : strlen(p + 1);
+        char key[256];
+        size_t k = 0;
+        for (size_t i = 0; i < len && k < sizeof key - 1; i++) { /* ~1 is '/', ~0 is '~' */
+            if (p[1 + i] == '~' && i + 1 < len && (p[2 + i] == '0' || p[2 + i] == '1'))
+                key[k++] = p[2 + i++] == '1' ? '/' : '~';
+            else
+                key[k++] = p[1 + i];
+        }
+        key[k] = 0;
+        at = json_object_get(at, key);
+        p += 1 + len;
+    }
+    return at;
+}
+
+static int compile_node_at(struct compiler *c, const json_t *s, int depth, int index);
+
 static int compile_node(struct compiler *c, const json_t *s, int depth) {
-    if (json_is_true(s) || (json_is_object(s) && json_object_size(s) == 0))
-        return 0;
+    return compile_node_at(c, s, depth, -1);
+}
+
+/* A node index, reserved for a schema that references may reach before it is compiled. */
+static int reserve(struct compiler *c) {
+    return c->g->n_nodes == MAX_NODES ? refuse(c, "more than %d schemas", MAX_NODES) : c->g->n_nodes++;
+}
+
+/* {"$ref": ...}: the node of the schema it names, compiled once (so references may recurse). */
+static int compile_ref(struct compiler *c, const json_t *ref, int depth) {
+    const char *r = json_string_value(ref);
+    if (!r)
+        return refuse(c, "'$ref' must be a string");
+    for (int i = 0; i < c->n_refs; i++)
+        if (!strcmp(c->ref[i], r))
+            return c->ref_node[i];
+    const json_t *target = resolve(c->doc, r);
+    if (!target)
+        return refuse(c, "'$ref' '%s' does not name a schema of this document", r);
+    if (c->n_refs == MAX_REFS)
+        return refuse(c, "more than %d references", MAX_REFS);
+    const int index = reserve(c);
+    if (index < 0)
+        return -1;
+    c->ref[c->n_refs] = r;
+    c->ref_node[c->n_refs++] = (uint16_t)index;
+    return compile_node_at(c, target, depth + 1, index);
+}
+
+/* anyOf / oneOf: alternatives whose values begin with different characters (a value's first byte
+ * picks its alternative); alternatives that are such lists themselves are taken apart. */
+static int compile_any_of(struct compiler *c, int index, const json_t *list, int depth) {
+    if (!json_is_array(list) || json_array_size(list) == 0)
+        return refuse(c, "'anyOf' and 'oneOf' must be non-empty lists of schemas");
+    c->g->nodes[index].alt0 = c->g->n_alts;
+    uint8_t seen = 0;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const int a = compile_node(c, json_array_get(list, i), depth + 1);
+        if (a < 0)
+            return -1;
+        if (c->busy[a])
+            return refuse(c, "an 'anyOf' alternative refers back to the 'anyOf'");
+        const struct node *alt = &c->g->nodes[a];
+        const int n_one = alt->n_alt ? alt->n_alt : 1;
+        for (int k = 0; k < n_one; k++) { /* a, or its own alternatives */
+            const uint16_t one = alt->n_alt ? c->g->alts[alt->alt0 + k] : (uint16_t)a;
+            const uint8_t classes = first_classes(c->g->nodes[one].types);
+            if (classes & seen)
+                return refuse(c, "'anyOf' alternatives that can begin with the same character (two of one "
+                                 "type) are not supported");
+            if (c->g->n_alts == MAX_ALTS)
+                return refuse(c, "more than %d 'anyOf' alternatives", MAX_ALTS);
+            seen |= classes;
+            c->g->alts[c->g->n_alts++] = one;
+            c->g->nodes[index].n_alt++;
+            c->g->nodes[index].types |= c->g->nodes[one].types;
+        }
+    }
+    return 0;
+}
+
+static int compile_node_at(struct compiler *c, const json_t *s, int depth, int index) {
+    if (json_is_true(s) || (json_is_object(s) && json_object_size(s) == 0)) {
+        if (index > 0) /* a reference to any value */
+            c->g->nodes[index] = c->g->nodes[0];
+        return index > 0 ? index : 0;
+    }
     if (!json_is_object(s))
         return refuse(c, "a schema must be an object");
     if (depth >= TERN_JSON_MAX_DEPTH / 2)
         return refuse(c, "the schema nests deeper than %d levels", TERN_JSON_MAX_DEPTH / 2);
     const char *key;
     const json_t *v;
+    int kinds = 0; /* the keywords that say what the value is */
     json_object_foreach((json_t *)s, key, v) {
-        if (!known_key(key))
+        const int k = keyword(key);
+        if (!k)
             return refuse(c, "the keyword '%s' is not supported", key);
+        kinds += k == 1;
     }
-    if (c->g->n_nodes == MAX_NODES)
-        return refuse(c, "more than %d schemas", MAX_NODES);
-    const int index = c->g->n_nodes++;
+    const json_t *ref = json_object_get(s, "$ref"), *any_of = json_object_get(s, "anyOf");
+    if (!any_of)
+        any_of = json_object_get(s, "oneOf");
+    if ((ref || any_of) && kinds > 1)
+        return refuse(c, "'%s' beside other keywords is not supported", ref ? "$ref" : "anyOf");
+    if (ref) {
+        const int r = compile_ref(c, ref, depth);
+        if (r < 0 || index <= 0)
+            return r;
+        if (c->busy[r])
+            return refuse(c, "a reference that stands for itself");
+        c->g->nodes[index] = c->g->nodes[r]; /* a reference reached through another: a copy */
+        return index;
+    }
+    if (index < 0 && (index = reserve(c)) < 0)
+        return -1;
+    c->busy[index] = true;
+    if (any_of) {
+        const int r = compile_any_of(c, index, any_of, depth);
+        c->busy[index] = false;
+        return r < 0 ? -1 : index;
+    }
     struct node *n = &c->g->nodes[index];
     const json_t *type = json_object_get(s, "type");
     for (size_t i = 0; json_is_array(type) && i < json_array_size(type); i++) {
@@ -251,32 +411,37 @@ static int compile_node(struct compiler *c, const json_t *s, int depth) {
         return refuse(c, "'enum' must be a list");
     if (en || cn) {
         json_t *one = cn ? json_pack("[O]", cn) : NULL;
-        const int r = compile_enum(c, &c->g->nodes[index], cn ? one : en);
+        const int r = compile_enum(c, n, cn ? one : en);
         json_decref(one);
         if (r < 0)
             return -1;
     }
     if (json_is_true(json_object_get(s, "nullable"))) /* OpenAPI's: null besides what the rest allows */
-        c->g->nodes[index].types |= TY_NULL;
-    if ((c->g->nodes[index].types & TY_OBJ) && compile_object(c, index, s, depth) < 0)
+        n->types |= TY_NULL;
+    if ((n->types & TY_OBJ) && compile_object(c, index, s, depth) < 0)
         return -1;
-    if ((c->g->nodes[index].types & TY_ARR) && compile_array(c, index, s, depth) < 0)
+    if ((n->types & TY_ARR) && compile_array(c, index, s, depth) < 0)
         return -1;
+    c->busy[index] = false;
     return index;
 }
 
 tern_status tern_json_schema_compile(const json_t *schema, tern_json_schema **out, char *why,
                                      size_t why_size) {
     *out = NULL;
-    struct compiler c = {calloc(1, sizeof(tern_json_schema)), why, why_size};
+    struct compiler c = {
+        .g = calloc(1, sizeof(tern_json_schema)), .why = why, .why_size = why_size, .doc = schema};
     if (!c.g) {
         snprintf(why, why_size, "out of memory");
         return TERN_ERR_NOMEM;
     }
     c.g->nodes[0] = ANY_OBJECT.nodes[0];
-    c.g->n_nodes = 1;
-    const int root = compile_node(&c, schema, 0);
-    if (root >= 0 && (root == 0 || c.g->nodes[root].types != TY_OBJ))
+    c.g->n_nodes = 2; /* node 1: the root, which "#" names */
+    c.ref[0] = "#";
+    c.ref_node[0] = 1;
+    c.n_refs = 1;
+    const int root = compile_node_at(&c, schema, 0, 1);
+    if (root > 0 && c.g->nodes[root].types != TY_OBJ)
         refuse(&c, "the schema's root must be an object (\"type\": \"object\")");
     if (root <= 0 || c.g->nodes[root].types != TY_OBJ) {
         free(c.g);
@@ -394,6 +559,13 @@ static int whole_name(const struct tern_json_frame *f, const struct name *names,
 /* The first byte of a value of f's node. */
 static bool value_start(const tern_json_schema *g, struct tern_json_frame *f, unsigned char c) {
     const struct node *n = &g->nodes[f->node];
+    for (int i = 0; i < n->n_alt; i++) /* anyOf: the alternative this byte begins */
+        if (starts(c) & g->nodes[g->alts[n->alt0 + i]].types) {
+            f->node = g->alts[n->alt0 + i];
+            return value_start(g, f, c);
+        }
+    if (n->n_alt)
+        return false;
     if (c == '{' && (n->types & TY_OBJ)) {
         f->mode = M_OBJ_FIRST, f->count = 0;
     } else if (c == '[' && (n->types & TY_ARR)) {
