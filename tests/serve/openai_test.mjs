@@ -425,6 +425,26 @@ async function main() {
   };
   check(structured.choices.every((ch) => ch.finish_reason === 'stop' && followsCity(ch.message.content)),
         'json_schema', JSON.stringify(structured.choices.map((ch) => ch.message.content)));
+  // as pydantic writes a model: $defs, $ref, and anyOf with null for an optional value
+  const petSchema = {
+    $defs: { Pet: { type: 'object', properties: { name: { type: 'string' }, age: { anyOf: [{ type: 'integer' }, { type: 'null' }] } },
+                    required: ['name', 'age'], title: 'Pet' } },
+    type: 'object', title: 'Owner', required: ['owner', 'pets'],
+    properties: { owner: { type: 'string' }, pets: { type: 'array', items: { $ref: '#/$defs/Pet' }, maxItems: 2 } } };
+  const pets = await ai.chat.completions.create({ model: modelId, messages: jsonMsgs, max_tokens: 160,
+    temperature: 1.0, seed: 6, n: 3, logit_bias: { [await idOf('"')]: 20 },
+    response_format: { type: 'json_schema', json_schema: { name: 'owner', schema: petSchema } } });
+  const followsPets = (t) => {
+    try {
+      const v = JSON.parse(t);
+      return JSON.stringify(Object.keys(v)) === '["owner","pets"]' && v.pets.length <= 2 &&
+             v.pets.every((p) => JSON.stringify(Object.keys(p)) === '["name","age"]' && typeof p.name === 'string' &&
+                                 (p.age === null || Number.isInteger(p.age)));
+    } catch { return false; }
+  };
+  check(pets.choices.every((ch) => ch.finish_reason !== 'stop' || followsPets(ch.message.content)) &&
+        pets.choices.some((ch) => ch.finish_reason === 'stop'),
+        'json_schema_refs', JSON.stringify(pets.choices.map((ch) => [ch.finish_reason, ch.message.content])));
   check(jsonMode.choices.every((ch) => ch.finish_reason === 'stop' && parsesObject(ch.message.content)) &&
         jsonStream.text[0] === jsonMode.choices[0].message.content &&
         /^\{/.test(jsonFree.choices[0].message.content) && !/^\{/.test(plainFirst.choices[0].message.content),
