@@ -494,6 +494,11 @@ bool tern_json_complete(const struct tern_json_state *st) {
     return st->done;
 }
 
+bool tern_json_same(const struct tern_json_state *a, const struct tern_json_state *b) {
+    return a->g == b->g && a->depth == b->depth && a->space == b->space && a->done == b->done &&
+           !memcmp(a->f, b->f, a->depth * sizeof *a->f);
+}
+
 static bool digit(unsigned char c) {
     return c >= '0' && c <= '9';
 }

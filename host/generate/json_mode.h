@@ -64,6 +64,9 @@ void tern_json_start(struct tern_json_state *st, const tern_json_schema *g);
 bool tern_json_feed(struct tern_json_state *st, const char *bytes, size_t n);
 /* The object is whole: only the end of the text may follow. */
 bool tern_json_complete(const struct tern_json_state *st);
+/* a and b stand at the same place: the same tokens can follow them (inside a string, say, text
+ * without quotes or escapes leaves the state as it was). */
+bool tern_json_same(const struct tern_json_state *a, const struct tern_json_state *b);
 
 /* Every token's bytes, built once per tokenizer and shared (read only) by samplers. */
 typedef struct tern_json_vocab tern_json_vocab;

@@ -30,10 +30,11 @@ struct tern_sampler {
     float *penalty_sub;  /* [repeat_last_n] what the frequency and presence penalties take from each */
     int32_t *sorted;     /* [repeat_last_n] scratch */
     int32_t n_penalized; /* how many ids penalized holds for recent; -1 after accept changed recent */
-    struct tern_json_state json; /* JSON mode: where the generated text stands */
-    tern_json_schema *schema;    /* JSON mode: the sampler's copy of its schema */
-    uint8_t *allowed;            /* JSON mode: [n_vocab] the tokens that can follow json */
-    int32_t n_allowed;           /* how many; -1 until worked out for json as it stands */
+    struct tern_json_state json;        /* JSON mode: where the generated text stands */
+    struct tern_json_state json_before; /* and where it stood before the last token */
+    tern_json_schema *schema;           /* JSON mode: the sampler's copy of its schema */
+    uint8_t *allowed;                   /* JSON mode: [n_vocab] the tokens that can follow json */
+    int32_t n_allowed;                  /* how many; -1 until worked out for json as it stands */
     struct tern_rng rng;
 };
 
@@ -384,9 +385,11 @@ tern_status tern_sampler_sample(tern_sampler *s, float *logits, int32_t *id) {
         logits[s->p.logit_bias[i].id] += s->p.logit_bias[i].bias;
     apply_penalties(s, logits);
     *id = sample(s, logits);
-    if (s->p.json) {
+    if (s->p.json) { /* the allowed tokens stay while the state does (text inside a string) */
+        s->json_before = s->json;
         tern_json_advance(s->p.json, &s->json, *id);
-        s->n_allowed = -1;
+        if (!tern_json_same(&s->json_before, &s->json))
+            s->n_allowed = -1;
     }
     return TERN_OK;
 }
