@@ -71,9 +71,11 @@ static const tern_json_schema ANY_OBJECT = {
               {.types = TY_OBJ, .any_keys = true, .max_items = UINT16_MAX}},
 };
 
-size_t tern_json_schema_size(const tern_json_schema *g) {
-    (void)g;
-    return sizeof *g;
+tern_json_schema *tern_json_schema_copy(const tern_json_schema *g) {
+    tern_json_schema *c = malloc(sizeof *c);
+    if (c)
+        memcpy(c, g, sizeof *c);
+    return c;
 }
 
 struct compiler {
@@ -238,6 +240,10 @@ static int compile_array(struct compiler *c, int index, const json_t *s, int dep
     return 0;
 }
 
+static bool digit(unsigned char c) {
+    return c >= '0' && c <= '9';
+}
+
 /* The types a value that begins with byte c can be of. */
 static uint8_t starts(unsigned char c) {
     switch (c) {
@@ -253,7 +259,7 @@ static uint8_t starts(unsigned char c) {
     case 'n':
         return TY_NULL;
     default:
-        return c == '-' || (c >= '0' && c <= '9') ? TY_NUM | TY_INT : 0;
+        return c == '-' || digit(c) ? TY_NUM | TY_INT : 0;
     }
 }
 
@@ -499,10 +505,6 @@ bool tern_json_same(const struct tern_json_state *a, const struct tern_json_stat
            !memcmp(a->f, b->f, a->depth * sizeof *a->f);
 }
 
-static bool digit(unsigned char c) {
-    return c >= '0' && c <= '9';
-}
-
 static bool hex(unsigned char c) {
     return digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
 }
@@ -569,21 +571,26 @@ static bool value_start(const tern_json_schema *g, struct tern_json_frame *f, un
             f->node = g->alts[n->alt0 + i];
             return value_start(g, f, c);
         }
-    if (n->n_alt)
+    if (n->n_alt || !(starts(c) & n->types))
         return false;
-    if (c == '{' && (n->types & TY_OBJ)) {
+    switch (c) {
+    case '{':
         f->mode = M_OBJ_FIRST, f->count = 0;
-    } else if (c == '[' && (n->types & TY_ARR)) {
+        break;
+    case '[':
         f->mode = M_ARR_FIRST, f->count = 0;
-    } else if (c == '"' && (n->types & TY_STR)) {
+        break;
+    case '"':
         f->mode = M_STR, f->pos = 0, f->cand = n->n_enum == 64 ? ~0ull : (1ull << n->n_enum) - 1;
-    } else if ((c == '-' || digit(c)) && (n->types & (TY_NUM | TY_INT))) {
+        break;
+    case 't':
+    case 'f':
+    case 'n':
+        f->mode = M_LIT, f->aux = c == 't' ? 0 : c == 'f' ? 1 : 2, f->pos = 1;
+        break;
+    default: /* a number */
         f->aux = !(n->types & TY_NUM);
         f->mode = c == '-' ? M_MINUS : c == '0' ? M_ZERO : M_INT;
-    } else if (((c == 't' || c == 'f') && (n->types & TY_BOOL)) || (c == 'n' && (n->types & TY_NULL))) {
-        f->mode = M_LIT, f->aux = c == 't' ? 0 : c == 'f' ? 1 : 2, f->pos = 1;
-    } else {
-        return false;
     }
     return true;
 }

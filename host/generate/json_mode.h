@@ -34,8 +34,8 @@ typedef struct tern_json_schema tern_json_schema;
  * is an object. An object schema without "properties" takes any keys with any values. */
 tern_status tern_json_schema_compile(const json_t *schema, tern_json_schema **out, char *why,
                                      size_t why_size);
-/* The schema's size in bytes (to copy it). */
-size_t tern_json_schema_size(const tern_json_schema *g);
+/* A copy of g (free with free()); NULL when out of memory. */
+tern_json_schema *tern_json_schema_copy(const tern_json_schema *g);
 
 /* One nesting level of the recognizer (json_mode.c). */
 struct tern_json_frame {

@@ -30,11 +30,10 @@ struct tern_sampler {
     float *penalty_sub;  /* [repeat_last_n] what the frequency and presence penalties take from each */
     int32_t *sorted;     /* [repeat_last_n] scratch */
     int32_t n_penalized; /* how many ids penalized holds for recent; -1 after accept changed recent */
-    struct tern_json_state json;        /* JSON mode: where the generated text stands */
-    struct tern_json_state json_before; /* and where it stood before the last token */
-    tern_json_schema *schema;           /* JSON mode: the sampler's copy of its schema */
-    uint8_t *allowed;                   /* JSON mode: [n_vocab] the tokens that can follow json */
-    int32_t n_allowed;                  /* how many; -1 until worked out for json as it stands */
+    struct tern_json_state json; /* JSON mode: where the generated text stands */
+    tern_json_schema *schema;    /* JSON mode: the sampler's copy of its schema */
+    uint8_t *allowed;            /* JSON mode: [n_vocab] the tokens that can follow json */
+    int32_t n_allowed;           /* how many; -1 until worked out for json as it stands */
     struct tern_rng rng;
 };
 
@@ -99,15 +98,11 @@ tern_status tern_sampler_create(const struct tern_sampler_params *p, int32_t n_v
         tern_sampler_free(s);
         return TERN_ERR_NOMEM;
     }
-    if (p->json_schema) {
-        const size_t size = tern_json_schema_size(p->json_schema);
-        if (!(s->schema = malloc(size))) {
-            tern_sampler_free(s);
-            return TERN_ERR_NOMEM;
-        }
-        memcpy(s->schema, p->json_schema, size);
-        s->p.json_schema = s->schema;
+    if (p->json_schema && !(s->schema = tern_json_schema_copy(p->json_schema))) {
+        tern_sampler_free(s);
+        return TERN_ERR_NOMEM;
     }
+    s->p.json_schema = s->schema;
     if (p->json && !(s->allowed = malloc((size_t)n_vocab))) {
         tern_sampler_free(s);
         return TERN_ERR_NOMEM;
@@ -386,9 +381,9 @@ tern_status tern_sampler_sample(tern_sampler *s, float *logits, int32_t *id) {
     apply_penalties(s, logits);
     *id = sample(s, logits);
     if (s->p.json) { /* the allowed tokens stay while the state does (text inside a string) */
-        s->json_before = s->json;
+        const struct tern_json_state before = s->json;
         tern_json_advance(s->p.json, &s->json, *id);
-        if (!tern_json_same(&s->json_before, &s->json))
+        if (!tern_json_same(&before, &s->json))
             s->n_allowed = -1;
     }
     return TERN_OK;

@@ -304,15 +304,6 @@ static bool logit_bias_field(const tern_tokenizer *tok, const json_t *body, stru
     return true;
 }
 
-/* A copy of schema g into r (JSON mode's, for the sampler); false when out of memory. */
-static bool own_schema(struct tern_api_request *r, const tern_json_schema *g) {
-    const size_t size = tern_json_schema_size(g);
-    if (!(r->json_schema = malloc(size)))
-        return false;
-    memcpy(r->json_schema, g, size);
-    return true;
-}
-
 /* response_format: {"type": "text"}, {"type": "json_object"} (any object; llama-server's form may add
  * "schema"), or OpenAI's {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}; none:
  * the server's --json and --json-schema. A schema outside the subset json_mode.h holds replies to
@@ -322,7 +313,7 @@ static bool response_format(const struct tern_server_params *p, const json_t *bo
     const json_t *rf = json_object_get(body, "response_format");
     if (!rf || json_is_null(rf)) {
         r->json = p->json;
-        return !p->json_schema || own_schema(r, p->json_schema) ||
+        return !p->json_schema || (r->json_schema = tern_json_schema_copy(p->json_schema)) ||
                fail(err, 500, NULL, NULL, "out of memory");
     }
     const char *type = json_string_value(json_object_get(rf, "type"));
