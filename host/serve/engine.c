@@ -688,10 +688,15 @@ tern_status tern_engine_submit(tern_engine *e, const struct tern_gen_request *r,
     return TERN_OK;
 }
 
+/* Under the lock: the job has text its owner has not taken, or is over. */
+static bool job_ready(const tern_job *j) {
+    return j->taken < j->emitted || j->done;
+}
+
 bool tern_job_next(tern_job *j, char **buf, size_t *cap, size_t *len) {
     tern_engine *e = j->e;
     pthread_mutex_lock(&e->mu);
-    while (j->taken == j->emitted && !j->done)
+    while (!job_ready(j))
         pthread_cond_wait(&e->changed, &e->mu);
     const size_t n = j->emitted - j->taken;
     bool more = n > 0 || !j->done;
@@ -725,7 +730,7 @@ int tern_job_wait_any(tern_job *const *jobs, int n, int from) {
     while (found < 0) {
         for (int k = 0; k < n && found < 0; k++) {
             const tern_job *j = jobs[(from + k) % n];
-            if (j && (j->taken < j->emitted || j->done))
+            if (j && job_ready(j))
                 found = (from + k) % n;
         }
         if (found < 0)
