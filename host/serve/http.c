@@ -347,7 +347,8 @@ static void queue_event(struct stream *s, json_t *obj) {
 }
 
 /* Submits the choices the queue takes now, and at least one when none of the stream's runs; false
- * when one could not be queued (s->failed says why). */
+ * when one could not be queued (s->failed says why). Tried at the start and as each choice ends,
+ * not at every event: each try that finds the queue full builds a job only to drop it. */
 static bool submit_choices(struct stream *s) {
     while (s->submitted < s->n_choices) {
         tern_job *job;
@@ -383,6 +384,7 @@ static void choice_event(struct stream *s, int k) {
             tern_job_free(c->job);
             c->job = NULL;
             s->open--;
+            submit_choices(s); /* its place may take a choice still to submit (or s->failed) */
             return;
         }
         if (!tern_job_next(c->job, &c->text, &c->text_cap, &c->text_len))
@@ -408,7 +410,7 @@ static bool next_event(struct stream *s) {
             break;
         }
         case 1: {
-            if (!submit_choices(s)) { /* an error event, as OpenAI ends a stream that fails */
+            if (s->failed) { /* an error event, as OpenAI ends a stream that fails */
                 s->phase = 3;
                 char msg[128];
                 snprintf(msg, sizeof msg, "%s: choice %d of %d could not be queued",
