@@ -1,462 +1,9 @@
-/* JSON mode (see json_mode.h): the schema compiler, the recognizer and the token mask. */
-#include "json_mode.h"
-
-#include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
+/* JSON mode (see json_mode.h): the recognizer and the token mask (the schema compiler: json_schema.c). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../scheduler/log.h"
-
-/* ---------------------------------------------------------------- the compiled schema */
-
-enum {
-    MAX_NODES = 256,
-    MAX_PROPS = 512,
-    MAX_ENUM = 512,
-    MAX_ALTS = 256,
-    MAX_TEXT = 16384,
-    MAX_MEMBERS = 64,
-    MAX_NAME = 255,
-    MAX_REFS = 64
-};
-enum {
-    TY_OBJ = 1,
-    TY_ARR = 2,
-    TY_STR = 4,
-    TY_NUM = 8,
-    TY_INT = 16,
-    TY_BOOL = 32,
-    TY_NULL = 64,
-    TY_ALL = 127
-};
-
-/* Node 0 takes any value (any_keys, items 0); a schema's root is an object node. */
-struct node {
-    uint8_t types;
-    bool any_keys;                 /* object: any keys, each value node 0 (no "properties") */
-    uint16_t items;                /* array: its items' node */
-    uint16_t min_items, max_items; /* array */
-    uint16_t prop0, n_props;       /* object: props[prop0 ..], written in this order */
-    uint16_t enum0, n_enum;        /* string: enums[enum0 ..] (n_enum 0: any string) */
-    uint16_t alt0, n_alt;          /* anyOf: alts[alt0 ..], each beginning with other characters */
-};
-
-struct name {
-    uint16_t off, len; /* in text: bytes without a quote, backslash or control byte */
-};
-
-struct prop {
-    uint16_t node;
-    bool required;
-};
-
-struct tern_json_schema {
-    uint16_t root, n_nodes, n_props, n_enum, text_len;
-    struct node nodes[MAX_NODES];
-    struct prop props[MAX_PROPS];
-    struct name prop_names[MAX_PROPS]; /* beside props, so that keys match as enumerated strings do */
-    struct name enums[MAX_ENUM];
-    uint16_t alts[MAX_ALTS];
-    uint16_t n_alts;
-    char text[MAX_TEXT];
-};
-
-/* JSON mode without a schema: any object */
-static const tern_json_schema ANY_OBJECT = {
-    .root = 1,
-    .n_nodes = 2,
-    .nodes = {{.types = TY_ALL, .any_keys = true, .max_items = UINT16_MAX},
-              {.types = TY_OBJ, .any_keys = true, .max_items = UINT16_MAX}},
-};
-
-tern_json_schema *tern_json_schema_copy(const tern_json_schema *g) {
-    tern_json_schema *c = malloc(sizeof *c);
-    if (c)
-        memcpy(c, g, sizeof *c);
-    return c;
-}
-
-struct compiler {
-    tern_json_schema *g;
-    char *why;
-    size_t why_size;
-    const json_t *doc;           /* the whole schema, which $ref points into */
-    const char *ref[MAX_REFS];   /* the references compiled (or being compiled), */
-    uint16_t ref_node[MAX_REFS]; /* and their nodes */
-    int n_refs;
-    bool busy[MAX_NODES]; /* nodes being compiled (a reference back to one is recursion) */
-};
-
-/* Why the schema is refused, on one line (a key or value it quotes may hold line breaks). */
-static int refuse(struct compiler *c, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->why, c->why_size, fmt, ap);
-    va_end(ap);
-    for (char *p = c->why; *p; p++)
-        *p = (unsigned char)*p < 0x20 ? '?' : *p;
-    return -1;
-}
-
-/* A property name or an enumerated string into the schema's text; false (c->why) when it cannot be
- * matched byte for byte or there is no room. */
-static bool add_name(struct compiler *c, const char *s, size_t len, struct name *out) {
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\') {
-            refuse(c, "the name or value '%.*s' holds a quote, backslash or control character", (int)len, s);
-            return false;
-        }
-    if (len > MAX_NAME || c->g->text_len + len > MAX_TEXT) {
-        refuse(c, "the schema's names and values are too long");
-        return false;
-    }
-    memcpy(c->g->text + c->g->text_len, s, len);
-    *out = (struct name){c->g->text_len, (uint16_t)len};
-    c->g->text_len += (uint16_t)len;
-    return true;
-}
-
-static uint8_t type_bit(const char *t) {
-    static const char *const names[] = {"object", "array", "string", "number", "integer", "boolean", "null"};
-    for (int i = 0; i < 7; i++)
-        if (!strcmp(t, names[i]))
-            return (uint8_t)(1u << i);
-    return 0;
-}
-
-/* 2: a keyword that says nothing of the value (or holds definitions), 1: one of the subset, 0: one
- * tern does not take */
-static int keyword(const char *k) {
-    static const char *const notes[] = {"description", "title", "default", "examples",   "$schema",
-                                        "$comment",    "$id",   "$defs",   "definitions"};
-    static const char *const keys[] = {"type",  "properties", "required", "additionalProperties",
-                                       "items", "minItems",   "maxItems", "enum",
-                                       "const", "nullable",   "anyOf",    "oneOf",
-                                       "$ref"};
-    for (size_t i = 0; i < sizeof notes / sizeof *notes; i++)
-        if (!strcmp(k, notes[i]))
-            return 2;
-    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
-        if (!strcmp(k, keys[i]))
-            return 1;
-    return 0;
-}
-
-/* The enumerated values (enum, or const as one) of node n: strings and null. */
-static int compile_enum(struct compiler *c, struct node *n, const json_t *values) {
-    n->enum0 = c->g->n_enum;
-    uint8_t types = 0;
-    for (size_t i = 0; i < json_array_size(values); i++) {
-        const json_t *v = json_array_get(values, i);
-        if (json_is_null(v)) {
-            types |= TY_NULL;
-            continue;
-        }
-        if (!json_is_string(v))
-            return refuse(c, "'enum' and 'const' values other than strings and null are not supported");
-        if (c->g->n_enum == MAX_ENUM || n->n_enum == MAX_MEMBERS)
-            return refuse(c, "more than %d enumerated strings", MAX_MEMBERS);
-        if (!add_name(c, json_string_value(v), json_string_length(v), &c->g->enums[c->g->n_enum]))
-            return -1;
-        c->g->n_enum++, n->n_enum++;
-        types |= TY_STR;
-    }
-    if (!types)
-        return refuse(c, "'enum' is empty");
-    n->types = n->types ? n->types & types : types;
-    return n->types ? 0 : refuse(c, "'enum' or 'const' values are not of the schema's 'type'");
-}
-
-static int compile_node(struct compiler *c, const json_t *s, int depth);
-
-static int compile_object(struct compiler *c, int index, const json_t *s, int depth) {
-    const json_t *props = json_object_get(s, "properties"), *req = json_object_get(s, "required"),
-                 *extra = json_object_get(s, "additionalProperties");
-    struct node *n = &c->g->nodes[index];
-    if (extra && !json_is_boolean(extra))
-        return refuse(c, "'additionalProperties' other than true or false is not supported");
-    if (props && !json_is_object(props))
-        return refuse(c, "'properties' must be an object");
-    if (req && !json_is_array(req))
-        return refuse(c, "'required' must be a list of names");
-    n->any_keys = !props && !json_is_false(extra);
-    if (!props)
-        return req && json_array_size(req)
-                   ? refuse(c, "'required' names keys that 'properties' does not list")
-                   : 0;
-    if (json_object_size(props) > MAX_MEMBERS || c->g->n_props + json_object_size(props) > MAX_PROPS)
-        return refuse(c, "more than %d properties in an object", MAX_MEMBERS);
-    const uint16_t p0 = c->g->n_props;
-    n->prop0 = p0;
-    n->n_props = (uint16_t)json_object_size(props);
-    c->g->n_props += n->n_props;
-    const char *key;
-    const json_t *v;
-    int i = 0;
-    json_object_foreach((json_t *)props, key, v) {
-        struct prop *p = &c->g->props[p0 + i];
-        if (!add_name(c, key, strlen(key), &c->g->prop_names[p0 + i++]))
-            return -1;
-        const int child = compile_node(c, v, depth + 1);
-        if (child < 0)
-            return -1;
-        p->node = (uint16_t)child;
-    }
-    for (size_t k = 0; k < json_array_size(req); k++) {
-        const char *r = json_string_value(json_array_get(req, k));
-        int found = -1;
-        for (int j = 0; r && j < i; j++)
-            if (strlen(r) == c->g->prop_names[p0 + j].len &&
-                !memcmp(r, c->g->text + c->g->prop_names[p0 + j].off, strlen(r)))
-                found = j;
-        if (found < 0)
-            return refuse(c, "'required' names '%s', which 'properties' does not list",
-                          r ? r : "(not a string)");
-        c->g->props[p0 + found].required = true;
-    }
-    return 0;
-}
-
-static int compile_array(struct compiler *c, int index, const json_t *s, int depth) {
-    const json_t *items = json_object_get(s, "items"), *lo = json_object_get(s, "minItems"),
-                 *hi = json_object_get(s, "maxItems");
-    struct node *n = &c->g->nodes[index];
-    n->max_items = UINT16_MAX;
-    if ((lo && (!json_is_integer(lo) || json_integer_value(lo) < 0 || json_integer_value(lo) > 4096)) ||
-        (hi && (!json_is_integer(hi) || json_integer_value(hi) < 0 || json_integer_value(hi) > 4096)))
-        return refuse(c, "'minItems' and 'maxItems' must be integers from 0 to 4096");
-    n->min_items = lo ? (uint16_t)json_integer_value(lo) : 0;
-    n->max_items = hi ? (uint16_t)json_integer_value(hi) : UINT16_MAX;
-    if (n->min_items > n->max_items)
-        return refuse(c, "'minItems' is above 'maxItems'");
-    if (items && !json_is_object(items) && !json_is_true(items))
-        return refuse(c, "'items' must be one schema (lists of schemas are not supported)");
-    const int child = items ? compile_node(c, items, depth + 1) : 0;
-    if (child < 0)
-        return -1;
-    c->g->nodes[index].items = (uint16_t)child;
-    return 0;
-}
-
-static bool digit(unsigned char c) {
-    return c >= '0' && c <= '9';
-}
-
-/* The types a value that begins with byte c can be of. */
-static uint8_t starts(unsigned char c) {
-    switch (c) {
-    case '{':
-        return TY_OBJ;
-    case '[':
-        return TY_ARR;
-    case '"':
-        return TY_STR;
-    case 't':
-    case 'f':
-        return TY_BOOL;
-    case 'n':
-        return TY_NULL;
-    default:
-        return c == '-' || digit(c) ? TY_NUM | TY_INT : 0;
-    }
-}
-
-/* The first characters a node's values can begin with, as type classes (numbers and integers one). */
-static uint8_t first_classes(uint8_t types) {
-    return (uint8_t)((types & ~TY_INT) | (types & TY_INT ? TY_NUM : 0));
-}
-
-/* The schema a local reference ("#", "#/$defs/Name", any JSON pointer into the document) names. */
-static const json_t *resolve(const json_t *doc, const char *ref) {
-    if (ref[0] != '#' || (ref[1] && ref[1] != '/'))
-        return NULL;
-    const json_t *at = doc;
-    for (const char *p = ref + 1; at && *p == '/';) {
-        const char *end = strchr(p + 1, '/');
-        const size_t len = end ? (size_t)(end - p - 1) : strlen(p + 1);
-        char key[256];
-        size_t k = 0;
-        for (size_t i = 0; i < len && k < sizeof key - 1; i++) { /* ~1 is '/', ~0 is '~' */
-            if (p[1 + i] == '~' && i + 1 < len && (p[2 + i] == '0' || p[2 + i] == '1'))
-                key[k++] = p[2 + i++] == '1' ? '/' : '~';
-            else
-                key[k++] = p[1 + i];
-        }
-        key[k] = 0;
-        at = json_object_get(at, key);
-        p += 1 + len;
-    }
-    return at;
-}
-
-static int compile_node_at(struct compiler *c, const json_t *s, int depth, int index);
-
-static int compile_node(struct compiler *c, const json_t *s, int depth) {
-    return compile_node_at(c, s, depth, -1);
-}
-
-/* A node index, reserved for a schema that references may reach before it is compiled. */
-static int reserve(struct compiler *c) {
-    return c->g->n_nodes == MAX_NODES ? refuse(c, "more than %d schemas", MAX_NODES) : c->g->n_nodes++;
-}
-
-/* {"$ref": ...}: the node of the schema it names, compiled once (so references may recurse). */
-static int compile_ref(struct compiler *c, const json_t *ref, int depth) {
-    const char *r = json_string_value(ref);
-    if (!r)
-        return refuse(c, "'$ref' must be a string");
-    for (int i = 0; i < c->n_refs; i++)
-        if (!strcmp(c->ref[i], r))
-            return c->ref_node[i];
-    const json_t *target = resolve(c->doc, r);
-    if (!target)
-        return refuse(c, "'$ref' '%s' does not name a schema of this document", r);
-    if (c->n_refs == MAX_REFS)
-        return refuse(c, "more than %d references", MAX_REFS);
-    const int index = reserve(c);
-    if (index < 0)
-        return -1;
-    c->ref[c->n_refs] = r;
-    c->ref_node[c->n_refs++] = (uint16_t)index;
-    return compile_node_at(c, target, depth + 1, index);
-}
-
-/* anyOf / oneOf: alternatives whose values begin with different characters (a value's first byte
- * picks its alternative); alternatives that are such lists themselves are taken apart. */
-static int compile_any_of(struct compiler *c, int index, const json_t *list, int depth) {
-    if (!json_is_array(list) || json_array_size(list) == 0)
-        return refuse(c, "'anyOf' and 'oneOf' must be non-empty lists of schemas");
-    c->g->nodes[index].alt0 = c->g->n_alts;
-    uint8_t seen = 0;
-    for (size_t i = 0; i < json_array_size(list); i++) {
-        const int a = compile_node(c, json_array_get(list, i), depth + 1);
-        if (a < 0)
-            return -1;
-        if (c->busy[a])
-            return refuse(c, "an 'anyOf' alternative refers back to the 'anyOf'");
-        const struct node *alt = &c->g->nodes[a];
-        const int n_one = alt->n_alt ? alt->n_alt : 1;
-        for (int k = 0; k < n_one; k++) { /* a, or its own alternatives */
-            const uint16_t one = alt->n_alt ? c->g->alts[alt->alt0 + k] : (uint16_t)a;
-            const uint8_t classes = first_classes(c->g->nodes[one].types);
-            if (classes & seen)
-                return refuse(c, "'anyOf' alternatives that can begin with the same character (two of one "
-                                 "type) are not supported");
-            if (c->g->n_alts == MAX_ALTS)
-                return refuse(c, "more than %d 'anyOf' alternatives", MAX_ALTS);
-            seen |= classes;
-            c->g->alts[c->g->n_alts++] = one;
-            c->g->nodes[index].n_alt++;
-            c->g->nodes[index].types |= c->g->nodes[one].types;
-        }
-    }
-    return 0;
-}
-
-static int compile_node_at(struct compiler *c, const json_t *s, int depth, int index) {
-    if (json_is_true(s) || (json_is_object(s) && json_object_size(s) == 0)) {
-        if (index > 0) /* a reference to any value */
-            c->g->nodes[index] = c->g->nodes[0];
-        return index > 0 ? index : 0;
-    }
-    if (!json_is_object(s))
-        return refuse(c, "a schema must be an object");
-    if (depth >= TERN_JSON_MAX_DEPTH / 2)
-        return refuse(c, "the schema nests deeper than %d levels", TERN_JSON_MAX_DEPTH / 2);
-    const char *key;
-    const json_t *v;
-    int kinds = 0; /* the keywords that say what the value is */
-    json_object_foreach((json_t *)s, key, v) {
-        const int k = keyword(key);
-        if (!k)
-            return refuse(c, "the keyword '%s' is not supported", key);
-        kinds += k == 1;
-    }
-    const json_t *ref = json_object_get(s, "$ref"), *any_of = json_object_get(s, "anyOf");
-    if (!any_of)
-        any_of = json_object_get(s, "oneOf");
-    if ((ref || any_of) && kinds > 1)
-        return refuse(c, "'%s' beside other keywords is not supported", ref ? "$ref" : "anyOf");
-    if (ref) {
-        const int r = compile_ref(c, ref, depth);
-        if (r < 0 || index <= 0)
-            return r;
-        if (c->busy[r])
-            return refuse(c, "a reference that stands for itself");
-        c->g->nodes[index] = c->g->nodes[r]; /* a reference reached through another: a copy */
-        return index;
-    }
-    if (index < 0 && (index = reserve(c)) < 0)
-        return -1;
-    c->busy[index] = true;
-    if (any_of) {
-        const int r = compile_any_of(c, index, any_of, depth);
-        c->busy[index] = false;
-        return r < 0 ? -1 : index;
-    }
-    struct node *n = &c->g->nodes[index];
-    const json_t *type = json_object_get(s, "type");
-    for (size_t i = 0; json_is_array(type) && i < json_array_size(type); i++) {
-        const uint8_t b = json_is_string(json_array_get(type, i))
-                              ? type_bit(json_string_value(json_array_get(type, i)))
-                              : 0;
-        if (!b)
-            return refuse(c, "'type' lists an unknown type");
-        n->types |= b;
-    }
-    if (json_is_string(type) && !(n->types = type_bit(json_string_value(type))))
-        return refuse(c, "'type' '%s' is unknown", json_string_value(type));
-    if (type && !n->types)
-        return refuse(c, "'type' must be a type name or a list of them");
-    if (!type) /* what the other keywords say it is */
-        n->types = json_object_get(s, "properties") ? TY_OBJ : json_object_get(s, "items") ? TY_ARR : TY_ALL;
-    const json_t *en = json_object_get(s, "enum"), *cn = json_object_get(s, "const");
-    if (en && !json_is_array(en))
-        return refuse(c, "'enum' must be a list");
-    if (en || cn) {
-        json_t *one = cn ? json_pack("[O]", cn) : NULL;
-        const int r = compile_enum(c, n, cn ? one : en);
-        json_decref(one);
-        if (r < 0)
-            return -1;
-    }
-    if (json_is_true(json_object_get(s, "nullable"))) /* OpenAPI's: null besides what the rest allows */
-        n->types |= TY_NULL;
-    if ((n->types & TY_OBJ) && compile_object(c, index, s, depth) < 0)
-        return -1;
-    if ((n->types & TY_ARR) && compile_array(c, index, s, depth) < 0)
-        return -1;
-    c->busy[index] = false;
-    return index;
-}
-
-tern_status tern_json_schema_compile(const json_t *schema, tern_json_schema **out, char *why,
-                                     size_t why_size) {
-    *out = NULL;
-    struct compiler c = {
-        .g = calloc(1, sizeof(tern_json_schema)), .why = why, .why_size = why_size, .doc = schema};
-    if (!c.g) {
-        snprintf(why, why_size, "out of memory");
-        return TERN_ERR_NOMEM;
-    }
-    c.g->nodes[0] = ANY_OBJECT.nodes[0];
-    c.g->n_nodes = 2; /* node 1: the root, which "#" names */
-    c.ref[0] = "#";
-    c.ref_node[0] = 1;
-    c.n_refs = 1;
-    const int root = compile_node_at(&c, schema, 0, 1);
-    if (root > 0 && c.g->nodes[root].types != TY_OBJ)
-        refuse(&c, "the schema's root must be an object (\"type\": \"object\")");
-    if (root <= 0 || c.g->nodes[root].types != TY_OBJ) {
-        free(c.g);
-        return TERN_ERR_ARG;
-    }
-    c.g->root = (uint16_t)root;
-    *out = c.g;
-    return TERN_OK;
-}
+#include "json_schema.h"
 
 /* ---------------------------------------------------------------- the recognizer */
 
@@ -489,7 +36,7 @@ enum {
 static const char *const LITERALS[3] = {"true", "false", "null"};
 
 void tern_json_start(struct tern_json_state *st, const tern_json_schema *g) {
-    st->g = g ? g : &ANY_OBJECT;
+    st->g = g ? g : &tern_json_any_object;
     st->depth = 1;
     st->space = 0;
     st->done = false;
@@ -506,7 +53,7 @@ bool tern_json_same(const struct tern_json_state *a, const struct tern_json_stat
 }
 
 static bool hex(unsigned char c) {
-    return digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+    return tern_json_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
 }
 
 /* The level's value is whole: back to its parent, which already expects what follows a value. */
@@ -567,11 +114,11 @@ static int whole_name(const struct tern_json_frame *f, const struct name *names,
 static bool value_start(const tern_json_schema *g, struct tern_json_frame *f, unsigned char c) {
     const struct node *n = &g->nodes[f->node];
     for (int i = 0; i < n->n_alt; i++) /* anyOf: the alternative this byte begins */
-        if (starts(c) & g->nodes[g->alts[n->alt0 + i]].types) {
+        if (tern_json_starts(c) & g->nodes[g->alts[n->alt0 + i]].types) {
             f->node = g->alts[n->alt0 + i];
             return value_start(g, f, c);
         }
-    if (n->n_alt || !(starts(c) & n->types))
+    if (n->n_alt || !(tern_json_starts(c) & n->types))
         return false;
     switch (c) {
     case '{':
@@ -661,14 +208,14 @@ static bool step(struct tern_json_state *st, unsigned char c) {
     case M_MINUS:
     case M_DOT:
     case M_EXP_SIGN:
-        if (!digit(c))
+        if (!tern_json_digit(c))
             return false;
         f->mode = f->mode == M_MINUS ? (c == '0' ? M_ZERO : M_INT) : f->mode == M_DOT ? M_FRAC : M_EXP;
         return true;
     case M_EXP_MARK:
         if (c == '+' || c == '-')
             f->mode = M_EXP_SIGN;
-        else if (digit(c))
+        else if (tern_json_digit(c))
             f->mode = M_EXP;
         else
             return false;
@@ -677,7 +224,7 @@ static bool step(struct tern_json_state *st, unsigned char c) {
     case M_INT:
     case M_FRAC:
     case M_EXP:
-        if (digit(c) && f->mode != M_ZERO)
+        if (tern_json_digit(c) && f->mode != M_ZERO)
             return true;
         if (c == '.' && f->mode <= M_INT && !f->aux) {
             f->mode = M_DOT;

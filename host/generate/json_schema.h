@@ -1,0 +1,89 @@
+/* The compiled JSON schema (json_mode.h's tern_json_schema): json_schema.c builds it, json_mode.c's
+ * recognizer follows it. Internal to host/generate. */
+#ifndef TERN_JSON_SCHEMA_H
+#define TERN_JSON_SCHEMA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "json_mode.h"
+
+enum {
+    MAX_NODES = 256,
+    MAX_PROPS = 512,
+    MAX_ENUM = 512,
+    MAX_ALTS = 256,
+    MAX_TEXT = 16384,
+    MAX_MEMBERS = 64,
+    MAX_NAME = 255,
+    MAX_REFS = 64
+};
+enum {
+    TY_OBJ = 1,
+    TY_ARR = 2,
+    TY_STR = 4,
+    TY_NUM = 8,
+    TY_INT = 16,
+    TY_BOOL = 32,
+    TY_NULL = 64,
+    TY_ALL = 127
+};
+
+/* Node 0 takes any value (any_keys, items 0); a schema's root is an object node. */
+struct node {
+    uint8_t types;
+    bool any_keys;                 /* object: any keys, each value node 0 (no "properties") */
+    uint16_t items;                /* array: its items' node */
+    uint16_t min_items, max_items; /* array */
+    uint16_t prop0, n_props;       /* object: props[prop0 ..], written in this order */
+    uint16_t enum0, n_enum;        /* string: enums[enum0 ..] (n_enum 0: any string) */
+    uint16_t alt0, n_alt;          /* anyOf: alts[alt0 ..], each beginning with other characters */
+};
+
+struct name {
+    uint16_t off, len; /* in text: bytes without a quote, backslash or control byte */
+};
+
+struct prop {
+    uint16_t node;
+    bool required;
+};
+
+struct tern_json_schema {
+    uint16_t root, n_nodes, n_props, n_enum, text_len;
+    struct node nodes[MAX_NODES];
+    struct prop props[MAX_PROPS];
+    struct name prop_names[MAX_PROPS]; /* beside props, so that keys match as enumerated strings do */
+    struct name enums[MAX_ENUM];
+    uint16_t alts[MAX_ALTS];
+    uint16_t n_alts;
+    char text[MAX_TEXT];
+};
+
+/* JSON mode without a schema: any object */
+extern const tern_json_schema tern_json_any_object;
+
+static inline bool tern_json_digit(unsigned char c) {
+    return c >= '0' && c <= '9';
+}
+
+/* The types a value that begins with byte c can be of. */
+static inline uint8_t tern_json_starts(unsigned char c) {
+    switch (c) {
+    case '{':
+        return TY_OBJ;
+    case '[':
+        return TY_ARR;
+    case '"':
+        return TY_STR;
+    case 't':
+    case 'f':
+        return TY_BOOL;
+    case 'n':
+        return TY_NULL;
+    default:
+        return c == '-' || tern_json_digit(c) ? TY_NUM | TY_INT : 0;
+    }
+}
+
+#endif
