@@ -10,6 +10,7 @@
 #include "host/generate/json_mode.h"
 #include "host/generate/sampler.h"
 #include "host/gguf/gguf.h"
+#include "host/model/maker.h"
 
 static tern_gguf *file;
 static tern_tokenizer *tok;
@@ -183,6 +184,48 @@ static void against_jansson(void) {
     CHECK(mutations == 3000 && agreed_whole > 100 && agreed_whole < 2900);
 }
 
+/* UTF-8 in strings and keys: random runs of valid characters, overlong forms, surrogates, code
+ * points past U+10FFFF, stray and missing continuation bytes; ours agrees with jansson's reading
+ * (RFC 3629) on each, byte by byte and whole. */
+static void utf8_text(void) {
+    static const char *const pieces[] = {"a",
+                                         "\xc3\xa9",
+                                         "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80",
+                                         "\xf4\x8f\xbf\xbf",
+                                         "\xc0\x80",
+                                         "\xc1\xbf",
+                                         "\xe0\x80\x80",
+                                         "\xe0\x9f\xbf",
+                                         "\xed\xa0\x80",
+                                         "\xed\x9f\xbf",
+                                         "\xf0\x8f\xbf\xbf",
+                                         "\xf4\x90\x80\x80",
+                                         "\xf5\x80",
+                                         "\x80",
+                                         "\xbf",
+                                         "\xc3",
+                                         "\xe2\x82",
+                                         "\xf0\x9f\x98",
+                                         "\xff"};
+    const size_t n_pieces = sizeof pieces / sizeof *pieces;
+    uint64_t rng = 13;
+    int valid = 0;
+    for (int it = 0; it < 3000; it++) {
+        char run[64] = "";
+        for (int i = (int)(test_rand_u64(&rng) % 4); i >= 0; i--)
+            strcat(run, pieces[test_rand_u64(&rng) % (it % 2 ? n_pieces : 5)]);
+        char text[96];
+        snprintf(text, sizeof text, it % 3 ? "{\"k\":\"%s\"}" : "{\"%s\":1}", run);
+        const bool theirs = jansson_object(text, strlen(text));
+        valid += theirs;
+        if ((verdict(text, strlen(text)) == 1) != theirs)
+            harness_fail(__FILE__, __LINE__, "'%s': ours %d, jansson %d", text, verdict(text, strlen(text)),
+                         theirs);
+    }
+    CHECK(valid > 1000 && valid < 2900);
+}
+
 /* Generations on the conformance vocabulary with random logits that favour the bytes that close an
  * object (half as much in the last four runs, whose strings may run on): every one that ends (an
  * end-of-generation token) is an object jansson reads, one that does not is a prefix of one, and
@@ -296,7 +339,7 @@ static void schemas(void) {
         {"{\"type\": \"array\"}", "root must be an object"},
         {"{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"x\"}}}",
          "'pattern'"},
-        {"{\"allOf\": [{\"type\": \"object\"}]}", "'allOf'"},
+        {"{\"allOf\": [{\"type\": \"object\"}, {\"type\": \"object\"}]}", "'allOf'"},
         {"{\"type\": \"object\", \"properties\": {\"a\": {\"anyOf\": [{\"type\": \"string\"}, {\"enum\": "
          "[\"x\"]}]}}}",
          "same character"},
@@ -307,7 +350,18 @@ static void schemas(void) {
          "\"object\", "
          "\"properties\": {\"a\": {\"$ref\": \"#/$defs/A\"}}}",
          "refers back"},
-        {"{\"type\": \"object\", \"properties\": {\"a\": {\"enum\": [1, 2]}}}", "other than strings"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"enum\": [1, [2]]}}}", "objects or lists"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"number\", \"maximum\": 0.5}}}",
+         "whole"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"maximum\": 1e16}}}", "10^15"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"minimum\": 2, \"exclusiveMaximum\": 2}}}",
+         "no number"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"exclusiveMinimum\": true}}}", "without"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"enum\": [1], \"maximum\": 3}}}", "beside"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"minLength\": 3, \"maxLength\": 2}}}",
+         "'minLength'"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"enum\": [\"abc\"], \"maxLength\": 2}}}",
+         "length"},
         {"{\"type\": \"object\", \"properties\": {}, \"required\": [\"b\"]}", "'b'"},
         {"{\"type\": \"object\", \"properties\": {\"a\": {\"items\": [{}]}}}", "'items'"},
         {"{\"type\": \"object\", \"properties\": {\"a\\\"b\": {}}}", "quote"},
@@ -413,6 +467,360 @@ static void schemas(void) {
     free(g);
 }
 
+/* The token mask against the recognizer run on every token's bytes of vocabulary t, in states where
+ * its shortcuts apply or must not: between and within UTF-8 characters of a string and a key, after
+ * a number, in a bounded string and an enumerated value, and once the object is whole. Returns how
+ * many tokens the recognizer takes inside a string; *partial counts those that leave it within a
+ * character, *invalid the tokens without quotes, backslashes or control bytes it refuses there
+ * after their first byte (not UTF-8). */
+static int mask_on(const tern_tokenizer *t, int *partial, int *invalid) {
+    static const struct {
+        const char *schema, *text;
+    } states[] = {
+        {NULL, "{\"k\":\""},
+        {NULL, "{\"k\":\"ab"},
+        {NULL, "{\"k\":\"\xc3"},
+        {NULL, "{\"k\":\"\xe2\x82"},
+        {NULL, "{\"k\":\"\xf0"},
+        {NULL, "{\"\xe2"},
+        {NULL, "{\"k\":\"\\u00"},
+        {NULL, "{\"k\":12"},
+        {NULL, "{\"k\":[1,"},
+        {NULL, "{\"k\":1}"},
+        {"{\"type\": \"object\", \"properties\": {\"s\": {\"type\": \"string\", \"maxLength\": 3}}}",
+         "{\"s\":\"a"},
+        {"{\"type\": \"object\", \"properties\": {\"s\": {\"type\": \"string\", \"minLength\": 2}}}",
+         "{\"s\":\"\xc3\xa9"},
+        {"{\"type\": \"object\", \"properties\": {\"e\": {\"enum\": [1, 12, 2.5, true]}}}", "{\"e\":1"},
+        {"{\"type\": \"object\", \"properties\": {\"n\": {\"type\": \"number\", \"minimum\": 3, \"maximum\": "
+         "40}}}",
+         "{\"n\":"},
+    };
+    tern_json_vocab *v = NULL;
+    CHECK_STATUS(TERN_OK, tern_json_vocab_create(t, &v));
+    const int32_t n_vocab = tern_tokenizer_n_vocab(t);
+    uint8_t *allowed = malloc((size_t)n_vocab);
+    char piece[256], why[256];
+    int in_string = 0;
+    for (size_t i = 0; v && i < sizeof states / sizeof *states; i++) {
+        tern_json_schema *g = states[i].schema ? compile(states[i].schema, why, sizeof why) : NULL;
+        struct tern_json_state st;
+        tern_json_start(&st, g);
+        CHECK(tern_json_feed(&st, states[i].text, strlen(states[i].text)));
+        const int32_t kept = tern_json_allowed(v, &st, allowed, n_vocab);
+        int32_t want_kept = 0;
+        for (int32_t id = 0; id < n_vocab; id++) {
+            bool want;
+            if (tern_tokenizer_is_eog(t, id)) {
+                want = tern_json_complete(&st);
+            } else if (tern_tokenizer_token_type(t, id) == TERN_TOKEN_CONTROL) {
+                want = false;
+            } else {
+                const size_t k = tern_token_to_bytes(t, id, false, piece, sizeof piece);
+                struct tern_json_state s2 = st;
+                want = k > 0 && k <= sizeof piece && tern_json_feed(&s2, piece, k);
+                in_string += i == 0 && want;
+                *partial += i == 0 && want && s2.f[s2.depth - 1].aux != 0; /* left within a character */
+                s2 = st;
+                bool plain = k > 1;
+                for (size_t j = 0; j < k && plain; j++)
+                    plain = (unsigned char)piece[j] >= 0x20 && piece[j] != '"' && piece[j] != '\\';
+                *invalid += i == 0 && plain && !want && tern_json_feed(&s2, piece, 1);
+            }
+            want_kept += want;
+            if (want != allowed[id]) {
+                harness_fail(__FILE__, __LINE__, "state %zu '%s': token %d allowed %d, recognizer %d", i,
+                             states[i].text, id, allowed[id], want);
+                break;
+            }
+        }
+        CHECK_INT(want_kept, kept);
+        free(g);
+    }
+    free(allowed);
+    tern_json_vocab_free(v);
+    return in_string;
+}
+
+/* The mask on the conformance vocabulary (byte-level BPE of real text: some tokens end within a
+ * character) and on a synthetic one of random merges (many tokens are not UTF-8) */
+static void mask_against_recognizer(void) {
+    int partial = 0, invalid = 0;
+    CHECK(mask_on(tok, &partial, &invalid) > 500);
+    CHECK(partial > 0);
+    struct tern_maker_params p;
+    tern_maker_preset("tiny", &p);
+    const char *path = test_tmp("json_mode_vocab.gguf", 0);
+    CHECK_STATUS(TERN_OK, tern_maker_write(&p, path));
+    tern_gguf *f = NULL;
+    tern_tokenizer *t = NULL;
+    CHECK_STATUS(TERN_OK, tern_gguf_create(path, &f));
+    CHECK_STATUS(TERN_OK, f ? tern_tokenizer_create(f, NULL, &t) : TERN_ERR_ARG);
+    invalid = 0;
+    if (t)
+        mask_on(t, &partial, &invalid);
+    CHECK(invalid > 10);
+    tern_tokenizer_free(t);
+    tern_gguf_free(f);
+}
+
+/* Schema verdict of {"v":TEXT} under the schema whose property v is `value` (a JSON schema text);
+ * texts are NUL-terminated */
+static tern_json_schema *value_schema(const char *value) {
+    char text[512], why[256] = "";
+    snprintf(text, sizeof text, "{\"type\": \"object\", \"properties\": {\"v\": %s}, \"required\": [\"v\"]}",
+             value);
+    tern_json_schema *g = compile(text, why, sizeof why);
+    if (!g)
+        harness_fail(__FILE__, __LINE__, "schema %s refused: %s", text, why);
+    return g;
+}
+
+static int value_verdict(const tern_json_schema *g, const char *value, bool close) {
+    char text[256];
+    snprintf(text, sizeof text, "{\"v\":%s%s", value, close ? "}" : "");
+    return schema_verdict(g, text);
+}
+
+/* enum and const of numbers, booleans, null and strings; allOf of one schema; nullable enums */
+static void enumerated_values(void) {
+    tern_json_schema *g = value_schema("{\"enum\": [1, 2.5, true, \"x\", null, -3, 12]}");
+    static const char *const taken[] = {"1", "2.5", "true", "\"x\"", "null", "-3", "12"};
+    static const char *const refused[] = {"2", "false", "\"y\"", "1.0",    "123",
+                                          "-", "2.50",  "3",     "\"xx\"", "nul"};
+    for (size_t i = 0; g && i < sizeof taken / sizeof *taken; i++)
+        if (value_verdict(g, taken[i], true) != 1)
+            harness_fail(__FILE__, __LINE__, "enumerated %s refused", taken[i]);
+    for (size_t i = 0; g && i < sizeof refused / sizeof *refused; i++)
+        if (value_verdict(g, refused[i], true) != -1)
+            harness_fail(__FILE__, __LINE__, "%s taken as one of the enumerated values", refused[i]);
+    CHECK_INT(0, g ? value_verdict(g, "1", false) : -2); /* 1 or 12 */
+    free(g);
+    g = value_schema("{\"type\": \"integer\", \"enum\": [1, 2.5, \"x\", 4.0]}");
+    CHECK_INT(1, g ? value_verdict(g, "1", true) : -2);
+    CHECK_INT(1, g ? value_verdict(g, "4", true) : -2);
+    CHECK_INT(-1, g ? value_verdict(g, "2.5", true) : -2);
+    CHECK_INT(-1, g ? value_verdict(g, "\"x\"", true) : -2);
+    free(g);
+    g = value_schema("{\"allOf\": [{\"const\": false}], \"description\": \"no\"}");
+    CHECK_INT(1, g ? value_verdict(g, "false", true) : -2);
+    CHECK_INT(-1, g ? value_verdict(g, "true", true) : -2);
+    free(g);
+    g = value_schema("{\"enum\": [0.1, 1e+300], \"nullable\": true}");
+    CHECK_INT(1, g ? value_verdict(g, "0.1", true) : -2);
+    CHECK_INT(1, g ? value_verdict(g, "1e+300", true) : -2);
+    CHECK_INT(1, g ? value_verdict(g, "null", true) : -2);
+    CHECK_INT(-1, g ? value_verdict(g, "0.10", true) : -2);
+    free(g);
+}
+
+/* A JSON number without an exponent (integers: without a fraction either) that reads as a value
+ * within [lo, hi] (ends exclusive as asked); the independent oracle for bounded numbers */
+static bool number_oracle(const char *t, bool integer, int lo, bool has_lo, bool lo_ex, int hi, bool has_hi,
+                          bool hi_ex) {
+    const char *p = t + (*t == '-');
+    if (!(*p >= '0' && *p <= '9') || (p[0] == '0' && p[1] >= '0' && p[1] <= '9'))
+        return false;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (*p == '.') {
+        if (integer || !(p[1] >= '0' && p[1] <= '9'))
+            return false;
+        for (p++; *p >= '0' && *p <= '9'; p++) {
+        }
+    }
+    if (*p)
+        return false;
+    const double v = strtod(t, NULL);
+    return (!has_lo || v > lo || (v == lo && !lo_ex)) && (!has_hi || v < hi || (v == hi && !hi_ex));
+}
+
+/* minimum, maximum and the exclusive ones on integers and numbers, against the oracle on random
+ * texts: the verdict on each whole value; every prefix the recognizer takes has a completion the
+ * oracle takes (found by a search the recognizer guides), and the first it refuses has none of up
+ * to three more characters */
+static void bounded_numbers(void) {
+    static const char ALPHA[] = "0123456789.-";
+    uint64_t rng = 11;
+    int taken = 0, checked = 0;
+    for (int round = 0; round < 300; round++) {
+        const bool integer = round % 3 == 0, has_lo = test_rand_u64(&rng) % 4 != 0,
+                   has_hi = test_rand_u64(&rng) % 4 != 0;
+        int lo = (int)(test_rand_u64(&rng) % 41) - 20, hi = lo + (int)(test_rand_u64(&rng) % 25);
+        const bool lo_ex = !integer && test_rand_u64(&rng) % 2, hi_ex = !integer && test_rand_u64(&rng) % 2;
+        if (lo == hi && (lo_ex || hi_ex))
+            hi++;
+        char schema[256];
+        int k = snprintf(schema, sizeof schema, "{\"type\": \"%s\"", integer ? "integer" : "number");
+        if (has_lo)
+            k += snprintf(schema + k, sizeof schema - k, ", \"%s\": %d",
+                          lo_ex ? "exclusiveMinimum" : "minimum", lo);
+        if (has_hi)
+            k += snprintf(schema + k, sizeof schema - k, ", \"%s\": %d",
+                          hi_ex ? "exclusiveMaximum" : "maximum", hi);
+        snprintf(schema + k, sizeof schema - k, "}");
+        tern_json_schema *g = value_schema(schema);
+        for (int t = 0; g && t < 40; t++) {
+            char text[16];
+            if (t % 2) { /* a random number near the bounds */
+                const int whole = (int)(test_rand_u64(&rng) % 61) - 30;
+                k = snprintf(text, sizeof text, "%d", whole);
+                if (test_rand_u64(&rng) % 2)
+                    snprintf(text + k, sizeof text - k, ".%d", (int)(test_rand_u64(&rng) % 100));
+            } else { /* random characters */
+                const int len = 1 + (int)(test_rand_u64(&rng) % 6);
+                for (k = 0; k < len; k++)
+                    text[k] = ALPHA[test_rand_u64(&rng) % 12];
+                text[k] = 0;
+            }
+            const bool want = number_oracle(text, integer, lo, has_lo, lo_ex, hi, has_hi, hi_ex);
+            taken += want;
+            if ((value_verdict(g, text, true) == 1) != want)
+                harness_fail(__FILE__, __LINE__, "%s under %s: verdict %d", text, schema,
+                             value_verdict(g, text, true));
+            for (size_t n = 1; n <= strlen(text); n++) {
+                char prefix[24];
+                snprintf(prefix, sizeof prefix, "%.*s", (int)n, text);
+                checked++;
+                if (value_verdict(g, prefix, false) == 0) { /* a completion: depth-first, at most 4 more */
+                    char stack[24];
+                    bool found = false;
+                    int depth = 0;
+                    int choice[5] = {0};
+                    strcpy(stack, prefix);
+                    while (!found && depth >= 0) {
+                        if (number_oracle(stack, integer, lo, has_lo, lo_ex, hi, has_hi, hi_ex)) {
+                            found = true;
+                            break;
+                        }
+                        if (depth < 4 && choice[depth] < 12) {
+                            const size_t at = strlen(stack);
+                            stack[at] = ALPHA[choice[depth]++], stack[at + 1] = 0;
+                            if (value_verdict(g, stack, false) == 0) {
+                                choice[++depth] = 0;
+                                continue;
+                            }
+                            stack[at] = 0;
+                            continue;
+                        }
+                        stack[strlen(stack) - (depth > 0)] = 0;
+                        depth--;
+                    }
+                    if (!found)
+                        harness_fail(__FILE__, __LINE__, "%s under %s: taken, and no completion found",
+                                     prefix, schema);
+                    continue;
+                }
+                for (int a = 0; a < 12 * 12 * 12 + 12 * 12 + 12 + 1; a++) { /* refused: no completion */
+                    char more[32];
+                    int left = a, len = 0;
+                    const int digits = a == 0 ? 0 : a <= 12 ? 1 : a <= 156 ? 2 : 3;
+                    left -= digits == 0 ? 0 : digits == 1 ? 1 : digits == 2 ? 13 : 157;
+                    k = snprintf(more, sizeof more, "%s", prefix);
+                    for (len = 0; len < digits; len++, left /= 12)
+                        more[k++] = ALPHA[left % 12];
+                    more[k] = 0;
+                    if (number_oracle(more, integer, lo, has_lo, lo_ex, hi, has_hi, hi_ex))
+                        harness_fail(__FILE__, __LINE__, "%s under %s: refused, but %s lies within", prefix,
+                                     schema, more);
+                }
+                break;
+            }
+        }
+        free(g);
+    }
+    CHECK(taken > 1000);
+    CHECK(checked > 10000);
+    /* integer parts past every bound (the recognizer stops counting there) */
+    tern_json_schema *g = value_schema("{\"type\": \"integer\", \"minimum\": -1000000000000000}");
+    CHECK_INT(1, g ? value_verdict(g, "123456789012345678901234567890", true) : -2);
+    CHECK_INT(1, g ? value_verdict(g, "-1000000000000000", true) : -2);
+    CHECK_INT(-1, g ? value_verdict(g, "-1000000000000001", true) : -2);
+    free(g);
+    g = value_schema("{\"type\": \"number\", \"maximum\": 1000000000000000}");
+    CHECK_INT(1, g ? value_verdict(g, "1000000000000000.0", true) : -2);
+    CHECK_INT(-1, g ? value_verdict(g, "1000000000000000.5", true) : -2);
+    CHECK_INT(-1, g ? value_verdict(g, "99999999999999999999999", true) : -2);
+    CHECK_INT(1, g ? value_verdict(g, "-99999999999999999999999.5", true) : -2);
+    CHECK_INT(-1, g ? value_verdict(g, "1e3", true) : -2); /* no exponents within bounds */
+    free(g);
+    /* draft 4's boolean exclusive bounds; an integer's fractional bounds, rounded inward */
+    g = value_schema("{\"type\": \"integer\", \"minimum\": 5, \"exclusiveMinimum\": true, \"maximum\": 9}");
+    CHECK_INT(-1, g ? value_verdict(g, "5", false) : -2);
+    CHECK_INT(1, g ? value_verdict(g, "6", true) : -2);
+    free(g);
+    g = value_schema("{\"type\": \"number\", \"maximum\": 2, \"exclusiveMaximum\": true}");
+    CHECK_INT(1, g ? value_verdict(g, "1.99", true) : -2);
+    CHECK_INT(-1, g ? value_verdict(g, "2", true) : -2);
+    free(g);
+    g = value_schema("{\"type\": \"integer\", \"exclusiveMinimum\": 0.5, \"maximum\": 2.5}");
+    CHECK_INT(-1, g ? value_verdict(g, "0", true) : -2);
+    CHECK_INT(1, g ? value_verdict(g, "1", true) : -2);
+    CHECK_INT(1, g ? value_verdict(g, "2", true) : -2);
+    CHECK_INT(-1, g ? value_verdict(g, "3", true) : -2);
+    free(g);
+}
+
+/* Characters (code points) of a jansson string */
+static size_t code_points(const char *s) {
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+/* minLength and maxLength, against jansson's reading of random strings (ASCII, two- and four-byte
+ * UTF-8, escapes; surrogate escapes are refused in bounded strings) */
+static void bounded_strings(void) {
+    static const char *const pieces[] = {
+        "a", "\xc3\xa9", "\xf0\x9f\x98\x80", "\\n", "\\u00e9", "\\ud83d\\ude00", "\\\""};
+    uint64_t rng = 3;
+    for (int round = 0; round < 40; round++) {
+        const int lo = (int)(test_rand_u64(&rng) % 4), hi = lo + (int)(test_rand_u64(&rng) % 4);
+        char schema[128];
+        snprintf(schema, sizeof schema, "{\"type\": \"string\", \"minLength\": %d, \"maxLength\": %d}", lo,
+                 hi);
+        tern_json_schema *g = value_schema(schema);
+        for (int t = 0; g && t < 60; t++) {
+            char text[128] = "\"";
+            bool surrogate = false;
+            const int n = (int)(test_rand_u64(&rng) % 8);
+            for (int i = 0; i < n; i++) {
+                const char *piece = pieces[test_rand_u64(&rng) % 7];
+                surrogate |= piece[1] == 'u' && piece[2] == 'd';
+                strcat(text, piece);
+            }
+            strcat(text, "\"");
+            char whole[160];
+            snprintf(whole, sizeof whole, "{\"v\":%s}", text);
+            json_t *j = json_loads(whole, 0, NULL);
+            const size_t len = j ? code_points(json_string_value(json_object_get(j, "v"))) : 0;
+            json_decref(j);
+            const bool want = j && !surrogate && len >= (size_t)lo && len <= (size_t)hi;
+            if ((value_verdict(g, text, true) == 1) != want)
+                harness_fail(__FILE__, __LINE__, "%s under %s: verdict %d", text, schema,
+                             value_verdict(g, text, true));
+            /* a taken prefix completes: the string closes once it has minLength characters */
+            for (size_t k = 1; k < strlen(text); k++) {
+                char prefix[192];
+                snprintf(prefix, sizeof prefix, "%.*s", (int)k, text);
+                if (value_verdict(g, prefix, false) != 0)
+                    break;
+                bool closed = false;
+                for (int pad = 0; pad <= lo && !closed; pad++) {
+                    char done[200];
+                    snprintf(done, sizeof done, "%s%.*s\"", prefix, pad, "aaaa");
+                    closed = value_verdict(g, done, true) == 1;
+                }
+                if (!closed && prefix[k - 1] != '\\' && !strstr(prefix + (k > 5 ? k - 5 : 0), "\\u") &&
+                    ((unsigned char)text[k] & 0xc0) != 0x80) /* not within an escape or a character */
+                    harness_fail(__FILE__, __LINE__, "%s under %s: taken, but cannot close", prefix, schema);
+            }
+        }
+        free(g);
+    }
+}
+
 /* A jansson value against SCHEMA: the keys in order, the required ones, and the types. */
 static bool follows_schema(const json_t *v) {
     static const char *const order[] = {"name", "age", "tags", "ok", "pos"};
@@ -451,17 +859,15 @@ static bool follows_schema(const json_t *v) {
     return json_object_get(v, "name") && json_object_get(v, "age");
 }
 
-/* Sampled generations under SCHEMA (random logits favouring quotes and closing bytes): each that
- * ends is an object jansson reads that follows the schema */
-static void schema_generations(void) {
-    char why[256];
-    tern_json_schema *g = compile(SCHEMA, why, sizeof why);
+/* Sampled generations under schema g (random logits favouring quotes, digits and closing bytes):
+ * each that ends is an object jansson reads that follows(); those that do not end are prefixes.
+ * Returns how many ended. */
+static int sampled_generations(const tern_json_schema *g, bool (*follows)(const json_t *)) {
     tern_json_vocab *v = NULL;
     CHECK_STATUS(TERN_OK, tern_json_vocab_create(tok, &v));
-    CHECK(g != NULL);
     const int32_t n_vocab = tern_tokenizer_n_vocab(tok);
     float *bonus = calloc((size_t)n_vocab, sizeof *bonus), *logits = malloc((size_t)n_vocab * sizeof *logits);
-    static const char *const favoured[] = {"}", "\"", "1", ",", "]", "a"};
+    static const char *const favoured[] = {"}", "\"", "1", ",", "]", "a", "0", "."};
     for (size_t i = 0; i < sizeof favoured / sizeof *favoured; i++) {
         const int32_t id = tern_tokenizer_find(tok, favoured[i], 1);
         if (id >= 0)
@@ -492,7 +898,7 @@ static void schema_generations(void) {
         text[len] = 0;
         if (eog) {
             json_t *j = json_loadb(text, len, 0, NULL);
-            if (!j || !follows_schema(j))
+            if (!j || !follows(j))
                 harness_fail(__FILE__, __LINE__, "generation '%s' does not follow the schema", text);
             json_decref(j);
         } else {
@@ -501,10 +907,48 @@ static void schema_generations(void) {
         ended += eog;
         tern_sampler_free(s);
     }
-    CHECK(ended >= 6);
     free(bonus);
     free(logits);
     tern_json_vocab_free(v);
+    return ended;
+}
+
+static void schema_generations(void) {
+    char why[256];
+    tern_json_schema *g = compile(SCHEMA, why, sizeof why);
+    CHECK(g != NULL);
+    CHECK(sampled_generations(g, follows_schema) >= 6);
+    free(g);
+}
+
+static const char BOUNDED[] =
+    "{\"type\": \"object\", \"properties\": {\"n\": {\"type\": \"integer\", \"minimum\": -5, \"maximum\": "
+    "120}, "
+    "\"x\": {\"type\": \"number\", \"exclusiveMinimum\": 0, \"maximum\": 1}, \"s\": {\"type\": \"string\", "
+    "\"minLength\": 2, \"maxLength\": 4}, \"e\": {\"enum\": [1, 2.5, true, \"x\", null]}}, \"required\": "
+    "[\"n\", "
+    "\"x\", \"s\", \"e\"]}";
+
+/* A jansson value against BOUNDED */
+static bool follows_bounded(const json_t *v) {
+    const json_t *n = json_object_get(v, "n"), *x = json_object_get(v, "x"), *s = json_object_get(v, "s"),
+                 *e = json_object_get(v, "e");
+    const char *es = json_string_value(e);
+    return json_object_size(v) == 4 && json_is_integer(n) && json_integer_value(n) >= -5 &&
+           json_integer_value(n) <= 120 && json_is_number(x) && json_number_value(x) > 0 &&
+           json_number_value(x) <= 1 && json_is_string(s) && code_points(json_string_value(s)) >= 2 &&
+           code_points(json_string_value(s)) <= 4 &&
+           ((json_is_integer(e) && json_integer_value(e) == 1) ||
+            (json_is_real(e) && json_real_value(e) == 2.5) || json_is_true(e) || json_is_null(e) ||
+            (es && !strcmp(es, "x")));
+}
+
+/* Sampled generations under enumerated values, string lengths and numeric bounds */
+static void bounded_generations(void) {
+    char why[256];
+    tern_json_schema *g = compile(BOUNDED, why, sizeof why);
+    CHECK(g != NULL);
+    CHECK(sampled_generations(g, follows_bounded) >= 6);
     free(g);
 }
 
@@ -516,9 +960,15 @@ int main(void) {
     }
     RUN(documents);
     RUN(against_jansson);
+    RUN(utf8_text);
+    RUN(mask_against_recognizer);
     RUN(sampler_generations);
     RUN(schemas);
+    RUN(enumerated_values);
+    RUN(bounded_numbers);
+    RUN(bounded_strings);
     RUN(schema_generations);
+    RUN(bounded_generations);
     tern_tokenizer_free(tok);
     tern_gguf_free(file);
     return harness_finish();

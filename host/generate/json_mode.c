@@ -19,10 +19,10 @@ enum {
     M_OBJ_AFTER, /* after a member's value: ',' or '}' */
     M_ARR_FIRST, /* after '[': a value or ']' */
     M_ARR_AFTER, /* after an item: ',' or ']' */
-    M_STR,       /* inside a string value */
+    M_STR,       /* inside a string value (cand: its characters, where their number is bounded) */
     M_STR_ESC,   /* after a backslash */
-    M_STR_U,     /* in \uXXXX (aux: hex digits read) */
-    M_MINUS,     /* a number's '-' (aux: integer only) */
+    M_STR_U,     /* in \uXXXX (aux: hex digits read; pos: the first was a 'd') */
+    M_MINUS,     /* a number's '-' (aux: NUM_*; cand: its integer part, from the first digit) */
     M_ZERO,      /* its integer part is 0 */
     M_INT,       /* in its integer part */
     M_DOT,       /* after its '.' */
@@ -30,7 +30,15 @@ enum {
     M_EXP_MARK,  /* after its 'e' or 'E' */
     M_EXP_SIGN,  /* after the exponent's sign */
     M_EXP,       /* in its exponent */
-    M_LIT        /* in true, false or null (aux: which; pos: letters matched) */
+    M_LIT,       /* in true, false or null (aux: which; pos: letters matched) */
+    M_ENUM       /* in an enumerated number, true, false or null (cand, pos: as in a key) */
+};
+
+/* A number's flags (its frame's aux) */
+enum {
+    NUM_WHOLE = 1, /* an integer: no fraction or exponent */
+    NUM_NEG = 2,   /* it began with '-' */
+    NUM_FNZ = 4    /* a digit of its fraction so far is not 0 */
 };
 
 static const char *const LITERALS[3] = {"true", "false", "null"};
@@ -110,6 +118,93 @@ static int whole_name(const struct tern_json_frame *f, const struct name *names,
     return -1;
 }
 
+/* ---- numbers within bounds (struct node's lo and hi, whole numbers) */
+
+/* The bounds on a number's magnitude u (the number, or minus it where it is negative): a <= u (a < u
+ * with a_ex), and u <= b (u < b) where has_b. (An integer's bounds are inclusive: json_schema.c
+ * rounds them.) */
+struct side {
+    uint64_t a, b;
+    bool a_ex, b_ex, has_b, empty;
+};
+
+static struct side side_of(const struct node *n, bool neg) {
+    struct side s = {0};
+    const uint8_t l = n->limits;
+    if (!neg) {
+        if ((l & LIM_LO) && n->lo >= 0)
+            s.a = (uint64_t)n->lo, s.a_ex = l & LIM_LO_EX;
+        if ((l & LIM_HI) && n->hi < 0)
+            s.empty = true;
+        else if (l & LIM_HI)
+            s.b = (uint64_t)n->hi, s.b_ex = l & LIM_HI_EX, s.has_b = true;
+    } else { /* -u >= lo: u <= -lo; -u <= hi: u >= -hi */
+        if ((l & LIM_LO) && n->lo > 0)
+            s.empty = true;
+        else if (l & LIM_LO)
+            s.b = (uint64_t)-n->lo, s.b_ex = l & LIM_LO_EX, s.has_b = true;
+        if ((l & LIM_HI) && n->hi <= 0)
+            s.a = (uint64_t)-n->hi, s.a_ex = l & LIM_HI_EX;
+    }
+    s.empty |= s.has_b && (s.a > s.b || (s.a == s.b && (s.a_ex || s.b_ex)));
+    return s;
+}
+
+/* Some magnitude of the reals [L, L + W) ((L, L + W) with open) lies within s. Against whole
+ * bounds, as inclusive ones for integers, that is so exactly when one of the integers L .. L + W - 1
+ * does (or L + 1 .. with open). */
+static bool meets(const struct side *s, uint64_t L, uint64_t W, bool open) {
+    if (s->empty)
+        return false;
+    uint64_t lo = L, hi = L + W;
+    bool lo_ex = open, hi_ex = true;
+    if (s->a > L || (s->a == L && s->a_ex))
+        lo = s->a, lo_ex = s->a_ex;
+    if (s->has_b && s->b < hi)
+        hi = s->b, hi_ex = s->b_ex;
+    return lo < hi || (lo == hi && !lo_ex && !hi_ex);
+}
+
+/* The magnitude m itself lies within s. */
+static bool holds(const struct side *s, uint64_t m) {
+    return !s->empty && (m > s->a || (m == s->a && !s->a_ex)) &&
+           (!s->has_b || m < s->b || (m == s->b && !s->b_ex));
+}
+
+/* Whether the number frame f reads (its sign, integer part m and fraction so far) can still lie
+ * within its node's bounds, or, with ends, does as it stands. With whole bounds only these matter:
+ * after a digit of the integer part it can grow to [m 10^j, (m + 1) 10^j) for any j, in its
+ * fraction it lies in [m, m + 1), or in (m, m + 1) once a digit is not 0, where every value sits
+ * alike against whole bounds. Numbers with bounds take no exponent. */
+static bool in_range(const struct node *n, const struct tern_json_frame *f, bool ends) {
+    if (!(n->limits & (LIM_LO | LIM_HI)))
+        return true;
+    const bool fnz = f->aux & NUM_FNZ;
+    const struct side s = side_of(n, f->aux & NUM_NEG);
+    const uint64_t m = f->cand;
+    switch (f->mode) {
+    case M_MINUS:
+        return !s.empty;
+    case M_ZERO:
+        return ends ? holds(&s, 0) : meets(&s, 0, 1, false);
+    case M_INT:
+        if (ends)
+            return holds(&s, m);
+        for (uint64_t L = m, W = 1; !s.has_b || L <= s.b; L *= 10, W *= 10)
+            if (meets(&s, L, W, false) || !s.has_b)
+                return !s.empty;
+        return false;
+    case M_DOT:
+        return meets(&s, m, 1, false);
+    case M_FRAC:
+        return fnz ? meets(&s, m, 1, true) : ends ? holds(&s, m) : meets(&s, m, 1, false);
+    default:
+        return false;
+    }
+}
+
+/* ---- the recognizer's steps */
+
 /* The first byte of a value of f's node. */
 static bool value_start(const tern_json_schema *g, struct tern_json_frame *f, unsigned char c) {
     const struct node *n = &g->nodes[f->node];
@@ -120,6 +215,14 @@ static bool value_start(const tern_json_schema *g, struct tern_json_frame *f, un
         }
     if (n->n_alt || !(tern_json_starts(c) & n->types))
         return false;
+    if (n->enumerated && c != '"') { /* the literals this byte begins */
+        uint64_t m = 0;
+        for (int i = 0; i < n->n_lit; i++)
+            if ((unsigned char)g->text[g->enums[n->lit0 + i].off] == c)
+                m |= 1ull << i;
+        f->mode = M_ENUM, f->pos = 1, f->cand = m;
+        return m != 0;
+    }
     switch (c) {
     case '{':
         f->mode = M_OBJ_FIRST, f->count = 0;
@@ -128,7 +231,7 @@ static bool value_start(const tern_json_schema *g, struct tern_json_frame *f, un
         f->mode = M_ARR_FIRST, f->count = 0;
         break;
     case '"':
-        f->mode = M_STR, f->pos = 0, f->cand = n->n_enum == 64 ? ~0ull : (1ull << n->n_enum) - 1;
+        f->mode = M_STR, f->pos = 0, f->aux = 0, f->cand = n->n_enum == 64 ? ~0ull : (1ull << n->n_enum) - 1;
         break;
     case 't':
     case 'f':
@@ -136,22 +239,43 @@ static bool value_start(const tern_json_schema *g, struct tern_json_frame *f, un
         f->mode = M_LIT, f->aux = c == 't' ? 0 : c == 'f' ? 1 : 2, f->pos = 1;
         break;
     default: /* a number */
-        f->aux = !(n->types & TY_NUM);
+        f->aux = (uint8_t)((n->types & TY_NUM ? 0 : NUM_WHOLE) | (c == '-' ? NUM_NEG : 0));
+        f->cand = c == '-' ? 0 : (uint64_t)(c - '0');
         f->mode = c == '-' ? M_MINUS : c == '0' ? M_ZERO : M_INT;
+        return in_range(n, f, false);
     }
     return true;
 }
 
 /* A byte of a string of any text, whose modes are text (outside escapes), text + 1 (after a
  * backslash) and text + 2 (in \uXXXX): 1 the string goes on, 0 c is its closing quote, -1 c cannot
- * be there. */
+ * be there. The text is UTF-8 (RFC 3629: no overlong forms, surrogates or code points past
+ * U+10FFFF): in text mode, aux holds the bytes a character still needs (bits 1:0) and which range
+ * its next byte must lie in (bits 4:2, a row of UTF8_NEXT). */
 static int text_byte(struct tern_json_frame *f, unsigned char c, int text) {
+    static const uint8_t UTF8_NEXT[5][2] = {
+        {0x80, 0xbf}, {0xa0, 0xbf}, {0x80, 0x9f}, {0x90, 0xbf}, {0x80, 0x8f}};
     if (f->mode == text) {
+        if (f->aux) { /* inside a character */
+            const uint8_t *r = UTF8_NEXT[f->aux >> 2];
+            if (c < r[0] || c > r[1])
+                return -1;
+            f->aux = (uint8_t)((f->aux & 3) - 1);
+            return 1;
+        }
         if (c == '"')
             return 0;
         if (c == '\\')
             f->mode = (uint8_t)(text + 1);
-        return c >= 0x20 ? 1 : -1;
+        if (c < 0x80)
+            return c >= 0x20 ? 1 : -1;
+        if (c < 0xc2 || c > 0xf4)
+            return -1;
+        /* a lead byte: the bytes that follow it, and the range of the next one */
+        const int more = c < 0xe0 ? 1 : c < 0xf0 ? 2 : 3;
+        const int next = c == 0xe0 ? 1 : c == 0xed ? 2 : c == 0xf0 ? 3 : c == 0xf4 ? 4 : 0;
+        f->aux = (uint8_t)(more | next << 2);
+        return 1;
     }
     if (f->mode == text + 1) {
         if (c == 'u')
@@ -165,8 +289,27 @@ static int text_byte(struct tern_json_frame *f, unsigned char c, int text) {
     if (!hex(c))
         return -1;
     if (++f->aux == 4)
-        f->mode = (uint8_t)text;
+        f->mode = (uint8_t)text, f->aux = 0;
     return 1;
+}
+
+/* A string of node n with a bounded length (LIM_LEN) at byte c: counts the characters in f->cand
+ * (UTF-8 lead bytes and escapes, one each) and keeps within max_len and min_len. A \u escape of
+ * a surrogate (a character outside the BMP, as two escapes) is refused there: such characters are
+ * written as UTF-8. */
+static bool count_character(const struct node *n, struct tern_json_frame *f, unsigned char c) {
+    if (f->mode == M_STR) {
+        if (c == '"')
+            return f->cand >= n->min_len;
+        if ((c & 0xc0) == 0x80) /* a character goes on */
+            return true;
+        return f->cand++ < n->max_len;
+    }
+    if (f->mode == M_STR_U && f->aux == 0)
+        f->pos = (c | 0x20) == 'd';
+    else if (f->mode == M_STR_U && f->aux == 1 && f->pos)
+        return !(tern_json_digit(c) ? c >= '8' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+    return true;
 }
 
 static bool step(struct tern_json_state *st, unsigned char c) {
@@ -178,7 +321,7 @@ static bool step(struct tern_json_state *st, unsigned char c) {
     int r;
     switch (f->mode) {
     case M_STR:
-        if (n->n_enum) {
+        if (n->enumerated) {
             if (c == '"')
                 return whole_name(f, g->enums + n->enum0, n->n_enum) >= 0 && finish(st);
             return narrow(g, f, g->enums + n->enum0, n->n_enum, c);
@@ -186,6 +329,8 @@ static bool step(struct tern_json_state *st, unsigned char c) {
         /* fall through */
     case M_STR_ESC:
     case M_STR_U:
+        if ((n->limits & LIM_LEN) && !count_character(n, f, c))
+            return false;
         r = text_byte(f, c, M_STR);
         return r > 0 || (r == 0 && finish(st));
     case M_KEY:
@@ -210,8 +355,13 @@ static bool step(struct tern_json_state *st, unsigned char c) {
     case M_EXP_SIGN:
         if (!tern_json_digit(c))
             return false;
-        f->mode = f->mode == M_MINUS ? (c == '0' ? M_ZERO : M_INT) : f->mode == M_DOT ? M_FRAC : M_EXP;
-        return true;
+        if (f->mode == M_MINUS)
+            f->mode = c == '0' ? M_ZERO : M_INT, f->cand = (uint64_t)(c - '0');
+        else if (f->mode == M_DOT)
+            f->mode = M_FRAC, f->aux |= c != '0' ? NUM_FNZ : 0;
+        else
+            f->mode = M_EXP;
+        return in_range(n, f, false);
     case M_EXP_MARK:
         if (c == '+' || c == '-')
             f->mode = M_EXP_SIGN;
@@ -224,18 +374,37 @@ static bool step(struct tern_json_state *st, unsigned char c) {
     case M_INT:
     case M_FRAC:
     case M_EXP:
-        if (tern_json_digit(c) && f->mode != M_ZERO)
-            return true;
-        if (c == '.' && f->mode <= M_INT && !f->aux) {
-            f->mode = M_DOT;
-            return true;
+        if (tern_json_digit(c) && f->mode != M_ZERO) {
+            if (f->mode == M_INT) /* past every bound, it stays past them */
+                f->cand = f->cand > TERN_JSON_MAX_BOUND ? f->cand : 10 * f->cand + (uint64_t)(c - '0');
+            else if (f->mode == M_FRAC && c != '0')
+                f->aux |= NUM_FNZ;
+            return in_range(n, f, false);
         }
-        if ((c == 'e' || c == 'E') && f->mode != M_EXP && !f->aux) {
+        if (c == '.' && f->mode <= M_INT && !(f->aux & NUM_WHOLE)) {
+            f->mode = M_DOT;
+            return in_range(n, f, false);
+        }
+        if ((c == 'e' || c == 'E') && f->mode != M_EXP && !(f->aux & NUM_WHOLE) &&
+            !(n->limits & (LIM_LO | LIM_HI))) {
             f->mode = M_EXP_MARK;
             return true;
         }
+        if (!in_range(n, f, true))
+            return false;
         finish(st); /* the number ended (numbers lie inside the object): c comes after it */
         return step(st, c);
+    case M_ENUM: {
+        struct tern_json_frame next = *f;
+        if (narrow(g, &next, g->enums + n->lit0, n->n_lit, c)) {
+            *f = next;
+            return true;
+        }
+        if (whole_name(f, g->enums + n->lit0, n->n_lit) < 0)
+            return false;
+        finish(st); /* the value ended, as a number does */
+        return step(st, c);
+    }
     case M_LIT: {
         const char *lit = LITERALS[f->aux];
         if (c != (unsigned char)lit[f->pos])
@@ -270,7 +439,7 @@ static bool step(struct tern_json_state *st, unsigned char c) {
     case M_OBJ_KEY:
         if (c != '"')
             return false;
-        f->mode = M_KEY, f->pos = 0;
+        f->mode = M_KEY, f->pos = 0, f->aux = 0;
         f->cand = n->any_keys ? 0 : next_keys(g, n, f->count);
         return n->any_keys || f->cand;
     case M_COLON:
@@ -314,14 +483,15 @@ static void copy_state(struct tern_json_state *dst, const struct tern_json_state
     memcpy(dst->f, src->f, src->depth * sizeof *src->f);
 }
 
-/* Inside a string that takes any text: a token without a quote, backslash or control byte leaves
- * the state as it was. */
+/* Inside a string that takes any text: a token of whole UTF-8 characters without a quote, backslash
+ * or control byte leaves the state as it was (within a character, its first byte is refused). */
 static bool in_plain_string(const struct tern_json_state *st) {
     if (st->done)
         return false;
     const struct tern_json_frame *f = &st->f[st->depth - 1];
     const struct node *n = &st->g->nodes[f->node];
-    return (f->mode == M_STR && !n->n_enum) || (f->mode == M_KEY && n->any_keys);
+    return (f->mode == M_STR && !n->enumerated && !(n->limits & LIM_LEN)) ||
+           (f->mode == M_KEY && n->any_keys);
 }
 
 /* ---------------------------------------------------------------- the vocabulary */
@@ -332,7 +502,8 @@ enum { LEAD_NONE = 256, LEAD_EOG = 257 }; /* no bytes (control tokens); end of g
 enum {
     C_DONE = 0,  /* one byte: its lead decides */
     C_REST = 1,  /* more bytes: the recognizer runs them */
-    C_PLAIN = 2, /* more bytes, none a quote, backslash or control byte: a string takes them whole */
+    C_PLAIN = 2, /* more bytes, whole UTF-8 characters, none a quote, backslash or control byte: a
+                    string takes them whole */
     C_CTRL = 4,  /* more bytes, the first of those three kinds a control byte: no string takes it */
 };
 
@@ -391,9 +562,12 @@ tern_status tern_json_vocab_create(const tern_tokenizer *tok, tern_json_vocab **
         size_t i = 0;
         while (i < k && (unsigned char)buf[i] >= 0x20 && buf[i] != '"' && buf[i] != '\\')
             i++;
+        struct tern_json_frame utf8 = {.mode = M_STR}; /* whole characters of UTF-8 */
+        for (size_t j = 0; j < i && utf8.mode == M_STR; j++)
+            utf8.mode = text_byte(&utf8, (unsigned char)buf[j], M_STR) == 1 ? M_STR : M_VALUE;
         v->lead[id] = k ? (unsigned char)buf[0] : LEAD_NONE;
         v->cls[id] = k <= 1                         ? C_DONE
-                     : i == k                       ? C_PLAIN
+                     : i == k                       ? (utf8.mode == M_STR && !utf8.aux ? C_PLAIN : C_REST)
                      : (unsigned char)buf[i] < 0x20 ? C_REST | C_CTRL
                                                     : C_REST;
     }

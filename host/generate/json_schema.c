@@ -1,5 +1,6 @@
 /* JSON mode's schema compiler (json_mode.h: tern_json_schema_compile): a JSON schema of the subset
  * into one flat block (json_schema.h) that the recognizer follows. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,10 +76,26 @@ static uint8_t type_bit(const char *t) {
 static int keyword(const char *k) {
     static const char *const notes[] = {"description", "title", "default", "examples",   "$schema",
                                         "$comment",    "$id",   "$defs",   "definitions"};
-    static const char *const keys[] = {"type",  "properties", "required", "additionalProperties",
-                                       "items", "minItems",   "maxItems", "enum",
-                                       "const", "nullable",   "anyOf",    "oneOf",
-                                       "$ref"};
+    static const char *const keys[] = {"type",
+                                       "properties",
+                                       "required",
+                                       "additionalProperties",
+                                       "items",
+                                       "minItems",
+                                       "maxItems",
+                                       "enum",
+                                       "const",
+                                       "nullable",
+                                       "anyOf",
+                                       "oneOf",
+                                       "allOf",
+                                       "$ref",
+                                       "minLength",
+                                       "maxLength",
+                                       "minimum",
+                                       "maximum",
+                                       "exclusiveMinimum",
+                                       "exclusiveMaximum"};
     for (size_t i = 0; i < sizeof notes / sizeof *notes; i++)
         if (!strcmp(k, notes[i]))
             return 2;
@@ -88,29 +105,147 @@ static int keyword(const char *k) {
     return 0;
 }
 
-/* The enumerated values (enum, or const as one) of node n: strings and null. */
+/* Characters (code points) in UTF-8 text: the bytes that do not continue one. */
+static uint32_t characters(const char *s, size_t len) {
+    uint32_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)s[i] & 0xc0) != 0x80;
+    return n;
+}
+
+/* A number, true, false or null as the JSON text a reply writes for it (reals in the fewest digits
+ * that read back as the same double), and its types; 0 for objects and lists. */
+static uint8_t literal(const json_t *v, char *text, size_t size) {
+    if (json_is_integer(v)) {
+        snprintf(text, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return TY_NUM | TY_INT;
+    }
+    if (json_is_real(v)) {
+        const double d = json_real_value(v);
+        for (int digits = 1; digits <= 17; digits++) {
+            snprintf(text, size, "%.*g", digits, d);
+            if (strtod(text, NULL) == d)
+                break;
+        }
+        return (uint8_t)(TY_NUM | (d == floor(d) ? TY_INT : 0));
+    }
+    snprintf(text, size, "%s", json_is_true(v) ? "true" : json_is_false(v) ? "false" : "null");
+    return json_is_boolean(v) ? TY_BOOL : json_is_null(v) ? TY_NULL : 0;
+}
+
+/* One enumerated value of node n into the schema's text (strings: enums, others: literals). */
+static int add_value(struct compiler *c, struct node *n, const char *text, size_t len, bool string) {
+    if (c->g->n_enum == MAX_ENUM || (string ? n->n_enum : n->n_lit) == MAX_MEMBERS)
+        return refuse(c, "more than %d enumerated values", MAX_MEMBERS);
+    if (!add_name(c, text, len, &c->g->enums[c->g->n_enum]))
+        return -1;
+    c->g->n_enum++;
+    string ? n->n_enum++ : n->n_lit++;
+    return 0;
+}
+
+/* The enumerated values (enum, or const as one) of node n, those of its declared type (n->types,
+ * 0 for any) and string lengths: strings in enums[enum0 ..], then the others as JSON text in
+ * enums[lit0 ..]. */
 static int compile_enum(struct compiler *c, struct node *n, const json_t *values) {
-    n->enum0 = c->g->n_enum;
+    const uint8_t declared = n->types;
     uint8_t types = 0;
+    n->enum0 = c->g->n_enum;
     for (size_t i = 0; i < json_array_size(values); i++) {
         const json_t *v = json_array_get(values, i);
-        if (json_is_null(v)) {
-            types |= TY_NULL;
+        if (!json_is_string(v) || (declared && !(declared & TY_STR)))
             continue;
-        }
-        if (!json_is_string(v))
-            return refuse(c, "'enum' and 'const' values other than strings and null are not supported");
-        if (c->g->n_enum == MAX_ENUM || n->n_enum == MAX_MEMBERS)
-            return refuse(c, "more than %d enumerated strings", MAX_MEMBERS);
-        if (!add_name(c, json_string_value(v), json_string_length(v), &c->g->enums[c->g->n_enum]))
+        const uint32_t len = characters(json_string_value(v), json_string_length(v));
+        if ((n->limits & LIM_LEN) && (len < n->min_len || len > n->max_len))
+            continue;
+        if (add_value(c, n, json_string_value(v), json_string_length(v), true) < 0)
             return -1;
-        c->g->n_enum++, n->n_enum++;
         types |= TY_STR;
     }
-    if (!types)
+    n->lit0 = c->g->n_enum;
+    for (size_t i = 0; i < json_array_size(values); i++) {
+        const json_t *v = json_array_get(values, i);
+        char text[40];
+        const uint8_t t = json_is_string(v) ? 0 : literal(v, text, sizeof text);
+        if (!json_is_string(v) && !t)
+            return refuse(c, "'enum' and 'const' values that are objects or lists are not supported");
+        if (!t || (declared && !(declared & t)))
+            continue;
+        if (add_value(c, n, text, strlen(text), false) < 0)
+            return -1;
+        types |= t;
+    }
+    if (!json_array_size(values))
         return refuse(c, "'enum' is empty");
-    n->types = n->types ? n->types & types : types;
-    return n->types ? 0 : refuse(c, "'enum' or 'const' values are not of the schema's 'type'");
+    n->types = types;
+    n->enumerated = true;
+    return types ? 0 : refuse(c, "no 'enum' or 'const' value is of the schema's 'type' and length");
+}
+
+/* minLength and maxLength */
+static int compile_lengths(struct compiler *c, struct node *n, const json_t *lo, const json_t *hi) {
+    if ((lo && (!json_is_integer(lo) || json_integer_value(lo) < 0 || json_integer_value(lo) > 65536)) ||
+        (hi && (!json_is_integer(hi) || json_integer_value(hi) < 0)))
+        return refuse(c, "'minLength' must be an integer from 0 to 65536, 'maxLength' one from 0 up");
+    n->limits |= LIM_LEN;
+    n->min_len = lo ? (uint32_t)json_integer_value(lo) : 0;
+    n->max_len = !hi || json_integer_value(hi) > UINT32_MAX ? UINT32_MAX : (uint32_t)json_integer_value(hi);
+    return n->min_len <= n->max_len ? 0 : refuse(c, "'minLength' is above 'maxLength'");
+}
+
+/* One numeric bound: minimum or maximum (inclusive), or the exclusive ones (a number, or draft 4's
+ * boolean that makes minimum or maximum exclusive). Bounds are whole numbers (integers also take
+ * fractional ones, rounded inward), the tighter of two kept. */
+static int compile_bound(struct compiler *c, struct node *n, const json_t *s, bool upper) {
+    const char *name = upper ? "maximum" : "minimum",
+               *ex_name = upper ? "exclusiveMaximum" : "exclusiveMinimum";
+    const json_t *in = json_object_get(s, name), *ex = json_object_get(s, ex_name);
+    const uint8_t has = upper ? LIM_HI : LIM_LO, has_ex = upper ? LIM_HI_EX : LIM_LO_EX;
+    for (int k = 0; k < 2; k++) {
+        const json_t *v = k ? ex : in;
+        bool exclusive = k == 1;
+        if (k == 1 && json_is_boolean(ex)) { /* draft 4 */
+            if (json_is_true(ex) && !(n->limits & has))
+                return refuse(c, "'%s' true without '%s'", ex_name, name);
+            if (json_is_true(ex) && !(n->types & TY_NUM)) /* integers: inclusive */
+                upper ? n->hi-- : n->lo++;
+            else if (json_is_true(ex))
+                n->limits |= has_ex;
+            continue;
+        }
+        if (!v)
+            continue;
+        const double d = json_number_value(v);
+        if (!json_is_number(v) || !(fabs(d) <= (double)TERN_JSON_MAX_BOUND))
+            return refuse(c, "'%s' must be a number within +-10^15", k ? ex_name : name);
+        double whole = d;
+        if (!(n->types & TY_NUM)) { /* integers: rounded inward, inclusive */
+            whole = upper ? (exclusive ? ceil(d) - 1 : floor(d)) : (exclusive ? floor(d) + 1 : ceil(d));
+            exclusive = false;
+        }
+        if (whole != floor(whole))
+            return refuse(c, "'%s' %g: bounds on numbers must be whole (fractional ones are not supported)",
+                          k ? ex_name : name, d);
+        const int64_t b = (int64_t)whole;
+        int64_t *at = upper ? &n->hi : &n->lo;
+        const bool tighter = !(n->limits & has) || (upper ? b < *at : b > *at) ||
+                             (b == *at && exclusive && !(n->limits & has_ex));
+        if (tighter) {
+            *at = b;
+            n->limits = (uint8_t)((n->limits | has) & ~has_ex);
+            if (exclusive)
+                n->limits |= has_ex;
+        }
+    }
+    return 0;
+}
+
+static int compile_range(struct compiler *c, struct node *n, const json_t *s) {
+    if (compile_bound(c, n, s, false) < 0 || compile_bound(c, n, s, true) < 0)
+        return -1;
+    const bool empty = (n->limits & LIM_LO) && (n->limits & LIM_HI) &&
+                       (n->lo > n->hi || (n->lo == n->hi && (n->limits & (LIM_LO_EX | LIM_HI_EX))));
+    return empty ? refuse(c, "no number lies within 'minimum' and 'maximum'") : 0;
 }
 
 static int compile_node(struct compiler *c, const json_t *s, int depth);
@@ -295,11 +430,20 @@ static int compile_node_at(struct compiler *c, const json_t *s, int depth, int i
             return refuse(c, "the keyword '%s' is not supported", key);
         kinds += k == 1;
     }
-    const json_t *ref = json_object_get(s, "$ref"), *any_of = json_object_get(s, "anyOf");
+    const json_t *ref = json_object_get(s, "$ref"), *any_of = json_object_get(s, "anyOf"),
+                 *all_of = json_object_get(s, "allOf");
     if (!any_of)
         any_of = json_object_get(s, "oneOf");
-    if ((ref || any_of) && kinds > 1)
-        return refuse(c, "'%s' beside other keywords is not supported", ref ? "$ref" : "anyOf");
+    if ((ref || any_of || all_of) && kinds > 1)
+        return refuse(c, "'%s' beside other keywords is not supported",
+                      ref      ? "$ref"
+                      : any_of ? "anyOf"
+                               : "allOf");
+    if (all_of) { /* one schema (pydantic 1 wraps a described reference so) */
+        if (!json_is_array(all_of) || json_array_size(all_of) != 1)
+            return refuse(c, "'allOf' of other than one schema is not supported");
+        return compile_node_at(c, json_array_get(all_of, 0), depth + 1, index);
+    }
     if (ref) {
         const int r = compile_ref(c, ref, depth);
         if (r < 0 || index <= 0)
@@ -333,9 +477,18 @@ static int compile_node_at(struct compiler *c, const json_t *s, int depth, int i
         return refuse(c, "'type' must be a type name or a list of them");
     if (!type) /* what the other keywords say it is */
         n->types = json_object_get(s, "properties") ? TY_OBJ : json_object_get(s, "items") ? TY_ARR : TY_ALL;
+    const json_t *min_len = json_object_get(s, "minLength"), *max_len = json_object_get(s, "maxLength");
+    if ((min_len || max_len) && compile_lengths(c, n, min_len, max_len) < 0)
+        return -1;
     const json_t *en = json_object_get(s, "enum"), *cn = json_object_get(s, "const");
+    const bool bounded = json_object_get(s, "minimum") || json_object_get(s, "maximum") ||
+                         json_object_get(s, "exclusiveMinimum") || json_object_get(s, "exclusiveMaximum");
     if (en && !json_is_array(en))
         return refuse(c, "'enum' must be a list");
+    if ((en || cn) && bounded)
+        return refuse(c, "'minimum' or 'maximum' beside 'enum' or 'const' is not supported");
+    if (bounded && compile_range(c, n, s) < 0)
+        return -1;
     if (en || cn) {
         json_t *one = cn ? json_pack("[O]", cn) : NULL;
         const int r = compile_enum(c, n, cn ? one : en);
@@ -343,8 +496,11 @@ static int compile_node_at(struct compiler *c, const json_t *s, int depth, int i
         if (r < 0)
             return -1;
     }
-    if (json_is_true(json_object_get(s, "nullable"))) /* OpenAPI's: null besides what the rest allows */
+    if (json_is_true(json_object_get(s, "nullable"))) { /* OpenAPI's: null besides what the rest allows */
+        if (n->enumerated && !(n->types & TY_NULL) && add_value(c, n, "null", 4, false) < 0)
+            return -1;
         n->types |= TY_NULL;
+    }
     if ((n->types & TY_OBJ) && compile_object(c, index, s, depth) < 0)
         return -1;
     if ((n->types & TY_ARR) && compile_array(c, index, s, depth) < 0)

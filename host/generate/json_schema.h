@@ -29,16 +29,33 @@ enum {
     TY_ALL = 127
 };
 
+/* What bounds a node's strings or numbers (struct node's limits). */
+enum {
+    LIM_LEN = 1,   /* strings: min_len .. max_len characters */
+    LIM_LO = 2,    /* numbers: >= lo */
+    LIM_LO_EX = 4, /* numbers: > lo (with LIM_LO) */
+    LIM_HI = 8,    /* numbers: <= hi */
+    LIM_HI_EX = 16 /* numbers: < hi (with LIM_HI) */
+};
+
 /* Node 0 takes any value (any_keys, items 0); a schema's root is an object node. */
 struct node {
     uint8_t types;
     bool any_keys;                 /* object: any keys, each value node 0 (no "properties") */
+    bool enumerated;               /* only the values enums[enum0 ..] (strings) and enums[lit0 ..] */
+    uint8_t limits;                /* LIM_* */
     uint16_t items;                /* array: its items' node */
     uint16_t min_items, max_items; /* array */
     uint16_t prop0, n_props;       /* object: props[prop0 ..], written in this order */
-    uint16_t enum0, n_enum;        /* string: enums[enum0 ..] (n_enum 0: any string) */
+    uint16_t enum0, n_enum;        /* enumerated strings */
+    uint16_t lit0, n_lit;          /* enumerated numbers, true, false and null, as JSON text */
     uint16_t alt0, n_alt;          /* anyOf: alts[alt0 ..], each beginning with other characters */
+    uint32_t min_len, max_len;     /* strings, in characters (code points), with LIM_LEN */
+    int64_t lo, hi;                /* numbers: whole bounds, |bound| <= TERN_JSON_MAX_BOUND */
 };
+
+/* The largest bound in magnitude (so that the recognizer's arithmetic stays exact in 64 bits). */
+#define TERN_JSON_MAX_BOUND 1000000000000000LL
 
 struct name {
     uint16_t off, len; /* in text: bytes without a quote, backslash or control byte */

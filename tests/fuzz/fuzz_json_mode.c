@@ -2,8 +2,8 @@
  * text, or a JSON schema, a NUL byte and a text. The schema compiles or is refused without harm;
  * the text, fed whole, a byte at a time, and in two parts split where its first byte says, gets one
  * verdict; and a text taken as a whole object is one jansson reads, but for what jansson alone
- * refuses: bytes that are not UTF-8, numbers beyond a double and \u escapes of lone surrogates (the
- * grammar takes them). Aborts otherwise. */
+ * refuses: numbers beyond a double and \u escapes of lone surrogates (the grammar takes them).
+ * Aborts otherwise. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (v == 1) {
         json_error_t err;
         json_t *j = json_loadb(text, size, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &err);
-        const bool jansson_alone = !j && (strstr(err.text, "overflow") || strstr(err.text, "Unicode") ||
-                                          strstr(err.text, "decode byte") || strstr(err.text, "UTF-8"));
+        const bool jansson_alone = !j && (strstr(err.text, "overflow") || strstr(err.text, "Unicode"));
         if (!json_is_object(j) && !jansson_alone)
             abort();
         json_decref(j);

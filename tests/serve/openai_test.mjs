@@ -445,6 +445,26 @@ async function main() {
   check(pets.choices.every((ch) => ch.finish_reason !== 'stop' || followsPets(ch.message.content)) &&
         pets.choices.some((ch) => ch.finish_reason === 'stop'),
         'json_schema_refs', JSON.stringify(pets.choices.map((ch) => [ch.finish_reason, ch.message.content])));
+  // constraints as pydantic writes them: Field(ge=1, le=5), confloat(gt=0, lt=1), constr(min_length=2,
+  // max_length=8), Literal[1, 2, 3] and Literal[True]
+  const reviewSchema = { type: 'object', title: 'Review', required: ['stars', 'score', 'name', 'level', 'ok'],
+    properties: { stars: { type: 'integer', minimum: 1, maximum: 5 }, score: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
+                  name: { type: 'string', minLength: 2, maxLength: 8 }, level: { enum: [1, 2, 3] }, ok: { const: true } } };
+  const reviews = await ai.chat.completions.create({ model: modelId, messages: jsonMsgs, max_tokens: 96,
+    temperature: 1.0, seed: 8, n: 4, logit_bias: { [await idOf('"')]: 20 },
+    response_format: { type: 'json_schema', json_schema: { name: 'review', schema: reviewSchema } } });
+  const followsReview = (t) => {
+    try {
+      const v = JSON.parse(t);
+      return JSON.stringify(Object.keys(v)) === '["stars","score","name","level","ok"]' && Number.isInteger(v.stars) &&
+             v.stars >= 1 && v.stars <= 5 && typeof v.score === 'number' && v.score > 0 && v.score < 1 &&
+             typeof v.name === 'string' && [...v.name].length >= 2 && [...v.name].length <= 8 &&
+             [1, 2, 3].includes(v.level) && v.ok === true;
+    } catch { return false; }
+  };
+  check(reviews.choices.every((ch) => ch.finish_reason !== 'stop' || followsReview(ch.message.content)) &&
+        reviews.choices.some((ch) => ch.finish_reason === 'stop'),
+        'json_schema_bounds', JSON.stringify(reviews.choices.map((ch) => [ch.finish_reason, ch.message.content])));
   check(jsonMode.choices.every((ch) => ch.finish_reason === 'stop' && parsesObject(ch.message.content)) &&
         jsonStream.text[0] === jsonMode.choices[0].message.content &&
         /^\{/.test(jsonFree.choices[0].message.content) && !/^\{/.test(plainFirst.choices[0].message.content),
