@@ -35,14 +35,16 @@ if(TERN_FUZZ)
     tern_fuzz_target(fuzz_convert convert_fuzz ${CONVERT_SOURCES} ${PROJECT_SOURCE_DIR}/host/gguf/gguf.c
                      ${PROJECT_SOURCE_DIR}/host/gguf/gguf_write.c ${PROJECT_SOURCE_DIR}/host/gguf/quantize.c
                      ${PROJECT_SOURCE_DIR}/host/model/ternary.c LIBS PkgConfig::JANSSON)
+    set(JSON_MODE_SOURCES ${PROJECT_SOURCE_DIR}/host/generate/json_mode.c
+                          ${PROJECT_SOURCE_DIR}/host/generate/json_schema.c
+                          ${PROJECT_SOURCE_DIR}/host/generate/json_pattern.c)
     tern_fuzz_target(fuzz_api_request api_fuzz ${PROJECT_SOURCE_DIR}/host/serve/api_request.c
-                     ${PROJECT_SOURCE_DIR}/host/generate/chat.c ${PROJECT_SOURCE_DIR}/host/generate/json_mode.c
-                     ${PROJECT_SOURCE_DIR}/host/generate/json_schema.c ${TOKENIZER_SOURCES}
+                     ${PROJECT_SOURCE_DIR}/host/generate/chat.c ${JSON_MODE_SOURCES} ${TOKENIZER_SOURCES}
                      ${PROJECT_SOURCE_DIR}/host/gguf/gguf.c LIBS PkgConfig::PCRE2 PkgConfig::JANSSON)
     target_compile_definitions(fuzz_api_request PRIVATE
                                TERN_FUZZ_MODEL="${CMAKE_CURRENT_SOURCE_DIR}/data/vectors/mini-b158-i2s.gguf")
-    tern_fuzz_target(fuzz_json_mode json_fuzz ${PROJECT_SOURCE_DIR}/host/generate/json_mode.c
-                     ${PROJECT_SOURCE_DIR}/host/generate/json_schema.c ${TOKENIZER_SOURCES} ${PROJECT_SOURCE_DIR}/host/gguf/gguf.c LIBS PkgConfig::PCRE2 PkgConfig::JANSSON)
+    tern_fuzz_target(fuzz_json_mode json_fuzz ${JSON_MODE_SOURCES} ${TOKENIZER_SOURCES}
+                     ${PROJECT_SOURCE_DIR}/host/gguf/gguf.c LIBS PkgConfig::PCRE2 PkgConfig::JANSSON)
   else()
     message(STATUS "TERN_FUZZ: fuzz targets need clang (configure with CC=clang); skipping fuzz_gguf, fuzz_tokenizer, fuzz_convert, fuzz_api_request and fuzz_json_mode")
   endif()

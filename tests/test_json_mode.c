@@ -2,7 +2,9 @@
  * jansson on random objects and their mutations; the token mask and the sampler on the
  * conformance vectors' vocabulary, whose generations jansson must parse whenever they end. */
 #include <jansson.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
 #include <math.h>
+#include <pcre2.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -337,8 +339,16 @@ static void schemas(void) {
         const char *schema, *why;
     } refused[] = {
         {"{\"type\": \"array\"}", "root must be an object"},
-        {"{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"x\"}}}",
-         "'pattern'"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"(?=x)\"}}}",
+         "lookaround"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"pattern\": \"(a)\\\\1\"}}}", "backreferences"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"pattern\": \"^a|b\"}}}", "'|'"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"pattern\": \"a\\\"\"}}}", "unescaped"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"pattern\": \"[\u00e9]\"}}}", "past ASCII"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"pattern\": \"a{2000}\"}}}", "1000"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"pattern\": \"(a{999}){9}\"}}}", "complex"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"format\": \"ipv6\"}}}", "'ipv6'"},
+        {"{\"type\": \"object\", \"properties\": {\"a\": {\"pattern\": \"a\", \"maxLength\": 3}}}", "beside"},
         {"{\"allOf\": [{\"type\": \"object\"}, {\"type\": \"object\"}]}", "'allOf'"},
         {"{\"type\": \"object\", \"properties\": {\"a\": {\"anyOf\": [{\"type\": \"string\"}, {\"enum\": "
          "[\"x\"]}]}}}",
@@ -577,7 +587,7 @@ static tern_json_schema *value_schema(const char *value) {
 }
 
 static int value_verdict(const tern_json_schema *g, const char *value, bool close) {
-    char text[256];
+    char text[512];
     snprintf(text, sizeof text, "{\"v\":%s%s", value, close ? "}" : "");
     return schema_verdict(g, text);
 }
@@ -758,6 +768,192 @@ static void bounded_numbers(void) {
     CHECK_INT(1, g ? value_verdict(g, "1", true) : -2);
     CHECK_INT(1, g ? value_verdict(g, "2", true) : -2);
     CHECK_INT(-1, g ? value_verdict(g, "3", true) : -2);
+    free(g);
+}
+
+/* The shortest text (breadth first over states, each reached once) that closes the string the value
+ * text {"v":PREFIX leaves open under g, written without its quotes to done; false when none of up
+ * to 64 states reaches one. Bytes tried: printable ASCII and two characters past it. */
+static bool string_completion(const tern_json_schema *g, const char *prefix, char *done, size_t size) {
+    enum { MAX = 64 };
+    struct tern_json_state *q = malloc(MAX * sizeof *q);
+    char(*text)[64] = calloc(MAX, 64);
+    int n = 0;
+    bool found = false;
+    char head[256];
+    snprintf(head, sizeof head, "{\"v\":%s", prefix);
+    tern_json_start(&q[0], g);
+    if (q && text && tern_json_feed(&q[0], head, strlen(head)))
+        n = 1;
+    for (int at = 0; at < n && !found; at++) {
+        struct tern_json_state s = q[at];
+        if (tern_json_feed(&s, "\"}", 2) && tern_json_complete(&s)) {
+            snprintf(done, size, "%s%s", prefix + 1, text[at]);
+            found = true;
+            break;
+        }
+        static const char *const wide[] = {"\xc3\xa9", "\xe6\x97\xa5"};
+        for (int b = 0x20; b < 0x7f + 2 && n < MAX; b++) {
+            const char *piece = b < 0x7f ? (char[]){(char)b, 0} : wide[b - 0x7f];
+            s = q[at];
+            if (b == '"' || b == '\\' || strlen(text[at]) + 4 >= 64 ||
+                !tern_json_feed(&s, piece, strlen(piece)))
+                continue;
+            bool seen = false;
+            for (int k = 0; k < n && !seen; k++)
+                seen = tern_json_same(&q[k], &s);
+            if (!seen) {
+                q[n] = s;
+                memcpy(text[n], text[at], 64);
+                strcat(text[n++], piece);
+            }
+        }
+    }
+    free(q);
+    free(text);
+    return found;
+}
+
+/* Whether PCRE2 finds pattern in s (JSON Schema's search: unanchored unless the pattern says; \u and \x
+ * as ECMA-262 writes them) */
+static bool pcre2_finds(const char *pattern, const char *s) {
+    int err;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_ALT_BSUX, &err, &off, NULL);
+    if (!re)
+        return false;
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+    const int rc = pcre2_match(re, (PCRE2_SPTR)s, strlen(s), 0, 0, md, NULL);
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    return rc >= 0;
+}
+
+/* "pattern" and "format" against PCRE2 on random strings: the verdict on each whole string; every
+ * prefix taken has a completion PCRE2 takes (found by a search the recognizer guides), the first
+ * refused has none of up to two more pieces */
+static void patterns(void) {
+    static const char *const res[] = {
+        "^\\d{3}-\\d{4}$",
+        "^[A-Z]{2,3}$",
+        "ab",
+        "^a(b|c)*d$",
+        "^[^,]+$",
+        "x+y?z*",
+        "^(?:\\+?1[- ]?)?\\(?\\d{3}\\)?[- ]?\\d{3}$",
+        "^\xc3\xa9+$",
+        ".a.",
+        "^[\\w.-]+@[\\w-]+\\.[a-z]{2,}$",
+        "^$",
+        "colou?r",
+        "^\\x41\\u00e9$",
+        "^[a-c]{2}b?$",
+        "^.{2,4}$",
+        "(ab){2,}",
+        "^[-+]?\\d+(\\.\\d+)?$",
+        "^\\S+$",
+        "\\d\\s\\d",
+        "a{2}b{0,1}$",
+        "^[^a-z]*$",
+        "\\W",
+    };
+    static const char *const pieces[] = {"a", "b", "c", "d", "r", "o", "u", "l",        "x",
+                                         "y", "z", "A", "Z", "0", "1", "5", "-",        ".",
+                                         "@", "(", ")", "+", " ", ",", "_", "\xc3\xa9", "\xe6\x97\xa5"};
+    const int n_pieces = (int)(sizeof pieces / sizeof *pieces);
+    uint64_t rng = 17;
+    int matched = 0;
+    for (size_t i = 0; i < sizeof res / sizeof *res; i++) {
+        json_t *pj = json_pack("{s:s,s:s}", "type", "string", "pattern", res[i]);
+        char *ps = json_dumps(pj, JSON_COMPACT);
+        json_decref(pj);
+        tern_json_schema *g = value_schema(ps);
+        const bool ascii_only = strstr(res[i], "\\S") != NULL; /* ours: \S takes ASCII alone */
+        for (int t = 0; g && t < 120; t++) {
+            char text[128] = "\"", str[128] = "";
+            for (int k = (int)(test_rand_u64(&rng) % 9); k > 0; k--)
+                strcat(str, pieces[test_rand_u64(&rng) % (size_t)(ascii_only ? n_pieces - 2 : n_pieces)]);
+            strcat(text, str);
+            const bool want = pcre2_finds(res[i], str);
+            matched += want;
+            strcat(text, "\"");
+            if ((value_verdict(g, text, true) == 1) != want)
+                harness_fail(__FILE__, __LINE__, "'%s' under %s: ours %d, PCRE2 %d", str, res[i],
+                             value_verdict(g, text, true), want);
+            for (size_t n = 1; n <= strlen(text) - 1; n++) {
+                char prefix[160];
+                snprintf(prefix, sizeof prefix, "%.*s", (int)n, text);
+                if (((unsigned char)text[n] & 0xc0) == 0x80) /* within a character */
+                    continue;
+                if (value_verdict(g, prefix, false) ==
+                    0) { /* a completion: the shortest the recognizer takes */
+                    char done[256];
+                    if (!string_completion(g, prefix, done, sizeof done))
+                        harness_fail(__FILE__, __LINE__, "%s under %s: taken, and no completion found",
+                                     prefix, res[i]);
+                    else if (!pcre2_finds(res[i], done))
+                        harness_fail(__FILE__, __LINE__, "'%s' closed under %s, PCRE2 refuses", done, res[i]);
+                    continue;
+                }
+                for (int a = 0; a < n_pieces * n_pieces + n_pieces + 1; a++) { /* refused: no completion */
+                    char more[200];
+                    const int digits = a == 0 ? 0 : a <= n_pieces ? 1 : 2;
+                    const int left = a - (digits == 0 ? 0 : digits == 1 ? 1 : n_pieces + 1);
+                    snprintf(more, sizeof more, "%s%s%s", prefix + 1, digits ? pieces[left % n_pieces] : "",
+                             digits == 2 ? pieces[left / n_pieces] : "");
+                    if (pcre2_finds(res[i], more))
+                        harness_fail(__FILE__, __LINE__, "%s under %s: refused, but '%s' matches", prefix,
+                                     res[i], more);
+                }
+                break;
+            }
+        }
+        free(ps);
+        free(g);
+    }
+    CHECK(matched > 300);
+    /* formats: a few texts each way */
+    static const struct {
+        const char *format, *text;
+        int want;
+    } formats[] = {
+        {"date-time", "2024-02-29T23:59:60.123+05:30", 1},
+        {"date-time", "2024-13-01T00:00:00Z", -1},
+        {"date-time", "2024-01-01 00:00:00Z", -1},
+        {"date", "1999-12-31", 1},
+        {"time", "12:00:00Z", 1},
+        {"time", "24:00:00Z", -1},
+        {"uuid", "123e4567-e89b-12d3-a456-426614174000", 1},
+        {"uuid", "123e4567e89b12d3a456426614174000", -1},
+        {"email", "a.b+c@example.co", 1},
+        {"email", "a@b", -1},
+        {"ipv4", "192.168.0.255", 1},
+        {"ipv4", "256.1.1.1", -1},
+        {"uri", "https://example.com/a?b=c", 1},
+        {"uri", "no scheme", -1},
+    };
+    for (size_t i = 0; i < sizeof formats / sizeof *formats; i++) {
+        char schema[96], text[96];
+        snprintf(schema, sizeof schema, "{\"type\": \"string\", \"format\": \"%s\"}", formats[i].format);
+        snprintf(text, sizeof text, "\"%s\"", formats[i].text);
+        tern_json_schema *g = value_schema(schema);
+        if (g && value_verdict(g, text, true) != formats[i].want)
+            harness_fail(__FILE__, __LINE__, "format %s, %s: verdict %d", formats[i].format, text,
+                         value_verdict(g, text, true));
+        free(g);
+    }
+    /* ECMA's '.' leaves line terminators out: U+2028 and U+2029 too */
+    tern_json_schema *dot = value_schema("{\"pattern\": \"^.$\"}");
+    CHECK_INT(1, dot ? value_verdict(dot, "\"\xe2\x80\xa7\"", true) : -2);
+    CHECK_INT(-1, dot ? value_verdict(dot, "\"\xe2\x80\xa8\"", true) : -2);
+    CHECK_INT(-1, dot ? value_verdict(dot, "\"\xe2\x80\xa9\"", true) : -2);
+    CHECK_INT(1, dot ? value_verdict(dot, "\"\xe2\x81\xa8\"", true) : -2);
+    free(dot);
+    /* an enum under a pattern keeps the strings that match */
+    tern_json_schema *g = value_schema("{\"enum\": [\"ab\", \"cd\", \"ax\"], \"pattern\": \"^a\"}");
+    CHECK_INT(1, g ? value_verdict(g, "\"ax\"", true) : -2);
+    CHECK_INT(-1, g ? value_verdict(g, "\"cd\"", true) : -2);
     free(g);
 }
 
@@ -967,6 +1163,7 @@ int main(void) {
     RUN(enumerated_values);
     RUN(bounded_numbers);
     RUN(bounded_strings);
+    RUN(patterns);
     RUN(schema_generations);
     RUN(bounded_generations);
     tern_tokenizer_free(tok);

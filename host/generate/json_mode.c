@@ -312,6 +312,16 @@ static bool count_character(const struct node *n, struct tern_json_frame *f, uns
     return true;
 }
 
+/* A string of node n with a pattern at byte c: its text raw (no escapes), along the pattern's DFA
+ * (its state in f->pos); the closing quote where the DFA accepts. */
+static bool pattern_byte(const tern_json_schema *g, const struct node *n, struct tern_json_frame *f,
+                         unsigned char c) {
+    const int p = n->pattern - 1;
+    if (c == '"')
+        return g->dfa_accept[g->patterns[p].state0 + f->pos];
+    return c != '\\' && tern_json_pattern_next(g, p, &f->pos, c);
+}
+
 static bool step(struct tern_json_state *st, unsigned char c) {
     if (st->done)
         return false;
@@ -330,6 +340,8 @@ static bool step(struct tern_json_state *st, unsigned char c) {
     case M_STR_ESC:
     case M_STR_U:
         if ((n->limits & LIM_LEN) && !count_character(n, f, c))
+            return false;
+        if (n->pattern && !pattern_byte(g, n, f, c))
             return false;
         r = text_byte(f, c, M_STR);
         return r > 0 || (r == 0 && finish(st));
@@ -490,7 +502,7 @@ static bool in_plain_string(const struct tern_json_state *st) {
         return false;
     const struct tern_json_frame *f = &st->f[st->depth - 1];
     const struct node *n = &st->g->nodes[f->node];
-    return (f->mode == M_STR && !n->enumerated && !(n->limits & LIM_LEN)) ||
+    return (f->mode == M_STR && !n->enumerated && !(n->limits & LIM_LEN) && !n->pattern) ||
            (f->mode == M_KEY && n->any_keys);
 }
 

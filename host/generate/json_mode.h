@@ -29,11 +29,12 @@ typedef struct tern_json_schema tern_json_schema;
  * "additionalProperties" (false, or left out: only the listed keys are written), "items",
  * "minItems", "maxItems", "enum" and "const" (strings, numbers, true, false, null), "minLength" and
  * "maxLength" (characters), "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum" (whole
- * bounds), "nullable", "anyOf" and "oneOf" of alternatives that begin with different characters (a
- * string or null, say), "allOf" of one schema, and "$ref" to a schema of the document ("#",
- * "#/$defs/Name": recursion allowed); "description", "title", "default", "examples", "$schema",
- * "$comment", "$id", "$defs", "definitions" are ignored. The root is an object. An object schema
- * without "properties" takes any keys with any values. Text in strings is UTF-8. */
+ * bounds), "pattern" and "format" (json_pattern.c), "nullable", "anyOf" and "oneOf" of
+ * alternatives that begin with different characters (a string or null, say), "allOf" of one
+ * schema, and "$ref" to a schema of the document ("#", "#/$defs/Name": recursion allowed);
+ * "description", "title", "default", "examples", "$schema", "$comment", "$id", "$defs",
+ * "definitions" are ignored. The root is an object. An object schema without "properties" takes
+ * any keys with any values. Text in strings is UTF-8. */
 tern_status tern_json_schema_compile(const json_t *schema, tern_json_schema **out, char *why,
                                      size_t why_size);
 /* A copy of g (free with free()); NULL when out of memory. */

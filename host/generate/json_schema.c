@@ -95,7 +95,9 @@ static int keyword(const char *k) {
                                        "minimum",
                                        "maximum",
                                        "exclusiveMinimum",
-                                       "exclusiveMaximum"};
+                                       "exclusiveMaximum",
+                                       "pattern",
+                                       "format"};
     for (size_t i = 0; i < sizeof notes / sizeof *notes; i++)
         if (!strcmp(k, notes[i]))
             return 2;
@@ -158,6 +160,9 @@ static int compile_enum(struct compiler *c, struct node *n, const json_t *values
         const uint32_t len = characters(json_string_value(v), json_string_length(v));
         if ((n->limits & LIM_LEN) && (len < n->min_len || len > n->max_len))
             continue;
+        if (n->pattern &&
+            !tern_json_pattern_matches(c->g, n->pattern - 1, json_string_value(v), json_string_length(v)))
+            continue;
         if (add_value(c, n, json_string_value(v), json_string_length(v), true) < 0)
             return -1;
         types |= TY_STR;
@@ -179,7 +184,51 @@ static int compile_enum(struct compiler *c, struct node *n, const json_t *values
         return refuse(c, "'enum' is empty");
     n->types = types;
     n->enumerated = true;
-    return types ? 0 : refuse(c, "no 'enum' or 'const' value is of the schema's 'type' and length");
+    return types ? 0 : refuse(c, "no 'enum' or 'const' value is of the schema's 'type', length and pattern");
+}
+
+/* JSON Schema's formats, as patterns (RFC 3339's date, time and date-time, RFC 4122's uuid; email
+ * and uri as their common forms; ipv4 as dotted decimal) */
+static const char *format_pattern(const char *format) {
+    static const struct {
+        const char *name, *pattern;
+    } formats[] = {
+        {"date", "^\\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])$"},
+        {"time", "^([01]\\d|2[0-3]):[0-5]\\d:([0-5]\\d|60)(\\.\\d+)?(Z|[+-]([01]\\d|2[0-3]):[0-5]\\d)$"},
+        {"date-time", "^\\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])T([01]\\d|2[0-3]):[0-5]\\d:([0-5]\\d|60)"
+                      "(\\.\\d+)?(Z|[+-]([01]\\d|2[0-3]):[0-5]\\d)$"},
+        {"uuid", "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"},
+        {"email", "^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}$"},
+        {"uri", "^[A-Za-z][A-Za-z0-9+.-]*:[^\\s<>]+$"},
+        {"ipv4", "^((25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},
+    };
+    for (size_t i = 0; i < sizeof formats / sizeof *formats; i++)
+        if (!strcmp(format, formats[i].name))
+            return formats[i].pattern;
+    return NULL;
+}
+
+/* pattern, or format as one */
+static int compile_pattern(struct compiler *c, struct node *n, const json_t *pattern, const json_t *format) {
+    if (pattern && format)
+        return refuse(c, "'pattern' beside 'format' is not supported");
+    if (n->limits & LIM_LEN)
+        return refuse(c, "'%s' beside 'minLength' or 'maxLength' is not supported",
+                      pattern ? "pattern" : "format");
+    const char *re = json_string_value(pattern ? pattern : format);
+    size_t len = json_string_length(pattern ? pattern : format);
+    if (!re)
+        return refuse(c, "'%s' must be a string", pattern ? "pattern" : "format");
+    if (format && !(re = format_pattern(json_string_value(format))))
+        return refuse(c, "'format' '%s' is not supported (date, time, date-time, uuid, email, uri, ipv4 are)",
+                      json_string_value(format));
+    if (format)
+        len = strlen(re);
+    const int p = tern_json_pattern_compile(c->g, re, len, c->why, c->why_size);
+    if (p < 0)
+        return -1;
+    n->pattern = (uint8_t)(p + 1);
+    return 0;
 }
 
 /* minLength and maxLength */
@@ -479,6 +528,9 @@ static int compile_node_at(struct compiler *c, const json_t *s, int depth, int i
         n->types = json_object_get(s, "properties") ? TY_OBJ : json_object_get(s, "items") ? TY_ARR : TY_ALL;
     const json_t *min_len = json_object_get(s, "minLength"), *max_len = json_object_get(s, "maxLength");
     if ((min_len || max_len) && compile_lengths(c, n, min_len, max_len) < 0)
+        return -1;
+    const json_t *pattern = json_object_get(s, "pattern"), *format = json_object_get(s, "format");
+    if ((pattern || format) && compile_pattern(c, n, pattern, format) < 0)
         return -1;
     const json_t *en = json_object_get(s, "enum"), *cn = json_object_get(s, "const");
     const bool bounded = json_object_get(s, "minimum") || json_object_get(s, "maximum") ||

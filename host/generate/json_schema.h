@@ -16,7 +16,10 @@ enum {
     MAX_TEXT = 16384,
     MAX_MEMBERS = 64,
     MAX_NAME = 255,
-    MAX_REFS = 64
+    MAX_REFS = 64,
+    MAX_PATTERNS = 16,
+    MAX_DFA_STATES = 4096,
+    MAX_DFA_CELLS = 16384
 };
 enum {
     TY_OBJ = 1,
@@ -51,6 +54,7 @@ struct node {
     uint16_t lit0, n_lit;          /* enumerated numbers, true, false and null, as JSON text */
     uint16_t alt0, n_alt;          /* anyOf: alts[alt0 ..], each beginning with other characters */
     uint32_t min_len, max_len;     /* strings, in characters (code points), with LIM_LEN */
+    uint8_t pattern;               /* strings: 1 + the index of the pattern they match, 0 for none */
     int64_t lo, hi;                /* numbers: whole bounds, |bound| <= TERN_JSON_MAX_BOUND */
 };
 
@@ -66,8 +70,16 @@ struct prop {
     bool required;
 };
 
+/* A pattern's DFA (json_pattern.c): state d's edge on byte c is dfa_next[cell0 + d * n_classes +
+ * pattern_class[pattern][c]], 1 + the next state or 0 for none; state d accepts where
+ * dfa_accept[state0 + d]. State 0 begins. */
+struct pattern {
+    uint16_t cell0, state0, n_classes;
+};
+
 struct tern_json_schema {
     uint16_t root, n_nodes, n_props, n_enum, text_len;
+    uint16_t n_patterns, n_dfa_states, n_dfa_cells;
     struct node nodes[MAX_NODES];
     struct prop props[MAX_PROPS];
     struct name prop_names[MAX_PROPS]; /* beside props, so that keys match as enumerated strings do */
@@ -75,10 +87,29 @@ struct tern_json_schema {
     uint16_t alts[MAX_ALTS];
     uint16_t n_alts;
     char text[MAX_TEXT];
+    struct pattern patterns[MAX_PATTERNS];
+    uint8_t pattern_class[MAX_PATTERNS][256];
+    bool dfa_accept[MAX_DFA_STATES];
+    uint16_t dfa_next[MAX_DFA_CELLS];
 };
 
 /* JSON mode without a schema: any object */
 extern const tern_json_schema tern_json_any_object;
+
+/* Compile an ECMA-262 pattern of json_pattern.c's subset into g: its index, or -1 with why. */
+int tern_json_pattern_compile(tern_json_schema *g, const char *re, size_t len, char *why, size_t why_size);
+/* Whether pattern matches the raw text s[len] whole. */
+bool tern_json_pattern_matches(const tern_json_schema *g, int pattern, const char *s, size_t len);
+
+/* Pattern's DFA from *state on byte c: false where no match can follow (*state unchanged). */
+static inline bool tern_json_pattern_next(const tern_json_schema *g, int pattern, uint16_t *state,
+                                          unsigned char c) {
+    const struct pattern *p = &g->patterns[pattern];
+    const uint16_t t = g->dfa_next[p->cell0 + *state * p->n_classes + g->pattern_class[pattern][c]];
+    if (t)
+        *state = (uint16_t)(t - 1);
+    return t != 0;
+}
 
 static inline bool tern_json_digit(unsigned char c) {
     return c >= '0' && c <= '9';

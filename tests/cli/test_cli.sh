@@ -117,8 +117,10 @@ city='const v = JSON.parse(require("fs").readFileSync(0, "utf8"));
                Number.isInteger(v.pop) && typeof v.big === "boolean" ? 0 : 1);'
 if node -e "$city" <"$tmp/j5" && cmp -s "$tmp/j5" "$tmp/j6"; then ok run_json_schema
 else bad run_json_schema "$(cat "$tmp/j5" "$tmp/j6")"; fi
-expect_error run_json_schema_refused 2 "the keyword 'pattern' is not supported" -- "$tern" run -m "$model" -p "Hi" \
-    --json-schema '{"type": "object", "properties": {"a": {"type": "string", "pattern": "x"}}}'
+expect_error run_json_schema_refused 2 "the keyword 'multipleOf' is not supported" -- "$tern" run -m "$model" -p "Hi" \
+    --json-schema '{"type": "object", "properties": {"a": {"type": "integer", "multipleOf": 2}}}'
+expect_error run_json_schema_pattern 2 "backreferences are not supported" -- "$tern" run -m "$model" -p "Hi" \
+    --json-schema '{"type": "object", "properties": {"a": {"type": "string", "pattern": "(a)\\1"}}}'
 expect_error run_json_schema_not_json 2 "option --json-schema: not JSON" -- "$tern" run -m "$model" -p "Hi" \
     --json-schema '{"type":'
 expect_error run_json_schema_no_file 2 "option --json-schema-file: unable to open" -- "$tern" run -m "$model" -p "Hi" \
