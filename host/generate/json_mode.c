@@ -45,19 +45,43 @@ static const char *const LITERALS[3] = {"true", "false", "null"};
 
 void tern_json_start(struct tern_json_state *st, const tern_json_schema *g) {
     st->g = g ? g : &tern_json_any_object;
-    st->depth = 1;
-    st->space = 0;
-    st->done = false;
-    st->f[0] = (struct tern_json_frame){.node = st->g->root, .mode = M_VALUE};
+    st->n = 1;
+    st->b[0].depth = 1;
+    st->b[0].space = 0;
+    st->b[0].done = false;
+    st->b[0].f[0] = (struct tern_json_frame){.node = st->g->root, .mode = M_VALUE};
 }
 
 bool tern_json_complete(const struct tern_json_state *st) {
-    return st->done;
+    for (int i = 0; i < st->n; i++)
+        if (st->b[i].done)
+            return true;
+    return false;
+}
+
+static bool same_branch(const struct tern_json_branch *a, const struct tern_json_branch *b) {
+    return a->depth == b->depth && a->space == b->space && a->done == b->done &&
+           !memcmp(a->f, b->f, a->depth * sizeof *a->f);
 }
 
 bool tern_json_same(const struct tern_json_state *a, const struct tern_json_state *b) {
-    return a->g == b->g && a->depth == b->depth && a->space == b->space && a->done == b->done &&
-           !memcmp(a->f, b->f, a->depth * sizeof *a->f);
+    bool same = a->g == b->g && a->n == b->n;
+    for (int i = 0; same && i < a->n; i++)
+        same = same_branch(&a->b[i], &b->b[i]);
+    return same;
+}
+
+/* dst <- src: the levels in use (a step writes a level before it reads it) */
+static void copy_branch(struct tern_json_branch *dst, const struct tern_json_branch *src) {
+    dst->depth = src->depth;
+    dst->space = src->space;
+    dst->done = src->done;
+    memcpy(dst->f, src->f, src->depth * sizeof *src->f);
+}
+
+/* A branch no reading of the text follows any more (done ones have no levels either) */
+static void drop(struct tern_json_branch *b) {
+    b->depth = 0, b->done = false;
 }
 
 static bool hex(unsigned char c) {
@@ -65,16 +89,16 @@ static bool hex(unsigned char c) {
 }
 
 /* The level's value is whole: back to its parent, which already expects what follows a value. */
-static bool finish(struct tern_json_state *st) {
-    if (--st->depth == 0)
-        st->done = true;
+static bool finish(struct tern_json_branch *b) {
+    if (--b->depth == 0)
+        b->done = true;
     return true;
 }
 
-static bool push(struct tern_json_state *st, uint16_t node) {
-    if (st->depth == TERN_JSON_MAX_DEPTH)
+static bool push(struct tern_json_branch *b, uint16_t node) {
+    if (b->depth == TERN_JSON_MAX_DEPTH)
         return false;
-    st->f[st->depth++] = (struct tern_json_frame){.node = node, .mode = M_VALUE};
+    b->f[b->depth++] = (struct tern_json_frame){.node = node, .mode = M_VALUE};
     return true;
 }
 
@@ -205,15 +229,37 @@ static bool in_range(const struct node *n, const struct tern_json_frame *f, bool
 
 /* ---- the recognizer's steps */
 
-/* The first byte of a value of f's node. */
-static bool value_start(const tern_json_schema *g, struct tern_json_frame *f, unsigned char c) {
+/* The first byte of a value of f's node, on branch b of st. Of an anyOf's alternatives that this byte
+ * can begin, b follows the first, and a copy of b each other one (while there is room). */
+static bool value_start(struct tern_json_state *st, struct tern_json_branch *b, struct tern_json_frame *f,
+                        unsigned char c) {
+    const tern_json_schema *g = st->g;
     const struct node *n = &g->nodes[f->node];
-    for (int i = 0; i < n->n_alt; i++) /* anyOf: the alternative this byte begins */
-        if (tern_json_starts(c) & g->nodes[g->alts[n->alt0 + i]].types) {
-            f->node = g->alts[n->alt0 + i];
-            return value_start(g, f, c);
+    if (n->n_alt) {
+        int first = -1;
+        for (int i = 0; i < n->n_alt; i++) {
+            const uint16_t alt = g->alts[n->alt0 + i];
+            if (!(tern_json_starts(c) & g->nodes[alt].types))
+                continue;
+            if (first < 0) {
+                first = alt;
+                continue;
+            }
+            if (st->n == TERN_JSON_MAX_BRANCHES)
+                break;
+            struct tern_json_branch *copy = &st->b[st->n++];
+            copy_branch(copy, b);
+            struct tern_json_frame *cf = &copy->f[f - b->f];
+            cf->node = alt;
+            if (!value_start(st, copy, cf, c))
+                drop(copy);
         }
-    if (n->n_alt || !(tern_json_starts(c) & n->types))
+        if (first < 0)
+            return false;
+        f->node = (uint16_t)first;
+        return value_start(st, b, f, c);
+    }
+    if (!(tern_json_starts(c) & n->types))
         return false;
     if (n->enumerated && c != '"') { /* the literals this byte begins */
         uint64_t m = 0;
@@ -322,18 +368,18 @@ static bool pattern_byte(const tern_json_schema *g, const struct node *n, struct
     return c != '\\' && tern_json_pattern_next(g, p, &f->pos, c);
 }
 
-static bool step(struct tern_json_state *st, unsigned char c) {
-    if (st->done)
+static bool step(struct tern_json_state *st, struct tern_json_branch *b, unsigned char c) {
+    if (b->done)
         return false;
     const tern_json_schema *g = st->g;
-    struct tern_json_frame *f = &st->f[st->depth - 1];
+    struct tern_json_frame *f = &b->f[b->depth - 1];
     const struct node *n = &g->nodes[f->node];
     int r;
     switch (f->mode) {
     case M_STR:
         if (n->enumerated) {
             if (c == '"')
-                return whole_name(f, g->enums + n->enum0, n->n_enum) >= 0 && finish(st);
+                return whole_name(f, g->enums + n->enum0, n->n_enum) >= 0 && finish(b);
             return narrow(g, f, g->enums + n->enum0, n->n_enum, c);
         }
         /* fall through */
@@ -344,7 +390,7 @@ static bool step(struct tern_json_state *st, unsigned char c) {
         if (n->pattern && !pattern_byte(g, n, f, c))
             return false;
         r = text_byte(f, c, M_STR);
-        return r > 0 || (r == 0 && finish(st));
+        return r > 0 || (r == 0 && finish(b));
     case M_KEY:
         if (!n->any_keys) { /* a property's name: its value's node is the property's */
             if (c != '"')
@@ -404,8 +450,8 @@ static bool step(struct tern_json_state *st, unsigned char c) {
         }
         if (!in_range(n, f, true))
             return false;
-        finish(st); /* the number ended (numbers lie inside the object): c comes after it */
-        return step(st, c);
+        finish(b); /* the number ended (numbers lie inside the object): c comes after it */
+        return step(st, b, c);
     case M_ENUM: {
         struct tern_json_frame next = *f;
         if (narrow(g, &next, g->enums + n->lit0, n->n_lit, c)) {
@@ -414,33 +460,33 @@ static bool step(struct tern_json_state *st, unsigned char c) {
         }
         if (whole_name(f, g->enums + n->lit0, n->n_lit) < 0)
             return false;
-        finish(st); /* the value ended, as a number does */
-        return step(st, c);
+        finish(b); /* the value ended, as a number does */
+        return step(st, b, c);
     }
     case M_LIT: {
         const char *lit = LITERALS[f->aux];
         if (c != (unsigned char)lit[f->pos])
             return false;
-        return !lit[++f->pos] ? finish(st) : true;
+        return !lit[++f->pos] ? finish(b) : true;
     }
     default:
         break;
     }
     /* between tokens: whitespace, a bounded run of it, inside the object */
     if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-        if ((f->mode == M_VALUE && st->depth == 1) || st->space == TERN_JSON_MAX_SPACE)
+        if ((f->mode == M_VALUE && b->depth == 1) || b->space == TERN_JSON_MAX_SPACE)
             return false;
-        st->space++;
+        b->space++;
         return true;
     }
-    st->space = 0;
+    b->space = 0;
     switch (f->mode) {
     case M_VALUE:
-        return value_start(g, f, c);
+        return value_start(st, b, f, c);
     case M_OBJ_FIRST:
     case M_OBJ_AFTER:
         if (c == '}')
-            return (n->any_keys || may_close(g, n, f->count)) && finish(st);
+            return (n->any_keys || may_close(g, n, f->count)) && finish(b);
         if (f->mode == M_OBJ_AFTER) {
             if (c != ',' || (!n->any_keys && !next_keys(g, n, f->count)))
                 return false;
@@ -458,52 +504,71 @@ static bool step(struct tern_json_state *st, unsigned char c) {
         if (c != ':')
             return false;
         f->mode = M_OBJ_AFTER;
-        return push(st, f->pos);
+        return push(b, f->pos);
     case M_ARR_FIRST:
     case M_ARR_AFTER:
         if (c == ']')
-            return f->count >= n->min_items && finish(st);
+            return f->count >= n->min_items && finish(b);
         if (f->mode == M_ARR_AFTER && c != ',')
             return false;
         if (f->count == n->max_items)
             return false;
         f->count++;
-        if (!push(st, n->items))
+        if (!push(b, n->items))
             return false;
         if (f->mode == M_ARR_AFTER)
             return true;
         f->mode = M_ARR_AFTER;
-        return value_start(g, &st->f[st->depth - 1], c);
+        return value_start(st, b, &b->f[b->depth - 1], c);
     default:
         return false;
     }
 }
 
 bool tern_json_feed(struct tern_json_state *st, const char *bytes, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!step(st, (unsigned char)bytes[i]))
-            return false;
-    return true;
+    for (size_t i = 0; i < n && st->n; i++) {
+        const int before = st->n; /* branches a step adds have read this byte */
+        for (int k = 0; k < before; k++)
+            if (!step(st, &st->b[k], (unsigned char)bytes[i]))
+                drop(&st->b[k]);
+        int kept = 0; /* the branches still reading, each once */
+        for (int k = 0; k < st->n; k++) {
+            bool keep = st->b[k].depth || st->b[k].done;
+            for (int j = 0; keep && j < kept; j++)
+                keep = !same_branch(&st->b[j], &st->b[k]);
+            if (keep && kept != k)
+                copy_branch(&st->b[kept], &st->b[k]);
+            kept += keep;
+        }
+        st->n = (uint8_t)kept;
+    }
+    return st->n > 0;
 }
 
-/* dst <- src: the levels in use (a step writes a level before it reads it) */
+/* dst <- src: the branches and levels in use */
 static void copy_state(struct tern_json_state *dst, const struct tern_json_state *src) {
     dst->g = src->g;
-    dst->depth = src->depth;
-    dst->space = src->space;
-    dst->done = src->done;
-    memcpy(dst->f, src->f, src->depth * sizeof *src->f);
+    dst->n = src->n;
+    for (int i = 0; i < src->n; i++)
+        copy_branch(&dst->b[i], &src->b[i]);
 }
 
 /* Inside a string that takes any text: a token of whole UTF-8 characters without a quote, backslash
- * or control byte leaves the state as it was (within a character, its first byte is refused). */
+ * or control byte leaves the state as it was (within a character, its first byte is refused). The
+ * readings of one text stand in the same lexical place (in a string, in an escape), so where one of
+ * them is in such a string, it takes every such token, and all of them refuse control bytes. */
 static bool in_plain_string(const struct tern_json_state *st) {
-    if (st->done)
-        return false;
-    const struct tern_json_frame *f = &st->f[st->depth - 1];
-    const struct node *n = &st->g->nodes[f->node];
-    return (f->mode == M_STR && !n->enumerated && !(n->limits & LIM_LEN) && !n->pattern) ||
-           (f->mode == M_KEY && n->any_keys);
+    for (int i = 0; i < st->n; i++) {
+        const struct tern_json_branch *b = &st->b[i];
+        if (b->done)
+            return false;
+        const struct tern_json_frame *f = &b->f[b->depth - 1];
+        const struct node *n = &st->g->nodes[f->node];
+        if ((f->mode == M_STR && !n->enumerated && !(n->limits & LIM_LEN) && !n->pattern) ||
+            (f->mode == M_KEY && n->any_keys))
+            return true;
+    }
+    return false;
 }
 
 /* ---------------------------------------------------------------- the vocabulary */
@@ -606,7 +671,7 @@ int32_t tern_json_allowed(const tern_json_vocab *v, const struct tern_json_state
     bool allow[LEAD_EOG + 1];
     for (int b = 0; b < 256; b++) {
         copy_state(&s, st);
-        allow[b] = step(&s, (unsigned char)b);
+        allow[b] = tern_json_feed(&s, (const char[]){(char)b}, 1);
     }
     allow[LEAD_NONE] = false;
     allow[LEAD_EOG] = tern_json_complete(st);

@@ -17,7 +17,7 @@
 
 /* Nesting deeper than TERN_JSON_MAX_DEPTH is refused, and so is a run of more than
  * TERN_JSON_MAX_SPACE whitespace bytes (the model cannot pad forever). */
-enum { TERN_JSON_MAX_DEPTH = 64, TERN_JSON_MAX_SPACE = 16 };
+enum { TERN_JSON_MAX_DEPTH = 64, TERN_JSON_MAX_SPACE = 16, TERN_JSON_MAX_BRANCHES = 8 };
 
 /* A compiled JSON schema: one block of memory (no pointers inside), so it can be copied whole. */
 typedef struct tern_json_schema tern_json_schema;
@@ -29,12 +29,11 @@ typedef struct tern_json_schema tern_json_schema;
  * "additionalProperties" (false, or left out: only the listed keys are written), "items",
  * "minItems", "maxItems", "enum" and "const" (strings, numbers, true, false, null), "minLength" and
  * "maxLength" (characters), "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum" (whole
- * bounds), "pattern" and "format" (json_pattern.c), "nullable", "anyOf" and "oneOf" of
- * alternatives that begin with different characters (a string or null, say), "allOf" of one
- * schema, and "$ref" to a schema of the document ("#", "#/$defs/Name": recursion allowed);
- * "description", "title", "default", "examples", "$schema", "$comment", "$id", "$defs",
- * "definitions" are ignored. The root is an object. An object schema without "properties" takes
- * any keys with any values. Text in strings is UTF-8. */
+ * bounds), "pattern" and "format" (json_pattern.c), "nullable", "anyOf" and "oneOf" (taken
+ * alike: a text two alternatives take is not refused), "allOf" of one schema, and "$ref" to a schema of the
+ * document ("#", "#/$defs/Name": recursion allowed); "description", "title", "default", "examples",
+ * "$schema", "$comment", "$id", "$defs", "definitions" are ignored. The root is an object. An object schema
+ * without "properties" takes any keys with any values. Text in strings is UTF-8. */
 tern_status tern_json_schema_compile(const json_t *schema, tern_json_schema **out, char *why,
                                      size_t why_size);
 /* A copy of g (free with free()); NULL when out of memory. */
@@ -51,13 +50,22 @@ struct tern_json_frame {
     uint64_t cand;  /* the properties or enumerated strings the bytes so far still match */
 };
 
-/* Where the recognizer stands in the text: the open levels, innermost last. */
-struct tern_json_state {
-    const tern_json_schema *g;
+/* One reading of the text: the open levels, innermost last. */
+struct tern_json_branch {
     uint8_t depth; /* open levels */
     uint8_t space; /* whitespace bytes in a row */
     bool done;     /* the object is whole */
     struct tern_json_frame f[TERN_JSON_MAX_DEPTH];
+};
+
+/* Where the recognizer stands in the text: its readings. Where a schema's anyOf alternatives can
+ * begin alike (two objects, an integer and a number), each is followed as a reading of its own
+ * until the text rules it out; at most TERN_JSON_MAX_BRANCHES at once (past that, later
+ * alternatives are left out: the text still follows one of those kept). */
+struct tern_json_state {
+    const tern_json_schema *g;
+    uint8_t n; /* readings */
+    struct tern_json_branch b[TERN_JSON_MAX_BRANCHES];
 };
 
 /* The state before any text, for schema g (NULL: any object). The object's '{' comes first. */

@@ -74,8 +74,8 @@ static uint8_t type_bit(const char *t) {
 /* 2: a keyword that says nothing of the value (or holds definitions), 1: one of the subset, 0: one
  * tern does not take */
 static int keyword(const char *k) {
-    static const char *const notes[] = {"description", "title", "default", "examples",   "$schema",
-                                        "$comment",    "$id",   "$defs",   "definitions"};
+    static const char *const notes[] = {"description", "title", "default", "examples",    "$schema",
+                                        "$comment",    "$id",   "$defs",   "definitions", "discriminator"};
     static const char *const keys[] = {"type",
                                        "properties",
                                        "required",
@@ -368,11 +368,6 @@ static int compile_array(struct compiler *c, int index, const json_t *s, int dep
     return 0;
 }
 
-/* The first characters a node's values can begin with, as type classes (numbers and integers one). */
-static uint8_t first_classes(uint8_t types) {
-    return (uint8_t)((types & ~TY_INT) | (types & TY_INT ? TY_NUM : 0));
-}
-
 /* The schema a local reference ("#", "#/$defs/Name", any JSON pointer into the document) names. */
 static const json_t *resolve(const json_t *doc, const char *ref) {
     if (ref[0] != '#' || (ref[1] && ref[1] != '/'))
@@ -428,13 +423,13 @@ static int compile_ref(struct compiler *c, const json_t *ref, int depth) {
     return compile_node_at(c, target, depth + 1, index);
 }
 
-/* anyOf / oneOf: alternatives whose values begin with different characters (a value's first byte
- * picks its alternative); alternatives that are such lists themselves are taken apart. */
+/* anyOf / oneOf: the alternatives (the recognizer follows those a value's first byte can begin side
+ * by side, json_mode.h); alternatives that are such lists themselves are taken apart. oneOf is taken
+ * as anyOf: a text both alternatives take is not refused. */
 static int compile_any_of(struct compiler *c, int index, const json_t *list, int depth) {
     if (!json_is_array(list) || json_array_size(list) == 0)
         return refuse(c, "'anyOf' and 'oneOf' must be non-empty lists of schemas");
     c->g->nodes[index].alt0 = c->g->n_alts;
-    uint8_t seen = 0;
     for (size_t i = 0; i < json_array_size(list); i++) {
         const int a = compile_node(c, json_array_get(list, i), depth + 1);
         if (a < 0)
@@ -445,13 +440,8 @@ static int compile_any_of(struct compiler *c, int index, const json_t *list, int
         const int n_one = alt->n_alt ? alt->n_alt : 1;
         for (int k = 0; k < n_one; k++) { /* a, or its own alternatives */
             const uint16_t one = alt->n_alt ? c->g->alts[alt->alt0 + k] : (uint16_t)a;
-            const uint8_t classes = first_classes(c->g->nodes[one].types);
-            if (classes & seen)
-                return refuse(c, "'anyOf' alternatives that can begin with the same character (two of one "
-                                 "type) are not supported");
             if (c->g->n_alts == MAX_ALTS)
                 return refuse(c, "more than %d 'anyOf' alternatives", MAX_ALTS);
-            seen |= classes;
             c->g->alts[c->g->n_alts++] = one;
             c->g->nodes[index].n_alt++;
             c->g->nodes[index].types |= c->g->nodes[one].types;
