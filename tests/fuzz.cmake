@@ -39,6 +39,7 @@ if(TERN_FUZZ)
                           ${PROJECT_SOURCE_DIR}/host/generate/json_schema.c
                           ${PROJECT_SOURCE_DIR}/host/generate/json_pattern.c)
     tern_fuzz_target(fuzz_api_request api_fuzz ${PROJECT_SOURCE_DIR}/host/serve/api_request.c
+                     ${PROJECT_SOURCE_DIR}/host/serve/api_tools.c
                      ${PROJECT_SOURCE_DIR}/host/generate/chat.c ${JSON_MODE_SOURCES} ${TOKENIZER_SOURCES}
                      ${PROJECT_SOURCE_DIR}/host/gguf/gguf.c LIBS PkgConfig::PCRE2 PkgConfig::JANSSON)
     target_compile_definitions(fuzz_api_request PRIVATE

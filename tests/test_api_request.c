@@ -7,6 +7,7 @@
 #include "host/generate/json_mode.h"
 #include "host/gguf/gguf.h"
 #include "host/serve/api_request.h"
+#include "host/serve/api_tools.h"
 
 static tern_gguf *file;
 static tern_tokenizer *tok;
@@ -243,6 +244,99 @@ static void spm_echo_offsets(void) {
     tern_gguf_free(g);
 }
 
+/* Function calling (host/serve/api_tools.c): the reply's schema and the tools' system message, tool
+ * results and calls in the prompt as the model writes them, the model's object back into OpenAI's
+ * fields */
+static void tools(void) {
+    struct tern_api_request r;
+    struct tern_api_error err;
+    static const char TOOL[] =
+        "\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", "
+        "\"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"$ref\": "
+        "\"#/$defs/City\"}}, \"required\": [\"city\"], \"$defs\": {\"City\": {\"type\": "
+        "\"string\"}}}}}]";
+    char body[1024];
+    snprintf(
+        body, sizeof body,
+        "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", "
+        "\"content\": "
+        "\"Paris?\"}, {\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"c1\", "
+        "\"type\": "
+        "\"function\", \"function\": {\"name\": \"get_weather\", \"arguments\": \"{\\\"city\\\": "
+        "\\\"Paris\\\"}\"}}]}, {\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": \"21 C\"}], %s, "
+        "\"tool_choice\": \"required\"}",
+        TOOL);
+    CHECK(parse(body, true, &r, &err));
+    CHECK(r.json && r.tools && r.json_schema);
+    char *text = r.n_prompts ? tern_api_ids_text(tok, r.prompts[0].ids, r.prompts[0].n_ids, NULL) : NULL;
+    static const char *const within[] = {
+        "Be brief.\n\nYou can call these tools", "\"name\":\"get_weather\"",
+        "{\"tool_calls\":[{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\"}}]}",
+        "{\"tool_result\":{\"name\":\"get_weather\",\"content\":\"21 C\"}}"};
+    for (size_t i = 0; text && i < sizeof within / sizeof *within; i++)
+        if (!strstr(text, within[i]))
+            harness_fail(__FILE__, __LINE__, "the prompt lacks '%s': %s", within[i], text);
+    free(text);
+    /* a reply only a call of get_weather with a city follows */
+    struct tern_json_state st;
+    tern_json_start(&st, r.json_schema);
+    static const char CALL[] =
+        "{\"tool_calls\":[{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Rome\"}}]}";
+    CHECK(tern_json_feed(&st, CALL, strlen(CALL)) && tern_json_complete(&st));
+    tern_json_start(&st, r.json_schema);
+    CHECK(!tern_json_feed(&st, "{\"response\":", 12));
+    tern_api_request_free(&r);
+    /* tool_choice auto: a reply in text too; none: no schema */
+    snprintf(body, sizeof body,
+             "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], %s, \"tool_choice\": \"%s\"}", TOOL,
+             "auto");
+    CHECK(parse(body, true, &r, &err));
+    tern_json_start(&st, r.json_schema);
+    CHECK(tern_json_feed(&st, "{\"response\":\"hi\"}", 17) && tern_json_complete(&st));
+    tern_api_request_free(&r);
+    snprintf(body, sizeof body,
+             "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], %s, \"tool_choice\": \"%s\"}", TOOL,
+             "none");
+    CHECK(parse(body, true, &r, &err));
+    CHECK(!r.json && !r.tools);
+    tern_api_request_free(&r);
+    /* the model's object into OpenAI's fields */
+    json_t *calls;
+    char *content;
+    CHECK(tern_api_tool_reply(CALL, strlen(CALL), "7_0", &calls, &content) && calls && !content);
+    const json_t *fn = json_object_get(json_array_get(calls, 0), "function");
+    CHECK(!strcmp(json_string_value(json_object_get(json_array_get(calls, 0), "id")), "call_7_0_0"));
+    CHECK(!strcmp(json_string_value(json_object_get(fn, "arguments")), "{\"city\":\"Rome\"}"));
+    json_decref(calls);
+    CHECK(tern_api_tool_reply("{\"response\":\"hi\"}", 17, "x", &calls, &content) && !calls &&
+          !strcmp(content, "hi"));
+    free(content);
+    CHECK(!tern_api_tool_reply("{\"tool_calls\":[", 15, "x", &calls, &content) && !calls && !content);
+    /* refused: a reference out of a tool's definitions, two tools of one name, logprobs beside */
+    static const char *const bad[] = {
+        "\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": {\"type\": "
+        "\"object\", "
+        "\"properties\": {\"k\": {\"$ref\": \"#\"}}}}}]",
+        "\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}, {\"type\": \"function\", "
+        "\"function\": "
+        "{\"name\": \"f\"}}]",
+        "\"logprobs\": true, \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]"};
+    static const char *const why[] = {"'$ref' '#'", "two tools", "'logprobs' beside"};
+    /* a call without its arguments, a tool's result without its call's id (found by fuzz_api_request) */
+    static const char *const bad_messages[] = {
+        "{\"messages\": [{\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"a\", "
+        "\"function\": {\"name\": \"f\"}}]}]}",
+        "{\"messages\": [{\"role\": \"tool\", \"content\": \"r\"}]}"};
+    for (size_t i = 0; i < 2; i++)
+        if (parse(bad_messages[i], true, &r, &err) || err.status != 400 || strcmp(err.param, "messages"))
+            harness_fail(__FILE__, __LINE__, "%s: status %d, '%s'", bad_messages[i], err.status, err.message);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(body, sizeof body, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], %s}", bad[i]);
+        if (parse(body, true, &r, &err) || err.status != 400 || !strstr(err.message, why[i]))
+            harness_fail(__FILE__, __LINE__, "%s: status %d, '%s'", bad[i], err.status, err.message);
+    }
+}
+
 int main(void) {
     if (tern_gguf_create(test_data("vectors/mini-b158-i2s.gguf", 0), &file) ||
         tern_tokenizer_create(file, NULL, &tok)) {
@@ -256,6 +350,7 @@ int main(void) {
     RUN(response_formats);
     RUN(tokenizer_endpoints);
     RUN(spm_echo_offsets);
+    RUN(tools);
     tern_tokenizer_free(tok);
     tern_gguf_free(file);
     return harness_finish();

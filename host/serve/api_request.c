@@ -9,10 +9,10 @@
 #include <string.h>
 
 #include "../generate/json_mode.h"
+#include "api_tools.h"
 
-/* A client error (400, 404) or the server's own (500); false, for the parser to return. */
-static bool fail(struct tern_api_error *err, int status, const char *code, const char *param, const char *fmt,
-                 ...) {
+bool tern_api_fail(struct tern_api_error *err, int status, const char *code, const char *param,
+                   const char *fmt, ...) {
     err->status = status;
     err->type = status >= 500 ? "server_error" : "invalid_request_error";
     err->code = code;
@@ -51,8 +51,47 @@ static char *message_text(const json_t *content) {
     return s;
 }
 
-/* The prompt text of a chat request; NULL with *why set when the messages are malformed. */
-static char *render_chat(enum tern_chat_format format, const json_t *messages, const char **why) {
+/* The text of message i of a chat request's messages, its role in *r: a tool's result or an
+ * assistant's tool calls as api_tools.h writes them, the others' content, and tools (the tools'
+ * system text, or NULL) after the content of a first system message. NULL with *why set when the
+ * message is malformed. */
+static char *message_at(const json_t *messages, size_t i, const char *tools, enum tern_chat_role *r,
+                        const char **why) {
+    const json_t *m = json_array_get(messages, i);
+    const char *role = json_string_value(json_object_get(m, "role")), *as = NULL;
+    char *text = tern_api_tool_message(messages, i, &as, why);
+    if (text)
+        *r = as[0] == 'u' ? TERN_CHAT_USER : TERN_CHAT_ASSISTANT;
+    if (text || *why)
+        return text;
+    if (role && !strcmp(role, "system"))
+        *r = TERN_CHAT_SYSTEM;
+    else if (role && (!strcmp(role, "user") || !strcmp(role, "developer")))
+        *r = role[0] == 'u' ? TERN_CHAT_USER : TERN_CHAT_SYSTEM;
+    else if (role && !strcmp(role, "assistant"))
+        *r = TERN_CHAT_ASSISTANT;
+    else {
+        *why = "each message needs a 'role' of system, user, assistant or tool";
+        return NULL;
+    }
+    char *content = message_text(json_object_get(m, "content"));
+    if (!content) {
+        *why = "each message needs a 'content' string";
+        return NULL;
+    }
+    if (!tools || i > 0 || *r != TERN_CHAT_SYSTEM)
+        return content;
+    char *both = malloc(strlen(content) + strlen(tools) + 3);
+    if (both)
+        sprintf(both, "%s\n\n%s", content, tools);
+    free(content);
+    return both;
+}
+
+/* The prompt text of a chat request (tools: the tools' system text, or NULL); NULL with *why set when
+ * the messages are malformed. */
+static char *render_chat(enum tern_chat_format format, const json_t *messages, const char *tools,
+                         const char **why) {
     if (!json_is_array(messages) || json_array_size(messages) == 0) {
         *why = "'messages' must be a non-empty array";
         return NULL;
@@ -62,24 +101,13 @@ static char *render_chat(enum tern_chat_format format, const json_t *messages, c
     if (!all)
         return NULL;
     all[0] = 0;
-    for (size_t i = 0; i < json_array_size(messages); i++) {
-        const json_t *m = json_array_get(messages, i);
-        const char *role = json_string_value(json_object_get(m, "role"));
-        enum tern_chat_role r;
-        if (role && !strcmp(role, "system"))
-            r = TERN_CHAT_SYSTEM;
-        else if (role && (!strcmp(role, "user") || !strcmp(role, "developer")))
-            r = role[0] == 'u' ? TERN_CHAT_USER : TERN_CHAT_SYSTEM;
-        else if (role && !strcmp(role, "assistant"))
-            r = TERN_CHAT_ASSISTANT;
-        else {
-            *why = "each message needs a 'role' of system, user or assistant";
-            free(all);
-            return NULL;
-        }
-        char *content = message_text(json_object_get(m, "content"));
+    const char *first = json_string_value(json_object_get(json_array_get(messages, 0), "role"));
+    const size_t own = tools && !(first && !strcmp(first, "system")); /* the tools' own system message */
+    for (size_t i = 0; i < json_array_size(messages) + own; i++) {
+        enum tern_chat_role r = TERN_CHAT_SYSTEM;
+        char *content =
+            own && i == 0 ? strdup(tools) : message_at(messages, i - own, own ? NULL : tools, &r, why);
         if (!content) {
-            *why = "each message needs a 'content' string";
             free(all);
             return NULL;
         }
@@ -226,10 +254,10 @@ static bool completion_prompts(const tern_tokenizer *tok, const json_t *p, bool 
                       "those";
     const size_t n = json_is_array(p) && !is_ids(p) ? json_array_size(p) : 1;
     if (n == 0 || n > TERN_API_MAX_CHOICES || (!json_is_array(p) && !json_is_string(p)))
-        return fail(err, 400, NULL, "prompt", "%s", why);
+        return tern_api_fail(err, 400, NULL, "prompt", "%s", why);
     r->prompts = calloc(n, sizeof *r->prompts);
     if (!r->prompts)
-        return fail(err, 500, NULL, NULL, "out of memory");
+        return tern_api_fail(err, 500, NULL, NULL, "out of memory");
     r->n_prompts = (int)n;
     for (size_t i = 0; i < n; i++) {
         const json_t *v = json_is_array(p) && !is_ids(p) ? json_array_get(p, i) : p;
@@ -239,8 +267,8 @@ static bool completion_prompts(const tern_tokenizer *tok, const json_t *p, bool 
                                                     tern_tokenizer_add_bos(tok), echo, &r->prompts[i])
                                       : ids_prompt(tok, v, echo, &r->prompts[i], &bad));
         if (!ok)
-            return bad ? fail(err, 400, NULL, "prompt", "%s", why)
-                       : fail(err, 500, NULL, NULL, "the prompt could not be tokenized");
+            return bad ? tern_api_fail(err, 400, NULL, "prompt", "%s", why)
+                       : tern_api_fail(err, 500, NULL, NULL, "the prompt could not be tokenized");
     }
     return true;
 }
@@ -254,20 +282,21 @@ static bool logprobs_fields(const json_t *body, bool chat, struct tern_api_reque
     const int max = TERN_ENGINE_MAX_TOP_LOGPROBS;
     if (chat) {
         if (lp && !json_is_null(lp) && !json_is_boolean(lp))
-            return fail(err, 400, NULL, "logprobs", "'logprobs' must be a boolean");
+            return tern_api_fail(err, 400, NULL, "logprobs", "'logprobs' must be a boolean");
         if (top && !json_is_null(top) &&
             (!json_is_integer(top) || json_integer_value(top) < 0 || json_integer_value(top) > max))
-            return fail(err, 400, NULL, "top_logprobs", "'top_logprobs' must be an integer from 0 to %d",
-                        max);
+            return tern_api_fail(err, 400, NULL, "top_logprobs",
+                                 "'top_logprobs' must be an integer from 0 to %d", max);
         if (top && !json_is_null(top) && !json_is_true(lp))
-            return fail(err, 400, NULL, "top_logprobs", "'top_logprobs' needs 'logprobs': true");
+            return tern_api_fail(err, 400, NULL, "top_logprobs", "'top_logprobs' needs 'logprobs': true");
         if (json_is_true(lp))
             r->gen.logprobs = top && !json_is_null(top) ? (int)json_integer_value(top) : 0;
         return true;
     }
     if (lp && !json_is_null(lp)) {
         if (!json_is_integer(lp) || json_integer_value(lp) < 0 || json_integer_value(lp) > max)
-            return fail(err, 400, NULL, "logprobs", "'logprobs' must be an integer from 0 to %d", max);
+            return tern_api_fail(err, 400, NULL, "logprobs", "'logprobs' must be an integer from 0 to %d",
+                                 max);
         r->gen.logprobs = (int)json_integer_value(lp);
     }
     return true;
@@ -281,8 +310,8 @@ static bool logit_bias_field(const tern_tokenizer *tok, const json_t *body, stru
     if (!lb || json_is_null(lb))
         return true;
     if (!json_is_object(lb) || json_object_size(lb) > TERN_MAX_LOGIT_BIAS)
-        return fail(err, 400, NULL, "logit_bias", "'logit_bias' must be an object of at most %d token ids",
-                    TERN_MAX_LOGIT_BIAS);
+        return tern_api_fail(err, 400, NULL, "logit_bias",
+                             "'logit_bias' must be an object of at most %d token ids", TERN_MAX_LOGIT_BIAS);
     sp->n_logit_bias = 0;
     const char *key;
     const json_t *v;
@@ -291,13 +320,14 @@ static bool logit_bias_field(const tern_tokenizer *tok, const json_t *body, stru
         errno = 0;
         const long long id = strtoll(key, &end, 10);
         if (errno || end == key || *end || id < 0 || id >= tern_tokenizer_n_vocab(tok))
-            return fail(err, 400, NULL, "logit_bias", "'logit_bias': '%s' is not a token id (0 to %d)", key,
-                        tern_tokenizer_n_vocab(tok) - 1);
+            return tern_api_fail(err, 400, NULL, "logit_bias",
+                                 "'logit_bias': '%s' is not a token id (0 to %d)", key,
+                                 tern_tokenizer_n_vocab(tok) - 1);
         if (!json_is_number(v) || !(fabs(json_number_value(v)) <= 100.0))
-            return fail(err, 400, NULL, "logit_bias",
-                        "'logit_bias': the bias of token %lld must be a number from "
-                        "-100 to 100",
-                        id);
+            return tern_api_fail(err, 400, NULL, "logit_bias",
+                                 "'logit_bias': the bias of token %lld must be a number from "
+                                 "-100 to 100",
+                                 id);
         sp->logit_bias[sp->n_logit_bias++] =
             (struct tern_logit_bias){(int32_t)id, (float)json_number_value(v)};
     }
@@ -314,23 +344,25 @@ static bool response_format(const struct tern_server_params *p, const json_t *bo
     if (!rf || json_is_null(rf)) {
         r->json = p->json;
         return !p->json_schema || (r->json_schema = tern_json_schema_copy(p->json_schema)) ||
-               fail(err, 500, NULL, NULL, "out of memory");
+               tern_api_fail(err, 500, NULL, NULL, "out of memory");
     }
     const char *type = json_string_value(json_object_get(rf, "type"));
     if (!json_is_object(rf) || !type)
-        return fail(err, 400, NULL, "response_format", "'response_format' must be an object with a 'type'");
+        return tern_api_fail(err, 400, NULL, "response_format",
+                             "'response_format' must be an object with a 'type'");
     const json_t *schema = NULL;
     if (!strcmp(type, "json_schema")) {
         schema = json_object_get(json_object_get(rf, "json_schema"), "schema");
         if (!schema)
-            return fail(err, 400, NULL, "response_format",
-                        "'response_format' of type 'json_schema' needs 'json_schema': {\"schema\": {...}}");
+            return tern_api_fail(
+                err, 400, NULL, "response_format",
+                "'response_format' of type 'json_schema' needs 'json_schema': {\"schema\": {...}}");
     } else if (!strcmp(type, "json_object")) {
         schema = json_object_get(rf, "schema");
     } else if (strcmp(type, "text") != 0) {
-        return fail(err, 400, NULL, "response_format",
-                    "'response_format' type '%s' is not one of 'text', 'json_object' and 'json_schema'",
-                    type);
+        return tern_api_fail(
+            err, 400, NULL, "response_format",
+            "'response_format' type '%s' is not one of 'text', 'json_object' and 'json_schema'", type);
     }
     r->json = strcmp(type, "text") != 0;
     if (!schema)
@@ -338,9 +370,41 @@ static bool response_format(const struct tern_server_params *p, const json_t *bo
     char why[256];
     const tern_status st = tern_json_schema_compile(schema, &r->json_schema, why, sizeof why);
     if (st == TERN_ERR_NOMEM)
-        return fail(err, 500, NULL, NULL, "out of memory");
-    return !st ||
-           fail(err, 400, NULL, "response_format", "the response_format schema cannot be used: %s", why);
+        return tern_api_fail(err, 500, NULL, NULL, "out of memory");
+    return !st || tern_api_fail(err, 400, NULL, "response_format",
+                                "the response_format schema cannot be used: %s", why);
+}
+
+/* tools, tool_choice and parallel_tool_calls (api_tools.h): where a tool may be called, the reply's
+ * JSON schema in place of the server's --json or --json-schema (a response_format beside them is
+ * refused), and the tools' system text in *t. */
+static bool tools_fields(const json_t *body, struct tern_api_tools *t, struct tern_api_request *r,
+                         struct tern_api_error *err) {
+    if (!tern_api_tools_parse(body, t, err))
+        return false;
+    if (!t->schema)
+        return true;
+    const json_t *rf = json_object_get(body, "response_format");
+    const char *type = json_string_value(json_object_get(rf, "type"));
+    const char *beside = r->gen.logprobs >= 0                                          ? "logprobs"
+                         : rf && !json_is_null(rf) && !(type && !strcmp(type, "text")) ? "response_format"
+                                                                                       : NULL;
+    if (beside) { /* the reply is held whole, and to the tools' object */
+        tern_api_tools_free(t);
+        return tern_api_fail(err, 400, NULL, beside, "'%s' beside 'tools' is not supported", beside);
+    }
+    free(r->json_schema);
+    r->json_schema = NULL;
+    char why[256];
+    const tern_status st = tern_json_schema_compile(t->schema, &r->json_schema, why, sizeof why);
+    if (st) {
+        tern_api_tools_free(t);
+        return st == TERN_ERR_NOMEM
+                   ? tern_api_fail(err, 500, NULL, NULL, "out of memory")
+                   : tern_api_fail(err, 400, NULL, "tools", "the tools' parameters cannot be used: %s", why);
+    }
+    r->json = r->tools = true;
+    return true;
 }
 
 static bool parse(const struct tern_server_params *p, const tern_tokenizer *tok, enum tern_chat_format format,
@@ -349,31 +413,35 @@ static bool parse(const struct tern_server_params *p, const tern_tokenizer *tok,
     r->chat = chat;
     const json_t *model = json_object_get(body, "model");
     if (model && !json_is_string(model))
-        return fail(err, 400, NULL, "model", "'model' must be a string");
+        return tern_api_fail(err, 400, NULL, "model", "'model' must be a string");
     if (model && strcmp(json_string_value(model), p->model_id) != 0)
-        return fail(err, 404, "model_not_found", "model",
-                    "the model '%s' does not exist (this server runs '%s')", json_string_value(model),
-                    p->model_id);
+        return tern_api_fail(err, 404, "model_not_found", "model",
+                             "the model '%s' does not exist (this server runs '%s')",
+                             json_string_value(model), p->model_id);
     const json_t *echo = json_object_get(body, "echo");
     if (!chat && echo && !json_is_null(echo) && !json_is_boolean(echo))
-        return fail(err, 400, NULL, "echo", "'echo' must be a boolean");
+        return tern_api_fail(err, 400, NULL, "echo", "'echo' must be a boolean");
     r->echo = !chat && json_is_true(echo);
     if (!logprobs_fields(body, chat, r, err) || !response_format(p, body, r, err))
         return false;
     r->gen.prompt_logprobs = r->echo && r->gen.logprobs >= 0;
+    struct tern_api_tools tools = {0};
+    if (chat && !tools_fields(body, &tools, r, err))
+        return false;
     if (chat) {
         const char *why = NULL;
-        char *prompt = render_chat(format, json_object_get(body, "messages"), &why);
+        char *prompt = render_chat(format, json_object_get(body, "messages"), tools.system, &why);
+        tern_api_tools_free(&tools);
         if (!prompt)
-            return why ? fail(err, 400, NULL, "messages", "%s", why)
-                       : fail(err, 500, NULL, NULL, "out of memory");
+            return why ? tern_api_fail(err, 400, NULL, "messages", "%s", why)
+                       : tern_api_fail(err, 500, NULL, NULL, "out of memory");
         r->prompts = calloc(1, sizeof *r->prompts);
         r->n_prompts = r->prompts ? 1 : 0;
         const bool ok = r->prompts && !tern_tokenize(tok, prompt, strlen(prompt), false, true,
                                                      &r->prompts[0].ids, &r->prompts[0].n_ids);
         free(prompt);
         if (!ok)
-            return fail(err, 500, NULL, NULL, "the prompt could not be tokenized");
+            return tern_api_fail(err, 500, NULL, NULL, "the prompt could not be tokenized");
     } else if (!completion_prompts(tok, json_object_get(body, "prompt"), r->echo, r, err)) {
         return false;
     }
@@ -438,8 +506,9 @@ static bool parse(const struct tern_server_params *p, const tern_tokenizer *tok,
     if (!param && n && !json_is_null(n)) {
         if (!json_is_integer(n) || json_integer_value(n) < 1 ||
             json_integer_value(n) * r->n_prompts > TERN_API_MAX_CHOICES)
-            return fail(err, 400, NULL, "n", "'n' must be an integer from 1 to %d (%d choices in all)",
-                        TERN_API_MAX_CHOICES / r->n_prompts, TERN_API_MAX_CHOICES);
+            return tern_api_fail(err, 400, NULL, "n",
+                                 "'n' must be an integer from 1 to %d (%d choices in all)",
+                                 TERN_API_MAX_CHOICES / r->n_prompts, TERN_API_MAX_CHOICES);
         r->n = (int)json_integer_value(n);
     }
     const json_t *stream = json_object_get(body, "stream");
@@ -471,10 +540,12 @@ static bool parse(const struct tern_server_params *p, const tern_tokenizer *tok,
         }
     }
     if (param && !strcmp(param, "stop"))
-        return fail(err, 400, NULL, param, "'stop' must be a string or an array of at most %d strings",
-                    TERN_ENGINE_MAX_STOP);
+        return tern_api_fail(err, 400, NULL, param,
+                             "'stop' must be a string or an array of at most %d strings",
+                             TERN_ENGINE_MAX_STOP);
     if (param)
-        return fail(err, 400, NULL, param, "'%s' has the wrong type or an out-of-range value", param);
+        return tern_api_fail(err, 400, NULL, param, "'%s' has the wrong type or an out-of-range value",
+                             param);
     return true;
 }
 
@@ -504,11 +575,11 @@ bool tern_api_tokenize(const tern_tokenizer *tok, int n_ctx, const json_t *body,
     const char *key = json_object_get(body, "prompt") ? "prompt" : "content";
     const json_t *text = json_object_get(body, key);
     if (!json_is_string(text))
-        return fail(err, 400, NULL, key, "'prompt' (or 'content') must be a string");
+        return tern_api_fail(err, 400, NULL, key, "'prompt' (or 'content') must be a string");
     const char *flag = json_object_get(body, "add_special_tokens") ? "add_special_tokens" : "add_special";
     const json_t *special = json_object_get(body, flag);
     if (special && !json_is_null(special) && !json_is_boolean(special))
-        return fail(err, 400, NULL, flag, "'%s' must be a boolean", flag);
+        return tern_api_fail(err, 400, NULL, flag, "'%s' must be a boolean", flag);
     struct tern_api_prompt p = {0};
     const bool ok =
         text_prompt(tok, json_string_value(text), json_string_length(text), json_is_true(special), false, &p);
@@ -518,10 +589,10 @@ bool tern_api_tokenize(const tern_tokenizer *tok, int n_ctx, const json_t *body,
     free(p.ids);
     if (!ok) {
         json_decref(ids);
-        return fail(err, 500, NULL, NULL, "the text could not be tokenized");
+        return tern_api_fail(err, 500, NULL, NULL, "the text could not be tokenized");
     }
     *reply = json_pack("{s:o,s:I,s:i}", "tokens", ids, "count", (json_int_t)p.n_ids, "max_model_len", n_ctx);
-    return *reply != NULL || fail(err, 500, NULL, NULL, "out of memory");
+    return *reply != NULL || tern_api_fail(err, 500, NULL, NULL, "out of memory");
 }
 
 bool tern_api_detokenize(const tern_tokenizer *tok, const json_t *body, json_t **reply,
@@ -536,15 +607,15 @@ bool tern_api_detokenize(const tern_tokenizer *tok, const json_t *body, json_t *
     if (bad || !ids_prompt(tok, a, true, &p, &bad)) {
         free(p.ids);
         free(p.offsets);
-        return bad ? fail(err, 400, NULL, "tokens", "'tokens' must be a list of token ids (0 to %d)",
-                          tern_tokenizer_n_vocab(tok) - 1)
-                   : fail(err, 500, NULL, NULL, "out of memory");
+        return bad ? tern_api_fail(err, 400, NULL, "tokens", "'tokens' must be a list of token ids (0 to %d)",
+                                   tern_tokenizer_n_vocab(tok) - 1)
+                   : tern_api_fail(err, 500, NULL, NULL, "out of memory");
     }
     *reply = json_pack("{s:s,s:s}", "prompt", p.echo, "content", p.echo);
     free(p.ids);
     free(p.echo);
     free(p.offsets);
-    return *reply != NULL || fail(err, 500, NULL, NULL, "out of memory");
+    return *reply != NULL || tern_api_fail(err, 500, NULL, NULL, "out of memory");
 }
 
 /* A token's text for /tokenizer_info; NULL for none (id < 0). */

@@ -30,13 +30,18 @@ enum { TERN_API_MAX_CHOICES = 64 };
 
 struct tern_api_request {
     bool chat, stream, usage, echo;
-    bool json; /* response_format json_object or json_schema: each choice is one JSON object */
+    bool json;  /* response_format json_object or json_schema: each choice is one JSON object */
+    bool tools; /* a tool may be called: each choice's object is api_tools.h's, made a message */
     struct tern_json_schema *json_schema; /* with json: the object's schema (NULL: any object) */
     struct tern_gen_request gen; /* everything but the prompt; its stop strings point into the body */
     struct tern_api_prompt *prompts;
     int n_prompts;
     int n; /* choices per prompt: choice k is prompt k / n, its seed the request's + k % n */
 };
+
+/* A client error (400, 404) or the server's own (500) into *err; false, for a parser to return. */
+bool tern_api_fail(struct tern_api_error *err, int status, const char *code, const char *param,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Parse body (a JSON object) of a chat (chat) or completions request. seed: the one a request
  * without "seed" gets when the server has no --seed. On a client error fills *err and returns

@@ -20,6 +20,7 @@
 #include "../generate/generate.h"
 #include "../generate/json_mode.h"
 #include "api_request.h"
+#include "api_tools.h"
 #include "web_ui.h"
 
 struct tern_server {
@@ -175,6 +176,26 @@ static const char *finish_reason(const tern_job *j) {
     return tern_finish_name(tern_job_finish(j));
 }
 
+/* The message fields of a chat choice of request r whose whole text is text[len] (choice k of reply
+ * id): its content, or, where a tool may be called, what the model's object holds: the content of
+ * its "response", or "tool_calls" (null content; *finish then "tool_calls"; with indexed, each call
+ * numbered, as a stream's delta has them). A reply cut short is its text. NULL: out of memory. */
+static json_t *message_fields(const struct tern_api_request *r, const char *text, size_t len, long id, int k,
+                              bool indexed, const char **finish) {
+    json_t *calls = NULL;
+    char *content = NULL, base[64];
+    snprintf(base, sizeof base, "%ld_%d", id, k);
+    if (r->tools && tern_api_tool_reply(text, len, base, &calls, &content) && calls) {
+        for (size_t i = 0; indexed && i < json_array_size(calls); i++)
+            json_object_set_new(json_array_get(calls, i), "index", json_integer((json_int_t)i));
+        *finish = "tool_calls";
+        return json_pack("{s:n,s:o}", "content", "tool_calls", calls);
+    }
+    json_t *m = content ? json_pack("{s:s}", "content", content) : json_pack("{s:s%}", "content", text, len);
+    free(content);
+    return m;
+}
+
 /* Writes a choice's logprobs, record by record, as the reply's text grows. */
 struct lp_writer {
     const tern_tokenizer *tok;
@@ -276,9 +297,11 @@ static tern_status submit(tern_server *srv, const struct tern_api_request *r, in
 
 /* One choice of a streamed reply. */
 struct stream_choice {
-    tern_job *job; /* from its submission until its finish chunk */
-    bool over;     /* the job has no more text */
-    char *text;    /* the job's text taken so far */
+    tern_job *job;      /* from its submission until its finish chunk */
+    bool over;          /* the job has no more text */
+    bool told;          /* where a tool may be called: the reply went out, whole, in one chunk */
+    const char *finish; /* then its finish reason ("tool_calls" for calls) */
+    char *text;         /* the job's text taken so far */
     size_t text_cap, text_len, sent;
     struct lp_writer lp;
     struct tern_token_logprob *rec; /* the job's logprob records taken and not yet sent */
@@ -332,6 +355,16 @@ static json_t *chunk_object(struct stream *s, int k, const char *text, size_t le
                      "model", s->srv->model_id, "choices", choice);
 }
 
+/* The chunk of choice k that carries its whole message (delta: content or tool_calls; NULL when out of
+ * memory, as the chunk then is) */
+static json_t *tools_chunk(struct stream *s, int k, json_t *delta) {
+    json_t *chunk = delta ? chunk_object(s, k, NULL, 0, NULL, false, NULL, 0) : NULL;
+    if (chunk)
+        json_object_set(json_array_get(json_object_get(chunk, "choices"), 0), "delta", delta);
+    json_decref(delta);
+    return chunk;
+}
+
 static void queue_event(struct stream *s, json_t *obj) {
     char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
@@ -371,15 +404,24 @@ static void choice_event(struct stream *s, int k) {
     for (;;) {
         if (s->r.gen.logprobs >= 0)
             tern_job_logprobs(c->job, &c->rec, &c->rec_cap, &c->rec_len);
-        if (c->text_len > c->sent || c->rec_len > 0) {
+        if (!s->r.tools && (c->text_len > c->sent || c->rec_len > 0)) {
             queue_event(s, chunk_object(s, k, c->text + c->sent, c->text_len - c->sent, NULL, false, c->rec,
                                         c->rec_len));
             c->sent = c->text_len;
             c->rec_len = 0;
             return;
         }
+        if (c->over && s->r.tools && !c->told) { /* the model's object, made a message */
+            c->told = true;
+            c->finish = finish_reason(c->job);
+            queue_event(s, tools_chunk(s, k,
+                                       message_fields(&s->r, c->text ? c->text : "", c->text_len, s->id, k,
+                                                      true, &c->finish)));
+            return;
+        }
         if (c->over) {
-            queue_event(s, chunk_object(s, k, NULL, 0, finish_reason(c->job), false, NULL, 0));
+            queue_event(s, chunk_object(s, k, NULL, 0, s->r.tools ? c->finish : finish_reason(c->job), false,
+                                        NULL, 0));
             add_usage(&s->u, c->job, k % s->r.n == 0);
             tern_job_free(c->job);
             c->job = NULL;
@@ -485,7 +527,8 @@ static void stream_free(void *cls) {
 }
 
 /* Choice k (of prompt k / r->n) whole, once its job is over; NULL when out of memory. */
-static json_t *whole_choice(tern_server *srv, const struct tern_api_request *r, int k, tern_job *job) {
+static json_t *whole_choice(tern_server *srv, const struct tern_api_request *r, long id, int k,
+                            tern_job *job) {
     const struct tern_api_prompt *prompt = &r->prompts[k / r->n];
     char *text = NULL;
     size_t cap = 0, len = 0;
@@ -505,9 +548,12 @@ static json_t *whole_choice(tern_server *srv, const struct tern_api_request *r, 
     }
     json_t *choice = NULL;
     if (r->chat) {
-        choice =
-            json_pack("{s:i,s:{s:s,s:s%},s:o*,s:s}", "index", k, "message", "role", "assistant", "content",
-                      text ? text : "", len, "logprobs", lp, "finish_reason", finish_reason(job));
+        const char *finish = finish_reason(job);
+        json_t *message = message_fields(r, text ? text : "", len, id, k, false, &finish);
+        if (message)
+            json_object_set_new(message, "role", json_string("assistant"));
+        choice = json_pack("{s:i,s:o*,s:o*,s:s}", "index", k, "message", message, "logprobs", lp,
+                           "finish_reason", finish);
     } else {
         const char *echo = prompt->echo ? prompt->echo : "";
         char *all = malloc(strlen(echo) + len + 1);
@@ -555,7 +601,7 @@ static enum MHD_Result reply_whole(tern_server *srv, struct MHD_Connection *c, s
         }
         if (st)
             break;
-        json_t *choice = whole_choice(srv, r, i, jobs[i]);
+        json_t *choice = whole_choice(srv, r, id, i, jobs[i]);
         add_usage(&u, jobs[i], i % r->n == 0);
         tern_job_free(jobs[i]);
         jobs[i] = NULL;

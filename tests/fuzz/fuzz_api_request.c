@@ -3,13 +3,16 @@
  * /tokenize and /detokenize, with the vocabulary of the conformance vectors' model
  * (TERN_FUZZ_MODEL). Aborts when an accepted request breaks the parser's promises (a prompt id
  * outside the vocabulary, more prompts or logprobs than allowed, an empty prompt, a prompt whose
- * echo or its text offsets are missing, an offset that goes back or past the echo, a logit bias out of range)
- * or a refused one has no status, parameter or message that says why. */
+ * echo or its text offsets are missing, an offset that goes back or past the echo, a logit bias out of range,
+ * tools without their schema) or a refused one has no status, parameter or message that says why.
+ * The body is also read as a model's reply to a request with tools (api_tools.h), which gives calls
+ * or content, never both. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "host/serve/api_request.h"
+#include "host/serve/api_tools.h"
 #include "scheduler/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -44,7 +47,7 @@ static void check_request(const struct tern_api_request *r) {
     if (r->n_prompts < 1 || r->n < 1 || r->n_prompts * r->n > TERN_API_MAX_CHOICES ||
         (r->chat && r->n_prompts != 1) || r->gen.logprobs > TERN_ENGINE_MAX_TOP_LOGPROBS ||
         r->gen.n_stop > TERN_ENGINE_MAX_STOP || r->gen.max_tokens < (r->echo ? 0 : -1) ||
-        (!r->echo && !r->gen.max_tokens))
+        (!r->echo && !r->gen.max_tokens) || (r->tools && (!r->chat || !r->json || !r->json_schema)))
         abort();
     for (int i = 0; i < r->n_prompts; i++) {
         const struct tern_api_prompt *p = &r->prompts[i];
@@ -72,6 +75,13 @@ static void check_request(const struct tern_api_request *r) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!tok)
         setup();
+    json_t *calls = NULL;
+    char *content = NULL;
+    if (tern_api_tool_reply((const char *)data, size, "f", &calls, &content) != (calls || content) ||
+        (calls && content))
+        abort();
+    json_decref(calls);
+    free(content);
     json_t *body = json_loadb((const char *)data, size, 0, NULL);
     if (!json_is_object(body)) {
         json_decref(body);

@@ -473,6 +473,54 @@ async function main() {
           r.choices.some((ch) => ch.finish_reason === 'stop'),
           `json_schema_bounds_${k}`, JSON.stringify(r.choices.map((ch) => [ch.finish_reason, ch.message.content])));
   }
+  {
+    // (a server of its own: the tools' system message needs a longer context than 128 tokens a slot)
+    const toolSrv = await startServer(['--parallel', '2', '-c', '2048']);
+    const ai = client(toolSrv);
+    // function calling: tool_choice "required" makes every choice that ends a call of the tool, its
+    // arguments following the tool's parameters; the stream carries the same calls; a conversation
+    // with a call and its result goes back in; "auto" lets the model answer in text
+    const weather = { type: 'function', function: { name: 'get_weather', description: 'The weather in a city now',
+      parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 12 }, unit: { enum: ['c', 'f'] } },
+                    required: ['city', 'unit'] } } };
+    const toolAsk = { model: modelId, messages: [{ role: 'user', content: 'Weather in Paris?' }], max_tokens: 100,
+      temperature: 0.7, seed: 5, logit_bias: noSpace, tools: [weather], parallel_tool_calls: false };
+    const called = await ai.chat.completions.create({ ...toolAsk, n: 3, tool_choice: 'required' });
+    const callOk = (c) => {
+      try {
+        const a = JSON.parse(c.function.arguments);
+        return c.type === 'function' && c.function.name === 'get_weather' && /^call_/.test(c.id) &&
+               JSON.stringify(Object.keys(a)) === '["city","unit"]' && [...a.city].length <= 12 && ['c', 'f'].includes(a.unit);
+      } catch { return false; }
+    };
+    check(called.choices.every((ch) => ch.finish_reason === 'length' ||
+                               (ch.finish_reason === 'tool_calls' && ch.message.content === null &&
+                                ch.message.tool_calls.length === 1 && callOk(ch.message.tool_calls[0]))) &&
+          called.choices.some((ch) => ch.finish_reason === 'tool_calls'),
+          'tools_required', JSON.stringify(called.choices.map((ch) => [ch.finish_reason, ch.message])));
+    const named = await ai.chat.completions.create({ ...toolAsk, tool_choice: { type: 'function', function: { name: 'get_weather' } } });
+    const streamed = { calls: [], finish: null };
+    for await (const ch of await ai.chat.completions.create({ ...toolAsk, stream: true,
+      tool_choice: { type: 'function', function: { name: 'get_weather' } } })) {
+      for (const c of ch.choices) {
+        for (const t of c.delta?.tool_calls ?? []) streamed.calls[t.index] = { id: t.id, type: t.type, function: t.function };
+        if (c.finish_reason) streamed.finish = c.finish_reason;
+      }
+    }
+    check(named.choices[0].finish_reason === 'tool_calls' && streamed.finish === 'tool_calls' &&
+          JSON.stringify(streamed.calls.map((c) => c.function)) ===
+          JSON.stringify(named.choices[0].message.tool_calls.map((c) => c.function)),
+          'tools_stream_equals_whole', JSON.stringify([named.choices[0].message, streamed]));
+    const call = named.choices[0].message.tool_calls?.[0];
+    const back = await ai.chat.completions.create({ ...toolAsk, tool_choice: 'auto', messages: [
+      { role: 'user', content: 'Weather in Paris?' }, { role: 'assistant', content: null, tool_calls: [call] },
+      { role: 'tool', tool_call_id: call?.id, content: '{"temp": 21}' }] });
+    const answer = back.choices[0];
+    check(answer.finish_reason === 'length' || (answer.finish_reason === 'tool_calls' && callOk(answer.message.tool_calls[0])) ||
+          (answer.finish_reason === 'stop' && typeof answer.message.content === 'string' && !answer.message.tool_calls),
+          'tools_round_trip', JSON.stringify(answer));
+    await toolSrv.stop();
+  }
   check(jsonMode.choices.every((ch) => ch.finish_reason === 'stop' && parsesObject(ch.message.content)) &&
         jsonStream.text[0] === jsonMode.choices[0].message.content &&
         /^\{/.test(jsonFree.choices[0].message.content) && !/^\{/.test(plainFirst.choices[0].message.content),
@@ -554,6 +602,22 @@ async function main() {
       'response_format'],
     [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], response_format: 'json' }, auth), 400,
       'response_format a string', 'response_format'],
+    [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], tools: {} }, auth), 400, 'tools an object', 'tools'],
+    [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function', function: {} }] }, auth),
+      400, 'a tool without a name', 'tools'],
+    [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function', function: { name: 'a b' } }] },
+      auth), 400, 'a tool name with a space', 'tools'],
+    [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function', function: { name: 'f' } }],
+      tool_choice: { type: 'function', function: { name: 'g' } } }, auth), 400, 'tool_choice of an unlisted tool', 'tool_choice'],
+    [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], tool_choice: 'required' }, auth), 400,
+      'tool_choice required without tools', 'tool_choice'],
+    [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function', function: { name: 'f',
+      parameters: { type: 'object', properties: { n: { type: 'integer', multipleOf: 2 } } } } }] }, auth), 400,
+      'tool parameters outside the subset', 'tools'],
+    [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function', function: { name: 'f' } }],
+      response_format: { type: 'json_object' } }, auth), 400, 'response_format beside tools', 'response_format'],
+    [post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }, { role: 'tool', content: 'r' }] }, auth), 400,
+      'a tool message without tool_call_id', 'messages'],
     [post('/v1/completions', { prompt: ['x', 'y'], n: 33 }, auth), 400, '66 choices', 'n'],
     [post('/v1/chat/completions', { messages: 'hi' }, auth), 400, 'messages a string'],
     [post('/v1/chat/completions', { messages: [] }, auth), 400, 'no messages'],
