@@ -105,12 +105,11 @@ static struct frag either(struct parser *p, struct frag a, struct frag b) {
     return (struct frag){s, e};
 }
 
-/* f repeated: at least once (plus), or any number of times (star), or at most once (opt) */
-static struct frag repeat(struct parser *p, struct frag f, bool at_least_once, bool many) {
+/* f any number of times (many: star), or at most once */
+static struct frag repeat(struct parser *p, struct frag f, bool many) {
     const int s = state(p), e = state(p);
     link(p, s, f.start);
-    if (!at_least_once)
-        link(p, s, e);
+    link(p, s, e);
     if (many)
         link(p, f.end, f.start);
     link(p, f.end, e);
@@ -405,7 +404,7 @@ static struct frag quantified(struct parser *p) {
             copy = atom(p);
             p->at = a1;
         }
-        out = concat(p, out, i < lo ? copy : repeat(p, copy, false, hi < 0));
+        out = concat(p, out, i < lo ? copy : repeat(p, copy, hi < 0));
     }
     p->at = after;
     return out;
@@ -518,12 +517,12 @@ int tern_json_pattern_compile(tern_json_schema *g, const char *re, size_t len, c
         return -1;
     }
     byteset all = {{~0ull, ~0ull, 0, 0}};
-    struct frag f = anchored_start ? empty(&p) : repeat(&p, chars(&p, &all, true, false), false, true);
+    struct frag f = anchored_start ? empty(&p) : repeat(&p, chars(&p, &all, true, false), true);
     f = concat(&p, f, alternation(&p));
     if (p.at < p.len && !p.failed)
         fail(&p, p.re[p.at] == ')' ? "a ')' without its '('" : "unexpected text");
     if (!anchored_end)
-        f = concat(&p, f, repeat(&p, chars(&p, &all, true, false), false, true));
+        f = concat(&p, f, repeat(&p, chars(&p, &all, true, false), true));
     p.len = len;
     int result = -1;
     /* classes of bytes: those every edge treats alike */
