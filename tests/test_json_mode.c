@@ -325,6 +325,9 @@ static int mask_on(const tern_tokenizer *t, int *partial, int *invalid) {
         {"{\"type\": \"object\", \"properties\": {\"s\": {\"type\": \"string\", \"minLength\": 2}}}",
          "{\"s\":\"\xc3\xa9"},
         {"{\"type\": \"object\", \"properties\": {\"e\": {\"enum\": [1, 12, 2.5, true]}}}", "{\"e\":1"},
+        {"{\"type\": \"object\", \"properties\": {\"p\": {\"pattern\": \"^[a-c]*x?$\"}}}", "{\"p\":\"ab"},
+        {"{\"type\": \"object\", \"properties\": {\"p\": {\"pattern\": \"[^0-9]\"}}}", "{\"p\":\"1"},
+        {"{\"type\": \"object\", \"properties\": {\"p\": {\"format\": \"date-time\"}}}", "{\"p\":\"2024-0"},
         {"{\"type\": \"object\", \"properties\": {\"n\": {\"type\": \"number\", \"minimum\": 3, \"maximum\": "
          "40}}}",
          "{\"n\":"},

@@ -525,22 +525,34 @@ static bool step(struct tern_json_state *st, struct tern_json_branch *b, unsigne
     }
 }
 
+/* The readings still going, each once (a dropped one has no levels and is not done) */
+static void compact(struct tern_json_state *st) {
+    int kept = 0;
+    for (int k = 0; k < st->n; k++) {
+        bool keep = st->b[k].depth || st->b[k].done;
+        for (int j = 0; keep && j < kept; j++)
+            keep = !same_branch(&st->b[j], &st->b[k]);
+        if (keep && kept != k)
+            copy_branch(&st->b[kept], &st->b[k]);
+        kept += keep;
+    }
+    st->n = (uint8_t)kept;
+}
+
 bool tern_json_feed(struct tern_json_state *st, const char *bytes, size_t n) {
-    for (size_t i = 0; i < n && st->n; i++) {
+    size_t i = 0;
+    while (i < n && st->n == 1) /* one reading, the common case: nothing to compact until it forks */
+        if (!step(st, &st->b[0], (unsigned char)bytes[i++])) {
+            drop(&st->b[0]);
+            break;
+        }
+    compact(st);
+    for (; i < n && st->n; i++) {
         const int before = st->n; /* branches a step adds have read this byte */
         for (int k = 0; k < before; k++)
             if (!step(st, &st->b[k], (unsigned char)bytes[i]))
                 drop(&st->b[k]);
-        int kept = 0; /* the branches still reading, each once */
-        for (int k = 0; k < st->n; k++) {
-            bool keep = st->b[k].depth || st->b[k].done;
-            for (int j = 0; keep && j < kept; j++)
-                keep = !same_branch(&st->b[j], &st->b[k]);
-            if (keep && kept != k)
-                copy_branch(&st->b[kept], &st->b[k]);
-            kept += keep;
-        }
-        st->n = (uint8_t)kept;
+        compact(st);
     }
     return st->n > 0;
 }
@@ -553,22 +565,23 @@ static void copy_state(struct tern_json_state *dst, const struct tern_json_state
         copy_branch(&dst->b[i], &src->b[i]);
 }
 
-/* Inside a string that takes any text: a token of whole UTF-8 characters without a quote, backslash
- * or control byte leaves the state as it was (within a character, its first byte is refused). The
- * readings of one text stand in the same lexical place (in a string, in an escape), so where one of
- * them is in such a string, it takes every such token, and all of them refuse control bytes. */
-static bool in_plain_string(const struct tern_json_state *st) {
-    for (int i = 0; i < st->n; i++) {
-        const struct tern_json_branch *b = &st->b[i];
-        if (b->done)
-            return false;
-        const struct tern_json_frame *f = &b->f[b->depth - 1];
-        const struct node *n = &st->g->nodes[f->node];
-        if ((f->mode == M_STR && !n->enumerated && !(n->limits & LIM_LEN) && !n->pattern) ||
-            (f->mode == M_KEY && n->any_keys))
-            return true;
-    }
-    return false;
+/* Where a reading stands, for tokens of UTF-8 without a quote, backslash or control byte (class
+ * C_PLAIN below): S_NONE outside a string (or in an enumerated string: the recognizer runs them),
+ * S_PLAIN in a string that takes any text (it takes them all), S_LENGTH in one of bounded length
+ * (it takes those that fit), S_PATTERN in one with a pattern (it takes those its DFA can go on
+ * after). Within a character, their first byte is refused already. */
+enum { S_NONE, S_PLAIN, S_LENGTH, S_PATTERN };
+
+static int string_kind(const tern_json_schema *g, const struct tern_json_branch *b) {
+    if (b->done)
+        return S_NONE;
+    const struct tern_json_frame *f = &b->f[b->depth - 1];
+    const struct node *n = &g->nodes[f->node];
+    if (f->mode == M_KEY && n->any_keys)
+        return S_PLAIN;
+    if (f->mode != M_STR || n->enumerated)
+        return S_NONE;
+    return n->pattern ? S_PATTERN : n->limits & LIM_LEN ? S_LENGTH : S_PLAIN;
 }
 
 /* ---------------------------------------------------------------- the vocabulary */
@@ -579,15 +592,20 @@ enum { LEAD_NONE = 256, LEAD_EOG = 257 }; /* no bytes (control tokens); end of g
 enum {
     C_DONE = 0,  /* one byte: its lead decides */
     C_REST = 1,  /* more bytes: the recognizer runs them */
-    C_PLAIN = 2, /* more bytes, whole UTF-8 characters, none a quote, backslash or control byte: a
-                    string takes them whole */
+    C_PLAIN = 2, /* more bytes, UTF-8 (its last character may stay open), none a quote, backslash or
+                    control byte: a string between characters takes them, if it has room or a pattern
+                    for them (string_kind) */
     C_CTRL = 4,  /* more bytes, the first of those three kinds a control byte: no string takes it */
+    C_BAD = 8,   /* more bytes, none of those three kinds, not UTF-8 even where a character may stay open
+                    at its end: no string between characters takes it (a synthetic vocabulary of random
+                    merges has many) */
 };
 
 struct tern_json_vocab {
     int32_t n;
     uint16_t *lead;  /* [n] */
     uint8_t *cls;    /* [n] */
+    uint16_t *chars; /* [n] C_PLAIN tokens: their characters */
     uint32_t *start; /* [n + 1] token id's bytes: bytes[start[id] .. start[id + 1]) */
     char *bytes;
 };
@@ -597,6 +615,7 @@ void tern_json_vocab_free(tern_json_vocab *v) {
         return;
     free(v->lead);
     free(v->cls);
+    free(v->chars);
     free(v->start);
     free(v->bytes);
     free(v);
@@ -613,13 +632,15 @@ tern_status tern_json_vocab_create(const tern_tokenizer *tok, tern_json_vocab **
         v->n = n;
         v->lead = malloc((size_t)n * sizeof *v->lead);
         v->cls = malloc((size_t)n);
+        v->chars = malloc((size_t)n * sizeof *v->chars);
         v->start = malloc(((size_t)n + 1) * sizeof *v->start);
         v->bytes = malloc(cap);
     }
-    bool ok = v && buf && v->lead && v->cls && v->start && v->bytes;
+    bool ok = v && buf && v->lead && v->cls && v->chars && v->start && v->bytes;
     for (int32_t id = 0; ok && id < n; id++) {
         v->start[id] = (uint32_t)len;
         v->cls[id] = C_DONE;
+        v->chars[id] = 0;
         if (tern_tokenizer_is_eog(tok, id)) {
             v->lead[id] = LEAD_EOG;
             continue;
@@ -639,12 +660,14 @@ tern_status tern_json_vocab_create(const tern_tokenizer *tok, tern_json_vocab **
         size_t i = 0;
         while (i < k && (unsigned char)buf[i] >= 0x20 && buf[i] != '"' && buf[i] != '\\')
             i++;
-        struct tern_json_frame utf8 = {.mode = M_STR}; /* whole characters of UTF-8 */
-        for (size_t j = 0; j < i && utf8.mode == M_STR; j++)
+        struct tern_json_frame utf8 = {.mode = M_STR}; /* UTF-8 from between characters */
+        for (size_t j = 0; j < i && utf8.mode == M_STR; j++) {
             utf8.mode = text_byte(&utf8, (unsigned char)buf[j], M_STR) == 1 ? M_STR : M_VALUE;
+            v->chars[id] += ((unsigned char)buf[j] & 0xc0) != 0x80; /* a piece is far below 65536 */
+        }
         v->lead[id] = k ? (unsigned char)buf[0] : LEAD_NONE;
         v->cls[id] = k <= 1                         ? C_DONE
-                     : i == k                       ? (utf8.mode == M_STR && !utf8.aux ? C_PLAIN : C_REST)
+                     : i == k                       ? (utf8.mode == M_STR ? C_PLAIN : C_REST | C_BAD)
                      : (unsigned char)buf[i] < 0x20 ? C_REST | C_CTRL
                                                     : C_REST;
     }
@@ -659,14 +682,61 @@ tern_status tern_json_vocab_create(const tern_tokenizer *tok, tern_json_vocab **
     return TERN_OK;
 }
 
+/* A reading in a string of bounded length (room: the characters it has room for) or with a pattern
+ * (its DFA at state `at`), as plain tokens meet it */
+struct fit {
+    uint32_t room;
+    const uint16_t *next; /* a pattern's edges from its first state; NULL: a bounded length */
+    const uint8_t *cls;
+    uint16_t n_classes, at;
+};
+
+static int fits_of(const struct tern_json_state *st, struct fit *fits) {
+    int n = 0;
+    for (int i = 0; i < st->n; i++) {
+        const struct tern_json_frame *f = &st->b[i].f[st->b[i].depth - 1];
+        const struct node *nd = &st->g->nodes[f->node];
+        const int kind = string_kind(st->g, &st->b[i]);
+        if (kind == S_LENGTH)
+            fits[n++] = (struct fit){.room = nd->max_len - (uint32_t)f->cand};
+        if (kind == S_PATTERN) {
+            const struct pattern *pt = &st->g->patterns[nd->pattern - 1];
+            fits[n++] = (struct fit){.next = st->g->dfa_next + pt->cell0,
+                                     .cls = st->g->pattern_class[nd->pattern - 1],
+                                     .n_classes = pt->n_classes,
+                                     .at = f->pos};
+        }
+    }
+    return n;
+}
+
+/* Whether one of the readings fits[n] takes plain token id */
+static bool plain_fits(const tern_json_vocab *v, const struct fit *fits, int n, int32_t id) {
+    for (int i = 0; i < n; i++) {
+        if (!fits[i].next && v->chars[id] <= fits[i].room)
+            return true;
+        if (!fits[i].next)
+            continue;
+        uint32_t at = fits[i].at, k = v->start[id];
+        while (k < v->start[id + 1] &&
+               (at = fits[i].next[at * fits[i].n_classes + fits[i].cls[(uint8_t)v->bytes[k]]]))
+            at--, k++;
+        if (k == v->start[id + 1])
+            return true;
+    }
+    return false;
+}
+
 int32_t tern_json_allowed(const tern_json_vocab *v, const struct tern_json_state *st, uint8_t *allowed,
                           int32_t n_vocab) {
     /* what each lead allows: most tokens are decided there without running the recognizer, and
-     * inside a string so are the plain ones and those with a control byte before any quote. One
-     * mask over the 2b4t shape's synthetic vocabulary of 128256 tokens (random merges, many of
-     * them with quotes and control bytes), one core: after '{' 0.21 ms, in a string 0.98, after
-     * ':' 0.73, in a number 0.55 (running every token from its first byte: 0.62, 1.50, 1.13,
-     * 0.97) */
+     * inside a string so are the plain ones (below), those with a control byte before any quote
+     * and those that are not UTF-8. One mask over the 2b4t shape's synthetic vocabulary of 128256
+     * tokens (random merges: 38287 with quotes, backslashes or control bytes, 66107 not UTF-8),
+     * one core (December 2026): after '{' 0.19 ms, in a string 1.28, in one with maxLength 1.43,
+     * in one with a pattern 1.87, after ':' 1.03, in a number 0.66 (before strings were held to
+     * UTF-8 and a state held several readings: 0.15, 1.01, -, -, 0.82, 0.51; running every token
+     * from its first byte: 0.62, 1.50, -, -, 1.13, 0.97) */
     struct tern_json_state s;
     bool allow[LEAD_EOG + 1];
     for (int b = 0; b < 256; b++) {
@@ -675,9 +745,21 @@ int32_t tern_json_allowed(const tern_json_vocab *v, const struct tern_json_state
     }
     allow[LEAD_NONE] = false;
     allow[LEAD_EOG] = tern_json_complete(st);
-    /* the classes to run, and those a string refuses */
-    const bool in_string = in_plain_string(st);
-    const uint8_t run = in_string ? C_REST : C_REST | C_PLAIN, refuse = in_string ? C_CTRL : 0;
+    /* Inside a string, the readings of one text stand in the same lexical place (in a string, an
+     * escape, a character), so plain tokens (C_PLAIN) are decided without the recognizer where every
+     * reading is in a string of the kinds string_kind names: all are kept where one takes any text,
+     * else those one reading has room or a pattern for; a control byte no string takes. */
+    int kinds = 0;
+    bool between = true; /* characters */
+    for (int i = 0; i < st->n; i++) {
+        kinds |= 1 << string_kind(st->g, &st->b[i]);
+        between &= !st->b[i].done && !st->b[i].f[st->b[i].depth - 1].aux;
+    }
+    const bool in_string = !(kinds & 1 << S_NONE), plain = kinds & 1 << S_PLAIN;
+    struct fit fits[TERN_JSON_MAX_BRANCHES];
+    const int n_fits = in_string && !plain ? fits_of(st, fits) : 0;
+    const uint8_t run = in_string ? C_REST : C_REST | C_PLAIN,
+                  refuse = in_string ? (uint8_t)(C_CTRL | (between ? C_BAD : 0)) : 0;
     int32_t kept = 0;
     for (int32_t id = v->n; id < n_vocab; id++)
         allowed[id] = 0;
@@ -686,6 +768,8 @@ int32_t tern_json_allowed(const tern_json_vocab *v, const struct tern_json_state
         if (keep && (v->cls[id] & run)) {
             copy_state(&s, st);
             keep = tern_json_feed(&s, v->bytes + v->start[id], v->start[id + 1] - v->start[id]);
+        } else if (keep && in_string && !plain && v->cls[id] == C_PLAIN) {
+            keep = plain_fits(v, fits, n_fits, id);
         }
         kept += keep;
         allowed[id] = keep;
