@@ -145,7 +145,7 @@ static void response_formats(void) {
     const char *const bad[] = {
         "{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {}}}",
         "{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"schema\": "
-        "{\"type\": \"object\", \"minProperties\": 1}}}}",
+        "{\"type\": \"object\", \"multipleOf\": 1}}}}",
         "{\"prompt\": \"x\", \"response_format\": {\"type\": \"yaml\"}}",
         "{\"prompt\": \"x\", \"response_format\": \"json_object\"}",
         "{\"prompt\": \"x\", \"response_format\": {}}"};
@@ -269,10 +269,9 @@ static void tools(void) {
     CHECK(parse(body, true, &r, &err));
     CHECK(r.json && r.tools && r.json_schema);
     char *text = r.n_prompts ? tern_api_ids_text(tok, r.prompts[0].ids, r.prompts[0].n_ids, NULL) : NULL;
-    static const char *const within[] = {
-        "Be brief.\n\nYou can call these tools", "\"name\":\"get_weather\"",
-        "{\"tool_calls\":[{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\"}}]}",
-        "{\"tool_result\":{\"name\":\"get_weather\",\"content\":\"21 C\"}}"};
+    static const char *const within[] = {"Be brief.\n\nYou can call these tools", "\"name\":\"get_weather\"",
+                                         "{\"tool_calls\":[{\"get_weather\":{\"city\":\"Paris\"}}]}",
+                                         "{\"tool_result\":{\"name\":\"get_weather\",\"content\":\"21 C\"}}"};
     for (size_t i = 0; text && i < sizeof within / sizeof *within; i++)
         if (!strstr(text, within[i]))
             harness_fail(__FILE__, __LINE__, "the prompt lacks '%s': %s", within[i], text);
@@ -280,8 +279,7 @@ static void tools(void) {
     /* a reply only a call of get_weather with a city follows */
     struct tern_json_state st;
     tern_json_start(&st, r.json_schema);
-    static const char CALL[] =
-        "{\"tool_calls\":[{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Rome\"}}]}";
+    static const char CALL[] = "{\"tool_calls\":[{\"get_weather\":{\"city\":\"Rome\"}}]}";
     CHECK(tern_json_feed(&st, CALL, strlen(CALL)) && tern_json_complete(&st));
     tern_json_start(&st, r.json_schema);
     CHECK(!tern_json_feed(&st, "{\"response\":", 12));
@@ -312,6 +310,27 @@ static void tools(void) {
           !strcmp(content, "hi"));
     free(content);
     CHECK(!tern_api_tool_reply("{\"tool_calls\":[", 15, "x", &calls, &content) && !calls && !content);
+    /* an agent's tool set: 40 tools of 10 parameters each */
+    json_t *many = json_pack("{s:[{s:s,s:s}],s:[]}", "messages", "role", "user", "content", "x", "tools");
+    for (int i = 0; many && i < 40; i++) {
+        json_t *props = json_object();
+        for (int k = 0; k < 10; k++) {
+            char key[8];
+            snprintf(key, sizeof key, "p%d", k);
+            json_object_set_new(props, key, json_pack("{s:s}", "type", k % 2 ? "string" : "integer"));
+        }
+        char name[16];
+        snprintf(name, sizeof name, "tool_%d", i);
+        json_array_append_new(json_object_get(many, "tools"),
+                              json_pack("{s:s,s:{s:s,s:{s:s,s:o}}}", "type", "function", "function", "name",
+                                        name, "parameters", "type", "object", "properties", props));
+    }
+    CHECK(many && tern_api_parse(&params, tok, TERN_CHAT_LLAMA3, 42, many, true, &r, &err) && r.json_schema);
+    static const char LAST[] = "{\"tool_calls\":[{\"tool_39\":{\"p0\":1,\"p9\":\"x\"}}]}"; /* any of the 40 */
+    tern_json_start(&st, r.json_schema);
+    CHECK(r.json_schema && tern_json_feed(&st, LAST, strlen(LAST)) && tern_json_complete(&st));
+    tern_api_request_free(&r);
+    json_decref(many);
     /* refused: a reference out of a tool's definitions, two tools of one name, logprobs beside */
     static const char *const bad[] = {
         "\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": {\"type\": "

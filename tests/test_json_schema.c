@@ -634,6 +634,88 @@ static void bounded_strings(void) {
     }
 }
 
+/* minProperties and maxProperties, on five listed keys (random required ones) and on any keys,
+ * against an oracle over every subset of the keys: the verdict on each object, and on each prefix
+ * that stops after k keys (with or without a comma after them) whether an object the oracle takes
+ * begins so */
+static void property_counts(void) {
+    uint64_t rng = 23;
+    int checked = 0;
+    for (int round = 0; round < 200; round++) {
+        const int req = (int)(test_rand_u64(&rng) % 32), lo = (int)(test_rand_u64(&rng) % 6),
+                  hi = lo + (int)(test_rand_u64(&rng) % (7 - lo)); /* hi 6: no maxProperties */
+        char schema[512] = "{\"type\": \"object\", \"properties\": {";
+        for (int k = 0; k < 5; k++)
+            snprintf(schema + strlen(schema), sizeof schema - strlen(schema), "%s\"p%d\": {}", k ? ", " : "",
+                     k);
+        strcat(schema, "}, \"required\": [");
+        for (int k = 0, first = 1; k < 5; k++)
+            if (req >> k & 1)
+                snprintf(schema + strlen(schema), sizeof schema - strlen(schema), "%s\"p%d\"",
+                         first ? "" : ", ", k),
+                    first = 0;
+        snprintf(schema + strlen(schema), sizeof schema - strlen(schema), "], \"minProperties\": %d%s%.0d}",
+                 lo, hi < 6 ? ", \"maxProperties\": " : "", hi < 6 ? hi : 0);
+        if (hi < 6 && hi == 0)
+            strcpy(schema + strlen(schema) - 1, "0}");
+        char why[256] = "";
+        tern_json_schema *g = compile(schema, why, sizeof why);
+        if (!g) { /* only where the required keys pass maxProperties */
+            if (__builtin_popcount((unsigned)req) <= hi || !strstr(why, "maxProperties"))
+                harness_fail(__FILE__, __LINE__, "%s refused: %s", schema, why);
+            continue;
+        }
+        bool valid[32];
+        for (int set = 0; set < 32; set++) {
+            const int n = __builtin_popcount((unsigned)set);
+            valid[set] = (set & req) == req && n >= lo && (hi == 6 || n <= hi);
+        }
+        for (int set = 0; set < 32; set++) {
+            char text[128] = "{";
+            int keys[5], n = 0;
+            for (int k = 0; k < 5; k++)
+                if (set >> k & 1)
+                    keys[n++] = k;
+            for (int i = 0; i <= n; i++) { /* the prefix of the first i keys, then with a comma */
+                char prefix[160];
+                for (int comma = 0; comma < 2 && (i || !comma); comma++) {
+                    snprintf(prefix, sizeof prefix, "%s%s", text, comma ? "," : "");
+                    bool open = false; /* a valid object begins with these i keys (and has more) */
+                    for (int t = 0; t < 32 && !open; t++) {
+                        int m = 0, ok = 1;
+                        for (int k = 0; k < 5 && ok; k++)
+                            if (t >> k & 1)
+                                ok = m >= i || keys[m] == k, m++;
+                        open = valid[t] && ok && m >= i + comma &&
+                               (t & ((1 << (i ? keys[i - 1] + 1 : 0)) - 1)) ==
+                                   (set & ((1 << (i ? keys[i - 1] + 1 : 0)) - 1));
+                    }
+                    checked++;
+                    if ((schema_verdict(g, prefix) == 0) != open)
+                        harness_fail(__FILE__, __LINE__, "%s under %s: verdict %d, oracle %d", prefix, schema,
+                                     schema_verdict(g, prefix), open);
+                }
+                if (i < n)
+                    snprintf(text + strlen(text), sizeof text - strlen(text), "%s\"p%d\":1", i ? "," : "",
+                             keys[i]);
+            }
+            strcat(text, "}");
+            if ((schema_verdict(g, text) == 1) != valid[set])
+                harness_fail(__FILE__, __LINE__, "%s under %s: verdict %d", text, schema,
+                             schema_verdict(g, text));
+        }
+        free(g);
+    }
+    CHECK(checked > 10000);
+    /* any keys: between two and three */
+    tern_json_schema *g = value_schema("{\"type\": \"object\", \"minProperties\": 2, \"maxProperties\": 3}");
+    CHECK_INT(-1, g ? value_verdict(g, "{\"a\":1}", true) : -2);
+    CHECK_INT(1, g ? value_verdict(g, "{\"a\":1,\"b\":2}", true) : -2);
+    CHECK_INT(1, g ? value_verdict(g, "{\"a\":1,\"b\":2,\"c\":3}", true) : -2);
+    CHECK_INT(-1, g ? value_verdict(g, "{\"a\":1,\"b\":2,\"c\":3,", false) : -2);
+    free(g);
+}
+
 int main(void) {
     RUN(schemas);
     RUN(enumerated_values);
@@ -641,5 +723,6 @@ int main(void) {
     RUN(bounded_strings);
     RUN(patterns);
     RUN(unions);
+    RUN(property_counts);
     return harness_finish();
 }

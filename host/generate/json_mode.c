@@ -44,7 +44,7 @@ enum {
 static const char *const LITERALS[3] = {"true", "false", "null"};
 
 void tern_json_start(struct tern_json_state *st, const tern_json_schema *g) {
-    st->g = g ? g : &tern_json_any_object;
+    st->g = g ? g : tern_json_any_object();
     st->n = 1;
     st->b[0].depth = 1;
     st->b[0].space = 0;
@@ -119,6 +119,25 @@ static bool may_close(const tern_json_schema *g, const struct node *n, int next)
         if (g->props[n->prop0 + i].required)
             return false;
     return true;
+}
+
+/* The keys an object of node n, with f->keys written, may write next: any key (any_keys) while
+ * below maxProperties, or the properties next_keys gives whose choice leaves room for the required
+ * ones after it within maxProperties and enough after it to reach minProperties. */
+static uint64_t keys_left(const tern_json_schema *g, const struct node *n, const struct tern_json_frame *f) {
+    if (n->max_props != UINT16_MAX && f->keys >= n->max_props)
+        return 0;
+    if (n->any_keys)
+        return 1;
+    uint64_t m = next_keys(g, n, f->count);
+    int required_after = 0;
+    for (int j = n->n_props - 1; j >= f->count; j--) {
+        if ((n->max_props != UINT16_MAX && f->keys + 1 + required_after > n->max_props) ||
+            f->keys + 1 + (n->n_props - j - 1) < n->min_props)
+            m &= ~(1ull << j);
+        required_after += g->props[n->prop0 + j].required;
+    }
+    return m;
 }
 
 /* Narrow the candidates of f (names[0 ..) of the schema) by byte c at position f->pos. */
@@ -271,7 +290,7 @@ static bool value_start(struct tern_json_state *st, struct tern_json_branch *b, 
     }
     switch (c) {
     case '{':
-        f->mode = M_OBJ_FIRST, f->count = 0;
+        f->mode = M_OBJ_FIRST, f->count = 0, f->keys = 0;
         break;
     case '[':
         f->mode = M_ARR_FIRST, f->count = 0;
@@ -399,6 +418,7 @@ static bool step(struct tern_json_state *st, struct tern_json_branch *b, unsigne
             if (i < 0)
                 return false;
             f->count = (uint16_t)(i + 1), f->pos = g->props[n->prop0 + i].node, f->mode = M_COLON;
+            f->keys += f->keys < UINT16_MAX;
             return true;
         }
         /* fall through */
@@ -406,7 +426,7 @@ static bool step(struct tern_json_state *st, struct tern_json_branch *b, unsigne
     case M_KEY_U:
         r = text_byte(f, c, M_KEY);
         if (r == 0) /* any key: any value */
-            f->mode = M_COLON, f->pos = 0;
+            f->mode = M_COLON, f->pos = 0, f->keys += f->keys < UINT16_MAX;
         return r >= 0;
     case M_MINUS:
     case M_DOT:
@@ -486,9 +506,9 @@ static bool step(struct tern_json_state *st, struct tern_json_branch *b, unsigne
     case M_OBJ_FIRST:
     case M_OBJ_AFTER:
         if (c == '}')
-            return (n->any_keys || may_close(g, n, f->count)) && finish(b);
+            return f->keys >= n->min_props && (n->any_keys || may_close(g, n, f->count)) && finish(b);
         if (f->mode == M_OBJ_AFTER) {
-            if (c != ',' || (!n->any_keys && !next_keys(g, n, f->count)))
+            if (c != ',' || !keys_left(g, n, f))
                 return false;
             f->mode = M_OBJ_KEY;
             return true;
@@ -498,8 +518,8 @@ static bool step(struct tern_json_state *st, struct tern_json_branch *b, unsigne
         if (c != '"')
             return false;
         f->mode = M_KEY, f->pos = 0, f->aux = 0;
-        f->cand = n->any_keys ? 0 : next_keys(g, n, f->count);
-        return n->any_keys || f->cand;
+        f->cand = keys_left(g, n, f);
+        return f->cand != 0;
     case M_COLON:
         if (c != ':')
             return false;

@@ -26,7 +26,8 @@ typedef struct tern_json_schema tern_json_schema;
  * hold a reply to, TERN_ERR_ARG with why[why_size] naming the keyword or value. The subset: "type"
  * (a name or a list: object, array, string, number, integer, boolean, null), "properties" (written
  * in the schema's order; those not in "required" may be left out; no other keys), "required",
- * "additionalProperties" (false, or left out: only the listed keys are written), "items",
+ * "additionalProperties" (false, or left out: only the listed keys are written), "minProperties",
+ * "maxProperties", "items",
  * "minItems", "maxItems", "enum" and "const" (strings, numbers, true, false, null), "minLength" and
  * "maxLength" (characters), "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum" (whole
  * bounds), "pattern" and "format" (json_pattern.c), "nullable", "anyOf" and "oneOf" (taken
@@ -47,6 +48,7 @@ struct tern_json_frame {
     uint16_t count; /* an array's items; an object's next property */
     uint16_t pos;   /* bytes of a key or enumerated string matched; a literal's letters; the node of
                        the member whose key was read */
+    uint16_t keys;  /* an object's keys written (at most 65535 counted) */
     uint64_t cand;  /* the properties or enumerated strings the bytes so far still match */
 };
 

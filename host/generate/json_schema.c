@@ -1,6 +1,7 @@
 /* JSON mode's schema compiler (json_mode.h: tern_json_schema_compile): a JSON schema of the subset
  * into one flat block (json_schema.h) that the recognizer follows. */
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,12 +10,23 @@
 #include "json_schema.h"
 
 /* JSON mode without a schema: any object */
-const tern_json_schema tern_json_any_object = {
-    .root = 1,
-    .n_nodes = 2,
-    .nodes = {{.types = TY_ALL, .any_keys = true, .max_items = UINT16_MAX},
-              {.types = TY_OBJ, .any_keys = true, .max_items = UINT16_MAX}},
-};
+/* Built at first use, so that its mostly empty tables take no room in the binary */
+static tern_json_schema any_object;
+static pthread_once_t any_object_once = PTHREAD_ONCE_INIT;
+
+static void any_object_init(void) {
+    any_object.root = 1;
+    any_object.n_nodes = 2;
+    any_object.nodes[0] =
+        (struct node){.types = TY_ALL, .any_keys = true, .max_items = UINT16_MAX, .max_props = UINT16_MAX};
+    any_object.nodes[1] =
+        (struct node){.types = TY_OBJ, .any_keys = true, .max_items = UINT16_MAX, .max_props = UINT16_MAX};
+}
+
+const tern_json_schema *tern_json_any_object(void) {
+    pthread_once(&any_object_once, any_object_init);
+    return &any_object;
+}
 
 tern_json_schema *tern_json_schema_copy(const tern_json_schema *g) {
     tern_json_schema *c = malloc(sizeof *c);
@@ -97,7 +109,9 @@ static int keyword(const char *k) {
                                        "exclusiveMinimum",
                                        "exclusiveMaximum",
                                        "pattern",
-                                       "format"};
+                                       "format",
+                                       "minProperties",
+                                       "maxProperties"};
     for (size_t i = 0; i < sizeof notes / sizeof *notes; i++)
         if (!strcmp(k, notes[i]))
             return 2;
@@ -305,11 +319,24 @@ static int compile_object(struct compiler *c, int index, const json_t *s, int de
     struct node *n = &c->g->nodes[index];
     if (extra && !json_is_boolean(extra))
         return refuse(c, "'additionalProperties' other than true or false is not supported");
+    const json_t *lo = json_object_get(s, "minProperties"), *hi = json_object_get(s, "maxProperties");
+    if ((lo &&
+         (!json_is_integer(lo) || json_integer_value(lo) < 0 || json_integer_value(lo) > MAX_MEMBERS)) ||
+        (hi && (!json_is_integer(hi) || json_integer_value(hi) < 0)))
+        return refuse(c, "'minProperties' must be an integer from 0 to %d, 'maxProperties' one from 0 up",
+                      MAX_MEMBERS);
+    n->min_props = lo ? (uint16_t)json_integer_value(lo) : 0;
+    n->max_props =
+        !hi || json_integer_value(hi) >= UINT16_MAX ? UINT16_MAX : (uint16_t)json_integer_value(hi);
+    if (n->min_props > n->max_props)
+        return refuse(c, "'minProperties' is above 'maxProperties'");
     if (props && !json_is_object(props))
         return refuse(c, "'properties' must be an object");
     if (req && !json_is_array(req))
         return refuse(c, "'required' must be a list of names");
     n->any_keys = !props && !json_is_false(extra);
+    if (!props && !n->any_keys && n->min_props)
+        return refuse(c, "'minProperties' asks for keys where 'additionalProperties' is false");
     if (!props)
         return req && json_array_size(req)
                    ? refuse(c, "'required' names keys that 'properties' does not list")
@@ -332,6 +359,8 @@ static int compile_object(struct compiler *c, int index, const json_t *s, int de
             return -1;
         p->node = (uint16_t)child;
     }
+    if (n->min_props > n->n_props)
+        return refuse(c, "'minProperties' asks for more keys than 'properties' lists");
     for (size_t k = 0; k < json_array_size(req); k++) {
         const char *r = json_string_value(json_array_get(req, k));
         int found = -1;
@@ -344,7 +373,10 @@ static int compile_object(struct compiler *c, int index, const json_t *s, int de
                           r ? r : "(not a string)");
         c->g->props[p0 + found].required = true;
     }
-    return 0;
+    int required = 0;
+    for (int j = 0; j < n->n_props; j++)
+        required += c->g->props[p0 + j].required;
+    return required <= n->max_props ? 0 : refuse(c, "'required' lists more keys than 'maxProperties' allows");
 }
 
 static int compile_array(struct compiler *c, int index, const json_t *s, int depth) {
@@ -560,7 +592,7 @@ tern_status tern_json_schema_compile(const json_t *schema, tern_json_schema **ou
         snprintf(why, why_size, "out of memory");
         return TERN_ERR_NOMEM;
     }
-    c.g->nodes[0] = tern_json_any_object.nodes[0];
+    c.g->nodes[0] = tern_json_any_object()->nodes[0];
     c.g->n_nodes = 2; /* node 1: the root, which "#" names */
     c.ref[0] = "#";
     c.ref_node[0] = 1;

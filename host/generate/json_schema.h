@@ -9,11 +9,11 @@
 #include "json_mode.h"
 
 enum {
-    MAX_NODES = 256,
-    MAX_PROPS = 512,
-    MAX_ENUM = 512,
-    MAX_ALTS = 256,
-    MAX_TEXT = 16384,
+    MAX_NODES = 2048, /* tools: 40 functions of 10 parameters each fit */
+    MAX_PROPS = 4096,
+    MAX_ENUM = 4096,
+    MAX_ALTS = 1024,
+    MAX_TEXT = 65535, /* offsets are 16-bit */
     MAX_MEMBERS = 64,
     MAX_NAME = 255,
     MAX_REFS = 64,
@@ -49,6 +49,7 @@ struct node {
     uint8_t limits;                /* LIM_* */
     uint16_t items;                /* array: its items' node */
     uint16_t min_items, max_items; /* array */
+    uint16_t min_props, max_props; /* object: keys written (UINT16_MAX: no bound) */
     uint16_t prop0, n_props;       /* object: props[prop0 ..], written in this order */
     uint16_t enum0, n_enum;        /* enumerated strings */
     uint16_t lit0, n_lit;          /* enumerated numbers, true, false and null, as JSON text */
@@ -94,7 +95,7 @@ struct tern_json_schema {
 };
 
 /* JSON mode without a schema: any object */
-extern const tern_json_schema tern_json_any_object;
+const tern_json_schema *tern_json_any_object(void);
 
 /* Compile an ECMA-262 pattern of json_pattern.c's subset into g: its index, or -1 with why. */
 int tern_json_pattern_compile(tern_json_schema *g, const char *re, size_t len, char *why, size_t why_size);

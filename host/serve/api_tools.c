@@ -96,11 +96,11 @@ static char *system_text(const json_t *listing, int mode, const char *forced, bo
         return NULL;
     char form[512];
     if (forced)
-        snprintf(form, sizeof form, "{\"tool_calls\": [{\"name\": \"%s\", \"arguments\": {...}}]} to call %s",
-                 forced, forced);
+        snprintf(form, sizeof form, "{\"tool_calls\": [{\"%s\": {<its arguments>}}]} to call %s", forced,
+                 forced);
     else
         snprintf(form, sizeof form,
-                 "{\"tool_calls\": [{\"name\": \"<a tool's name>\", \"arguments\": {...}}%s]} to call %s%s",
+                 "{\"tool_calls\": [{\"<a tool's name>\": {<its arguments>}}%s]} to call %s%s",
                  parallel ? ", ..." : "", parallel ? "tools" : "a tool",
                  mode == 0 ? ", or {\"response\": \"<your reply>\"} to answer without them" : "");
     const char *head =
@@ -117,7 +117,7 @@ static char *system_text(const json_t *listing, int mode, const char *forced, bo
 /* Parse, once tools is a list of at least one: the schema and the system text into t */
 static bool build(const json_t *tools, int mode, const char *forced, bool parallel, struct tern_api_tools *t,
                   struct tern_api_error *err) {
-    json_t *items = json_array(), *listing = json_array(), *defs = json_object(),
+    json_t *items = json_object(), *listing = json_array(), *defs = json_object(),
            *definitions = json_object();
     bool ok = items && listing && defs && definitions, found = !forced;
     for (size_t i = 0; ok && i < json_array_size(tools); i++) {
@@ -156,10 +156,7 @@ static bool build(const json_t *tools, int mode, const char *forced, bool parall
         ok = ok && entry && !json_array_append_new(listing, entry);
         if (ok && (!forced || !strcmp(forced, name))) {
             found = true;
-            ok = !json_array_append_new(items, json_pack("{s:s,s:{s:{s:s},s:O},s:[s,s],s:b}", "type",
-                                                         "object", "properties", "name", "const", name,
-                                                         "arguments", p, "required", "name", "arguments",
-                                                         "additionalProperties", 0));
+            ok = !json_object_set(items, name, p);
         }
         json_decref(p);
     }
@@ -168,8 +165,10 @@ static bool build(const json_t *tools, int mode, const char *forced, bool parall
                            "'tool_choice' names '%s', which 'tools' does not list", forced);
     json_t *calls = NULL;
     if (ok) {
-        json_t *item = json_array_size(items) == 1 ? json_incref(json_array_get(items, 0))
-                                                   : json_pack("{s:O}", "anyOf", items);
+        /* a call: one key, the tool's name, its value the arguments (one reading of the text, where a
+         * union of {"name", "arguments"} objects would open one a tool) */
+        json_t *item = json_pack("{s:s,s:O,s:i,s:i,s:b}", "type", "object", "properties", items,
+                                 "minProperties", 1, "maxProperties", 1, "additionalProperties", 0);
         calls = json_pack("{s:s,s:{s:{s:s,s:o,s:i,s:i}},s:[s],s:b}", "type", "object", "properties",
                           "tool_calls", "type", "array", "items", item, "minItems", 1, "maxItems",
                           parallel ? MAX_CALLS : 1, "required", "tool_calls", "additionalProperties", 0);
@@ -252,8 +251,7 @@ char *tern_api_tool_message(const json_t *messages, size_t i, const char **role,
                 return NULL;
             }
             json_t *parsed = json_loads(args, 0, NULL); /* as the model wrote it; else the string */
-            json_array_append_new(
-                list, json_pack("{s:s,s:o}", "name", name, "arguments", parsed ? parsed : json_string(args)));
+            json_array_append_new(list, json_pack("{s:o}", name, parsed ? parsed : json_string(args)));
         }
         if (!json_is_array(calls) || !json_array_size(calls)) {
             json_decref(list);
@@ -280,13 +278,16 @@ bool tern_api_tool_reply(const char *text, size_t len, const char *id_base, json
     } else if (json_is_array(calls)) {
         *tool_calls = json_array();
         for (size_t i = 0; *tool_calls && i < json_array_size(calls); i++) {
-            const json_t *c = json_array_get(calls, i);
-            char id[96], *args = json_dumps(json_object_get(c, "arguments"), JSON_COMPACT | JSON_ENCODE_ANY);
+            const json_t *c = json_array_get(calls, i); /* {name: arguments} */
+            void *at = json_object_iter((json_t *)c);
+            const char *name = at ? json_object_iter_key(at) : NULL;
+            char id[96],
+                *args = at ? json_dumps(json_object_iter_value(at), JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
             snprintf(id, sizeof id, "call_%s_%zu", id_base, i);
-            json_array_append_new(*tool_calls,
-                                  json_pack("{s:s,s:s,s:{s:s,s:s}}", "id", id, "type", "function", "function",
-                                            "name", json_string_value(json_object_get(c, "name")),
-                                            "arguments", args ? args : "{}"));
+            if (name && args)
+                json_array_append_new(*tool_calls,
+                                      json_pack("{s:s,s:s,s:{s:s,s:s}}", "id", id, "type", "function",
+                                                "function", "name", name, "arguments", args));
             free(args);
         }
     }

@@ -1,7 +1,7 @@
 /* Function calling in tern's chat API (OpenAI's "tools", "tool_choice", "parallel_tool_calls"), for
  * any model: the tools are described to the model in a system message, and its reply is held by
- * JSON mode to one object, {"tool_calls": [{"name": ..., "arguments": {...}}, ...]} (each call's
- * arguments following that tool's "parameters" schema) or, where tool_choice lets it answer in
+ * JSON mode to one object, {"tool_calls": [{"<tool name>": {<arguments>}}, ...]} (each call one key,
+ * its arguments following that tool's "parameters" schema) or, where tool_choice lets it answer in
  * text, {"response": "..."}. The server turns that object into OpenAI's message: tool_calls (ids,
  * arguments as JSON text, finish_reason "tool_calls") or content. Messages of role "tool" and
  * assistant messages with tool_calls go back into the prompt in the same form. */
