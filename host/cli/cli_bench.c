@@ -667,9 +667,15 @@ static uint64_t ternary_macs(const struct tern_model_view *v) {
     return macs;
 }
 
+/* The read bandwidth generation rows are set against: the mean of the probes before and after the
+ * runs (the one that ran where the other failed), 0 for none */
+static double probe_gbps(const double bw[2]) {
+    return bw[0] > 0 && bw[1] > 0 ? (bw[0] + bw[1]) / 2 : bw[0] > 0 ? bw[0] : bw[1];
+}
+
 static void print_json(const struct result *res, int n_res, const char *model_desc, uint64_t file_bytes,
-                       uint64_t params, int threads, long long reps, uint64_t bytes_per_token, double bw,
-                       uint64_t macs_per_token, const struct tern_cpu_peak *pk) {
+                       uint64_t params, int threads, long long reps, uint64_t bytes_per_token,
+                       const double bw[2], uint64_t macs_per_token, const struct tern_cpu_peak *pk) {
     printf("[\n");
     for (int i = 0; i < n_res; i++) {
         const struct result *x = &res[i];
@@ -682,19 +688,23 @@ static void print_json(const struct result *res, int n_res, const char *model_de
         for (long long r = 0; x->samples && r < reps; r++)
             printf("%s%.3f", r ? ", " : "", x->samples[r]);
         printf("], \"bytes_per_token\": %llu, \"achieved_gb_per_s\": %.2f, \"read_gb_per_s\": %.2f, "
+               "\"read_gb_per_s_before\": %.2f, \"read_gb_per_s_after\": %.2f, "
                "\"macs_per_token\": %llu, \"achieved_gmac_per_s\": %.2f, \"dot_isa\": \"%s\", "
                "\"dot_gmac_per_s_1t\": %.2f, \"dot_gmac_per_s\": %.2f, \"gemm_gmac_per_s_1t\": %.2f, "
                "\"gemm_gmac_per_s\": %.2f, \"head_rows_per_token\": %.2f, \"head_over_64_share\": %.4f, "
                "\"streams\": %d, \"ms_per_step\": %.3f}%s\n",
-               (unsigned long long)bytes_per_token, x->gbps, bw, (unsigned long long)macs_per_token, x->gmacs,
-               pk->isa ? pk->isa : "", pk->dot_1, pk->dot_n, pk->gemm_1, pk->gemm_n, x->rows_per_token,
-               x->over_64, x->streams, x->step_ms, i + 1 < n_res ? "," : "");
+               (unsigned long long)bytes_per_token, x->gbps, probe_gbps(bw), bw[0], bw[1],
+               (unsigned long long)macs_per_token, x->gmacs, pk->isa ? pk->isa : "", pk->dot_1, pk->dot_n,
+               pk->gemm_1, pk->gemm_n, x->rows_per_token, x->over_64, x->streams, x->step_ms,
+               i + 1 < n_res ? "," : "");
     }
     printf("]\n");
 }
 
 static void print_table(const struct result *res, int n_res, const char *model_desc, uint64_t file_bytes,
-                        uint64_t params, int threads, double bw, const struct tern_cpu_peak *pk) {
+                        uint64_t params, int threads, const double bw_probes[2],
+                        const struct tern_cpu_peak *pk) {
+    const double bw = probe_gbps(bw_probes);
     printf("| %-40s | %9s | %7s | %-28s | %-24s | %-9s | %7s | %14s | %16s | %17s | %-27s | %8s | %5s |\n",
            "model", "size", "params", "device", "plan", "head", "threads", "test", "t/s", "min / median",
            "against the probe", "rows/tok", ">64");
@@ -731,6 +741,15 @@ static void print_table(const struct result *res, int n_res, const char *model_d
             "| %-40s | %9s | %7s | %-28s | %-24s | %-9s | %7d | %14s | %16s | %17s | %-27s | %8s | %5s |\n",
             model_desc, scol, pcol, x->device, x->plan, x->head_mode, threads, x->test, tps, mm, probe, rows,
             over);
+    }
+    if (bw > 0) {
+        printf("\nread probe: %.1f GB/s before the runs, %.1f after", bw_probes[0], bw_probes[1]);
+        const double drift = bw_probes[1] > 0 ? fabs(bw_probes[0] - bw_probes[1]) / bw : 0;
+        if (drift > 0.15)
+            printf(
+                " (the memory's speed drifted by %.0f%% during the run: shares against the probe are rough)",
+                100 * drift);
+        printf("\n");
     }
     if (pk->isa) {
         printf("\ncompute probe (%s kernels): ", pk->isa);
@@ -770,12 +789,11 @@ int cli_bench(int argc, char **argv) {
     const uint64_t kv_bytes_per_pos =
         (uint64_t)v->hp.n_layer * 2 * (uint64_t)v->hp.n_head_kv * v->hp.head_dim * 2;
     const int threads = o.threads > 0 ? (int)o.threads : tern_cpu_physical_cores();
-    double bw = 0; /* a probe that fails leaves its figures out of the table */
-    if (o.n_tg > 0) {
-        st = tern_cpu_read_bandwidth(threads, (size_t)1 << 30, 5, &bw);
-        if (st)
-            bw = 0;
-    }
+    /* the read probe, before the runs and after them: a probe that fails leaves its figures out of
+     * the table; generation rows are set against the mean of the two */
+    double bw[2] = {0, 0};
+    if (o.n_tg > 0 && tern_cpu_read_bandwidth(threads, (size_t)1 << 30, 5, &bw[0]))
+        bw[0] = 0;
     struct tern_cpu_peak peak = {0};
     if (o.n_pp > 0 && !o.n_counts) {
         st = tern_cpu_compute_peak(threads, &peak);
@@ -787,6 +805,8 @@ int cli_bench(int argc, char **argv) {
     int n_res = 0;
     st = bench_runs(&o, m, threads, bytes_per_token, kv_bytes_per_pos, ternary_macs(v), res, &n_res);
     rc = st ? cli_session_exit(st) : CLI_EXIT_OK;
+    if (bw[0] > 0 && tern_cpu_read_bandwidth(threads, (size_t)1 << 30, 5, &bw[1]))
+        bw[1] = 0;
 
     char model_desc[160];
     struct tern_str name = {"", 0};
