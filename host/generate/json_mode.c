@@ -702,13 +702,12 @@ tern_status tern_json_vocab_create(const tern_tokenizer *tok, tern_json_vocab **
     return TERN_OK;
 }
 
-/* A reading in a string of bounded length (room: the characters it has room for) or with a pattern
- * (its DFA at state `at`), as plain tokens meet it */
+/* A reading in a string of bounded length (room: the characters it has room for; pattern -1) or
+ * with a pattern (its DFA at state `at`), as plain tokens meet it */
 struct fit {
     uint32_t room;
-    const uint16_t *next; /* a pattern's edges from its first state; NULL: a bounded length */
-    const uint8_t *cls;
-    uint16_t n_classes, at;
+    int pattern;
+    uint16_t at;
 };
 
 static int fits_of(const struct tern_json_state *st, struct fit *fits) {
@@ -718,29 +717,27 @@ static int fits_of(const struct tern_json_state *st, struct fit *fits) {
         const struct node *nd = &st->g->nodes[f->node];
         const int kind = string_kind(st->g, &st->b[i]);
         if (kind == S_LENGTH)
-            fits[n++] = (struct fit){.room = nd->max_len - (uint32_t)f->cand};
-        if (kind == S_PATTERN) {
-            const struct pattern *pt = &st->g->patterns[nd->pattern - 1];
-            fits[n++] = (struct fit){.next = st->g->dfa_next + pt->cell0,
-                                     .cls = st->g->pattern_class[nd->pattern - 1],
-                                     .n_classes = pt->n_classes,
-                                     .at = f->pos};
-        }
+            fits[n++] = (struct fit){.room = nd->max_len - (uint32_t)f->cand, .pattern = -1};
+        if (kind == S_PATTERN)
+            fits[n++] = (struct fit){.pattern = nd->pattern - 1, .at = f->pos};
     }
     return n;
 }
 
 /* Whether one of the readings fits[n] takes plain token id */
-static bool plain_fits(const tern_json_vocab *v, const struct fit *fits, int n, int32_t id) {
+static bool plain_fits(const tern_json_schema *g, const tern_json_vocab *v, const struct fit *fits, int n,
+                       int32_t id) {
     for (int i = 0; i < n; i++) {
-        if (!fits[i].next && v->chars[id] <= fits[i].room)
-            return true;
-        if (!fits[i].next)
+        if (fits[i].pattern < 0) {
+            if (v->chars[id] <= fits[i].room)
+                return true;
             continue;
-        uint32_t at = fits[i].at, k = v->start[id];
+        }
+        uint16_t at = fits[i].at;
+        uint32_t k = v->start[id];
         while (k < v->start[id + 1] &&
-               (at = fits[i].next[at * fits[i].n_classes + fits[i].cls[(uint8_t)v->bytes[k]]]))
-            at--, k++;
+               tern_json_pattern_next(g, fits[i].pattern, &at, (unsigned char)v->bytes[k]))
+            k++;
         if (k == v->start[id + 1])
             return true;
     }
@@ -789,7 +786,7 @@ int32_t tern_json_allowed(const tern_json_vocab *v, const struct tern_json_state
             copy_state(&s, st);
             keep = tern_json_feed(&s, v->bytes + v->start[id], v->start[id + 1] - v->start[id]);
         } else if (keep && in_string && !plain && v->cls[id] == C_PLAIN) {
-            keep = plain_fits(v, fits, n_fits, id);
+            keep = plain_fits(st->g, v, fits, n_fits, id);
         }
         kept += keep;
         allowed[id] = keep;
